@@ -1,0 +1,61 @@
+# qcare — build with `make`, test with `make test`, sanitizers with `make debug`.
+# Needs a C11 compiler and the Debian packages listed in scripts/deps.sh
+# (installed automatically when run as root).
+
+CC      ?= cc
+BUILD   ?= build
+PKGS     = libpcre2-8 libutf8proc jansson libcrypto
+OPT     ?= -O2
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Isrc -pthread
+CFLAGS  ?= $(OPT) -g
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LDLIBS   = $(PKG_LIBS) -lm -pthread
+
+ENGINE_SRC = $(wildcard src/engine/*.c)
+CLI_SRC    = $(wildcard src/cli/*.c) tools/mkmodel.c
+TEST_SRC   = $(wildcard tests/test_*.c)
+
+ENGINE_OBJ = $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ    = $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_BIN   = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps test test-unit test-cli debug clean run
+
+all: deps $(BUILD)/qcare
+
+deps:
+	@sh scripts/deps.sh
+
+$(BUILD)/libqcare.a: $(ENGINE_OBJ)
+	@mkdir -p $(dir $@)
+	ar rcs $@ $^
+
+$(BUILD)/qcare: $(CLI_OBJ) $(BUILD)/libqcare.a
+	$(CC) $(CFLAGS) $(CFLAGS_BASE) -o $@ $(CLI_OBJ) $(BUILD)/libqcare.a $(LDLIBS)
+
+$(BUILD)/obj/%.o: %.c $(wildcard include/*.h src/*/*.h tools/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libqcare.a $(BUILD)/obj/tools/mkmodel.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -Itools -o $@ $< $(BUILD)/obj/tools/mkmodel.o $(BUILD)/libqcare.a $(LDLIBS)
+
+# Unit and golden tests of one build (release by default).
+test-unit: $(BUILD)/qcare $(TEST_BIN)
+	@sh tests/run.sh $(BUILD)
+
+# Everything: release build + its tests, then the sanitizer build's tests.
+test: deps
+	@$(MAKE) --no-print-directory test-unit
+	@$(MAKE) --no-print-directory debug
+
+# ASan + UBSan build of the same tests, in build-debug/.
+debug: deps
+	@$(MAKE) --no-print-directory BUILD=build-debug OPT=-O1 \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
+	  test-unit
+
+clean:
+	rm -rf build build-debug

@@ -1,0 +1,124 @@
+/* util.c — error messages, file helpers and number conversions shared by the
+ * engine. */
+#include "engine/engine.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+qc_status qc_seterr(char *err, size_t err_size, qc_status status, const char *fmt, ...) {
+    if (err && err_size > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, err_size, fmt, ap);
+        va_end(ap);
+    }
+    return status;
+}
+
+const char *qc_status_str(qc_status s) {
+    switch (s) {
+    case QC_OK: return "ok";
+    case QC_ERR_IO: return "i/o error";
+    case QC_ERR_FORMAT: return "format error";
+    case QC_ERR_UNSUPPORTED: return "unsupported";
+    case QC_ERR_NOMEM: return "out of memory";
+    case QC_ERR_ARG: return "bad argument";
+    case QC_ERR_CONTEXT: return "context full";
+    default: return "unknown error";
+    }
+}
+
+char *qc_path_join(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = malloc(a + b + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, a);
+    size_t k = a;
+    if (a > 0 && dir[a - 1] != '/') p[k++] = '/';
+    memcpy(p + k, name, b + 1);
+    return p;
+}
+
+char *qc_read_file(const char *path, size_t *len, char *err, size_t err_size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        qc_seterr(err, err_size, QC_ERR_IO, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n + 4096 + 1 > cap) {
+            size_t ncap = cap ? cap * 2 : 65536;
+            char *nb = realloc(buf, ncap);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                qc_seterr(err, err_size, QC_ERR_NOMEM, "%s: out of memory", path);
+                return NULL;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        size_t r = fread(buf + n, 1, cap - n - 1, f);
+        n += r;
+        if (r == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        qc_seterr(err, err_size, QC_ERR_IO, "%s: read error", path);
+        return NULL;
+    }
+    buf[n] = 0;
+    if (len) *len = n;
+    return buf;
+}
+
+float qc_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h >> 15) << 31;
+    uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else { /* subnormal: renormalize */
+            int e = -1;
+            do { e++; man <<= 1; } while (!(man & 0x400));
+            bits = sign | (uint32_t)(127 - 15 - e) << 23 | (man & 0x3ff) << 13;
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | man << 13;
+    } else {
+        bits = sign | (exp + 127 - 15) << 23 | man << 13;
+    }
+    union { uint32_t u; float f; } v = {bits};
+    return v.f;
+}
+
+uint16_t qc_f32_to_bf16(float f) {
+    union { float f; uint32_t u; } v = {f};
+    if ((v.u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((v.u >> 16) | 0x40); /* quiet NaN */
+    uint32_t round = 0x7fffu + ((v.u >> 16) & 1);
+    return (uint16_t)((v.u + round) >> 16);
+}
+
+size_t qc_dtype_size(qc_dtype_t t) {
+    switch (t) {
+    case QC_DTYPE_F32: return 4;
+    case QC_DTYPE_F16: return 2;
+    case QC_DTYPE_BF16: return 2;
+    }
+    return 0;
+}
+
+const char *qc_dtype_name(qc_dtype_t t) {
+    switch (t) {
+    case QC_DTYPE_F32: return "F32";
+    case QC_DTYPE_F16: return "F16";
+    case QC_DTYPE_BF16: return "BF16";
+    }
+    return "?";
+}

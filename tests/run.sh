@@ -1,0 +1,46 @@
+#!/bin/sh
+# Runs every test of one build folder ($1, default build): generates the
+# fixture models with `qcare mkmodel`, runs each tests/test_* program and the
+# CLI tests, and prints the closing line `N passed, N failed`.
+BUILD=${1:-build}
+export QC_BUILD="$BUILD"
+export QC_FIXTURES="${QC_FIXTURES:-../shared/fixtures}"
+if [ ! -d "$QC_FIXTURES" ]; then
+    echo "tests: fixtures not found at $QC_FIXTURES (set QC_FIXTURES)" >&2
+    exit 1
+fi
+export QC_MODELS="$BUILD/models"
+mkdir -p "$QC_MODELS"
+for preset in tiny-qwen2 tiny-qwen3; do
+    if [ ! -f "$QC_MODELS/$preset/model.safetensors" ] || [ "$BUILD/qcare" -nt "$QC_MODELS/$preset/model.safetensors" ]; then
+        "$BUILD/qcare" mkmodel --preset "$preset" --out "$QC_MODELS/$preset" \
+            --tokenizer "$QC_FIXTURES/tokenizer" >/dev/null || { echo "tests: mkmodel $preset failed" >&2; exit 1; }
+    fi
+done
+
+passed=0; failed=0
+log="$BUILD/tests/log"; mkdir -p "$log"
+
+# run_one NAME COMMAND...: runs one test program, adds its counts (a crash or
+# a non-zero exit without a count is one failure) and reports it.
+run_one() {
+    name=$1; shift
+    "$@" > "$log/$name.out" 2>&1
+    rc=$?
+    line=$(grep -E '^[^ ]+: [0-9]+ passed, [0-9]+ failed$' "$log/$name.out" | tail -n 1)
+    p=$(echo "$line" | sed -nE 's/.*: ([0-9]+) passed.*/\1/p'); f=$(echo "$line" | sed -nE 's/.* ([0-9]+) failed$/\1/p')
+    [ -n "$p" ] || p=0
+    [ -n "$f" ] || f=0
+    if [ $rc -ne 0 ] && [ "$f" = 0 ]; then f=1; fi
+    passed=$((passed + p)); failed=$((failed + f))
+    if [ $rc -eq 0 ]; then echo "ok   $name ($p passed)"; else echo "FAIL $name (rc $rc)"; tail -n 20 "$log/$name.out"; fi
+}
+
+for t in "$BUILD"/tests/test_*; do
+    [ -x "$t" ] && run_one "$(basename "$t")" "$t"
+done
+for s in tests/cli_*.sh; do
+    [ -f "$s" ] && run_one "$(basename "$s" .sh)" sh "$s" "$BUILD"
+done
+echo "$BUILD: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
