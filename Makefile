@@ -6,7 +6,7 @@ CC      ?= cc
 BUILD   ?= build
 PKGS     = libpcre2-8 libutf8proc jansson libcrypto
 OPT     ?= -O2
-CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Isrc -pthread
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Isrc -Itools -pthread
 CFLAGS  ?= $(OPT) -g
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -59,3 +59,17 @@ debug: deps
 
 clean:
 	rm -rf build build-debug
+
+# Build, then answer one prompt with MODEL (a Hugging Face Qwen folder). With
+# no MODEL, a tiny random-weight fixture model is generated from
+# ../shared/fixtures/tokenizer (it runs the real code path; its text is noise).
+MODEL  ?=
+PROMPT ?= 我最近总是失眠，怎么办？
+run: all
+	@if [ -z "$(MODEL)" ]; then \
+	  [ -f $(BUILD)/models/tiny-qwen2/model.safetensors ] || \
+	    $(BUILD)/qcare mkmodel --preset tiny-qwen2 --out $(BUILD)/models/tiny-qwen2 --tokenizer ../shared/fixtures/tokenizer; \
+	  $(BUILD)/qcare generate --model $(BUILD)/models/tiny-qwen2 --chat -n 32 "$(PROMPT)"; \
+	else \
+	  $(BUILD)/qcare generate --model "$(MODEL)" --chat -n 256 "$(PROMPT)"; \
+	fi

@@ -241,7 +241,9 @@ int32_t qc_sampler_sample(qc_sampler_t *s, float *logits, const int32_t *history
 /* ==== generation ==== */
 
 /* Called with each generated token and the text it completes (whole UTF-8
- * characters, possibly ""). Return non-zero to stop. */
+ * characters, possibly ""). Return non-zero to stop. At the end of a stream
+ * that left an unfinished character, it is called once more with id -1 and
+ * the U+FFFD replacement text. */
 typedef int (*qc_token_cb)(void *user, int32_t id, const char *piece, size_t piece_len);
 
 typedef struct {

@@ -20,6 +20,7 @@ qc_status qc_seterr(char *err, size_t err_size, qc_status status, const char *fm
 /* ==== model configuration (config.json + generation_config.json) ==== */
 
 #define QC_MAX_EOS 8
+#define QC_MAX_EOG 16
 
 typedef struct {
     qc_arch_t arch;
@@ -115,6 +116,8 @@ struct qc_model {
     qc_tokenizer_t *tok;
     int64_t n_params;
     int64_t weight_bytes;
+    int32_t eog[QC_MAX_EOG]; /* ids that end generation (filled by qc_model_load) */
+    int n_eog;
 };
 
 /* Fills m->tok_embd, m->out_norm, m->lm_head and m->layers (allocated) from

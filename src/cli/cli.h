@@ -1,0 +1,37 @@
+/* cli.h — pieces shared by the `qcare` subcommands. */
+#ifndef QC_CLI_H
+#define QC_CLI_H
+
+#include "qcare.h"
+
+#include <stdio.h>
+
+/* A subcommand: argc/argv start at the subcommand's own name. */
+typedef int (*cli_cmd_fn)(int argc, char **argv);
+
+/* Whether argv[*i] is option `name`; if it takes a value (want_value), the
+ * value is stored in *value and *i advanced (error printed and exit status 2
+ * via *bad when it is missing). */
+int cli_opt(int argc, char **argv, int *i, const char *name, const char **value, int *bad);
+
+/* Parses an int/float option value; prints an error naming opt and sets *bad
+ * on garbage. */
+long cli_parse_long(const char *opt, const char *s, long lo, long hi, int *bad);
+double cli_parse_double(const char *opt, const char *s, double lo, double hi, int *bad);
+
+/* The text argument: the literal string, or all of stdin for "-". Caller frees.
+ * NULL (message printed) on failure. */
+char *cli_read_text(const char *arg, size_t *len);
+
+/* Loads --model (message printed on failure). */
+qc_model_t *cli_load_model(const char *dir);
+
+/* Prints s as a JSON string literal (with quotes) to f. */
+void cli_json_string(FILE *f, const char *s, size_t len);
+
+int cmd_tokenize(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_mkmodel(int argc, char **argv);
+
+#endif

@@ -1,0 +1,438 @@
+/* cmd_engine.c — the engine-level commands: tokenize, logits, generate,
+ * mkmodel. */
+#include "cli/cli.h"
+#include "mkmodel.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ==== options shared by the model commands ==== */
+
+typedef struct {
+    const char *model;
+    const char *text; /* the last non-option argument */
+    int n_ctx, n_batch;
+} common_t;
+
+/* Consumes argv[*i] if it is a common option or the text; returns 0 if it is
+ * none of them (an unknown option). */
+static int common_opt(int argc, char **argv, int *i, common_t *c, int *bad) {
+    const char *v;
+    if (cli_opt(argc, argv, i, "--model", &c->model, bad) || cli_opt(argc, argv, i, "-m", &c->model, bad))
+        return 1;
+    if (cli_opt(argc, argv, i, "--ctx", &v, bad)) {
+        if (!*bad) c->n_ctx = (int)cli_parse_long("--ctx", v, 1, 1 << 20, bad);
+        return 1;
+    }
+    if (cli_opt(argc, argv, i, "--batch", &v, bad)) {
+        if (!*bad) c->n_batch = (int)cli_parse_long("--batch", v, 1, 4096, bad);
+        return 1;
+    }
+    if (argv[*i][0] != '-' || !strcmp(argv[*i], "-")) {
+        if (c->text) {
+            fprintf(stderr, "qcare: one TEXT argument expected, got '%s' and '%s' (quote the text)\n", c->text, argv[*i]);
+            *bad = 1;
+        }
+        c->text = argv[*i];
+        return 1;
+    }
+    return 0;
+}
+
+static int unknown_opt(const char *cmd, const char *opt) {
+    fprintf(stderr, "qcare %s: unknown option '%s' (see qcare %s --help)\n", cmd, opt, cmd);
+    return 2;
+}
+
+static int is_help(const char *a) { return !strcmp(a, "--help") || !strcmp(a, "-h"); }
+
+#define COMMON_HELP \
+    "  --model DIR       Hugging Face model folder (config.json, model.safetensors, tokenizer.json)\n" \
+    "  --ctx N           context size in tokens (default: the model's, at most 4096)\n" \
+    "  --batch N         tokens per forward pass during prefill (default 64)\n" \
+    "  TEXT              the text, or - to read it from stdin; special tokens such as\n" \
+    "                    <|im_start|> in it are recognized\n"
+
+/* Loads the model and encodes the text argument (special tokens parsed). */
+static qc_model_t *load_and_encode(const common_t *c, int32_t **ids, size_t *n) {
+    if (!c->text) {
+        fprintf(stderr, "qcare: TEXT (or - for stdin) is required\n");
+        return NULL;
+    }
+    qc_model_t *m = cli_load_model(c->model);
+    if (!m) return NULL;
+    size_t len;
+    char *text = cli_read_text(c->text, &len);
+    if (!text) goto fail;
+    qc_status st = qc_tokenizer_encode(qc_model_tokenizer(m), text, len, QC_TOK_PARSE_SPECIAL, ids, n);
+    free(text);
+    if (st) {
+        fprintf(stderr, "qcare: cannot tokenize the text: %s (is it UTF-8?)\n", qc_status_str(st));
+        goto fail;
+    }
+    return m;
+fail:
+    qc_model_free(m);
+    return NULL;
+}
+
+static qc_ctx_t *new_ctx(const qc_model_t *m, const common_t *c) {
+    qc_ctx_opts_t o = {.n_batch = c->n_batch};
+    qc_ctx_t *x = qc_ctx_new(m, c->n_ctx, &o);
+    if (!x) fprintf(stderr, "qcare: out of memory for a %d-token context\n", c->n_ctx);
+    return x;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ==== tokenize ==== */
+
+/* Parses a list of ids written as a JSON array or separated by spaces/commas. */
+static int parse_ids(const char *s, int32_t **out, size_t *n) {
+    size_t cap = 16;
+    int32_t *ids = malloc(cap * sizeof *ids);
+    *n = 0;
+    while (ids) {
+        while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == ',' || *s == '[' || *s == ']') s++;
+        if (!*s) {
+            *out = ids;
+            return 0;
+        }
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 0 || v > INT32_MAX) {
+            fprintf(stderr, "qcare tokenize --decode: expected token ids, got '%.20s'\n", s);
+            break;
+        }
+        if (*n == cap) {
+            int32_t *nb = realloc(ids, (cap *= 2) * sizeof *ids);
+            if (!nb) break;
+            ids = nb;
+        }
+        ids[(*n)++] = (int32_t)v;
+        s = end;
+    }
+    free(ids);
+    return 1;
+}
+
+int cmd_tokenize(int argc, char **argv) {
+    common_t c = {0};
+    int bad = 0, decode = 0;
+    for (int i = 1; i < argc && !bad; i++) {
+        if (is_help(argv[i])) {
+            printf("usage: qcare tokenize --model DIR [--decode] TEXT|-\n\n"
+                   "Prints the token ids of TEXT as one JSON array. With --decode, TEXT is a list of\n"
+                   "ids (a JSON array or numbers separated by spaces) and the decoded text is printed.\n\n" COMMON_HELP);
+            return 0;
+        }
+        if (cli_opt(argc, argv, &i, "--decode", NULL, &bad)) decode = 1;
+        else if (!common_opt(argc, argv, &i, &c, &bad)) return unknown_opt("tokenize", argv[i]);
+    }
+    if (bad) return 2;
+    if (!c.text) {
+        fprintf(stderr, "qcare tokenize: TEXT (or - for stdin) is required\n");
+        return 2;
+    }
+    if (!c.model) {
+        fprintf(stderr, "qcare tokenize: --model DIR is required\n");
+        return 2;
+    }
+    /* Only the tokenizer is needed: load tokenizer.json alone. */
+    char err[512], *path = malloc(strlen(c.model) + 32);
+    qc_tokenizer_t *tok = NULL;
+    if (!path) return 1;
+    sprintf(path, "%s/tokenizer.json", c.model);
+    qc_status st = qc_tokenizer_load(path, &tok, err, sizeof err);
+    free(path);
+    if (st) {
+        fprintf(stderr, "qcare tokenize: %s\n", err);
+        return 1;
+    }
+    size_t len, n = 0;
+    int32_t *ids = NULL;
+    char *text = cli_read_text(c.text, &len);
+    int rc = 1;
+    if (!text) goto done;
+    if (decode) {
+        char *out;
+        size_t olen;
+        if (parse_ids(text, &ids, &n)) goto done;
+        if ((st = qc_tokenizer_decode(tok, ids, n, &out, &olen))) {
+            fprintf(stderr, "qcare tokenize --decode: %s (an id outside the vocabulary?)\n", qc_status_str(st));
+            goto done;
+        }
+        fwrite(out, 1, olen, stdout);
+        putchar('\n');
+        free(out);
+    } else {
+        if ((st = qc_tokenizer_encode(tok, text, len, QC_TOK_PARSE_SPECIAL, &ids, &n))) {
+            fprintf(stderr, "qcare tokenize: %s (is the text UTF-8?)\n", qc_status_str(st));
+            goto done;
+        }
+        putchar('[');
+        for (size_t i = 0; i < n; i++) printf(i ? ", %d" : "%d", (int)ids[i]);
+        printf("]\n");
+    }
+    rc = 0;
+done:
+    free(text);
+    free(ids);
+    qc_tokenizer_free(tok);
+    return rc;
+}
+
+/* ==== logits ==== */
+
+typedef struct {
+    float v;
+    int32_t id;
+} top_t;
+
+/* Writes the k best (value, id) of row into top[0..k), best first; ties go
+ * to the lower id. */
+static void top_k(const float *row, int32_t n, int k, top_t *top) {
+    int have = 0;
+    for (int32_t id = 0; id < n; id++) {
+        float v = row[id];
+        if (have == k && !(v > top[k - 1].v)) continue;
+        int j = have < k ? have++ : k - 1;
+        while (j > 0 && v > top[j - 1].v) {
+            top[j] = top[j - 1];
+            j--;
+        }
+        top[j] = (top_t){v, id};
+    }
+}
+
+int cmd_logits(int argc, char **argv) {
+    common_t c = {0};
+    int bad = 0, k = 5;
+    const char *v;
+    for (int i = 1; i < argc && !bad; i++) {
+        if (is_help(argv[i])) {
+            printf("usage: qcare logits --model DIR [--top K] TEXT|-\n\n"
+                   "Runs the model over TEXT and prints, for every position, one JSON line\n"
+                   "  {\"pos\": i, \"id\": token_id, \"top\": [[id, logit], ...]}\n"
+                   "with the K (default 5) highest next-token logits after that token, best first.\n\n" COMMON_HELP);
+            return 0;
+        }
+        if (cli_opt(argc, argv, &i, "--top", &v, &bad)) {
+            if (!bad) k = (int)cli_parse_long("--top", v, 1, 1000, &bad);
+        } else if (!common_opt(argc, argv, &i, &c, &bad)) {
+            return unknown_opt("logits", argv[i]);
+        }
+    }
+    if (bad) return 2;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    qc_model_t *m = load_and_encode(&c, &ids, &n);
+    if (!m) return 1;
+    int rc = 1;
+    int32_t nv = qc_model_n_vocab(m);
+    float *logits = malloc((size_t)nv * sizeof *logits);
+    top_t *top = malloc((size_t)k * sizeof *top);
+    qc_ctx_t *x = new_ctx(m, &c);
+    if (!logits || !top || !x) goto done;
+    if (n == 0) {
+        fprintf(stderr, "qcare logits: the text has no tokens\n");
+        goto done;
+    }
+    /* One token at a time keeps memory at one row of logits; the engine
+     * gives the same logits as a whole-prompt pass (tested). */
+    for (size_t p = 0; p < n; p++) {
+        if (qc_ctx_eval(x, &ids[p], 1, logits, QC_LOGITS_LAST)) {
+            fprintf(stderr, "qcare logits: %s\n", qc_ctx_errmsg(x));
+            goto done;
+        }
+        top_k(logits, nv, k, top);
+        printf("{\"pos\": %zu, \"id\": %d, \"top\": [", p, (int)ids[p]);
+        for (int j = 0; j < k; j++) printf(j ? ", [%d, %.6f]" : "[%d, %.6f]", (int)top[j].id, top[j].v);
+        printf("]}\n");
+    }
+    rc = 0;
+done:
+    qc_ctx_free(x);
+    free(top);
+    free(logits);
+    free(ids);
+    qc_model_free(m);
+    return rc;
+}
+
+/* ==== generate ==== */
+
+typedef struct {
+    char *text; /* everything streamed, for --json */
+    size_t len, cap;
+} stream_t;
+
+static int on_token(void *user, int32_t id, const char *piece, size_t len) {
+    (void)id;
+    stream_t *s = user;
+    fwrite(piece, 1, len, stdout);
+    fflush(stdout);
+    if (s->len + len + 1 > s->cap) {
+        size_t ncap = (s->len + len + 1) * 2;
+        char *nb = realloc(s->text, ncap);
+        if (!nb) return 1;
+        s->text = nb;
+        s->cap = ncap;
+    }
+    memcpy(s->text + s->len, piece, len);
+    s->len += len;
+    s->text[s->len] = 0;
+    return 0;
+}
+
+int cmd_generate(int argc, char **argv) {
+    common_t c = {0};
+    int bad = 0, greedy = 0, chat = 0, json = 0, n_max = 128, quiet = 0;
+    const char *v, *system = NULL;
+    double temp = -1, top_p = -1, min_p = -1, rep = -1;
+    long top_k_opt = -1;
+    unsigned long long seed = 0;
+    int have_seed = 0;
+    for (int i = 1; i < argc && !bad; i++) {
+        if (is_help(argv[i])) {
+            printf("usage: qcare generate --model DIR [options] TEXT|-\n\n"
+                   "Continues TEXT with the model and streams the new text to stdout.\n\n"
+                   "  -n N              most tokens to generate (default 128)\n"
+                   "  --greedy          always take the most likely token\n"
+                   "  --temp T          sampling temperature (default: generation_config.json)\n"
+                   "  --top-k K         keep the K most likely tokens (0 = off)\n"
+                   "  --top-p P         nucleus sampling mass (1 = off)\n"
+                   "  --min-p P         drop tokens below P x the best probability (0 = off)\n"
+                   "  --repeat-penalty R  Hugging Face repetition penalty (1 = off)\n"
+                   "  --seed S          random seed (default 0); the same seed repeats a run\n"
+                   "  --chat            wrap TEXT as a user turn of a ChatML conversation\n"
+                   "  --system TEXT     with --chat: the system prompt\n"
+                   "  --json            finish with a line {\"ids\": [...], \"text\": \"...\"}\n"
+                   "  --quiet           no timing line on stderr\n" COMMON_HELP);
+            return 0;
+        }
+        if (cli_opt(argc, argv, &i, "-n", &v, &bad) || cli_opt(argc, argv, &i, "--max-tokens", &v, &bad)) {
+            if (!bad) n_max = (int)cli_parse_long("-n", v, 1, 1 << 20, &bad);
+        } else if (cli_opt(argc, argv, &i, "--greedy", NULL, &bad)) greedy = 1;
+        else if (cli_opt(argc, argv, &i, "--chat", NULL, &bad)) chat = 1;
+        else if (cli_opt(argc, argv, &i, "--json", NULL, &bad)) json = 1;
+        else if (cli_opt(argc, argv, &i, "--quiet", NULL, &bad)) quiet = 1;
+        else if (cli_opt(argc, argv, &i, "--system", &system, &bad)) {}
+        else if (cli_opt(argc, argv, &i, "--temp", &v, &bad)) { if (!bad) temp = cli_parse_double("--temp", v, 0, 100, &bad); }
+        else if (cli_opt(argc, argv, &i, "--top-p", &v, &bad)) { if (!bad) top_p = cli_parse_double("--top-p", v, 0, 1, &bad); }
+        else if (cli_opt(argc, argv, &i, "--min-p", &v, &bad)) { if (!bad) min_p = cli_parse_double("--min-p", v, 0, 1, &bad); }
+        else if (cli_opt(argc, argv, &i, "--repeat-penalty", &v, &bad)) { if (!bad) rep = cli_parse_double("--repeat-penalty", v, 0.01, 100, &bad); }
+        else if (cli_opt(argc, argv, &i, "--top-k", &v, &bad)) { if (!bad) top_k_opt = cli_parse_long("--top-k", v, 0, 1 << 20, &bad); }
+        else if (cli_opt(argc, argv, &i, "--seed", &v, &bad)) {
+            if (!bad) seed = (unsigned long long)cli_parse_double("--seed", v, 0, 1.8e19, &bad);
+            have_seed = 1;
+        } else if (!common_opt(argc, argv, &i, &c, &bad)) return unknown_opt("generate", argv[i]);
+    }
+    if (bad) return 2;
+    if (!c.text) {
+        fprintf(stderr, "qcare generate: TEXT (or - for stdin) is required\n");
+        return 2;
+    }
+    qc_model_t *m = cli_load_model(c.model);
+    if (!m) return 1;
+    int rc = 1;
+    int32_t *ids = NULL, *out = NULL;
+    size_t n = 0, n_out = 0, len;
+    char *text = cli_read_text(c.text, &len), *prompt = NULL;
+    stream_t s = {0};
+    qc_ctx_t *x = NULL;
+    if (!text) goto done;
+    if (chat) {
+        qc_chat_msg_t msgs[2];
+        size_t nm = 0;
+        if (system) msgs[nm++] = (qc_chat_msg_t){"system", system};
+        msgs[nm++] = (qc_chat_msg_t){"user", text};
+        qc_chat_opts_t co = {.add_generation_prompt = 1, .empty_think = qc_model_arch(m) == QC_ARCH_QWEN3};
+        if (qc_chat_render(msgs, nm, &co, &prompt)) goto done;
+    }
+    const char *p = prompt ? prompt : text;
+    if (qc_tokenizer_encode(qc_model_tokenizer(m), p, strlen(p), QC_TOK_PARSE_SPECIAL, &ids, &n)) {
+        fprintf(stderr, "qcare generate: cannot tokenize the text (is it UTF-8?)\n");
+        goto done;
+    }
+    if (n == 0) {
+        fprintf(stderr, "qcare generate: the text has no tokens\n");
+        goto done;
+    }
+    qc_generate_opts_t go = {.max_tokens = n_max};
+    qc_model_sampling_defaults(m, &go.sampling);
+    if (greedy) go.sampling.temperature = 0;
+    if (temp >= 0) go.sampling.temperature = (float)temp;
+    if (top_p >= 0) go.sampling.top_p = (float)top_p;
+    if (min_p >= 0) go.sampling.min_p = (float)min_p;
+    if (rep >= 0) go.sampling.repetition_penalty = (float)rep;
+    if (top_k_opt >= 0) go.sampling.top_k = (int)top_k_opt;
+    if (have_seed) go.sampling.seed = seed;
+    if (!(x = new_ctx(m, &c)) || !(out = malloc((size_t)n_max * sizeof *out))) goto done;
+    double t0 = now_s();
+    qc_status st = qc_generate(x, ids, n, &go, on_token, &s, out, &n_out);
+    double t1 = now_s();
+    if (st) {
+        fprintf(stderr, "\nqcare generate: %s\n", qc_ctx_errmsg(x));
+        goto done;
+    }
+    putchar('\n');
+    if (json) {
+        printf("{\"ids\": [");
+        for (size_t i = 0; i < n_out; i++) printf(i ? ", %d" : "%d", (int)out[i]);
+        printf("], \"text\": ");
+        cli_json_string(stdout, s.text ? s.text : "", s.len);
+        printf("}\n");
+    }
+    if (!quiet)
+        fprintf(stderr, "[%zu prompt + %zu generated tokens in %.2f s: %.2f tokens/s overall]\n", n, n_out,
+                t1 - t0, (double)(n + n_out) / (t1 - t0));
+    rc = 0;
+done:
+    qc_ctx_free(x);
+    free(s.text);
+    free(out);
+    free(ids);
+    free(prompt);
+    free(text);
+    qc_model_free(m);
+    return rc;
+}
+
+/* ==== mkmodel ==== */
+
+int cmd_mkmodel(int argc, char **argv) {
+    const char *preset = NULL, *out = NULL, *tokdir = NULL;
+    int bad = 0;
+    for (int i = 1; i < argc && !bad; i++) {
+        if (is_help(argv[i])) {
+            printf("usage: qcare mkmodel --preset NAME --out DIR --tokenizer DIR\n\n"
+                   "Writes a Hugging Face model folder with deterministic random weights and real\n"
+                   "Qwen shapes, bit-exactly as ../shared/fixtures/README.md specifies. Presets:");
+            for (const char *const *p = qc_mkmodel_presets(); *p; p++) printf(" %s", *p);
+            printf("\n  --tokenizer DIR   folder holding tokenizer.json (copied into the model)\n");
+            return 0;
+        }
+        if (cli_opt(argc, argv, &i, "--preset", &preset, &bad)) {}
+        else if (cli_opt(argc, argv, &i, "--out", &out, &bad)) {}
+        else if (cli_opt(argc, argv, &i, "--tokenizer", &tokdir, &bad)) {}
+        else return unknown_opt("mkmodel", argv[i]);
+    }
+    if (bad) return 2;
+    if (!preset || !out || !tokdir) {
+        fprintf(stderr, "qcare mkmodel: --preset, --out and --tokenizer are required (see --help)\n");
+        return 2;
+    }
+    char err[512];
+    if (qc_mkmodel(preset, out, tokdir, 1, err, sizeof err)) {
+        fprintf(stderr, "qcare mkmodel: %s\n", err);
+        return 1;
+    }
+    printf("%s\n", out);
+    return 0;
+}

@@ -1,0 +1,246 @@
+/* test_cli.c — the `qcare` command as a user runs it: outputs of tokenize,
+ * logits and generate compared with the outside goldens (Hugging Face
+ * tokenizer ids, llama.cpp logits and greedy tokens), help texts, and clear
+ * errors with a non-zero exit on bad input. */
+#include "test.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *qcare, *models, *fixtures;
+static char tmpdir[512];
+
+static const char *env_or(const char *name, const char *def) {
+    const char *v = getenv(name);
+    return v && *v ? v : def;
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return strdup("");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) n = 0;
+    if (s) s[n] = 0;
+    fclose(f);
+    return s;
+}
+
+/* Runs `qcare ARGS` with stdin from `input` (may be NULL); returns the exit
+ * status and the captured stdout/stderr (caller frees). */
+static int run(const char *args, const char *input, char **out, char **err) {
+    char in_path[600], out_path[600], err_path[600], cmd[4096];
+    snprintf(in_path, sizeof in_path, "%s/in", tmpdir);
+    snprintf(out_path, sizeof out_path, "%s/out", tmpdir);
+    snprintf(err_path, sizeof err_path, "%s/err", tmpdir);
+    FILE *f = fopen(in_path, "wb");
+    if (f) {
+        if (input) fputs(input, f);
+        fclose(f);
+    }
+    snprintf(cmd, sizeof cmd, "%s %s < %s > %s 2> %s", qcare, args, in_path, out_path, err_path);
+    int st = system(cmd);
+    *out = slurp(out_path);
+    *err = slurp(err_path);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+/* Runs and frees the output; returns the exit status, keeps stderr in *err. */
+static int run_status(const char *args, const char *input, char **err) {
+    char *out;
+    int rc = run(args, input, &out, err);
+    free(out);
+    return rc;
+}
+
+static json_t *golden_line(const char *name, int index) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/golden/%s.jsonl", fixtures, name);
+    FILE *f = fopen(path, "r");
+    if (!f) return NULL;
+    char *line = NULL;
+    size_t cap = 0;
+    json_t *g = NULL;
+    for (int i = 0; i <= index && getline(&line, &cap, f) > 0; i++)
+        if (i == index) g = json_loads(line, 0, NULL);
+    free(line);
+    fclose(f);
+    return g;
+}
+
+static int ids_equal(json_t *a, json_t *b) {
+    if (!json_is_array(a) || !json_is_array(b) || json_array_size(a) != json_array_size(b)) return 0;
+    for (size_t i = 0; i < json_array_size(a); i++)
+        if (json_integer_value(json_array_get(a, i)) != json_integer_value(json_array_get(b, i))) return 0;
+    return 1;
+}
+
+static void test_help_and_errors(const char *model) {
+    char *err, args[1024];
+    const char *cmds[] = {"tokenize", "logits", "generate", "mkmodel"};
+    CHECK(run_status("--help", NULL, &err) == 0, "qcare --help");
+    free(err);
+    for (int i = 0; i < 4; i++) {
+        snprintf(args, sizeof args, "%s --help", cmds[i]);
+        CHECK(run_status(args, NULL, &err) == 0, "qcare %s --help exits 0", cmds[i]);
+        free(err);
+    }
+    int rc = run_status("frobnicate", NULL, &err);
+    CHECK(rc == 2 && strstr(err, "unknown command"), "unknown command: rc %d, '%s'", rc, err);
+    free(err);
+    rc = run_status("generate hello", NULL, &err);
+    CHECK(rc != 0 && strstr(err, "--model"), "missing --model: rc %d, '%s'", rc, err);
+    free(err);
+    rc = run_status("generate --model /nonexistent/model hello", NULL, &err);
+    CHECK(rc == 1 && strstr(err, "/nonexistent/model"), "missing folder named: rc %d, '%s'", rc, err);
+    free(err);
+    snprintf(args, sizeof args, "generate --model %s --bogus hello", model);
+    rc = run_status(args, NULL, &err);
+    CHECK(rc == 2 && strstr(err, "--bogus"), "unknown option: rc %d, '%s'", rc, err);
+    free(err);
+    snprintf(args, sizeof args, "generate --model %s -n abc hello", model);
+    rc = run_status(args, NULL, &err);
+    CHECK(rc == 2 && strstr(err, "abc"), "bad number: rc %d, '%s'", rc, err);
+    free(err);
+    snprintf(args, sizeof args, "logits --model %s -", model);
+    rc = run_status(args, "bad \xff\xfe utf8", &err);
+    CHECK(rc == 1 && strstr(err, "UTF-8"), "invalid UTF-8: rc %d, '%s'", rc, err);
+    free(err);
+    snprintf(args, sizeof args, "tokenize --model %s --decode -", model);
+    rc = run_status(args, "[1, 99999999]", &err);
+    CHECK(rc == 1 && *err, "decode of an unknown id fails: rc %d", rc);
+    free(err);
+}
+
+static void test_tokenize(const char *model) {
+    char path[1024], args[1200], *out, *err;
+    snprintf(path, sizeof path, "%s/golden/tokenizer.jsonl", fixtures);
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL, "open %s", path);
+    if (!f) return;
+    char *line = NULL;
+    size_t cap = 0;
+    int n = 0, ok = 0;
+    while (getline(&line, &cap, f) > 0 && n < 8) { /* the tokenizer test covers every line */
+        json_t *g = json_loads(line, 0, NULL);
+        if (!g) continue;
+        n++;
+        snprintf(args, sizeof args, "tokenize --model %s -", model);
+        int rc = run(args, json_string_value(json_object_get(g, "text")), &out, &err);
+        json_t *got = json_loads(out, 0, NULL);
+        if (rc == 0 && ids_equal(got, json_object_get(g, "ids"))) {
+            free(out);
+            free(err);
+            snprintf(args, sizeof args, "tokenize --model %s --decode -", model);
+            char *ids = json_dumps(json_object_get(g, "ids"), JSON_COMPACT);
+            rc = run(args, ids, &out, &err);
+            free(ids);
+            const char *want = json_string_value(json_object_get(g, "decoded"));
+            size_t wl = strlen(want);
+            ok += rc == 0 && strlen(out) == wl + 1 && !memcmp(out, want, wl) && out[wl] == '\n';
+        }
+        json_decref(got);
+        json_decref(g);
+        free(out);
+        free(err);
+    }
+    free(line);
+    fclose(f);
+    CHECK(n > 0 && ok == n, "tokenize and --decode match Hugging Face on %d of %d lines", ok, n);
+}
+
+static void test_logits_and_generate(const char *name) {
+    char model[1024], args[1200], *out, *err;
+    snprintf(model, sizeof model, "%s/%s", models, name);
+    for (int li = 0; li < 5; li += 2) {
+        json_t *g = golden_line(name, li);
+        CHECK(g != NULL, "golden %s line %d", name, li);
+        if (!g) continue;
+        const char *prompt = json_string_value(json_object_get(g, "prompt"));
+
+        snprintf(args, sizeof args, "logits --model %s --top 5 -", model);
+        int rc = run(args, prompt, &out, &err);
+        CHECK(rc == 0, "logits rc %d: %s", rc, err);
+        json_t *top5 = json_object_get(g, "top5_per_position"), *tokens = json_object_get(g, "tokens");
+        size_t lines = 0;
+        int ok = 1;
+        for (char *s = out, *nl; *s; s = nl + 1) {
+            nl = strchr(s, '\n');
+            if (!nl) break;
+            *nl = 0;
+            json_t *row = json_loads(s, 0, NULL);
+            json_t *want = json_array_get(top5, lines);
+            ok &= row && json_integer_value(json_object_get(row, "pos")) == (json_int_t)lines &&
+                  json_integer_value(json_object_get(row, "id")) == json_integer_value(json_array_get(tokens, lines));
+            json_t *top = json_object_get(row, "top");
+            /* Each id we print is in llama.cpp's top 5 with the same logit
+             * (near-ties may be ordered differently). */
+            for (size_t k = 0; ok && k < 5; k++) {
+                json_t *a = json_array_get(top, k);
+                int found = 0;
+                for (size_t j = 0; j < 5 && !found; j++) {
+                    json_t *b = json_array_get(want, j);
+                    found = json_integer_value(json_array_get(a, 0)) == json_integer_value(json_array_get(b, 0)) &&
+                            fabs(json_number_value(json_array_get(a, 1)) - json_number_value(json_array_get(b, 1))) <= 1e-3;
+                }
+                ok &= found;
+            }
+            json_decref(row);
+            lines++;
+        }
+        CHECK(ok && lines == json_array_size(tokens), "%s line %d: logits output matches llama.cpp (%zu lines)", name, li, lines);
+        free(out);
+        free(err);
+
+        snprintf(args, sizeof args, "generate --model %s --greedy -n 24 --json --quiet -", model);
+        rc = run(args, prompt, &out, &err);
+        char *last = strrchr(out, '{');
+        json_t *res = last ? json_loads(last, 0, NULL) : NULL;
+        CHECK(rc == 0 && res && ids_equal(json_object_get(res, "ids"), json_object_get(g, "greedy")),
+              "%s line %d: generate --greedy gives llama.cpp's 24 tokens (rc %d, %s)", name, li, rc, err);
+        /* the streamed text is the decoded ids, and equals the JSON text */
+        const char *text = json_string_value(json_object_get(res, "text"));
+        CHECK(text && !strncmp(out, text, strlen(text)), "%s: streamed text equals the JSON text", name);
+        json_decref(res);
+        json_decref(g);
+        free(out);
+        free(err);
+    }
+
+    /* Sampling with a seed repeats; --chat runs. */
+    char *out2, *err2;
+    snprintf(args, sizeof args, "generate --model %s --temp 0.8 --top-p 0.9 --top-k 40 --seed 42 -n 16 --json --quiet --chat -", model);
+    int rc1 = run(args, "我头疼", &out, &err), rc2 = run(args, "我头疼", &out2, &err2);
+    CHECK(rc1 == 0 && rc2 == 0 && !strcmp(out, out2) && strstr(out, "\"ids\": ["), "%s: seeded sampling repeats", name);
+    free(out); free(err); free(out2); free(err2);
+}
+
+int main(void) {
+    qcare = getenv("QC_QCARE");
+    static char qbuf[600];
+    if (!qcare) {
+        snprintf(qbuf, sizeof qbuf, "%s/qcare", env_or("QC_BUILD", "build"));
+        qcare = qbuf;
+    }
+    models = env_or("QC_MODELS", "build/models");
+    fixtures = env_or("QC_FIXTURES", "../shared/fixtures");
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/qcare-cli-XXXXXX");
+    if (!mkdtemp(tmpdir)) return 1;
+    char model[1024];
+    snprintf(model, sizeof model, "%s/tiny-qwen2", models);
+    test_help_and_errors(model);
+    test_tokenize(model);
+    test_logits_and_generate("tiny-qwen2");
+    test_logits_and_generate("tiny-qwen3");
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd)) fprintf(stderr, "cleanup failed\n");
+    return test_done("test_cli");
+}

@@ -1,0 +1,285 @@
+/* test_golden.c — the forward pass against llama.cpp's logits.
+ *
+ * The goldens in ../shared/fixtures/golden/tiny-qwen{2,3}.jsonl were computed
+ * by llama.cpp (F32 weights) on the same weights that `qcare mkmodel` writes
+ * (the generator itself is checked tensor by tensor against the manifests in
+ * test_loader). For every prompt this checks: the tokenization, the top-5
+ * logits at every position, the top-50 and 64 probed logits at the last one
+ * (all within 1e-3), the 24 greedy tokens, and that whole, chunked and
+ * token-by-token prefill give the same logits. The same model re-saved with
+ * F32 and F16 tensors must give the same answers. */
+#include "engine/engine.h"
+#include "test.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define TOL 1e-3
+
+static double max_diff; /* largest |ours - llama.cpp| over every compared logit */
+
+static const char *env_or(const char *name, const char *def) {
+    const char *v = getenv(name);
+    return v && *v ? v : def;
+}
+
+static void note_diff(double d) {
+    if (d > max_diff) max_diff = d;
+}
+
+/* Checks [[id, logit], ...] pairs against a row of logits. */
+static int check_pairs(const json_t *pairs, const float *row, const char *what, size_t pos) {
+    size_t i;
+    json_t *p;
+    int ok = 1;
+    json_array_foreach(pairs, i, p) {
+        int id = (int)json_integer_value(json_array_get(p, 0));
+        double want = json_number_value(json_array_get(p, 1));
+        double d = fabs(row[id] - want);
+        note_diff(d);
+        if (d > TOL) {
+            if (ok) fprintf(stderr, "  %s pos %zu id %d: %.6f vs llama.cpp %.6f\n", what, pos, id, row[id], want);
+            ok = 0;
+        }
+    }
+    return ok;
+}
+
+/* Whether the k best ids of row are the golden's (as sets, since the golden
+ * may order near-ties differently by < TOL). */
+static int check_top_ids(const json_t *pairs, const float *row, int32_t n_vocab) {
+    size_t k = json_array_size(pairs);
+    double kth = INFINITY;
+    for (size_t i = 0; i < k; i++) {
+        double v = json_number_value(json_array_get(json_array_get(pairs, i), 1));
+        if (v < kth) kth = v;
+    }
+    /* No id outside the golden list may beat its weakest entry by > TOL. */
+    for (int32_t id = 0; id < n_vocab; id++) {
+        if (row[id] <= kth + TOL) continue;
+        int listed = 0;
+        for (size_t i = 0; i < k && !listed; i++)
+            listed = json_integer_value(json_array_get(json_array_get(pairs, i), 0)) == id;
+        if (!listed) {
+            fprintf(stderr, "  id %d (%.6f) beats the golden top-%zu (weakest %.6f)\n", id, row[id], k, kth);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int argmax(const float *row, int32_t n) {
+    int best = 0;
+    for (int32_t i = 1; i < n; i++)
+        if (row[i] > row[best]) best = i;
+    return best;
+}
+
+/* Runs every golden line of one model directory. */
+static void check_model(const char *dir, const char *golden_path, const char *label) {
+    char err[512];
+    qc_model_t *m = NULL;
+    qc_status st = qc_model_load(dir, NULL, &m, err, sizeof err);
+    CHECK(st == QC_OK, "%s: load %s: %s", label, dir, err);
+    if (st) return;
+    json_error_t je;
+    json_t *lines = NULL;
+    FILE *f = fopen(golden_path, "r");
+    CHECK(f != NULL, "cannot open %s", golden_path);
+    if (!f) goto done;
+    int32_t nv = qc_model_n_vocab(m);
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) > 0) {
+        json_t *g = json_loads(line, 0, &je);
+        CHECK(g != NULL, "%s: bad golden line: %s", golden_path, je.text);
+        if (!g) continue;
+        const char *prompt = json_string_value(json_object_get(g, "prompt"));
+        json_t *tokens = json_object_get(g, "tokens");
+        int32_t *ids = NULL;
+        size_t n = 0;
+        st = qc_tokenizer_encode(qc_model_tokenizer(m), prompt, strlen(prompt), QC_TOK_PARSE_SPECIAL, &ids, &n);
+        int same = st == QC_OK && n == json_array_size(tokens);
+        for (size_t i = 0; same && i < n; i++) same = ids[i] == json_integer_value(json_array_get(tokens, i));
+        CHECK(same, "%s: tokens of '%.40s' differ from llama.cpp's", label, prompt);
+        if (!same) goto next;
+
+        /* Whole prompt in one pass, all logits. */
+        float *all = malloc(n * (size_t)nv * sizeof(float));
+        float *one = malloc((size_t)nv * sizeof(float));
+        qc_ctx_opts_t big = {.n_batch = 512}, small = {.n_batch = 3};
+        qc_ctx_t *x = qc_ctx_new(m, 256, &big);
+        CHECK(all && one && x, "out of memory");
+        if (!all || !one || !x) goto free_run;
+        CHECK(qc_ctx_eval(x, ids, n, all, QC_LOGITS_ALL) == QC_OK, "eval: %s", qc_ctx_errmsg(x));
+        json_t *top5 = json_object_get(g, "top5_per_position");
+        int ok_pairs = 1, ok_ids = 1;
+        for (size_t p = 0; p < n; p++) {
+            const float *row = all + p * nv;
+            ok_pairs &= check_pairs(json_array_get(top5, p), row, label, p);
+            ok_ids &= check_top_ids(json_array_get(top5, p), row, nv);
+        }
+        CHECK(ok_pairs, "%s '%.30s': top-5 logits within %g at every position", label, prompt, TOL);
+        CHECK(ok_ids, "%s '%.30s': same top-5 ids at every position", label, prompt);
+        const float *last = all + (n - 1) * nv;
+        CHECK(check_pairs(json_object_get(g, "last_top50"), last, "top50", n - 1) &&
+                  check_top_ids(json_object_get(g, "last_top50"), last, nv),
+              "%s '%.30s': last-position top-50", label, prompt);
+        CHECK(check_pairs(json_object_get(g, "last_probe"), last, "probe", n - 1),
+              "%s '%.30s': 64 probed logits", label, prompt);
+
+        /* Chunked (3 tokens a pass) and token-by-token prefill agree. */
+        qc_ctx_t *xc = qc_ctx_new(m, 256, &small);
+        float *chunked = malloc(n * (size_t)nv * sizeof(float));
+        double dc = 0, dt = 0;
+        if (xc && chunked && qc_ctx_eval(xc, ids, n, chunked, QC_LOGITS_ALL) == QC_OK) {
+            for (size_t i = 0; i < n * (size_t)nv; i++) dc = fmax(dc, fabs(chunked[i] - all[i]));
+        } else {
+            dc = INFINITY;
+        }
+        qc_ctx_truncate(xc, 0);
+        for (size_t p = 0; p < n && xc; p++) {
+            if (qc_ctx_eval(xc, &ids[p], 1, one, QC_LOGITS_LAST)) { dt = INFINITY; break; }
+            for (int32_t i = 0; i < nv; i++) dt = fmax(dt, fabs(one[i] - all[p * nv + i]));
+        }
+        CHECK(dc <= 1e-5, "%s: chunked prefill differs from whole prefill by %g", label, dc);
+        CHECK(dt <= 1e-5, "%s: token-by-token differs from whole prefill by %g", label, dt);
+        qc_ctx_free(xc);
+        free(chunked);
+
+        /* 24 greedy tokens, one decode step each, from the whole-prompt cache. */
+        json_t *greedy = json_object_get(g, "greedy"), *margins = json_object_get(g, "greedy_logit_and_margin");
+        memcpy(one, last, (size_t)nv * sizeof(float));
+        int greedy_ok = 1;
+        for (size_t i = 0; i < json_array_size(greedy); i++) {
+            int32_t id = argmax(one, nv);
+            int want = (int)json_integer_value(json_array_get(greedy, i));
+            double wl = json_number_value(json_array_get(json_array_get(margins, i), 0));
+            note_diff(fabs(one[want] - wl));
+            if (id != want || fabs(one[want] - wl) > TOL) {
+                fprintf(stderr, "  %s greedy step %zu: %d (%.6f) vs llama.cpp %d (%.6f)\n", label, i, id, one[id], want, wl);
+                greedy_ok = 0;
+                break;
+            }
+            if (qc_ctx_eval(x, &id, 1, one, QC_LOGITS_LAST)) { greedy_ok = 0; break; }
+        }
+        CHECK(greedy_ok, "%s '%.30s': 24 greedy tokens equal llama.cpp's", label, prompt);
+    free_run:
+        qc_ctx_free(x);
+        free(all);
+        free(one);
+    next:
+        free(ids);
+        json_decref(g);
+    }
+    free(line);
+    fclose(f);
+done:
+    json_decref(lines);
+    qc_model_free(m);
+}
+
+/* ==== the same weights stored as F32 / F16 ==== */
+
+/* Writes a safetensors file holding every tensor of src converted to dtype
+ * (values are exact in both, the fixture recipe guarantees it). */
+static int write_converted(const qc_st_t *src, qc_dtype_t dtype, const char *path) {
+    json_t *hdr = json_object();
+    size_t off = 0, es = qc_dtype_size(dtype);
+    for (size_t i = 0; i < qc_st_count(src); i++) {
+        const qc_st_tensor_t *t = qc_st_at(src, i);
+        size_t n = t->nbytes / qc_dtype_size(t->dtype);
+        json_t *shape = json_array();
+        for (int d = 0; d < t->ndim; d++) json_array_append_new(shape, json_integer(t->shape[d]));
+        json_object_set_new(hdr, t->name,
+                            json_pack("{s:s, s:o, s:[I,I]}", "dtype", qc_dtype_name(dtype), "shape", shape,
+                                      "data_offsets", (json_int_t)off, (json_int_t)(off + n * es)));
+        off += n * es;
+    }
+    char *h = json_dumps(hdr, JSON_COMPACT);
+    json_decref(hdr);
+    FILE *f = fopen(path, "wb");
+    if (!f || !h) {
+        free(h);
+        if (f) fclose(f);
+        return 1;
+    }
+    uint64_t hl = strlen(h);
+    fwrite(&hl, 8, 1, f);
+    fwrite(h, 1, hl, f);
+    free(h);
+    for (size_t i = 0; i < qc_st_count(src); i++) {
+        const qc_st_tensor_t *t = qc_st_at(src, i);
+        size_t n = t->nbytes / qc_dtype_size(t->dtype);
+        const uint16_t *s = t->data;
+        for (size_t j = 0; j < n; j++) {
+            float v = qc_bf16_to_f32(s[j]);
+            if (dtype == QC_DTYPE_F32) {
+                fwrite(&v, 4, 1, f);
+            } else { /* exact: every fixture value has <= 8 significant bits and a small exponent */
+                union { float f; uint32_t u; } b = {v};
+                uint32_t sign = (b.u >> 16) & 0x8000, e = (b.u >> 23) & 0xff;
+                uint16_t h16 = v == 0 ? (uint16_t)sign
+                                      : (uint16_t)(sign | ((e - 127 + 15) << 10) | ((b.u >> 13) & 0x3ff));
+                fwrite(&h16, 2, 1, f);
+            }
+        }
+    }
+    return fclose(f) != 0;
+}
+
+static void link_file(const char *from_dir, const char *to_dir, const char *name) {
+    char a[1024], b[1024], abs_from[1024];
+    if (!realpath(from_dir, abs_from)) return;
+    snprintf(a, sizeof a, "%s/%s", abs_from, name);
+    snprintf(b, sizeof b, "%s/%s", to_dir, name);
+    unlink(b);
+    if (symlink(a, b)) perror("symlink");
+}
+
+static void check_other_dtypes(const char *dir, const char *golden, const char *name) {
+    char err[512], tmpl[1024];
+    qc_st_t *st = NULL;
+    if (qc_st_open_dir(dir, &st, err, sizeof err)) {
+        CHECK(0, "open %s: %s", dir, err);
+        return;
+    }
+    for (int k = 0; k < 2; k++) {
+        qc_dtype_t dt = k ? QC_DTYPE_F16 : QC_DTYPE_F32;
+        snprintf(tmpl, sizeof tmpl, "%s/%s-%s-XXXXXX", env_or("QC_MODELS", "/tmp"), name, qc_dtype_name(dt));
+        if (!mkdtemp(tmpl)) {
+            CHECK(0, "mkdtemp %s", tmpl);
+            continue;
+        }
+        char path[1100], label[64];
+        snprintf(path, sizeof path, "%s/model.safetensors", tmpl);
+        CHECK(write_converted(st, dt, path) == 0, "write %s", path);
+        link_file(dir, tmpl, "config.json");
+        link_file(dir, tmpl, "generation_config.json");
+        link_file(dir, tmpl, "tokenizer.json");
+        snprintf(label, sizeof label, "%s/%s", name, qc_dtype_name(dt));
+        check_model(tmpl, golden, label);
+        unlink(path);
+        snprintf(path, sizeof path, "rm -rf '%s'", tmpl);
+        if (system(path)) fprintf(stderr, "cleanup of %s failed\n", tmpl);
+    }
+    qc_st_close(st);
+}
+
+int main(void) {
+    const char *fixtures = env_or("QC_FIXTURES", "../shared/fixtures");
+    const char *models = env_or("QC_MODELS", "build/models");
+    const char *names[] = {"tiny-qwen2", "tiny-qwen3"};
+    for (int i = 0; i < 2; i++) {
+        char dir[1024], golden[1024];
+        snprintf(dir, sizeof dir, "%s/%s", models, names[i]);
+        snprintf(golden, sizeof golden, "%s/golden/%s.jsonl", fixtures, names[i]);
+        check_model(dir, golden, names[i]);
+        check_other_dtypes(dir, golden, names[i]);
+    }
+    printf("max |logit - llama.cpp| = %.3g\n", max_diff);
+    return test_done("test_golden");
+}
