@@ -36,7 +36,12 @@ $(BUILD)/qcare: $(CLI_OBJ) $(BUILD)/libqcare.a
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/*.h src/*/*.h tools/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -c -o $@ $<
+	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) $(ISA_FLAGS) -c -o $@ $<
+
+# Only these files use instructions beyond x86-64's baseline; the CPU is
+# checked at run time before any of their functions is called.
+$(BUILD)/obj/src/engine/kernels_avx2.o: ISA_FLAGS = -mavx2 -mfma -mf16c
+$(BUILD)/obj/src/engine/kernels_avx512.o: ISA_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16 -mavx2 -mfma -mf16c
 
 $(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libqcare.a $(BUILD)/obj/tools/mkmodel.o
 	@mkdir -p $(dir $@)

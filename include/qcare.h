@@ -149,8 +149,14 @@ typedef struct qc_model qc_model_t;
 
 typedef enum { QC_ARCH_QWEN2 = 0, QC_ARCH_QWEN3 = 1 } qc_arch_t;
 
-/* Weight storage types. */
-typedef enum { QC_DTYPE_F32 = 0, QC_DTYPE_F16 = 1, QC_DTYPE_BF16 = 2 } qc_dtype_t;
+/* Weight storage types. Q8_0 and Q4_0 are ggml's 32-weight blocks. */
+typedef enum {
+    QC_DTYPE_F32 = 0,
+    QC_DTYPE_F16 = 1,
+    QC_DTYPE_BF16 = 2,
+    QC_DTYPE_Q8_0 = 3,
+    QC_DTYPE_Q4_0 = 4
+} qc_dtype_t;
 
 typedef struct {
     int n_threads; /* reserved (0 = default) */

@@ -138,7 +138,7 @@ float qc_f16_to_f32(uint16_t h);
 /* float to BF16 with round-to-nearest-even (NaN kept quiet). */
 uint16_t qc_f32_to_bf16(float f);
 
-/* Element size in bytes of a dtype. */
+/* Element size in bytes of a dtype (0 for the block types Q8_0/Q4_0). */
 size_t qc_dtype_size(qc_dtype_t t);
 const char *qc_dtype_name(qc_dtype_t t);
 

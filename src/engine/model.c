@@ -111,6 +111,8 @@ static void row_to_f32(const qc_tensor_t *w, int64_t row, float *dst) {
         for (int64_t i = 0; i < n; i++) dst[i] = qc_f16_to_f32(s[i]);
         break;
     }
+    default:
+        break;
     }
 }
 

@@ -110,6 +110,8 @@ size_t qc_dtype_size(qc_dtype_t t) {
     case QC_DTYPE_F32: return 4;
     case QC_DTYPE_F16: return 2;
     case QC_DTYPE_BF16: return 2;
+    case QC_DTYPE_Q8_0: /* block types: see qc_row_bytes */
+    case QC_DTYPE_Q4_0: return 0;
     }
     return 0;
 }
@@ -119,6 +121,8 @@ const char *qc_dtype_name(qc_dtype_t t) {
     case QC_DTYPE_F32: return "F32";
     case QC_DTYPE_F16: return "F16";
     case QC_DTYPE_BF16: return "BF16";
+    case QC_DTYPE_Q8_0: return "Q8_0";
+    case QC_DTYPE_Q4_0: return "Q4_0";
     }
     return "?";
 }

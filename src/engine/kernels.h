@@ -1,0 +1,93 @@
+/* kernels.h — weight formats and the matrix products of the forward pass,
+ * with one implementation per CPU level (scalar reference, AVX2+FMA,
+ * AVX-512 with VNNI/BF16), chosen once at run time.
+ *
+ * Quantized formats use ggml's block layouts, so GGUF tensors can be used in
+ * place: 32 weights per block, an IEEE half scale first.
+ *   Q8_0: w = d * qs[i],            qs signed bytes in [-127, 127]
+ *   Q4_0: w = d * (nibble_i - 8),   qs[j] holds element j (low nibble) and
+ *                                   element j + 16 (high nibble)
+ * For quantized weights the activations are quantized to 8 bits per block of
+ * 32 too (as llama.cpp does), so the inner products run on integers. */
+#ifndef QC_KERNELS_H
+#define QC_KERNELS_H
+
+#include "engine/engine.h"
+
+#define QC_QK 32 /* weights per block */
+
+typedef struct {
+    uint16_t d;          /* scale, IEEE half */
+    int8_t qs[QC_QK];
+} qc_block_q8_0;
+_Static_assert(sizeof(qc_block_q8_0) == 34, "ggml block_q8_0 layout");
+
+typedef struct {
+    uint16_t d;             /* scale, IEEE half */
+    uint8_t qs[QC_QK / 2];  /* nibbles: element j low, element j + 16 high */
+} qc_block_q4_0;
+_Static_assert(sizeof(qc_block_q4_0) == 18, "ggml block_q4_0 layout");
+
+/* One block of quantized activations (the kernels' own format, not ggml's:
+ * an F32 scale and the sum of the quants, which the integer kernels need to
+ * correct for unsigned operands). */
+typedef struct {
+    float d;             /* scale */
+    int32_t sum;         /* sum of qs */
+    int8_t qs[QC_QK];
+} qc_block_q8_act;
+_Static_assert(sizeof(qc_block_q8_act) == 40, "activation block layout");
+
+/* ==== CPU levels ==== */
+
+typedef enum { QC_CPU_SCALAR = 0, QC_CPU_AVX2 = 1, QC_CPU_AVX512 = 2 } qc_cpu_t;
+
+/* The best level this CPU supports, or the one QCARE_CPU=scalar|avx2|avx512
+ * asks for (never above what the CPU supports). Decided once per process. */
+qc_cpu_t qc_cpu_level(void);
+const char *qc_cpu_name(qc_cpu_t level);
+
+/* ==== weight formats ==== */
+
+/* Bytes of one row of n elements of type t (n a multiple of 32 for the block
+ * types); 0 when n does not fit the type. */
+size_t qc_row_bytes(qc_dtype_t t, int64_t n);
+
+/* Half-precision conversion, round to nearest even (as ggml's). */
+uint16_t qc_f32_to_f16(float f);
+
+/* Quantizes n floats (n % 32 == 0) to Q8_0 or Q4_0 blocks, bit-exactly as
+ * ggml's quantize_row_q8_0_ref / quantize_row_q4_0_ref do. */
+void qc_quantize_row(qc_dtype_t t, const float *src, void *dst, int64_t n);
+
+/* Row `row` of w, converted to n = w->cols floats (any dtype). */
+void qc_dequantize_row(const qc_tensor_t *w, int64_t row, float *dst);
+
+/* ==== matrix products ==== */
+
+/* Bytes of the activation buffer the kernels for weight type t need for
+ * n_tok rows of cols values (0 for F32/F16/BF16 weights, which read the F32
+ * activations directly). */
+size_t qc_act_bytes(qc_dtype_t t, int n_tok, int64_t cols);
+
+/* Quantizes activation rows [t0, t1) of x ([n_tok][cols] F32) into act (laid
+ * out [n_tok][cols/32] qc_block_q8_act) for weights of type t; nothing for
+ * float weight types. */
+void qc_act_quantize(qc_dtype_t t, const float *x, int64_t cols, int t0, int t1, void *act);
+
+/* y[t * ldy + r] = sum_c W[r][c] * x[t][c] for r in [r0, r1), t < n_tok.
+ * x: [n_tok][w->cols] F32; act: what qc_act_quantize made of x (for the
+ * quantized types). Uses the qc_cpu_level() implementation. Rows are
+ * independent, so threads call it on disjoint [r0, r1). */
+void qc_matmul(const qc_tensor_t *w, const float *x, const void *act, int n_tok, float *y,
+               int64_t ldy, int64_t r0, int64_t r1);
+
+/* The same with a chosen level (for tests comparing each SIMD level with the
+ * scalar reference); a level above the CPU's falls back to the CPU's. */
+void qc_matmul_level(qc_cpu_t level, const qc_tensor_t *w, const float *x, const void *act,
+                     int n_tok, float *y, int64_t ldy, int64_t r0, int64_t r1);
+
+/* F32 dot product of n values at the chosen level (attention uses it). */
+float qc_dot_f32(const float *a, const float *b, int64_t n);
+
+#endif
