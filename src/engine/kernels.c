@@ -1,0 +1,382 @@
+/* kernels.c — CPU level detection and dispatch, weight formats
+ * (quantization, half conversion, dequantization), activation quantization,
+ * and the scalar reference kernels every SIMD level is tested against.
+ *
+ * This file is compiled for baseline x86-64: nothing here may use an
+ * instruction the CPU might lack. */
+#include "engine/kernels_impl.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#define QC_X86 1
+#endif
+
+/* ==== CPU detection and dispatch ==== */
+
+static const qc_kernel_set_t kernels_scalar = {qc_matmul_scalar, qc_dot_f32_scalar, qc_act_row_scalar};
+static const qc_kernel_set_t kernels_avx2 = {qc_matmul_avx2, qc_dot_f32_avx2, qc_act_row_avx2};
+static const qc_kernel_set_t kernels_avx512 = {qc_matmul_avx512, qc_dot_f32_avx512, qc_act_row_avx512};
+
+static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
+static qc_cpu_t cpu_max;    /* the best level the CPU, OS and build support */
+static qc_cpu_t cpu_chosen; /* cpu_max, or lower when QCARE_CPU asks */
+
+#ifdef QC_X86
+/* XCR0: which register states the OS saves on context switch. Without
+ * them set the instructions fault even when CPUID lists them. */
+static uint64_t xgetbv0(void) {
+    uint32_t eax, edx;
+    __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+    return (uint64_t)edx << 32 | eax;
+}
+#endif
+
+static qc_cpu_t cpu_detect(void) {
+#ifdef QC_X86
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE)) return QC_CPU_SCALAR;
+    uint64_t xcr0 = xgetbv0();
+    int os_avx = (xcr0 & 0x6) == 0x6;        /* XMM + YMM state */
+    int os_avx512 = (xcr0 & 0xe6) == 0xe6;   /* + opmask, ZMM_Hi256, Hi16_ZMM */
+    __builtin_cpu_init();
+    int avx2 = os_avx && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               __builtin_cpu_supports("f16c") && qc_avx2_built;
+    if (!avx2) return QC_CPU_SCALAR;
+    /* AVX-512 level: F/BW/VL/DQ for the loads, masks and conversions, VNNI
+     * for vpdpbusd. (AVX512_BF16 is not used: BF16 weights are widened and
+     * multiplied in F32.) */
+    int avx512 = os_avx512 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                 __builtin_cpu_supports("avx512vnni") && qc_avx512_built;
+    return avx512 ? QC_CPU_AVX512 : QC_CPU_AVX2;
+#else
+    return QC_CPU_SCALAR;
+#endif
+}
+
+static void cpu_init(void) {
+    cpu_max = cpu_detect();
+    cpu_chosen = cpu_max;
+    const char *env = getenv("QCARE_CPU");
+    if (env) {
+        /* An unknown value is ignored: the library never prints, and the
+         * best level is always a correct choice. */
+        for (int l = QC_CPU_SCALAR; l <= QC_CPU_AVX512; l++)
+            if (!strcmp(env, qc_cpu_name((qc_cpu_t)l))) cpu_chosen = (qc_cpu_t)l < cpu_max ? (qc_cpu_t)l : cpu_max;
+    }
+}
+
+qc_cpu_t qc_cpu_level(void) {
+    pthread_once(&cpu_once, cpu_init);
+    return cpu_chosen;
+}
+
+qc_cpu_t qc_cpu_max(void) {
+    pthread_once(&cpu_once, cpu_init);
+    return cpu_max;
+}
+
+const char *qc_cpu_name(qc_cpu_t level) {
+    switch (level) {
+    case QC_CPU_SCALAR: return "scalar";
+    case QC_CPU_AVX2: return "avx2";
+    case QC_CPU_AVX512: return "avx512";
+    }
+    return "?";
+}
+
+const qc_kernel_set_t *qc_kernels_for(qc_cpu_t level) {
+    pthread_once(&cpu_once, cpu_init);
+    if (level > cpu_max) level = cpu_max;
+    switch (level) {
+    case QC_CPU_AVX512: return &kernels_avx512;
+    case QC_CPU_AVX2: return &kernels_avx2;
+    default: return &kernels_scalar;
+    }
+}
+
+void qc_matmul(const qc_tensor_t *w, const float *x, const void *act, int n_tok, float *y,
+               int64_t ldy, int64_t r0, int64_t r1) {
+    qc_kernels_for(qc_cpu_level())->matmul(w, x, act, n_tok, y, ldy, r0, r1);
+}
+
+void qc_matmul_level(qc_cpu_t level, const qc_tensor_t *w, const float *x, const void *act,
+                     int n_tok, float *y, int64_t ldy, int64_t r0, int64_t r1) {
+    qc_kernels_for(level)->matmul(w, x, act, n_tok, y, ldy, r0, r1);
+}
+
+float qc_dot_f32(const float *a, const float *b, int64_t n) {
+    return qc_kernels_for(qc_cpu_level())->dot_f32(a, b, n);
+}
+
+/* ==== half precision ==== */
+
+static inline uint32_t f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static inline float f32_from_bits(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* ggml's portable fp32 -> fp16 (from the FP16 library): the two scalings
+ * push the value into a range where adding a power-of-two bias makes the
+ * FPU do the round-to-nearest-even at half precision, subnormals and
+ * overflow to infinity included; NaN becomes 0x7e00 (with the sign). Needs
+ * IEEE single arithmetic without flush-to-zero, which x86-64 SSE gives. */
+uint16_t qc_f32_to_f16(float f) {
+    const float scale_to_inf = 0x1.0p+112f;
+    const float scale_to_zero = 0x1.0p-110f;
+    float base = (fabsf(f) * scale_to_inf) * scale_to_zero;
+    const uint32_t w = f32_bits(f);
+    const uint32_t shl1_w = w + w;
+    const uint32_t sign = w & 0x80000000u;
+    uint32_t bias = shl1_w & 0xff000000u;
+    if (bias < 0x71000000u) bias = 0x71000000u;
+    base = f32_from_bits((bias >> 1) + 0x07800000u) + base;
+    const uint32_t bits = f32_bits(base);
+    const uint32_t exp_bits = (bits >> 13) & 0x00007c00u;
+    const uint32_t mantissa_bits = bits & 0x00000fffu;
+    const uint32_t nonsign = exp_bits + mantissa_bits;
+    return (uint16_t)((sign >> 16) | (shl1_w > 0xff000000u ? 0x7e00u : nonsign));
+}
+
+/* ==== weight formats ==== */
+
+size_t qc_row_bytes(qc_dtype_t t, int64_t n) {
+    if (n < 0 || n > INT64_MAX / 8) return 0;
+    switch (t) {
+    case QC_DTYPE_F32: return (size_t)n * 4;
+    case QC_DTYPE_F16:
+    case QC_DTYPE_BF16: return (size_t)n * 2;
+    case QC_DTYPE_Q8_0: return n % QC_QK ? 0 : (size_t)(n / QC_QK) * QC_Q8_0_BYTES;
+    case QC_DTYPE_Q4_0: return n % QC_QK ? 0 : (size_t)(n / QC_QK) * QC_Q4_0_BYTES;
+    }
+    return 0;
+}
+
+static inline void store_u16(unsigned char *p, uint16_t v) { memcpy(p, &v, 2); }
+
+/* ggml's quantize_row_q8_0_ref, block by block. Blocks are written through
+ * byte pointers: a caller may place them at any address (a GGUF tensor has
+ * no alignment beyond its file offset). */
+static void quantize_q8_0(const float *x, unsigned char *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, x += QC_QK, y += QC_Q8_0_BYTES) {
+        float amax = 0.0f;
+        for (int j = 0; j < QC_QK; j++) amax = fmaxf(amax, fabsf(x[j]));
+        const float d = amax / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        store_u16(y, qc_f32_to_f16(d));
+        for (int j = 0; j < QC_QK; j++) y[2 + j] = (unsigned char)(int8_t)roundf(x[j] * id);
+    }
+}
+
+/* ggml's quantize_row_q4_0_ref: the scale maps the value of largest
+ * magnitude (first one on ties, sign kept) to -8; +8 would be 16, which the
+ * MIN clamps to 15. */
+static void quantize_q4_0(const float *x, unsigned char *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, x += QC_QK, y += QC_Q4_0_BYTES) {
+        float amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < QC_QK; j++) {
+            if (amax < fabsf(x[j])) {
+                amax = fabsf(x[j]);
+                max = x[j];
+            }
+        }
+        const float d = max / -8.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        store_u16(y, qc_f32_to_f16(d));
+        for (int j = 0; j < QC_QK / 2; j++) {
+            const float x0 = x[j] * id;
+            const float x1 = x[QC_QK / 2 + j] * id;
+            int8_t q0 = (int8_t)(x0 + 8.5f), q1 = (int8_t)(x1 + 8.5f);
+            uint8_t xi0 = (uint8_t)(q0 < 15 ? q0 : 15), xi1 = (uint8_t)(q1 < 15 ? q1 : 15);
+            y[2 + j] = (uint8_t)(xi0 | xi1 << 4);
+        }
+    }
+}
+
+void qc_quantize_row(qc_dtype_t t, const float *src, void *dst, int64_t n) {
+    if (n <= 0 || n % QC_QK) return;
+    if (t == QC_DTYPE_Q8_0) quantize_q8_0(src, dst, n / QC_QK);
+    else if (t == QC_DTYPE_Q4_0) quantize_q4_0(src, dst, n / QC_QK);
+}
+
+void qc_dequantize_row(const qc_tensor_t *w, int64_t row, float *dst) {
+    const int64_t n = w->cols;
+    const unsigned char *p = (const unsigned char *)w->data + (size_t)row * qc_row_bytes(w->dtype, n);
+    switch (w->dtype) {
+    case QC_DTYPE_F32: memcpy(dst, p, (size_t)n * 4); break;
+    case QC_DTYPE_F16:
+        for (int64_t i = 0; i < n; i++) dst[i] = qc_f16_to_f32(qc_load_u16(p + 2 * i));
+        break;
+    case QC_DTYPE_BF16:
+        for (int64_t i = 0; i < n; i++) dst[i] = qc_bf16_to_f32(qc_load_u16(p + 2 * i));
+        break;
+    case QC_DTYPE_Q8_0:
+        for (int64_t b = 0; b < n / QC_QK; b++, p += QC_Q8_0_BYTES) {
+            const float d = qc_f16_to_f32(qc_load_u16(p));
+            const int8_t *qs = (const int8_t *)(p + 2);
+            for (int j = 0; j < QC_QK; j++) dst[b * QC_QK + j] = d * (float)qs[j];
+        }
+        break;
+    case QC_DTYPE_Q4_0:
+        for (int64_t b = 0; b < n / QC_QK; b++, p += QC_Q4_0_BYTES) {
+            const float d = qc_f16_to_f32(qc_load_u16(p));
+            const uint8_t *qs = p + 2;
+            for (int j = 0; j < QC_QK / 2; j++) {
+                dst[b * QC_QK + j] = d * (float)((qs[j] & 0x0f) - 8);
+                dst[b * QC_QK + j + QC_QK / 2] = d * (float)((qs[j] >> 4) - 8);
+            }
+        }
+        break;
+    }
+}
+
+/* ==== activation quantization ==== */
+
+size_t qc_act_bytes(qc_dtype_t t, int n_tok, int64_t cols) {
+    if (t != QC_DTYPE_Q8_0 && t != QC_DTYPE_Q4_0) return 0;
+    if (n_tok <= 0 || cols <= 0 || cols % QC_QK) return 0;
+    return (size_t)n_tok * (size_t)(cols / QC_QK) * sizeof(qc_block_q8_act);
+}
+
+/* roundf without the libm call: truncate, then step away from zero when the
+ * dropped fraction is at least one half. Exact for |v| < 2^23 (v - t is
+ * then exact); activations reach at most 127. The SIMD levels do the same
+ * steps, so all levels agree bit for bit. */
+static inline float round_half_away(float v) {
+    float t = (float)(int32_t)v;
+    float f = v - t;
+    if (f >= 0.5f) t += 1.0f;
+    else if (f <= -0.5f) t -= 1.0f;
+    return t;
+}
+
+void qc_act_row_scalar(const float *x, int64_t cols, qc_block_q8_act *out) {
+    for (int64_t b = 0; b < cols / QC_QK; b++, x += QC_QK) {
+        float amax = 0.0f;
+        for (int j = 0; j < QC_QK; j++) {
+            float a = fabsf(x[j]);
+            amax = a > amax ? a : amax;
+        }
+        const float d = amax / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        int32_t sum = 0;
+        for (int j = 0; j < QC_QK; j++) {
+            int q = (int)round_half_away(x[j] * id);
+            out[b].qs[j] = (int8_t)q;
+            sum += q;
+        }
+        out[b].d = d;
+        out[b].sum = sum;
+    }
+}
+
+void qc_act_quantize(qc_dtype_t t, const float *x, int64_t cols, int t0, int t1, void *act) {
+    if (t != QC_DTYPE_Q8_0 && t != QC_DTYPE_Q4_0) return;
+    if (cols <= 0 || cols % QC_QK) return;
+    const qc_act_row_fn row = qc_kernels_for(qc_cpu_level())->act_row;
+    qc_block_q8_act *a = act;
+    for (int i = t0; i < t1; i++) row(x + (size_t)i * cols, cols, a + (size_t)i * (cols / QC_QK));
+}
+
+/* ==== scalar reference kernels ==== */
+
+/* Float weights: products in F32 (exact in double), sums in double, so the
+ * reference is as accurate as an F32 product allows. */
+static void matmul_float_scalar(const qc_tensor_t *w, const float *x, int n_tok, float *y, int64_t ldy,
+                                int64_t r0, int64_t r1) {
+    const int64_t n = w->cols;
+    const size_t rb = qc_row_bytes(w->dtype, n);
+    for (int64_t r = r0; r < r1; r++) {
+        const unsigned char *p = (const unsigned char *)w->data + (size_t)r * rb;
+        for (int t = 0; t < n_tok; t++) {
+            const float *xt = x + (size_t)t * n;
+            double s = 0.0;
+            switch (w->dtype) {
+            case QC_DTYPE_F32:
+                for (int64_t c = 0; c < n; c++) {
+                    float wc;
+                    memcpy(&wc, p + 4 * c, 4);
+                    s += (double)(wc * xt[c]);
+                }
+                break;
+            case QC_DTYPE_F16:
+                for (int64_t c = 0; c < n; c++) s += (double)(qc_f16_to_f32(qc_load_u16(p + 2 * c)) * xt[c]);
+                break;
+            case QC_DTYPE_BF16:
+                for (int64_t c = 0; c < n; c++) s += (double)(qc_bf16_to_f32(qc_load_u16(p + 2 * c)) * xt[c]);
+                break;
+            default: break;
+            }
+            y[(size_t)t * ldy + r] = (float)s;
+        }
+    }
+}
+
+/* Quantized weights: per block an exact integer dot, scaled by d_w * d_x
+ * (F32) and summed in F32, block after block — as ggml's vec_dot does. */
+static void matmul_quant_scalar(const qc_tensor_t *w, const void *act, int n_tok, float *y, int64_t ldy,
+                                int64_t r0, int64_t r1) {
+    const int64_t nb = w->cols / QC_QK;
+    const int q4 = w->dtype == QC_DTYPE_Q4_0;
+    const size_t bb = q4 ? QC_Q4_0_BYTES : QC_Q8_0_BYTES;
+    const qc_block_q8_act *a = act;
+    for (int64_t r = r0; r < r1; r++) {
+        const unsigned char *row = (const unsigned char *)w->data + (size_t)r * (size_t)nb * bb;
+        for (int t = 0; t < n_tok; t++) {
+            const qc_block_q8_act *at = a + (size_t)t * (size_t)nb;
+            float sum = 0.0f;
+            for (int64_t b = 0; b < nb; b++) {
+                const unsigned char *blk = row + (size_t)b * bb;
+                const int8_t *xq = at[b].qs;
+                int32_t isum = 0;
+                if (q4) {
+                    for (int j = 0; j < QC_QK / 2; j++) {
+                        isum += ((blk[2 + j] & 0x0f) - 8) * xq[j];
+                        isum += ((blk[2 + j] >> 4) - 8) * xq[j + QC_QK / 2];
+                    }
+                } else {
+                    const int8_t *wq = (const int8_t *)(blk + 2);
+                    for (int j = 0; j < QC_QK; j++) isum += wq[j] * xq[j];
+                }
+                sum += (float)isum * (qc_f16_to_f32(qc_load_u16(blk)) * at[b].d);
+            }
+            y[(size_t)t * ldy + r] = sum;
+        }
+    }
+}
+
+void qc_matmul_scalar(const qc_tensor_t *w, const float *x, const void *act, int n_tok, float *y,
+                      int64_t ldy, int64_t r0, int64_t r1) {
+    if (n_tok <= 0 || r0 >= r1) return;
+    if (w->dtype == QC_DTYPE_Q8_0 || w->dtype == QC_DTYPE_Q4_0)
+        matmul_quant_scalar(w, act, n_tok, y, ldy, r0, r1);
+    else
+        matmul_float_scalar(w, x, n_tok, y, ldy, r0, r1);
+}
+
+float qc_dot_f32_scalar(const float *a, const float *b, int64_t n) {
+    /* Four partial sums: as accurate as the SIMD levels, and it lets the
+     * compiler keep several additions in flight. */
+    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += a[i] * b[i];
+        s1 += a[i + 1] * b[i + 1];
+        s2 += a[i + 2] * b[i + 2];
+        s3 += a[i + 3] * b[i + 3];
+    }
+    for (; i < n; i++) s0 += a[i] * b[i];
+    return (s0 + s1) + (s2 + s3);
+}

@@ -1,0 +1,321 @@
+/* kernels_avx2.c — the AVX2 level: AVX2 + FMA + F16C. Compiled with -mavx2
+ * -mfma -mf16c (Makefile ISA_FLAGS); kernels.c calls it only after checking
+ * the CPU. Scalar twins: the *_scalar functions of kernels.c.
+ *
+ * Quantized weights, one block of 32 per 256-bit register, as ggml does:
+ * vpmaddubsw (unsigned x signed bytes -> pairs summed in int16) then vpmaddwd
+ * by ones (-> int32).
+ *   Q8_0: both operands are signed, so the sign trick: |x| (unsigned) times
+ *         w with x's sign moved onto it. 2 * 127 * 127 fits int16.
+ *   Q4_0: nibbles are unsigned already (w + 8); the excess 8 * sum(qx) is
+ *         added back as an integer, exact. 2 * 15 * 127 fits int16.
+ * Tiles of 2 rows x 4 tokens (16 ymm registers); float weights use 4 rows x
+ * 2 tokens of FMA accumulators. Rows go in blocks of 64 that stay in L2
+ * while every token tile passes over them. */
+#include "engine/kernels_impl.h"
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+
+#include <immintrin.h>
+
+const int qc_avx2_built = 1;
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* RB rows per L2 block; quantized tiles QR rows x QT tokens, float tiles
+ * FR x FT; decode prefetches PF_BYTES ahead (see kernels_avx512.c). */
+enum { RB = 64, QR = 2, QT = 4, FR = 4, FT = 2, PF_BYTES = 12288 };
+
+/* ==== small helpers ==== */
+
+ALWAYS_INLINE float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+ALWAYS_INLINE float f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
+
+/* ==== quantized weights ==== */
+
+/* One R x T tile over nb blocks: rows at w0 + r * row_bytes, token t's
+ * blocks at a + t * nb. Writes y[t * ldy + r]. */
+ALWAYS_INLINE void tile_quant(const int q4, const int R, const int T, const unsigned char *w0, size_t row_bytes,
+                              const qc_block_q8_act *a, int64_t nb, float *y, int64_t ldy) {
+    const size_t bb = q4 ? QC_Q4_0_BYTES : QC_Q8_0_BYTES;
+    const __m256i ones16 = _mm256_set1_epi16(1);
+    __m256 acc[QR][QT];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
+
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i wv[QR];
+        __m256 dw[QR];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const unsigned char *p = w0 + (size_t)r * row_bytes + (size_t)b * bb;
+            if (T == 1) _mm_prefetch((const char *)p + PF_BYTES, _MM_HINT_T0);
+            if (q4) {
+                const __m128i q = _mm_loadu_si128((const __m128i *)(p + 2));
+                const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1);
+                wv[r] = _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
+            } else {
+                wv[r] = _mm256_loadu_si256((const __m256i *)(p + 2));
+            }
+            dw[r] = _mm256_set1_ps(f16_to_f32(qc_load_u16(p)));
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            const qc_block_q8_act *ab = a + (size_t)t * (size_t)nb + (size_t)b;
+            const __m256i xq = _mm256_loadu_si256((const __m256i *)ab->qs);
+            const __m256 dx = _mm256_set1_ps(ab->d);
+            if (q4) {
+                const __m256i corr = _mm256_setr_epi32(-8 * ab->sum, 0, 0, 0, 0, 0, 0, 0);
+#pragma GCC unroll 4
+                for (int r = 0; r < R; r++) {
+                    __m256i dp = _mm256_madd_epi16(_mm256_maddubs_epi16(wv[r], xq), ones16);
+                    dp = _mm256_add_epi32(dp, corr);
+                    acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp), _mm256_mul_ps(dw[r], dx), acc[r][t]);
+                }
+            } else {
+                const __m256i ax = _mm256_sign_epi8(xq, xq);
+#pragma GCC unroll 4
+                for (int r = 0; r < R; r++) {
+                    const __m256i sw = _mm256_sign_epi8(wv[r], xq);
+                    const __m256i dp = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sw), ones16);
+                    acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp), _mm256_mul_ps(dw[r], dx), acc[r][t]);
+                }
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) y[(size_t)t * (size_t)ldy + r] = hsum8(acc[r][t]);
+}
+
+ALWAYS_INLINE void rows_quant(const int q4, const int T, const unsigned char *w0, size_t row_bytes, int64_t n_rows,
+                              const qc_block_q8_act *a, int64_t nb, float *y, int64_t ldy) {
+    int64_t i = 0;
+    for (; i + QR <= n_rows; i += QR) tile_quant(q4, QR, T, w0 + (size_t)i * row_bytes, row_bytes, a, nb, y + i, ldy);
+    for (; i < n_rows; i++) tile_quant(q4, 1, T, w0 + (size_t)i * row_bytes, row_bytes, a, nb, y + i, ldy);
+}
+
+ALWAYS_INLINE void matmul_quant_q(const int q4, const qc_tensor_t *w, const void *act, int n_tok, float *y,
+                                  int64_t ldy, int64_t r0, int64_t r1) {
+    const size_t bb = q4 ? QC_Q4_0_BYTES : QC_Q8_0_BYTES;
+    const int64_t nb = w->cols / QC_QK;
+    const size_t row_bytes = (size_t)nb * bb;
+    const unsigned char *wd = w->data;
+    const qc_block_q8_act *a = act;
+    for (int64_t rb = r0; rb < r1; rb += RB) {
+        const int64_t re = rb + RB < r1 ? rb + RB : r1;
+        const unsigned char *w0 = wd + (size_t)rb * row_bytes;
+        for (int t0 = 0; t0 < n_tok; t0 += QT) {
+            const int nt = n_tok - t0 < QT ? n_tok - t0 : QT;
+            const qc_block_q8_act *at = a + (size_t)t0 * (size_t)nb;
+            float *yt = y + (size_t)t0 * (size_t)ldy + rb;
+            switch (nt) {
+            case 4: rows_quant(q4, 4, w0, row_bytes, re - rb, at, nb, yt, ldy); break;
+            case 3: rows_quant(q4, 3, w0, row_bytes, re - rb, at, nb, yt, ldy); break;
+            case 2: rows_quant(q4, 2, w0, row_bytes, re - rb, at, nb, yt, ldy); break;
+            default: rows_quant(q4, 1, w0, row_bytes, re - rb, at, nb, yt, ldy); break;
+            }
+        }
+    }
+}
+
+static void matmul_q8_0(const qc_tensor_t *w, const void *act, int n_tok, float *y, int64_t ldy, int64_t r0,
+                        int64_t r1) {
+    matmul_quant_q(0, w, act, n_tok, y, ldy, r0, r1);
+}
+
+static void matmul_q4_0(const qc_tensor_t *w, const void *act, int n_tok, float *y, int64_t ldy, int64_t r0,
+                        int64_t r1) {
+    matmul_quant_q(1, w, act, n_tok, y, ldy, r0, r1);
+}
+
+/* ==== float weights ==== */
+
+ALWAYS_INLINE __m256 load_w_f(const qc_dtype_t dt, const unsigned char *p) {
+    switch (dt) {
+    case QC_DTYPE_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+    case QC_DTYPE_BF16:
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+    default: return _mm256_loadu_ps((const float *)p);
+    }
+}
+
+ALWAYS_INLINE float load_w_1(const qc_dtype_t dt, const unsigned char *p) {
+    switch (dt) {
+    case QC_DTYPE_F16: return f16_to_f32(qc_load_u16(p));
+    case QC_DTYPE_BF16: return qc_bf16_to_f32(qc_load_u16(p));
+    default: {
+        float f;
+        __builtin_memcpy(&f, p, 4);
+        return f;
+    }
+    }
+}
+
+/* One R x T tile of float weights; the last n % 8 columns in scalar F32. */
+ALWAYS_INLINE void tile_float(const qc_dtype_t dt, const int R, const int T, const unsigned char *w0,
+                              size_t row_bytes, const float *x0, int64_t n, float *y, int64_t ldy) {
+    const size_t es = dt == QC_DTYPE_F32 ? 4 : 2;
+    __m256 acc[FR][FT];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
+    int64_t c = 0;
+    for (; c + 8 <= n; c += 8) {
+        __m256 wv[FR];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const unsigned char *wp = w0 + (size_t)r * row_bytes + (size_t)c * es;
+            if (T == 1 && (c & 15) == 0) _mm_prefetch((const char *)wp + PF_BYTES, _MM_HINT_T0);
+            wv[r] = load_w_f(dt, wp);
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            const __m256 xv = _mm256_loadu_ps(x0 + (size_t)t * (size_t)n + c);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            float s = hsum8(acc[r][t]);
+            for (int64_t k = c; k < n; k++)
+                s += load_w_1(dt, w0 + (size_t)r * row_bytes + (size_t)k * es) * x0[(size_t)t * (size_t)n + k];
+            y[(size_t)t * (size_t)ldy + r] = s;
+        }
+}
+
+ALWAYS_INLINE void rows_float(const qc_dtype_t dt, const int T, const unsigned char *w0, size_t row_bytes,
+                              int64_t n_rows, const float *x0, int64_t n, float *y, int64_t ldy) {
+    int64_t i = 0;
+    for (; i + FR <= n_rows; i += FR) tile_float(dt, FR, T, w0 + (size_t)i * row_bytes, row_bytes, x0, n, y + i, ldy);
+    for (; i < n_rows; i++) tile_float(dt, 1, T, w0 + (size_t)i * row_bytes, row_bytes, x0, n, y + i, ldy);
+}
+
+ALWAYS_INLINE void matmul_float_dt(const qc_dtype_t dt, const qc_tensor_t *w, const float *x, int n_tok, float *y,
+                                   int64_t ldy, int64_t r0, int64_t r1) {
+    const int64_t n = w->cols;
+    const size_t row_bytes = (size_t)n * (dt == QC_DTYPE_F32 ? 4 : 2);
+    const unsigned char *wd = w->data;
+    for (int64_t rb = r0; rb < r1; rb += RB) {
+        const int64_t re = rb + RB < r1 ? rb + RB : r1;
+        const unsigned char *w0 = wd + (size_t)rb * row_bytes;
+        for (int t0 = 0; t0 < n_tok; t0 += FT) {
+            const float *x0 = x + (size_t)t0 * (size_t)n;
+            float *yt = y + (size_t)t0 * (size_t)ldy + rb;
+            if (n_tok - t0 >= 2) rows_float(dt, 2, w0, row_bytes, re - rb, x0, n, yt, ldy);
+            else rows_float(dt, 1, w0, row_bytes, re - rb, x0, n, yt, ldy);
+        }
+    }
+}
+
+static void matmul_f32(const qc_tensor_t *w, const float *x, int n_tok, float *y, int64_t ldy, int64_t r0,
+                       int64_t r1) {
+    matmul_float_dt(QC_DTYPE_F32, w, x, n_tok, y, ldy, r0, r1);
+}
+
+static void matmul_f16(const qc_tensor_t *w, const float *x, int n_tok, float *y, int64_t ldy, int64_t r0,
+                       int64_t r1) {
+    matmul_float_dt(QC_DTYPE_F16, w, x, n_tok, y, ldy, r0, r1);
+}
+
+static void matmul_bf16(const qc_tensor_t *w, const float *x, int n_tok, float *y, int64_t ldy, int64_t r0,
+                        int64_t r1) {
+    matmul_float_dt(QC_DTYPE_BF16, w, x, n_tok, y, ldy, r0, r1);
+}
+
+/* ==== entry points ==== */
+
+void qc_matmul_avx2(const qc_tensor_t *w, const float *x, const void *act, int n_tok, float *y, int64_t ldy,
+                    int64_t r0, int64_t r1) {
+    if (n_tok <= 0 || r0 >= r1) return;
+    switch (w->dtype) {
+    case QC_DTYPE_F32: matmul_f32(w, x, n_tok, y, ldy, r0, r1); break;
+    case QC_DTYPE_F16: matmul_f16(w, x, n_tok, y, ldy, r0, r1); break;
+    case QC_DTYPE_BF16: matmul_bf16(w, x, n_tok, y, ldy, r0, r1); break;
+    case QC_DTYPE_Q8_0: matmul_q8_0(w, act, n_tok, y, ldy, r0, r1); break;
+    case QC_DTYPE_Q4_0: matmul_q4_0(w, act, n_tok, y, ldy, r0, r1); break;
+    }
+}
+
+float qc_dot_f32_avx2(const float *a, const float *b, int64_t n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    float s = hsum8(_mm256_add_ps(s0, s1));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* Same steps as kernels.c's round_half_away, 8 lanes at a time. */
+void qc_act_row_avx2(const float *x, int64_t cols, qc_block_q8_act *out) {
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256 half = _mm256_set1_ps(0.5f), mhalf = _mm256_set1_ps(-0.5f), one = _mm256_set1_ps(1.0f);
+    for (int64_t b = 0; b < cols / QC_QK; b++, x += QC_QK) {
+        __m256 v[4];
+        __m256 m = _mm256_setzero_ps();
+        for (int k = 0; k < 4; k++) {
+            v[k] = _mm256_loadu_ps(x + 8 * k);
+            m = _mm256_max_ps(m, _mm256_and_ps(v[k], absmask));
+        }
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float amax = _mm_cvtss_f32(m4);
+        const float d = amax / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        const __m256 vid = _mm256_set1_ps(id);
+        __m256i q[4];
+        for (int k = 0; k < 4; k++) {
+            const __m256 s = _mm256_mul_ps(v[k], vid);
+            __m256 t = _mm256_round_ps(s, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+            const __m256 f = _mm256_sub_ps(s, t);
+            t = _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(f, half, _CMP_GE_OQ), one));
+            t = _mm256_sub_ps(t, _mm256_and_ps(_mm256_cmp_ps(f, mhalf, _CMP_LE_OQ), one));
+            q[k] = _mm256_cvttps_epi32(t);
+        }
+        /* int32 -> int8 with saturating packs (values are within +-127);
+         * the packs interleave 128-bit lanes, undone by the permute */
+        const __m256i p16a = _mm256_packs_epi32(q[0], q[1]), p16b = _mm256_packs_epi32(q[2], q[3]);
+        const __m256i p8 = _mm256_packs_epi16(p16a, p16b);
+        const __m256i ord = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)out[b].qs, ord);
+        const __m256i s4 = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(s4), _mm256_extracti128_si256(s4, 1));
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+        out[b].d = d;
+        out[b].sum = _mm_cvtsi128_si32(s);
+    }
+}
+
+#else /* built without the AVX2 flags: never selected */
+
+const int qc_avx2_built = 0;
+
+void qc_matmul_avx2(const qc_tensor_t *w, const float *x, const void *act, int n_tok, float *y, int64_t ldy,
+                    int64_t r0, int64_t r1) {
+    qc_matmul_scalar(w, x, act, n_tok, y, ldy, r0, r1);
+}
+
+float qc_dot_f32_avx2(const float *a, const float *b, int64_t n) { return qc_dot_f32_scalar(a, b, n); }
+
+void qc_act_row_avx2(const float *x, int64_t cols, qc_block_q8_act *out) { qc_act_row_scalar(x, cols, out); }
+
+#endif

@@ -1,0 +1,526 @@
+/* test_kernels.c — weight formats and matrix kernels: half conversion and
+ * quantization bit for bit against hand-worked cases, dequantization error
+ * bounds, activation quantization identical at every level, and every SIMD
+ * level's qc_matmul against the scalar reference (itself checked against a
+ * double-precision product) over weight types, token counts, row ranges,
+ * row lengths and misaligned data. */
+#include "engine/kernels_impl.h"
+#include "test.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ==== helpers ==== */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rng_next(void) { /* splitmix64 */
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* uniform in [-1, 1) */
+static float rng_unit(void) { return (float)((double)(rng_next() >> 11) * 0x1.0p-52 - 1.0); }
+
+static const char *level_names[] = {"scalar", "avx2", "avx512"};
+
+/* ==== half precision ==== */
+
+static void test_f16(void) {
+    static const struct {
+        float f;
+        uint16_t h;
+    } cases[] = {
+        {0.0f, 0x0000},
+        {-0.0f, 0x8000},
+        {1.0f, 0x3c00},
+        {-2.0f, 0xc000},
+        {0.5f, 0x3800},
+        {0.1f, 0x2e66},
+        {0.33333334f, 0x3555},
+        {65504.0f, 0x7bff},             /* largest half */
+        {65519.996f, 0x7bff},           /* just under the tie with 65536 */
+        {65520.0f, 0x7c00},             /* tie: rounds to even, which is inf */
+        {1e6f, 0x7c00},                 /* overflow */
+        {-1e6f, 0xfc00},
+        {1.0f + 0x1.0p-11f, 0x3c00},    /* tie between 0x3c00 and 0x3c01: even */
+        {1.0f + 0x3.0p-11f, 0x3c02},    /* tie between 0x3c01 and 0x3c02: even */
+        {1.0f + 0x1.0p-11f + 0x1.0p-20f, 0x3c01},
+        {0x1.0p-14f, 0x0400},           /* smallest normal */
+        {0x1.0p-24f, 0x0001},           /* smallest subnormal */
+        {0x1.0p-25f, 0x0000},           /* tie between 0 and 1 ulp: even */
+        {0x3.0p-25f, 0x0002},           /* tie between 1 and 2 ulps: even */
+        {0x1.0p-25f + 0x1.0p-40f, 0x0001},
+        {1023.5f * 0x1.0p-24f, 0x0400}, /* tie between largest subnormal and smallest normal */
+        {1e-10f, 0x0000},               /* underflow */
+        {-0x1.0p-24f, 0x8001},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint16_t h = qc_f32_to_f16(cases[i].f);
+        CHECK(h == cases[i].h, "f32_to_f16(%a) = 0x%04x, want 0x%04x", (double)cases[i].f, h, cases[i].h);
+    }
+    CHECK(qc_f32_to_f16(INFINITY) == 0x7c00, "f16(inf)");
+    CHECK(qc_f32_to_f16(-INFINITY) == 0xfc00, "f16(-inf)");
+    CHECK((qc_f32_to_f16(NAN) & 0x7fff) == 0x7e00, "f16(nan) = 0x%04x", qc_f32_to_f16(NAN));
+    /* every non-NaN half survives half -> float -> half */
+    int bad = 0;
+    for (uint32_t h = 0; h < 0x10000; h++) {
+        if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff)) continue;
+        if (qc_f32_to_f16(qc_f16_to_f32((uint16_t)h)) != h) bad++;
+    }
+    CHECK(bad == 0, "%d halves do not round-trip", bad);
+}
+
+/* ==== quantization, hand-worked ==== */
+
+static void test_quantize_q8_0(void) {
+    float x[4 * 32] = {0};
+    /* block 0: amax 127, so d = 1 and qs = roundf(x) (halves away from 0) */
+    const float b0[10] = {127.0f, -127.0f, 0.5f, -0.5f, 1.5f, 2.5f, -2.5f, 0.49999997f, 100.4f, -100.6f};
+    const int8_t q0[10] = {127, -127, 1, -1, 2, 3, -3, 0, 100, -101};
+    memcpy(x, b0, sizeof b0);
+    for (int j = 10; j < 32; j++) x[j] = (float)(j - 16);
+    /* block 1: amax 63.5, d = 0.5, id = 2 */
+    x[32] = 63.5f;
+    x[33] = 0.25f;  /* 0.5 -> 1 */
+    x[34] = -0.75f; /* -1.5 -> -2 */
+    x[35] = 10.1f;  /* 20.2 -> 20 */
+    /* block 2: all zeros: d = 0, id = 0 */
+    /* block 3: amax 1, d = 1/127 -> half 0x2008 */
+    x[96] = 1.0f;
+    x[97] = -1.0f;
+    x[98] = 0.3f; /* 38.1 */
+    qc_block_q8_0 y[4];
+    memset(y, 0x55, sizeof y);
+    qc_quantize_row(QC_DTYPE_Q8_0, x, y, 4 * 32);
+    CHECK(y[0].d == 0x3c00, "q8_0 block 0 d = 0x%04x", y[0].d);
+    for (int j = 0; j < 32; j++) {
+        int want = j < 10 ? q0[j] : j - 16;
+        CHECK(y[0].qs[j] == want, "q8_0 block 0 qs[%d] = %d, want %d", j, y[0].qs[j], want);
+    }
+    CHECK(y[1].d == 0x3800, "q8_0 block 1 d = 0x%04x", y[1].d);
+    CHECK(y[1].qs[0] == 127 && y[1].qs[1] == 1 && y[1].qs[2] == -2 && y[1].qs[3] == 20 && y[1].qs[4] == 0,
+          "q8_0 block 1 qs = %d %d %d %d %d", y[1].qs[0], y[1].qs[1], y[1].qs[2], y[1].qs[3], y[1].qs[4]);
+    int zero = y[2].d == 0;
+    for (int j = 0; j < 32; j++) zero &= y[2].qs[j] == 0;
+    CHECK(zero, "q8_0 zero block");
+    CHECK(y[3].d == 0x2008, "q8_0 block 3 d = 0x%04x", y[3].d);
+    CHECK(y[3].qs[0] == 127 && y[3].qs[1] == -127 && y[3].qs[2] == 38 && y[3].qs[3] == 0, "q8_0 block 3 qs");
+}
+
+static void test_quantize_q4_0(void) {
+    float x[3 * 32] = {0};
+    /* block 0: the largest magnitude is -8, so d = 1, id = 1, q = (int)(x + 8.5) */
+    x[0] = -8.0f;  /* 0.5 -> 0 */
+    x[1] = 7.0f;   /* 15.5 -> 15 */
+    x[2] = 0.0f;   /* 8 */
+    x[3] = 3.4f;   /* 11.9 -> 11 */
+    x[4] = -3.6f;  /* 4.9 -> 4 */
+    x[5] = 7.6f;   /* 16.1 -> 16, clamped to 15 */
+    x[16] = -0.5f; /* 8.0 -> 8 */
+    x[17] = 0.49f; /* 8.99 -> 8 */
+    x[18] = -7.9f; /* 0.6 -> 0 */
+    /* block 1: largest is +4, d = -0.5, id = -2: x = -4 gives 16.5 -> 15 */
+    x[32] = 4.0f;
+    x[33] = -4.0f;
+    x[34] = 1.0f; /* -2 + 8.5 = 6.5 -> 6 */
+    /* block 2: |-2| == |2|: the first one sets the sign, d = 0.25 */
+    x[64] = -2.0f;
+    x[65] = 2.0f;
+    qc_block_q4_0 y[3];
+    memset(y, 0x55, sizeof y);
+    qc_quantize_row(QC_DTYPE_Q4_0, x, y, 3 * 32);
+    /* qs[j] = element j (low nibble) | element j + 16 (high nibble) */
+    const uint8_t want0[16] = {0x80, 0x8f, 0x08, 0x8b, 0x84, 0x8f, 0x88, 0x88,
+                               0x88, 0x88, 0x88, 0x88, 0x88, 0x88, 0x88, 0x88};
+    const uint8_t want1[16] = {0x80, 0x8f, 0x86, 0x88, 0x88, 0x88, 0x88, 0x88,
+                               0x88, 0x88, 0x88, 0x88, 0x88, 0x88, 0x88, 0x88};
+    const uint8_t want2[16] = {0x80, 0x8f, 0x88, 0x88, 0x88, 0x88, 0x88, 0x88,
+                               0x88, 0x88, 0x88, 0x88, 0x88, 0x88, 0x88, 0x88};
+    CHECK(y[0].d == 0x3c00, "q4_0 block 0 d = 0x%04x", y[0].d);
+    CHECK(!memcmp(y[0].qs, want0, 16), "q4_0 block 0 nibbles");
+    CHECK(y[1].d == 0xb800, "q4_0 block 1 d = 0x%04x", y[1].d);
+    CHECK(!memcmp(y[1].qs, want1, 16), "q4_0 block 1 nibbles");
+    CHECK(y[2].d == 0x3400, "q4_0 block 2 d = 0x%04x", y[2].d);
+    CHECK(!memcmp(y[2].qs, want2, 16), "q4_0 block 2 nibbles");
+    /* dequantization reads the same layout back */
+    qc_tensor_t t = {y, QC_DTYPE_Q4_0, 1, 96};
+    float d[96];
+    qc_dequantize_row(&t, 0, d);
+    CHECK(d[0] == -8.0f && d[1] == 7.0f && d[3] == 3.0f && d[5] == 7.0f && d[16] == 0.0f && d[18] == -8.0f,
+          "q4_0 dequant block 0: %g %g %g %g %g %g", d[0], d[1], d[3], d[5], d[16], d[18]);
+    CHECK(d[32] == 4.0f && d[33] == -3.5f && d[34] == 1.0f, "q4_0 dequant block 1: %g %g %g", d[32], d[33], d[34]);
+}
+
+/* Random rows: dequantize(quantize(x)) stays within the bound of each
+ * format. With d the exact F32 scale of the block:
+ *   Q8_0: |x - q d| <= |d| / 2.
+ *   Q4_0: |x - (q - 8) d| <= |d| / 2, except values whose x / d rounds to
+ *         +8, which the clamp to 15 leaves up to |d| away.
+ * The stored scale is fp16(d), and the dequantized value q * fp16(d) is
+ * within 127 |d - fp16(d)| more. */
+static void test_roundtrip(void) {
+    enum { N = 32 * 64 };
+    float x[N], y[N];
+    qc_block_q8_0 q8[N / 32];
+    qc_block_q4_0 q4[N / 32];
+    for (int i = 0; i < N; i++) x[i] = rng_unit() * (i % 7 == 0 ? 50.0f : 1.0f) * (float)(1 + i / 512);
+    int bad8 = 0, bad4 = 0, clamped = 0;
+    qc_quantize_row(QC_DTYPE_Q8_0, x, q8, N);
+    qc_tensor_t t8 = {q8, QC_DTYPE_Q8_0, 1, N};
+    qc_dequantize_row(&t8, 0, y);
+    for (int b = 0; b < N / 32; b++) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[b * 32 + j]));
+        const float d = amax / 127.0f, d16 = qc_f16_to_f32(q8[b].d);
+        bad8 += q8[b].d != qc_f32_to_f16(d);
+        for (int j = 0; j < 32; j++) {
+            const float xi = x[b * 32 + j];
+            bad8 += fabsf(xi - (float)q8[b].qs[j] * d) > d / 2 * (1 + 1e-6f);
+            bad8 += fabsf(xi - y[b * 32 + j]) > d / 2 * (1 + 1e-6f) + 127 * fabsf(d - d16);
+            bad8 += y[b * 32 + j] != (float)q8[b].qs[j] * d16;
+        }
+    }
+    CHECK(bad8 == 0, "q8_0 round trip: %d elements out of bounds", bad8);
+
+    qc_quantize_row(QC_DTYPE_Q4_0, x, q4, N);
+    qc_tensor_t t4 = {q4, QC_DTYPE_Q4_0, 1, N};
+    qc_dequantize_row(&t4, 0, y);
+    for (int b = 0; b < N / 32; b++) {
+        float amax = 0, max = 0;
+        for (int j = 0; j < 32; j++)
+            if (amax < fabsf(x[b * 32 + j])) {
+                amax = fabsf(x[b * 32 + j]);
+                max = x[b * 32 + j];
+            }
+        const float d = max / -8.0f, d16 = qc_f16_to_f32(q4[b].d);
+        bad4 += q4[b].d != qc_f32_to_f16(d);
+        for (int j = 0; j < 32; j++) {
+            const float xi = x[b * 32 + j];
+            const int q = j < 16 ? q4[b].qs[j] & 15 : q4[b].qs[j - 16] >> 4;
+            const int clamp = xi / d > 7.5f;
+            clamped += clamp;
+            const float bound = fabsf(d) * (clamp ? 1.0f : 0.5f) * (1 + 1e-6f);
+            bad4 += fabsf(xi - (float)(q - 8) * d) > bound;
+            bad4 += fabsf(xi - y[b * 32 + j]) > bound + 8 * fabsf(d - d16);
+        }
+    }
+    CHECK(bad4 == 0, "q4_0 round trip: %d elements out of bounds", bad4);
+    CHECK(clamped > 0, "q4_0 round trip exercised no clamped value");
+}
+
+/* ==== activation quantization ==== */
+
+static void test_act_quantize(void) {
+    /* hand-worked: amax 127 makes d = 1, so qs = x rounded half away from 0 */
+    float x[64] = {127.0f, 0.5f, -0.5f, 2.5f, -1.5f, 0.49999997f, -126.5f, 3.0f};
+    qc_block_q8_act a[2];
+    qc_act_row_scalar(x, 64, a);
+    const int8_t want[8] = {127, 1, -1, 3, -2, 0, -127, 3};
+    CHECK(a[0].d == 1.0f && !memcmp(a[0].qs, want, 8), "act block: d %g qs %d %d %d %d %d %d %d %d", a[0].d,
+          a[0].qs[0], a[0].qs[1], a[0].qs[2], a[0].qs[3], a[0].qs[4], a[0].qs[5], a[0].qs[6], a[0].qs[7]);
+    CHECK(a[0].sum == 127 + 1 - 1 + 3 - 2 + 0 - 127 + 3, "act block sum %d", a[0].sum);
+    CHECK(a[1].d == 0.0f && a[1].sum == 0, "act zero block");
+
+    /* every level gives the same bytes (ties included: rows scaled so that
+     * d = 1 and the values sit on .5) */
+    enum { COLS = 32 * 40 };
+    static float xr[COLS];
+    static qc_block_q8_act ref[COLS / 32], got[COLS / 32];
+    for (int i = 0; i < COLS; i++) {
+        int b = i / 32;
+        if (b % 4 == 0) xr[i] = (float)((int)(rng_next() % 254) - 127) + 0.5f * (float)(rng_next() % 2);
+        else if (b % 4 == 1) xr[i] = 0.0f;
+        else xr[i] = rng_unit() * (float)(b + 1) * 0.37f;
+        if (b % 4 == 0 && i % 32 == 0) xr[i] = 127.0f;
+    }
+    qc_act_row_scalar(xr, COLS, ref);
+    for (int l = QC_CPU_AVX2; l <= QC_CPU_AVX512; l++) {
+        if ((qc_cpu_t)l > qc_cpu_max()) continue;
+        memset(got, 0x55, sizeof got);
+        qc_kernels_for((qc_cpu_t)l)->act_row(xr, COLS, got);
+        CHECK(!memcmp(ref, got, sizeof ref), "act quantize %s differs from scalar", level_names[l]);
+    }
+    /* qc_act_quantize lays tokens out [n_tok][cols/32] and writes only [t0, t1) */
+    static qc_block_q8_act act[3 * COLS / 32];
+    memset(act, 0x55, sizeof act);
+    CHECK(qc_act_bytes(QC_DTYPE_Q8_0, 3, COLS) == sizeof act, "qc_act_bytes");
+    CHECK(qc_act_bytes(QC_DTYPE_BF16, 3, COLS) == 0, "qc_act_bytes float");
+    float *x3 = malloc(3 * COLS * sizeof(float));
+    for (int t = 0; t < 3; t++) memcpy(x3 + t * COLS, xr, sizeof xr);
+    qc_act_quantize(QC_DTYPE_Q4_0, x3, COLS, 1, 3, act);
+    CHECK(!memcmp(act + COLS / 32, ref, sizeof ref) && !memcmp(act + 2 * COLS / 32, ref, sizeof ref),
+          "qc_act_quantize rows");
+    const unsigned char *p = (const unsigned char *)act;
+    int untouched = 1;
+    for (size_t i = 0; i < sizeof ref; i++) untouched &= p[i] == 0x55;
+    CHECK(untouched, "qc_act_quantize wrote outside [t0, t1)");
+    free(x3);
+}
+
+/* ==== matrix products ==== */
+
+typedef struct {
+    qc_dtype_t dt;
+    int64_t rows, cols;
+    void *buf;     /* allocation */
+    qc_tensor_t w; /* data misaligned inside buf */
+    float *deq;    /* [rows][cols] dequantized */
+    float *dw;     /* [rows][cols/32] block scales (quantized types) */
+} wmat_t;
+
+static void wmat_make(wmat_t *m, qc_dtype_t dt, int64_t rows, int64_t cols, size_t misalign) {
+    m->dt = dt;
+    m->rows = rows;
+    m->cols = cols;
+    const size_t rb = qc_row_bytes(dt, cols);
+    m->buf = aligned_alloc(64, (rb * (size_t)rows + misalign + 63) / 64 * 64);
+    unsigned char *data = (unsigned char *)m->buf + misalign;
+    float *row = malloc((size_t)cols * sizeof(float));
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t c = 0; c < cols; c++)
+            row[c] = rng_unit() * (c % 97 == 5 ? 8.0f : 1.0f) * (1.0f + (float)(r % 5));
+        unsigned char *o = data + (size_t)r * rb;
+        switch (dt) {
+        case QC_DTYPE_F32: memcpy(o, row, (size_t)cols * 4); break;
+        case QC_DTYPE_F16:
+            for (int64_t c = 0; c < cols; c++) {
+                uint16_t h = qc_f32_to_f16(row[c]);
+                memcpy(o + 2 * c, &h, 2);
+            }
+            break;
+        case QC_DTYPE_BF16:
+            for (int64_t c = 0; c < cols; c++) {
+                uint16_t h = qc_f32_to_bf16(row[c]);
+                memcpy(o + 2 * c, &h, 2);
+            }
+            break;
+        default: qc_quantize_row(dt, row, o, cols); break;
+        }
+    }
+    free(row);
+    m->w = (qc_tensor_t){data, dt, rows, cols};
+    m->deq = malloc((size_t)(rows * cols) * sizeof(float));
+    m->dw = malloc((size_t)(rows * (cols / 32 + 1)) * sizeof(float));
+    for (int64_t r = 0; r < rows; r++) {
+        qc_dequantize_row(&m->w, r, m->deq + r * cols);
+        if (dt == QC_DTYPE_Q8_0 || dt == QC_DTYPE_Q4_0)
+            for (int64_t b = 0; b < cols / 32; b++) {
+                uint16_t h;
+                memcpy(&h, data + (size_t)r * rb + (size_t)b * qc_row_bytes(dt, 32), 2);
+                m->dw[r * (cols / 32) + b] = qc_f16_to_f32(h);
+            }
+    }
+}
+
+static void wmat_free(wmat_t *m) {
+    free(m->buf);
+    free(m->deq);
+    free(m->dw);
+}
+
+/* Per output: the double-precision value from dequantized operands, and the
+ * scale its error is measured against (see kernels_impl.h's contract). */
+static void reference(const wmat_t *m, const float *x, const qc_block_q8_act *act, int n_tok, int64_t r0,
+                      int64_t r1, double *exact, double *scale) {
+    const int64_t n = m->cols, nb = n / 32;
+    const int quant = m->dt == QC_DTYPE_Q8_0 || m->dt == QC_DTYPE_Q4_0;
+    for (int t = 0; t < n_tok; t++)
+        for (int64_t r = r0; r < r1; r++) {
+            const float *wr = m->deq + r * n;
+            double s = 0, a = 0;
+            if (quant) {
+                for (int64_t b = 0; b < nb; b++) {
+                    const qc_block_q8_act *ab = act + t * nb + b;
+                    double sx = 0;
+                    for (int j = 0; j < 32; j++) {
+                        double xv = (double)ab->d * ab->qs[j];
+                        s += (double)wr[b * 32 + j] * xv;
+                        a += fabs((double)wr[b * 32 + j] * xv);
+                        sx += abs(ab->qs[j]);
+                    }
+                    a += 128.0 * fabs((double)m->dw[r * nb + b] * ab->d) * sx;
+                }
+            } else {
+                for (int64_t c = 0; c < n; c++) {
+                    s += (double)wr[c] * x[t * n + c];
+                    a += fabs((double)wr[c] * x[t * n + c]);
+                }
+            }
+            exact[t * (r1 - r0) + (r - r0)] = s;
+            scale[t * (r1 - r0) + (r - r0)] = a + 1e-30;
+        }
+}
+
+static const float SENTINEL = 12345.0f;
+
+/* One configuration: every level (and the double reference) on rows
+ * [r0, r1) of a rows x cols matrix of type dt, n_tok tokens. */
+static void check_matmul(qc_dtype_t dt, int n_tok, int64_t cols, int64_t rows, int64_t r0, int64_t r1,
+                         size_t misalign, int *n_levels_run) {
+    wmat_t m;
+    wmat_make(&m, dt, rows, cols, misalign);
+    const int quant = dt == QC_DTYPE_Q8_0 || dt == QC_DTYPE_Q4_0;
+    /* x misaligned by one float */
+    float *xbuf = malloc(((size_t)n_tok * (size_t)cols + 1) * sizeof(float));
+    float *x = xbuf + 1;
+    for (int64_t i = 0; i < n_tok * cols; i++)
+        x[i] = rng_unit() * (i % 61 == 3 ? 20.0f : 1.0f) * (1.0f + (float)(i / cols % 3));
+    qc_block_q8_act *act = NULL;
+    if (quant) {
+        act = malloc(qc_act_bytes(dt, n_tok, cols));
+        for (int t = 0; t < n_tok; t++) qc_act_row_scalar(x + t * cols, cols, act + t * (cols / 32));
+    }
+    const int64_t ldy = rows + 3, nr = r1 - r0;
+    const size_t ny = (size_t)n_tok * (size_t)ldy;
+    float *yref = malloc(ny * sizeof(float)), *y = malloc(ny * sizeof(float));
+    double *exact = malloc((size_t)(n_tok * nr) * sizeof(double));
+    double *scale = malloc((size_t)(n_tok * nr) * sizeof(double));
+    reference(&m, x, act, n_tok, r0, r1, exact, scale);
+
+    for (size_t i = 0; i < ny; i++) yref[i] = SENTINEL;
+    qc_matmul_level(QC_CPU_SCALAR, &m.w, x, act, n_tok, yref, ldy, r0, r1);
+    /* the scalar reference against double precision */
+    const double tol_ref = quant ? 1e-5 : 1e-6, tol_simd = quant ? 1e-5 : 2e-6;
+    double worst = 0;
+    for (int t = 0; t < n_tok; t++)
+        for (int64_t r = r0; r < r1; r++) {
+            double e = fabs(yref[t * ldy + r] - exact[t * nr + r - r0]) / scale[t * nr + r - r0];
+            if (!(e <= worst)) worst = e;
+        }
+    CHECK(worst <= tol_ref, "%s scalar vs double: n_tok %d cols %lld rows [%lld,%lld): error %.3g of sum|terms|",
+          qc_dtype_name(dt), n_tok, (long long)cols, (long long)r0, (long long)r1, worst);
+
+    for (int l = QC_CPU_AVX2; l <= QC_CPU_AVX512; l++) {
+        if ((qc_cpu_t)l > qc_cpu_max()) continue;
+        n_levels_run[l]++;
+        for (size_t i = 0; i < ny; i++) y[i] = SENTINEL;
+        qc_matmul_level((qc_cpu_t)l, &m.w, x, act, n_tok, y, ldy, r0, r1);
+        double w2 = 0;
+        int outside = 0;
+        for (int t = 0; t < n_tok; t++)
+            for (int64_t r = 0; r < ldy; r++) {
+                const float v = y[t * ldy + r];
+                if (r < r0 || r >= r1) {
+                    outside += v != SENTINEL;
+                    continue;
+                }
+                double e = fabs((double)v - yref[t * ldy + r]) / scale[t * nr + r - r0];
+                if (!(e <= w2)) w2 = e;
+            }
+        CHECK(w2 <= tol_simd && !outside,
+              "%s %s vs scalar: n_tok %d cols %lld rows [%lld,%lld) misalign %zu: error %.3g of sum|terms|, "
+              "%d writes outside",
+              qc_dtype_name(dt), level_names[l], n_tok, (long long)cols, (long long)r0, (long long)r1, misalign, w2,
+              outside);
+    }
+    /* the dispatching entry point is the chosen level's kernel */
+    for (size_t i = 0; i < ny; i++) y[i] = SENTINEL;
+    qc_matmul(&m.w, x, act, n_tok, y, ldy, r0, r1);
+    float *yl = malloc(ny * sizeof(float));
+    for (size_t i = 0; i < ny; i++) yl[i] = SENTINEL;
+    qc_matmul_level(qc_cpu_level(), &m.w, x, act, n_tok, yl, ldy, r0, r1);
+    CHECK(!memcmp(y, yl, ny * sizeof(float)), "qc_matmul differs from its level's kernel");
+    free(yl);
+    free(xbuf);
+    free(act);
+    free(yref);
+    free(y);
+    free(exact);
+    free(scale);
+    wmat_free(&m);
+}
+
+static void test_matmul(void) {
+    static const qc_dtype_t types[] = {QC_DTYPE_F32, QC_DTYPE_F16, QC_DTYPE_BF16, QC_DTYPE_Q8_0, QC_DTYPE_Q4_0};
+    static const int toks[] = {1, 2, 3, 4, 5, 7, 8, 13, 64};
+    /* 4192 = 131 blocks: odd, and longer than the AVX-512 kernel's packed
+     * chunk, so it also runs the chunked path */
+    static const int64_t colss[] = {32, 64, 96, 1024, 2816, 4192};
+    int n_levels_run[3] = {0, 0, 0};
+    int cfg = 0;
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const qc_dtype_t dt = types[ti];
+        const int quant = dt == QC_DTYPE_Q8_0 || dt == QC_DTYPE_Q4_0;
+        for (size_t ni = 0; ni < sizeof toks / sizeof toks[0]; ni++)
+            for (size_t ci = 0; ci < sizeof colss / sizeof colss[0]; ci++, cfg++) {
+                const int64_t cols = colss[ci];
+                const int n_tok = toks[ni];
+                /* rows beyond one 64-row block for short rows; ranges that
+                 * start and end off the 4-row tile */
+                const int64_t rows = cols <= 1024 && n_tok <= 13 ? 75 : 23;
+                const int64_t r0 = rows == 75 ? 3 : 1, r1 = rows == 75 ? 74 : 22;
+                const size_t misalign = quant ? (size_t)(1 + cfg % 63) : dt == QC_DTYPE_F32 ? 4 : 2;
+                check_matmul(dt, n_tok, cols, rows, r0, r1, misalign, n_levels_run);
+            }
+        /* the whole matrix, and a single row */
+        check_matmul(dt, 6, 96, 9, 0, 9, quant ? 7 : 2, n_levels_run);
+        check_matmul(dt, 5, 1024, 9, 4, 5, quant ? 33 : 2, n_levels_run);
+    }
+    for (int l = QC_CPU_AVX2; l <= QC_CPU_AVX512; l++) {
+        if (n_levels_run[l]) printf("test_kernels: %s: %d matmul configurations checked against scalar\n",
+                                    level_names[l], n_levels_run[l]);
+        else printf("test_kernels: %s: skipped (not supported by this CPU or build)\n", level_names[l]);
+    }
+}
+
+static void test_dot(void) {
+    float a[1000], b[1000];
+    for (int i = 0; i < 1000; i++) {
+        a[i] = rng_unit();
+        b[i] = rng_unit();
+    }
+    static const int ns[] = {0, 1, 7, 8, 15, 16, 17, 31, 33, 64, 100, 999, 1000};
+    for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+        const int n = ns[k];
+        double s = 0, sa = 0;
+        for (int i = 0; i < n; i++) {
+            s += (double)a[i] * b[i];
+            sa += fabs((double)a[i] * b[i]);
+        }
+        for (int l = QC_CPU_SCALAR; l <= QC_CPU_AVX512; l++) {
+            if ((qc_cpu_t)l > qc_cpu_max()) continue;
+            float got = qc_kernels_for((qc_cpu_t)l)->dot_f32(a + 1, b + 1, n > 0 ? n - 1 : 0);
+            double want = s - (n > 0 ? (double)a[0] * b[0] : 0), base = sa + 1e-30;
+            CHECK(fabs(got - want) <= 2e-6 * base, "dot_f32 %s n %d: %g vs %g", level_names[l], n, got, want);
+        }
+        float got = qc_dot_f32(a, b, n);
+        CHECK(fabs(got - s) <= 2e-6 * (sa + 1e-30), "qc_dot_f32 n %d", n);
+    }
+}
+
+static void test_formats(void) {
+    CHECK(qc_row_bytes(QC_DTYPE_F32, 10) == 40, "row bytes f32");
+    CHECK(qc_row_bytes(QC_DTYPE_BF16, 10) == 20, "row bytes bf16");
+    CHECK(qc_row_bytes(QC_DTYPE_F16, 3) == 6, "row bytes f16");
+    CHECK(qc_row_bytes(QC_DTYPE_Q8_0, 64) == 68, "row bytes q8_0");
+    CHECK(qc_row_bytes(QC_DTYPE_Q4_0, 64) == 36, "row bytes q4_0");
+    CHECK(qc_row_bytes(QC_DTYPE_Q8_0, 33) == 0 && qc_row_bytes(QC_DTYPE_Q4_0, 31) == 0, "row bytes misfit");
+    CHECK(qc_row_bytes(QC_DTYPE_F32, -1) == 0 && qc_row_bytes(QC_DTYPE_F32, INT64_MAX) == 0, "row bytes overflow");
+    const char *env = getenv("QCARE_CPU");
+    printf("test_kernels: CPU level %s (best available %s, QCARE_CPU=%s)\n", qc_cpu_name(qc_cpu_level()),
+           qc_cpu_name(qc_cpu_max()), env ? env : "unset");
+    if (env && (!strcmp(env, "scalar") || !strcmp(env, "avx2") || !strcmp(env, "avx512"))) {
+        qc_cpu_t want = !strcmp(env, "scalar") ? QC_CPU_SCALAR : !strcmp(env, "avx2") ? QC_CPU_AVX2 : QC_CPU_AVX512;
+        if (want > qc_cpu_max()) want = qc_cpu_max();
+        CHECK(qc_cpu_level() == want, "QCARE_CPU=%s gave %s", env, qc_cpu_name(qc_cpu_level()));
+    } else {
+        CHECK(qc_cpu_level() == qc_cpu_max(), "default level is the best one");
+    }
+}
+
+int main(void) {
+    test_formats();
+    test_f16();
+    test_quantize_q8_0();
+    test_quantize_q4_0();
+    test_roundtrip();
+    test_act_quantize();
+    test_dot();
+    test_matmul();
+    return test_done("test_kernels");
+}
