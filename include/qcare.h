@@ -159,7 +159,11 @@ typedef enum {
 } qc_dtype_t;
 
 typedef struct {
-    int n_threads; /* reserved (0 = default) */
+    int n_threads;     /* threads of the model's pool (0 = one per CPU core) */
+    const char *dtype; /* how matrices are kept: "q8_0" (the default, NULL),
+                        * "q4_0" (layers Q4_0, embedding/lm_head Q8_0),
+                        * "bf16" (the file's 16-bit weights used in place),
+                        * "f32" (converted to F32) */
 } qc_model_opts_t;
 
 /* Loads a model from a Hugging Face folder holding config.json,
@@ -178,6 +182,9 @@ qc_arch_t qc_model_arch(const qc_model_t *m);
 /* Number of parameters and bytes of weight data. */
 int64_t qc_model_n_params(const qc_model_t *m);
 int64_t qc_model_weight_bytes(const qc_model_t *m);
+int qc_model_n_threads(const qc_model_t *m);
+/* How the layer matrices are kept: "f32", "bf16", "q8_0" or "q4_0". */
+const char *qc_model_dtype(const qc_model_t *m);
 /* Whether `id` ends generation: <|im_end|>, <|endoftext|>, or an eos id of
  * config.json / generation_config.json. */
 int qc_model_is_eog(const qc_model_t *m, int32_t id);
@@ -200,7 +207,8 @@ void qc_model_sampling_defaults(const qc_model_t *m, qc_sampling_t *out);
 typedef struct qc_ctx qc_ctx_t;
 
 typedef struct {
-    int n_batch; /* most tokens per forward pass (0 = 64); longer inputs run in chunks */
+    int n_batch; /* most tokens per forward pass (0 = 512, llama.cpp's default
+                  * micro-batch); longer inputs run in chunks */
 } qc_ctx_opts_t;
 
 /* Creates a context for sequences of up to n_ctx tokens (0 = the model's

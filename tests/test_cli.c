@@ -83,7 +83,7 @@ static int ids_equal(json_t *a, json_t *b) {
 }
 
 static void test_help_and_errors(const char *model) {
-    char *err, args[1024];
+    char *err, args[4096];
     const char *cmds[] = {"tokenize", "logits", "generate", "mkmodel"};
     CHECK(run_status("--help", NULL, &err) == 0, "qcare --help");
     free(err);
@@ -120,7 +120,7 @@ static void test_help_and_errors(const char *model) {
 }
 
 static void test_tokenize(const char *model) {
-    char path[1024], args[1200], *out, *err;
+    char path[1024], args[4096], *out, *err;
     snprintf(path, sizeof path, "%s/golden/tokenizer.jsonl", fixtures);
     FILE *f = fopen(path, "r");
     CHECK(f != NULL, "open %s", path);
@@ -157,7 +157,7 @@ static void test_tokenize(const char *model) {
 }
 
 static void test_logits_and_generate(const char *name) {
-    char model[1024], args[1200], *out, *err;
+    char model[1024], args[4096], *out, *err;
     snprintf(model, sizeof model, "%s/%s", models, name);
     for (int li = 0; li < 5; li += 2) {
         json_t *g = golden_line(name, li);
@@ -165,7 +165,7 @@ static void test_logits_and_generate(const char *name) {
         if (!g) continue;
         const char *prompt = json_string_value(json_object_get(g, "prompt"));
 
-        snprintf(args, sizeof args, "logits --model %s --top 5 -", model);
+        snprintf(args, sizeof args, "logits --model %s --dtype bf16 --top 5 -", model);
         int rc = run(args, prompt, &out, &err);
         CHECK(rc == 0, "logits rc %d: %s", rc, err);
         json_t *top5 = json_object_get(g, "top5_per_position"), *tokens = json_object_get(g, "tokens");
@@ -180,15 +180,16 @@ static void test_logits_and_generate(const char *name) {
             ok &= row && json_integer_value(json_object_get(row, "pos")) == (json_int_t)lines &&
                   json_integer_value(json_object_get(row, "id")) == json_integer_value(json_array_get(tokens, lines));
             json_t *top = json_object_get(row, "top");
-            /* Each id we print is in llama.cpp's top 5 with the same logit
-             * (near-ties may be ordered differently). */
+            /* Each id we print is in llama.cpp's top 5 with the same logit, to
+             * the tolerance test_golden explains (near-ties may be ordered
+             * differently). */
             for (size_t k = 0; ok && k < 5; k++) {
                 json_t *a = json_array_get(top, k);
                 int found = 0;
                 for (size_t j = 0; j < 5 && !found; j++) {
                     json_t *b = json_array_get(want, j);
                     found = json_integer_value(json_array_get(a, 0)) == json_integer_value(json_array_get(b, 0)) &&
-                            fabs(json_number_value(json_array_get(a, 1)) - json_number_value(json_array_get(b, 1))) <= 1e-3;
+                            fabs(json_number_value(json_array_get(a, 1)) - json_number_value(json_array_get(b, 1))) <= 2.5e-3;
                 }
                 ok &= found;
             }
@@ -199,9 +200,10 @@ static void test_logits_and_generate(const char *name) {
         free(out);
         free(err);
 
-        snprintf(args, sizeof args, "generate --model %s --greedy -n 24 --json --quiet -", model);
+        snprintf(args, sizeof args, "generate --model %s --dtype bf16 --greedy -n 24 --json --quiet -", model);
         rc = run(args, prompt, &out, &err);
-        char *last = strrchr(out, '{');
+        char *last = strstr(out, "\n{\"ids\": ");  /* the JSON line follows the streamed text */
+        if (last) last++;
         json_t *res = last ? json_loads(last, 0, NULL) : NULL;
         CHECK(rc == 0 && res && ids_equal(json_object_get(res, "ids"), json_object_get(g, "greedy")),
               "%s line %d: generate --greedy gives llama.cpp's 24 tokens (rc %d, %s)", name, li, rc, err);

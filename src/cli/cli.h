@@ -23,8 +23,8 @@ double cli_parse_double(const char *opt, const char *s, double lo, double hi, in
  * NULL (message printed) on failure. */
 char *cli_read_text(const char *arg, size_t *len);
 
-/* Loads --model (message printed on failure). */
-qc_model_t *cli_load_model(const char *dir);
+/* Loads --model with --dtype / --threads (message printed on failure). */
+qc_model_t *cli_load_model(const char *dir, const char *dtype, int n_threads);
 
 /* Prints s as a JSON string literal (with quotes) to f. */
 void cli_json_string(FILE *f, const char *s, size_t len);

@@ -12,7 +12,8 @@
 typedef struct {
     const char *model;
     const char *text; /* the last non-option argument */
-    int n_ctx, n_batch;
+    const char *dtype;
+    int n_ctx, n_batch, n_threads;
 } common_t;
 
 /* Consumes argv[*i] if it is a common option or the text; returns 0 if it is
@@ -29,6 +30,11 @@ static int common_opt(int argc, char **argv, int *i, common_t *c, int *bad) {
         if (!*bad) c->n_batch = (int)cli_parse_long("--batch", v, 1, 4096, bad);
         return 1;
     }
+    if (cli_opt(argc, argv, i, "--threads", &v, bad) || cli_opt(argc, argv, i, "-t", &v, bad)) {
+        if (!*bad) c->n_threads = (int)cli_parse_long("--threads", v, 1, 256, bad);
+        return 1;
+    }
+    if (cli_opt(argc, argv, i, "--dtype", &c->dtype, bad)) return 1;
     if (argv[*i][0] != '-' || !strcmp(argv[*i], "-")) {
         if (c->text) {
             fprintf(stderr, "qcare: one TEXT argument expected, got '%s' and '%s' (quote the text)\n", c->text, argv[*i]);
@@ -50,7 +56,9 @@ static int is_help(const char *a) { return !strcmp(a, "--help") || !strcmp(a, "-
 #define COMMON_HELP \
     "  --model DIR       Hugging Face model folder (config.json, model.safetensors, tokenizer.json)\n" \
     "  --ctx N           context size in tokens (default: the model's, at most 4096)\n" \
-    "  --batch N         tokens per forward pass during prefill (default 64)\n" \
+    "  --batch N         tokens per forward pass during prefill (default 512)\n" \
+    "  --dtype T         weights kept as q8_0 (default), q4_0, bf16 (the file's, in place) or f32\n" \
+    "  --threads N       threads (default: one per CPU core)\n" \
     "  TEXT              the text, or - to read it from stdin; special tokens such as\n" \
     "                    <|im_start|> in it are recognized\n"
 
@@ -60,7 +68,7 @@ static qc_model_t *load_and_encode(const common_t *c, int32_t **ids, size_t *n) 
         fprintf(stderr, "qcare: TEXT (or - for stdin) is required\n");
         return NULL;
     }
-    qc_model_t *m = cli_load_model(c->model);
+    qc_model_t *m = cli_load_model(c->model, c->dtype, c->n_threads);
     if (!m) return NULL;
     size_t len;
     char *text = cli_read_text(c->text, &len);
@@ -235,25 +243,33 @@ int cmd_logits(int argc, char **argv) {
     if (!m) return 1;
     int rc = 1;
     int32_t nv = qc_model_n_vocab(m);
-    float *logits = malloc((size_t)nv * sizeof *logits);
+    /* The prompt runs in chunks of --batch tokens, each in one forward pass,
+     * as llama.cpp runs a prompt (its numerics depend on the batch size). */
+    size_t chunk = c.n_batch > 0 ? (size_t)c.n_batch : 512;
+    if (chunk > n) chunk = n;
+    float *logits = malloc(chunk * (size_t)nv * sizeof *logits);
     top_t *top = malloc((size_t)k * sizeof *top);
     qc_ctx_t *x = new_ctx(m, &c);
-    if (!logits || !top || !x) goto done;
+    if (!logits || !top || !x) {
+        fprintf(stderr, "qcare logits: out of memory (try a smaller --batch)\n");
+        goto done;
+    }
     if (n == 0) {
         fprintf(stderr, "qcare logits: the text has no tokens\n");
         goto done;
     }
-    /* One token at a time keeps memory at one row of logits; the engine
-     * gives the same logits as a whole-prompt pass (tested). */
-    for (size_t p = 0; p < n; p++) {
-        if (qc_ctx_eval(x, &ids[p], 1, logits, QC_LOGITS_LAST)) {
+    for (size_t p0 = 0; p0 < n; p0 += chunk) {
+        size_t len = n - p0 < chunk ? n - p0 : chunk;
+        if (qc_ctx_eval(x, ids + p0, len, logits, QC_LOGITS_ALL)) {
             fprintf(stderr, "qcare logits: %s\n", qc_ctx_errmsg(x));
             goto done;
         }
-        top_k(logits, nv, k, top);
-        printf("{\"pos\": %zu, \"id\": %d, \"top\": [", p, (int)ids[p]);
-        for (int j = 0; j < k; j++) printf(j ? ", [%d, %.6f]" : "[%d, %.6f]", (int)top[j].id, top[j].v);
-        printf("]}\n");
+        for (size_t p = p0; p < p0 + len; p++) {
+            top_k(logits + (p - p0) * nv, nv, k, top);
+            printf("{\"pos\": %zu, \"id\": %d, \"top\": [", p, (int)ids[p]);
+            for (int j = 0; j < k; j++) printf(j ? ", [%d, %.6f]" : "[%d, %.6f]", (int)top[j].id, top[j].v);
+            printf("]}\n");
+        }
     }
     rc = 0;
 done:
@@ -303,7 +319,7 @@ int cmd_generate(int argc, char **argv) {
             printf("usage: qcare generate --model DIR [options] TEXT|-\n\n"
                    "Continues TEXT with the model and streams the new text to stdout.\n\n"
                    "  -n N              most tokens to generate (default 128)\n"
-                   "  --greedy          always take the most likely token\n"
+                   "  --greedy          always take the most likely token (no repetition penalty)\n"
                    "  --temp T          sampling temperature (default: generation_config.json)\n"
                    "  --top-k K         keep the K most likely tokens (0 = off)\n"
                    "  --top-p P         nucleus sampling mass (1 = off)\n"
@@ -338,7 +354,7 @@ int cmd_generate(int argc, char **argv) {
         fprintf(stderr, "qcare generate: TEXT (or - for stdin) is required\n");
         return 2;
     }
-    qc_model_t *m = cli_load_model(c.model);
+    qc_model_t *m = cli_load_model(c.model, c.dtype, c.n_threads);
     if (!m) return 1;
     int rc = 1;
     int32_t *ids = NULL, *out = NULL;
@@ -366,7 +382,10 @@ int cmd_generate(int argc, char **argv) {
     }
     qc_generate_opts_t go = {.max_tokens = n_max};
     qc_model_sampling_defaults(m, &go.sampling);
-    if (greedy) go.sampling.temperature = 0;
+    if (greedy) { /* plain argmax, no penalty: what "greedy" means in llama.cpp and HF */
+        go.sampling.temperature = 0;
+        go.sampling.repetition_penalty = 1;
+    }
     if (temp >= 0) go.sampling.temperature = (float)temp;
     if (top_p >= 0) go.sampling.top_p = (float)top_p;
     if (min_p >= 0) go.sampling.min_p = (float)min_p;

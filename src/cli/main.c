@@ -78,14 +78,15 @@ char *cli_read_text(const char *arg, size_t *len) {
     return NULL;
 }
 
-qc_model_t *cli_load_model(const char *dir) {
+qc_model_t *cli_load_model(const char *dir, const char *dtype, int n_threads) {
     if (!dir) {
         fprintf(stderr, "qcare: --model DIR is required\n");
         return NULL;
     }
     char err[512];
     qc_model_t *m;
-    if (qc_model_load(dir, NULL, &m, err, sizeof err)) {
+    qc_model_opts_t o = {.n_threads = n_threads, .dtype = dtype};
+    if (qc_model_load(dir, &o, &m, err, sizeof err)) {
         fprintf(stderr, "qcare: cannot load model: %s\n", err);
         return NULL;
     }

@@ -236,6 +236,10 @@ qc_status qc_config_load(const char *path, qc_config_t *cfg, char *err, size_t e
         }
         cfg->head_dim = cfg->n_embd / cfg->n_head;
     }
+    if (cfg->head_dim > 512) {
+        st = qc_seterr(err, err_size, QC_ERR_UNSUPPORTED, "%s: head_dim %d is larger than 512", path, cfg->head_dim);
+        goto fail;
+    }
     if (cfg->head_dim % 2 != 0) {
         st = qc_seterr(err, err_size, QC_ERR_FORMAT, "%s: head_dim %d is odd (RoPE needs pairs)",
                        path, cfg->head_dim);

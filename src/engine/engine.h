@@ -21,6 +21,7 @@ qc_status qc_seterr(char *err, size_t err_size, qc_status status, const char *fm
 
 #define QC_MAX_EOS 8
 #define QC_MAX_EOG 16
+#define QC_MAX_OWNED 4096 /* converted tensors a model may own */
 
 typedef struct {
     qc_arch_t arch;
@@ -118,6 +119,9 @@ struct qc_model {
     int64_t weight_bytes;
     int32_t eog[QC_MAX_EOG]; /* ids that end generation (filled by qc_model_load) */
     int n_eog;
+    struct qc_pool *pool;    /* the threads every forward pass of this model uses */
+    void *owned[QC_MAX_OWNED]; /* buffers of converted tensors */
+    int n_owned;
 };
 
 /* Fills m->tok_embd, m->out_norm, m->lm_head and m->layers (allocated) from

@@ -4,9 +4,17 @@
  * RMSNorm → q/k/v (+bias, + per-head q/k RMSNorm for Qwen3) → NeoX RoPE →
  * grouped-query attention over the KV cache → o_proj → residual → RMSNorm →
  * SwiGLU MLP → residual; final RMSNorm and lm_head. All arithmetic is F32;
- * weights stay in their file format (BF16/F16/F32) and are converted row by
- * row inside the matrix products. Every buffer is allocated in qc_ctx_new. */
+ * weights are kept as the file has them (BF16/F16/F32, used in place from the
+ * mmap) or converted once at load (F32, or quantized to Q8_0/Q4_0), and the
+ * kernels of kernels.c multiply them. Matrix products, attention and the
+ * lm_head are split over the model's thread pool. Every buffer is allocated
+ * in qc_ctx_new. */
 #include "engine/engine.h"
+#include "engine/kernels.h"
+#include "engine/threads.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -23,10 +31,102 @@ static void add_eog(qc_model_t *m, int32_t id) {
     if (m->n_eog < QC_MAX_EOG) m->eog[m->n_eog++] = id;
 }
 
+/* ==== weight conversion at load ==== */
+
+typedef struct {
+    const qc_tensor_t *src;
+    qc_dtype_t to;
+    void *dst;
+    size_t row_bytes;
+} convert_job_t;
+
+static void convert_task(void *arg, int ith, int nth) {
+    convert_job_t *j = arg;
+    long lo, hi;
+    qc_split((long)j->src->rows, ith, nth, 64, &lo, &hi);
+    float *row = malloc((size_t)j->src->cols * sizeof *row);
+    if (!row) return; /* the caller checks the first bytes are written: see convert_tensor */
+    for (long r = lo; r < hi; r++) {
+        qc_dequantize_row(j->src, r, row);
+        char *d = (char *)j->dst + (size_t)r * j->row_bytes;
+        if (j->to == QC_DTYPE_F32) memcpy(d, row, (size_t)j->src->cols * sizeof *row);
+        else qc_quantize_row(j->to, row, d, j->src->cols);
+    }
+    free(row);
+}
+
+/* Converts tensor *t to type `to` into a new buffer owned by the model, then
+ * lets the kernel drop the mmapped source pages so they stop counting as
+ * resident memory. Tensors whose rows do not fit the block size stay as
+ * they are. */
+static qc_status convert_tensor(qc_model_t *m, qc_tensor_t *t, qc_dtype_t to, char *err, size_t err_size) {
+    if (t->dtype == to) return QC_OK;
+    size_t rb = qc_row_bytes(to, t->cols);
+    if (rb == 0) return QC_OK; /* e.g. cols % 32 != 0: keep the original */
+    if (m->n_owned == QC_MAX_OWNED)
+        return qc_seterr(err, err_size, QC_ERR_NOMEM, "too many converted tensors");
+    void *buf = NULL;
+    if (posix_memalign(&buf, 64, rb * (size_t)t->rows) != 0)
+        return qc_seterr(err, err_size, QC_ERR_NOMEM, "out of memory converting weights to %s", qc_dtype_name(to));
+    convert_job_t j = {t, to, buf, rb};
+    qc_pool_run(m->pool, convert_task, &j);
+    size_t src_bytes = qc_row_bytes(t->dtype, t->cols) * (size_t)t->rows;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), b = ((uintptr_t)t->data + page - 1) & ~(page - 1),
+              e = ((uintptr_t)t->data + src_bytes) & ~(page - 1);
+    if (e > b) madvise((void *)b, e - b, MADV_DONTNEED);
+    m->owned[m->n_owned++] = buf;
+    t->data = buf;
+    t->dtype = to;
+    return QC_OK;
+}
+
+/* Parses a --dtype name: the type matrices are kept as. "bf16" keeps 16-bit
+ * weights in place (BF16 or F16 as stored). */
+static int parse_dtype(const char *s, qc_dtype_t *out) {
+    static const struct { const char *name; qc_dtype_t t; } names[] = {
+        {"f32", QC_DTYPE_F32}, {"bf16", QC_DTYPE_BF16}, {"q8_0", QC_DTYPE_Q8_0}, {"q4_0", QC_DTYPE_Q4_0}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(s, names[i].name)) return *out = names[i].t, 1;
+    return 0;
+}
+
+/* Brings every matrix to the requested type: all of them for f32; the layer
+ * matrices to Q8_0/Q4_0 and the embedding/lm_head to Q8_0 for the quantized
+ * types (the output layer is the most sensitive to 4 bits, as llama.cpp
+ * also keeps it at higher precision); nothing for bf16. */
+static qc_status convert_weights(qc_model_t *m, qc_dtype_t to, char *err, size_t err_size) {
+    if (to == QC_DTYPE_BF16) return QC_OK;
+    qc_status st;
+    int tied = m->lm_head.data == m->tok_embd.data;
+    qc_dtype_t outer = to == QC_DTYPE_F32 ? QC_DTYPE_F32 : QC_DTYPE_Q8_0;
+    if ((st = convert_tensor(m, &m->tok_embd, outer, err, err_size))) return st;
+    if (tied) m->lm_head = m->tok_embd;
+    else if ((st = convert_tensor(m, &m->lm_head, outer, err, err_size))) return st;
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        qc_layer_t *L = &m->layers[l];
+        qc_tensor_t *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++)
+            if ((st = convert_tensor(m, mats[i], to, err, err_size))) return st;
+    }
+    m->weight_bytes = 0;
+    m->weight_bytes += (int64_t)(qc_row_bytes(m->tok_embd.dtype, m->tok_embd.cols) * m->tok_embd.rows);
+    if (!tied) m->weight_bytes += (int64_t)(qc_row_bytes(m->lm_head.dtype, m->lm_head.cols) * m->lm_head.rows);
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        const qc_layer_t *L = &m->layers[l];
+        const qc_tensor_t *all[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->bq, &L->bk, &L->bv, &L->q_norm,
+                                    &L->k_norm, &L->wo, &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+            if (all[i]->data) m->weight_bytes += (int64_t)(qc_row_bytes(all[i]->dtype, all[i]->cols) * all[i]->rows);
+    }
+    return QC_OK;
+}
+
 qc_status qc_model_load(const char *dir, const qc_model_opts_t *opts, qc_model_t **out,
                         char *err, size_t err_size) {
-    (void)opts;
     *out = NULL;
+    qc_dtype_t dtype = QC_DTYPE_Q8_0;
+    if (opts && opts->dtype && !parse_dtype(opts->dtype, &dtype))
+        return qc_seterr(err, err_size, QC_ERR_ARG, "unknown weight type '%s' (f32, bf16, q8_0 or q4_0)", opts->dtype);
     qc_status st = QC_ERR_NOMEM;
     char *path = NULL;
     qc_model_t *m = calloc(1, sizeof *m);
@@ -42,6 +142,8 @@ qc_status qc_model_load(const char *dir, const qc_model_opts_t *opts, qc_model_t
 
     if ((st = qc_st_open_dir(dir, &m->st, err, err_size))) goto fail;
     if ((st = qc_weights_bind(m, m->st, err, err_size))) goto fail;
+    if (!(m->pool = qc_pool_new(opts ? opts->n_threads : 0))) goto oom;
+    if ((st = convert_weights(m, dtype, err, err_size))) goto fail;
 
     if (!(path = qc_path_join(dir, "tokenizer.json"))) goto oom;
     if ((st = qc_tokenizer_load(path, &m->tok, err, err_size))) goto fail;
@@ -72,6 +174,8 @@ fail:
 void qc_model_free(qc_model_t *m) {
     if (!m) return;
     qc_tokenizer_free(m->tok);
+    qc_pool_free(m->pool);
+    for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     qc_st_close(m->st);
     free(m->layers);
     free(m);
@@ -83,6 +187,15 @@ int qc_model_n_ctx_train(const qc_model_t *m) { return m->cfg.n_ctx_train; }
 qc_arch_t qc_model_arch(const qc_model_t *m) { return m->cfg.arch; }
 int64_t qc_model_n_params(const qc_model_t *m) { return m->n_params; }
 int64_t qc_model_weight_bytes(const qc_model_t *m) { return m->weight_bytes; }
+int qc_model_n_threads(const qc_model_t *m) { return qc_pool_size(m->pool); }
+const char *qc_model_dtype(const qc_model_t *m) {
+    switch (m->layers[0].wq.dtype) {
+    case QC_DTYPE_F32: return "f32";
+    case QC_DTYPE_Q8_0: return "q8_0";
+    case QC_DTYPE_Q4_0: return "q4_0";
+    default: return "bf16";
+    }
+}
 
 int qc_model_is_eog(const qc_model_t *m, int32_t id) {
     for (int i = 0; i < m->n_eog; i++)
@@ -92,57 +205,69 @@ int qc_model_is_eog(const qc_model_t *m, int32_t id) {
 
 void qc_model_sampling_defaults(const qc_model_t *m, qc_sampling_t *out) { *out = m->gen.sampling; }
 
-/* ==== kernels ==== */
+/* ==== context ==== */
 
-/* Converts n elements of a weight row (any dtype) to F32. */
-static void row_to_f32(const qc_tensor_t *w, int64_t row, float *dst) {
-    int64_t n = w->cols;
-    switch (w->dtype) {
-    case QC_DTYPE_F32:
-        memcpy(dst, (const float *)w->data + row * n, (size_t)n * sizeof(float));
-        break;
-    case QC_DTYPE_BF16: {
-        const uint16_t *s = (const uint16_t *)w->data + row * n;
-        for (int64_t i = 0; i < n; i++) dst[i] = qc_bf16_to_f32(s[i]);
-        break;
-    }
-    case QC_DTYPE_F16: {
-        const uint16_t *s = (const uint16_t *)w->data + row * n;
-        for (int64_t i = 0; i < n; i++) dst[i] = qc_f16_to_f32(s[i]);
-        break;
-    }
-    default:
-        break;
+struct qc_ctx {
+    const qc_model_t *m;
+    int n_ctx, n_batch, pos;
+    int q_dim, kv_dim;
+    float *k_cache, *v_cache; /* [n_layer][n_ctx][kv_dim] */
+    float *x, *xb;            /* [n_batch][n_embd] */
+    float *q;                 /* [n_batch][q_dim] */
+    float *k, *v;             /* [n_batch][kv_dim] */
+    float *att_out;           /* [n_batch][q_dim] */
+    float *hb, *hb2;          /* [n_batch][n_ff] */
+    float *scores;            /* [n_threads][n_ctx] */
+    void *act;                /* quantized activations, [n_batch][widest/32] blocks */
+    float *normw;             /* [max(n_embd, n_ff, q_dim)] */
+    float *cos_t, *sin_t;     /* [n_batch][head_dim/2] */
+    float *logits;            /* [n_vocab], for qc_generate */
+    char err[256];
+};
+
+/* ==== parallel pieces of the forward pass ==== */
+
+/* Up to three matrix products sharing one input (q/k/v, gate/up), split by
+ * rows over the pool: y_i[t][r] = W_i[r] . x[t]. */
+typedef struct {
+    const qc_tensor_t *w[3];
+    float *y[3];
+    int n_w;
+    const float *x;  /* [n_tok][cols] */
+    const void *act; /* x quantized, when a weight is quantized */
+    int n_tok;
+} mm_job_t;
+
+static void mm_task(void *arg, int ith, int nth) {
+    mm_job_t *j = arg;
+    long total = 0;
+    for (int i = 0; i < j->n_w; i++) total += (long)j->w[i]->rows;
+    long lo, hi, base = 0;
+    qc_split(total, ith, nth, 16, &lo, &hi);
+    for (int i = 0; i < j->n_w; i++) {
+        long rows = (long)j->w[i]->rows, a = lo > base ? lo : base, b = hi < base + rows ? hi : base + rows;
+        if (a < b) qc_matmul(j->w[i], j->x, j->act, j->n_tok, j->y[i], rows, a - base, b - base);
+        base += rows;
     }
 }
 
-/* Dot product with eight partial sums (so the compiler can vectorize it). */
-static float dot_f32(const float *a, const float *b, int64_t n) {
-    float acc[8] = {0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
-    float s = 0;
-    for (; i < n; i++) s += a[i] * b[i];
-    return s + ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-}
+static int is_quantized(qc_dtype_t t) { return t == QC_DTYPE_Q8_0 || t == QC_DTYPE_Q4_0; }
 
-/* y[t][r] = sum_c W[r][c] * x[t][c] for t < n_tok, r < rows.
- * x: [n_tok][ldx], y: [n_tok][ldy]. Each weight row is converted once and
- * used for every token, so prefill reads the weights once per chunk.
- * rowbuf: scratch of w->cols floats. */
-static void matmul(const qc_tensor_t *w, const float *x, int64_t ldx, int n_tok, float *y,
-                   int64_t ldy, float *rowbuf) {
-    for (int64_t r = 0; r < w->rows; r++) {
-        const float *wr;
-        if (w->dtype == QC_DTYPE_F32) {
-            wr = (const float *)w->data + r * w->cols;
-        } else {
-            row_to_f32(w, r, rowbuf);
-            wr = rowbuf;
+/* Runs the products of job on the pool, quantizing x first if needed. */
+static void matmuls(qc_ctx_t *x, mm_job_t *j) {
+    j->act = NULL;
+    for (int i = 0; i < j->n_w; i++)
+        if (is_quantized(j->w[i]->dtype)) {
+            qc_act_quantize(j->w[i]->dtype, j->x, j->w[i]->cols, 0, j->n_tok, x->act);
+            j->act = x->act;
+            break;
         }
-        for (int t = 0; t < n_tok; t++) y[t * ldy + r] = dot_f32(wr, x + t * ldx, w->cols);
-    }
+    qc_pool_run(x->m->pool, mm_task, j);
+}
+
+static void matmul1(qc_ctx_t *x, const qc_tensor_t *w, const float *in, int n_tok, float *y) {
+    mm_job_t j = {.w = {w}, .y = {y}, .n_w = 1, .x = in, .n_tok = n_tok};
+    matmuls(x, &j);
 }
 
 /* out = x / sqrt(mean(x^2) + eps) * weight, over n elements (sum in double). */
@@ -151,7 +276,7 @@ static void rmsnorm(float *out, const float *x, const qc_tensor_t *weight, int n
     double ss = 0;
     for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
     float scale = (float)(1.0 / sqrt(ss / n + eps));
-    row_to_f32(weight, 0, wbuf);
+    qc_dequantize_row(weight, 0, wbuf);
     for (int i = 0; i < n; i++) out[i] = (x[i] * scale) * wbuf[i];
 }
 
@@ -167,31 +292,25 @@ static void rope(float *v, int head_dim, const float *cos_t, const float *sin_t)
 
 static float silu(float x) { return x / (1.0f + expf(-x)); }
 
-/* ==== context ==== */
-
-struct qc_ctx {
-    const qc_model_t *m;
-    int n_ctx, n_batch, pos;
-    int q_dim, kv_dim;
-    float *k_cache, *v_cache; /* [n_layer][n_ctx][kv_dim] */
-    float *x, *xb;            /* [n_batch][n_embd] */
-    float *q;                 /* [n_batch][q_dim] */
-    float *k, *v;             /* [n_batch][kv_dim] */
-    float *att_out;           /* [n_batch][q_dim] */
-    float *hb, *hb2;          /* [n_batch][n_ff] */
-    float *scores;            /* [n_ctx] */
-    float *rowbuf;            /* [max(n_embd, n_ff, q_dim)] */
-    float *normw;             /* [max(n_embd, head_dim)] */
-    float *cos_t, *sin_t;     /* [n_batch][head_dim/2] */
-    double *inv_freq;         /* [head_dim/2] */
-    float *logits;            /* [n_vocab], for qc_generate */
-    char err[256];
-};
+/* x rounded to the nearest IEEE half value (ties to even), kept as a float.
+ * The KV cache holds half-precision values this way, as llama.cpp's default
+ * F16 cache does, without converting on every read. Values beyond the half
+ * range do not occur in attention (|x| <= max |v|). */
+static inline float round_f16(float x) {
+    union { float f; uint32_t u; } v = {x};
+    uint32_t a = v.u & 0x7fffffffu;
+    if (a >= 0x38800000u) { /* |x| >= 2^-14: a normal half, keep 10 mantissa bits */
+        v.u += 0xfffu + ((v.u >> 13) & 1u);
+        v.u &= ~0x1fffu;
+        return v.f;
+    }
+    return nearbyintf(x * 0x1p24f) * 0x1p-24f; /* subnormal halves: multiples of 2^-24 */
+}
 
 qc_ctx_t *qc_ctx_new(const qc_model_t *m, int n_ctx, const qc_ctx_opts_t *opts) {
     const qc_config_t *c = &m->cfg;
     if (n_ctx <= 0) n_ctx = c->n_ctx_train < 4096 ? c->n_ctx_train : 4096;
-    int n_batch = opts && opts->n_batch > 0 ? opts->n_batch : 64;
+    int n_batch = opts && opts->n_batch > 0 ? opts->n_batch : 512;
     qc_ctx_t *x = calloc(1, sizeof *x);
     if (!x) return NULL;
     x->m = m;
@@ -215,21 +334,18 @@ qc_ctx_t *qc_ctx_new(const qc_model_t *m, int n_ctx, const qc_ctx_opts_t *opts) 
     x->att_out = calloc((size_t)n_batch * x->q_dim, sizeof(float));
     x->hb = calloc((size_t)n_batch * c->n_ff, sizeof(float));
     x->hb2 = calloc((size_t)n_batch * c->n_ff, sizeof(float));
-    x->scores = calloc((size_t)n_ctx, sizeof(float));
-    x->rowbuf = calloc((size_t)widest, sizeof(float));
-    x->normw = calloc((size_t)(c->n_embd > c->head_dim ? c->n_embd : c->head_dim), sizeof(float));
+    x->scores = calloc((size_t)qc_pool_size(m->pool) * n_ctx, sizeof(float));
+    x->act = calloc(qc_act_bytes(QC_DTYPE_Q8_0, n_batch, widest) + 64, 1);
+    x->normw = calloc((size_t)widest, sizeof(float));
     x->cos_t = calloc((size_t)n_batch * half, sizeof(float));
     x->sin_t = calloc((size_t)n_batch * half, sizeof(float));
-    x->inv_freq = calloc((size_t)half, sizeof(double));
     x->logits = calloc((size_t)c->n_vocab, sizeof(float));
     if (!x->k_cache || !x->v_cache || !x->x || !x->xb || !x->q || !x->k || !x->v ||
-        !x->att_out || !x->hb || !x->hb2 || !x->scores || !x->rowbuf || !x->normw ||
-        !x->cos_t || !x->sin_t || !x->inv_freq || !x->logits) {
+        !x->att_out || !x->hb || !x->hb2 || !x->scores || !x->act || !x->normw ||
+        !x->cos_t || !x->sin_t || !x->logits) {
         qc_ctx_free(x);
         return NULL;
     }
-    for (int i = 0; i < half; i++)
-        x->inv_freq[i] = pow((double)c->rope_theta, -2.0 * i / c->head_dim);
     return x;
 }
 
@@ -237,8 +353,8 @@ void qc_ctx_free(qc_ctx_t *x) {
     if (!x) return;
     free(x->k_cache); free(x->v_cache);
     free(x->x); free(x->xb); free(x->q); free(x->k); free(x->v); free(x->att_out);
-    free(x->hb); free(x->hb2); free(x->scores); free(x->rowbuf); free(x->normw);
-    free(x->cos_t); free(x->sin_t); free(x->inv_freq); free(x->logits);
+    free(x->hb); free(x->hb2); free(x->scores); free(x->act); free(x->normw);
+    free(x->cos_t); free(x->sin_t); free(x->logits);
     free(x);
 }
 
@@ -255,45 +371,90 @@ qc_status qc_ctx_truncate(qc_ctx_t *x, int n) {
 
 /* ==== forward pass ==== */
 
-/* Attention of n_tok new tokens (at positions pos0..) of one layer: their
- * k/v are already in the cache; each token sees the cache up to itself. */
-static void attention(qc_ctx_t *x, int layer, int n_tok, int pos0) {
+typedef struct {
+    qc_ctx_t *x;
+    int layer, n_tok, pos0;
+} attn_job_t;
+
+/* Attention numerics. The cache holds K and V at half precision. A batch of
+ * fewer than QC_ATTN_TILE_MIN tokens (every decode step) runs the
+ * one-query-at-a-time online softmax of llama.cpp's CPU flash attention: Q
+ * rounded to half, and the weighted sum of V accumulated in half precision.
+ * Larger batches run a plain F32 softmax over the half-precision K/V, as
+ * llama.cpp's tiled kernel does for 64 queries or more. Matching llama.cpp
+ * here is what lets qcare reproduce its logits to ~1e-3 (see tests/). */
+#define QC_ATTN_TILE_MIN 64
+
+/* One query row q (head_dim values, already roped) against n_seen cached
+ * rows k/v (stride kv_dim), result into o. scores: n_seen floats. */
+static void attend_row(const float *q, const float *kc, const float *vc, int kv_dim, int n_seen, int hd,
+                       float scale, int f16_acc, float *scores, float *o) {
+    if (f16_acc) {
+        float q16[512], acc[512]; /* head_dim <= 512, checked at load */
+        for (int e = 0; e < hd; e++) q16[e] = round_f16(q[e]), acc[e] = 0;
+        float S = 0, M = -INFINITY;
+        for (int i = 0; i < n_seen; i++) {
+            const float *k = kc + (size_t)i * kv_dim, *v = vc + (size_t)i * kv_dim;
+            float s = qc_dot_f32(q16, k, hd) * scale, ms = 1, vs = 1;
+            if (s > M) {
+                float old = M;
+                M = s;
+                ms = expf(old - M);
+                for (int e = 0; e < hd; e++) acc[e] = round_f16(acc[e] * ms);
+            } else {
+                vs = expf(s - M);
+            }
+            for (int e = 0; e < hd; e++) acc[e] = round_f16(fmaf(v[e], vs, acc[e]));
+            S = S * ms + vs;
+        }
+        float inv = S == 0 ? 0 : 1.0f / S;
+        for (int e = 0; e < hd; e++) o[e] = acc[e] * inv;
+        return;
+    }
+    float mx = -INFINITY;
+    for (int i = 0; i < n_seen; i++) {
+        float s = qc_dot_f32(q, kc + (size_t)i * kv_dim, hd) * scale;
+        scores[i] = s;
+        if (s > mx) mx = s;
+    }
+    double sum = 0;
+    for (int i = 0; i < n_seen; i++) {
+        scores[i] = expf(scores[i] - mx);
+        sum += scores[i];
+    }
+    float inv = (float)(1.0 / sum);
+    memset(o, 0, (size_t)hd * sizeof(float));
+    for (int i = 0; i < n_seen; i++) {
+        float p = scores[i] * inv;
+        const float *v = vc + (size_t)i * kv_dim;
+        for (int e = 0; e < hd; e++) o[e] += p * v[e];
+    }
+}
+
+/* Attention of n_tok new tokens (at positions pos0..) of one layer, split
+ * over (token, head) pairs: their k/v are already in the cache; each token
+ * sees the cache up to itself. */
+static void attention_task(void *arg, int ith, int nth) {
+    attn_job_t *j = arg;
+    qc_ctx_t *x = j->x;
     const qc_config_t *c = &x->m->cfg;
     int hd = c->head_dim, group = c->n_head / c->n_head_kv;
-    const float *kc = x->k_cache + (size_t)layer * x->n_ctx * x->kv_dim;
-    const float *vc = x->v_cache + (size_t)layer * x->n_ctx * x->kv_dim;
-    float scale = 1.0f / sqrtf((float)hd);
-    for (int t = 0; t < n_tok; t++) {
-        int n_seen = pos0 + t + 1;
-        for (int h = 0; h < c->n_head; h++) {
-            const float *q = x->q + (size_t)t * x->q_dim + h * hd;
-            int kvh = h / group;
-            float mx = -INFINITY;
-            for (int j = 0; j < n_seen; j++) {
-                float s = dot_f32(q, kc + (size_t)j * x->kv_dim + kvh * hd, hd) * scale;
-                x->scores[j] = s;
-                if (s > mx) mx = s;
-            }
-            double sum = 0;
-            for (int j = 0; j < n_seen; j++) {
-                x->scores[j] = expf(x->scores[j] - mx);
-                sum += x->scores[j];
-            }
-            float inv = (float)(1.0 / sum);
-            float *o = x->att_out + (size_t)t * x->q_dim + h * hd;
-            memset(o, 0, (size_t)hd * sizeof(float));
-            for (int j = 0; j < n_seen; j++) {
-                float p = x->scores[j] * inv;
-                const float *v = vc + (size_t)j * x->kv_dim + kvh * hd;
-                for (int i = 0; i < hd; i++) o[i] += p * v[i];
-            }
-        }
+    const float *kc = x->k_cache + (size_t)j->layer * x->n_ctx * x->kv_dim;
+    const float *vc = x->v_cache + (size_t)j->layer * x->n_ctx * x->kv_dim;
+    float scale = 1.0f / sqrtf((float)hd), *scores = x->scores + (size_t)ith * x->n_ctx;
+    long lo, hi;
+    qc_split((long)j->n_tok * c->n_head, ith, nth, 1, &lo, &hi);
+    for (long th = lo; th < hi; th++) {
+        int t = (int)(th / c->n_head), h = (int)(th % c->n_head), kvh = h / group;
+        attend_row(x->q + (size_t)t * x->q_dim + h * hd, kc + kvh * hd, vc + kvh * hd, x->kv_dim,
+                   j->pos0 + t + 1, hd, scale, j->n_tok < QC_ATTN_TILE_MIN, scores,
+                   x->att_out + (size_t)t * x->q_dim + h * hd);
     }
 }
 
 /* Adds a bias vector to n_tok rows of width n. */
 static void add_bias(float *y, int n_tok, int n, const qc_tensor_t *b, float *buf) {
-    row_to_f32(b, 0, buf);
+    qc_dequantize_row(b, 0, buf);
     for (int t = 0; t < n_tok; t++)
         for (int i = 0; i < n; i++) y[(size_t)t * n + i] += buf[i];
 }
@@ -305,25 +466,29 @@ static void forward_chunk(qc_ctx_t *x, const int32_t *ids, int n_tok) {
     const qc_config_t *c = &m->cfg;
     int d = c->n_embd, hd = c->head_dim, half = hd / 2, pos0 = x->pos;
 
-    for (int t = 0; t < n_tok; t++) row_to_f32(&m->tok_embd, ids[t], x->x + (size_t)t * d);
-    for (int t = 0; t < n_tok; t++)
+    for (int t = 0; t < n_tok; t++) qc_dequantize_row(&m->tok_embd, ids[t], x->x + (size_t)t * d);
+    /* RoPE angles pos * theta^(-2i/d), built by repeated multiplication in
+     * F32 as ggml does (the reference the goldens come from). */
+    float theta_scale = powf(c->rope_theta, -2.0f / hd);
+    for (int t = 0; t < n_tok; t++) {
+        float theta = (float)(pos0 + t);
         for (int i = 0; i < half; i++) {
-            double a = (double)(pos0 + t) * x->inv_freq[i];
-            x->cos_t[t * half + i] = (float)cos(a);
-            x->sin_t[t * half + i] = (float)sin(a);
+            x->cos_t[t * half + i] = cosf(theta);
+            x->sin_t[t * half + i] = sinf(theta);
+            theta *= theta_scale;
         }
+    }
 
     for (int l = 0; l < c->n_layer; l++) {
         const qc_layer_t *L = &m->layers[l];
         for (int t = 0; t < n_tok; t++)
             rmsnorm(x->xb + (size_t)t * d, x->x + (size_t)t * d, &L->attn_norm, d, c->rms_eps, x->normw);
-        matmul(&L->wq, x->xb, d, n_tok, x->q, x->q_dim, x->rowbuf);
-        matmul(&L->wk, x->xb, d, n_tok, x->k, x->kv_dim, x->rowbuf);
-        matmul(&L->wv, x->xb, d, n_tok, x->v, x->kv_dim, x->rowbuf);
+        mm_job_t qkv = {.w = {&L->wq, &L->wk, &L->wv}, .y = {x->q, x->k, x->v}, .n_w = 3, .x = x->xb, .n_tok = n_tok};
+        matmuls(x, &qkv);
         if (c->qkv_bias) {
-            add_bias(x->q, n_tok, x->q_dim, &L->bq, x->rowbuf);
-            add_bias(x->k, n_tok, x->kv_dim, &L->bk, x->rowbuf);
-            add_bias(x->v, n_tok, x->kv_dim, &L->bv, x->rowbuf);
+            add_bias(x->q, n_tok, x->q_dim, &L->bq, x->normw);
+            add_bias(x->k, n_tok, x->kv_dim, &L->bk, x->normw);
+            add_bias(x->v, n_tok, x->kv_dim, &L->bv, x->normw);
         }
         for (int t = 0; t < n_tok; t++) {
             const float *ct = x->cos_t + t * half, *st = x->sin_t + t * half;
@@ -338,19 +503,22 @@ static void forward_chunk(qc_ctx_t *x, const int32_t *ids, int n_tok) {
                 rope(k, hd, ct, st);
             }
             size_t off = ((size_t)l * x->n_ctx + pos0 + t) * x->kv_dim;
-            memcpy(x->k_cache + off, x->k + (size_t)t * x->kv_dim, (size_t)x->kv_dim * sizeof(float));
-            memcpy(x->v_cache + off, x->v + (size_t)t * x->kv_dim, (size_t)x->kv_dim * sizeof(float));
+            for (int i = 0; i < x->kv_dim; i++) {
+                x->k_cache[off + i] = round_f16(x->k[(size_t)t * x->kv_dim + i]);
+                x->v_cache[off + i] = round_f16(x->v[(size_t)t * x->kv_dim + i]);
+            }
         }
-        attention(x, l, n_tok, pos0);
-        matmul(&L->wo, x->att_out, x->q_dim, n_tok, x->xb, d, x->rowbuf);
+        attn_job_t aj = {x, l, n_tok, pos0};
+        qc_pool_run(m->pool, attention_task, &aj);
+        matmul1(x, &L->wo, x->att_out, n_tok, x->xb);
         for (size_t i = 0; i < (size_t)n_tok * d; i++) x->x[i] += x->xb[i];
 
         for (int t = 0; t < n_tok; t++)
             rmsnorm(x->xb + (size_t)t * d, x->x + (size_t)t * d, &L->ffn_norm, d, c->rms_eps, x->normw);
-        matmul(&L->w_gate, x->xb, d, n_tok, x->hb, c->n_ff, x->rowbuf);
-        matmul(&L->w_up, x->xb, d, n_tok, x->hb2, c->n_ff, x->rowbuf);
+        mm_job_t gu = {.w = {&L->w_gate, &L->w_up}, .y = {x->hb, x->hb2}, .n_w = 2, .x = x->xb, .n_tok = n_tok};
+        matmuls(x, &gu);
         for (size_t i = 0; i < (size_t)n_tok * c->n_ff; i++) x->hb[i] = silu(x->hb[i]) * x->hb2[i];
-        matmul(&L->w_down, x->hb, c->n_ff, n_tok, x->xb, d, x->rowbuf);
+        matmul1(x, &L->w_down, x->hb, n_tok, x->xb);
         for (size_t i = 0; i < (size_t)n_tok * d; i++) x->x[i] += x->xb[i];
     }
     for (int t = 0; t < n_tok; t++)
@@ -375,11 +543,10 @@ qc_status qc_ctx_eval(qc_ctx_t *x, const int32_t *ids, size_t n_ids, float *logi
     for (size_t done = 0; done < n_ids;) {
         int n = (int)(n_ids - done < (size_t)x->n_batch ? n_ids - done : (size_t)x->n_batch);
         forward_chunk(x, ids + done, n);
-        if (mode == QC_LOGITS_ALL) {
-            matmul(&x->m->lm_head, x->xb, c->n_embd, n, logits + done * c->n_vocab, c->n_vocab, x->rowbuf);
-        } else if (mode == QC_LOGITS_LAST && done + n == n_ids) {
-            matmul(&x->m->lm_head, x->xb + (size_t)(n - 1) * c->n_embd, c->n_embd, 1, logits, c->n_vocab, x->rowbuf);
-        }
+        if (mode == QC_LOGITS_ALL)
+            matmul1(x, &x->m->lm_head, x->xb, n, logits + done * c->n_vocab);
+        else if (mode == QC_LOGITS_LAST && done + n == n_ids)
+            matmul1(x, &x->m->lm_head, x->xb + (size_t)(n - 1) * c->n_embd, 1, logits);
         done += n;
     }
     return QC_OK;
