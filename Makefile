@@ -53,8 +53,12 @@ test-unit: $(BUILD)/qcare $(TEST_BIN)
 
 # Everything: release build + its tests, then the sanitizer build's tests.
 test: deps
-	@$(MAKE) --no-print-directory test-unit
-	@$(MAKE) --no-print-directory debug
+	@rm -f build/tests/summary build-debug/tests/summary
+	@st=0; $(MAKE) --no-print-directory test-unit || st=1; \
+	  $(MAKE) --no-print-directory debug || st=1; \
+	  cat build/tests/summary build-debug/tests/summary 2>/dev/null | \
+	    awk '{p += $$1; f += $$2} END {printf "all builds: %d passed, %d failed\n", p, f}'; \
+	  exit $$st
 
 # ASan + UBSan build of the same tests, in build-debug/.
 debug: deps

@@ -39,8 +39,11 @@ run_one() {
 for t in "$BUILD"/tests/test_*; do
     [ -x "$t" ] && run_one "$(basename "$t")" "$t"
 done
-for s in tests/cli_*.sh; do
-    [ -f "$s" ] && run_one "$(basename "$s" .sh)" sh "$s" "$BUILD"
+# The portable scalar kernels against the same goldens (every SIMD kernel is
+# also compared with them in test_kernels).
+for t in test_golden test_quant; do
+    [ -x "$BUILD/tests/$t" ] && run_one "$t[QCARE_CPU=scalar]" env QCARE_CPU=scalar "$BUILD/tests/$t"
 done
 echo "$BUILD: $passed passed, $failed failed"
+echo "$passed $failed" > "$BUILD/tests/summary"
 [ "$failed" -eq 0 ]

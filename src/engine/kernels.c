@@ -277,7 +277,9 @@ void qc_act_row_scalar(const float *x, int64_t cols, qc_block_q8_act *out) {
             out[b].qs[j] = (int8_t)q;
             sum += q;
         }
-        out[b].d = d;
+        /* The scale is kept at half precision, as ggml's block_q8_0 keeps it for
+         * the activations, so the products equal llama.cpp's. */
+        out[b].d = qc_f16_to_f32(qc_f32_to_f16(d));
         out[b].sum = sum;
     }
 }

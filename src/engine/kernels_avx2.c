@@ -300,7 +300,9 @@ void qc_act_row_avx2(const float *x, int64_t cols, qc_block_q8_act *out) {
         __m128i s = _mm_add_epi32(_mm256_castsi256_si128(s4), _mm256_extracti128_si256(s4, 1));
         s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
         s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-        out[b].d = d;
+        /* The scale is kept at half precision, as ggml's block_q8_0 keeps it for
+         * the activations, so the products equal llama.cpp's. */
+        out[b].d = qc_f16_to_f32(qc_f32_to_f16(d));
         out[b].sum = _mm_cvtsi128_si32(s);
     }
 }

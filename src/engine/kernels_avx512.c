@@ -377,7 +377,9 @@ void qc_act_row_avx512(const float *x, int64_t cols, qc_block_q8_act *out) {
         }
         _mm_storeu_si128((__m128i *)out[b].qs, _mm512_cvtepi32_epi8(q[0]));
         _mm_storeu_si128((__m128i *)(out[b].qs + 16), _mm512_cvtepi32_epi8(q[1]));
-        out[b].d = d;
+        /* The scale is kept at half precision, as ggml's block_q8_0 keeps it for
+         * the activations, so the products equal llama.cpp's. */
+        out[b].d = qc_f16_to_f32(qc_f32_to_f16(d));
         out[b].sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q[0], q[1]));
     }
 }
