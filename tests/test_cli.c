@@ -92,7 +92,27 @@ static void test_help_and_errors(const char *model) {
         CHECK(run_status(args, NULL, &err) == 0, "qcare %s --help exits 0", cmds[i]);
         free(err);
     }
-    int rc = run_status("frobnicate", NULL, &err);
+    CHECK(run_status("bench --help", NULL, &err) == 0, "qcare bench --help exits 0");
+    free(err);
+    {
+        char *out;
+        snprintf(args, sizeof args, "bench --model %s -p 16 -n 4 -r 2 --json", model);
+        int brc = run(args, NULL, &out, &err);
+        char *last = strstr(out, "{\"pp_tps\"");
+        json_t *j = last ? json_loads(last, 0, NULL) : NULL;
+        CHECK(brc == 0 && j && json_number_value(json_object_get(j, "pp_tps")) > 0 &&
+                  json_number_value(json_object_get(j, "tg_tps")) > 0 &&
+                  json_number_value(json_object_get(j, "peak_rss_mb")) > 0,
+              "bench --json ends with pp_tps, tg_tps, peak_rss_mb (rc %d: %s)", brc, err);
+        json_decref(j);
+        free(out);
+        free(err);
+    }
+    snprintf(args, sizeof args, "generate --model %s --dtype q5_9 hello", model);
+    int rc = run_status(args, NULL, &err);
+    CHECK(rc == 1 && strstr(err, "q5_9"), "unknown --dtype named: rc %d, '%s'", rc, err);
+    free(err);
+    rc = run_status("frobnicate", NULL, &err);
     CHECK(rc == 2 && strstr(err, "unknown command"), "unknown command: rc %d, '%s'", rc, err);
     free(err);
     rc = run_status("generate hello", NULL, &err);

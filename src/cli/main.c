@@ -121,6 +121,7 @@ static const struct {
     {"generate", cmd_generate, "continue a text (or a chat turn) with the model, streamed"},
     {"tokenize", cmd_tokenize, "text to token ids (JSON array), or back with --decode"},
     {"logits", cmd_logits, "next-token logits after every position, one JSON line each"},
+    {"bench", cmd_bench, "prompt and generation speed (tokens/s) and peak memory"},
     {"mkmodel", cmd_mkmodel, "write a fixture model (random weights, real shapes)"},
 };
 

@@ -13,6 +13,7 @@
 #include "engine/kernels.h"
 #include "engine/threads.h"
 
+#include <malloc.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -38,12 +39,15 @@ typedef struct {
     qc_dtype_t to;
     void *dst;
     size_t row_bytes;
+    long r0, r1; /* rows of this pass */
 } convert_job_t;
 
 static void convert_task(void *arg, int ith, int nth) {
     convert_job_t *j = arg;
     long lo, hi;
-    qc_split((long)j->src->rows, ith, nth, 64, &lo, &hi);
+    qc_split(j->r1 - j->r0, ith, nth, 64, &lo, &hi);
+    lo += j->r0;
+    hi += j->r0;
     float *row = malloc((size_t)j->src->cols * sizeof *row);
     if (!row) return; /* the caller checks the first bytes are written: see convert_tensor */
     for (long r = lo; r < hi; r++) {
@@ -55,10 +59,19 @@ static void convert_task(void *arg, int ith, int nth) {
     free(row);
 }
 
-/* Converts tensor *t to type `to` into a new buffer owned by the model, then
- * lets the kernel drop the mmapped source pages so they stop counting as
- * resident memory. Tensors whose rows do not fit the block size stay as
- * they are. */
+/* Lets the kernel drop the mmapped pages of [p, p + n) (whole pages inside
+ * it), so converted weights stop counting as resident memory. */
+static void drop_pages(const void *p, size_t n) {
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), b = ((uintptr_t)p + page - 1) & ~(page - 1),
+              e = ((uintptr_t)p + n) & ~(page - 1);
+    if (e > b) madvise((void *)b, e - b, MADV_DONTNEED);
+}
+
+/* Converts tensor *t to type `to` into a new buffer owned by the model, in
+ * passes of a few thousand rows, dropping each pass's mmapped source pages
+ * so that peak memory stays near the converted size (the embedding alone is
+ * 300 MB in BF16 for a 0.5B model). Tensors whose rows do not fit the block
+ * size stay as they are. */
 static qc_status convert_tensor(qc_model_t *m, qc_tensor_t *t, qc_dtype_t to, char *err, size_t err_size) {
     if (t->dtype == to) return QC_OK;
     size_t rb = qc_row_bytes(to, t->cols);
@@ -68,12 +81,13 @@ static qc_status convert_tensor(qc_model_t *m, qc_tensor_t *t, qc_dtype_t to, ch
     void *buf = NULL;
     if (posix_memalign(&buf, 64, rb * (size_t)t->rows) != 0)
         return qc_seterr(err, err_size, QC_ERR_NOMEM, "out of memory converting weights to %s", qc_dtype_name(to));
-    convert_job_t j = {t, to, buf, rb};
-    qc_pool_run(m->pool, convert_task, &j);
-    size_t src_bytes = qc_row_bytes(t->dtype, t->cols) * (size_t)t->rows;
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), b = ((uintptr_t)t->data + page - 1) & ~(page - 1),
-              e = ((uintptr_t)t->data + src_bytes) & ~(page - 1);
-    if (e > b) madvise((void *)b, e - b, MADV_DONTNEED);
+    size_t src_rb = qc_row_bytes(t->dtype, t->cols);
+    const long pass = 4096;
+    for (long r = 0; r < (long)t->rows; r += pass) {
+        convert_job_t j = {t, to, buf, rb, r, r + pass < (long)t->rows ? r + pass : (long)t->rows};
+        qc_pool_run(m->pool, convert_task, &j);
+        drop_pages((const char *)t->data + (size_t)j.r0 * src_rb, (size_t)(j.r1 - j.r0) * src_rb);
+    }
     m->owned[m->n_owned++] = buf;
     t->data = buf;
     t->dtype = to;
@@ -95,8 +109,17 @@ static int parse_dtype(const char *s, qc_dtype_t *out) {
  * types (the output layer is the most sensitive to 4 bits, as llama.cpp
  * also keeps it at higher precision); nothing for bf16. */
 static qc_status convert_weights(qc_model_t *m, qc_dtype_t to, char *err, size_t err_size) {
-    if (to == QC_DTYPE_BF16) return QC_OK;
     qc_status st;
+    /* Norm weights and biases (small vectors) are read as F32 by the forward
+     * pass whatever the matrices are. */
+    if ((st = convert_tensor(m, &m->out_norm, QC_DTYPE_F32, err, err_size))) return st;
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        qc_layer_t *L = &m->layers[l];
+        qc_tensor_t *vecs[] = {&L->attn_norm, &L->ffn_norm, &L->bq, &L->bk, &L->bv, &L->q_norm, &L->k_norm};
+        for (size_t i = 0; i < sizeof vecs / sizeof vecs[0]; i++)
+            if (vecs[i]->data && (st = convert_tensor(m, vecs[i], QC_DTYPE_F32, err, err_size))) return st;
+    }
+    if (to == QC_DTYPE_BF16) return QC_OK;
     int tied = m->lm_head.data == m->tok_embd.data;
     qc_dtype_t outer = to == QC_DTYPE_F32 ? QC_DTYPE_F32 : QC_DTYPE_Q8_0;
     if ((st = convert_tensor(m, &m->tok_embd, outer, err, err_size))) return st;
@@ -142,19 +165,24 @@ qc_status qc_model_load(const char *dir, const qc_model_opts_t *opts, qc_model_t
 
     if ((st = qc_st_open_dir(dir, &m->st, err, err_size))) goto fail;
     if ((st = qc_weights_bind(m, m->st, err, err_size))) goto fail;
-    if (!(m->pool = qc_pool_new(opts ? opts->n_threads : 0))) goto oom;
-    if ((st = convert_weights(m, dtype, err, err_size))) goto fail;
 
+    /* The tokenizer before the weights are converted: parsing tokenizer.json
+     * builds a large transient JSON tree, and giving that memory back before
+     * the converted weights arrive keeps the peak resident size down. */
     if (!(path = qc_path_join(dir, "tokenizer.json"))) goto oom;
     if ((st = qc_tokenizer_load(path, &m->tok, err, err_size))) goto fail;
     free(path);
     path = NULL;
+    malloc_trim(0);
     if (qc_tokenizer_n_tokens(m->tok) > m->cfg.n_vocab) {
         st = qc_seterr(err, err_size, QC_ERR_FORMAT,
                        "%s: tokenizer has %d tokens but config.json vocab_size is %d", dir,
                        (int)qc_tokenizer_n_tokens(m->tok), m->cfg.n_vocab);
         goto fail;
     }
+
+    if (!(m->pool = qc_pool_new(opts ? opts->n_threads : 0))) goto oom;
+    if ((st = convert_weights(m, dtype, err, err_size))) goto fail;
 
     add_eog(m, qc_tokenizer_find(m->tok, "<|im_end|>"));
     add_eog(m, qc_tokenizer_find(m->tok, "<|endoftext|>"));
@@ -219,7 +247,6 @@ struct qc_ctx {
     float *hb, *hb2;          /* [n_batch][n_ff] */
     float *scores;            /* [n_threads][n_ctx] */
     void *act;                /* quantized activations, [n_batch][widest/32] blocks */
-    float *normw;             /* [max(n_embd, n_ff, q_dim)] */
     float *cos_t, *sin_t;     /* [n_batch][head_dim/2] */
     float *logits;            /* [n_vocab], for qc_generate */
     char err[256];
@@ -270,14 +297,34 @@ static void matmul1(qc_ctx_t *x, const qc_tensor_t *w, const float *in, int n_to
     matmuls(x, &j);
 }
 
-/* out = x / sqrt(mean(x^2) + eps) * weight, over n elements (sum in double). */
-static void rmsnorm(float *out, const float *x, const qc_tensor_t *weight, int n, float eps,
-                    float *wbuf) {
+/* out = x / sqrt(mean(x^2) + eps) * w, over n elements (sum in double). */
+static void rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
     double ss = 0;
     for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
     float scale = (float)(1.0 / sqrt(ss / n + eps));
-    qc_dequantize_row(weight, 0, wbuf);
-    for (int i = 0; i < n; i++) out[i] = (x[i] * scale) * wbuf[i];
+    for (int i = 0; i < n; i++) out[i] = (x[i] * scale) * w[i];
+}
+
+typedef struct {
+    float *out;
+    const float *in;
+    const float *w;
+    int n, n_tok;
+    float eps;
+} norm_job_t;
+
+static void norm_task(void *arg, int ith, int nth) {
+    norm_job_t *j = arg;
+    long lo, hi;
+    qc_split(j->n_tok, ith, nth, 1, &lo, &hi);
+    for (long t = lo; t < hi; t++) rmsnorm(j->out + t * j->n, j->in + t * j->n, j->w, j->n, j->eps);
+}
+
+/* RMSNorm of n_tok rows of n values, split over the pool for a batch. */
+static void rmsnorm_rows(qc_ctx_t *x, float *out, const float *in, const qc_tensor_t *w, int n, int n_tok) {
+    norm_job_t j = {out, in, (const float *)w->data, n, n_tok, x->m->cfg.rms_eps};
+    if (n_tok == 1) norm_task(&j, 0, 1);
+    else qc_pool_run(x->m->pool, norm_task, &j);
 }
 
 /* NeoX RoPE on one head of head_dim values: element i pairs with i + d/2. */
@@ -336,12 +383,11 @@ qc_ctx_t *qc_ctx_new(const qc_model_t *m, int n_ctx, const qc_ctx_opts_t *opts) 
     x->hb2 = calloc((size_t)n_batch * c->n_ff, sizeof(float));
     x->scores = calloc((size_t)qc_pool_size(m->pool) * n_ctx, sizeof(float));
     x->act = calloc(qc_act_bytes(QC_DTYPE_Q8_0, n_batch, widest) + 64, 1);
-    x->normw = calloc((size_t)widest, sizeof(float));
     x->cos_t = calloc((size_t)n_batch * half, sizeof(float));
     x->sin_t = calloc((size_t)n_batch * half, sizeof(float));
     x->logits = calloc((size_t)c->n_vocab, sizeof(float));
     if (!x->k_cache || !x->v_cache || !x->x || !x->xb || !x->q || !x->k || !x->v ||
-        !x->att_out || !x->hb || !x->hb2 || !x->scores || !x->act || !x->normw ||
+        !x->att_out || !x->hb || !x->hb2 || !x->scores || !x->act ||
         !x->cos_t || !x->sin_t || !x->logits) {
         qc_ctx_free(x);
         return NULL;
@@ -353,7 +399,7 @@ void qc_ctx_free(qc_ctx_t *x) {
     if (!x) return;
     free(x->k_cache); free(x->v_cache);
     free(x->x); free(x->xb); free(x->q); free(x->k); free(x->v); free(x->att_out);
-    free(x->hb); free(x->hb2); free(x->scores); free(x->act); free(x->normw);
+    free(x->hb); free(x->hb2); free(x->scores); free(x->act);
     free(x->cos_t); free(x->sin_t); free(x->logits);
     free(x);
 }
@@ -452,11 +498,11 @@ static void attention_task(void *arg, int ith, int nth) {
     }
 }
 
-/* Adds a bias vector to n_tok rows of width n. */
-static void add_bias(float *y, int n_tok, int n, const qc_tensor_t *b, float *buf) {
-    qc_dequantize_row(b, 0, buf);
+/* Adds a bias vector (F32) to n_tok rows of width n. */
+static void add_bias(float *y, int n_tok, int n, const qc_tensor_t *b) {
+    const float *bias = b->data;
     for (int t = 0; t < n_tok; t++)
-        for (int i = 0; i < n; i++) y[(size_t)t * n + i] += buf[i];
+        for (int i = 0; i < n; i++) y[(size_t)t * n + i] += bias[i];
 }
 
 /* Runs n_tok (<= n_batch) tokens through the model at positions pos..,
@@ -481,25 +527,24 @@ static void forward_chunk(qc_ctx_t *x, const int32_t *ids, int n_tok) {
 
     for (int l = 0; l < c->n_layer; l++) {
         const qc_layer_t *L = &m->layers[l];
-        for (int t = 0; t < n_tok; t++)
-            rmsnorm(x->xb + (size_t)t * d, x->x + (size_t)t * d, &L->attn_norm, d, c->rms_eps, x->normw);
+        rmsnorm_rows(x, x->xb, x->x, &L->attn_norm, d, n_tok);
         mm_job_t qkv = {.w = {&L->wq, &L->wk, &L->wv}, .y = {x->q, x->k, x->v}, .n_w = 3, .x = x->xb, .n_tok = n_tok};
         matmuls(x, &qkv);
         if (c->qkv_bias) {
-            add_bias(x->q, n_tok, x->q_dim, &L->bq, x->normw);
-            add_bias(x->k, n_tok, x->kv_dim, &L->bk, x->normw);
-            add_bias(x->v, n_tok, x->kv_dim, &L->bv, x->normw);
+            add_bias(x->q, n_tok, x->q_dim, &L->bq);
+            add_bias(x->k, n_tok, x->kv_dim, &L->bk);
+            add_bias(x->v, n_tok, x->kv_dim, &L->bv);
         }
         for (int t = 0; t < n_tok; t++) {
             const float *ct = x->cos_t + t * half, *st = x->sin_t + t * half;
             for (int h = 0; h < c->n_head; h++) {
                 float *q = x->q + (size_t)t * x->q_dim + h * hd;
-                if (c->qk_norm) rmsnorm(q, q, &L->q_norm, hd, c->rms_eps, x->normw);
+                if (c->qk_norm) rmsnorm(q, q, L->q_norm.data, hd, c->rms_eps);
                 rope(q, hd, ct, st);
             }
             for (int h = 0; h < c->n_head_kv; h++) {
                 float *k = x->k + (size_t)t * x->kv_dim + h * hd;
-                if (c->qk_norm) rmsnorm(k, k, &L->k_norm, hd, c->rms_eps, x->normw);
+                if (c->qk_norm) rmsnorm(k, k, L->k_norm.data, hd, c->rms_eps);
                 rope(k, hd, ct, st);
             }
             size_t off = ((size_t)l * x->n_ctx + pos0 + t) * x->kv_dim;
@@ -513,16 +558,14 @@ static void forward_chunk(qc_ctx_t *x, const int32_t *ids, int n_tok) {
         matmul1(x, &L->wo, x->att_out, n_tok, x->xb);
         for (size_t i = 0; i < (size_t)n_tok * d; i++) x->x[i] += x->xb[i];
 
-        for (int t = 0; t < n_tok; t++)
-            rmsnorm(x->xb + (size_t)t * d, x->x + (size_t)t * d, &L->ffn_norm, d, c->rms_eps, x->normw);
+        rmsnorm_rows(x, x->xb, x->x, &L->ffn_norm, d, n_tok);
         mm_job_t gu = {.w = {&L->w_gate, &L->w_up}, .y = {x->hb, x->hb2}, .n_w = 2, .x = x->xb, .n_tok = n_tok};
         matmuls(x, &gu);
         for (size_t i = 0; i < (size_t)n_tok * c->n_ff; i++) x->hb[i] = silu(x->hb[i]) * x->hb2[i];
         matmul1(x, &L->w_down, x->hb, n_tok, x->xb);
         for (size_t i = 0; i < (size_t)n_tok * d; i++) x->x[i] += x->xb[i];
     }
-    for (int t = 0; t < n_tok; t++)
-        rmsnorm(x->xb + (size_t)t * d, x->x + (size_t)t * d, &m->out_norm, d, c->rms_eps, x->normw);
+    rmsnorm_rows(x, x->xb, x->x, &m->out_norm, d, n_tok);
     x->pos += n_tok;
 }
 
