@@ -82,3 +82,7 @@ run: all
 	else \
 	  $(BUILD)/qcare generate --model "$(MODEL)" --chat -n 256 "$(PROMPT)"; \
 	fi
+
+# Kernel micro-benchmark (GB/s and GMAC/s per weight type, one thread).
+$(BUILD)/kernels_bench: bench/kernels_bench.c $(BUILD)/libqcare.a
+	$(CC) $(CFLAGS) $(CFLAGS_BASE) -o $@ $< $(BUILD)/libqcare.a $(LDLIBS)
