@@ -3,6 +3,8 @@
 #ifndef QC_TEST_H
 #define QC_TEST_H
 #include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
 
 static int test_passed, test_failed;
 
@@ -17,6 +19,22 @@ static int test_passed, test_failed;
             fputc('\n', stderr);                                               \
         }                                                                      \
     } while (0)
+
+/* The value of environment variable `name`, or def when unset or empty. */
+static inline const char *test_env(const char *name, const char *def) {
+    const char *v = getenv(name);
+    return v && *v ? v : def;
+}
+
+/* The fixtures folder: $QC_FIXTURES or ../shared/fixtures. */
+static inline const char *fixtures(void) { return test_env("QC_FIXTURES", "../shared/fixtures"); }
+
+/* Monotonic seconds. */
+static inline double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 static inline int test_done(const char *name) {
     printf("%s: %d passed, %d failed\n", name, test_passed, test_failed);

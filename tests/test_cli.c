@@ -12,13 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static const char *qcare, *models, *fixtures;
+static const char *qcare, *models;
 static char tmpdir[512];
-
-static const char *env_or(const char *name, const char *def) {
-    const char *v = getenv(name);
-    return v && *v ? v : def;
-}
 
 static char *slurp(const char *path) {
     FILE *f = fopen(path, "rb");
@@ -62,7 +57,7 @@ static int run_status(const char *args, const char *input, char **err) {
 
 static json_t *golden_line(const char *name, int index) {
     char path[1024];
-    snprintf(path, sizeof path, "%s/golden/%s.jsonl", fixtures, name);
+    snprintf(path, sizeof path, "%s/golden/%s.jsonl", fixtures(), name);
     FILE *f = fopen(path, "r");
     if (!f) return NULL;
     char *line = NULL;
@@ -141,7 +136,7 @@ static void test_help_and_errors(const char *model) {
 
 static void test_tokenize(const char *model) {
     char path[1024], args[4096], *out, *err;
-    snprintf(path, sizeof path, "%s/golden/tokenizer.jsonl", fixtures);
+    snprintf(path, sizeof path, "%s/golden/tokenizer.jsonl", fixtures());
     FILE *f = fopen(path, "r");
     CHECK(f != NULL, "open %s", path);
     if (!f) return;
@@ -248,11 +243,10 @@ int main(void) {
     qcare = getenv("QC_QCARE");
     static char qbuf[600];
     if (!qcare) {
-        snprintf(qbuf, sizeof qbuf, "%s/qcare", env_or("QC_BUILD", "build"));
+        snprintf(qbuf, sizeof qbuf, "%s/qcare", test_env("QC_BUILD", "build"));
         qcare = qbuf;
     }
-    models = env_or("QC_MODELS", "build/models");
-    fixtures = env_or("QC_FIXTURES", "../shared/fixtures");
+    models = test_env("QC_MODELS", "build/models");
     snprintf(tmpdir, sizeof tmpdir, "/tmp/qcare-cli-XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
     char model[1024];

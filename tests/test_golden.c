@@ -35,11 +35,6 @@
 static double max_diff; /* largest |ours - llama.cpp| over every compared logit */
 static long n_compared, n_within; /* compared logits, and those within TOL */
 
-static const char *env_or(const char *name, const char *def) {
-    const char *v = getenv(name);
-    return v && *v ? v : def;
-}
-
 static void note_diff(double d) {
     if (d > max_diff) max_diff = d;
     n_compared++;
@@ -282,7 +277,7 @@ static void check_other_dtypes(const char *dir, const char *golden, const char *
     }
     for (int k = 0; k < 2; k++) {
         qc_dtype_t dt = k ? QC_DTYPE_F16 : QC_DTYPE_F32;
-        snprintf(tmpl, sizeof tmpl, "%s/%s-%s-XXXXXX", env_or("QC_MODELS", "/tmp"), name, qc_dtype_name(dt));
+        snprintf(tmpl, sizeof tmpl, "%s/%s-%s-XXXXXX", test_env("QC_MODELS", "/tmp"), name, qc_dtype_name(dt));
         if (!mkdtemp(tmpl)) {
             CHECK(0, "mkdtemp %s", tmpl);
             continue;
@@ -303,13 +298,12 @@ static void check_other_dtypes(const char *dir, const char *golden, const char *
 }
 
 int main(void) {
-    const char *fixtures = env_or("QC_FIXTURES", "../shared/fixtures");
-    const char *models = env_or("QC_MODELS", "build/models");
+    const char *models = test_env("QC_MODELS", "build/models");
     const char *names[] = {"tiny-qwen2", "tiny-qwen3"};
     for (int i = 0; i < 2; i++) {
         char dir[1024], golden[1024];
         snprintf(dir, sizeof dir, "%s/%s", models, names[i]);
-        snprintf(golden, sizeof golden, "%s/golden/%s.jsonl", fixtures, names[i]);
+        snprintf(golden, sizeof golden, "%s/golden/%s.jsonl", fixtures(), names[i]);
         check_model(dir, golden, names[i]);
         check_other_dtypes(dir, golden, names[i]);
     }

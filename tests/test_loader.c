@@ -25,17 +25,6 @@ static volatile unsigned g_sink;
 
 /* ==== helpers ==== */
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static const char *fixtures(void) {
-    const char *f = getenv("QC_FIXTURES");
-    return f && *f ? f : "../shared/fixtures";
-}
-
 static char *path2(const char *a, const char *b) {
     char *p = qc_path_join(a, b);
     if (!p) abort();

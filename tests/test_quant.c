@@ -21,11 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *env_or(const char *name, const char *def) {
-    const char *v = getenv(name);
-    return v && *v ? v : def;
-}
-
 static int argmax(const float *row, int32_t n) {
     int best = 0;
     for (int32_t i = 1; i < n; i++)
@@ -51,8 +46,8 @@ static double pairs_diff(const json_t *pairs, const float *row) {
 static void check(const char *name, const char *dtype, const char *gname, double tol, int min_greedy_pct,
                   int min_tight_pct) {
     char dir[1024], golden[1024], err[512];
-    snprintf(dir, sizeof dir, "%s/%s", env_or("QC_MODELS", "build/models"), name);
-    snprintf(golden, sizeof golden, "%s/golden/%s.jsonl", env_or("QC_FIXTURES", "../shared/fixtures"), gname);
+    snprintf(dir, sizeof dir, "%s/%s", test_env("QC_MODELS", "build/models"), name);
+    snprintf(golden, sizeof golden, "%s/golden/%s.jsonl", fixtures(), gname);
     qc_model_opts_t o = {.dtype = dtype};
     qc_model_t *m;
     if (qc_model_load(dir, &o, &m, err, sizeof err)) {

@@ -12,17 +12,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static const char *fixtures(void) {
-    const char *f = getenv("QC_FIXTURES");
-    return f && *f ? f : "../shared/fixtures";
-}
-
 /* ==== helpers ==== */
 
 /* Decodes ids one at a time with qc_detok_t and returns the concatenation

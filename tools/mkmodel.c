@@ -188,6 +188,17 @@ static char *tmp_name(const char *final) {
     return t;
 }
 
+/* Closes f (written to tmp; `bad` if a write failed) and renames tmp to
+ * final, or removes tmp and reports the failure. */
+static qc_status finish_file(FILE *f, int bad, const char *tmp, const char *final, char *err, size_t err_size) {
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, final) != 0) {
+        unlink(tmp);
+        return qc_seterr(err, err_size, QC_ERR_IO, "%s: write failed: %s", final, strerror(errno));
+    }
+    return QC_OK;
+}
+
 /* Writes len bytes to dir/name through a temporary file. */
 static qc_status write_atomic(const char *dir, const char *name, const char *buf, size_t len,
                               char *err, size_t err_size) {
@@ -203,13 +214,7 @@ static qc_status write_atomic(const char *dir, const char *name, const char *buf
         s = qc_seterr(err, err_size, QC_ERR_IO, "%s: %s", tmp, strerror(errno));
         goto done;
     }
-    int bad = fwrite(buf, 1, len, f) != len;
-    bad |= fclose(f) != 0;
-    f = NULL;
-    if (bad || rename(tmp, final) != 0) {
-        s = qc_seterr(err, err_size, QC_ERR_IO, "%s: write failed: %s", final, strerror(errno));
-        unlink(tmp);
-    }
+    s = finish_file(f, fwrite(buf, 1, len, f) != len, tmp, final, err, err_size);
 done:
     free(final);
     free(tmp);
@@ -400,12 +405,8 @@ static qc_status write_safetensors(const preset_t *p, const char *dir, int progr
     if (progress)
         fprintf(stderr, "%smkmodel %s: %zu tensors, %.2f GB in %.1f s\n", tty ? "\r" : "", p->name,
                 n, (double)total * 2 / 1e9, now_s() - t0);
-    bad |= fclose(f) != 0;
+    s = finish_file(f, bad, tmp, final, err, err_size);
     f = NULL;
-    if (bad || rename(tmp, final) != 0) {
-        s = qc_seterr(err, err_size, QC_ERR_IO, "%s: write failed: %s", final, strerror(errno));
-        unlink(tmp);
-    }
 done:
     if (f) {
         fclose(f);
