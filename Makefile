@@ -12,7 +12,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 LDLIBS   = $(PKG_LIBS) -lm -pthread
 
-ENGINE_SRC = $(wildcard src/engine/*.c)
+ENGINE_SRC = $(wildcard src/engine/*.c src/care/*.c)
 CLI_SRC    = $(wildcard src/cli/*.c) tools/mkmodel.c
 TEST_SRC   = $(wildcard tests/test_*.c)
 
