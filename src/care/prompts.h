@@ -1,0 +1,28 @@
+/* prompts.h — the two prompts qcare gives its one model: the emotion
+ * analyst (classification by label scoring) and the health adviser (reply). */
+#ifndef QC_PROMPTS_H
+#define QC_PROMPTS_H
+
+#include "qcare.h"
+
+/* The classification prompt is split where the cacheable part ends:
+ *   prefix (system + few-shot turns, identical for every message)
+ *   + "<|im_start|>user\n" + MESSAGE + "<|im_end|>\n<|im_start|>assistant\n"
+ *   [+ "<think>\n\n</think>\n\n" for Qwen3] + LABEL
+ * qc_prompt_classify_prefix renders the prefix; qc_prompt_classify_turn the
+ * per-message part (both ChatML text with special tokens, caller frees). */
+char *qc_prompt_classify_prefix(void);
+char *qc_prompt_classify_turn(const char *message, int qwen3);
+
+/* The label words the analyst writes, in qc_emotion_name order. */
+extern const char *const qc_prompt_labels[3];
+
+/* The reply's system prompt, told the detected emotion (0 positive,
+ * 1 negative, 2 neutral; -1 unknown). Caller frees. */
+char *qc_prompt_reply_system(int emotion);
+
+/* Number of few-shot examples and one of them (for tests: balance, order). */
+size_t qc_prompt_n_examples(void);
+void qc_prompt_example(size_t i, const char **text, int *label);
+
+#endif
