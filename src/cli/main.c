@@ -123,6 +123,7 @@ static const struct {
     {"logits", cmd_logits, "next-token logits after every position, one JSON line each"},
     {"bench", cmd_bench, "prompt and generation speed (tokens/s) and peak memory"},
     {"mkmodel", cmd_mkmodel, "write a fixture model (random weights, real shapes)"},
+    {"convert", cmd_convert, "convert a Hugging Face folder to a GGUF file (f16, q8_0, ...)"},
 };
 
 static void usage(FILE *f) {
