@@ -4,7 +4,7 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS     = libpcre2-8 libutf8proc jansson libcrypto libcurl
+PKGS     = libpcre2-8 libutf8proc jansson libcrypto libcurl libmicrohttpd
 OPT     ?= -O2
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Isrc -Itools -pthread
 CFLAGS  ?= $(OPT) -g

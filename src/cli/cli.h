@@ -26,6 +26,10 @@ char *cli_read_text(const char *arg, size_t *len);
 /* Loads --model with --dtype / --threads (message printed on failure). */
 qc_model_t *cli_load_model(const char *dir, const char *dtype, int n_threads);
 
+/* --model's value: arg if it is an existing path, else the folder of a pulled repo "owner/name" (NULL: the
+ * default model) in the models folder. Caller frees; NULL, message printed, when there is neither. */
+char *cli_resolve_model(const char *arg);
+
 /* Prints s as a JSON string literal (with quotes) to f. */
 void cli_json_string(FILE *f, const char *s, size_t len);
 
@@ -34,6 +38,7 @@ int cmd_logits(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_mkmodel(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 
 #endif

@@ -122,6 +122,7 @@ static const struct {
     {"tokenize", cmd_tokenize, "text to token ids (JSON array), or back with --decode"},
     {"logits", cmd_logits, "next-token logits after every position, one JSON line each"},
     {"bench", cmd_bench, "prompt and generation speed (tokens/s) and peak memory"},
+    {"pull", cmd_pull, "download a model from the Hugging Face hub (HF_ENDPOINT, HF_TOKEN)"},
     {"mkmodel", cmd_mkmodel, "write a fixture model (random weights, real shapes)"},
     {"convert", cmd_convert, "convert a Hugging Face folder to a GGUF file (f16, q8_0, ...)"},
 };
