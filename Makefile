@@ -86,3 +86,6 @@ run: all
 # Kernel micro-benchmark (GB/s and GMAC/s per weight type, one thread).
 $(BUILD)/kernels_bench: bench/kernels_bench.c $(BUILD)/libqcare.a
 	$(CC) $(CFLAGS) $(CFLAGS_BASE) -o $@ $< $(BUILD)/libqcare.a $(LDLIBS)
+
+# test_pull compiles the hub client in directly (to test its name checks).
+$(BUILD)/tests/test_pull: src/cli/hub.c src/cli/hub.h tests/hubstub.h

@@ -4,6 +4,7 @@
 #include "mkmodel.h"
 
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <time.h>
 
@@ -147,21 +148,30 @@ int cmd_tokenize(int argc, char **argv) {
         fprintf(stderr, "qcare tokenize: TEXT (or - for stdin) is required\n");
         return 2;
     }
-    if (!c.model) {
-        fprintf(stderr, "qcare tokenize: --model DIR is required\n");
-        return 2;
-    }
-    /* Only the tokenizer is needed: load tokenizer.json alone. */
-    char err[512], *path = malloc(strlen(c.model) + 32);
+    /* A folder needs only its tokenizer.json; a .gguf file carries the
+     * tokenizer in its metadata, so the model is loaded. */
+    char err[512], *dir = cli_resolve_model(c.model), *path = NULL;
     qc_tokenizer_t *tok = NULL;
-    if (!path) return 1;
-    sprintf(path, "%s/tokenizer.json", c.model);
-    qc_status st = qc_tokenizer_load(path, &tok, err, sizeof err);
+    qc_model_t *model = NULL;
+    struct stat sb;
+    if (!dir) return 1;
+    qc_status st = QC_ERR_NOMEM;
+    if (!stat(dir, &sb) && S_ISDIR(sb.st_mode)) {
+        if ((path = malloc(strlen(dir) + 32))) {
+            sprintf(path, "%s/tokenizer.json", dir);
+            st = qc_tokenizer_load(path, &tok, err, sizeof err);
+        }
+    } else {
+        qc_model_opts_t mo = {.n_threads = 1, .dtype = "bf16"};
+        st = qc_model_load(dir, &mo, &model, err, sizeof err);
+    }
     free(path);
+    free(dir);
     if (st) {
         fprintf(stderr, "qcare tokenize: %s\n", err);
         return 1;
     }
+    const qc_tokenizer_t *tk = tok ? tok : qc_model_tokenizer(model);
     size_t len, n = 0;
     int32_t *ids = NULL;
     char *text = cli_read_text(c.text, &len);
@@ -171,7 +181,7 @@ int cmd_tokenize(int argc, char **argv) {
         char *out;
         size_t olen;
         if (parse_ids(text, &ids, &n)) goto done;
-        if ((st = qc_tokenizer_decode(tok, ids, n, &out, &olen))) {
+        if ((st = qc_tokenizer_decode(tk, ids, n, &out, &olen))) {
             fprintf(stderr, "qcare tokenize --decode: %s (an id outside the vocabulary?)\n", qc_status_str(st));
             goto done;
         }
@@ -179,7 +189,7 @@ int cmd_tokenize(int argc, char **argv) {
         putchar('\n');
         free(out);
     } else {
-        if ((st = qc_tokenizer_encode(tok, text, len, QC_TOK_PARSE_SPECIAL, &ids, &n))) {
+        if ((st = qc_tokenizer_encode(tk, text, len, QC_TOK_PARSE_SPECIAL, &ids, &n))) {
             fprintf(stderr, "qcare tokenize: %s (is the text UTF-8?)\n", qc_status_str(st));
             goto done;
         }
@@ -192,6 +202,7 @@ done:
     free(text);
     free(ids);
     qc_tokenizer_free(tok);
+    qc_model_free(model);
     return rc;
 }
 

@@ -79,14 +79,19 @@ char *cli_read_text(const char *arg, size_t *len) {
 }
 
 qc_model_t *cli_load_model(const char *dir, const char *dtype, int n_threads) {
-    if (!dir) {
-        fprintf(stderr, "qcare: --model DIR is required\n");
+    /* --model is a folder, a .gguf file, or the name of a pulled repo; none
+     * means the default model, when it has been pulled. */
+    char *path = cli_resolve_model(dir);
+    if (!path) {
+        if (!dir) fprintf(stderr, "qcare: --model DIR is required (or get the default model: qcare pull)\n");
         return NULL;
     }
     char err[512];
     qc_model_t *m;
     qc_model_opts_t o = {.n_threads = n_threads, .dtype = dtype};
-    if (qc_model_load(dir, &o, &m, err, sizeof err)) {
+    qc_status st = qc_model_load(path, &o, &m, err, sizeof err);
+    free(path);
+    if (st) {
         fprintf(stderr, "qcare: cannot load model: %s\n", err);
         return NULL;
     }
