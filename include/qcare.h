@@ -149,29 +149,38 @@ typedef struct qc_model qc_model_t;
 
 typedef enum { QC_ARCH_QWEN2 = 0, QC_ARCH_QWEN3 = 1 } qc_arch_t;
 
-/* Weight storage types. Q8_0 and Q4_0 are ggml's 32-weight blocks. */
+/* Weight storage types. Q8_0 and Q4_0 are ggml's 32-weight blocks; Q4_K and
+ * Q6_K its 256-weight super-blocks, as GGUF files (Q4_K_M, ...) hold them:
+ * they have no matrix kernels and are converted when a model is loaded. */
 typedef enum {
     QC_DTYPE_F32 = 0,
     QC_DTYPE_F16 = 1,
     QC_DTYPE_BF16 = 2,
     QC_DTYPE_Q8_0 = 3,
-    QC_DTYPE_Q4_0 = 4
+    QC_DTYPE_Q4_0 = 4,
+    QC_DTYPE_Q4_K = 5,
+    QC_DTYPE_Q6_K = 6
 } qc_dtype_t;
 
 typedef struct {
     int n_threads;     /* threads of the model's pool (0 = one per CPU core) */
     const char *dtype; /* how matrices are kept: "q8_0" (the default, NULL),
                         * "q4_0" (layers Q4_0, embedding/lm_head Q8_0),
-                        * "bf16" (the file's 16-bit weights used in place),
+                        * "bf16" (the file's weights used in place: 16-bit,
+                        * or a GGUF's Q8_0/Q4_0; Q4_K/Q6_K become Q8_0),
                         * "f32" (converted to F32) */
 } qc_model_opts_t;
 
-/* Loads a model from a Hugging Face folder holding config.json,
- * model.safetensors (or model.safetensors.index.json + shards), tokenizer.json
- * and optionally generation_config.json. Weights are memory-mapped and every
- * tensor is checked (presence, dtype, shape, bounds) before use. opts may be
+/* Loads a model from `path`: either a Hugging Face folder holding
+ * config.json, model.safetensors (or model.safetensors.index.json + shards),
+ * tokenizer.json and optionally generation_config.json; or a GGUF file
+ * (versions 2 and 3, architectures qwen2 and qwen3, tensor types F32, F16,
+ * BF16, Q8_0, Q4_0, Q4_K and Q6_K, the tokenizer from its metadata), as
+ * llama.cpp writes them. Weights are memory-mapped and every tensor is
+ * checked (presence, dtype, shape, bounds) before use; a GGUF's Q8_0/Q4_0
+ * tensors are used in place when the dtype asked for is theirs. opts may be
  * NULL. On failure *out is NULL and err holds a message naming the file. */
-qc_status qc_model_load(const char *dir, const qc_model_opts_t *opts, qc_model_t **out,
+qc_status qc_model_load(const char *path, const qc_model_opts_t *opts, qc_model_t **out,
                         char *err, size_t err_size);
 void qc_model_free(qc_model_t *m);
 

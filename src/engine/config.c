@@ -192,6 +192,36 @@ static qc_status check_unsupported(const char *path, json_t *root, char *err, si
     return QC_OK;
 }
 
+/* The checks of the head layout every source of a configuration needs
+ * (config.json or GGUF metadata): head_dim <= 512 and even, the query width
+ * bounded, whole query groups per KV head. */
+qc_status qc_config_check(const char *path, const qc_config_t *cfg, char *err, size_t err_size) {
+    qc_status st = QC_OK;
+    if (cfg->head_dim > 512) {
+        st = qc_seterr(err, err_size, QC_ERR_UNSUPPORTED, "%s: head_dim %d is larger than 512", path, cfg->head_dim);
+        return st;
+    }
+    if (cfg->head_dim % 2 != 0) {
+        st = qc_seterr(err, err_size, QC_ERR_FORMAT, "%s: head_dim %d is odd (RoPE needs pairs)",
+                       path, cfg->head_dim);
+        return st;
+    }
+    if ((long long)cfg->n_head * cfg->head_dim > MAX_DIM) {
+        st = qc_seterr(err, err_size, QC_ERR_FORMAT,
+                       "%s: num_attention_heads * head_dim = %lld is too large", path,
+                       (long long)cfg->n_head * cfg->head_dim);
+        return st;
+    }
+    if (cfg->n_head_kv > cfg->n_head || cfg->n_head % cfg->n_head_kv != 0) {
+        st = qc_seterr(err, err_size, QC_ERR_FORMAT,
+                       "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d",
+                       path, cfg->n_head, cfg->n_head_kv);
+        return st;
+    }
+
+    return st;
+}
+
 qc_status qc_config_load(const char *path, qc_config_t *cfg, char *err, size_t err_size) {
     if (!path || !cfg) return qc_seterr(err, err_size, QC_ERR_ARG, "qc_config_load: NULL argument");
     memset(cfg, 0, sizeof *cfg);
@@ -236,27 +266,7 @@ qc_status qc_config_load(const char *path, qc_config_t *cfg, char *err, size_t e
         }
         cfg->head_dim = cfg->n_embd / cfg->n_head;
     }
-    if (cfg->head_dim > 512) {
-        st = qc_seterr(err, err_size, QC_ERR_UNSUPPORTED, "%s: head_dim %d is larger than 512", path, cfg->head_dim);
-        goto fail;
-    }
-    if (cfg->head_dim % 2 != 0) {
-        st = qc_seterr(err, err_size, QC_ERR_FORMAT, "%s: head_dim %d is odd (RoPE needs pairs)",
-                       path, cfg->head_dim);
-        goto fail;
-    }
-    if ((long long)cfg->n_head * cfg->head_dim > MAX_DIM) {
-        st = qc_seterr(err, err_size, QC_ERR_FORMAT,
-                       "%s: num_attention_heads * head_dim = %lld is too large", path,
-                       (long long)cfg->n_head * cfg->head_dim);
-        goto fail;
-    }
-    if (cfg->n_head_kv > cfg->n_head || cfg->n_head % cfg->n_head_kv != 0) {
-        st = qc_seterr(err, err_size, QC_ERR_FORMAT,
-                       "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d",
-                       path, cfg->n_head, cfg->n_head_kv);
-        goto fail;
-    }
+    TRY(qc_config_check(path, cfg, err, err_size));
 
     double theta, eps;
     TRY(get_num(path, root, "rope_theta", 10000.0, 1e-3, 1e12, &theta, err, err_size));
@@ -288,7 +298,7 @@ fail:
 
 /* ==== generation_config.json ==== */
 
-static void genconfig_defaults(qc_genconfig_t *gen) {
+void qc_genconfig_defaults(qc_genconfig_t *gen) {
     memset(gen, 0, sizeof *gen);
     /* GenerationConfig defaults: do_sample=False means greedy decoding */
     gen->sampling.temperature = 0.0f;
@@ -302,7 +312,7 @@ static void genconfig_defaults(qc_genconfig_t *gen) {
 qc_status qc_genconfig_load(const char *path, qc_genconfig_t *gen, char *err, size_t err_size) {
     if (!path || !gen)
         return qc_seterr(err, err_size, QC_ERR_ARG, "qc_genconfig_load: NULL argument");
-    genconfig_defaults(gen);
+    qc_genconfig_defaults(gen);
     struct stat sb;
     if (stat(path, &sb) != 0 && errno == ENOENT) return QC_OK;
 
@@ -334,6 +344,6 @@ qc_status qc_genconfig_load(const char *path, qc_genconfig_t *gen, char *err, si
     return QC_OK;
 fail:
     json_decref(root);
-    genconfig_defaults(gen);
+    qc_genconfig_defaults(gen);
     return st;
 }

@@ -16,6 +16,22 @@
  * `return qc_seterr(err, n, QC_ERR_FORMAT, "...")`. */
 qc_status qc_seterr(char *err, size_t err_size, qc_status status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* The same as "PATH: message", from a va_list (for readers that keep the
+ * path of the file they read). */
+qc_status qc_vseterr_at(char *err, size_t err_size, qc_status status, const char *path, const char *fmt,
+                        va_list ap) __attribute__((format(printf, 5, 0)));
+
+/* ==== tokenizer from GGUF metadata ==== */
+
+struct qc_gguf;
+
+/* Builds the tokenizer of a GGUF file from its tokenizer.ggml.* metadata
+ * (model "gpt2", pre "qwen2": the Qwen regex and NFC, as tokenizer.json
+ * says; tokens in byte-level form; token types 1 normal, 3 control = special
+ * added token, 4 user-defined = added token, 5 unused = skipped; merges "a b"),
+ * through the same tables and code as qc_tokenizer_load, so both give the
+ * same ids. Messages name the file and the key. */
+qc_status qc_tokenizer_from_gguf(const struct qc_gguf *g, qc_tokenizer_t **out, char *err, size_t err_size);
 
 /* ==== model configuration (config.json + generation_config.json) ==== */
 
@@ -48,6 +64,11 @@ typedef struct {
  * Qwen2ForCausalLM / Qwen3ForCausalLM (the message names it). */
 qc_status qc_config_load(const char *path, qc_config_t *cfg, char *err, size_t err_size);
 
+/* Checks the head layout of a filled configuration (head_dim even and <= 512,
+ * heads * head_dim bounded, heads a multiple of KV heads); the message names
+ * `path`. */
+qc_status qc_config_check(const char *path, const qc_config_t *cfg, char *err, size_t err_size);
+
 typedef struct {
     qc_sampling_t sampling;
     int eos_ids[QC_MAX_EOS];
@@ -58,6 +79,8 @@ typedef struct {
  * (Hugging Face defaults: greedy unless do_sample, temperature 1, top_k 50,
  * top_p 1, repetition_penalty 1); a malformed one is. */
 qc_status qc_genconfig_load(const char *path, qc_genconfig_t *gen, char *err, size_t err_size);
+/* The Hugging Face defaults qc_genconfig_load uses when the file is absent. */
+void qc_genconfig_defaults(qc_genconfig_t *gen);
 
 /* ==== safetensors (memory-mapped, bounds-checked) ==== */
 
@@ -113,7 +136,8 @@ struct qc_model {
     qc_tensor_t out_norm; /* [n_embd] */
     qc_tensor_t lm_head;  /* [n_vocab][n_embd]; the embedding when tied */
     qc_layer_t *layers;   /* [n_layer] */
-    qc_st_t *st;
+    qc_st_t *st;             /* a Hugging Face folder's weights, or NULL */
+    struct qc_gguf *gguf;    /* a GGUF file's mapping, or NULL */
     qc_tokenizer_t *tok;
     int64_t n_params;
     int64_t weight_bytes;
@@ -129,6 +153,18 @@ struct qc_model {
  * against m->cfg; the message names the tensor and both shapes. */
 qc_status qc_weights_bind(qc_model_t *m, const qc_st_t *st, char *err, size_t err_size);
 
+/* Where qc_weights_bind_from finds a tensor by its Hugging Face name: the
+ * tensor (shape in Hugging Face order, [rows, cols]; may be built in *buf),
+ * or NULL when absent. label (label_cap bytes, preset to the Hugging Face
+ * name) may be given the name the file itself uses, for messages. */
+typedef const qc_st_tensor_t *(*qc_tensor_find_fn)(const void *src, const char *hf_name, qc_st_tensor_t *buf,
+                                                  char *label, size_t label_cap);
+
+/* qc_weights_bind over any source: the same checks, and any dtype whose
+ * rows fill whole blocks (a GGUF's Q8_0/Q4_0/Q4_K/Q6_K). */
+qc_status qc_weights_bind_from(qc_model_t *m, qc_tensor_find_fn find, const void *src, char *err,
+                               size_t err_size);
+
 /* ==== numeric helpers ==== */
 
 static inline float qc_bf16_to_f32(uint16_t h) {
@@ -142,7 +178,7 @@ float qc_f16_to_f32(uint16_t h);
 /* float to BF16 with round-to-nearest-even (NaN kept quiet). */
 uint16_t qc_f32_to_bf16(float f);
 
-/* Element size in bytes of a dtype (0 for the block types Q8_0/Q4_0). */
+/* Element size in bytes of a dtype (0 for the block types Q8_0/Q4_0/Q4_K/Q6_K). */
 size_t qc_dtype_size(qc_dtype_t t);
 const char *qc_dtype_name(qc_dtype_t t);
 

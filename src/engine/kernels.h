@@ -28,6 +28,26 @@ typedef struct {
 } qc_block_q4_0;
 _Static_assert(sizeof(qc_block_q4_0) == 18, "ggml block_q4_0 layout");
 
+/* ggml's k-quant super-blocks of QC_QK_K weights (GGUF types Q4_K, Q6_K).
+ * Only dequantized (at load); there are no matrix kernels for them. Every
+ * field is bytes, so a block may sit at any address in a mapping. */
+#define QC_QK_K 256
+
+typedef struct {
+    uint8_t d[2], dmin[2];   /* IEEE half: scale of the scales, scale of the mins */
+    uint8_t scales[12];      /* 8 sub-blocks' 6-bit scales and mins (see scale_min_k4) */
+    uint8_t qs[QC_QK_K / 2]; /* 4-bit quants */
+} qc_block_q4_K;
+_Static_assert(sizeof(qc_block_q4_K) == 144, "ggml block_q4_K layout");
+
+typedef struct {
+    uint8_t ql[QC_QK_K / 2];     /* low 4 bits of the quants */
+    uint8_t qh[QC_QK_K / 4];     /* high 2 bits */
+    int8_t scales[QC_QK_K / 16]; /* per 16 weights, 8-bit */
+    uint8_t d[2];                /* IEEE half super-block scale */
+} qc_block_q6_K;
+_Static_assert(sizeof(qc_block_q6_K) == 210, "ggml block_q6_K layout");
+
 /* One block of quantized activations (the kernels' own format, not ggml's:
  * an F32 scale and the sum of the quants, which the integer kernels need to
  * correct for unsigned operands). */
@@ -49,8 +69,8 @@ const char *qc_cpu_name(qc_cpu_t level);
 
 /* ==== weight formats ==== */
 
-/* Bytes of one row of n elements of type t (n a multiple of 32 for the block
- * types); 0 when n does not fit the type. */
+/* Bytes of one row of n elements of type t (n a multiple of 32 for Q8_0/Q4_0,
+ * of 256 for Q4_K/Q6_K); 0 when n does not fit the type. */
 size_t qc_row_bytes(qc_dtype_t t, int64_t n);
 
 /* Half-precision conversion, round to nearest even (as ggml's). */

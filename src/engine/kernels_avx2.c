@@ -247,6 +247,7 @@ void qc_matmul_avx2(const qc_tensor_t *w, const float *x, const void *act, int n
     case QC_DTYPE_BF16: matmul_bf16(w, x, n_tok, y, ldy, r0, r1); break;
     case QC_DTYPE_Q8_0: matmul_q8_0(w, act, n_tok, y, ldy, r0, r1); break;
     case QC_DTYPE_Q4_0: matmul_q4_0(w, act, n_tok, y, ldy, r0, r1); break;
+    default: break; /* Q4_K/Q6_K: converted at load, never multiplied */
     }
 }
 

@@ -4,17 +4,20 @@
  * RMSNorm → q/k/v (+bias, + per-head q/k RMSNorm for Qwen3) → NeoX RoPE →
  * grouped-query attention over the KV cache → o_proj → residual → RMSNorm →
  * SwiGLU MLP → residual; final RMSNorm and lm_head. All arithmetic is F32;
- * weights are kept as the file has them (BF16/F16/F32, used in place from the
- * mmap) or converted once at load (F32, or quantized to Q8_0/Q4_0), and the
+ * weights are kept as the file has them (BF16/F16/F32, or a GGUF's Q8_0/Q4_0,
+ * used in place from the mmap) or converted once at load (F32, or quantized
+ * to Q8_0/Q4_0; a GGUF's Q4_K/Q6_K always are), and the
  * kernels of kernels.c multiply them. Matrix products, attention and the
  * lm_head are split over the model's thread pool. Every buffer is allocated
  * in qc_ctx_new. */
 #include "engine/engine.h"
+#include "engine/gguf.h"
 #include "engine/kernels.h"
 #include "engine/threads.h"
 
 #include <malloc.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <math.h>
@@ -104,10 +107,16 @@ static int parse_dtype(const char *s, qc_dtype_t *out) {
     return 0;
 }
 
+/* Whether the matrix kernels multiply this type (Q4_K/Q6_K are only read). */
+static int has_kernel(qc_dtype_t t) { return t != QC_DTYPE_Q4_K && t != QC_DTYPE_Q6_K; }
+
 /* Brings every matrix to the requested type: all of them for f32; the layer
  * matrices to Q8_0/Q4_0 and the embedding/lm_head to Q8_0 for the quantized
  * types (the output layer is the most sensitive to 4 bits, as llama.cpp
- * also keeps it at higher precision); nothing for bf16. */
+ * also keeps it at higher precision); for bf16 ("as stored") only those
+ * without a kernel (a GGUF's Q4_K/Q6_K), to Q8_0. A tensor already of the
+ * target type stays in place, so a GGUF's Q8_0/Q4_0 blocks are used as
+ * llama.cpp wrote them. */
 static qc_status convert_weights(qc_model_t *m, qc_dtype_t to, char *err, size_t err_size) {
     qc_status st;
     /* Norm weights and biases (small vectors) are read as F32 by the forward
@@ -119,18 +128,26 @@ static qc_status convert_weights(qc_model_t *m, qc_dtype_t to, char *err, size_t
         for (size_t i = 0; i < sizeof vecs / sizeof vecs[0]; i++)
             if (vecs[i]->data && (st = convert_tensor(m, vecs[i], QC_DTYPE_F32, err, err_size))) return st;
     }
-    if (to == QC_DTYPE_BF16) return QC_OK;
+    int keep = to == QC_DTYPE_BF16, converted = 0;
     int tied = m->lm_head.data == m->tok_embd.data;
     qc_dtype_t outer = to == QC_DTYPE_F32 ? QC_DTYPE_F32 : QC_DTYPE_Q8_0;
-    if ((st = convert_tensor(m, &m->tok_embd, outer, err, err_size))) return st;
+    qc_tensor_t *outs[] = {&m->tok_embd, &m->lm_head};
+    for (int i = 0; i < 2 - tied; i++) {
+        if (keep && has_kernel(outs[i]->dtype)) continue;
+        if ((st = convert_tensor(m, outs[i], outer, err, err_size))) return st;
+        converted = 1;
+    }
     if (tied) m->lm_head = m->tok_embd;
-    else if ((st = convert_tensor(m, &m->lm_head, outer, err, err_size))) return st;
     for (int l = 0; l < m->cfg.n_layer; l++) {
         qc_layer_t *L = &m->layers[l];
         qc_tensor_t *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++)
-            if ((st = convert_tensor(m, mats[i], to, err, err_size))) return st;
+        for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
+            if (keep && has_kernel(mats[i]->dtype)) continue;
+            if ((st = convert_tensor(m, mats[i], keep ? QC_DTYPE_Q8_0 : to, err, err_size))) return st;
+            converted = 1;
+        }
     }
+    if (!converted) return QC_OK;
     m->weight_bytes = 0;
     m->weight_bytes += (int64_t)(qc_row_bytes(m->tok_embd.dtype, m->tok_embd.cols) * m->tok_embd.rows);
     if (!tied) m->weight_bytes += (int64_t)(qc_row_bytes(m->lm_head.dtype, m->lm_head.cols) * m->lm_head.rows);
@@ -144,40 +161,55 @@ static qc_status convert_weights(qc_model_t *m, qc_dtype_t to, char *err, size_t
     return QC_OK;
 }
 
-qc_status qc_model_load(const char *dir, const qc_model_opts_t *opts, qc_model_t **out,
+/* The parts of a Hugging Face folder: configuration, weights, tokenizer. */
+static qc_status load_folder(qc_model_t *m, const char *dir, char *err, size_t err_size) {
+    qc_status st = QC_ERR_NOMEM;
+    char *path = NULL;
+    if (!(path = qc_path_join(dir, "config.json"))) goto oom;
+    if ((st = qc_config_load(path, &m->cfg, err, err_size))) goto done;
+    free(path);
+    if (!(path = qc_path_join(dir, "generation_config.json"))) goto oom;
+    if ((st = qc_genconfig_load(path, &m->gen, err, err_size))) goto done;
+    free(path);
+    path = NULL;
+
+    if ((st = qc_st_open_dir(dir, &m->st, err, err_size))) goto done;
+    if ((st = qc_weights_bind(m, m->st, err, err_size))) goto done;
+
+    if (!(path = qc_path_join(dir, "tokenizer.json"))) goto oom;
+    st = qc_tokenizer_load(path, &m->tok, err, err_size);
+    goto done;
+oom:
+    st = qc_seterr(err, err_size, QC_ERR_NOMEM, "out of memory loading %s", dir);
+done:
+    free(path);
+    return st;
+}
+
+qc_status qc_model_load(const char *path, const qc_model_opts_t *opts, qc_model_t **out,
                         char *err, size_t err_size) {
     *out = NULL;
     qc_dtype_t dtype = QC_DTYPE_Q8_0;
     if (opts && opts->dtype && !parse_dtype(opts->dtype, &dtype))
         return qc_seterr(err, err_size, QC_ERR_ARG, "unknown weight type '%s' (f32, bf16, q8_0 or q4_0)", opts->dtype);
+    if (!path) return qc_seterr(err, err_size, QC_ERR_ARG, "qc_model_load: NULL path");
     qc_status st = QC_ERR_NOMEM;
-    char *path = NULL;
     qc_model_t *m = calloc(1, sizeof *m);
     if (!m) return qc_seterr(err, err_size, QC_ERR_NOMEM, "out of memory");
 
-    if (!(path = qc_path_join(dir, "config.json"))) goto oom;
-    if ((st = qc_config_load(path, &m->cfg, err, err_size))) goto fail;
-    free(path);
-    if (!(path = qc_path_join(dir, "generation_config.json"))) goto oom;
-    if ((st = qc_genconfig_load(path, &m->gen, err, err_size))) goto fail;
-    free(path);
-    path = NULL;
-
-    if ((st = qc_st_open_dir(dir, &m->st, err, err_size))) goto fail;
-    if ((st = qc_weights_bind(m, m->st, err, err_size))) goto fail;
-
-    /* The tokenizer before the weights are converted: parsing tokenizer.json
-     * builds a large transient JSON tree, and giving that memory back before
-     * the converted weights arrive keeps the peak resident size down. */
-    if (!(path = qc_path_join(dir, "tokenizer.json"))) goto oom;
-    if ((st = qc_tokenizer_load(path, &m->tok, err, err_size))) goto fail;
-    free(path);
-    path = NULL;
+    /* A regular file is a GGUF; anything else is taken for a folder. The
+     * tokenizer is built before the weights are converted: parsing
+     * tokenizer.json builds a large transient JSON tree, and giving that
+     * memory back before the converted weights arrive keeps the peak
+     * resident size down. */
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) st = qc_gguf_model_init(m, path, err, err_size);
+    else st = load_folder(m, path, err, err_size);
+    if (st) goto fail;
     malloc_trim(0);
     if (qc_tokenizer_n_tokens(m->tok) > m->cfg.n_vocab) {
-        st = qc_seterr(err, err_size, QC_ERR_FORMAT,
-                       "%s: tokenizer has %d tokens but config.json vocab_size is %d", dir,
-                       (int)qc_tokenizer_n_tokens(m->tok), m->cfg.n_vocab);
+        st = qc_seterr(err, err_size, QC_ERR_FORMAT, "%s: tokenizer has %d tokens but the model's vocabulary is %d",
+                       path, (int)qc_tokenizer_n_tokens(m->tok), m->cfg.n_vocab);
         goto fail;
     }
 
@@ -192,9 +224,8 @@ qc_status qc_model_load(const char *dir, const qc_model_opts_t *opts, qc_model_t
     return QC_OK;
 
 oom:
-    st = qc_seterr(err, err_size, QC_ERR_NOMEM, "out of memory loading %s", dir);
+    st = qc_seterr(err, err_size, QC_ERR_NOMEM, "out of memory loading %s", path);
 fail:
-    free(path);
     qc_model_free(m);
     return st;
 }
@@ -205,6 +236,7 @@ void qc_model_free(qc_model_t *m) {
     qc_pool_free(m->pool);
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     qc_st_close(m->st);
+    qc_gguf_close(m->gguf);
     free(m->layers);
     free(m);
 }

@@ -13,6 +13,9 @@
  *      bytes_to_unicode table and are merged by BPE, lowest merge rank first,
  *      leftmost on ties, with a heap over a linked list (O(n log n), since
  *      one piece may be a 100k-letter word).
+ * The tables are built by one set of functions from either source: a
+ * tokenizer.json (qc_tokenizer_load) or a GGUF file's tokenizer.ggml.*
+ * metadata (qc_tokenizer_from_gguf).
  * Decoding undoes the byte mapping and replaces invalid UTF-8 the way Rust's
  * String::from_utf8_lossy does (one U+FFFD per maximal subpart).
  *
@@ -20,6 +23,7 @@
  * state on the stack or in per-call allocations, so threads may share it. */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "engine/engine.h"
+#include "engine/gguf.h"
 
 #include <jansson.h>
 #include <pcre2.h>
@@ -32,6 +36,11 @@
 #define TOK_MAX_STAGES 8       /* regex Split steps in one pre-tokenizer */
 #define TOK_NONE UINT32_MAX    /* offset of an id that names no token */
 #define JIT_STACK_MAX (64u << 20) /* bytes; the largest JIT stack tried */
+
+/* Qwen's pre-tokenizer regex (the Split step of its tokenizer.json), used
+ * for GGUF files whose tokenizer.ggml.pre is "qwen2". */
+static const char QWEN2_REGEX[] =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 /* GPT-2's ByteLevel regex, used when ByteLevel.use_regex is true. */
 static const char GPT2_REGEX[] =
@@ -318,20 +327,16 @@ typedef struct {
     buf_t raw, bl, tmp;
     uint32_t b2u[256];
     int u2b[324]; /* inverse of b2u over U+0000..U+0143, -1 elsewhere */
+    const char *vocab_what, *merges_what; /* where the vocabulary / merges come from, for messages */
 } loader_t;
 
 /* Writes "PATH: message" into the loader's err and returns st. */
 __attribute__((format(printf, 3, 4)))
 static qc_status lerr(loader_t *L, qc_status st, const char *fmt, ...) {
-    if (L->err && L->err_size > 0) {
-        int k = snprintf(L->err, L->err_size, "%s: ", L->path);
-        if (k >= 0 && (size_t)k < L->err_size) {
-            va_list ap;
-            va_start(ap, fmt);
-            vsnprintf(L->err + k, L->err_size - (size_t)k, fmt, ap);
-            va_end(ap);
-        }
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    qc_vseterr_at(L->err, L->err_size, st, L->path, fmt, ap);
+    va_end(ap);
     return st;
 }
 
@@ -383,104 +388,217 @@ static int unmap_bytes(loader_t *L, const char *s, size_t n) {
     return 0;
 }
 
-/* Reads model.vocab and model.merges. */
-static qc_status load_bpe(loader_t *L, json_t *model) {
-    qc_tokenizer_t *t = L->t;
-    json_t *vocab = json_object_get(model, "vocab");
-    size_t nv = json_object_size(vocab);
+/* ==== building the tables (shared by tokenizer.json and GGUF) ==== */
 
+/* Allocates the per-id tables of n_tokens ids and the vocabulary hash for
+ * up to nv entries. */
+static qc_status tables_init(loader_t *L, int32_t n_tokens, size_t nv) {
+    qc_tokenizer_t *t = L->t;
+    t->n_tokens = n_tokens;
+    size_t n = (size_t)n_tokens;
+    t->raw_off = malloc(n * sizeof(uint32_t));
+    t->raw_len = calloc(n, sizeof(uint32_t));
+    t->bl_off = malloc(n * sizeof(uint32_t));
+    t->bl_len = calloc(n, sizeof(uint32_t));
     size_t cap = 16;
     while (cap < 2 * nv + 16) cap *= 2;
     t->vhash = malloc(cap * sizeof *t->vhash);
-    if (!t->vhash) return oom(L);
+    if (!t->raw_off || !t->raw_len || !t->bl_off || !t->bl_len || !t->vhash) return oom(L);
+    memset(t->raw_off, 0xff, n * sizeof(uint32_t));
+    memset(t->bl_off, 0xff, n * sizeof(uint32_t));
     memset(t->vhash, 0xff, cap * sizeof *t->vhash);
     t->vhash_mask = cap - 1;
+    return QC_OK;
+}
 
-    for (void *it = json_object_iter(vocab); it; it = json_object_iter_next(vocab, it)) {
-        const char *key = json_object_iter_key(it);
-        size_t klen = json_object_iter_key_len(it);
-        int32_t id = json_id(json_object_iter_value(it));
-        if (id < 0)
-            return lerr(L, QC_ERR_FORMAT, "model.vocab[\"%.40s\"]: expected an integer id in [0, %d)",
-                        key, TOK_MAX_ID);
-        if (t->bl_off[id] != TOK_NONE)
-            return lerr(L, QC_ERR_FORMAT, "model.vocab[\"%.40s\"]: id %d is used twice", key, id);
-        if (arena_add(&L->bl, key, klen, &t->bl_off[id])) return oom(L);
-        t->bl_len[id] = (uint32_t)klen;
-        size_t i = hash_bytes(key, klen) & t->vhash_mask;
-        while (t->vhash[i] >= 0) i = (i + 1) & t->vhash_mask;
-        t->vhash[i] = id;
-        /* vocab_find reads the arena: keep t->bl current */
-        t->bl = L->bl.p;
-        if (unmap_bytes(L, key, klen)) return oom(L);
-        if (arena_add(&L->raw, L->tmp.p, L->tmp.n, &t->raw_off[id])) return oom(L);
-        t->raw_len[id] = (uint32_t)L->tmp.n;
-    }
+/* Adds vocabulary entry `id` (< n_tokens) with byte-level string key. */
+static qc_status vocab_add(loader_t *L, int32_t id, const char *key, size_t klen) {
+    qc_tokenizer_t *t = L->t;
+    if (t->bl_off[id] != TOK_NONE)
+        return lerr(L, QC_ERR_FORMAT, "%s[\"%.40s\"]: id %d is used twice", L->vocab_what, key, id);
+    if (arena_add(&L->bl, key, klen, &t->bl_off[id])) return oom(L);
+    t->bl_len[id] = (uint32_t)klen;
+    size_t i = hash_bytes(key, klen) & t->vhash_mask;
+    while (t->vhash[i] >= 0) i = (i + 1) & t->vhash_mask;
+    t->vhash[i] = id;
+    /* vocab_find reads the arena: keep t->bl current */
+    t->bl = L->bl.p;
+    if (unmap_bytes(L, key, klen)) return oom(L);
+    if (arena_add(&L->raw, L->tmp.p, L->tmp.n, &t->raw_off[id])) return oom(L);
+    t->raw_len[id] = (uint32_t)L->tmp.n;
+    return QC_OK;
+}
 
+/* After the vocabulary: the single-byte token of each byte, and the merge
+ * table for nm merges. */
+static qc_status vocab_done(loader_t *L, size_t nm) {
+    qc_tokenizer_t *t = L->t;
     for (int b = 0; b < 256; b++) {
         char s[4];
         size_t k = utf8_put(L->b2u[b], s);
         t->byte_id[b] = vocab_find(t, s, k);
     }
-
-    json_t *merges = json_object_get(model, "merges");
-    size_t nm = json_array_size(merges);
-    cap = 16;
+    if (nm > INT32_MAX) return lerr(L, QC_ERR_FORMAT, "%s: too many merges", L->merges_what);
+    size_t cap = 16;
     while (cap < 2 * nm + 16) cap *= 2;
     t->mhash = malloc(cap * sizeof *t->mhash);
     if (!t->mhash) return oom(L);
     for (size_t i = 0; i < cap; i++) t->mhash[i].key = UINT64_MAX;
     t->mhash_mask = cap - 1;
     t->n_merges = nm;
-    if (nm > INT32_MAX) return lerr(L, QC_ERR_FORMAT, "model.merges: too many merges");
+    return QC_OK;
+}
 
+/* Adds merge rank r: a[0..na) + b[0..nb), byte-level strings of the
+ * vocabulary. */
+static qc_status merge_add(loader_t *L, size_t r, const char *a, size_t na, const char *b, size_t nb) {
+    qc_tokenizer_t *t = L->t;
+    int32_t ia = vocab_find(t, a, na), ib = vocab_find(t, b, nb);
+    if (ia < 0)
+        return lerr(L, QC_ERR_FORMAT, "%s[%zu]: token \"%.*s\" is not in the vocabulary", L->merges_what, r,
+                    (int)(na > 40 ? 40 : na), a);
+    if (ib < 0)
+        return lerr(L, QC_ERR_FORMAT, "%s[%zu]: token \"%.*s\" is not in the vocabulary", L->merges_what, r,
+                    (int)(nb > 40 ? 40 : nb), b);
+    L->tmp.n = 0;
+    if (buf_add(&L->tmp, a, na) || buf_add(&L->tmp, b, nb)) return oom(L);
+    int32_t inew = vocab_find(t, L->tmp.p, L->tmp.n);
+    if (inew < 0)
+        return lerr(L, QC_ERR_FORMAT, "%s[%zu]: merged token \"%.*s\" is not in the vocabulary", L->merges_what,
+                    r, (int)(L->tmp.n > 40 ? 40 : L->tmp.n), L->tmp.p);
+    /* a repeated pair takes the later rank, as a Rust HashMap collect does */
+    uint64_t key = (uint64_t)(uint32_t)ia << 32 | (uint32_t)ib;
+    size_t i = hash_pair(key) & t->mhash_mask;
+    while (t->mhash[i].key != UINT64_MAX && t->mhash[i].key != key) i = (i + 1) & t->mhash_mask;
+    t->mhash[i].key = key;
+    t->mhash[i].rank = (int32_t)r;
+    t->mhash[i].new_id = inew;
+    return QC_OK;
+}
+
+/* A merge written "a b": Hugging Face splits on ' ' and wants exactly two
+ * parts. */
+static qc_status merge_add_str(loader_t *L, size_t r, const char *s, size_t n) {
+    const char *sp = memchr(s, ' ', n);
+    if (!sp || memchr(sp + 1, ' ', n - (size_t)(sp + 1 - s)))
+        return lerr(L, QC_ERR_FORMAT, "%s[%zu]: expected \"a b\", got \"%.*s\"", L->merges_what, r,
+                    (int)(n > 40 ? 40 : n), s);
+    size_t na = (size_t)(sp - s);
+    return merge_add(L, r, s, na, sp + 1, n - na - 1);
+}
+
+/* Room for n added tokens. */
+static qc_status added_init(loader_t *L, size_t n) {
+    if (n > 65535) return lerr(L, QC_ERR_UNSUPPORTED, "more than 65535 added tokens");
+    if (n && !(L->t->added = calloc(n, sizeof *L->t->added))) return oom(L);
+    return QC_OK;
+}
+
+/* Adds an added token (its content replaces the bytes of its id); the flags
+ * mean what they mean in tokenizer.json's added_tokens. */
+static qc_status added_add(loader_t *L, int32_t id, const char *content, size_t len, int special, int lstrip,
+                           int rstrip, int single_word, int normalized) {
+    qc_tokenizer_t *t = L->t;
+    added_t *d = &t->added[t->n_added];
+    if (len == 0) return lerr(L, QC_ERR_FORMAT, "added token %d: empty content", id);
+    d->id = id;
+    d->len = len;
+    if (!(d->content = malloc(len + 1))) return oom(L);
+    memcpy(d->content, content, len);
+    d->content[len] = 0;
+    t->n_added++;
+    d->special = (unsigned char)special;
+    d->lstrip = (unsigned char)lstrip;
+    d->rstrip = (unsigned char)rstrip;
+    d->single_word = (unsigned char)single_word;
+    d->normalized = (unsigned char)normalized;
+    if (arena_add(&L->raw, d->content, d->len, &t->raw_off[d->id])) return oom(L);
+    t->raw_len[d->id] = (uint32_t)d->len;
+    return QC_OK;
+}
+
+static int added_cmp(const void *x, const void *y) {
+    const added_t *a = x, *b = y;
+    unsigned char fa = (unsigned char)a->content[0], fb = (unsigned char)b->content[0];
+    if (fa != fb) return fa < fb ? -1 : 1;
+    if (a->len != b->len) return a->len > b->len ? -1 : 1;
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
+/* Sorts the added tokens for matching: by first byte, longest first. */
+static void added_done(loader_t *L) {
+    qc_tokenizer_t *t = L->t;
+    if (!t->n_added) return;
+    qsort(t->added, t->n_added, sizeof *t->added, added_cmp);
+    for (size_t i = 0; i < t->n_added; i++) {
+        unsigned char f = (unsigned char)t->added[i].content[0];
+        if (t->first_n[f] == 0) t->first_lo[f] = (uint16_t)i;
+        t->first_n[f]++;
+    }
+}
+
+/* Starts a tokenizer: the byte mapping and its inverse. */
+static qc_status loader_begin(loader_t *L) {
+    if (!(L->t = calloc(1, sizeof *L->t))) return oom(L);
+    L->t->unk_id = -1;
+    byte_map(L->b2u);
+    memcpy(L->t->b2u, L->b2u, sizeof L->t->b2u);
+    for (int i = 0; i < 324; i++) L->u2b[i] = -1;
+    for (int b = 0; b < 256; b++) L->u2b[L->b2u[b]] = b;
+    return QC_OK;
+}
+
+/* Hands the finished tokenizer over (the arenas move into it). */
+static void loader_finish(loader_t *L, qc_tokenizer_t **out) {
+    L->t->raw = L->raw.p;
+    L->t->bl = L->bl.p;
+    L->raw.p = L->bl.p = NULL;
+    free(L->tmp.p);
+    *out = L->t;
+}
+
+static void loader_fail(loader_t *L) {
+    if (L->t) {
+        L->t->raw = NULL; /* the arenas are still in L */
+        L->t->bl = NULL;
+        qc_tokenizer_free(L->t);
+    }
+    free(L->raw.p);
+    free(L->bl.p);
+    free(L->tmp.p);
+}
+
+/* ==== tokenizer.json ==== */
+
+/* Reads model.vocab and model.merges. */
+static qc_status load_bpe(loader_t *L, json_t *model) {
+    json_t *vocab = json_object_get(model, "vocab");
+    qc_status st;
+    for (void *it = json_object_iter(vocab); it; it = json_object_iter_next(vocab, it)) {
+        const char *key = json_object_iter_key(it);
+        int32_t id = json_id(json_object_iter_value(it));
+        if (id < 0)
+            return lerr(L, QC_ERR_FORMAT, "model.vocab[\"%.40s\"]: expected an integer id in [0, %d)",
+                        key, TOK_MAX_ID);
+        if ((st = vocab_add(L, id, key, json_object_iter_key_len(it)))) return st;
+    }
+    json_t *merges = json_object_get(model, "merges");
+    size_t nm = json_array_size(merges);
+    if ((st = vocab_done(L, nm))) return st;
     for (size_t r = 0; r < nm; r++) {
         json_t *m = json_array_get(merges, r);
-        const char *a, *b;
-        size_t na, nb;
         if (json_is_string(m)) {
-            /* "a b": Hugging Face splits on ' ' and wants exactly two parts */
-            const char *s = json_string_value(m);
-            size_t n = json_string_length(m);
-            const char *sp = memchr(s, ' ', n);
-            if (!sp || memchr(sp + 1, ' ', n - (size_t)(sp + 1 - s)))
-                return lerr(L, QC_ERR_FORMAT, "model.merges[%zu]: expected \"a b\", got \"%.40s\"", r,
-                            s);
-            a = s;
-            na = (size_t)(sp - s);
-            b = sp + 1;
-            nb = n - na - 1;
+            st = merge_add_str(L, r, json_string_value(m), json_string_length(m));
         } else if (json_is_array(m) && json_array_size(m) == 2 &&
                    json_is_string(json_array_get(m, 0)) && json_is_string(json_array_get(m, 1))) {
-            a = json_string_value(json_array_get(m, 0));
-            na = json_string_length(json_array_get(m, 0));
-            b = json_string_value(json_array_get(m, 1));
-            nb = json_string_length(json_array_get(m, 1));
+            json_t *a = json_array_get(m, 0), *b = json_array_get(m, 1);
+            st = merge_add(L, r, json_string_value(a), json_string_length(a), json_string_value(b),
+                           json_string_length(b));
         } else {
             return lerr(L, QC_ERR_FORMAT,
                         "model.merges[%zu]: expected a string \"a b\" or an array of two strings", r);
         }
-        int32_t ia = vocab_find(t, a, na), ib = vocab_find(t, b, nb);
-        if (ia < 0)
-            return lerr(L, QC_ERR_FORMAT, "model.merges[%zu]: token \"%.*s\" is not in model.vocab", r,
-                        (int)(na > 40 ? 40 : na), a);
-        if (ib < 0)
-            return lerr(L, QC_ERR_FORMAT, "model.merges[%zu]: token \"%.*s\" is not in model.vocab", r,
-                        (int)(nb > 40 ? 40 : nb), b);
-        L->tmp.n = 0;
-        if (buf_add(&L->tmp, a, na) || buf_add(&L->tmp, b, nb)) return oom(L);
-        int32_t inew = vocab_find(t, L->tmp.p, L->tmp.n);
-        if (inew < 0)
-            return lerr(L, QC_ERR_FORMAT,
-                        "model.merges[%zu]: merged token \"%.*s\" is not in model.vocab", r,
-                        (int)(L->tmp.n > 40 ? 40 : L->tmp.n), L->tmp.p);
-        /* a repeated pair takes the later rank, as a Rust HashMap collect does */
-        uint64_t key = (uint64_t)(uint32_t)ia << 32 | (uint32_t)ib;
-        size_t i = hash_pair(key) & t->mhash_mask;
-        while (t->mhash[i].key != UINT64_MAX && t->mhash[i].key != key) i = (i + 1) & t->mhash_mask;
-        t->mhash[i].key = key;
-        t->mhash[i].rank = (int32_t)r;
-        t->mhash[i].new_id = inew;
+        if (st) return st;
     }
     return QC_OK;
 }
@@ -510,34 +628,15 @@ static qc_status scan_ids(loader_t *L, json_t *vocab, json_t *added, int32_t *n_
     return QC_OK;
 }
 
-static int added_cmp(const void *x, const void *y) {
-    const added_t *a = x, *b = y;
-    unsigned char fa = (unsigned char)a->content[0], fb = (unsigned char)b->content[0];
-    if (fa != fb) return fa < fb ? -1 : 1;
-    if (a->len != b->len) return a->len > b->len ? -1 : 1;
-    return a->id < b->id ? -1 : a->id > b->id;
-}
-
-/* Reads added_tokens: their content replaces the bytes of their id. */
+/* Reads added_tokens. */
 static qc_status load_added(loader_t *L, json_t *added) {
-    qc_tokenizer_t *t = L->t;
     size_t n = json_array_size(added);
-    if (n > 65535) return lerr(L, QC_ERR_UNSUPPORTED, "added_tokens: more than 65535 entries");
-    if (n == 0) return QC_OK;
-    t->added = calloc(n, sizeof *t->added);
-    if (!t->added) return oom(L);
-    for (size_t i = 0; i < n; i++) {
+    qc_status st = added_init(L, n);
+    for (size_t i = 0; !st && i < n; i++) {
         json_t *a = json_array_get(added, i);
-        added_t *d = &t->added[t->n_added];
         json_t *c = json_object_get(a, "content");
         if (!json_is_string(c) || json_string_length(c) == 0)
             return lerr(L, QC_ERR_FORMAT, "added_tokens[%zu].content: expected a non-empty string", i);
-        d->id = json_id(json_object_get(a, "id"));
-        d->len = json_string_length(c);
-        d->content = malloc(d->len + 1);
-        if (!d->content) return oom(L);
-        memcpy(d->content, json_string_value(c), d->len + 1);
-        t->n_added++;
         int sp = json_flag(a, "special", 0), ls = json_flag(a, "lstrip", 0),
             rs = json_flag(a, "rstrip", 0), sw = json_flag(a, "single_word", 0),
             nz = json_flag(a, "normalized", !sp);
@@ -545,21 +644,11 @@ static qc_status load_added(loader_t *L, json_t *added) {
             return lerr(L, QC_ERR_FORMAT,
                         "added_tokens[%zu]: special, lstrip, rstrip, single_word and normalized must "
                         "be booleans", i);
-        d->special = (unsigned char)sp;
-        d->lstrip = (unsigned char)ls;
-        d->rstrip = (unsigned char)rs;
-        d->single_word = (unsigned char)sw;
-        d->normalized = (unsigned char)nz;
-        if (arena_add(&L->raw, d->content, d->len, &t->raw_off[d->id])) return oom(L);
-        t->raw_len[d->id] = (uint32_t)d->len;
+        st = added_add(L, json_id(json_object_get(a, "id")), json_string_value(c), json_string_length(c), sp, ls,
+                       rs, sw, nz);
     }
-    qsort(t->added, t->n_added, sizeof *t->added, added_cmp);
-    for (size_t i = 0; i < t->n_added; i++) {
-        unsigned char f = (unsigned char)t->added[i].content[0];
-        if (t->first_n[f] == 0) t->first_lo[f] = (uint16_t)i;
-        t->first_n[f]++;
-    }
-    return QC_OK;
+    if (!st) added_done(L);
+    return st;
 }
 
 static qc_status load_normalizer(loader_t *L, json_t *nz) {
@@ -768,7 +857,8 @@ static qc_status check_model(loader_t *L, json_t *model) {
  * added_tokens, normalizer, pre_tokenizer, decoder) before building the
  * tables; the JSON tree is freed before returning. */
 qc_status qc_tokenizer_load(const char *path, qc_tokenizer_t **out, char *err, size_t err_size) {
-    loader_t L = {.path = path ? path : "(null)", .err = err, .err_size = err_size};
+    loader_t L = {.path = path ? path : "(null)", .err = err, .err_size = err_size,
+                  .vocab_what = "model.vocab", .merges_what = "model.merges"};
     json_t *root = NULL;
     char *text = NULL;
     qc_status st;
@@ -793,14 +883,8 @@ qc_status qc_tokenizer_load(const char *path, qc_tokenizer_t **out, char *err, s
         goto fail;
     }
 
-    L.t = calloc(1, sizeof *L.t);
-    if (!L.t) { st = oom(&L); goto fail; }
+    if ((st = loader_begin(&L))) goto fail;
     qc_tokenizer_t *t = L.t;
-    t->unk_id = -1;
-    byte_map(L.b2u);
-    memcpy(t->b2u, L.b2u, sizeof t->b2u);
-    for (int i = 0; i < 324; i++) L.u2b[i] = -1;
-    for (int b = 0; b < 256; b++) L.u2b[L.b2u[b]] = b;
 
     json_t *model = json_object_get(root, "model");
     if ((st = check_model(&L, model))) goto fail;
@@ -827,15 +911,7 @@ qc_status qc_tokenizer_load(const char *path, qc_tokenizer_t **out, char *err, s
         st = lerr(&L, QC_ERR_FORMAT, "model.vocab: empty");
         goto fail;
     }
-    t->n_tokens = n_tokens;
-    size_t n = (size_t)n_tokens;
-    t->raw_off = malloc(n * sizeof(uint32_t));
-    t->raw_len = calloc(n, sizeof(uint32_t));
-    t->bl_off = malloc(n * sizeof(uint32_t));
-    t->bl_len = calloc(n, sizeof(uint32_t));
-    if (!t->raw_off || !t->raw_len || !t->bl_off || !t->bl_len) { st = oom(&L); goto fail; }
-    memset(t->raw_off, 0xff, n * sizeof(uint32_t));
-    memset(t->bl_off, 0xff, n * sizeof(uint32_t));
+    if ((st = tables_init(&L, n_tokens, json_object_size(json_object_get(model, "vocab"))))) goto fail;
 
     if ((st = load_bpe(&L, model))) goto fail;
     if ((st = load_added(&L, added))) goto fail;
@@ -847,23 +923,12 @@ qc_status qc_tokenizer_load(const char *path, qc_tokenizer_t **out, char *err, s
             if (strcmp(t->added[i].content, json_string_value(unk)) == 0) t->unk_id = t->added[i].id;
     }
 
-    t->raw = L.raw.p;
-    t->bl = L.bl.p;
-    L.raw.p = L.bl.p = NULL;
-    free(L.tmp.p);
+    loader_finish(&L, out);
     json_decref(root);
-    *out = t;
     return QC_OK;
 
 fail:
-    if (L.t) {
-        L.t->raw = NULL; /* the arenas are still in L */
-        L.t->bl = NULL;
-        qc_tokenizer_free(L.t);
-    }
-    free(L.raw.p);
-    free(L.bl.p);
-    free(L.tmp.p);
+    loader_fail(&L);
     json_decref(root);
     return st;
 }
@@ -882,6 +947,102 @@ void qc_tokenizer_free(qc_tokenizer_t *t) {
     free(t->added);
     for (int i = 0; i < t->n_re; i++) pcre2_code_free(t->re[i]);
     free(t);
+}
+
+/* ==== GGUF metadata ==== */
+
+/* llama.cpp's token types (tokenizer.ggml.token_type). */
+enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER_DEFINED = 4, TT_UNUSED = 5, TT_BYTE = 6 };
+
+/* A string metadata value that must be present, into s/n. */
+static qc_status gguf_need_str(loader_t *L, const qc_gguf_t *g, const char *key, const char **s, size_t *n) {
+    qc_status st = qc_gguf_get_str(g, key, s, n, L->err, L->err_size);
+    if (st == QC_ERR_ARG) return lerr(L, QC_ERR_FORMAT, "metadata '%s' is missing (no tokenizer in this file?)", key);
+    return st;
+}
+
+static int str_is(const char *s, size_t n, const char *lit) { return n == strlen(lit) && !memcmp(s, lit, n); }
+
+qc_status qc_tokenizer_from_gguf(const qc_gguf_t *g, qc_tokenizer_t **out, char *err, size_t err_size) {
+    if (err && err_size) err[0] = 0;
+    if (!g || !out) return qc_seterr(err, err_size, QC_ERR_ARG, "qc_tokenizer_from_gguf: NULL argument");
+    *out = NULL;
+    loader_t L = {.path = g->path, .err = err, .err_size = err_size, .vocab_what = "tokenizer.ggml.tokens",
+                  .merges_what = "tokenizer.ggml.merges"};
+    const char *s;
+    size_t n;
+    const qc_gguf_kv_t *tokens = NULL, *types = NULL, *merges = NULL;
+    qc_status st;
+    if ((st = gguf_need_str(&L, g, "tokenizer.ggml.model", &s, &n))) return st;
+    if (!str_is(s, n, "gpt2"))
+        return lerr(&L, QC_ERR_UNSUPPORTED, "tokenizer.ggml.model '%.*s' is not supported (only gpt2, byte-level BPE)",
+                    (int)(n > 40 ? 40 : n), s);
+    if ((st = gguf_need_str(&L, g, "tokenizer.ggml.pre", &s, &n))) return st;
+    if (!str_is(s, n, "qwen2"))
+        return lerr(&L, QC_ERR_UNSUPPORTED, "tokenizer.ggml.pre '%.*s' is not supported (only qwen2)",
+                    (int)(n > 40 ? 40 : n), s);
+    if ((st = qc_gguf_get_array(g, "tokenizer.ggml.tokens", QC_GGUF_STRING, &tokens, err, err_size)) ||
+        (st = qc_gguf_get_array(g, "tokenizer.ggml.merges", QC_GGUF_STRING, &merges, err, err_size)))
+        return st == QC_ERR_ARG ? lerr(&L, QC_ERR_FORMAT, "metadata '%s' is missing",
+                                       tokens ? "tokenizer.ggml.merges" : "tokenizer.ggml.tokens")
+                                : st;
+    st = qc_gguf_get_array(g, "tokenizer.ggml.token_type", QC_GGUF_INT32, &types, err, err_size);
+    if (st && st != QC_ERR_ARG) return st;
+    if (tokens->n == 0 || tokens->n > TOK_MAX_ID)
+        return lerr(&L, QC_ERR_FORMAT, "tokenizer.ggml.tokens: %llu tokens (1 to %d are read)",
+                    (unsigned long long)tokens->n, TOK_MAX_ID);
+    if (types && types->n != tokens->n)
+        return lerr(&L, QC_ERR_FORMAT, "tokenizer.ggml.token_type has %llu entries for %llu tokens",
+                    (unsigned long long)types->n, (unsigned long long)tokens->n);
+
+    /* First pass: the types, how many of each, the highest id in use. */
+    int32_t n_tokens = 0;
+    size_t n_vocab = 0, n_added = 0;
+    for (int32_t i = 0; i < (int32_t)tokens->n; i++) {
+        int64_t ty = types ? qc_gguf_arr_int(types, (uint64_t)i) : TT_NORMAL;
+        if (ty < TT_NORMAL || ty > TT_BYTE)
+            return lerr(&L, QC_ERR_FORMAT, "tokenizer.ggml.token_type[%d] = %lld is not a token type (1 to 6)", i,
+                        (long long)ty);
+        if (ty == TT_UNUSED) continue;
+        n_tokens = i + 1;
+        if (ty == TT_CONTROL || ty == TT_USER_DEFINED) n_added++;
+        else n_vocab++;
+    }
+    if ((st = loader_begin(&L))) goto fail;
+    /* pre "qwen2": the Qwen regex, after the NFC normalizer, as Qwen's
+     * tokenizer.json says */
+    L.t->nfc = 1;
+    if ((st = add_regex(&L, QWEN2_REGEX, sizeof QWEN2_REGEX - 1, 0, "tokenizer.ggml.pre"))) goto fail;
+    if ((st = tables_init(&L, n_tokens, n_vocab)) || (st = added_init(&L, n_added))) goto fail;
+
+    size_t pos = 0;
+    for (int32_t i = 0; i < n_tokens; i++) {
+        int64_t ty = types ? qc_gguf_arr_int(types, (uint64_t)i) : TT_NORMAL;
+        s = qc_gguf_arr_str(tokens, &pos, &n);
+        if (n >= TOK_NONE) {
+            st = lerr(&L, QC_ERR_FORMAT, "tokenizer.ggml.tokens[%d]: %zu bytes", i, n);
+            goto fail;
+        }
+        /* Control tokens are special added tokens, user-defined ones added
+         * tokens matched even in plain text; both stand for their text as it
+         * is (llama.cpp's converter stores them that way). */
+        if (ty == TT_CONTROL || ty == TT_USER_DEFINED) st = added_add(&L, i, s, n, ty == TT_CONTROL, 0, 0, 0, 0);
+        else if (ty != TT_UNUSED) st = vocab_add(&L, i, s, n);
+        if (st) goto fail;
+        if (ty == TT_UNKNOWN) L.t->unk_id = i;
+    }
+    added_done(&L);
+    if ((st = vocab_done(&L, (size_t)merges->n))) goto fail;
+    pos = 0;
+    for (size_t r = 0; r < merges->n; r++) {
+        s = qc_gguf_arr_str(merges, &pos, &n);
+        if ((st = merge_add_str(&L, r, s, n))) goto fail;
+    }
+    loader_finish(&L, out);
+    return QC_OK;
+fail:
+    loader_fail(&L);
+    return st;
 }
 
 /* ==== encoding ==== */

@@ -17,6 +17,15 @@ qc_status qc_seterr(char *err, size_t err_size, qc_status status, const char *fm
     return status;
 }
 
+qc_status qc_vseterr_at(char *err, size_t err_size, qc_status status, const char *path, const char *fmt,
+                        va_list ap) {
+    if (err && err_size > 0) {
+        int k = snprintf(err, err_size, "%s: ", path);
+        if (k >= 0 && (size_t)k < err_size) vsnprintf(err + k, err_size - (size_t)k, fmt, ap);
+    }
+    return status;
+}
+
 const char *qc_status_str(qc_status s) {
     switch (s) {
     case QC_OK: return "ok";
@@ -111,7 +120,9 @@ size_t qc_dtype_size(qc_dtype_t t) {
     case QC_DTYPE_F16: return 2;
     case QC_DTYPE_BF16: return 2;
     case QC_DTYPE_Q8_0: /* block types: see qc_row_bytes */
-    case QC_DTYPE_Q4_0: return 0;
+    case QC_DTYPE_Q4_0:
+    case QC_DTYPE_Q4_K:
+    case QC_DTYPE_Q6_K: return 0;
     }
     return 0;
 }
@@ -123,6 +134,8 @@ const char *qc_dtype_name(qc_dtype_t t) {
     case QC_DTYPE_BF16: return "BF16";
     case QC_DTYPE_Q8_0: return "Q8_0";
     case QC_DTYPE_Q4_0: return "Q4_0";
+    case QC_DTYPE_Q4_K: return "Q4_K";
+    case QC_DTYPE_Q6_K: return "Q6_K";
     }
     return "?";
 }

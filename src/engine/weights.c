@@ -1,7 +1,9 @@
-/* weights.c — binds the tensors of a safetensors set to the model's weight
- * slots by their Hugging Face names, checking each one's presence and shape
- * against the configuration before the forward pass may touch it. */
+/* weights.c — binds the tensors of a safetensors set (or of a GGUF file,
+ * through a name-mapping lookup) to the model's weight slots by their Hugging
+ * Face names, checking each one's presence and shape against the
+ * configuration before the forward pass may touch it. */
 #include "engine/engine.h"
+#include "engine/kernels.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,41 +20,54 @@ static void fmt_shape(char *buf, size_t cap, int ndim, const int64_t *shape) {
 }
 
 /* Finds `name` and checks it is [rows, cols] (or [cols] when rows == 0, a
- * vector). Fills *out; vectors get rows = 1. Adds to the model's counts when
- * `count` is set. */
-static qc_status bind_one(qc_model_t *m, const qc_st_t *st, const char *name, int64_t rows,
-                          int64_t cols, int count, qc_tensor_t *out, char *err, size_t err_size) {
-    const qc_st_tensor_t *t = qc_st_find(st, name);
+ * vector) and that its rows fill whole blocks of its type. Fills *out;
+ * vectors get rows = 1. Adds to the model's counts. */
+static qc_status bind_one(qc_model_t *m, qc_tensor_find_fn find, const void *src, const char *name,
+                          int64_t rows, int64_t cols, qc_tensor_t *out, char *err, size_t err_size) {
+    qc_st_tensor_t buf;
+    char label[160];
+    snprintf(label, sizeof label, "%s", name);
+    const qc_st_tensor_t *t = find(src, name, &buf, label, sizeof label);
     int ndim = rows ? 2 : 1;
     int64_t want[2] = {rows ? rows : cols, cols};
     char ws[64], hs[96];
     fmt_shape(ws, sizeof ws, ndim, want);
-    if (!t) return qc_seterr(err, err_size, QC_ERR_FORMAT, "tensor %s %s is missing", name, ws);
+    if (!t) return qc_seterr(err, err_size, QC_ERR_FORMAT, "tensor %s %s is missing", label, ws);
     int ok = t->ndim == ndim;
     for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == want[i];
     if (!ok) {
         fmt_shape(hs, sizeof hs, t->ndim, t->shape);
         return qc_seterr(err, err_size, QC_ERR_FORMAT, "tensor %s has shape %s, expected %s",
-                         name, hs, ws);
+                         label, hs, ws);
     }
-    if (t->dtype != QC_DTYPE_F32 && t->dtype != QC_DTYPE_F16 && t->dtype != QC_DTYPE_BF16)
-        return qc_seterr(err, err_size, QC_ERR_UNSUPPORTED, "tensor %s has unsupported dtype",
-                         name);
+    if (qc_row_bytes(t->dtype, cols) == 0)
+        return qc_seterr(err, err_size, QC_ERR_UNSUPPORTED,
+                         "tensor %s: rows of %lld %s values do not fill whole blocks", label,
+                         (long long)cols, qc_dtype_name(t->dtype));
     out->data = t->data;
     out->dtype = t->dtype;
     out->rows = rows ? rows : 1;
     out->cols = cols;
-    if (count) {
-        /* shapes are bounded by the config (dims <= 2^24), so no overflow */
-        m->n_params += out->rows * out->cols;
-        m->weight_bytes += (int64_t)t->nbytes;
-    }
+    /* shapes are bounded by the config (dims <= 2^24), so no overflow */
+    m->n_params += out->rows * out->cols;
+    m->weight_bytes += (int64_t)t->nbytes;
     return QC_OK;
+}
+
+static const qc_st_tensor_t *st_find(const void *src, const char *name, qc_st_tensor_t *buf, char *label,
+                                     size_t label_cap) {
+    (void)buf, (void)label, (void)label_cap;
+    return qc_st_find(src, name);
 }
 
 /* ==== the whole model ==== */
 
 qc_status qc_weights_bind(qc_model_t *m, const qc_st_t *st, char *err, size_t err_size) {
+    return qc_weights_bind_from(m, st_find, st, err, err_size);
+}
+
+qc_status qc_weights_bind_from(qc_model_t *m, qc_tensor_find_fn find, const void *st, char *err,
+                               size_t err_size) {
     if (!m || !st) return qc_seterr(err, err_size, QC_ERR_ARG, "qc_weights_bind: NULL argument");
     const qc_config_t *c = &m->cfg;
     if (c->n_layer <= 0 || c->n_embd <= 0 || c->n_vocab <= 0)
@@ -70,7 +85,7 @@ qc_status qc_weights_bind(qc_model_t *m, const qc_st_t *st, char *err, size_t er
 
 #define BIND(nm, r, cl, dst)                                               \
     do {                                                                   \
-        s = bind_one(m, st, (nm), (r), (cl), 1, (dst), err, err_size);     \
+        s = bind_one(m, find, st, (nm), (r), (cl), (dst), err, err_size);  \
         if (s) goto fail;                                                  \
     } while (0)
 #define BIND_L(suffix, r, cl, dst)                                         \
@@ -104,7 +119,9 @@ qc_status qc_weights_bind(qc_model_t *m, const qc_st_t *st, char *err, size_t er
     BIND("model.norm.weight", 0, E, &m->out_norm);
     /* A separate lm_head wins even when the config says tied (transformers
      * would load it too); without one the embedding is reused. */
-    if (qc_st_find(st, "lm_head.weight")) {
+    qc_st_tensor_t buf;
+    char label[160];
+    if (find(st, "lm_head.weight", &buf, label, sizeof label)) {
         BIND("lm_head.weight", V, E, &m->lm_head);
     } else {
         m->lm_head = m->tok_embd;
