@@ -1,9 +1,12 @@
 /* test_safety.c — the safety net's rules on messages a person wrote for each
  * case: emergencies and self-harm (Chinese and English) must be caught with
- * the right category; ordinary worried or factual messages must not be. */
+ * the right category; ordinary worried or factual messages must not be. Then
+ * the rules are measured on the hand-labelled sets data/safety-eval.jsonl
+ * and data/safety-holdout.jsonl (paths from the repository root). */
 #include "care/safety.h"
 #include "test.h"
 
+#include <jansson.h>
 #include <string.h>
 
 typedef struct {
@@ -43,6 +46,38 @@ static const case_t urgent[] = {
     {"活着没意思，想结束自己的生命", QC_URGENT_SELF_HARM},
     {"我有时候会割腕", QC_URGENT_SELF_HARM},
     {"ＣＨＥＳＴ　ＰＡＩＮ and SWEATING", QC_URGENT_CARDIAC}, /* full-width letters and space */
+    /* Phrase families: other wordings of the same sign. */
+    {"老爷子突然半边脸不会动了，口水往下流", QC_URGENT_STROKE},
+    {"我妈讲话突然颠三倒四的，右手也不好使了", QC_URGENT_STROKE},
+    {"my mom suddenly cant move her left arm or leg", QC_URGENT_STROKE},
+    {"he's talking nonsense all of a sudden and his face is drooping", QC_URGENT_STROKE},
+    {"老公胸口闷得慌，一身的汗，嘴唇发白", QC_URGENT_CARDIAC},
+    {"chest pain radiating to my back, feel like I'm going to pass out", QC_URGENT_CARDIAC},
+    {"刀划到腿了，血一直往外流止都止不住", QC_URGENT_BLEEDING},
+    {"孕妇下体流血很多，肚子疼", QC_URGENT_BLEEDING},
+    {"my nose has been pouring blood for 40 minutes and won't stop", QC_URGENT_BLEEDING},
+    {"dad cant catch his breath, hes turning blue", QC_URGENT_BREATHING},
+    {"宝宝吃葡萄噎着了，不会哭了", QC_URGENT_BREATHING},
+    {"吃了坚果以后喉咙肿了，说话声音都变了", QC_URGENT_ANAPHYLAXIS},
+    {"bee sting on his hand and now his tongue feels huge and he's struggling to breathe", QC_URGENT_ANAPHYLAXIS},
+    {"孩子偷喝了半瓶洁厕灵", QC_URGENT_POISONING},
+    {"my son swallowed some magnets", QC_URGENT_POISONING},
+    {"奶奶糊涂了，把一周的药一次吃完了", QC_URGENT_POISONING},
+    {"宝宝高烧，突然全身发硬，叫不答应", QC_URGENT_SEIZURE},
+    {"my 2 yr old is having convulsions", QC_URGENT_SEIZURE},
+    {"女儿抽风了 怎么办", QC_URGENT_SEIZURE},
+    {"老爸躺在地上不动了，叫他也没反应", QC_URGENT_UNCONSCIOUS},
+    {"my mom fainted and we cant wake her up", QC_URGENT_UNCONSCIOUS},
+    {"我真的不想活下去了", QC_URGENT_SELF_HARM},
+    {"I'm planning to overdose tonight", QC_URGENT_SELF_HARM},
+    {"我儿子说他想去死，把自己关在房间里", QC_URGENT_SELF_HARM},
+    {"there's no point anymore, I want to end my life", QC_URGENT_SELF_HARM},
+    {"我准备好了刀片，今晚就解脱", QC_URGENT_SELF_HARM},
+    {"I don't want to be alive anymore", QC_URGENT_SELF_HARM}, /* negation inside the phrase stays */
+    {"I just took all my antidepressants at once", QC_URGENT_SELF_HARM},
+    {"No fever and he is choking, can't breathe", QC_URGENT_BREATHING}, /* "no" does not reach past "and" */
+    {"突然倒地，没有任何征兆，现在全身抽搐", QC_URGENT_SEIZURE},
+    {"Dad had a stroke years ago, now his face is drooping again", QC_URGENT_STROKE},
 };
 
 static const char *const ordinary[] = {
@@ -68,7 +103,87 @@ static const char *const ordinary[] = {
     "I had food poisoning last week, now I feel fine.",
     "My leg cramps at night, 晚上小腿抽筋。",
     "Thank you doctor, the medicine works well!",
+    /* Negation a few words before, past and recovered, questions about risk. */
+    "I'm not having thoughts of hurting myself, just stressed",
+    "我并没有想过要伤害自己，只是很累。",
+    "我从来没有想过自杀。",
+    "I used to self-harm as a teenager, I'm fine now.",
+    "我以前想过自杀，现在好多了，谢谢你们",
+    "孩子前天发烧抽了一次，医生说是热性惊厥，现在好了",
+    "Does this antidepressant increase suicide risk?",
+    "这个药会增加自杀风险吗？",
+    "How do I know if my dad is having a stroke?",
+    "抽血的时候流了好多血吗？正常抽几管？",
+    "I have had lots of blood tests this year.",
+    "She choked a little on water but coughed it up and is fine now",
+    "我的左手有点麻，是不是颈椎病？",
+    "想问一下安眠药一次最多能吃几片？",
+    "医生给我开了一周的药，饭前吃还是饭后吃？",
+    "I cut myself shaving and it bled for a bit",
+    "孩子晚上小腿抽筋，疼醒了",
+    "My 2 year old has a runny nose and is still playing.",
+    "I can't talk to my family about my depression, please help me cope.",
 };
+
+/* ==== the labelled sets ==== */
+
+typedef struct {
+    int urgent, caught, calm, alarms, same_category;
+} tally_t;
+
+/* Runs the rules on every line of a JSONL set ({text, urgent, category}) and
+ * prints recall, false alarms and category agreement. -1 when the file
+ * cannot be read or a line is malformed. */
+static int measure(const char *path, tally_t *t) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[8192];
+    int bad = 0;
+    *t = (tally_t){0};
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '\n') continue;
+        json_t *j = json_loads(line, 0, NULL);
+        const char *text = j ? json_string_value(json_object_get(j, "text")) : NULL;
+        const char *category = j ? json_string_value(json_object_get(j, "category")) : NULL;
+        json_t *urgent = j ? json_object_get(j, "urgent") : NULL;
+        if (!text || !category || !json_is_boolean(urgent)) {
+            bad = 1;
+            json_decref(j);
+            continue;
+        }
+        qc_safety_result_t r = qc_safety_check(text, strlen(text));
+        if (json_is_true(urgent)) {
+            t->urgent++;
+            if (r.kind) {
+                t->caught++;
+                t->same_category += !strcmp(qc_urgent_name(r.kind), category);
+            } else {
+                printf("  missed (%s): %s\n", category, text);
+            }
+        } else {
+            t->calm++;
+            if (r.kind) {
+                t->alarms++;
+                printf("  false alarm (%s by '%s'): %s\n", qc_urgent_name(r.kind), r.term ? r.term : "-", text);
+            }
+        }
+        json_decref(j);
+    }
+    fclose(f);
+    printf("%s: recall %d/%d = %.1f%%, false alarms %d/%d = %.1f%%, category agrees on %d/%d caught\n", path,
+           t->caught, t->urgent, t->urgent ? 100.0 * t->caught / t->urgent : 0.0, t->alarms, t->calm,
+           t->calm ? 100.0 * t->alarms / t->calm : 0.0, t->same_category, t->caught);
+    return bad ? -1 : 0;
+}
+
+/* The bar: recall >= 95 %, false alarms <= 5 %. */
+static void check_bar(const char *path) {
+    tally_t t;
+    int rc = measure(path, &t);
+    CHECK(rc == 0 && t.urgent > 0 && t.calm > 0, "%s: readable, well-formed, both kinds of message", path);
+    CHECK(t.urgent && (double)t.caught / t.urgent >= 0.95, "%s: recall %d/%d below 95%%", path, t.caught, t.urgent);
+    CHECK(t.calm && (double)t.alarms / t.calm <= 0.05, "%s: false alarms %d/%d above 5%%", path, t.alarms, t.calm);
+}
 
 int main(void) {
     for (size_t i = 0; i < sizeof urgent / sizeof urgent[0]; i++) {
@@ -99,5 +214,9 @@ int main(void) {
     const char bad[] = "\xff\xfe I want to kill myself \xc3";
     CHECK(qc_safety_check(bad, sizeof bad - 1).kind == QC_URGENT_SELF_HARM, "invalid UTF-8 input");
     CHECK(qc_safety_check("", 0).kind == QC_URGENT_NONE, "empty input");
+    /* The hand-labelled sets: the eval set the rules were tuned against, and
+     * the holdout written before the rules were changed. */
+    check_bar("data/safety-eval.jsonl");
+    check_bar("data/safety-holdout.jsonl");
     return test_done("test_safety");
 }

@@ -33,9 +33,12 @@ typedef struct {
     const char *crisis_lines;
 } qc_safety_opts_t;
 
-/* Checks UTF-8 text (len bytes) against the rules. Case, full-width forms and
- * spacing do not matter; a phrase directly negated ("no chest pain",
- * "没有胸痛", "不想死") does not count. */
+/* Checks UTF-8 text (len bytes) against the rules. Case, full-width forms,
+ * apostrophes and spacing do not matter; a phrase does not count when it is
+ * negated a few words before ("no chest pain", "没有胸痛", "I don't want to
+ * hurt myself", "我不是想伤害自己"), told as past or recovered ("I used to
+ * self-harm", "以前中过风"), or asked about as a risk ("会增加自杀风险吗").
+ * The rules and these cue families are described at the top of safety.c. */
 qc_safety_result_t qc_safety_check(const char *text, size_t len);
 
 /* "cardiac", "stroke", ... ("none" for QC_URGENT_NONE). */
