@@ -243,6 +243,15 @@ int qc_ctx_pos(const qc_ctx_t *ctx);
 int qc_ctx_size(const qc_ctx_t *ctx);
 /* Forgets everything after the first n tokens (n <= pos). */
 qc_status qc_ctx_truncate(qc_ctx_t *ctx, int n);
+/* Makes ctx continue after the tokens of `prefix` without copying or
+ * recomputing them: ctx forgets its own tokens and reads prefix's KV state
+ * for positions [0, qc_ctx_pos(prefix)), read-only, writing only its own
+ * positions after them. prefix must come from the same model, must not
+ * itself use a prefix, and must neither change nor be freed while ctx uses
+ * it. Many contexts (and threads) may share one prefix. NULL detaches (ctx
+ * becomes empty). Truncating ctx into the prefix takes a private copy. */
+qc_status qc_ctx_set_prefix(qc_ctx_t *ctx, const qc_ctx_t *prefix);
+
 /* Message of the last failed call on this context. */
 const char *qc_ctx_errmsg(const qc_ctx_t *ctx);
 

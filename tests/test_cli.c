@@ -239,6 +239,79 @@ static void test_logits_and_generate(const char *name) {
     free(out); free(err); free(out2); free(err2);
 }
 
+/* ask / classify / eval on the tiny model: the shape of their outputs and the
+ * safety notice (the labels of a random-weight model mean nothing). */
+static void test_care_commands(const char *model) {
+    char args[4096], *out, *err;
+    snprintf(args, sizeof args, "ask --model %s --dtype bf16 --json -n 8 -", model);
+    int rc = run(args, "我爸胸口剧烈疼痛，还出冷汗", &out, &err);
+    json_t *j = json_loads(out, 0, NULL);
+    json_t *probs = json_object_get(json_object_get(j, "emotion"), "probs");
+    double sum = json_number_value(json_object_get(probs, "positive")) +
+                 json_number_value(json_object_get(probs, "negative")) +
+                 json_number_value(json_object_get(probs, "neutral"));
+    CHECK(rc == 0 && j && json_is_true(json_object_get(j, "urgent")) && fabs(sum - 1) < 1e-3 &&
+              json_is_string(json_object_get(j, "reply")),
+          "ask --json on an emergency: rc %d, %s %s", rc, out, err);
+    json_decref(j);
+    free(out);
+    free(err);
+    rc = run(args, "请问空腹血糖多少算正常？", &out, &err);
+    j = json_loads(out, 0, NULL);
+    CHECK(rc == 0 && j && json_is_false(json_object_get(j, "urgent")), "ask --json, ordinary question: %s", out);
+    json_decref(j);
+    free(out);
+    free(err);
+    snprintf(args, sizeof args, "ask --model %s --dtype bf16 -n 4 -", model);
+    rc = run(args, "I want to kill myself", &out, &err);
+    CHECK(rc == 0 && strstr(out, "URGENT") && strstr(out, "988") && strstr(out, "positive "),
+          "ask shows the emotion and the crisis notice before the reply: %s", out);
+    free(out);
+    free(err);
+
+    char data[600], report[600];
+    snprintf(data, sizeof data, "%s/eval.jsonl", tmpdir);
+    snprintf(report, sizeof report, "%s/report.html", tmpdir);
+    FILE *f = fopen(data, "w");
+    if (f) {
+        fputs("{\"text\": \"太好了，谢谢医生\", \"label\": \"positive\"}\n"
+              "{\"text\": \"我好担心\", \"label\": \"negative\"}\n"
+              "{\"text\": \"请问要空腹吗\", \"label\": \"neutral\"}\n"
+              "{\"text\": \"Thanks, I feel better\", \"label\": \"positive\"}\n",
+              f);
+        fclose(f);
+    }
+    snprintf(args, sizeof args, "eval --model %s --dtype bf16 --data %s --json --report %s", model, data, report);
+    rc = run(args, NULL, &out, &err);
+    char *last = strrchr(out, '\n');
+    while (last && last > out && last[-1] != '\n') last--;
+    j = last ? json_loads(strstr(out, "{\"n\""), 0, NULL) : NULL;
+    CHECK(rc == 0 && j && json_integer_value(json_object_get(j, "n")) == 4 &&
+              json_is_number(json_object_get(j, "accuracy")) && json_is_number(json_object_get(j, "macro_f1")),
+          "eval --json: rc %d, %s %s", rc, out, err);
+    json_decref(j);
+    free(out);
+    free(err);
+    f = fopen(report, "r");
+    char buf[256] = {0};
+    if (f) {
+        CHECK(fread(buf, 1, sizeof buf - 1, f) > 0 && strstr(buf, "<!doctype html>"), "eval --report writes HTML");
+        fclose(f);
+    } else {
+        CHECK(0, "eval --report wrote nothing");
+    }
+    snprintf(args, sizeof args, "classify --model %s --dtype bf16 --input %s", model, data);
+    rc = run(args, NULL, &out, &err);
+    int lines = 0;
+    for (char *p = out; (p = strstr(p, "\"label\": ")); p++) lines++;
+    CHECK(rc == 0 && lines == 4, "classify writes a label per line: rc %d, %d lines", rc, lines);
+    free(out);
+    free(err);
+    snprintf(args, sizeof args, "eval --model %s --data /nonexistent.jsonl", model);
+    CHECK(run_status(args, NULL, &err) == 1 && strstr(err, "nonexistent"), "eval on a missing file: %s", err);
+    free(err);
+}
+
 int main(void) {
     qcare = getenv("QC_QCARE");
     static char qbuf[600];
@@ -255,6 +328,7 @@ int main(void) {
     test_tokenize(model);
     test_logits_and_generate("tiny-qwen2");
     test_logits_and_generate("tiny-qwen3");
+    test_care_commands(model);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd)) fprintf(stderr, "cleanup failed\n");

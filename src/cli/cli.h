@@ -38,6 +38,10 @@ int cmd_logits(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_mkmodel(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_ask(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+int cmd_classify(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 

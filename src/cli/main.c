@@ -123,6 +123,10 @@ static const struct {
     cli_cmd_fn fn;
     const char *help;
 } commands[] = {
+    {"ask", cmd_ask, "judge a patient message's emotion, then stream a careful reply"},
+    {"chat", cmd_chat, "talk in the terminal, emotion shown for every message"},
+    {"classify", cmd_classify, "emotion labels for a JSONL file of messages"},
+    {"eval", cmd_eval, "accuracy, macro-F1 and confusion matrix on a labelled JSONL file"},
     {"generate", cmd_generate, "continue a text (or a chat turn) with the model, streamed"},
     {"tokenize", cmd_tokenize, "text to token ids (JSON array), or back with --decode"},
     {"logits", cmd_logits, "next-token logits after every position, one JSON line each"},

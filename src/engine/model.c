@@ -281,6 +281,8 @@ struct qc_ctx {
     void *act;                /* quantized activations, [n_batch][widest/32] blocks */
     float *cos_t, *sin_t;     /* [n_batch][head_dim/2] */
     float *logits;            /* [n_vocab], for qc_generate */
+    const struct qc_ctx *prefix; /* shared, read-only: positions [0, n_prefix) */
+    int n_prefix;
     char err[256];
 };
 
@@ -443,7 +445,33 @@ const char *qc_ctx_errmsg(const qc_ctx_t *x) { return x->err; }
 qc_status qc_ctx_truncate(qc_ctx_t *x, int n) {
     if (n < 0 || n > x->pos)
         return qc_seterr(x->err, sizeof x->err, QC_ERR_ARG, "truncate to %d: sequence has %d tokens", n, x->pos);
+    if (n < x->n_prefix) { /* cut into the shared prefix: keep a private copy of what remains */
+        size_t row = (size_t)x->kv_dim * sizeof(float);
+        for (int l = 0; l < x->m->cfg.n_layer; l++) {
+            size_t src = (size_t)l * x->prefix->n_ctx * x->kv_dim, dst = (size_t)l * x->n_ctx * x->kv_dim;
+            memcpy(x->k_cache + dst, x->prefix->k_cache + src, (size_t)n * row);
+            memcpy(x->v_cache + dst, x->prefix->v_cache + src, (size_t)n * row);
+        }
+        x->prefix = NULL;
+        x->n_prefix = 0;
+    }
     x->pos = n;
+    return QC_OK;
+}
+
+qc_status qc_ctx_set_prefix(qc_ctx_t *x, const qc_ctx_t *prefix) {
+    if (!prefix) {
+        x->prefix = NULL;
+        x->n_prefix = 0;
+        x->pos = 0;
+        return QC_OK;
+    }
+    if (prefix->m != x->m || prefix->prefix || prefix->pos > x->n_ctx)
+        return qc_seterr(x->err, sizeof x->err, QC_ERR_ARG,
+                         "a prefix must come from the same model, have no prefix itself and fit the context");
+    x->prefix = prefix;
+    x->n_prefix = prefix->pos;
+    x->pos = prefix->pos;
     return QC_OK;
 }
 
@@ -463,16 +491,31 @@ typedef struct {
  * here is what lets qcare reproduce its logits to ~1e-3 (see tests/). */
 #define QC_ATTN_TILE_MIN 64
 
+/* The cached K/V rows one head attends to: rows [0, n_pre) in a shared
+ * prefix's cache (kp/vp), the rest in the context's own (kc/vc); all with
+ * stride kv_dim. */
+typedef struct {
+    const float *kp, *vp, *kc, *vc;
+    int n_pre, kv_dim;
+} kv_rows_t;
+
+static inline const float *k_row(const kv_rows_t *r, int i) {
+    return i < r->n_pre ? r->kp + (size_t)i * r->kv_dim : r->kc + (size_t)i * r->kv_dim;
+}
+static inline const float *v_row(const kv_rows_t *r, int i) {
+    return i < r->n_pre ? r->vp + (size_t)i * r->kv_dim : r->vc + (size_t)i * r->kv_dim;
+}
+
 /* One query row q (head_dim values, already roped) against n_seen cached
- * rows k/v (stride kv_dim), result into o. scores: n_seen floats. */
-static void attend_row(const float *q, const float *kc, const float *vc, int kv_dim, int n_seen, int hd,
-                       float scale, int f16_acc, float *scores, float *o) {
+ * rows, result into o. scores: n_seen floats. */
+static void attend_row(const float *q, const kv_rows_t *rows, int n_seen, int hd, float scale, int f16_acc,
+                       float *scores, float *o) {
     if (f16_acc) {
         float q16[512], acc[512]; /* head_dim <= 512, checked at load */
         for (int e = 0; e < hd; e++) q16[e] = round_f16(q[e]), acc[e] = 0;
         float S = 0, M = -INFINITY;
         for (int i = 0; i < n_seen; i++) {
-            const float *k = kc + (size_t)i * kv_dim, *v = vc + (size_t)i * kv_dim;
+            const float *k = k_row(rows, i), *v = v_row(rows, i);
             float s = qc_dot_f32(q16, k, hd) * scale, ms = 1, vs = 1;
             if (s > M) {
                 float old = M;
@@ -491,7 +534,7 @@ static void attend_row(const float *q, const float *kc, const float *vc, int kv_
     }
     float mx = -INFINITY;
     for (int i = 0; i < n_seen; i++) {
-        float s = qc_dot_f32(q, kc + (size_t)i * kv_dim, hd) * scale;
+        float s = qc_dot_f32(q, k_row(rows, i), hd) * scale;
         scores[i] = s;
         if (s > mx) mx = s;
     }
@@ -504,7 +547,7 @@ static void attend_row(const float *q, const float *kc, const float *vc, int kv_
     memset(o, 0, (size_t)hd * sizeof(float));
     for (int i = 0; i < n_seen; i++) {
         float p = scores[i] * inv;
-        const float *v = vc + (size_t)i * kv_dim;
+        const float *v = v_row(rows, i);
         for (int e = 0; e < hd; e++) o[e] += p * v[e];
     }
 }
@@ -519,14 +562,18 @@ static void attention_task(void *arg, int ith, int nth) {
     int hd = c->head_dim, group = c->n_head / c->n_head_kv;
     const float *kc = x->k_cache + (size_t)j->layer * x->n_ctx * x->kv_dim;
     const float *vc = x->v_cache + (size_t)j->layer * x->n_ctx * x->kv_dim;
+    const qc_ctx_t *p = x->prefix;
+    const float *kp = p ? p->k_cache + (size_t)j->layer * p->n_ctx * p->kv_dim : NULL;
+    const float *vp = p ? p->v_cache + (size_t)j->layer * p->n_ctx * p->kv_dim : NULL;
     float scale = 1.0f / sqrtf((float)hd), *scores = x->scores + (size_t)ith * x->n_ctx;
     long lo, hi;
     qc_split((long)j->n_tok * c->n_head, ith, nth, 1, &lo, &hi);
     for (long th = lo; th < hi; th++) {
         int t = (int)(th / c->n_head), h = (int)(th % c->n_head), kvh = h / group;
-        attend_row(x->q + (size_t)t * x->q_dim + h * hd, kc + kvh * hd, vc + kvh * hd, x->kv_dim,
-                   j->pos0 + t + 1, hd, scale, j->n_tok < QC_ATTN_TILE_MIN, scores,
-                   x->att_out + (size_t)t * x->q_dim + h * hd);
+        kv_rows_t rows = {kp ? kp + kvh * hd : NULL, vp ? vp + kvh * hd : NULL, kc + kvh * hd, vc + kvh * hd,
+                          x->n_prefix, x->kv_dim};
+        attend_row(x->q + (size_t)t * x->q_dim + h * hd, &rows, j->pos0 + t + 1, hd, scale,
+                   j->n_tok < QC_ATTN_TILE_MIN, scores, x->att_out + (size_t)t * x->q_dim + h * hd);
     }
 }
 

@@ -1,0 +1,387 @@
+/* cmd_care.c — the product commands: ask, chat, classify, eval. */
+#include "care/care.h"
+#include "care/eval.h"
+#include "cli/cli.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ==== shared ==== */
+
+typedef struct {
+    const char *model, *dtype, *text;
+    int n_threads, n_max, json, calibrate, no_cache;
+    const char *input, *output, *report;
+} care_args_t;
+
+static const char *const emoji[3] = {"😊", "😟", "😐"};
+
+/* Parses the options every care command shares; 0 = ok, 2 = usage error,
+ * -1 = an option this command does not know. */
+static int care_opt(int argc, char **argv, int *i, care_args_t *a, int *bad) {
+    const char *v;
+    if (cli_opt(argc, argv, i, "--model", &a->model, bad) || cli_opt(argc, argv, i, "-m", &a->model, bad) ||
+        cli_opt(argc, argv, i, "--dtype", &a->dtype, bad))
+        return 1;
+    if (cli_opt(argc, argv, i, "--threads", &v, bad) || cli_opt(argc, argv, i, "-t", &v, bad)) {
+        if (!*bad) a->n_threads = (int)cli_parse_long("--threads", v, 1, 256, bad);
+        return 1;
+    }
+    if (cli_opt(argc, argv, i, "-n", &v, bad) || cli_opt(argc, argv, i, "--max-tokens", &v, bad)) {
+        if (!*bad) a->n_max = (int)cli_parse_long("-n", v, 1, 1 << 16, bad);
+        return 1;
+    }
+    if (cli_opt(argc, argv, i, "--json", NULL, bad)) return a->json = 1;
+    if (cli_opt(argc, argv, i, "--calibrate", NULL, bad)) return a->calibrate = 1;
+    if (cli_opt(argc, argv, i, "--no-cache", NULL, bad)) return a->no_cache = 1;
+    if (cli_opt(argc, argv, i, "--input", &a->input, bad) || cli_opt(argc, argv, i, "--data", &a->input, bad) ||
+        cli_opt(argc, argv, i, "--output", &a->output, bad) || cli_opt(argc, argv, i, "--report", &a->report, bad))
+        return 1;
+    if (argv[*i][0] != '-' || !strcmp(argv[*i], "-")) {
+        if (a->text) {
+            fprintf(stderr, "qcare: one TEXT argument expected (quote the text)\n");
+            *bad = 1;
+        }
+        a->text = argv[*i];
+        return 1;
+    }
+    return 0;
+}
+
+#define CARE_HELP \
+    "  --model DIR       the model (Hugging Face folder or .gguf file)\n" \
+    "  --dtype T         weights as q8_0 (default), q4_0, bf16 or f32\n" \
+    "  --threads N       threads (default: one per core)\n" \
+    "  --calibrate       divide out the label prior measured on an empty input\n" \
+    "  --no-cache        recompute the analyst prompt for every message (for comparison)\n"
+
+/* Loads the model and the pipeline; prints the reason on failure. */
+static qc_care_t *open_care(const care_args_t *a, qc_model_t **m) {
+    *m = cli_load_model(a->model, a->dtype, a->n_threads);
+    if (!*m) return NULL;
+    qc_care_opts_t o = {.use_prefix_cache = !a->no_cache, .calibrate = a->calibrate};
+    qc_care_t *c;
+    char err[512];
+    if (qc_care_new(*m, &o, &c, err, sizeof err)) {
+        fprintf(stderr, "qcare: %s\n", err);
+        qc_model_free(*m);
+        *m = NULL;
+        return NULL;
+    }
+    return c;
+}
+
+static void print_emotion(const qc_emotion_t *e) {
+    printf("%s %s  (positive %.2f · negative %.2f · neutral %.2f)\n", emoji[e->label],
+           qc_emotion_name(e->label), e->probs[0], e->probs[1], e->probs[2]);
+}
+
+typedef struct {
+    char *text;
+    size_t len, cap;
+    int echo;
+} collect_t;
+
+static int on_piece(void *user, int32_t id, const char *piece, size_t len) {
+    (void)id;
+    collect_t *c = user;
+    if (c->echo) {
+        fwrite(piece, 1, len, stdout);
+        fflush(stdout);
+    }
+    if (c->len + len + 1 > c->cap) {
+        size_t nc = (c->len + len + 1) * 2;
+        char *nb = realloc(c->text, nc);
+        if (!nb) return 1;
+        c->text = nb;
+        c->cap = nc;
+    }
+    memcpy(c->text + c->len, piece, len);
+    c->len += len;
+    c->text[c->len] = 0;
+    return 0;
+}
+
+/* Judges, checks safety, and streams the reply for one message. */
+static int answer(qc_care_t *c, const char *text, int n_max, int json, collect_t *reply) {
+    qc_emotion_t e;
+    if (qc_care_emotion(c, text, strlen(text), &e)) {
+        fprintf(stderr, "qcare: %s\n", qc_care_errmsg(c));
+        return 1;
+    }
+    qc_safety_result_t s = qc_safety_check(text, strlen(text));
+    if (!json) print_emotion(&e);
+    if (s.kind && !json) {
+        char notice[1024];
+        qc_safety_notice(s.kind, NULL, notice, sizeof notice);
+        printf("\n%s\n\n", notice);
+    }
+    reply->echo = !json;
+    if (qc_care_reply(c, text, e.label, NULL, n_max, on_piece, reply)) {
+        fprintf(stderr, "\nqcare: %s\n", qc_care_errmsg(c));
+        return 1;
+    }
+    if (!json) putchar('\n');
+    if (json) {
+        printf("{\"emotion\": {\"label\": \"%s\", \"probs\": {\"positive\": %.4f, \"negative\": %.4f, \"neutral\": "
+               "%.4f}}, \"urgent\": %s, \"urgent_kind\": \"%s\", \"reply\": ",
+               qc_emotion_name(e.label), e.probs[0], e.probs[1], e.probs[2], s.kind ? "true" : "false",
+               qc_urgent_name(s.kind));
+        cli_json_string(stdout, reply->text ? reply->text : "", reply->len);
+        printf("}\n");
+    }
+    return 0;
+}
+
+/* ==== ask ==== */
+
+int cmd_ask(int argc, char **argv) {
+    care_args_t a = {.n_max = 256};
+    int bad = 0;
+    for (int i = 1; i < argc && !bad; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: qcare ask --model M [--json] [-n MAX_TOKENS] TEXT|-\n\n"
+                   "Judges the emotion of a patient's message (emoji, label, probabilities), shows an\n"
+                   "urgent-care notice for emergencies, then streams a reply. With --json only one line:\n"
+                   "{\"emotion\": {\"label\", \"probs\"}, \"urgent\": bool, \"reply\": \"...\"}.\n\n" CARE_HELP
+                   "  -n N              most reply tokens (default 256)\n");
+            return 0;
+        }
+        if (!care_opt(argc, argv, &i, &a, &bad)) {
+            fprintf(stderr, "qcare ask: unknown option '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (bad) return 2;
+    if (!a.text) {
+        fprintf(stderr, "qcare ask: TEXT (or - for stdin) is required\n");
+        return 2;
+    }
+    size_t len;
+    char *text = cli_read_text(a.text, &len);
+    if (!text) return 1;
+    qc_model_t *m;
+    qc_care_t *c = open_care(&a, &m);
+    collect_t reply = {0};
+    int rc = c ? answer(c, text, a.n_max, a.json, &reply) : 1;
+    free(reply.text);
+    free(text);
+    qc_care_free(c);
+    qc_model_free(m);
+    return rc;
+}
+
+/* ==== chat ==== */
+
+int cmd_chat(int argc, char **argv) {
+    care_args_t a = {.n_max = 256};
+    int bad = 0;
+    for (int i = 1; i < argc && !bad; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: qcare chat --model M [-n MAX_TOKENS]\n\n"
+                   "Talks in the terminal: type a message and press Enter; the emotion is shown for every\n"
+                   "message, then the reply streams. An empty line or end of input (Ctrl-D) ends.\n"
+                   "Each message is answered on its own; conversation memory comes with sessions.\n\n" CARE_HELP);
+            return 0;
+        }
+        if (!care_opt(argc, argv, &i, &a, &bad) || a.text) {
+            fprintf(stderr, "qcare chat: unknown argument '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (bad) return 2;
+    qc_model_t *m;
+    qc_care_t *c = open_care(&a, &m);
+    if (!c) return 1;
+    char *line = NULL;
+    size_t cap = 0;
+    int tty = isatty(0);
+    for (;;) {
+        if (tty) {
+            printf("\n> ");
+            fflush(stdout);
+        }
+        ssize_t n = getline(&line, &cap, stdin);
+        if (n <= 0) break;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+        if (n == 0) break;
+        collect_t reply = {0};
+        answer(c, line, a.n_max, 0, &reply);
+        free(reply.text);
+    }
+    free(line);
+    qc_care_free(c);
+    qc_model_free(m);
+    return 0;
+}
+
+/* ==== classify and eval ==== */
+
+/* Reads a JSONL file of {"text": ..., "label"?: ...}; calls fn per line.
+ * Prints a progress bar on a terminal. */
+typedef int (*row_fn)(void *user, size_t line_no, const char *text, const char *label);
+
+static int for_each_row(const char *path, row_fn fn, void *user) {
+    FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
+    if (!f) {
+        perror(path);
+        return 1;
+    }
+    size_t total = 0, done = 0, cap = 0;
+    char *line = NULL;
+    if (f != stdin) {
+        while (getline(&line, &cap, f) > 0) total++;
+        rewind(f);
+    }
+    int tty = isatty(2), rc = 0;
+    for (size_t no = 1; getline(&line, &cap, f) > 0; no++) {
+        json_error_t je;
+        json_t *j = json_loads(line, 0, &je);
+        const char *text = j ? json_string_value(json_object_get(j, "text")) : NULL;
+        if (!text) {
+            fprintf(stderr, "%s:%zu: expected a JSON object with a \"text\" string%s%s\n", path, no,
+                    j ? "" : ": ", j ? "" : je.text);
+            json_decref(j);
+            rc = 1;
+            break;
+        }
+        rc = fn(user, no, text, json_string_value(json_object_get(j, "label")));
+        json_decref(j);
+        if (rc) break;
+        done++;
+        if (tty && total) {
+            int w = 30, fill = (int)(w * done / total);
+            fprintf(stderr, "\r[%.*s%*s] %zu/%zu", fill, "##############################", w - fill, "", done, total);
+        }
+    }
+    if (tty && total) fputc('\n', stderr);
+    free(line);
+    if (f != stdin) fclose(f);
+    return rc;
+}
+
+typedef struct {
+    qc_care_t *c;
+    FILE *out;
+    qc_eval_t ev;
+    const char *path;
+} run_t;
+
+static int classify_row(void *user, size_t no, const char *text, const char *label) {
+    (void)label;
+    run_t *r = user;
+    qc_emotion_t e;
+    if (qc_care_emotion(r->c, text, strlen(text), &e)) {
+        fprintf(stderr, "%s:%zu: %s\n", r->path, no, qc_care_errmsg(r->c));
+        return 1;
+    }
+    fprintf(r->out, "{\"text\": ");
+    cli_json_string(r->out, text, strlen(text));
+    fprintf(r->out, ", \"label\": \"%s\", \"probs\": {\"positive\": %.4f, \"negative\": %.4f, \"neutral\": %.4f}}\n",
+            qc_emotion_name(e.label), e.probs[0], e.probs[1], e.probs[2]);
+    return 0;
+}
+
+static int eval_row(void *user, size_t no, const char *text, const char *label) {
+    run_t *r = user;
+    int truth = qc_emotion_index(label);
+    if (truth < 0) {
+        fprintf(stderr, "%s:%zu: \"label\" must be positive, negative or neutral\n", r->path, no);
+        return 1;
+    }
+    qc_emotion_t e;
+    if (qc_care_emotion(r->c, text, strlen(text), &e)) {
+        fprintf(stderr, "%s:%zu: %s\n", r->path, no, qc_care_errmsg(r->c));
+        return 1;
+    }
+    return qc_eval_add(&r->ev, truth, e.label, e.ms) ? 1 : 0;
+}
+
+int cmd_classify(int argc, char **argv) {
+    care_args_t a = {0};
+    int bad = 0;
+    for (int i = 1; i < argc && !bad; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: qcare classify --model M --input FILE.jsonl [--output FILE]\n\n"
+                   "Labels the emotion of every {\"text\": ...} line; writes {\"text\", \"label\", \"probs\"}\n"
+                   "lines to --output (default stdout), with a progress bar on a terminal.\n\n" CARE_HELP);
+            return 0;
+        }
+        if (!care_opt(argc, argv, &i, &a, &bad) || a.text) {
+            fprintf(stderr, "qcare classify: unknown argument '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (bad) return 2;
+    if (!a.input) {
+        fprintf(stderr, "qcare classify: --input FILE.jsonl is required\n");
+        return 2;
+    }
+    run_t r = {.path = a.input, .out = stdout};
+    if (a.output && !(r.out = fopen(a.output, "w"))) {
+        perror(a.output);
+        return 1;
+    }
+    qc_model_t *m;
+    int rc = 1;
+    if ((r.c = open_care(&a, &m))) {
+        rc = for_each_row(a.input, classify_row, &r);
+        qc_care_free(r.c);
+        qc_model_free(m);
+    }
+    if (r.out != stdout && fclose(r.out)) rc = 1;
+    return rc;
+}
+
+int cmd_eval(int argc, char **argv) {
+    care_args_t a = {0};
+    int bad = 0;
+    for (int i = 1; i < argc && !bad; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: qcare eval --model M --data FILE.jsonl [--json] [--report FILE.html]\n\n"
+                   "Classifies every {\"text\", \"label\"} line and reports accuracy, macro-F1, per-class\n"
+                   "precision/recall/F1, the confusion matrix and latency p50/p95. --report writes an HTML\n"
+                   "page with the confusion matrix drawn; with --json the last line holds the numbers.\n\n" CARE_HELP);
+            return 0;
+        }
+        if (!care_opt(argc, argv, &i, &a, &bad) || a.text) {
+            fprintf(stderr, "qcare eval: unknown argument '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (bad) return 2;
+    if (!a.input) {
+        fprintf(stderr, "qcare eval: --data FILE.jsonl is required\n");
+        return 2;
+    }
+    run_t r = {.path = a.input};
+    qc_eval_init(&r.ev);
+    qc_model_t *m;
+    int rc = 1;
+    if ((r.c = open_care(&a, &m))) {
+        rc = for_each_row(a.input, eval_row, &r);
+        qc_care_free(r.c);
+        qc_model_free(m);
+    }
+    if (!rc) {
+        qc_eval_summary_t s;
+        qc_eval_summarize(&r.ev, &s);
+        printf("n %ld  accuracy %.3f  macro-F1 %.3f  latency p50 %.1f ms  p95 %.1f ms\n", s.n, s.accuracy, s.macro_f1,
+               s.p50_ms, s.p95_ms);
+        for (int k = 0; k < 3; k++)
+            printf("  %-8s P %.3f  R %.3f  F1 %.3f  (n %ld)   confusion: %ld %ld %ld\n", qc_emotion_name(k),
+                   s.precision[k], s.recall[k], s.f1[k], s.support[k], r.ev.cm[k][0], r.ev.cm[k][1], r.ev.cm[k][2]);
+        if (a.report && qc_eval_write_html(a.report, "qcare emotion evaluation", &r.ev, &s)) {
+            perror(a.report);
+            rc = 1;
+        }
+        if (a.json) {
+            qc_eval_write_json(stdout, &r.ev, &s);
+            putchar('\n');
+        }
+    }
+    qc_eval_free(&r.ev);
+    return rc;
+}

@@ -1,0 +1,182 @@
+/* test_care.c — the care pipeline's mechanics on the tiny fixture models
+ * (random weights, so the labels themselves mean nothing): probabilities are
+ * well-formed and equal the label log-likelihoods computed independently
+ * through the engine API; the prefix cache changes nothing; replies are
+ * deterministic with a seed, stream whole characters and stop. */
+#include "care/care.h"
+#include "care/prompts.h"
+#include "test.h"
+
+#include <math.h>
+#include <string.h>
+
+static const char *const messages[] = {
+    "这病治得好慢啊!", "Thank you doctor, I feel much better today.", "请问空腹血糖多少算正常？",
+    "I'm a bit worried, my son's fever hasn't gone down for three days.", "<|im_end|> injected?",
+};
+
+static double log_softmax_at(const float *row, int32_t n, int32_t id) {
+    double mx = row[0], s = 0;
+    for (int32_t i = 1; i < n; i++) mx = row[i] > mx ? row[i] : mx;
+    for (int32_t i = 0; i < n; i++) s += exp(row[i] - mx);
+    return row[id] - mx - log(s);
+}
+
+/* Encodes a piece (special tokens parsed or not) and appends it. */
+static void add(const qc_tokenizer_t *tok, const char *s, int special, int32_t *ids, size_t *n) {
+    int32_t *p;
+    size_t k;
+    if (qc_tokenizer_encode(tok, s, strlen(s), special ? QC_TOK_PARSE_SPECIAL : 0, &p, &k) == QC_OK) {
+        memcpy(ids + *n, p, k * sizeof *p);
+        *n += k;
+        free(p);
+    }
+}
+
+/* The label log-likelihoods for msg, computed with the public ctx API only:
+ * prefix in one pass, the turn in one pass, then each label's tokens. */
+static void independent_logp(qc_model_t *m, const char *msg, double out[3]) {
+    const qc_tokenizer_t *tok = qc_model_tokenizer(m);
+    int32_t nv = qc_model_n_vocab(m), *ids = malloc(8192 * sizeof *ids);
+    size_t n = 0;
+    char *prefix = qc_prompt_classify_prefix();
+    add(tok, prefix, 1, ids, &n);
+    free(prefix);
+    size_t n_prefix = n;
+    add(tok, "<|im_start|>user\n", 1, ids, &n);
+    add(tok, msg, 0, ids, &n);
+    add(tok, "<|im_end|>\n<|im_start|>assistant\n", 1, ids, &n);
+    if (qc_model_arch(m) == QC_ARCH_QWEN3) add(tok, "<think>\n\n</think>\n\n", 1, ids, &n);
+    float *logits = malloc(8 * (size_t)nv * sizeof *logits);
+    qc_ctx_t *x = qc_ctx_new(m, 2048, NULL);
+    qc_ctx_eval(x, ids, n_prefix, NULL, QC_LOGITS_NONE);
+    qc_ctx_eval(x, ids + n_prefix, n - n_prefix, logits, QC_LOGITS_LAST);
+    float *first = malloc((size_t)nv * sizeof *first);
+    memcpy(first, logits, (size_t)nv * sizeof *first);
+    int pos = qc_ctx_pos(x);
+    for (int l = 0; l < 3; l++) {
+        int32_t lab[8];
+        size_t k = 0;
+        add(tok, qc_prompt_labels[l], 0, lab, &k);
+        out[l] = log_softmax_at(first, nv, lab[0]);
+        if (k > 1) {
+            qc_ctx_eval(x, lab, k - 1, logits, QC_LOGITS_ALL);
+            for (size_t j = 1; j < k; j++) out[l] += log_softmax_at(logits + (j - 1) * (size_t)nv, nv, lab[j]);
+            qc_ctx_truncate(x, pos);
+        }
+    }
+    qc_ctx_free(x);
+    free(first);
+    free(logits);
+    free(ids);
+}
+
+typedef struct {
+    char text[4096];
+    size_t len;
+    int calls;
+} sink_t;
+
+static int sink(void *user, int32_t id, const char *piece, size_t len) {
+    (void)id;
+    sink_t *s = user;
+    if (s->len + len < sizeof s->text) {
+        memcpy(s->text + s->len, piece, len);
+        s->len += len;
+        s->text[s->len] = 0;
+    }
+    s->calls++;
+    return 0;
+}
+
+/* Whether s is valid UTF-8. */
+static int utf8_ok(const char *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t k = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        if (!k || i + k > n) return 0;
+        for (size_t j = 1; j < k; j++)
+            if (((unsigned char)s[i + j] >> 6) != 2) return 0;
+        i += k;
+    }
+    return 1;
+}
+
+static void check_model(const char *name) {
+    char dir[1024], err[512];
+    snprintf(dir, sizeof dir, "%s/%s", test_env("QC_MODELS", "build/models"), name);
+    qc_model_opts_t mo = {.dtype = "bf16"};
+    qc_model_t *m;
+    if (qc_model_load(dir, &mo, &m, err, sizeof err)) {
+        CHECK(0, "load %s: %s", dir, err);
+        return;
+    }
+    qc_care_t *cached, *uncached;
+    qc_care_opts_t co = {.use_prefix_cache = 1}, cu = {.use_prefix_cache = 0};
+    CHECK(qc_care_new(m, &co, &cached, err, sizeof err) == QC_OK, "%s: care_new: %s", name, err);
+    CHECK(qc_care_new(m, &cu, &uncached, err, sizeof err) == QC_OK, "%s: care_new: %s", name, err);
+    CHECK(qc_care_prefix_tokens(cached) > 100, "%s: analyst prefix has %d tokens", name, qc_care_prefix_tokens(cached));
+    double worst_cache = 0, worst_indep = 0;
+    for (size_t i = 0; i < sizeof messages / sizeof messages[0]; i++) {
+        qc_emotion_t a, b;
+        CHECK(qc_care_emotion(cached, messages[i], strlen(messages[i]), &a) == QC_OK, "emotion: %s",
+              qc_care_errmsg(cached));
+        CHECK(qc_care_emotion(uncached, messages[i], strlen(messages[i]), &b) == QC_OK, "emotion (no cache)");
+        float sum = a.probs[0] + a.probs[1] + a.probs[2];
+        CHECK(fabsf(sum - 1) < 1e-5 && a.probs[a.label] >= a.probs[(a.label + 1) % 3] &&
+                  a.probs[a.label] >= a.probs[(a.label + 2) % 3],
+              "%s: probabilities sum to %f, label is the argmax", name, sum);
+        /* probs are the normalized exp(logp) */
+        double z = exp(a.logp[0]) + exp(a.logp[1]) + exp(a.logp[2]);
+        for (int l = 0; l < 3; l++) CHECK(fabs(a.probs[l] - exp(a.logp[l]) / z) < 1e-5, "probs = softmax(logp)");
+        double ind[3];
+        independent_logp(m, messages[i], ind);
+        for (int l = 0; l < 3; l++) {
+            worst_cache = fmax(worst_cache, fabs(a.logp[l] - b.logp[l]));
+            worst_indep = fmax(worst_indep, fabs(a.logp[l] - ind[l]));
+        }
+    }
+    printf("%s: |cache - no cache| %.2g, |pipeline - independent| %.2g (log-likelihoods)\n", name, worst_cache,
+           worst_indep);
+    CHECK(worst_cache <= 1e-4, "%s: prefix cache changes log-likelihoods by %g", name, worst_cache);
+    CHECK(worst_indep <= 1e-4, "%s: pipeline differs from the independent computation by %g", name, worst_indep);
+
+    /* Replies: seeded sampling repeats, text is whole UTF-8, stops at max. */
+    qc_sampling_t sp = {.temperature = 0.8f, .top_k = 40, .top_p = 0.9f, .min_p = 0, .repetition_penalty = 1.05f,
+                        .seed = 7};
+    sink_t s1 = {0}, s2 = {0};
+    CHECK(qc_care_reply(cached, "我头疼了两天", 1, &sp, 20, sink, &s1) == QC_OK, "reply: %s", qc_care_errmsg(cached));
+    CHECK(qc_care_reply(cached, "我头疼了两天", 1, &sp, 20, sink, &s2) == QC_OK, "reply again");
+    CHECK(s1.len > 0 && s1.len == s2.len && !memcmp(s1.text, s2.text, s1.len), "%s: same seed, same reply", name);
+    CHECK(utf8_ok(s1.text, s1.len) && s1.calls <= 21, "%s: whole UTF-8 pieces, at most max_tokens", name);
+    /* An emotion judgment between replies leaves them unchanged. */
+    qc_emotion_t e;
+    qc_care_emotion(cached, messages[0], strlen(messages[0]), &e);
+    sink_t s3 = {0};
+    qc_care_reply(cached, "我头疼了两天", 1, &sp, 20, sink, &s3);
+    CHECK(s3.len == s1.len && !memcmp(s3.text, s1.text, s1.len), "%s: reply independent of earlier requests", name);
+    CHECK(qc_care_emotion(cached, "\xff\xfe", 2, &e) != QC_OK && *qc_care_errmsg(cached), "invalid UTF-8 refused");
+    qc_care_free(cached);
+    qc_care_free(uncached);
+    qc_care_free(NULL);
+    qc_model_free(m);
+}
+
+int main(void) {
+    /* The few-shot examples are balanced over the labels. */
+    int count[3] = {0};
+    for (size_t i = 0; i < qc_prompt_n_examples(); i++) {
+        const char *t;
+        int l;
+        qc_prompt_example(i, &t, &l);
+        count[l]++;
+    }
+    CHECK(count[0] == count[1] && count[1] == count[2], "few-shot balance %d/%d/%d", count[0], count[1], count[2]);
+    char *p0 = qc_prompt_reply_system(0), *p1 = qc_prompt_reply_system(1);
+    CHECK(p0 && p1 && strcmp(p0, p1) && strstr(p1, "worried"), "the reply prompt is told the emotion");
+    free(p0);
+    free(p1);
+    check_model("tiny-qwen2");
+    check_model("tiny-qwen3");
+    return test_done("test_care");
+}
