@@ -380,12 +380,14 @@ static float silu(float x) { return x / (1.0f + expf(-x)); }
 static inline float round_f16(float x) {
     union { float f; uint32_t u; } v = {x};
     uint32_t a = v.u & 0x7fffffffu;
-    if (a >= 0x38800000u) { /* |x| >= 2^-14: a normal half, keep 10 mantissa bits */
-        v.u += 0xfffu + ((v.u >> 13) & 1u);
-        v.u &= ~0x1fffu;
-        return v.f;
-    }
-    return nearbyintf(x * 0x1p24f) * 0x1p-24f; /* subnormal halves: multiples of 2^-24 */
+    /* |x| >= 2^-14, a normal half: keep 10 mantissa bits (ties to even). */
+    v.u = (v.u + 0xfffu + ((v.u >> 13) & 1u)) & ~0x1fffu;
+    /* Smaller, a subnormal half: a multiple of 2^-24. Adding 0.5 leaves
+     * exactly that precision (ties to even), subtracting restores x (IEEE
+     * arithmetic: the compiler may not fold it without -ffast-math). Both
+     * are computed and one selected, so loops over this can vectorize. */
+    float sub = (x + 0.5f) - 0.5f;
+    return a >= 0x38800000u ? v.f : sub;
 }
 
 qc_ctx_t *qc_ctx_new(const qc_model_t *m, int n_ctx, const qc_ctx_opts_t *opts) {
@@ -525,7 +527,7 @@ static void attend_row(const float *q, const kv_rows_t *rows, int n_seen, int hd
             } else {
                 vs = expf(s - M);
             }
-            for (int e = 0; e < hd; e++) acc[e] = round_f16(fmaf(v[e], vs, acc[e]));
+            for (int e = 0; e < hd; e++) acc[e] = round_f16(acc[e] + v[e] * vs);
             S = S * ms + vs;
         }
         float inv = S == 0 ? 0 : 1.0f / S;
