@@ -69,19 +69,23 @@ debug: deps
 clean:
 	rm -rf build build-debug
 
-# Build, then answer one prompt with MODEL (a Hugging Face Qwen folder). With
-# no MODEL, a tiny random-weight fixture model is generated from
-# ../shared/fixtures/tokenizer (it runs the real code path; its text is noise).
+# Build, then answer a patient's message with MODEL (a Hugging Face folder, a
+# .gguf file or a pulled repo name). Without MODEL: the default model
+# (Qwen/Qwen2.5-0.5B-Instruct) is pulled if absent; offline, a tiny
+# random-weight fixture model from ../shared/fixtures is used instead (it runs
+# the real code path; its text is noise).
 MODEL  ?=
-PROMPT ?= 我最近总是失眠，怎么办？
+PROMPT ?= 医生，我最近总是失眠，白天头疼，有点担心。
 run: all
-	@if [ -z "$(MODEL)" ]; then \
-	  [ -f $(BUILD)/models/tiny-qwen2/model.safetensors ] || \
-	    $(BUILD)/qcare mkmodel --preset tiny-qwen2 --out $(BUILD)/models/tiny-qwen2 --tokenizer ../shared/fixtures/tokenizer; \
-	  $(BUILD)/qcare generate --model $(BUILD)/models/tiny-qwen2 --chat -n 32 "$(PROMPT)"; \
-	else \
-	  $(BUILD)/qcare generate --model "$(MODEL)" --chat -n 256 "$(PROMPT)"; \
-	fi
+	@m="$(MODEL)"; \
+	if [ -z "$$m" ]; then \
+	  if m=$$($(BUILD)/qcare pull); then :; else \
+	    echo "run: could not download the default model; using a tiny random-weight fixture model" >&2; \
+	    m=$(BUILD)/models/tiny-qwen2; \
+	    [ -f $$m/model.safetensors ] || $(BUILD)/qcare mkmodel --preset tiny-qwen2 --out $$m --tokenizer ../shared/fixtures/tokenizer >/dev/null; \
+	  fi; \
+	fi; \
+	$(BUILD)/qcare ask --model "$$m" -n 256 "$(PROMPT)"
 
 # Kernel micro-benchmark (GB/s and GMAC/s per weight type, one thread).
 $(BUILD)/kernels_bench: bench/kernels_bench.c $(BUILD)/libqcare.a
