@@ -192,6 +192,8 @@ qc_arch_t qc_model_arch(const qc_model_t *m);
 int64_t qc_model_n_params(const qc_model_t *m);
 int64_t qc_model_weight_bytes(const qc_model_t *m);
 int qc_model_n_threads(const qc_model_t *m);
+/* Bytes of KV cache one token of a sequence occupies. */
+size_t qc_model_kv_bytes_per_token(const qc_model_t *m);
 /* How the layer matrices are kept: "f32", "bf16", "q8_0" or "q4_0". */
 const char *qc_model_dtype(const qc_model_t *m);
 /* Whether `id` ends generation: <|im_end|>, <|endoftext|>, or an eos id of

@@ -102,6 +102,45 @@ static int utf8_ok(const char *s, size_t n) {
     return 1;
 }
 
+/* Conversations: a session whose KV state was evicted between turns answers
+ * exactly as one that kept it (it is rebuilt by repeating its calls); each
+ * turn adds only its own tokens. */
+static void check_sessions(qc_model_t *m, const char *name) {
+    static const char *const turns[] = {"我头疼了两天", "吃了布洛芬好一点了", "还需要去医院吗？"};
+    qc_sampling_t greedy = {.temperature = 0, .top_p = 1, .repetition_penalty = 1};
+    qc_care_t *keep, *tight;
+    char err[256];
+    qc_care_opts_t big = {.use_prefix_cache = 1}, small = {.use_prefix_cache = 1, .session_budget = 1};
+    if (qc_care_new(m, &big, &keep, err, sizeof err) || qc_care_new(m, &small, &tight, err, sizeof err)) {
+        CHECK(0, "care_new: %s", err);
+        return;
+    }
+    sink_t kept[3], other = {0};
+    int same = 1;
+    for (int t = 0; t < 3; t++) {
+        memset(&kept[t], 0, sizeof kept[t]);
+        CHECK(qc_care_chat(keep, "a", turns[t], 1, &greedy, 12, sink, &kept[t]) == QC_OK, "chat: %s",
+              qc_care_errmsg(keep));
+    }
+    for (int t = 0; t < 3; t++) {
+        sink_t s = {0};
+        /* another session in between evicts "a" (budget 1 byte) */
+        CHECK(qc_care_chat(tight, "a", turns[t], 1, &greedy, 12, sink, &s) == QC_OK, "chat (tight)");
+        qc_care_chat(tight, "b", "I feel dizzy", 1, &greedy, 6, sink, &other);
+        int resident;
+        qc_care_n_sessions(tight, &resident);
+        CHECK(resident == 1 && qc_care_n_sessions(tight, NULL) == 2, "%s: only the last session stays resident",
+              name);
+        same &= s.len == kept[t].len && !memcmp(s.text, kept[t].text, s.len);
+    }
+    CHECK(same, "%s: a session rebuilt after eviction answers exactly as one kept in memory", name);
+    CHECK(qc_care_sessions_bytes(keep) > 0 && qc_care_end_session(keep, "a") == QC_OK &&
+              qc_care_sessions_bytes(keep) == 0 && qc_care_end_session(keep, "a") != QC_OK,
+          "%s: ending a session frees it", name);
+    qc_care_free(keep);
+    qc_care_free(tight);
+}
+
 static void check_model(const char *name) {
     char dir[1024], err[512];
     snprintf(dir, sizeof dir, "%s/%s", test_env("QC_MODELS", "build/models"), name);
@@ -156,6 +195,7 @@ static void check_model(const char *name) {
     qc_care_reply(cached, "我头疼了两天", 1, &sp, 20, sink, &s3);
     CHECK(s3.len == s1.len && !memcmp(s3.text, s1.text, s1.len), "%s: reply independent of earlier requests", name);
     CHECK(qc_care_emotion(cached, "\xff\xfe", 2, &e) != QC_OK && *qc_care_errmsg(cached), "invalid UTF-8 refused");
+    check_sessions(m, name);
     qc_care_free(cached);
     qc_care_free(uncached);
     qc_care_free(NULL);

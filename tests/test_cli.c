@@ -307,6 +307,13 @@ static void test_care_commands(const char *model) {
     CHECK(rc == 0 && lines == 4, "classify writes a label per line: rc %d, %d lines", rc, lines);
     free(out);
     free(err);
+    snprintf(args, sizeof args, "chat --model %s --dtype bf16 -n 4", model);
+    rc = run(args, "我头疼了两天\n吃了药好一点了\n", &out, &err);
+    int turns = 0;
+    for (char *p = out; (p = strstr(p, "neutral ")); p++) turns++;
+    CHECK(rc == 0 && turns == 2, "chat answers each line with its emotion: rc %d, %d turns", rc, turns);
+    free(out);
+    free(err);
     snprintf(args, sizeof args, "eval --model %s --data /nonexistent.jsonl", model);
     CHECK(run_status(args, NULL, &err) == 1 && strstr(err, "nonexistent"), "eval on a missing file: %s", err);
     free(err);

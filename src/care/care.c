@@ -26,6 +26,22 @@
 #include <time.h>
 
 #define MAX_LABEL_TOKENS 8
+#define MAX_SESSIONS 4096
+
+/* One conversation. The tokens of every forward call made for it are kept
+ * (ids, and the end of each call in spans), so a session whose KV state was
+ * evicted is rebuilt by making the same calls again: the same batches give
+ * bit-identical KV state, so eviction never changes an answer. */
+typedef struct {
+    char *id;
+    qc_ctx_t *ctx;     /* NULL while evicted */
+    int32_t *ids;      /* every token of the conversation, in order */
+    size_t n_ids, cap_ids;
+    size_t *spans;     /* end (in ids) of each forward call */
+    size_t n_spans, cap_spans;
+    size_t n_evaluated; /* ids[0 .. n_evaluated) are in the KV state */
+    uint64_t last_used;
+} session_t;
 
 struct qc_care {
     qc_model_t *m;
@@ -42,6 +58,9 @@ struct qc_care {
     float *logits;    /* [n_vocab] */
     float *rows;      /* [MAX_LABEL_TOKENS][n_vocab] */
     double cf[3];     /* content-free label log-likelihoods (calibration) */
+    session_t *sessions;
+    size_t n_sessions, cap_sessions;
+    uint64_t clock; /* bumped on every turn, for LRU */
     char err[256];
 };
 
@@ -158,6 +177,7 @@ qc_status qc_care_new(qc_model_t *m, const qc_care_opts_t *opts, qc_care_t **out
     c->qwen3 = qc_model_arch(m) == QC_ARCH_QWEN3;
     c->opts = opts ? *opts : (qc_care_opts_t){.use_prefix_cache = 1};
     if (c->opts.n_ctx <= 0) c->opts.n_ctx = 2048;
+    if (c->opts.session_budget == 0) c->opts.session_budget = (size_t)512 << 20;
     int32_t nv = qc_model_n_vocab(m);
     char *prefix = qc_prompt_classify_prefix();
     c->logits = malloc((size_t)nv * sizeof *c->logits);
@@ -202,8 +222,18 @@ fail:
     return st;
 }
 
+static void session_clear(session_t *s) {
+    qc_ctx_free(s->ctx);
+    free(s->id);
+    free(s->ids);
+    free(s->spans);
+    memset(s, 0, sizeof *s);
+}
+
 void qc_care_free(qc_care_t *c) {
     if (!c) return;
+    for (size_t i = 0; i < c->n_sessions; i++) session_clear(&c->sessions[i]);
+    free(c->sessions);
     qc_ctx_free(c->req);
     qc_ctx_free(c->gen);
     qc_ctx_free(c->prefix);
@@ -267,4 +297,224 @@ qc_status qc_care_reply(qc_care_t *c, const char *text, int emotion, const qc_sa
     free(ids);
     if (st) return seterr(c->err, sizeof c->err, st, "%s", qc_ctx_errmsg(c->gen));
     return QC_OK;
+}
+
+/* ==== conversations ==== */
+
+/* KV bytes a session's context holds now (the positions it uses). */
+static size_t session_bytes(const qc_care_t *c, const session_t *s) {
+    return s->ctx ? (size_t)qc_ctx_pos(s->ctx) * qc_model_kv_bytes_per_token(c->m) : 0;
+}
+
+size_t qc_care_sessions_bytes(const qc_care_t *c) {
+    size_t b = 0;
+    for (size_t i = 0; i < c->n_sessions; i++) b += session_bytes(c, &c->sessions[i]);
+    return b;
+}
+
+int qc_care_n_sessions(const qc_care_t *c, int *resident) {
+    int r = 0;
+    for (size_t i = 0; i < c->n_sessions; i++) r += c->sessions[i].ctx != NULL;
+    if (resident) *resident = r;
+    return (int)c->n_sessions;
+}
+
+/* Frees the KV state of least recently used sessions (never `keep`) until
+ * the resident total fits the budget. */
+static void evict(qc_care_t *c, const session_t *keep) {
+    while (qc_care_sessions_bytes(c) > c->opts.session_budget) {
+        session_t *lru = NULL;
+        for (size_t i = 0; i < c->n_sessions; i++) {
+            session_t *s = &c->sessions[i];
+            if (s != keep && s->ctx && (!lru || s->last_used < lru->last_used)) lru = s;
+        }
+        if (!lru) return;
+        qc_ctx_free(lru->ctx);
+        lru->ctx = NULL;
+        lru->n_evaluated = 0;
+    }
+}
+
+/* The session named id, created when new (the oldest is dropped when there
+ * are MAX_SESSIONS); NULL when out of memory. */
+static session_t *session_get(qc_care_t *c, const char *id) {
+    for (size_t i = 0; i < c->n_sessions; i++)
+        if (!strcmp(c->sessions[i].id, id)) return &c->sessions[i];
+    if (c->n_sessions == MAX_SESSIONS) {
+        size_t old = 0;
+        for (size_t i = 1; i < c->n_sessions; i++)
+            if (c->sessions[i].last_used < c->sessions[old].last_used) old = i;
+        session_clear(&c->sessions[old]);
+        c->sessions[old] = c->sessions[--c->n_sessions];
+    }
+    if (c->n_sessions == c->cap_sessions) {
+        size_t cap = c->cap_sessions ? c->cap_sessions * 2 : 16;
+        session_t *p = realloc(c->sessions, cap * sizeof *p);
+        if (!p) return NULL;
+        c->sessions = p;
+        c->cap_sessions = cap;
+    }
+    session_t *s = &c->sessions[c->n_sessions];
+    memset(s, 0, sizeof *s);
+    if (!(s->id = strdup(id))) return NULL;
+    c->n_sessions++;
+    return s;
+}
+
+/* Appends ids to the session's token list. */
+static int session_push(session_t *s, const int32_t *ids, size_t n) {
+    if (s->n_ids + n > s->cap_ids) {
+        size_t cap = (s->n_ids + n) * 2;
+        int32_t *p = realloc(s->ids, cap * sizeof *p);
+        if (!p) return -1;
+        s->ids = p;
+        s->cap_ids = cap;
+    }
+    memcpy(s->ids + s->n_ids, ids, n * sizeof *ids);
+    s->n_ids += n;
+    return 0;
+}
+
+/* Runs ids[n_evaluated .. end) as one forward call and records it. */
+static qc_status session_eval(qc_care_t *c, session_t *s, size_t end) {
+    if (end <= s->n_evaluated) return QC_OK;
+    if (s->n_spans == s->cap_spans) {
+        size_t cap = s->cap_spans ? s->cap_spans * 2 : 32;
+        size_t *p = realloc(s->spans, cap * sizeof *p);
+        if (!p) return seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
+        s->spans = p;
+        s->cap_spans = cap;
+    }
+    qc_status st = qc_ctx_eval(s->ctx, s->ids + s->n_evaluated, end - s->n_evaluated, NULL, QC_LOGITS_NONE);
+    if (st) return seterr(c->err, sizeof c->err, st, "%s", qc_ctx_errmsg(s->ctx));
+    s->spans[s->n_spans++] = end;
+    s->n_evaluated = end;
+    return QC_OK;
+}
+
+/* Gives an evicted session its KV state back by repeating its calls. */
+static qc_status session_restore(qc_care_t *c, session_t *s) {
+    if (s->ctx) return QC_OK;
+    qc_ctx_opts_t o = {.n_batch = 64};
+    if (!(s->ctx = qc_ctx_new(c->m, c->opts.n_ctx, &o)))
+        return seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory for a conversation");
+    size_t start = 0;
+    for (size_t i = 0; i < s->n_spans; i++) {
+        qc_status st = qc_ctx_eval(s->ctx, s->ids + start, s->spans[i] - start, NULL, QC_LOGITS_NONE);
+        if (st) return seterr(c->err, sizeof c->err, st, "%s", qc_ctx_errmsg(s->ctx));
+        start = s->spans[i];
+    }
+    s->n_evaluated = start;
+    return QC_OK;
+}
+
+typedef struct {
+    session_t *s;
+    qc_token_cb cb;
+    void *user;
+    int failed;
+} turn_t;
+
+/* Records each generated token in the session, then passes it on. */
+static int on_turn_token(void *user, int32_t id, const char *piece, size_t len) {
+    turn_t *t = user;
+    if (id >= 0 && session_push(t->s, &id, 1)) {
+        t->failed = 1;
+        return 1;
+    }
+    return t->cb ? t->cb(t->user, id, piece, len) : 0;
+}
+
+qc_status qc_care_chat(qc_care_t *c, const char *session_id, const char *text, int emotion,
+                       const qc_sampling_t *sampling, int max_tokens, qc_token_cb cb, void *user) {
+    static const char tail[] = "<|im_end|>\n<|im_start|>assistant\n", think[] = "<think>\n\n</think>\n\n",
+                      end_turn[] = "<|im_end|>\n";
+    if (!session_id || !text || max_tokens <= 0) return seterr(c->err, sizeof c->err, QC_ERR_ARG, "bad arguments");
+    session_t *s = session_get(c, session_id);
+    if (!s) return seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
+    s->last_used = ++c->clock;
+    qc_status st = session_restore(c, s);
+    if (st) return st;
+
+    /* The turn's text: the previous reply's end, the tone for this message's
+     * emotion as a system note, the user's text (never parsed for special
+     * tokens), the assistant's start. The first turn opens with the
+     * adviser's system prompt. */
+    int32_t *ids = NULL;
+    size_t n = 0;
+    char *head = NULL;
+    if (s->n_ids == 0) {
+        char *sys = qc_prompt_reply_system(-1);
+        size_t hl = sys ? strlen(sys) + 64 : 0;
+        if (sys && (head = malloc(hl))) snprintf(head, hl, "<|im_start|>system\n%s<|im_end|>\n", sys);
+        free(sys);
+        if (!head) return seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
+        st = append_ids(c->tok, head, strlen(head), 1, &ids, &n);
+        free(head);
+    } else {
+        st = append_ids(c->tok, end_turn, sizeof end_turn - 1, 1, &ids, &n);
+    }
+    const char *tone = qc_prompt_reply_tone(emotion);
+    if (!st && *tone) {
+        size_t tl = strlen(tone) + 64;
+        char *note = malloc(tl);
+        if (!note) st = QC_ERR_NOMEM;
+        else {
+            snprintf(note, tl, "<|im_start|>system\n%s<|im_end|>\n", tone);
+            st = append_ids(c->tok, note, strlen(note), 1, &ids, &n);
+            free(note);
+        }
+    }
+    if (!st) st = append_ids(c->tok, "<|im_start|>user\n", 17, 1, &ids, &n);
+    if (!st) st = append_ids(c->tok, text, strlen(text), 0, &ids, &n);
+    if (!st) st = append_ids(c->tok, tail, sizeof tail - 1, 1, &ids, &n);
+    if (!st && c->qwen3) st = append_ids(c->tok, think, sizeof think - 1, 1, &ids, &n);
+    if (st || session_push(s, ids, n)) {
+        free(ids);
+        return seterr(c->err, sizeof c->err, st ? st : QC_ERR_NOMEM, "cannot tokenize the message (is it UTF-8?)");
+    }
+    free(ids);
+    if (s->n_ids >= (size_t)c->opts.n_ctx)
+        return seterr(c->err, sizeof c->err, QC_ERR_CONTEXT, "the conversation is longer than %d tokens",
+                      c->opts.n_ctx);
+
+    /* Everything not yet in the KV state but the turn's last token goes in
+     * one call; qc_generate then runs that token and one call per reply
+     * token, which the spans record for an exact rebuild. */
+    if ((st = session_eval(c, s, s->n_ids - 1))) return st;
+    qc_generate_opts_t go = {.max_tokens = max_tokens};
+    if (sampling) go.sampling = *sampling;
+    else qc_model_sampling_defaults(c->m, &go.sampling);
+    turn_t t = {s, cb, user, 0};
+    size_t before = s->n_ids, n_out = 0;
+    int32_t last = s->ids[s->n_ids - 1];
+    st = qc_generate(s->ctx, &last, 1, &go, on_turn_token, &t, NULL, &n_out);
+    if (st) return seterr(c->err, sizeof c->err, st, "%s", qc_ctx_errmsg(s->ctx));
+    if (t.failed) return seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
+    /* Record qc_generate's calls: the turn's last token, then each reply
+     * token it ran (all but the last when it stopped at max_tokens). */
+    size_t evaluated = (size_t)qc_ctx_pos(s->ctx);
+    for (size_t e = before; e <= evaluated && e <= s->n_ids; e++) {
+        if (s->n_spans == s->cap_spans) {
+            size_t cap = s->cap_spans * 2 + 32;
+            size_t *p = realloc(s->spans, cap * sizeof *p);
+            if (!p) return seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
+            s->spans = p;
+            s->cap_spans = cap;
+        }
+        s->spans[s->n_spans++] = e;
+    }
+    s->n_evaluated = evaluated;
+    evict(c, s);
+    return QC_OK;
+}
+
+qc_status qc_care_end_session(qc_care_t *c, const char *session_id) {
+    for (size_t i = 0; i < c->n_sessions; i++)
+        if (!strcmp(c->sessions[i].id, session_id)) {
+            session_clear(&c->sessions[i]);
+            c->sessions[i] = c->sessions[--c->n_sessions];
+            return QC_OK;
+        }
+    return seterr(c->err, sizeof c->err, QC_ERR_ARG, "no session '%s'", session_id);
 }

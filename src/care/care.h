@@ -13,6 +13,7 @@ typedef struct {
     int n_ctx;              /* context of each request (0 = 2048) */
     int use_prefix_cache;   /* 1 (default when opts is NULL): share the analyst prefix's KV state */
     int calibrate;          /* divide out the content-free label prior (see care.c) */
+    size_t session_budget;  /* KV bytes of all conversations (0 = 512 MiB); LRU eviction beyond */
     qc_safety_opts_t safety;
 } qc_care_opts_t;
 
@@ -38,6 +39,20 @@ qc_status qc_care_emotion(qc_care_t *c, const char *text, size_t len, qc_emotion
  * sampling is given. max_tokens > 0. */
 qc_status qc_care_reply(qc_care_t *c, const char *text, int emotion, const qc_sampling_t *sampling,
                         int max_tokens, qc_token_cb cb, void *user);
+
+/* One turn of the conversation session_id (created on first use): the
+ * reply to text, told its emotion, streamed through cb. A session keeps its
+ * KV state between turns, so a turn costs its new tokens; when all sessions
+ * exceed the memory budget the least recently used lose their KV state and
+ * get it back on their next turn by repeating the same forward calls, which
+ * gives exactly the same result. */
+qc_status qc_care_chat(qc_care_t *c, const char *session_id, const char *text, int emotion,
+                       const qc_sampling_t *sampling, int max_tokens, qc_token_cb cb, void *user);
+qc_status qc_care_end_session(qc_care_t *c, const char *session_id);
+/* Number of sessions (and, in *resident, those holding KV state now). */
+int qc_care_n_sessions(const qc_care_t *c, int *resident);
+/* KV bytes held by the sessions now. */
+size_t qc_care_sessions_bytes(const qc_care_t *c);
 
 /* Number of tokens of the cached analyst prefix. */
 int qc_care_prefix_tokens(const qc_care_t *c);

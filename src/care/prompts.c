@@ -92,7 +92,8 @@ char *qc_prompt_classify_turn(const char *message, int qwen3) {
     return b;
 }
 
-char *qc_prompt_reply_system(int emotion) {
+/* The tone hint for an emotion (static; "" when unknown). */
+const char *qc_prompt_reply_tone(int emotion) {
     static const char *const tone[] = {
         "The patient sounds positive (relieved or grateful): share their good news warmly and keep it brief. "
         "患者情绪积极：真诚地为他们高兴，简短回应。",
@@ -100,6 +101,10 @@ char *qc_prompt_reply_system(int emotion) {
         "help. 患者情绪消极：先体谅和安抚情绪，再给出建议。",
         "The patient asks plainly: answer clearly and to the point. 患者语气平和：清楚、直接地回答。",
     };
+    return emotion >= 0 && emotion < 3 ? tone[emotion] : "";
+}
+
+char *qc_prompt_reply_system(int emotion) {
     const char *base =
         "You are a warm, professional and concise health adviser replying to a patient online. "
         "Reply in the patient's language. Give practical, safe general advice; do not make a diagnosis or "
@@ -107,7 +112,7 @@ char *qc_prompt_reply_system(int emotion) {
         "emergency care for warning signs. Keep the reply under 150 words.\n"
         "你是一位温暖、专业、简洁的健康顾问。用患者的语言回答，给出安全实用的一般建议，不做诊断、不开处方；"
         "症状严重、持续或不明确时建议线下就医，出现危险信号时建议立即急诊。\n";
-    const char *t = emotion >= 0 && emotion < 3 ? tone[emotion] : "";
+    const char *t = qc_prompt_reply_tone(emotion);
     size_t len = strlen(base) + strlen(t) + 1;
     char *s = malloc(len);
     if (s) snprintf(s, len, "%s%s", base, t);

@@ -20,6 +20,9 @@ extern const char *const qc_prompt_labels[3];
 /* The reply's system prompt, told the detected emotion (0 positive,
  * 1 negative, 2 neutral; -1 unknown). Caller frees. */
 char *qc_prompt_reply_system(int emotion);
+/* Just the tone hint for an emotion (static; "" for -1), as used in later
+ * turns of a conversation. */
+const char *qc_prompt_reply_tone(int emotion);
 
 /* Number of few-shot examples and one of them (for tests: balance, order). */
 size_t qc_prompt_n_examples(void);

@@ -104,8 +104,9 @@ static int on_piece(void *user, int32_t id, const char *piece, size_t len) {
     return 0;
 }
 
-/* Judges, checks safety, and streams the reply for one message. */
-static int answer(qc_care_t *c, const char *text, int n_max, int json, collect_t *reply) {
+/* Judges, checks safety, and streams the reply for one message (a turn of
+ * conversation `session` when not NULL). */
+static int answer(qc_care_t *c, const char *session, const char *text, int n_max, int json, collect_t *reply) {
     qc_emotion_t e;
     if (qc_care_emotion(c, text, strlen(text), &e)) {
         fprintf(stderr, "qcare: %s\n", qc_care_errmsg(c));
@@ -119,7 +120,8 @@ static int answer(qc_care_t *c, const char *text, int n_max, int json, collect_t
         printf("\n%s\n\n", notice);
     }
     reply->echo = !json;
-    if (qc_care_reply(c, text, e.label, NULL, n_max, on_piece, reply)) {
+    if (session ? qc_care_chat(c, session, text, e.label, NULL, n_max, on_piece, reply)
+                : qc_care_reply(c, text, e.label, NULL, n_max, on_piece, reply)) {
         fprintf(stderr, "\nqcare: %s\n", qc_care_errmsg(c));
         return 1;
     }
@@ -165,7 +167,7 @@ int cmd_ask(int argc, char **argv) {
     qc_model_t *m;
     qc_care_t *c = open_care(&a, &m);
     collect_t reply = {0};
-    int rc = c ? answer(c, text, a.n_max, a.json, &reply) : 1;
+    int rc = c ? answer(c, NULL, text, a.n_max, a.json, &reply) : 1;
     free(reply.text);
     free(text);
     qc_care_free(c);
@@ -182,8 +184,8 @@ int cmd_chat(int argc, char **argv) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: qcare chat --model M [-n MAX_TOKENS]\n\n"
                    "Talks in the terminal: type a message and press Enter; the emotion is shown for every\n"
-                   "message, then the reply streams. An empty line or end of input (Ctrl-D) ends.\n"
-                   "Each message is answered on its own; conversation memory comes with sessions.\n\n" CARE_HELP);
+                   "message, then the reply streams, remembering the conversation. An empty line or end\n"
+                   "of input (Ctrl-D) ends.\n\n" CARE_HELP);
             return 0;
         }
         if (!care_opt(argc, argv, &i, &a, &bad) || a.text) {
@@ -208,7 +210,7 @@ int cmd_chat(int argc, char **argv) {
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
         if (n == 0) break;
         collect_t reply = {0};
-        answer(c, line, a.n_max, 0, &reply);
+        answer(c, "terminal", line, a.n_max, 0, &reply);
         free(reply.text);
     }
     free(line);

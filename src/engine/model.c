@@ -248,6 +248,9 @@ qc_arch_t qc_model_arch(const qc_model_t *m) { return m->cfg.arch; }
 int64_t qc_model_n_params(const qc_model_t *m) { return m->n_params; }
 int64_t qc_model_weight_bytes(const qc_model_t *m) { return m->weight_bytes; }
 int qc_model_n_threads(const qc_model_t *m) { return qc_pool_size(m->pool); }
+size_t qc_model_kv_bytes_per_token(const qc_model_t *m) {
+    return (size_t)m->cfg.n_layer * m->cfg.n_head_kv * m->cfg.head_dim * 2 * sizeof(float);
+}
 const char *qc_model_dtype(const qc_model_t *m) {
     switch (m->layers[0].wq.dtype) {
     case QC_DTYPE_F32: return "f32";
