@@ -36,6 +36,22 @@ static inline double now_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* A whole file, NUL-terminated (caller frees); its length in *len if given.
+ * NULL when it cannot be opened. */
+static inline char *test_slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)(n > 0 ? n : 0) + 1);
+    if (s && n > 0 && fread(s, 1, (size_t)n, f) != (size_t)n) n = 0;
+    if (s) s[n > 0 ? n : 0] = 0;
+    if (len) *len = (size_t)(n > 0 ? n : 0);
+    fclose(f);
+    return s;
+}
+
 static inline int test_done(const char *name) {
     printf("%s: %d passed, %d failed\n", name, test_passed, test_failed);
     return test_failed ? 1 : 0;

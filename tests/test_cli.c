@@ -15,19 +15,6 @@
 static const char *qcare, *models;
 static char tmpdir[512];
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) n = 0;
-    if (s) s[n] = 0;
-    fclose(f);
-    return s;
-}
-
 /* Runs `qcare ARGS` with stdin from `input` (may be NULL); returns the exit
  * status and the captured stdout/stderr (caller frees). */
 static int run(const char *args, const char *input, char **out, char **err) {
@@ -42,8 +29,10 @@ static int run(const char *args, const char *input, char **out, char **err) {
     }
     snprintf(cmd, sizeof cmd, "%s %s < %s > %s 2> %s", qcare, args, in_path, out_path, err_path);
     int st = system(cmd);
-    *out = slurp(out_path);
-    *err = slurp(err_path);
+    *out = test_slurp(out_path, NULL);
+    *err = test_slurp(err_path, NULL);
+    if (!*out) *out = strdup("");
+    if (!*err) *err = strdup("");
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 

@@ -18,20 +18,6 @@ static char tmp[256], src[512];
 static stub_t stub;
 static char *out_s, *err_s; /* the last run's stdout / stderr */
 
-static char *slurp_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) n = 0;
-    if (s) s[n] = 0;
-    if (len) *len = (size_t)n;
-    fclose(f);
-    return s;
-}
-
 /* Runs `[env] qcare pull ARGS`, keeps stdout/stderr in out_s/err_s; returns
  * the exit status. */
 static int pull(const char *env, const char *args) {
@@ -42,8 +28,8 @@ static int pull(const char *env, const char *args) {
     int st = system(cmd);
     free(out_s);
     free(err_s);
-    out_s = slurp_file(o, NULL);
-    err_s = slurp_file(e, NULL);
+    out_s = test_slurp(o, NULL);
+    err_s = test_slurp(e, NULL);
     if (!out_s) out_s = strdup("");
     if (!err_s) err_s = strdup("");
     CHECK(!strstr(err_s, "Sanitizer") && !strstr(err_s, "runtime error:"), "sanitizer report in pull %s:\n%s", args,
@@ -53,8 +39,8 @@ static int pull(const char *env, const char *args) {
 }
 
 static int same_file(const char *a, const char *b) {
-    size_t na, nb;
-    char *x = slurp_file(a, &na), *y = slurp_file(b, &nb);
+    size_t na = 0, nb = 0;
+    char *x = test_slurp(a, &na), *y = test_slurp(b, &nb);
     int same = x && y && na == nb && !memcmp(x, y, na);
     free(x);
     free(y);

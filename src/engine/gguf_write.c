@@ -21,6 +21,7 @@
  * general.file_type (llama-quantize appends those two last). No
  * general.alignment key: llama.cpp's files rely on the default of 32. */
 #include "engine/gguf_write.h"
+#include "engine/gguf.h"
 #include "engine/kernels.h"
 
 #include <errno.h>
@@ -32,17 +33,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* GGUF value types and ggml tensor types, as fixed by the GGUF format
- * (ggml.h / gguf.h). Defined here because the reader's gguf.h was not in the
- * tree when this file was written. */
-enum { GV_UINT32 = 4, GV_INT32 = 5, GV_FLOAT32 = 6, GV_BOOL = 7, GV_STRING = 8, GV_ARRAY = 9 };
-enum { GT_F32 = 0, GT_F16 = 1, GT_Q4_0 = 2, GT_Q8_0 = 8, GT_BF16 = 30 };
 
 /* llama.cpp's token types (llama_token_type). */
 enum { TOK_NORMAL = 1, TOK_CONTROL = 3, TOK_USER_DEFINED = 4, TOK_UNUSED = 5 };
 
-#define GGUF_VERSION 3
-#define ALIGN 32
 #define QUANT_VERSION 2 /* GGML_QNT_VERSION */
 
 uint32_t qc_gguf_file_type(qc_dtype_t type) {
@@ -58,12 +52,12 @@ uint32_t qc_gguf_file_type(qc_dtype_t type) {
 
 static uint32_t ggml_type(qc_dtype_t t) {
     switch (t) {
-    case QC_DTYPE_F32: return GT_F32;
-    case QC_DTYPE_F16: return GT_F16;
-    case QC_DTYPE_BF16: return GT_BF16;
-    case QC_DTYPE_Q8_0: return GT_Q8_0;
-    case QC_DTYPE_Q4_0: return GT_Q4_0;
-    default: return GT_F32; /* not a type the writer produces */
+    case QC_DTYPE_F32: return QC_GGML_F32;
+    case QC_DTYPE_F16: return QC_GGML_F16;
+    case QC_DTYPE_BF16: return QC_GGML_BF16;
+    case QC_DTYPE_Q8_0: return QC_GGML_Q8_0;
+    case QC_DTYPE_Q4_0: return QC_GGML_Q4_0;
+    default: return QC_GGML_F32; /* not a type the writer produces */
     }
 }
 
@@ -89,36 +83,36 @@ static void put_str(out_t *o, const char *s, size_t len) {
 }
 static void put_cstr(out_t *o, const char *s) { put_str(o, s, strlen(s)); }
 
-/* Zeros up to the next multiple of ALIGN. */
+/* Zeros up to the next multiple of QC_GGUF_DEFAULT_ALIGNMENT. */
 static void put_pad(out_t *o) {
-    static const char zeros[ALIGN];
-    put(o, zeros, (size_t)((ALIGN - o->pos % ALIGN) % ALIGN));
+    static const char zeros[QC_GGUF_DEFAULT_ALIGNMENT];
+    put(o, zeros, (size_t)((QC_GGUF_DEFAULT_ALIGNMENT - o->pos % QC_GGUF_DEFAULT_ALIGNMENT) % QC_GGUF_DEFAULT_ALIGNMENT));
 }
 
 static void kv_u32(out_t *o, const char *key, uint32_t v) {
     put_cstr(o, key);
-    put_u32(o, GV_UINT32);
+    put_u32(o, QC_GGUF_UINT32);
     put_u32(o, v);
 }
 static void kv_f32(out_t *o, const char *key, float v) {
     put_cstr(o, key);
-    put_u32(o, GV_FLOAT32);
+    put_u32(o, QC_GGUF_FLOAT32);
     put(o, &v, 4);
 }
 static void kv_bool(out_t *o, const char *key, int v) {
     uint8_t b = v != 0;
     put_cstr(o, key);
-    put_u32(o, GV_BOOL);
+    put_u32(o, QC_GGUF_BOOL);
     put(o, &b, 1);
 }
 static void kv_str(out_t *o, const char *key, const char *v) {
     put_cstr(o, key);
-    put_u32(o, GV_STRING);
+    put_u32(o, QC_GGUF_STRING);
     put_cstr(o, v);
 }
 static void kv_arr_head(out_t *o, const char *key, uint32_t elem_type, uint64_t n) {
     put_cstr(o, key);
-    put_u32(o, GV_ARRAY);
+    put_u32(o, QC_GGUF_ARRAY);
     put_u32(o, elem_type);
     put_u64(o, n);
 }
@@ -486,7 +480,7 @@ static qc_status plan_build(const qc_model_t *m, int has_output, qc_dtype_t type
         /* shapes are bounded by the config (dims <= 2^24): no overflow */
         t->nbytes = (uint64_t)row * (uint64_t)t->src.rows;
         t->offset = off;
-        off += (t->nbytes + ALIGN - 1) / ALIGN * ALIGN;
+        off += (t->nbytes + QC_GGUF_DEFAULT_ALIGNMENT - 1) / QC_GGUF_DEFAULT_ALIGNMENT * QC_GGUF_DEFAULT_ALIGNMENT;
     }
     *n_out = n;
     *data_bytes = off;
@@ -526,12 +520,12 @@ static void write_metadata(out_t *o, const qc_config_t *c, const char *name, con
 
     kv_str(o, "tokenizer.ggml.model", "gpt2");
     kv_str(o, "tokenizer.ggml.pre", "qwen2");
-    kv_arr_head(o, "tokenizer.ggml.tokens", GV_STRING, (uint64_t)v->n);
+    kv_arr_head(o, "tokenizer.ggml.tokens", QC_GGUF_STRING, (uint64_t)v->n);
     for (int32_t i = 0; i < v->n; i++) put_str(o, v->text[i], v->len[i]);
-    kv_arr_head(o, "tokenizer.ggml.token_type", GV_INT32, (uint64_t)v->n);
+    kv_arr_head(o, "tokenizer.ggml.token_type", QC_GGUF_INT32, (uint64_t)v->n);
     put(o, v->type, (size_t)v->n * sizeof *v->type);
     size_t n_merges = json_array_size(v->merges);
-    kv_arr_head(o, "tokenizer.ggml.merges", GV_STRING, n_merges);
+    kv_arr_head(o, "tokenizer.ggml.merges", QC_GGUF_STRING, n_merges);
     for (size_t i = 0; i < n_merges; i++) {
         const char *a, *b;
         size_t la, lb;
@@ -706,7 +700,7 @@ qc_status qc_gguf_convert(const char *hf_dir, const char *out_path, qc_dtype_t t
     char name[256];
     folder_name(hf_dir, name, sizeof name);
     put(&o, "GGUF", 4);
-    put_u32(&o, GGUF_VERSION);
+    put_u32(&o, QC_GGUF_VERSION);
     put_u64(&o, n_tensors);
     put_u64(&o, count_kv(c, &v));
     write_metadata(&o, c, name, &v, type);
