@@ -375,9 +375,8 @@ static int session_push(session_t *s, const int32_t *ids, size_t n) {
     return 0;
 }
 
-/* Runs ids[n_evaluated .. end) as one forward call and records it. */
-static qc_status session_eval(qc_care_t *c, session_t *s, size_t end) {
-    if (end <= s->n_evaluated) return QC_OK;
+/* Records that a forward call ended at ids[end]. */
+static qc_status span_push(qc_care_t *c, session_t *s, size_t end) {
     if (s->n_spans == s->cap_spans) {
         size_t cap = s->cap_spans ? s->cap_spans * 2 : 32;
         size_t *p = realloc(s->spans, cap * sizeof *p);
@@ -385,9 +384,16 @@ static qc_status session_eval(qc_care_t *c, session_t *s, size_t end) {
         s->spans = p;
         s->cap_spans = cap;
     }
+    s->spans[s->n_spans++] = end;
+    return QC_OK;
+}
+
+/* Runs ids[n_evaluated .. end) as one forward call and records it. */
+static qc_status session_eval(qc_care_t *c, session_t *s, size_t end) {
+    if (end <= s->n_evaluated) return QC_OK;
     qc_status st = qc_ctx_eval(s->ctx, s->ids + s->n_evaluated, end - s->n_evaluated, NULL, QC_LOGITS_NONE);
     if (st) return seterr(c->err, sizeof c->err, st, "%s", qc_ctx_errmsg(s->ctx));
-    s->spans[s->n_spans++] = end;
+    if ((st = span_push(c, s, end))) return st;
     s->n_evaluated = end;
     return QC_OK;
 }
@@ -423,6 +429,17 @@ static int on_turn_token(void *user, int32_t id, const char *piece, size_t len) 
         return 1;
     }
     return t->cb ? t->cb(t->user, id, piece, len) : 0;
+}
+
+/* Undoes a failed turn: the conversation goes back to how it was before it
+ * (n_ids, n_spans) and its KV state is dropped, to be rebuilt exactly. */
+static qc_status rollback(session_t *s, size_t n_ids, size_t n_spans, qc_status st) {
+    s->n_ids = n_ids;
+    s->n_spans = n_spans;
+    qc_ctx_free(s->ctx);
+    s->ctx = NULL;
+    s->n_evaluated = 0;
+    return st;
 }
 
 qc_status qc_care_chat(qc_care_t *c, const char *session_id, const char *text, int emotion,
@@ -469,19 +486,23 @@ qc_status qc_care_chat(qc_care_t *c, const char *session_id, const char *text, i
     if (!st) st = append_ids(c->tok, text, strlen(text), 0, &ids, &n);
     if (!st) st = append_ids(c->tok, tail, sizeof tail - 1, 1, &ids, &n);
     if (!st && c->qwen3) st = append_ids(c->tok, think, sizeof think - 1, 1, &ids, &n);
+    size_t ids0 = s->n_ids, spans0 = s->n_spans;
     if (st || session_push(s, ids, n)) {
         free(ids);
+        s->n_ids = ids0;
         return seterr(c->err, sizeof c->err, st ? st : QC_ERR_NOMEM, "cannot tokenize the message (is it UTF-8?)");
     }
     free(ids);
-    if (s->n_ids >= (size_t)c->opts.n_ctx)
+    if (s->n_ids >= (size_t)c->opts.n_ctx) {
+        s->n_ids = ids0;
         return seterr(c->err, sizeof c->err, QC_ERR_CONTEXT, "the conversation is longer than %d tokens",
                       c->opts.n_ctx);
+    }
 
     /* Everything not yet in the KV state but the turn's last token goes in
      * one call; qc_generate then runs that token and one call per reply
      * token, which the spans record for an exact rebuild. */
-    if ((st = session_eval(c, s, s->n_ids - 1))) return st;
+    if ((st = session_eval(c, s, s->n_ids - 1))) return rollback(s, ids0, spans0, st);
     qc_generate_opts_t go = {.max_tokens = max_tokens};
     if (sampling) go.sampling = *sampling;
     else qc_model_sampling_defaults(c->m, &go.sampling);
@@ -489,21 +510,15 @@ qc_status qc_care_chat(qc_care_t *c, const char *session_id, const char *text, i
     size_t before = s->n_ids, n_out = 0;
     int32_t last = s->ids[s->n_ids - 1];
     st = qc_generate(s->ctx, &last, 1, &go, on_turn_token, &t, NULL, &n_out);
-    if (st) return seterr(c->err, sizeof c->err, st, "%s", qc_ctx_errmsg(s->ctx));
-    if (t.failed) return seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
+    if (st || t.failed) {
+        seterr(c->err, sizeof c->err, st ? st : QC_ERR_NOMEM, "%s", st ? qc_ctx_errmsg(s->ctx) : "out of memory");
+        return rollback(s, ids0, spans0, st ? st : QC_ERR_NOMEM);
+    }
     /* Record qc_generate's calls: the turn's last token, then each reply
      * token it ran (all but the last when it stopped at max_tokens). */
     size_t evaluated = (size_t)qc_ctx_pos(s->ctx);
-    for (size_t e = before; e <= evaluated && e <= s->n_ids; e++) {
-        if (s->n_spans == s->cap_spans) {
-            size_t cap = s->cap_spans * 2 + 32;
-            size_t *p = realloc(s->spans, cap * sizeof *p);
-            if (!p) return seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
-            s->spans = p;
-            s->cap_spans = cap;
-        }
-        s->spans[s->n_spans++] = e;
-    }
+    for (size_t e = before; e <= evaluated && e <= s->n_ids; e++)
+        if ((st = span_push(c, s, e))) return rollback(s, ids0, spans0, st);
     s->n_evaluated = evaluated;
     evict(c, s);
     return QC_OK;
