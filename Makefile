@@ -13,7 +13,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 LDLIBS   = $(PKG_LIBS) -lm -pthread
 
 ENGINE_SRC = $(wildcard src/engine/*.c src/care/*.c)
-CLI_SRC    = $(wildcard src/cli/*.c) tools/mkmodel.c
+CLI_SRC    = $(wildcard src/cli/*.c src/server/*.c) tools/mkmodel.c
 TEST_SRC   = $(wildcard tests/test_*.c)
 
 ENGINE_OBJ = $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)

@@ -44,5 +44,6 @@ int cmd_classify(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

@@ -125,6 +125,7 @@ static const struct {
 } commands[] = {
     {"ask", cmd_ask, "judge a patient message's emotion, then stream a careful reply"},
     {"chat", cmd_chat, "talk in the terminal, emotion shown for every message"},
+    {"serve", cmd_serve, "the HTTP API (analyze, emotion, OpenAI-compatible chat) on loopback"},
     {"classify", cmd_classify, "emotion labels for a JSONL file of messages"},
     {"eval", cmd_eval, "accuracy, macro-F1 and confusion matrix on a labelled JSONL file"},
     {"generate", cmd_generate, "continue a text (or a chat turn) with the model, streamed"},

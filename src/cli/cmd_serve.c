@@ -1,0 +1,96 @@
+/* cmd_serve.c — `qcare serve`: loads the model and runs the HTTP server
+ * (src/server/) until SIGINT or SIGTERM. */
+#include "cli/cli.h"
+#include "server/server.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cmd_serve(int argc, char **argv) {
+    const char *model = NULL, *dtype = NULL, *host = "127.0.0.1", *api_key = NULL, *v;
+    int port = 8080, n_threads = 0, n_ctx = 0, quiet = 0, bad = 0;
+    for (int i = 1; i < argc && !bad; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: qcare serve --model M [--host 127.0.0.1] [--port 8080] [--threads N] [--api-key KEY]\n\n"
+                   "Serves the care pipeline over HTTP until SIGINT/SIGTERM:\n"
+                   "  GET  /health                {\"status\": \"ok\"} (open even with an API key)\n"
+                   "  POST /api/emotion           {\"text\"} -> {\"label\", \"probs\", \"urgent\"}\n"
+                   "  POST /api/analyze           {\"text\", \"session\"?, \"max_tokens\"?, \"stream\"?} -> emotion,\n"
+                   "                              urgent flag and notice, reply (Server-Sent Events with stream)\n"
+                   "  GET  /v1/models, POST /v1/chat/completions   OpenAI-compatible\n\n"
+                   "  --model DIR       the model (Hugging Face folder or .gguf file)\n"
+                   "  --dtype T         weights as q8_0 (default), q4_0, bf16 or f32\n"
+                   "  --host ADDR       address to bind (default 127.0.0.1: this machine only)\n"
+                   "  --port N          TCP port (default 8080)\n"
+                   "  --threads N       model threads (default: one per core)\n"
+                   "  --ctx N           context of each request in tokens (default 2048)\n"
+                   "  --api-key KEY     require \"Authorization: Bearer KEY\" (also $QCARE_API_KEY)\n"
+                   "  --quiet           no per-request log lines on stderr\n");
+            return 0;
+        }
+        if (cli_opt(argc, argv, &i, "--model", &model, &bad) || cli_opt(argc, argv, &i, "-m", &model, &bad) ||
+            cli_opt(argc, argv, &i, "--dtype", &dtype, &bad) || cli_opt(argc, argv, &i, "--host", &host, &bad) ||
+            cli_opt(argc, argv, &i, "--api-key", &api_key, &bad))
+            continue;
+        if (cli_opt(argc, argv, &i, "--quiet", NULL, &bad)) {
+            quiet = 1;
+            continue;
+        }
+        if (cli_opt(argc, argv, &i, "--port", &v, &bad)) {
+            if (!bad) port = (int)cli_parse_long("--port", v, 1, 65535, &bad);
+            continue;
+        }
+        if (cli_opt(argc, argv, &i, "--threads", &v, &bad) || cli_opt(argc, argv, &i, "-t", &v, &bad)) {
+            if (!bad) n_threads = (int)cli_parse_long("--threads", v, 1, 256, &bad);
+            continue;
+        }
+        if (cli_opt(argc, argv, &i, "--ctx", &v, &bad)) {
+            if (!bad) n_ctx = (int)cli_parse_long("--ctx", v, 1024, 1 << 17, &bad);
+            continue;
+        }
+        fprintf(stderr, "qcare serve: unknown argument '%s'\n", argv[i]);
+        return 2;
+    }
+    if (bad) return 2;
+    if (!api_key) {
+        const char *e = getenv("QCARE_API_KEY");
+        if (e && *e) api_key = e;
+    }
+    if (api_key && !*api_key) {
+        fprintf(stderr, "qcare serve: --api-key must not be empty\n");
+        return 2;
+    }
+    /* Every thread (the model's pool, MHD's) inherits this mask, so the
+     * signals reach only sigwait below. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    qc_model_t *m = cli_load_model(model, dtype, n_threads);
+    if (!m) return 1;
+    char err[512];
+    qc_server_t *s;
+    /* /v1/models reports the model folder's name. */
+    const char *name = model ? model : "qcare", *slash = strrchr(name, '/');
+    if (slash && slash[1]) name = slash + 1;
+    qc_server_opts_t o = {.host = host, .port = port, .api_key = api_key, .n_ctx = n_ctx, .quiet = quiet,
+                          .model_name = name};
+    if (qc_server_start(m, &o, &s, err, sizeof err)) {
+        fprintf(stderr, "qcare serve: %s\n", err);
+        qc_model_free(m);
+        return 1;
+    }
+    fprintf(stderr, "qcare: serving %s on http://%s%s%s:%d/%s\n", qc_model_dtype(m), strchr(host, ':') ? "[" : "",
+            host, strchr(host, ':') ? "]" : "", port, api_key ? " (API key required)" : "");
+    int sig = 0;
+    sigwait(&stop, &sig);
+    fprintf(stderr, "qcare: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    qc_server_stop(s);
+    qc_model_free(m);
+    return 0;
+}

@@ -1,0 +1,468 @@
+/* test_server.c — `qcare serve` end to end: starts the real server on a free
+ * loopback port with the fixture model tiny-qwen2 and talks to it with
+ * libcurl: every endpoint (JSON and Server-Sent Events), every bad-input
+ * case (400, 413, 404, 405), the API key (401, /health open) and a clean
+ * shutdown on SIGTERM (exit 0: no sanitizer or leak report in the debug
+ * build). QC_SERVER_SHOW=1 prints the server's log. */
+#include "test.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+typedef struct {
+    char *s;
+    size_t n;
+} buf_t;
+
+static size_t on_data(char *p, size_t sz, size_t nm, void *user) {
+    buf_t *b = user;
+    char *nb = realloc(b->s, b->n + sz * nm + 1);
+    if (!nb) return 0;
+    memcpy(nb + b->n, p, sz * nm);
+    b->s = nb;
+    b->n += sz * nm;
+    b->s[b->n] = 0;
+    return sz * nm;
+}
+
+static int port;
+
+/* One request; returns the status (0 on a transport error) and the body in
+ * *out (caller frees). body NULL: GET (or `method`). */
+static long http(const char *method, const char *path, const char *body, size_t len, const char *key, char **out) {
+    CURL *c = curl_easy_init();
+    char url[256], auth[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    buf_t b = {calloc(1, 1), 0};
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    h = curl_slist_append(h, "Expect:");
+    if (key) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+        h = curl_slist_append(h, auth);
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    }
+    if (method) curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    long status = 0;
+    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    *out = b.s;
+    return status;
+}
+
+static long post(const char *path, const char *body, const char *key, char **out) {
+    return http(NULL, path, body, strlen(body), key, out);
+}
+
+/* POSTs body and parses the JSON answer (NULL when it is not JSON). */
+static json_t *post_json(const char *path, const char *body, const char *key, long *status) {
+    char *out;
+    *status = post(path, body, key, &out);
+    json_t *j = json_loads(out, 0, NULL);
+    if (!j) fprintf(stderr, "not JSON from %s (%ld): %s\n", path, *status, out);
+    free(out);
+    return j;
+}
+
+/* A 4xx answer with a JSON {"error": "..."}; the message contains want (if
+ * given). len 0: strlen(body). */
+static void check_error(const char *path, const char *body, size_t len, long want_status, const char *want) {
+    char *out;
+    if (!len) len = strlen(body);
+    long st = http(NULL, path, body, len, NULL, &out);
+    json_t *j = json_loads(out, 0, NULL);
+    const char *msg = json_string_value(json_object_get(j, "error"));
+    CHECK(st == want_status && msg && (!want || strstr(msg, want)), "%s %.60s: want %ld with an error%s%s, got %ld %s",
+          path, body, want_status, want ? " containing " : "", want ? want : "", st, out);
+    json_decref(j);
+    free(out);
+}
+
+static int free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t l = sizeof a;
+    int p = 0;
+    if (fd >= 0 && !bind(fd, (struct sockaddr *)&a, sizeof a) && !getsockname(fd, (struct sockaddr *)&a, &l))
+        p = ntohs(a.sin_port);
+    if (fd >= 0) close(fd);
+    return p;
+}
+
+/* Starts `qcare serve` on a free port (its stderr to log); waits for /health. */
+static pid_t start_server(const char *log, const char *api_key) {
+    port = free_port();
+    char qcare[512], model[512], ps[16];
+    snprintf(qcare, sizeof qcare, "%s/qcare", test_env("QC_BUILD", "build"));
+    snprintf(model, sizeof model, "%s/tiny-qwen2", test_env("QC_MODELS", "build/models"));
+    snprintf(ps, sizeof ps, "%d", port);
+    pid_t pid = fork();
+    if (pid == 0) {
+        FILE *f = freopen(log, "w", stderr);
+        (void)f;
+        if (api_key)
+            execl(qcare, qcare, "serve", "--model", model, "--dtype", "bf16", "--threads", "2", "--port", ps,
+                  "--api-key", api_key, (char *)NULL);
+        else
+            execl(qcare, qcare, "serve", "--model", model, "--dtype", "bf16", "--threads", "2", "--port", ps,
+                  (char *)NULL);
+        _exit(127);
+    }
+    for (double t0 = now_s(); now_s() - t0 < 60;) {
+        char *out;
+        long st = http(NULL, "/health", NULL, 0, NULL, &out);
+        free(out);
+        if (st == 200) return pid;
+        if (waitpid(pid, NULL, WNOHANG) == pid) return -1;
+        usleep(50000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
+}
+
+/* SIGTERM, then the exit status must be 0 and the log free of sanitizer reports. */
+static void stop_server(pid_t pid, const char *log) {
+    kill(pid, SIGTERM);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    char *text = test_slurp(log, NULL);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "server exit status %d after SIGTERM:\n%s", st, text ? text : "");
+    CHECK(text && !strstr(text, "Sanitizer") && !strstr(text, "runtime error:"), "sanitizer report:\n%s",
+          text ? text : "");
+    CHECK(text && strstr(text, "GET /health 200"), "one log line per request:\n%s", text ? text : "");
+    if (getenv("QC_SERVER_SHOW")) fprintf(stderr, "%s", text ? text : "");
+    free(text);
+}
+
+/* ==== the care endpoints ==== */
+
+static int is_probs(json_t *probs) {
+    double sum = 0;
+    const char *k[3] = {"positive", "negative", "neutral"};
+    for (int i = 0; i < 3; i++) {
+        json_t *v = json_object_get(probs, k[i]);
+        if (!json_is_number(v)) return 0;
+        sum += json_number_value(v);
+    }
+    return sum > 0.99 && sum < 1.01;
+}
+
+static int is_label(json_t *v) {
+    const char *s = json_string_value(v);
+    return s && (!strcmp(s, "positive") || !strcmp(s, "negative") || !strcmp(s, "neutral"));
+}
+
+static void test_basic(void) {
+    char *out;
+    long st = http(NULL, "/health", NULL, 0, NULL, &out);
+    CHECK(st == 200 && !strcmp(out, "{\"status\":\"ok\"}"), "/health: %ld %s", st, out);
+    free(out);
+    st = http(NULL, "/", NULL, 0, NULL, &out);
+    CHECK(st == 200 && strstr(out, "<html"), "GET /: %ld", st);
+    free(out);
+    json_t *j = post_json("/api/emotion", "{\"text\": \"I feel so sad and alone today\"}", NULL, &st);
+    CHECK(st == 200 && is_label(json_object_get(j, "label")) && is_probs(json_object_get(j, "probs")) &&
+              json_is_false(json_object_get(j, "urgent")),
+          "/api/emotion shape (%ld)", st);
+    json_decref(j);
+    j = post_json("/api/emotion", "{\"text\": \"I have crushing chest pain and my left arm is numb\"}", NULL, &st);
+    CHECK(st == 200 && json_is_true(json_object_get(j, "urgent")), "/api/emotion urgent (%ld)", st);
+    json_decref(j);
+
+    j = post_json("/api/analyze", "{\"text\": \"医生，我最近总是失眠\", \"max_tokens\": 8}", NULL, &st);
+    json_t *e = json_object_get(j, "emotion");
+    CHECK(st == 200 && is_label(json_object_get(e, "label")) && is_probs(json_object_get(e, "probs")) &&
+              json_is_false(json_object_get(j, "urgent")) && json_is_string(json_object_get(j, "reply")) &&
+              !json_object_get(j, "notice"),
+          "/api/analyze shape (%ld)", st);
+    json_decref(j);
+    j = post_json("/api/analyze", "{\"text\": \"I have crushing chest pain\", \"max_tokens\": 4}", NULL, &st);
+    const char *notice = json_string_value(json_object_get(j, "notice"));
+    CHECK(st == 200 && json_is_true(json_object_get(j, "urgent")) && notice && strstr(notice, "URGENT"),
+          "/api/analyze urgent notice (%ld)", st);
+    json_decref(j);
+
+    /* A conversation: two turns of one session. */
+    for (int turn = 0; turn < 2; turn++) {
+        j = post_json("/api/analyze",
+                      turn ? "{\"text\": \"还是睡不着\", \"session\": \"s1\", \"max_tokens\": 4}"
+                           : "{\"text\": \"我失眠了\", \"session\": \"s1\", \"max_tokens\": 4}",
+                      NULL, &st);
+        CHECK(st == 200 && json_is_string(json_object_get(j, "reply")) &&
+                  !strcmp(json_string_value(json_object_get(j, "session")), "s1"),
+              "session turn %d (%ld)", turn, st);
+        json_decref(j);
+    }
+}
+
+/* POSTs a streamed /api/analyze and checks the events: emotion first, the
+ * notice when urgent, chunks, done last; every data line is JSON. */
+static void test_analyze_stream(const char *text, int urgent) {
+    char body[512], *out;
+    snprintf(body, sizeof body, "{\"text\": \"%s\", \"max_tokens\": 6, \"stream\": true}", text);
+    long st = post("/api/analyze", body, NULL, &out);
+    char order[256] = "";
+    size_t n = 0;
+    int bad_json = 0;
+    char reply[4096] = "";
+    for (char *blk = out; blk && *blk && n + 1 < sizeof order;) {
+        char *end = strstr(blk, "\n\n");
+        if (end) *end = 0;
+        char *ev = strstr(blk, "event: "), *data = strstr(blk, "data: ");
+        if (ev && data) {
+            char name = ev[7];
+            order[n++] = name;
+            order[n] = 0;
+            json_t *j = json_loads(data + 6, 0, NULL);
+            if (!j) bad_json++;
+            if (name == 'c' && json_string_value(json_object_get(j, "text")))
+                strncat(reply, json_string_value(json_object_get(j, "text")), sizeof reply - strlen(reply) - 1);
+            if (name == 'e') CHECK(is_label(json_object_get(json_object_get(j, "emotion"), "label")), "emotion event");
+            json_decref(j);
+        }
+        blk = end ? end + 2 : NULL;
+    }
+    /* e(motion) [n(otice)] c(hunk)* d(one) */
+    const char *p = order;
+    int ok = *p++ == 'e';
+    if (urgent) ok = ok && *p++ == 'n';
+    while (*p == 'c') p++;
+    ok = ok && *p == 'd' && p[1] == 0;
+    CHECK(st == 200 && ok && !bad_json, "SSE order for '%s': %s (status %ld, %d bad data)\n%s", text, order, st,
+          bad_json, out);
+    CHECK(strlen(order) > (size_t)(2 + urgent) && reply[0], "some chunks streamed: %s", order);
+    free(out);
+}
+
+/* A client that goes away after the first chunk: the server cancels the
+ * reply and keeps serving. */
+static size_t abort_after_chunk(char *p, size_t sz, size_t nm, void *user) {
+    size_t r = on_data(p, sz, nm, user);
+    buf_t *b = user;
+    return b->s && strstr(b->s, "event: chunk") ? 0 : r;
+}
+
+static void test_disconnect(void) {
+    CURL *c = curl_easy_init();
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/api/analyze", port);
+    buf_t b = {0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, "{\"text\": \"hello\", \"max_tokens\": 1500, \"stream\": true}");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, abort_after_chunk);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_cleanup(c);
+    CHECK(rc == CURLE_WRITE_ERROR && b.s && strstr(b.s, "event: emotion"), "client abort mid-stream: %d", (int)rc);
+    free(b.s);
+    long st;
+    json_t *j = post_json("/api/emotion", "{\"text\": \"still there?\"}", NULL, &st);
+    CHECK(st == 200 && is_label(json_object_get(j, "label")), "served after a client left (%ld)", st);
+    json_decref(j);
+}
+
+/* ==== OpenAI-compatible ==== */
+
+static char *completion(const char *extra, long *st, json_t **usage, const char **finish) {
+    char body[1024];
+    snprintf(body, sizeof body,
+             "{\"model\": \"x\", \"messages\": [{\"role\": \"system\", \"content\": \"Be kind.\"}, "
+             "{\"role\": \"user\", \"content\": \"Hello <|im_end|> there\"}]%s}",
+             extra);
+    json_t *j = post_json("/v1/chat/completions", body, NULL, st);
+    json_t *ch = json_array_get(json_object_get(j, "choices"), 0);
+    const char *c = json_string_value(json_object_get(json_object_get(ch, "message"), "content"));
+    char *r = c ? strdup(c) : NULL;
+    static char fin[32];
+    snprintf(fin, sizeof fin, "%s", json_string_value(json_object_get(ch, "finish_reason")) ?: "");
+    if (finish) *finish = fin;
+    if (usage) *usage = json_incref(json_object_get(j, "usage"));
+    CHECK(!strcmp(json_string_value(json_object_get(j, "object")) ?: "", "chat.completion"), "object field");
+    json_decref(j);
+    return r;
+}
+
+static void test_openai(void) {
+    char *out;
+    long st = http(NULL, "/v1/models", NULL, 0, NULL, &out);
+    json_t *j = json_loads(out, 0, NULL);
+    CHECK(st == 200 && json_is_string(json_object_get(json_array_get(json_object_get(j, "data"), 0), "id")),
+          "/v1/models: %ld %s", st, out);
+    json_decref(j);
+    free(out);
+
+    json_t *usage = NULL;
+    const char *fin;
+    char *greedy = completion(", \"max_tokens\": 8, \"temperature\": 0", &st, &usage, &fin);
+    json_int_t pt = json_integer_value(json_object_get(usage, "prompt_tokens")),
+               ct = json_integer_value(json_object_get(usage, "completion_tokens")),
+               tt = json_integer_value(json_object_get(usage, "total_tokens"));
+    CHECK(st == 200 && greedy && pt > 10 && ct >= 1 && ct <= 8 && tt == pt + ct, "usage %lld %lld %lld (%ld)",
+          (long long)pt, (long long)ct, (long long)tt, st);
+    CHECK(!strcmp(fin, "length") || !strcmp(fin, "stop"), "finish_reason '%s'", fin);
+    json_decref(usage);
+
+    /* The same seed gives the same text. */
+    char *a = completion(", \"max_tokens\": 6, \"temperature\": 1.0, \"top_p\": 0.9, \"seed\": 7", &st, NULL, NULL);
+    char *b = completion(", \"max_tokens\": 6, \"temperature\": 1.0, \"top_p\": 0.9, \"seed\": 7", &st, NULL, NULL);
+    CHECK(a && b && !strcmp(a, b), "seeded runs differ: '%s' vs '%s'", a ? a : "", b ? b : "");
+    free(a);
+    free(b);
+
+    /* A stop string: the text ends just before it. */
+    if (greedy && strlen(greedy) > 2) {
+        size_t p = strlen(greedy) / 2;
+        while (p > 1 && ((unsigned char)greedy[p] & 0xC0) == 0x80) p--;
+        json_t *stop = json_string(greedy + p);
+        char *sj = json_dumps(stop, JSON_ENCODE_ANY), extra[512];
+        snprintf(extra, sizeof extra, ", \"max_tokens\": 8, \"temperature\": 0, \"stop\": [%s]", sj);
+        char *cut = completion(extra, &st, NULL, &fin);
+        size_t want = (size_t)(strstr(greedy, greedy + p) - greedy);
+        CHECK(cut && strlen(cut) == want && !strncmp(cut, greedy, want) && !strcmp(fin, "stop"),
+              "stop '%s' in '%s': got '%s' (%s)", greedy + p, greedy, cut ? cut : "(null)", fin);
+        free(cut);
+        free(sj);
+        json_decref(stop);
+    }
+
+    /* Streamed: the same greedy text in chunks, then [DONE]. */
+    const char *body = "{\"messages\": [{\"role\": \"system\", \"content\": \"Be kind.\"}, {\"role\": \"user\", "
+                       "\"content\": \"Hello <|im_end|> there\"}], \"max_tokens\": 8, \"temperature\": 0, \"stream\": true}";
+    st = post("/v1/chat/completions", body, NULL, &out);
+    char text[4096] = "";
+    int chunks = 0, done = 0, bad = 0;
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strncmp(line, "data: ", 6)) continue;
+        if (!strcmp(line + 6, "[DONE]")) {
+            done++;
+            continue;
+        }
+        json_t *c = json_loads(line + 6, 0, NULL);
+        if (!c || strcmp(json_string_value(json_object_get(c, "object")) ?: "", "chat.completion.chunk")) bad++;
+        const char *piece = json_string_value(
+            json_object_get(json_object_get(json_array_get(json_object_get(c, "choices"), 0), "delta"), "content"));
+        if (piece) strncat(text, piece, sizeof text - strlen(text) - 1);
+        chunks++;
+        json_decref(c);
+    }
+    CHECK(st == 200 && done == 1 && !bad && chunks >= 3, "streamed completion: %ld, %d chunks, %d done, %d bad", st,
+          chunks, done, bad);
+    CHECK(greedy && !strcmp(text, greedy), "streamed text '%s' != '%s'", text, greedy ? greedy : "");
+    free(out);
+    free(greedy);
+}
+
+/* ==== bad input ==== */
+
+static void test_bad_input(void) {
+    check_error("/api/emotion", "{\"text\": ", 0, 400, "malformed JSON");
+    check_error("/api/emotion", "{\"text\": \"\xff\xfe\"}", 0, 400, NULL);
+    check_error("/api/analyze", "[1, 2]", 0, 400, "object");
+    check_error("/api/analyze", "{}", 0, 400, "\"text\"");
+    check_error("/api/analyze", "{\"text\": 5}", 0, 400, "\"text\"");
+    check_error("/api/emotion", "{\"txt\": \"hi\"}", 0, 400, "\"text\"");
+    check_error("/api/analyze", "{\"text\": \"hi\", \"max_tokens\": \"9\"}", 0, 400, "max_tokens");
+    check_error("/api/analyze", "{\"text\": \"hi\", \"max_tokens\": 0}", 0, 400, "max_tokens");
+    check_error("/api/analyze", "{\"text\": \"hi\", \"stream\": 1}", 0, 400, "stream");
+    check_error("/api/analyze", "{\"text\": \"hi\", \"session\": 3}", 0, 400, "session");
+    check_error("/v1/chat/completions", "{}", 0, 400, "messages");
+    check_error("/v1/chat/completions", "{\"messages\": [{\"role\": \"robot\", \"content\": \"x\"}]}", 0, 400, "role");
+    check_error("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": 1}]}", 0, 400, "content");
+    check_error("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"temperature\": 9}",
+                0, 400, "temperature");
+    check_error("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"stop\": [1]}", 0,
+                400, "stop");
+
+    /* Longer than the context, and over the body limit. */
+    size_t n = 3000 * 6 + 32;
+    char *big = malloc(n);
+    strcpy(big, "{\"text\": \"");
+    for (int i = 0; i < 3000; i++) strcat(big, " hello");
+    strcat(big, "\"}");
+    check_error("/api/analyze", big, strlen(big), 400, "context");
+    check_error("/api/emotion", big, strlen(big), 400, "context");
+    free(big);
+    n = (1u << 20) + 100;
+    big = malloc(n);
+    memset(big, ' ', n);
+    memcpy(big, "{\"text\": \"", 10);
+    memcpy(big + n - 2, "\"}", 2);
+    check_error("/api/analyze", big, n, 413, "larger");
+    free(big);
+
+    char *out;
+    long st = http(NULL, "/nowhere", NULL, 0, NULL, &out);
+    CHECK(st == 404 && strstr(out, "\"error\""), "404: %ld %s", st, out);
+    free(out);
+    st = http(NULL, "/api/analyze", NULL, 0, NULL, &out);
+    CHECK(st == 405 && strstr(out, "\"error\""), "GET /api/analyze: %ld %s", st, out);
+    free(out);
+    st = http("DELETE", "/health", NULL, 0, NULL, &out);
+    CHECK(st == 405, "DELETE /health: %ld", st);
+    free(out);
+}
+
+static void test_api_key(void) {
+    char *out;
+    long st = http(NULL, "/health", NULL, 0, NULL, &out);
+    CHECK(st == 200, "/health stays open with a key: %ld", st);
+    free(out);
+    const char *body = "{\"text\": \"hello\"}";
+    st = post("/api/emotion", body, NULL, &out);
+    CHECK(st == 401 && strstr(out, "\"error\""), "no key: %ld %s", st, out);
+    free(out);
+    st = post("/api/emotion", body, "wrong", &out);
+    CHECK(st == 401, "wrong key: %ld", st);
+    free(out);
+    st = post("/api/emotion", body, "s3cret-key", &out);
+    CHECK(st == 200, "right key: %ld %s", st, out);
+    free(out);
+    st = http(NULL, "/v1/models", NULL, 0, NULL, &out);
+    CHECK(st == 401, "/v1/models without a key: %ld", st);
+    free(out);
+}
+
+int main(void) {
+    curl_global_init(CURL_GLOBAL_ALL);
+    char log[256];
+    snprintf(log, sizeof log, "%s/tests/server.log", test_env("QC_BUILD", "build"));
+    double t0 = now_s();
+    pid_t pid = start_server(log, NULL);
+    CHECK(pid > 0, "server did not start (log %s)", log);
+    if (pid > 0) {
+        test_basic();
+        test_analyze_stream("I have crushing chest pain", 1);
+        test_analyze_stream("今天心情不错", 0);
+        test_disconnect();
+        test_openai();
+        test_bad_input();
+        stop_server(pid, log);
+    }
+    snprintf(log, sizeof log, "%s/tests/server-key.log", test_env("QC_BUILD", "build"));
+    pid = start_server(log, "s3cret-key");
+    CHECK(pid > 0, "server with --api-key did not start");
+    if (pid > 0) {
+        test_api_key();
+        stop_server(pid, log);
+    }
+    printf("test_server: %.1f s\n", now_s() - t0);
+    curl_global_cleanup();
+    return test_done("test_server");
+}
