@@ -50,17 +50,6 @@ uint32_t qc_gguf_file_type(qc_dtype_t type) {
     }
 }
 
-static uint32_t ggml_type(qc_dtype_t t) {
-    switch (t) {
-    case QC_DTYPE_F32: return QC_GGML_F32;
-    case QC_DTYPE_F16: return QC_GGML_F16;
-    case QC_DTYPE_BF16: return QC_GGML_BF16;
-    case QC_DTYPE_Q8_0: return QC_GGML_Q8_0;
-    case QC_DTYPE_Q4_0: return QC_GGML_Q4_0;
-    default: return QC_GGML_F32; /* not a type the writer produces */
-    }
-}
-
 /* ==== output stream ==== */
 
 /* A buffered file that remembers its position and its first write error, so
@@ -710,7 +699,7 @@ qc_status qc_gguf_convert(const char *hf_dir, const char *out_path, qc_dtype_t t
         put_u32(&o, (uint32_t)t->n_dims);
         put_u64(&o, (uint64_t)t->src.cols);
         if (t->n_dims == 2) put_u64(&o, (uint64_t)t->src.rows);
-        put_u32(&o, ggml_type(t->type));
+        put_u32(&o, qc_ggml_type_of(t->type));
         put_u64(&o, t->offset);
     }
     put_pad(&o);
