@@ -30,6 +30,18 @@ qc_model_t *cli_load_model(const char *dir, const char *dtype, int n_threads);
  * default model) in the models folder. Caller frees; NULL, message printed, when there is neither. */
 char *cli_resolve_model(const char *arg);
 
+/* Streamed model text: echoed to stdout as it comes (when echo) and kept
+ * whole in text (NUL-terminated, len bytes; caller frees text). */
+typedef struct {
+    char *text;
+    size_t len, cap;
+    int echo;
+} cli_stream_t;
+
+/* A qc_token_cb for cli_stream_t (user): echoes and keeps each piece;
+ * stops generation when out of memory. */
+int cli_on_piece(void *user, int32_t id, const char *piece, size_t len);
+
 /* Prints s as a JSON string literal (with quotes) to f. */
 void cli_json_string(FILE *f, const char *s, size_t len);
 

@@ -78,35 +78,9 @@ static void print_emotion(const qc_emotion_t *e) {
            qc_emotion_name(e->label), e->probs[0], e->probs[1], e->probs[2]);
 }
 
-typedef struct {
-    char *text;
-    size_t len, cap;
-    int echo;
-} collect_t;
-
-static int on_piece(void *user, int32_t id, const char *piece, size_t len) {
-    (void)id;
-    collect_t *c = user;
-    if (c->echo) {
-        fwrite(piece, 1, len, stdout);
-        fflush(stdout);
-    }
-    if (c->len + len + 1 > c->cap) {
-        size_t nc = (c->len + len + 1) * 2;
-        char *nb = realloc(c->text, nc);
-        if (!nb) return 1;
-        c->text = nb;
-        c->cap = nc;
-    }
-    memcpy(c->text + c->len, piece, len);
-    c->len += len;
-    c->text[c->len] = 0;
-    return 0;
-}
-
 /* Judges, checks safety, and streams the reply for one message (a turn of
  * conversation `session` when not NULL). */
-static int answer(qc_care_t *c, const char *session, const char *text, int n_max, int json, collect_t *reply) {
+static int answer(qc_care_t *c, const char *session, const char *text, int n_max, int json, cli_stream_t *reply) {
     qc_emotion_t e;
     if (qc_care_emotion(c, text, strlen(text), &e)) {
         fprintf(stderr, "qcare: %s\n", qc_care_errmsg(c));
@@ -120,8 +94,8 @@ static int answer(qc_care_t *c, const char *session, const char *text, int n_max
         printf("\n%s\n\n", notice);
     }
     reply->echo = !json;
-    if (session ? qc_care_chat(c, session, text, e.label, NULL, n_max, on_piece, reply)
-                : qc_care_reply(c, text, e.label, NULL, n_max, on_piece, reply)) {
+    if (session ? qc_care_chat(c, session, text, e.label, NULL, n_max, cli_on_piece, reply)
+                : qc_care_reply(c, text, e.label, NULL, n_max, cli_on_piece, reply)) {
         fprintf(stderr, "\nqcare: %s\n", qc_care_errmsg(c));
         return 1;
     }
@@ -166,7 +140,7 @@ int cmd_ask(int argc, char **argv) {
     if (!text) return 1;
     qc_model_t *m;
     qc_care_t *c = open_care(&a, &m);
-    collect_t reply = {0};
+    cli_stream_t reply = {0};
     int rc = c ? answer(c, NULL, text, a.n_max, a.json, &reply) : 1;
     free(reply.text);
     free(text);
@@ -209,7 +183,7 @@ int cmd_chat(int argc, char **argv) {
         if (n <= 0) break;
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
         if (n == 0) break;
-        collect_t reply = {0};
+        cli_stream_t reply = {0};
         answer(c, "terminal", line, a.n_max, 0, &reply);
         free(reply.text);
     }

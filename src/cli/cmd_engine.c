@@ -294,29 +294,6 @@ done:
 
 /* ==== generate ==== */
 
-typedef struct {
-    char *text; /* everything streamed, for --json */
-    size_t len, cap;
-} stream_t;
-
-static int on_token(void *user, int32_t id, const char *piece, size_t len) {
-    (void)id;
-    stream_t *s = user;
-    fwrite(piece, 1, len, stdout);
-    fflush(stdout);
-    if (s->len + len + 1 > s->cap) {
-        size_t ncap = (s->len + len + 1) * 2;
-        char *nb = realloc(s->text, ncap);
-        if (!nb) return 1;
-        s->text = nb;
-        s->cap = ncap;
-    }
-    memcpy(s->text + s->len, piece, len);
-    s->len += len;
-    s->text[s->len] = 0;
-    return 0;
-}
-
 int cmd_generate(int argc, char **argv) {
     common_t c = {0};
     int bad = 0, greedy = 0, chat = 0, json = 0, n_max = 128, quiet = 0;
@@ -371,7 +348,7 @@ int cmd_generate(int argc, char **argv) {
     int32_t *ids = NULL, *out = NULL;
     size_t n = 0, n_out = 0, len;
     char *text = cli_read_text(c.text, &len), *prompt = NULL;
-    stream_t s = {0};
+    cli_stream_t s = {.echo = 1};
     qc_ctx_t *x = NULL;
     if (!text) goto done;
     if (chat) {
@@ -405,7 +382,7 @@ int cmd_generate(int argc, char **argv) {
     if (have_seed) go.sampling.seed = seed;
     if (!(x = new_ctx(m, &c)) || !(out = malloc((size_t)n_max * sizeof *out))) goto done;
     double t0 = now_s();
-    qc_status st = qc_generate(x, ids, n, &go, on_token, &s, out, &n_out);
+    qc_status st = qc_generate(x, ids, n, &go, cli_on_piece, &s, out, &n_out);
     double t1 = now_s();
     if (st) {
         fprintf(stderr, "\nqcare generate: %s\n", qc_ctx_errmsg(x));
