@@ -17,7 +17,8 @@ CLI_SRC    = $(wildcard src/cli/*.c src/server/*.c) tools/mkmodel.c
 TEST_SRC   = $(wildcard tests/test_*.c)
 
 ENGINE_OBJ = $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
-CLI_OBJ    = $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ    = $(CLI_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/web_assets.o
+WEB_FILES  = web/index.html
 TEST_BIN   = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps test test-unit test-cli debug clean run
@@ -37,6 +38,19 @@ $(BUILD)/qcare: $(CLI_OBJ) $(BUILD)/libqcare.a
 $(BUILD)/obj/%.o: %.c $(wildcard include/*.h src/*/*.h tools/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) $(ISA_FLAGS) -c -o $@ $<
+
+# The web page, embedded into the binary (tools/embed.c).
+$(BUILD)/embed: tools/embed.c
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) $(CFLAGS_BASE) -o $@ $<
+
+$(BUILD)/gen/web_assets.c: $(WEB_FILES) $(BUILD)/embed
+	@mkdir -p $(dir $@)
+	$(BUILD)/embed $@ qc_web_index web/index.html
+
+$(BUILD)/obj/gen/web_assets.o: $(BUILD)/gen/web_assets.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CFLAGS_BASE) -c -o $@ $<
 
 # Only these files use instructions beyond x86-64's baseline; the CPU is
 # checked at run time before any of their functions is called.

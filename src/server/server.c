@@ -736,16 +736,16 @@ static enum MHD_Result v1_models(qc_server_t *s, struct MHD_Connection *con, req
 
 /* ==== routing ==== */
 
-static const char placeholder_page[] =
-    "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>qcare</title></head><body>"
-    "<h1>qcare</h1><p>The chat page is not built yet. The API: POST /api/analyze, POST /api/emotion, "
-    "POST /v1/chat/completions, GET /v1/models, GET /health.</p></body></html>";
+/* The chat page (web/index.html, embedded by tools/embed.c). */
+extern const unsigned char qc_web_index[];
+extern const unsigned long qc_web_index_len;
 
 static enum MHD_Result reply_page(struct MHD_Connection *con, req_t *r) {
     struct MHD_Response *resp =
-        MHD_create_response_from_buffer(sizeof placeholder_page - 1, (void *)placeholder_page, MHD_RESPMEM_PERSISTENT);
+        MHD_create_response_from_buffer(qc_web_index_len, (void *)qc_web_index, MHD_RESPMEM_PERSISTENT);
     if (!resp) return MHD_NO;
     MHD_add_response_header(resp, "Content-Type", "text/html; charset=utf-8");
+    MHD_add_response_header(resp, "Cache-Control", "no-cache");
     r->status = 200;
     enum MHD_Result ret = MHD_queue_response(con, 200, resp);
     MHD_destroy_response(resp);
