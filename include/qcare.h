@@ -269,6 +269,25 @@ qc_status qc_ctx_set_prefix(qc_ctx_t *ctx, const qc_ctx_t *prefix);
 /* Message of the last failed call on this context. */
 const char *qc_ctx_errmsg(const qc_ctx_t *ctx);
 
+/* ==== several sequences in one forward pass (continuous batching) ==== */
+
+typedef struct qc_batch qc_batch_t;
+
+/* Work buffers for passes of up to n_tokens tokens in all. NULL when out of
+ * memory or n_tokens <= 0. */
+qc_batch_t *qc_batch_new(const qc_model_t *m, int n_tokens);
+void qc_batch_free(qc_batch_t *b);
+
+/* Appends ids[i] (n_ids[i] >= 1 tokens) to each of n_seq distinct contexts
+ * in one forward pass, so every weight matrix is read once for all of them.
+ * When logits and logits[i] are given, logits[i] (n_vocab floats) gets
+ * sequence i's next-token logits. Each sequence's result is the same as
+ * qc_ctx_eval of its tokens alone. The total must not exceed the batch's
+ * n_tokens. Nothing is changed when an argument is rejected. */
+qc_status qc_batch_eval(qc_batch_t *b, qc_ctx_t *const *ctxs, const int32_t *const *ids, const int *n_ids,
+                        float *const *logits, int n_seq);
+const char *qc_batch_errmsg(const qc_batch_t *b);
+
 /* ==== sampling ==== */
 
 typedef struct qc_sampler qc_sampler_t;

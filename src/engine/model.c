@@ -270,24 +270,38 @@ void qc_model_sampling_defaults(const qc_model_t *m, qc_sampling_t *out) { *out 
 
 /* ==== context ==== */
 
-struct qc_ctx {
-    const qc_model_t *m;
-    int n_ctx, n_batch, pos;
-    int q_dim, kv_dim;
-    float *k_cache, *v_cache; /* [n_layer][n_ctx][kv_dim] */
+/* The scratch buffers of a forward pass over up to n_batch tokens: a
+ * context's own, or a qc_batch_t's for several sequences at once. */
+typedef struct {
+    int n_batch, n_scores;
     float *x, *xb;            /* [n_batch][n_embd] */
     float *q;                 /* [n_batch][q_dim] */
     float *k, *v;             /* [n_batch][kv_dim] */
     float *att_out;           /* [n_batch][q_dim] */
     float *hb, *hb2;          /* [n_batch][n_ff] */
-    float *scores;            /* [n_threads][n_ctx] */
+    float *scores;            /* [n_threads][n_scores]: n_scores >= every sequence's n_ctx */
     void *act;                /* quantized activations, [n_batch][widest/32] blocks */
     float *cos_t, *sin_t;     /* [n_batch][head_dim/2] */
+} work_t;
+
+struct qc_ctx {
+    const qc_model_t *m;
+    int n_ctx, pos;
+    int q_dim, kv_dim;
+    float *k_cache, *v_cache; /* [n_layer][n_ctx][kv_dim] */
+    work_t w;
     float *logits;            /* [n_vocab], for qc_generate */
     const struct qc_ctx *prefix; /* shared, read-only: positions [0, n_prefix) */
     int n_prefix;
     char err[256];
 };
+
+/* A run of n_tok tokens of one sequence in a forward pass: workspace rows
+ * [t0, t0 + n_tok) at positions pos0.. of context x. */
+typedef struct {
+    qc_ctx_t *x;
+    int t0, n_tok, pos0;
+} seg_t;
 
 /* ==== parallel pieces of the forward pass ==== */
 
@@ -317,21 +331,22 @@ static void mm_task(void *arg, int ith, int nth) {
 
 static int is_quantized(qc_dtype_t t) { return t == QC_DTYPE_Q8_0 || t == QC_DTYPE_Q4_0; }
 
-/* Runs the products of job on the pool, quantizing x first if needed. */
-static void matmuls(qc_ctx_t *x, mm_job_t *j) {
+/* Runs the products of job on the pool, quantizing x first (into w->act)
+ * if needed. */
+static void matmuls(const qc_model_t *m, work_t *w, mm_job_t *j) {
     j->act = NULL;
     for (int i = 0; i < j->n_w; i++)
         if (is_quantized(j->w[i]->dtype)) {
-            qc_act_quantize(j->w[i]->dtype, j->x, j->w[i]->cols, 0, j->n_tok, x->act);
-            j->act = x->act;
+            qc_act_quantize(j->w[i]->dtype, j->x, j->w[i]->cols, 0, j->n_tok, w->act);
+            j->act = w->act;
             break;
         }
-    qc_pool_run(x->m->pool, mm_task, j);
+    qc_pool_run(m->pool, mm_task, j);
 }
 
-static void matmul1(qc_ctx_t *x, const qc_tensor_t *w, const float *in, int n_tok, float *y) {
-    mm_job_t j = {.w = {w}, .y = {y}, .n_w = 1, .x = in, .n_tok = n_tok};
-    matmuls(x, &j);
+static void matmul1(const qc_model_t *m, work_t *w, const qc_tensor_t *t, const float *in, int n_tok, float *y) {
+    mm_job_t j = {.w = {t}, .y = {y}, .n_w = 1, .x = in, .n_tok = n_tok};
+    matmuls(m, w, &j);
 }
 
 /* out = x / sqrt(mean(x^2) + eps) * w, over n elements (sum in double). */
@@ -358,10 +373,10 @@ static void norm_task(void *arg, int ith, int nth) {
 }
 
 /* RMSNorm of n_tok rows of n values, split over the pool for a batch. */
-static void rmsnorm_rows(qc_ctx_t *x, float *out, const float *in, const qc_tensor_t *w, int n, int n_tok) {
-    norm_job_t j = {out, in, (const float *)w->data, n, n_tok, x->m->cfg.rms_eps};
+static void rmsnorm_rows(const qc_model_t *m, float *out, const float *in, const qc_tensor_t *w, int n, int n_tok) {
+    norm_job_t j = {out, in, (const float *)w->data, n, n_tok, m->cfg.rms_eps};
     if (n_tok == 1) norm_task(&j, 0, 1);
-    else qc_pool_run(x->m->pool, norm_task, &j);
+    else qc_pool_run(m->pool, norm_task, &j);
 }
 
 /* NeoX RoPE on one head of head_dim values: element i pairs with i + d/2. */
@@ -393,6 +408,43 @@ static inline float round_f16(float x) {
     return a >= 0x38800000u ? v.f : sub;
 }
 
+static void work_free(work_t *w) {
+    free(w->x); free(w->xb); free(w->q); free(w->k); free(w->v); free(w->att_out);
+    free(w->hb); free(w->hb2); free(w->scores); free(w->act);
+    free(w->cos_t); free(w->sin_t);
+    memset(w, 0, sizeof *w);
+}
+
+/* Allocates the buffers of passes over up to n_batch tokens of sequences
+ * of up to n_scores positions. 0, or -1 when out of memory (w freed). */
+static int work_init(work_t *w, const qc_model_t *m, int n_batch, int n_scores) {
+    const qc_config_t *c = &m->cfg;
+    int q_dim = c->n_head * c->head_dim, kv_dim = c->n_head_kv * c->head_dim, half = c->head_dim / 2;
+    int widest = c->n_embd > c->n_ff ? c->n_embd : c->n_ff;
+    if (q_dim > widest) widest = q_dim;
+    memset(w, 0, sizeof *w);
+    w->n_batch = n_batch;
+    w->n_scores = n_scores;
+    w->x = calloc((size_t)n_batch * c->n_embd, sizeof(float));
+    w->xb = calloc((size_t)n_batch * c->n_embd, sizeof(float));
+    w->q = calloc((size_t)n_batch * q_dim, sizeof(float));
+    w->k = calloc((size_t)n_batch * kv_dim, sizeof(float));
+    w->v = calloc((size_t)n_batch * kv_dim, sizeof(float));
+    w->att_out = calloc((size_t)n_batch * q_dim, sizeof(float));
+    w->hb = calloc((size_t)n_batch * c->n_ff, sizeof(float));
+    w->hb2 = calloc((size_t)n_batch * c->n_ff, sizeof(float));
+    w->scores = calloc((size_t)qc_pool_size(m->pool) * n_scores, sizeof(float));
+    w->act = calloc(qc_act_bytes(QC_DTYPE_Q8_0, n_batch, widest) + 64, 1);
+    w->cos_t = calloc((size_t)n_batch * half, sizeof(float));
+    w->sin_t = calloc((size_t)n_batch * half, sizeof(float));
+    if (!w->x || !w->xb || !w->q || !w->k || !w->v || !w->att_out || !w->hb || !w->hb2 || !w->scores || !w->act ||
+        !w->cos_t || !w->sin_t) {
+        work_free(w);
+        return -1;
+    }
+    return 0;
+}
+
 qc_ctx_t *qc_ctx_new(const qc_model_t *m, int n_ctx, const qc_ctx_opts_t *opts) {
     const qc_config_t *c = &m->cfg;
     if (n_ctx <= 0) n_ctx = c->n_ctx_train < 4096 ? c->n_ctx_train : 4096;
@@ -401,33 +453,15 @@ qc_ctx_t *qc_ctx_new(const qc_model_t *m, int n_ctx, const qc_ctx_opts_t *opts) 
     if (!x) return NULL;
     x->m = m;
     x->n_ctx = n_ctx;
-    x->n_batch = n_batch;
     x->q_dim = c->n_head * c->head_dim;
     x->kv_dim = c->n_head_kv * c->head_dim;
     size_t cache = (size_t)c->n_layer * n_ctx * x->kv_dim;
-    int widest = c->n_embd > c->n_ff ? c->n_embd : c->n_ff;
-    if (x->q_dim > widest) widest = x->q_dim;
-    int half = c->head_dim / 2;
     /* calloc'd pages stay untouched until used, so a large n_ctx costs
      * address space, not memory, until the sequence grows. */
     x->k_cache = calloc(cache, sizeof(float));
     x->v_cache = calloc(cache, sizeof(float));
-    x->x = calloc((size_t)n_batch * c->n_embd, sizeof(float));
-    x->xb = calloc((size_t)n_batch * c->n_embd, sizeof(float));
-    x->q = calloc((size_t)n_batch * x->q_dim, sizeof(float));
-    x->k = calloc((size_t)n_batch * x->kv_dim, sizeof(float));
-    x->v = calloc((size_t)n_batch * x->kv_dim, sizeof(float));
-    x->att_out = calloc((size_t)n_batch * x->q_dim, sizeof(float));
-    x->hb = calloc((size_t)n_batch * c->n_ff, sizeof(float));
-    x->hb2 = calloc((size_t)n_batch * c->n_ff, sizeof(float));
-    x->scores = calloc((size_t)qc_pool_size(m->pool) * n_ctx, sizeof(float));
-    x->act = calloc(qc_act_bytes(QC_DTYPE_Q8_0, n_batch, widest) + 64, 1);
-    x->cos_t = calloc((size_t)n_batch * half, sizeof(float));
-    x->sin_t = calloc((size_t)n_batch * half, sizeof(float));
     x->logits = calloc((size_t)c->n_vocab, sizeof(float));
-    if (!x->k_cache || !x->v_cache || !x->x || !x->xb || !x->q || !x->k || !x->v ||
-        !x->att_out || !x->hb || !x->hb2 || !x->scores || !x->act ||
-        !x->cos_t || !x->sin_t || !x->logits) {
+    if (!x->k_cache || !x->v_cache || !x->logits || work_init(&x->w, m, n_batch, n_ctx)) {
         qc_ctx_free(x);
         return NULL;
     }
@@ -436,10 +470,8 @@ qc_ctx_t *qc_ctx_new(const qc_model_t *m, int n_ctx, const qc_ctx_opts_t *opts) 
 
 void qc_ctx_free(qc_ctx_t *x) {
     if (!x) return;
-    free(x->k_cache); free(x->v_cache);
-    free(x->x); free(x->xb); free(x->q); free(x->k); free(x->v); free(x->att_out);
-    free(x->hb); free(x->hb2); free(x->scores); free(x->act);
-    free(x->cos_t); free(x->sin_t); free(x->logits);
+    free(x->k_cache); free(x->v_cache); free(x->logits);
+    work_free(&x->w);
     free(x);
 }
 
@@ -483,9 +515,12 @@ qc_status qc_ctx_set_prefix(qc_ctx_t *x, const qc_ctx_t *prefix) {
 /* ==== forward pass ==== */
 
 typedef struct {
-    qc_ctx_t *x;
-    int layer, n_tok, pos0;
+    const qc_model_t *m;
+    work_t *w;
+    const seg_t *seg;
+    int n_seg, layer, n_tok;
 } attn_job_t;
+
 
 /* Attention numerics. The cache holds K and V at half precision. A batch of
  * fewer than QC_ATTN_TILE_MIN tokens (every decode step) runs the
@@ -557,28 +592,29 @@ static void attend_row(const float *q, const kv_rows_t *rows, int n_seen, int hd
     }
 }
 
-/* Attention of n_tok new tokens (at positions pos0..) of one layer, split
- * over (token, head) pairs: their k/v are already in the cache; each token
- * sees the cache up to itself. */
+/* Attention of the pass's new tokens in one layer, split over (token,
+ * head) pairs: their k/v are already in their sequences' caches; each token
+ * sees its own sequence up to itself. The numerics follow the size of the
+ * token's run (its sequence's tokens in this pass), as if it ran alone. */
 static void attention_task(void *arg, int ith, int nth) {
     attn_job_t *j = arg;
-    qc_ctx_t *x = j->x;
-    const qc_config_t *c = &x->m->cfg;
-    int hd = c->head_dim, group = c->n_head / c->n_head_kv;
-    const float *kc = x->k_cache + (size_t)j->layer * x->n_ctx * x->kv_dim;
-    const float *vc = x->v_cache + (size_t)j->layer * x->n_ctx * x->kv_dim;
-    const qc_ctx_t *p = x->prefix;
-    const float *kp = p ? p->k_cache + (size_t)j->layer * p->n_ctx * p->kv_dim : NULL;
-    const float *vp = p ? p->v_cache + (size_t)j->layer * p->n_ctx * p->kv_dim : NULL;
-    float scale = 1.0f / sqrtf((float)hd), *scores = x->scores + (size_t)ith * x->n_ctx;
+    const qc_config_t *c = &j->m->cfg;
+    int hd = c->head_dim, group = c->n_head / c->n_head_kv, q_dim = c->n_head * hd;
+    float scale = 1.0f / sqrtf((float)hd), *scores = j->w->scores + (size_t)ith * j->w->n_scores;
     long lo, hi;
     qc_split((long)j->n_tok * c->n_head, ith, nth, 1, &lo, &hi);
+    int si = 0;
     for (long th = lo; th < hi; th++) {
         int t = (int)(th / c->n_head), h = (int)(th % c->n_head), kvh = h / group;
-        kv_rows_t rows = {kp ? kp + kvh * hd : NULL, vp ? vp + kvh * hd : NULL, kc + kvh * hd, vc + kvh * hd,
-                          x->n_prefix, x->kv_dim};
-        attend_row(x->q + (size_t)t * x->q_dim + h * hd, &rows, j->pos0 + t + 1, hd, scale,
-                   j->n_tok < QC_ATTN_TILE_MIN, scores, x->att_out + (size_t)t * x->q_dim + h * hd);
+        while (t >= j->seg[si].t0 + j->seg[si].n_tok) si++;
+        const seg_t *g = &j->seg[si];
+        const qc_ctx_t *x = g->x, *p = x->prefix;
+        size_t lk = (size_t)j->layer * x->n_ctx * x->kv_dim;
+        size_t lp = p ? (size_t)j->layer * p->n_ctx * p->kv_dim : 0;
+        kv_rows_t rows = {p ? p->k_cache + lp + kvh * hd : NULL, p ? p->v_cache + lp + kvh * hd : NULL,
+                          x->k_cache + lk + kvh * hd, x->v_cache + lk + kvh * hd, x->n_prefix, x->kv_dim};
+        attend_row(j->w->q + (size_t)t * q_dim + h * hd, &rows, g->pos0 + (t - g->t0) + 1, hd, scale,
+                   g->n_tok < QC_ATTN_TILE_MIN, scores, j->w->att_out + (size_t)t * q_dim + h * hd);
     }
 }
 
@@ -589,92 +625,191 @@ static void add_bias(float *y, int n_tok, int n, const qc_tensor_t *b) {
         for (int i = 0; i < n; i++) y[(size_t)t * n + i] += bias[i];
 }
 
-/* Runs n_tok (<= n_batch) tokens through the model at positions pos..,
- * leaving the final hidden states, normalized, in x->xb. */
-static void forward_chunk(qc_ctx_t *x, const int32_t *ids, int n_tok) {
-    const qc_model_t *m = x->m;
+/* Runs n_tok (<= w->n_batch) tokens through the model: the runs of seg
+ * (in order, covering rows 0..n_tok), each at its sequence's positions.
+ * Leaves the final hidden states, normalized, in w->xb; advances every
+ * sequence. Each token's result is the same as when its run is alone in a
+ * pass: products are per token row, attention per sequence. */
+static void forward(const qc_model_t *m, work_t *w, const seg_t *seg, int n_seg, const int32_t *ids, int n_tok) {
     const qc_config_t *c = &m->cfg;
-    int d = c->n_embd, hd = c->head_dim, half = hd / 2, pos0 = x->pos;
+    int d = c->n_embd, hd = c->head_dim, half = hd / 2;
+    int q_dim = c->n_head * hd, kv_dim = c->n_head_kv * hd;
 
-    for (int t = 0; t < n_tok; t++) qc_dequantize_row(&m->tok_embd, ids[t], x->x + (size_t)t * d);
+    for (int t = 0; t < n_tok; t++) qc_dequantize_row(&m->tok_embd, ids[t], w->x + (size_t)t * d);
     /* RoPE angles pos * theta^(-2i/d), built by repeated multiplication in
      * F32 as ggml does (the reference the goldens come from). */
     float theta_scale = powf(c->rope_theta, -2.0f / hd);
-    for (int t = 0; t < n_tok; t++) {
-        float theta = (float)(pos0 + t);
-        for (int i = 0; i < half; i++) {
-            x->cos_t[t * half + i] = cosf(theta);
-            x->sin_t[t * half + i] = sinf(theta);
-            theta *= theta_scale;
+    for (int g = 0; g < n_seg; g++)
+        for (int t = seg[g].t0; t < seg[g].t0 + seg[g].n_tok; t++) {
+            float theta = (float)(seg[g].pos0 + t - seg[g].t0);
+            for (int i = 0; i < half; i++) {
+                w->cos_t[t * half + i] = cosf(theta);
+                w->sin_t[t * half + i] = sinf(theta);
+                theta *= theta_scale;
+            }
         }
-    }
 
     for (int l = 0; l < c->n_layer; l++) {
         const qc_layer_t *L = &m->layers[l];
-        rmsnorm_rows(x, x->xb, x->x, &L->attn_norm, d, n_tok);
-        mm_job_t qkv = {.w = {&L->wq, &L->wk, &L->wv}, .y = {x->q, x->k, x->v}, .n_w = 3, .x = x->xb, .n_tok = n_tok};
-        matmuls(x, &qkv);
+        rmsnorm_rows(m, w->xb, w->x, &L->attn_norm, d, n_tok);
+        mm_job_t qkv = {.w = {&L->wq, &L->wk, &L->wv}, .y = {w->q, w->k, w->v}, .n_w = 3, .x = w->xb, .n_tok = n_tok};
+        matmuls(m, w, &qkv);
         if (c->qkv_bias) {
-            add_bias(x->q, n_tok, x->q_dim, &L->bq);
-            add_bias(x->k, n_tok, x->kv_dim, &L->bk);
-            add_bias(x->v, n_tok, x->kv_dim, &L->bv);
+            add_bias(w->q, n_tok, q_dim, &L->bq);
+            add_bias(w->k, n_tok, kv_dim, &L->bk);
+            add_bias(w->v, n_tok, kv_dim, &L->bv);
         }
-        for (int t = 0; t < n_tok; t++) {
-            const float *ct = x->cos_t + t * half, *st = x->sin_t + t * half;
-            for (int h = 0; h < c->n_head; h++) {
-                float *q = x->q + (size_t)t * x->q_dim + h * hd;
-                if (c->qk_norm) rmsnorm(q, q, L->q_norm.data, hd, c->rms_eps);
-                rope(q, hd, ct, st);
-            }
-            for (int h = 0; h < c->n_head_kv; h++) {
-                float *k = x->k + (size_t)t * x->kv_dim + h * hd;
-                if (c->qk_norm) rmsnorm(k, k, L->k_norm.data, hd, c->rms_eps);
-                rope(k, hd, ct, st);
-            }
-            size_t off = ((size_t)l * x->n_ctx + pos0 + t) * x->kv_dim;
-            for (int i = 0; i < x->kv_dim; i++) {
-                x->k_cache[off + i] = round_f16(x->k[(size_t)t * x->kv_dim + i]);
-                x->v_cache[off + i] = round_f16(x->v[(size_t)t * x->kv_dim + i]);
+        for (int g = 0; g < n_seg; g++) {
+            qc_ctx_t *x = seg[g].x;
+            for (int t = seg[g].t0; t < seg[g].t0 + seg[g].n_tok; t++) {
+                const float *ct = w->cos_t + t * half, *st = w->sin_t + t * half;
+                for (int h = 0; h < c->n_head; h++) {
+                    float *q = w->q + (size_t)t * q_dim + h * hd;
+                    if (c->qk_norm) rmsnorm(q, q, L->q_norm.data, hd, c->rms_eps);
+                    rope(q, hd, ct, st);
+                }
+                for (int h = 0; h < c->n_head_kv; h++) {
+                    float *k = w->k + (size_t)t * kv_dim + h * hd;
+                    if (c->qk_norm) rmsnorm(k, k, L->k_norm.data, hd, c->rms_eps);
+                    rope(k, hd, ct, st);
+                }
+                size_t off = ((size_t)l * x->n_ctx + seg[g].pos0 + t - seg[g].t0) * kv_dim;
+                for (int i = 0; i < kv_dim; i++) {
+                    x->k_cache[off + i] = round_f16(w->k[(size_t)t * kv_dim + i]);
+                    x->v_cache[off + i] = round_f16(w->v[(size_t)t * kv_dim + i]);
+                }
             }
         }
-        attn_job_t aj = {x, l, n_tok, pos0};
+        attn_job_t aj = {m, w, seg, n_seg, l, n_tok};
         qc_pool_run(m->pool, attention_task, &aj);
-        matmul1(x, &L->wo, x->att_out, n_tok, x->xb);
-        for (size_t i = 0; i < (size_t)n_tok * d; i++) x->x[i] += x->xb[i];
+        matmul1(m, w, &L->wo, w->att_out, n_tok, w->xb);
+        for (size_t i = 0; i < (size_t)n_tok * d; i++) w->x[i] += w->xb[i];
 
-        rmsnorm_rows(x, x->xb, x->x, &L->ffn_norm, d, n_tok);
-        mm_job_t gu = {.w = {&L->w_gate, &L->w_up}, .y = {x->hb, x->hb2}, .n_w = 2, .x = x->xb, .n_tok = n_tok};
-        matmuls(x, &gu);
-        for (size_t i = 0; i < (size_t)n_tok * c->n_ff; i++) x->hb[i] = silu(x->hb[i]) * x->hb2[i];
-        matmul1(x, &L->w_down, x->hb, n_tok, x->xb);
-        for (size_t i = 0; i < (size_t)n_tok * d; i++) x->x[i] += x->xb[i];
+        rmsnorm_rows(m, w->xb, w->x, &L->ffn_norm, d, n_tok);
+        mm_job_t gu = {.w = {&L->w_gate, &L->w_up}, .y = {w->hb, w->hb2}, .n_w = 2, .x = w->xb, .n_tok = n_tok};
+        matmuls(m, w, &gu);
+        for (size_t i = 0; i < (size_t)n_tok * c->n_ff; i++) w->hb[i] = silu(w->hb[i]) * w->hb2[i];
+        matmul1(m, w, &L->w_down, w->hb, n_tok, w->xb);
+        for (size_t i = 0; i < (size_t)n_tok * d; i++) w->x[i] += w->xb[i];
     }
-    rmsnorm_rows(x, x->xb, x->x, &m->out_norm, d, n_tok);
-    x->pos += n_tok;
+    rmsnorm_rows(m, w->xb, w->x, &m->out_norm, d, n_tok);
+    for (int g = 0; g < n_seg; g++) seg[g].x->pos += seg[g].n_tok;
+}
+
+/* The checks of an eval of n_ids tokens on x (errors on x). */
+static qc_status check_ids(qc_ctx_t *x, const int32_t *ids, size_t n_ids) {
+    if (n_ids > (size_t)(x->n_ctx - x->pos))
+        return qc_seterr(x->err, sizeof x->err, QC_ERR_CONTEXT,
+                         "%zu tokens do not fit: %d of %d context positions used", n_ids, x->pos, x->n_ctx);
+    for (size_t i = 0; i < n_ids; i++)
+        if (ids[i] < 0 || ids[i] >= x->m->cfg.n_vocab)
+            return qc_seterr(x->err, sizeof x->err, QC_ERR_ARG, "token id %d out of range [0, %d)", (int)ids[i],
+                             x->m->cfg.n_vocab);
+    return QC_OK;
 }
 
 qc_status qc_ctx_eval(qc_ctx_t *x, const int32_t *ids, size_t n_ids, float *logits, int mode) {
-    const qc_config_t *c = &x->m->cfg;
+    const qc_model_t *m = x->m;
+    const qc_config_t *c = &m->cfg;
     if (mode != QC_LOGITS_NONE && mode != QC_LOGITS_LAST && mode != QC_LOGITS_ALL)
         return qc_seterr(x->err, sizeof x->err, QC_ERR_ARG, "bad logits mode %d", mode);
     if (mode != QC_LOGITS_NONE && !logits)
         return qc_seterr(x->err, sizeof x->err, QC_ERR_ARG, "no logits buffer");
     if (n_ids == 0) return mode == QC_LOGITS_NONE ? QC_OK : qc_seterr(x->err, sizeof x->err, QC_ERR_ARG, "no tokens to evaluate");
-    if (n_ids > (size_t)(x->n_ctx - x->pos))
-        return qc_seterr(x->err, sizeof x->err, QC_ERR_CONTEXT,
-                         "%zu tokens do not fit: %d of %d context positions used", n_ids, x->pos, x->n_ctx);
-    for (size_t i = 0; i < n_ids; i++)
-        if (ids[i] < 0 || ids[i] >= c->n_vocab)
-            return qc_seterr(x->err, sizeof x->err, QC_ERR_ARG, "token id %d out of range [0, %d)", (int)ids[i], c->n_vocab);
+    qc_status st = check_ids(x, ids, n_ids);
+    if (st) return st;
 
+    work_t *w = &x->w;
     for (size_t done = 0; done < n_ids;) {
-        int n = (int)(n_ids - done < (size_t)x->n_batch ? n_ids - done : (size_t)x->n_batch);
-        forward_chunk(x, ids + done, n);
+        int n = (int)(n_ids - done < (size_t)w->n_batch ? n_ids - done : (size_t)w->n_batch);
+        seg_t g = {x, 0, n, x->pos};
+        forward(m, w, &g, 1, ids + done, n);
         if (mode == QC_LOGITS_ALL)
-            matmul1(x, &x->m->lm_head, x->xb, n, logits + done * c->n_vocab);
+            matmul1(m, w, &m->lm_head, w->xb, n, logits + done * c->n_vocab);
         else if (mode == QC_LOGITS_LAST && done + n == n_ids)
-            matmul1(x, &x->m->lm_head, x->xb + (size_t)(n - 1) * c->n_embd, 1, logits);
+            matmul1(m, w, &m->lm_head, w->xb + (size_t)(n - 1) * c->n_embd, 1, logits);
         done += n;
+    }
+    return QC_OK;
+}
+
+/* ==== several sequences in one pass ==== */
+
+struct qc_batch {
+    const qc_model_t *m;
+    work_t w;
+    int32_t *ids;  /* [n_batch] */
+    seg_t *seg;    /* [n_batch] */
+    float *last;   /* [n_batch][n_embd]: the hidden states whose logits are wanted */
+    float *out;    /* [n_batch][n_vocab] */
+    char err[256];
+};
+
+qc_batch_t *qc_batch_new(const qc_model_t *m, int n_tokens) {
+    if (n_tokens <= 0) return NULL;
+    qc_batch_t *b = calloc(1, sizeof *b);
+    if (!b) return NULL;
+    b->m = m;
+    b->ids = malloc((size_t)n_tokens * sizeof *b->ids);
+    b->seg = malloc((size_t)n_tokens * sizeof *b->seg);
+    b->last = malloc((size_t)n_tokens * m->cfg.n_embd * sizeof(float));
+    b->out = malloc((size_t)n_tokens * m->cfg.n_vocab * sizeof(float));
+    if (!b->ids || !b->seg || !b->last || !b->out || work_init(&b->w, m, n_tokens, 1)) {
+        qc_batch_free(b);
+        return NULL;
+    }
+    return b;
+}
+
+void qc_batch_free(qc_batch_t *b) {
+    if (!b) return;
+    work_free(&b->w);
+    free(b->ids); free(b->seg); free(b->last); free(b->out);
+    free(b);
+}
+
+const char *qc_batch_errmsg(const qc_batch_t *b) { return b->err; }
+
+qc_status qc_batch_eval(qc_batch_t *b, qc_ctx_t *const *ctxs, const int32_t *const *ids, const int *n_ids,
+                        float *const *logits, int n_seq) {
+    const qc_model_t *m = b->m;
+    const qc_config_t *c = &m->cfg;
+    int total = 0, n_scores = 1;
+    if (n_seq <= 0) return qc_seterr(b->err, sizeof b->err, QC_ERR_ARG, "no sequences to evaluate");
+    for (int i = 0; i < n_seq; i++) {
+        qc_ctx_t *x = ctxs[i];
+        if (!x || x->m != m || n_ids[i] <= 0)
+            return qc_seterr(b->err, sizeof b->err, QC_ERR_ARG, "sequence %d: no tokens or another model", i);
+        for (int k = 0; k < i; k++)
+            if (ctxs[k] == x) return qc_seterr(b->err, sizeof b->err, QC_ERR_ARG, "sequence %d appears twice", i);
+        qc_status st = check_ids(x, ids[i], (size_t)n_ids[i]);
+        if (st) return qc_seterr(b->err, sizeof b->err, st, "sequence %d: %s", i, x->err);
+        if (n_ids[i] > b->w.n_batch - total)
+            return qc_seterr(b->err, sizeof b->err, QC_ERR_ARG, "more than %d tokens in one batch", b->w.n_batch);
+        b->seg[i] = (seg_t){x, total, n_ids[i], x->pos};
+        memcpy(b->ids + total, ids[i], (size_t)n_ids[i] * sizeof *b->ids);
+        total += n_ids[i];
+        if (x->n_ctx > n_scores) n_scores = x->n_ctx;
+    }
+    if (n_scores > b->w.n_scores) { /* attention scores for the longest sequence */
+        float *sc = calloc((size_t)qc_pool_size(m->pool) * n_scores, sizeof(float));
+        if (!sc) return qc_seterr(b->err, sizeof b->err, QC_ERR_NOMEM, "out of memory");
+        free(b->w.scores);
+        b->w.scores = sc;
+        b->w.n_scores = n_scores;
+    }
+    forward(m, &b->w, b->seg, n_seq, b->ids, total);
+    int n_out = 0;
+    for (int i = 0; i < n_seq; i++)
+        if (logits && logits[i])
+            memcpy(b->last + (size_t)n_out++ * c->n_embd,
+                   b->w.xb + (size_t)(b->seg[i].t0 + b->seg[i].n_tok - 1) * c->n_embd, c->n_embd * sizeof(float));
+    if (n_out) {
+        matmul1(m, &b->w, &m->lm_head, b->last, n_out, b->out);
+        n_out = 0;
+        for (int i = 0; i < n_seq; i++)
+            if (logits && logits[i])
+                memcpy(logits[i], b->out + (size_t)n_out++ * c->n_vocab, c->n_vocab * sizeof(float));
     }
     return QC_OK;
 }
