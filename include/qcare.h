@@ -63,7 +63,8 @@ enum {
     QC_ERR_UNSUPPORTED = 3, /* well-formed, but something qcare does not run */
     QC_ERR_NOMEM = 4,       /* an allocation failed */
     QC_ERR_ARG = 5,         /* a bad argument from the caller */
-    QC_ERR_CONTEXT = 6      /* the sequence would exceed the context size */
+    QC_ERR_CONTEXT = 6,     /* the sequence would exceed the context size */
+    QC_ERR_BUSY = 7         /* in use by a call still in progress (a conversation's turn) */
 };
 
 /* A short English name of a status ("ok", "format error", ...). Static. */
@@ -417,6 +418,30 @@ qc_status qc_care_reply(qc_care_t *c, const char *text, int emotion, const qc_sa
 qc_status qc_care_chat(qc_care_t *c, const char *session_id, const char *text, int emotion,
                        const qc_sampling_t *sampling, int max_tokens, qc_token_cb cb, void *user);
 qc_status qc_care_end_session(qc_care_t *c, const char *session_id);
+
+/* The tokens of qc_care_reply's prompt for text told the emotion (*ids
+ * allocated, caller frees). QC_ERR_CONTEXT when longer than the context. */
+qc_status qc_care_reply_ids(qc_care_t *c, const char *text, int emotion, int32_t **ids, size_t *n);
+
+/* A conversation turn driven step by step by the caller, who runs the
+ * model (the server's scheduler batches many turns into one forward pass):
+ *   qc_care_turn_begin   opens the turn as qc_care_chat does; the session is
+ *                        busy (never evicted; a second turn gets QC_ERR_BUSY)
+ *   qc_care_turn_pending the tokens not yet in qc_care_turn_ctx's KV state
+ *   qc_care_turn_evaluated  after each forward call on that context: it ran
+ *                        the next n pending tokens (recorded for an exact
+ *                        rebuild after eviction)
+ *   qc_care_turn_push    a generated token joins the conversation
+ *   qc_care_turn_end     ok = 1 keeps the turn, 0 undoes it; frees t.
+ * Not thread-safe, like the rest of qc_care_t. */
+typedef struct qc_care_turn qc_care_turn_t;
+qc_status qc_care_turn_begin(qc_care_t *c, const char *session_id, const char *text, int emotion,
+                             qc_care_turn_t **out);
+qc_ctx_t *qc_care_turn_ctx(const qc_care_turn_t *t);
+size_t qc_care_turn_pending(const qc_care_turn_t *t, const int32_t **ids);
+qc_status qc_care_turn_evaluated(qc_care_turn_t *t, size_t n);
+qc_status qc_care_turn_push(qc_care_turn_t *t, int32_t id);
+void qc_care_turn_end(qc_care_turn_t *t, int ok);
 /* Number of sessions (and, in *resident, those holding KV state now). */
 int qc_care_n_sessions(const qc_care_t *c, int *resident);
 /* KV bytes held by the sessions now. */

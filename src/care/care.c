@@ -41,6 +41,7 @@ typedef struct {
     size_t n_spans, cap_spans;
     size_t n_evaluated; /* ids[0 .. n_evaluated) are in the KV state */
     uint64_t last_used;
+    int busy;           /* a turn is in progress (qc_care_turn_begin): never evicted or dropped */
 } session_t;
 
 struct qc_care {
@@ -58,7 +59,7 @@ struct qc_care {
     float *logits;    /* [n_vocab] */
     float *rows;      /* [MAX_LABEL_TOKENS][n_vocab] */
     double cf[3];     /* content-free label log-likelihoods (calibration) */
-    session_t *sessions;
+    session_t **sessions; /* pointers: a turn in progress keeps its session's address */
     size_t n_sessions, cap_sessions;
     uint64_t clock; /* bumped on every turn, for LRU */
     char err[256];
@@ -222,17 +223,18 @@ fail:
     return st;
 }
 
-static void session_clear(session_t *s) {
+static void session_free(session_t *s) {
+    if (!s) return;
     qc_ctx_free(s->ctx);
     free(s->id);
     free(s->ids);
     free(s->spans);
-    memset(s, 0, sizeof *s);
+    free(s);
 }
 
 void qc_care_free(qc_care_t *c) {
     if (!c) return;
-    for (size_t i = 0; i < c->n_sessions; i++) session_clear(&c->sessions[i]);
+    for (size_t i = 0; i < c->n_sessions; i++) session_free(c->sessions[i]);
     free(c->sessions);
     qc_ctx_free(c->req);
     qc_ctx_free(c->gen);
@@ -265,9 +267,10 @@ qc_status qc_care_emotion(qc_care_t *c, const char *text, size_t len, qc_emotion
     return QC_OK;
 }
 
-qc_status qc_care_reply(qc_care_t *c, const char *text, int emotion, const qc_sampling_t *sampling,
-                        int max_tokens, qc_token_cb cb, void *user) {
+qc_status qc_care_reply_ids(qc_care_t *c, const char *text, int emotion, int32_t **out, size_t *n_out) {
     static const char tail[] = "<|im_end|>\n<|im_start|>assistant\n", think[] = "<think>\n\n</think>\n\n";
+    *out = NULL;
+    *n_out = 0;
     char *sys = qc_prompt_reply_system(emotion);
     if (!sys) return seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
     size_t hl = strlen(sys) + 64;
@@ -288,6 +291,22 @@ qc_status qc_care_reply(qc_care_t *c, const char *text, int emotion, const qc_sa
         free(ids);
         return seterr(c->err, sizeof c->err, st, "cannot tokenize the message (is it UTF-8?)");
     }
+    if (n >= (size_t)c->opts.n_ctx) {
+        free(ids);
+        return seterr(c->err, sizeof c->err, QC_ERR_CONTEXT, "the message is longer than the context (%d tokens)",
+                      c->opts.n_ctx);
+    }
+    *out = ids;
+    *n_out = n;
+    return QC_OK;
+}
+
+qc_status qc_care_reply(qc_care_t *c, const char *text, int emotion, const qc_sampling_t *sampling,
+                        int max_tokens, qc_token_cb cb, void *user) {
+    int32_t *ids;
+    size_t n;
+    qc_status st = qc_care_reply_ids(c, text, emotion, &ids, &n);
+    if (st) return st;
     qc_generate_opts_t go = {.max_tokens = max_tokens};
     if (sampling) go.sampling = *sampling;
     else qc_model_sampling_defaults(c->m, &go.sampling);
@@ -308,25 +327,25 @@ static size_t session_bytes(const qc_care_t *c, const session_t *s) {
 
 size_t qc_care_sessions_bytes(const qc_care_t *c) {
     size_t b = 0;
-    for (size_t i = 0; i < c->n_sessions; i++) b += session_bytes(c, &c->sessions[i]);
+    for (size_t i = 0; i < c->n_sessions; i++) b += session_bytes(c, c->sessions[i]);
     return b;
 }
 
 int qc_care_n_sessions(const qc_care_t *c, int *resident) {
     int r = 0;
-    for (size_t i = 0; i < c->n_sessions; i++) r += c->sessions[i].ctx != NULL;
+    for (size_t i = 0; i < c->n_sessions; i++) r += c->sessions[i]->ctx != NULL;
     if (resident) *resident = r;
     return (int)c->n_sessions;
 }
 
-/* Frees the KV state of least recently used sessions (never `keep`) until
- * the resident total fits the budget. */
+/* Frees the KV state of least recently used sessions (never `keep` or a
+ * busy one) until the resident total fits the budget. */
 static void evict(qc_care_t *c, const session_t *keep) {
     while (qc_care_sessions_bytes(c) > c->opts.session_budget) {
         session_t *lru = NULL;
         for (size_t i = 0; i < c->n_sessions; i++) {
-            session_t *s = &c->sessions[i];
-            if (s != keep && s->ctx && (!lru || s->last_used < lru->last_used)) lru = s;
+            session_t *s = c->sessions[i];
+            if (s != keep && !s->busy && s->ctx && (!lru || s->last_used < lru->last_used)) lru = s;
         }
         if (!lru) return;
         qc_ctx_free(lru->ctx);
@@ -335,29 +354,33 @@ static void evict(qc_care_t *c, const session_t *keep) {
     }
 }
 
-/* The session named id, created when new (the oldest is dropped when there
- * are MAX_SESSIONS); NULL when out of memory. */
+/* The session named id, created when new (the least recently used idle one
+ * is dropped when there are MAX_SESSIONS); NULL when out of memory. */
 static session_t *session_get(qc_care_t *c, const char *id) {
     for (size_t i = 0; i < c->n_sessions; i++)
-        if (!strcmp(c->sessions[i].id, id)) return &c->sessions[i];
+        if (!strcmp(c->sessions[i]->id, id)) return c->sessions[i];
     if (c->n_sessions == MAX_SESSIONS) {
-        size_t old = 0;
-        for (size_t i = 1; i < c->n_sessions; i++)
-            if (c->sessions[i].last_used < c->sessions[old].last_used) old = i;
-        session_clear(&c->sessions[old]);
+        size_t old = c->n_sessions;
+        for (size_t i = 0; i < c->n_sessions; i++)
+            if (!c->sessions[i]->busy && (old == c->n_sessions || c->sessions[i]->last_used < c->sessions[old]->last_used))
+                old = i;
+        if (old == c->n_sessions) return NULL;
+        session_free(c->sessions[old]);
         c->sessions[old] = c->sessions[--c->n_sessions];
     }
     if (c->n_sessions == c->cap_sessions) {
         size_t cap = c->cap_sessions ? c->cap_sessions * 2 : 16;
-        session_t *p = realloc(c->sessions, cap * sizeof *p);
+        session_t **p = realloc(c->sessions, cap * sizeof *p);
         if (!p) return NULL;
         c->sessions = p;
         c->cap_sessions = cap;
     }
-    session_t *s = &c->sessions[c->n_sessions];
-    memset(s, 0, sizeof *s);
-    if (!(s->id = strdup(id))) return NULL;
-    c->n_sessions++;
+    session_t *s = calloc(1, sizeof *s);
+    if (!s || !(s->id = strdup(id))) {
+        free(s);
+        return NULL;
+    }
+    c->sessions[c->n_sessions++] = s;
     return s;
 }
 
@@ -442,21 +465,24 @@ static qc_status rollback(session_t *s, size_t n_ids, size_t n_spans, qc_status 
     return st;
 }
 
-qc_status qc_care_chat(qc_care_t *c, const char *session_id, const char *text, int emotion,
-                       const qc_sampling_t *sampling, int max_tokens, qc_token_cb cb, void *user) {
+/* Opens a turn of session_id: restores its KV state and appends the turn's
+ * tokens (the previous reply's end, the tone for this message's emotion as
+ * a system note, the user's text (never parsed for special tokens), the
+ * assistant's start; the first turn opens with the adviser's system
+ * prompt). The conversation's length before is in *ids0 / *spans0 for a
+ * rollback. */
+static qc_status turn_open(qc_care_t *c, const char *session_id, const char *text, int emotion, session_t **out,
+                           size_t *ids0, size_t *spans0) {
     static const char tail[] = "<|im_end|>\n<|im_start|>assistant\n", think[] = "<think>\n\n</think>\n\n",
                       end_turn[] = "<|im_end|>\n";
-    if (!session_id || !text || max_tokens <= 0) return seterr(c->err, sizeof c->err, QC_ERR_ARG, "bad arguments");
+    if (!session_id || !text) return seterr(c->err, sizeof c->err, QC_ERR_ARG, "bad arguments");
     session_t *s = session_get(c, session_id);
     if (!s) return seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
+    if (s->busy) return seterr(c->err, sizeof c->err, QC_ERR_BUSY, "session '%s' is answering a message", session_id);
     s->last_used = ++c->clock;
     qc_status st = session_restore(c, s);
     if (st) return st;
 
-    /* The turn's text: the previous reply's end, the tone for this message's
-     * emotion as a system note, the user's text (never parsed for special
-     * tokens), the assistant's start. The first turn opens with the
-     * adviser's system prompt. */
     int32_t *ids = NULL;
     size_t n = 0;
     char *head = NULL;
@@ -486,18 +512,30 @@ qc_status qc_care_chat(qc_care_t *c, const char *session_id, const char *text, i
     if (!st) st = append_ids(c->tok, text, strlen(text), 0, &ids, &n);
     if (!st) st = append_ids(c->tok, tail, sizeof tail - 1, 1, &ids, &n);
     if (!st && c->qwen3) st = append_ids(c->tok, think, sizeof think - 1, 1, &ids, &n);
-    size_t ids0 = s->n_ids, spans0 = s->n_spans;
+    *ids0 = s->n_ids;
+    *spans0 = s->n_spans;
     if (st || session_push(s, ids, n)) {
         free(ids);
-        s->n_ids = ids0;
+        s->n_ids = *ids0;
         return seterr(c->err, sizeof c->err, st ? st : QC_ERR_NOMEM, "cannot tokenize the message (is it UTF-8?)");
     }
     free(ids);
     if (s->n_ids >= (size_t)c->opts.n_ctx) {
-        s->n_ids = ids0;
+        s->n_ids = *ids0;
         return seterr(c->err, sizeof c->err, QC_ERR_CONTEXT, "the conversation is longer than %d tokens",
                       c->opts.n_ctx);
     }
+    *out = s;
+    return QC_OK;
+}
+
+qc_status qc_care_chat(qc_care_t *c, const char *session_id, const char *text, int emotion,
+                       const qc_sampling_t *sampling, int max_tokens, qc_token_cb cb, void *user) {
+    if (max_tokens <= 0) return seterr(c->err, sizeof c->err, QC_ERR_ARG, "bad arguments");
+    session_t *s;
+    size_t ids0, spans0;
+    qc_status st = turn_open(c, session_id, text, emotion, &s, &ids0, &spans0);
+    if (st) return st;
 
     /* Everything not yet in the KV state but the turn's last token goes in
      * one call; qc_generate then runs that token and one call per reply
@@ -524,10 +562,74 @@ qc_status qc_care_chat(qc_care_t *c, const char *session_id, const char *text, i
     return QC_OK;
 }
 
+/* ==== a turn driven from outside (the server's batching scheduler) ==== */
+
+struct qc_care_turn {
+    qc_care_t *c;
+    session_t *s;
+    size_t ids0, spans0;
+    int failed;
+};
+
+qc_status qc_care_turn_begin(qc_care_t *c, const char *session_id, const char *text, int emotion,
+                             qc_care_turn_t **out) {
+    *out = NULL;
+    qc_care_turn_t *t = calloc(1, sizeof *t);
+    if (!t) return seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
+    qc_status st = turn_open(c, session_id, text, emotion, &t->s, &t->ids0, &t->spans0);
+    if (st) {
+        free(t);
+        return st;
+    }
+    t->c = c;
+    t->s->busy = 1;
+    *out = t;
+    return QC_OK;
+}
+
+qc_ctx_t *qc_care_turn_ctx(const qc_care_turn_t *t) { return t->s->ctx; }
+
+size_t qc_care_turn_pending(const qc_care_turn_t *t, const int32_t **ids) {
+    *ids = t->s->ids + t->s->n_evaluated;
+    return t->s->n_ids - t->s->n_evaluated;
+}
+
+qc_status qc_care_turn_evaluated(qc_care_turn_t *t, size_t n) {
+    session_t *s = t->s;
+    if (n == 0 || n > s->n_ids - s->n_evaluated) {
+        t->failed = 1;
+        return seterr(t->c->err, sizeof t->c->err, QC_ERR_ARG, "%zu tokens evaluated, %zu pending", n,
+                      s->n_ids - s->n_evaluated);
+    }
+    qc_status st = span_push(t->c, s, s->n_evaluated + n);
+    if (st) t->failed = 1;
+    else s->n_evaluated += n;
+    return st;
+}
+
+qc_status qc_care_turn_push(qc_care_turn_t *t, int32_t id) {
+    if (session_push(t->s, &id, 1)) {
+        t->failed = 1;
+        return seterr(t->c->err, sizeof t->c->err, QC_ERR_NOMEM, "out of memory");
+    }
+    return QC_OK;
+}
+
+void qc_care_turn_end(qc_care_turn_t *t, int ok) {
+    if (!t) return;
+    session_t *s = t->s;
+    s->busy = 0;
+    if (!ok || t->failed) rollback(s, t->ids0, t->spans0, QC_OK);
+    else evict(t->c, s);
+    free(t);
+}
+
 qc_status qc_care_end_session(qc_care_t *c, const char *session_id) {
     for (size_t i = 0; i < c->n_sessions; i++)
-        if (!strcmp(c->sessions[i].id, session_id)) {
-            session_clear(&c->sessions[i]);
+        if (!strcmp(c->sessions[i]->id, session_id)) {
+            if (c->sessions[i]->busy)
+                return seterr(c->err, sizeof c->err, QC_ERR_BUSY, "session '%s' is answering a message", session_id);
+            session_free(c->sessions[i]);
             c->sessions[i] = c->sessions[--c->n_sessions];
             return QC_OK;
         }

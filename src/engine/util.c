@@ -35,6 +35,7 @@ const char *qc_status_str(qc_status s) {
     case QC_ERR_NOMEM: return "out of memory";
     case QC_ERR_ARG: return "bad argument";
     case QC_ERR_CONTEXT: return "context full";
+    case QC_ERR_BUSY: return "busy";
     default: return "unknown error";
     }
 }
