@@ -10,22 +10,29 @@
 
 int cmd_serve(int argc, char **argv) {
     const char *model = NULL, *dtype = NULL, *host = "127.0.0.1", *api_key = NULL, *v;
-    int port = 8080, n_threads = 0, n_ctx = 0, quiet = 0, bad = 0;
+    int port = 8080, n_threads = 0, n_ctx = 0, quiet = 0, bad = 0, parallel = 4, queue = -2, timeout = 60;
     for (int i = 1; i < argc && !bad; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: qcare serve --model M [--host 127.0.0.1] [--port 8080] [--threads N] [--api-key KEY]\n\n"
+            printf("usage: qcare serve [--model M] [--host 127.0.0.1] [--port 8080] [--threads N] [--parallel N]\n"
+                   "                   [--queue N] [--api-key KEY]\n\n"
                    "Serves the care pipeline over HTTP until SIGINT/SIGTERM:\n"
                    "  GET  /health                {\"status\": \"ok\"} (open even with an API key)\n"
                    "  POST /api/emotion           {\"text\"} -> {\"label\", \"probs\", \"urgent\"}\n"
                    "  POST /api/analyze           {\"text\", \"session\"?, \"max_tokens\"?, \"stream\"?} -> emotion,\n"
                    "                              urgent flag and notice, reply (Server-Sent Events with stream)\n"
-                   "  GET  /v1/models, POST /v1/chat/completions   OpenAI-compatible\n\n"
+                   "  GET  /v1/models, POST /v1/chat/completions   OpenAI-compatible\n"
+                   "  GET  /metrics               Prometheus metrics\n"
+                   "  GET  /                      the chat page\n\n"
                    "  --model DIR       the model (Hugging Face folder or .gguf file)\n"
                    "  --dtype T         weights as q8_0 (default), q4_0, bf16 or f32\n"
                    "  --host ADDR       address to bind (default 127.0.0.1: this machine only)\n"
                    "  --port N          TCP port (default 8080)\n"
                    "  --threads N       model threads (default: one per core)\n"
                    "  --ctx N           context of each request in tokens (default 2048)\n"
+                   "  --parallel N      requests generating at once, batched into each model pass (default 4)\n"
+                   "  --queue N         requests that may wait for a slot; more get 503 + Retry-After\n"
+                   "                    (default 4 x parallel)\n"
+                   "  --timeout S       close connections idle for S seconds (slow clients; default 60)\n"
                    "  --api-key KEY     require \"Authorization: Bearer KEY\" (also $QCARE_API_KEY)\n"
                    "  --quiet           no per-request log lines on stderr\n");
             return 0;
@@ -44,6 +51,18 @@ int cmd_serve(int argc, char **argv) {
         }
         if (cli_opt(argc, argv, &i, "--threads", &v, &bad) || cli_opt(argc, argv, &i, "-t", &v, &bad)) {
             if (!bad) n_threads = (int)cli_parse_long("--threads", v, 1, 256, &bad);
+            continue;
+        }
+        if (cli_opt(argc, argv, &i, "--parallel", &v, &bad)) {
+            if (!bad) parallel = (int)cli_parse_long("--parallel", v, 1, 64, &bad);
+            continue;
+        }
+        if (cli_opt(argc, argv, &i, "--queue", &v, &bad)) {
+            if (!bad) queue = (int)cli_parse_long("--queue", v, 0, 100000, &bad);
+            continue;
+        }
+        if (cli_opt(argc, argv, &i, "--timeout", &v, &bad)) {
+            if (!bad) timeout = (int)cli_parse_long("--timeout", v, 1, 86400, &bad);
             continue;
         }
         if (cli_opt(argc, argv, &i, "--ctx", &v, &bad)) {
@@ -79,14 +98,15 @@ int cmd_serve(int argc, char **argv) {
     const char *name = model ? model : "qcare", *slash = strrchr(name, '/');
     if (slash && slash[1]) name = slash + 1;
     qc_server_opts_t o = {.host = host, .port = port, .api_key = api_key, .n_ctx = n_ctx, .quiet = quiet,
-                          .model_name = name};
+                          .model_name = name, .parallel = parallel, .timeout_s = timeout,
+                          .queue = queue == -2 ? 0 : queue == 0 ? -1 : queue};
     if (qc_server_start(m, &o, &s, err, sizeof err)) {
         fprintf(stderr, "qcare serve: %s\n", err);
         qc_model_free(m);
         return 1;
     }
-    fprintf(stderr, "qcare: serving %s on http://%s%s%s:%d/%s\n", qc_model_dtype(m), strchr(host, ':') ? "[" : "",
-            host, strchr(host, ':') ? "]" : "", port, api_key ? " (API key required)" : "");
+    fprintf(stderr, "qcare: serving %s, %d parallel, on http://%s%s%s:%d/%s\n", qc_model_dtype(m), parallel,
+            strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", port, api_key ? " (API key required)" : "");
     int sig = 0;
     sigwait(&stop, &sig);
     fprintf(stderr, "qcare: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");

@@ -2,16 +2,18 @@
  *
  * One connection = one thread (MHD_USE_THREAD_PER_CONNECTION). Every request
  * body is gathered (at most QS_MAX_BODY bytes), then routed. Model work (the
- * care pipeline and /v1/chat/completions) is serialized by one mutex: a
- * request runs alone on the model. Continuous batching (one scheduler that
- * puts the next token of every active request into one forward pass) is a
- * later step and will replace this mutex.
+ * care pipeline and /v1/chat/completions) goes to the scheduler (sched.c),
+ * which batches every active request into each pass of the model; a full
+ * queue is answered 503 with Retry-After.
  *
- * Streams (Server-Sent Events) are made by a producer thread per request
- * that writes events into a byte queue; MHD's content reader blocks on the
- * queue. When the client goes away MHD frees the response, which cancels
- * the producer (its token callback returns non-zero) and joins it. */
+ * A request's "call" carries its callbacks: the scheduler writes the result
+ * (or, streamed, Server-Sent Events into a byte buffer that MHD's content
+ * reader drains). When a client goes away MHD frees the response, which
+ * cancels the request: its slot is freed at the scheduler's next pass.
+ * Connections idle longer than the timeout (slow clients) are closed. */
 #include "server/server.h"
+
+#include "server/sched.h"
 
 #include <arpa/inet.h>
 #include <jansson.h>
@@ -30,16 +32,35 @@
 #define QS_MAX_STOP 4            /* stop strings of a chat completion */
 #define QS_MAX_SESSION 128       /* bytes of a session id */
 
+/* The routes; metrics are kept per route. */
+enum { R_HEALTH, R_PAGE, R_EMOTION, R_ANALYZE, R_MODELS, R_CHAT, R_METRICS, R_OTHER, N_ROUTES };
+static const char *const route_path[N_ROUTES] = {"/health",    "/",           "/api/emotion", "/api/analyze",
+                                                 "/v1/models", "/v1/chat/completions", "/metrics", "other"};
+/* Status codes counted one by one (others as "other"). */
+static const int status_codes[] = {200, 400, 401, 404, 405, 409, 413, 500, 503};
+#define N_CODES (int)(sizeof status_codes / sizeof status_codes[0] + 1)
+/* Upper bounds (seconds) of the latency histograms' buckets. */
+static const double lat_bounds[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120};
+#define N_BOUNDS (int)(sizeof lat_bounds / sizeof lat_bounds[0])
+
+typedef struct {
+    unsigned long long bucket[N_BOUNDS + 1], count;
+    double sum;
+} hist_t;
+
 struct qc_server {
     struct MHD_Daemon *d;
     qc_model_t *m;
     const qc_tokenizer_t *tok;
     qc_care_t *care;
-    qc_ctx_t *gen; /* the sequence of /v1/chat/completions */
-    pthread_mutex_t mu; /* held for all model work (see the top of the file) */
+    qs_sched_t *sched;
     char *api_key, *model_name;
-    int n_ctx, quiet, qwen3;
-    atomic_ulong n_completions;
+    int n_ctx, quiet, qwen3, parallel, queue;
+    atomic_ulong n_completions, n_prompt_tokens, n_reply_tokens, n_streams_done, n_streams_cancelled;
+    pthread_mutex_t mmu; /* the metrics below */
+    unsigned long long requests[N_ROUTES][N_CODES];
+    hist_t latency[N_ROUTES], first_token;
+    double t_start;
 };
 
 static double now_ms(void) {
@@ -73,7 +94,7 @@ static int text_add(text_t *t, const char *s, size_t n) {
 
 typedef struct {
     text_t body;
-    int too_big, status;
+    int too_big, status, route;
     double t0;
     char method[16], path[256];
 } req_t;
@@ -105,19 +126,31 @@ static enum MHD_Result reply_error(struct MHD_Connection *con, req_t *r, unsigne
     return reply_json(con, r, status, json_pack("{s:s}", "error", msg));
 }
 
-static enum MHD_Result reply_405(struct MHD_Connection *con, req_t *r, const char *allow) {
-    char *s = strdup("{\"error\":\"method not allowed\"}");
+/* A fixed JSON answer with one extra header. */
+static enum MHD_Result reply_fixed(struct MHD_Connection *con, req_t *r, unsigned status, const char *json,
+                                   const char *header, const char *value) {
+    char *s = strdup(json);
     struct MHD_Response *resp = s ? MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE) : NULL;
     if (!resp) {
         free(s);
         return MHD_NO;
     }
     MHD_add_response_header(resp, "Content-Type", "application/json; charset=utf-8");
-    MHD_add_response_header(resp, "Allow", allow);
-    r->status = 405;
-    enum MHD_Result ret = MHD_queue_response(con, 405, resp);
+    MHD_add_response_header(resp, header, value);
+    r->status = (int)status;
+    enum MHD_Result ret = MHD_queue_response(con, status, resp);
     MHD_destroy_response(resp);
     return ret;
+}
+
+/* 503 for a full queue. */
+static enum MHD_Result reply_busy(struct MHD_Connection *con, req_t *r) {
+    return reply_fixed(con, r, 503, "{\"error\":\"the server is busy: every slot and the queue are full; retry later\"}",
+                       "Retry-After", "1");
+}
+
+static enum MHD_Result reply_405(struct MHD_Connection *con, req_t *r, const char *allow) {
+    return reply_fixed(con, r, 405, "{\"error\":\"method not allowed\"}", "Allow", allow);
 }
 
 /* The body as a JSON object, or NULL with the reason in msg. jansson
@@ -202,42 +235,45 @@ static int check_length(qc_server_t *s, const char *what, const char *text, size
     return 0;
 }
 
-/* ==== streams (Server-Sent Events) ==== */
+/* ==== calls: one request's model work, streamed or not ==== */
 
-typedef struct stream stream_t;
-
-/* One chat completion: the prompt ids, the sampling, the stop strings and
- * the text generated so far. */
+/* A chat completion's state: the prompt ids, the sampling, the stop strings
+ * and the text generated so far. */
 typedef struct {
     int32_t *ids;
     size_t n_ids, n_out;
     qc_generate_opts_t go;
     char *stop[QS_MAX_STOP];
-    int n_stop, stopped;
+    int n_stop, stopped, hit_max;
     size_t max_stop, emitted;
     text_t out;
-    stream_t *st; /* NULL: not streamed */
     char id[48];
     long long created;
 } job_t;
 
-struct stream {
+/* One request handed to the scheduler. The scheduler's callbacks write
+ * into it (under mu); the connection's thread reads: a streamed call's
+ * events through MHD's content reader, a plain call's result once done. */
+typedef struct {
+    qs_request_t rq;
     qc_server_t *s;
-    pthread_t th;
-    int started;
+    int streamed;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    char *buf;
+    char *buf; /* Server-Sent Events not yet sent */
     size_t len, cap, off;
-    int done;
-    atomic_int cancel; /* the client is gone */
-    void (*run)(stream_t *);
-    /* /api/analyze */
+    int done, failed;
     char *text, *session;
-    int max_tokens;
-    /* /v1/chat/completions */
+    qc_emotion_t e;
+    qc_safety_result_t sr;
+    char notice[2048];
+    text_t reply;
+    int n_pieces;
+    qc_status st;
+    char msg[512];
+    double t0, t_first;
     job_t job;
-};
+} call_t;
 
 static void job_clear(job_t *j) {
     free(j->ids);
@@ -246,120 +282,157 @@ static void job_clear(job_t *j) {
     memset(j, 0, sizeof *j);
 }
 
-static void stream_push(stream_t *st, const char *data, size_t n) {
-    pthread_mutex_lock(&st->mu);
-    if (st->len + n > st->cap) {
-        size_t nc = (st->len + n) * 2;
-        char *nb = realloc(st->buf, nc);
+static call_t *call_new(qc_server_t *s, int kind, int streamed) {
+    call_t *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->s = s;
+    c->rq.kind = kind;
+    c->rq.user = c;
+    c->streamed = streamed;
+    c->t0 = now_ms();
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    return c;
+}
+
+static void call_free(call_t *c) {
+    if (!c) return;
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    free(c->buf);
+    free(c->text);
+    free(c->session);
+    free(c->reply.text);
+    job_clear(&c->job);
+    free(c);
+}
+
+/* Appends to the event buffer (mu held). */
+static void call_push(call_t *c, const char *data, size_t n) {
+    if (c->failed) return;
+    if (c->len + n > c->cap) {
+        size_t nc = (c->len + n) * 2;
+        char *nb = realloc(c->buf, nc);
         if (!nb) {
-            atomic_store(&st->cancel, 1);
-            pthread_mutex_unlock(&st->mu);
+            c->failed = 1;
+            atomic_store(&c->rq.cancel, 1);
             return;
         }
-        st->buf = nb;
-        st->cap = nc;
+        c->buf = nb;
+        c->cap = nc;
     }
-    memcpy(st->buf + st->len, data, n);
-    st->len += n;
-    pthread_cond_signal(&st->cv);
-    pthread_mutex_unlock(&st->mu);
+    memcpy(c->buf + c->len, data, n);
+    c->len += n;
+    pthread_cond_signal(&c->cv);
 }
 
 /* Writes one event: "event: NAME\n" (when name) then "data: JSON\n\n".
- * Takes the reference to j. */
-static void stream_sse(stream_t *st, const char *name, json_t *j) {
+ * Takes the reference to j. mu held. */
+static void call_sse(call_t *c, const char *name, json_t *j) {
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!s) {
-        atomic_store(&st->cancel, 1);
+        c->failed = 1;
+        atomic_store(&c->rq.cancel, 1);
         return;
     }
     if (name) {
-        stream_push(st, "event: ", 7);
-        stream_push(st, name, strlen(name));
-        stream_push(st, "\n", 1);
+        call_push(c, "event: ", 7);
+        call_push(c, name, strlen(name));
+        call_push(c, "\n", 1);
     }
-    stream_push(st, "data: ", 6);
-    stream_push(st, s, strlen(s));
-    stream_push(st, "\n\n", 2);
+    call_push(c, "data: ", 6);
+    call_push(c, s, strlen(s));
+    call_push(c, "\n\n", 2);
     free(s);
 }
 
-static void *stream_main(void *arg) {
-    stream_t *st = arg;
-    st->run(st);
-    pthread_mutex_lock(&st->mu);
-    st->done = 1;
-    pthread_cond_signal(&st->cv);
-    pthread_mutex_unlock(&st->mu);
-    return NULL;
+/* Waits until the scheduler is done with c. */
+static void call_wait(call_t *c) {
+    pthread_mutex_lock(&c->mu);
+    while (!c->done) pthread_cond_wait(&c->cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
 }
 
-/* MHD's content reader: blocks until the producer wrote something. */
-static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
+/* MHD's content reader: blocks until the scheduler wrote something. */
+static ssize_t call_read(void *cls, uint64_t pos, char *buf, size_t max) {
     (void)pos;
-    stream_t *st = cls;
-    pthread_mutex_lock(&st->mu);
-    while (st->off == st->len && !st->done) pthread_cond_wait(&st->cv, &st->mu);
+    call_t *c = cls;
+    pthread_mutex_lock(&c->mu);
+    while (c->off == c->len && !c->done) pthread_cond_wait(&c->cv, &c->mu);
     ssize_t n;
-    if (st->off < st->len) {
-        size_t k = st->len - st->off < max ? st->len - st->off : max;
-        memcpy(buf, st->buf + st->off, k);
-        st->off += k;
-        if (st->off == st->len) st->off = st->len = 0;
+    if (c->off < c->len) {
+        size_t k = c->len - c->off < max ? c->len - c->off : max;
+        memcpy(buf, c->buf + c->off, k);
+        c->off += k;
+        if (c->off == c->len) c->off = c->len = 0;
         n = (ssize_t)k;
     } else {
         n = MHD_CONTENT_READER_END_OF_STREAM;
     }
-    pthread_mutex_unlock(&st->mu);
+    pthread_mutex_unlock(&c->mu);
     return n;
 }
 
-/* MHD frees the response (stream finished or client gone): stop the
- * producer and free everything. */
-static void stream_free(void *cls) {
-    stream_t *st = cls;
-    if (!st) return;
-    atomic_store(&st->cancel, 1);
-    if (st->started) pthread_join(st->th, NULL);
-    pthread_mutex_destroy(&st->mu);
-    pthread_cond_destroy(&st->cv);
-    free(st->buf);
-    free(st->text);
-    free(st->session);
-    job_clear(&st->job);
-    free(st);
+/* MHD frees the response (stream finished or client gone): the request is
+ * cancelled (its slot freed at the scheduler's next pass), then freed. */
+static void call_release(void *cls) {
+    call_t *c = cls;
+    if (!c) return;
+    atomic_store(&c->rq.cancel, 1);
+    call_wait(c);
+    if (!c->st && !c->failed) atomic_fetch_add(&c->s->n_streams_done, 1);
+    else if (c->st) atomic_fetch_add(&c->s->n_streams_cancelled, 1);
+    call_free(c);
 }
 
-static stream_t *stream_new(qc_server_t *s, void (*run)(stream_t *)) {
-    stream_t *st = calloc(1, sizeof *st);
-    if (!st) return NULL;
-    st->s = s;
-    st->run = run;
-    pthread_mutex_init(&st->mu, NULL);
-    pthread_cond_init(&st->cv, NULL);
-    return st;
-}
-
-/* Starts the producer and queues the event-stream response; on failure
- * frees st and replies 500. */
-static enum MHD_Result stream_start(struct MHD_Connection *con, req_t *r, stream_t *st) {
-    if (pthread_create(&st->th, NULL, stream_main, st)) {
-        stream_free(st);
-        return reply_error(con, r, 500, "cannot start a thread");
+/* Hands c to the scheduler. Streamed: queues the event-stream response
+ * (the call is then MHD's). Not streamed: waits for the end; the caller
+ * builds the answer and frees c. A full queue is answered 503 with
+ * Retry-After (c freed). Returns -1 when the answer is already queued. */
+static int call_submit(struct MHD_Connection *con, req_t *r, call_t *c, enum MHD_Result *ret) {
+    qc_status st = qs_submit(c->s->sched, &c->rq);
+    if (st) {
+        call_free(c);
+        *ret = st == QC_ERR_BUSY ? reply_busy(con, r)
+                                 : reply_error(con, r, 503, "the server is stopping");
+        return -1;
     }
-    st->started = 1;
-    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, st, stream_free);
+    if (!c->streamed) {
+        call_wait(c);
+        return 0;
+    }
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, call_read, c, call_release);
     if (!resp) {
-        stream_free(st);
-        return MHD_NO;
+        call_release(c);
+        *ret = MHD_NO;
+        return -1;
     }
     MHD_add_response_header(resp, "Content-Type", "text/event-stream; charset=utf-8");
     MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
     r->status = 200;
-    enum MHD_Result ret = MHD_queue_response(con, 200, resp);
+    *ret = MHD_queue_response(con, 200, resp);
     MHD_destroy_response(resp);
-    return ret;
+    return -1;
+}
+
+static void note_first(call_t *c) {
+    if (c->t_first == 0) c->t_first = now_ms();
+}
+
+static void hist_add(hist_t *h, double v);
+
+/* At the end of a call: its tokens and time to first text in the metrics. */
+static void call_metrics(call_t *c, size_t n_prompt, size_t n_out) {
+    qc_server_t *s = c->s;
+    atomic_fetch_add(&s->n_prompt_tokens, n_prompt);
+    atomic_fetch_add(&s->n_reply_tokens, n_out);
+    if (c->t_first > 0) {
+        pthread_mutex_lock(&s->mmu);
+        hist_add(&s->first_token, (c->t_first - c->t0) / 1e3);
+        pthread_mutex_unlock(&s->mmu);
+    }
 }
 
 /* ==== the care endpoints ==== */
@@ -369,74 +442,59 @@ static json_t *emotion_json(const qc_emotion_t *e) {
                      (double)e->probs[0], "negative", (double)e->probs[1], "neutral", (double)e->probs[2]);
 }
 
-static unsigned care_status(qc_status st) { return st == QC_ERR_CONTEXT || st == QC_ERR_ARG ? 400 : 500; }
-
-typedef struct {
-    text_t reply;
-    stream_t *st;
-    int n_pieces;
-} piece_sink_t;
-
-static int on_reply_piece(void *user, int32_t id, const char *piece, size_t len) {
-    (void)id;
-    piece_sink_t *k = user;
-    if (k->st && atomic_load(&k->st->cancel)) return 1;
-    if (text_add(&k->reply, piece, len)) return 1;
-    if (k->st && len) stream_sse(k->st, "chunk", json_pack("{s:s%}", "text", piece, len));
-    k->n_pieces++;
-    return 0;
+static unsigned care_status(qc_status st) {
+    return st == QC_ERR_CONTEXT || st == QC_ERR_ARG ? 400 : st == QC_ERR_BUSY ? 409 : 500;
 }
 
-/* Emotion, safety check and reply for one message; streamed into st when
- * given, else the JSON answer in *out. Returns the HTTP status (errors:
- * message in msg). */
-static unsigned analyze(qc_server_t *s, const char *text, const char *session, int max_tokens, stream_t *st,
-                        json_t **out, char *msg, size_t n) {
-    piece_sink_t k = {.st = st};
-    qc_emotion_t e;
-    unsigned status = 200;
-    char notice[2048] = "";
-    size_t len = strlen(text);
-    pthread_mutex_lock(&s->mu);
-    qc_status rc = qc_care_emotion(s->care, text, len, &e);
-    qc_safety_result_t sr = qc_safety_check(text, len);
-    if (!rc) {
-        if (sr.kind) qc_safety_notice(sr.kind, NULL, notice, sizeof notice);
-        if (st) {
-            json_t *ev = json_pack("{s:o, s:b, s:s}", "emotion", emotion_json(&e), "urgent", sr.kind != 0,
-                                   "urgent_kind", qc_urgent_name(sr.kind));
-            stream_sse(st, "emotion", ev);
-            if (sr.kind)
-                stream_sse(st, "notice", json_pack("{s:s, s:s}", "kind", qc_urgent_name(sr.kind), "text", notice));
-        }
-        rc = session ? qc_care_chat(s->care, session, text, e.label, NULL, max_tokens, on_reply_piece, &k)
-                     : qc_care_reply(s->care, text, e.label, NULL, max_tokens, on_reply_piece, &k);
+static void on_emotion(void *user, const qc_emotion_t *e) {
+    call_t *c = user;
+    pthread_mutex_lock(&c->mu);
+    c->e = *e;
+    if (c->streamed) {
+        call_sse(c, "emotion",
+                 json_pack("{s:o, s:b, s:s}", "emotion", emotion_json(e), "urgent", c->sr.kind != 0, "urgent_kind",
+                           qc_urgent_name(c->sr.kind)));
+        if (c->sr.kind)
+            call_sse(c, "notice", json_pack("{s:s, s:s}", "kind", qc_urgent_name(c->sr.kind), "text", c->notice));
     }
-    if (rc) {
-        status = care_status(rc);
-        snprintf(msg, n, "%s", qc_care_errmsg(s->care));
-    }
-    pthread_mutex_unlock(&s->mu);
-    if (st) {
-        if (status != 200) stream_sse(st, "error", json_pack("{s:s}", "error", msg));
-        else stream_sse(st, "done", json_pack("{s:i}", "chunks", k.n_pieces));
-    } else if (status == 200) {
-        json_t *j = json_pack("{s:o, s:b, s:s, s:s}", "emotion", emotion_json(&e), "urgent", sr.kind != 0,
-                              "urgent_kind", qc_urgent_name(sr.kind), "reply", k.reply.text ? k.reply.text : "");
-        if (j && sr.kind) json_object_set_new(j, "notice", json_string(notice));
-        if (session && j) json_object_set_new(j, "session", json_string(session));
-        *out = j;
-        if (!j) status = 500, snprintf(msg, n, "out of memory");
-    }
-    free(k.reply.text);
-    return status;
+    pthread_mutex_unlock(&c->mu);
 }
 
-static void analyze_stream(stream_t *st) {
-    char msg[512];
-    json_t *unused = NULL;
-    analyze(st->s, st->text, st->session, st->max_tokens, st, &unused, msg, sizeof msg);
-    json_decref(unused);
+static int on_reply_piece(void *user, const char *piece, size_t len) {
+    call_t *c = user;
+    pthread_mutex_lock(&c->mu);
+    note_first(c);
+    int stop = c->failed || text_add(&c->reply, piece, len);
+    if (!stop && c->streamed && len) call_sse(c, "chunk", json_pack("{s:s%}", "text", piece, len));
+    c->n_pieces++;
+    pthread_mutex_unlock(&c->mu);
+    return stop || atomic_load(&c->rq.cancel);
+}
+
+static void on_care_done(void *user, qc_status st, const char *msg, size_t n_prompt, size_t n_out, int hit_max) {
+    (void)hit_max;
+    call_t *c = user;
+    call_metrics(c, n_prompt, n_out);
+    pthread_mutex_lock(&c->mu);
+    c->st = st;
+    snprintf(c->msg, sizeof c->msg, "%s", msg);
+    if (c->streamed) {
+        if (st) call_sse(c, "error", json_pack("{s:s}", "error", msg));
+        else call_sse(c, "done", json_pack("{s:i, s:I}", "chunks", c->n_pieces, "tokens", (json_int_t)n_out));
+    }
+    c->done = 1;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* The text of a care request, checked; 0 or -1 with the reason in msg. */
+static int care_text(qc_server_t *s, json_t *j, const char **text, size_t *len, char *msg, size_t n) {
+    int has = get_string(j, "text", text, len, msg, n);
+    if (has <= 0) {
+        if (!has) snprintf(msg, n, "\"text\" (a string) is required");
+        return -1;
+    }
+    return check_length(s, "\"text\"", *text, *len, msg, n);
 }
 
 static enum MHD_Result api_emotion(qc_server_t *s, struct MHD_Connection *con, req_t *r) {
@@ -445,29 +503,36 @@ static enum MHD_Result api_emotion(qc_server_t *s, struct MHD_Connection *con, r
     if (!j) return reply_error(con, r, 400, "%s", msg);
     const char *text;
     size_t len;
-    int has = get_string(j, "text", &text, &len, msg, sizeof msg);
-    if (has <= 0) {
-        json_decref(j);
-        return reply_error(con, r, 400, "%s", has < 0 ? msg : "\"text\" (a string) is required");
-    }
-    if (check_length(s, "\"text\"", text, len, msg, sizeof msg)) {
+    if (care_text(s, j, &text, &len, msg, sizeof msg)) {
         json_decref(j);
         return reply_error(con, r, 400, "%s", msg);
     }
-    qc_emotion_t e;
-    pthread_mutex_lock(&s->mu);
-    qc_status rc = qc_care_emotion(s->care, text, len, &e);
-    if (rc) snprintf(msg, sizeof msg, "%s", qc_care_errmsg(s->care));
-    pthread_mutex_unlock(&s->mu);
-    qc_safety_result_t sr = qc_safety_check(text, len);
+    call_t *c = call_new(s, QS_EMOTION, 0);
+    if (!c || !(c->text = strdup(text))) {
+        call_free(c);
+        json_decref(j);
+        return reply_error(con, r, 500, "out of memory");
+    }
     json_decref(j);
-    if (rc) return reply_error(con, r, care_status(rc), "%s", msg);
-    json_t *o = emotion_json(&e);
+    c->rq.text = c->text;
+    c->rq.on_emotion = on_emotion;
+    c->rq.on_piece = on_reply_piece;
+    c->rq.on_done = on_care_done;
+    enum MHD_Result ret;
+    if (call_submit(con, r, c, &ret)) return ret;
+    if (c->st) {
+        ret = reply_error(con, r, care_status(c->st), "%s", c->msg);
+        call_free(c);
+        return ret;
+    }
+    qc_safety_result_t sr = qc_safety_check(c->text, strlen(c->text));
+    json_t *o = emotion_json(&c->e);
     if (o) {
         json_object_set_new(o, "urgent", json_boolean(sr.kind != 0));
         json_object_set_new(o, "urgent_kind", json_string(qc_urgent_name(sr.kind)));
-        json_object_set_new(o, "ms", json_real(e.ms));
+        json_object_set_new(o, "ms", json_real(c->e.ms));
     }
+    call_free(c);
     return reply_json(con, r, 200, o);
 }
 
@@ -478,36 +543,44 @@ static enum MHD_Result api_analyze(qc_server_t *s, struct MHD_Connection *con, r
     const char *text = NULL, *session = NULL;
     size_t len = 0, slen = 0;
     long long max_tokens = QS_MAX_TOKENS_DEF;
-    int stream = 0, has;
-    if ((has = get_string(j, "text", &text, &len, msg, sizeof msg)) <= 0) {
-        if (!has) snprintf(msg, sizeof msg, "\"text\" (a string) is required");
-        goto bad;
-    }
-    if (get_string(j, "session", &session, &slen, msg, sizeof msg) < 0 ||
+    int stream = 0;
+    if (care_text(s, j, &text, &len, msg, sizeof msg) ||
+        get_string(j, "session", &session, &slen, msg, sizeof msg) < 0 ||
         get_int(j, "max_tokens", 1, s->n_ctx, &max_tokens, msg, sizeof msg) < 0 ||
         get_bool(j, "stream", &stream, msg, sizeof msg) < 0)
         goto bad;
-    if (session && (slen == 0 || slen > QS_MAX_SESSION)) {
+    if (session && (slen == 0 || slen > QS_MAX_SESSION || strlen(session) != slen)) {
         snprintf(msg, sizeof msg, "\"session\" must be 1 to %d bytes", QS_MAX_SESSION);
         goto bad;
     }
-    if (check_length(s, "\"text\"", text, len, msg, sizeof msg)) goto bad;
-    if (stream) {
-        stream_t *st = stream_new(s, analyze_stream);
-        if (!st || !(st->text = strdup(text)) || (session && !(st->session = strdup(session)))) {
-            stream_free(st);
-            json_decref(j);
-            return reply_error(con, r, 500, "out of memory");
-        }
-        st->max_tokens = (int)max_tokens;
+    call_t *c = call_new(s, QS_ANALYZE, stream);
+    if (!c || !(c->text = strdup(text)) || (session && !(c->session = strdup(session)))) {
+        call_free(c);
         json_decref(j);
-        return stream_start(con, r, st);
+        return reply_error(con, r, 500, "out of memory");
     }
-    json_t *out = NULL;
-    unsigned status = analyze(s, text, session, (int)max_tokens, NULL, &out, msg, sizeof msg);
     json_decref(j);
-    if (status != 200) return reply_error(con, r, status, "%s", msg);
-    return reply_json(con, r, 200, out);
+    c->rq.text = c->text;
+    c->rq.session = c->session;
+    c->rq.max_tokens = (int)max_tokens;
+    c->rq.on_emotion = on_emotion;
+    c->rq.on_piece = on_reply_piece;
+    c->rq.on_done = on_care_done;
+    c->sr = qc_safety_check(c->text, strlen(c->text));
+    if (c->sr.kind) qc_safety_notice(c->sr.kind, NULL, c->notice, sizeof c->notice);
+    enum MHD_Result ret;
+    if (call_submit(con, r, c, &ret)) return ret;
+    if (c->st) {
+        ret = reply_error(con, r, care_status(c->st), "%s", c->msg);
+        call_free(c);
+        return ret;
+    }
+    json_t *o = json_pack("{s:o, s:b, s:s, s:s}", "emotion", emotion_json(&c->e), "urgent", c->sr.kind != 0,
+                          "urgent_kind", qc_urgent_name(c->sr.kind), "reply", c->reply.text ? c->reply.text : "");
+    if (o && c->sr.kind) json_object_set_new(o, "notice", json_string(c->notice));
+    if (o && c->session) json_object_set_new(o, "session", json_string(c->session));
+    call_free(c);
+    return reply_json(con, r, 200, o);
 bad:
     json_decref(j);
     return reply_error(con, r, 400, "%s", msg);
@@ -515,27 +588,30 @@ bad:
 
 /* ==== OpenAI-compatible endpoints ==== */
 
-/* Emits job text [emitted, limit) moved back to a UTF-8 character start. */
-static void job_emit(job_t *j, size_t limit) {
+/* Emits job text [emitted, limit) moved back to a UTF-8 character start
+ * (mu held). */
+static void job_emit(call_t *c, size_t limit) {
+    job_t *j = &c->job;
     while (limit > j->emitted && limit < j->out.len && ((unsigned char)j->out.text[limit] & 0xC0) == 0x80) limit--;
-    if (limit <= j->emitted || !j->st) return;
-    stream_sse(j->st, NULL,
-               json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:s%}, s:n}]}", "id", j->id, "object",
-                         "chat.completion.chunk", "created", (json_int_t)j->created, "model", j->st->s->model_name,
-                         "choices", "index", 0, "delta", "content", j->out.text + j->emitted, limit - j->emitted,
-                         "finish_reason"));
+    if (limit <= j->emitted || !c->streamed) return;
+    call_sse(c, NULL,
+             json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:s%}, s:n}]}", "id", j->id, "object",
+                       "chat.completion.chunk", "created", (json_int_t)j->created, "model", c->s->model_name,
+                       "choices", "index", 0, "delta", "content", j->out.text + j->emitted, limit - j->emitted,
+                       "finish_reason"));
     j->emitted = limit;
 }
 
-/* Token callback of a completion: collects the text, ends at a stop string
- * (cut from the text), streams what can no longer become a stop string. */
-static int job_token(void *user, int32_t id, const char *piece, size_t len) {
-    (void)id;
-    job_t *j = user;
-    if (j->st && atomic_load(&j->st->cancel)) return 1;
+/* A completion's text: collected, ended at a stop string (cut from the
+ * text), streamed up to what could still become a stop string. */
+static int on_job_piece(void *user, const char *piece, size_t len) {
+    call_t *c = user;
+    job_t *j = &c->job;
+    pthread_mutex_lock(&c->mu);
+    note_first(c);
     size_t from = j->out.len > j->max_stop ? j->out.len - j->max_stop : 0;
-    if (text_add(&j->out, piece, len)) return 1;
-    for (int i = 0; i < j->n_stop; i++) {
+    int stop = c->failed || text_add(&j->out, piece, len);
+    for (int i = 0; !stop && i < j->n_stop; i++) {
         char *at = memmem(j->out.text + from, j->out.len - from, j->stop[i], strlen(j->stop[i]));
         if (at) {
             j->out.len = (size_t)(at - j->out.text);
@@ -543,50 +619,44 @@ static int job_token(void *user, int32_t id, const char *piece, size_t len) {
             j->stopped = 1;
         }
     }
-    if (j->stopped) {
-        job_emit(j, j->out.len);
-        return 1;
-    }
-    job_emit(j, j->out.len > j->max_stop ? j->out.len - j->max_stop + (j->max_stop ? 1 : 0) : 0);
-    return 0;
+    if (j->stopped) job_emit(c, j->out.len);
+    else if (!stop) job_emit(c, j->out.len > j->max_stop ? j->out.len - j->max_stop + (j->max_stop ? 1 : 0) : 0);
+    pthread_mutex_unlock(&c->mu);
+    return stop || j->stopped || atomic_load(&c->rq.cancel);
 }
 
-/* Runs the completion on the shared sequence. */
-static qc_status job_run(qc_server_t *s, job_t *j, char *msg, size_t n) {
-    pthread_mutex_lock(&s->mu);
-    qc_ctx_truncate(s->gen, 0);
-    qc_status st = qc_generate(s->gen, j->ids, j->n_ids, &j->go, job_token, j, NULL, &j->n_out);
-    if (st) snprintf(msg, n, "%s", qc_ctx_errmsg(s->gen));
-    pthread_mutex_unlock(&s->mu);
-    return st;
-}
-
-static const char *job_finish(const job_t *j) {
-    return !j->stopped && j->n_out >= (size_t)j->go.max_tokens ? "length" : "stop";
-}
+static const char *job_finish(const job_t *j) { return !j->stopped && j->hit_max ? "length" : "stop"; }
 
 static json_t *usage_json(const job_t *j) {
     return json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)j->n_ids, "completion_tokens",
                      (json_int_t)j->n_out, "total_tokens", (json_int_t)(j->n_ids + j->n_out));
 }
 
-static void chat_stream(stream_t *st) {
-    job_t *j = &st->job;
-    char msg[512];
-    stream_sse(st, NULL,
-               json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:s, s:s}, s:n}]}", "id", j->id, "object",
-                         "chat.completion.chunk", "created", (json_int_t)j->created, "model", st->s->model_name,
-                         "choices", "index", 0, "delta", "role", "assistant", "content", "", "finish_reason"));
-    if (job_run(st->s, j, msg, sizeof msg)) {
-        stream_sse(st, NULL, json_pack("{s:{s:s, s:s}}", "error", "message", msg, "type", "server_error"));
-    } else {
-        job_emit(j, j->out.len);
-        stream_sse(st, NULL,
-                   json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{}, s:s}], s:o}", "id", j->id, "object",
-                             "chat.completion.chunk", "created", (json_int_t)j->created, "model", st->s->model_name,
-                             "choices", "index", 0, "delta", "finish_reason", job_finish(j), "usage", usage_json(j)));
+static void on_job_done(void *user, qc_status st, const char *msg, size_t n_prompt, size_t n_out, int hit_max) {
+    call_t *c = user;
+    job_t *j = &c->job;
+    call_metrics(c, n_prompt, n_out);
+    pthread_mutex_lock(&c->mu);
+    c->st = st;
+    snprintf(c->msg, sizeof c->msg, "%s", msg);
+    j->n_out = n_out;
+    j->hit_max = hit_max;
+    if (c->streamed) {
+        if (st) {
+            call_sse(c, NULL, json_pack("{s:{s:s, s:s}}", "error", "message", msg, "type", "server_error"));
+        } else {
+            job_emit(c, j->out.len);
+            call_sse(c, NULL,
+                     json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{}, s:s}], s:o}", "id", j->id, "object",
+                               "chat.completion.chunk", "created", (json_int_t)j->created, "model", c->s->model_name,
+                               "choices", "index", 0, "delta", "finish_reason", job_finish(j), "usage",
+                               usage_json(j)));
+        }
+        call_push(c, "data: [DONE]\n\n", 14);
     }
-    stream_push(st, "data: [DONE]\n\n", 14);
+    c->done = 1;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
 }
 
 /* Appends the ids of text (special tokens parsed or not). */
@@ -697,34 +767,46 @@ static enum MHD_Result v1_chat(qc_server_t *s, struct MHD_Connection *con, req_t
     char msg[512];
     json_t *b = parse_body(r, msg, sizeof msg);
     if (!b) return reply_error(con, r, 400, "%s", msg);
-    stream_t *st = stream_new(s, chat_stream);
-    if (!st) {
+    call_t *c = call_new(s, QS_COMPLETION, 0);
+    if (!c) {
         json_decref(b);
         return reply_error(con, r, 500, "out of memory");
     }
-    job_t *j = &st->job;
+    job_t *j = &c->job;
     j->created = (long long)time(NULL);
     snprintf(j->id, sizeof j->id, "chatcmpl-%lu", (unsigned long)atomic_fetch_add(&s->n_completions, 1) + 1);
     int stream = 0;
     int bad = job_parse(s, b, j, &stream, msg, sizeof msg);
     json_decref(b);
     if (bad) {
-        stream_free(st);
+        call_free(c);
         return reply_error(con, r, 400, "%s", msg);
     }
-    if (stream) {
-        j->st = st;
-        return stream_start(con, r, st);
-    }
-    if (job_run(s, j, msg, sizeof msg)) {
-        stream_free(st);
-        return reply_error(con, r, 500, "%s", msg);
+    c->streamed = stream;
+    c->rq.ids = j->ids;
+    c->rq.n_ids = j->n_ids;
+    c->rq.sampling = j->go.sampling;
+    c->rq.use_sampling = 1;
+    c->rq.max_tokens = j->go.max_tokens;
+    c->rq.on_piece = on_job_piece;
+    c->rq.on_done = on_job_done;
+    if (stream)
+        call_sse(c, NULL,
+                 json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:s, s:s}, s:n}]}", "id", j->id, "object",
+                           "chat.completion.chunk", "created", (json_int_t)j->created, "model", s->model_name,
+                           "choices", "index", 0, "delta", "role", "assistant", "content", "", "finish_reason"));
+    enum MHD_Result ret;
+    if (call_submit(con, r, c, &ret)) return ret;
+    if (c->st) {
+        ret = reply_error(con, r, care_status(c->st), "%s", c->msg);
+        call_free(c);
+        return ret;
     }
     json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:s, s:s}, s:s}], s:o}", "id", j->id, "object",
                           "chat.completion", "created", (json_int_t)j->created, "model", s->model_name, "choices",
                           "index", 0, "message", "role", "assistant", "content", j->out.text ? j->out.text : "",
                           "finish_reason", job_finish(j), "usage", usage_json(j));
-    stream_free(st);
+    call_free(c);
     return reply_json(con, r, 200, o);
 }
 
@@ -734,23 +816,136 @@ static enum MHD_Result v1_models(qc_server_t *s, struct MHD_Connection *con, req
                                 "object", "model", "created", 0, "owned_by", "qcare"));
 }
 
-/* ==== routing ==== */
+/* ==== the page and the metrics ==== */
 
 /* The chat page (web/index.html, embedded by tools/embed.c). */
 extern const unsigned char qc_web_index[];
 extern const unsigned long qc_web_index_len;
 
-static enum MHD_Result reply_page(struct MHD_Connection *con, req_t *r) {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(qc_web_index_len, (void *)qc_web_index, MHD_RESPMEM_PERSISTENT);
-    if (!resp) return MHD_NO;
-    MHD_add_response_header(resp, "Content-Type", "text/html; charset=utf-8");
+static enum MHD_Result reply_buffer(struct MHD_Connection *con, req_t *r, const void *data, size_t len,
+                                    enum MHD_ResponseMemoryMode mode, const char *type) {
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)data, mode);
+    if (!resp) {
+        if (mode == MHD_RESPMEM_MUST_FREE) free((void *)data);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", type);
     MHD_add_response_header(resp, "Cache-Control", "no-cache");
     r->status = 200;
     enum MHD_Result ret = MHD_queue_response(con, 200, resp);
     MHD_destroy_response(resp);
     return ret;
 }
+
+static void hist_add(hist_t *h, double v) {
+    int i = 0;
+    while (i < N_BOUNDS && v > lat_bounds[i]) i++;
+    h->bucket[i]++;
+    h->count++;
+    h->sum += v;
+}
+
+/* One histogram in Prometheus' text format (labels: "" or `k="v",`). */
+static void hist_print(text_t *t, const char *name, const char *labels, const hist_t *h) {
+    char line[256];
+    unsigned long long cum = 0;
+    for (int i = 0; i <= N_BOUNDS; i++) {
+        cum += h->bucket[i];
+        char le[32];
+        if (i < N_BOUNDS) snprintf(le, sizeof le, "%g", lat_bounds[i]);
+        else snprintf(le, sizeof le, "+Inf");
+        int n = snprintf(line, sizeof line, "%s_bucket{%sle=\"%s\"} %llu\n", name, labels, le, cum);
+        text_add(t, line, (size_t)n);
+    }
+    size_t ll = strlen(labels);
+    char lab[128] = "";
+    if (ll) snprintf(lab, sizeof lab, "{%.*s}", (int)(ll - 1), labels); /* without the trailing comma */
+    int n = snprintf(line, sizeof line, "%s_sum%s %.6f\n%s_count%s %llu\n", name, lab, h->sum, name, lab, h->count);
+    text_add(t, line, (size_t)n);
+}
+
+static void tprintf(text_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tprintf(text_t *t, const char *fmt, ...) {
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n > 0) text_add(t, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+/* GET /metrics: Prometheus text exposition format 0.0.4. */
+static enum MHD_Result reply_metrics(qc_server_t *s, struct MHD_Connection *con, req_t *r) {
+    qs_stats_t st;
+    qs_stats(s->sched, &st);
+    text_t t = {0};
+    tprintf(&t, "# HELP qcare_requests_total HTTP requests answered, by path and status.\n"
+                "# TYPE qcare_requests_total counter\n");
+    pthread_mutex_lock(&s->mmu);
+    for (int k = 0; k < N_ROUTES; k++)
+        for (int c = 0; c < N_CODES; c++)
+            if (s->requests[k][c]) {
+                char code[8];
+                if (c < N_CODES - 1) snprintf(code, sizeof code, "%d", status_codes[c]);
+                else snprintf(code, sizeof code, "other");
+                tprintf(&t, "qcare_requests_total{path=\"%s\",code=\"%s\"} %llu\n", route_path[k], code,
+                        s->requests[k][c]);
+            }
+    tprintf(&t, "# HELP qcare_request_duration_seconds Time from a request's arrival to its last byte.\n"
+                "# TYPE qcare_request_duration_seconds histogram\n");
+    for (int k = 0; k < N_ROUTES; k++)
+        if (s->latency[k].count) {
+            char lab[64];
+            snprintf(lab, sizeof lab, "path=\"%s\",", route_path[k]);
+            hist_print(&t, "qcare_request_duration_seconds", lab, &s->latency[k]);
+        }
+    tprintf(&t, "# HELP qcare_time_to_first_token_seconds Time from a request's arrival to its first reply text.\n"
+                "# TYPE qcare_time_to_first_token_seconds histogram\n");
+    hist_print(&t, "qcare_time_to_first_token_seconds", "", &s->first_token);
+    pthread_mutex_unlock(&s->mmu);
+    tprintf(&t,
+            "# HELP qcare_prompt_tokens_total Prompt tokens of finished requests.\n"
+            "# TYPE qcare_prompt_tokens_total counter\nqcare_prompt_tokens_total %lu\n"
+            "# HELP qcare_generated_tokens_total Tokens generated for finished requests.\n"
+            "# TYPE qcare_generated_tokens_total counter\nqcare_generated_tokens_total %lu\n"
+            "# HELP qcare_streams_cancelled_total Streams ended early (client gone or error).\n"
+            "# TYPE qcare_streams_cancelled_total counter\nqcare_streams_cancelled_total %lu\n",
+            (unsigned long)atomic_load(&s->n_prompt_tokens), (unsigned long)atomic_load(&s->n_reply_tokens),
+            (unsigned long)atomic_load(&s->n_streams_cancelled));
+    tprintf(&t,
+            "# HELP qcare_batch_passes_total Forward passes of the model (each batches every active request).\n"
+            "# TYPE qcare_batch_passes_total counter\nqcare_batch_passes_total %llu\n"
+            "# HELP qcare_batch_tokens_total Tokens run in those passes (decode and prompt).\n"
+            "# TYPE qcare_batch_tokens_total counter\nqcare_batch_tokens_total %llu\n"
+            "# HELP qcare_decode_tokens_total Decode tokens run in those passes.\n"
+            "# TYPE qcare_decode_tokens_total counter\nqcare_decode_tokens_total %llu\n"
+            "# HELP qcare_model_busy_seconds_total Time the model spent in passes and emotion judgments.\n"
+            "# TYPE qcare_model_busy_seconds_total counter\nqcare_model_busy_seconds_total %.3f\n",
+            st.passes, st.pass_tokens, st.decode_tokens, st.busy_s);
+    tprintf(&t,
+            "# HELP qcare_queue_depth Requests waiting for a slot.\n# TYPE qcare_queue_depth gauge\n"
+            "qcare_queue_depth %d\n"
+            "# HELP qcare_queue_capacity Requests that may wait before 503.\n# TYPE qcare_queue_capacity gauge\n"
+            "qcare_queue_capacity %d\n"
+            "# HELP qcare_active_requests Requests generating now.\n# TYPE qcare_active_requests gauge\n"
+            "qcare_active_requests %d\n"
+            "# HELP qcare_parallel_slots Requests that may generate at once.\n# TYPE qcare_parallel_slots gauge\n"
+            "qcare_parallel_slots %d\n",
+            st.queued, s->queue, st.active, s->parallel);
+    tprintf(&t,
+            "# HELP qcare_sessions Conversations kept.\n# TYPE qcare_sessions gauge\nqcare_sessions %d\n"
+            "# HELP qcare_sessions_resident Conversations holding their KV state in memory.\n"
+            "# TYPE qcare_sessions_resident gauge\nqcare_sessions_resident %d\n"
+            "# HELP qcare_sessions_kv_bytes KV cache bytes held by conversations.\n"
+            "# TYPE qcare_sessions_kv_bytes gauge\nqcare_sessions_kv_bytes %zu\n"
+            "# HELP qcare_uptime_seconds Seconds since the server started.\n# TYPE qcare_uptime_seconds gauge\n"
+            "qcare_uptime_seconds %.1f\n",
+            st.sessions, st.resident, st.session_bytes, (now_ms() - s->t_start) / 1e3);
+    if (!t.text) return reply_error(con, r, 500, "out of memory");
+    return reply_buffer(con, r, t.text, t.len, MHD_RESPMEM_MUST_FREE, "text/plain; version=0.0.4; charset=utf-8");
+}
+
+/* ==== routing ==== */
 
 /* Constant-time comparison of the Authorization header with "Bearer KEY". */
 static int authorized(const qc_server_t *s, struct MHD_Connection *con) {
@@ -766,27 +961,30 @@ static int authorized(const qc_server_t *s, struct MHD_Connection *con) {
 static enum MHD_Result route(qc_server_t *s, struct MHD_Connection *con, req_t *r, const char *url,
                              const char *method) {
     static const struct {
-        const char *path, *method;
+        const char *method;
         int open; /* served without the API key */
-    } routes[] = {
-        {"/health", "GET", 1}, {"/", "GET", 1}, {"/api/emotion", "POST", 0}, {"/api/analyze", "POST", 0},
-        {"/v1/models", "GET", 0}, {"/v1/chat/completions", "POST", 0},
+    } routes[R_OTHER] = {
+        [R_HEALTH] = {"GET", 1},  [R_PAGE] = {"GET", 1},  [R_EMOTION] = {"POST", 0}, [R_ANALYZE] = {"POST", 0},
+        [R_MODELS] = {"GET", 0},  [R_CHAT] = {"POST", 0}, [R_METRICS] = {"GET", 0},
     };
-    size_t k = 0, n = sizeof routes / sizeof routes[0];
-    while (k < n && strcmp(url, routes[k].path)) k++;
-    if (k == n) return reply_error(con, r, 404, "no such path: %.200s", url);
+    int k = 0;
+    while (k < R_OTHER && strcmp(url, route_path[k])) k++;
+    r->route = k;
+    if (k == R_OTHER) return reply_error(con, r, 404, "no such path: %.200s", url);
     int is_head = !strcmp(method, "HEAD") && !strcmp(routes[k].method, "GET");
     if (strcmp(method, routes[k].method) && !is_head) return reply_405(con, r, routes[k].method);
     if (s->api_key && !routes[k].open && !authorized(s, con))
         return reply_error(con, r, 401, "a valid API key is required (Authorization: Bearer KEY)");
     if (r->too_big) return reply_error(con, r, 413, "the request body is larger than %u bytes", QS_MAX_BODY);
     switch (k) {
-    case 0: return reply_json(con, r, 200, json_pack("{s:s}", "status", "ok"));
-    case 1: return reply_page(con, r);
-    case 2: return api_emotion(s, con, r);
-    case 3: return api_analyze(s, con, r);
-    case 4: return v1_models(s, con, r);
-    default: return v1_chat(s, con, r);
+    case R_HEALTH: return reply_json(con, r, 200, json_pack("{s:s}", "status", "ok"));
+    case R_PAGE:
+        return reply_buffer(con, r, qc_web_index, qc_web_index_len, MHD_RESPMEM_PERSISTENT, "text/html; charset=utf-8");
+    case R_EMOTION: return api_emotion(s, con, r);
+    case R_ANALYZE: return api_analyze(s, con, r);
+    case R_MODELS: return v1_models(s, con, r);
+    case R_CHAT: return v1_chat(s, con, r);
+    default: return reply_metrics(s, con, r);
     }
 }
 
@@ -799,6 +997,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
     if (!r) {
         if (!(r = calloc(1, sizeof *r))) return MHD_NO;
         r->t0 = now_ms();
+        r->route = R_OTHER;
         snprintf(r->method, sizeof r->method, "%s", method);
         snprintf(r->path, sizeof r->path, "%s", url);
         *con_cls = r;
@@ -823,8 +1022,15 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls, 
     qc_server_t *s = cls;
     req_t *r = *con_cls;
     if (!r) return;
+    double ms = now_ms() - r->t0;
+    int c = 0;
+    while (c < N_CODES - 1 && status_codes[c] != r->status) c++;
+    pthread_mutex_lock(&s->mmu);
+    s->requests[r->route][c]++;
+    hist_add(&s->latency[r->route], ms / 1e3);
+    pthread_mutex_unlock(&s->mmu);
     if (!s->quiet)
-        fprintf(stderr, "%s %s %d %.1f ms%s\n", r->method, r->path, r->status, now_ms() - r->t0,
+        fprintf(stderr, "%s %s %d %.1f ms%s\n", r->method, r->path, r->status, ms,
                 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed)");
     free(r->body.text);
     free(r);
@@ -862,25 +1068,33 @@ qc_status qc_server_start(qc_model_t *m, const qc_server_opts_t *opts, qc_server
         snprintf(err, err_size, "out of memory");
         return QC_ERR_NOMEM;
     }
-    pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->mmu, NULL);
     s->m = m;
     s->tok = qc_model_tokenizer(m);
     s->n_ctx = o.n_ctx > 0 ? o.n_ctx : 2048;
+    s->parallel = o.parallel > 0 ? o.parallel : 4;
+    s->queue = o.queue > 0 ? o.queue : o.queue < 0 ? 0 : 4 * s->parallel;
     s->quiet = o.quiet;
     s->qwen3 = qc_model_arch(m) == QC_ARCH_QWEN3;
+    s->t_start = now_ms();
     qc_status st = QC_ERR_NOMEM;
     if (!(s->model_name = strdup(o.model_name ? o.model_name : "qcare")) ||
-        (o.api_key && !(s->api_key = strdup(o.api_key))) || !(s->gen = qc_ctx_new(m, s->n_ctx, NULL))) {
+        (o.api_key && !(s->api_key = strdup(o.api_key)))) {
         snprintf(err, err_size, "out of memory");
         goto fail;
     }
     qc_care_opts_t co = {.n_ctx = s->n_ctx, .use_prefix_cache = 1};
     if ((st = qc_care_new(m, &co, &s->care, err, err_size))) goto fail;
+    if (!(s->sched = qs_sched_new(m, s->care, s->parallel, s->queue, s->n_ctx, err, err_size))) {
+        st = QC_ERR_NOMEM;
+        goto fail;
+    }
+    unsigned timeout = o.timeout_s > 0 ? (unsigned)o.timeout_s : 60;
     s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG |
                                 (v6 ? MHD_USE_IPv6 : 0),
                             0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
                             v6 ? (struct sockaddr *)&a6 : (struct sockaddr *)&a4, MHD_OPTION_NOTIFY_COMPLETED,
-                            on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
+                            on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_END);
     if (!s->d) {
         st = QC_ERR_IO;
         snprintf(err, err_size, "cannot listen on %s port %d (in use?)", host, port);
@@ -895,11 +1109,14 @@ fail:
 
 void qc_server_stop(qc_server_t *s) {
     if (!s) return;
+    /* Requests still running end first (streams get their last event), so
+     * no connection waits on the model while MHD stops. */
+    qs_sched_stop(s->sched);
     if (s->d) MHD_stop_daemon(s->d);
+    qs_sched_free(s->sched);
     qc_care_free(s->care);
-    qc_ctx_free(s->gen);
     free(s->api_key);
     free(s->model_name);
-    pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->mmu);
     free(s);
 }

@@ -1,11 +1,12 @@
 /* server.h — `qcare serve`: the HTTP API on libmicrohttpd.
  *
- * Endpoints: GET /health, GET / (placeholder page), POST /api/emotion,
- * POST /api/analyze (JSON or Server-Sent Events), GET /v1/models and
- * POST /v1/chat/completions (OpenAI-compatible, JSON or SSE).
+ * Endpoints: GET /health, GET / (the chat page), POST /api/emotion,
+ * POST /api/analyze (JSON or Server-Sent Events), GET /v1/models,
+ * POST /v1/chat/completions (OpenAI-compatible, JSON or SSE), GET /metrics
+ * (Prometheus).
  *
- * One model and one care pipeline are shared by every connection; model work
- * is serialized by one mutex (continuous batching is a later step). */
+ * One model and one care pipeline are shared by every connection; the
+ * scheduler (sched.h) batches the requests' model work. */
 #ifndef QC_SERVER_H
 #define QC_SERVER_H
 
@@ -20,6 +21,9 @@ typedef struct {
     const char *model_name; /* the id /v1/models reports (NULL: "qcare") */
     int n_ctx;              /* context of each request in tokens (0: 2048) */
     int quiet;              /* no per-request log lines */
+    int parallel;           /* requests generating at once (0: 4) */
+    int queue;              /* requests that may wait for a slot before 503 (0: 4 x parallel, < 0: none) */
+    int timeout_s;          /* idle connections (slow clients) closed after this (0: 60 s) */
 } qc_server_opts_t;
 
 /* Starts serving on its own threads. The model must outlive the server.

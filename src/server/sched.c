@@ -1,0 +1,420 @@
+/* sched.c — continuous batching: one thread runs the model for every
+ * request (see sched.h).
+ *
+ * A pass: every generating request puts in its next token (decode), then the
+ * requests still reading their prompt put in a chunk of it (at most
+ * QS_CHUNK tokens each, while the pass has room for QS_PASS_TOKENS), and
+ * qc_batch_eval runs them all at once. After the pass each request whose
+ * prompt is done samples its next token. Because qc_batch_eval gives each
+ * sequence exactly what it would get alone, batching never changes a reply:
+ * a seeded request answers the same at any load.
+ *
+ * Between passes the thread admits queued requests (up to `parallel`
+ * generating) and judges the emotion of new QS_EMOTION / QS_ANALYZE
+ * requests; a judgment is one short prefill on the shared analyst prefix,
+ * run alone. Conversations keep their KV state in the care pipeline's
+ * sessions; the scheduler drives their turns with qc_care_turn_*. */
+#include "server/sched.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define QS_CHUNK 32         /* prompt tokens of one request per pass (< 64: llama.cpp's small-batch attention) */
+#define QS_PASS_TOKENS 256  /* tokens of one pass */
+
+/* A request that is generating. */
+typedef struct {
+    qs_request_t *r;
+    qc_ctx_t *ctx;
+    int slot;                /* its context from the pool, or -1 (a conversation's own) */
+    qc_care_turn_t *turn;    /* a conversation's turn */
+    int32_t *own;            /* prompt tokens owned here (a one-off reply) */
+    const int32_t *prompt;
+    size_t n_prompt, off;    /* prompt tokens, those run so far */
+    int32_t next;            /* the sampled token, run in the next pass */
+    qc_sampler_t *smp;
+    int32_t *hist;
+    size_t n_hist, cap_hist;
+    qc_detok_t dt;
+    size_t n_out;
+    float *logits;           /* [n_vocab] */
+    int run;                 /* tokens it put into the current pass */
+} gen_t;
+
+struct qs_sched {
+    qc_model_t *m;
+    qc_care_t *care;
+    const qc_tokenizer_t *tok;
+    int parallel, queue_max, n_ctx, n_vocab;
+    pthread_t th;
+    int started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    qs_request_t *head, *tail; /* the queue */
+    int n_queued, n_active, stopping;
+    /* the thread's own */
+    gen_t *gen;                /* [parallel] */
+    qc_ctx_t **slots;          /* [parallel] contexts for one-off replies and completions */
+    int *slot_used;
+    qc_batch_t *batch;
+    qs_stats_t st;             /* under mu */
+};
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ==== the queue ==== */
+
+qc_status qs_submit(qs_sched_t *s, qs_request_t *r) {
+    pthread_mutex_lock(&s->mu);
+    qc_status st = QC_OK;
+    if (s->stopping) st = QC_ERR_ARG;
+    else if (s->n_queued >= s->queue_max) st = QC_ERR_BUSY;
+    else {
+        r->next = NULL;
+        r->t_submit = now_s();
+        if (s->tail) s->tail->next = r;
+        else s->head = r;
+        s->tail = r;
+        s->n_queued++;
+        pthread_cond_signal(&s->cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return st;
+}
+
+void qs_stats(qs_sched_t *s, qs_stats_t *out) {
+    pthread_mutex_lock(&s->mu);
+    *out = s->st;
+    out->queued = s->n_queued;
+    out->active = s->n_active;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ==== one request's life on the thread ==== */
+
+static void update_sessions(qs_sched_t *s) {
+    int resident = 0, n = qc_care_n_sessions(s->care, &resident);
+    size_t bytes = qc_care_sessions_bytes(s->care);
+    pthread_mutex_lock(&s->mu);
+    s->st.sessions = n;
+    s->st.resident = resident;
+    s->st.session_bytes = bytes;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Ends a generating request: the rest of its text, its turn kept (st ==
+ * QC_OK) or undone, its slot freed, then on_done (after which r may be
+ * gone). */
+static void finish(qs_sched_t *s, gen_t *g, qc_status st, const char *msg, int hit_max) {
+    qs_request_t *r = g->r;
+    if (st == QC_OK) {
+        char piece[64];
+        long len = qc_detok_flush(&g->dt, piece, sizeof piece);
+        if (len > 0) r->on_piece(r->user, piece, (size_t)len);
+    }
+    if (g->turn) qc_care_turn_end(g->turn, st == QC_OK);
+    if (g->slot >= 0) s->slot_used[g->slot] = 0;
+    qc_sampler_free(g->smp);
+    free(g->hist);
+    free(g->own);
+    free(g->logits);
+    size_t n_prompt = g->n_prompt, n_out = g->n_out;
+    int had_turn = g->turn != NULL;
+    memset(g, 0, sizeof *g);
+    pthread_mutex_lock(&s->mu);
+    s->n_active--;
+    pthread_mutex_unlock(&s->mu);
+    if (had_turn) update_sessions(s);
+    r->on_done(r->user, st, msg, n_prompt, n_out, hit_max);
+}
+
+/* Starts r: its emotion when asked, then (QS_ANALYZE, QS_COMPLETION) a free
+ * generation entry with its context and sampler. */
+static void start(qs_sched_t *s, qs_request_t *r) {
+    if (atomic_load(&r->cancel)) {
+        r->on_done(r->user, QC_ERR_ARG, "cancelled", 0, 0, 0);
+        return;
+    }
+    qc_emotion_t e = {0};
+    if (r->kind != QS_COMPLETION) {
+        double t0 = now_s();
+        qc_status st = qc_care_emotion(s->care, r->text, strlen(r->text), &e);
+        pthread_mutex_lock(&s->mu);
+        s->st.busy_s += now_s() - t0;
+        pthread_mutex_unlock(&s->mu);
+        if (st) {
+            r->on_done(r->user, st, qc_care_errmsg(s->care), 0, 0, 0);
+            return;
+        }
+        r->on_emotion(r->user, &e);
+        if (r->kind == QS_EMOTION) {
+            r->on_done(r->user, QC_OK, "", 0, 0, 0);
+            return;
+        }
+    }
+    gen_t *g = NULL;
+    for (int i = 0; i < s->parallel && !g; i++)
+        if (!s->gen[i].r) g = &s->gen[i];
+    memset(g, 0, sizeof *g);
+    g->slot = -1;
+    qc_status st = QC_OK;
+    if (r->kind == QS_ANALYZE && r->session) {
+        if ((st = qc_care_turn_begin(s->care, r->session, r->text, e.label, &g->turn))) {
+            r->on_done(r->user, st, qc_care_errmsg(s->care), 0, 0, 0);
+            return;
+        }
+        g->ctx = qc_care_turn_ctx(g->turn);
+        g->n_prompt = qc_care_turn_pending(g->turn, &g->prompt);
+    } else {
+        if (r->kind == QS_ANALYZE) {
+            if ((st = qc_care_reply_ids(s->care, r->text, e.label, &g->own, &g->n_prompt))) {
+                r->on_done(r->user, st, qc_care_errmsg(s->care), 0, 0, 0);
+                return;
+            }
+            g->prompt = g->own;
+        } else {
+            g->prompt = r->ids;
+            g->n_prompt = r->n_ids;
+        }
+        for (int i = 0; i < s->parallel; i++)
+            if (!s->slot_used[i]) {
+                g->slot = i;
+                break;
+            }
+        s->slot_used[g->slot] = 1;
+        g->ctx = s->slots[g->slot];
+        qc_ctx_truncate(g->ctx, 0);
+    }
+    qc_sampling_t sp;
+    if (r->use_sampling) sp = r->sampling;
+    else qc_model_sampling_defaults(s->m, &sp);
+    /* The sampler's history as qc_generate keeps it: the prompt it was
+     * given (a conversation's turn: qc_care_chat gives its last token). */
+    size_t hist0 = g->turn ? 1 : g->n_prompt;
+    g->cap_hist = hist0 + (size_t)r->max_tokens + 1;
+    g->hist = malloc(g->cap_hist * sizeof *g->hist);
+    g->smp = qc_sampler_new(s->n_vocab, &sp);
+    g->logits = malloc((size_t)s->n_vocab * sizeof(float));
+    g->r = r;
+    pthread_mutex_lock(&s->mu);
+    s->n_active++;
+    pthread_mutex_unlock(&s->mu);
+    if (!g->hist || !g->smp || !g->logits || !g->n_prompt) {
+        finish(s, g, g->n_prompt ? QC_ERR_NOMEM : QC_ERR_ARG, g->n_prompt ? "out of memory" : "an empty prompt", 0);
+        return;
+    }
+    memcpy(g->hist, g->prompt + g->n_prompt - hist0, hist0 * sizeof *g->hist);
+    g->n_hist = hist0;
+    qc_detok_init(&g->dt);
+}
+
+/* After a pass: g's logits are ready. Samples, streams and decides whether
+ * g goes on. */
+static void advance(qs_sched_t *s, gen_t *g) {
+    qs_request_t *r = g->r;
+    int32_t id = qc_sampler_sample(g->smp, g->logits, g->hist, g->n_hist);
+    if (qc_model_is_eog(s->m, id)) {
+        finish(s, g, QC_OK, "", 0);
+        return;
+    }
+    g->hist[g->n_hist++] = id;
+    g->n_out++;
+    if (g->turn && qc_care_turn_push(g->turn, id)) {
+        finish(s, g, QC_ERR_NOMEM, "out of memory", 0);
+        return;
+    }
+    char piece[512];
+    long len = qc_detok_push(&g->dt, s->tok, id, piece, sizeof piece);
+    if (len < 0) len = 0, piece[0] = 0;
+    if (r->on_piece(r->user, piece, (size_t)len)) {
+        finish(s, g, QC_OK, "", 0);
+        return;
+    }
+    if (g->n_out >= (size_t)r->max_tokens || qc_ctx_pos(g->ctx) >= qc_ctx_size(g->ctx)) {
+        finish(s, g, QC_OK, "", 1);
+        return;
+    }
+    g->next = id;
+}
+
+/* One pass of the model over every generating request. */
+static void pass(qs_sched_t *s) {
+    int P = s->parallel, k = 0, budget = QS_PASS_TOKENS + P;
+    qc_ctx_t *cs[P];
+    const int32_t *ids[P];
+    int n[P];
+    float *lo[P];
+    gen_t *who[P];
+    for (int i = 0; i < P; i++) {
+        gen_t *g = &s->gen[i];
+        if (g->r && atomic_load(&g->r->cancel)) finish(s, g, QC_ERR_ARG, "cancelled", 0);
+    }
+    unsigned long long dec = 0, pre = 0;
+    /* the next token of every request past its prompt, then prompt chunks
+     * of a fixed size (never cut by the room left, so a request's passes
+     * do not depend on the load) */
+    for (int phase = 0; phase < 2; phase++)
+        for (int i = 0; i < P; i++) {
+            gen_t *g = &s->gen[i];
+            if (!g->r || (g->off < g->n_prompt) != phase) continue;
+            const int32_t *t;
+            int len;
+            if (g->turn) {
+                size_t pend = qc_care_turn_pending(g->turn, &t);
+                len = (int)(pend < QS_CHUNK ? pend : QS_CHUNK);
+            } else if (phase) {
+                t = g->prompt + g->off;
+                len = (int)(g->n_prompt - g->off < QS_CHUNK ? g->n_prompt - g->off : QS_CHUNK);
+            } else {
+                t = &g->next;
+                len = 1;
+            }
+            if (len > budget) continue;
+            budget -= len;
+            g->run = len;
+            cs[k] = g->ctx, ids[k] = t, n[k] = len, who[k] = g;
+            lo[k] = !phase || g->off + (size_t)len == g->n_prompt ? g->logits : NULL;
+            if (phase) pre += (unsigned long long)len;
+            else dec++;
+            k++;
+        }
+    if (!k) return;
+    double t0 = now_s();
+    qc_status st = qc_batch_eval(s->batch, cs, ids, n, lo, k);
+    double dt = now_s() - t0;
+    pthread_mutex_lock(&s->mu);
+    s->st.passes++;
+    s->st.pass_tokens += dec + pre;
+    s->st.decode_tokens += dec;
+    s->st.prompt_tokens += pre;
+    s->st.generated += dec;
+    s->st.busy_s += dt;
+    pthread_mutex_unlock(&s->mu);
+    for (int q = 0; q < k; q++) {
+        gen_t *g = who[q];
+        if (st) {
+            finish(s, g, st, qc_batch_errmsg(s->batch), 0);
+            continue;
+        }
+        if (g->turn && qc_care_turn_evaluated(g->turn, (size_t)g->run)) {
+            finish(s, g, QC_ERR_NOMEM, qc_care_errmsg(s->care), 0);
+            continue;
+        }
+        if (g->off < g->n_prompt) {
+            g->off += (size_t)g->run;
+            if (g->off < g->n_prompt) continue;
+        }
+        advance(s, g);
+    }
+}
+
+static void *sched_main(void *arg) {
+    qs_sched_t *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        while (!s->stopping && !s->head && !s->n_active) pthread_cond_wait(&s->cv, &s->mu);
+        if (s->stopping) {
+            pthread_mutex_unlock(&s->mu);
+            break;
+        }
+        /* admit while a generation entry is free (an emotion judgment
+         * leaves its entry free again at once) */
+        qs_request_t *admit = NULL, **at = &admit;
+        int room = s->parallel - s->n_active;
+        while (s->head && room > 0) {
+            qs_request_t *r = s->head;
+            if (!(s->head = r->next)) s->tail = NULL;
+            s->n_queued--;
+            r->next = NULL;
+            *at = r;
+            at = &r->next;
+            if (r->kind != QS_EMOTION) room--;
+        }
+        pthread_mutex_unlock(&s->mu);
+        while (admit) {
+            qs_request_t *r = admit;
+            admit = r->next;
+            start(s, r);
+        }
+        pass(s);
+    }
+    for (int i = 0; i < s->parallel; i++)
+        if (s->gen[i].r) finish(s, &s->gen[i], QC_ERR_ARG, "the server is stopping", 0);
+    pthread_mutex_lock(&s->mu);
+    qs_request_t *r = s->head;
+    s->head = s->tail = NULL;
+    s->n_queued = 0;
+    pthread_mutex_unlock(&s->mu);
+    while (r) {
+        qs_request_t *next = r->next;
+        r->on_done(r->user, QC_ERR_ARG, "the server is stopping", 0, 0, 0);
+        r = next;
+    }
+    return NULL;
+}
+
+/* ==== start and stop ==== */
+
+qs_sched_t *qs_sched_new(qc_model_t *m, qc_care_t *care, int parallel, int queue, int n_ctx, char *err,
+                         size_t err_size) {
+    qs_sched_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, err_size, "out of memory");
+        return NULL;
+    }
+    s->m = m;
+    s->care = care;
+    s->tok = qc_model_tokenizer(m);
+    s->parallel = parallel > 0 ? parallel : 1;
+    s->queue_max = queue >= 0 ? queue : 0;
+    s->n_ctx = n_ctx;
+    s->n_vocab = qc_model_n_vocab(m);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    s->gen = calloc((size_t)s->parallel, sizeof *s->gen);
+    s->slots = calloc((size_t)s->parallel, sizeof *s->slots);
+    s->slot_used = calloc((size_t)s->parallel, sizeof *s->slot_used);
+    s->batch = qc_batch_new(m, QS_PASS_TOKENS + s->parallel);
+    int ok = s->gen && s->slots && s->slot_used && s->batch;
+    /* The slots' own work buffers are unused (passes run in the batch's),
+     * so they are made for one token. */
+    for (int i = 0; ok && i < s->parallel; i++)
+        ok = (s->slots[i] = qc_ctx_new(m, n_ctx, &(qc_ctx_opts_t){.n_batch = 1})) != NULL;
+    if (!ok || pthread_create(&s->th, NULL, sched_main, s)) {
+        snprintf(err, err_size, "out of memory for %d parallel requests", s->parallel);
+        qs_sched_free(s);
+        return NULL;
+    }
+    s->started = 1;
+    return s;
+}
+
+void qs_sched_stop(qs_sched_t *s) {
+    if (!s || !s->started) return;
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->th, NULL);
+    s->started = 0;
+}
+
+void qs_sched_free(qs_sched_t *s) {
+    if (!s) return;
+    qs_sched_stop(s);
+    for (int i = 0; s->slots && i < s->parallel; i++) qc_ctx_free(s->slots[i]);
+    free(s->slots);
+    free(s->slot_used);
+    free(s->gen);
+    qc_batch_free(s->batch);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+}

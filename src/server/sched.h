@@ -1,0 +1,70 @@
+/* sched.h — the server's model scheduler (continuous batching).
+ *
+ * One thread owns the model. Requests wait in a bounded queue; up to
+ * `parallel` of them generate at once: every pass of the model runs the next
+ * token of each generating request together with chunks of new requests'
+ * prompts (qc_batch_eval), so the weights are read once per pass for all of
+ * them. Emotion judgments run between passes. */
+#ifndef QC_SERVER_SCHED_H
+#define QC_SERVER_SCHED_H
+
+#include "qcare.h"
+
+#include <stdatomic.h>
+
+typedef struct qs_sched qs_sched_t;
+
+enum {
+    QS_EMOTION,   /* judge the emotion of text */
+    QS_ANALYZE,   /* emotion, then the reply (in the conversation `session` when given) */
+    QS_COMPLETION /* generate after the prompt ids */
+};
+
+/* One request. The caller fills the inputs and the callbacks, submits it,
+ * and keeps it alive until on_done has been called (always exactly once,
+ * also when it is cancelled or the server stops). The callbacks run on the
+ * scheduler's thread. */
+typedef struct qs_request {
+    int kind;
+    const char *text;      /* QS_EMOTION, QS_ANALYZE: the message (UTF-8, NUL-terminated) */
+    const char *session;   /* QS_ANALYZE: conversation id, or NULL for a one-off reply */
+    const int32_t *ids;    /* QS_COMPLETION: the prompt */
+    size_t n_ids;
+    qc_sampling_t sampling; /* generation (the model's defaults when use_sampling is 0) */
+    int use_sampling;
+    int max_tokens;
+    void *user;
+    /* The emotion (QS_EMOTION, QS_ANALYZE), before any reply text. */
+    void (*on_emotion)(void *user, const qc_emotion_t *e);
+    /* Reply text in whole UTF-8 characters; non-zero ends the generation. */
+    int (*on_piece)(void *user, const char *piece, size_t len);
+    /* The end: st QC_OK or the error (message in msg); n_prompt / n_out
+     * tokens; hit_max when it stopped at max_tokens or the context's end. */
+    void (*on_done)(void *user, qc_status st, const char *msg, size_t n_prompt, size_t n_out, int hit_max);
+    atomic_int cancel;     /* set by the caller (client gone): the slot is freed at the next pass */
+    /* the scheduler's */
+    struct qs_request *next;
+    double t_submit;
+} qs_request_t;
+
+typedef struct {
+    int queued, active;        /* waiting, generating */
+    int sessions, resident;    /* conversations, those holding KV state */
+    size_t session_bytes;
+    unsigned long long passes, pass_tokens, decode_tokens, prompt_tokens, generated;
+    double busy_s;             /* time spent in model passes and judgments */
+} qs_stats_t;
+
+/* Starts the scheduler thread. care comes from the same model; the
+ * scheduler uses both only from its thread. */
+qs_sched_t *qs_sched_new(qc_model_t *m, qc_care_t *care, int parallel, int queue, int n_ctx, char *err,
+                         size_t err_size);
+/* Queues r: QC_ERR_BUSY when the queue is full, QC_ERR_ARG when stopping. */
+qc_status qs_submit(qs_sched_t *s, qs_request_t *r);
+void qs_stats(qs_sched_t *s, qs_stats_t *out);
+/* Ends every request (on_done with an error) and refuses new ones. */
+void qs_sched_stop(qs_sched_t *s);
+/* Stops (if not yet) and frees. */
+void qs_sched_free(qs_sched_t *s);
+
+#endif
