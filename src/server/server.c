@@ -56,7 +56,7 @@ struct qc_server {
     qs_sched_t *sched;
     char *api_key, *model_name;
     int n_ctx, quiet, qwen3, parallel, queue;
-    atomic_ulong n_completions, n_prompt_tokens, n_reply_tokens, n_streams_done, n_streams_cancelled;
+    atomic_ulong n_completions, n_prompt_tokens, n_reply_tokens, n_streams_cancelled;
     pthread_mutex_t mmu; /* the metrics below */
     unsigned long long requests[N_ROUTES][N_CODES];
     hist_t latency[N_ROUTES], first_token;
@@ -379,10 +379,12 @@ static ssize_t call_read(void *cls, uint64_t pos, char *buf, size_t max) {
 static void call_release(void *cls) {
     call_t *c = cls;
     if (!c) return;
+    pthread_mutex_lock(&c->mu);
+    int finished = c->done && c->len == c->off; /* everything sent, or the client left early */
+    pthread_mutex_unlock(&c->mu);
     atomic_store(&c->rq.cancel, 1);
     call_wait(c);
-    if (!c->st && !c->failed) atomic_fetch_add(&c->s->n_streams_done, 1);
-    else if (c->st) atomic_fetch_add(&c->s->n_streams_cancelled, 1);
+    if (!finished) atomic_fetch_add(&c->s->n_streams_cancelled, 1);
     call_free(c);
 }
 

@@ -1,0 +1,244 @@
+/* test_sched.c — the server's continuous batching, end to end with the real
+ * `qcare serve` (tests/serverproc.h):
+ *   - a seeded completion gives the same text alone and while three other
+ *     requests share its passes (batching never changes an answer), and the
+ *     passes did carry several requests at once (/metrics);
+ *   - GET /metrics in Prometheus text format with the counts of what was sent;
+ *   - a full queue answers 503 with Retry-After, the rest complete;
+ *   - a client that hangs up mid-stream frees its slot at once;
+ *   - a slow client (a request that never finishes arriving) is cut off
+ *     after --timeout. */
+#include "serverproc.h"
+
+#include <jansson.h>
+#include <pthread.h>
+
+static sp_server_t srv;
+
+typedef struct {
+    const char *path, *body, *abort_at;
+    sp_reply_t r;
+} job_t;
+
+static void *run_job(void *arg) {
+    job_t *j = arg;
+    sp_request_t q = {.path = j->path, .body = j->body, .abort_at = j->abort_at, .timeout_s = 300};
+    sp_request(srv.port, &q, &j->r);
+    return NULL;
+}
+
+/* Runs n requests at once; waits for all. */
+static void run_parallel(job_t *jobs, int n) {
+    pthread_t th[16];
+    for (int i = 0; i < n; i++) pthread_create(&th[i], NULL, run_job, &jobs[i]);
+    for (int i = 0; i < n; i++) pthread_join(th[i], NULL);
+}
+
+/* The value of the first metrics line that starts with `name` (a name with
+ * its labels, then a space); -1 when absent. */
+static double metric(const char *text, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (!strncmp(p, name, n) && p[n] == ' ') return strtod(p + n + 1, NULL);
+    return -1;
+}
+
+static char *get_metrics(void) {
+    sp_reply_t r;
+    long st = sp_http(&srv, NULL, "/metrics", NULL, 0, NULL, &r);
+    CHECK(st == 200, "/metrics: %ld", st);
+    return r.body;
+}
+
+/* The content of a chat completion's answer (caller frees), NULL if none. */
+static char *completion_text(const sp_reply_t *r) {
+    json_t *j = json_loads(r->body, 0, NULL);
+    const char *s = json_string_value(
+        json_object_get(json_object_get(json_array_get(json_object_get(j, "choices"), 0), "message"), "content"));
+    char *out = s ? strdup(s) : NULL;
+    json_decref(j);
+    return out;
+}
+
+#define SEEDED                                                                                                  \
+    "{\"messages\": [{\"role\": \"user\", \"content\": \"How should I take ibuprofen?\"}], \"max_tokens\": 40, " \
+    "\"temperature\": 0.9, \"seed\": 1234}"
+
+static void test_batching(void) {
+    sp_reply_t alone;
+    long st = sp_http(&srv, NULL, "/v1/chat/completions", SEEDED, 0, NULL, &alone);
+    char *a = completion_text(&alone);
+    CHECK(st == 200 && a && *a, "seeded completion alone: %ld %s", st, alone.body);
+    sp_reply_free(&alone);
+
+    char *m0 = get_metrics();
+    job_t jobs[4] = {
+        {"/v1/chat/completions", SEEDED, NULL, {0}},
+        {"/v1/chat/completions",
+         "{\"messages\": [{\"role\": \"user\", \"content\": \"Something else entirely, a longer question about "
+         "sleep and headaches and what to do about them at night\"}], \"max_tokens\": 60, \"seed\": 5}",
+         NULL, {0}},
+        {"/api/analyze", "{\"text\": \"我头疼了三天，有点担心\", \"max_tokens\": 60, \"session\": \"sched-1\"}", NULL, {0}},
+        {"/api/analyze", "{\"text\": \"Thank you, I feel much better now\", \"max_tokens\": 60, \"stream\": true}",
+         NULL, {0}},
+    };
+    run_parallel(jobs, 4);
+    char *m1 = get_metrics();
+    for (int i = 0; i < 4; i++) CHECK(jobs[i].r.status == 200, "parallel request %d: %ld %s", i, jobs[i].r.status, jobs[i].r.body);
+    char *b = completion_text(&jobs[0].r);
+    CHECK(a && b && !strcmp(a, b), "the seeded completion is the same alone and batched:\n  alone:   %s\n  batched: %s",
+          a ? a : "(none)", b ? b : "(none)");
+    CHECK(strstr(jobs[3].r.body, "event: done"), "the streamed analyze ends with done");
+    double passes = metric(m1, "qcare_batch_passes_total") - metric(m0, "qcare_batch_passes_total");
+    double dec = metric(m1, "qcare_decode_tokens_total") - metric(m0, "qcare_decode_tokens_total");
+    printf("4 parallel requests: %.0f decode tokens in %.0f passes (%.2f per pass)\n", dec, passes,
+           passes > 0 ? dec / passes : 0);
+    CHECK(passes > 0 && dec / passes > 1.5, "passes carried several requests' tokens (%.0f tokens, %.0f passes)", dec,
+          passes);
+    for (int i = 0; i < 4; i++) sp_reply_free(&jobs[i].r);
+    free(a);
+    free(b);
+    free(m0);
+    free(m1);
+}
+
+static void test_metrics(void) {
+    sp_reply_t r;
+    for (int i = 0; i < 3; i++) {
+        sp_http(&srv, NULL, "/api/emotion", "{\"text\": \"I am worried about my test results\"}", 0, NULL, &r);
+        sp_reply_free(&r);
+    }
+    sp_http(&srv, NULL, "/api/emotion", "{\"text\": 1}", 0, NULL, &r);
+    sp_reply_free(&r);
+    char *m = get_metrics();
+    CHECK(metric(m, "qcare_requests_total{path=\"/api/emotion\",code=\"200\"}") == 3, "3 emotion requests counted:\n%s", m);
+    CHECK(metric(m, "qcare_requests_total{path=\"/api/emotion\",code=\"400\"}") == 1, "1 bad request counted");
+    CHECK(metric(m, "qcare_request_duration_seconds_count{path=\"/api/emotion\"}") == 4, "latency histogram count");
+    CHECK(metric(m, "qcare_request_duration_seconds_bucket{path=\"/api/emotion\",le=\"+Inf\"}") == 4,
+          "latency histogram +Inf bucket");
+    CHECK(metric(m, "qcare_queue_depth") == 0 && metric(m, "qcare_active_requests") == 0, "idle gauges");
+    CHECK(metric(m, "qcare_sessions") >= 1, "the session of test_batching is counted");
+    CHECK(metric(m, "qcare_generated_tokens_total") > 0 && metric(m, "qcare_prompt_tokens_total") > 0, "token counters");
+    CHECK(metric(m, "qcare_time_to_first_token_seconds_count") > 0, "time to first token observed");
+    CHECK(strstr(m, "# TYPE qcare_requests_total counter") && strstr(m, "# TYPE qcare_queue_depth gauge") &&
+              strstr(m, "# TYPE qcare_request_duration_seconds histogram"),
+          "TYPE lines");
+    /* Every line: a comment, or NAME{labels} VALUE with a number. */
+    int bad = 0;
+    for (char *p = m; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (*p == '#' || *p == '\n') continue;
+        char *sp = strchr(p, ' '), *end;
+        if (!sp || strncmp(p, "qcare_", 6)) bad++;
+        else {
+            strtod(sp + 1, &end);
+            if (end == sp + 1 || (*end && *end != '\n')) bad++;
+        }
+    }
+    CHECK(bad == 0, "%d malformed metrics lines", bad);
+    free(m);
+}
+
+static void test_overload(void) {
+    /* --parallel 1 --queue 1: one generates, one waits, the rest get 503. */
+    job_t jobs[6];
+    for (int i = 0; i < 6; i++)
+        jobs[i] = (job_t){"/v1/chat/completions",
+                          "{\"messages\": [{\"role\": \"user\", \"content\": \"Tell me everything about fevers\"}], "
+                          "\"max_tokens\": 600, \"stream\": true}",
+                          NULL, {0}};
+    run_parallel(jobs, 6);
+    int ok = 0, busy = 0, other = 0;
+    for (int i = 0; i < 6; i++) {
+        sp_reply_t *r = &jobs[i].r;
+        if (r->status == 200 && strstr(r->body, "data: [DONE]")) ok++;
+        else if (r->status == 503 && r->retry_after[0] && strstr(r->body, "\"error\"")) busy++;
+        else {
+            other++;
+            fprintf(stderr, "overload: %ld %s\n", r->status, r->body);
+        }
+        sp_reply_free(r);
+    }
+    printf("6 requests on 1 slot + 1 queue place: %d answered, %d busy (503)\n", ok, busy);
+    CHECK(ok >= 1 && busy >= 1 && other == 0, "full queue: %d ok, %d 503 with Retry-After, %d other", ok, busy, other);
+
+    /* A client that hangs up at its first chunk frees the slot at once. */
+    char *m0 = get_metrics();
+    job_t gone = {"/api/analyze", "{\"text\": \"my knee hurts\", \"max_tokens\": 1500, \"stream\": true}",
+                  "event: chunk", {0}};
+    run_job(&gone);
+    CHECK(gone.r.abandoned, "the client hung up mid-stream (%ld)", gone.r.status);
+    sp_reply_free(&gone.r);
+    double t0 = now_s(), active = 1;
+    char *m1 = NULL;
+    while (now_s() - t0 < 10) {
+        free(m1);
+        m1 = get_metrics();
+        if ((active = metric(m1, "qcare_active_requests")) == 0) break;
+        usleep(20000);
+    }
+    double made = metric(m1, "qcare_generated_tokens_total") - metric(m0, "qcare_generated_tokens_total");
+    printf("abandoned stream: slot free after %.3f s, %.0f of 1500 tokens generated\n", now_s() - t0, made);
+    CHECK(active == 0 && made < 1500, "the slot was freed (active %.0f, %.0f tokens made)", active, made);
+    CHECK(metric(m1, "qcare_streams_cancelled_total") >= 1, "counted as cancelled");
+    sp_reply_t r;
+    long st = sp_http(&srv, NULL, "/api/emotion", "{\"text\": \"still there?\"}", 0, NULL, &r);
+    CHECK(st == 200, "the next request is served: %ld", st);
+    sp_reply_free(&r);
+    free(m0);
+    free(m1);
+}
+
+/* A request whose body never finishes arriving is cut off after --timeout. */
+static void test_slow_client(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv.port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "connect");
+    const char *part = "POST /api/analyze HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       "Content-Length: 100\r\n\r\n{\"text\": ";
+    CHECK(write(fd, part, strlen(part)) == (ssize_t)strlen(part), "write");
+    struct timeval tv = {10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    double t0 = now_s();
+    char buf[256];
+    ssize_t n = read(fd, buf, sizeof buf);
+    double dt = now_s() - t0;
+    printf("slow client: connection closed after %.2f s (--timeout 2)\n", dt);
+    CHECK(n <= 0 && dt >= 1.5 && dt < 9, "the server closed the stalled connection (read %zd after %.2f s)", n, dt);
+    close(fd);
+    sp_reply_t r;
+    CHECK(sp_http(&srv, NULL, "/health", NULL, 0, NULL, &r) == 200, "still serving");
+    sp_reply_free(&r);
+}
+
+static void stop(void) {
+    int status = 0;
+    CHECK(sp_stop(&srv, 30, &status) == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "clean exit after SIGTERM (status %d)", status);
+    char *log = test_slurp(srv.log, NULL);
+    CHECK(!sp_log_has_sanitizer_report(log), "sanitizer report:\n%s", log ? log : "");
+    free(log);
+}
+
+int main(void) {
+    curl_global_init(CURL_GLOBAL_ALL);
+    char log[512];
+    snprintf(log, sizeof log, "%s/tests/sched.log", test_env("QC_BUILD", "build"));
+    if (sp_start(&srv, NULL, log, (const char *[]){"--parallel", "4", "--quiet", NULL}) == 0) {
+        test_batching();
+        test_metrics();
+        stop();
+    } else {
+        CHECK(0, "server did not start (log %s)", log);
+    }
+    snprintf(log, sizeof log, "%s/tests/sched-busy.log", test_env("QC_BUILD", "build"));
+    if (sp_start(&srv, NULL, log, (const char *[]){"--parallel", "1", "--queue", "1", "--timeout", "2", "--quiet", NULL}) == 0) {
+        test_overload();
+        test_slow_client();
+        stop();
+    } else {
+        CHECK(0, "server did not start (log %s)", log);
+    }
+    curl_global_cleanup();
+    return test_done("test_sched");
+}
