@@ -44,6 +44,9 @@ done
 for t in test_golden test_quant; do
     [ -x "$BUILD/tests/$t" ] && run_one "$t[QCARE_CPU=scalar]" env QCARE_CPU=scalar "$BUILD/tests/$t"
 done
+# The chat page in a real browser (Chromium driven by playwright-core),
+# against this build's server.
+run_one browser sh tests/browser/run.sh "$BUILD"
 echo "$BUILD: $passed passed, $failed failed"
 echo "$passed $failed" > "$BUILD/tests/summary"
 [ "$failed" -eq 0 ]
