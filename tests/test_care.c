@@ -141,6 +141,131 @@ static void check_sessions(qc_model_t *m, const char *name) {
     qc_care_free(tight);
 }
 
+/* A turn driven from outside, as the server's scheduler does. */
+typedef struct {
+    qc_care_turn_t *t;
+    qc_sampler_t *smp;
+    int32_t hist[64];
+    size_t n_hist;
+    int n_out, max, done, first;
+    float *logits;
+    qc_detok_t dt;
+    sink_t out;
+} drive_t;
+
+/* Runs turns (each on its own session) together, one qc_batch_eval per
+ * step, in the same calls qc_care_chat makes: all but the turn's last
+ * token, then one token at a time. */
+static void drive(qc_model_t *m, drive_t *d, int n) {
+    qc_batch_t *b = qc_batch_new(m, 1024);
+    int nv = qc_model_n_vocab(m);
+    for (int i = 0; i < n; i++) {
+        d[i].logits = malloc((size_t)nv * sizeof(float));
+        d[i].first = 1;
+        qc_detok_init(&d[i].dt);
+    }
+    for (int step = 0; step < 200; step++) {
+        qc_ctx_t *cs[4];
+        const int32_t *ids[4];
+        int len[4], who[4], k = 0;
+        float *lo[4];
+        for (int i = 0; i < n; i++) {
+            if (d[i].done) continue;
+            size_t pend = qc_care_turn_pending(d[i].t, &ids[k]);
+            len[k] = d[i].first && pend > 1 ? (int)pend - 1 : (int)pend;
+            lo[k] = d[i].first && pend > 1 ? NULL : d[i].logits;
+            cs[k] = qc_care_turn_ctx(d[i].t), who[k++] = i;
+        }
+        if (!k) break;
+        CHECK(qc_batch_eval(b, cs, ids, len, lo, k) == QC_OK, "batch: %s", qc_batch_errmsg(b));
+        for (int q = 0; q < k; q++) {
+            drive_t *x = &d[who[q]];
+            CHECK(qc_care_turn_evaluated(x->t, (size_t)len[q]) == QC_OK, "turn_evaluated");
+            if (!lo[q]) continue;
+            if (x->first) {
+                x->first = 0;
+                x->hist[x->n_hist++] = ids[q][len[q] - 1];
+            }
+            int32_t id = qc_sampler_sample(x->smp, x->logits, x->hist, x->n_hist);
+            if (qc_model_is_eog(m, id)) {
+                x->done = 1;
+                continue;
+            }
+            x->hist[x->n_hist++] = id;
+            CHECK(qc_care_turn_push(x->t, id) == QC_OK, "turn_push");
+            char piece[64];
+            long pl = qc_detok_push(&x->dt, qc_model_tokenizer(m), id, piece, sizeof piece);
+            sink(&x->out, id, piece, pl > 0 ? (size_t)pl : 0);
+            if (++x->n_out == x->max) x->done = 1;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        char piece[64];
+        long pl = qc_detok_flush(&d[i].dt, piece, sizeof piece);
+        if (pl > 0) sink(&d[i].out, -1, piece, (size_t)pl);
+        free(d[i].logits);
+    }
+    qc_batch_free(b);
+}
+
+/* Turns driven step by step with qc_batch_eval (two conversations in the
+ * same passes) answer exactly as qc_care_chat; the turns' recorded calls
+ * rebuild an evicted session exactly; a session answering is busy. */
+static void check_turns(qc_model_t *m, const char *name) {
+    static const char *const turns[] = {"我头疼了两天", "吃了布洛芬好一点了"};
+    qc_sampling_t greedy = {.temperature = 0, .top_p = 1, .repetition_penalty = 1.1f};
+    qc_care_t *ref, *bat;
+    char err[256];
+    qc_care_opts_t big = {.use_prefix_cache = 1}, small = {.use_prefix_cache = 1, .session_budget = 1};
+    if (qc_care_new(m, &big, &ref, err, sizeof err) || qc_care_new(m, &small, &bat, err, sizeof err)) {
+        CHECK(0, "care_new: %s", err);
+        return;
+    }
+    sink_t want_a[2], want_b;
+    memset(want_a, 0, sizeof want_a);
+    memset(&want_b, 0, sizeof want_b);
+    for (int t = 0; t < 2; t++) qc_care_chat(ref, "a", turns[t], 1, &greedy, 10, sink, &want_a[t]);
+    qc_care_chat(ref, "b", "I feel dizzy when I stand up", 2, &greedy, 10, sink, &want_b);
+    int same = 1;
+    for (int t = 0; t < 2; t++) {
+        drive_t d[2];
+        memset(d, 0, sizeof d);
+        int n = t == 0 ? 2 : 1;
+        CHECK(qc_care_turn_begin(bat, "a", turns[t], 1, &d[0].t) == QC_OK, "turn_begin: %s", qc_care_errmsg(bat));
+        if (n == 2) CHECK(qc_care_turn_begin(bat, "b", "I feel dizzy when I stand up", 2, &d[1].t) == QC_OK, "turn b");
+        qc_care_turn_t *again;
+        CHECK(qc_care_turn_begin(bat, "a", "hello?", 1, &again) == QC_ERR_BUSY && qc_care_end_session(bat, "a") == QC_ERR_BUSY,
+              "%s: a session answering is busy", name);
+        for (int i = 0; i < n; i++) {
+            d[i].smp = qc_sampler_new(qc_model_n_vocab(m), &greedy);
+            d[i].max = 10;
+        }
+        drive(m, d, n);
+        same &= d[0].out.len == want_a[t].len && !memcmp(d[0].out.text, want_a[t].text, d[0].out.len);
+        if (n == 2) same &= d[1].out.len == want_b.len && !memcmp(d[1].out.text, want_b.text, want_b.len);
+        for (int i = 0; i < n; i++) {
+            qc_care_turn_end(d[i].t, 1);
+            qc_sampler_free(d[i].smp);
+        }
+        int resident;
+        qc_care_n_sessions(bat, &resident);
+        CHECK(resident <= 1, "%s: the tight budget evicts (%d resident)", name, resident);
+    }
+    CHECK(same, "%s: batched turns (and a rebuild after eviction) answer exactly as qc_care_chat", name);
+    /* An undone turn leaves the conversation as it was. */
+    qc_care_turn_t *t;
+    CHECK(qc_care_turn_begin(bat, "b", "undo me", 2, &t) == QC_OK, "turn to undo");
+    qc_care_turn_end(t, 0);
+    sink_t again = {0};
+    qc_care_chat(bat, "b", "Thanks", 0, &greedy, 5, sink, &again);
+    sink_t want = {0};
+    qc_care_chat(ref, "b", "Thanks", 0, &greedy, 5, sink, &want);
+    CHECK(again.len == want.len && !memcmp(again.text, want.text, want.len),
+          "%s: an undone turn leaves no trace", name);
+    qc_care_free(ref);
+    qc_care_free(bat);
+}
+
 static void check_model(const char *name) {
     char dir[1024], err[512];
     snprintf(dir, sizeof dir, "%s/%s", test_env("QC_MODELS", "build/models"), name);
@@ -196,6 +321,7 @@ static void check_model(const char *name) {
     CHECK(s3.len == s1.len && !memcmp(s3.text, s1.text, s1.len), "%s: reply independent of earlier requests", name);
     CHECK(qc_care_emotion(cached, "\xff\xfe", 2, &e) != QC_OK && *qc_care_errmsg(cached), "invalid UTF-8 refused");
     check_sessions(m, name);
+    check_turns(m, name);
     qc_care_free(cached);
     qc_care_free(uncached);
     qc_care_free(NULL);
