@@ -57,7 +57,7 @@ $(BUILD)/obj/gen/web_assets.o: $(BUILD)/gen/web_assets.c
 $(BUILD)/obj/src/engine/kernels_avx2.o: ISA_FLAGS = -mavx2 -mfma -mf16c
 $(BUILD)/obj/src/engine/kernels_avx512.o: ISA_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16 -mavx2 -mfma -mf16c
 
-$(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libqcare.a $(BUILD)/obj/tools/mkmodel.o
+$(BUILD)/tests/%: tests/%.c tests/test.h tests/serverproc.h $(BUILD)/libqcare.a $(BUILD)/obj/tools/mkmodel.o
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -Itools -o $@ $< $(BUILD)/obj/tools/mkmodel.o $(BUILD)/libqcare.a $(LDLIBS)
 
@@ -83,13 +83,14 @@ debug: deps
 clean:
 	rm -rf build build-debug
 
-# Build, then answer a patient's message with MODEL (a Hugging Face folder, a
-# .gguf file or a pulled repo name). Without MODEL: the default model
-# (Qwen/Qwen2.5-0.5B-Instruct) is pulled if absent; offline, a tiny
-# random-weight fixture model from ../shared/fixtures is used instead (it runs
-# the real code path; its text is noise).
-MODEL  ?=
-PROMPT ?= 医生，我最近总是失眠，白天头疼，有点担心。
+# Build, then serve the chat page and the API with MODEL (a Hugging Face
+# folder, a .gguf file or a pulled repo name) until Ctrl-C. Without MODEL:
+# the default model (Qwen/Qwen2.5-0.5B-Instruct) is pulled if absent;
+# offline, a tiny random-weight fixture model from ../shared/fixtures is used
+# instead (it runs the real code path; its text is noise).
+MODEL ?=
+HOST  ?= 127.0.0.1
+PORT  ?= 8080
 run: all
 	@m="$(MODEL)"; \
 	if [ -z "$$m" ]; then \
@@ -99,7 +100,8 @@ run: all
 	    [ -f $$m/model.safetensors ] || $(BUILD)/qcare mkmodel --preset tiny-qwen2 --out $$m --tokenizer ../shared/fixtures/tokenizer >/dev/null; \
 	  fi; \
 	fi; \
-	$(BUILD)/qcare ask --model "$$m" -n 256 "$(PROMPT)"
+	echo "run: open http://$(HOST):$(PORT)/ in a browser (Ctrl-C stops the server)"; \
+	exec $(BUILD)/qcare serve --model "$$m" --host $(HOST) --port $(PORT)
 
 # Kernel micro-benchmark (GB/s and GMAC/s per weight type, one thread).
 $(BUILD)/kernels_bench: bench/kernels_bench.c $(BUILD)/libqcare.a
@@ -107,3 +109,7 @@ $(BUILD)/kernels_bench: bench/kernels_bench.c $(BUILD)/libqcare.a
 
 # test_pull compiles the hub client in directly (to test its name checks).
 $(BUILD)/tests/test_pull: src/cli/hub.c src/cli/hub.h tests/hubstub.h
+
+# Aggregate decode speed of `qcare serve` with 1, 4 and 8 streams.
+$(BUILD)/serve_bench: bench/serve_bench.c tests/serverproc.h tests/test.h $(BUILD)/qcare
+	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -o $@ $< $(LDLIBS)

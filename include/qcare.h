@@ -253,6 +253,11 @@ enum {
  * one at a time give the same logits. */
 qc_status qc_ctx_eval(qc_ctx_t *ctx, const int32_t *ids, size_t n_ids, float *logits, int mode);
 
+/* Frees the context's work buffers (allocated by its first qc_ctx_eval,
+ * n_batch tokens wide; they come back on the next eval). The KV cache stays.
+ * For contexts kept long but evaluated through qc_batch_eval. */
+void qc_ctx_trim(qc_ctx_t *ctx);
+
 /* Number of tokens in the sequence so far / the capacity. */
 int qc_ctx_pos(const qc_ctx_t *ctx);
 int qc_ctx_size(const qc_ctx_t *ctx);

@@ -434,6 +434,7 @@ static qc_status session_restore(qc_care_t *c, session_t *s) {
         start = s->spans[i];
     }
     s->n_evaluated = start;
+    qc_ctx_trim(s->ctx); /* a session keeps its KV state, not a rebuild's work buffers */
     return QC_OK;
 }
 
@@ -558,6 +559,7 @@ qc_status qc_care_chat(qc_care_t *c, const char *session_id, const char *text, i
     for (size_t e = before; e <= evaluated && e <= s->n_ids; e++)
         if ((st = span_push(c, s, e))) return rollback(s, ids0, spans0, st);
     s->n_evaluated = evaluated;
+    qc_ctx_trim(s->ctx);
     evict(c, s);
     return QC_OK;
 }

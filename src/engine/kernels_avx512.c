@@ -111,7 +111,8 @@ ALWAYS_INLINE __m512i load_w_q4(const unsigned char *p, int half) {
  * w0 + r * row_bytes (pointing at the first block of the chunk), packed
  * tokens px. Writes y[t * ldy + r] (adds to it when accumulate). */
 ALWAYS_INLINE void tile_quant(const int q4, const int R, const int T, const unsigned char *w0, size_t row_bytes,
-                              const xpack_t *px, int64_t np, int tail, float *y, int64_t ldy, int accumulate) {
+                              const xpack_t *px, int64_t np, int tail, float *y, int64_t ldy, int accumulate,
+                              int pf) {
     const size_t bb = q4 ? QC_Q4_0_BYTES : QC_Q8_0_BYTES;
     __m512 acc[RT][TT];
 #pragma GCC unroll 4
@@ -127,7 +128,7 @@ ALWAYS_INLINE void tile_quant(const int q4, const int R, const int T, const unsi
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             const unsigned char *wp = w0 + (size_t)r * row_bytes + (size_t)p * 2 * bb;
-            if (T == 1) { /* a Q8_0 pair (68 bytes) can touch 3 lines */
+            if (pf) { /* a Q8_0 pair (68 bytes) can touch 3 lines */
                 _mm_prefetch((const char *)wp + PF_BYTES, _MM_HINT_T0);
                 if (!q4) _mm_prefetch((const char *)wp + PF_BYTES + 2 * bb - 1, _MM_HINT_T0);
             }
@@ -164,13 +165,13 @@ ALWAYS_INLINE void tile_quant(const int q4, const int R, const int T, const unsi
 /* Rows [r, re) of a packed chunk against T tokens: 4-row tiles, then single
  * rows. w0 points at row r's first block of the chunk. */
 ALWAYS_INLINE void rows_quant(const int q4, const int T, const unsigned char *w0, size_t row_bytes, int64_t n_rows,
-                              const xpack_t *px, int64_t np, int tail, float *y, int64_t ldy, int accumulate) {
+                              const xpack_t *px, int64_t np, int tail, float *y, int64_t ldy, int accumulate, int pf) {
     int64_t i = 0;
     const int R = T > 1 || q4 ? RT : DEC_R;
     for (; i + R <= n_rows; i += R)
-        tile_quant(q4, R, T, w0 + (size_t)i * row_bytes, row_bytes, px, np, tail, y + i, ldy, accumulate);
+        tile_quant(q4, R, T, w0 + (size_t)i * row_bytes, row_bytes, px, np, tail, y + i, ldy, accumulate, pf);
     for (; i < n_rows; i++)
-        tile_quant(q4, 1, T, w0 + (size_t)i * row_bytes, row_bytes, px, np, tail, y + i, ldy, accumulate);
+        tile_quant(q4, 1, T, w0 + (size_t)i * row_bytes, row_bytes, px, np, tail, y + i, ldy, accumulate, pf);
 }
 
 static void matmul_quant(const qc_tensor_t *w, const void *act, int n_tok, float *y, int64_t ldy, int64_t r0,
@@ -182,6 +183,9 @@ static void matmul_quant(const qc_tensor_t *w, const void *act, int n_tok, float
     const unsigned char *wd = w->data;
     _Alignas(64) xpack_t pack[PACK_BYTES / sizeof(xpack_t)];
     const int tt = n_tok < TT ? n_tok : TT;
+    /* few tokens (decode, or a batch of a few sequences' next tokens): the
+     * weights stream through once, so they are prefetched as in decode */
+    const int pf = n_tok <= TT;
     /* blocks per chunk: as many pairs as the pack holds for a full tile */
     const int64_t chunk = 2 * (int64_t)(PACK_BYTES / sizeof(xpack_t) / (size_t)tt);
 
@@ -199,17 +203,17 @@ static void matmul_quant(const qc_tensor_t *w, const void *act, int n_tok, float
                 float *yt = y + (size_t)t0 * (size_t)ldy + rb;
                 if (q4) {
                     switch (nt) {
-                    case 4: rows_quant(1, 4, w0, row_bytes, re - rb, pack, np, tail, yt, ldy, accumulate); break;
-                    case 3: rows_quant(1, 3, w0, row_bytes, re - rb, pack, np, tail, yt, ldy, accumulate); break;
-                    case 2: rows_quant(1, 2, w0, row_bytes, re - rb, pack, np, tail, yt, ldy, accumulate); break;
-                    default: rows_quant(1, 1, w0, row_bytes, re - rb, pack, np, tail, yt, ldy, accumulate); break;
+                    case 4: rows_quant(1, 4, w0, row_bytes, re - rb, pack, np, tail, yt, ldy, accumulate, pf); break;
+                    case 3: rows_quant(1, 3, w0, row_bytes, re - rb, pack, np, tail, yt, ldy, accumulate, pf); break;
+                    case 2: rows_quant(1, 2, w0, row_bytes, re - rb, pack, np, tail, yt, ldy, accumulate, pf); break;
+                    default: rows_quant(1, 1, w0, row_bytes, re - rb, pack, np, tail, yt, ldy, accumulate, pf); break;
                     }
                 } else {
                     switch (nt) {
-                    case 4: rows_quant(0, 4, w0, row_bytes, re - rb, pack, np, tail, yt, ldy, accumulate); break;
-                    case 3: rows_quant(0, 3, w0, row_bytes, re - rb, pack, np, tail, yt, ldy, accumulate); break;
-                    case 2: rows_quant(0, 2, w0, row_bytes, re - rb, pack, np, tail, yt, ldy, accumulate); break;
-                    default: rows_quant(0, 1, w0, row_bytes, re - rb, pack, np, tail, yt, ldy, accumulate); break;
+                    case 4: rows_quant(0, 4, w0, row_bytes, re - rb, pack, np, tail, yt, ldy, accumulate, pf); break;
+                    case 3: rows_quant(0, 3, w0, row_bytes, re - rb, pack, np, tail, yt, ldy, accumulate, pf); break;
+                    case 2: rows_quant(0, 2, w0, row_bytes, re - rb, pack, np, tail, yt, ldy, accumulate, pf); break;
+                    default: rows_quant(0, 1, w0, row_bytes, re - rb, pack, np, tail, yt, ldy, accumulate, pf); break;
                     }
                 }
             }

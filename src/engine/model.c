@@ -286,11 +286,12 @@ typedef struct {
 
 struct qc_ctx {
     const qc_model_t *m;
-    int n_ctx, pos;
+    int n_ctx, n_batch, pos;
     int q_dim, kv_dim;
-    float *k_cache, *v_cache; /* [n_layer][n_ctx][kv_dim] */
-    work_t w;
-    float *logits;            /* [n_vocab], for qc_generate */
+    float *k_cache, *v_cache; /* [n_layer][n_ctx][kv_dim], mmapped: pages exist once written */
+    size_t cache_bytes;       /* of each */
+    work_t w;                 /* allocated by the first qc_ctx_eval; qc_ctx_trim frees it */
+    float *logits;            /* [n_vocab], for qc_generate (allocated there) */
     const struct qc_ctx *prefix; /* shared, read-only: positions [0, n_prefix) */
     int n_prefix;
     char err[256];
@@ -445,23 +446,29 @@ static int work_init(work_t *w, const qc_model_t *m, int n_batch, int n_scores) 
     return 0;
 }
 
+/* Zeroed memory of n bytes mapped straight from the kernel: its pages exist
+ * only once written, so a large n_ctx costs address space, not memory,
+ * until the sequence grows (malloc would not promise that once its mmap
+ * threshold has grown in a long-running process). NULL on failure. */
+static float *cache_map(size_t n) {
+    void *p = mmap(NULL, n ? n : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
 qc_ctx_t *qc_ctx_new(const qc_model_t *m, int n_ctx, const qc_ctx_opts_t *opts) {
     const qc_config_t *c = &m->cfg;
     if (n_ctx <= 0) n_ctx = c->n_ctx_train < 4096 ? c->n_ctx_train : 4096;
-    int n_batch = opts && opts->n_batch > 0 ? opts->n_batch : 512;
     qc_ctx_t *x = calloc(1, sizeof *x);
     if (!x) return NULL;
     x->m = m;
     x->n_ctx = n_ctx;
+    x->n_batch = opts && opts->n_batch > 0 ? opts->n_batch : 512;
     x->q_dim = c->n_head * c->head_dim;
     x->kv_dim = c->n_head_kv * c->head_dim;
-    size_t cache = (size_t)c->n_layer * n_ctx * x->kv_dim;
-    /* calloc'd pages stay untouched until used, so a large n_ctx costs
-     * address space, not memory, until the sequence grows. */
-    x->k_cache = calloc(cache, sizeof(float));
-    x->v_cache = calloc(cache, sizeof(float));
-    x->logits = calloc((size_t)c->n_vocab, sizeof(float));
-    if (!x->k_cache || !x->v_cache || !x->logits || work_init(&x->w, m, n_batch, n_ctx)) {
+    x->cache_bytes = (size_t)c->n_layer * n_ctx * x->kv_dim * sizeof(float);
+    x->k_cache = cache_map(x->cache_bytes);
+    x->v_cache = cache_map(x->cache_bytes);
+    if (!x->k_cache || !x->v_cache) {
         qc_ctx_free(x);
         return NULL;
     }
@@ -470,9 +477,17 @@ qc_ctx_t *qc_ctx_new(const qc_model_t *m, int n_ctx, const qc_ctx_opts_t *opts) 
 
 void qc_ctx_free(qc_ctx_t *x) {
     if (!x) return;
-    free(x->k_cache); free(x->v_cache); free(x->logits);
+    if (x->k_cache) munmap(x->k_cache, x->cache_bytes ? x->cache_bytes : 1);
+    if (x->v_cache) munmap(x->v_cache, x->cache_bytes ? x->cache_bytes : 1);
+    free(x->logits);
     work_free(&x->w);
     free(x);
+}
+
+void qc_ctx_trim(qc_ctx_t *x) {
+    work_free(&x->w);
+    free(x->logits);
+    x->logits = NULL;
 }
 
 int qc_ctx_pos(const qc_ctx_t *x) { return x->pos; }
@@ -720,6 +735,8 @@ qc_status qc_ctx_eval(qc_ctx_t *x, const int32_t *ids, size_t n_ids, float *logi
     if (st) return st;
 
     work_t *w = &x->w;
+    if (!w->x && work_init(w, m, x->n_batch, x->n_ctx))
+        return qc_seterr(x->err, sizeof x->err, QC_ERR_NOMEM, "out of memory for the work buffers");
     for (size_t done = 0; done < n_ids;) {
         int n = (int)(n_ids - done < (size_t)w->n_batch ? n_ids - done : (size_t)w->n_batch);
         seg_t g = {x, 0, n, x->pos};
@@ -826,7 +843,8 @@ qc_status qc_generate(qc_ctx_t *x, const int32_t *prompt, size_t n_prompt,
     size_t n_hist = 0, cap = n_prompt + (size_t)opts->max_tokens;
     int32_t *hist = malloc(cap * sizeof *hist);
     qc_sampler_t *s = qc_sampler_new(m->cfg.n_vocab, &opts->sampling);
-    if (!hist || !s) {
+    if (!x->logits) x->logits = malloc((size_t)m->cfg.n_vocab * sizeof(float));
+    if (!hist || !s || !x->logits) {
         st = qc_seterr(x->err, sizeof x->err, QC_ERR_NOMEM, "out of memory");
         goto done;
     }

@@ -1041,6 +1041,15 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls, 
 
 /* ==== start and stop ==== */
 
+/* libmicrohttpd's own messages (e.g. a client gone mid-stream), silenced
+ * by --quiet like the request log. */
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+    const qc_server_t *s = cls;
+    if (s->quiet) return;
+    fprintf(stderr, "libmicrohttpd: ");
+    vfprintf(stderr, fmt, ap);
+}
+
 qc_status qc_server_start(qc_model_t *m, const qc_server_opts_t *opts, qc_server_t **out, char *err,
                           size_t err_size) {
     *out = NULL;
@@ -1096,7 +1105,8 @@ qc_status qc_server_start(qc_model_t *m, const qc_server_opts_t *opts, qc_server
                                 (v6 ? MHD_USE_IPv6 : 0),
                             0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
                             v6 ? (struct sockaddr *)&a6 : (struct sockaddr *)&a4, MHD_OPTION_NOTIFY_COMPLETED,
-                            on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_END);
+                            on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_EXTERNAL_LOGGER,
+                            mhd_log, s, MHD_OPTION_END);
     if (!s->d) {
         st = QC_ERR_IO;
         snprintf(err, err_size, "cannot listen on %s port %d (in use?)", host, port);
