@@ -42,7 +42,7 @@ ALWAYS_INLINE float f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
 /* One R x T tile over nb blocks: rows at w0 + r * row_bytes, token t's
  * blocks at a + t * nb. Writes y[t * ldy + r]. */
 ALWAYS_INLINE void tile_quant(const int q4, const int R, const int T, const unsigned char *w0, size_t row_bytes,
-                              const qc_block_q8_act *a, int64_t nb, float *y, int64_t ldy) {
+                              const qc_block_q8_act *a, int64_t nb, float *y, int64_t ldy, int pf) {
     const size_t bb = q4 ? QC_Q4_0_BYTES : QC_Q8_0_BYTES;
     const __m256i ones16 = _mm256_set1_epi16(1);
     __m256 acc[QR][QT];
@@ -57,7 +57,7 @@ ALWAYS_INLINE void tile_quant(const int q4, const int R, const int T, const unsi
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             const unsigned char *p = w0 + (size_t)r * row_bytes + (size_t)b * bb;
-            if (T == 1) _mm_prefetch((const char *)p + PF_BYTES, _MM_HINT_T0);
+            if (pf) _mm_prefetch((const char *)p + PF_BYTES, _MM_HINT_T0);
             if (q4) {
                 const __m128i q = _mm_loadu_si128((const __m128i *)(p + 2));
                 const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1);
@@ -98,10 +98,11 @@ ALWAYS_INLINE void tile_quant(const int q4, const int R, const int T, const unsi
 }
 
 ALWAYS_INLINE void rows_quant(const int q4, const int T, const unsigned char *w0, size_t row_bytes, int64_t n_rows,
-                              const qc_block_q8_act *a, int64_t nb, float *y, int64_t ldy) {
+                              const qc_block_q8_act *a, int64_t nb, float *y, int64_t ldy, int pf) {
     int64_t i = 0;
-    for (; i + QR <= n_rows; i += QR) tile_quant(q4, QR, T, w0 + (size_t)i * row_bytes, row_bytes, a, nb, y + i, ldy);
-    for (; i < n_rows; i++) tile_quant(q4, 1, T, w0 + (size_t)i * row_bytes, row_bytes, a, nb, y + i, ldy);
+    for (; i + QR <= n_rows; i += QR)
+        tile_quant(q4, QR, T, w0 + (size_t)i * row_bytes, row_bytes, a, nb, y + i, ldy, pf);
+    for (; i < n_rows; i++) tile_quant(q4, 1, T, w0 + (size_t)i * row_bytes, row_bytes, a, nb, y + i, ldy, pf);
 }
 
 ALWAYS_INLINE void matmul_quant_q(const int q4, const qc_tensor_t *w, const void *act, int n_tok, float *y,
@@ -119,10 +120,10 @@ ALWAYS_INLINE void matmul_quant_q(const int q4, const qc_tensor_t *w, const void
             const qc_block_q8_act *at = a + (size_t)t0 * (size_t)nb;
             float *yt = y + (size_t)t0 * (size_t)ldy + rb;
             switch (nt) {
-            case 4: rows_quant(q4, 4, w0, row_bytes, re - rb, at, nb, yt, ldy); break;
-            case 3: rows_quant(q4, 3, w0, row_bytes, re - rb, at, nb, yt, ldy); break;
-            case 2: rows_quant(q4, 2, w0, row_bytes, re - rb, at, nb, yt, ldy); break;
-            default: rows_quant(q4, 1, w0, row_bytes, re - rb, at, nb, yt, ldy); break;
+            case 4: rows_quant(q4, 4, w0, row_bytes, re - rb, at, nb, yt, ldy, t0 == 0); break;
+            case 3: rows_quant(q4, 3, w0, row_bytes, re - rb, at, nb, yt, ldy, t0 == 0); break;
+            case 2: rows_quant(q4, 2, w0, row_bytes, re - rb, at, nb, yt, ldy, t0 == 0); break;
+            default: rows_quant(q4, 1, w0, row_bytes, re - rb, at, nb, yt, ldy, t0 == 0); break;
             }
         }
     }
@@ -163,7 +164,7 @@ ALWAYS_INLINE float load_w_1(const qc_dtype_t dt, const unsigned char *p) {
 
 /* One R x T tile of float weights; the last n % 8 columns in scalar F32. */
 ALWAYS_INLINE void tile_float(const qc_dtype_t dt, const int R, const int T, const unsigned char *w0,
-                              size_t row_bytes, const float *x0, int64_t n, float *y, int64_t ldy) {
+                              size_t row_bytes, const float *x0, int64_t n, float *y, int64_t ldy, int pf) {
     const size_t es = dt == QC_DTYPE_F32 ? 4 : 2;
     __m256 acc[FR][FT];
 #pragma GCC unroll 4
@@ -176,7 +177,7 @@ ALWAYS_INLINE void tile_float(const qc_dtype_t dt, const int R, const int T, con
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             const unsigned char *wp = w0 + (size_t)r * row_bytes + (size_t)c * es;
-            if (T == 1 && (c & 15) == 0) _mm_prefetch((const char *)wp + PF_BYTES, _MM_HINT_T0);
+            if (pf && (c & 15) == 0) _mm_prefetch((const char *)wp + PF_BYTES, _MM_HINT_T0);
             wv[r] = load_w_f(dt, wp);
         }
 #pragma GCC unroll 4
@@ -198,10 +199,11 @@ ALWAYS_INLINE void tile_float(const qc_dtype_t dt, const int R, const int T, con
 }
 
 ALWAYS_INLINE void rows_float(const qc_dtype_t dt, const int T, const unsigned char *w0, size_t row_bytes,
-                              int64_t n_rows, const float *x0, int64_t n, float *y, int64_t ldy) {
+                              int64_t n_rows, const float *x0, int64_t n, float *y, int64_t ldy, int pf) {
     int64_t i = 0;
-    for (; i + FR <= n_rows; i += FR) tile_float(dt, FR, T, w0 + (size_t)i * row_bytes, row_bytes, x0, n, y + i, ldy);
-    for (; i < n_rows; i++) tile_float(dt, 1, T, w0 + (size_t)i * row_bytes, row_bytes, x0, n, y + i, ldy);
+    for (; i + FR <= n_rows; i += FR)
+        tile_float(dt, FR, T, w0 + (size_t)i * row_bytes, row_bytes, x0, n, y + i, ldy, pf);
+    for (; i < n_rows; i++) tile_float(dt, 1, T, w0 + (size_t)i * row_bytes, row_bytes, x0, n, y + i, ldy, pf);
 }
 
 ALWAYS_INLINE void matmul_float_dt(const qc_dtype_t dt, const qc_tensor_t *w, const float *x, int n_tok, float *y,
@@ -215,8 +217,8 @@ ALWAYS_INLINE void matmul_float_dt(const qc_dtype_t dt, const qc_tensor_t *w, co
         for (int t0 = 0; t0 < n_tok; t0 += FT) {
             const float *x0 = x + (size_t)t0 * (size_t)n;
             float *yt = y + (size_t)t0 * (size_t)ldy + rb;
-            if (n_tok - t0 >= 2) rows_float(dt, 2, w0, row_bytes, re - rb, x0, n, yt, ldy);
-            else rows_float(dt, 1, w0, row_bytes, re - rb, x0, n, yt, ldy);
+            if (n_tok - t0 >= 2) rows_float(dt, 2, w0, row_bytes, re - rb, x0, n, yt, ldy, t0 == 0);
+            else rows_float(dt, 1, w0, row_bytes, re - rb, x0, n, yt, ldy, t0 == 0);
         }
     }
 }

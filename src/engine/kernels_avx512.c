@@ -183,9 +183,9 @@ static void matmul_quant(const qc_tensor_t *w, const void *act, int n_tok, float
     const unsigned char *wd = w->data;
     _Alignas(64) xpack_t pack[PACK_BYTES / sizeof(xpack_t)];
     const int tt = n_tok < TT ? n_tok : TT;
-    /* few tokens (decode, or a batch of a few sequences' next tokens): the
-     * weights stream through once, so they are prefetched as in decode */
-    const int pf = n_tok <= TT;
+    /* the first token tile of a row block streams its weights from memory:
+     * prefetched as in decode (the later tiles find them in L2) */
+    int pf;
     /* blocks per chunk: as many pairs as the pack holds for a full tile */
     const int64_t chunk = 2 * (int64_t)(PACK_BYTES / sizeof(xpack_t) / (size_t)tt);
 
@@ -199,6 +199,7 @@ static void matmul_quant(const qc_tensor_t *w, const void *act, int n_tok, float
             const unsigned char *w0 = wd + (size_t)rb * row_bytes + (size_t)b0 * bb;
             for (int t0 = 0; t0 < n_tok; t0 += TT) {
                 const int nt = n_tok - t0 < TT ? n_tok - t0 : TT;
+                pf = t0 == 0;
                 pack_act(act, nb, t0, nt, b0, b1, q4 ? 8 : 128, pack);
                 float *yt = y + (size_t)t0 * (size_t)ldy + rb;
                 if (q4) {
@@ -242,7 +243,7 @@ ALWAYS_INLINE __m512 load_w_f(const qc_dtype_t dt, const unsigned char *p, __mma
 /* One R x T tile of float weights: rows at w0 + r * row_bytes, tokens
  * x0 + t * n. Writes y[t * ldy + r]. */
 ALWAYS_INLINE void tile_float(const qc_dtype_t dt, const int R, const int T, const unsigned char *w0,
-                              size_t row_bytes, const float *x0, int64_t n, float *y, int64_t ldy) {
+                              size_t row_bytes, const float *x0, int64_t n, float *y, int64_t ldy, int pf) {
     const size_t es = dt == QC_DTYPE_F32 ? 4 : 2;
     __m512 acc[RT][TT];
 #pragma GCC unroll 4
@@ -255,7 +256,7 @@ ALWAYS_INLINE void tile_float(const qc_dtype_t dt, const int R, const int T, con
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             const unsigned char *wp = w0 + (size_t)r * row_bytes + (size_t)c * es;
-            if (T == 1) _mm_prefetch((const char *)wp + PF_BYTES, _MM_HINT_T0);
+            if (pf) _mm_prefetch((const char *)wp + PF_BYTES, _MM_HINT_T0);
             wv[r] = load_w_f(dt, wp, 0, 0);
         }
 #pragma GCC unroll 4
@@ -284,11 +285,11 @@ ALWAYS_INLINE void tile_float(const qc_dtype_t dt, const int R, const int T, con
 }
 
 ALWAYS_INLINE void rows_float(const qc_dtype_t dt, const int T, const unsigned char *w0, size_t row_bytes,
-                              int64_t n_rows, const float *x0, int64_t n, float *y, int64_t ldy) {
+                              int64_t n_rows, const float *x0, int64_t n, float *y, int64_t ldy, int pf) {
     int64_t i = 0;
     const int R = T == 1 ? DEC_R : RT;
-    for (; i + R <= n_rows; i += R) tile_float(dt, R, T, w0 + (size_t)i * row_bytes, row_bytes, x0, n, y + i, ldy);
-    for (; i < n_rows; i++) tile_float(dt, 1, T, w0 + (size_t)i * row_bytes, row_bytes, x0, n, y + i, ldy);
+    for (; i + R <= n_rows; i += R) tile_float(dt, R, T, w0 + (size_t)i * row_bytes, row_bytes, x0, n, y + i, ldy, pf);
+    for (; i < n_rows; i++) tile_float(dt, 1, T, w0 + (size_t)i * row_bytes, row_bytes, x0, n, y + i, ldy, pf);
 }
 
 /* One weight type's driver, instantiated per type so every tile is
@@ -306,10 +307,10 @@ ALWAYS_INLINE void matmul_float_dt(const qc_dtype_t dt, const qc_tensor_t *w, co
             const float *x0 = x + (size_t)t0 * (size_t)n;
             float *yt = y + (size_t)t0 * (size_t)ldy + rb;
             switch (nt) {
-            case 4: rows_float(dt, 4, w0, row_bytes, re - rb, x0, n, yt, ldy); break;
-            case 3: rows_float(dt, 3, w0, row_bytes, re - rb, x0, n, yt, ldy); break;
-            case 2: rows_float(dt, 2, w0, row_bytes, re - rb, x0, n, yt, ldy); break;
-            default: rows_float(dt, 1, w0, row_bytes, re - rb, x0, n, yt, ldy); break;
+            case 4: rows_float(dt, 4, w0, row_bytes, re - rb, x0, n, yt, ldy, t0 == 0); break;
+            case 3: rows_float(dt, 3, w0, row_bytes, re - rb, x0, n, yt, ldy, t0 == 0); break;
+            case 2: rows_float(dt, 2, w0, row_bytes, re - rb, x0, n, yt, ldy, t0 == 0); break;
+            default: rows_float(dt, 1, w0, row_bytes, re - rb, x0, n, yt, ldy, t0 == 0); break;
             }
         }
     }
