@@ -68,6 +68,41 @@ int main(void) {
     CHECK(fabs(f[0] - 0.625) < tol && fabs(f[1] - 0.375) < tol && f[2] == 0 && f[3] == 0,
           "top-k 2: %.3f %.3f %.3f %.3f", f[0], f[1], f[2], f[3]);
 
+    /* top-k over a large vocabulary: the k largest of 50,000 shuffled
+     * logits, plus every logit equal to the k-th (HF keeps ties) */
+    {
+        enum { V = 50000, K = 20 };
+        float *big = malloc(V * sizeof *big), *work = malloc(V * sizeof *work);
+        uint64_t r = 12345;
+        for (int i = 0; i < V; i++) {
+            r = r * 6364136223846793005ull + 1442695040888963407ull;
+            big[i] = (float)((r >> 33) % 1000) / 100.0f - 20.0f; /* below -10 */
+        }
+        /* 18 distinct high logits, then 3 equal to the 19th = k-th... */
+        int top[K + 1];
+        for (int j = 0; j < K + 1; j++) {
+            top[j] = (int)((j * 2654435761u) % V);
+            big[top[j]] = j < 18 ? 5.0f - 0.1f * j : 2.0f; /* ranks 19, 20 and a tie at 21 */
+        }
+        qc_sampling_t tk = base;
+        tk.top_k = K;
+        qc_sampler_t *ss = qc_sampler_new(V, &tk);
+        int outside = 0, seen_tie = 0;
+        for (int d = 0; d < 20000; d++) {
+            memcpy(work, big, V * sizeof *work);
+            int32_t got = qc_sampler_sample(ss, work, NULL, 0);
+            int in = 0;
+            for (int j = 0; j < K + 1; j++) in |= got == top[j];
+            outside += !in;
+            seen_tie |= got == top[K];
+        }
+        CHECK(outside == 0 && seen_tie, "top-k %d of %d: %d draws outside the top, tie at the k-th %s", K, V, outside,
+              seen_tie ? "kept" : "dropped");
+        qc_sampler_free(ss);
+        free(big);
+        free(work);
+    }
+
     /* top-p 0.75: ascending cumulative mass 0.05, 0.20, 0.50, 1.0; HF removes
      * the ids whose cumulative mass is <= 0.25, i.e. ids 3 and 2 */
     qc_sampling_t p = base;

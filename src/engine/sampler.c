@@ -80,29 +80,31 @@ static int cand_cmp(const void *a, const void *b) {
     return (x->id > y->id) - (x->id < y->id);
 }
 
-/* Reorders c[0..n) so that c[k-1] is the candidate that would sit there if
- * sorted by cand_cmp, with every earlier one ranked before it (quickselect,
- * O(n) on average). 1 <= k <= n. */
-static void select_top(cand_t *c, size_t n, size_t k) {
-    long lo = 0, hi = (long)n - 1, target = (long)k - 1;
-    while (lo < hi) {
-        cand_t pivot = c[lo + (hi - lo) / 2];
-        long i = lo, j = hi;
-        while (i <= j) {
-            while (cand_cmp(&c[i], &pivot) < 0) i++;
-            while (cand_cmp(&c[j], &pivot) > 0) j--;
-            if (i <= j) {
-                cand_t t = c[i];
-                c[i] = c[j];
-                c[j] = t;
-                i++;
-                j--;
-            }
-        }
-        if (target <= j) hi = j;
-        else if (target >= i) lo = i;
-        else return;
+/* Restores the min-heap h[0..k) below position i. */
+static void sift_down(float *h, size_t k, size_t i) {
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < k && h[l] < h[m]) m = l;
+        if (r < k && h[r] < h[m]) m = r;
+        if (m == i) return;
+        float t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
     }
+}
+
+/* The k-th largest of v[0..n) (1 <= k <= n): a min-heap of the k largest
+ * seen so far, in heap (k floats); one comparison for most elements. */
+static float kth_largest(const float *v, int32_t n, size_t k, float *heap) {
+    memcpy(heap, v, k * sizeof *heap);
+    for (size_t i = k / 2; i-- > 0;) sift_down(heap, k, i);
+    for (int32_t i = (int32_t)k; i < n; i++)
+        if (v[i] > heap[0]) {
+            heap[0] = v[i];
+            sift_down(heap, k, 0);
+        }
+    return heap[0];
 }
 
 int32_t qc_sampler_sample(qc_sampler_t *s, float *logits, const int32_t *history, size_t n_history) {
@@ -129,19 +131,16 @@ int32_t qc_sampler_sample(qc_sampler_t *s, float *logits, const int32_t *history
         return best;
     }
 
-    for (int32_t i = 0; i < n; i++) {
-        logits[i] /= p->temperature;
-        s->cand[i].logit = logits[i];
-        s->cand[i].id = i;
-    }
-    size_t m = (size_t)n;
-    if (p->top_k > 0 && (size_t)p->top_k < m) {
-        /* HF keeps every token whose logit equals the k-th largest too. */
-        select_top(s->cand, m, (size_t)p->top_k);
-        float kth = s->cand[p->top_k - 1].logit;
-        m = 0;
+    for (int32_t i = 0; i < n; i++) logits[i] /= p->temperature;
+    size_t m = 0;
+    if (p->top_k > 0 && p->top_k < n) {
+        /* HF keeps every token whose logit equals the k-th largest too. The
+         * candidates' memory holds the heap until they are written. */
+        float kth = kth_largest(logits, n, (size_t)p->top_k, (float *)s->cand);
         for (int32_t i = 0; i < n; i++)
             if (logits[i] >= kth) s->cand[m++] = (cand_t){logits[i], i};
+    } else {
+        for (int32_t i = 0; i < n; i++) s->cand[m++] = (cand_t){logits[i], i};
     }
     qsort(s->cand, m, sizeof *s->cand, cand_cmp);
 
