@@ -118,6 +118,22 @@ static void test_metrics(void) {
           "latency histogram +Inf bucket");
     CHECK(metric(m, "qcare_queue_depth") == 0 && metric(m, "qcare_active_requests") == 0, "idle gauges");
     CHECK(metric(m, "qcare_sessions") >= 1, "the session of test_batching is counted");
+    CHECK(metric(m, "qcare_parallel_slots") == 4 && metric(m, "qcare_queue_capacity") == 16 &&
+              metric(m, "qcare_model_busy_seconds_total") > 0 && metric(m, "qcare_uptime_seconds") > 0 &&
+              metric(m, "qcare_sessions_kv_bytes") > 0 && metric(m, "qcare_batch_tokens_total") > 0,
+          "every gauge and counter is there:\n%s", m);
+    /* Each HELP line is followed by its TYPE line and at least one sample. */
+    int helps = 0, complete = 0;
+    for (char *p = strstr(m, "# HELP "); p; p = strstr(p + 1, "# HELP ")) {
+        char name[96];
+        if (sscanf(p + 7, "%95s", name) != 1) continue;
+        helps++;
+        char type[128];
+        snprintf(type, sizeof type, "# TYPE %s ", name);
+        char *t = strstr(p, type), *nl = strchr(p, '\n');
+        complete += t && nl && t == nl + 1 && strstr(t, "\nqcare_") != NULL;
+    }
+    CHECK(helps >= 15 && helps == complete, "%d of %d metrics complete", complete, helps);
     CHECK(metric(m, "qcare_generated_tokens_total") > 0 && metric(m, "qcare_prompt_tokens_total") > 0, "token counters");
     CHECK(metric(m, "qcare_time_to_first_token_seconds_count") > 0, "time to first token observed");
     CHECK(strstr(m, "# TYPE qcare_requests_total counter") && strstr(m, "# TYPE qcare_queue_depth gauge") &&

@@ -868,12 +868,13 @@ static void hist_print(text_t *t, const char *name, const char *labels, const hi
 
 static void tprintf(text_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void tprintf(text_t *t, const char *fmt, ...) {
-    char line[512];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
+    char *s = NULL;
+    int n = vasprintf(&s, fmt, ap);
     va_end(ap);
-    if (n > 0) text_add(t, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+    if (n > 0) text_add(t, s, (size_t)n);
+    free(n >= 0 ? s : NULL);
 }
 
 /* GET /metrics: Prometheus text exposition format 0.0.4. */
