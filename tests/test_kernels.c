@@ -493,6 +493,91 @@ static void test_dot(void) {
     }
 }
 
+/* ==== attention ==== */
+
+/* qc_round_f16 is storing as a half and reading back: against ggml's
+ * portable conversion (qc_f32_to_f16, tested above) on random floats of
+ * every magnitude (subnormal halves, ties, overflow to infinity). */
+static void test_round_f16(void) {
+    int bad = 0;
+    float worst = 0;
+    for (int i = 0; i < 2000000 && bad < 5; i++) {
+        uint32_t u = (uint32_t)rng_next();
+        /* exponents from half-subnormal to beyond the half range */
+        u = (u & 0x807fffffu) | ((uint32_t)(100 + rng_next() % 45) << 23);
+        if (i % 7 == 0) u &= ~0xfffu; /* many exact ties */
+        float x;
+        memcpy(&x, &u, 4);
+        float want = qc_f16_to_f32(qc_f32_to_f16(x)), got = qc_round_f16(x);
+        if (memcmp(&want, &got, 4)) {
+            bad++;
+            worst = x;
+            fprintf(stderr, "round_f16(%a) = %a, want %a\n", x, got, want);
+        }
+    }
+    CHECK(bad == 0, "qc_round_f16 = f16 round trip (first mismatch at %a)", worst);
+}
+
+/* Every level's qc_attend against the scalar one: within the dot products'
+ * rounding in general, and bit-identical when the dot products are exact
+ * in any order (small multiples of 1/8), both numerics, with a prefix. */
+static void test_attend(void) {
+    enum { HD = 64, N = 300, PRE = 37 };
+    float *kp = malloc(sizeof(float) * N * HD), *vp = malloc(sizeof(float) * N * HD);
+    float *kc = malloc(sizeof(float) * N * HD), *vc = malloc(sizeof(float) * N * HD);
+    float q[HD], qe[HD], scores[N], want[HD], got[HD];
+    for (int exact = 0; exact < 2; exact++) {
+        for (int i = 0; i < N * HD; i++) {
+            kp[i] = exact ? (float)(int)(rng_unit() * 8) / 8 : rng_unit();
+            kc[i] = exact ? (float)(int)(rng_unit() * 8) / 8 : rng_unit();
+            vp[i] = qc_round_f16(rng_unit() * 3);
+            vc[i] = qc_round_f16(rng_unit() * 3);
+            kp[i] = qc_round_f16(kp[i]);
+            kc[i] = qc_round_f16(kc[i]);
+        }
+        for (int e = 0; e < HD; e++) q[e] = exact ? (float)(int)(rng_unit() * 16) / 8 : rng_unit() * 2;
+        memcpy(qe, q, sizeof q);
+        qc_kv_rows_t r = {kp, vp, kc, vc, PRE, HD};
+        for (int f16 = 0; f16 < 2; f16++)
+            for (int n = 1; n <= N; n += 59) {
+                qc_attend_scalar(qe, &r, n, HD, 0.125f, f16, scores, want);
+                for (int l = QC_CPU_AVX2; l <= QC_CPU_AVX512; l++) {
+                    if ((qc_cpu_t)l > qc_cpu_max()) continue;
+                    qc_kernels_for((qc_cpu_t)l)->attend(qe, &r, n, HD, 0.125f, f16, scores, got);
+                    double d = 0;
+                    for (int e = 0; e < HD; e++) d = fmax(d, fabs((double)got[e] - want[e]));
+                    if (exact)
+                        CHECK(!memcmp(got, want, sizeof got), "attend %s f16=%d n=%d: not bit-identical (max diff %g)",
+                              level_names[l], f16, n, d);
+                    else
+                        CHECK(d <= 4e-3, "attend %s f16=%d n=%d: max diff %g", level_names[l], f16, n, d);
+                }
+            }
+    }
+    /* the F32 softmax against a double-precision one */
+    qc_kv_rows_t r = {kp, vp, kc, vc, PRE, HD};
+    qc_attend_scalar(q, &r, N, HD, 0.125f, 0, scores, got);
+    double w[N], mx = -1e300, sum = 0, worst = 0;
+    for (int i = 0; i < N; i++) {
+        const float *k = i < PRE ? kp + i * HD : kc + i * HD;
+        double s = 0;
+        for (int e = 0; e < HD; e++) s += (double)q[e] * k[e];
+        w[i] = s * 0.125;
+        mx = fmax(mx, w[i]);
+    }
+    for (int i = 0; i < N; i++) sum += (w[i] = exp(w[i] - mx));
+    for (int e = 0; e < HD; e++) {
+        double o = 0;
+        for (int i = 0; i < N; i++) o += w[i] / sum * (i < PRE ? vp : vc)[i * HD + e];
+        worst = fmax(worst, fabs(o - got[e]));
+    }
+    CHECK(worst < 1e-5, "F32 attention vs double: %g", worst);
+    free(kp);
+    free(vp);
+    free(kc);
+    free(vc);
+}
+
 static void test_formats(void) {
     CHECK(qc_row_bytes(QC_DTYPE_F32, 10) == 40, "row bytes f32");
     CHECK(qc_row_bytes(QC_DTYPE_BF16, 10) == 20, "row bytes bf16");
@@ -521,6 +606,8 @@ int main(void) {
     test_roundtrip();
     test_act_quantize();
     test_dot();
+    test_round_f16();
+    test_attend();
     test_matmul();
     return test_done("test_kernels");
 }

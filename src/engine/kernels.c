@@ -18,9 +18,11 @@
 
 /* ==== CPU detection and dispatch ==== */
 
-static const qc_kernel_set_t kernels_scalar = {qc_matmul_scalar, qc_dot_f32_scalar, qc_act_row_scalar};
-static const qc_kernel_set_t kernels_avx2 = {qc_matmul_avx2, qc_dot_f32_avx2, qc_act_row_avx2};
-static const qc_kernel_set_t kernels_avx512 = {qc_matmul_avx512, qc_dot_f32_avx512, qc_act_row_avx512};
+static const qc_kernel_set_t kernels_scalar = {qc_matmul_scalar, qc_dot_f32_scalar, qc_act_row_scalar,
+                                               qc_attend_scalar};
+static const qc_kernel_set_t kernels_avx2 = {qc_matmul_avx2, qc_dot_f32_avx2, qc_act_row_avx2, qc_attend_avx2};
+static const qc_kernel_set_t kernels_avx512 = {qc_matmul_avx512, qc_dot_f32_avx512, qc_act_row_avx512,
+                                               qc_attend_avx512};
 
 static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
 static qc_cpu_t cpu_max;    /* the best level the CPU, OS and build support */
@@ -112,6 +114,11 @@ void qc_matmul_level(qc_cpu_t level, const qc_tensor_t *w, const float *x, const
 
 float qc_dot_f32(const float *a, const float *b, int64_t n) {
     return qc_kernels_for(qc_cpu_level())->dot_f32(a, b, n);
+}
+
+void qc_attend(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale, int f16_acc, float *scores,
+               float *o) {
+    qc_kernels_for(qc_cpu_level())->attend(q, r, n, hd, scale, f16_acc, scores, o);
 }
 
 /* ==== half precision ==== */
@@ -451,4 +458,50 @@ float qc_dot_f32_scalar(const float *a, const float *b, int64_t n) {
     }
     for (; i < n; i++) s0 += a[i] * b[i];
     return (s0 + s1) + (s2 + s3);
+}
+
+/* ==== attention (scalar reference) ==== */
+
+void qc_attend_scalar(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale, int f16_acc,
+                      float *scores, float *o) {
+    if (f16_acc) {
+        float q16[512], acc[512];
+        for (int e = 0; e < hd; e++) q16[e] = qc_round_f16(q[e]), acc[e] = 0;
+        float S = 0, M = -INFINITY;
+        for (int i = 0; i < n; i++) {
+            const float *k = qc_k_row(r, i), *v = qc_v_row(r, i);
+            float s = qc_dot_f32_scalar(q16, k, hd) * scale, ms = 1, vs = 1;
+            if (s > M) {
+                float old = M;
+                M = s;
+                ms = expf(old - M);
+                for (int e = 0; e < hd; e++) acc[e] = qc_round_f16(acc[e] * ms);
+            } else {
+                vs = expf(s - M);
+            }
+            for (int e = 0; e < hd; e++) acc[e] = qc_round_f16(acc[e] + v[e] * vs);
+            S = S * ms + vs;
+        }
+        float inv = S == 0 ? 0 : 1.0f / S;
+        for (int e = 0; e < hd; e++) o[e] = acc[e] * inv;
+        return;
+    }
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++) {
+        float s = qc_dot_f32_scalar(q, qc_k_row(r, i), hd) * scale;
+        scores[i] = s;
+        if (s > mx) mx = s;
+    }
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        scores[i] = expf(scores[i] - mx);
+        sum += scores[i];
+    }
+    float inv = (float)(1.0 / sum);
+    memset(o, 0, (size_t)hd * sizeof(float));
+    for (int i = 0; i < n; i++) {
+        float p = scores[i] * inv;
+        const float *v = qc_v_row(r, i);
+        for (int e = 0; e < hd; e++) o[e] += p * v[e];
+    }
 }

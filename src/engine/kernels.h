@@ -110,4 +110,42 @@ void qc_matmul_level(qc_cpu_t level, const qc_tensor_t *w, const float *x, const
 /* F32 dot product of n values at the chosen level (attention uses it). */
 float qc_dot_f32(const float *a, const float *b, int64_t n);
 
+/* ==== attention ==== */
+
+/* x rounded to the nearest IEEE half value (ties to even), kept as a float:
+ * what storing it as a half and reading it back gives (F16C's conversion,
+ * ggml's), including half subnormals and +-inf beyond 65504. The KV cache
+ * and the small-batch attention hold half-precision values this way, as
+ * llama.cpp's default F16 cache and its flash attention do. */
+static inline float qc_round_f16(float x) {
+    union { float f; uint32_t u; } v = {x};
+    const uint32_t a = v.u & 0x7fffffffu, sign = v.u & 0x80000000u;
+    /* |x| >= 2^-14, a normal half: keep 10 mantissa bits (ties to even) */
+    union { float f; uint32_t u; } n = {.u = (v.u + 0xfffu + ((v.u >> 13) & 1u)) & ~0x1fffu};
+    /* smaller, a subnormal half: a multiple of 2^-24; adding 0.5 to |x|
+     * leaves exactly that precision (ties to even); the sign comes back */
+    union { float f; uint32_t u; } sub = {.f = ((v.f < 0 ? -v.f : v.f) + 0.5f) - 0.5f};
+    sub.u |= sign;
+    union { float f; uint32_t u; } inf = {.u = sign | 0x7f800000u};
+    return a >= 0x477ff000u ? inf.f : a >= 0x38800000u ? n.f : sub.f; /* 65520 and up round to inf */
+}
+
+/* The cached K/V rows one attention head reads: rows [0, n_pre) at kp/vp
+ * (a shared prefix's cache), the others at kc/vc; row i at base + i * stride. */
+typedef struct {
+    const float *kp, *vp, *kc, *vc;
+    int n_pre;
+    int64_t stride;
+} qc_kv_rows_t;
+
+/* One query row q (hd <= 512 values, roped) against rows [0, n) of r, with
+ * scale 1/sqrt(hd): softmax(q . k * scale) . v into o (hd floats).
+ * f16_acc: llama.cpp's CPU flash attention for small batches (q rounded to
+ * half; online softmax; the weighted sum of V kept in half precision, every
+ * update rounded). Otherwise a plain F32 softmax; scores: n floats of
+ * scratch. At the chosen level; each level uses its own qc_dot_f32, and
+ * the rest is bit-identical across levels. */
+void qc_attend(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale, int f16_acc, float *scores,
+               float *o);
+
 #endif

@@ -17,6 +17,7 @@
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 
 #include <immintrin.h>
+#include <math.h>
 
 const int qc_avx2_built = 1;
 
@@ -310,6 +311,23 @@ void qc_act_row_avx2(const float *x, int64_t cols, qc_block_q8_act *out) {
     }
 }
 
+/* ==== attention ==== */
+
+typedef __m256 vec_t;
+#define ATT_NAME qc_attend_avx2
+#define ATT_W 8
+#define ATT_DOT qc_dot_f32_avx2
+ALWAYS_INLINE vec_t v_load(const float *p) { return _mm256_loadu_ps(p); }
+ALWAYS_INLINE void v_store(float *p, vec_t v) { _mm256_storeu_ps(p, v); }
+ALWAYS_INLINE vec_t v_add(vec_t a, vec_t b) { return _mm256_add_ps(a, b); }
+ALWAYS_INLINE vec_t v_mul(vec_t a, vec_t b) { return _mm256_mul_ps(a, b); }
+ALWAYS_INLINE vec_t v_set1(float x) { return _mm256_set1_ps(x); }
+ALWAYS_INLINE vec_t v_zero(void) { return _mm256_setzero_ps(); }
+ALWAYS_INLINE vec_t v_round_h(vec_t x) {
+    return _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+#include "engine/attend_simd.h"
+
 #else /* built without the AVX2 flags: never selected */
 
 const int qc_avx2_built = 0;
@@ -322,5 +340,10 @@ void qc_matmul_avx2(const qc_tensor_t *w, const float *x, const void *act, int n
 float qc_dot_f32_avx2(const float *a, const float *b, int64_t n) { return qc_dot_f32_scalar(a, b, n); }
 
 void qc_act_row_avx2(const float *x, int64_t cols, qc_block_q8_act *out) { qc_act_row_scalar(x, cols, out); }
+
+void qc_attend_avx2(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale, int f16_acc, float *scores,
+                    float *o) {
+    qc_attend_scalar(q, r, n, hd, scale, f16_acc, scores, o);
+}
 
 #endif

@@ -26,6 +26,7 @@
     defined(__AVX512VNNI__) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 const int qc_avx512_built = 1;
@@ -390,6 +391,23 @@ void qc_act_row_avx512(const float *x, int64_t cols, qc_block_q8_act *out) {
     }
 }
 
+/* ==== attention ==== */
+
+typedef __m512 vec_t;
+#define ATT_NAME qc_attend_avx512
+#define ATT_W 16
+#define ATT_DOT qc_dot_f32_avx512
+ALWAYS_INLINE vec_t v_load(const float *p) { return _mm512_loadu_ps(p); }
+ALWAYS_INLINE void v_store(float *p, vec_t v) { _mm512_storeu_ps(p, v); }
+ALWAYS_INLINE vec_t v_add(vec_t a, vec_t b) { return _mm512_add_ps(a, b); }
+ALWAYS_INLINE vec_t v_mul(vec_t a, vec_t b) { return _mm512_mul_ps(a, b); }
+ALWAYS_INLINE vec_t v_set1(float x) { return _mm512_set1_ps(x); }
+ALWAYS_INLINE vec_t v_zero(void) { return _mm512_setzero_ps(); }
+ALWAYS_INLINE vec_t v_round_h(vec_t x) {
+    return _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+#include "engine/attend_simd.h"
+
 #else /* built without the AVX-512 flags: never selected */
 
 const int qc_avx512_built = 0;
@@ -402,5 +420,10 @@ void qc_matmul_avx512(const qc_tensor_t *w, const float *x, const void *act, int
 float qc_dot_f32_avx512(const float *a, const float *b, int64_t n) { return qc_dot_f32_scalar(a, b, n); }
 
 void qc_act_row_avx512(const float *x, int64_t cols, qc_block_q8_act *out) { qc_act_row_scalar(x, cols, out); }
+
+void qc_attend_avx512(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale, int f16_acc,
+                      float *scores, float *o) {
+    qc_attend_scalar(q, r, n, hd, scale, f16_acc, scores, o);
+}
 
 #endif

@@ -30,26 +30,37 @@ typedef float (*qc_dot_fn)(const float *a, const float *b, int64_t n);
  * sum = sum of qs. Bit-exact with the scalar one at every level. */
 typedef void (*qc_act_row_fn)(const float *x, int64_t cols, qc_block_q8_act *out);
 
+/* Same contract as qc_attend. */
+typedef void (*qc_attend_fn)(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale, int f16_acc,
+                             float *scores, float *o);
+
 typedef struct {
     qc_matmul_fn matmul;
     qc_dot_fn dot_f32;
     qc_act_row_fn act_row;
+    qc_attend_fn attend;
 } qc_kernel_set_t;
 
 void qc_matmul_scalar(const qc_tensor_t *w, const float *x, const void *act, int n_tok, float *y,
                       int64_t ldy, int64_t r0, int64_t r1);
 float qc_dot_f32_scalar(const float *a, const float *b, int64_t n);
 void qc_act_row_scalar(const float *x, int64_t cols, qc_block_q8_act *out);
+void qc_attend_scalar(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale, int f16_acc,
+                      float *scores, float *o);
 
 void qc_matmul_avx2(const qc_tensor_t *w, const float *x, const void *act, int n_tok, float *y,
                     int64_t ldy, int64_t r0, int64_t r1);
 float qc_dot_f32_avx2(const float *a, const float *b, int64_t n);
 void qc_act_row_avx2(const float *x, int64_t cols, qc_block_q8_act *out);
+void qc_attend_avx2(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale, int f16_acc,
+                    float *scores, float *o);
 
 void qc_matmul_avx512(const qc_tensor_t *w, const float *x, const void *act, int n_tok, float *y,
                       int64_t ldy, int64_t r0, int64_t r1);
 float qc_dot_f32_avx512(const float *a, const float *b, int64_t n);
 void qc_act_row_avx512(const float *x, int64_t cols, qc_block_q8_act *out);
+void qc_attend_avx512(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale, int f16_acc,
+                      float *scores, float *o);
 
 /* 1 when the file was compiled with its instruction set (the Makefile's
  * ISA_FLAGS); 0 when built without them, in which case its functions forward
@@ -62,6 +73,13 @@ const qc_kernel_set_t *qc_kernels_for(qc_cpu_t level);
 qc_cpu_t qc_cpu_max(void);
 
 /* ==== helpers shared by the levels ==== */
+
+static inline const float *qc_k_row(const qc_kv_rows_t *r, int i) {
+    return (i < r->n_pre ? r->kp : r->kc) + (size_t)i * (size_t)r->stride;
+}
+static inline const float *qc_v_row(const qc_kv_rows_t *r, int i) {
+    return (i < r->n_pre ? r->vp : r->vc) + (size_t)i * (size_t)r->stride;
+}
 
 /* Bytes of one weight block (Q8_0 / Q4_0). */
 #define QC_Q8_0_BYTES 34

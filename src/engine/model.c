@@ -288,7 +288,8 @@ struct qc_ctx {
     const qc_model_t *m;
     int n_ctx, n_batch, pos;
     int q_dim, kv_dim;
-    float *k_cache, *v_cache; /* [n_layer][n_ctx][kv_dim], mmapped: pages exist once written */
+    float *k_cache, *v_cache; /* [n_layer][n_head_kv][n_ctx][head_dim], mmapped: pages exist once written.
+                               * Head-major, so attention reads each head's rows in one sequential run. */
     size_t cache_bytes;       /* of each */
     work_t w;                 /* allocated by the first qc_ctx_eval; qc_ctx_trim frees it */
     float *logits;            /* [n_vocab], for qc_generate (allocated there) */
@@ -392,23 +393,6 @@ static void rope(float *v, int head_dim, const float *cos_t, const float *sin_t)
 
 static float silu(float x) { return x / (1.0f + expf(-x)); }
 
-/* x rounded to the nearest IEEE half value (ties to even), kept as a float.
- * The KV cache holds half-precision values this way, as llama.cpp's default
- * F16 cache does, without converting on every read. Values beyond the half
- * range do not occur in attention (|x| <= max |v|). */
-static inline float round_f16(float x) {
-    union { float f; uint32_t u; } v = {x};
-    uint32_t a = v.u & 0x7fffffffu;
-    /* |x| >= 2^-14, a normal half: keep 10 mantissa bits (ties to even). */
-    v.u = (v.u + 0xfffu + ((v.u >> 13) & 1u)) & ~0x1fffu;
-    /* Smaller, a subnormal half: a multiple of 2^-24. Adding 0.5 leaves
-     * exactly that precision (ties to even), subtracting restores x (IEEE
-     * arithmetic: the compiler may not fold it without -ffast-math). Both
-     * are computed and one selected, so loops over this can vectorize. */
-    float sub = (x + 0.5f) - 0.5f;
-    return a >= 0x38800000u ? v.f : sub;
-}
-
 static void work_free(work_t *w) {
     free(w->x); free(w->xb); free(w->q); free(w->k); free(w->v); free(w->att_out);
     free(w->hb); free(w->hb2); free(w->scores); free(w->act);
@@ -498,11 +482,11 @@ qc_status qc_ctx_truncate(qc_ctx_t *x, int n) {
     if (n < 0 || n > x->pos)
         return qc_seterr(x->err, sizeof x->err, QC_ERR_ARG, "truncate to %d: sequence has %d tokens", n, x->pos);
     if (n < x->n_prefix) { /* cut into the shared prefix: keep a private copy of what remains */
-        size_t row = (size_t)x->kv_dim * sizeof(float);
-        for (int l = 0; l < x->m->cfg.n_layer; l++) {
-            size_t src = (size_t)l * x->prefix->n_ctx * x->kv_dim, dst = (size_t)l * x->n_ctx * x->kv_dim;
-            memcpy(x->k_cache + dst, x->prefix->k_cache + src, (size_t)n * row);
-            memcpy(x->v_cache + dst, x->prefix->v_cache + src, (size_t)n * row);
+        const qc_config_t *c = &x->m->cfg;
+        for (int lh = 0; lh < c->n_layer * c->n_head_kv; lh++) {
+            size_t src = (size_t)lh * x->prefix->n_ctx * c->head_dim, dst = (size_t)lh * x->n_ctx * c->head_dim;
+            memcpy(x->k_cache + dst, x->prefix->k_cache + src, (size_t)n * c->head_dim * sizeof(float));
+            memcpy(x->v_cache + dst, x->prefix->v_cache + src, (size_t)n * c->head_dim * sizeof(float));
         }
         x->prefix = NULL;
         x->n_prefix = 0;
@@ -546,67 +530,6 @@ typedef struct {
  * here is what lets qcare reproduce its logits to ~1e-3 (see tests/). */
 #define QC_ATTN_TILE_MIN 64
 
-/* The cached K/V rows one head attends to: rows [0, n_pre) in a shared
- * prefix's cache (kp/vp), the rest in the context's own (kc/vc); all with
- * stride kv_dim. */
-typedef struct {
-    const float *kp, *vp, *kc, *vc;
-    int n_pre, kv_dim;
-} kv_rows_t;
-
-static inline const float *k_row(const kv_rows_t *r, int i) {
-    return i < r->n_pre ? r->kp + (size_t)i * r->kv_dim : r->kc + (size_t)i * r->kv_dim;
-}
-static inline const float *v_row(const kv_rows_t *r, int i) {
-    return i < r->n_pre ? r->vp + (size_t)i * r->kv_dim : r->vc + (size_t)i * r->kv_dim;
-}
-
-/* One query row q (head_dim values, already roped) against n_seen cached
- * rows, result into o. scores: n_seen floats. */
-static void attend_row(const float *q, const kv_rows_t *rows, int n_seen, int hd, float scale, int f16_acc,
-                       float *scores, float *o) {
-    if (f16_acc) {
-        float q16[512], acc[512]; /* head_dim <= 512, checked at load */
-        for (int e = 0; e < hd; e++) q16[e] = round_f16(q[e]), acc[e] = 0;
-        float S = 0, M = -INFINITY;
-        for (int i = 0; i < n_seen; i++) {
-            const float *k = k_row(rows, i), *v = v_row(rows, i);
-            float s = qc_dot_f32(q16, k, hd) * scale, ms = 1, vs = 1;
-            if (s > M) {
-                float old = M;
-                M = s;
-                ms = expf(old - M);
-                for (int e = 0; e < hd; e++) acc[e] = round_f16(acc[e] * ms);
-            } else {
-                vs = expf(s - M);
-            }
-            for (int e = 0; e < hd; e++) acc[e] = round_f16(acc[e] + v[e] * vs);
-            S = S * ms + vs;
-        }
-        float inv = S == 0 ? 0 : 1.0f / S;
-        for (int e = 0; e < hd; e++) o[e] = acc[e] * inv;
-        return;
-    }
-    float mx = -INFINITY;
-    for (int i = 0; i < n_seen; i++) {
-        float s = qc_dot_f32(q, k_row(rows, i), hd) * scale;
-        scores[i] = s;
-        if (s > mx) mx = s;
-    }
-    double sum = 0;
-    for (int i = 0; i < n_seen; i++) {
-        scores[i] = expf(scores[i] - mx);
-        sum += scores[i];
-    }
-    float inv = (float)(1.0 / sum);
-    memset(o, 0, (size_t)hd * sizeof(float));
-    for (int i = 0; i < n_seen; i++) {
-        float p = scores[i] * inv;
-        const float *v = v_row(rows, i);
-        for (int e = 0; e < hd; e++) o[e] += p * v[e];
-    }
-}
-
 /* Attention of the pass's new tokens in one layer, split over (token,
  * head) pairs: their k/v are already in their sequences' caches; each token
  * sees its own sequence up to itself. The numerics follow the size of the
@@ -624,12 +547,11 @@ static void attention_task(void *arg, int ith, int nth) {
         while (t >= j->seg[si].t0 + j->seg[si].n_tok) si++;
         const seg_t *g = &j->seg[si];
         const qc_ctx_t *x = g->x, *p = x->prefix;
-        size_t lk = (size_t)j->layer * x->n_ctx * x->kv_dim;
-        size_t lp = p ? (size_t)j->layer * p->n_ctx * p->kv_dim : 0;
-        kv_rows_t rows = {p ? p->k_cache + lp + kvh * hd : NULL, p ? p->v_cache + lp + kvh * hd : NULL,
-                          x->k_cache + lk + kvh * hd, x->v_cache + lk + kvh * hd, x->n_prefix, x->kv_dim};
-        attend_row(j->w->q + (size_t)t * q_dim + h * hd, &rows, g->pos0 + (t - g->t0) + 1, hd, scale,
-                   g->n_tok < QC_ATTN_TILE_MIN, scores, j->w->att_out + (size_t)t * q_dim + h * hd);
+        size_t lh = (size_t)j->layer * c->n_head_kv + kvh, lk = lh * x->n_ctx * hd, lp = p ? lh * p->n_ctx * hd : 0;
+        qc_kv_rows_t rows = {p ? p->k_cache + lp : NULL, p ? p->v_cache + lp : NULL, x->k_cache + lk,
+                             x->v_cache + lk, x->n_prefix, hd};
+        qc_attend(j->w->q + (size_t)t * q_dim + h * hd, &rows, g->pos0 + (t - g->t0) + 1, hd, scale,
+                  g->n_tok < QC_ATTN_TILE_MIN, scores, j->w->att_out + (size_t)t * q_dim + h * hd);
     }
 }
 
@@ -688,10 +610,13 @@ static void forward(const qc_model_t *m, work_t *w, const seg_t *seg, int n_seg,
                     if (c->qk_norm) rmsnorm(k, k, L->k_norm.data, hd, c->rms_eps);
                     rope(k, hd, ct, st);
                 }
-                size_t off = ((size_t)l * x->n_ctx + seg[g].pos0 + t - seg[g].t0) * kv_dim;
-                for (int i = 0; i < kv_dim; i++) {
-                    x->k_cache[off + i] = round_f16(w->k[(size_t)t * kv_dim + i]);
-                    x->v_cache[off + i] = round_f16(w->v[(size_t)t * kv_dim + i]);
+                for (int h = 0; h < c->n_head_kv; h++) {
+                    size_t off = (((size_t)l * c->n_head_kv + h) * x->n_ctx + seg[g].pos0 + t - seg[g].t0) * hd;
+                    const float *k = w->k + (size_t)t * kv_dim + h * hd, *v = w->v + (size_t)t * kv_dim + h * hd;
+                    for (int i = 0; i < hd; i++) {
+                        x->k_cache[off + i] = qc_round_f16(k[i]);
+                        x->v_cache[off + i] = qc_round_f16(v[i]);
+                    }
                 }
             }
         }
