@@ -7,8 +7,11 @@
  * Starts the server (--parallel 8, 2 threads), then for each stream count N
  * sends N chat completions at once (max_tokens TOKENS, default 128) and
  * reports the tokens generated per second of wall time, all streams
- * together, and the speed-up over one stream. Needs build/bench/
- * bench-qwen1.5-0.5b (bench/run.sh generates it). */
+ * together (prompts, emotion-free chat completions, included), and the
+ * speed-up over one stream; then the same for the passes that only decoded
+ * (from the server's /metrics: qcare_decode_only_*), the rate once every
+ * stream is past its prompt. Needs build/bench/bench-qwen1.5-0.5b
+ * (bench/run.sh generates it). */
 #include "serverproc.h"
 
 #include <jansson.h>
@@ -38,6 +41,19 @@ static void *one_stream(void *arg) {
     json_decref(j);
     sp_reply_free(&r);
     return NULL;
+}
+
+/* A counter from /metrics. */
+static double metric(const char *name) {
+    sp_reply_t r;
+    double v = -1;
+    if (sp_http(&srv, NULL, "/metrics", NULL, 0, NULL, &r) == 200) {
+        size_t k = strlen(name);
+        for (char *p = r.body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+            if (!strncmp(p, name, k) && p[k] == ' ') v = strtod(p + k + 1, NULL);
+    }
+    sp_reply_free(&r);
+    return v;
 }
 
 /* N streams at once: generated tokens per second, all together. */
@@ -70,13 +86,16 @@ int main(int argc, char **argv) {
     }
     long tok;
     run(1, &tok); /* warm-up */
-    double base = 0;
-    printf("| concurrent streams | tokens | aggregate t/s | vs 1 stream |\n|---|---|---|---|\n");
+    double base = 0, dbase = 0;
+    printf("| concurrent streams | tokens | aggregate t/s, end to end | vs 1 stream | decode-only passes t/s | vs 1 "
+           "stream |\n|---|---|---|---|---|---|\n");
     int counts[] = {1, 4, 8};
     for (int k = 0; k < 3; k++) {
+        double s0 = metric("qcare_decode_only_seconds_total"), t0 = metric("qcare_decode_only_tokens_total");
         double tps = run(counts[k], &tok);
-        if (k == 0) base = tps;
-        printf("| %d | %ld | %.1f | %.2fx |\n", counts[k], tok, tps, tps / base);
+        double dtps = (metric("qcare_decode_only_tokens_total") - t0) / (metric("qcare_decode_only_seconds_total") - s0);
+        if (k == 0) base = tps, dbase = dtps;
+        printf("| %d | %ld | %.1f | %.2fx | %.1f | %.2fx |\n", counts[k], tok, tps, tps / base, dtps, dtps / dbase);
         fflush(stdout);
     }
     printf("\n%s weights, %d tokens per stream, --parallel 8, 2 threads\n", dtype, max_tokens);

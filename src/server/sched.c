@@ -296,6 +296,10 @@ static void pass(qs_sched_t *s) {
     s->st.prompt_tokens += pre;
     s->st.generated += dec;
     s->st.busy_s += dt;
+    if (!pre) {
+        s->st.decode_s += dt;
+        s->st.decode_pass_tokens += dec;
+    }
     pthread_mutex_unlock(&s->mu);
     for (int q = 0; q < k; q++) {
         gen_t *g = who[q];

@@ -53,6 +53,8 @@ typedef struct {
     size_t session_bytes;
     unsigned long long passes, pass_tokens, decode_tokens, prompt_tokens, generated;
     double busy_s;             /* time spent in model passes and judgments */
+    double decode_s;           /* time spent in passes without prompt tokens (steady decoding) */
+    unsigned long long decode_pass_tokens; /* the tokens of those passes */
 } qs_stats_t;
 
 /* Starts the scheduler thread. care comes from the same model; the

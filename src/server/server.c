@@ -923,8 +923,12 @@ static enum MHD_Result reply_metrics(qc_server_t *s, struct MHD_Connection *con,
             "# HELP qcare_decode_tokens_total Decode tokens run in those passes.\n"
             "# TYPE qcare_decode_tokens_total counter\nqcare_decode_tokens_total %llu\n"
             "# HELP qcare_model_busy_seconds_total Time the model spent in passes and emotion judgments.\n"
-            "# TYPE qcare_model_busy_seconds_total counter\nqcare_model_busy_seconds_total %.3f\n",
-            st.passes, st.pass_tokens, st.decode_tokens, st.busy_s);
+            "# TYPE qcare_model_busy_seconds_total counter\nqcare_model_busy_seconds_total %.3f\n"
+            "# HELP qcare_decode_only_seconds_total Time in passes without prompt tokens (steady decoding).\n"
+            "# TYPE qcare_decode_only_seconds_total counter\nqcare_decode_only_seconds_total %.3f\n"
+            "# HELP qcare_decode_only_tokens_total Tokens of those passes.\n"
+            "# TYPE qcare_decode_only_tokens_total counter\nqcare_decode_only_tokens_total %llu\n",
+            st.passes, st.pass_tokens, st.decode_tokens, st.busy_s, st.decode_s, st.decode_pass_tokens);
     tprintf(&t,
             "# HELP qcare_queue_depth Requests waiting for a slot.\n# TYPE qcare_queue_depth gauge\n"
             "qcare_queue_depth %d\n"
