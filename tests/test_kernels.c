@@ -523,27 +523,23 @@ static void test_round_f16(void) {
  * in any order (small multiples of 1/8), both numerics, with a prefix. */
 static void test_attend(void) {
     enum { HD = 64, N = 300, PRE = 37 };
-    float *kp = malloc(sizeof(float) * N * HD), *vp = malloc(sizeof(float) * N * HD);
-    float *kc = malloc(sizeof(float) * N * HD), *vc = malloc(sizeof(float) * N * HD);
-    float q[HD], qe[HD], scores[N], want[HD], got[HD];
+    uint16_t *kp = malloc(2 * N * HD), *vp = malloc(2 * N * HD), *kc = malloc(2 * N * HD), *vc = malloc(2 * N * HD);
+    float q[HD], scores[N], want[HD], got[HD];
     for (int exact = 0; exact < 2; exact++) {
         for (int i = 0; i < N * HD; i++) {
-            kp[i] = exact ? (float)(int)(rng_unit() * 8) / 8 : rng_unit();
-            kc[i] = exact ? (float)(int)(rng_unit() * 8) / 8 : rng_unit();
-            vp[i] = qc_round_f16(rng_unit() * 3);
-            vc[i] = qc_round_f16(rng_unit() * 3);
-            kp[i] = qc_round_f16(kp[i]);
-            kc[i] = qc_round_f16(kc[i]);
+            kp[i] = qc_f32_to_f16(exact ? (float)(int)(rng_unit() * 8) / 8 : rng_unit());
+            kc[i] = qc_f32_to_f16(exact ? (float)(int)(rng_unit() * 8) / 8 : rng_unit());
+            vp[i] = qc_f32_to_f16(rng_unit() * 3);
+            vc[i] = qc_f32_to_f16(rng_unit() * 3);
         }
         for (int e = 0; e < HD; e++) q[e] = exact ? (float)(int)(rng_unit() * 16) / 8 : rng_unit() * 2;
-        memcpy(qe, q, sizeof q);
         qc_kv_rows_t r = {kp, vp, kc, vc, PRE, HD};
         for (int f16 = 0; f16 < 2; f16++)
             for (int n = 1; n <= N; n += 59) {
-                qc_attend_scalar(qe, &r, n, HD, 0.125f, f16, scores, want);
+                qc_attend_scalar(q, &r, n, HD, 0.125f, f16, scores, want);
                 for (int l = QC_CPU_AVX2; l <= QC_CPU_AVX512; l++) {
                     if ((qc_cpu_t)l > qc_cpu_max()) continue;
-                    qc_kernels_for((qc_cpu_t)l)->attend(qe, &r, n, HD, 0.125f, f16, scores, got);
+                    qc_kernels_for((qc_cpu_t)l)->attend(q, &r, n, HD, 0.125f, f16, scores, got);
                     double d = 0;
                     for (int e = 0; e < HD; e++) d = fmax(d, fabs((double)got[e] - want[e]));
                     if (exact)
@@ -559,16 +555,16 @@ static void test_attend(void) {
     qc_attend_scalar(q, &r, N, HD, 0.125f, 0, scores, got);
     double w[N], mx = -1e300, sum = 0, worst = 0;
     for (int i = 0; i < N; i++) {
-        const float *k = i < PRE ? kp + i * HD : kc + i * HD;
+        const uint16_t *k = i < PRE ? kp + i * HD : kc + i * HD;
         double s = 0;
-        for (int e = 0; e < HD; e++) s += (double)q[e] * k[e];
+        for (int e = 0; e < HD; e++) s += (double)q[e] * qc_f16_to_f32(k[e]);
         w[i] = s * 0.125;
         mx = fmax(mx, w[i]);
     }
     for (int i = 0; i < N; i++) sum += (w[i] = exp(w[i] - mx));
     for (int e = 0; e < HD; e++) {
         double o = 0;
-        for (int i = 0; i < N; i++) o += w[i] / sum * (i < PRE ? vp : vc)[i * HD + e];
+        for (int i = 0; i < N; i++) o += w[i] / sum * qc_f16_to_f32((i < PRE ? vp : vc)[i * HD + e]);
         worst = fmax(worst, fabs(o - got[e]));
     }
     CHECK(worst < 1e-5, "F32 attention vs double: %g", worst);

@@ -462,6 +462,20 @@ float qc_dot_f32_scalar(const float *a, const float *b, int64_t n) {
 
 /* ==== attention (scalar reference) ==== */
 
+/* q . k for k in halves, with qc_dot_f32_scalar's four partial sums. */
+static float dot_f16_scalar(const float *q, const uint16_t *k, int n) {
+    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += q[i] * qc_f16_to_f32(k[i]);
+        s1 += q[i + 1] * qc_f16_to_f32(k[i + 1]);
+        s2 += q[i + 2] * qc_f16_to_f32(k[i + 2]);
+        s3 += q[i + 3] * qc_f16_to_f32(k[i + 3]);
+    }
+    for (; i < n; i++) s0 += q[i] * qc_f16_to_f32(k[i]);
+    return (s0 + s1) + (s2 + s3);
+}
+
 void qc_attend_scalar(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale, int f16_acc,
                       float *scores, float *o) {
     if (f16_acc) {
@@ -469,8 +483,8 @@ void qc_attend_scalar(const float *q, const qc_kv_rows_t *r, int n, int hd, floa
         for (int e = 0; e < hd; e++) q16[e] = qc_round_f16(q[e]), acc[e] = 0;
         float S = 0, M = -INFINITY;
         for (int i = 0; i < n; i++) {
-            const float *k = qc_k_row(r, i), *v = qc_v_row(r, i);
-            float s = qc_dot_f32_scalar(q16, k, hd) * scale, ms = 1, vs = 1;
+            const uint16_t *k = qc_k_row(r, i), *v = qc_v_row(r, i);
+            float s = dot_f16_scalar(q16, k, hd) * scale, ms = 1, vs = 1;
             if (s > M) {
                 float old = M;
                 M = s;
@@ -479,7 +493,7 @@ void qc_attend_scalar(const float *q, const qc_kv_rows_t *r, int n, int hd, floa
             } else {
                 vs = expf(s - M);
             }
-            for (int e = 0; e < hd; e++) acc[e] = qc_round_f16(acc[e] + v[e] * vs);
+            for (int e = 0; e < hd; e++) acc[e] = qc_round_f16(acc[e] + qc_f16_to_f32(v[e]) * vs);
             S = S * ms + vs;
         }
         float inv = S == 0 ? 0 : 1.0f / S;
@@ -488,7 +502,7 @@ void qc_attend_scalar(const float *q, const qc_kv_rows_t *r, int n, int hd, floa
     }
     float mx = -INFINITY;
     for (int i = 0; i < n; i++) {
-        float s = qc_dot_f32_scalar(q, qc_k_row(r, i), hd) * scale;
+        float s = dot_f16_scalar(q, qc_k_row(r, i), hd) * scale;
         scores[i] = s;
         if (s > mx) mx = s;
     }
@@ -501,7 +515,7 @@ void qc_attend_scalar(const float *q, const qc_kv_rows_t *r, int n, int hd, floa
     memset(o, 0, (size_t)hd * sizeof(float));
     for (int i = 0; i < n; i++) {
         float p = scores[i] * inv;
-        const float *v = qc_v_row(r, i);
-        for (int e = 0; e < hd; e++) o[e] += p * v[e];
+        const uint16_t *v = qc_v_row(r, i);
+        for (int e = 0; e < hd; e++) o[e] += p * qc_f16_to_f32(v[e]);
     }
 }

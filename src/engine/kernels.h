@@ -114,9 +114,9 @@ float qc_dot_f32(const float *a, const float *b, int64_t n);
 
 /* x rounded to the nearest IEEE half value (ties to even), kept as a float:
  * what storing it as a half and reading it back gives (F16C's conversion,
- * ggml's), including half subnormals and +-inf beyond 65504. The KV cache
- * and the small-batch attention hold half-precision values this way, as
- * llama.cpp's default F16 cache and its flash attention do. */
+ * ggml's qc_f32_to_f16), including half subnormals and +-inf beyond 65504.
+ * The small-batch attention keeps its sums at half precision this way, as
+ * llama.cpp's flash attention does. */
 static inline float qc_round_f16(float x) {
     union { float f; uint32_t u; } v = {x};
     const uint32_t a = v.u & 0x7fffffffu, sign = v.u & 0x80000000u;
@@ -130,10 +130,11 @@ static inline float qc_round_f16(float x) {
     return a >= 0x477ff000u ? inf.f : a >= 0x38800000u ? n.f : sub.f; /* 65520 and up round to inf */
 }
 
-/* The cached K/V rows one attention head reads: rows [0, n_pre) at kp/vp
- * (a shared prefix's cache), the others at kc/vc; row i at base + i * stride. */
+/* The cached K/V rows one attention head reads, IEEE halves (the KV cache
+ * is F16, as llama.cpp's default): rows [0, n_pre) at kp/vp (a shared
+ * prefix's cache), the others at kc/vc; row i at base + i * stride. */
 typedef struct {
-    const float *kp, *vp, *kc, *vc;
+    const uint16_t *kp, *vp, *kc, *vc;
     int n_pre;
     int64_t stride;
 } qc_kv_rows_t;

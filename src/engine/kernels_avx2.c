@@ -316,13 +316,15 @@ void qc_act_row_avx2(const float *x, int64_t cols, qc_block_q8_act *out) {
 typedef __m256 vec_t;
 #define ATT_NAME qc_attend_avx2
 #define ATT_W 8
-#define ATT_DOT qc_dot_f32_avx2
 ALWAYS_INLINE vec_t v_load(const float *p) { return _mm256_loadu_ps(p); }
 ALWAYS_INLINE void v_store(float *p, vec_t v) { _mm256_storeu_ps(p, v); }
 ALWAYS_INLINE vec_t v_add(vec_t a, vec_t b) { return _mm256_add_ps(a, b); }
 ALWAYS_INLINE vec_t v_mul(vec_t a, vec_t b) { return _mm256_mul_ps(a, b); }
 ALWAYS_INLINE vec_t v_set1(float x) { return _mm256_set1_ps(x); }
 ALWAYS_INLINE vec_t v_zero(void) { return _mm256_setzero_ps(); }
+ALWAYS_INLINE vec_t v_fmadd(vec_t a, vec_t b, vec_t c) { return _mm256_fmadd_ps(a, b, c); }
+ALWAYS_INLINE float v_hsum(vec_t a) { return hsum8(a); }
+ALWAYS_INLINE vec_t v_load_h(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
 ALWAYS_INLINE vec_t v_round_h(vec_t x) {
     return _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }

@@ -396,13 +396,15 @@ void qc_act_row_avx512(const float *x, int64_t cols, qc_block_q8_act *out) {
 typedef __m512 vec_t;
 #define ATT_NAME qc_attend_avx512
 #define ATT_W 16
-#define ATT_DOT qc_dot_f32_avx512
 ALWAYS_INLINE vec_t v_load(const float *p) { return _mm512_loadu_ps(p); }
 ALWAYS_INLINE void v_store(float *p, vec_t v) { _mm512_storeu_ps(p, v); }
 ALWAYS_INLINE vec_t v_add(vec_t a, vec_t b) { return _mm512_add_ps(a, b); }
 ALWAYS_INLINE vec_t v_mul(vec_t a, vec_t b) { return _mm512_mul_ps(a, b); }
 ALWAYS_INLINE vec_t v_set1(float x) { return _mm512_set1_ps(x); }
 ALWAYS_INLINE vec_t v_zero(void) { return _mm512_setzero_ps(); }
+ALWAYS_INLINE vec_t v_fmadd(vec_t a, vec_t b, vec_t c) { return _mm512_fmadd_ps(a, b, c); }
+ALWAYS_INLINE float v_hsum(vec_t a) { return _mm512_reduce_add_ps(a); }
+ALWAYS_INLINE vec_t v_load_h(const uint16_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
 ALWAYS_INLINE vec_t v_round_h(vec_t x) {
     return _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }

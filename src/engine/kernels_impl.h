@@ -74,10 +74,10 @@ qc_cpu_t qc_cpu_max(void);
 
 /* ==== helpers shared by the levels ==== */
 
-static inline const float *qc_k_row(const qc_kv_rows_t *r, int i) {
+static inline const uint16_t *qc_k_row(const qc_kv_rows_t *r, int i) {
     return (i < r->n_pre ? r->kp : r->kc) + (size_t)i * (size_t)r->stride;
 }
-static inline const float *qc_v_row(const qc_kv_rows_t *r, int i) {
+static inline const uint16_t *qc_v_row(const qc_kv_rows_t *r, int i) {
     return (i < r->n_pre ? r->vp : r->vc) + (size_t)i * (size_t)r->stride;
 }
 

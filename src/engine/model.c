@@ -249,7 +249,7 @@ int64_t qc_model_n_params(const qc_model_t *m) { return m->n_params; }
 int64_t qc_model_weight_bytes(const qc_model_t *m) { return m->weight_bytes; }
 int qc_model_n_threads(const qc_model_t *m) { return qc_pool_size(m->pool); }
 size_t qc_model_kv_bytes_per_token(const qc_model_t *m) {
-    return (size_t)m->cfg.n_layer * m->cfg.n_head_kv * m->cfg.head_dim * 2 * sizeof(float);
+    return (size_t)m->cfg.n_layer * m->cfg.n_head_kv * m->cfg.head_dim * 2 * sizeof(uint16_t);
 }
 const char *qc_model_dtype(const qc_model_t *m) {
     switch (m->layers[0].wq.dtype) {
@@ -288,8 +288,9 @@ struct qc_ctx {
     const qc_model_t *m;
     int n_ctx, n_batch, pos;
     int q_dim, kv_dim;
-    float *k_cache, *v_cache; /* [n_layer][n_head_kv][n_ctx][head_dim], mmapped: pages exist once written.
-                               * Head-major, so attention reads each head's rows in one sequential run. */
+    uint16_t *k_cache, *v_cache; /* [n_layer][n_head_kv][n_ctx][head_dim] IEEE halves (llama.cpp's
+                                  * default F16 cache), mmapped: pages exist once written. Head-major,
+                                  * so attention reads each head's rows in one sequential run. */
     size_t cache_bytes;       /* of each */
     work_t w;                 /* allocated by the first qc_ctx_eval; qc_ctx_trim frees it */
     float *logits;            /* [n_vocab], for qc_generate (allocated there) */
@@ -434,7 +435,7 @@ static int work_init(work_t *w, const qc_model_t *m, int n_batch, int n_scores) 
  * only once written, so a large n_ctx costs address space, not memory,
  * until the sequence grows (malloc would not promise that once its mmap
  * threshold has grown in a long-running process). NULL on failure. */
-static float *cache_map(size_t n) {
+static uint16_t *cache_map(size_t n) {
     void *p = mmap(NULL, n ? n : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     return p == MAP_FAILED ? NULL : p;
 }
@@ -449,7 +450,7 @@ qc_ctx_t *qc_ctx_new(const qc_model_t *m, int n_ctx, const qc_ctx_opts_t *opts) 
     x->n_batch = opts && opts->n_batch > 0 ? opts->n_batch : 512;
     x->q_dim = c->n_head * c->head_dim;
     x->kv_dim = c->n_head_kv * c->head_dim;
-    x->cache_bytes = (size_t)c->n_layer * n_ctx * x->kv_dim * sizeof(float);
+    x->cache_bytes = (size_t)c->n_layer * n_ctx * x->kv_dim * sizeof(uint16_t);
     x->k_cache = cache_map(x->cache_bytes);
     x->v_cache = cache_map(x->cache_bytes);
     if (!x->k_cache || !x->v_cache) {
@@ -485,8 +486,8 @@ qc_status qc_ctx_truncate(qc_ctx_t *x, int n) {
         const qc_config_t *c = &x->m->cfg;
         for (int lh = 0; lh < c->n_layer * c->n_head_kv; lh++) {
             size_t src = (size_t)lh * x->prefix->n_ctx * c->head_dim, dst = (size_t)lh * x->n_ctx * c->head_dim;
-            memcpy(x->k_cache + dst, x->prefix->k_cache + src, (size_t)n * c->head_dim * sizeof(float));
-            memcpy(x->v_cache + dst, x->prefix->v_cache + src, (size_t)n * c->head_dim * sizeof(float));
+            memcpy(x->k_cache + dst, x->prefix->k_cache + src, (size_t)n * c->head_dim * sizeof(uint16_t));
+            memcpy(x->v_cache + dst, x->prefix->v_cache + src, (size_t)n * c->head_dim * sizeof(uint16_t));
         }
         x->prefix = NULL;
         x->n_prefix = 0;
@@ -614,8 +615,8 @@ static void forward(const qc_model_t *m, work_t *w, const seg_t *seg, int n_seg,
                     size_t off = (((size_t)l * c->n_head_kv + h) * x->n_ctx + seg[g].pos0 + t - seg[g].t0) * hd;
                     const float *k = w->k + (size_t)t * kv_dim + h * hd, *v = w->v + (size_t)t * kv_dim + h * hd;
                     for (int i = 0; i < hd; i++) {
-                        x->k_cache[off + i] = qc_round_f16(k[i]);
-                        x->v_cache[off + i] = qc_round_f16(v[i]);
+                        x->k_cache[off + i] = qc_f32_to_f16(k[i]);
+                        x->v_cache[off + i] = qc_f32_to_f16(v[i]);
                     }
                 }
             }
