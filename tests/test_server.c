@@ -4,65 +4,19 @@
  * case (400, 413, 404, 405), the API key (401, /health open) and a clean
  * shutdown on SIGTERM (exit 0: no sanitizer or leak report in the debug
  * build). QC_SERVER_SHOW=1 prints the server's log. */
-#include "test.h"
+#include "serverproc.h"
 
-#include <arpa/inet.h>
-#include <curl/curl.h>
 #include <jansson.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-typedef struct {
-    char *s;
-    size_t n;
-} buf_t;
-
-static size_t on_data(char *p, size_t sz, size_t nm, void *user) {
-    buf_t *b = user;
-    char *nb = realloc(b->s, b->n + sz * nm + 1);
-    if (!nb) return 0;
-    memcpy(nb + b->n, p, sz * nm);
-    b->s = nb;
-    b->n += sz * nm;
-    b->s[b->n] = 0;
-    return sz * nm;
-}
-
-static int port;
+static sp_server_t srv;
 
 /* One request; returns the status (0 on a transport error) and the body in
  * *out (caller frees). body NULL: GET (or `method`). */
 static long http(const char *method, const char *path, const char *body, size_t len, const char *key, char **out) {
-    CURL *c = curl_easy_init();
-    char url[256], auth[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    buf_t b = {calloc(1, 1), 0};
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    h = curl_slist_append(h, "Expect:");
-    if (key) {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
-        h = curl_slist_append(h, auth);
-    }
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
-    if (body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    }
-    if (method) curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    long status = 0;
-    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    *out = b.s;
-    return status;
+    sp_reply_t r;
+    long st = sp_http(&srv, method, path, body, len, key, &r);
+    *out = r.body;
+    return st;
 }
 
 static long post(const char *path, const char *body, const char *key, char **out) {
@@ -93,58 +47,20 @@ static void check_error(const char *path, const char *body, size_t len, long wan
     free(out);
 }
 
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t l = sizeof a;
-    int p = 0;
-    if (fd >= 0 && !bind(fd, (struct sockaddr *)&a, sizeof a) && !getsockname(fd, (struct sockaddr *)&a, &l))
-        p = ntohs(a.sin_port);
-    if (fd >= 0) close(fd);
-    return p;
-}
-
-/* Starts `qcare serve` on a free port (its stderr to log); waits for /health. */
-static pid_t start_server(const char *log, const char *api_key) {
-    port = free_port();
-    char qcare[512], model[512], ps[16];
-    snprintf(qcare, sizeof qcare, "%s/qcare", test_env("QC_BUILD", "build"));
-    snprintf(model, sizeof model, "%s/tiny-qwen2", test_env("QC_MODELS", "build/models"));
-    snprintf(ps, sizeof ps, "%d", port);
-    pid_t pid = fork();
-    if (pid == 0) {
-        FILE *f = freopen(log, "w", stderr);
-        (void)f;
-        if (api_key)
-            execl(qcare, qcare, "serve", "--model", model, "--dtype", "bf16", "--threads", "2", "--port", ps,
-                  "--api-key", api_key, (char *)NULL);
-        else
-            execl(qcare, qcare, "serve", "--model", model, "--dtype", "bf16", "--threads", "2", "--port", ps,
-                  (char *)NULL);
-        _exit(127);
-    }
-    for (double t0 = now_s(); now_s() - t0 < 60;) {
-        char *out;
-        long st = http(NULL, "/health", NULL, 0, NULL, &out);
-        free(out);
-        if (st == 200) return pid;
-        if (waitpid(pid, NULL, WNOHANG) == pid) return -1;
-        usleep(50000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    return -1;
+/* Starts `qcare serve` (tests/serverproc.h), with an API key if given. */
+static int start_server(const char *log, const char *api_key) {
+    const char *args[] = {"--api-key", api_key, NULL};
+    return sp_start(&srv, NULL, log, api_key ? args : NULL) == 0;
 }
 
 /* SIGTERM, then the exit status must be 0 and the log free of sanitizer reports. */
-static void stop_server(pid_t pid, const char *log) {
-    kill(pid, SIGTERM);
+static void stop_server(void) {
     int st = 0;
-    waitpid(pid, &st, 0);
-    char *text = test_slurp(log, NULL);
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "server exit status %d after SIGTERM:\n%s", st, text ? text : "");
-    CHECK(text && !strstr(text, "Sanitizer") && !strstr(text, "runtime error:"), "sanitizer report:\n%s",
+    int rc = sp_stop(&srv, 30, &st);
+    char *text = test_slurp(srv.log, NULL);
+    CHECK(rc == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "server exit status %d after SIGTERM:\n%s", st,
           text ? text : "");
+    CHECK(!sp_log_has_sanitizer_report(text), "sanitizer report:\n%s", text ? text : "");
     CHECK(text && strstr(text, "GET /health 200"), "one log line per request:\n%s", text ? text : "");
     if (getenv("QC_SERVER_SHOW")) fprintf(stderr, "%s", text ? text : "");
     free(text);
@@ -252,26 +168,15 @@ static void test_analyze_stream(const char *text, int urgent) {
 
 /* A client that goes away after the first chunk: the server cancels the
  * reply and keeps serving. */
-static size_t abort_after_chunk(char *p, size_t sz, size_t nm, void *user) {
-    size_t r = on_data(p, sz, nm, user);
-    buf_t *b = user;
-    return b->s && strstr(b->s, "event: chunk") ? 0 : r;
-}
-
 static void test_disconnect(void) {
-    CURL *c = curl_easy_init();
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/api/analyze", port);
-    buf_t b = {0};
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, "{\"text\": \"hello\", \"max_tokens\": 1500, \"stream\": true}");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, abort_after_chunk);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
-    CURLcode rc = curl_easy_perform(c);
-    curl_easy_cleanup(c);
-    CHECK(rc == CURLE_WRITE_ERROR && b.s && strstr(b.s, "event: emotion"), "client abort mid-stream: %d", (int)rc);
-    free(b.s);
+    sp_request_t q = {.path = "/api/analyze",
+                      .body = "{\"text\": \"hello\", \"max_tokens\": 1500, \"stream\": true}",
+                      .abort_at = "event: chunk"};
+    sp_reply_t r;
+    sp_request(srv.port, &q, &r);
+    CHECK(r.abandoned && r.rc == CURLE_WRITE_ERROR && strstr(r.body, "event: emotion"), "client abort mid-stream: %d",
+          (int)r.rc);
+    sp_reply_free(&r);
     long st;
     json_t *j = post_json("/api/emotion", "{\"text\": \"still there?\"}", NULL, &st);
     CHECK(st == 200 && is_label(json_object_get(j, "label")), "served after a client left (%ld)", st);
@@ -444,23 +349,23 @@ int main(void) {
     char log[256];
     snprintf(log, sizeof log, "%s/tests/server.log", test_env("QC_BUILD", "build"));
     double t0 = now_s();
-    pid_t pid = start_server(log, NULL);
-    CHECK(pid > 0, "server did not start (log %s)", log);
-    if (pid > 0) {
+    int up = start_server(log, NULL);
+    CHECK(up, "server did not start (log %s)", log);
+    if (up) {
         test_basic();
         test_analyze_stream("I have crushing chest pain", 1);
         test_analyze_stream("今天心情不错", 0);
         test_disconnect();
         test_openai();
         test_bad_input();
-        stop_server(pid, log);
+        stop_server();
     }
     snprintf(log, sizeof log, "%s/tests/server-key.log", test_env("QC_BUILD", "build"));
-    pid = start_server(log, "s3cret-key");
-    CHECK(pid > 0, "server with --api-key did not start");
-    if (pid > 0) {
+    up = start_server(log, "s3cret-key");
+    CHECK(up, "server with --api-key did not start");
+    if (up) {
         test_api_key();
-        stop_server(pid, log);
+        stop_server();
     }
     printf("test_server: %.1f s\n", now_s() - t0);
     curl_global_cleanup();

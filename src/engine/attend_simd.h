@@ -62,12 +62,7 @@ void ATT_NAME(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale,
         scores[i] = s;
         if (s > mx) mx = s;
     }
-    double sum = 0;
-    for (int i = 0; i < n; i++) {
-        scores[i] = expf(scores[i] - mx);
-        sum += scores[i];
-    }
-    float inv = (float)(1.0 / sum);
+    float inv = qc_softmax_exp(scores, n, mx);
     vec_t acc[512 / ATT_W];
     for (int j = 0; j < nv; j++) acc[j] = v_zero();
     for (int i = 0; i < n; i++) {

@@ -506,12 +506,7 @@ void qc_attend_scalar(const float *q, const qc_kv_rows_t *r, int n, int hd, floa
         scores[i] = s;
         if (s > mx) mx = s;
     }
-    double sum = 0;
-    for (int i = 0; i < n; i++) {
-        scores[i] = expf(scores[i] - mx);
-        sum += scores[i];
-    }
-    float inv = (float)(1.0 / sum);
+    float inv = qc_softmax_exp(scores, n, mx);
     memset(o, 0, (size_t)hd * sizeof(float));
     for (int i = 0; i < n; i++) {
         float p = scores[i] * inv;

@@ -18,6 +18,8 @@
 
 #include "engine/kernels.h"
 
+#include <math.h>
+
 /* ==== one level's kernels ==== */
 
 /* Same contract as qc_matmul (kernels.h), for every weight type. */
@@ -73,6 +75,17 @@ const qc_kernel_set_t *qc_kernels_for(qc_cpu_t level);
 qc_cpu_t qc_cpu_max(void);
 
 /* ==== helpers shared by the levels ==== */
+
+/* The F32 attention's softmax: scores[i] = exp(scores[i] - mx) in place
+ * (mx their maximum); returns 1 / their sum (summed in double). */
+static inline float qc_softmax_exp(float *scores, int n, float mx) {
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        scores[i] = expf(scores[i] - mx);
+        sum += scores[i];
+    }
+    return (float)(1.0 / sum);
+}
 
 static inline const uint16_t *qc_k_row(const qc_kv_rows_t *r, int i) {
     return (i < r->n_pre ? r->kp : r->kc) + (size_t)i * (size_t)r->stride;

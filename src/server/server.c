@@ -388,10 +388,13 @@ static void call_release(void *cls) {
     call_free(c);
 }
 
+static unsigned care_status(qc_status st);
+
 /* Hands c to the scheduler. Streamed: queues the event-stream response
- * (the call is then MHD's). Not streamed: waits for the end; the caller
- * builds the answer and frees c. A full queue is answered 503 with
- * Retry-After (c freed). Returns -1 when the answer is already queued. */
+ * (the call is then MHD's). Not streamed: waits for the end; a failure is
+ * answered with its status (c freed); on success the caller builds the
+ * answer and frees c. A full queue is answered 503 with Retry-After (c
+ * freed). Returns -1 when the answer is already queued (in *ret). */
 static int call_submit(struct MHD_Connection *con, req_t *r, call_t *c, enum MHD_Result *ret) {
     qc_status st = qs_submit(c->s->sched, &c->rq);
     if (st) {
@@ -402,7 +405,10 @@ static int call_submit(struct MHD_Connection *con, req_t *r, call_t *c, enum MHD
     }
     if (!c->streamed) {
         call_wait(c);
-        return 0;
+        if (!c->st) return 0;
+        *ret = reply_error(con, r, care_status(c->st), "%s", c->msg);
+        call_free(c);
+        return -1;
     }
     struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, call_read, c, call_release);
     if (!resp) {
@@ -499,6 +505,24 @@ static int care_text(qc_server_t *s, json_t *j, const char **text, size_t *len, 
     return check_length(s, "\"text\"", *text, *len, msg, n);
 }
 
+/* A call for the care pipeline on text (a copy): its callbacks, and the
+ * safety check with its notice. NULL when out of memory. */
+static call_t *care_call(qc_server_t *s, int kind, int streamed, const char *text, const char *session) {
+    call_t *c = call_new(s, kind, streamed);
+    if (!c || !(c->text = strdup(text)) || (session && !(c->session = strdup(session)))) {
+        call_free(c);
+        return NULL;
+    }
+    c->rq.text = c->text;
+    c->rq.session = c->session;
+    c->rq.on_emotion = on_emotion;
+    c->rq.on_piece = on_reply_piece;
+    c->rq.on_done = on_care_done;
+    c->sr = qc_safety_check(c->text, strlen(c->text));
+    if (c->sr.kind) qc_safety_notice(c->sr.kind, NULL, c->notice, sizeof c->notice);
+    return c;
+}
+
 static enum MHD_Result api_emotion(qc_server_t *s, struct MHD_Connection *con, req_t *r) {
     char msg[512];
     json_t *j = parse_body(r, msg, sizeof msg);
@@ -509,29 +533,15 @@ static enum MHD_Result api_emotion(qc_server_t *s, struct MHD_Connection *con, r
         json_decref(j);
         return reply_error(con, r, 400, "%s", msg);
     }
-    call_t *c = call_new(s, QS_EMOTION, 0);
-    if (!c || !(c->text = strdup(text))) {
-        call_free(c);
-        json_decref(j);
-        return reply_error(con, r, 500, "out of memory");
-    }
+    call_t *c = care_call(s, QS_EMOTION, 0, text, NULL);
     json_decref(j);
-    c->rq.text = c->text;
-    c->rq.on_emotion = on_emotion;
-    c->rq.on_piece = on_reply_piece;
-    c->rq.on_done = on_care_done;
+    if (!c) return reply_error(con, r, 500, "out of memory");
     enum MHD_Result ret;
     if (call_submit(con, r, c, &ret)) return ret;
-    if (c->st) {
-        ret = reply_error(con, r, care_status(c->st), "%s", c->msg);
-        call_free(c);
-        return ret;
-    }
-    qc_safety_result_t sr = qc_safety_check(c->text, strlen(c->text));
     json_t *o = emotion_json(&c->e);
     if (o) {
-        json_object_set_new(o, "urgent", json_boolean(sr.kind != 0));
-        json_object_set_new(o, "urgent_kind", json_string(qc_urgent_name(sr.kind)));
+        json_object_set_new(o, "urgent", json_boolean(c->sr.kind != 0));
+        json_object_set_new(o, "urgent_kind", json_string(qc_urgent_name(c->sr.kind)));
         json_object_set_new(o, "ms", json_real(c->e.ms));
     }
     call_free(c);
@@ -555,28 +565,12 @@ static enum MHD_Result api_analyze(qc_server_t *s, struct MHD_Connection *con, r
         snprintf(msg, sizeof msg, "\"session\" must be 1 to %d bytes", QS_MAX_SESSION);
         goto bad;
     }
-    call_t *c = call_new(s, QS_ANALYZE, stream);
-    if (!c || !(c->text = strdup(text)) || (session && !(c->session = strdup(session)))) {
-        call_free(c);
-        json_decref(j);
-        return reply_error(con, r, 500, "out of memory");
-    }
+    call_t *c = care_call(s, QS_ANALYZE, stream, text, session);
     json_decref(j);
-    c->rq.text = c->text;
-    c->rq.session = c->session;
+    if (!c) return reply_error(con, r, 500, "out of memory");
     c->rq.max_tokens = (int)max_tokens;
-    c->rq.on_emotion = on_emotion;
-    c->rq.on_piece = on_reply_piece;
-    c->rq.on_done = on_care_done;
-    c->sr = qc_safety_check(c->text, strlen(c->text));
-    if (c->sr.kind) qc_safety_notice(c->sr.kind, NULL, c->notice, sizeof c->notice);
     enum MHD_Result ret;
     if (call_submit(con, r, c, &ret)) return ret;
-    if (c->st) {
-        ret = reply_error(con, r, care_status(c->st), "%s", c->msg);
-        call_free(c);
-        return ret;
-    }
     json_t *o = json_pack("{s:o, s:b, s:s, s:s}", "emotion", emotion_json(&c->e), "urgent", c->sr.kind != 0,
                           "urgent_kind", qc_urgent_name(c->sr.kind), "reply", c->reply.text ? c->reply.text : "");
     if (o && c->sr.kind) json_object_set_new(o, "notice", json_string(c->notice));
@@ -799,11 +793,6 @@ static enum MHD_Result v1_chat(qc_server_t *s, struct MHD_Connection *con, req_t
                            "choices", "index", 0, "delta", "role", "assistant", "content", "", "finish_reason"));
     enum MHD_Result ret;
     if (call_submit(con, r, c, &ret)) return ret;
-    if (c->st) {
-        ret = reply_error(con, r, care_status(c->st), "%s", c->msg);
-        call_free(c);
-        return ret;
-    }
     json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:s, s:s}, s:s}], s:o}", "id", j->id, "object",
                           "chat.completion", "created", (json_int_t)j->created, "model", s->model_name, "choices",
                           "index", 0, "message", "role", "assistant", "content", j->out.text ? j->out.text : "",
