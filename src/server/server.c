@@ -16,6 +16,7 @@
 #include "server/sched.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -56,6 +57,7 @@ struct qc_server {
     qs_sched_t *sched;
     char *api_key, *model_name;
     int n_ctx, quiet, qwen3, parallel, queue;
+    int keepalive_ms; /* a stream with nothing to send for this long sends an SSE comment */
     atomic_ulong n_completions, n_prompt_tokens, n_reply_tokens, n_streams_cancelled;
     pthread_mutex_t mmu; /* the metrics below */
     unsigned long long requests[N_ROUTES][N_CODES];
@@ -354,12 +356,29 @@ static void call_wait(call_t *c) {
     pthread_mutex_unlock(&c->mu);
 }
 
-/* MHD's content reader: blocks until the scheduler wrote something. */
+/* MHD's content reader: blocks until the scheduler wrote something. A
+ * stream that waits (queued, or behind a long prompt) sends an SSE comment
+ * line every keepalive_ms, which clients ignore, so the connection is not
+ * closed as idle by the slow-client timeout. Events are written whole under
+ * mu, so an empty buffer is always at an event boundary. */
 static ssize_t call_read(void *cls, uint64_t pos, char *buf, size_t max) {
     (void)pos;
+    static const char keepalive[] = ": keep-alive\n\n";
     call_t *c = cls;
     pthread_mutex_lock(&c->mu);
-    while (c->off == c->len && !c->done) pthread_cond_wait(&c->cv, &c->mu);
+    while (c->off == c->len && !c->done) {
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        long ns = dl.tv_nsec + (long)c->s->keepalive_ms % 1000 * 1000000L;
+        dl.tv_sec += c->s->keepalive_ms / 1000 + ns / 1000000000L;
+        dl.tv_nsec = ns % 1000000000L;
+        if (pthread_cond_timedwait(&c->cv, &c->mu, &dl) == ETIMEDOUT && c->off == c->len && !c->done &&
+            max >= sizeof keepalive - 1) {
+            memcpy(buf, keepalive, sizeof keepalive - 1);
+            pthread_mutex_unlock(&c->mu);
+            return (ssize_t)(sizeof keepalive - 1);
+        }
+    }
     ssize_t n;
     if (c->off < c->len) {
         size_t k = c->len - c->off < max ? c->len - c->off : max;
@@ -1095,6 +1114,7 @@ qc_status qc_server_start(qc_model_t *m, const qc_server_opts_t *opts, qc_server
         goto fail;
     }
     unsigned timeout = o.timeout_s > 0 ? (unsigned)o.timeout_s : 60;
+    s->keepalive_ms = timeout * 1000 / 3 < 15000 ? (int)(timeout * 1000 / 3) : 15000;
     s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG |
                                 (v6 ? MHD_USE_IPv6 : 0),
                             0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
