@@ -233,8 +233,9 @@ static void advance(qs_sched_t *s, gen_t *g) {
     char piece[512];
     long len = qc_detok_push(&g->dt, s->tok, id, piece, sizeof piece);
     if (len < 0) len = 0, piece[0] = 0;
-    if (r->on_piece(r->user, piece, (size_t)len)) {
-        finish(s, g, QC_OK, "", 0);
+    if (r->on_piece(r->user, piece, (size_t)len)) { /* a stop string, or the client is gone */
+        int gone = atomic_load(&r->cancel);
+        finish(s, g, gone ? QC_ERR_ARG : QC_OK, gone ? "cancelled" : "", 0);
         return;
     }
     if (g->n_out >= (size_t)r->max_tokens || qc_ctx_pos(g->ctx) >= qc_ctx_size(g->ctx)) {
