@@ -5,7 +5,8 @@
  *     passes did carry several requests at once (/metrics);
  *   - GET /metrics in Prometheus text format with the counts of what was sent;
  *   - a full queue answers 503 with Retry-After, the rest complete;
- *   - a client that hangs up mid-stream frees its slot at once;
+ *   - a client that hangs up mid-stream frees its slot at once, and a
+ *     conversation turn it abandoned leaves no trace;
  *   - a slow client (a request that never finishes arriving) is cut off
  *     after --timeout. */
 #include "serverproc.h"
@@ -100,6 +101,42 @@ static void test_batching(void) {
     free(b);
     free(m0);
     free(m1);
+}
+
+/* The "reply" of a non-streamed /api/analyze (caller frees). */
+static char *analyze_reply(const char *body) {
+    sp_reply_t r;
+    sp_http(&srv, NULL, "/api/analyze", body, 0, NULL, &r);
+    json_t *j = json_loads(r.body, 0, NULL);
+    const char *t = json_string_value(json_object_get(j, "reply"));
+    char *out = t ? strdup(t) : NULL;
+    json_decref(j);
+    sp_reply_free(&r);
+    return out;
+}
+
+/* A conversation turn whose client hangs up mid-stream leaves no trace:
+ * the next turn answers as in a conversation where it never happened. */
+static void test_abandoned_turn(void) {
+    char *a1 = analyze_reply("{\"text\": \"我咳嗽一周了\", \"session\": \"keep\", \"max_tokens\": 8}");
+    char *b1 = analyze_reply("{\"text\": \"我咳嗽一周了\", \"session\": \"cut\", \"max_tokens\": 8}");
+    sp_request_t q = {.path = "/api/analyze",
+                      .body = "{\"text\": \"还有点发烧\", \"session\": \"cut\", \"max_tokens\": 1500, \"stream\": true}",
+                      .abort_at = "event: chunk"};
+    sp_reply_t r;
+    sp_request(srv.port, &q, &r);
+    CHECK(r.abandoned, "the turn was abandoned mid-stream");
+    sp_reply_free(&r);
+    usleep(200000); /* the scheduler drops it at its next pass */
+    char *a2 = analyze_reply("{\"text\": \"还有点发烧\", \"session\": \"keep\", \"max_tokens\": 8}");
+    char *b2 = analyze_reply("{\"text\": \"还有点发烧\", \"session\": \"cut\", \"max_tokens\": 8}");
+    CHECK(a1 && b1 && !strcmp(a1, b1), "the same first turn gives the same reply");
+    CHECK(a2 && b2 && !strcmp(a2, b2), "after an abandoned turn the conversation answers as if it never happened:\n"
+          "  %s\n  %s", a2 ? a2 : "(none)", b2 ? b2 : "(none)");
+    free(a1);
+    free(b1);
+    free(a2);
+    free(b2);
 }
 
 static void test_metrics(void) {
@@ -242,6 +279,7 @@ int main(void) {
     snprintf(log, sizeof log, "%s/tests/sched.log", test_env("QC_BUILD", "build"));
     if (sp_start(&srv, NULL, log, (const char *[]){"--parallel", "4", "--quiet", NULL}) == 0) {
         test_batching();
+        test_abandoned_turn();
         test_metrics();
         stop();
     } else {
