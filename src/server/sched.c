@@ -78,7 +78,6 @@ qc_status qs_submit(qs_sched_t *s, qs_request_t *r) {
     else if (s->n_queued >= s->queue_max) st = QC_ERR_BUSY;
     else {
         r->next = NULL;
-        r->t_submit = now_s();
         if (s->tail) s->tail->next = r;
         else s->head = r;
         s->tail = r;

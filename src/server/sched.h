@@ -44,7 +44,6 @@ typedef struct qs_request {
     atomic_int cancel;     /* set by the caller (client gone): the slot is freed at the next pass */
     /* the scheduler's */
     struct qs_request *next;
-    double t_submit;
 } qs_request_t;
 
 typedef struct {
