@@ -264,6 +264,19 @@ static void test_slow_client(void) {
     sp_reply_free(&r);
 }
 
+/* --queue 0: no waiting, but a free slot still serves at once. */
+static void test_no_queue(void) {
+    for (int i = 0; i < 3; i++) {
+        sp_reply_t r;
+        long st = sp_http(&srv, NULL, i % 2 ? "/api/emotion" : "/v1/chat/completions",
+                          i % 2 ? "{\"text\": \"hello\"}"
+                                : "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"max_tokens\": 4}",
+                          0, NULL, &r);
+        CHECK(st == 200, "--queue 0, request %d on an idle server: %ld %s", i, st, r.body);
+        sp_reply_free(&r);
+    }
+}
+
 static void stop(void) {
     int status = 0;
     CHECK(sp_stop(&srv, 30, &status) == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
@@ -289,6 +302,13 @@ int main(void) {
     if (sp_start(&srv, NULL, log, (const char *[]){"--parallel", "1", "--queue", "1", "--timeout", "2", "--quiet", NULL}) == 0) {
         test_overload();
         test_slow_client();
+        stop();
+    } else {
+        CHECK(0, "server did not start (log %s)", log);
+    }
+    snprintf(log, sizeof log, "%s/tests/sched-noqueue.log", test_env("QC_BUILD", "build"));
+    if (sp_start(&srv, NULL, log, (const char *[]){"--parallel", "2", "--queue", "0", "--quiet", NULL}) == 0) {
+        test_no_queue();
         stop();
     } else {
         CHECK(0, "server did not start (log %s)", log);

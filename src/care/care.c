@@ -430,7 +430,12 @@ static qc_status session_restore(qc_care_t *c, session_t *s) {
     size_t start = 0;
     for (size_t i = 0; i < s->n_spans; i++) {
         qc_status st = qc_ctx_eval(s->ctx, s->ids + start, s->spans[i] - start, NULL, QC_LOGITS_NONE);
-        if (st) return seterr(c->err, sizeof c->err, st, "%s", qc_ctx_errmsg(s->ctx));
+        if (st) { /* no half-built state: the next turn tries the whole rebuild again */
+            seterr(c->err, sizeof c->err, st, "%s", qc_ctx_errmsg(s->ctx));
+            qc_ctx_free(s->ctx);
+            s->ctx = NULL;
+            return st;
+        }
         start = s->spans[i];
     }
     s->n_evaluated = start;

@@ -684,7 +684,8 @@ struct qc_batch {
     int32_t *ids;  /* [n_batch] */
     seg_t *seg;    /* [n_batch] */
     float *last;   /* [n_batch][n_embd]: the hidden states whose logits are wanted */
-    float *out;    /* [n_batch][n_vocab] */
+    float *out;    /* [out_rows][n_vocab], grown to the most logits one pass wanted */
+    int out_rows;
     char err[256];
 };
 
@@ -696,8 +697,7 @@ qc_batch_t *qc_batch_new(const qc_model_t *m, int n_tokens) {
     b->ids = malloc((size_t)n_tokens * sizeof *b->ids);
     b->seg = malloc((size_t)n_tokens * sizeof *b->seg);
     b->last = malloc((size_t)n_tokens * m->cfg.n_embd * sizeof(float));
-    b->out = malloc((size_t)n_tokens * m->cfg.n_vocab * sizeof(float));
-    if (!b->ids || !b->seg || !b->last || !b->out || work_init(&b->w, m, n_tokens, 1)) {
+    if (!b->ids || !b->seg || !b->last || work_init(&b->w, m, n_tokens, 1)) {
         qc_batch_free(b);
         return NULL;
     }
@@ -740,6 +740,14 @@ qc_status qc_batch_eval(qc_batch_t *b, qc_ctx_t *const *ctxs, const int32_t *con
         free(b->w.scores);
         b->w.scores = sc;
         b->w.n_scores = n_scores;
+    }
+    int want = 0;
+    for (int i = 0; i < n_seq; i++) want += logits && logits[i];
+    if (want > b->out_rows) {
+        float *o = realloc(b->out, (size_t)want * c->n_vocab * sizeof(float));
+        if (!o) return qc_seterr(b->err, sizeof b->err, QC_ERR_NOMEM, "out of memory");
+        b->out = o;
+        b->out_rows = want;
     }
     forward(m, &b->w, b->seg, n_seq, b->ids, total);
     int n_out = 0;

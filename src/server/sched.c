@@ -74,8 +74,10 @@ static double now_s(void) {
 qc_status qs_submit(qs_sched_t *s, qs_request_t *r) {
     pthread_mutex_lock(&s->mu);
     qc_status st = QC_OK;
+    /* waiting beyond the free slots is what the queue limits */
+    int free_slots = s->parallel - s->n_active > 0 ? s->parallel - s->n_active : 0;
     if (s->stopping) st = QC_ERR_ARG;
-    else if (s->n_queued >= s->queue_max) st = QC_ERR_BUSY;
+    else if (s->n_queued >= s->queue_max + free_slots) st = QC_ERR_BUSY;
     else {
         r->next = NULL;
         if (s->tail) s->tail->next = r;
@@ -303,8 +305,10 @@ static void pass(qs_sched_t *s) {
     pthread_mutex_unlock(&s->mu);
     for (int q = 0; q < k; q++) {
         gen_t *g = who[q];
-        if (st) {
-            finish(s, g, st, qc_batch_errmsg(s->batch), 0);
+        if (st) { /* the scheduler's own arguments were refused: an internal error */
+            char msg[300];
+            snprintf(msg, sizeof msg, "internal error: %s", qc_batch_errmsg(s->batch));
+            finish(s, g, QC_ERR_IO, msg, 0);
             continue;
         }
         if (g->turn && qc_care_turn_evaluated(g->turn, (size_t)g->run)) {
@@ -328,8 +332,7 @@ static void *sched_main(void *arg) {
             pthread_mutex_unlock(&s->mu);
             break;
         }
-        /* admit while a generation entry is free (an emotion judgment
-         * leaves its entry free again at once) */
+        /* admit while a generation entry is free */
         qs_request_t *admit = NULL, **at = &admit;
         int room = s->parallel - s->n_active;
         while (s->head && room > 0) {
@@ -339,7 +342,9 @@ static void *sched_main(void *arg) {
             r->next = NULL;
             *at = r;
             at = &r->next;
-            if (r->kind != QS_EMOTION) room--;
+            /* an emotion judgment leaves its entry free at once, a
+             * cancelled request never takes one */
+            if (r->kind != QS_EMOTION && !atomic_load(&r->cancel)) room--;
         }
         pthread_mutex_unlock(&s->mu);
         while (admit) {
@@ -350,7 +355,10 @@ static void *sched_main(void *arg) {
         pass(s);
     }
     for (int i = 0; i < s->parallel; i++)
-        if (s->gen[i].r) finish(s, &s->gen[i], QC_ERR_ARG, "the server is stopping", 0);
+        if (s->gen[i].r) {
+            s->gen[i].r->stopped = 1;
+            finish(s, &s->gen[i], QC_ERR_ARG, "the server is stopping", 0);
+        }
     pthread_mutex_lock(&s->mu);
     qs_request_t *r = s->head;
     s->head = s->tail = NULL;
@@ -358,6 +366,7 @@ static void *sched_main(void *arg) {
     pthread_mutex_unlock(&s->mu);
     while (r) {
         qs_request_t *next = r->next;
+        r->stopped = 1;
         r->on_done(r->user, QC_ERR_ARG, "the server is stopping", 0, 0, 0);
         r = next;
     }

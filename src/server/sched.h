@@ -42,6 +42,7 @@ typedef struct qs_request {
      * tokens; hit_max when it stopped at max_tokens or the context's end. */
     void (*on_done)(void *user, qc_status st, const char *msg, size_t n_prompt, size_t n_out, int hit_max);
     atomic_int cancel;     /* set by the caller (client gone): the slot is freed at the next pass */
+    int stopped;           /* set by the scheduler: ended because the server is stopping */
     /* the scheduler's */
     struct qs_request *next;
 } qs_request_t;
@@ -60,7 +61,8 @@ typedef struct {
  * scheduler uses both only from its thread. */
 qs_sched_t *qs_sched_new(qc_model_t *m, qc_care_t *care, int parallel, int queue, int n_ctx, char *err,
                          size_t err_size);
-/* Queues r: QC_ERR_BUSY when the queue is full, QC_ERR_ARG when stopping. */
+/* Queues r: QC_ERR_BUSY when every slot is taken and `queue` requests
+ * already wait, QC_ERR_ARG when stopping. */
 qc_status qs_submit(qs_sched_t *s, qs_request_t *r);
 void qs_stats(qs_sched_t *s, qs_stats_t *out);
 /* Ends every request (on_done with an error) and refuses new ones. */

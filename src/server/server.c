@@ -425,7 +425,7 @@ static int call_submit(struct MHD_Connection *con, req_t *r, call_t *c, enum MHD
     if (!c->streamed) {
         call_wait(c);
         if (!c->st) return 0;
-        *ret = reply_error(con, r, care_status(c->st), "%s", c->msg);
+        *ret = reply_error(con, r, c->rq.stopped ? 503 : care_status(c->st), "%s", c->msg);
         call_free(c);
         return -1;
     }
@@ -473,6 +473,11 @@ static unsigned care_status(qc_status st) {
     return st == QC_ERR_CONTEXT || st == QC_ERR_ARG ? 400 : st == QC_ERR_BUSY ? 409 : 500;
 }
 
+/* A reply cut short by running out of memory ends as an error, not a 200. */
+static void call_end(call_t *c, qc_status *st, const char **msg) {
+    if (!*st && c->failed) *st = QC_ERR_NOMEM, *msg = "out of memory";
+}
+
 static void on_emotion(void *user, const qc_emotion_t *e) {
     call_t *c = user;
     pthread_mutex_lock(&c->mu);
@@ -491,7 +496,8 @@ static int on_reply_piece(void *user, const char *piece, size_t len) {
     call_t *c = user;
     pthread_mutex_lock(&c->mu);
     note_first(c);
-    int stop = c->failed || text_add(&c->reply, piece, len);
+    if (!c->failed && text_add(&c->reply, piece, len)) c->failed = 1;
+    int stop = c->failed;
     if (!stop && c->streamed && len) call_sse(c, "chunk", json_pack("{s:s%}", "text", piece, len));
     c->n_pieces++;
     pthread_mutex_unlock(&c->mu);
@@ -503,6 +509,7 @@ static void on_care_done(void *user, qc_status st, const char *msg, size_t n_pro
     call_t *c = user;
     call_metrics(c, n_prompt, n_out);
     pthread_mutex_lock(&c->mu);
+    call_end(c, &st, &msg);
     c->st = st;
     snprintf(c->msg, sizeof c->msg, "%s", msg);
     if (c->streamed) {
@@ -623,9 +630,14 @@ static int on_job_piece(void *user, const char *piece, size_t len) {
     call_t *c = user;
     job_t *j = &c->job;
     pthread_mutex_lock(&c->mu);
+    if (j->stopped) { /* already cut at a stop string: nothing more (the detokenizer's flush) */
+        pthread_mutex_unlock(&c->mu);
+        return 1;
+    }
     note_first(c);
     size_t from = j->out.len > j->max_stop ? j->out.len - j->max_stop : 0;
-    int stop = c->failed || text_add(&j->out, piece, len);
+    if (!c->failed && text_add(&j->out, piece, len)) c->failed = 1;
+    int stop = c->failed;
     for (int i = 0; !stop && i < j->n_stop; i++) {
         char *at = memmem(j->out.text + from, j->out.len - from, j->stop[i], strlen(j->stop[i]));
         if (at) {
@@ -652,6 +664,7 @@ static void on_job_done(void *user, qc_status st, const char *msg, size_t n_prom
     job_t *j = &c->job;
     call_metrics(c, n_prompt, n_out);
     pthread_mutex_lock(&c->mu);
+    call_end(c, &st, &msg);
     c->st = st;
     snprintf(c->msg, sizeof c->msg, "%s", msg);
     j->n_out = n_out;
