@@ -41,7 +41,7 @@ for t in "$BUILD"/tests/test_*; do
 done
 # The portable scalar kernels against the same goldens (every SIMD kernel is
 # also compared with them in test_kernels).
-for t in test_golden test_quant; do
+for t in test_golden test_quant test_batch; do
     [ -x "$BUILD/tests/$t" ] && run_one "$t[QCARE_CPU=scalar]" env QCARE_CPU=scalar "$BUILD/tests/$t"
 done
 # The chat page in a real browser (Chromium driven by playwright-core),
