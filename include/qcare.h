@@ -236,8 +236,10 @@ typedef struct {
 } qc_ctx_opts_t;
 
 /* Creates a context for sequences of up to n_ctx tokens (0 = the model's
- * training context, capped at 4096). All buffers are allocated here; eval
- * allocates nothing. Returns NULL when out of memory. */
+ * training context, capped at 4096). The KV cache (F16) is reserved here
+ * and takes memory only as the sequence grows; the work buffers come with
+ * the first qc_ctx_eval (qc_ctx_trim gives them back). Returns NULL when
+ * out of memory. */
 qc_ctx_t *qc_ctx_new(const qc_model_t *m, int n_ctx, const qc_ctx_opts_t *opts);
 void qc_ctx_free(qc_ctx_t *ctx);
 

@@ -8,8 +8,8 @@
  * used in place from the mmap) or converted once at load (F32, or quantized
  * to Q8_0/Q4_0; a GGUF's Q4_K/Q6_K always are), and the
  * kernels of kernels.c multiply them. Matrix products, attention and the
- * lm_head are split over the model's thread pool. Every buffer is allocated
- * in qc_ctx_new. */
+ * lm_head are split over the model's thread pool. qc_batch_eval runs the
+ * same pass over several sequences at once (the server's batching). */
 #include "engine/engine.h"
 #include "engine/gguf.h"
 #include "engine/kernels.h"
