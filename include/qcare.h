@@ -426,6 +426,25 @@ qc_status qc_care_chat(qc_care_t *c, const char *session_id, const char *text, i
                        const qc_sampling_t *sampling, int max_tokens, qc_token_cb cb, void *user);
 qc_status qc_care_end_session(qc_care_t *c, const char *session_id);
 
+/* A judgment driven step by step by the caller (the server's scheduler
+ * runs many in one forward pass with other requests):
+ *   qc_care_judge_begin   tokenizes the analyst turn for text; its context
+ *                         continues the shared analyst prefix
+ *   qc_care_judge_tokens  the tokens the caller must run on
+ *                         qc_care_judge_ctx, in one or more calls
+ *   qc_care_judge_end     given the next-token logits after the last of
+ *                         them: the emotion (the labels' extra tokens, if
+ *                         any, run here); frees j
+ *   qc_care_judge_free    abandons j.
+ * Running the tokens in one call gives exactly qc_care_emotion's result
+ * (without the prefix cache, begin runs the prefix itself). */
+typedef struct qc_care_judge qc_care_judge_t;
+qc_status qc_care_judge_begin(qc_care_t *c, const char *text, size_t len, qc_care_judge_t **out);
+qc_ctx_t *qc_care_judge_ctx(const qc_care_judge_t *j);
+size_t qc_care_judge_tokens(const qc_care_judge_t *j, const int32_t **ids);
+qc_status qc_care_judge_end(qc_care_judge_t *j, const float *logits, qc_emotion_t *out);
+void qc_care_judge_free(qc_care_judge_t *j);
+
 /* The tokens of qc_care_reply's prompt for text told the emotion (*ids
  * allocated, caller frees). QC_ERR_CONTEXT when longer than the context. */
 qc_status qc_care_reply_ids(qc_care_t *c, const char *text, int emotion, int32_t **ids, size_t *n);

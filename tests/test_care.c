@@ -266,6 +266,50 @@ static void check_turns(qc_model_t *m, const char *name) {
     qc_care_free(bat);
 }
 
+/* Judgments driven from outside (qc_care_judge_*), two at once in one
+ * qc_batch_eval, give exactly qc_care_emotion's result, with and without
+ * the prefix cache. */
+static void check_judge(qc_model_t *m, const char *name) {
+    char err[256];
+    for (int cached = 0; cached < 2; cached++) {
+        qc_care_t *c;
+        qc_care_opts_t o = {.use_prefix_cache = cached};
+        if (qc_care_new(m, &o, &c, err, sizeof err)) {
+            CHECK(0, "care_new: %s", err);
+            return;
+        }
+        int nv = qc_model_n_vocab(m), same = 1;
+        float *lg[2] = {malloc((size_t)nv * sizeof(float)), malloc((size_t)nv * sizeof(float))};
+        qc_batch_t *b = qc_batch_new(m, 2048);
+        for (size_t i = 0; i + 1 < sizeof messages / sizeof messages[0]; i += 2) {
+            qc_care_judge_t *j[2];
+            qc_ctx_t *cs[2];
+            const int32_t *ids[2];
+            int n[2];
+            for (int k = 0; k < 2; k++) {
+                CHECK(qc_care_judge_begin(c, messages[i + k], strlen(messages[i + k]), &j[k]) == QC_OK, "judge_begin");
+                cs[k] = qc_care_judge_ctx(j[k]);
+                n[k] = (int)qc_care_judge_tokens(j[k], &ids[k]);
+            }
+            CHECK(qc_batch_eval(b, cs, ids, n, lg, 2) == QC_OK, "batch: %s", qc_batch_errmsg(b));
+            for (int k = 0; k < 2; k++) {
+                qc_emotion_t got, want;
+                CHECK(qc_care_judge_end(j[k], lg[k], &got) == QC_OK, "judge_end");
+                CHECK(qc_care_emotion(c, messages[i + k], strlen(messages[i + k]), &want) == QC_OK, "emotion");
+                same &= got.label == want.label && !memcmp(got.probs, want.probs, sizeof got.probs) &&
+                        !memcmp(got.logp, want.logp, sizeof got.logp);
+            }
+        }
+        qc_care_judge_t *x;
+        CHECK(qc_care_judge_begin(c, "\xff\xfe", 2, &x) != QC_OK, "a judgment of invalid UTF-8 is refused");
+        CHECK(same, "%s (cache %d): batched judgments = qc_care_emotion, bit for bit", name, cached);
+        qc_batch_free(b);
+        free(lg[0]);
+        free(lg[1]);
+        qc_care_free(c);
+    }
+}
+
 static void check_model(const char *name) {
     char dir[1024], err[512];
     snprintf(dir, sizeof dir, "%s/%s", test_env("QC_MODELS", "build/models"), name);
@@ -322,6 +366,7 @@ static void check_model(const char *name) {
     CHECK(qc_care_emotion(cached, "\xff\xfe", 2, &e) != QC_OK && *qc_care_errmsg(cached), "invalid UTF-8 refused");
     check_sessions(m, name);
     check_turns(m, name);
+    check_judge(m, name);
     qc_care_free(cached);
     qc_care_free(uncached);
     qc_care_free(NULL);

@@ -135,12 +135,30 @@ static double log_prob(const float *row, int32_t n_vocab, int32_t id) {
 
 /* ==== label scoring ==== */
 
+/* Each label's log-likelihood after an analyst turn evaluated in x, whose
+ * next-token logits are `last`: the first token's from them, the others by
+ * running the label's tokens in x (then cut off again). */
+static qc_status labels_logp(qc_care_t *c, qc_ctx_t *x, const float *last, double logp[3]) {
+    int32_t nv = qc_model_n_vocab(c->m);
+    int turn_end = qc_ctx_pos(x);
+    for (int l = 0; l < 3; l++) {
+        size_t k = c->label_len[l];
+        logp[l] = log_prob(last, nv, c->label_ids[l][0]);
+        if (k > 1) { /* the label's other tokens, each given the ones before */
+            qc_status st = qc_ctx_eval(x, c->label_ids[l], k - 1, c->rows, QC_LOGITS_ALL);
+            if (st) return seterr(c->err, sizeof c->err, st, "%s", qc_ctx_errmsg(x));
+            for (size_t j = 1; j < k; j++) logp[l] += log_prob(c->rows + (j - 1) * (size_t)nv, nv, c->label_ids[l][j]);
+            qc_ctx_truncate(x, turn_end);
+        }
+    }
+    return QC_OK;
+}
+
 /* Runs one analyst turn for text in c->req and fills logp[3] with each
  * label's log-likelihood. */
 static qc_status score_labels(qc_care_t *c, const char *text, size_t len, double logp[3]) {
     int32_t *ids = NULL;
     size_t n = 0;
-    int32_t nv = qc_model_n_vocab(c->m);
     qc_status st = turn_ids(c, text, len, &ids, &n);
     if (st) return seterr(c->err, sizeof c->err, st, "cannot tokenize the message (is it UTF-8?)");
     if (c->opts.use_prefix_cache) {
@@ -152,18 +170,7 @@ static qc_status score_labels(qc_care_t *c, const char *text, size_t len, double
     if (!st) st = qc_ctx_eval(c->req, ids, n, c->logits, QC_LOGITS_LAST);
     free(ids);
     if (st) return seterr(c->err, sizeof c->err, st, "%s", qc_ctx_errmsg(c->req));
-    int turn_end = qc_ctx_pos(c->req);
-    for (int l = 0; l < 3; l++) {
-        size_t k = c->label_len[l];
-        logp[l] = log_prob(c->logits, nv, c->label_ids[l][0]);
-        if (k > 1) { /* the label's other tokens, each given the ones before */
-            if ((st = qc_ctx_eval(c->req, c->label_ids[l], k - 1, c->rows, QC_LOGITS_ALL)))
-                return seterr(c->err, sizeof c->err, st, "%s", qc_ctx_errmsg(c->req));
-            for (size_t j = 1; j < k; j++) logp[l] += log_prob(c->rows + (j - 1) * (size_t)nv, nv, c->label_ids[l][j]);
-            qc_ctx_truncate(c->req, turn_end);
-        }
-    }
-    return QC_OK;
+    return labels_logp(c, c->req, c->logits, logp);
 }
 
 /* ==== pipeline ==== */
@@ -248,10 +255,8 @@ void qc_care_free(qc_care_t *c) {
 const char *qc_care_errmsg(const qc_care_t *c) { return c->err; }
 int qc_care_prefix_tokens(const qc_care_t *c) { return (int)c->n_prefix; }
 
-qc_status qc_care_emotion(qc_care_t *c, const char *text, size_t len, qc_emotion_t *out) {
-    double t0 = now_ms();
-    qc_status st = score_labels(c, text, len, out->logp);
-    if (st) return st;
+/* The label and probabilities from out->logp (calibrated when asked). */
+static void emotion_from_logp(const qc_care_t *c, qc_emotion_t *out) {
     double z[3], mx = -INFINITY, sum = 0;
     for (int l = 0; l < 3; l++) {
         z[l] = out->logp[l] - (c->opts.calibrate ? c->cf[l] : 0);
@@ -263,8 +268,83 @@ qc_status qc_care_emotion(qc_care_t *c, const char *text, size_t len, qc_emotion
         out->probs[l] = (float)(exp(z[l] - mx) / sum);
         if (out->probs[l] > out->probs[out->label]) out->label = l;
     }
+}
+
+qc_status qc_care_emotion(qc_care_t *c, const char *text, size_t len, qc_emotion_t *out) {
+    double t0 = now_ms();
+    qc_status st = score_labels(c, text, len, out->logp);
+    if (st) return st;
+    emotion_from_logp(c, out);
     out->ms = now_ms() - t0;
     return QC_OK;
+}
+
+/* ==== a judgment driven from outside (the server's batching scheduler) ==== */
+
+struct qc_care_judge {
+    qc_care_t *c;
+    qc_ctx_t *ctx;
+    int32_t *ids; /* what the caller runs: the analyst turn */
+    size_t n;
+    double t0;
+};
+
+qc_status qc_care_judge_begin(qc_care_t *c, const char *text, size_t len, qc_care_judge_t **out) {
+    *out = NULL;
+    qc_care_judge_t *j = calloc(1, sizeof *j);
+    if (!j) return seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
+    j->c = c;
+    j->t0 = now_ms();
+    qc_status st = turn_ids(c, text, len, &j->ids, &j->n);
+    if (st) {
+        free(j);
+        return seterr(c->err, sizeof c->err, st, "cannot tokenize the message (is it UTF-8?)");
+    }
+    /* its own work buffers serve the labels' extra tokens (and, without the
+     * cache, the prefix, run here in one call as qc_care_emotion does) */
+    qc_ctx_opts_t o = {.n_batch = c->opts.use_prefix_cache ? MAX_LABEL_TOKENS : 0};
+    if (!(j->ctx = qc_ctx_new(c->m, c->opts.n_ctx, &o))) {
+        qc_care_judge_free(j);
+        return seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
+    }
+    if (c->opts.use_prefix_cache) st = qc_ctx_set_prefix(j->ctx, c->prefix);
+    else st = qc_ctx_eval(j->ctx, c->prefix_ids, c->n_prefix, NULL, QC_LOGITS_NONE);
+    if (st)
+        seterr(c->err, sizeof c->err, st, "%s", qc_ctx_errmsg(j->ctx));
+    else if (qc_ctx_pos(j->ctx) + j->n >= (size_t)c->opts.n_ctx)
+        st = seterr(c->err, sizeof c->err, QC_ERR_CONTEXT, "the message is longer than the context (%d tokens)",
+                    c->opts.n_ctx);
+    if (st) {
+        qc_care_judge_free(j);
+        return st;
+    }
+    *out = j;
+    return QC_OK;
+}
+
+qc_ctx_t *qc_care_judge_ctx(const qc_care_judge_t *j) { return j->ctx; }
+
+size_t qc_care_judge_tokens(const qc_care_judge_t *j, const int32_t **ids) {
+    *ids = j->ids;
+    return j->n;
+}
+
+qc_status qc_care_judge_end(qc_care_judge_t *j, const float *logits, qc_emotion_t *out) {
+    qc_care_t *c = j->c;
+    qc_status st = labels_logp(c, j->ctx, logits, out->logp);
+    if (!st) {
+        emotion_from_logp(c, out);
+        out->ms = now_ms() - j->t0;
+    }
+    qc_care_judge_free(j);
+    return st;
+}
+
+void qc_care_judge_free(qc_care_judge_t *j) {
+    if (!j) return;
+    qc_ctx_free(j->ctx);
+    free(j->ids);
+    free(j);
 }
 
 qc_status qc_care_reply_ids(qc_care_t *c, const char *text, int emotion, int32_t **out, size_t *n_out) {

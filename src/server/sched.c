@@ -9,11 +9,13 @@
  * sequence exactly what it would get alone, batching never changes a reply:
  * a seeded request answers the same at any load.
  *
- * Between passes the thread admits queued requests (up to `parallel`
- * generating) and judges the emotion of new QS_EMOTION / QS_ANALYZE
- * requests; a judgment is one short prefill on the shared analyst prefix,
- * run alone. Conversations keep their KV state in the care pipeline's
- * sessions; the scheduler drives their turns with qc_care_turn_*. */
+ * An emotion judgment (QS_EMOTION, QS_ANALYZE before its reply) is a
+ * prefill of the message on the shared analyst prefix (qc_care_judge_*): it
+ * rides in the passes like a prompt, its whole message in one run as
+ * qc_care_emotion runs it, so the probabilities are the same. Between
+ * passes the thread admits queued requests (up to `parallel` at once).
+ * Conversations keep their KV state in the care pipeline's sessions; the
+ * scheduler drives their turns with qc_care_turn_*. */
 #include "server/sched.h"
 
 #include <pthread.h>
@@ -23,6 +25,7 @@
 #include <time.h>
 
 #define QS_CHUNK 32         /* prompt tokens of one request per pass (< 64: llama.cpp's small-batch attention) */
+#define QS_JUDGE_RUN 256    /* an emotion judgment's tokens per pass: whole messages, as qc_care_emotion runs them */
 #define QS_PASS_TOKENS 256  /* tokens of one pass */
 
 /* A request that is generating. */
@@ -31,6 +34,7 @@ typedef struct {
     qc_ctx_t *ctx;
     int slot;                /* its context from the pool, or -1 (a conversation's own) */
     qc_care_turn_t *turn;    /* a conversation's turn */
+    qc_care_judge_t *judge;  /* the emotion judgment, before the reply */
     int32_t *own;            /* prompt tokens owned here (a one-off reply) */
     const int32_t *prompt;
     size_t n_prompt, off;    /* prompt tokens, those run so far */
@@ -121,6 +125,7 @@ static void finish(qs_sched_t *s, gen_t *g, qc_status st, const char *msg, int h
         if (len > 0) r->on_piece(r->user, piece, (size_t)len);
     }
     if (g->turn) qc_care_turn_end(g->turn, st == QC_OK);
+    qc_care_judge_free(g->judge);
     if (g->slot >= 0) s->slot_used[g->slot] = 0;
     qc_sampler_free(g->smp);
     free(g->hist);
@@ -136,47 +141,23 @@ static void finish(qs_sched_t *s, gen_t *g, qc_status st, const char *msg, int h
     r->on_done(r->user, st, msg, n_prompt, n_out, hit_max);
 }
 
-/* Starts r: its emotion when asked, then (QS_ANALYZE, QS_COMPLETION) a free
- * generation entry with its context and sampler. */
-static void start(qs_sched_t *s, qs_request_t *r) {
-    if (atomic_load(&r->cancel)) {
-        r->on_done(r->user, QC_ERR_ARG, "cancelled", 0, 0, 0);
-        return;
-    }
-    qc_emotion_t e = {0};
-    if (r->kind != QS_COMPLETION) {
-        double t0 = now_s();
-        qc_status st = qc_care_emotion(s->care, r->text, strlen(r->text), &e);
-        pthread_mutex_lock(&s->mu);
-        s->st.busy_s += now_s() - t0;
-        pthread_mutex_unlock(&s->mu);
-        if (st) {
-            r->on_done(r->user, st, qc_care_errmsg(s->care), 0, 0, 0);
-            return;
-        }
-        r->on_emotion(r->user, &e);
-        if (r->kind == QS_EMOTION) {
-            r->on_done(r->user, QC_OK, "", 0, 0, 0);
-            return;
-        }
-    }
-    gen_t *g = NULL;
-    for (int i = 0; i < s->parallel && !g; i++)
-        if (!s->gen[i].r) g = &s->gen[i];
-    memset(g, 0, sizeof *g);
-    g->slot = -1;
+/* The reply phase of g (QS_ANALYZE once its emotion is known, at once for
+ * QS_COMPLETION): its context, prompt and sampler. */
+static void start_reply(qs_sched_t *s, gen_t *g, int emotion) {
+    qs_request_t *r = g->r;
     qc_status st = QC_OK;
+    g->off = 0;
     if (r->kind == QS_ANALYZE && r->session) {
-        if ((st = qc_care_turn_begin(s->care, r->session, r->text, e.label, &g->turn))) {
-            r->on_done(r->user, st, qc_care_errmsg(s->care), 0, 0, 0);
+        if ((st = qc_care_turn_begin(s->care, r->session, r->text, emotion, &g->turn))) {
+            finish(s, g, st, qc_care_errmsg(s->care), 0);
             return;
         }
         g->ctx = qc_care_turn_ctx(g->turn);
         g->n_prompt = qc_care_turn_pending(g->turn, &g->prompt);
     } else {
         if (r->kind == QS_ANALYZE) {
-            if ((st = qc_care_reply_ids(s->care, r->text, e.label, &g->own, &g->n_prompt))) {
-                r->on_done(r->user, st, qc_care_errmsg(s->care), 0, 0, 0);
+            if ((st = qc_care_reply_ids(s->care, r->text, emotion, &g->own, &g->n_prompt))) {
+                finish(s, g, st, qc_care_errmsg(s->care), 0);
                 return;
             }
             g->prompt = g->own;
@@ -202,18 +183,70 @@ static void start(qs_sched_t *s, qs_request_t *r) {
     g->cap_hist = hist0 + (size_t)r->max_tokens + 1;
     g->hist = malloc(g->cap_hist * sizeof *g->hist);
     g->smp = qc_sampler_new(s->n_vocab, &sp);
-    g->logits = malloc((size_t)s->n_vocab * sizeof(float));
-    g->r = r;
-    pthread_mutex_lock(&s->mu);
-    s->n_active++;
-    pthread_mutex_unlock(&s->mu);
-    if (!g->hist || !g->smp || !g->logits || !g->n_prompt) {
+    if (!g->hist || !g->smp || !g->n_prompt) {
         finish(s, g, g->n_prompt ? QC_ERR_NOMEM : QC_ERR_ARG, g->n_prompt ? "out of memory" : "an empty prompt", 0);
         return;
     }
     memcpy(g->hist, g->prompt + g->n_prompt - hist0, hist0 * sizeof *g->hist);
     g->n_hist = hist0;
+}
+
+/* Starts r in a free generation entry (admission keeps one for it): the
+ * emotion judgment first (QS_EMOTION, QS_ANALYZE), run in the passes like
+ * a prompt, or the reply at once (QS_COMPLETION). */
+static void start(qs_sched_t *s, qs_request_t *r) {
+    if (atomic_load(&r->cancel)) {
+        r->on_done(r->user, QC_ERR_ARG, "cancelled", 0, 0, 0);
+        return;
+    }
+    gen_t *g = NULL;
+    for (int i = 0; i < s->parallel && !g; i++)
+        if (!s->gen[i].r) g = &s->gen[i];
+    if (!g) { /* cannot happen: admission counts the entries */
+        r->on_done(r->user, QC_ERR_IO, "internal error: no free slot", 0, 0, 0);
+        return;
+    }
+    memset(g, 0, sizeof *g);
+    g->slot = -1;
+    g->r = r;
     qc_detok_init(&g->dt);
+    pthread_mutex_lock(&s->mu);
+    s->n_active++;
+    pthread_mutex_unlock(&s->mu);
+    if (!(g->logits = malloc((size_t)s->n_vocab * sizeof(float)))) {
+        finish(s, g, QC_ERR_NOMEM, "out of memory", 0);
+        return;
+    }
+    if (r->kind == QS_COMPLETION) {
+        start_reply(s, g, 0);
+        return;
+    }
+    qc_status st = qc_care_judge_begin(s->care, r->text, strlen(r->text), &g->judge);
+    if (st) {
+        finish(s, g, st, qc_care_errmsg(s->care), 0);
+        return;
+    }
+    g->ctx = qc_care_judge_ctx(g->judge);
+    g->n_prompt = qc_care_judge_tokens(g->judge, &g->prompt);
+}
+
+/* After the pass that ran a judgment's last tokens: the emotion, then the
+ * reply (QS_ANALYZE) or the end (QS_EMOTION). */
+static void judged(qs_sched_t *s, gen_t *g) {
+    qc_emotion_t e;
+    double t0 = now_s();
+    qc_status st = qc_care_judge_end(g->judge, g->logits, &e);
+    g->judge = NULL;
+    pthread_mutex_lock(&s->mu);
+    s->st.busy_s += now_s() - t0;
+    pthread_mutex_unlock(&s->mu);
+    if (st) {
+        finish(s, g, st, qc_care_errmsg(s->care), 0);
+        return;
+    }
+    g->r->on_emotion(g->r->user, &e);
+    if (g->r->kind == QS_EMOTION) finish(s, g, QC_OK, "", 0);
+    else start_reply(s, g, e.label);
 }
 
 /* After a pass: g's logits are ready. Samples, streams and decides whether
@@ -259,21 +292,23 @@ static void pass(qs_sched_t *s) {
         if (g->r && atomic_load(&g->r->cancel)) finish(s, g, QC_ERR_ARG, "cancelled", 0);
     }
     unsigned long long dec = 0, pre = 0;
-    /* the next token of every request past its prompt, then prompt chunks
-     * of a fixed size (never cut by the room left, so a request's passes
-     * do not depend on the load) */
-    for (int phase = 0; phase < 2; phase++)
+    /* the next token of every request past its prompt, then emotion
+     * judgments' tokens, then prompt chunks; runs of a fixed size (never cut
+     * by the room left, so a request's passes do not depend on the load) */
+    for (int phase = 0; phase < 3; phase++)
         for (int i = 0; i < P; i++) {
             gen_t *g = &s->gen[i];
-            if (!g->r || (g->off < g->n_prompt) != phase) continue;
+            int prefill = g->r && g->off < g->n_prompt;
+            if (!g->r || prefill != (phase > 0) || (phase == 1) != (g->judge != NULL)) continue;
             const int32_t *t;
             int len;
+            size_t left = g->n_prompt - g->off, run = g->judge ? QS_JUDGE_RUN : QS_CHUNK;
             if (g->turn) {
                 size_t pend = qc_care_turn_pending(g->turn, &t);
                 len = (int)(pend < QS_CHUNK ? pend : QS_CHUNK);
             } else if (phase) {
                 t = g->prompt + g->off;
-                len = (int)(g->n_prompt - g->off < QS_CHUNK ? g->n_prompt - g->off : QS_CHUNK);
+                len = (int)(left < run ? left : run);
             } else {
                 t = &g->next;
                 len = 1;
@@ -319,7 +354,8 @@ static void pass(qs_sched_t *s) {
             g->off += (size_t)g->run;
             if (g->off < g->n_prompt) continue;
         }
-        advance(s, g);
+        if (g->judge) judged(s, g);
+        else advance(s, g);
     }
 }
 
@@ -342,9 +378,7 @@ static void *sched_main(void *arg) {
             r->next = NULL;
             *at = r;
             at = &r->next;
-            /* an emotion judgment leaves its entry free at once, a
-             * cancelled request never takes one */
-            if (r->kind != QS_EMOTION && !atomic_load(&r->cancel)) room--;
+            if (!atomic_load(&r->cancel)) room--; /* a cancelled one never takes an entry */
         }
         pthread_mutex_unlock(&s->mu);
         while (admit) {
