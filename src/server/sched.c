@@ -52,7 +52,7 @@ struct qs_sched {
     qc_model_t *m;
     qc_care_t *care;
     const qc_tokenizer_t *tok;
-    int parallel, queue_max, n_ctx, n_vocab;
+    int parallel, queue_max, n_vocab;
     pthread_t th;
     int started;
     pthread_mutex_t mu;
@@ -331,7 +331,6 @@ static void pass(qs_sched_t *s) {
     s->st.pass_tokens += dec + pre;
     s->st.decode_tokens += dec;
     s->st.prompt_tokens += pre;
-    s->st.generated += dec;
     s->st.busy_s += dt;
     if (!pre) {
         s->st.decode_s += dt;
@@ -421,7 +420,6 @@ qs_sched_t *qs_sched_new(qc_model_t *m, qc_care_t *care, int parallel, int queue
     s->tok = qc_model_tokenizer(m);
     s->parallel = parallel > 0 ? parallel : 1;
     s->queue_max = queue >= 0 ? queue : 0;
-    s->n_ctx = n_ctx;
     s->n_vocab = qc_model_n_vocab(m);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);

@@ -51,7 +51,7 @@ typedef struct {
     int queued, active;        /* waiting, generating */
     int sessions, resident;    /* conversations, those holding KV state */
     size_t session_bytes;
-    unsigned long long passes, pass_tokens, decode_tokens, prompt_tokens, generated;
+    unsigned long long passes, pass_tokens, decode_tokens, prompt_tokens;
     double busy_s;             /* time spent in model passes and judgments */
     double decode_s;           /* time spent in passes without prompt tokens (steady decoding) */
     unsigned long long decode_pass_tokens; /* the tokens of those passes */

@@ -101,22 +101,34 @@ typedef struct {
     char method[16], path[256];
 } req_t;
 
+/* Queues an answer of len bytes with its Content-Type, and one more header
+ * when `header` is set. With MHD_RESPMEM_MUST_FREE, data is freed here on
+ * failure too. */
+static enum MHD_Result reply_bytes(struct MHD_Connection *con, req_t *r, unsigned status, const void *data,
+                                   size_t len, enum MHD_ResponseMemoryMode mode, const char *type, const char *header,
+                                   const char *value) {
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)data, mode);
+    if (!resp) {
+        if (mode == MHD_RESPMEM_MUST_FREE) free((void *)data);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", type);
+    if (header) MHD_add_response_header(resp, header, value);
+    r->status = (int)status;
+    enum MHD_Result ret = MHD_queue_response(con, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+#define JSON_TYPE "application/json; charset=utf-8"
+
 /* Queues a JSON reply (takes the reference to j). */
 static enum MHD_Result reply_json(struct MHD_Connection *con, req_t *r, unsigned status, json_t *j) {
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!s) return MHD_NO;
-    struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(s);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, "Content-Type", "application/json; charset=utf-8");
-    if (status == MHD_HTTP_UNAUTHORIZED) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
-    r->status = (int)status;
-    enum MHD_Result ret = MHD_queue_response(con, status, resp);
-    MHD_destroy_response(resp);
-    return ret;
+    return reply_bytes(con, r, status, s, strlen(s), MHD_RESPMEM_MUST_FREE, JSON_TYPE,
+                       status == MHD_HTTP_UNAUTHORIZED ? "WWW-Authenticate" : NULL, "Bearer");
 }
 
 static enum MHD_Result reply_error(struct MHD_Connection *con, req_t *r, unsigned status, const char *fmt, ...) {
@@ -128,31 +140,15 @@ static enum MHD_Result reply_error(struct MHD_Connection *con, req_t *r, unsigne
     return reply_json(con, r, status, json_pack("{s:s}", "error", msg));
 }
 
-/* A fixed JSON answer with one extra header. */
-static enum MHD_Result reply_fixed(struct MHD_Connection *con, req_t *r, unsigned status, const char *json,
-                                   const char *header, const char *value) {
-    char *s = strdup(json);
-    struct MHD_Response *resp = s ? MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE) : NULL;
-    if (!resp) {
-        free(s);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, "Content-Type", "application/json; charset=utf-8");
-    MHD_add_response_header(resp, header, value);
-    r->status = (int)status;
-    enum MHD_Result ret = MHD_queue_response(con, status, resp);
-    MHD_destroy_response(resp);
-    return ret;
-}
-
 /* 503 for a full queue. */
 static enum MHD_Result reply_busy(struct MHD_Connection *con, req_t *r) {
-    return reply_fixed(con, r, 503, "{\"error\":\"the server is busy: every slot and the queue are full; retry later\"}",
-                       "Retry-After", "1");
+    static const char body[] = "{\"error\":\"the server is busy: every slot and the queue are full; retry later\"}";
+    return reply_bytes(con, r, 503, body, sizeof body - 1, MHD_RESPMEM_PERSISTENT, JSON_TYPE, "Retry-After", "1");
 }
 
 static enum MHD_Result reply_405(struct MHD_Connection *con, req_t *r, const char *allow) {
-    return reply_fixed(con, r, 405, "{\"error\":\"method not allowed\"}", "Allow", allow);
+    static const char body[] = "{\"error\":\"method not allowed\"}";
+    return reply_bytes(con, r, 405, body, sizeof body - 1, MHD_RESPMEM_PERSISTENT, JSON_TYPE, "Allow", allow);
 }
 
 /* The body as a JSON object, or NULL with the reason in msg. jansson
@@ -845,21 +841,6 @@ static enum MHD_Result v1_models(qc_server_t *s, struct MHD_Connection *con, req
 extern const unsigned char qc_web_index[];
 extern const unsigned long qc_web_index_len;
 
-static enum MHD_Result reply_buffer(struct MHD_Connection *con, req_t *r, const void *data, size_t len,
-                                    enum MHD_ResponseMemoryMode mode, const char *type) {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)data, mode);
-    if (!resp) {
-        if (mode == MHD_RESPMEM_MUST_FREE) free((void *)data);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, "Content-Type", type);
-    MHD_add_response_header(resp, "Cache-Control", "no-cache");
-    r->status = 200;
-    enum MHD_Result ret = MHD_queue_response(con, 200, resp);
-    MHD_destroy_response(resp);
-    return ret;
-}
-
 static void hist_add(hist_t *h, double v) {
     int i = 0;
     while (i < N_BOUNDS && v > lat_bounds[i]) i++;
@@ -970,7 +951,8 @@ static enum MHD_Result reply_metrics(qc_server_t *s, struct MHD_Connection *con,
             "qcare_uptime_seconds %.1f\n",
             st.sessions, st.resident, st.session_bytes, (now_ms() - s->t_start) / 1e3);
     if (!t.text) return reply_error(con, r, 500, "out of memory");
-    return reply_buffer(con, r, t.text, t.len, MHD_RESPMEM_MUST_FREE, "text/plain; version=0.0.4; charset=utf-8");
+    return reply_bytes(con, r, 200, t.text, t.len, MHD_RESPMEM_MUST_FREE, "text/plain; version=0.0.4; charset=utf-8",
+                       "Cache-Control", "no-cache");
 }
 
 /* ==== routing ==== */
@@ -1007,7 +989,8 @@ static enum MHD_Result route(qc_server_t *s, struct MHD_Connection *con, req_t *
     switch (k) {
     case R_HEALTH: return reply_json(con, r, 200, json_pack("{s:s}", "status", "ok"));
     case R_PAGE:
-        return reply_buffer(con, r, qc_web_index, qc_web_index_len, MHD_RESPMEM_PERSISTENT, "text/html; charset=utf-8");
+        return reply_bytes(con, r, 200, qc_web_index, qc_web_index_len, MHD_RESPMEM_PERSISTENT,
+                           "text/html; charset=utf-8", "Cache-Control", "no-cache");
     case R_EMOTION: return api_emotion(s, con, r);
     case R_ANALYZE: return api_analyze(s, con, r);
     case R_MODELS: return v1_models(s, con, r);
