@@ -46,12 +46,7 @@ static void *one_stream(void *arg) {
 /* A counter from /metrics. */
 static double metric(const char *name) {
     sp_reply_t r;
-    double v = -1;
-    if (sp_http(&srv, NULL, "/metrics", NULL, 0, NULL, &r) == 200) {
-        size_t k = strlen(name);
-        for (char *p = r.body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-            if (!strncmp(p, name, k) && p[k] == ' ') v = strtod(p + k + 1, NULL);
-    }
+    double v = sp_http(&srv, NULL, "/metrics", NULL, 0, NULL, &r) == 200 ? sp_metric(r.body, name) : -1;
     sp_reply_free(&r);
     return v;
 }

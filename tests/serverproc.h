@@ -305,6 +305,15 @@ static inline long sp_rss_kib(pid_t pid) {
     return kib;
 }
 
+/* The value of the first line of a GET /metrics answer that starts with
+ * `name` (a metric with its labels) and a space; -1 when absent. */
+static inline double sp_metric(const char *text, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (!strncmp(p, name, n) && p[n] == ' ') return strtod(p + n + 1, NULL);
+    return -1;
+}
+
 /* Whether a server log holds a sanitizer report. */
 static inline int sp_log_has_sanitizer_report(const char *text) {
     return text && (strstr(text, "Sanitizer") || strstr(text, "runtime error:"));

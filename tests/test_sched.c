@@ -35,15 +35,6 @@ static void run_parallel(job_t *jobs, int n) {
     for (int i = 0; i < n; i++) pthread_join(th[i], NULL);
 }
 
-/* The value of the first metrics line that starts with `name` (a name with
- * its labels, then a space); -1 when absent. */
-static double metric(const char *text, const char *name) {
-    size_t n = strlen(name);
-    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-        if (!strncmp(p, name, n) && p[n] == ' ') return strtod(p + n + 1, NULL);
-    return -1;
-}
-
 static char *get_metrics(void) {
     sp_reply_t r;
     long st = sp_http(&srv, NULL, "/metrics", NULL, 0, NULL, &r);
@@ -90,8 +81,8 @@ static void test_batching(void) {
     CHECK(a && b && !strcmp(a, b), "the seeded completion is the same alone and batched:\n  alone:   %s\n  batched: %s",
           a ? a : "(none)", b ? b : "(none)");
     CHECK(strstr(jobs[3].r.body, "event: done"), "the streamed analyze ends with done");
-    double passes = metric(m1, "qcare_batch_passes_total") - metric(m0, "qcare_batch_passes_total");
-    double dec = metric(m1, "qcare_decode_tokens_total") - metric(m0, "qcare_decode_tokens_total");
+    double passes = sp_metric(m1, "qcare_batch_passes_total") - sp_metric(m0, "qcare_batch_passes_total");
+    double dec = sp_metric(m1, "qcare_decode_tokens_total") - sp_metric(m0, "qcare_decode_tokens_total");
     printf("4 parallel requests: %.0f decode tokens in %.0f passes (%.2f per pass)\n", dec, passes,
            passes > 0 ? dec / passes : 0);
     CHECK(passes > 0 && dec / passes > 1.5, "passes carried several requests' tokens (%.0f tokens, %.0f passes)", dec,
@@ -150,22 +141,22 @@ static void test_metrics(void) {
     /* a request is counted when its connection thread has finished with
      * it, which may be just after the client has the answer */
     char *m = get_metrics();
-    for (double t0 = now_s(); metric(m, "qcare_request_duration_seconds_count{path=\"/api/emotion\"}") < 4 &&
+    for (double t0 = now_s(); sp_metric(m, "qcare_request_duration_seconds_count{path=\"/api/emotion\"}") < 4 &&
                               now_s() - t0 < 5;) {
         usleep(20000);
         free(m);
         m = get_metrics();
     }
-    CHECK(metric(m, "qcare_requests_total{path=\"/api/emotion\",code=\"200\"}") == 3, "3 emotion requests counted:\n%s", m);
-    CHECK(metric(m, "qcare_requests_total{path=\"/api/emotion\",code=\"400\"}") == 1, "1 bad request counted");
-    CHECK(metric(m, "qcare_request_duration_seconds_count{path=\"/api/emotion\"}") == 4, "latency histogram count");
-    CHECK(metric(m, "qcare_request_duration_seconds_bucket{path=\"/api/emotion\",le=\"+Inf\"}") == 4,
+    CHECK(sp_metric(m, "qcare_requests_total{path=\"/api/emotion\",code=\"200\"}") == 3, "3 emotion requests counted:\n%s", m);
+    CHECK(sp_metric(m, "qcare_requests_total{path=\"/api/emotion\",code=\"400\"}") == 1, "1 bad request counted");
+    CHECK(sp_metric(m, "qcare_request_duration_seconds_count{path=\"/api/emotion\"}") == 4, "latency histogram count");
+    CHECK(sp_metric(m, "qcare_request_duration_seconds_bucket{path=\"/api/emotion\",le=\"+Inf\"}") == 4,
           "latency histogram +Inf bucket");
-    CHECK(metric(m, "qcare_queue_depth") == 0 && metric(m, "qcare_active_requests") == 0, "idle gauges");
-    CHECK(metric(m, "qcare_sessions") >= 1, "the session of test_batching is counted");
-    CHECK(metric(m, "qcare_parallel_slots") == 4 && metric(m, "qcare_queue_capacity") == 16 &&
-              metric(m, "qcare_model_busy_seconds_total") > 0 && metric(m, "qcare_uptime_seconds") > 0 &&
-              metric(m, "qcare_sessions_kv_bytes") > 0 && metric(m, "qcare_batch_tokens_total") > 0,
+    CHECK(sp_metric(m, "qcare_queue_depth") == 0 && sp_metric(m, "qcare_active_requests") == 0, "idle gauges");
+    CHECK(sp_metric(m, "qcare_sessions") >= 1, "the session of test_batching is counted");
+    CHECK(sp_metric(m, "qcare_parallel_slots") == 4 && sp_metric(m, "qcare_queue_capacity") == 16 &&
+              sp_metric(m, "qcare_model_busy_seconds_total") > 0 && sp_metric(m, "qcare_uptime_seconds") > 0 &&
+              sp_metric(m, "qcare_sessions_kv_bytes") > 0 && sp_metric(m, "qcare_batch_tokens_total") > 0,
           "every gauge and counter is there:\n%s", m);
     /* Each HELP line is followed by its TYPE line and at least one sample. */
     int helps = 0, complete = 0;
@@ -179,8 +170,8 @@ static void test_metrics(void) {
         complete += t && nl && t == nl + 1 && strstr(t, "\nqcare_") != NULL;
     }
     CHECK(helps >= 15 && helps == complete, "%d of %d metrics complete", complete, helps);
-    CHECK(metric(m, "qcare_generated_tokens_total") > 0 && metric(m, "qcare_prompt_tokens_total") > 0, "token counters");
-    CHECK(metric(m, "qcare_time_to_first_token_seconds_count") > 0, "time to first token observed");
+    CHECK(sp_metric(m, "qcare_generated_tokens_total") > 0 && sp_metric(m, "qcare_prompt_tokens_total") > 0, "token counters");
+    CHECK(sp_metric(m, "qcare_time_to_first_token_seconds_count") > 0, "time to first token observed");
     CHECK(strstr(m, "# TYPE qcare_requests_total counter") && strstr(m, "# TYPE qcare_queue_depth gauge") &&
               strstr(m, "# TYPE qcare_request_duration_seconds histogram"),
           "TYPE lines");
@@ -234,13 +225,13 @@ static void test_overload(void) {
     while (now_s() - t0 < 10) {
         free(m1);
         m1 = get_metrics();
-        if ((active = metric(m1, "qcare_active_requests")) == 0) break;
+        if ((active = sp_metric(m1, "qcare_active_requests")) == 0) break;
         usleep(20000);
     }
-    double made = metric(m1, "qcare_generated_tokens_total") - metric(m0, "qcare_generated_tokens_total");
+    double made = sp_metric(m1, "qcare_generated_tokens_total") - sp_metric(m0, "qcare_generated_tokens_total");
     printf("abandoned stream: slot free after %.3f s, %.0f of 1500 tokens generated\n", now_s() - t0, made);
     CHECK(active == 0 && made < 1500, "the slot was freed (active %.0f, %.0f tokens made)", active, made);
-    CHECK(metric(m1, "qcare_streams_cancelled_total") >= 1, "counted as cancelled");
+    CHECK(sp_metric(m1, "qcare_streams_cancelled_total") >= 1, "counted as cancelled");
     sp_reply_t r;
     long st = sp_http(&srv, NULL, "/api/emotion", "{\"text\": \"still there?\"}", 0, NULL, &r);
     CHECK(st == 200, "the next request is served: %ld", st);
