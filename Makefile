@@ -12,7 +12,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 LDLIBS   = $(PKG_LIBS) -lm -pthread
 
-ENGINE_SRC = $(wildcard src/engine/*.c src/care/*.c)
+ENGINE_SRC = $(wildcard src/base/*.c src/engine/*.c src/care/*.c)
 CLI_SRC    = $(wildcard src/cli/*.c src/server/*.c) tools/mkmodel.c
 TEST_SRC   = $(wildcard tests/test_*.c)
 
@@ -111,5 +111,5 @@ $(BUILD)/kernels_bench: bench/kernels_bench.c $(BUILD)/libqcare.a
 $(BUILD)/tests/test_pull: src/cli/hub.c src/cli/hub.h tests/hubstub.h
 
 # Aggregate decode speed of `qcare serve` with 1, 4 and 8 streams.
-$(BUILD)/serve_bench: bench/serve_bench.c tests/serverproc.h tests/test.h $(BUILD)/qcare
-	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -o $@ $< $(LDLIBS)
+$(BUILD)/serve_bench: bench/serve_bench.c tests/serverproc.h tests/test.h $(BUILD)/qcare $(BUILD)/libqcare.a
+	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -o $@ $< $(BUILD)/libqcare.a $(LDLIBS)

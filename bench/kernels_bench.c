@@ -11,17 +11,12 @@
  *           bench/kernels_bench.c build/libqcare.a -lm -pthread -o build/kernels_bench
  * Run:    build/kernels_bench [q8_0|q4_0|bf16|f32 ...]   (QCARE_CPU picks the level) */
 #include "engine/kernels.h"
+#include "base/base.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static uint64_t rng = 88172645463325252ull;
 static float rnd(void) {
@@ -80,13 +75,13 @@ static double time_matmul(qc_dtype_t dt, const unsigned char *m, size_t bytes, i
     double best = 1e30;
     for (int round = 0; round < 3; round++) {
         int calls = 0;
-        const double t0 = now_s();
+        const double t0 = qc_now_s();
         double t;
         do {
             qc_tensor_t w = {m + (size_t)(calls % copies) * bytes, dt, rows, cols};
             qc_matmul(&w, x, act, n_tok, y, rows, 0, rows);
             calls++;
-        } while ((t = now_s() - t0) < min_s);
+        } while ((t = qc_now_s() - t0) < min_s);
         if (t / calls < best) best = t / calls;
     }
     return best;
@@ -113,10 +108,10 @@ static void bench_type(qc_dtype_t dt) {
         if (ab) {
             act = malloc(ab);
             qc_act_quantize(dt, x, sh->cols, 0, max_tok, act); /* first touch */
-            const double t0 = now_s();
+            const double t0 = qc_now_s();
             qc_act_quantize(dt, x, sh->cols, 0, max_tok, act);
             if (s == 2)
-                printf("  act quantize %d x %lld: %.3f ms\n", max_tok, (long long)sh->cols, 1e3 * (now_s() - t0));
+                printf("  act quantize %d x %lld: %.3f ms\n", max_tok, (long long)sh->cols, 1e3 * (qc_now_s() - t0));
         }
         const double cold = time_matmul(dt, m, bytes, copies, sh->rows, sh->cols, x, act, 1, y, 0.3);
         const double hot = time_matmul(dt, m, bytes, 1, sh->rows, sh->cols, x, act, 1, y, 0.3);

@@ -55,7 +55,7 @@ static double metric(const char *name) {
 static double run(int n, long *tokens) {
     pthread_t th[8];
     stream_t s[8];
-    double t0 = now_s();
+    double t0 = qc_now_s();
     for (int i = 0; i < n; i++) {
         s[i] = (stream_t){.index = i};
         pthread_create(&th[i], NULL, one_stream, &s[i]);
@@ -66,7 +66,7 @@ static double run(int n, long *tokens) {
         if (s[i].status != 200) fprintf(stderr, "stream %d: HTTP %ld\n", i, s[i].status);
         *tokens += s[i].tokens;
     }
-    return *tokens / (now_s() - t0);
+    return *tokens / (qc_now_s() - t0);
 }
 
 int main(int argc, char **argv) {

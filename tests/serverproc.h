@@ -126,7 +126,7 @@ static inline long sp_request(int port, const sp_request_t *q, sp_reply_t *r) {
     memset(r, 0, sizeof *r);
     r->body = calloc(1, 1);
     r->rc = CURLE_OUT_OF_MEMORY;
-    double t0 = now_s();
+    double t0 = qc_now_s();
     CURL *c = curl_easy_init();
     char url[1200], auth[300];
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
@@ -165,7 +165,7 @@ static inline long sp_request(int port, const sp_request_t *q, sp_reply_t *r) {
     else if (!r->error[0]) snprintf(r->error, sizeof r->error, "%s", curl_easy_strerror(r->rc));
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
-    r->seconds = now_s() - t0;
+    r->seconds = qc_now_s() - t0;
     return r->status;
 }
 
@@ -231,7 +231,7 @@ static inline int sp_start_once(sp_server_t *s, const char *model, const char *c
         _exit(127);
     }
     s->pid = pid;
-    for (double t0 = now_s(); now_s() - t0 < SP_READY_S;) {
+    for (double t0 = qc_now_s(); qc_now_s() - t0 < SP_READY_S;) {
         sp_request_t q = {.path = "/health", .timeout_s = 5};
         sp_reply_t r;
         long st = sp_request(s->port, &q, &r);
@@ -271,13 +271,13 @@ static inline int sp_stop(sp_server_t *s, double timeout_s, int *status) {
     int st = 0, rc = -1;
     if (s->pid <= 0) return -1;
     kill(s->pid, SIGTERM);
-    for (double t0 = now_s();;) {
+    for (double t0 = qc_now_s();;) {
         pid_t w = waitpid(s->pid, &st, WNOHANG);
         if (w == s->pid) {
             rc = 0;
             break;
         }
-        if (w < 0 || now_s() - t0 > timeout_s) {
+        if (w < 0 || qc_now_s() - t0 > timeout_s) {
             kill(s->pid, SIGKILL);
             waitpid(s->pid, &st, 0);
             break;

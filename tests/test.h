@@ -2,6 +2,7 @@
  * and failures, test_done prints the closing line and returns the exit code. */
 #ifndef QC_TEST_H
 #define QC_TEST_H
+#include "base/base.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -30,12 +31,6 @@ static inline const char *test_env(const char *name, const char *def) {
 static inline const char *fixtures(void) { return test_env("QC_FIXTURES", "../shared/fixtures"); }
 
 /* Monotonic seconds. */
-static inline double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* A whole file, NUL-terminated (caller frees); its length in *len if given.
  * NULL when it cannot be opened. */
 static inline char *test_slurp(const char *path, size_t *len) {

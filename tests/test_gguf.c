@@ -236,11 +236,11 @@ static void test_fixture_ggufs(void) {
         snprintf(golden, sizeof golden, "%s/golden/%s.jsonl", fixtures(), cases[c].golden);
         qc_model_opts_t o = {.dtype = cases[c].dtype};
         qc_model_t *m = NULL;
-        double t0 = now_s();
+        double t0 = qc_now_s();
         qc_status st = qc_model_load(path, &o, &m, err, sizeof err);
         CHECK(st == QC_OK, "load %s: %s", path, err);
         if (st) continue;
-        double t_load = now_s() - t0;
+        double t_load = qc_now_s() - t0;
         CHECK(qc_model_arch(m) == QC_ARCH_QWEN3 && m->cfg.n_head_kv == 2 && m->cfg.head_dim == 32 &&
                   m->cfg.n_vocab == 151936 && m->cfg.qk_norm && !m->cfg.qkv_bias && m->lm_head.data == m->tok_embd.data,
               "%s: configuration from metadata", cases[c].file);
@@ -322,9 +322,9 @@ static void test_tokenizer(void) {
     qc_tokenizer_t *tg = NULL, *tj = NULL;
     CHECK(qc_gguf_open(path, &g, err, sizeof err) == QC_OK, "open %s: %s", path, err);
     if (!g) return;
-    double t0 = now_s();
+    double t0 = qc_now_s();
     CHECK(qc_tokenizer_from_gguf(g, &tg, err, sizeof err) == QC_OK, "tokenizer from %s: %s", path, err);
-    double t1 = now_s();
+    double t1 = qc_now_s();
     snprintf(path, sizeof path, "%s/tokenizer/tokenizer.json", fixtures());
     CHECK(qc_tokenizer_load(path, &tj, err, sizeof err) == QC_OK, "load %s: %s", path, err);
     if (tg && tj) {

@@ -415,7 +415,7 @@ static outcome_t one_request(client_t *c, kind_t k) {
 
 static void *client_main(void *arg) {
     client_t *c = arg;
-    while (now_s() < g.t_end)
+    while (qc_now_s() < g.t_end)
         if (one_request(c, pick_kind(c)) == O_503) usleep((useconds_t)(50000 + rng_below(&c->rng, 150001)));
     return NULL;
 }
@@ -475,7 +475,7 @@ int main(void) {
     client_t *cl = calloc((size_t)n_clients, sizeof *cl);
     pthread_t *th = calloc((size_t)n_clients, sizeof *th);
     if (!cl || !th) return 2;
-    double t0 = now_s();
+    double t0 = qc_now_s();
     g.t_end = t0 + seconds;
     int started = 0;
     for (int i = 0; i < n_clients; i++) {
@@ -489,14 +489,14 @@ int main(void) {
     /* RSS: the baseline after the warm-up, the peak on the way. */
     double warm_at = seconds > 2 * WARMUP_S ? WARMUP_S : seconds / 2;
     long rss_warm = -1, rss_peak = rss_start;
-    for (double t; (t = now_s() - t0) < seconds;) {
+    for (double t; (t = qc_now_s() - t0) < seconds;) {
         long r = sp_rss_kib(srv.pid);
         if (r > rss_peak) rss_peak = r;
         if (rss_warm < 0 && t >= warm_at) rss_warm = r;
         usleep(200000);
     }
     for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
-    double wall = now_s() - t0;
+    double wall = qc_now_s() - t0;
     long rss_end = sp_rss_kib(srv.pid);
     if (rss_end > rss_peak) rss_peak = rss_end;
     if (rss_warm < 0) rss_warm = rss_end;
@@ -559,7 +559,7 @@ int main(void) {
     sp_reply_free(&r);
 
     int status = 0;
-    double t_stop = now_s();
+    double t_stop = qc_now_s();
     int stopped = sp_stop(&srv, 30, &status);
     char *text = test_slurp(log, NULL);
     CHECK(stopped == 0, "the server did not exit within 30 s of SIGTERM (killed)");
@@ -567,7 +567,7 @@ int main(void) {
           "the server exited with status %d (signal %d) after SIGTERM", WIFEXITED(status) ? WEXITSTATUS(status) : -1,
           WIFSIGNALED(status) ? WTERMSIG(status) : 0);
     CHECK(!sp_log_has_sanitizer_report(text), "a sanitizer report in the server log %s", log);
-    printf("server stopped in %.2f s\n", now_s() - t_stop);
+    printf("server stopped in %.2f s\n", qc_now_s() - t_stop);
     if (test_failed) print_log_tail(text, 60);
     if (getenv("QC_SERVER_SHOW")) fprintf(stderr, "%s", text ? text : "");
     free(text);

@@ -151,9 +151,9 @@ static void test_generator(const char *preset) {
     char err[512] = "";
     char *dir = mk_subdir(preset);
     char *tokdir = path2(fixtures(), "tokenizer");
-    double t0 = now_s();
+    double t0 = qc_now_s();
     qc_status s = qc_mkmodel(preset, dir, tokdir, 0, err, sizeof err);
-    double dt = now_s() - t0;
+    double dt = qc_now_s() - t0;
     CHECK(s == QC_OK, "mkmodel %s: %s", preset, err);
     printf("mkmodel %s: %.2f s\n", preset, dt);
 

@@ -470,7 +470,7 @@ int main(void) {
     setenv("QCARE_MODELS", d, 1);
     unsetenv("HF_TOKEN");
 
-    double t0 = now_s();
+    double t0 = qc_now_s();
     test_names();
     test_full_and_again();
     test_resume();
@@ -478,7 +478,7 @@ int main(void) {
     test_sharded_and_gguf();
     test_errors();
     test_resolve();
-    printf("test_pull: %.1f s\n", now_s() - t0);
+    printf("test_pull: %.1f s\n", qc_now_s() - t0);
 
     stub_stop(&stub);
     for (int i = 0; i < stub.n_repos; i++) free((char *)stub.repos[i].dir);

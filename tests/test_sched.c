@@ -141,8 +141,8 @@ static void test_metrics(void) {
     /* a request is counted when its connection thread has finished with
      * it, which may be just after the client has the answer */
     char *m = get_metrics();
-    for (double t0 = now_s(); sp_metric(m, "qcare_request_duration_seconds_count{path=\"/api/emotion\"}") < 4 &&
-                              now_s() - t0 < 5;) {
+    for (double t0 = qc_now_s(); sp_metric(m, "qcare_request_duration_seconds_count{path=\"/api/emotion\"}") < 4 &&
+                              qc_now_s() - t0 < 5;) {
         usleep(20000);
         free(m);
         m = get_metrics();
@@ -220,16 +220,16 @@ static void test_overload(void) {
     run_job(&gone);
     CHECK(gone.r.abandoned, "the client hung up mid-stream (%ld)", gone.r.status);
     sp_reply_free(&gone.r);
-    double t0 = now_s(), active = 1;
+    double t0 = qc_now_s(), active = 1;
     char *m1 = NULL;
-    while (now_s() - t0 < 10) {
+    while (qc_now_s() - t0 < 10) {
         free(m1);
         m1 = get_metrics();
         if ((active = sp_metric(m1, "qcare_active_requests")) == 0) break;
         usleep(20000);
     }
     double made = sp_metric(m1, "qcare_generated_tokens_total") - sp_metric(m0, "qcare_generated_tokens_total");
-    printf("abandoned stream: slot free after %.3f s, %.0f of 1500 tokens generated\n", now_s() - t0, made);
+    printf("abandoned stream: slot free after %.3f s, %.0f of 1500 tokens generated\n", qc_now_s() - t0, made);
     CHECK(active == 0 && made < 1500, "the slot was freed (active %.0f, %.0f tokens made)", active, made);
     CHECK(sp_metric(m1, "qcare_streams_cancelled_total") >= 1, "counted as cancelled");
     sp_reply_t r;
@@ -251,10 +251,10 @@ static void test_slow_client(void) {
     CHECK(write(fd, part, strlen(part)) == (ssize_t)strlen(part), "write");
     struct timeval tv = {10, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    double t0 = now_s();
+    double t0 = qc_now_s();
     char buf[256];
     ssize_t n = read(fd, buf, sizeof buf);
-    double dt = now_s() - t0;
+    double dt = qc_now_s() - t0;
     printf("slow client: connection closed after %.2f s (--timeout 2)\n", dt);
     CHECK(n <= 0 && dt >= 1.5 && dt < 9, "the server closed the stalled connection (read %zd after %.2f s)", n, dt);
     close(fd);

@@ -348,7 +348,7 @@ int main(void) {
     curl_global_init(CURL_GLOBAL_ALL);
     char log[256];
     snprintf(log, sizeof log, "%s/tests/server.log", test_env("QC_BUILD", "build"));
-    double t0 = now_s();
+    double t0 = qc_now_s();
     int up = start_server(log, NULL);
     CHECK(up, "server did not start (log %s)", log);
     if (up) {
@@ -367,7 +367,7 @@ int main(void) {
         test_api_key();
         stop_server();
     }
-    printf("test_server: %.1f s\n", now_s() - t0);
+    printf("test_server: %.1f s\n", qc_now_s() - t0);
     curl_global_cleanup();
     return test_done("test_server");
 }

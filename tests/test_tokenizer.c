@@ -303,11 +303,11 @@ static void test_stream(const qc_tokenizer_t *tok) {
 
 /* Round-trips a long string and reports the time. */
 static void long_case(const qc_tokenizer_t *tok, const char *name, const char *s, size_t n) {
-    double t0 = now_s();
+    double t0 = qc_now_s();
     int32_t *ids = NULL;
     size_t nids = 0;
     qc_status st = qc_tokenizer_encode(tok, s, n, 0, &ids, &nids);
-    double t1 = now_s();
+    double t1 = qc_now_s();
     CHECK(st == QC_OK && nids > 0, "long %s: encode status %d", name, st);
     char *d = NULL;
     size_t dl = 0;
@@ -495,11 +495,11 @@ static void test_tiny(void) {
     char *s = malloc(big);
     for (size_t i = 0; i < big; i++) s[i] = i % 2 ? 'b' : 'a';
     int32_t *gi = NULL;
-    double t0 = now_s();
+    double t0 = qc_now_s();
     qc_status st = qc_tokenizer_encode(t, s, big, 0, &gi, &n);
     CHECK(st == QC_OK && n == big / 2 && gi[0] == 3 && gi[n - 1] == 3, "1 MB through a group regex: %d",
           st);
-    printf("  encode 1 MB, regex (?:a|b)+: %.3f s\n", now_s() - t0);
+    printf("  encode 1 MB, regex (?:a|b)+: %.3f s\n", qc_now_s() - t0);
     free(gi);
     free(s);
     qc_tokenizer_free(t);
@@ -590,9 +590,9 @@ int main(void) {
     char *path = qc_path_join(fixtures(), "tokenizer/tokenizer.json");
     char err[512] = "";
     qc_tokenizer_t *tok = NULL;
-    double t0 = now_s();
+    double t0 = qc_now_s();
     qc_status st = qc_tokenizer_load(path, &tok, err, sizeof err);
-    double t1 = now_s();
+    double t1 = qc_now_s();
     CHECK(st == QC_OK && tok, "load %s: %s", path, err);
     free(path);
     if (!tok) return test_done("test_tokenizer");
@@ -608,10 +608,10 @@ int main(void) {
     /* differential data made with the outside implementation (tests/tokdiff) */
     const char *diff = getenv("QC_TOKDIFF");
     if (!diff) diff = "tests/data/tokdiff.jsonl";
-    t0 = now_s();
+    t0 = qc_now_s();
     n = check_jsonl(tok, diff, 20);
     if (n < 0) printf("  note: %s not found, differential test skipped (see tests/tokdiff)\n", diff);
-    else printf("  differential: %ld strings from %s in %.2f s\n", n, diff, now_s() - t0);
+    else printf("  differential: %ld strings from %s in %.2f s\n", n, diff, qc_now_s() - t0);
 
     test_special(tok);
     test_errors(tok);

@@ -340,12 +340,6 @@ static qc_status build_header(spec_t *v, size_t n, char **out, size_t *out_len, 
 
 #define CHUNK (1u << 20) /* elements generated per write */
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static qc_status write_safetensors(const preset_t *p, const char *dir, int progress, char *err,
                                    size_t err_size) {
     size_t max_specs = 3 + 14 * (size_t)p->layers;
@@ -377,7 +371,7 @@ static qc_status write_safetensors(const preset_t *p, const char *dir, int progr
     int last_pct = -1;
     /* a percentage that rewrites itself on a terminal; one summary line in logs */
     const int tty = isatty(STDERR_FILENO);
-    const double t0 = now_s();
+    const double t0 = qc_now_s();
     for (size_t ti = 0; ti < n && !bad; ti++) {
         const spec_t *t = &v[ti];
         uint16_t lut[256];
@@ -404,7 +398,7 @@ static qc_status write_safetensors(const preset_t *p, const char *dir, int progr
     }
     if (progress)
         fprintf(stderr, "%smkmodel %s: %zu tensors, %.2f GB in %.1f s\n", tty ? "\r" : "", p->name,
-                n, (double)total * 2 / 1e9, now_s() - t0);
+                n, (double)total * 2 / 1e9, qc_now_s() - t0);
     s = finish_file(f, bad, tmp, final, err, err_size);
     f = NULL;
 done:

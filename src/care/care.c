@@ -15,6 +15,7 @@
  * measured with a real model on data/emotion-eval.jsonl (`qcare eval
  * --calibrate`), so it is off by default. */
 #include "care/care.h"
+#include "base/base.h"
 
 #include "care/prompts.h"
 
@@ -64,25 +65,6 @@ struct qc_care {
     uint64_t clock; /* bumped on every turn, for LRU */
     char err[256];
 };
-
-/* printf into a handle's error buffer (or a caller's); returns st. */
-static qc_status seterr(char *buf, size_t size, qc_status st, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static qc_status seterr(char *buf, size_t size, qc_status st, const char *fmt, ...) {
-    if (buf && size) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(buf, size, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-}
 
 /* ==== token helpers ==== */
 
@@ -146,7 +128,7 @@ static qc_status labels_logp(qc_care_t *c, qc_ctx_t *x, const float *last, doubl
         logp[l] = log_prob(last, nv, c->label_ids[l][0]);
         if (k > 1) { /* the label's other tokens, each given the ones before */
             qc_status st = qc_ctx_eval(x, c->label_ids[l], k - 1, c->rows, QC_LOGITS_ALL);
-            if (st) return seterr(c->err, sizeof c->err, st, "%s", qc_ctx_errmsg(x));
+            if (st) return qc_seterr(c->err, sizeof c->err, st, "%s", qc_ctx_errmsg(x));
             for (size_t j = 1; j < k; j++) logp[l] += log_prob(c->rows + (j - 1) * (size_t)nv, nv, c->label_ids[l][j]);
             qc_ctx_truncate(x, turn_end);
         }
@@ -160,7 +142,7 @@ static qc_status score_labels(qc_care_t *c, const char *text, size_t len, double
     int32_t *ids = NULL;
     size_t n = 0;
     qc_status st = turn_ids(c, text, len, &ids, &n);
-    if (st) return seterr(c->err, sizeof c->err, st, "cannot tokenize the message (is it UTF-8?)");
+    if (st) return qc_seterr(c->err, sizeof c->err, st, "cannot tokenize the message (is it UTF-8?)");
     if (c->opts.use_prefix_cache) {
         st = qc_ctx_set_prefix(c->req, c->prefix);
     } else {
@@ -169,7 +151,7 @@ static qc_status score_labels(qc_care_t *c, const char *text, size_t len, double
     }
     if (!st) st = qc_ctx_eval(c->req, ids, n, c->logits, QC_LOGITS_LAST);
     free(ids);
-    if (st) return seterr(c->err, sizeof c->err, st, "%s", qc_ctx_errmsg(c->req));
+    if (st) return qc_seterr(c->err, sizeof c->err, st, "%s", qc_ctx_errmsg(c->req));
     return labels_logp(c, c->req, c->logits, logp);
 }
 
@@ -179,7 +161,7 @@ qc_status qc_care_new(qc_model_t *m, const qc_care_opts_t *opts, qc_care_t **out
     *out = NULL;
     qc_status st = QC_ERR_NOMEM;
     qc_care_t *c = calloc(1, sizeof *c);
-    if (!c) return seterr(err, err_size, QC_ERR_NOMEM, "out of memory");
+    if (!c) return qc_seterr(err, err_size, QC_ERR_NOMEM, "out of memory");
     c->m = m;
     c->tok = qc_model_tokenizer(m);
     c->qwen3 = qc_model_arch(m) == QC_ARCH_QWEN3;
@@ -201,7 +183,7 @@ qc_status qc_care_new(qc_model_t *m, const qc_care_opts_t *opts, qc_care_t **out
         if ((st = append_ids(c->tok, qc_prompt_labels[l], strlen(qc_prompt_labels[l]), 0, &ids, &k))) goto fail_msg;
         if (k == 0 || k > MAX_LABEL_TOKENS) {
             free(ids);
-            st = seterr(err, err_size, QC_ERR_UNSUPPORTED, "label '%s' is %zu tokens", qc_prompt_labels[l], k);
+            st = qc_seterr(err, err_size, QC_ERR_UNSUPPORTED, "label '%s' is %zu tokens", qc_prompt_labels[l], k);
             goto fail;
         }
         memcpy(c->label_ids[l], ids, k * sizeof *ids);
@@ -209,21 +191,21 @@ qc_status qc_care_new(qc_model_t *m, const qc_care_opts_t *opts, qc_care_t **out
         free(ids);
     }
     if ((st = qc_ctx_eval(c->prefix, c->prefix_ids, c->n_prefix, NULL, QC_LOGITS_NONE))) {
-        seterr(err, err_size, st, "analyst prefix: %s", qc_ctx_errmsg(c->prefix));
+        qc_seterr(err, err_size, st, "analyst prefix: %s", qc_ctx_errmsg(c->prefix));
         goto fail;
     }
     if (c->opts.calibrate && (st = score_labels(c, "N/A", 3, c->cf))) {
-        seterr(err, err_size, st, "calibration: %s", c->err);
+        qc_seterr(err, err_size, st, "calibration: %s", c->err);
         goto fail;
     }
     free(prefix);
     *out = c;
     return QC_OK;
 oom:
-    st = seterr(err, err_size, QC_ERR_NOMEM, "out of memory");
+    st = qc_seterr(err, err_size, QC_ERR_NOMEM, "out of memory");
     goto fail;
 fail_msg:
-    seterr(err, err_size, st, "cannot tokenize the analyst prompt");
+    qc_seterr(err, err_size, st, "cannot tokenize the analyst prompt");
 fail:
     free(prefix);
     qc_care_free(c);
@@ -271,11 +253,11 @@ static void emotion_from_logp(const qc_care_t *c, qc_emotion_t *out) {
 }
 
 qc_status qc_care_emotion(qc_care_t *c, const char *text, size_t len, qc_emotion_t *out) {
-    double t0 = now_ms();
+    double t0 = qc_now_ms();
     qc_status st = score_labels(c, text, len, out->logp);
     if (st) return st;
     emotion_from_logp(c, out);
-    out->ms = now_ms() - t0;
+    out->ms = qc_now_ms() - t0;
     return QC_OK;
 }
 
@@ -292,27 +274,27 @@ struct qc_care_judge {
 qc_status qc_care_judge_begin(qc_care_t *c, const char *text, size_t len, qc_care_judge_t **out) {
     *out = NULL;
     qc_care_judge_t *j = calloc(1, sizeof *j);
-    if (!j) return seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
+    if (!j) return qc_seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
     j->c = c;
-    j->t0 = now_ms();
+    j->t0 = qc_now_ms();
     qc_status st = turn_ids(c, text, len, &j->ids, &j->n);
     if (st) {
         free(j);
-        return seterr(c->err, sizeof c->err, st, "cannot tokenize the message (is it UTF-8?)");
+        return qc_seterr(c->err, sizeof c->err, st, "cannot tokenize the message (is it UTF-8?)");
     }
     /* its own work buffers serve the labels' extra tokens (and, without the
      * cache, the prefix, run here in one call as qc_care_emotion does) */
     qc_ctx_opts_t o = {.n_batch = c->opts.use_prefix_cache ? MAX_LABEL_TOKENS : 0};
     if (!(j->ctx = qc_ctx_new(c->m, c->opts.n_ctx, &o))) {
         qc_care_judge_free(j);
-        return seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
+        return qc_seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
     }
     if (c->opts.use_prefix_cache) st = qc_ctx_set_prefix(j->ctx, c->prefix);
     else st = qc_ctx_eval(j->ctx, c->prefix_ids, c->n_prefix, NULL, QC_LOGITS_NONE);
     if (st)
-        seterr(c->err, sizeof c->err, st, "%s", qc_ctx_errmsg(j->ctx));
+        qc_seterr(c->err, sizeof c->err, st, "%s", qc_ctx_errmsg(j->ctx));
     else if (qc_ctx_pos(j->ctx) + j->n >= (size_t)c->opts.n_ctx)
-        st = seterr(c->err, sizeof c->err, QC_ERR_CONTEXT, "the message is longer than the context (%d tokens)",
+        st = qc_seterr(c->err, sizeof c->err, QC_ERR_CONTEXT, "the message is longer than the context (%d tokens)",
                     c->opts.n_ctx);
     if (st) {
         qc_care_judge_free(j);
@@ -334,7 +316,7 @@ qc_status qc_care_judge_end(qc_care_judge_t *j, const float *logits, qc_emotion_
     qc_status st = labels_logp(c, j->ctx, logits, out->logp);
     if (!st) {
         emotion_from_logp(c, out);
-        out->ms = now_ms() - j->t0;
+        out->ms = qc_now_ms() - j->t0;
     }
     qc_care_judge_free(j);
     return st;
@@ -352,7 +334,7 @@ qc_status qc_care_reply_ids(qc_care_t *c, const char *text, int emotion, int32_t
     *out = NULL;
     *n_out = 0;
     char *sys = qc_prompt_reply_system(emotion);
-    if (!sys) return seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
+    if (!sys) return qc_seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
     size_t hl = strlen(sys) + 64;
     char *head = malloc(hl);
     int32_t *ids = NULL;
@@ -369,11 +351,11 @@ qc_status qc_care_reply_ids(qc_care_t *c, const char *text, int emotion, int32_t
     free(head);
     if (st) {
         free(ids);
-        return seterr(c->err, sizeof c->err, st, "cannot tokenize the message (is it UTF-8?)");
+        return qc_seterr(c->err, sizeof c->err, st, "cannot tokenize the message (is it UTF-8?)");
     }
     if (n >= (size_t)c->opts.n_ctx) {
         free(ids);
-        return seterr(c->err, sizeof c->err, QC_ERR_CONTEXT, "the message is longer than the context (%d tokens)",
+        return qc_seterr(c->err, sizeof c->err, QC_ERR_CONTEXT, "the message is longer than the context (%d tokens)",
                       c->opts.n_ctx);
     }
     *out = ids;
@@ -394,7 +376,7 @@ qc_status qc_care_reply(qc_care_t *c, const char *text, int emotion, const qc_sa
     size_t n_out = 0;
     st = qc_generate(c->gen, ids, n, &go, cb, user, NULL, &n_out);
     free(ids);
-    if (st) return seterr(c->err, sizeof c->err, st, "%s", qc_ctx_errmsg(c->gen));
+    if (st) return qc_seterr(c->err, sizeof c->err, st, "%s", qc_ctx_errmsg(c->gen));
     return QC_OK;
 }
 
@@ -483,7 +465,7 @@ static qc_status span_push(qc_care_t *c, session_t *s, size_t end) {
     if (s->n_spans == s->cap_spans) {
         size_t cap = s->cap_spans ? s->cap_spans * 2 : 32;
         size_t *p = realloc(s->spans, cap * sizeof *p);
-        if (!p) return seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
+        if (!p) return qc_seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
         s->spans = p;
         s->cap_spans = cap;
     }
@@ -495,7 +477,7 @@ static qc_status span_push(qc_care_t *c, session_t *s, size_t end) {
 static qc_status session_eval(qc_care_t *c, session_t *s, size_t end) {
     if (end <= s->n_evaluated) return QC_OK;
     qc_status st = qc_ctx_eval(s->ctx, s->ids + s->n_evaluated, end - s->n_evaluated, NULL, QC_LOGITS_NONE);
-    if (st) return seterr(c->err, sizeof c->err, st, "%s", qc_ctx_errmsg(s->ctx));
+    if (st) return qc_seterr(c->err, sizeof c->err, st, "%s", qc_ctx_errmsg(s->ctx));
     if ((st = span_push(c, s, end))) return st;
     s->n_evaluated = end;
     return QC_OK;
@@ -506,12 +488,12 @@ static qc_status session_restore(qc_care_t *c, session_t *s) {
     if (s->ctx) return QC_OK;
     qc_ctx_opts_t o = {.n_batch = 64};
     if (!(s->ctx = qc_ctx_new(c->m, c->opts.n_ctx, &o)))
-        return seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory for a conversation");
+        return qc_seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory for a conversation");
     size_t start = 0;
     for (size_t i = 0; i < s->n_spans; i++) {
         qc_status st = qc_ctx_eval(s->ctx, s->ids + start, s->spans[i] - start, NULL, QC_LOGITS_NONE);
         if (st) { /* no half-built state: the next turn tries the whole rebuild again */
-            seterr(c->err, sizeof c->err, st, "%s", qc_ctx_errmsg(s->ctx));
+            qc_seterr(c->err, sizeof c->err, st, "%s", qc_ctx_errmsg(s->ctx));
             qc_ctx_free(s->ctx);
             s->ctx = NULL;
             return st;
@@ -561,10 +543,10 @@ static qc_status turn_open(qc_care_t *c, const char *session_id, const char *tex
                            size_t *ids0, size_t *spans0) {
     static const char tail[] = "<|im_end|>\n<|im_start|>assistant\n", think[] = "<think>\n\n</think>\n\n",
                       end_turn[] = "<|im_end|>\n";
-    if (!session_id || !text) return seterr(c->err, sizeof c->err, QC_ERR_ARG, "bad arguments");
+    if (!session_id || !text) return qc_seterr(c->err, sizeof c->err, QC_ERR_ARG, "bad arguments");
     session_t *s = session_get(c, session_id);
-    if (!s) return seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
-    if (s->busy) return seterr(c->err, sizeof c->err, QC_ERR_BUSY, "session '%s' is answering a message", session_id);
+    if (!s) return qc_seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
+    if (s->busy) return qc_seterr(c->err, sizeof c->err, QC_ERR_BUSY, "session '%s' is answering a message", session_id);
     s->last_used = ++c->clock;
     qc_status st = session_restore(c, s);
     if (st) return st;
@@ -577,7 +559,7 @@ static qc_status turn_open(qc_care_t *c, const char *session_id, const char *tex
         size_t hl = sys ? strlen(sys) + 64 : 0;
         if (sys && (head = malloc(hl))) snprintf(head, hl, "<|im_start|>system\n%s<|im_end|>\n", sys);
         free(sys);
-        if (!head) return seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
+        if (!head) return qc_seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
         st = append_ids(c->tok, head, strlen(head), 1, &ids, &n);
         free(head);
     } else {
@@ -603,12 +585,12 @@ static qc_status turn_open(qc_care_t *c, const char *session_id, const char *tex
     if (st || session_push(s, ids, n)) {
         free(ids);
         s->n_ids = *ids0;
-        return seterr(c->err, sizeof c->err, st ? st : QC_ERR_NOMEM, "cannot tokenize the message (is it UTF-8?)");
+        return qc_seterr(c->err, sizeof c->err, st ? st : QC_ERR_NOMEM, "cannot tokenize the message (is it UTF-8?)");
     }
     free(ids);
     if (s->n_ids >= (size_t)c->opts.n_ctx) {
         s->n_ids = *ids0;
-        return seterr(c->err, sizeof c->err, QC_ERR_CONTEXT, "the conversation is longer than %d tokens",
+        return qc_seterr(c->err, sizeof c->err, QC_ERR_CONTEXT, "the conversation is longer than %d tokens",
                       c->opts.n_ctx);
     }
     *out = s;
@@ -617,7 +599,7 @@ static qc_status turn_open(qc_care_t *c, const char *session_id, const char *tex
 
 qc_status qc_care_chat(qc_care_t *c, const char *session_id, const char *text, int emotion,
                        const qc_sampling_t *sampling, int max_tokens, qc_token_cb cb, void *user) {
-    if (max_tokens <= 0) return seterr(c->err, sizeof c->err, QC_ERR_ARG, "bad arguments");
+    if (max_tokens <= 0) return qc_seterr(c->err, sizeof c->err, QC_ERR_ARG, "bad arguments");
     session_t *s;
     size_t ids0, spans0;
     qc_status st = turn_open(c, session_id, text, emotion, &s, &ids0, &spans0);
@@ -635,7 +617,7 @@ qc_status qc_care_chat(qc_care_t *c, const char *session_id, const char *text, i
     int32_t last = s->ids[s->n_ids - 1];
     st = qc_generate(s->ctx, &last, 1, &go, on_turn_token, &t, NULL, &n_out);
     if (st || t.failed) {
-        seterr(c->err, sizeof c->err, st ? st : QC_ERR_NOMEM, "%s", st ? qc_ctx_errmsg(s->ctx) : "out of memory");
+        qc_seterr(c->err, sizeof c->err, st ? st : QC_ERR_NOMEM, "%s", st ? qc_ctx_errmsg(s->ctx) : "out of memory");
         return rollback(s, ids0, spans0, st ? st : QC_ERR_NOMEM);
     }
     /* Record qc_generate's calls: the turn's last token, then each reply
@@ -662,7 +644,7 @@ qc_status qc_care_turn_begin(qc_care_t *c, const char *session_id, const char *t
                              qc_care_turn_t **out) {
     *out = NULL;
     qc_care_turn_t *t = calloc(1, sizeof *t);
-    if (!t) return seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
+    if (!t) return qc_seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
     qc_status st = turn_open(c, session_id, text, emotion, &t->s, &t->ids0, &t->spans0);
     if (st) {
         free(t);
@@ -685,7 +667,7 @@ qc_status qc_care_turn_evaluated(qc_care_turn_t *t, size_t n) {
     session_t *s = t->s;
     if (n == 0 || n > s->n_ids - s->n_evaluated) {
         t->failed = 1;
-        return seterr(t->c->err, sizeof t->c->err, QC_ERR_ARG, "%zu tokens evaluated, %zu pending", n,
+        return qc_seterr(t->c->err, sizeof t->c->err, QC_ERR_ARG, "%zu tokens evaluated, %zu pending", n,
                       s->n_ids - s->n_evaluated);
     }
     qc_status st = span_push(t->c, s, s->n_evaluated + n);
@@ -697,7 +679,7 @@ qc_status qc_care_turn_evaluated(qc_care_turn_t *t, size_t n) {
 qc_status qc_care_turn_push(qc_care_turn_t *t, int32_t id) {
     if (session_push(t->s, &id, 1)) {
         t->failed = 1;
-        return seterr(t->c->err, sizeof t->c->err, QC_ERR_NOMEM, "out of memory");
+        return qc_seterr(t->c->err, sizeof t->c->err, QC_ERR_NOMEM, "out of memory");
     }
     return QC_OK;
 }
@@ -715,10 +697,10 @@ qc_status qc_care_end_session(qc_care_t *c, const char *session_id) {
     for (size_t i = 0; i < c->n_sessions; i++)
         if (!strcmp(c->sessions[i]->id, session_id)) {
             if (c->sessions[i]->busy)
-                return seterr(c->err, sizeof c->err, QC_ERR_BUSY, "session '%s' is answering a message", session_id);
+                return qc_seterr(c->err, sizeof c->err, QC_ERR_BUSY, "session '%s' is answering a message", session_id);
             session_free(c->sessions[i]);
             c->sessions[i] = c->sessions[--c->n_sessions];
             return QC_OK;
         }
-    return seterr(c->err, sizeof c->err, QC_ERR_ARG, "no session '%s'", session_id);
+    return qc_seterr(c->err, sizeof c->err, QC_ERR_ARG, "no session '%s'", session_id);
 }

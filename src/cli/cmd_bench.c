@@ -3,18 +3,13 @@
  * cache; tg: N single-token steps from an empty cache; a warm-up run first;
  * mean ± sd over repetitions), and the process's peak resident memory. */
 #include "cli/cli.h"
+#include "base/base.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static double peak_rss_mb(void) {
     struct rusage ru;
@@ -33,14 +28,14 @@ static void mean_sd(const double *v, int n, double *mean, double *sd) {
 /* Seconds for one pp run (P tokens, one eval call) or one tg run (N steps). */
 static int run_once(qc_ctx_t *x, const int32_t *ids, int n, int one_by_one, float *logits, double *secs) {
     qc_ctx_truncate(x, 0);
-    double t0 = now_s();
+    double t0 = qc_now_s();
     if (one_by_one) {
         for (int i = 0; i < n; i++)
             if (qc_ctx_eval(x, &ids[i], 1, logits, QC_LOGITS_LAST)) return 1;
     } else if (qc_ctx_eval(x, ids, (size_t)n, logits, QC_LOGITS_LAST)) {
         return 1;
     }
-    *secs = now_s() - t0;
+    *secs = qc_now_s() - t0;
     return 0;
 }
 
@@ -70,10 +65,10 @@ int cmd_bench(int argc, char **argv) {
         }
     }
     if (bad) return 2;
-    double t_load = now_s();
+    double t_load = qc_now_s();
     qc_model_t *m = cli_load_model(model, dtype, threads);
     if (!m) return 1;
-    t_load = now_s() - t_load;
+    t_load = qc_now_s() - t_load;
     int rc = 1, n_max = n_prompt > n_gen ? n_prompt : n_gen;
     int32_t nv = qc_model_n_vocab(m), *ids = malloc((size_t)(n_max > 0 ? n_max : 1) * sizeof *ids);
     float *logits = malloc((size_t)nv * sizeof *logits);

@@ -1,6 +1,7 @@
 /* cmd_convert.c — `qcare convert`: a Hugging Face folder to a GGUF file that
  * llama.cpp (and qcare) load, with no Python. */
 #include "cli/cli.h"
+#include "base/base.h"
 #include "engine/gguf_write.h"
 
 #include <string.h>
@@ -16,12 +17,6 @@ typedef struct {
     double t0;    /* start, seconds */
 } progress_t;
 
-static double mono_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* On a terminal a bar redrawn in place at each whole percent; otherwise
  * (a log, a pipe) one plain line per 10%, so logs stay short. */
 static void show_progress(void *user, double fraction) {
@@ -34,7 +29,7 @@ static void show_progress(void *user, double fraction) {
         int fill = (int)(fraction * 40.0);
         for (int i = 0; i < 40; i++) bar[i] = i < fill ? '#' : '.';
         bar[40] = 0;
-        fprintf(stderr, "\rconvert [%s] %3d%% %5.1fs", bar, pct, mono_s() - p->t0);
+        fprintf(stderr, "\rconvert [%s] %3d%% %5.1fs", bar, pct, qc_now_s() - p->t0);
         if (fraction >= 1.0) fputc('\n', stderr);
     } else {
         int tenth = (int)(fraction * 10.0);
@@ -100,7 +95,7 @@ int cmd_convert(int argc, char **argv) {
     }
 
     int tty = isatty(2);
-    progress_t p = {.tty = tty, .shown = tty ? -1 : 0, .t0 = mono_s()}; /* plain: no "0%" line */
+    progress_t p = {.tty = tty, .shown = tty ? -1 : 0, .t0 = qc_now_s()}; /* plain: no "0%" line */
     char err[512];
     qc_status s = qc_gguf_convert(args[0], args[1], types[found].type, show_progress, &p, err, sizeof err);
     if (s) {
@@ -110,6 +105,6 @@ int cmd_convert(int argc, char **argv) {
     }
     struct stat sb;
     double mib = stat(args[1], &sb) == 0 ? (double)sb.st_size / (1024.0 * 1024.0) : 0;
-    printf("wrote %s (%s, %.1f MiB) in %.1f s\n", args[1], type_name, mib, mono_s() - p.t0);
+    printf("wrote %s (%s, %.1f MiB) in %.1f s\n", args[1], type_name, mib, qc_now_s() - p.t0);
     return 0;
 }

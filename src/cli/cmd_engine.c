@@ -1,6 +1,7 @@
 /* cmd_engine.c — the engine-level commands: tokenize, logits, generate,
  * mkmodel. */
 #include "cli/cli.h"
+#include "base/base.h"
 #include "mkmodel.h"
 
 #include <stdlib.h>
@@ -91,12 +92,6 @@ static qc_ctx_t *new_ctx(const qc_model_t *m, const common_t *c) {
     qc_ctx_t *x = qc_ctx_new(m, c->n_ctx, &o);
     if (!x) fprintf(stderr, "qcare: out of memory for a %d-token context\n", c->n_ctx);
     return x;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 /* ==== tokenize ==== */
@@ -381,9 +376,9 @@ int cmd_generate(int argc, char **argv) {
     if (top_k_opt >= 0) go.sampling.top_k = (int)top_k_opt;
     if (have_seed) go.sampling.seed = seed;
     if (!(x = new_ctx(m, &c)) || !(out = malloc((size_t)n_max * sizeof *out))) goto done;
-    double t0 = now_s();
+    double t0 = qc_now_s();
     qc_status st = qc_generate(x, ids, n, &go, cli_on_piece, &s, out, &n_out);
-    double t1 = now_s();
+    double t1 = qc_now_s();
     if (st) {
         fprintf(stderr, "\nqcare generate: %s\n", qc_ctx_errmsg(x));
         goto done;

@@ -3,6 +3,7 @@
  * verification, skipping complete files) are in hub.c; this file chooses the
  * files and shows progress. */
 #include "cli/cli.h"
+#include "base/base.h"
 #include "cli/hub.h"
 
 #include <errno.h>
@@ -23,12 +24,6 @@ typedef struct {
     double t0, t_drawn;
     int64_t start; /* bytes on disk when the transfer began (resumed) */
 } view_t;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void view_newline(view_t *v) {
     if (v->midline) fputc('\n', stderr);
@@ -64,7 +59,7 @@ static void draw(view_t *v, const hub_progress_t *p, double t) {
 
 static void on_progress(void *user, const hub_progress_t *p) {
     view_t *v = user;
-    double t = now_s();
+    double t = qc_now_s();
     char a[32], b[32];
     switch (p->event) {
     case HUB_EV_START:

@@ -5,21 +5,13 @@
 #define QC_ENGINE_H
 
 #include "qcare.h"
+#include "base/base.h"
 
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* ==== errors ==== */
-
-/* printf into err (if err_size > 0); returns `status` so callers can write
- * `return qc_seterr(err, n, QC_ERR_FORMAT, "...")`. */
-qc_status qc_seterr(char *err, size_t err_size, qc_status status, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-/* The same as "PATH: message", from a va_list (for readers that keep the
- * path of the file they read). */
-qc_status qc_vseterr_at(char *err, size_t err_size, qc_status status, const char *path, const char *fmt,
-                        va_list ap) __attribute__((format(printf, 5, 0)));
+/* errors (qc_seterr, qc_vseterr_at), the clock, buffers: base/base.h */
 
 /* ==== tokenizer from GGUF metadata ==== */
 

@@ -7,25 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-qc_status qc_seterr(char *err, size_t err_size, qc_status status, const char *fmt, ...) {
-    if (err && err_size > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_size, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
-
-qc_status qc_vseterr_at(char *err, size_t err_size, qc_status status, const char *path, const char *fmt,
-                        va_list ap) {
-    if (err && err_size > 0) {
-        int k = snprintf(err, err_size, "%s: ", path);
-        if (k >= 0 && (size_t)k < err_size) vsnprintf(err + k, err_size - (size_t)k, fmt, ap);
-    }
-    return status;
-}
-
 const char *qc_status_str(qc_status s) {
     switch (s) {
     case QC_OK: return "ok";
