@@ -4,7 +4,10 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS     = libpcre2-8 libutf8proc jansson libcrypto libcurl libmicrohttpd
+# The engine library (libqcare.a) needs only the first three; the care
+# library adds nothing; the qcare binary (server, hub client) the rest.
+ENGINE_PKGS = libpcre2-8 libutf8proc jansson
+PKGS     = $(ENGINE_PKGS) libcrypto libcurl libmicrohttpd
 OPT     ?= -O2
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Isrc -Itools -pthread
 CFLAGS  ?= $(OPT) -g
@@ -12,11 +15,14 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 LDLIBS   = $(PKG_LIBS) -lm -pthread
 
-ENGINE_SRC = $(wildcard src/base/*.c src/engine/*.c src/care/*.c)
+ENGINE_SRC = $(wildcard src/base/*.c src/engine/*.c)
+CARE_SRC   = $(wildcard src/care/*.c)
 CLI_SRC    = $(wildcard src/cli/*.c src/server/*.c) tools/mkmodel.c
 TEST_SRC   = $(wildcard tests/test_*.c)
 
 ENGINE_OBJ = $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
+CARE_OBJ   = $(CARE_SRC:%.c=$(BUILD)/obj/%.o)
+LIBS_A     = $(BUILD)/libqcare_care.a $(BUILD)/libqcare.a
 CLI_OBJ    = $(CLI_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/web_assets.o
 WEB_FILES  = web/index.html
 TEST_BIN   = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -28,12 +34,20 @@ all: deps $(BUILD)/qcare
 deps:
 	@sh scripts/deps.sh
 
+# libqcare.a: the engine (include/qcare.h); libqcare_care.a: the care
+# pipeline on top of it (include/qcare_care.h).
 $(BUILD)/libqcare.a: $(ENGINE_OBJ)
 	@mkdir -p $(dir $@)
+	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/qcare: $(CLI_OBJ) $(BUILD)/libqcare.a
-	$(CC) $(CFLAGS) $(CFLAGS_BASE) -o $@ $(CLI_OBJ) $(BUILD)/libqcare.a $(LDLIBS)
+$(BUILD)/libqcare_care.a: $(CARE_OBJ)
+	@mkdir -p $(dir $@)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/qcare: $(CLI_OBJ) $(LIBS_A)
+	$(CC) $(CFLAGS) $(CFLAGS_BASE) -o $@ $(CLI_OBJ) $(LIBS_A) $(LDLIBS)
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/*.h src/*/*.h tools/*.h)
 	@mkdir -p $(dir $@)
@@ -57,9 +71,9 @@ $(BUILD)/obj/gen/web_assets.o: $(BUILD)/gen/web_assets.c
 $(BUILD)/obj/src/engine/kernels_avx2.o: ISA_FLAGS = -mavx2 -mfma -mf16c
 $(BUILD)/obj/src/engine/kernels_avx512.o: ISA_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16 -mavx2 -mfma -mf16c
 
-$(BUILD)/tests/%: tests/%.c tests/test.h tests/serverproc.h $(BUILD)/libqcare.a $(BUILD)/obj/tools/mkmodel.o
+$(BUILD)/tests/%: tests/%.c tests/test.h tests/serverproc.h $(LIBS_A) $(BUILD)/obj/tools/mkmodel.o
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -Itools -o $@ $< $(BUILD)/obj/tools/mkmodel.o $(BUILD)/libqcare.a $(LDLIBS)
+	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -Itools -o $@ $< $(BUILD)/obj/tools/mkmodel.o $(LIBS_A) $(LDLIBS)
 
 # Unit and golden tests of one build (release by default).
 test-unit: $(BUILD)/qcare $(TEST_BIN)

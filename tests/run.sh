@@ -44,6 +44,8 @@ done
 for t in test_golden test_quant test_batch; do
     [ -x "$BUILD/tests/$t" ] && run_one "$t[QCARE_CPU=scalar]" env QCARE_CPU=scalar "$BUILD/tests/$t"
 done
+# The README's engine example, built against libqcare.a alone.
+run_one example sh tests/example.sh "$BUILD"
 # The chat page in a real browser (Chromium driven by playwright-core),
 # against this build's server.
 run_one browser sh tests/browser/run.sh "$BUILD"

@@ -2,6 +2,6 @@
 #ifndef QC_CARE_H
 #define QC_CARE_H
 
-#include "qcare.h"
+#include "qcare_care.h"
 
 #endif

@@ -2,6 +2,6 @@
 #ifndef QC_EVAL_H
 #define QC_EVAL_H
 
-#include "qcare.h"
+#include "qcare_care.h"
 
 #endif

@@ -3,7 +3,7 @@
 #ifndef QC_PROMPTS_H
 #define QC_PROMPTS_H
 
-#include "qcare.h"
+#include "qcare_care.h"
 
 /* The classification prompt is split where the cacheable part ends:
  *   prefix (system + few-shot turns, identical for every message)

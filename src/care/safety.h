@@ -2,6 +2,6 @@
 #ifndef QC_SAFETY_H
 #define QC_SAFETY_H
 
-#include "qcare.h"
+#include "qcare_care.h"
 
 #endif

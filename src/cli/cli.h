@@ -2,7 +2,7 @@
 #ifndef QC_CLI_H
 #define QC_CLI_H
 
-#include "qcare.h"
+#include "qcare_care.h"
 
 #include <stdio.h>
 

@@ -8,7 +8,7 @@
 #ifndef QC_SERVER_SCHED_H
 #define QC_SERVER_SCHED_H
 
-#include "qcare.h"
+#include "qcare_care.h"
 
 #include <stdatomic.h>
 

@@ -10,7 +10,7 @@
 #ifndef QC_SERVER_H
 #define QC_SERVER_H
 
-#include "qcare.h"
+#include "qcare_care.h"
 
 typedef struct qc_server qc_server_t;
 

@@ -1,0 +1,213 @@
+/* qcare_care.h — public C API of qcare's care pipeline, on top of the engine
+ * (qcare.h): emotion by label scoring, the safety net's urgent-care notice,
+ * careful streamed replies, conversations, evaluation metrics.
+ *
+ * Link: -lqcare_care -lqcare -lpcre2-8 -lutf8proc -ljansson -lm -lpthread
+ *
+ * ==== Using it ====
+ *
+ *   qc_care_t *care;
+ *   qc_care_new(m, NULL, &care, err, sizeof err);      // m: a loaded qc_model_t
+ *   qc_emotion_t e;
+ *   qc_care_emotion(care, msg, strlen(msg), &e);        // e.label, e.probs[3]
+ *   qc_safety_result_t s = qc_safety_check(msg, strlen(msg));
+ *   if (s.kind) { qc_safety_notice(s.kind, NULL, buf, sizeof buf); puts(buf); }
+ *   qc_care_chat(care, "session-1", msg, e.label, NULL, 256, on_token, user);
+ *   qc_care_free(care);
+ *
+ * The conventions of qcare.h hold here too.
+ */
+#ifndef QCARE_CARE_H
+#define QCARE_CARE_H
+
+#include "qcare.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ==== safety net (src/care/safety.c) ====
+ * A deterministic rule set (Chinese and English) that recognizes messages
+ * describing an emergency or self-harm, so an urgent-care notice can be shown
+ * before any model text. It does not use the model. */
+
+typedef enum {
+    QC_URGENT_NONE = 0,
+    QC_URGENT_CARDIAC,     /* chest pain with warning signs */
+    QC_URGENT_STROKE,      /* face drooping, slurred speech, one-sided weakness */
+    QC_URGENT_BLEEDING,    /* severe or uncontrolled bleeding */
+    QC_URGENT_BREATHING,   /* cannot breathe, choking, blue lips */
+    QC_URGENT_ANAPHYLAXIS, /* allergic reaction with swelling / breathing trouble */
+    QC_URGENT_POISONING,   /* overdose, swallowed poison or chemicals */
+    QC_URGENT_SEIZURE,     /* a seizure happening now, or a child's */
+    QC_URGENT_UNCONSCIOUS, /* unresponsive, not breathing */
+    QC_URGENT_SELF_HARM    /* suicidal intent or self-harm */
+} qc_urgent_t;
+
+typedef struct {
+    qc_urgent_t kind;
+    const char *term; /* the phrase that decided it (static), NULL when none */
+} qc_safety_result_t;
+
+/* Numbers shown in the notice; NULL fields take the defaults (120 / 911 /
+ * 112 for emergencies; the Chinese national psychological assistance line
+ * 400-161-9995, Beijing crisis line 010-82951332 and US 988 for crises). */
+typedef struct {
+    const char *emergency_numbers;
+    const char *crisis_lines;
+} qc_safety_opts_t;
+
+/* Checks UTF-8 text (len bytes) against the rules. Case, full-width forms,
+ * apostrophes and spacing do not matter; a phrase does not count when it is
+ * negated a few words before ("no chest pain", "没有胸痛", "I don't want to
+ * hurt myself", "我不是想伤害自己"), told as past or recovered ("I used to
+ * self-harm", "以前中过风"), or asked about as a risk ("会增加自杀风险吗").
+ * The rules and these cue families are described at the top of safety.c. */
+qc_safety_result_t qc_safety_check(const char *text, size_t len);
+
+/* "cardiac", "stroke", ... ("none" for QC_URGENT_NONE). */
+const char *qc_urgent_name(qc_urgent_t kind);
+
+/* Writes the urgent notice for kind (bilingual, marked "⚠️ URGENT / 紧急")
+ * into out (NUL-terminated, truncated to cap). Returns the length it needs
+ * (like snprintf); 0 for QC_URGENT_NONE. opts may be NULL. */
+size_t qc_safety_notice(qc_urgent_t kind, const qc_safety_opts_t *opts, char *out, size_t cap);
+
+/* ==== care pipeline (src/care/care.c) ====
+ * Emotion by label scoring (the analyst prompt's fixed prefix computed once
+ * and shared), the streamed reply told the emotion, and conversations. */
+
+typedef struct qc_care qc_care_t;
+
+typedef struct {
+    int n_ctx;              /* context of each request (0 = 2048) */
+    int use_prefix_cache;   /* 1 (default when opts is NULL): share the analyst prefix's KV state */
+    int calibrate;          /* divide out the content-free label prior (see care.c) */
+    size_t session_budget;  /* KV bytes of all conversations (0 = 512 MiB); LRU eviction beyond */
+    qc_safety_opts_t safety;
+} qc_care_opts_t;
+
+typedef struct {
+    int label;          /* 0 positive, 1 negative, 2 neutral */
+    float probs[3];     /* normalized over the three labels */
+    double logp[3];     /* log-likelihood of each label's tokens */
+    double ms;          /* wall time of the judgment */
+} qc_emotion_t;
+
+/* Prepares the pipeline: tokenizes the label words and prefills the analyst
+ * prefix once. The model must outlive the pipeline. */
+qc_status qc_care_new(qc_model_t *m, const qc_care_opts_t *opts, qc_care_t **out, char *err, size_t err_size);
+void qc_care_free(qc_care_t *c);
+const char *qc_care_errmsg(const qc_care_t *c);
+
+/* Judges the emotion of text (UTF-8, len bytes). Special-token text in the
+ * message is not interpreted. Not thread-safe (one request at a time). */
+qc_status qc_care_emotion(qc_care_t *c, const char *text, size_t len, qc_emotion_t *out);
+
+/* Writes the reply to text, told the emotion, streamed through cb in whole
+ * UTF-8 characters; sampling from the model's generation_config.json unless
+ * sampling is given. max_tokens > 0. */
+qc_status qc_care_reply(qc_care_t *c, const char *text, int emotion, const qc_sampling_t *sampling,
+                        int max_tokens, qc_token_cb cb, void *user);
+
+/* One turn of the conversation session_id (created on first use): the
+ * reply to text, told its emotion, streamed through cb. A session keeps its
+ * KV state between turns, so a turn costs its new tokens; when all sessions
+ * exceed the memory budget the least recently used lose their KV state and
+ * get it back on their next turn by repeating the same forward calls, which
+ * gives exactly the same result. */
+qc_status qc_care_chat(qc_care_t *c, const char *session_id, const char *text, int emotion,
+                       const qc_sampling_t *sampling, int max_tokens, qc_token_cb cb, void *user);
+qc_status qc_care_end_session(qc_care_t *c, const char *session_id);
+
+/* A judgment driven step by step by the caller (the server's scheduler
+ * runs many in one forward pass with other requests):
+ *   qc_care_judge_begin   tokenizes the analyst turn for text; its context
+ *                         continues the shared analyst prefix
+ *   qc_care_judge_tokens  the tokens the caller must run on
+ *                         qc_care_judge_ctx, in one or more calls
+ *   qc_care_judge_end     given the next-token logits after the last of
+ *                         them: the emotion (the labels' extra tokens, if
+ *                         any, run here); frees j
+ *   qc_care_judge_free    abandons j.
+ * Running the tokens in one call gives exactly qc_care_emotion's result
+ * (without the prefix cache, begin runs the prefix itself). */
+typedef struct qc_care_judge qc_care_judge_t;
+qc_status qc_care_judge_begin(qc_care_t *c, const char *text, size_t len, qc_care_judge_t **out);
+qc_ctx_t *qc_care_judge_ctx(const qc_care_judge_t *j);
+size_t qc_care_judge_tokens(const qc_care_judge_t *j, const int32_t **ids);
+qc_status qc_care_judge_end(qc_care_judge_t *j, const float *logits, qc_emotion_t *out);
+void qc_care_judge_free(qc_care_judge_t *j);
+
+/* The tokens of qc_care_reply's prompt for text told the emotion (*ids
+ * allocated, caller frees). QC_ERR_CONTEXT when longer than the context. */
+qc_status qc_care_reply_ids(qc_care_t *c, const char *text, int emotion, int32_t **ids, size_t *n);
+
+/* A conversation turn driven step by step by the caller, who runs the
+ * model (the server's scheduler batches many turns into one forward pass):
+ *   qc_care_turn_begin   opens the turn as qc_care_chat does; the session is
+ *                        busy (never evicted; a second turn gets QC_ERR_BUSY)
+ *   qc_care_turn_pending the tokens not yet in qc_care_turn_ctx's KV state
+ *   qc_care_turn_evaluated  after each forward call on that context: it ran
+ *                        the next n pending tokens (recorded for an exact
+ *                        rebuild after eviction)
+ *   qc_care_turn_push    a generated token joins the conversation
+ *   qc_care_turn_end     ok = 1 keeps the turn, 0 undoes it; frees t.
+ * Not thread-safe, like the rest of qc_care_t. */
+typedef struct qc_care_turn qc_care_turn_t;
+qc_status qc_care_turn_begin(qc_care_t *c, const char *session_id, const char *text, int emotion,
+                             qc_care_turn_t **out);
+qc_ctx_t *qc_care_turn_ctx(const qc_care_turn_t *t);
+size_t qc_care_turn_pending(const qc_care_turn_t *t, const int32_t **ids);
+qc_status qc_care_turn_evaluated(qc_care_turn_t *t, size_t n);
+qc_status qc_care_turn_push(qc_care_turn_t *t, int32_t id);
+void qc_care_turn_end(qc_care_turn_t *t, int ok);
+/* Number of sessions (and, in *resident, those holding KV state now). */
+int qc_care_n_sessions(const qc_care_t *c, int *resident);
+/* KV bytes held by the sessions now. */
+size_t qc_care_sessions_bytes(const qc_care_t *c);
+
+/* Number of tokens of the cached analyst prefix. */
+int qc_care_prefix_tokens(const qc_care_t *c);
+
+/* ==== evaluation metrics (src/care/eval.c) ==== */
+
+#define QC_N_EMOTIONS 3 /* positive, negative, neutral: qc_emotion_name's order */
+
+/* "positive", "negative", "neutral"; NULL outside [0, 3). */
+const char *qc_emotion_name(int label);
+/* The index of a label name, or -1. */
+int qc_emotion_index(const char *name);
+
+typedef struct {
+    long cm[QC_N_EMOTIONS][QC_N_EMOTIONS]; /* [true label][predicted label] */
+    double *latency_ms;                     /* one per example */
+    size_t n, cap;
+} qc_eval_t;
+
+typedef struct {
+    long n;
+    double accuracy, macro_f1;
+    double precision[QC_N_EMOTIONS], recall[QC_N_EMOTIONS], f1[QC_N_EMOTIONS];
+    long support[QC_N_EMOTIONS];
+    double p50_ms, p95_ms; /* nearest-rank percentiles */
+} qc_eval_summary_t;
+
+void qc_eval_init(qc_eval_t *e);
+void qc_eval_free(qc_eval_t *e);
+/* Records one example; -1 when out of memory or a label is out of range. */
+int qc_eval_add(qc_eval_t *e, int truth, int predicted, double latency_ms);
+/* Precision/recall/F1 of a class with no predictions / no examples are 0
+ * (as scikit-learn's zero_division=0). */
+void qc_eval_summarize(const qc_eval_t *e, qc_eval_summary_t *s);
+/* One JSON object (no newline): n, accuracy, macro_f1, per_class, confusion,
+ * latency_ms {p50, p95}. */
+void qc_eval_write_json(FILE *f, const qc_eval_t *e, const qc_eval_summary_t *s);
+/* A standalone HTML page: the metrics table and the confusion matrix as an
+ * SVG heat map. title is HTML-escaped. 0 on success, -1 on a write error. */
+int qc_eval_write_html(const char *path, const char *title, const qc_eval_t *e, const qc_eval_summary_t *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
