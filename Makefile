@@ -85,7 +85,7 @@ test: deps
 	@st=0; $(MAKE) --no-print-directory test-unit || st=1; \
 	  $(MAKE) --no-print-directory debug || st=1; \
 	  cat build/tests/summary build-debug/tests/summary 2>/dev/null | \
-	    awk '{p += $$1; f += $$2} END {printf "all builds: %d passed, %d failed\n", p, f}'; \
+	    awk '{p += $$1; f += $$2; s += $$3} END {printf "all builds: %d passed, %d failed, %d skipped\n", p, f, s}'; \
 	  exit $$st
 
 # ASan + UBSan build of the same tests, in build-debug/.

@@ -26,5 +26,5 @@ else
     got=$("$out/greedy" "$QC_MODELS/tiny-qwen2" "$prompt" f32 | sed 's/ *$//')
     [ "$got" = "$want" ]; check $? "greedy tokens: got '$got', want '$want'"
 fi
-echo "example: $pass passed, $fail failed"
+echo "example: $pass passed, $fail failed, 0 skipped"
 [ "$fail" = 0 ]

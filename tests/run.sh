@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs every test of one build folder ($1, default build): generates the
 # fixture models with `qcare mkmodel`, runs each tests/test_* program and the
-# CLI tests, and prints the closing line `N passed, N failed`.
+# CLI tests, and prints the closing line `N passed, N failed, N skipped`
+# (with the reason of every skip above it).
 BUILD=${1:-build}
 export QC_BUILD="$BUILD"
 export QC_FIXTURES="${QC_FIXTURES:-../shared/fixtures}"
@@ -18,7 +19,7 @@ for preset in tiny-qwen2 tiny-qwen3; do
     fi
 done
 
-passed=0; failed=0
+passed=0; failed=0; skipped=0
 log="$BUILD/tests/log"; mkdir -p "$log"
 
 # run_one NAME COMMAND...: runs one test program, adds its counts (a crash or
@@ -27,13 +28,19 @@ run_one() {
     name=$1; shift
     "$@" > "$log/$name.out" 2>&1
     rc=$?
-    line=$(grep -E '^[^ ]+: [0-9]+ passed, [0-9]+ failed$' "$log/$name.out" | tail -n 1)
-    p=$(echo "$line" | sed -nE 's/.*: ([0-9]+) passed.*/\1/p'); f=$(echo "$line" | sed -nE 's/.* ([0-9]+) failed$/\1/p')
+    line=$(grep -E '^[^ ]+: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$log/$name.out" | tail -n 1)
+    p=$(echo "$line" | sed -nE 's/.*: ([0-9]+) passed.*/\1/p'); f=$(echo "$line" | sed -nE 's/.* ([0-9]+) failed.*/\1/p')
+    s=$(echo "$line" | sed -nE 's/.* ([0-9]+) skipped$/\1/p')
     [ -n "$p" ] || p=0
     [ -n "$f" ] || f=0
-    if [ $rc -ne 0 ] && [ "$f" = 0 ]; then f=1; fi
-    passed=$((passed + p)); failed=$((failed + f))
-    if [ $rc -eq 0 ]; then echo "ok   $name ($p passed)"; else echo "FAIL $name (rc $rc)"; tail -n 20 "$log/$name.out"; fi
+    [ -n "$s" ] || s=0
+    # a crash, a non-zero exit or a missing closing line is a failure
+    if { [ $rc -ne 0 ] || [ -z "$line" ]; } && [ "$f" = 0 ]; then f=1; fi
+    passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+    if [ $rc -eq 0 ] && [ -n "$line" ]; then
+        if [ "$s" -gt 0 ]; then echo "ok   $name ($p passed, $s skipped)"; else echo "ok   $name ($p passed)"; fi
+        grep -E '^SKIP' "$log/$name.out" | sed 's/^/       /'
+    else echo "FAIL $name (rc $rc)"; tail -n 20 "$log/$name.out"; fi
 }
 
 for t in "$BUILD"/tests/test_*; do
@@ -49,6 +56,6 @@ run_one example sh tests/example.sh "$BUILD"
 # The chat page in a real browser (Chromium driven by playwright-core),
 # against this build's server.
 run_one browser sh tests/browser/run.sh "$BUILD"
-echo "$BUILD: $passed passed, $failed failed"
-echo "$passed $failed" > "$BUILD/tests/summary"
+echo "$BUILD: $passed passed, $failed failed, $skipped skipped"
+echo "$passed $failed $skipped" > "$BUILD/tests/summary"
 [ "$failed" -eq 0 ]

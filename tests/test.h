@@ -1,5 +1,7 @@
 /* test.h — the tiny harness every test program uses: CHECK counts passes
- * and failures, test_done prints the closing line and returns the exit code. */
+ * and failures, SKIP counts (and says) what could not be checked here,
+ * test_done prints the closing line `NAME: N passed, N failed, N skipped`
+ * and returns the exit code. */
 #ifndef QC_TEST_H
 #define QC_TEST_H
 #include "base/base.h"
@@ -7,7 +9,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-static int test_passed, test_failed;
+static int test_passed, test_failed, test_skipped;
 
 #define CHECK(cond, ...)                                                       \
     do {                                                                       \
@@ -21,6 +23,17 @@ static int test_passed, test_failed;
         }                                                                      \
     } while (0)
 
+/* One check that cannot run here (a CPU level this machine lacks, ...):
+ * counted, and its reason printed as a line starting "SKIP", which the
+ * runner repeats in its summary, so a skip is never silent. */
+#define SKIP(...)                                                              \
+    do {                                                                       \
+        test_skipped++;                                                        \
+        printf("SKIP %s:%d: ", __FILE__, __LINE__);                            \
+        printf(__VA_ARGS__);                                                   \
+        putchar('\n');                                                         \
+    } while (0)
+
 /* The value of environment variable `name`, or def when unset or empty. */
 static inline const char *test_env(const char *name, const char *def) {
     const char *v = getenv(name);
@@ -30,7 +43,6 @@ static inline const char *test_env(const char *name, const char *def) {
 /* The fixtures folder: $QC_FIXTURES or ../shared/fixtures. */
 static inline const char *fixtures(void) { return test_env("QC_FIXTURES", "../shared/fixtures"); }
 
-/* Monotonic seconds. */
 /* A whole file, NUL-terminated (caller frees); its length in *len if given.
  * NULL when it cannot be opened. */
 static inline char *test_slurp(const char *path, size_t *len) {
@@ -48,7 +60,7 @@ static inline char *test_slurp(const char *path, size_t *len) {
 }
 
 static inline int test_done(const char *name) {
-    printf("%s: %d passed, %d failed\n", name, test_passed, test_failed);
+    printf("%s: %d passed, %d failed, %d skipped\n", name, test_passed, test_failed, test_skipped);
     return test_failed ? 1 : 0;
 }
 #endif

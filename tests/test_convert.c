@@ -706,13 +706,6 @@ static void check_cli(const char *model) {
 
 /* ==== logits from the converted file (needs the GGUF reader) ==== */
 
-/* The GGUF reader (src/engine/gguf.c) is being written alongside; a weak
- * reference does not pull it out of the library, so its address says
- * whether qc_model_load (which calls it) can read .gguf files in this build. */
-struct qc_gguf;
-extern qc_status qc_gguf_open(const char *path, struct qc_gguf **out, char *err, size_t err_size)
-    __attribute__((weak));
-
 static float *logits_of(const char *path, const char *dtype, const int32_t *ids, size_t n, int32_t *n_vocab) {
     char err[512];
     qc_model_t *m = NULL;
@@ -736,10 +729,6 @@ static float *logits_of(const char *path, const char *dtype, const int32_t *ids,
 }
 
 static void check_logits(const char *model) {
-    if (!qc_gguf_open) {
-        printf("note: the GGUF reader is not in this build; logits of converted files not checked\n");
-        return;
-    }
     static const int32_t ids[] = {151644, 872, 198, 108386, 151645, 198, 151644, 77091, 198};
     const size_t n = sizeof ids / sizeof ids[0];
     static const struct {

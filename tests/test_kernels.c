@@ -464,7 +464,7 @@ static void test_matmul(void) {
     for (int l = QC_CPU_AVX2; l <= QC_CPU_AVX512; l++) {
         if (n_levels_run[l]) printf("test_kernels: %s: %d matmul configurations checked against scalar\n",
                                     level_names[l], n_levels_run[l]);
-        else printf("test_kernels: %s: skipped (not supported by this CPU or build)\n", level_names[l]);
+        else SKIP("%s kernels not checked: not supported by this CPU or build", level_names[l]);
     }
 }
 

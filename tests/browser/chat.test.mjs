@@ -8,7 +8,7 @@
 //
 // The model behind the server may be a random-weight test model: the reply
 // text is noise, so the checks are about mechanics, never about words.
-// Prints one line per check and `browser: N passed, N failed` last; exits
+// Prints one line per check and `browser: N passed, N failed, N skipped` last; exits
 // non-zero on any failure.
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
@@ -29,7 +29,7 @@ let passed = 0, failed = 0;
 const t0 = Date.now();
 
 function finish(code) {
-    console.log(`browser: ${passed} passed, ${failed} failed`);
+    console.log(`browser: ${passed} passed, ${failed} failed, 0 skipped`);
     process.exit(code ?? (failed ? 1 : 0));
 }
 
@@ -135,12 +135,19 @@ try {
         await input.fill('');
     });
 
-    // Records, per turn, when its badge and its first reply text appeared.
+    // Records, per turn, when its badge and its first reply text appeared;
+    // and, at every change while a turn waits or streams, whether the send
+    // button was off (a reply too fast to catch by polling is still seen).
     await page.evaluate(() => {
         window.__qc = [];
+        window.__qcBusy = { seen: 0, enabled: 0 };
         let n = 0;
         const seen = new Set();
         new MutationObserver(() => {
+            if (document.querySelector('[data-testid="turn"][data-state="waiting"], [data-testid="turn"][data-state="streaming"]')) {
+                window.__qcBusy.seen++;
+                if (!document.querySelector('[data-testid="send"]').disabled) window.__qcBusy.enabled++;
+            }
             for (const turn of document.querySelectorAll('[data-testid="turn"]')) {
                 const id = turn.dataset.id;
                 const badge = turn.querySelector('[data-testid="badge"]');
@@ -149,7 +156,7 @@ try {
                 if (badge && !seen.has(id + 'b')) { seen.add(id + 'b'); window.__qc.push({ id, part: 'badge', n: n++ }); }
                 if (reply && reply.textContent && !seen.has(id + 'r')) { seen.add(id + 'r'); window.__qc.push({ id, part: 'reply', n: n++ }); }
             }
-        }).observe(document.getElementById('turns'), { childList: true, subtree: true, characterData: true });
+        }).observe(document.getElementById('turns'), { childList: true, subtree: true, characterData: true, attributes: true, attributeFilter: ['data-state'] });
     });
 
     /* ---- an ordinary message ---- */
@@ -160,9 +167,10 @@ try {
         expect((await t1.getByTestId('user-msg').textContent()) === CALM, 'text differs');
     });
     await check('send is disabled while the reply streams', async () => {
-        const state = await t1.getAttribute('data-state');
-        // A very fast reply may already be over; otherwise the button must be off.
-        if (state === 'waiting' || state === 'streaming') expect(await page.getByTestId('send').isDisabled(), 'send is enabled');
+        await t1.getByTestId('reply').waitFor({ timeout: REPLY_MS });
+        const busy = await page.evaluate(() => window.__qcBusy);
+        expect(busy.seen > 0, 'the turn was never seen waiting or streaming');
+        expect(busy.enabled === 0, `send was enabled at ${busy.enabled} of ${busy.seen} changes while the turn was busy`);
     });
     await check('emotion badge: a label, an emoji and three percentages', async () => {
         const badge = t1.getByTestId('badge');

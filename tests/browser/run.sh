@@ -3,17 +3,17 @@
 # Chromium, Node.js and playwright-core are there (scripts/browser-deps.sh),
 # starts `qcare serve` with the tiny fixture model on a free port, runs
 # chat.test.mjs against it, and stops the server. Screenshots and logs go to
-# $BUILD/browser. The last line is always `browser: N passed, N failed`; a
+# $BUILD/browser. The last line is always `browser: N passed, N failed, N skipped`; a
 # missing dependency is a failure, never a silent skip.
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 BUILD=$(cd "${1:-build}" 2>/dev/null && pwd) || {
-    echo "browser: no build folder '${1:-build}'" >&2; echo "browser: 0 passed, 1 failed"; exit 1; }
+    echo "browser: no build folder '${1:-build}'" >&2; echo "browser: 0 passed, 1 failed, 0 skipped"; exit 1; }
 cd "$root" || exit 1
 
 fail() {
     echo "browser: $*" >&2
-    echo "browser: 0 passed, 1 failed"
+    echo "browser: 0 passed, 1 failed, 0 skipped"
     exit 1
 }
 
@@ -67,8 +67,8 @@ QC_URL="$url" QC_SHOTS="$out" node "$here/chat.test.mjs" >"$out/test.log" 2>&1
 rc=$?
 stop
 cat "$out/test.log"
-if ! tail -n 1 "$out/test.log" | grep -qE '^browser: [0-9]+ passed, [0-9]+ failed$'; then
-    echo "browser: 0 passed, 1 failed"
+if ! tail -n 1 "$out/test.log" | grep -qE '^browser: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$'; then
+    echo "browser: 0 passed, 1 failed, 0 skipped"
     [ $rc -ne 0 ] || rc=1
 fi
 exit $rc
