@@ -313,7 +313,9 @@ static void long_case(const qc_tokenizer_t *tok, const char *name, const char *s
     size_t dl = 0;
     st = qc_tokenizer_decode(tok, ids, nids, &d, &dl);
     CHECK(st == QC_OK && dl == n && memcmp(d, s, n) == 0, "long %s: round trip", name);
-    CHECK(t1 - t0 < 5.0, "long %s: %.2f s", name, t1 - t0);
+    /* not a speed test (speeds are benchmarks): only a guard against
+     * super-linear behaviour, which on 1 MB takes minutes, not seconds */
+    CHECK(t1 - t0 < 60.0, "long %s: %.2f s", name, t1 - t0);
     printf("  encode %-22s %8zu bytes -> %7zu ids in %.3f s\n", name, n, nids, t1 - t0);
     free(d);
     free(ids);
@@ -597,7 +599,6 @@ int main(void) {
     free(path);
     if (!tok) return test_done("test_tokenizer");
     printf("  load tokenizer.json: %.3f s\n", t1 - t0);
-    CHECK(t1 - t0 < 2.0, "load took %.2f s", t1 - t0);
 
     test_basics(tok);
     char *golden = qc_path_join(fixtures(), "golden/tokenizer.jsonl");
@@ -610,8 +611,8 @@ int main(void) {
     if (!diff) diff = "tests/data/tokdiff.jsonl";
     t0 = qc_now_s();
     n = check_jsonl(tok, diff, 20);
-    /* the committed set has 11,626 strings; missing or cut short is a failure */
-    CHECK(n >= 11000, "%s: %ld strings (missing or truncated; see tests/tokdiff)", diff, n);
+    /* the committed set has 12,626 strings; missing or cut short is a failure */
+    CHECK(n >= 12000, "%s: %ld strings (missing or truncated; see tests/tokdiff)", diff, n);
     if (n >= 0) printf("  differential: %ld strings from %s in %.2f s\n", n, diff, qc_now_s() - t0);
 
     test_special(tok);
