@@ -12,7 +12,16 @@
  * 2. Against the F32 goldens, quantization moves the logits: llama.cpp's own
  *    quantized runs move them by up to 0.22 (Q8_0) and 1.75 (Q4_0: uniform
  *    random weights quantize badly to 4 bits) on these prompts. The test
- *    reports the deviation and greedy agreement, and fails on twice those. */
+ *    reports the deviation and greedy agreement, and fails on twice those.
+ * Every threshold below guards what was measured (2026-12-01, AVX2 and
+ * scalar levels; the two differ only in which positions hit a tie), with a
+ * margin; a check that could not fail is not made:
+ *   vs llama.cpp's quantized runs: within 2.5e-3 at 60-83% of positions
+ *     (min 50%); greedy tokens agreeing 46-65% (min 35%);
+ *   vs the F32 goldens: mean deviation Q8_0 0.079-0.087 (max 0.12), Q4_0
+ *     0.76-0.85 (max 1.1); greedy agreement Q8_0 29-38% (min 20%), Q4_0
+ *     7/120 = 5.8% (min 3%); no position within 2.5e-3 (not checked);
+ *   F32: mean 1e-4 to 2e-4 (max 5e-4), every greedy token (min 100%). */
 #include "engine/engine.h"
 #include "test.h"
 
@@ -41,10 +50,11 @@ static double pairs_diff(const json_t *pairs, const float *row) {
 }
 
 /* Runs model `name` with weights as `dtype` over every prompt of golden file
- * `gname` and checks the listed logits within tol and at least
- * min_greedy_pct% of the greedy tokens. */
-static void check(const char *name, const char *dtype, const char *gname, double tol, int min_greedy_pct,
-                  int min_tight_pct) {
+ * `gname` and checks the listed logits within tol (max) and tol_mean (mean),
+ * at least min_greedy_pct% of the greedy tokens, and at least min_tight_pct%
+ * of positions within 2.5e-3 (when min_tight_pct > 0). */
+static void check(const char *name, const char *dtype, const char *gname, double tol, double tol_mean,
+                  int min_greedy_pct, int min_tight_pct) {
     char dir[1024], golden[1024], err[512];
     snprintf(dir, sizeof dir, "%s/%s", test_env("QC_MODELS", "build/models"), name);
     snprintf(golden, sizeof golden, "%s/golden/%s.jsonl", fixtures(), gname);
@@ -109,8 +119,11 @@ static void check(const char *name, const char *dtype, const char *gname, double
     printf("%s %-5s vs %s: max |logit diff| %.4f, mean %.4f (tolerance %.4f), %ld/%ld positions within 2.5e-3; "
            "greedy tokens agreeing %ld/%ld\n",
            name, dtype, gname, worst, count ? sum / count : 0, tol, tight, count, greedy_same, greedy_total);
-    CHECK(tight * 100 >= (long)min_tight_pct * count, "%s %s: %ld/%ld positions within 2.5e-3, below %d%%", name,
-          dtype, tight, count, min_tight_pct);
+    if (min_tight_pct > 0)
+        CHECK(tight * 100 >= (long)min_tight_pct * count, "%s %s: %ld/%ld positions within 2.5e-3, below %d%%",
+              name, dtype, tight, count, min_tight_pct);
+    CHECK(count && sum / count <= tol_mean, "%s %s: mean deviation %.4f above %.3f", name, dtype,
+          count ? sum / count : 0, tol_mean);
     CHECK(worst <= tol, "%s %s: max deviation %.4f within %.2f", name, dtype, worst, tol);
     CHECK(greedy_same * 100 >= (long)min_greedy_pct * greedy_total, "%s %s: greedy agreement %ld/%ld below %d%%",
           name, dtype, greedy_same, greedy_total, min_greedy_pct);
@@ -119,13 +132,13 @@ static void check(const char *name, const char *dtype, const char *gname, double
 
 int main(void) {
     /* llama.cpp's own quantized runs: same numbers expected */
-    check("tiny-qwen3", "q8_0", "tiny-qwen3-q8_0", 0.25, 0, 50);
-    check("tiny-qwen3", "q4_0", "tiny-qwen3-q4_0", 0.25, 0, 50);
+    check("tiny-qwen3", "q8_0", "tiny-qwen3-q8_0", 0.25, 0.04, 35, 50);
+    check("tiny-qwen3", "q4_0", "tiny-qwen3-q4_0", 0.25, 0.04, 35, 50);
     const char *names[] = {"tiny-qwen2", "tiny-qwen3"};
     for (int i = 0; i < 2; i++) {
-        check(names[i], "f32", names[i], 3e-3, 100, 100); /* converted to F32: as exact as BF16 */
-        check(names[i], "q8_0", names[i], 0.44, 0, 0);
-        check(names[i], "q4_0", names[i], 3.5, 0, 0);
+        check(names[i], "f32", names[i], 3e-3, 5e-4, 100, 100); /* converted to F32: as exact as BF16 */
+        check(names[i], "q8_0", names[i], 0.44, 0.12, 20, 0);
+        check(names[i], "q4_0", names[i], 3.5, 1.1, 3, 0);
     }
     return test_done("test_quant");
 }
