@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -94,7 +95,7 @@ static void test_help_and_errors(const char *model) {
     }
     snprintf(args, sizeof args, "generate --model %s --dtype q5_9 hello", model);
     int rc = run_status(args, NULL, &err);
-    CHECK(rc == 1 && strstr(err, "q5_9"), "unknown --dtype named: rc %d, '%s'", rc, err);
+    CHECK(rc == 2 && strstr(err, "q5_9"), "unknown --dtype is a usage error, named: rc %d, '%s'", rc, err);
     free(err);
     rc = run_status("frobnicate", NULL, &err);
     CHECK(rc == 2 && strstr(err, "unknown command"), "unknown command: rc %d, '%s'", rc, err);
@@ -308,6 +309,87 @@ static void test_care_commands(const char *model) {
     free(err);
 }
 
+/* qcare convert never writes through or replaces what is not a regular
+ * file, and replaces an existing file only with --force. */
+static void test_convert_output(const char *model) {
+    char *err, args[4096], path[700], link[700];
+    /* a device: before the fix, "wrote /dev/full" and the device became a file */
+    struct stat before, after;
+    int have_dev = stat("/dev/full", &before) == 0 && S_ISCHR(before.st_mode);
+    snprintf(args, sizeof args, "convert %s /dev/full --type q8_0", model);
+    int rc = run_status(args, NULL, &err);
+    CHECK(rc != 0 && strstr(err, "not a regular file"), "convert to /dev/full refused: rc %d, '%s'", rc, err);
+    free(err);
+    if (have_dev) CHECK(stat("/dev/full", &after) == 0 && S_ISCHR(after.st_mode), "/dev/full is still a device");
+    /* a symbolic link is not replaced, nor written through */
+    snprintf(path, sizeof path, "%s/target", tmpdir);
+    snprintf(link, sizeof link, "%s/link.gguf", tmpdir);
+    FILE *f = fopen(path, "w");
+    if (f) fclose(f);
+    CHECK(symlink(path, link) == 0, "symlink");
+    snprintf(args, sizeof args, "convert %s %s --type q8_0 --force", model, link);
+    rc = run_status(args, NULL, &err);
+    struct stat ls;
+    CHECK(rc != 0 && lstat(link, &ls) == 0 && S_ISLNK(ls.st_mode) && stat(path, &ls) == 0 && ls.st_size == 0,
+          "convert onto a symlink refused, link and target untouched: rc %d, '%s'", rc, err);
+    free(err);
+    /* a folder, and a name ending in '/' */
+    snprintf(args, sizeof args, "convert %s %s/ --type q8_0", model, tmpdir);
+    rc = run_status(args, NULL, &err);
+    CHECK(rc == 2 && strstr(err, "folder"), "convert to DIR/ explains: rc %d, '%s'", rc, err);
+    free(err);
+    snprintf(args, sizeof args, "convert %s %s --type q8_0", model, tmpdir);
+    rc = run_status(args, NULL, &err);
+    CHECK(rc == 2 && strstr(err, "folder"), "convert to DIR explains: rc %d, '%s'", rc, err);
+    free(err);
+    /* an existing regular file: only with --force */
+    snprintf(args, sizeof args, "convert %s %s --type q8_0", model, path);
+    rc = run_status(args, NULL, &err);
+    CHECK(rc == 1 && strstr(err, "--force") && stat(path, &ls) == 0 && ls.st_size == 0,
+          "existing file kept without --force: rc %d, '%s'", rc, err);
+    free(err);
+    snprintf(args, sizeof args, "convert %s %s --type q8_0 --force", model, path);
+    rc = run_status(args, NULL, &err);
+    CHECK(rc == 0 && stat(path, &ls) == 0 && S_ISREG(ls.st_mode) && ls.st_size > 1000,
+          "--force replaces a regular file: rc %d, '%s'", rc, err);
+    free(err);
+}
+
+/* eval --task safety: the counts of a small labelled file, and bad lines. */
+static void test_safety_eval(void) {
+    char path[700], args[1024], *out, *err;
+    snprintf(path, sizeof path, "%s/safety.jsonl", tmpdir);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs("{\"text\": \"my dad has crushing chest pain and his left arm is numb\", \"urgent\": true, \"presentation\": \"cardiac\"}\n"
+              "{\"text\": \"what vitamins help with hair growth?\", \"urgent\": false, \"presentation\": \"other\"}\n"
+              "{\"text\": \"I have a mild cold\", \"urgent\": false}\n",
+              f);
+        fclose(f);
+    }
+    snprintf(args, sizeof args, "eval --task safety --data %s --json --counts-only", path);
+    int rc = run(args, NULL, &out, &err);
+    char *last = strrchr(out, '{');
+    json_t *j = last ? json_loads(last, 0, NULL) : NULL;
+    CHECK(rc == 0 && j && json_integer_value(json_object_get(j, "urgent")) == 1 &&
+              json_integer_value(json_object_get(j, "not_urgent")) == 2 && !strstr(out, "miss "),
+          "eval --task safety counts (rc %d): %s", rc, out);
+    json_decref(j);
+    free(out);
+    free(err);
+    f = fopen(path, "a");
+    if (f) {
+        fputs("{\"text\": \"no label\"}\n", f);
+        fclose(f);
+    }
+    snprintf(args, sizeof args, "eval --task safety --data %s", path);
+    rc = run_status(args, NULL, &err);
+    CHECK(rc == 1 && strstr(err, ":4:"), "a bad line is reported with its number: rc %d, '%s'", rc, err);
+    free(err);
+    CHECK(run_status("eval --task frobnicate --data x", NULL, &err) == 2, "unknown --task is a usage error");
+    free(err);
+}
+
 int main(void) {
     qcare = getenv("QC_QCARE");
     static char qbuf[600];
@@ -325,6 +407,8 @@ int main(void) {
     test_logits_and_generate("tiny-qwen2");
     test_logits_and_generate("tiny-qwen3");
     test_care_commands(model);
+    test_convert_output(model);
+    test_safety_eval();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd)) fprintf(stderr, "cleanup failed\n");

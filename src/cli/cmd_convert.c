@@ -51,7 +51,7 @@ static const struct {
 };
 
 static void convert_help(void) {
-    printf("usage: qcare convert HF_DIR OUT.gguf [--type f32|f16|bf16|q8_0|q4_0]\n\n"
+    printf("usage: qcare convert HF_DIR OUT.gguf [--type f32|f16|bf16|q8_0|q4_0] [--force]\n\n"
            "Writes the Hugging Face Qwen model folder HF_DIR (config.json, model.safetensors\n"
            "or its shards, tokenizer.json, tokenizer_config.json) as a GGUF file that llama.cpp\n"
            "and qcare load: llama.cpp's tensor names, metadata and tokenizer, data aligned to\n"
@@ -59,18 +59,24 @@ static void convert_help(void) {
            "  --type T   how the weight matrices are stored (default f16, as llama.cpp's\n"
            "             converter): f32, f16, bf16 (exact for BF16 checkpoints), q8_0 or\n"
            "             q4_0 (bit-identical to llama-quantize; the output/embedding matrix\n"
-           "             stays Q8_0). Norms and biases are always F32.\n");
+           "             stays Q8_0). Norms and biases are always F32.\n"
+           "  --force    replace OUT.gguf if it exists (only ever a regular file: a device,\n"
+           "             a folder or a symbolic link is never written through or replaced)\n");
 }
 
 int cmd_convert(int argc, char **argv) {
     const char *args[2] = {NULL, NULL}, *type_name = "f16";
-    int n_args = 0, bad = 0;
+    int n_args = 0, bad = 0, force = 0;
     for (int i = 1; i < argc && !bad; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             convert_help();
             return 0;
         }
         if (cli_opt(argc, argv, &i, "--type", &type_name, &bad)) continue;
+        if (!strcmp(argv[i], "--force")) {
+            force = 1;
+            continue;
+        }
         if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "qcare convert: unknown option '%s' (see qcare convert --help)\n", argv[i]);
             return 2;
@@ -92,6 +98,31 @@ int cmd_convert(int argc, char **argv) {
     if (found < 0) {
         fprintf(stderr, "qcare convert: unknown --type '%s' (f32, f16, bf16, q8_0 or q4_0)\n", type_name);
         return 2;
+    }
+
+    /* The output: a new file, or (with --force) an existing regular file. */
+    const char *out = args[1];
+    size_t ol = strlen(out);
+    struct stat ob;
+    if (ol && out[ol - 1] == '/') {
+        fprintf(stderr, "qcare convert: %s is a folder name; give the file to write (e.g. %smodel.gguf)\n", out,
+                out);
+        return 2;
+    }
+    if (lstat(out, &ob) == 0) {
+        if (S_ISDIR(ob.st_mode)) {
+            fprintf(stderr, "qcare convert: %s is a folder; give the file to write (e.g. %s/model.gguf)\n", out, out);
+            return 2;
+        }
+        if (!S_ISREG(ob.st_mode)) {
+            fprintf(stderr, "qcare convert: %s exists and is not a regular file (%s); refusing to replace it\n", out,
+                    S_ISLNK(ob.st_mode) ? "a symbolic link" : "a device, socket or pipe");
+            return 1;
+        }
+        if (!force) {
+            fprintf(stderr, "qcare convert: %s exists; add --force to replace it\n", out);
+            return 1;
+        }
     }
 
     int tty = isatty(2);

@@ -629,6 +629,8 @@ qc_status qc_gguf_convert(const char *hf_dir, const char *out_path, qc_dtype_t t
     if (!S_ISDIR(sb.st_mode))
         return qc_seterr(err, err_size, QC_ERR_ARG,
                          "%s: not a folder (expected a Hugging Face model folder)", hf_dir);
+    if (lstat(out_path, &sb) == 0 && !S_ISREG(sb.st_mode))
+        return qc_seterr(err, err_size, QC_ERR_ARG, "%s: exists and is not a regular file; not replaced", out_path);
 
     qc_status s = QC_OK;
     qc_model_t *m = calloc(1, sizeof *m);
@@ -713,6 +715,13 @@ qc_status qc_gguf_convert(const char *hf_dir, const char *out_path, qc_dtype_t t
     if (!o.err) o.err = close_err;
     if (o.err) {
         s = qc_seterr(err, err_size, QC_ERR_IO, "%s: write failed: %s", out_path, strerror(o.err));
+        goto fail;
+    }
+    /* Never replace what is not a regular file (a device, a folder, a
+     * symbolic link): the caller asked for a file. */
+    struct stat ob;
+    if (lstat(out_path, &ob) == 0 && !S_ISREG(ob.st_mode)) {
+        s = qc_seterr(err, err_size, QC_ERR_ARG, "%s: exists and is not a regular file; not replaced", out_path);
         goto fail;
     }
     if (rename(tmp, out_path) != 0) {
