@@ -11,6 +11,7 @@
 #include "test.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -715,7 +716,44 @@ static char *config_with(const char *from, const char *to) {
     return r;
 }
 
+/* Whole-file reads (config.json, tokenizer.json, ...) take regular files
+ * of bounded size only: before, config.json symlinked to /dev/zero grew to
+ * 11 GB resident in 10 s, and /dev/urandom or a FIFO hung. */
+static void test_special_files(void) {
+    char *p = path2(g_tmp, "config.json"), err[512];
+    qc_config_t c;
+    const char *devs[] = {"/dev/zero", "/dev/urandom"};
+    for (int i = 0; i < 2; i++) {
+        unlink(p);
+        if (symlink(devs[i], p) != 0) {
+            CHECK(0, "symlink %s", devs[i]);
+            continue;
+        }
+        double t0 = qc_now_s();
+        err[0] = 0;
+        qc_status s = qc_config_load(p, &c, err, sizeof err);
+        CHECK(s != QC_OK && strstr(err, "not a regular file") && qc_now_s() - t0 < 5,
+              "config.json -> %s refused at once: status %d, '%s'", devs[i], s, err);
+    }
+    unlink(p);
+    CHECK(mkfifo(p, 0600) == 0, "mkfifo");
+    err[0] = 0;
+    qc_status s = qc_config_load(p, &c, err, sizeof err);
+    CHECK(s != QC_OK && strstr(err, "not a regular file"), "config.json a FIFO refused: '%s'", err);
+    unlink(p);
+    /* a sparse file just over the limit: refused from its size, unread */
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CHECK(fd >= 0 && ftruncate(fd, (off_t)QC_READ_FILE_MAX + 1) == 0, "sparse file");
+    if (fd >= 0) close(fd);
+    err[0] = 0;
+    s = qc_config_load(p, &c, err, sizeof err);
+    CHECK(s != QC_OK && strstr(err, "MiB"), "config.json over %d MiB refused: '%s'", QC_READ_FILE_MAX >> 20, err);
+    unlink(p);
+    free(p);
+}
+
 static void test_config(void) {
+    test_special_files();
     expect_config("small", SMALL_CONFIG, QC_OK, NULL);
     char *t;
 #define CASE(label, from, to, want, needle)       \

@@ -176,7 +176,15 @@ const char *qc_dtype_name(qc_dtype_t t);
 
 /* ==== small file helpers ==== */
 
-/* Reads a whole file (NUL-terminated, caller frees); NULL with err on failure. */
+/* The most a whole-file read takes: 64 MiB. The JSON files a model folder
+ * holds (config.json, generation_config.json, tokenizer.json at ~7 MB,
+ * tokenizer_config.json, model.safetensors.index.json) are far smaller. */
+#define QC_READ_FILE_MAX (64 << 20)
+
+/* Reads a whole regular file of at most QC_READ_FILE_MAX bytes
+ * (NUL-terminated, caller frees); NULL with err on failure: missing,
+ * unreadable, not a regular file (a device, FIFO or folder: refused without
+ * reading), or too big. */
 char *qc_read_file(const char *path, size_t *len, char *err, size_t err_size);
 /* dir + "/" + name into a fresh string (caller frees); NULL on OOM. */
 char *qc_path_join(const char *dir, const char *name);

@@ -3,9 +3,12 @@
 #include "engine/engine.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 const char *qc_status_str(qc_status s) {
     switch (s) {
@@ -33,35 +36,66 @@ char *qc_path_join(const char *dir, const char *name) {
 }
 
 char *qc_read_file(const char *path, size_t *len, char *err, size_t err_size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    /* O_NONBLOCK: opening a FIFO must not hang; the regular-file check
+     * below refuses it (and devices such as /dev/zero or /dev/urandom,
+     * which would otherwise be read forever). */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
         qc_seterr(err, err_size, QC_ERR_IO, "%s: %s", path, strerror(errno));
         return NULL;
     }
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        qc_seterr(err, err_size, QC_ERR_FORMAT, "%s: not a regular file", path);
+        return NULL;
+    }
+    if (sb.st_size > QC_READ_FILE_MAX) {
+        close(fd);
+        qc_seterr(err, err_size, QC_ERR_FORMAT, "%s: %lld bytes, more than the %d MiB such a file may have", path,
+                  (long long)sb.st_size, QC_READ_FILE_MAX >> 20);
+        return NULL;
+    }
+    /* Read up to one byte past the limit: a file that grew meanwhile is
+     * refused too, so memory stays bounded by the limit. */
+    size_t cap = (size_t)sb.st_size + 1, n = 0;
+    char *buf = malloc(cap + 1);
+    if (!buf) {
+        close(fd);
+        qc_seterr(err, err_size, QC_ERR_NOMEM, "%s: out of memory", path);
+        return NULL;
+    }
     for (;;) {
-        if (n + 4096 + 1 > cap) {
-            size_t ncap = cap ? cap * 2 : 65536;
-            char *nb = realloc(buf, ncap);
+        if (n == cap) {
+            if (cap > QC_READ_FILE_MAX) break;
+            size_t ncap = cap * 2 > (size_t)QC_READ_FILE_MAX + 1 ? (size_t)QC_READ_FILE_MAX + 1 : cap * 2;
+            char *nb = realloc(buf, ncap + 1);
             if (!nb) {
                 free(buf);
-                fclose(f);
+                close(fd);
                 qc_seterr(err, err_size, QC_ERR_NOMEM, "%s: out of memory", path);
                 return NULL;
             }
             buf = nb;
             cap = ncap;
         }
-        size_t r = fread(buf + n, 1, cap - n - 1, f);
-        n += r;
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            int e = errno;
+            free(buf);
+            close(fd);
+            qc_seterr(err, err_size, QC_ERR_IO, "%s: read error: %s", path, strerror(e));
+            return NULL;
+        }
         if (r == 0) break;
+        n += (size_t)r;
     }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
+    close(fd);
+    if (n > QC_READ_FILE_MAX) {
         free(buf);
-        qc_seterr(err, err_size, QC_ERR_IO, "%s: read error", path);
+        qc_seterr(err, err_size, QC_ERR_FORMAT, "%s: more than the %d MiB such a file may have", path,
+                  QC_READ_FILE_MAX >> 20);
         return NULL;
     }
     buf[n] = 0;
