@@ -109,9 +109,15 @@ run: all
 	@m="$(MODEL)"; \
 	if [ -z "$$m" ]; then \
 	  if m=$$($(BUILD)/qcare pull); then :; else \
-	    echo "run: could not download the default model; using a tiny random-weight fixture model" >&2; \
 	    m=$(BUILD)/models/tiny-qwen2; \
-	    [ -f $$m/model.safetensors ] || $(BUILD)/qcare mkmodel --preset tiny-qwen2 --out $$m --tokenizer ../shared/fixtures/tokenizer >/dev/null; \
+	    if [ ! -f $$m/model.safetensors ] && [ ! -f ../shared/fixtures/tokenizer/tokenizer.json ]; then \
+	      echo "run: no model: the default one could not be downloaded, and the fixture tokenizer" >&2; \
+	      echo "run: (../shared/fixtures/tokenizer) for the offline stand-in model is not here either." >&2; \
+	      echo "run: give one: make run MODEL=path/to/Qwen2.5-0.5B-Instruct (a Hugging Face folder or a .gguf file)" >&2; \
+	      exit 1; \
+	    fi; \
+	    echo "run: could not download the default model; using a tiny random-weight fixture model (its replies are noise)" >&2; \
+	    [ -f $$m/model.safetensors ] || $(BUILD)/qcare mkmodel --preset tiny-qwen2 --out $$m --tokenizer ../shared/fixtures/tokenizer >/dev/null || exit 1; \
 	  fi; \
 	fi; \
 	echo "run: open http://$(HOST):$(PORT)/ in a browser (Ctrl-C stops the server)"; \
