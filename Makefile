@@ -7,7 +7,7 @@ BUILD   ?= build
 # The engine library (libqcare.a) needs only the first three; the care
 # library adds nothing; the qcare binary (server, hub client) the rest.
 ENGINE_PKGS = libpcre2-8 libutf8proc jansson
-PKGS     = $(ENGINE_PKGS) libcrypto libcurl libmicrohttpd
+PKGS     = $(ENGINE_PKGS) libcrypto libcurl libmicrohttpd libedit
 OPT     ?= -O2
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Isrc -Itools -pthread
 CFLAGS  ?= $(OPT) -g

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -298,7 +299,7 @@ static void test_care_commands(const char *model) {
     free(out);
     free(err);
     snprintf(args, sizeof args, "chat --model %s --dtype bf16 -n 4", model);
-    rc = run(args, "我头疼了两天\n吃了药好一点了\n", &out, &err);
+    rc = run(args, "我头疼了两天\n\n  \n吃了药好一点了\n", &out, &err); /* empty lines end nothing */
     int turns = 0;
     for (char *p = out; (p = strstr(p, "neutral ")); p++) turns++;
     CHECK(rc == 0 && turns == 2, "chat answers each line with its emotion: rc %d, %d turns", rc, turns);
@@ -307,6 +308,63 @@ static void test_care_commands(const char *model) {
     snprintf(args, sizeof args, "eval --model %s --data /nonexistent.jsonl", model);
     CHECK(run_status(args, NULL, &err) == 1 && strstr(err, "nonexistent"), "eval on a missing file: %s", err);
     free(err);
+}
+
+/* Ctrl-C while a chat reply streams stops that reply, not the chat: the
+ * next message is still answered. */
+static void test_chat_interrupt(const char *model) {
+    int in[2], out[2];
+    if (pipe(in) || pipe(out)) {
+        CHECK(0, "pipe");
+        return;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(in[0], 0), dup2(out[1], 1), dup2(out[1], 2);
+        close(in[1]), close(out[0]);
+        execl(qcare, qcare, "chat", "--model", model, "--dtype", "bf16", "-n", "60000", (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]), close(out[1]);
+    const char *first = "hello there\n";
+    CHECK(write(in[1], first, strlen(first)) == (ssize_t)strlen(first), "write");
+    /* wait for the emotion line and some reply text, then interrupt */
+    char buf[65536];
+    size_t n = 0;
+    double t0 = qc_now_s();
+    while (n < sizeof buf - 1 && qc_now_s() - t0 < 60) {
+        ssize_t r = read(out[0], buf + n, sizeof buf - 1 - n);
+        if (r <= 0) break;
+        n += (size_t)r;
+        buf[n] = 0;
+        char *e = strstr(buf, ")\n");
+        if (e && strlen(e) > 40) break;
+    }
+    kill(pid, SIGINT);
+    const char *second = "thank you\n";
+    CHECK(write(in[1], second, strlen(second)) == (ssize_t)strlen(second), "write");
+    close(in[1]);
+    /* the rest: the second reply is cut at 60000 tokens unless stopped, so
+     * interrupt again once its emotion line is there */
+    int stopped = 0, emotions = 0;
+    for (double t1 = qc_now_s(); qc_now_s() - t1 < 60;) {
+        ssize_t r = read(out[0], buf + n, sizeof buf - 1 - n);
+        if (r <= 0) break;
+        n += (size_t)r;
+        buf[n] = 0;
+        emotions = 0;
+        for (char *p = buf; (p = strstr(p, "(positive ")); p++) emotions++;
+        if (emotions == 2 && !stopped) {
+            stopped = 1;
+            kill(pid, SIGINT);
+        }
+        if (n > sizeof buf - 1024) n = 0; /* keep reading; counts were taken */
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    close(out[0]);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "chat ends normally after Ctrl-C stopped a reply (status %d)", st);
+    CHECK(emotions == 2 && strstr(buf, "(reply stopped)"), "the message after an interrupted reply is answered");
 }
 
 /* qcare convert never writes through or replaces what is not a regular
@@ -408,6 +466,7 @@ int main(void) {
     test_logits_and_generate("tiny-qwen3");
     test_care_commands(model);
     test_convert_output(model);
+    test_chat_interrupt(model);
     test_safety_eval();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);

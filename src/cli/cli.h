@@ -3,6 +3,9 @@
 #define QC_CLI_H
 
 #include "qcare_care.h"
+#include "base/base.h"
+
+#include <signal.h>
 
 #include <stdio.h>
 
@@ -31,15 +34,17 @@ qc_model_t *cli_load_model(const char *dir, const char *dtype, int n_threads);
 char *cli_resolve_model(const char *arg);
 
 /* Streamed model text: echoed to stdout as it comes (when echo) and kept
- * whole in text (NUL-terminated, len bytes; caller frees text). */
+ * whole in text (text.p NUL-terminated, text.n bytes; qc_buf_free it).
+ * Generation stops when *stop (if set) becomes non-zero, e.g. from a
+ * SIGINT handler. */
 typedef struct {
-    char *text;
-    size_t len, cap;
+    qc_buf_t text;
     int echo;
+    volatile sig_atomic_t *stop;
 } cli_stream_t;
 
 /* A qc_token_cb for cli_stream_t (user): echoes and keeps each piece;
- * stops generation when out of memory. */
+ * stops generation when out of memory or asked to. */
 int cli_on_piece(void *user, int32_t id, const char *piece, size_t len);
 
 /* Prints s as a JSON string literal (with quotes) to f. */

@@ -3,7 +3,9 @@
 #include "care/eval.h"
 #include "cli/cli.h"
 
+#include <editline/readline.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -105,7 +107,7 @@ static int answer(qc_care_t *c, const char *session, const char *text, int n_max
                "%.4f}}, \"urgent\": %s, \"urgent_kind\": \"%s\", \"reply\": ",
                qc_emotion_name(e.label), e.probs[0], e.probs[1], e.probs[2], s.kind ? "true" : "false",
                qc_urgent_name(s.kind));
-        cli_json_string(stdout, reply->text ? reply->text : "", reply->len);
+        cli_json_string(stdout, reply->text.p ? reply->text.p : "", reply->text.n);
         printf("}\n");
     }
     return 0;
@@ -142,7 +144,7 @@ int cmd_ask(int argc, char **argv) {
     qc_care_t *c = open_care(&a, &m);
     cli_stream_t reply = {0};
     int rc = c ? answer(c, NULL, text, a.n_max, a.json, &reply) : 1;
-    free(reply.text);
+    qc_buf_free(&reply.text);
     free(text);
     qc_care_free(c);
     qc_model_free(m);
@@ -151,6 +153,33 @@ int cmd_ask(int argc, char **argv) {
 
 /* ==== chat ==== */
 
+/* Set by Ctrl-C while a reply streams: that reply stops, the chat goes on. */
+static volatile sig_atomic_t chat_stop;
+static void on_sigint(int sig) {
+    (void)sig;
+    chat_stop = 1;
+}
+
+/* One line of input without its newline (caller frees), or NULL at the
+ * end. On a terminal through libedit: arrow keys, editing and an
+ * in-memory history (never written to a file: it holds patients' words). */
+static char *chat_read(int tty) {
+    if (tty) {
+        char *l = readline("> ");
+        if (l && *l) add_history(l);
+        return l;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, stdin);
+    if (n <= 0) {
+        free(line);
+        return NULL;
+    }
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+    return line;
+}
+
 int cmd_chat(int argc, char **argv) {
     care_args_t a = {.n_max = 256};
     int bad = 0;
@@ -158,8 +187,9 @@ int cmd_chat(int argc, char **argv) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: qcare chat --model M [-n MAX_TOKENS]\n\n"
                    "Talks in the terminal: type a message and press Enter; the emotion is shown for every\n"
-                   "message, then the reply streams, remembering the conversation. An empty line or end\n"
-                   "of input (Ctrl-D) ends.\n\n" CARE_HELP);
+                   "message, then the reply streams, remembering the conversation. Arrow keys edit the\n"
+                   "line and recall earlier ones (kept in memory only, never written to disk). Ctrl-C\n"
+                   "stops a reply; end of input (Ctrl-D) ends the chat; empty lines are ignored.\n\n" CARE_HELP);
             return 0;
         }
         if (!care_opt(argc, argv, &i, &a, &bad) || a.text) {
@@ -168,26 +198,31 @@ int cmd_chat(int argc, char **argv) {
         }
     }
     if (bad) return 2;
+    int tty = isatty(0) && isatty(1);
+    if (tty) fprintf(stderr, "qcare chat: loading %s ...\n", a.model ? a.model : "the default model");
     qc_model_t *m;
     qc_care_t *c = open_care(&a, &m);
     if (!c) return 1;
-    char *line = NULL;
-    size_t cap = 0;
-    int tty = isatty(0);
-    for (;;) {
-        if (tty) {
-            printf("\n> ");
-            fflush(stdout);
+    if (tty)
+        fprintf(stderr, "qcare chat: %s weights ready. Type a message and press Enter; Ctrl-C stops a reply, "
+                        "Ctrl-D ends.\n\n", qc_model_dtype(m));
+    struct sigaction sa = {.sa_handler = on_sigint}, old;
+    sigemptyset(&sa.sa_mask);
+    for (char *line; (line = chat_read(tty));) {
+        if (!line[strspn(line, " \t")]) { /* an empty line ends nothing */
+            free(line);
+            continue;
         }
-        ssize_t n = getline(&line, &cap, stdin);
-        if (n <= 0) break;
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
-        if (n == 0) break;
-        cli_stream_t reply = {0};
+        cli_stream_t reply = {.stop = &chat_stop};
+        chat_stop = 0;
+        sigaction(SIGINT, &sa, &old); /* only while the reply streams */
         answer(c, "terminal", line, a.n_max, 0, &reply);
-        free(reply.text);
+        sigaction(SIGINT, &old, NULL);
+        if (chat_stop) fprintf(stderr, "\n(reply stopped)\n");
+        if (tty) putchar('\n');
+        qc_buf_free(&reply.text);
+        free(line);
     }
-    free(line);
     qc_care_free(c);
     qc_model_free(m);
     return 0;

@@ -388,7 +388,7 @@ int cmd_generate(int argc, char **argv) {
         printf("{\"ids\": [");
         for (size_t i = 0; i < n_out; i++) printf(i ? ", %d" : "%d", (int)out[i]);
         printf("], \"text\": ");
-        cli_json_string(stdout, s.text ? s.text : "", s.len);
+        cli_json_string(stdout, s.text.p ? s.text.p : "", s.text.n);
         printf("}\n");
     }
     if (!quiet)
@@ -397,7 +397,7 @@ int cmd_generate(int argc, char **argv) {
     rc = 0;
 done:
     qc_ctx_free(x);
-    free(s.text);
+    qc_buf_free(&s.text);
     free(out);
     free(ids);
     free(prompt);

@@ -110,21 +110,12 @@ qc_model_t *cli_load_model(const char *dir, const char *dtype, int n_threads) {
 int cli_on_piece(void *user, int32_t id, const char *piece, size_t len) {
     (void)id;
     cli_stream_t *c = user;
+    if (c->stop && *c->stop) return 1;
     if (c->echo) {
         fwrite(piece, 1, len, stdout);
         fflush(stdout);
     }
-    if (c->len + len + 1 > c->cap) {
-        size_t nc = (c->len + len + 1) * 2;
-        char *nb = realloc(c->text, nc);
-        if (!nb) return 1;
-        c->text = nb;
-        c->cap = nc;
-    }
-    memcpy(c->text + c->len, piece, len);
-    c->len += len;
-    c->text[c->len] = 0;
-    return 0;
+    return qc_buf_add(&c->text, piece, len) ? 1 : 0;
 }
 
 void cli_json_string(FILE *f, const char *s, size_t len) {
