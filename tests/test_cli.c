@@ -298,6 +298,36 @@ static void test_care_commands(const char *model) {
     CHECK(rc == 0 && lines == 4, "classify writes a label per line: rc %d, %d lines", rc, lines);
     free(out);
     free(err);
+    /* one bad line: reported with its number, the others still labelled */
+    char bad_data[600];
+    snprintf(bad_data, sizeof bad_data, "%s/bad.jsonl", tmpdir);
+    f = fopen(bad_data, "w");
+    if (f) {
+        fputs("{\"text\": \"我好担心\"}\nnot json at all\n{\"label\": \"x\"}\n{\"text\": \"谢谢\"}\n", f);
+        fclose(f);
+    }
+    snprintf(args, sizeof args, "classify --model %s --dtype bf16 --ctx 512 --input %s", model, bad_data);
+    rc = run(args, NULL, &out, &err);
+    lines = 0;
+    for (char *p = out; (p = strstr(p, "\"label\": ")); p++) lines++;
+    CHECK(rc == 1 && lines == 2 && strstr(err, ":2:") && strstr(err, ":3:") && !strstr(err, "expected near"),
+          "classify goes on past bad lines, names them, exits 1: rc %d, %d lines, '%s'", rc, lines, err);
+    free(out);
+    free(err);
+    /* --system is only for --chat; the timing line starts a line of its own */
+    snprintf(args, sizeof args, "generate --model %s --system 'be kind' hello", model);
+    rc = run_status(args, NULL, &err);
+    CHECK(rc == 2 && strstr(err, "--chat"), "generate --system without --chat: rc %d, '%s'", rc, err);
+    free(err);
+    char both[700], cmd[4096];
+    snprintf(both, sizeof both, "%s/both", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s generate --model %s --dtype bf16 --greedy -n 6 hello > %s 2>&1", qcare, model, both);
+    rc = system(cmd);
+    char *all = test_slurp(both, NULL);
+    char *timing = all ? strstr(all, "[") : NULL;
+    CHECK(rc == 0 && timing && timing > all && timing[-1] == '\n', "the timing line starts on its own line: %s",
+          all ? all : "");
+    free(all);
     snprintf(args, sizeof args, "chat --model %s --dtype bf16 -n 4", model);
     rc = run(args, "我头疼了两天\n\n  \n吃了药好一点了\n", &out, &err); /* empty lines end nothing */
     int turns = 0;

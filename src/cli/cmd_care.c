@@ -14,7 +14,7 @@
 
 typedef struct {
     const char *model, *dtype, *text;
-    int n_threads, n_max, json, calibrate, no_cache;
+    int n_threads, n_max, json, calibrate, no_cache, n_ctx;
     const char *input, *output, *report;
 } care_args_t;
 
@@ -29,6 +29,10 @@ static int care_opt(int argc, char **argv, int *i, care_args_t *a, int *bad) {
         return 1;
     if (cli_opt(argc, argv, i, "--threads", &v, bad) || cli_opt(argc, argv, i, "-t", &v, bad)) {
         if (!*bad) a->n_threads = (int)cli_parse_long("--threads", v, 1, 256, bad);
+        return 1;
+    }
+    if (cli_opt(argc, argv, i, "--ctx", &v, bad)) {
+        if (!*bad) a->n_ctx = (int)cli_parse_long("--ctx", v, 64, 1 << 20, bad);
         return 1;
     }
     if (cli_opt(argc, argv, i, "-n", &v, bad) || cli_opt(argc, argv, i, "--max-tokens", &v, bad)) {
@@ -53,7 +57,8 @@ static int care_opt(int argc, char **argv, int *i, care_args_t *a, int *bad) {
 }
 
 #define CARE_HELP \
-    "  --model DIR       the model (Hugging Face folder or .gguf file)\n" \
+    "  --model M         the model: a Hugging Face folder, a .gguf file or a pulled name\n" \
+    "  --ctx N           context of each message or conversation in tokens (default 2048)\n" \
     "  --dtype T         weights as q8_0 (default), q4_0, bf16 or f32\n" \
     "  --threads N       threads (default: one per core)\n" \
     "  --calibrate       divide out the label prior measured on an empty input\n" \
@@ -63,7 +68,7 @@ static int care_opt(int argc, char **argv, int *i, care_args_t *a, int *bad) {
 static qc_care_t *open_care(const care_args_t *a, qc_model_t **m) {
     *m = cli_load_model(a->model, a->dtype, a->n_threads);
     if (!*m) return NULL;
-    qc_care_opts_t o = {.use_prefix_cache = !a->no_cache, .calibrate = a->calibrate};
+    qc_care_opts_t o = {.use_prefix_cache = !a->no_cache, .calibrate = a->calibrate, .n_ctx = a->n_ctx};
     qc_care_t *c;
     char err[512];
     if (qc_care_new(*m, &o, &c, err, sizeof err)) {
@@ -231,7 +236,8 @@ int cmd_chat(int argc, char **argv) {
 /* ==== classify and eval ==== */
 
 /* Reads a JSONL file of {"text": ..., "label"?: ...}; calls fn per line.
- * Prints a progress bar on a terminal. */
+ * Prints a progress bar on a terminal. A bad line (or one fn fails on) is
+ * reported with its number and skipped; the result is then 1. */
 typedef int (*row_fn)(void *user, size_t line_no, const char *text, const char *label);
 
 static int for_each_row(const char *path, row_fn fn, void *user) {
@@ -252,15 +258,14 @@ static int for_each_row(const char *path, row_fn fn, void *user) {
         json_t *j = json_loads(line, 0, &je);
         const char *text = j ? json_string_value(json_object_get(j, "text")) : NULL;
         if (!text) {
-            fprintf(stderr, "%s:%zu: expected a JSON object with a \"text\" string%s%s\n", path, no,
-                    j ? "" : ": ", j ? "" : je.text);
+            if (j) fprintf(stderr, "%s:%zu: expected a JSON object with a \"text\" string\n", path, no);
+            else fprintf(stderr, "%s:%zu: not valid JSON (at column %d)\n", path, no, je.column);
             json_decref(j);
-            rc = 1;
-            break;
+            rc = 1; /* reported; the other lines still count */
+            continue;
         }
-        rc = fn(user, no, text, json_string_value(json_object_get(j, "label")));
+        if (fn(user, no, text, json_string_value(json_object_get(j, "label")))) rc = 1;
         json_decref(j);
-        if (rc) break;
         done++;
         if (tty && total) {
             int w = 30, fill = (int)(w * done / total);
@@ -389,7 +394,7 @@ int cmd_eval(int argc, char **argv) {
         qc_care_free(r.c);
         qc_model_free(m);
     }
-    if (!rc) {
+    if (r.ev.n > 0) { /* the lines that could be scored, even when some could not */
         qc_eval_summary_t s;
         qc_eval_summarize(&r.ev, &s);
         printf("n %ld  accuracy %.3f  macro-F1 %.3f  latency p50 %.1f ms  p95 %.1f ms\n", s.n, s.accuracy, s.macro_f1,

@@ -56,7 +56,8 @@ static int unknown_opt(const char *cmd, const char *opt) {
 static int is_help(const char *a) { return !strcmp(a, "--help") || !strcmp(a, "-h"); }
 
 #define COMMON_HELP \
-    "  --model DIR       Hugging Face model folder (config.json, model.safetensors, tokenizer.json)\n" \
+    "  --model M         a Hugging Face folder (config.json, model.safetensors, tokenizer.json),\n" \
+    "                    a .gguf file, or the name of a pulled model\n" \
     "  --ctx N           context size in tokens (default: the model's, at most 4096)\n" \
     "  --batch N         tokens per forward pass during prefill (default 512)\n" \
     "  --dtype T         weights kept as q8_0 (default), q4_0, bf16 (the file's, in place) or f32\n" \
@@ -337,6 +338,10 @@ int cmd_generate(int argc, char **argv) {
         fprintf(stderr, "qcare generate: TEXT (or - for stdin) is required\n");
         return 2;
     }
+    if (system && !chat) {
+        fprintf(stderr, "qcare generate: --system needs --chat (a plain prompt has no system turn)\n");
+        return 2;
+    }
     qc_model_t *m = cli_load_model(c.model, c.dtype, c.n_threads);
     if (!m) return 1;
     int rc = 1;
@@ -384,6 +389,9 @@ int cmd_generate(int argc, char **argv) {
         goto done;
     }
     putchar('\n');
+    if (n_out < (size_t)n_max && qc_ctx_pos(x) >= qc_ctx_size(x) && !(n_out && qc_model_is_eog(m, out[n_out - 1])))
+        fprintf(stderr, "qcare generate: stopped at the end of the context (%d tokens; --ctx sets it)\n",
+                qc_ctx_size(x));
     if (json) {
         printf("{\"ids\": [");
         for (size_t i = 0; i < n_out; i++) printf(i ? ", %d" : "%d", (int)out[i]);
@@ -391,6 +399,7 @@ int cmd_generate(int argc, char **argv) {
         cli_json_string(stdout, s.text.p ? s.text.p : "", s.text.n);
         printf("}\n");
     }
+    fflush(stdout); /* the text ends before the timing line starts, even in one file */
     if (!quiet)
         fprintf(stderr, "[%zu prompt + %zu generated tokens in %.2f s: %.2f tokens/s overall]\n", n, n_out,
                 t1 - t0, (double)(n + n_out) / (t1 - t0));

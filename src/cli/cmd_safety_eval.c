@@ -45,8 +45,8 @@ static int safety_eval(const char *path, int json, int counts_only) {
         const char *text = json_string_value(json_object_get(j, "text"));
         json_t *u = json_object_get(j, "urgent");
         if (!text || !json_is_boolean(u)) {
-            fprintf(stderr, "%s:%zu: expected {\"text\": string, \"urgent\": true|false}%s%s\n", path, no,
-                    j ? "" : ": ", j ? "" : je.text);
+            if (j) fprintf(stderr, "%s:%zu: expected {\"text\": string, \"urgent\": true|false}\n", path, no);
+            else fprintf(stderr, "%s:%zu: not valid JSON (at column %d)\n", path, no, je.column);
             json_decref(j);
             rc = 1;
             continue;
