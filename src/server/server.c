@@ -15,6 +15,8 @@
 
 #include "server/sched.h"
 
+#include "base/base.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
@@ -65,37 +67,10 @@ struct qc_server {
     double t_start;
 };
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-}
-
 /* ==== requests and replies ==== */
 
-/* A growing NUL-terminated text (a request body, a generated reply). */
 typedef struct {
-    char *text;
-    size_t len, cap;
-} text_t;
-
-static int text_add(text_t *t, const char *s, size_t n) {
-    if (t->len + n + 1 > t->cap) {
-        size_t nc = (t->len + n + 1) * 2;
-        char *nb = realloc(t->text, nc);
-        if (!nb) return -1;
-        t->text = nb;
-        t->cap = nc;
-    }
-    memcpy(t->text + t->len, s, n);
-    t->len += n;
-    t->text[t->len] = 0;
-    return 0;
-}
-
-
-typedef struct {
-    text_t body;
+    qc_buf_t body;
     int too_big, status, route;
     double t0;
     char method[16], path[256];
@@ -155,7 +130,7 @@ static enum MHD_Result reply_405(struct MHD_Connection *con, req_t *r, const cha
  * rejects invalid UTF-8 and "\u0000" in strings. */
 static json_t *parse_body(const req_t *r, char *msg, size_t n) {
     json_error_t je;
-    json_t *j = json_loadb(r->body.text ? r->body.text : "", r->body.len, 0, &je);
+    json_t *j = json_loadb(r->body.p ? r->body.p : "", r->body.n, 0, &je);
     if (!j) {
         snprintf(msg, n, "malformed JSON: %s (line %d, column %d)", je.text, je.line, je.column);
         return NULL;
@@ -238,13 +213,13 @@ static int check_length(qc_server_t *s, const char *what, const char *text, size
 /* A chat completion's state: the prompt ids, the sampling, the stop strings
  * and the text generated so far. */
 typedef struct {
-    int32_t *ids;
-    size_t n_ids, n_out;
+    qc_ids_t ids;
+    size_t n_out;
     qc_generate_opts_t go;
     char *stop[QS_MAX_STOP];
     int n_stop, stopped, hit_max;
     size_t max_stop, emitted;
-    text_t out;
+    qc_buf_t out;
     char id[48];
     long long created;
 } job_t;
@@ -258,14 +233,14 @@ typedef struct {
     int streamed;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    char *buf; /* Server-Sent Events not yet sent */
-    size_t len, cap, off;
+    qc_buf_t ev; /* Server-Sent Events: [off, ev.n) not yet sent */
+    size_t off;
     int done, failed;
     char *text, *session;
     qc_emotion_t e;
     qc_safety_result_t sr;
     char notice[2048];
-    text_t reply;
+    qc_buf_t reply;
     int n_pieces;
     qc_status st;
     char msg[512];
@@ -274,9 +249,9 @@ typedef struct {
 } call_t;
 
 static void job_clear(job_t *j) {
-    free(j->ids);
+    qc_ids_free(&j->ids);
     for (int i = 0; i < j->n_stop; i++) free(j->stop[i]);
-    free(j->out.text);
+    qc_buf_free(&j->out);
     memset(j, 0, sizeof *j);
 }
 
@@ -287,7 +262,7 @@ static call_t *call_new(qc_server_t *s, int kind, int streamed) {
     c->rq.kind = kind;
     c->rq.user = c;
     c->streamed = streamed;
-    c->t0 = now_ms();
+    c->t0 = qc_now_ms();
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     return c;
@@ -297,10 +272,10 @@ static void call_free(call_t *c) {
     if (!c) return;
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
-    free(c->buf);
+    qc_buf_free(&c->ev);
     free(c->text);
     free(c->session);
-    free(c->reply.text);
+    qc_buf_free(&c->reply);
     job_clear(&c->job);
     free(c);
 }
@@ -308,19 +283,11 @@ static void call_free(call_t *c) {
 /* Appends to the event buffer (mu held). */
 static void call_push(call_t *c, const char *data, size_t n) {
     if (c->failed) return;
-    if (c->len + n > c->cap) {
-        size_t nc = (c->len + n) * 2;
-        char *nb = realloc(c->buf, nc);
-        if (!nb) {
-            c->failed = 1;
-            atomic_store(&c->rq.cancel, 1);
-            return;
-        }
-        c->buf = nb;
-        c->cap = nc;
+    if (qc_buf_add(&c->ev, data, n)) {
+        c->failed = 1;
+        atomic_store(&c->rq.cancel, 1);
+        return;
     }
-    memcpy(c->buf + c->len, data, n);
-    c->len += n;
     pthread_cond_signal(&c->cv);
 }
 
@@ -362,13 +329,13 @@ static ssize_t call_read(void *cls, uint64_t pos, char *buf, size_t max) {
     static const char keepalive[] = ": keep-alive\n\n";
     call_t *c = cls;
     pthread_mutex_lock(&c->mu);
-    while (c->off == c->len && !c->done) {
+    while (c->off == c->ev.n && !c->done) {
         struct timespec dl;
         clock_gettime(CLOCK_REALTIME, &dl);
         long ns = dl.tv_nsec + (long)c->s->keepalive_ms % 1000 * 1000000L;
         dl.tv_sec += c->s->keepalive_ms / 1000 + ns / 1000000000L;
         dl.tv_nsec = ns % 1000000000L;
-        if (pthread_cond_timedwait(&c->cv, &c->mu, &dl) == ETIMEDOUT && c->off == c->len && !c->done &&
+        if (pthread_cond_timedwait(&c->cv, &c->mu, &dl) == ETIMEDOUT && c->off == c->ev.n && !c->done &&
             max >= sizeof keepalive - 1) {
             memcpy(buf, keepalive, sizeof keepalive - 1);
             pthread_mutex_unlock(&c->mu);
@@ -376,11 +343,11 @@ static ssize_t call_read(void *cls, uint64_t pos, char *buf, size_t max) {
         }
     }
     ssize_t n;
-    if (c->off < c->len) {
-        size_t k = c->len - c->off < max ? c->len - c->off : max;
-        memcpy(buf, c->buf + c->off, k);
+    if (c->off < c->ev.n) {
+        size_t k = c->ev.n - c->off < max ? c->ev.n - c->off : max;
+        memcpy(buf, c->ev.p + c->off, k);
         c->off += k;
-        if (c->off == c->len) c->off = c->len = 0;
+        if (c->off == c->ev.n) c->off = c->ev.n = 0;
         n = (ssize_t)k;
     } else {
         n = MHD_CONTENT_READER_END_OF_STREAM;
@@ -395,7 +362,7 @@ static void call_release(void *cls) {
     call_t *c = cls;
     if (!c) return;
     pthread_mutex_lock(&c->mu);
-    int finished = c->done && c->len == c->off; /* everything sent, or the client left early */
+    int finished = c->done && c->ev.n == c->off; /* everything sent, or the client left early */
     pthread_mutex_unlock(&c->mu);
     atomic_store(&c->rq.cancel, 1);
     call_wait(c);
@@ -441,7 +408,7 @@ static int call_submit(struct MHD_Connection *con, req_t *r, call_t *c, enum MHD
 }
 
 static void note_first(call_t *c) {
-    if (c->t_first == 0) c->t_first = now_ms();
+    if (c->t_first == 0) c->t_first = qc_now_ms();
 }
 
 static void hist_add(hist_t *h, double v);
@@ -492,7 +459,7 @@ static int on_reply_piece(void *user, const char *piece, size_t len) {
     call_t *c = user;
     pthread_mutex_lock(&c->mu);
     note_first(c);
-    if (!c->failed && text_add(&c->reply, piece, len)) c->failed = 1;
+    if (!c->failed && qc_buf_add(&c->reply, piece, len)) c->failed = 1;
     int stop = c->failed;
     if (!stop && c->streamed && len) call_sse(c, "chunk", json_pack("{s:s%}", "text", piece, len));
     c->n_pieces++;
@@ -594,7 +561,7 @@ static enum MHD_Result api_analyze(qc_server_t *s, struct MHD_Connection *con, r
     enum MHD_Result ret;
     if (call_submit(con, r, c, &ret)) return ret;
     json_t *o = json_pack("{s:o, s:b, s:s, s:s}", "emotion", emotion_json(&c->e), "urgent", c->sr.kind != 0,
-                          "urgent_kind", qc_urgent_name(c->sr.kind), "reply", c->reply.text ? c->reply.text : "");
+                          "urgent_kind", qc_urgent_name(c->sr.kind), "reply", c->reply.p ? c->reply.p : "");
     if (o && c->sr.kind) json_object_set_new(o, "notice", json_string(c->notice));
     if (o && c->session) json_object_set_new(o, "session", json_string(c->session));
     call_free(c);
@@ -610,12 +577,12 @@ bad:
  * (mu held). */
 static void job_emit(call_t *c, size_t limit) {
     job_t *j = &c->job;
-    while (limit > j->emitted && limit < j->out.len && ((unsigned char)j->out.text[limit] & 0xC0) == 0x80) limit--;
+    while (limit > j->emitted && limit < j->out.n && ((unsigned char)j->out.p[limit] & 0xC0) == 0x80) limit--;
     if (limit <= j->emitted || !c->streamed) return;
     call_sse(c, NULL,
              json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:s%}, s:n}]}", "id", j->id, "object",
                        "chat.completion.chunk", "created", (json_int_t)j->created, "model", c->s->model_name,
-                       "choices", "index", 0, "delta", "content", j->out.text + j->emitted, limit - j->emitted,
+                       "choices", "index", 0, "delta", "content", j->out.p + j->emitted, limit - j->emitted,
                        "finish_reason"));
     j->emitted = limit;
 }
@@ -631,19 +598,19 @@ static int on_job_piece(void *user, const char *piece, size_t len) {
         return 1;
     }
     note_first(c);
-    size_t from = j->out.len > j->max_stop ? j->out.len - j->max_stop : 0;
-    if (!c->failed && text_add(&j->out, piece, len)) c->failed = 1;
+    size_t from = j->out.n > j->max_stop ? j->out.n - j->max_stop : 0;
+    if (!c->failed && qc_buf_add(&j->out, piece, len)) c->failed = 1;
     int stop = c->failed;
     for (int i = 0; !stop && i < j->n_stop; i++) {
-        char *at = memmem(j->out.text + from, j->out.len - from, j->stop[i], strlen(j->stop[i]));
+        char *at = memmem(j->out.p + from, j->out.n - from, j->stop[i], strlen(j->stop[i]));
         if (at) {
-            j->out.len = (size_t)(at - j->out.text);
-            j->out.text[j->out.len] = 0;
+            j->out.n = (size_t)(at - j->out.p);
+            j->out.p[j->out.n] = 0;
             j->stopped = 1;
         }
     }
-    if (j->stopped) job_emit(c, j->out.len);
-    else if (!stop) job_emit(c, j->out.len > j->max_stop ? j->out.len - j->max_stop + (j->max_stop ? 1 : 0) : 0);
+    if (j->stopped) job_emit(c, j->out.n);
+    else if (!stop) job_emit(c, j->out.n > j->max_stop ? j->out.n - j->max_stop + (j->max_stop ? 1 : 0) : 0);
     pthread_mutex_unlock(&c->mu);
     return stop || j->stopped || atomic_load(&c->rq.cancel);
 }
@@ -651,8 +618,8 @@ static int on_job_piece(void *user, const char *piece, size_t len) {
 static const char *job_finish(const job_t *j) { return !j->stopped && j->hit_max ? "length" : "stop"; }
 
 static json_t *usage_json(const job_t *j) {
-    return json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)j->n_ids, "completion_tokens",
-                     (json_int_t)j->n_out, "total_tokens", (json_int_t)(j->n_ids + j->n_out));
+    return json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)j->ids.n, "completion_tokens",
+                     (json_int_t)j->n_out, "total_tokens", (json_int_t)(j->ids.n + j->n_out));
 }
 
 static void on_job_done(void *user, qc_status st, const char *msg, size_t n_prompt, size_t n_out, int hit_max) {
@@ -669,7 +636,7 @@ static void on_job_done(void *user, qc_status st, const char *msg, size_t n_prom
         if (st) {
             call_sse(c, NULL, json_pack("{s:{s:s, s:s}}", "error", "message", msg, "type", "server_error"));
         } else {
-            job_emit(c, j->out.len);
+            job_emit(c, j->out.n);
             call_sse(c, NULL,
                      json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{}, s:s}], s:o}", "id", j->id, "object",
                                "chat.completion.chunk", "created", (json_int_t)j->created, "model", c->s->model_name,
@@ -689,16 +656,9 @@ static qc_status add_ids(const qc_tokenizer_t *tok, const char *text, size_t len
     size_t k = 0;
     qc_status st = qc_tokenizer_encode(tok, text, len, special ? QC_TOK_PARSE_SPECIAL : 0, &add, &k);
     if (st) return st;
-    int32_t *grown = realloc(j->ids, (j->n_ids + k + 1) * sizeof *grown);
-    if (!grown) {
-        free(add);
-        return QC_ERR_NOMEM;
-    }
-    if (k) memcpy(grown + j->n_ids, add, k * sizeof *add);
-    j->ids = grown;
-    j->n_ids += k;
+    st = qc_ids_add(&j->ids, add, k) ? QC_ERR_NOMEM : QC_OK;
     free(add);
-    return QC_OK;
+    return st;
 }
 
 /* Reads the request into j: the messages in ChatML (their content as plain
@@ -737,8 +697,8 @@ static int job_parse(qc_server_t *s, json_t *b, job_t *j, int *stream, char *msg
         snprintf(msg, n, "out of memory");
         return -1;
     }
-    if (j->n_ids >= (size_t)s->n_ctx) {
-        snprintf(msg, n, "the messages are %zu tokens, longer than the context (%d tokens)", j->n_ids, s->n_ctx);
+    if (j->ids.n >= (size_t)s->n_ctx) {
+        snprintf(msg, n, "the messages are %zu tokens, longer than the context (%d tokens)", j->ids.n, s->n_ctx);
         return -1;
     }
     long long max_tokens = QS_MAX_TOKENS_DEF, seed = 0;
@@ -758,7 +718,7 @@ static int job_parse(qc_server_t *s, json_t *b, job_t *j, int *stream, char *msg
     case 1: j->go.sampling.top_p = top_p > 0 ? (float)top_p : 1e-6f; break;
     }
     j->go.sampling.seed = has_seed ? (uint64_t)seed : (uint64_t)time(NULL) ^ (uint64_t)j->created * 2654435761u;
-    size_t room = (size_t)s->n_ctx - j->n_ids;
+    size_t room = (size_t)s->n_ctx - j->ids.n;
     j->go.max_tokens = (int)((size_t)max_tokens < room ? (size_t)max_tokens : room);
 
     json_t *stop = json_object_get(b, "stop");
@@ -807,8 +767,8 @@ static enum MHD_Result v1_chat(qc_server_t *s, struct MHD_Connection *con, req_t
         return reply_error(con, r, 400, "%s", msg);
     }
     c->streamed = stream;
-    c->rq.ids = j->ids;
-    c->rq.n_ids = j->n_ids;
+    c->rq.ids = j->ids.p;
+    c->rq.n_ids = j->ids.n;
     c->rq.sampling = j->go.sampling;
     c->rq.use_sampling = 1;
     c->rq.max_tokens = j->go.max_tokens;
@@ -823,7 +783,7 @@ static enum MHD_Result v1_chat(qc_server_t *s, struct MHD_Connection *con, req_t
     if (call_submit(con, r, c, &ret)) return ret;
     json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:s, s:s}, s:s}], s:o}", "id", j->id, "object",
                           "chat.completion", "created", (json_int_t)j->created, "model", s->model_name, "choices",
-                          "index", 0, "message", "role", "assistant", "content", j->out.text ? j->out.text : "",
+                          "index", 0, "message", "role", "assistant", "content", j->out.p ? j->out.p : "",
                           "finish_reason", job_finish(j), "usage", usage_json(j));
     call_free(c);
     return reply_json(con, r, 200, o);
@@ -850,41 +810,27 @@ static void hist_add(hist_t *h, double v) {
 }
 
 /* One histogram in Prometheus' text format (labels: "" or `k="v",`). */
-static void hist_print(text_t *t, const char *name, const char *labels, const hist_t *h) {
-    char line[256];
+static void hist_print(qc_buf_t *t, const char *name, const char *labels, const hist_t *h) {
     unsigned long long cum = 0;
     for (int i = 0; i <= N_BOUNDS; i++) {
         cum += h->bucket[i];
         char le[32];
         if (i < N_BOUNDS) snprintf(le, sizeof le, "%g", lat_bounds[i]);
         else snprintf(le, sizeof le, "+Inf");
-        int n = snprintf(line, sizeof line, "%s_bucket{%sle=\"%s\"} %llu\n", name, labels, le, cum);
-        text_add(t, line, (size_t)n);
+        qc_buf_printf(t, "%s_bucket{%sle=\"%s\"} %llu\n", name, labels, le, cum);
     }
     size_t ll = strlen(labels);
     char lab[128] = "";
     if (ll) snprintf(lab, sizeof lab, "{%.*s}", (int)(ll - 1), labels); /* without the trailing comma */
-    int n = snprintf(line, sizeof line, "%s_sum%s %.6f\n%s_count%s %llu\n", name, lab, h->sum, name, lab, h->count);
-    text_add(t, line, (size_t)n);
-}
-
-static void tprintf(text_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void tprintf(text_t *t, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = NULL;
-    int n = vasprintf(&s, fmt, ap);
-    va_end(ap);
-    if (n > 0) text_add(t, s, (size_t)n);
-    free(n >= 0 ? s : NULL);
+    qc_buf_printf(t, "%s_sum%s %.6f\n%s_count%s %llu\n", name, lab, h->sum, name, lab, h->count);
 }
 
 /* GET /metrics: Prometheus text exposition format 0.0.4. */
 static enum MHD_Result reply_metrics(qc_server_t *s, struct MHD_Connection *con, req_t *r) {
     qs_stats_t st;
     qs_stats(s->sched, &st);
-    text_t t = {0};
-    tprintf(&t, "# HELP qcare_requests_total HTTP requests answered, by path and status.\n"
+    qc_buf_t t = {0};
+    qc_buf_printf(&t, "# HELP qcare_requests_total HTTP requests answered, by path and status.\n"
                 "# TYPE qcare_requests_total counter\n");
     pthread_mutex_lock(&s->mmu);
     for (int k = 0; k < N_ROUTES; k++)
@@ -893,10 +839,10 @@ static enum MHD_Result reply_metrics(qc_server_t *s, struct MHD_Connection *con,
                 char code[8];
                 if (c < N_CODES - 1) snprintf(code, sizeof code, "%d", status_codes[c]);
                 else snprintf(code, sizeof code, "other");
-                tprintf(&t, "qcare_requests_total{path=\"%s\",code=\"%s\"} %llu\n", route_path[k], code,
+                qc_buf_printf(&t, "qcare_requests_total{path=\"%s\",code=\"%s\"} %llu\n", route_path[k], code,
                         s->requests[k][c]);
             }
-    tprintf(&t, "# HELP qcare_request_duration_seconds Time from a request's arrival to its last byte.\n"
+    qc_buf_printf(&t, "# HELP qcare_request_duration_seconds Time from a request's arrival to its last byte.\n"
                 "# TYPE qcare_request_duration_seconds histogram\n");
     for (int k = 0; k < N_ROUTES; k++)
         if (s->latency[k].count) {
@@ -904,11 +850,11 @@ static enum MHD_Result reply_metrics(qc_server_t *s, struct MHD_Connection *con,
             snprintf(lab, sizeof lab, "path=\"%s\",", route_path[k]);
             hist_print(&t, "qcare_request_duration_seconds", lab, &s->latency[k]);
         }
-    tprintf(&t, "# HELP qcare_time_to_first_token_seconds Time from a request's arrival to its first reply text.\n"
+    qc_buf_printf(&t, "# HELP qcare_time_to_first_token_seconds Time from a request's arrival to its first reply text.\n"
                 "# TYPE qcare_time_to_first_token_seconds histogram\n");
     hist_print(&t, "qcare_time_to_first_token_seconds", "", &s->first_token);
     pthread_mutex_unlock(&s->mmu);
-    tprintf(&t,
+    qc_buf_printf(&t,
             "# HELP qcare_prompt_tokens_total Prompt tokens of finished requests.\n"
             "# TYPE qcare_prompt_tokens_total counter\nqcare_prompt_tokens_total %lu\n"
             "# HELP qcare_generated_tokens_total Tokens generated for finished requests.\n"
@@ -917,7 +863,7 @@ static enum MHD_Result reply_metrics(qc_server_t *s, struct MHD_Connection *con,
             "# TYPE qcare_streams_cancelled_total counter\nqcare_streams_cancelled_total %lu\n",
             (unsigned long)atomic_load(&s->n_prompt_tokens), (unsigned long)atomic_load(&s->n_reply_tokens),
             (unsigned long)atomic_load(&s->n_streams_cancelled));
-    tprintf(&t,
+    qc_buf_printf(&t,
             "# HELP qcare_batch_passes_total Forward passes of the model (each batches every active request).\n"
             "# TYPE qcare_batch_passes_total counter\nqcare_batch_passes_total %llu\n"
             "# HELP qcare_batch_tokens_total Tokens run in those passes (decode and prompt).\n"
@@ -931,7 +877,7 @@ static enum MHD_Result reply_metrics(qc_server_t *s, struct MHD_Connection *con,
             "# HELP qcare_decode_only_tokens_total Tokens of those passes.\n"
             "# TYPE qcare_decode_only_tokens_total counter\nqcare_decode_only_tokens_total %llu\n",
             st.passes, st.pass_tokens, st.decode_tokens, st.busy_s, st.decode_s, st.decode_pass_tokens);
-    tprintf(&t,
+    qc_buf_printf(&t,
             "# HELP qcare_queue_depth Requests waiting for a slot.\n# TYPE qcare_queue_depth gauge\n"
             "qcare_queue_depth %d\n"
             "# HELP qcare_queue_capacity Requests that may wait before 503.\n# TYPE qcare_queue_capacity gauge\n"
@@ -941,7 +887,7 @@ static enum MHD_Result reply_metrics(qc_server_t *s, struct MHD_Connection *con,
             "# HELP qcare_parallel_slots Requests that may generate at once.\n# TYPE qcare_parallel_slots gauge\n"
             "qcare_parallel_slots %d\n",
             st.queued, s->queue, st.active, s->parallel);
-    tprintf(&t,
+    qc_buf_printf(&t,
             "# HELP qcare_sessions Conversations kept.\n# TYPE qcare_sessions gauge\nqcare_sessions %d\n"
             "# HELP qcare_sessions_resident Conversations holding their KV state in memory.\n"
             "# TYPE qcare_sessions_resident gauge\nqcare_sessions_resident %d\n"
@@ -949,9 +895,11 @@ static enum MHD_Result reply_metrics(qc_server_t *s, struct MHD_Connection *con,
             "# TYPE qcare_sessions_kv_bytes gauge\nqcare_sessions_kv_bytes %zu\n"
             "# HELP qcare_uptime_seconds Seconds since the server started.\n# TYPE qcare_uptime_seconds gauge\n"
             "qcare_uptime_seconds %.1f\n",
-            st.sessions, st.resident, st.session_bytes, (now_ms() - s->t_start) / 1e3);
-    if (!t.text) return reply_error(con, r, 500, "out of memory");
-    return reply_bytes(con, r, 200, t.text, t.len, MHD_RESPMEM_MUST_FREE, "text/plain; version=0.0.4; charset=utf-8",
+            st.sessions, st.resident, st.session_bytes, (qc_now_ms() - s->t_start) / 1e3);
+    size_t len = t.n;
+    char *text = qc_buf_take(&t);
+    if (!text) return reply_error(con, r, 500, "out of memory");
+    return reply_bytes(con, r, 200, text, len, MHD_RESPMEM_MUST_FREE, "text/plain; version=0.0.4; charset=utf-8",
                        "Cache-Control", "no-cache");
 }
 
@@ -1007,7 +955,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
     req_t *r = *con_cls;
     if (!r) {
         if (!(r = calloc(1, sizeof *r))) return MHD_NO;
-        r->t0 = now_ms();
+        r->t0 = qc_now_ms();
         r->route = R_OTHER;
         snprintf(r->method, sizeof r->method, "%s", method);
         snprintf(r->path, sizeof r->path, "%s", url);
@@ -1016,12 +964,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
     }
     if (*upload_size) {
         /* Past the limit the rest is read and dropped, then answered 413. */
-        if (!r->too_big && r->body.len + *upload_size > QS_MAX_BODY) {
+        if (!r->too_big && r->body.n + *upload_size > QS_MAX_BODY) {
             r->too_big = 1;
-            free(r->body.text);
-            r->body = (text_t){0};
+            qc_buf_free(&r->body);
         }
-        if (!r->too_big && text_add(&r->body, upload_data, *upload_size)) return MHD_NO;
+        if (!r->too_big && qc_buf_add(&r->body, upload_data, *upload_size)) return MHD_NO;
         *upload_size = 0;
         return MHD_YES;
     }
@@ -1033,7 +980,7 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls, 
     qc_server_t *s = cls;
     req_t *r = *con_cls;
     if (!r) return;
-    double ms = now_ms() - r->t0;
+    double ms = qc_now_ms() - r->t0;
     int c = 0;
     while (c < N_CODES - 1 && status_codes[c] != r->status) c++;
     pthread_mutex_lock(&s->mmu);
@@ -1043,7 +990,7 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls, 
     if (!s->quiet)
         fprintf(stderr, "%s %s %d %.1f ms%s\n", r->method, r->path, r->status, ms,
                 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed)");
-    free(r->body.text);
+    qc_buf_free(&r->body);
     free(r);
     *con_cls = NULL;
 }
@@ -1096,7 +1043,7 @@ qc_status qc_server_start(qc_model_t *m, const qc_server_opts_t *opts, qc_server
     s->queue = o.queue > 0 ? o.queue : o.queue < 0 ? 0 : 4 * s->parallel;
     s->quiet = o.quiet;
     s->qwen3 = qc_model_arch(m) == QC_ARCH_QWEN3;
-    s->t_start = now_ms();
+    s->t_start = qc_now_ms();
     qc_status st = QC_ERR_NOMEM;
     if (!(s->model_name = strdup(o.model_name ? o.model_name : "qcare")) ||
         (o.api_key && !(s->api_key = strdup(o.api_key)))) {
