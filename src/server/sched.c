@@ -18,11 +18,12 @@
  * scheduler drives their turns with qc_care_turn_*. */
 #include "server/sched.h"
 
+#include "base/base.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define QS_CHUNK 32         /* prompt tokens of one request per pass (< 64: llama.cpp's small-batch attention) */
 #define QS_JUDGE_RUN 256    /* an emotion judgment's tokens per pass: whole messages, as qc_care_emotion runs them */
@@ -66,12 +67,6 @@ struct qs_sched {
     qc_batch_t *batch;
     qs_stats_t st;             /* under mu */
 };
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* ==== the queue ==== */
 
@@ -234,11 +229,11 @@ static void start(qs_sched_t *s, qs_request_t *r) {
  * reply (QS_ANALYZE) or the end (QS_EMOTION). */
 static void judged(qs_sched_t *s, gen_t *g) {
     qc_emotion_t e;
-    double t0 = now_s();
+    double t0 = qc_now_s();
     qc_status st = qc_care_judge_end(g->judge, g->logits, &e);
     g->judge = NULL;
     pthread_mutex_lock(&s->mu);
-    s->st.busy_s += now_s() - t0;
+    s->st.busy_s += qc_now_s() - t0;
     pthread_mutex_unlock(&s->mu);
     if (st) {
         finish(s, g, st, qc_care_errmsg(s->care), 0);
@@ -323,9 +318,9 @@ static void pass(qs_sched_t *s) {
             k++;
         }
     if (!k) return;
-    double t0 = now_s();
+    double t0 = qc_now_s();
     qc_status st = qc_batch_eval(s->batch, cs, ids, n, lo, k);
-    double dt = now_s() - t0;
+    double dt = qc_now_s() - t0;
     pthread_mutex_lock(&s->mu);
     s->st.passes++;
     s->st.pass_tokens += dec + pre;

@@ -1,0 +1,195 @@
+/* api_care.c — the care endpoints: POST /api/emotion (the emotion of a
+ * message) and POST /api/analyze (emotion, safety notice and reply, as JSON
+ * or as Server-Sent Events: emotion, notice, chunk..., done or error; in a
+ * conversation when "session" is given).
+ *
+ * The safety check runs here, on the connection's thread, before the call
+ * is queued; the emotion and the reply come from the scheduler (QS_EMOTION,
+ * QS_ANALYZE) through this file's callbacks. */
+#include "server/srv.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define QS_PROMPT_RESERVE 512 /* tokens of the context kept for the care prompts and the reply */
+#define QS_MAX_SESSION 128    /* bytes of a session id */
+
+/* A care request's call: its text, the safety result and the answer. */
+typedef struct {
+    qs_call_t c;
+    char *text, *session;
+    qc_emotion_t e;
+    qc_safety_result_t sr;
+    char notice[2048];
+    qc_buf_t reply;
+    int n_pieces;
+} care_call_t;
+
+static void care_clear(qs_call_t *c) {
+    care_call_t *k = (care_call_t *)c;
+    free(k->text);
+    free(k->session);
+    qc_buf_free(&k->reply);
+}
+
+static json_t *emotion_json(const qc_emotion_t *e) {
+    return json_pack("{s:s, s:{s:f, s:f, s:f}}", "label", qc_emotion_name(e->label), "probs", "positive",
+                     (double)e->probs[0], "negative", (double)e->probs[1], "neutral", (double)e->probs[2]);
+}
+
+/* ==== the scheduler's callbacks ==== */
+
+static void on_emotion(void *user, const qc_emotion_t *e) {
+    care_call_t *k = user;
+    qs_call_t *c = &k->c;
+    pthread_mutex_lock(&c->mu);
+    k->e = *e;
+    if (c->streamed) {
+        qs_call_sse(c, "emotion",
+                    json_pack("{s:o, s:b, s:s}", "emotion", emotion_json(e), "urgent", k->sr.kind != 0,
+                              "urgent_kind", qc_urgent_name(k->sr.kind)));
+        if (k->sr.kind)
+            qs_call_sse(c, "notice", json_pack("{s:s, s:s}", "kind", qc_urgent_name(k->sr.kind), "text", k->notice));
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+static int on_reply_piece(void *user, const char *piece, size_t len) {
+    care_call_t *k = user;
+    qs_call_t *c = &k->c;
+    pthread_mutex_lock(&c->mu);
+    qs_call_first(c);
+    if (!c->failed && qc_buf_add(&k->reply, piece, len)) c->failed = 1;
+    int stop = c->failed;
+    if (!stop && c->streamed && len) qs_call_sse(c, "chunk", json_pack("{s:s%}", "text", piece, len));
+    k->n_pieces++;
+    pthread_mutex_unlock(&c->mu);
+    return stop || atomic_load(&c->rq.cancel);
+}
+
+static void on_care_done(void *user, qc_status st, const char *msg, size_t n_prompt, size_t n_out, int hit_max) {
+    (void)hit_max;
+    care_call_t *k = user;
+    qs_call_t *c = &k->c;
+    st = qs_call_end(c, st, &msg, n_prompt, n_out);
+    if (c->streamed) {
+        if (st) qs_call_sse(c, "error", json_pack("{s:s}", "error", msg));
+        else qs_call_sse(c, "done", json_pack("{s:i, s:I}", "chunks", k->n_pieces, "tokens", (json_int_t)n_out));
+    }
+    qs_call_finish(c);
+}
+
+/* ==== the requests ==== */
+
+/* 0 when text fits the context with room for the prompts and the reply;
+ * else the reason in msg. */
+static int check_length(qc_server_t *s, const char *what, const char *text, size_t len, char *msg, size_t n) {
+    int32_t *ids = NULL;
+    size_t k = 0;
+    if (qc_tokenizer_encode(s->tok, text, len, 0, &ids, &k)) {
+        snprintf(msg, n, "%s is not valid UTF-8", what);
+        return -1;
+    }
+    free(ids);
+    if (k + QS_PROMPT_RESERVE > (size_t)s->n_ctx) {
+        snprintf(msg, n, "%s is %zu tokens, longer than the context allows (%d tokens, %d kept for the prompt and reply)",
+                 what, k, s->n_ctx, QS_PROMPT_RESERVE);
+        return -1;
+    }
+    return 0;
+}
+
+/* The text of a care request, checked; 0 or -1 with the reason in msg. */
+static int care_text(qc_server_t *s, json_t *j, const char **text, size_t *len, char *msg, size_t n) {
+    int has = qs_get_string(j, "text", text, len, msg, n);
+    if (has <= 0) {
+        if (!has) snprintf(msg, n, "\"text\" (a string) is required");
+        return -1;
+    }
+    return check_length(s, "\"text\"", *text, *len, msg, n);
+}
+
+/* A call for the care pipeline on text (a copy): its callbacks, and the
+ * safety check with its notice. NULL when out of memory. */
+static care_call_t *care_call(qc_server_t *s, int kind, int streamed, const char *text, const char *session) {
+    qs_call_t *c = qs_call_new(s, sizeof(care_call_t), care_clear, kind, streamed);
+    care_call_t *k = (care_call_t *)c;
+    if (!c || !(k->text = strdup(text)) || (session && !(k->session = strdup(session)))) {
+        qs_call_free(c);
+        return NULL;
+    }
+    k->c.rq.text = k->text;
+    k->c.rq.session = k->session;
+    k->c.rq.on_emotion = on_emotion;
+    k->c.rq.on_piece = on_reply_piece;
+    k->c.rq.on_done = on_care_done;
+    k->sr = qc_safety_check(k->text, strlen(k->text));
+    if (k->sr.kind) qc_safety_notice(k->sr.kind, NULL, k->notice, sizeof k->notice);
+    return k;
+}
+
+static enum MHD_Result api_emotion(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {
+    char msg[512];
+    json_t *j = qs_parse_body(r, msg, sizeof msg);
+    if (!j) return qs_reply_error(con, r, 400, "%s", msg);
+    const char *text;
+    size_t len;
+    if (care_text(s, j, &text, &len, msg, sizeof msg)) {
+        json_decref(j);
+        return qs_reply_error(con, r, 400, "%s", msg);
+    }
+    care_call_t *k = care_call(s, QS_EMOTION, 0, text, NULL);
+    json_decref(j);
+    if (!k) return qs_reply_error(con, r, 500, "out of memory");
+    enum MHD_Result ret;
+    if (qs_call_submit(con, r, &k->c, &ret)) return ret;
+    json_t *o = emotion_json(&k->e);
+    if (o) {
+        json_object_set_new(o, "urgent", json_boolean(k->sr.kind != 0));
+        json_object_set_new(o, "urgent_kind", json_string(qc_urgent_name(k->sr.kind)));
+        json_object_set_new(o, "ms", json_real(k->e.ms));
+    }
+    qs_call_free(&k->c);
+    return qs_reply_json(con, r, 200, o);
+}
+
+static enum MHD_Result api_analyze(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {
+    char msg[512];
+    json_t *j = qs_parse_body(r, msg, sizeof msg);
+    if (!j) return qs_reply_error(con, r, 400, "%s", msg);
+    const char *text = NULL, *session = NULL;
+    size_t len = 0, slen = 0;
+    long long max_tokens = QS_MAX_TOKENS_DEF;
+    int stream = 0;
+    if (care_text(s, j, &text, &len, msg, sizeof msg) ||
+        qs_get_string(j, "session", &session, &slen, msg, sizeof msg) < 0 ||
+        qs_get_int(j, "max_tokens", 1, s->n_ctx, &max_tokens, msg, sizeof msg) < 0 ||
+        qs_get_bool(j, "stream", &stream, msg, sizeof msg) < 0)
+        goto bad;
+    if (session && (slen == 0 || slen > QS_MAX_SESSION || strlen(session) != slen)) {
+        snprintf(msg, sizeof msg, "\"session\" must be 1 to %d bytes", QS_MAX_SESSION);
+        goto bad;
+    }
+    care_call_t *k = care_call(s, QS_ANALYZE, stream, text, session);
+    json_decref(j);
+    if (!k) return qs_reply_error(con, r, 500, "out of memory");
+    k->c.rq.max_tokens = (int)max_tokens;
+    enum MHD_Result ret;
+    if (qs_call_submit(con, r, &k->c, &ret)) return ret;
+    json_t *o = json_pack("{s:o, s:b, s:s, s:s}", "emotion", emotion_json(&k->e), "urgent", k->sr.kind != 0,
+                          "urgent_kind", qc_urgent_name(k->sr.kind), "reply", k->reply.p ? k->reply.p : "");
+    if (o && k->sr.kind) json_object_set_new(o, "notice", json_string(k->notice));
+    if (o && k->session) json_object_set_new(o, "session", json_string(k->session));
+    qs_call_free(&k->c);
+    return qs_reply_json(con, r, 200, o);
+bad:
+    json_decref(j);
+    return qs_reply_error(con, r, 400, "%s", msg);
+}
+
+const qs_route_t qs_care_routes[] = {
+    {"/api/emotion", "POST", 0, api_emotion},
+    {"/api/analyze", "POST", 0, api_analyze},
+    {0},
+};

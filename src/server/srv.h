@@ -1,0 +1,169 @@
+/* srv.h — what the files of `qcare serve` share (internal to src/server/).
+ *
+ *   http.c        libmicrohttpd: request state and body, replies, the JSON
+ *                 body's fields, the route table, the API key, start/stop
+ *   call.c        calls: one request's model work handed to the scheduler
+ *                 (sched.h), answered whole or streamed as Server-Sent Events
+ *   api_care.c    the care endpoints: /api/emotion, /api/analyze
+ *   api_openai.c  the OpenAI-compatible ones: /v1/chat/completions, /v1/models
+ *   metrics.c     the counters and latency histograms, /metrics
+ *
+ * An endpoint group is one file exporting its routes (a qs_route_t array
+ * ended by {0}), declared at the end of this header and listed once in
+ * http.c's route table; its handlers stay static in its file. A handler
+ * answers through the qs_reply_* helpers (each queues exactly one answer
+ * and records its status for the metrics); model work goes through a call. */
+#ifndef QC_SERVER_SRV_H
+#define QC_SERVER_SRV_H
+
+#include "server/server.h"
+
+#include "base/base.h"
+#include "server/sched.h"
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define QS_MAX_TOKENS_DEF 256 /* reply tokens when max_tokens is absent */
+#define QS_MAX_ROUTES 32      /* routes of every group together */
+
+typedef struct qs_metrics qs_metrics_t;
+typedef struct qs_route qs_route_t;
+
+struct qc_server {
+    struct MHD_Daemon *d;
+    qc_model_t *m;
+    const qc_tokenizer_t *tok;
+    qc_care_t *care;
+    qs_sched_t *sched;
+    qs_metrics_t *metrics;
+    const qs_route_t *routes[QS_MAX_ROUTES]; /* every group's routes, in the route table's order */
+    int n_routes;                            /* a request matching none is counted at index n_routes */
+    char *api_key, *model_name;
+    int n_ctx, quiet, qwen3, parallel, queue;
+    int keepalive_ms;           /* a stream with nothing to send for this long sends an SSE comment */
+    atomic_ulong n_completions; /* chat completions so far (their ids) */
+};
+
+/* ==== requests and replies (http.c) ==== */
+
+/* One HTTP request, from its first call by MHD to its completion. */
+typedef struct {
+    qc_buf_t body; /* at most QS_MAX_BODY bytes (empty when too_big) */
+    int too_big;
+    int status;    /* the answer's status, for the log and the metrics */
+    int route;     /* index into qc_server.routes (n_routes: none) */
+    double t0;     /* arrival, ms on qc_now_ms's clock */
+    char method[16], path[256];
+} qs_req_t;
+
+#define QS_JSON_TYPE "application/json; charset=utf-8"
+
+/* Queues an answer of len bytes with its Content-Type, and one more header
+ * when `header` is set. With MHD_RESPMEM_MUST_FREE, data is freed here on
+ * failure too. */
+enum MHD_Result qs_reply_bytes(struct MHD_Connection *con, qs_req_t *r, unsigned status, const void *data, size_t len,
+                               enum MHD_ResponseMemoryMode mode, const char *type, const char *header,
+                               const char *value);
+/* Queues a JSON reply (takes the reference to j; NULL j: MHD_NO). */
+enum MHD_Result qs_reply_json(struct MHD_Connection *con, qs_req_t *r, unsigned status, json_t *j);
+/* Queues {"error": MESSAGE} (the message at most 511 bytes). */
+enum MHD_Result qs_reply_error(struct MHD_Connection *con, qs_req_t *r, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* 503 with Retry-After, for a full queue. */
+enum MHD_Result qs_reply_busy(struct MHD_Connection *con, qs_req_t *r);
+
+/* The body as a JSON object, or NULL with the reason in msg. jansson
+ * rejects invalid UTF-8 and "\u0000" in strings. */
+json_t *qs_parse_body(const qs_req_t *r, char *msg, size_t n);
+/* Field getters: 1 with *out set, 0 when absent or null, -1 when of the
+ * wrong type or out of [lo, hi] (the reason in msg). *out points into j. */
+int qs_get_string(json_t *j, const char *name, const char **out, size_t *len, char *msg, size_t n);
+int qs_get_int(json_t *j, const char *name, long long lo, long long hi, long long *out, char *msg, size_t n);
+int qs_get_number(json_t *j, const char *name, double lo, double hi, double *out, char *msg, size_t n);
+int qs_get_bool(json_t *j, const char *name, int *out, char *msg, size_t n);
+
+/* ==== routes (http.c) ==== */
+
+/* Answers one request whose path, method and key were checked. */
+typedef enum MHD_Result (*qs_handler_fn)(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r);
+
+struct qs_route {
+    const char *path;   /* matched whole */
+    const char *method; /* "GET" (HEAD is served too) or "POST" */
+    int open;           /* served without the API key */
+    qs_handler_fn serve;
+};
+
+/* ==== calls (call.c) ==== */
+
+/* One request handed to the scheduler. The scheduler's callbacks write
+ * into it (under mu); the connection's thread reads: a streamed call's
+ * events through MHD's content reader, a plain call's result once done.
+ * An endpoint keeps its own state in a struct that starts with a
+ * qs_call_t (the callbacks' `user` points to both). */
+typedef struct qs_call qs_call_t;
+struct qs_call {
+    qs_request_t rq; /* rq.user is the call */
+    qc_server_t *s;
+    int streamed;
+    pthread_mutex_t mu; /* the fields below and the endpoint's */
+    pthread_cond_t cv;
+    qc_buf_t ev; /* Server-Sent Events: [off, ev.n) not yet sent */
+    size_t off;
+    int done, failed; /* failed: out of memory (the request is cancelled) */
+    qc_status st;     /* the scheduler's result, its message in msg */
+    char msg[512];
+    double t0, t_first;          /* ms: the call's start, its first reply text (0: none yet) */
+    void (*clear)(qs_call_t *c); /* frees what the endpoint's part holds (NULL: nothing) */
+};
+
+/* A zeroed call of `size` bytes (>= sizeof(qs_call_t): the endpoint's
+ * struct) for a scheduler request of `kind`; NULL when out of memory. */
+qs_call_t *qs_call_new(qc_server_t *s, size_t size, void (*clear)(qs_call_t *c), int kind, int streamed);
+/* Frees c (clear first); NULL is a no-op. */
+void qs_call_free(qs_call_t *c);
+/* Appends to the event buffer (mu held); out of memory cancels the call. */
+void qs_call_push(qs_call_t *c, const char *data, size_t n);
+/* Writes one event: "event: NAME\n" (when name) then "data: JSON\n\n".
+ * Takes the reference to j. mu held. */
+void qs_call_sse(qs_call_t *c, const char *name, json_t *j);
+/* Notes the time of the first reply text (mu held). */
+void qs_call_first(qs_call_t *c);
+/* The start of an on_done callback: counts the tokens and the time to
+ * first text, takes mu, keeps st and *msg in c (a reply cut short by
+ * running out of memory becomes an error); returns the status kept. */
+qc_status qs_call_end(qs_call_t *c, qc_status st, const char **msg, size_t n_prompt, size_t n_out);
+/* The end of an on_done callback: c is done, its waiter woken, mu released. */
+void qs_call_finish(qs_call_t *c);
+/* Hands c to the scheduler. Streamed: queues the event-stream response
+ * (the call is then MHD's). Not streamed: waits for the end; a failure is
+ * answered with its status (c freed); on success returns 0 and the caller
+ * builds the answer and frees c. A full queue is answered 503 with
+ * Retry-After (c freed). Returns -1 when the answer is already queued (in
+ * *ret). */
+int qs_call_submit(struct MHD_Connection *con, qs_req_t *r, qs_call_t *c, enum MHD_Result *ret);
+
+/* ==== metrics (metrics.c) ==== */
+
+/* NULL when out of memory. The uptime counts from here. */
+qs_metrics_t *qs_metrics_new(void);
+void qs_metrics_free(qs_metrics_t *m);
+/* One answered request: its route index (qs_req_t.route), status and
+ * duration in seconds. */
+void qs_metrics_request(qs_metrics_t *m, int route, int status, double seconds);
+/* One finished call: its tokens, and its time to first text in seconds
+ * (< 0: it had none). */
+void qs_metrics_call(qs_metrics_t *m, size_t n_prompt, size_t n_out, double first_s);
+/* One stream ended early (client gone or error). */
+void qs_metrics_cancelled(qs_metrics_t *m);
+
+/* ==== the endpoint groups (listed in http.c's route table) ==== */
+
+extern const qs_route_t qs_care_routes[];    /* api_care.c */
+extern const qs_route_t qs_openai_routes[];  /* api_openai.c */
+extern const qs_route_t qs_metrics_routes[]; /* metrics.c */
+
+#endif
