@@ -277,7 +277,7 @@ static qc_status finish(qc_st_t *st, const char *what, char *err, size_t err_siz
 
 /* Maps one file and adds its tensors to st. */
 static qc_status add_file(qc_st_t *st, const char *path, char *err, size_t err_size) {
-    st_file_t *f;
+    st_file_t *f = NULL;
     qc_status s = map_file(st, path, &f, err, err_size);
     if (s) return s;
     return load_header(st, path, f, err, err_size);
