@@ -42,6 +42,31 @@ static int json_flag(const json_t *obj, const char *key, int def) {
     return json_is_true(v);
 }
 
+/* Finds the largest id of the vocabulary and of added_tokens, checking the
+ * types on the way. */
+static qc_status scan_ids(jload_t *J, json_t *vocab, json_t *added, int32_t *n_tokens) {
+    int32_t top = -1;
+    for (void *it = json_object_iter(vocab); it; it = json_object_iter_next(vocab, it)) {
+        int32_t id = json_id(json_object_iter_value(it));
+        if (id < 0)
+            return qc_vocab_err(&J->m, QC_ERR_FORMAT, "model.vocab[\"%.40s\"]: expected an integer id in [0, %d)",
+                                json_object_iter_key(it), QC_VOCAB_MAX_ID);
+        if (id > top) top = id;
+    }
+    for (size_t i = 0; i < json_array_size(added); i++) {
+        json_t *a = json_array_get(added, i);
+        if (!json_is_object(a))
+            return qc_vocab_err(&J->m, QC_ERR_FORMAT, "added_tokens[%zu]: expected an object", i);
+        int32_t id = json_id(json_object_get(a, "id"));
+        if (id < 0)
+            return qc_vocab_err(&J->m, QC_ERR_FORMAT, "added_tokens[%zu].id: expected an integer in [0, %d)", i,
+                                QC_VOCAB_MAX_ID);
+        if (id > top) top = id;
+    }
+    *n_tokens = top + 1;
+    return QC_OK;
+}
+
 /* model.vocab and model.merges (ids checked by scan_ids). */
 static qc_status read_bpe(jload_t *J, json_t *model) {
     json_t *vocab = json_object_get(model, "vocab"), *merges = json_object_get(model, "merges");
@@ -73,33 +98,6 @@ static qc_status read_bpe(jload_t *J, json_t *model) {
     J->v.n_merges = nm;
     return QC_OK;
 }
-
-
-/* Finds the largest id of the vocabulary and of added_tokens, checking the
- * types on the way. */
-static qc_status scan_ids(jload_t *J, json_t *vocab, json_t *added, int32_t *n_tokens) {
-    int32_t top = -1;
-    for (void *it = json_object_iter(vocab); it; it = json_object_iter_next(vocab, it)) {
-        int32_t id = json_id(json_object_iter_value(it));
-        if (id < 0)
-            return qc_vocab_err(&J->m, QC_ERR_FORMAT, "model.vocab[\"%.40s\"]: expected an integer id in [0, %d)",
-                                json_object_iter_key(it), QC_VOCAB_MAX_ID);
-        if (id > top) top = id;
-    }
-    for (size_t i = 0; i < json_array_size(added); i++) {
-        json_t *a = json_array_get(added, i);
-        if (!json_is_object(a))
-            return qc_vocab_err(&J->m, QC_ERR_FORMAT, "added_tokens[%zu]: expected an object", i);
-        int32_t id = json_id(json_object_get(a, "id"));
-        if (id < 0)
-            return qc_vocab_err(&J->m, QC_ERR_FORMAT, "added_tokens[%zu].id: expected an integer in [0, %d)", i,
-                                QC_VOCAB_MAX_ID);
-        if (id > top) top = id;
-    }
-    *n_tokens = top + 1;
-    return QC_OK;
-}
-
 
 /* Reads added_tokens. */
 static qc_status read_added(jload_t *J, json_t *added) {
