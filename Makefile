@@ -128,7 +128,8 @@ $(BUILD)/kernels_bench: bench/kernels_bench.c $(BUILD)/libqcare.a
 	$(CC) $(CFLAGS) $(CFLAGS_BASE) -o $@ $< $(BUILD)/libqcare.a $(LDLIBS)
 
 # test_pull compiles the hub client in directly (to test its name checks).
-$(BUILD)/tests/test_pull: src/cli/hub.c src/cli/hub.h tests/hubstub.h
+$(BUILD)/tests/test_pull: src/cli/hub.c src/cli/hub_fetch.c src/cli/hub_http.c src/cli/hub.h src/cli/hub_impl.h \
+  tests/hubstub.h
 
 # Aggregate decode speed of `qcare serve` with 1, 4 and 8 streams.
 $(BUILD)/serve_bench: bench/serve_bench.c tests/serverproc.h tests/test.h $(BUILD)/qcare $(BUILD)/libqcare.a

@@ -4,12 +4,14 @@
  * transferred the second time, a corrupted file caught, 404/401 and network
  * errors, a full disk, a sharded model, --file, unsafe names in the listing;
  * then cli_resolve_model, the name checks and the models folder directly
- * (hub.c is compiled into this program). QC_PULL_SHOW=1 prints the stderr
- * of every run. */
+ * (the hub client's hub*.c are compiled into this program). QC_PULL_SHOW=1
+ * prints the stderr of every run. */
 #include "test.h"
 #include "hubstub.h"
 
 #include "../src/cli/hub.c"
+#include "../src/cli/hub_fetch.c"
+#include "../src/cli/hub_http.c"
 
 #include <sys/wait.h>
 

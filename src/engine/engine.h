@@ -13,18 +13,6 @@
 
 /* errors (qc_seterr, qc_vseterr_at), the clock, buffers: base/base.h */
 
-/* ==== tokenizer from GGUF metadata ==== */
-
-struct qc_gguf;
-
-/* Builds the tokenizer of a GGUF file from its tokenizer.ggml.* metadata
- * (model "gpt2", pre "qwen2": the Qwen regex and NFC, as tokenizer.json
- * says; tokens in byte-level form; token types 1 normal, 3 control = special
- * added token, 4 user-defined = added token, 5 unused = skipped; merges "a b"),
- * through the same tables and code as qc_tokenizer_load, so both give the
- * same ids. Messages name the file and the key. */
-qc_status qc_tokenizer_from_gguf(const struct qc_gguf *g, qc_tokenizer_t **out, char *err, size_t err_size);
-
 /* ==== model configuration (config.json + generation_config.json) ==== */
 
 #define QC_MAX_EOS 8

@@ -154,6 +154,14 @@ int64_t qc_gguf_arr_int(const qc_gguf_kv_t *kv, uint64_t i);
  * or -1 for a name without a counterpart or too long for cap. */
 int qc_gguf_tensor_name(const char *hf_name, char *out, size_t cap);
 
+/* Builds the tokenizer of a GGUF file from its tokenizer.ggml.* metadata
+ * (gguf_vocab.c: model "gpt2", pre "qwen2": the Qwen regex and NFC, as
+ * tokenizer.json says; tokens in byte-level form; token types 1 normal,
+ * 3 control = special added token, 4 user-defined = added token, 5 unused =
+ * skipped; merges "a b"), through the same constructor as qc_tokenizer_load
+ * (vocab.h), so both give the same ids. Messages name the file and the key. */
+qc_status qc_tokenizer_from_gguf(const qc_gguf_t *g, qc_tokenizer_t **out, char *err, size_t err_size);
+
 /* Fills m->cfg, m->gen, the weights (in place from the mapping), m->tok and
  * m->gguf from the GGUF file at path. On failure the model may hold part of
  * that; qc_model_free releases it. */
