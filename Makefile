@@ -4,7 +4,7 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS     = libpcre2-8 libutf8proc jansson libcrypto libcurl libmicrohttpd
+PKGS     = libpcre2-8 libutf8proc jansson libcrypto libcurl libmicrohttpd sqlite3
 OPT     ?= -O2
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Isrc -Itools -pthread
 CFLAGS  ?= $(OPT) -g
@@ -13,7 +13,8 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 LDLIBS   = $(PKG_LIBS) -lm -pthread
 
 ENGINE_SRC = $(wildcard src/base/*.c src/engine/*.c src/care/*.c)
-CLI_SRC    = $(wildcard src/cli/*.c src/server/*.c) tools/mkmodel.c
+CLI_SRC    = $(wildcard src/cli/*.c src/server/*.c src/records/*.c) tools/mkmodel.c
+RECORDS_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard src/records/*.c))
 TEST_SRC   = $(wildcard tests/test_*.c)
 
 ENGINE_OBJ = $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
@@ -109,6 +110,14 @@ $(BUILD)/kernels_bench: bench/kernels_bench.c $(BUILD)/libqcare.a
 
 # test_pull compiles the hub client in directly (to test its name checks).
 $(BUILD)/tests/test_pull: src/cli/hub.c src/cli/hub.h tests/hubstub.h
+
+# test_records and the records benchmark link the store (src/records/) in.
+$(BUILD)/tests/test_records: tests/test_records.c tests/test.h $(RECORDS_OBJ) $(BUILD)/libqcare.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -o $@ $< $(RECORDS_OBJ) $(BUILD)/libqcare.a $(LDLIBS)
+
+$(BUILD)/records_bench: bench/records_bench.c $(RECORDS_OBJ) $(BUILD)/libqcare.a
+	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -o $@ $< $(RECORDS_OBJ) $(BUILD)/libqcare.a $(LDLIBS)
 
 # Aggregate decode speed of `qcare serve` with 1, 4 and 8 streams.
 $(BUILD)/serve_bench: bench/serve_bench.c tests/serverproc.h tests/test.h $(BUILD)/qcare $(BUILD)/libqcare.a
