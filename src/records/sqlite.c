@@ -301,6 +301,8 @@ static qc_status check_schema(qc_rec_conn_t *c, int read_only, char *err, size_t
 refuse:
     if (v < 0)
         return qc_seterr(err, err_size, QC_ERR_FORMAT, "%s: an SQLite file, but not a qcare records store", c->path);
+    if (v == 0)
+        return qc_seterr(err, err_size, QC_ERR_FORMAT, "%s: an empty file, not a records store (yet)", c->path);
     if (v > SCHEMA_VERSION)
         return qc_seterr(err, err_size, QC_ERR_UNSUPPORTED,
                          "%s: records schema version %d was written by a newer qcare (this one reads up to %d): "
@@ -691,13 +693,14 @@ static qc_status sq_purge_batch(qc_rec_conn_t *c, int64_t before_ms, int batch, 
     *n = 0;
     qc_status st = exec(c, "BEGIN IMMEDIATE", "purge", err, err_size);
     if (st) return st;
-    /* The sessions this batch touches, to summarize again afterwards. */
+    /* The sessions this batch touches, to summarize again afterwards; the
+     * same rows as the DELETE below picks (one total order, one snapshot). */
     sqlite3_stmt *q = NULL;
     char **sids = calloc((size_t)batch, sizeof *sids);
     int n_sids = 0;
     int rc = sids ? sqlite3_prepare_v2(c->db,
                                        "SELECT DISTINCT session_id FROM (SELECT session_id FROM turns"
-                                       " WHERE ts_ms < ?1 ORDER BY ts_ms LIMIT ?2)",
+                                       " WHERE ts_ms < ?1 ORDER BY ts_ms, seq LIMIT ?2)",
                                        -1, &q, NULL)
                   : SQLITE_NOMEM;
     if (rc == SQLITE_OK) {
@@ -712,7 +715,7 @@ static qc_status sq_purge_batch(qc_rec_conn_t *c, int64_t before_ms, int batch, 
         q = NULL;
         rc = sqlite3_prepare_v2(c->db,
                                 "DELETE FROM turns WHERE seq IN (SELECT seq FROM turns WHERE ts_ms < ?1"
-                                " ORDER BY ts_ms LIMIT ?2)",
+                                " ORDER BY ts_ms, seq LIMIT ?2)",
                                 -1, &q, NULL);
         if (rc == SQLITE_OK) {
             sqlite3_bind_int64(q, 1, before_ms);

@@ -448,6 +448,7 @@ qc_status qc_store_turns_range(qc_store_t *s, int64_t since_ms, int64_t until_ms
 qc_status qc_store_tombstone(qc_store_t *s, const char *session_id, int64_t *erased_ms, char *err,
                              size_t err_size) {
     *erased_ms = 0;
+    if (!session_id || !*session_id) return qc_seterr(err, err_size, QC_ERR_ARG, "records: no session id");
     qc_rec_conn_t *c;
     qc_status st = conn_get(s, &c, err, err_size);
     if (st) return st;
