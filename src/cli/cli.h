@@ -57,5 +57,6 @@ int cmd_eval(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_records(int argc, char **argv);
 
 #endif

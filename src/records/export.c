@@ -139,31 +139,63 @@ static int sink_dump(const char *buf, size_t n, void *data) {
     return k->out(k->user, buf, n) ? -1 : 0;
 }
 
+/* Dumps o (consumed) as one JSON line through out. */
+static qc_status dump_line(json_t *o, qc_rec_write_fn out, void *user) {
+    sink_t k = {out, user};
+    int rc = json_dump_callback(o, sink_dump, &k, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    json_decref(o);
+    return rc || out(user, "\n", 1) ? QC_ERR_IO : QC_OK;
+}
+
+/* A JSON value of f; NULL when out of memory. */
+static json_t *json_field(const field_t *f, qc_buf_t *tmp) {
+    switch (f->kind) {
+    case F_STR: return json_str(f->s, f->n, tmp);
+    case F_INT: return json_integer(f->i);
+    case F_REAL: return json_real(f->d);
+    case F_BOOL: return json_boolean(f->i);
+    default: return json_null();
+    }
+}
+
+/* An object of n named fields; NULL when out of memory. */
+static json_t *json_fields(const char *const *names, const field_t *f, int n, qc_buf_t *tmp) {
+    json_t *o = json_object();
+    for (int i = 0; o && i < n; i++) {
+        json_t *v = json_field(&f[i], tmp);
+        if (!v || json_object_set_new(o, names[i], v)) {
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
 /* Writes t as one JSON line through out; tmp is scratch. QC_ERR_NOMEM, or
  * QC_ERR_IO when out refused the bytes. */
 static qc_status jsonl_row(const qc_rec_turn_t *t, qc_buf_t *tmp, qc_rec_write_fn out, void *user) {
     field_t f[NCOL];
     char id[QC_REC_ID_STRLEN + 1], tm[32];
     turn_fields(t, f, id, tm);
-    json_t *o = json_object();
-    int bad = !o;
-    for (int i = 0; i < NCOL && !bad; i++) {
-        json_t *v = f[i].kind == F_STR    ? json_str(f[i].s, f[i].n, tmp)
-                    : f[i].kind == F_INT  ? json_integer(f[i].i)
-                    : f[i].kind == F_REAL ? json_real(f[i].d)
-                    : f[i].kind == F_BOOL ? json_boolean(f[i].i)
-                                          : json_null();
-        bad = !v || json_object_set_new(o, columns[i], v);
-    }
-    if (bad) {
-        json_decref(o);
-        return QC_ERR_NOMEM;
-    }
-    sink_t k = {out, user};
-    int rc = json_dump_callback(o, sink_dump, &k, JSON_COMPACT | JSON_REAL_PRECISION(6));
-    json_decref(o);
-    if (rc || out(user, "\n", 1)) return QC_ERR_IO;
-    return QC_OK;
+    json_t *o = json_fields(columns, f, NCOL, tmp);
+    return o ? dump_line(o, out, user) : QC_ERR_NOMEM;
+}
+
+qc_status qc_rec_session_jsonl(const qc_rec_session_t *s, qc_rec_write_fn out, void *user) {
+    static const char *const names[] = {"session_id",    "patient_id", "first",        "last",
+                                        "turns",         "last_emotion", "last_negative", "neg_streak",
+                                        "urgent_count",  "trend",      "risk"};
+    char first[32], last[32];
+    qc_rec_time_format(s->first_ms, first);
+    qc_rec_time_format(s->last_ms, last);
+    field_t f[] = {fstr(s->session_id), fstr(s->patient_id), fstr(first),           fstr(last),
+                   fint(s->turns),      fstr(qc_rec_emotion_name(s->last_emotion)), freal(s->last_negative),
+                   fint(s->neg_streak), fint(s->urgent_count), freal(s->trend),     freal(s->risk)};
+    _Static_assert(sizeof f / sizeof f[0] == sizeof names / sizeof names[0], "one name per field");
+    qc_buf_t tmp = {0};
+    json_t *o = json_fields(names, f, (int)(sizeof f / sizeof f[0]), &tmp);
+    qc_buf_free(&tmp);
+    return o ? dump_line(o, out, user) : QC_ERR_NOMEM;
 }
 
 qc_status qc_rec_turn_jsonl(const qc_rec_turn_t *t, qc_rec_write_fn out, void *user) {

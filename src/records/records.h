@@ -248,6 +248,10 @@ qc_status qc_store_export(qc_store_t *s, qc_rec_format_t fmt, int64_t since_ms, 
                           qc_rec_write_fn out, void *user, char *err, size_t err_size);
 /* One turn as one JSON line (with its "\n"), the export's JSONL form. */
 qc_status qc_rec_turn_jsonl(const qc_rec_turn_t *t, qc_rec_write_fn out, void *user);
+/* One session summary as one JSON line: session_id, patient_id, first,
+ * last (ISO 8601 UTC), turns, last_emotion, last_negative, neg_streak,
+ * urgent_count, trend, risk. QC_ERR_NOMEM, or QC_ERR_IO when out refused. */
+qc_status qc_rec_session_jsonl(const qc_rec_session_t *s, qc_rec_write_fn out, void *user);
 
 /* ==== erasure and retention ==== */
 
