@@ -246,8 +246,8 @@ static int keep_turn(void *user, const qc_rec_turn_t *t) {
     got_null_pv = !t->prompt_version;
     memcpy(got_msg, t->message, t->message_len < sizeof got_msg ? t->message_len : sizeof got_msg);
     memcpy(got_reply, t->reply, t->reply_len < sizeof got_reply ? t->reply_len : sizeof got_reply);
-    if (t->n_prompt_ids <= 16) memcpy(got_pids, t->prompt_ids, t->n_prompt_ids * 4);
-    if (t->n_reply_ids <= 16) memcpy(got_rids, t->reply_ids, t->n_reply_ids * 4);
+    if (t->n_prompt_ids && t->n_prompt_ids <= 16) memcpy(got_pids, t->prompt_ids, t->n_prompt_ids * 4);
+    if (t->n_reply_ids && t->n_reply_ids <= 16) memcpy(got_rids, t->reply_ids, t->n_reply_ids * 4);
     return 0;
 }
 
