@@ -5,9 +5,9 @@
 CC      ?= cc
 BUILD   ?= build
 # The engine library (libqcare.a) needs only the first three; the care
-# library adds nothing; the qcare binary (server, hub client) the rest.
+# library adds nothing; the qcare binary (server, hub client, records) the rest.
 ENGINE_PKGS = libpcre2-8 libutf8proc jansson
-PKGS     = $(ENGINE_PKGS) libcrypto libcurl libmicrohttpd libedit
+PKGS     = $(ENGINE_PKGS) libcrypto libcurl libmicrohttpd libedit sqlite3
 OPT     ?= -O2
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Isrc -Itools -pthread
 CFLAGS  ?= $(OPT) -g
@@ -17,7 +17,8 @@ LDLIBS   = $(PKG_LIBS) -lm -pthread
 
 ENGINE_SRC = $(wildcard src/base/*.c src/engine/*.c)
 CARE_SRC   = $(wildcard src/care/*.c)
-CLI_SRC    = $(wildcard src/cli/*.c src/server/*.c) tools/mkmodel.c
+CLI_SRC    = $(wildcard src/cli/*.c src/server/*.c src/records/*.c) tools/mkmodel.c
+RECORDS_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard src/records/*.c))
 TEST_SRC   = $(wildcard tests/test_*.c)
 
 ENGINE_OBJ = $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
@@ -130,6 +131,14 @@ $(BUILD)/kernels_bench: bench/kernels_bench.c $(BUILD)/libqcare.a
 # test_pull compiles the hub client in directly (to test its name checks).
 $(BUILD)/tests/test_pull: src/cli/hub.c src/cli/hub_fetch.c src/cli/hub_http.c src/cli/hub.h src/cli/hub_impl.h \
   tests/hubstub.h
+
+# test_records and the records benchmark link the store (src/records/) in.
+$(BUILD)/tests/test_records: tests/test_records.c tests/test.h $(RECORDS_OBJ) $(LIBS_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -o $@ $< $(RECORDS_OBJ) $(LIBS_A) $(LDLIBS)
+
+$(BUILD)/records_bench: bench/records_bench.c $(RECORDS_OBJ) $(BUILD)/libqcare.a
+	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -o $@ $< $(RECORDS_OBJ) $(BUILD)/libqcare.a $(LDLIBS)
 
 # Aggregate decode speed of `qcare serve` with 1, 4 and 8 streams.
 $(BUILD)/serve_bench: bench/serve_bench.c tests/serverproc.h tests/test.h $(BUILD)/qcare $(BUILD)/libqcare.a

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Checks the Debian packages qcare builds against; installs the missing ones
 # with apt-get when run as root, otherwise prints the command to run.
-pkgs="pkg-config libpcre2-dev libutf8proc-dev libjansson-dev libssl-dev libcurl4-openssl-dev libmicrohttpd-dev libedit-dev"
+pkgs="pkg-config libpcre2-dev libutf8proc-dev libjansson-dev libssl-dev libcurl4-openssl-dev libmicrohttpd-dev libedit-dev libsqlite3-dev"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -63,5 +63,6 @@ int cmd_eval_safety(int argc, char **argv); /* eval --task safety */
 int cmd_pull(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_records(int argc, char **argv);
 
 #endif

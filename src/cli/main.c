@@ -155,6 +155,7 @@ static const struct {
     {"pull", cmd_pull, "download a model from the Hugging Face hub (HF_ENDPOINT, HF_TOKEN)"},
     {"mkmodel", cmd_mkmodel, "write a fixture model (random weights, real shapes)"},
     {"convert", cmd_convert, "convert a Hugging Face folder to a GGUF file (f16, q8_0, ...)"},
+    {"records", cmd_records, "consultation records: sessions by risk, a session's turns, export, purge"},
 };
 
 static void usage(FILE *f) {
