@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/kernels.h"
+#include "engine/quants.h"
 
 #define MAX_NESTING 8     /* arrays inside arrays */
 #define MAX_ALIGNMENT 65536
@@ -79,6 +79,14 @@ uint32_t qc_ggml_type_of(qc_dtype_t t) {
     case QC_DTYPE_Q4_0: return QC_GGML_Q4_0;
     case QC_DTYPE_Q4_K: return QC_GGML_Q4_K;
     case QC_DTYPE_Q6_K: return QC_GGML_Q6_K;
+    case QC_DTYPE_Q4_1: return QC_GGML_Q4_1;
+    case QC_DTYPE_Q5_0: return QC_GGML_Q5_0;
+    case QC_DTYPE_Q5_1: return QC_GGML_Q5_1;
+    case QC_DTYPE_Q2_K: return QC_GGML_Q2_K;
+    case QC_DTYPE_Q3_K: return QC_GGML_Q3_K;
+    case QC_DTYPE_Q5_K: return QC_GGML_Q5_K;
+    case QC_DTYPE_Q8_K: return QC_GGML_Q8_K;
+    case QC_DTYPE_Q8_1: return QC_GGML_Q8_1;
     }
     return QC_GGML_F32;
 }
