@@ -557,7 +557,7 @@ static void build_small(mb_t *b, int c) {
     else if (c == H_DIM_OVERFLOW) mb_u32(b, 3), mb_u64(b, 1ull << 30), mb_u64(b, 1ull << 30), mb_u64(b, 1ull << 30);
     else if (c == H_BYTES_OVERFLOW) mb_u32(b, 2), mb_u64(b, 1ull << 31), mb_u64(b, 1ull << 31);
     else mb_u32(b, 1), mb_u64(b, 32);
-    mb_u32(b, c == H_TTYPE_UNKNOWN ? 77 : c == H_TTYPE_UNSUPPORTED ? 13 /* q5_K */ : QC_GGML_F32);
+    mb_u32(b, c == H_TTYPE_UNKNOWN ? 77 : c == H_TTYPE_UNSUPPORTED ? 16 /* iq2_xxs */ : QC_GGML_F32);
     mb_u64(b, 0);
     /* tensor "b": Q8_0 [32 x 2] at 128 */
     mb_str(b, c == H_DUP_TENSOR ? "a" : "b");
@@ -597,7 +597,7 @@ static void test_hostile(void) {
         {H_DUP_TENSOR, QC_ERR_FORMAT, "tensor name 'a' appears twice"}, {H_VTYPE, QC_ERR_FORMAT, "type 77"},
         {H_ARR_VTYPE, QC_ERR_FORMAT, "element type 13"}, {H_ARR_HUGE, QC_ERR_FORMAT, "test.nested"},
         {H_NEST_DEEP, QC_ERR_FORMAT, "deeper"},          {H_TTYPE_UNKNOWN, QC_ERR_FORMAT, "tensor type 77"},
-        {H_TTYPE_UNSUPPORTED, QC_ERR_UNSUPPORTED, "q5_K"}, {H_ALIGN0, QC_ERR_FORMAT, "general.alignment = 0"},
+        {H_TTYPE_UNSUPPORTED, QC_ERR_UNSUPPORTED, "tensor 'a' has type iq2_xxs"}, {H_ALIGN0, QC_ERR_FORMAT, "general.alignment = 0"},
         {H_ALIGN3, QC_ERR_FORMAT, "general.alignment = 3"}, {H_ALIGN_TYPE, QC_ERR_FORMAT, "uint64"},
         {H_NDIMS0, QC_ERR_FORMAT, "0 dimensions"},       {H_NDIMS5, QC_ERR_FORMAT, "5 dimensions"},
         {H_DIM0, QC_ERR_FORMAT, "dimension 1 is 0"},     {H_DIM_OVERFLOW, QC_ERR_FORMAT, "overflows"},
