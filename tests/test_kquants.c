@@ -578,7 +578,7 @@ static void test_one_matrix(void) {
         const qc_qtype_t *q = t ? qc_qtype(t->dtype) : NULL, *qa = q ? qc_qtype(q->act) : NULL;
         CHECK(q && qa && t->ne[0] == 256, "%s: a quantized matrix of 256 columns", mats[k]);
         if (!q || !qa || t->ne[0] != 256) continue;
-        unsigned char act[2 * 292];
+        _Alignas(qc_block_q8_K) unsigned char act[2 * 292]; /* Q8_K blocks hold an F32 and int16s */
         qa->quantize(h, act, 256);
         float a[256];
         qa->dequantize(act, a, 256);

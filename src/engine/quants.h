@@ -95,7 +95,8 @@ _Static_assert(sizeof(qc_block_q8_K) == 292, "ggml block_q8_K layout");
 /* y[0..n) = the n weights of row x (n a multiple of the block size). */
 typedef void (*qc_dequant_fn)(const void *x, float *y, int64_t n);
 /* The dot product of n weights at w with n quantized activations at a (in
- * the entry's act format), as ggml's generic vec_dot computes it. */
+ * the entry's act format; Q8_K blocks aligned as qc_block_q8_K), as ggml's
+ * generic vec_dot computes it. */
 typedef float (*qc_qdot_fn)(const void *w, const void *a, int64_t n);
 /* Quantizes n floats (n a multiple of the block size) into blocks at y, bit
  * for bit as ggml's reference quantizer for that format. */
