@@ -157,9 +157,11 @@ typedef struct qc_model qc_model_t;
 
 typedef enum { QC_ARCH_QWEN2 = 0, QC_ARCH_QWEN3 = 1 } qc_arch_t;
 
-/* Weight storage types. Q8_0 and Q4_0 are ggml's 32-weight blocks; Q4_K and
- * Q6_K its 256-weight super-blocks, as GGUF files (Q4_K_M, ...) hold them:
- * they have no matrix kernels and are converted when a model is loaded. */
+/* Weight storage types. Q8_0, Q4_0/Q4_1 and Q5_0/Q5_1 are ggml's 32-weight
+ * blocks; Q2_K..Q6_K its 256-weight super-blocks, as GGUF files (Q4_K_M,
+ * ...) hold them. Only F32/F16/BF16/Q8_0/Q4_0 have matrix kernels; the others
+ * are converted when a model is loaded. Q8_K and Q8_1 are ggml's activation
+ * formats (never weights). */
 typedef enum {
     QC_DTYPE_F32 = 0,
     QC_DTYPE_F16 = 1,
@@ -167,7 +169,15 @@ typedef enum {
     QC_DTYPE_Q8_0 = 3,
     QC_DTYPE_Q4_0 = 4,
     QC_DTYPE_Q4_K = 5,
-    QC_DTYPE_Q6_K = 6
+    QC_DTYPE_Q6_K = 6,
+    QC_DTYPE_Q4_1 = 7,
+    QC_DTYPE_Q5_0 = 8,
+    QC_DTYPE_Q5_1 = 9,
+    QC_DTYPE_Q2_K = 10,
+    QC_DTYPE_Q3_K = 11,
+    QC_DTYPE_Q5_K = 12,
+    QC_DTYPE_Q8_K = 13,
+    QC_DTYPE_Q8_1 = 14
 } qc_dtype_t;
 
 typedef struct {

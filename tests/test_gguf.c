@@ -24,6 +24,7 @@
 #include "engine/gguf.h"
 #include "engine/kernels.h"
 #include "test.h"
+#include "golden.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -131,89 +132,6 @@ static char *tmp_path(const char *name) {
     return p;
 }
 
-/* ==== logits against goldens ==== */
-
-typedef struct {
-    double max_diff;
-    long n, within_tol;          /* listed logits compared, within 1e-3 */
-    long positions, tight;       /* positions, those whose top-5 are within 2.5e-3 */
-    long greedy_same, greedy_total;
-} stats_t;
-
-static double pairs_check(const json_t *pairs, const float *row, stats_t *s) {
-    size_t i;
-    json_t *p;
-    double worst = 0;
-    json_array_foreach(pairs, i, p) {
-        double d = fabs(row[json_integer_value(json_array_get(p, 0))] - json_number_value(json_array_get(p, 1)));
-        worst = fmax(worst, d);
-        s->n++;
-        s->within_tol += d <= 1e-3;
-    }
-    s->max_diff = fmax(s->max_diff, worst);
-    return worst;
-}
-
-static int argmax(const float *row, int32_t n) {
-    int best = 0;
-    for (int32_t i = 1; i < n; i++)
-        if (row[i] > row[best]) best = i;
-    return best;
-}
-
-/* Runs every line of a golden file on model m: tokens, top-5 at every
- * position, last top-50 and probes, greedy tokens (up to the first
- * difference). */
-static void run_golden(qc_model_t *m, const char *golden, stats_t *s) {
-    FILE *f = fopen(golden, "r");
-    CHECK(f != NULL, "open %s", golden);
-    if (!f) return;
-    char *line = NULL;
-    size_t cap = 0;
-    int32_t nv = qc_model_n_vocab(m);
-    while (getline(&line, &cap, f) > 0) {
-        json_t *g = json_loads(line, 0, NULL);
-        if (!g) continue;
-        const char *prompt = json_string_value(json_object_get(g, "prompt"));
-        json_t *tokens = json_object_get(g, "tokens");
-        int32_t *ids = NULL;
-        size_t n = 0;
-        qc_status st = qc_tokenizer_encode(qc_model_tokenizer(m), prompt, strlen(prompt), QC_TOK_PARSE_SPECIAL, &ids, &n);
-        int same = st == QC_OK && n == json_array_size(tokens);
-        for (size_t i = 0; same && i < n; i++) same = ids[i] == json_integer_value(json_array_get(tokens, i));
-        CHECK(same, "%s: tokens of '%.30s' differ from llama.cpp's", golden, prompt);
-        float *all = same ? malloc(n * (size_t)nv * sizeof(float)) : NULL, *one = malloc((size_t)nv * sizeof(float));
-        qc_ctx_t *x = same ? qc_ctx_new(m, 256, NULL) : NULL;
-        if (all && one && x && qc_ctx_eval(x, ids, n, all, QC_LOGITS_ALL) == QC_OK) {
-            json_t *top5 = json_object_get(g, "top5_per_position");
-            for (size_t p = 0; p < n; p++) {
-                s->positions++;
-                s->tight += pairs_check(json_array_get(top5, p), all + p * nv, s) <= 2.5e-3;
-            }
-            pairs_check(json_object_get(g, "last_top50"), all + (n - 1) * nv, s);
-            pairs_check(json_object_get(g, "last_probe"), all + (n - 1) * nv, s);
-            json_t *greedy = json_object_get(g, "greedy");
-            memcpy(one, all + (n - 1) * nv, (size_t)nv * sizeof(float));
-            for (size_t i = 0; i < json_array_size(greedy); i++) {
-                int32_t id = argmax(one, nv);
-                if (id != json_integer_value(json_array_get(greedy, i))) break;
-                s->greedy_same++;
-                if (qc_ctx_eval(x, &id, 1, one, QC_LOGITS_LAST)) break;
-            }
-            s->greedy_total += (long)json_array_size(greedy);
-        } else if (same) {
-            CHECK(0, "%s: eval of '%.30s' failed", golden, prompt);
-        }
-        qc_ctx_free(x);
-        free(all);
-        free(one);
-        free(ids);
-        json_decref(g);
-    }
-    free(line);
-    fclose(f);
-}
-
 /* Whether p lies inside the model's GGUF mapping (used in place). */
 static int in_map(const qc_model_t *m, const void *p) {
     const unsigned char *b = m->gguf->map;
@@ -248,8 +166,8 @@ static void test_fixture_ggufs(void) {
         CHECK(m->layers[0].wq.dtype == cases[c].want && in_map(m, m->layers[1].w_down.data) && in_map(m, m->tok_embd.data),
               "%s: matrices in place as %s", cases[c].file, qc_dtype_name(cases[c].want));
         CHECK(m->n_owned == 0, "%s: %d tensors converted, expected none", cases[c].file, m->n_owned);
-        stats_t s = {0};
-        run_golden(m, golden, &s);
+        golden_stats_t s = {0};
+        golden_run(m, golden, &s);
         printf("%s as %s vs %s: max |logit diff| %.4g, %ld/%ld logits within 1e-3, %ld/%ld positions within "
                "2.5e-3, greedy %ld/%ld (load %.2f s)\n",
                cases[c].file, cases[c].dtype, cases[c].golden, s.max_diff, s.within_tol, s.n, s.tight, s.positions,
@@ -557,7 +475,7 @@ static void build_small(mb_t *b, int c) {
     else if (c == H_DIM_OVERFLOW) mb_u32(b, 3), mb_u64(b, 1ull << 30), mb_u64(b, 1ull << 30), mb_u64(b, 1ull << 30);
     else if (c == H_BYTES_OVERFLOW) mb_u32(b, 2), mb_u64(b, 1ull << 31), mb_u64(b, 1ull << 31);
     else mb_u32(b, 1), mb_u64(b, 32);
-    mb_u32(b, c == H_TTYPE_UNKNOWN ? 77 : c == H_TTYPE_UNSUPPORTED ? 13 /* q5_K */ : QC_GGML_F32);
+    mb_u32(b, c == H_TTYPE_UNKNOWN ? 77 : c == H_TTYPE_UNSUPPORTED ? 16 /* iq2_xxs */ : QC_GGML_F32);
     mb_u64(b, 0);
     /* tensor "b": Q8_0 [32 x 2] at 128 */
     mb_str(b, c == H_DUP_TENSOR ? "a" : "b");
@@ -597,7 +515,7 @@ static void test_hostile(void) {
         {H_DUP_TENSOR, QC_ERR_FORMAT, "tensor name 'a' appears twice"}, {H_VTYPE, QC_ERR_FORMAT, "type 77"},
         {H_ARR_VTYPE, QC_ERR_FORMAT, "element type 13"}, {H_ARR_HUGE, QC_ERR_FORMAT, "test.nested"},
         {H_NEST_DEEP, QC_ERR_FORMAT, "deeper"},          {H_TTYPE_UNKNOWN, QC_ERR_FORMAT, "tensor type 77"},
-        {H_TTYPE_UNSUPPORTED, QC_ERR_UNSUPPORTED, "q5_K"}, {H_ALIGN0, QC_ERR_FORMAT, "general.alignment = 0"},
+        {H_TTYPE_UNSUPPORTED, QC_ERR_UNSUPPORTED, "tensor 'a' has type iq2_xxs"}, {H_ALIGN0, QC_ERR_FORMAT, "general.alignment = 0"},
         {H_ALIGN3, QC_ERR_FORMAT, "general.alignment = 3"}, {H_ALIGN_TYPE, QC_ERR_FORMAT, "uint64"},
         {H_NDIMS0, QC_ERR_FORMAT, "0 dimensions"},       {H_NDIMS5, QC_ERR_FORMAT, "5 dimensions"},
         {H_DIM0, QC_ERR_FORMAT, "dimension 1 is 0"},     {H_DIM_OVERFLOW, QC_ERR_FORMAT, "overflows"},

@@ -24,30 +24,9 @@
  *   F32: mean 1e-4 to 2e-4 (max 5e-4), every greedy token (min 100%). */
 #include "engine/engine.h"
 #include "test.h"
+#include "golden.h"
 
-#include <jansson.h>
-#include <math.h>
-#include <stdlib.h>
 #include <string.h>
-
-static int argmax(const float *row, int32_t n) {
-    int best = 0;
-    for (int32_t i = 1; i < n; i++)
-        if (row[i] > row[best]) best = i;
-    return best;
-}
-
-/* Max |ours - golden| over the listed pairs of one position. */
-static double pairs_diff(const json_t *pairs, const float *row) {
-    double d = 0;
-    size_t i;
-    json_t *p;
-    json_array_foreach(pairs, i, p) {
-        int id = (int)json_integer_value(json_array_get(p, 0));
-        d = fmax(d, fabs(row[id] - json_number_value(json_array_get(p, 1))));
-    }
-    return d;
-}
 
 /* Runs model `name` with weights as `dtype` over every prompt of golden file
  * `gname` and checks the listed logits within tol (max) and tol_mean (mean),
@@ -65,68 +44,21 @@ static void check(const char *name, const char *dtype, const char *gname, double
         return;
     }
     CHECK(!strcmp(qc_model_dtype(m), dtype), "model reports %s, asked %s", qc_model_dtype(m), dtype);
-    FILE *f = fopen(golden, "r");
-    char *line = NULL;
-    size_t cap = 0;
-    int32_t nv = qc_model_n_vocab(m);
-    double worst = 0, sum = 0;
-    long count = 0, tight = 0, greedy_same = 0, greedy_total = 0;
-    while (f && getline(&line, &cap, f) > 0) {
-        json_t *g = json_loads(line, 0, NULL);
-        if (!g) continue;
-        const char *prompt = json_string_value(json_object_get(g, "prompt"));
-        int32_t *ids;
-        size_t n;
-        if (qc_tokenizer_encode(qc_model_tokenizer(m), prompt, strlen(prompt), QC_TOK_PARSE_SPECIAL, &ids, &n)) {
-            json_decref(g);
-            continue;
-        }
-        float *all = malloc(n * (size_t)nv * sizeof(float)), *one = malloc((size_t)nv * sizeof(float));
-        qc_ctx_t *x = qc_ctx_new(m, 256, NULL);
-        if (all && one && x && qc_ctx_eval(x, ids, n, all, QC_LOGITS_ALL) == QC_OK) {
-            json_t *top5 = json_object_get(g, "top5_per_position");
-            for (size_t p = 0; p < n; p++) {
-                double d = pairs_diff(json_array_get(top5, p), all + p * nv);
-                worst = fmax(worst, d);
-                sum += d;
-                count++;
-                tight += d <= 2.5e-3;
-            }
-            worst = fmax(worst, pairs_diff(json_object_get(g, "last_probe"), all + (n - 1) * nv));
-            /* Greedy continuation: how many of the 24 tokens equal the F32 run's, up
-             * to the first difference (after it the contexts differ). */
-            json_t *greedy = json_object_get(g, "greedy");
-            memcpy(one, all + (n - 1) * nv, (size_t)nv * sizeof(float));
-            for (size_t i = 0; i < json_array_size(greedy); i++) {
-                int32_t id = argmax(one, nv);
-                if (id != json_integer_value(json_array_get(greedy, i))) break;
-                greedy_same++;
-                if (qc_ctx_eval(x, &id, 1, one, QC_LOGITS_LAST)) break;
-            }
-            greedy_total += (long)json_array_size(greedy);
-        } else {
-            CHECK(0, "%s/%s: eval failed", name, dtype);
-        }
-        qc_ctx_free(x);
-        free(all);
-        free(one);
-        free(ids);
-        json_decref(g);
-    }
-    free(line);
-    if (f) fclose(f);
-    CHECK(count > 0, "%s: golden lines read", golden);
+    golden_stats_t s = {0};
+    golden_run(m, golden, &s);
+    CHECK(s.positions > 0, "%s: golden lines read", golden);
     printf("%s %-5s vs %s: max |logit diff| %.4f, mean %.4f (tolerance %.4f), %ld/%ld positions within 2.5e-3; "
            "greedy tokens agreeing %ld/%ld\n",
-           name, dtype, gname, worst, count ? sum / count : 0, tol, tight, count, greedy_same, greedy_total);
+           name, dtype, gname, s.max_diff, s.positions ? s.sum_pos / s.positions : 0, tol, s.tight, s.positions,
+           s.greedy_same, s.greedy_total);
     if (min_tight_pct > 0)
-        CHECK(tight * 100 >= (long)min_tight_pct * count, "%s %s: %ld/%ld positions within 2.5e-3, below %d%%",
-              name, dtype, tight, count, min_tight_pct);
-    CHECK(count && sum / count <= tol_mean, "%s %s: mean deviation %.4f above %.3f", name, dtype,
-          count ? sum / count : 0, tol_mean);
-    CHECK(worst <= tol, "%s %s: max deviation %.4f within %.2f", name, dtype, worst, tol);
-    CHECK(greedy_same * 100 >= (long)min_greedy_pct * greedy_total, "%s %s: greedy agreement %ld/%ld below %d%%",
-          name, dtype, greedy_same, greedy_total, min_greedy_pct);
+        CHECK(s.tight * 100 >= (long)min_tight_pct * s.positions, "%s %s: %ld/%ld positions within 2.5e-3, below %d%%",
+              name, dtype, s.tight, s.positions, min_tight_pct);
+    CHECK(s.positions && s.sum_pos / s.positions <= tol_mean, "%s %s: mean deviation %.4f above %.3f", name, dtype,
+          s.positions ? s.sum_pos / s.positions : 0, tol_mean);
+    CHECK(s.max_diff <= tol, "%s %s: max deviation %.4f within %.2f", name, dtype, s.max_diff, tol);
+    CHECK(s.greedy_same * 100 >= (long)min_greedy_pct * s.greedy_total, "%s %s: greedy agreement %ld/%ld below %d%%",
+          name, dtype, s.greedy_same, s.greedy_total, min_greedy_pct);
     qc_model_free(m);
 }
 

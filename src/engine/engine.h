@@ -141,7 +141,7 @@ typedef const qc_st_tensor_t *(*qc_tensor_find_fn)(const void *src, const char *
                                                   char *label, size_t label_cap);
 
 /* qc_weights_bind over any source: the same checks, and any dtype whose
- * rows fill whole blocks (a GGUF's Q8_0/Q4_0/Q4_K/Q6_K). */
+ * rows fill whole blocks (a GGUF's block types, quants.h). */
 qc_status qc_weights_bind_from(qc_model_t *m, qc_tensor_find_fn find, const void *src, char *err,
                                size_t err_size);
 
@@ -158,7 +158,7 @@ float qc_f16_to_f32(uint16_t h);
 /* float to BF16 with round-to-nearest-even (NaN kept quiet). */
 uint16_t qc_f32_to_bf16(float f);
 
-/* Element size in bytes of a dtype (0 for the block types Q8_0/Q4_0/Q4_K/Q6_K). */
+/* Element size in bytes of a dtype (0 for the block types, quants.h). */
 size_t qc_dtype_size(qc_dtype_t t);
 const char *qc_dtype_name(qc_dtype_t t);
 

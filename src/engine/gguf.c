@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/kernels.h"
+#include "engine/quants.h"
 
 #define MAX_NESTING 8     /* arrays inside arrays */
 #define MAX_ALIGNMENT 65536
@@ -57,7 +57,13 @@ int qc_ggml_type_info(uint32_t ggml_type, qc_dtype_t *dtype, int64_t *block_elem
         {QC_GGML_BF16, QC_DTYPE_BF16, 1, 2},
         {QC_GGML_Q8_0, QC_DTYPE_Q8_0, QC_QK, sizeof(qc_block_q8_0)},
         {QC_GGML_Q4_0, QC_DTYPE_Q4_0, QC_QK, sizeof(qc_block_q4_0)},
+        {QC_GGML_Q4_1, QC_DTYPE_Q4_1, QC_QK, sizeof(qc_block_q4_1)},
+        {QC_GGML_Q5_0, QC_DTYPE_Q5_0, QC_QK, sizeof(qc_block_q5_0)},
+        {QC_GGML_Q5_1, QC_DTYPE_Q5_1, QC_QK, sizeof(qc_block_q5_1)},
+        {QC_GGML_Q2_K, QC_DTYPE_Q2_K, QC_QK_K, sizeof(qc_block_q2_K)},
+        {QC_GGML_Q3_K, QC_DTYPE_Q3_K, QC_QK_K, sizeof(qc_block_q3_K)},
         {QC_GGML_Q4_K, QC_DTYPE_Q4_K, QC_QK_K, sizeof(qc_block_q4_K)},
+        {QC_GGML_Q5_K, QC_DTYPE_Q5_K, QC_QK_K, sizeof(qc_block_q5_K)},
         {QC_GGML_Q6_K, QC_DTYPE_Q6_K, QC_QK_K, sizeof(qc_block_q6_K)},
     };
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
@@ -79,6 +85,14 @@ uint32_t qc_ggml_type_of(qc_dtype_t t) {
     case QC_DTYPE_Q4_0: return QC_GGML_Q4_0;
     case QC_DTYPE_Q4_K: return QC_GGML_Q4_K;
     case QC_DTYPE_Q6_K: return QC_GGML_Q6_K;
+    case QC_DTYPE_Q4_1: return QC_GGML_Q4_1;
+    case QC_DTYPE_Q5_0: return QC_GGML_Q5_0;
+    case QC_DTYPE_Q5_1: return QC_GGML_Q5_1;
+    case QC_DTYPE_Q2_K: return QC_GGML_Q2_K;
+    case QC_DTYPE_Q3_K: return QC_GGML_Q3_K;
+    case QC_DTYPE_Q5_K: return QC_GGML_Q5_K;
+    case QC_DTYPE_Q8_K: return QC_GGML_Q8_K;
+    case QC_DTYPE_Q8_1: return QC_GGML_Q8_1;
     }
     return QC_GGML_F32;
 }
@@ -350,7 +364,8 @@ static qc_status parse_tensors(rd_t *r, qc_gguf_t *g, char **arena, size_t *alen
             const char *tn = qc_ggml_type_name(t->ggml_type);
             if (tn)
                 return rerr(r, QC_ERR_UNSUPPORTED,
-                            "%s has type %s, which qcare does not read (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K)",
+                            "%s has type %s, which qcare does not read (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, "
+                            "Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)",
                             what, tn);
             return rerr(r, QC_ERR_FORMAT, "%s has unknown tensor type %u", what, t->ggml_type);
         }

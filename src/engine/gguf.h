@@ -52,14 +52,23 @@ typedef enum {
     QC_GGML_F32 = 0,
     QC_GGML_F16 = 1,
     QC_GGML_Q4_0 = 2,
+    QC_GGML_Q4_1 = 3,
+    QC_GGML_Q5_0 = 6,
+    QC_GGML_Q5_1 = 7,
     QC_GGML_Q8_0 = 8,
+    QC_GGML_Q8_1 = 9,
+    QC_GGML_Q2_K = 10,
+    QC_GGML_Q3_K = 11,
     QC_GGML_Q4_K = 12,
+    QC_GGML_Q5_K = 13,
     QC_GGML_Q6_K = 14,
+    QC_GGML_Q8_K = 15,
     QC_GGML_BF16 = 30
 } qc_ggml_type_t;
 
 /* For a ggml type id: its qcare dtype, elements per block and bytes per
- * block. Returns 1 for the types above, 0 for any other id. */
+ * block. Returns 1 for the weight types above (not the activation formats
+ * Q8_1/Q8_K), 0 for any other id. */
 int qc_ggml_type_info(uint32_t ggml_type, qc_dtype_t *dtype, int64_t *block_elems, size_t *block_bytes);
 /* The ggml type id of a qcare dtype. */
 uint32_t qc_ggml_type_of(qc_dtype_t t);

@@ -5,6 +5,7 @@
  * This file is compiled for baseline x86-64: nothing here may use an
  * instruction the CPU might lack. */
 #include "engine/kernels_impl.h"
+#include "engine/quants.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -165,12 +166,10 @@ size_t qc_row_bytes(qc_dtype_t t, int64_t n) {
     case QC_DTYPE_F32: return (size_t)n * 4;
     case QC_DTYPE_F16:
     case QC_DTYPE_BF16: return (size_t)n * 2;
-    case QC_DTYPE_Q8_0: return n % QC_QK ? 0 : (size_t)(n / QC_QK) * QC_Q8_0_BYTES;
-    case QC_DTYPE_Q4_0: return n % QC_QK ? 0 : (size_t)(n / QC_QK) * QC_Q4_0_BYTES;
-    case QC_DTYPE_Q4_K: return n % QC_QK_K ? 0 : (size_t)(n / QC_QK_K) * sizeof(qc_block_q4_K);
-    case QC_DTYPE_Q6_K: return n % QC_QK_K ? 0 : (size_t)(n / QC_QK_K) * sizeof(qc_block_q6_K);
+    default: break;
     }
-    return 0;
+    const qc_qtype_t *q = qc_qtype(t); /* the block types */
+    return q && n % q->block == 0 ? (size_t)(n / q->block) * (size_t)q->block_bytes : 0;
 }
 
 static inline void store_u16(unsigned char *p, uint16_t v) { memcpy(p, &v, 2); }
@@ -220,72 +219,6 @@ void qc_quantize_row(qc_dtype_t t, const float *src, void *dst, int64_t n) {
     else if (t == QC_DTYPE_Q4_0) quantize_q4_0(src, dst, n / QC_QK);
 }
 
-/* ggml's get_scale_min_k4: sub-block j's 6-bit scale and min. Sub-blocks
- * 0..3 keep them in the low 6 bits of scales[j] and scales[j + 4]; 4..7 put
- * their low 4 bits in scales[j + 4] and their top 2 bits in the spare top
- * bits of scales[j - 4] (scale) and scales[j] (min). */
-static inline void scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
-    if (j < 4) {
-        *d = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *d = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-    }
-}
-
-/* ggml's dequantize_row_q4_K: per 64 weights, two sub-blocks of 32 share
- * the bytes qs[0..32): the first takes the low nibbles, the second the high
- * ones; w = d * scale * q - dmin * min. */
-static void dequantize_q4_K(const unsigned char *p, float *y, int64_t nb) {
-    for (int64_t i = 0; i < nb; i++, p += sizeof(qc_block_q4_K)) {
-        const qc_block_q4_K *x = (const qc_block_q4_K *)p; /* byte fields: any alignment */
-        const float d = qc_f16_to_f32(qc_load_u16(x->d)), min = qc_f16_to_f32(qc_load_u16(x->dmin));
-        const uint8_t *q = x->qs;
-        int is = 0;
-        uint8_t sc, m;
-        for (int j = 0; j < QC_QK_K; j += 64) {
-            scale_min_k4(is + 0, x->scales, &sc, &m);
-            const float d1 = d * sc, m1 = min * m;
-            scale_min_k4(is + 1, x->scales, &sc, &m);
-            const float d2 = d * sc, m2 = min * m;
-            for (int l = 0; l < 32; ++l) *y++ = d1 * (q[l] & 0xF) - m1;
-            for (int l = 0; l < 32; ++l) *y++ = d2 * (q[l] >> 4) - m2;
-            q += 32;
-            is += 2;
-        }
-    }
-}
-
-/* ggml's dequantize_row_q6_K: per 128 weights, 64 bytes of low nibbles (ql),
- * 32 bytes of 2-bit high parts (qh: four weights' worth each) and 8 signed
- * scales of 16 weights; w = d * scale * (q - 32). */
-static void dequantize_q6_K(const unsigned char *p, float *y, int64_t nb) {
-    for (int64_t i = 0; i < nb; i++, p += sizeof(qc_block_q6_K)) {
-        const qc_block_q6_K *x = (const qc_block_q6_K *)p;
-        const float d = qc_f16_to_f32(qc_load_u16(x->d));
-        const uint8_t *ql = x->ql, *qh = x->qh;
-        const int8_t *sc = x->scales;
-        for (int n = 0; n < QC_QK_K; n += 128) {
-            for (int l = 0; l < 32; ++l) {
-                int is = l / 16;
-                const int8_t q1 = (int8_t)((ql[l + 0] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
-                const int8_t q2 = (int8_t)((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
-                const int8_t q3 = (int8_t)((ql[l + 0] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-                const int8_t q4 = (int8_t)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-                y[l + 0] = d * sc[is + 0] * q1;
-                y[l + 32] = d * sc[is + 2] * q2;
-                y[l + 64] = d * sc[is + 4] * q3;
-                y[l + 96] = d * sc[is + 6] * q4;
-            }
-            y += 128;
-            ql += 64;
-            qh += 32;
-            sc += 8;
-        }
-    }
-}
-
 void qc_dequantize_row(const qc_tensor_t *w, int64_t row, float *dst) {
     const int64_t n = w->cols;
     const unsigned char *p = (const unsigned char *)w->data + (size_t)row * qc_row_bytes(w->dtype, n);
@@ -297,25 +230,7 @@ void qc_dequantize_row(const qc_tensor_t *w, int64_t row, float *dst) {
     case QC_DTYPE_BF16:
         for (int64_t i = 0; i < n; i++) dst[i] = qc_bf16_to_f32(qc_load_u16(p + 2 * i));
         break;
-    case QC_DTYPE_Q8_0:
-        for (int64_t b = 0; b < n / QC_QK; b++, p += QC_Q8_0_BYTES) {
-            const float d = qc_f16_to_f32(qc_load_u16(p));
-            const int8_t *qs = (const int8_t *)(p + 2);
-            for (int j = 0; j < QC_QK; j++) dst[b * QC_QK + j] = d * (float)qs[j];
-        }
-        break;
-    case QC_DTYPE_Q4_0:
-        for (int64_t b = 0; b < n / QC_QK; b++, p += QC_Q4_0_BYTES) {
-            const float d = qc_f16_to_f32(qc_load_u16(p));
-            const uint8_t *qs = p + 2;
-            for (int j = 0; j < QC_QK / 2; j++) {
-                dst[b * QC_QK + j] = d * (float)((qs[j] & 0x0f) - 8);
-                dst[b * QC_QK + j + QC_QK / 2] = d * (float)((qs[j] >> 4) - 8);
-            }
-        }
-        break;
-    case QC_DTYPE_Q4_K: dequantize_q4_K(p, dst, n / QC_QK_K); break;
-    case QC_DTYPE_Q6_K: dequantize_q6_K(p, dst, n / QC_QK_K); break;
+    default: qc_qtype(w->dtype)->dequantize(p, dst, n); break; /* the block types */
     }
 }
 

@@ -6,7 +6,7 @@
  * SwiGLU MLP → residual; final RMSNorm and lm_head. All arithmetic is F32;
  * weights are kept as the file has them (BF16/F16/F32, or a GGUF's Q8_0/Q4_0,
  * used in place from the mmap) or converted once at load (F32, or quantized
- * to Q8_0/Q4_0; a GGUF's Q4_K/Q6_K always are), and the
+ * to Q8_0/Q4_0; a GGUF's Q4_1/Q5_x/Q2_K..Q6_K always are), and the
  * kernels of kernels.c multiply them. Matrix products, attention and the
  * lm_head are split over the model's thread pool. qc_batch_eval runs the
  * same pass over several sequences at once (the server's batching). */
@@ -107,14 +107,15 @@ static int parse_dtype(const char *s, qc_dtype_t *out) {
     return 0;
 }
 
-/* Whether the matrix kernels multiply this type (Q4_K/Q6_K are only read). */
-static int has_kernel(qc_dtype_t t) { return t != QC_DTYPE_Q4_K && t != QC_DTYPE_Q6_K; }
+/* Whether the matrix kernels multiply this type: F32, F16, BF16, Q8_0, Q4_0
+ * (the first five dtypes). A GGUF's other block types are only read. */
+static int has_kernel(qc_dtype_t t) { return t <= QC_DTYPE_Q4_0; }
 
 /* Brings every matrix to the requested type: all of them for f32; the layer
  * matrices to Q8_0/Q4_0 and the embedding/lm_head to Q8_0 for the quantized
  * types (the output layer is the most sensitive to 4 bits, as llama.cpp
  * also keeps it at higher precision); for bf16 ("as stored") only those
- * without a kernel (a GGUF's Q4_K/Q6_K), to Q8_0. A tensor already of the
+ * without a kernel (a GGUF's K-quants, Q4_1, Q5_x), to Q8_0. A tensor already of the
  * target type stays in place, so a GGUF's Q8_0/Q4_0 blocks are used as
  * llama.cpp wrote them. */
 static qc_status convert_weights(qc_model_t *m, qc_dtype_t to, char *err, size_t err_size) {

@@ -138,7 +138,15 @@ size_t qc_dtype_size(qc_dtype_t t) {
     case QC_DTYPE_Q8_0: /* block types: see qc_row_bytes */
     case QC_DTYPE_Q4_0:
     case QC_DTYPE_Q4_K:
-    case QC_DTYPE_Q6_K: return 0;
+    case QC_DTYPE_Q6_K:
+    case QC_DTYPE_Q4_1:
+    case QC_DTYPE_Q5_0:
+    case QC_DTYPE_Q5_1:
+    case QC_DTYPE_Q2_K:
+    case QC_DTYPE_Q3_K:
+    case QC_DTYPE_Q5_K:
+    case QC_DTYPE_Q8_K:
+    case QC_DTYPE_Q8_1: return 0;
     }
     return 0;
 }
@@ -152,6 +160,14 @@ const char *qc_dtype_name(qc_dtype_t t) {
     case QC_DTYPE_Q4_0: return "Q4_0";
     case QC_DTYPE_Q4_K: return "Q4_K";
     case QC_DTYPE_Q6_K: return "Q6_K";
+    case QC_DTYPE_Q4_1: return "Q4_1";
+    case QC_DTYPE_Q5_0: return "Q5_0";
+    case QC_DTYPE_Q5_1: return "Q5_1";
+    case QC_DTYPE_Q2_K: return "Q2_K";
+    case QC_DTYPE_Q3_K: return "Q3_K";
+    case QC_DTYPE_Q5_K: return "Q5_K";
+    case QC_DTYPE_Q8_K: return "Q8_K";
+    case QC_DTYPE_Q8_1: return "Q8_1";
     }
     return "?";
 }
