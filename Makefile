@@ -3,16 +3,35 @@
 # (installed automatically when run as root).
 
 CC      ?= cc
+# Cross build for ARM64 (make CROSS=aarch64-linux-gnu-): Debian's cross
+# compiler and the arm64 -dev packages (scripts/deps.sh arm64), a build
+# folder of its own; `make emu-test` runs the tests under qemu-aarch64.
+CROSS   ?=
+ifneq ($(CROSS),)
+CC      := $(CROSS)gcc
+BUILD   ?= build-$(firstword $(subst -, ,$(CROSS)))
+PKG_CONFIG := PKG_CONFIG_LIBDIR=/usr/lib/$(CROSS:%-=%)/pkgconfig:/usr/share/pkgconfig pkg-config
+DEPS_ARG := $(if $(EMU),arm64-test,arm64)
+else
+PKG_CONFIG := pkg-config
+DEPS_ARG :=
+endif
 BUILD   ?= build
+# The machine the code is built for: x86-only flags go to x86 files only.
+TARGET_ARCH := $(shell $(CC) -dumpmachine 2>/dev/null | cut -d- -f1)
 # The engine library (libqcare.a) needs only the first three; the care
 # library adds nothing; the qcare binary (server, hub client, records) the rest.
 ENGINE_PKGS = libpcre2-8 libutf8proc jansson
 PKGS     = $(ENGINE_PKGS) libcrypto libcurl libmicrohttpd libedit sqlite3
+# The emulated test programs (EMU=1) link the engine's packages only.
+ifneq ($(EMU),)
+PKGS     = $(ENGINE_PKGS)
+endif
 OPT     ?= -O2
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Isrc -Itools -pthread
 CFLAGS  ?= $(OPT) -g
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 LDLIBS   = $(PKG_LIBS) -lm -pthread
 
 ENGINE_SRC = $(wildcard src/base/*.c src/engine/*.c)
@@ -33,7 +52,7 @@ TEST_BIN   = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 all: deps $(BUILD)/qcare
 
 deps:
-	@sh scripts/deps.sh
+	@sh scripts/deps.sh $(DEPS_ARG)
 
 # libqcare.a: the engine (include/qcare.h); libqcare_care.a: the care
 # pipeline on top of it (include/qcare_care.h).
@@ -69,8 +88,10 @@ $(BUILD)/obj/gen/web_assets.o: $(BUILD)/gen/web_assets.c
 
 # Only these files use instructions beyond x86-64's baseline; the CPU is
 # checked at run time before any of their functions is called.
+ifeq ($(TARGET_ARCH),x86_64)
 $(BUILD)/obj/src/engine/kernels_avx2.o: ISA_FLAGS = -mavx2 -mfma -mf16c
 $(BUILD)/obj/src/engine/kernels_avx512.o: ISA_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16 -mavx2 -mfma -mf16c
+endif
 
 $(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(LIBS_A) $(BUILD)/obj/tools/mkmodel.o
 	@mkdir -p $(dir $@)
