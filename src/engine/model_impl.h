@@ -79,4 +79,35 @@ qc_status qc_ctx_check_ids(qc_ctx_t *x, const int32_t *ids, size_t n_ids);
  * recomputes m->weight_bytes when anything changed. */
 qc_status qc_weights_convert(qc_model_t *m, qc_dtype_t to, char *err, size_t err_size);
 
+/* ==== reference forward pass (forward_ref.c) ==== */
+
+/* One sequence's state in the reference pass: its own F32 KV cache and the
+ * activations of one token. Allocated by qc_ref_state_init, never during a
+ * pass. */
+typedef struct {
+    const qc_model_t *m;
+    int n_ctx;
+    float *k_cache, *v_cache; /* [n_layer][n_ctx][n_head_kv*head_dim] */
+    float *x, *xb;            /* [n_embd]: the residual stream; a normed x or a product */
+    float *q, *att_out;       /* [n_head*head_dim]: the roped query; the attention output */
+    float *att;               /* [n_ctx]: one head's attention weights */
+    float *hb, *hb2;          /* [n_ff]: gate, up */
+    float *row;               /* [max(n_embd, n_ff, n_head*head_dim)]: one weight row in F32 */
+} qc_ref_state_t;
+
+/* Prepares s for up to n_ctx positions of model m (which must outlive it).
+ * QC_OK, QC_ERR_ARG (n_ctx <= 0) or QC_ERR_NOMEM (s then freed). */
+qc_status qc_ref_state_init(qc_ref_state_t *s, const qc_model_t *m, int n_ctx);
+/* Frees s's buffers and zeroes it (NULL and a zeroed s are no-ops). */
+void qc_ref_state_free(qc_ref_state_t *s);
+
+/* Runs tokens ids[0..n) at positions pos[0..n), in order, through the
+ * model: token i's K/V go to cache row pos[i] and it attends to rows
+ * 0..pos[i], so every earlier position must have been run on s (running
+ * from position p again overwrites from p). logits: [n][n_vocab], or NULL
+ * to fill the cache only. QC_ERR_ARG (nothing run) for an id outside the
+ * vocabulary or a position outside [0, n_ctx). Scalar F32, for tests: the
+ * oracle of qc_forward. */
+qc_status qc_forward_ref(qc_ref_state_t *s, const int32_t *ids, const int *pos, int n, float *logits);
+
 #endif
