@@ -33,7 +33,6 @@ static inline const char *test_env(const char *name, const char *def) {
 /* The fixtures folder: $QC_FIXTURES or ../shared/fixtures. */
 static inline const char *fixtures(void) { return test_env("QC_FIXTURES", "../shared/fixtures"); }
 
-/* Monotonic seconds. */
 /* A whole file, NUL-terminated (caller frees); its length in *len if given.
  * NULL when it cannot be opened. */
 static inline char *test_slurp(const char *path, size_t *len) {
