@@ -1,10 +1,13 @@
 /* test.h — the tiny harness every test program uses: CHECK counts passes
  * and failures, SKIP counts (and says) what could not be checked here,
  * test_done prints the closing line `NAME: N passed, N failed, N skipped`
- * and returns the exit code. */
+ * and returns the exit code; and the readers of llama.cpp's logits goldens
+ * (test_golden_*). */
 #ifndef QC_TEST_H
 #define QC_TEST_H
 #include "base/base.h"
+#include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -57,6 +60,110 @@ static inline char *test_slurp(const char *path, size_t *len) {
     if (len) *len = (size_t)(n > 0 ? n : 0);
     fclose(f);
     return s;
+}
+
+/* ==== llama.cpp's logits goldens (golden/<model>.jsonl) ==== */
+
+/* Differences from a golden file so far: every listed logit must be within
+ * tol_max; those within tol are counted. */
+typedef struct {
+    double tol, tol_max;
+    double max_diff;
+    long n_compared, n_within;
+} test_golden_t;
+
+static inline void test_golden_note(test_golden_t *g, double d) {
+    if (d > g->max_diff) g->max_diff = d;
+    g->n_compared++;
+    g->n_within += d <= g->tol;
+}
+
+/* Checks [[id, logit], ...] pairs against a row of logits (prints the first
+ * miss). */
+static inline int test_golden_pairs(test_golden_t *g, const json_t *pairs, const float *row, const char *what,
+                                    size_t pos) {
+    size_t i;
+    json_t *p;
+    int ok = 1;
+    json_array_foreach(pairs, i, p) {
+        int id = (int)json_integer_value(json_array_get(p, 0));
+        double want = json_number_value(json_array_get(p, 1));
+        double d = fabs(row[id] - want);
+        test_golden_note(g, d);
+        if (d > g->tol_max) {
+            if (ok) fprintf(stderr, "  %s pos %zu id %d: %.6f vs llama.cpp %.6f\n", what, pos, id, row[id], want);
+            ok = 0;
+        }
+    }
+    return ok;
+}
+
+/* Whether the k best ids of row are the golden's (as sets, since the golden
+ * may order near-ties differently by < tol). */
+static inline int test_golden_top_ids(const test_golden_t *g, const json_t *pairs, const float *row,
+                                      int32_t n_vocab) {
+    size_t k = json_array_size(pairs);
+    double kth = INFINITY;
+    for (size_t i = 0; i < k; i++) {
+        double v = json_number_value(json_array_get(json_array_get(pairs, i), 1));
+        if (v < kth) kth = v;
+    }
+    /* No id outside the golden list may beat its weakest entry by > tol_max. */
+    for (int32_t id = 0; id < n_vocab; id++) {
+        if (row[id] <= kth + g->tol_max) continue;
+        int listed = 0;
+        for (size_t i = 0; i < k && !listed; i++)
+            listed = json_integer_value(json_array_get(json_array_get(pairs, i), 0)) == id;
+        if (!listed) {
+            fprintf(stderr, "  id %d (%.6f) beats the golden top-%zu (weakest %.6f)\n", id, row[id], k, kth);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The logits checks of one golden line on all [n][n_vocab], the logits of
+ * its n tokens: the top-5 at every position (values and ids), the top-50
+ * and the 64 probed logits at the last. */
+static inline void test_golden_logits(test_golden_t *g, const json_t *line, const float *all, size_t n,
+                                      int32_t nv, const char *label) {
+    const char *prompt = json_string_value(json_object_get(line, "prompt"));
+    json_t *top5 = json_object_get(line, "top5_per_position");
+    int ok_pairs = 1, ok_ids = 1;
+    for (size_t p = 0; p < n; p++) {
+        const float *row = all + p * nv;
+        ok_pairs &= test_golden_pairs(g, json_array_get(top5, p), row, label, p);
+        ok_ids &= test_golden_top_ids(g, json_array_get(top5, p), row, nv);
+    }
+    CHECK(ok_pairs, "%s '%.30s': top-5 logits within %g at every position", label, prompt, g->tol_max);
+    CHECK(ok_ids, "%s '%.30s': same top-5 ids at every position", label, prompt);
+    const float *last = all + (n - 1) * nv;
+    CHECK(test_golden_pairs(g, json_object_get(line, "last_top50"), last, "top50", n - 1) &&
+              test_golden_top_ids(g, json_object_get(line, "last_top50"), last, nv),
+          "%s '%.30s': last-position top-50", label, prompt);
+    CHECK(test_golden_pairs(g, json_object_get(line, "last_probe"), last, "probe", n - 1),
+          "%s '%.30s': 64 probed logits", label, prompt);
+}
+
+/* Every line of a golden .jsonl file, as one JSON array (the caller
+ * json_decref's it); NULL, after a failed CHECK, when it cannot be read. */
+static inline json_t *test_golden_read(const char *path) {
+    json_t *lines = NULL;
+    json_error_t je;
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL, "cannot open %s", path);
+    if (!f) return NULL;
+    char *line = NULL;
+    size_t cap = 0;
+    lines = json_array();
+    while (getline(&line, &cap, f) > 0) {
+        json_t *g = json_loads(line, 0, &je);
+        CHECK(g != NULL, "%s: bad golden line: %s", path, je.text);
+        if (g) json_array_append_new(lines, g);
+    }
+    free(line);
+    fclose(f);
+    return lines;
 }
 
 static inline int test_done(const char *name) {

@@ -32,55 +32,8 @@
 #define TOL 1e-3
 #define TOL_MAX 3e-3
 
-static double max_diff; /* largest |ours - llama.cpp| over every compared logit */
-static long n_compared, n_within; /* compared logits, and those within TOL */
-
-static void note_diff(double d) {
-    if (d > max_diff) max_diff = d;
-    n_compared++;
-    n_within += d <= TOL;
-}
-
-/* Checks [[id, logit], ...] pairs against a row of logits. */
-static int check_pairs(const json_t *pairs, const float *row, const char *what, size_t pos) {
-    size_t i;
-    json_t *p;
-    int ok = 1;
-    json_array_foreach(pairs, i, p) {
-        int id = (int)json_integer_value(json_array_get(p, 0));
-        double want = json_number_value(json_array_get(p, 1));
-        double d = fabs(row[id] - want);
-        note_diff(d);
-        if (d > TOL_MAX) {
-            if (ok) fprintf(stderr, "  %s pos %zu id %d: %.6f vs llama.cpp %.6f\n", what, pos, id, row[id], want);
-            ok = 0;
-        }
-    }
-    return ok;
-}
-
-/* Whether the k best ids of row are the golden's (as sets, since the golden
- * may order near-ties differently by < TOL). */
-static int check_top_ids(const json_t *pairs, const float *row, int32_t n_vocab) {
-    size_t k = json_array_size(pairs);
-    double kth = INFINITY;
-    for (size_t i = 0; i < k; i++) {
-        double v = json_number_value(json_array_get(json_array_get(pairs, i), 1));
-        if (v < kth) kth = v;
-    }
-    /* No id outside the golden list may beat its weakest entry by > TOL_MAX. */
-    for (int32_t id = 0; id < n_vocab; id++) {
-        if (row[id] <= kth + TOL_MAX) continue;
-        int listed = 0;
-        for (size_t i = 0; i < k && !listed; i++)
-            listed = json_integer_value(json_array_get(json_array_get(pairs, i), 0)) == id;
-        if (!listed) {
-            fprintf(stderr, "  id %d (%.6f) beats the golden top-%zu (weakest %.6f)\n", id, row[id], k, kth);
-            return 0;
-        }
-    }
-    return 1;
-}
+/* Every compared logit: the largest |ours - llama.cpp|, and how many within TOL. */
+static test_golden_t diffs = {.tol = TOL, .tol_max = TOL_MAX};
 
 static int argmax(const float *row, int32_t n) {
     int best = 0;
@@ -127,21 +80,8 @@ static void check_model(const char *dir, const char *golden_path, const char *la
         CHECK(all && one && x, "out of memory");
         if (!all || !one || !x) goto free_run;
         CHECK(qc_ctx_eval(x, ids, n, all, QC_LOGITS_ALL) == QC_OK, "eval: %s", qc_ctx_errmsg(x));
-        json_t *top5 = json_object_get(g, "top5_per_position");
-        int ok_pairs = 1, ok_ids = 1;
-        for (size_t p = 0; p < n; p++) {
-            const float *row = all + p * nv;
-            ok_pairs &= check_pairs(json_array_get(top5, p), row, label, p);
-            ok_ids &= check_top_ids(json_array_get(top5, p), row, nv);
-        }
-        CHECK(ok_pairs, "%s '%.30s': top-5 logits within %g at every position", label, prompt, TOL_MAX);
-        CHECK(ok_ids, "%s '%.30s': same top-5 ids at every position", label, prompt);
+        test_golden_logits(&diffs, g, all, n, nv, label);
         const float *last = all + (n - 1) * nv;
-        CHECK(check_pairs(json_object_get(g, "last_top50"), last, "top50", n - 1) &&
-                  check_top_ids(json_object_get(g, "last_top50"), last, nv),
-              "%s '%.30s': last-position top-50", label, prompt);
-        CHECK(check_pairs(json_object_get(g, "last_probe"), last, "probe", n - 1),
-              "%s '%.30s': 64 probed logits", label, prompt);
 
         /* Chunked (3 tokens a pass) and token-by-token prefill agree. */
         qc_ctx_t *xc = qc_ctx_new(m, 256, &small);
@@ -184,7 +124,7 @@ static void check_model(const char *dir, const char *golden_path, const char *la
             int32_t id = argmax(one, nv);
             int want = (int)json_integer_value(json_array_get(greedy, i));
             double wl = json_number_value(json_array_get(json_array_get(margins, i), 0));
-            note_diff(fabs(one[want] - wl));
+            test_golden_note(&diffs, fabs(one[want] - wl));
             worst = fmax(worst, fabs(one[want] - wl));
             if (id != want) {
                 fprintf(stderr, "  %s greedy step %zu: %d (%.6f) vs llama.cpp %d (%.6f)\n", label, i, id, one[id], want, wl);
@@ -307,8 +247,8 @@ int main(void) {
         check_model(dir, golden, names[i]);
         check_other_dtypes(dir, golden, names[i]);
     }
-    printf("max |logit - llama.cpp| = %.3g; %ld of %ld logits (%.2f%%) within %g\n", max_diff, n_within,
-           n_compared, 100.0 * n_within / (n_compared ? n_compared : 1), TOL);
-    CHECK(n_within >= 0.95 * n_compared, "at least 95%% of logits within %g", TOL);
+    printf("max |logit - llama.cpp| = %.3g; %ld of %ld logits (%.2f%%) within %g\n", diffs.max_diff,
+           diffs.n_within, diffs.n_compared, 100.0 * diffs.n_within / (diffs.n_compared ? diffs.n_compared : 1), TOL);
+    CHECK(diffs.n_within >= 0.95 * diffs.n_compared, "at least 95%% of logits within %g", TOL);
     return test_done("test_golden");
 }

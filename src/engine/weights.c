@@ -1,9 +1,14 @@
-/* weights.c — binds the tensors of a safetensors set (or of a GGUF file,
- * through a name-mapping lookup) to the model's weight slots by their Hugging
- * Face names, checking each one's presence and shape against the
- * configuration before the forward pass may touch it. */
-#include "engine/engine.h"
+/* weights.c — the model's weights: binds the tensors of a safetensors set
+ * (or of a GGUF file, through a name-mapping lookup) to the model's weight
+ * slots by their Hugging Face names, checking each one's presence and shape
+ * against the configuration before the forward pass may touch it; then
+ * converts them, once at load, to the types the forward pass multiplies. */
+#include "engine/model_impl.h"
 #include "engine/kernels.h"
+#include "engine/threads.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,4 +143,121 @@ fail:
     m->n_params = 0;
     m->weight_bytes = 0;
     return s;
+}
+
+/* ==== weight conversion at load ==== */
+
+typedef struct {
+    const qc_tensor_t *src;
+    qc_dtype_t to;
+    void *dst;
+    size_t row_bytes;
+    long r0, r1; /* rows of this pass */
+} convert_job_t;
+
+static void convert_task(void *arg, int ith, int nth) {
+    convert_job_t *j = arg;
+    long lo, hi;
+    qc_split(j->r1 - j->r0, ith, nth, 64, &lo, &hi);
+    lo += j->r0;
+    hi += j->r0;
+    float *row = malloc((size_t)j->src->cols * sizeof *row);
+    if (!row) return; /* the caller checks the first bytes are written: see convert_tensor */
+    for (long r = lo; r < hi; r++) {
+        qc_dequantize_row(j->src, r, row);
+        char *d = (char *)j->dst + (size_t)r * j->row_bytes;
+        if (j->to == QC_DTYPE_F32) memcpy(d, row, (size_t)j->src->cols * sizeof *row);
+        else qc_quantize_row(j->to, row, d, j->src->cols);
+    }
+    free(row);
+}
+
+/* Lets the kernel drop the mmapped pages of [p, p + n) (whole pages inside
+ * it), so converted weights stop counting as resident memory. */
+static void drop_pages(const void *p, size_t n) {
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), b = ((uintptr_t)p + page - 1) & ~(page - 1),
+              e = ((uintptr_t)p + n) & ~(page - 1);
+    if (e > b) madvise((void *)b, e - b, MADV_DONTNEED);
+}
+
+/* Converts tensor *t to type `to` into a new buffer owned by the model, in
+ * passes of a few thousand rows, dropping each pass's mmapped source pages
+ * so that peak memory stays near the converted size (the embedding alone is
+ * 300 MB in BF16 for a 0.5B model). Tensors whose rows do not fit the block
+ * size stay as they are. */
+static qc_status convert_tensor(qc_model_t *m, qc_tensor_t *t, qc_dtype_t to, char *err, size_t err_size) {
+    if (t->dtype == to) return QC_OK;
+    size_t rb = qc_row_bytes(to, t->cols);
+    if (rb == 0) return QC_OK; /* e.g. cols % 32 != 0: keep the original */
+    if (m->n_owned == QC_MAX_OWNED)
+        return qc_seterr(err, err_size, QC_ERR_NOMEM, "too many converted tensors");
+    void *buf = NULL;
+    if (posix_memalign(&buf, 64, rb * (size_t)t->rows) != 0)
+        return qc_seterr(err, err_size, QC_ERR_NOMEM, "out of memory converting weights to %s", qc_dtype_name(to));
+    size_t src_rb = qc_row_bytes(t->dtype, t->cols);
+    const long pass = 4096;
+    for (long r = 0; r < (long)t->rows; r += pass) {
+        convert_job_t j = {t, to, buf, rb, r, r + pass < (long)t->rows ? r + pass : (long)t->rows};
+        qc_pool_run(m->pool, convert_task, &j);
+        drop_pages((const char *)t->data + (size_t)j.r0 * src_rb, (size_t)(j.r1 - j.r0) * src_rb);
+    }
+    m->owned[m->n_owned++] = buf;
+    t->data = buf;
+    t->dtype = to;
+    return QC_OK;
+}
+
+/* Whether the matrix kernels multiply this type: F32, F16, BF16, Q8_0, Q4_0
+ * (the first five dtypes). A GGUF's other block types are only read. */
+static int has_kernel(qc_dtype_t t) { return t <= QC_DTYPE_Q4_0; }
+
+/* Brings every matrix to the requested type: all of them for f32; the layer
+ * matrices to Q8_0/Q4_0 and the embedding/lm_head to Q8_0 for the quantized
+ * types (the output layer is the most sensitive to 4 bits, as llama.cpp
+ * also keeps it at higher precision); for bf16 ("as stored") only those
+ * without a kernel (a GGUF's K-quants, Q4_1, Q5_x), to Q8_0. A tensor already of the
+ * target type stays in place, so a GGUF's Q8_0/Q4_0 blocks are used as
+ * llama.cpp wrote them. */
+qc_status qc_weights_convert(qc_model_t *m, qc_dtype_t to, char *err, size_t err_size) {
+    qc_status st;
+    /* Norm weights and biases (small vectors) are read as F32 by the forward
+     * pass whatever the matrices are. */
+    if ((st = convert_tensor(m, &m->out_norm, QC_DTYPE_F32, err, err_size))) return st;
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        qc_layer_t *L = &m->layers[l];
+        qc_tensor_t *vecs[] = {&L->attn_norm, &L->ffn_norm, &L->bq, &L->bk, &L->bv, &L->q_norm, &L->k_norm};
+        for (size_t i = 0; i < sizeof vecs / sizeof vecs[0]; i++)
+            if (vecs[i]->data && (st = convert_tensor(m, vecs[i], QC_DTYPE_F32, err, err_size))) return st;
+    }
+    int keep = to == QC_DTYPE_BF16, converted = 0;
+    int tied = m->lm_head.data == m->tok_embd.data;
+    qc_dtype_t outer = to == QC_DTYPE_F32 ? QC_DTYPE_F32 : QC_DTYPE_Q8_0;
+    qc_tensor_t *outs[] = {&m->tok_embd, &m->lm_head};
+    for (int i = 0; i < 2 - tied; i++) {
+        if (keep && has_kernel(outs[i]->dtype)) continue;
+        if ((st = convert_tensor(m, outs[i], outer, err, err_size))) return st;
+        converted = 1;
+    }
+    if (tied) m->lm_head = m->tok_embd;
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        qc_layer_t *L = &m->layers[l];
+        qc_tensor_t *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
+            if (keep && has_kernel(mats[i]->dtype)) continue;
+            if ((st = convert_tensor(m, mats[i], keep ? QC_DTYPE_Q8_0 : to, err, err_size))) return st;
+            converted = 1;
+        }
+    }
+    if (!converted) return QC_OK;
+    m->weight_bytes = 0;
+    m->weight_bytes += (int64_t)(qc_row_bytes(m->tok_embd.dtype, m->tok_embd.cols) * m->tok_embd.rows);
+    if (!tied) m->weight_bytes += (int64_t)(qc_row_bytes(m->lm_head.dtype, m->lm_head.cols) * m->lm_head.rows);
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        const qc_layer_t *L = &m->layers[l];
+        const qc_tensor_t *all[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->bq, &L->bk, &L->bv, &L->q_norm,
+                                    &L->k_norm, &L->wo, &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+            if (all[i]->data) m->weight_bytes += (int64_t)(qc_row_bytes(all[i]->dtype, all[i]->cols) * all[i]->rows);
+    }
+    return QC_OK;
 }
