@@ -26,7 +26,7 @@
 #include <string.h>
 
 #define QS_CHUNK 32         /* prompt tokens of one request per pass (< 64: llama.cpp's small-batch attention) */
-#define QS_JUDGE_RUN 256    /* an emotion judgment's tokens per pass: whole messages, as qc_care_emotion runs them */
+#define QS_JUDGE_RUN QC_JUDGE_CHUNK /* a judgment's tokens per pass: the runs qc_care_classify makes */
 #define QS_PASS_TOKENS 256  /* tokens of one pass */
 
 /* A request that is generating. */
