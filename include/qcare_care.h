@@ -42,7 +42,9 @@ typedef enum {
     QC_URGENT_POISONING,   /* overdose, swallowed poison or chemicals */
     QC_URGENT_SEIZURE,     /* a seizure happening now, or a child's */
     QC_URGENT_UNCONSCIOUS, /* unresponsive, not breathing */
-    QC_URGENT_SELF_HARM    /* suicidal intent or self-harm */
+    QC_URGENT_SELF_HARM,   /* suicidal intent or self-harm */
+    QC_URGENT_MODEL        /* never from the rules: the model's urgency opinion, kind unknown (its notice
+                            * gives the emergency numbers and the crisis lines) */
 } qc_urgent_t;
 
 typedef struct {

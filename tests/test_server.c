@@ -7,6 +7,8 @@
 #include "serverproc.h"
 
 #include <jansson.h>
+#include <math.h>
+#include "qcare_care.h"
 
 static sp_server_t srv;
 
@@ -274,6 +276,182 @@ static void test_openai(void) {
     free(greedy);
 }
 
+/* ==== /v1/classify ==== */
+
+/* A whole command's stdout (caller frees); NULL when it fails. */
+static char *run_capture(const char *cmd) {
+    FILE *f = popen(cmd, "r");
+    if (!f) return NULL;
+    qc_buf_t b = {0};
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) qc_buf_add(&b, chunk, n);
+    int st = pclose(f);
+    if (st) {
+        qc_buf_free(&b);
+        return NULL;
+    }
+    return qc_buf_take(&b);
+}
+
+/* Probabilities in the labels' order summing to 1, top their argmax. */
+static int is_classify_answer(json_t *j, const char *const *labels, size_t n) {
+    json_t *ls = json_object_get(j, "labels");
+    double sum = 0, best = -1;
+    const char *top = NULL;
+    if (json_array_size(ls) != n) return 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *l = json_array_get(ls, i);
+        const char *name = json_string_value(json_object_get(l, "label"));
+        double p = json_real_value(json_object_get(l, "probability"));
+        if (!name || strcmp(name, labels[i]) || !json_is_real(json_object_get(l, "loglik")) ||
+            json_integer_value(json_object_get(l, "tokens")) < 1 || p < 0 || p > 1)
+            return 0;
+        sum += p;
+        if (p > best) best = p, top = name;
+    }
+    return fabs(sum - 1) < 1e-9 && top && !strcmp(top, json_string_value(json_object_get(j, "top")) ?: "");
+}
+
+static void test_classify(void) {
+    static const char *const labels[] = {"billing question", "appointment", "medical symptom", "其他"};
+    const char *body = "{\"text\": \"I was charged twice for one visit\", \"labels\": [\"billing question\", "
+                       "\"appointment\", \"medical symptom\", \"其他\"], \"instruction\": \"Sort the message.\", "
+                       "\"examples\": [{\"text\": \"Can I come on Friday?\", \"label\": \"appointment\"}], "
+                       "\"calibrate\": true}";
+    long st;
+    json_t *a = post_json("/v1/classify", body, NULL, &st);
+    CHECK(st == 200 && is_classify_answer(a, labels, 4) && json_is_true(json_object_get(a, "calibrated")),
+          "/v1/classify answer (%ld)", st);
+    json_t *b = post_json("/v1/classify", body, NULL, &st);
+    int same = json_array_size(json_object_get(a, "labels")) == 4;
+    for (size_t i = 0; i < 4; i++) {
+        json_t *x = json_array_get(json_object_get(a, "labels"), i), *y = json_array_get(json_object_get(b, "labels"), i);
+        same &= json_real_value(json_object_get(x, "probability")) == json_real_value(json_object_get(y, "probability"));
+    }
+    CHECK(st == 200 && same && json_is_true(json_object_get(b, "prefix_cached")),
+          "/v1/classify again: the prefix cached, the same answer");
+
+    /* The API = the CLI, to the last bit of every number. */
+    char dir[512], ex[512], cmd[2048];
+    snprintf(dir, sizeof dir, "%s/tiny-qwen2", test_env("QC_MODELS", "build/models"));
+    snprintf(ex, sizeof ex, "%s/tests/classify-examples.jsonl", test_env("QC_BUILD", "build"));
+    FILE *f = fopen(ex, "w");
+    if (f) {
+        fputs("{\"text\": \"Can I come on Friday?\", \"label\": \"appointment\"}\n", f);
+        fclose(f);
+    }
+    snprintf(cmd, sizeof cmd,
+             "%s/qcare classify --model %s --dtype bf16 --threads 2 --labels 'billing question,appointment,medical "
+             "symptom,其他' --instruction 'Sort the message.' --examples %s --calibrate 'I was charged twice for one "
+             "visit' 2>/dev/null",
+             test_env("QC_BUILD", "build"), dir, ex);
+    char *cli = run_capture(cmd);
+    json_t *c = cli ? json_loads(cli, 0, NULL) : NULL;
+    int eq = c && is_classify_answer(c, labels, 4);
+    for (size_t i = 0; eq && i < 4; i++) {
+        json_t *x = json_array_get(json_object_get(a, "labels"), i), *y = json_array_get(json_object_get(c, "labels"), i);
+        eq &= json_real_value(json_object_get(x, "probability")) == json_real_value(json_object_get(y, "probability")) &&
+              json_real_value(json_object_get(x, "loglik")) == json_real_value(json_object_get(y, "loglik")) &&
+              json_integer_value(json_object_get(x, "tokens")) == json_integer_value(json_object_get(y, "tokens"));
+    }
+    CHECK(eq, "/v1/classify = qcare classify --labels, bit for bit:\n%s\n%s", cli ? cli : "(failed)",
+          json_dumps(a, JSON_COMPACT) ?: "");
+    json_decref(c);
+    free(cli);
+    json_decref(a);
+    json_decref(b);
+
+    /* mean normalization; a streamed or not-JSON label list is refused below */
+    a = post_json("/v1/classify", "{\"text\": \"hi\", \"labels\": [\"yes\", \"no thanks\"], \"normalize\": \"mean\"}",
+                  NULL, &st);
+    CHECK(st == 200 && !strcmp(json_string_value(json_object_get(a, "normalize")) ?: "", "mean"),
+          "/v1/classify normalize mean (%ld)", st);
+    json_decref(a);
+}
+
+/* Every bad /v1/classify request: 400 with a JSON error naming the problem. */
+static void test_classify_bad(void) {
+    char many[1024] = "{\"text\": \"x\", \"labels\": [";
+    for (int i = 0; i < 33; i++) snprintf(many + strlen(many), sizeof many - strlen(many), "%s\"l%d\"", i ? ", " : "", i);
+    strcat(many, "]}");
+    char l65[512];
+    snprintf(l65, sizeof l65, "{\"text\": \"x\", \"labels\": [\"a\", \"%s\"]}",
+             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    struct {
+        const char *body, *want;
+    } cases[] = {
+        {"{\"text\": \"x\"}", "labels"},
+        {"{\"text\": \"x\", \"labels\": []}", "labels"},
+        {"{\"text\": \"x\", \"labels\": [\"a\"]}", "2 to 32"},
+        {"{\"text\": \"x\", \"labels\": [\"a\", \"b\", \"a\"]}", "twice"},
+        {many, "2 to 32"},
+        {"{\"text\": \"x\", \"labels\": [\"a\", \"\"]}", "1 to 64"},
+        {l65, "1 to 64"},
+        {"{\"text\": \"x\", \"labels\": [\"a\", 2]}", "labels[1]"},
+        {"{\"text\": \"x\", \"labels\": \"a,b\"}", "labels"},
+        {"{\"text\": \"\", \"labels\": [\"a\", \"b\"]}", "text"},
+        {"{\"labels\": [\"a\", \"b\"]}", "text"},
+        {"{\"text\": 3, \"labels\": [\"a\", \"b\"]}", "text"},
+        {"{\"text\": \"x\", \"labels\": [\"a\", \"b\"], \"normalize\": \"max\"}", "normalize"},
+        {"{\"text\": \"x\", \"labels\": [\"a\", \"b\"], \"calibrate\": \"yes\"}", "calibrate"},
+        {"{\"text\": \"x\", \"labels\": [\"a\", \"b\"], \"instruction\": 1}", "instruction"},
+        {"{\"text\": \"x\", \"labels\": [\"a\", \"b\"], \"examples\": {}}", "examples"},
+        {"{\"text\": \"x\", \"labels\": [\"a\", \"b\"], \"examples\": [{\"text\": \"y\"}]}", "examples[0]"},
+        {"{\"text\": \"x\", \"labels\": [\"a\", \"b\"], \"examples\": [{\"text\": \"y\", \"label\": \"c\"}]}",
+         "not one of the labels"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_error("/v1/classify", cases[i].body, 0, 400, cases[i].want);
+    /* a text, and a prefix, beyond the context */
+    qc_buf_t big = {0};
+    qc_buf_puts(&big, "{\"labels\": [\"a\", \"b\"], \"text\": \"");
+    for (int i = 0; i < 3000; i++) qc_buf_puts(&big, " hello");
+    qc_buf_puts(&big, "\"}");
+    check_error("/v1/classify", big.p, big.n, 400, "context");
+    qc_buf_free(&big);
+    qc_buf_puts(&big, "{\"labels\": [\"a\", \"b\"], \"text\": \"x\", \"instruction\": \"");
+    for (int i = 0; i < 3000; i++) qc_buf_puts(&big, " hello");
+    qc_buf_puts(&big, "\"}");
+    check_error("/v1/classify", big.p, big.n, 400, "context");
+    qc_buf_free(&big);
+}
+
+/* ==== the model's urgency opinion (--risk-model on) ==== */
+
+/* /api/analyze gives both verdicts; urgent when either says so; streamed,
+ * the rules' notice comes before the `risk` event, the model's after it. */
+static void test_risk(void) {
+    static const char *const texts[] = {"I have crushing chest pain", "今天心情不错", "my knee hurts a bit"};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        char body[512], *out;
+        long st;
+        snprintf(body, sizeof body, "{\"text\": \"%s\", \"max_tokens\": 2}", texts[i]);
+        json_t *j = post_json("/api/analyze", body, NULL, &st);
+        json_t *risk = json_object_get(j, "risk");
+        int rules = qc_safety_check(texts[i], strlen(texts[i])).kind != 0, model = json_is_true(json_object_get(risk, "urgent"));
+        double p = json_real_value(json_object_get(risk, "probability"));
+        CHECK(st == 200 && json_is_boolean(json_object_get(risk, "urgent")) && p >= 0 && p <= 1 &&
+                  json_is_true(json_object_get(risk, "rules_urgent")) == rules &&
+                  json_is_true(json_object_get(j, "urgent")) == (rules || model) &&
+                  (json_object_get(j, "notice") != NULL) == (rules || model) && model == (p > 0.5),
+              "/api/analyze with the urgency opinion (%ld): %s", st, json_dumps(j, JSON_COMPACT) ?: "");
+        json_decref(j);
+        snprintf(body, sizeof body, "{\"text\": \"%s\", \"max_tokens\": 2, \"stream\": true}", texts[i]);
+        st = post("/api/analyze", body, NULL, &out);
+        char order[64] = "";
+        for (char *e = out; (e = strstr(e, "event: ")) && strlen(order) < 60; e += 7) {
+            size_t k = strlen(order);
+            order[k] = e[7], order[k + 1] = 0; /* e(motion) n(otice) r(isk) c(hunk) d(one) */
+        }
+        char want[16];
+        snprintf(want, sizeof want, "e%sr%s", rules ? "n" : "", model && !rules ? "n" : "");
+        CHECK(st == 200 && !strncmp(order, want, strlen(want)) &&
+                  (strstr(out, "\"kind\":\"model\"") != NULL) == (model && !rules) && order[strlen(order) - 1] == 'd',
+              "streamed events for '%s': %s (want %s...)", texts[i], order, want);
+        free(out);
+    }
+}
+
 /* ==== bad input ==== */
 
 static void test_bad_input(void) {
@@ -357,7 +535,17 @@ int main(void) {
         test_analyze_stream("今天心情不错", 0);
         test_disconnect();
         test_openai();
+        test_classify();
+        test_classify_bad();
         test_bad_input();
+        stop_server();
+    }
+    snprintf(log, sizeof log, "%s/tests/server-risk.log", test_env("QC_BUILD", "build"));
+    const char *risk_args[] = {"--risk-model", "on", NULL};
+    up = sp_start(&srv, NULL, log, risk_args) == 0;
+    CHECK(up, "server with --risk-model on did not start");
+    if (up) {
+        test_risk();
         stop_server();
     }
     snprintf(log, sizeof log, "%s/tests/server-key.log", test_env("QC_BUILD", "build"));

@@ -9,10 +9,11 @@
  * sequence exactly what it would get alone, batching never changes a reply:
  * a seeded request answers the same at any load.
  *
- * An emotion judgment (QS_EMOTION, QS_ANALYZE before its reply) is a
- * prefill of the message on the shared analyst prefix (qc_care_judge_*): it
- * rides in the passes like a prompt, its whole message in one run as
- * qc_care_emotion runs it, so the probabilities are the same. Between
+ * A judgment (QS_EMOTION, QS_ANALYZE before its reply, QS_CLASSIFY) is a
+ * prefill of the message on a cached task prefix (qc_care_classify_begin):
+ * it rides in the passes like a prompt, in the runs of QC_JUDGE_CHUNK
+ * tokens qc_care_classify makes, so the scores are the same. QS_ANALYZE
+ * with a `risk` task judges it too, after the emotion. Between
  * passes the thread admits queued requests (up to `parallel` at once).
  * Conversations keep their KV state in the care pipeline's sessions; the
  * scheduler drives their turns with qc_care_turn_*. */
@@ -35,7 +36,9 @@ typedef struct {
     qc_ctx_t *ctx;
     int slot;                /* its context from the pool, or -1 (a conversation's own) */
     qc_care_turn_t *turn;    /* a conversation's turn */
-    qc_care_judge_t *judge;  /* the emotion judgment, before the reply */
+    qc_care_judge_t *judge;  /* the judgment (emotion, urgency, labels), before any reply */
+    int judging_risk;        /* judge is r->risk's, after the emotion's */
+    int emotion;             /* the emotion judged, for the reply */
     int32_t *own;            /* prompt tokens owned here (a one-off reply) */
     const int32_t *prompt;
     size_t n_prompt, off;    /* prompt tokens, those run so far */
@@ -186,6 +189,20 @@ static void start_reply(qs_sched_t *s, gen_t *g, int emotion) {
     g->n_hist = hist0;
 }
 
+/* Begins g's judgment of task t on its text, run in the passes like a
+ * prompt. */
+static void judge(qs_sched_t *s, gen_t *g, const qc_labels_t *t) {
+    qs_request_t *r = g->r;
+    qc_status st = qc_care_classify_begin(s->care, t, r->text, strlen(r->text), &g->judge);
+    if (st) {
+        finish(s, g, st, qc_care_errmsg(s->care), 0);
+        return;
+    }
+    g->ctx = qc_care_judge_ctx(g->judge);
+    g->n_prompt = qc_care_judge_tokens(g->judge, &g->prompt);
+    g->off = 0;
+}
+
 /* Starts r in a free generation entry (admission keeps one for it): the
  * emotion judgment first (QS_EMOTION, QS_ANALYZE), run in the passes like
  * a prompt, or the reply at once (QS_COMPLETION). */
@@ -216,21 +233,20 @@ static void start(qs_sched_t *s, qs_request_t *r) {
         start_reply(s, g, 0);
         return;
     }
-    qc_status st = qc_care_judge_begin(s->care, r->text, strlen(r->text), &g->judge);
-    if (st) {
-        finish(s, g, st, qc_care_errmsg(s->care), 0);
-        return;
-    }
-    g->ctx = qc_care_judge_ctx(g->judge);
-    g->n_prompt = qc_care_judge_tokens(g->judge, &g->prompt);
+    const qc_labels_t *t = r->kind == QS_CLASSIFY ? r->labels : qc_care_emotion_labels(s->care);
+    judge(s, g, t);
 }
 
-/* After the pass that ran a judgment's last tokens: the emotion, then the
- * reply (QS_ANALYZE) or the end (QS_EMOTION). */
+/* After the pass that ran a judgment's last tokens: the emotion (then the
+ * urgency opinion when asked, then the reply for QS_ANALYZE) or the
+ * scores (QS_CLASSIFY). */
 static void judged(qs_sched_t *s, gen_t *g) {
+    qs_request_t *r = g->r;
     qc_emotion_t e;
+    qc_scores_t sc;
+    int scores = r->kind == QS_CLASSIFY || g->judging_risk;
     double t0 = qc_now_s();
-    qc_status st = qc_care_judge_end(g->judge, g->logits, &e);
+    qc_status st = scores ? qc_care_judge_scores(g->judge, g->logits, &sc) : qc_care_judge_end(g->judge, g->logits, &e);
     g->judge = NULL;
     pthread_mutex_lock(&s->mu);
     s->st.busy_s += qc_now_s() - t0;
@@ -239,9 +255,11 @@ static void judged(qs_sched_t *s, gen_t *g) {
         finish(s, g, st, qc_care_errmsg(s->care), 0);
         return;
     }
-    g->r->on_emotion(g->r->user, &e);
-    if (g->r->kind == QS_EMOTION) finish(s, g, QC_OK, "", 0);
-    else start_reply(s, g, e.label);
+    if (scores) r->on_scores(r->user, &sc);
+    else r->on_emotion(r->user, &e), g->emotion = e.label;
+    if (r->kind != QS_ANALYZE) finish(s, g, QC_OK, "", 0);
+    else if (r->risk && !g->judging_risk) g->judging_risk = 1, judge(s, g, r->risk);
+    else start_reply(s, g, g->emotion);
 }
 
 /* After a pass: g's logits are ready. Samples, streams and decides whether

@@ -4,7 +4,7 @@
  * `parallel` of them generate at once: every pass of the model runs the next
  * token of each generating request together with chunks of new requests'
  * prompts (qc_batch_eval), so the weights are read once per pass for all of
- * them. Emotion judgments run between passes. */
+ * them. Judgments (emotion, labels) ride in the same passes. */
 #ifndef QC_SERVER_SCHED_H
 #define QC_SERVER_SCHED_H
 
@@ -15,9 +15,10 @@
 typedef struct qs_sched qs_sched_t;
 
 enum {
-    QS_EMOTION,   /* judge the emotion of text */
-    QS_ANALYZE,   /* emotion, then the reply (in the conversation `session` when given) */
-    QS_COMPLETION /* generate after the prompt ids */
+    QS_EMOTION,    /* judge the emotion of text */
+    QS_ANALYZE,    /* emotion [, the urgency opinion], then the reply (in the conversation `session` when given) */
+    QS_COMPLETION, /* generate after the prompt ids */
+    QS_CLASSIFY    /* score the labels of `labels` after text */
 };
 
 /* One request. The caller fills the inputs and the callbacks, submits it,
@@ -28,6 +29,8 @@ typedef struct qs_request {
     int kind;
     const char *text;      /* QS_EMOTION, QS_ANALYZE: the message (UTF-8, NUL-terminated) */
     const char *session;   /* QS_ANALYZE: conversation id, or NULL for a one-off reply */
+    const qc_labels_t *labels; /* QS_CLASSIFY: the task (kept alive by the caller) */
+    const qc_labels_t *risk;   /* QS_ANALYZE: also judge this task (the urgency opinion) after the emotion; NULL: not */
     const int32_t *ids;    /* QS_COMPLETION: the prompt */
     size_t n_ids;
     qc_sampling_t sampling; /* generation (the model's defaults when use_sampling is 0) */
@@ -36,6 +39,8 @@ typedef struct qs_request {
     void *user;
     /* The emotion (QS_EMOTION, QS_ANALYZE), before any reply text. */
     void (*on_emotion)(void *user, const qc_emotion_t *e);
+    /* The scores of `labels` (QS_CLASSIFY) or of `risk` (QS_ANALYZE, after on_emotion). */
+    void (*on_scores)(void *user, const qc_scores_t *s);
     /* Reply text in whole UTF-8 characters; non-zero ends the generation. */
     int (*on_piece)(void *user, const char *piece, size_t len);
     /* The end: st QC_OK or the error (message in msg); n_prompt / n_out
