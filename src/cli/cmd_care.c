@@ -526,9 +526,9 @@ int cmd_classify(int argc, char **argv) {
 int cmd_eval(int argc, char **argv) {
     for (int i = 1; i + 1 < argc; i++)
         if (!strcmp(argv[i], "--task")) {
-            if (!strcmp(argv[i + 1], "safety")) return cmd_eval_safety(argc, argv);
+            if (!strcmp(argv[i + 1], "safety") || !strcmp(argv[i + 1], "risk")) return cmd_eval_safety(argc, argv);
             if (strcmp(argv[i + 1], "emotion")) {
-                fprintf(stderr, "qcare eval: --task must be emotion (the default) or safety\n");
+                fprintf(stderr, "qcare eval: --task must be emotion (the default), safety or risk\n");
                 return 2;
             }
         }
@@ -541,7 +541,8 @@ int cmd_eval(int argc, char **argv) {
         }
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: qcare eval --model M --data FILE.jsonl [--json] [--report FILE.html]\n"
-                   "       qcare eval --task safety --data FILE.jsonl [--counts-only] [--json]\n\n"
+                   "       qcare eval --task safety --data FILE.jsonl [--counts-only] [--json]\n"
+                   "       qcare eval --task risk --model M --data FILE.jsonl [--counts-only] [--json]\n\n"
                    "Classifies every {\"text\", \"label\"} line and reports accuracy, macro-F1, per-class\n"
                    "precision/recall/F1, the confusion matrix and latency p50/p95. --report writes an HTML\n"
                    "page with the confusion matrix drawn; with --json the last line holds the numbers.\n\n" CARE_HELP);
