@@ -14,6 +14,19 @@
 
 typedef struct qs_sched qs_sched_t;
 
+#define QS_TOP_LOGPROBS 20 /* most alternatives reported per token */
+
+/* One token's log-probability under the model: from its raw next-token
+ * logits, before any sampling setting (temperature, top-k, penalty)
+ * changes them; natural log. */
+typedef struct {
+    int32_t id;
+    double logprob;
+    int n_top;                           /* the most probable tokens there, best first */
+    int32_t top_id[QS_TOP_LOGPROBS];
+    double top_logprob[QS_TOP_LOGPROBS];
+} qs_logprob_t;
+
 enum {
     QS_EMOTION,    /* judge the emotion of text */
     QS_ANALYZE,    /* emotion [, the urgency opinion], then the reply (in the conversation `session` when given) */
@@ -35,12 +48,20 @@ typedef struct qs_request {
     size_t n_ids;
     qc_sampling_t sampling; /* generation (the model's defaults when use_sampling is 0) */
     int use_sampling;
-    int max_tokens;
+    int max_tokens;         /* QS_COMPLETION may ask 0: the prompt alone (for prompt_logprobs) */
+    int logprobs;           /* QS_COMPLETION: each generated token's log-probability to on_logprob */
+    int prompt_logprobs;    /* QS_COMPLETION: also each prompt token's after the first (its prompt then
+                             * runs alone on this thread, in the chunks a batched prefill uses) */
+    int top_logprobs;       /* alternatives with them (0..QS_TOP_LOGPROBS) */
     void *user;
     /* The emotion (QS_EMOTION, QS_ANALYZE), before any reply text. */
     void (*on_emotion)(void *user, const qc_emotion_t *e);
     /* The scores of `labels` (QS_CLASSIFY) or of `risk` (QS_ANALYZE, after on_emotion). */
     void (*on_scores)(void *user, const qc_scores_t *s);
+    /* A token's log-probability (logprobs, prompt_logprobs): the prompt's
+     * tokens 1..n_ids-1 in order (prompt = 1), then each generated token
+     * just before its on_piece. */
+    void (*on_logprob)(void *user, int prompt, const qs_logprob_t *lp);
     /* Reply text in whole UTF-8 characters; non-zero ends the generation. */
     int (*on_piece)(void *user, const char *piece, size_t len);
     /* The end: st QC_OK or the error (message in msg); n_prompt / n_out
