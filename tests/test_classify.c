@@ -387,11 +387,12 @@ static void check_bad(const char *name) {
     qc_labels_t *t = (qc_labels_t *)1;
     const char *one[] = {"a"}, *dup[] = {"a", "b", "a"}, *empty[] = {"a", ""}, *bad_utf8[] = {"a", "\xff"};
     const char *many[QC_LABELS_MAX + 1];
-    char names[QC_LABELS_MAX + 1][8];
-    for (int i = 0; i <= QC_LABELS_MAX; i++) snprintf(names[i], 8, "l%d", i), many[i] = names[i];
-    char l64[256] = "", l65[256] = "";
+    char names[QC_LABELS_MAX + 1][16];
+    for (unsigned i = 0; i <= QC_LABELS_MAX; i++) snprintf(names[i], sizeof names[i], "l%u", i), many[i] = names[i];
+    char l64[200] = "", l65[256] = "";
     for (int i = 0; i < 64; i++) strcat(l64, "好"); /* 64 characters, 192 bytes: allowed */
-    snprintf(l65, sizeof l65, "%sx", l64);
+    strcpy(l65, l64);
+    strcat(l65, "x");
     const char *long_ok[] = {"a", l64}, *too_long[] = {"a", l65};
     struct {
         const char *const *labels;

@@ -326,11 +326,20 @@ static void judged(qs_sched_t *s, gen_t *g) {
         finish(s, g, st, qc_care_errmsg(s->care), 0);
         return;
     }
-    if (scores) r->on_scores(r->user, &sc);
-    else r->on_emotion(r->user, &e), g->emotion = e.label;
-    if (r->kind != QS_ANALYZE) finish(s, g, QC_OK, "", 0);
-    else if (r->risk && !g->judging_risk) g->judging_risk = 1, judge(s, g, r->risk);
-    else start_reply(s, g, g->emotion);
+    if (scores) {
+        r->on_scores(r->user, &sc);
+    } else {
+        r->on_emotion(r->user, &e);
+        g->emotion = e.label;
+    }
+    if (r->kind != QS_ANALYZE) {
+        finish(s, g, QC_OK, "", 0);
+    } else if (r->risk && !g->judging_risk) {
+        g->judging_risk = 1;
+        judge(s, g, r->risk);
+    } else {
+        start_reply(s, g, g->emotion);
+    }
 }
 
 /* After a pass: g's logits are ready. Samples, streams and decides whether
