@@ -441,6 +441,7 @@ static void check_bad(const char *name) {
     CHECK(c && qc_care_classify(c, t, "", 0, &s) == QC_ERR_ARG && strstr(qc_care_errmsg(c), "empty"),
           "classify refuses an empty text");
     CHECK(c && qc_care_classify_begin(c, t, "", 0, &j) == QC_ERR_ARG && !j, "begin refuses an empty text");
+    CHECK(c && qc_care_classify(c, NULL, "hi", 2, &s) == QC_ERR_ARG, "classify refuses a missing task");
     /* the default instruction names the labels */
     const int32_t *pi;
     size_t np = qc_labels_prefix(t, &pi);

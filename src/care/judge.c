@@ -452,6 +452,7 @@ qc_status qc_care_classify(qc_care_t *c, const qc_labels_t *t, const char *text,
     double t0 = qc_now_ms(), ll[QC_LABELS_MAX], cf[QC_LABELS_MAX];
     memset(out, 0, sizeof *out);
     *c->err = 0;
+    if (!t || t->m != c->m) return qc_seterr(c->err, sizeof c->err, QC_ERR_ARG, "the task is for another model");
     qc_status st = t->calibrate ? content_free(c, t, cf) : QC_OK;
     if (!st) st = score_alone(c, t, text, len, ll, out);
     if (st) return st;
@@ -477,6 +478,7 @@ qc_status qc_care_classify_begin(qc_care_t *c, const qc_labels_t *t, const char 
                                  qc_care_judge_t **out) {
     *out = NULL;
     *c->err = 0;
+    if (!t || t->m != c->m) return qc_seterr(c->err, sizeof c->err, QC_ERR_ARG, "the task is for another model");
     qc_care_judge_t *j = calloc(1, sizeof *j);
     if (!j) return qc_seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
     j->c = c;
