@@ -1,6 +1,7 @@
 /* qcare_care.h — public C API of qcare's care pipeline, on top of the engine
  * (qcare.h): emotion by label scoring, the safety net's urgent-care notice,
- * careful streamed replies, conversations, evaluation metrics.
+ * careful streamed replies, conversations, label scoring for any labels
+ * (classification), evaluation metrics.
  *
  * Link: -lqcare_care -lqcare -lpcre2-8 -lutf8proc -ljansson -lm -lpthread
  *
@@ -41,7 +42,9 @@ typedef enum {
     QC_URGENT_POISONING,   /* overdose, swallowed poison or chemicals */
     QC_URGENT_SEIZURE,     /* a seizure happening now, or a child's */
     QC_URGENT_UNCONSCIOUS, /* unresponsive, not breathing */
-    QC_URGENT_SELF_HARM    /* suicidal intent or self-harm */
+    QC_URGENT_SELF_HARM,   /* suicidal intent or self-harm */
+    QC_URGENT_MODEL        /* never from the rules: the model's urgency opinion, kind unknown (its notice
+                            * gives the emergency numbers and the crisis lines) */
 } qc_urgent_t;
 
 typedef struct {
@@ -81,9 +84,11 @@ typedef struct qc_care qc_care_t;
 
 typedef struct {
     int n_ctx;              /* context of each request (0 = 2048) */
-    int use_prefix_cache;   /* 1 (default when opts is NULL): share the analyst prefix's KV state */
-    int calibrate;          /* divide out the content-free label prior (see care.c) */
+    int use_prefix_cache;   /* 1 (default when opts is NULL): keep prompt prefixes' KV state (see below) */
+    int calibrate;          /* emotion: divide out the content-free label prior (see label scoring) */
     size_t session_budget;  /* KV bytes of all conversations (0 = 512 MiB); LRU eviction beyond */
+    size_t prefix_budget;   /* KV bytes of cached caller prefixes (qc_care_classify; 0 = 64 MiB) */
+    int risk_model;         /* also prepare the model's urgency opinion (qc_care_risk_labels) */
     qc_safety_opts_t safety;
 } qc_care_opts_t;
 
@@ -120,24 +125,14 @@ qc_status qc_care_chat(qc_care_t *c, const char *session_id, const char *text, i
                        const qc_sampling_t *sampling, int max_tokens, qc_token_cb cb, void *user);
 qc_status qc_care_end_session(qc_care_t *c, const char *session_id);
 
-/* A judgment driven step by step by the caller (the server's scheduler
- * runs many in one forward pass with other requests):
- *   qc_care_judge_begin   tokenizes the analyst turn for text; its context
- *                         continues the shared analyst prefix
- *   qc_care_judge_tokens  the tokens the caller must run on
- *                         qc_care_judge_ctx, in one or more calls
- *   qc_care_judge_end     given the next-token logits after the last of
- *                         them: the emotion (the labels' extra tokens, if
- *                         any, run here); frees j
- *   qc_care_judge_free    abandons j.
- * Running the tokens in one call gives exactly qc_care_emotion's result
- * (without the prefix cache, begin runs the prefix itself). */
+/* The emotion judgment driven step by step by the caller (the server's
+ * scheduler runs many in one forward pass with other requests): the
+ * emotion task's qc_care_classify_begin / qc_care_judge_scores below, with
+ *   qc_care_judge_begin   = qc_care_classify_begin(c, qc_care_emotion_labels(c), ...)
+ *   qc_care_judge_end     = qc_care_judge_scores, as a qc_emotion_t (frees j). */
 typedef struct qc_care_judge qc_care_judge_t;
 qc_status qc_care_judge_begin(qc_care_t *c, const char *text, size_t len, qc_care_judge_t **out);
-qc_ctx_t *qc_care_judge_ctx(const qc_care_judge_t *j);
-size_t qc_care_judge_tokens(const qc_care_judge_t *j, const int32_t **ids);
 qc_status qc_care_judge_end(qc_care_judge_t *j, const float *logits, qc_emotion_t *out);
-void qc_care_judge_free(qc_care_judge_t *j);
 
 /* The tokens of qc_care_reply's prompt for text told the emotion (*ids
  * allocated, caller frees). QC_ERR_CONTEXT when longer than the context. */
@@ -167,8 +162,172 @@ int qc_care_n_sessions(const qc_care_t *c, int *resident);
 /* KV bytes held by the sessions now. */
 size_t qc_care_sessions_bytes(const qc_care_t *c);
 
-/* Number of tokens of the cached analyst prefix. */
+/* Number of tokens of the analyst prefix. */
 int qc_care_prefix_tokens(const qc_care_t *c);
+
+/* ==== label scoring (src/care/judge.c) ====
+ * Classification by label scoring over a cached few-shot prefix. The
+ * caller's instruction and examples form a ChatML prefix, the text a user
+ * turn, and each label is scored by the log-probability of its tokens
+ * where the assistant's answer begins; nothing is generated or parsed.
+ * Emotion (qc_care_emotion) and the model's urgency opinion are two
+ * instances of it.
+ *
+ * The prompt as tokens. Only the fixed parts hold special tokens; the
+ * instruction, the examples, the text and the labels are tokenized as
+ * plain text, so "<|im_end|>" written in them stays text:
+ *
+ *   <|im_start|>system\n INSTRUCTION <|im_end|>\n            }  the prefix:
+ *   <|im_start|>user\n EXAMPLE <|im_end|>\n                  }  computed once
+ *   <|im_start|>assistant\n ITS LABEL <|im_end|>\n  ...      }  and cached
+ *   <|im_start|>user\n TEXT <|im_end|>\n<|im_start|>assistant\n     the turn
+ *   [<think>\n\n</think>\n\n]      Qwen3 only: its template's empty thinking block
+ *   LABEL                                                  scored
+ *
+ * The boundary. The answer position is right after the turn's last "\n".
+ * A label's tokens are the label text tokenized on its own, as plain text,
+ * appended to the turn's tokens as they are: the prompt is never
+ * re-tokenized across the boundary. For a label that starts with a letter,
+ * a digit, punctuation or a space this is exactly how the tokenizer splits
+ * the whole prompt too (Qwen's pre-tokenizer never joins a newline to a
+ * following letter, digit, punctuation mark or space-led word); a label
+ * that starts with a newline or tab would be joined to the "\n" in running
+ * text, and is still scored as its own tokens (test_classify checks both).
+ *
+ * Scores. A label's log-likelihood is the sum over its tokens of
+ * log p(token | everything before it); the probabilities are the softmax
+ * over the labels of these sums (normalize "sum"), or of the mean per
+ * token (mean). Summing is biased against long labels: every extra token
+ * can only lower the sum. The mean removes that but favours labels whose
+ * later tokens are near-certain once the first is chosen; pick per label
+ * set, and prefer labels whose first tokens differ (then the first token
+ * decides and both agree more often). With calibrate, each label's score
+ * has the score of the content-free text "N/A" under the same prompt
+ * subtracted first ("contextual calibration", Zhao et al. 2021), which
+ * removes the prompt's prior toward some labels; the content-free scores
+ * are computed once per task and remembered.
+ *
+ * The prefix cache. A prefix's KV state is computed the first time it is
+ * used and kept, keyed by a hash of its tokens (compared in full on a
+ * hit), so later calls cost only the turn and the labels. Caller prefixes
+ * share opts.prefix_budget bytes, least recently used evicted first; a
+ * prefix in use by a judgment is never evicted, and the budget is apart
+ * from the conversations' (a conversation's KV state is never evicted for
+ * a prefix). The built-in prompts' prefixes (emotion, urgency) are kept
+ * for the pipeline's life. With use_prefix_cache 0 every judgment
+ * computes its prefix itself (for comparison); the answers are identical
+ * bit for bit.
+ *
+ * Every forward call of a judgment has a fixed shape, so the same text
+ * gets the same scores however it is run: the prefix in one call, the turn
+ * in calls of QC_JUDGE_CHUNK tokens, each label's tokens after the first
+ * in calls of at most 8. */
+
+#define QC_LABELS_MAX 32      /* labels of one task */
+#define QC_LABEL_MAX_CHARS 64 /* characters (code points) of one label */
+#define QC_JUDGE_CHUNK 256    /* most tokens of the turn per forward call (longer turns take several) */
+
+typedef struct {
+    const char *text;  /* a user message */
+    const char *label; /* its answer: one of the task's labels */
+} qc_example_t;
+
+typedef struct {
+    const char *const *labels;    /* 2..QC_LABELS_MAX distinct UTF-8 strings of 1..QC_LABEL_MAX_CHARS characters */
+    size_t n_labels;
+    const char *instruction;      /* the system turn; NULL: "Classify the user's message. Answer with exactly
+                                   * one of these labels: L1, L2, ..." */
+    const qc_example_t *examples; /* few-shot turns, in this order (may be NULL) */
+    size_t n_examples;
+    int calibrate;                /* subtract the content-free scores (above) */
+    int mean;                     /* normalize the mean log-probability per token, not the sum */
+} qc_labels_spec_t;
+
+/* A prepared task: its prefix and label tokens. Immutable once made, so
+ * it may be made and read on any thread (it uses only the tokenizer). */
+typedef struct qc_labels qc_labels_t;
+
+/* Checks spec and tokenizes it for model m and contexts of n_ctx tokens
+ * (0 = 2048). QC_ERR_ARG with the reason in err for bad labels (too few or
+ * many, duplicates, empty, longer than QC_LABEL_MAX_CHARS, not UTF-8) or
+ * examples (a label not among the labels, text not UTF-8); QC_ERR_CONTEXT
+ * when the prefix and the longest label leave no room for a text. */
+qc_status qc_labels_new(const qc_model_t *m, const qc_labels_spec_t *spec, int n_ctx, qc_labels_t **out, char *err,
+                        size_t err_size);
+void qc_labels_free(qc_labels_t *t);
+size_t qc_labels_count(const qc_labels_t *t);
+const char *qc_labels_name(const qc_labels_t *t, size_t i); /* owned by t */
+/* A label's tokens / the prefix's tokens (owned by t); returns how many. */
+size_t qc_labels_tokens(const qc_labels_t *t, size_t i, const int32_t **ids);
+size_t qc_labels_prefix(const qc_labels_t *t, const int32_t **ids);
+int qc_labels_calibrated(const qc_labels_t *t);
+int qc_labels_mean(const qc_labels_t *t);
+/* The turn's tokens for text (*ids allocated, caller frees). QC_ERR_ARG
+ * for an empty text or invalid UTF-8, QC_ERR_CONTEXT when prefix, turn and
+ * the longest label do not fit n_ctx (0 = 2048); the reason in err. */
+qc_status qc_labels_turn(const qc_labels_t *t, const char *text, size_t len, int n_ctx, int32_t **ids, size_t *n,
+                         char *err, size_t err_size);
+
+typedef struct {
+    double loglik; /* sum of the label's tokens' log-probabilities (natural log) */
+    double prob;   /* normalized over the labels (after calibration) */
+    int tokens;    /* how many tokens the label has */
+} qc_label_score_t;
+
+typedef struct {
+    size_t n;                        /* labels, in the task's order */
+    int top;                         /* the most probable (the first of equals) */
+    qc_label_score_t label[QC_LABELS_MAX];
+    int calibrated;                  /* cf_loglik holds the content-free log-likelihoods */
+    double cf_loglik[QC_LABELS_MAX];
+    int prefix_cached;               /* the prefix's KV state was already cached */
+    int text_tokens;                 /* tokens of the turn */
+    double ms;                       /* wall time */
+} qc_scores_t;
+
+/* Scores every label of t after text (UTF-8, len bytes; special-token text
+ * not interpreted). t must come from the same model. Not thread-safe. */
+qc_status qc_care_classify(qc_care_t *c, const qc_labels_t *t, const char *text, size_t len, qc_scores_t *out);
+
+/* The same judgment driven step by step by the caller:
+ *   qc_care_classify_begin  tokenizes the turn (a new prefix is computed
+ *                           here, once; with calibrate the content-free
+ *                           scores too); its context continues the prefix
+ *   qc_care_judge_tokens    the tokens the caller must run on
+ *                           qc_care_judge_ctx, through qc_batch_eval, in
+ *                           runs of QC_JUDGE_CHUNK (the last one shorter)
+ *   qc_care_judge_scores    given the next-token logits after the last of
+ *                           them: the scores (the labels' tokens run
+ *                           here); frees j
+ *   qc_care_judge_free      abandons j.
+ * Gives exactly qc_care_classify's scores. t must outlive j. */
+qc_status qc_care_classify_begin(qc_care_t *c, const qc_labels_t *t, const char *text, size_t len,
+                                 qc_care_judge_t **out);
+qc_ctx_t *qc_care_judge_ctx(const qc_care_judge_t *j);
+size_t qc_care_judge_tokens(const qc_care_judge_t *j, const int32_t **ids);
+qc_status qc_care_judge_scores(qc_care_judge_t *j, const float *logits, qc_scores_t *out);
+void qc_care_judge_free(qc_care_judge_t *j);
+
+/* The scores as one JSON object (caller frees; NULL when out of memory):
+ *   {"labels": [{"label": L, "probability": p, "loglik": x, "tokens": n}, ...],
+ *    "top": L, "normalize": "sum"|"mean", "calibrated": bool,
+ *    ["content_free_loglik": [...],] "prefix_cached": bool, "text_tokens": n, "ms": t}
+ * labels in the task's order; numbers printed so they read back exactly. */
+char *qc_scores_json(const qc_labels_t *t, const qc_scores_t *s);
+
+/* The built-in tasks: emotion (labels positive, negative, neutral: the
+ * analyst prompt) and the urgency opinion (labels "urgent", "not urgent":
+ * its own bilingual few-shot prompt; NULL unless opts.risk_model). Owned
+ * by c. */
+const qc_labels_t *qc_care_emotion_labels(const qc_care_t *c);
+const qc_labels_t *qc_care_risk_labels(const qc_care_t *c);
+
+typedef struct {
+    size_t entries, bytes;  /* cached caller prefixes and their KV bytes (the built-in ones not counted) */
+    size_t budget;          /* opts.prefix_budget */
+    unsigned long long hits, misses, evictions;
+} qc_prefix_stats_t;
+void qc_care_prefix_stats(const qc_care_t *c, qc_prefix_stats_t *out);
 
 /* ==== evaluation metrics (src/care/eval.c) ==== */
 

@@ -476,6 +476,32 @@ static void test_safety_eval(void) {
     free(err);
     CHECK(run_status("eval --task frobnicate --data x", NULL, &err) == 2, "unknown --task is a usage error");
     free(err);
+    /* --task risk: the same file, the rules, the model's opinion and both
+     * (urgent when either says so: never fewer caught than the rules) */
+    f = fopen(path, "w");
+    if (f) {
+        fputs("{\"text\": \"my dad has crushing chest pain and his left arm is numb\", \"urgent\": true}\n"
+              "{\"text\": \"what vitamins help with hair growth?\", \"urgent\": false}\n",
+              f);
+        fclose(f);
+    }
+    snprintf(args, sizeof args, "eval --task risk --model %s/tiny-qwen2 --dtype bf16 --data %s --json --counts-only",
+             models, path);
+    rc = run(args, NULL, &out, &err);
+    last = strstr(out, "{\"rules\"");
+    j = last ? json_loads(last, 0, NULL) : NULL;
+    json_t *rules = json_object_get(j, "rules"), *model = json_object_get(j, "model"), *either = json_object_get(j, "either");
+    CHECK(rc == 0 && json_integer_value(json_object_get(rules, "caught")) == 1 &&
+              json_integer_value(json_object_get(model, "urgent")) == 1 &&
+              json_integer_value(json_object_get(either, "caught")) == 1 &&
+              json_integer_value(json_object_get(either, "false_alarms")) ==
+                  json_integer_value(json_object_get(model, "false_alarms")),
+          "eval --task risk (rc %d): %s %s", rc, out, err);
+    json_decref(j);
+    free(out);
+    free(err);
+    CHECK(run_status("eval --task risk --data x", NULL, &err) != 0, "eval --task risk needs a model");
+    free(err);
 }
 
 int main(void) {

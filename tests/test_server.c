@@ -7,6 +7,8 @@
 #include "serverproc.h"
 
 #include <jansson.h>
+#include <math.h>
+#include "qcare_care.h"
 
 static sp_server_t srv;
 
@@ -274,6 +276,432 @@ static void test_openai(void) {
     free(greedy);
 }
 
+/* A whole command's stdout (caller frees); NULL when it fails. */
+static char *run_capture(const char *cmd) {
+    FILE *f = popen(cmd, "r");
+    if (!f) return NULL;
+    qc_buf_t b = {0};
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) qc_buf_add(&b, chunk, n);
+    int st = pclose(f);
+    if (st) {
+        qc_buf_free(&b);
+        return NULL;
+    }
+    return qc_buf_take(&b);
+}
+
+/* ==== log-probabilities ==== */
+
+static qc_tokenizer_t *fixture_tok;
+
+/* The text of token id, as the server writes it. */
+static char *tok_text(int32_t id) {
+    char *t = NULL;
+    if (qc_tokenizer_decode(fixture_tok, &id, 1, &t, NULL)) return strdup("");
+    return t;
+}
+
+/* /v1/completions with echo gives the prompt tokens' log-probabilities:
+ * they agree with `qcare logits` for the same text (fewer than 64 tokens,
+ * so exactly: compared here through differences of logits, to the 6
+ * decimals it prints). */
+static void test_prompt_logprobs(void) {
+    const char *text = "Hello world, my head hurts since yesterday.";
+    char body[512];
+    snprintf(body, sizeof body, "{\"prompt\": \"%s\", \"max_tokens\": 0, \"echo\": true, \"logprobs\": 5}", text);
+    long st;
+    json_t *j = post_json("/v1/completions", body, NULL, &st);
+    json_t *ch = json_array_get(json_object_get(j, "choices"), 0), *lp = json_object_get(ch, "logprobs");
+    json_t *tokens = json_object_get(lp, "tokens"), *tlp = json_object_get(lp, "token_logprobs"),
+           *top = json_object_get(lp, "top_logprobs"), *off = json_object_get(lp, "text_offset");
+    size_t n = json_array_size(tokens);
+    CHECK(st == 200 && n > 3 && json_array_size(tlp) == n && json_array_size(top) == n && json_array_size(off) == n &&
+              json_is_null(json_array_get(tlp, 0)) && json_is_null(json_array_get(top, 0)) &&
+              !strcmp(json_string_value(json_object_get(ch, "text")) ?: "", text) &&
+              !strcmp(json_string_value(json_object_get(ch, "finish_reason")) ?: "", "length") &&
+              json_integer_value(json_object_get(json_object_get(j, "usage"), "completion_tokens")) == 0,
+          "/v1/completions echo, max_tokens 0 (%ld): %s", st, json_dumps(j, JSON_COMPACT) ?: "");
+    char dir[512], cmd[1024];
+    snprintf(dir, sizeof dir, "%s/tiny-qwen2", test_env("QC_MODELS", "build/models"));
+    snprintf(cmd, sizeof cmd, "%s/qcare logits --model %s --dtype bf16 --threads 2 --top 5 '%s' 2>/dev/null",
+             test_env("QC_BUILD", "build"), dir, text);
+    char *lines = run_capture(cmd);
+    size_t rows = 0;
+    double worst = 0;
+    int same_tokens = 1, keys = 1;
+    for (char *line = lines ? strtok(lines, "\n") : NULL; line; line = strtok(NULL, "\n"), rows++) {
+        json_t *l = json_loads(line, 0, NULL);
+        size_t pos = (size_t)json_integer_value(json_object_get(l, "pos"));
+        char *t = tok_text((int32_t)json_integer_value(json_object_get(l, "id")));
+        same_tokens &= pos < n && !strcmp(t, json_string_value(json_array_get(tokens, pos)) ?: "");
+        free(t);
+        json_t *want = json_object_get(l, "top"), *got = json_array_get(top, pos + 1);
+        if (pos + 1 < n) { /* the row after token pos gives token pos+1's alternatives */
+            char *t0 = tok_text((int32_t)json_integer_value(json_array_get(json_array_get(want, 0), 0)));
+            double l0 = json_real_value(json_array_get(json_array_get(want, 0), 1));
+            json_t *g0 = json_object_get(got, t0);
+            keys &= g0 != NULL && json_object_size(got) <= 5;
+            for (size_t k = 1; g0 && k < json_array_size(want); k++) {
+                char *tk = tok_text((int32_t)json_integer_value(json_array_get(json_array_get(want, k), 0)));
+                json_t *gk = json_object_get(got, tk);
+                double lk = json_real_value(json_array_get(json_array_get(want, k), 1));
+                if (gk) worst = fmax(worst, fabs((json_real_value(gk) - json_real_value(g0)) - (lk - l0)));
+                else if (strcmp(tk, t0)) keys = 0; /* two ids with one text share a key */
+                free(tk);
+            }
+            double actual = json_real_value(json_array_get(tlp, pos + 1)), best = json_real_value(g0);
+            keys &= actual <= best + 1e-12;
+            free(t0);
+        }
+        json_decref(l);
+    }
+    printf("echo logprobs vs qcare logits: %zu positions, worst |difference of differences| %.2g\n", rows, worst);
+    CHECK(rows == n && same_tokens && keys && worst < 2e-6,
+          "/v1/completions echo logprobs = qcare logits (%zu rows for %zu tokens, worst %g)", rows, n, worst);
+    free(lines);
+
+    /* the same prompt as token ids, and as an array of one string: the same numbers */
+    qc_buf_t ids = {0};
+    int32_t *tid;
+    size_t nt;
+    qc_tokenizer_encode(fixture_tok, text, strlen(text), QC_TOK_PARSE_SPECIAL, &tid, &nt);
+    qc_buf_puts(&ids, "{\"prompt\": [");
+    for (size_t i = 0; i < nt; i++) qc_buf_printf(&ids, "%s%d", i ? ", " : "", (int)tid[i]);
+    qc_buf_puts(&ids, "], \"max_tokens\": 0, \"echo\": true, \"logprobs\": 5}");
+    free(tid);
+    json_t *k = post_json("/v1/completions", ids.p, NULL, &st);
+    snprintf(body, sizeof body, "{\"prompt\": [\"%s\"], \"max_tokens\": 0, \"echo\": true, \"logprobs\": 5}", text);
+    json_t *one = post_json("/v1/completions", body, NULL, &st);
+    json_t *lk = json_object_get(json_array_get(json_object_get(k, "choices"), 0), "logprobs"),
+           *lo = json_object_get(json_array_get(json_object_get(one, "choices"), 0), "logprobs");
+    CHECK(json_equal(lk, lp) && json_equal(lo, lp), "a prompt of token ids / of one string: the same logprobs");
+    qc_buf_free(&ids);
+    json_decref(k);
+    json_decref(one);
+
+    /* echo with generation: the continuation is the one without echo; the
+     * generated tokens' log-probabilities follow the prompt's */
+    snprintf(body, sizeof body, "{\"prompt\": \"%s\", \"max_tokens\": 4, \"temperature\": 0}", text);
+    json_t *plain = post_json("/v1/completions", body, NULL, &st);
+    snprintf(body, sizeof body,
+             "{\"prompt\": \"%s\", \"max_tokens\": 4, \"temperature\": 0, \"echo\": true, \"logprobs\": 1}", text);
+    json_t *echoed = post_json("/v1/completions", body, NULL, &st);
+    const char *pt = json_string_value(json_object_get(json_array_get(json_object_get(plain, "choices"), 0), "text"));
+    const char *et = json_string_value(json_object_get(json_array_get(json_object_get(echoed, "choices"), 0), "text"));
+    json_t *elp = json_object_get(json_array_get(json_object_get(echoed, "choices"), 0), "logprobs");
+    size_t ne = json_array_size(json_object_get(elp, "tokens"));
+    CHECK(pt && et && strlen(et) == strlen(text) + strlen(pt) && !strncmp(et, text, strlen(text)) &&
+              !strcmp(et + strlen(text), pt) && ne == n + (size_t)json_integer_value(json_object_get(
+                                                          json_object_get(echoed, "usage"), "completion_tokens")),
+          "echo + generation: '%s' then '%s' (%zu logprobs)", et ?: "", pt ?: "", ne);
+    json_decref(plain);
+    json_decref(echoed);
+    json_decref(j);
+}
+
+/* Chat logprobs: every generated token's, top_logprobs sorted, the sampled
+ * token's consistent with them (greedy: the first), streamed = not. */
+static void test_chat_logprobs(void) {
+    const char *body = "{\"messages\": [{\"role\": \"user\", \"content\": \"I have a headache\"}], \"max_tokens\": 6, "
+                       "\"temperature\": 0, \"logprobs\": true, \"top_logprobs\": 3%s}";
+    char b[512];
+    snprintf(b, sizeof b, body, "");
+    long st;
+    json_t *j = post_json("/v1/chat/completions", b, NULL, &st);
+    json_t *ch = json_array_get(json_object_get(j, "choices"), 0);
+    json_t *content = json_object_get(json_object_get(ch, "logprobs"), "content");
+    const char *text = json_string_value(json_object_get(json_object_get(ch, "message"), "content"));
+    size_t n = json_array_size(content);
+    int sorted = 1, greedy = 1;
+    qc_buf_t joined = {0};
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(content, i), *top = json_object_get(e, "top_logprobs");
+        json_t *bytes = json_object_get(e, "bytes");
+        for (size_t k = 0; k < json_array_size(bytes); k++) {
+            char c = (char)json_integer_value(json_array_get(bytes, k));
+            qc_buf_add(&joined, &c, 1);
+        }
+        sorted &= json_array_size(top) == 3;
+        for (size_t k = 1; k < json_array_size(top); k++)
+            sorted &= json_real_value(json_object_get(json_array_get(top, k), "logprob")) <=
+                      json_real_value(json_object_get(json_array_get(top, k - 1), "logprob"));
+        json_t *t0 = json_array_get(top, 0);
+        greedy &= json_real_value(json_object_get(t0, "logprob")) == json_real_value(json_object_get(e, "logprob")) &&
+                  json_equal(json_object_get(t0, "bytes"), bytes) && json_real_value(json_object_get(e, "logprob")) <= 0;
+    }
+    CHECK(st == 200 && n == (size_t)json_integer_value(json_object_get(json_object_get(j, "usage"), "completion_tokens")) &&
+              n > 0 && sorted && greedy && text && joined.p && !strcmp(joined.p, text),
+          "chat logprobs: %zu entries, sorted %d, greedy = top %d, bytes make the text %d", n, sorted, greedy,
+          joined.p && text && !strcmp(joined.p, text));
+    qc_buf_free(&joined);
+
+    /* streamed: the same entries, chunk by chunk */
+    snprintf(b, sizeof b, body, ", \"stream\": true");
+    char *out;
+    st = post("/v1/chat/completions", b, NULL, &out);
+    json_t *all = json_array();
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strncmp(line, "data: {", 7)) continue;
+        json_t *c = json_loads(line + 6, 0, NULL);
+        json_t *lc = json_object_get(json_object_get(json_array_get(json_object_get(c, "choices"), 0), "logprobs"), "content");
+        if (lc) json_array_extend(all, lc);
+        json_decref(c);
+    }
+    CHECK(st == 200 && json_equal(all, content), "streamed chat logprobs = not streamed (%zu vs %zu)", json_array_size(all), n);
+    json_decref(all);
+    free(out);
+    json_decref(j);
+
+    /* sampled: the chosen token's log-probability never beats the best, and equals its entry when listed */
+    j = post_json("/v1/chat/completions",
+                  "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"max_tokens\": 8, \"temperature\": 1.5, "
+                  "\"seed\": 3, \"logprobs\": true, \"top_logprobs\": 20, \"top_k\": 40}",
+                  NULL, &st);
+    content = json_object_get(json_object_get(json_array_get(json_object_get(j, "choices"), 0), "logprobs"), "content");
+    int consistent = json_array_size(content) > 0;
+    for (size_t i = 0; i < json_array_size(content); i++) {
+        json_t *e = json_array_get(content, i), *top = json_object_get(e, "top_logprobs");
+        double lp = json_real_value(json_object_get(e, "logprob"));
+        consistent &= json_array_size(top) == 20 && lp <= json_real_value(json_object_get(json_array_get(top, 0), "logprob"));
+        for (size_t k = 0; k < json_array_size(top); k++)
+            if (json_equal(json_object_get(json_array_get(top, k), "bytes"), json_object_get(e, "bytes")))
+                consistent &= json_real_value(json_object_get(json_array_get(top, k), "logprob")) == lp;
+    }
+    CHECK(st == 200 && consistent, "sampled tokens' logprobs consistent with top_logprobs (%ld)", st);
+    json_decref(j);
+}
+
+/* The other OpenAI request shapes chat completions accept. */
+static void test_openai_shapes(void) {
+    long st;
+    const char *plain = "{\"messages\": [{\"role\": \"system\", \"content\": \"Be kind.\"}, {\"role\": \"user\", "
+                        "\"content\": \"Hello there\"}], \"max_tokens\": 5, \"temperature\": 0}";
+    const char *parts = "{\"messages\": [{\"role\": \"developer\", \"content\": [{\"type\": \"text\", \"text\": \"Be \"}, "
+                        "{\"type\": \"text\", \"text\": \"kind.\"}]}, {\"role\": \"user\", \"content\": [{\"type\": "
+                        "\"text\", \"text\": \"Hello there\"}]}], \"max_tokens\": 5, \"temperature\": 0, \"top_k\": 1, "
+                        "\"n\": 1, \"tools\": []}";
+    json_t *a = post_json("/v1/chat/completions", plain, NULL, &st);
+    long st2;
+    json_t *b = post_json("/v1/chat/completions", parts, NULL, &st2);
+    json_t *ma = json_object_get(json_array_get(json_object_get(a, "choices"), 0), "message"),
+           *mb = json_object_get(json_array_get(json_object_get(b, "choices"), 0), "message");
+    CHECK(st == 200 && st2 == 200 && json_equal(ma, mb) &&
+              json_equal(json_object_get(a, "usage"), json_object_get(b, "usage")) &&
+              json_is_null(json_object_get(json_array_get(json_object_get(a, "choices"), 0), "logprobs")),
+          "content parts + developer role = strings + system role (%ld, %ld)", st, st2);
+    json_decref(a);
+    json_decref(b);
+    a = post_json("/v1/completions", "{\"prompt\": \"Hi\", \"max_tokens\": 0}", NULL, &st);
+    json_t *c0 = json_array_get(json_object_get(a, "choices"), 0);
+    CHECK(st == 200 && !strcmp(json_string_value(json_object_get(c0, "text")) ?: "x", "") &&
+              json_is_null(json_object_get(c0, "logprobs")) &&
+              !strcmp(json_string_value(json_object_get(a, "object")) ?: "", "text_completion"),
+          "/v1/completions max_tokens 0 (%ld)", st);
+    json_decref(a);
+    a = post_json("/v1/completions", "{\"prompt\": \"Hi\", \"max_tokens\": 3, \"n\": 1, \"best_of\": 1, \"suffix\": null}",
+                  NULL, &st);
+    CHECK(st == 200 && json_integer_value(json_object_get(json_object_get(a, "usage"), "completion_tokens")) >= 1,
+          "/v1/completions defaults (%ld)", st);
+    json_decref(a);
+}
+
+static void test_openai_bad(void) {
+    static const char *const chat[][2] = {
+        {"{\"messages\": [{\"role\": \"tool\", \"content\": \"x\"}]}", "tool messages are not supported"},
+        {"{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"n\": 2}", "\"n\""},
+        {"{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"tools\": [{\"type\": \"function\"}]}", "tools"},
+        {"{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image_url\", \"image_url\": {}}]}]}",
+         "text"},
+        {"{\"messages\": [{\"role\": \"user\", \"content\": [\"x\"]}]}", "content[0]"},
+        {"{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"top_logprobs\": 2}", "logprobs"},
+        {"{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"logprobs\": true, \"top_logprobs\": 21}",
+         "top_logprobs"},
+        {"{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"logprobs\": 1}", "logprobs"},
+        {"{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"top_k\": \"5\"}", "top_k"},
+    };
+    for (size_t i = 0; i < sizeof chat / sizeof chat[0]; i++) check_error("/v1/chat/completions", chat[i][0], 0, 400, chat[i][1]);
+    static const char *const legacy[][2] = {
+        {"{}", "prompt"},
+        {"{\"prompt\": \"\"}", "no tokens"},
+        {"{\"prompt\": []}", "no tokens"},
+        {"{\"prompt\": [\"a\", \"b\"]}", "several prompts"},
+        {"{\"prompt\": [[1, 2], [3]]}", "several prompts"},
+        {"{\"prompt\": [1, -2]}", "prompt[1]"},
+        {"{\"prompt\": [1, 99999999]}", "prompt[1]"},
+        {"{\"prompt\": 5}", "prompt"},
+        {"{\"prompt\": \"x\", \"n\": 3}", "\"n\""},
+        {"{\"prompt\": \"x\", \"best_of\": 2}", "best_of"},
+        {"{\"prompt\": \"x\", \"suffix\": \"end\"}", "suffix"},
+        {"{\"prompt\": \"x\", \"logprobs\": 6}", "logprobs"},
+        {"{\"prompt\": \"x\", \"logprobs\": true}", "logprobs"},
+        {"{\"prompt\": \"x\", \"echo\": 1}", "echo"},
+        {"{\"prompt\": \"x\", \"max_tokens\": -1}", "max_tokens"},
+    };
+    for (size_t i = 0; i < sizeof legacy / sizeof legacy[0]; i++) check_error("/v1/completions", legacy[i][0], 0, 400, legacy[i][1]);
+}
+
+/* ==== /v1/classify ==== */
+
+/* Probabilities in the labels' order summing to 1, top their argmax. */
+static int is_classify_answer(json_t *j, const char *const *labels, size_t n) {
+    json_t *ls = json_object_get(j, "labels");
+    double sum = 0, best = -1;
+    const char *top = NULL;
+    if (json_array_size(ls) != n) return 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *l = json_array_get(ls, i);
+        const char *name = json_string_value(json_object_get(l, "label"));
+        double p = json_real_value(json_object_get(l, "probability"));
+        if (!name || strcmp(name, labels[i]) || !json_is_real(json_object_get(l, "loglik")) ||
+            json_integer_value(json_object_get(l, "tokens")) < 1 || p < 0 || p > 1)
+            return 0;
+        sum += p;
+        if (p > best) best = p, top = name;
+    }
+    return fabs(sum - 1) < 1e-9 && top && !strcmp(top, json_string_value(json_object_get(j, "top")) ?: "");
+}
+
+static void test_classify(void) {
+    static const char *const labels[] = {"billing question", "appointment", "medical symptom", "其他"};
+    const char *body = "{\"text\": \"I was charged twice for one visit\", \"labels\": [\"billing question\", "
+                       "\"appointment\", \"medical symptom\", \"其他\"], \"instruction\": \"Sort the message.\", "
+                       "\"examples\": [{\"text\": \"Can I come on Friday?\", \"label\": \"appointment\"}], "
+                       "\"calibrate\": true}";
+    long st;
+    json_t *a = post_json("/v1/classify", body, NULL, &st);
+    CHECK(st == 200 && is_classify_answer(a, labels, 4) && json_is_true(json_object_get(a, "calibrated")),
+          "/v1/classify answer (%ld)", st);
+    json_t *b = post_json("/v1/classify", body, NULL, &st);
+    int same = json_array_size(json_object_get(a, "labels")) == 4;
+    for (size_t i = 0; i < 4; i++) {
+        json_t *x = json_array_get(json_object_get(a, "labels"), i), *y = json_array_get(json_object_get(b, "labels"), i);
+        same &= json_real_value(json_object_get(x, "probability")) == json_real_value(json_object_get(y, "probability"));
+    }
+    CHECK(st == 200 && same && json_is_true(json_object_get(b, "prefix_cached")),
+          "/v1/classify again: the prefix cached, the same answer");
+
+    /* The API = the CLI, to the last bit of every number. */
+    char dir[512], ex[512], cmd[2048];
+    snprintf(dir, sizeof dir, "%s/tiny-qwen2", test_env("QC_MODELS", "build/models"));
+    snprintf(ex, sizeof ex, "%s/tests/classify-examples.jsonl", test_env("QC_BUILD", "build"));
+    FILE *f = fopen(ex, "w");
+    if (f) {
+        fputs("{\"text\": \"Can I come on Friday?\", \"label\": \"appointment\"}\n", f);
+        fclose(f);
+    }
+    snprintf(cmd, sizeof cmd,
+             "%s/qcare classify --model %s --dtype bf16 --threads 2 --labels 'billing question,appointment,medical "
+             "symptom,其他' --instruction 'Sort the message.' --examples %s --calibrate 'I was charged twice for one "
+             "visit' 2>/dev/null",
+             test_env("QC_BUILD", "build"), dir, ex);
+    char *cli = run_capture(cmd);
+    json_t *c = cli ? json_loads(cli, 0, NULL) : NULL;
+    int eq = c && is_classify_answer(c, labels, 4);
+    for (size_t i = 0; eq && i < 4; i++) {
+        json_t *x = json_array_get(json_object_get(a, "labels"), i), *y = json_array_get(json_object_get(c, "labels"), i);
+        eq &= json_real_value(json_object_get(x, "probability")) == json_real_value(json_object_get(y, "probability")) &&
+              json_real_value(json_object_get(x, "loglik")) == json_real_value(json_object_get(y, "loglik")) &&
+              json_integer_value(json_object_get(x, "tokens")) == json_integer_value(json_object_get(y, "tokens"));
+    }
+    CHECK(eq, "/v1/classify = qcare classify --labels, bit for bit:\n%s\n%s", cli ? cli : "(failed)",
+          json_dumps(a, JSON_COMPACT) ?: "");
+    json_decref(c);
+    free(cli);
+    json_decref(a);
+    json_decref(b);
+
+    /* mean normalization; a streamed or not-JSON label list is refused below */
+    a = post_json("/v1/classify", "{\"text\": \"hi\", \"labels\": [\"yes\", \"no thanks\"], \"normalize\": \"mean\"}",
+                  NULL, &st);
+    CHECK(st == 200 && !strcmp(json_string_value(json_object_get(a, "normalize")) ?: "", "mean"),
+          "/v1/classify normalize mean (%ld)", st);
+    json_decref(a);
+}
+
+/* Every bad /v1/classify request: 400 with a JSON error naming the problem. */
+static void test_classify_bad(void) {
+    char many[1024] = "{\"text\": \"x\", \"labels\": [";
+    for (int i = 0; i < 33; i++) snprintf(many + strlen(many), sizeof many - strlen(many), "%s\"l%d\"", i ? ", " : "", i);
+    strcat(many, "]}");
+    char l65[512];
+    snprintf(l65, sizeof l65, "{\"text\": \"x\", \"labels\": [\"a\", \"%s\"]}",
+             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    struct {
+        const char *body, *want;
+    } cases[] = {
+        {"{\"text\": \"x\"}", "labels"},
+        {"{\"text\": \"x\", \"labels\": []}", "labels"},
+        {"{\"text\": \"x\", \"labels\": [\"a\"]}", "2 to 32"},
+        {"{\"text\": \"x\", \"labels\": [\"a\", \"b\", \"a\"]}", "twice"},
+        {many, "2 to 32"},
+        {"{\"text\": \"x\", \"labels\": [\"a\", \"\"]}", "1 to 64"},
+        {l65, "1 to 64"},
+        {"{\"text\": \"x\", \"labels\": [\"a\", 2]}", "labels[1]"},
+        {"{\"text\": \"x\", \"labels\": \"a,b\"}", "labels"},
+        {"{\"text\": \"\", \"labels\": [\"a\", \"b\"]}", "text"},
+        {"{\"labels\": [\"a\", \"b\"]}", "text"},
+        {"{\"text\": 3, \"labels\": [\"a\", \"b\"]}", "text"},
+        {"{\"text\": \"x\", \"labels\": [\"a\", \"b\"], \"normalize\": \"max\"}", "normalize"},
+        {"{\"text\": \"x\", \"labels\": [\"a\", \"b\"], \"calibrate\": \"yes\"}", "calibrate"},
+        {"{\"text\": \"x\", \"labels\": [\"a\", \"b\"], \"instruction\": 1}", "instruction"},
+        {"{\"text\": \"x\", \"labels\": [\"a\", \"b\"], \"examples\": {}}", "examples"},
+        {"{\"text\": \"x\", \"labels\": [\"a\", \"b\"], \"examples\": [{\"text\": \"y\"}]}", "examples[0]"},
+        {"{\"text\": \"x\", \"labels\": [\"a\", \"b\"], \"examples\": [{\"text\": \"y\", \"label\": \"c\"}]}",
+         "not one of the labels"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_error("/v1/classify", cases[i].body, 0, 400, cases[i].want);
+    /* a text, and a prefix, beyond the context */
+    qc_buf_t big = {0};
+    qc_buf_puts(&big, "{\"labels\": [\"a\", \"b\"], \"text\": \"");
+    for (int i = 0; i < 3000; i++) qc_buf_puts(&big, " hello");
+    qc_buf_puts(&big, "\"}");
+    check_error("/v1/classify", big.p, big.n, 400, "context");
+    qc_buf_free(&big);
+    qc_buf_puts(&big, "{\"labels\": [\"a\", \"b\"], \"text\": \"x\", \"instruction\": \"");
+    for (int i = 0; i < 3000; i++) qc_buf_puts(&big, " hello");
+    qc_buf_puts(&big, "\"}");
+    check_error("/v1/classify", big.p, big.n, 400, "context");
+    qc_buf_free(&big);
+}
+
+/* ==== the model's urgency opinion (--risk-model on) ==== */
+
+/* /api/analyze gives both verdicts; urgent when either says so; streamed,
+ * the rules' notice comes before the `risk` event, the model's after it. */
+static void test_risk(void) {
+    static const char *const texts[] = {"I have crushing chest pain", "今天心情不错", "my knee hurts a bit"};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        char body[512], *out;
+        long st;
+        snprintf(body, sizeof body, "{\"text\": \"%s\", \"max_tokens\": 2}", texts[i]);
+        json_t *j = post_json("/api/analyze", body, NULL, &st);
+        json_t *risk = json_object_get(j, "risk");
+        int rules = qc_safety_check(texts[i], strlen(texts[i])).kind != 0, model = json_is_true(json_object_get(risk, "urgent"));
+        double p = json_real_value(json_object_get(risk, "probability"));
+        CHECK(st == 200 && json_is_boolean(json_object_get(risk, "urgent")) && p >= 0 && p <= 1 &&
+                  json_is_true(json_object_get(risk, "rules_urgent")) == rules &&
+                  json_is_true(json_object_get(j, "urgent")) == (rules || model) &&
+                  (json_object_get(j, "notice") != NULL) == (rules || model) && model == (p > 0.5),
+              "/api/analyze with the urgency opinion (%ld): %s", st, json_dumps(j, JSON_COMPACT) ?: "");
+        json_decref(j);
+        snprintf(body, sizeof body, "{\"text\": \"%s\", \"max_tokens\": 2, \"stream\": true}", texts[i]);
+        st = post("/api/analyze", body, NULL, &out);
+        char order[64] = "";
+        for (char *e = out; (e = strstr(e, "event: ")) && strlen(order) < 60; e += 7) {
+            size_t k = strlen(order);
+            order[k] = e[7], order[k + 1] = 0; /* e(motion) n(otice) r(isk) c(hunk) d(one) */
+        }
+        char want[16];
+        snprintf(want, sizeof want, "e%sr%s", rules ? "n" : "", model && !rules ? "n" : "");
+        CHECK(st == 200 && !strncmp(order, want, strlen(want)) &&
+                  (strstr(out, "\"kind\":\"model\"") != NULL) == (model && !rules) && order[strlen(order) - 1] == 'd',
+              "streamed events for '%s': %s (want %s...)", texts[i], order, want);
+        free(out);
+    }
+}
+
 /* ==== bad input ==== */
 
 static void test_bad_input(void) {
@@ -346,6 +774,9 @@ static void test_api_key(void) {
 
 int main(void) {
     curl_global_init(CURL_GLOBAL_ALL);
+    char tj[512], terr[256];
+    snprintf(tj, sizeof tj, "%s/tiny-qwen2/tokenizer.json", test_env("QC_MODELS", "build/models"));
+    CHECK(qc_tokenizer_load(tj, &fixture_tok, terr, sizeof terr) == QC_OK, "tokenizer: %s", terr);
     char log[256];
     snprintf(log, sizeof log, "%s/tests/server.log", test_env("QC_BUILD", "build"));
     double t0 = qc_now_s();
@@ -357,7 +788,21 @@ int main(void) {
         test_analyze_stream("今天心情不错", 0);
         test_disconnect();
         test_openai();
+        test_prompt_logprobs();
+        test_chat_logprobs();
+        test_openai_shapes();
+        test_openai_bad();
+        test_classify();
+        test_classify_bad();
         test_bad_input();
+        stop_server();
+    }
+    snprintf(log, sizeof log, "%s/tests/server-risk.log", test_env("QC_BUILD", "build"));
+    const char *risk_args[] = {"--risk-model", "on", NULL};
+    up = sp_start(&srv, NULL, log, risk_args) == 0;
+    CHECK(up, "server with --risk-model on did not start");
+    if (up) {
+        test_risk();
         stop_server();
     }
     snprintf(log, sizeof log, "%s/tests/server-key.log", test_env("QC_BUILD", "build"));
@@ -368,6 +813,7 @@ int main(void) {
         stop_server();
     }
     printf("test_server: %.1f s\n", qc_now_s() - t0);
+    qc_tokenizer_free(fixture_tok);
     curl_global_cleanup();
     return test_done("test_server");
 }

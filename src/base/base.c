@@ -1,6 +1,8 @@
-/* base.c — the shared buffer, id array, clock and error setter (base.h). */
+/* base.c — the shared buffer, id array, clock, error setter and
+ * log-probability helpers (base.h). */
 #include "base/base.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,4 +135,35 @@ void qc_ids_free(qc_ids_t *v) {
     free(v->p);
     v->p = NULL;
     v->n = v->cap = 0;
+}
+
+/* ==== log-probabilities from logits ==== */
+
+double qc_logsumexp(const float *row, int32_t n) {
+    float mx = row[0];
+    for (int32_t i = 1; i < n; i++)
+        if (row[i] > mx) mx = row[i];
+    double s = 0;
+    for (int32_t i = 0; i < n; i++) s += exp((double)row[i] - mx);
+    return mx + log(s);
+}
+
+int qc_top_k(const float *row, int32_t n, int k, int32_t *ids, float *vals) {
+    if (k > n) k = (int)n;
+    /* insertion into the sorted list of the k best so far: a value enters
+     * only when it beats the k-th, which soon becomes rare */
+    int have = 0;
+    for (int32_t id = 0; id < n && k > 0; id++) {
+        float v = row[id];
+        if (have == k && !(v > vals[k - 1])) continue;
+        int j = have < k ? have++ : k - 1;
+        while (j > 0 && v > vals[j - 1]) {
+            vals[j] = vals[j - 1];
+            ids[j] = ids[j - 1];
+            j--;
+        }
+        vals[j] = v;
+        ids[j] = id;
+    }
+    return have;
 }

@@ -1,6 +1,6 @@
 /* base.h — the few helpers every module of qcare uses: one growable byte
  * buffer, one growable array of token ids, one monotonic clock, one error
- * setter. Internal (not part of the public API); lives in libqcare.a, so the
+ * setter, log-probabilities from a row of logits. Internal (not part of the public API); lives in libqcare.a, so the
  * engine, the care library, the server and the CLI all share these copies. */
 #ifndef QC_BASE_H
 #define QC_BASE_H
@@ -66,5 +66,16 @@ typedef struct {
 int qc_ids_push(qc_ids_t *v, int32_t id);
 int qc_ids_add(qc_ids_t *v, const int32_t *ids, size_t k);
 void qc_ids_free(qc_ids_t *v);
+
+/* ==== log-probabilities from logits ==== */
+
+/* log(sum_i exp(row[i])) over n >= 1 logits, in double (max-shifted, so
+ * it never overflows): the log-probability of token id is
+ * row[id] - qc_logsumexp(row, n). */
+double qc_logsumexp(const float *row, int32_t n);
+/* The k highest of row[0..n) into ids[k] and vals[k], best first, ties to
+ * the lower id; returns how many (min(k, n), 0 for k <= 0). No allocation;
+ * O(n k) worst case, about O(n) for small k. */
+int qc_top_k(const float *row, int32_t n, int k, int32_t *ids, float *vals);
 
 #endif

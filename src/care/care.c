@@ -1,19 +1,10 @@
-/* care.c — the care pipeline: emotion by label scoring and the reply.
+/* care.c — the care pipeline: set-up, the reply, conversations.
  *
- * Emotion. The analyst prompt (prompts.c) is prefix + turn + label. The
- * prefix's KV state is computed once in qc_care_new; each request continues
- * from it (qc_ctx_set_prefix: the prefix cache is read, never written), so a
- * request costs its own tokens only. For every label, the log-probability of
- * all of its tokens is summed: the first token's from the logits after the
- * turn, the others by running the label's tokens and reading the logits
- * after each. The three log-likelihoods are normalized into probabilities;
- * nothing is generated or parsed.
- *
- * Calibration (opt-in). "Content-free" calibration divides each label's
- * probability by the one the model gives for an empty input ("N/A"), to
- * remove the prompt's bias toward some label. Whether it helps can only be
- * measured with a real model on data/emotion-eval.jsonl (`qcare eval
- * --calibrate`), so it is off by default. */
+ * Emotion is label scoring (judge.c) with the analyst prompt (prompts.c):
+ * its prefix is computed once in qc_care_new and shared read-only by every
+ * judgment, so a message costs its own tokens only. The reply is the
+ * adviser prompt told the emotion; a conversation keeps its KV state
+ * between turns within a memory budget. */
 #include "care/care.h"
 #include "base/base.h"
 
@@ -26,14 +17,13 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_LABEL_TOKENS 8
 #define MAX_SESSIONS 4096
 
 /* One conversation. The tokens of every forward call made for it are kept
  * (ids, and the end of each call in spans), so a session whose KV state was
  * evicted is rebuilt by making the same calls again: the same batches give
  * bit-identical KV state, so eviction never changes an answer. */
-typedef struct {
+struct session {
     char *id;
     qc_ctx_t *ctx;     /* NULL while evicted */
     int32_t *ids;      /* every token of the conversation, in order */
@@ -43,34 +33,12 @@ typedef struct {
     size_t n_evaluated; /* ids[0 .. n_evaluated) are in the KV state */
     uint64_t last_used;
     int busy;           /* a turn is in progress (qc_care_turn_begin): never evicted or dropped */
-} session_t;
-
-struct qc_care {
-    qc_model_t *m;
-    const qc_tokenizer_t *tok;
-    qc_care_opts_t opts;
-    int qwen3;
-    int32_t *prefix_ids;
-    size_t n_prefix;
-    qc_ctx_t *prefix; /* the analyst prefix, computed once, then read-only */
-    qc_ctx_t *req;    /* one classification request at a time */
-    qc_ctx_t *gen;    /* the reply */
-    int32_t label_ids[3][MAX_LABEL_TOKENS];
-    size_t label_len[3];
-    float *logits;    /* [n_vocab] */
-    float *rows;      /* [MAX_LABEL_TOKENS][n_vocab] */
-    double cf[3];     /* content-free label log-likelihoods (calibration) */
-    session_t **sessions; /* pointers: a turn in progress keeps its session's address */
-    size_t n_sessions, cap_sessions;
-    uint64_t clock; /* bumped on every turn, for LRU */
-    char err[256];
 };
 
 /* ==== token helpers ==== */
 
-/* Appends the ids of text (special tokens parsed or not) to *ids. */
-static qc_status append_ids(const qc_tokenizer_t *tok, const char *text, size_t len, int special, int32_t **ids,
-                            size_t *n) {
+qc_status care_append_ids(const qc_tokenizer_t *tok, const char *text, size_t len, int special, int32_t **ids,
+                          size_t *n) {
     int32_t *add = NULL;
     size_t k = 0;
     qc_status st = qc_tokenizer_encode(tok, text, len, special ? QC_TOK_PARSE_SPECIAL : 0, &add, &k);
@@ -87,79 +55,10 @@ static qc_status append_ids(const qc_tokenizer_t *tok, const char *text, size_t 
     return QC_OK;
 }
 
-/* The ids of one user turn of the analyst prompt: the message is tokenized
- * as plain text, so "<|im_end|>" typed by a user stays text. */
-static qc_status turn_ids(const qc_care_t *c, const char *text, size_t len, int32_t **ids, size_t *n) {
-    static const char head[] = "<|im_start|>user\n", tail[] = "<|im_end|>\n<|im_start|>assistant\n",
-                      think[] = "<think>\n\n</think>\n\n";
-    qc_status st;
-    *ids = NULL;
-    *n = 0;
-    if ((st = append_ids(c->tok, head, sizeof head - 1, 1, ids, n)) ||
-        (st = append_ids(c->tok, text, len, 0, ids, n)) ||
-        (st = append_ids(c->tok, tail, sizeof tail - 1, 1, ids, n)) ||
-        (c->qwen3 && (st = append_ids(c->tok, think, sizeof think - 1, 1, ids, n)))) {
-        free(*ids);
-        *ids = NULL;
-    }
-    return st;
-}
-
-/* log p(id) from one row of logits: logit - logsumexp(row), in double. */
-static double log_prob(const float *row, int32_t n_vocab, int32_t id) {
-    float mx = row[0];
-    for (int32_t i = 1; i < n_vocab; i++)
-        if (row[i] > mx) mx = row[i];
-    double s = 0;
-    for (int32_t i = 0; i < n_vocab; i++) s += exp((double)row[i] - mx);
-    return (double)row[id] - mx - log(s);
-}
-
-/* ==== label scoring ==== */
-
-/* Each label's log-likelihood after an analyst turn evaluated in x, whose
- * next-token logits are `last`: the first token's from them, the others by
- * running the label's tokens in x (then cut off again). */
-static qc_status labels_logp(qc_care_t *c, qc_ctx_t *x, const float *last, double logp[3]) {
-    int32_t nv = qc_model_n_vocab(c->m);
-    int turn_end = qc_ctx_pos(x);
-    for (int l = 0; l < 3; l++) {
-        size_t k = c->label_len[l];
-        logp[l] = log_prob(last, nv, c->label_ids[l][0]);
-        if (k > 1) { /* the label's other tokens, each given the ones before */
-            qc_status st = qc_ctx_eval(x, c->label_ids[l], k - 1, c->rows, QC_LOGITS_ALL);
-            if (st) return qc_seterr(c->err, sizeof c->err, st, "%s", qc_ctx_errmsg(x));
-            for (size_t j = 1; j < k; j++) logp[l] += log_prob(c->rows + (j - 1) * (size_t)nv, nv, c->label_ids[l][j]);
-            qc_ctx_truncate(x, turn_end);
-        }
-    }
-    return QC_OK;
-}
-
-/* Runs one analyst turn for text in c->req and fills logp[3] with each
- * label's log-likelihood. */
-static qc_status score_labels(qc_care_t *c, const char *text, size_t len, double logp[3]) {
-    int32_t *ids = NULL;
-    size_t n = 0;
-    qc_status st = turn_ids(c, text, len, &ids, &n);
-    if (st) return qc_seterr(c->err, sizeof c->err, st, "cannot tokenize the message (is it UTF-8?)");
-    if (c->opts.use_prefix_cache) {
-        st = qc_ctx_set_prefix(c->req, c->prefix);
-    } else {
-        qc_ctx_truncate(c->req, 0);
-        st = qc_ctx_eval(c->req, c->prefix_ids, c->n_prefix, NULL, QC_LOGITS_NONE);
-    }
-    if (!st) st = qc_ctx_eval(c->req, ids, n, c->logits, QC_LOGITS_LAST);
-    free(ids);
-    if (st) return qc_seterr(c->err, sizeof c->err, st, "%s", qc_ctx_errmsg(c->req));
-    return labels_logp(c, c->req, c->logits, logp);
-}
-
 /* ==== pipeline ==== */
 
 qc_status qc_care_new(qc_model_t *m, const qc_care_opts_t *opts, qc_care_t **out, char *err, size_t err_size) {
     *out = NULL;
-    qc_status st = QC_ERR_NOMEM;
     qc_care_t *c = calloc(1, sizeof *c);
     if (!c) return qc_seterr(err, err_size, QC_ERR_NOMEM, "out of memory");
     c->m = m;
@@ -168,46 +67,15 @@ qc_status qc_care_new(qc_model_t *m, const qc_care_opts_t *opts, qc_care_t **out
     c->opts = opts ? *opts : (qc_care_opts_t){.use_prefix_cache = 1};
     if (c->opts.n_ctx <= 0) c->opts.n_ctx = 2048;
     if (c->opts.session_budget == 0) c->opts.session_budget = (size_t)512 << 20;
-    int32_t nv = qc_model_n_vocab(m);
-    char *prefix = qc_prompt_classify_prefix();
-    c->logits = malloc((size_t)nv * sizeof *c->logits);
-    c->rows = malloc((size_t)MAX_LABEL_TOKENS * nv * sizeof *c->rows);
-    c->prefix = qc_ctx_new(m, c->opts.n_ctx, NULL);
-    c->req = qc_ctx_new(m, c->opts.n_ctx, NULL);
-    c->gen = qc_ctx_new(m, c->opts.n_ctx, NULL);
-    if (!prefix || !c->logits || !c->rows || !c->prefix || !c->req || !c->gen) goto oom;
-    if ((st = append_ids(c->tok, prefix, strlen(prefix), 1, &c->prefix_ids, &c->n_prefix))) goto fail_msg;
-    for (int l = 0; l < 3; l++) {
-        int32_t *ids = NULL;
-        size_t k = 0;
-        if ((st = append_ids(c->tok, qc_prompt_labels[l], strlen(qc_prompt_labels[l]), 0, &ids, &k))) goto fail_msg;
-        if (k == 0 || k > MAX_LABEL_TOKENS) {
-            free(ids);
-            st = qc_seterr(err, err_size, QC_ERR_UNSUPPORTED, "label '%s' is %zu tokens", qc_prompt_labels[l], k);
-            goto fail;
-        }
-        memcpy(c->label_ids[l], ids, k * sizeof *ids);
-        c->label_len[l] = k;
-        free(ids);
-    }
-    if ((st = qc_ctx_eval(c->prefix, c->prefix_ids, c->n_prefix, NULL, QC_LOGITS_NONE))) {
-        qc_seterr(err, err_size, st, "analyst prefix: %s", qc_ctx_errmsg(c->prefix));
+    qc_status st = QC_ERR_NOMEM;
+    if (!(c->gen = qc_ctx_new(m, c->opts.n_ctx, NULL))) {
+        qc_seterr(err, err_size, st, "out of memory");
         goto fail;
     }
-    if (c->opts.calibrate && (st = score_labels(c, "N/A", 3, c->cf))) {
-        qc_seterr(err, err_size, st, "calibration: %s", c->err);
-        goto fail;
-    }
-    free(prefix);
+    if ((st = care_judges_init(c, err, err_size))) goto fail;
     *out = c;
     return QC_OK;
-oom:
-    st = qc_seterr(err, err_size, QC_ERR_NOMEM, "out of memory");
-    goto fail;
-fail_msg:
-    qc_seterr(err, err_size, st, "cannot tokenize the analyst prompt");
 fail:
-    free(prefix);
     qc_care_free(c);
     return st;
 }
@@ -225,109 +93,12 @@ void qc_care_free(qc_care_t *c) {
     if (!c) return;
     for (size_t i = 0; i < c->n_sessions; i++) session_free(c->sessions[i]);
     free(c->sessions);
-    qc_ctx_free(c->req);
     qc_ctx_free(c->gen);
-    qc_ctx_free(c->prefix);
-    free(c->prefix_ids);
-    free(c->logits);
-    free(c->rows);
+    care_judges_free(c);
     free(c);
 }
 
 const char *qc_care_errmsg(const qc_care_t *c) { return c->err; }
-int qc_care_prefix_tokens(const qc_care_t *c) { return (int)c->n_prefix; }
-
-/* The label and probabilities from out->logp (calibrated when asked). */
-static void emotion_from_logp(const qc_care_t *c, qc_emotion_t *out) {
-    double z[3], mx = -INFINITY, sum = 0;
-    for (int l = 0; l < 3; l++) {
-        z[l] = out->logp[l] - (c->opts.calibrate ? c->cf[l] : 0);
-        if (z[l] > mx) mx = z[l];
-    }
-    for (int l = 0; l < 3; l++) sum += exp(z[l] - mx);
-    out->label = 0;
-    for (int l = 0; l < 3; l++) {
-        out->probs[l] = (float)(exp(z[l] - mx) / sum);
-        if (out->probs[l] > out->probs[out->label]) out->label = l;
-    }
-}
-
-qc_status qc_care_emotion(qc_care_t *c, const char *text, size_t len, qc_emotion_t *out) {
-    double t0 = qc_now_ms();
-    qc_status st = score_labels(c, text, len, out->logp);
-    if (st) return st;
-    emotion_from_logp(c, out);
-    out->ms = qc_now_ms() - t0;
-    return QC_OK;
-}
-
-/* ==== a judgment driven from outside (the server's batching scheduler) ==== */
-
-struct qc_care_judge {
-    qc_care_t *c;
-    qc_ctx_t *ctx;
-    int32_t *ids; /* what the caller runs: the analyst turn */
-    size_t n;
-    double t0;
-};
-
-qc_status qc_care_judge_begin(qc_care_t *c, const char *text, size_t len, qc_care_judge_t **out) {
-    *out = NULL;
-    qc_care_judge_t *j = calloc(1, sizeof *j);
-    if (!j) return qc_seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
-    j->c = c;
-    j->t0 = qc_now_ms();
-    qc_status st = turn_ids(c, text, len, &j->ids, &j->n);
-    if (st) {
-        free(j);
-        return qc_seterr(c->err, sizeof c->err, st, "cannot tokenize the message (is it UTF-8?)");
-    }
-    /* its own work buffers serve the labels' extra tokens (and, without the
-     * cache, the prefix, run here in one call as qc_care_emotion does) */
-    qc_ctx_opts_t o = {.n_batch = c->opts.use_prefix_cache ? MAX_LABEL_TOKENS : 0};
-    if (!(j->ctx = qc_ctx_new(c->m, c->opts.n_ctx, &o))) {
-        qc_care_judge_free(j);
-        return qc_seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
-    }
-    if (c->opts.use_prefix_cache) st = qc_ctx_set_prefix(j->ctx, c->prefix);
-    else st = qc_ctx_eval(j->ctx, c->prefix_ids, c->n_prefix, NULL, QC_LOGITS_NONE);
-    if (st)
-        qc_seterr(c->err, sizeof c->err, st, "%s", qc_ctx_errmsg(j->ctx));
-    else if (qc_ctx_pos(j->ctx) + j->n >= (size_t)c->opts.n_ctx)
-        st = qc_seterr(c->err, sizeof c->err, QC_ERR_CONTEXT, "the message is longer than the context (%d tokens)",
-                    c->opts.n_ctx);
-    if (st) {
-        qc_care_judge_free(j);
-        return st;
-    }
-    *out = j;
-    return QC_OK;
-}
-
-qc_ctx_t *qc_care_judge_ctx(const qc_care_judge_t *j) { return j->ctx; }
-
-size_t qc_care_judge_tokens(const qc_care_judge_t *j, const int32_t **ids) {
-    *ids = j->ids;
-    return j->n;
-}
-
-qc_status qc_care_judge_end(qc_care_judge_t *j, const float *logits, qc_emotion_t *out) {
-    qc_care_t *c = j->c;
-    qc_status st = labels_logp(c, j->ctx, logits, out->logp);
-    if (!st) {
-        emotion_from_logp(c, out);
-        out->ms = qc_now_ms() - j->t0;
-    }
-    qc_care_judge_free(j);
-    return st;
-}
-
-void qc_care_judge_free(qc_care_judge_t *j) {
-    if (!j) return;
-    qc_ctx_free(j->ctx);
-    free(j->ids);
-    free(j);
-}
 
 qc_status qc_care_reply_ids(qc_care_t *c, const char *text, int emotion, int32_t **out, size_t *n_out) {
     static const char tail[] = "<|im_end|>\n<|im_start|>assistant\n", think[] = "<think>\n\n</think>\n\n";
@@ -342,10 +113,10 @@ qc_status qc_care_reply_ids(qc_care_t *c, const char *text, int emotion, int32_t
     qc_status st = QC_ERR_NOMEM;
     if (head) {
         snprintf(head, hl, "<|im_start|>system\n%s<|im_end|>\n<|im_start|>user\n", sys);
-        if (!(st = append_ids(c->tok, head, strlen(head), 1, &ids, &n)) &&
-            !(st = append_ids(c->tok, text, strlen(text), 0, &ids, &n)) &&
-            !(st = append_ids(c->tok, tail, sizeof tail - 1, 1, &ids, &n)) && c->qwen3)
-            st = append_ids(c->tok, think, sizeof think - 1, 1, &ids, &n);
+        if (!(st = care_append_ids(c->tok, head, strlen(head), 1, &ids, &n)) &&
+            !(st = care_append_ids(c->tok, text, strlen(text), 0, &ids, &n)) &&
+            !(st = care_append_ids(c->tok, tail, sizeof tail - 1, 1, &ids, &n)) && c->qwen3)
+            st = care_append_ids(c->tok, think, sizeof think - 1, 1, &ids, &n);
     }
     free(sys);
     free(head);
@@ -560,10 +331,10 @@ static qc_status turn_open(qc_care_t *c, const char *session_id, const char *tex
         if (sys && (head = malloc(hl))) snprintf(head, hl, "<|im_start|>system\n%s<|im_end|>\n", sys);
         free(sys);
         if (!head) return qc_seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
-        st = append_ids(c->tok, head, strlen(head), 1, &ids, &n);
+        st = care_append_ids(c->tok, head, strlen(head), 1, &ids, &n);
         free(head);
     } else {
-        st = append_ids(c->tok, end_turn, sizeof end_turn - 1, 1, &ids, &n);
+        st = care_append_ids(c->tok, end_turn, sizeof end_turn - 1, 1, &ids, &n);
     }
     const char *tone = qc_prompt_reply_tone(emotion);
     if (!st && *tone) {
@@ -572,14 +343,14 @@ static qc_status turn_open(qc_care_t *c, const char *session_id, const char *tex
         if (!note) st = QC_ERR_NOMEM;
         else {
             snprintf(note, tl, "<|im_start|>system\n%s<|im_end|>\n", tone);
-            st = append_ids(c->tok, note, strlen(note), 1, &ids, &n);
+            st = care_append_ids(c->tok, note, strlen(note), 1, &ids, &n);
             free(note);
         }
     }
-    if (!st) st = append_ids(c->tok, "<|im_start|>user\n", 17, 1, &ids, &n);
-    if (!st) st = append_ids(c->tok, text, strlen(text), 0, &ids, &n);
-    if (!st) st = append_ids(c->tok, tail, sizeof tail - 1, 1, &ids, &n);
-    if (!st && c->qwen3) st = append_ids(c->tok, think, sizeof think - 1, 1, &ids, &n);
+    if (!st) st = care_append_ids(c->tok, "<|im_start|>user\n", 17, 1, &ids, &n);
+    if (!st) st = care_append_ids(c->tok, text, strlen(text), 0, &ids, &n);
+    if (!st) st = care_append_ids(c->tok, tail, sizeof tail - 1, 1, &ids, &n);
+    if (!st && c->qwen3) st = care_append_ids(c->tok, think, sizeof think - 1, 1, &ids, &n);
     *ids0 = s->n_ids;
     *spans0 = s->n_spans;
     if (st || session_push(s, ids, n)) {

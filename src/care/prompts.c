@@ -44,6 +44,49 @@ static const struct {
 
 size_t qc_prompt_n_examples(void) { return sizeof examples / sizeof examples[0]; }
 
+const char *qc_prompt_analyst_system(void) { return analyst_system; }
+
+/* ==== the urgency rater ====
+ * Written for this prompt, not taken from data/safety-*.jsonl (those sets
+ * measure the rules and this opinion; tuning on them would hide misses).
+ * Balanced, alternating labels and languages; the "not urgent" turns are
+ * the hard ones: a past event, a question about a risk, a symptom that is
+ * unpleasant but not dangerous, worry without warning signs. */
+
+const char *const qc_prompt_risk_labels[2] = {"urgent", "not urgent"};
+
+static const char risk_system[] =
+    "You are a triage nurse reading messages that patients send to an online doctor. Decide whether the "
+    "message describes an emergency happening now that needs emergency care at once (for example chest pain "
+    "with sweating or breathlessness, stroke signs, severe bleeding, trouble breathing, a severe allergic "
+    "reaction, poisoning or an overdose, a seizure, someone unresponsive, or thoughts of suicide or "
+    "self-harm). Answer with exactly \"urgent\" or \"not urgent\". Questions about risks, past events that "
+    "are over, and ordinary symptoms are not urgent.\n"
+    "你是分诊护士：判断消息是否描述正在发生、需要立即急诊的紧急情况，只回答 urgent 或 not urgent。";
+
+static const struct {
+    const char *text;
+    int label;
+} risk_examples[] = {
+    {"我爸刚才突然说话含糊，右边胳膊抬不起来了，怎么办？", 0},
+    {"去年做过心脏支架，现在每天吃阿司匹林，需要一直吃吗？", 1},
+    {"My daughter swallowed a handful of my sleeping pills about ten minutes ago.", 0},
+    {"I've had a runny nose and a mild sore throat since Monday.", 1},
+    {"被蜜蜂蛰了以后嘴唇和喉咙都肿起来了，呼吸有点费劲。", 0},
+    {"孕妇可以吃布洛芬吗？听说会增加风险。", 1},
+    {"I don't see the point anymore and I've been thinking about ending my life tonight.", 0},
+    {"I fainted once last month after standing up too fast; I've been fine since.", 1},
+};
+
+size_t qc_prompt_n_risk_examples(void) { return sizeof risk_examples / sizeof risk_examples[0]; }
+
+void qc_prompt_risk_example(size_t i, const char **text, int *label) {
+    *text = risk_examples[i].text;
+    *label = risk_examples[i].label;
+}
+
+const char *qc_prompt_risk_system(void) { return risk_system; }
+
 void qc_prompt_example(size_t i, const char **text, int *label) {
     *text = examples[i].text;
     *label = examples[i].label;

@@ -1,5 +1,6 @@
-/* prompts.h — the two prompts qcare gives its one model: the emotion
- * analyst (classification by label scoring) and the health adviser (reply). */
+/* prompts.h — the prompts qcare gives its one model: the emotion analyst
+ * and the urgency rater (classification by label scoring, judge.c) and the
+ * health adviser (reply). */
 #ifndef QC_PROMPTS_H
 #define QC_PROMPTS_H
 
@@ -14,8 +15,18 @@
 char *qc_prompt_classify_prefix(void);
 char *qc_prompt_classify_turn(const char *message, int qwen3);
 
-/* The label words the analyst writes, in qc_emotion_name order. */
+/* The label words the analyst writes, in qc_emotion_name order, and its
+ * instruction (the system turn of the prefix above; static). */
 extern const char *const qc_prompt_labels[3];
+const char *qc_prompt_analyst_system(void);
+
+/* The urgency rater (the model's second opinion beside the safety rules):
+ * its labels (0 "urgent", 1 "not urgent"), its instruction (static) and
+ * its bilingual few-shot examples, in the same prompt layout. */
+extern const char *const qc_prompt_risk_labels[2];
+const char *qc_prompt_risk_system(void);
+size_t qc_prompt_n_risk_examples(void);
+void qc_prompt_risk_example(size_t i, const char **text, int *label);
 
 /* The reply's system prompt, told the detected emotion (0 positive,
  * 1 negative, 2 neutral; -1 unknown). Caller frees. */

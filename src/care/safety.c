@@ -687,7 +687,8 @@ done:
 
 const char *qc_urgent_name(qc_urgent_t kind) {
     static const char *const names[] = {"none",        "cardiac",   "stroke",  "bleeding",    "breathing",
-                                        "anaphylaxis", "poisoning", "seizure", "unconscious", "self-harm"};
+                                        "anaphylaxis", "poisoning", "seizure", "unconscious", "self-harm",
+                                        "model"};
     return (unsigned)kind < sizeof names / sizeof names[0] ? names[kind] : "unknown";
 }
 
@@ -704,7 +705,14 @@ size_t qc_safety_notice(qc_urgent_t kind, const qc_safety_opts_t *opts, char *ou
                              ? opts->crisis_lines
                              : "全国心理援助热线 400-161-9995, 北京心理危机干预中心 010-82951332, US 988";
     int n;
-    if (kind == QC_URGENT_SELF_HARM)
+    if (kind == QC_URGENT_MODEL) /* no kind known: both the emergency numbers and the crisis lines */
+        n = snprintf(out, cap,
+                     "⚠️ 紧急 / URGENT: 您描述的情况可能需要紧急处理，请立即拨打急救电话 %s 或前往最近的急诊；"
+                     "如果您有伤害自己的想法，请联系心理危机热线：%s。不要等待线上回复。 What you describe may be "
+                     "an emergency: call %s now or go to the nearest emergency department; if you are thinking of "
+                     "harming yourself, contact a crisis line (%s). Do not wait for an online reply.",
+                     em, crisis, em, crisis);
+    else if (kind == QC_URGENT_SELF_HARM)
         n = snprintf(out, cap,
                      "⚠️ 紧急 / URGENT: 如果您有伤害自己的想法，请立即联系心理危机热线：%s；如有生命危险请拨打 %s。"
                      "您并不孤单，现在就找身边信任的人陪着您。 If you are thinking of harming yourself, please "

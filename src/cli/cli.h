@@ -59,7 +59,7 @@ int cmd_ask(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_classify(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
-int cmd_eval_safety(int argc, char **argv); /* eval --task safety */
+int cmd_eval_safety(int argc, char **argv); /* eval --task safety | risk */
 int cmd_pull(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_serve(int argc, char **argv);

@@ -315,22 +315,194 @@ static int eval_row(void *user, size_t no, const char *text, const char *label) 
     return qc_eval_add(&r->ev, truth, e.label, e.ms) ? 1 : 0;
 }
 
+/* ==== classify --labels: label scoring for the caller's labels ==== */
+
+typedef struct {
+    char **labels;       /* owned */
+    size_t n_labels;
+    qc_example_t *ex;    /* texts and labels owned */
+    size_t n_ex, cap_ex;
+    const char *path;
+    qc_care_t *c;
+    qc_labels_t *t;
+    FILE *out;
+} labels_run_t;
+
+static void labels_run_free(labels_run_t *r) {
+    for (size_t i = 0; i < r->n_labels; i++) free(r->labels[i]);
+    free(r->labels);
+    for (size_t i = 0; i < r->n_ex; i++) {
+        free((char *)r->ex[i].text);
+        free((char *)r->ex[i].label);
+    }
+    free(r->ex);
+    qc_labels_free(r->t);
+}
+
+static int add_label(labels_run_t *r, const char *s, size_t n) {
+    char **g = realloc(r->labels, (r->n_labels + 1) * sizeof *g);
+    if (!g) return -1;
+    r->labels = g;
+    if (!(r->labels[r->n_labels] = strndup(s, n))) return -1;
+    r->n_labels++;
+    return 0;
+}
+
+/* --labels: a file with one label per line (empty lines skipped), or else
+ * a comma-separated list (each item without its surrounding spaces). */
+static int read_labels(labels_run_t *r, const char *arg) {
+    FILE *f = fopen(arg, "r");
+    if (f) {
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t n;
+        int rc = 0;
+        while (!rc && (n = getline(&line, &cap, f)) > 0) {
+            while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
+            if (n > 0) rc = add_label(r, line, (size_t)n);
+        }
+        free(line);
+        fclose(f);
+        return rc;
+    }
+    for (const char *p = arg;;) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        while (n && *p == ' ') p++, n--;
+        while (n && p[n - 1] == ' ') n--;
+        if (add_label(r, p, n)) return -1;
+        if (!end) return 0;
+        p = end + 1;
+    }
+}
+
+static int example_row(void *user, size_t no, const char *text, const char *label) {
+    labels_run_t *r = user;
+    if (!label) {
+        fprintf(stderr, "%s:%zu: an example needs a \"label\" string\n", r->path, no);
+        return 1;
+    }
+    if (r->n_ex == r->cap_ex) {
+        size_t cap = r->cap_ex ? 2 * r->cap_ex : 16;
+        qc_example_t *g = realloc(r->ex, cap * sizeof *g);
+        if (!g) return 1;
+        r->ex = g;
+        r->cap_ex = cap;
+    }
+    r->ex[r->n_ex].text = strdup(text);
+    r->ex[r->n_ex].label = strdup(label);
+    r->n_ex++;
+    return 0;
+}
+
+/* Scores one text; prints the answer (with the text first when `with_text`). */
+static int labels_one(labels_run_t *r, const char *text, int with_text) {
+    qc_scores_t s;
+    if (qc_care_classify(r->c, r->t, text, strlen(text), &s)) {
+        fprintf(stderr, "qcare classify: %s\n", qc_care_errmsg(r->c));
+        return 1;
+    }
+    char *js = qc_scores_json(r->t, &s);
+    if (!js) return 1;
+    if (with_text) {
+        fprintf(r->out, "{\"text\": ");
+        cli_json_string(r->out, text, strlen(text));
+        fprintf(r->out, ", %s\n", js + 1); /* the answer's fields after it */
+    } else {
+        fprintf(r->out, "%s\n", js);
+    }
+    free(js);
+    return 0;
+}
+
+static int labels_row(void *user, size_t no, const char *text, const char *label) {
+    (void)no, (void)label;
+    return labels_one(user, text, 1);
+}
+
+/* qcare classify --labels ...: the task from the options, then TEXT or
+ * every line of --input. */
+static int classify_labels(const care_args_t *a, const char *labels, const char *instruction, const char *examples,
+                           int mean) {
+    labels_run_t r = {.out = stdout};
+    int rc = 1;
+    char err[512];
+    if (read_labels(&r, labels)) {
+        fprintf(stderr, "qcare classify: out of memory\n");
+        goto done;
+    }
+    if (examples && ((r.path = examples), for_each_row(examples, example_row, &r))) goto done;
+    if (a->output && !(r.out = fopen(a->output, "w"))) {
+        perror(a->output);
+        goto done;
+    }
+    size_t len = 0;
+    char *text = a->text ? cli_read_text(a->text, &len) : NULL;
+    if (a->text && !text) goto done;
+    qc_model_t *m = NULL;
+    if ((r.c = open_care(a, &m))) {
+        qc_labels_spec_t sp = {.labels = (const char *const *)r.labels, .n_labels = r.n_labels,
+                               .instruction = instruction, .examples = r.ex, .n_examples = r.n_ex,
+                               .calibrate = a->calibrate, .mean = mean};
+        if (qc_labels_new(m, &sp, a->n_ctx, &r.t, err, sizeof err)) {
+            fprintf(stderr, "qcare classify: %s\n", err);
+        } else {
+            r.path = a->input;
+            rc = text ? labels_one(&r, text, 0) : for_each_row(a->input, labels_row, &r);
+        }
+        qc_care_free(r.c);
+        qc_model_free(m);
+    }
+    free(text);
+    if (r.out != stdout && fclose(r.out)) rc = 1;
+done:
+    labels_run_free(&r);
+    return rc;
+}
+
 int cmd_classify(int argc, char **argv) {
     care_args_t a = {0};
+    const char *labels = NULL, *instruction = NULL, *examples = NULL, *norm = NULL;
     int bad = 0;
     for (int i = 1; i < argc && !bad; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: qcare classify --model M --input FILE.jsonl [--output FILE]\n\n"
-                   "Labels the emotion of every {\"text\": ...} line; writes {\"text\", \"label\", \"probs\"}\n"
-                   "lines to --output (default stdout), with a progress bar on a terminal.\n\n" CARE_HELP);
+            printf("usage: qcare classify --model M --input FILE.jsonl [--output FILE]\n"
+                   "       qcare classify --model M --labels FILE|a,b,c [--instruction TEXT] [--examples FILE.jsonl]\n"
+                   "                      [--normalize sum|mean] [--calibrate] (TEXT|- | --input FILE.jsonl)\n\n"
+                   "Without --labels: labels the emotion of every {\"text\": ...} line; writes {\"text\",\n"
+                   "\"label\", \"probs\"} lines to --output (default stdout), with a progress bar on a terminal.\n\n"
+                   "With --labels: scores the given labels (2 to 32, 1 to 64 characters each; a file with one\n"
+                   "label per line, or a comma-separated list) after TEXT, or after every line of --input, and\n"
+                   "prints the answer POST /v1/classify gives: {\"labels\": [{\"label\", \"probability\",\n"
+                   "\"loglik\", \"tokens\"}, ...], \"top\", ...} (with \"text\" first for --input lines).\n"
+                   "  --instruction T   the system turn (default: a sentence naming the labels)\n"
+                   "  --examples F      few-shot examples: {\"text\", \"label\"} lines, in order\n"
+                   "  --normalize N     sum (default) or mean: per-token mean log-probability\n\n" CARE_HELP);
             return 0;
         }
-        if (!care_opt(argc, argv, &i, &a, &bad) || a.text) {
+        if (cli_opt(argc, argv, &i, "--labels", &labels, &bad) ||
+            cli_opt(argc, argv, &i, "--instruction", &instruction, &bad) ||
+            cli_opt(argc, argv, &i, "--examples", &examples, &bad) || cli_opt(argc, argv, &i, "--normalize", &norm, &bad))
+            continue;
+        if (!care_opt(argc, argv, &i, &a, &bad) || (a.text && !labels)) {
             fprintf(stderr, "qcare classify: unknown argument '%s'\n", argv[i]);
             return 2;
         }
     }
     if (bad) return 2;
+    if (!labels && (instruction || examples || norm)) {
+        fprintf(stderr, "qcare classify: --instruction, --examples and --normalize need --labels\n");
+        return 2;
+    }
+    if (norm && strcmp(norm, "sum") && strcmp(norm, "mean")) {
+        fprintf(stderr, "qcare classify: --normalize must be sum or mean\n");
+        return 2;
+    }
+    if (labels && !a.text == !a.input) {
+        fprintf(stderr, "qcare classify: give either TEXT (or - for stdin) or --input FILE.jsonl\n");
+        return 2;
+    }
+    if (labels) return classify_labels(&a, labels, instruction, examples, norm && !strcmp(norm, "mean"));
     if (!a.input) {
         fprintf(stderr, "qcare classify: --input FILE.jsonl is required\n");
         return 2;
@@ -354,9 +526,9 @@ int cmd_classify(int argc, char **argv) {
 int cmd_eval(int argc, char **argv) {
     for (int i = 1; i + 1 < argc; i++)
         if (!strcmp(argv[i], "--task")) {
-            if (!strcmp(argv[i + 1], "safety")) return cmd_eval_safety(argc, argv);
+            if (!strcmp(argv[i + 1], "safety") || !strcmp(argv[i + 1], "risk")) return cmd_eval_safety(argc, argv);
             if (strcmp(argv[i + 1], "emotion")) {
-                fprintf(stderr, "qcare eval: --task must be emotion (the default) or safety\n");
+                fprintf(stderr, "qcare eval: --task must be emotion (the default), safety or risk\n");
                 return 2;
             }
         }
@@ -369,7 +541,8 @@ int cmd_eval(int argc, char **argv) {
         }
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: qcare eval --model M --data FILE.jsonl [--json] [--report FILE.html]\n"
-                   "       qcare eval --task safety --data FILE.jsonl [--counts-only] [--json]\n\n"
+                   "       qcare eval --task safety --data FILE.jsonl [--counts-only] [--json]\n"
+                   "       qcare eval --task risk --model M --data FILE.jsonl [--counts-only] [--json]\n\n"
                    "Classifies every {\"text\", \"label\"} line and reports accuracy, macro-F1, per-class\n"
                    "precision/recall/F1, the confusion matrix and latency p50/p95. --report writes an HTML\n"
                    "page with the confusion matrix drawn; with --json the last line holds the numbers.\n\n" CARE_HELP);

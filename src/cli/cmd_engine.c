@@ -204,27 +204,6 @@ done:
 
 /* ==== logits ==== */
 
-typedef struct {
-    float v;
-    int32_t id;
-} top_t;
-
-/* Writes the k best (value, id) of row into top[0..k), best first; ties go
- * to the lower id. */
-static void top_k(const float *row, int32_t n, int k, top_t *top) {
-    int have = 0;
-    for (int32_t id = 0; id < n; id++) {
-        float v = row[id];
-        if (have == k && !(v > top[k - 1].v)) continue;
-        int j = have < k ? have++ : k - 1;
-        while (j > 0 && v > top[j - 1].v) {
-            top[j] = top[j - 1];
-            j--;
-        }
-        top[j] = (top_t){v, id};
-    }
-}
-
 int cmd_logits(int argc, char **argv) {
     common_t c = {0};
     int bad = 0, k = 5;
@@ -255,9 +234,10 @@ int cmd_logits(int argc, char **argv) {
     size_t chunk = c.n_batch > 0 ? (size_t)c.n_batch : 512;
     if (chunk > n) chunk = n;
     float *logits = malloc(chunk * (size_t)nv * sizeof *logits);
-    top_t *top = malloc((size_t)k * sizeof *top);
+    int32_t *top = malloc((size_t)k * sizeof *top);
+    float *topv = malloc((size_t)k * sizeof *topv);
     qc_ctx_t *x = new_ctx(m, &c);
-    if (!logits || !top || !x) {
+    if (!logits || !top || !topv || !x) {
         fprintf(stderr, "qcare logits: out of memory (try a smaller --batch)\n");
         goto done;
     }
@@ -272,9 +252,9 @@ int cmd_logits(int argc, char **argv) {
             goto done;
         }
         for (size_t p = p0; p < p0 + len; p++) {
-            top_k(logits + (p - p0) * nv, nv, k, top);
+            int got = qc_top_k(logits + (p - p0) * nv, nv, k, top, topv);
             printf("{\"pos\": %zu, \"id\": %d, \"top\": [", p, (int)ids[p]);
-            for (int j = 0; j < k; j++) printf(j ? ", [%d, %.6f]" : "[%d, %.6f]", (int)top[j].id, top[j].v);
+            for (int j = 0; j < got; j++) printf(j ? ", [%d, %.6f]" : "[%d, %.6f]", (int)top[j], topv[j]);
             printf("]}\n");
         }
     }
@@ -282,6 +262,7 @@ int cmd_logits(int argc, char **argv) {
 done:
     qc_ctx_free(x);
     free(top);
+    free(topv);
     free(logits);
     free(ids);
     qc_model_free(m);

@@ -1,5 +1,8 @@
 /* cmd_safety_eval.c — `qcare eval --task safety`: the urgent-care rules
- * (qc_safety_check, no model) scored on a labelled set of messages. */
+ * (qc_safety_check, no model) scored on a labelled set of messages; and
+ * `qcare eval --task risk`: the same set read the same way, scoring the
+ * model's urgency opinion (label scoring, qc_care_risk_labels) alone and
+ * together with the rules (urgent when either says so). */
 #include "cli/cli.h"
 
 #include <jansson.h>
@@ -7,10 +10,17 @@
 #include <string.h>
 
 #define MAX_GROUPS 64
+#define N_SYSTEMS 3 /* the rules; the model; either */
+
+static const char *const system_name[N_SYSTEMS] = {"rules", "model", "either"};
+
+typedef struct {
+    long urgent, caught, benign, alarms;
+} tally_t;
 
 typedef struct {
     char name[48];
-    long urgent, caught, benign, alarms;
+    tally_t t[N_SYSTEMS];
 } group_t;
 
 static group_t *group_of(group_t *g, int *n, const char *name) {
@@ -23,19 +33,49 @@ static group_t *group_of(group_t *g, int *n, const char *name) {
     return x;
 }
 
-/* Lines {"text", "urgent": bool, "presentation" or "category"}. Prints
- * recall and false alarms overall and per presentation; each miss and false
- * alarm with its line number unless counts_only (a set kept unseen must
- * stay unseen). Returns the exit status. */
-static int safety_eval(const char *path, int json, int counts_only) {
+/* What each system says of text: said[s] != 0 for urgent; *kind the rules'
+ * verdict (for the report). 0, or -1 with the reason printed. */
+typedef int (*verdict_fn)(void *user, const char *text, int said[N_SYSTEMS], qc_urgent_t *kind);
+
+static int rules_verdict(void *user, const char *text, int said[N_SYSTEMS], qc_urgent_t *kind) {
+    (void)user;
+    *kind = qc_safety_check(text, strlen(text)).kind;
+    said[0] = *kind != QC_URGENT_NONE;
+    return 0;
+}
+
+static void tally(tally_t *t, int urgent, int said) {
+    if (urgent) t->urgent++, t->caught += said;
+    else t->benign++, t->alarms += said;
+}
+
+static void print_tally(const char *label, const tally_t *t) {
+    printf("%surgent %ld: caught %ld (recall %.1f%%)   not urgent %ld: false alarms %ld (%.1f%%)\n", label, t->urgent,
+           t->caught, t->urgent ? 100.0 * t->caught / t->urgent : 0, t->benign, t->alarms,
+           t->benign ? 100.0 * t->alarms / t->benign : 0);
+}
+
+static void json_tally(const tally_t *t) {
+    printf("{\"urgent\": %ld, \"caught\": %ld, \"recall\": %.4f, \"not_urgent\": %ld, \"false_alarms\": %ld, "
+           "\"false_alarm_rate\": %.4f}",
+           t->urgent, t->caught, t->urgent ? (double)t->caught / t->urgent : 0, t->benign, t->alarms,
+           t->benign ? (double)t->alarms / t->benign : 0);
+}
+
+/* Lines {"text", "urgent": bool, "presentation" or "category"}, judged by
+ * n_sys systems through fn. Prints recall and false alarms overall and per
+ * presentation for each; each miss and false alarm (of the last system)
+ * with its line number unless counts_only (a set kept unseen must stay
+ * unseen). Returns the exit status. */
+static int urgency_eval(const char *path, int json, int counts_only, int n_sys, verdict_fn fn, void *user) {
     FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
     if (!f) {
         perror(path);
         return 1;
     }
     group_t g[MAX_GROUPS];
-    int ng = 0, rc = 0;
-    long urgent = 0, caught = 0, benign = 0, alarms = 0;
+    tally_t all[N_SYSTEMS] = {{0}};
+    int ng = 0, rc = 0, last = n_sys - 1;
     char *line = NULL;
     size_t cap = 0;
     for (size_t no = 1; getline(&line, &cap, f) > 0; no++) {
@@ -54,62 +94,132 @@ static int safety_eval(const char *path, int json, int counts_only) {
         const char *pres = json_string_value(json_object_get(j, "presentation"));
         if (!pres) pres = json_string_value(json_object_get(j, "category"));
         group_t *gr = group_of(g, &ng, pres ? pres : "-");
-        qc_safety_result_t r = qc_safety_check(text, strlen(text));
-        int said = r.kind != QC_URGENT_NONE;
-        if (json_is_true(u)) {
-            urgent++, gr->urgent++;
-            caught += said, gr->caught += said;
-            if (!said && !counts_only) printf("miss  %s:%zu [%s] %s\n", path, no, gr->name, text);
-        } else {
-            benign++, gr->benign++;
-            alarms += said, gr->alarms += said;
-            if (said && !counts_only)
-                printf("alarm %s:%zu [%s -> %s] %s\n", path, no, gr->name, qc_urgent_name(r.kind), text);
+        int said[N_SYSTEMS] = {0}, urgent = json_is_true(u);
+        qc_urgent_t kind = QC_URGENT_NONE;
+        if (fn(user, text, said, &kind)) {
+            fprintf(stderr, "%s:%zu: cannot be judged\n", path, no);
+            json_decref(j);
+            rc = 1;
+            continue;
         }
+        for (int s = 0; s < n_sys; s++) {
+            tally(&all[s], urgent, said[s]);
+            tally(&gr->t[s], urgent, said[s]);
+        }
+        if (urgent && !said[last] && !counts_only) printf("miss  %s:%zu [%s] %s\n", path, no, gr->name, text);
+        if (!urgent && said[last] && !counts_only)
+            printf("alarm %s:%zu [%s -> %s] %s\n", path, no, gr->name,
+                   kind ? qc_urgent_name(kind) : qc_urgent_name(QC_URGENT_MODEL), text);
         json_decref(j);
     }
     free(line);
     if (f != stdin) fclose(f);
-    printf("urgent %ld: caught %ld (recall %.1f%%)   not urgent %ld: false alarms %ld (%.1f%%)\n", urgent, caught,
-           urgent ? 100.0 * caught / urgent : 0, benign, alarms, benign ? 100.0 * alarms / benign : 0);
+    for (int s = 0; s < n_sys; s++) {
+        char label[32] = "";
+        if (n_sys > 1) snprintf(label, sizeof label, "%-7s", system_name[s]);
+        print_tally(label, &all[s]);
+    }
     for (int i = 0; i < ng; i++)
-        printf("  %-20s urgent %3ld caught %3ld   not urgent %3ld alarms %3ld\n", g[i].name, g[i].urgent, g[i].caught,
-               g[i].benign, g[i].alarms);
-    if (json)
-        printf("{\"urgent\": %ld, \"caught\": %ld, \"recall\": %.4f, \"not_urgent\": %ld, \"false_alarms\": %ld, "
-               "\"false_alarm_rate\": %.4f}\n",
-               urgent, caught, urgent ? (double)caught / urgent : 0, benign, alarms, benign ? (double)alarms / benign : 0);
+        for (int s = 0; s < n_sys; s++) {
+            char label[32] = "";
+            if (n_sys > 1) snprintf(label, sizeof label, "%-7s ", system_name[s]);
+            printf("  %-20s %surgent %3ld caught %3ld   not urgent %3ld alarms %3ld\n", s ? "" : g[i].name, label,
+                   g[i].t[s].urgent, g[i].t[s].caught, g[i].t[s].benign, g[i].t[s].alarms);
+        }
+    if (json && n_sys == 1) {
+        json_tally(&all[0]);
+        putchar('\n');
+    } else if (json) {
+        for (int s = 0; s < n_sys; s++) {
+            printf("%s\"%s\": ", s ? ", " : "{", system_name[s]);
+            json_tally(&all[s]);
+        }
+        printf("}\n");
+    }
     return rc;
 }
 
+/* ==== the model's opinion ==== */
+
+typedef struct {
+    qc_care_t *c;
+    double ms;
+    long n;
+} risk_t;
+
+static int risk_verdict(void *user, const char *text, int said[N_SYSTEMS], qc_urgent_t *kind) {
+    risk_t *r = user;
+    rules_verdict(NULL, text, said, kind);
+    qc_scores_t s;
+    if (qc_care_classify(r->c, qc_care_risk_labels(r->c), text, strlen(text), &s)) {
+        fprintf(stderr, "qcare eval: %s\n", qc_care_errmsg(r->c));
+        return -1;
+    }
+    said[1] = s.top == 0; /* label 0: "urgent" */
+    said[2] = said[0] || said[1];
+    r->ms += s.ms;
+    r->n++;
+    return 0;
+}
+
 int cmd_eval_safety(int argc, char **argv) {
-    const char *data = NULL;
-    int json = 0, counts_only = 0;
-    for (int i = 1; i < argc; i++) {
+    const char *data = NULL, *model = NULL, *dtype = NULL, *v;
+    int json = 0, counts_only = 0, risk = 0, n_threads = 0, n_ctx = 0, bad = 0;
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--task")) risk = !strcmp(argv[i + 1], "risk");
+    for (int i = 1; i < argc && !bad; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: qcare eval --task safety --data FILE.jsonl [--counts-only] [--json]\n\n"
-                   "Scores the urgent-care rules (no model needed) on {\"text\", \"urgent\": bool,\n"
-                   "\"presentation\"} lines: recall and false alarms, overall and per presentation,\n"
-                   "and each miss and false alarm with its line. --counts-only prints the counts alone\n"
-                   "(for a held-out set that must stay unseen); with --json the last line holds them.\n");
+            printf("usage: qcare eval --task safety --data FILE.jsonl [--counts-only] [--json]\n"
+                   "       qcare eval --task risk --model M --data FILE.jsonl [--counts-only] [--json]\n\n"
+                   "Scores urgency verdicts on {\"text\", \"urgent\": bool, \"presentation\"} lines: recall and\n"
+                   "false alarms, overall and per presentation, and each miss and false alarm with its line.\n"
+                   "--task safety: the urgent-care rules (no model needed). --task risk: the model's own\n"
+                   "opinion (label scoring: \"urgent\" / \"not urgent\" after a bilingual few-shot prompt),\n"
+                   "alone and together with the rules (urgent when either says so), as serve --risk-model on\n"
+                   "decides; the misses and alarms listed are those of both together. --counts-only prints\n"
+                   "the counts alone (for a held-out set that must stay unseen); with --json the last line\n"
+                   "holds them. Measure the model on real weights and on data not used to tune the rules.\n\n"
+                   "  --model M, --dtype T, --threads N, --ctx N   as for the other model commands (risk)\n");
             return 0;
         }
-        if (!strcmp(argv[i], "--task")) {
-            i++; /* already known to be "safety" */
-        } else if (!strcmp(argv[i], "--data") && i + 1 < argc) {
-            data = argv[++i];
+        if (!strcmp(argv[i], "--task") && i + 1 < argc) {
+            i++; /* already known to be "safety" or "risk" */
+        } else if (cli_opt(argc, argv, &i, "--data", &data, &bad)) {
+        } else if (risk && (cli_opt(argc, argv, &i, "--model", &model, &bad) || cli_opt(argc, argv, &i, "-m", &model, &bad) ||
+                            cli_opt(argc, argv, &i, "--dtype", &dtype, &bad))) {
+        } else if (risk && (cli_opt(argc, argv, &i, "--threads", &v, &bad) || cli_opt(argc, argv, &i, "-t", &v, &bad))) {
+            if (!bad) n_threads = (int)cli_parse_long("--threads", v, 1, 256, &bad);
+        } else if (risk && cli_opt(argc, argv, &i, "--ctx", &v, &bad)) {
+            if (!bad) n_ctx = (int)cli_parse_long("--ctx", v, 64, 1 << 20, &bad);
         } else if (!strcmp(argv[i], "--json")) {
             json = 1;
         } else if (!strcmp(argv[i], "--counts-only")) {
             counts_only = 1;
         } else {
-            fprintf(stderr, "qcare eval: unknown argument '%s' (see qcare eval --task safety --help)\n", argv[i]);
+            fprintf(stderr, "qcare eval: unknown argument '%s' (see qcare eval --task %s --help)\n", argv[i],
+                    risk ? "risk" : "safety");
             return 2;
         }
     }
+    if (bad) return 2;
     if (!data) {
-        fprintf(stderr, "qcare eval --task safety: --data FILE.jsonl is required\n");
+        fprintf(stderr, "qcare eval --task %s: --data FILE.jsonl is required\n", risk ? "risk" : "safety");
         return 2;
     }
-    return safety_eval(data, json, counts_only);
+    if (!risk) return urgency_eval(data, json, counts_only, 1, rules_verdict, NULL);
+    qc_model_t *m = cli_load_model(model, dtype, n_threads);
+    if (!m) return 1;
+    risk_t r = {0};
+    char err[512];
+    qc_care_opts_t o = {.use_prefix_cache = 1, .risk_model = 1, .n_ctx = n_ctx};
+    if (qc_care_new(m, &o, &r.c, err, sizeof err)) {
+        fprintf(stderr, "qcare eval: %s\n", err);
+        qc_model_free(m);
+        return 1;
+    }
+    int rc = urgency_eval(data, json, counts_only, N_SYSTEMS, risk_verdict, &r);
+    if (r.n) fprintf(stderr, "qcare eval: the model's opinion took %.1f ms per message on average\n", r.ms / r.n);
+    qc_care_free(r.c);
+    qc_model_free(m);
+    return rc;
 }

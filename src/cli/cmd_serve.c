@@ -11,16 +11,20 @@
 int cmd_serve(int argc, char **argv) {
     const char *model = NULL, *dtype = NULL, *host = "127.0.0.1", *api_key = NULL, *v;
     int port = 8080, n_threads = 0, n_ctx = 0, quiet = 0, bad = 0, parallel = 4, queue = -2, timeout = 60;
+    int prefix_mb = 64, risk = 0;
     for (int i = 1; i < argc && !bad; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: qcare serve [--model M] [--host 127.0.0.1] [--port 8080] [--threads N] [--parallel N]\n"
-                   "                   [--queue N] [--api-key KEY]\n\n"
+                   "                   [--queue N] [--api-key KEY] [--risk-model on|off] [--prefix-cache-mb N]\n\n"
                    "Serves the care pipeline over HTTP until SIGINT/SIGTERM:\n"
                    "  GET  /health                {\"status\": \"ok\"} (open even with an API key)\n"
                    "  POST /api/emotion           {\"text\"} -> {\"label\", \"probs\", \"urgent\"}\n"
                    "  POST /api/analyze           {\"text\", \"session\"?, \"max_tokens\"?, \"stream\"?} -> emotion,\n"
                    "                              urgent flag and notice, reply (Server-Sent Events with stream)\n"
-                   "  GET  /v1/models, POST /v1/chat/completions   OpenAI-compatible\n"
+                   "  POST /v1/classify           {\"text\", \"labels\", \"instruction\"?, \"examples\"?, \"calibrate\"?,\n"
+                   "                              \"normalize\"?} -> each label's probability and log-likelihood\n"
+                   "  GET  /v1/models, POST /v1/chat/completions, POST /v1/completions   OpenAI-compatible\n"
+                   "                              (with logprobs / top_logprobs; /v1/completions echoes prompt logprobs)\n"
                    "  GET  /metrics               Prometheus metrics\n"
                    "  GET  /                      the chat page\n\n"
                    "  --model M         a Hugging Face folder, a .gguf file or a pulled repo name\n"
@@ -35,6 +39,11 @@ int cmd_serve(int argc, char **argv) {
                    "                    (default 4 x parallel)\n"
                    "  --timeout S       close connections idle for S seconds (slow clients; default 60)\n"
                    "  --api-key KEY     require \"Authorization: Bearer KEY\" (also $QCARE_API_KEY)\n"
+                   "  --risk-model on   /api/analyze also asks the model whether the message is urgent (label\n"
+                   "                    scoring, its own few-shot prompt); the notice shows when the rules or\n"
+                   "                    the model say urgent; both verdicts are returned (default off)\n"
+                   "  --prefix-cache-mb N  MiB of KV state kept for /v1/classify prompt prefixes, least\n"
+                   "                    recently used evicted first (default 64)\n"
                    "  --quiet           no per-request log lines on stderr\n");
             return 0;
         }
@@ -64,6 +73,18 @@ int cmd_serve(int argc, char **argv) {
         }
         if (cli_opt(argc, argv, &i, "--timeout", &v, &bad)) {
             if (!bad) timeout = (int)cli_parse_long("--timeout", v, 1, 86400, &bad);
+            continue;
+        }
+        if (cli_opt(argc, argv, &i, "--prefix-cache-mb", &v, &bad)) {
+            if (!bad) prefix_mb = (int)cli_parse_long("--prefix-cache-mb", v, 1, 1 << 20, &bad);
+            continue;
+        }
+        if (cli_opt(argc, argv, &i, "--risk-model", &v, &bad)) {
+            if (!bad && strcmp(v, "on") && strcmp(v, "off")) {
+                fprintf(stderr, "qcare serve: --risk-model must be on or off\n");
+                return 2;
+            }
+            if (!bad) risk = !strcmp(v, "on");
             continue;
         }
         if (cli_opt(argc, argv, &i, "--ctx", &v, &bad)) {
@@ -100,7 +121,8 @@ int cmd_serve(int argc, char **argv) {
     if (slash && slash[1]) name = slash + 1;
     qc_server_opts_t o = {.host = host, .port = port, .api_key = api_key, .n_ctx = n_ctx, .quiet = quiet,
                           .model_name = name, .parallel = parallel, .timeout_s = timeout,
-                          .queue = queue == -2 ? 0 : queue == 0 ? -1 : queue};
+                          .queue = queue == -2 ? 0 : queue == 0 ? -1 : queue, .prefix_cache_mb = prefix_mb,
+                          .risk_model = risk};
     if (qc_server_start(m, &o, &s, err, sizeof err)) {
         fprintf(stderr, "qcare serve: %s\n", err);
         qc_model_free(m);

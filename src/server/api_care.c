@@ -1,11 +1,15 @@
 /* api_care.c — the care endpoints: POST /api/emotion (the emotion of a
  * message) and POST /api/analyze (emotion, safety notice and reply, as JSON
- * or as Server-Sent Events: emotion, notice, chunk..., done or error; in a
- * conversation when "session" is given).
+ * or as Server-Sent Events: emotion, notice, [risk, notice,] chunk...,
+ * done or error; in a conversation when "session" is given).
  *
  * The safety check runs here, on the connection's thread, before the call
  * is queued; the emotion and the reply come from the scheduler (QS_EMOTION,
- * QS_ANALYZE) through this file's callbacks. */
+ * QS_ANALYZE) through this file's callbacks. With --risk-model on the
+ * model's urgency opinion (label scoring, qc_care_risk_labels) is judged
+ * after the emotion: the rules stay the floor (their notice first and
+ * unchanged), and the model's notice follows its `risk` event when only it
+ * says urgent. */
 #include "server/srv.h"
 
 #include <stdio.h>
@@ -22,6 +26,8 @@ typedef struct {
     qc_emotion_t e;
     qc_safety_result_t sr;
     char notice[2048];
+    int has_risk, model_urgent; /* the model's opinion came / says urgent */
+    double p_urgent;
     qc_buf_t reply;
     int n_pieces;
 } care_call_t;
@@ -51,6 +57,25 @@ static void on_emotion(void *user, const qc_emotion_t *e) {
                               "urgent_kind", qc_urgent_name(k->sr.kind)));
         if (k->sr.kind)
             qs_call_sse(c, "notice", json_pack("{s:s, s:s}", "kind", qc_urgent_name(k->sr.kind), "text", k->notice));
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* The model's urgency opinion (label 0 "urgent"): its event, then its
+ * notice when the rules had none. */
+static void on_risk(void *user, const qc_scores_t *sc) {
+    care_call_t *k = user;
+    qs_call_t *c = &k->c;
+    pthread_mutex_lock(&c->mu);
+    k->has_risk = 1;
+    k->model_urgent = sc->top == 0;
+    k->p_urgent = sc->label[0].prob;
+    if (k->model_urgent && !k->sr.kind) qc_safety_notice(QC_URGENT_MODEL, NULL, k->notice, sizeof k->notice);
+    if (c->streamed) {
+        qs_call_sse(c, "risk", json_pack("{s:b, s:f, s:b}", "urgent", k->model_urgent, "probability", k->p_urgent,
+                                         "rules_urgent", k->sr.kind != 0));
+        if (k->model_urgent && !k->sr.kind)
+            qs_call_sse(c, "notice", json_pack("{s:s, s:s}", "kind", qc_urgent_name(QC_URGENT_MODEL), "text", k->notice));
     }
     pthread_mutex_unlock(&c->mu);
 }
@@ -123,6 +148,10 @@ static care_call_t *care_call(qc_server_t *s, int kind, int streamed, const char
     k->c.rq.session = k->session;
     k->c.rq.on_emotion = on_emotion;
     k->c.rq.on_piece = on_reply_piece;
+    if (kind == QS_ANALYZE && s->risk_model) {
+        k->c.rq.risk = qc_care_risk_labels(s->care); /* made once at start-up, read-only since */
+        k->c.rq.on_scores = on_risk;
+    }
     k->c.rq.on_done = on_care_done;
     k->sr = qc_safety_check(k->text, strlen(k->text));
     if (k->sr.kind) qc_safety_notice(k->sr.kind, NULL, k->notice, sizeof k->notice);
@@ -177,9 +206,14 @@ static enum MHD_Result api_analyze(qc_server_t *s, struct MHD_Connection *con, q
     k->c.rq.max_tokens = (int)max_tokens;
     enum MHD_Result ret;
     if (qs_call_submit(con, r, &k->c, &ret)) return ret;
-    json_t *o = json_pack("{s:o, s:b, s:s, s:s}", "emotion", emotion_json(&k->e), "urgent", k->sr.kind != 0,
-                          "urgent_kind", qc_urgent_name(k->sr.kind), "reply", k->reply.p ? k->reply.p : "");
-    if (o && k->sr.kind) json_object_set_new(o, "notice", json_string(k->notice));
+    int model_only = k->model_urgent && !k->sr.kind;
+    json_t *o = json_pack("{s:o, s:b, s:s, s:s}", "emotion", emotion_json(&k->e), "urgent", k->sr.kind || model_only,
+                          "urgent_kind", qc_urgent_name(model_only ? QC_URGENT_MODEL : k->sr.kind), "reply",
+                          k->reply.p ? k->reply.p : "");
+    if (o && (k->sr.kind || model_only)) json_object_set_new(o, "notice", json_string(k->notice));
+    if (o && k->has_risk)
+        json_object_set_new(o, "risk", json_pack("{s:b, s:f, s:b}", "urgent", k->model_urgent, "probability",
+                                                 k->p_urgent, "rules_urgent", k->sr.kind != 0));
     if (o && k->session) json_object_set_new(o, "session", json_string(k->session));
     qs_call_free(&k->c);
     return qs_reply_json(con, r, 200, o);

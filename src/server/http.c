@@ -159,7 +159,8 @@ static const qs_route_t page_routes[] = {
 static const qs_route_t *const route_table[] = {
     page_routes,      /* /health, / */
     qs_care_routes,   /* /api/emotion, /api/analyze */
-    qs_openai_routes, /* /v1/models, /v1/chat/completions */
+    qs_openai_routes, /* /v1/models, /v1/chat/completions, /v1/completions */
+    qs_classify_routes, /* /v1/classify */
     qs_metrics_routes /* /metrics */
 };
 
@@ -293,7 +294,9 @@ qc_status qc_server_start(qc_model_t *m, const qc_server_opts_t *opts, qc_server
         qc_seterr(err, err_size, st, "out of memory");
         goto fail;
     }
-    qc_care_opts_t co = {.n_ctx = s->n_ctx, .use_prefix_cache = 1};
+    s->risk_model = o.risk_model;
+    qc_care_opts_t co = {.n_ctx = s->n_ctx, .use_prefix_cache = 1, .risk_model = o.risk_model,
+                         .prefix_budget = (size_t)(o.prefix_cache_mb > 0 ? o.prefix_cache_mb : 64) << 20};
     if ((st = qc_care_new(m, &co, &s->care, err, err_size))) goto fail;
     if (!(s->sched = qs_sched_new(m, s->care, s->parallel, s->queue, s->n_ctx, err, err_size))) {
         st = QC_ERR_NOMEM;

@@ -9,10 +9,11 @@
  * sequence exactly what it would get alone, batching never changes a reply:
  * a seeded request answers the same at any load.
  *
- * An emotion judgment (QS_EMOTION, QS_ANALYZE before its reply) is a
- * prefill of the message on the shared analyst prefix (qc_care_judge_*): it
- * rides in the passes like a prompt, its whole message in one run as
- * qc_care_emotion runs it, so the probabilities are the same. Between
+ * A judgment (QS_EMOTION, QS_ANALYZE before its reply, QS_CLASSIFY) is a
+ * prefill of the message on a cached task prefix (qc_care_classify_begin):
+ * it rides in the passes like a prompt, in the runs of QC_JUDGE_CHUNK
+ * tokens qc_care_classify makes, so the scores are the same. QS_ANALYZE
+ * with a `risk` task judges it too, after the emotion. Between
  * passes the thread admits queued requests (up to `parallel` at once).
  * Conversations keep their KV state in the care pipeline's sessions; the
  * scheduler drives their turns with qc_care_turn_*. */
@@ -26,7 +27,7 @@
 #include <string.h>
 
 #define QS_CHUNK 32         /* prompt tokens of one request per pass (< 64: llama.cpp's small-batch attention) */
-#define QS_JUDGE_RUN 256    /* an emotion judgment's tokens per pass: whole messages, as qc_care_emotion runs them */
+#define QS_JUDGE_RUN QC_JUDGE_CHUNK /* a judgment's tokens per pass: the runs qc_care_classify makes */
 #define QS_PASS_TOKENS 256  /* tokens of one pass */
 
 /* A request that is generating. */
@@ -35,7 +36,9 @@ typedef struct {
     qc_ctx_t *ctx;
     int slot;                /* its context from the pool, or -1 (a conversation's own) */
     qc_care_turn_t *turn;    /* a conversation's turn */
-    qc_care_judge_t *judge;  /* the emotion judgment, before the reply */
+    qc_care_judge_t *judge;  /* the judgment (emotion, urgency, labels), before any reply */
+    int judging_risk;        /* judge is r->risk's, after the emotion's */
+    int emotion;             /* the emotion judged, for the reply */
     int32_t *own;            /* prompt tokens owned here (a one-off reply) */
     const int32_t *prompt;
     size_t n_prompt, off;    /* prompt tokens, those run so far */
@@ -46,6 +49,8 @@ typedef struct {
     qc_detok_t dt;
     size_t n_out;
     float *logits;           /* [n_vocab] */
+    float *raw;              /* [n_vocab] the logits before sampling changes them (logprobs), or NULL */
+    qc_ctx_t *own_ctx;       /* a context of its own (prompt_logprobs: its prompt runs alone), or NULL */
     int run;                 /* tokens it put into the current pass */
 } gen_t;
 
@@ -123,9 +128,11 @@ static void finish(qs_sched_t *s, gen_t *g, qc_status st, const char *msg, int h
     qc_care_judge_free(g->judge);
     if (g->slot >= 0) s->slot_used[g->slot] = 0;
     qc_sampler_free(g->smp);
+    qc_ctx_free(g->own_ctx);
     free(g->hist);
     free(g->own);
     free(g->logits);
+    free(g->raw);
     size_t n_prompt = g->n_prompt, n_out = g->n_out;
     int had_turn = g->turn != NULL;
     memset(g, 0, sizeof *g);
@@ -134,6 +141,58 @@ static void finish(qs_sched_t *s, gen_t *g, qc_status st, const char *msg, int h
     pthread_mutex_unlock(&s->mu);
     if (had_turn) update_sessions(s);
     r->on_done(r->user, st, msg, n_prompt, n_out, hit_max);
+}
+
+/* The log-probability of token id and the k best from row, the raw
+ * next-token logits. */
+static void logprob_of(const float *row, int32_t nv, int32_t id, int k, qs_logprob_t *lp) {
+    double lse = qc_logsumexp(row, nv);
+    float v[QS_TOP_LOGPROBS];
+    lp->id = id;
+    lp->logprob = (double)row[id] - lse;
+    lp->n_top = qc_top_k(row, nv, k < QS_TOP_LOGPROBS ? k : QS_TOP_LOGPROBS, lp->top_id, v);
+    for (int i = 0; i < lp->n_top; i++) lp->top_logprob[i] = (double)v[i] - lse;
+}
+
+static void advance(qs_sched_t *s, gen_t *g);
+
+/* Runs g's whole prompt on its own context in chunks of QS_CHUNK tokens
+ * (the cuts of a batched prefill, so its KV state and the first sampled
+ * token are the same as without), reporting each prompt token's
+ * log-probability from the row before it; then samples (or ends, for
+ * max_tokens 0). On this thread, not batched: the other requests wait. */
+static void prompt_alone(qs_sched_t *s, gen_t *g) {
+    qs_request_t *r = g->r;
+    size_t nv = (size_t)s->n_vocab;
+    float *rows = malloc(QS_CHUNK * nv * sizeof *rows);
+    if (!rows) {
+        finish(s, g, QC_ERR_NOMEM, "out of memory", 0);
+        return;
+    }
+    double t0 = qc_now_s();
+    qc_status st = QC_OK;
+    for (size_t off = 0; off < g->n_prompt && !st; off += QS_CHUNK) {
+        size_t k = g->n_prompt - off < QS_CHUNK ? g->n_prompt - off : QS_CHUNK;
+        if ((st = qc_ctx_eval(g->ctx, g->prompt + off, k, rows, QC_LOGITS_ALL))) break;
+        for (size_t j = 0; j < k && off + j + 1 < g->n_prompt; j++) {
+            qs_logprob_t lp;
+            logprob_of(rows + j * nv, s->n_vocab, g->prompt[off + j + 1], r->top_logprobs, &lp);
+            r->on_logprob(r->user, 1, &lp);
+        }
+        if (off + k == g->n_prompt) memcpy(g->logits, rows + (k - 1) * nv, nv * sizeof *rows);
+    }
+    free(rows);
+    pthread_mutex_lock(&s->mu);
+    s->st.busy_s += qc_now_s() - t0;
+    s->st.prompt_tokens += g->n_prompt;
+    pthread_mutex_unlock(&s->mu);
+    if (st) {
+        finish(s, g, st, qc_ctx_errmsg(g->ctx), 0);
+        return;
+    }
+    g->off = g->n_prompt;
+    if (r->max_tokens == 0) finish(s, g, QC_OK, "", 1);
+    else advance(s, g);
 }
 
 /* The reply phase of g (QS_ANALYZE once its emotion is known, at once for
@@ -160,14 +219,23 @@ static void start_reply(qs_sched_t *s, gen_t *g, int emotion) {
             g->prompt = r->ids;
             g->n_prompt = r->n_ids;
         }
-        for (int i = 0; i < s->parallel; i++)
-            if (!s->slot_used[i]) {
-                g->slot = i;
-                break;
+        if (r->prompt_logprobs) { /* every prompt row's logits are wanted: a context with its own buffers */
+            qc_ctx_opts_t o = {.n_batch = QS_CHUNK};
+            if (!(g->own_ctx = qc_ctx_new(s->m, qc_ctx_size(s->slots[0]), &o))) {
+                finish(s, g, QC_ERR_NOMEM, "out of memory", 0);
+                return;
             }
-        s->slot_used[g->slot] = 1;
-        g->ctx = s->slots[g->slot];
-        qc_ctx_truncate(g->ctx, 0);
+            g->ctx = g->own_ctx;
+        } else {
+            for (int i = 0; i < s->parallel; i++)
+                if (!s->slot_used[i]) {
+                    g->slot = i;
+                    break;
+                }
+            s->slot_used[g->slot] = 1;
+            g->ctx = s->slots[g->slot];
+            qc_ctx_truncate(g->ctx, 0);
+        }
     }
     qc_sampling_t sp;
     if (r->use_sampling) sp = r->sampling;
@@ -184,6 +252,26 @@ static void start_reply(qs_sched_t *s, gen_t *g, int emotion) {
     }
     memcpy(g->hist, g->prompt + g->n_prompt - hist0, hist0 * sizeof *g->hist);
     g->n_hist = hist0;
+    if (r->logprobs && !(g->raw = malloc((size_t)s->n_vocab * sizeof *g->raw))) {
+        finish(s, g, QC_ERR_NOMEM, "out of memory", 0);
+        return;
+    }
+    if (r->prompt_logprobs) prompt_alone(s, g);
+    else if (r->max_tokens == 0) finish(s, g, QC_OK, "", 1);
+}
+
+/* Begins g's judgment of task t on its text, run in the passes like a
+ * prompt. */
+static void judge(qs_sched_t *s, gen_t *g, const qc_labels_t *t) {
+    qs_request_t *r = g->r;
+    qc_status st = qc_care_classify_begin(s->care, t, r->text, strlen(r->text), &g->judge);
+    if (st) {
+        finish(s, g, st, qc_care_errmsg(s->care), 0);
+        return;
+    }
+    g->ctx = qc_care_judge_ctx(g->judge);
+    g->n_prompt = qc_care_judge_tokens(g->judge, &g->prompt);
+    g->off = 0;
 }
 
 /* Starts r in a free generation entry (admission keeps one for it): the
@@ -216,21 +304,20 @@ static void start(qs_sched_t *s, qs_request_t *r) {
         start_reply(s, g, 0);
         return;
     }
-    qc_status st = qc_care_judge_begin(s->care, r->text, strlen(r->text), &g->judge);
-    if (st) {
-        finish(s, g, st, qc_care_errmsg(s->care), 0);
-        return;
-    }
-    g->ctx = qc_care_judge_ctx(g->judge);
-    g->n_prompt = qc_care_judge_tokens(g->judge, &g->prompt);
+    const qc_labels_t *t = r->kind == QS_CLASSIFY ? r->labels : qc_care_emotion_labels(s->care);
+    judge(s, g, t);
 }
 
-/* After the pass that ran a judgment's last tokens: the emotion, then the
- * reply (QS_ANALYZE) or the end (QS_EMOTION). */
+/* After the pass that ran a judgment's last tokens: the emotion (then the
+ * urgency opinion when asked, then the reply for QS_ANALYZE) or the
+ * scores (QS_CLASSIFY). */
 static void judged(qs_sched_t *s, gen_t *g) {
+    qs_request_t *r = g->r;
     qc_emotion_t e;
+    qc_scores_t sc;
+    int scores = r->kind == QS_CLASSIFY || g->judging_risk;
     double t0 = qc_now_s();
-    qc_status st = qc_care_judge_end(g->judge, g->logits, &e);
+    qc_status st = scores ? qc_care_judge_scores(g->judge, g->logits, &sc) : qc_care_judge_end(g->judge, g->logits, &e);
     g->judge = NULL;
     pthread_mutex_lock(&s->mu);
     s->st.busy_s += qc_now_s() - t0;
@@ -239,15 +326,27 @@ static void judged(qs_sched_t *s, gen_t *g) {
         finish(s, g, st, qc_care_errmsg(s->care), 0);
         return;
     }
-    g->r->on_emotion(g->r->user, &e);
-    if (g->r->kind == QS_EMOTION) finish(s, g, QC_OK, "", 0);
-    else start_reply(s, g, e.label);
+    if (scores) {
+        r->on_scores(r->user, &sc);
+    } else {
+        r->on_emotion(r->user, &e);
+        g->emotion = e.label;
+    }
+    if (r->kind != QS_ANALYZE) {
+        finish(s, g, QC_OK, "", 0);
+    } else if (r->risk && !g->judging_risk) {
+        g->judging_risk = 1;
+        judge(s, g, r->risk);
+    } else {
+        start_reply(s, g, g->emotion);
+    }
 }
 
 /* After a pass: g's logits are ready. Samples, streams and decides whether
  * g goes on. */
 static void advance(qs_sched_t *s, gen_t *g) {
     qs_request_t *r = g->r;
+    if (g->raw) memcpy(g->raw, g->logits, (size_t)s->n_vocab * sizeof *g->raw);
     int32_t id = qc_sampler_sample(g->smp, g->logits, g->hist, g->n_hist);
     if (qc_model_is_eog(s->m, id)) {
         finish(s, g, QC_OK, "", 0);
@@ -258,6 +357,11 @@ static void advance(qs_sched_t *s, gen_t *g) {
     if (g->turn && qc_care_turn_push(g->turn, id)) {
         finish(s, g, QC_ERR_NOMEM, "out of memory", 0);
         return;
+    }
+    if (g->raw) {
+        qs_logprob_t lp;
+        logprob_of(g->raw, s->n_vocab, id, r->top_logprobs, &lp);
+        r->on_logprob(r->user, 0, &lp);
     }
     char piece[512];
     long len = qc_detok_push(&g->dt, s->tok, id, piece, sizeof piece);

@@ -4,7 +4,7 @@
  * `parallel` of them generate at once: every pass of the model runs the next
  * token of each generating request together with chunks of new requests'
  * prompts (qc_batch_eval), so the weights are read once per pass for all of
- * them. Emotion judgments run between passes. */
+ * them. Judgments (emotion, labels) ride in the same passes. */
 #ifndef QC_SERVER_SCHED_H
 #define QC_SERVER_SCHED_H
 
@@ -14,10 +14,24 @@
 
 typedef struct qs_sched qs_sched_t;
 
+#define QS_TOP_LOGPROBS 20 /* most alternatives reported per token */
+
+/* One token's log-probability under the model: from its raw next-token
+ * logits, before any sampling setting (temperature, top-k, penalty)
+ * changes them; natural log. */
+typedef struct {
+    int32_t id;
+    double logprob;
+    int n_top;                           /* the most probable tokens there, best first */
+    int32_t top_id[QS_TOP_LOGPROBS];
+    double top_logprob[QS_TOP_LOGPROBS];
+} qs_logprob_t;
+
 enum {
-    QS_EMOTION,   /* judge the emotion of text */
-    QS_ANALYZE,   /* emotion, then the reply (in the conversation `session` when given) */
-    QS_COMPLETION /* generate after the prompt ids */
+    QS_EMOTION,    /* judge the emotion of text */
+    QS_ANALYZE,    /* emotion [, the urgency opinion], then the reply (in the conversation `session` when given) */
+    QS_COMPLETION, /* generate after the prompt ids */
+    QS_CLASSIFY    /* score the labels of `labels` after text */
 };
 
 /* One request. The caller fills the inputs and the callbacks, submits it,
@@ -28,14 +42,26 @@ typedef struct qs_request {
     int kind;
     const char *text;      /* QS_EMOTION, QS_ANALYZE: the message (UTF-8, NUL-terminated) */
     const char *session;   /* QS_ANALYZE: conversation id, or NULL for a one-off reply */
+    const qc_labels_t *labels; /* QS_CLASSIFY: the task (kept alive by the caller) */
+    const qc_labels_t *risk;   /* QS_ANALYZE: also judge this task (the urgency opinion) after the emotion; NULL: not */
     const int32_t *ids;    /* QS_COMPLETION: the prompt */
     size_t n_ids;
     qc_sampling_t sampling; /* generation (the model's defaults when use_sampling is 0) */
     int use_sampling;
-    int max_tokens;
+    int max_tokens;         /* QS_COMPLETION may ask 0: the prompt alone (for prompt_logprobs) */
+    int logprobs;           /* QS_COMPLETION: each generated token's log-probability to on_logprob */
+    int prompt_logprobs;    /* QS_COMPLETION: also each prompt token's after the first (its prompt then
+                             * runs alone on this thread, in the chunks a batched prefill uses) */
+    int top_logprobs;       /* alternatives with them (0..QS_TOP_LOGPROBS) */
     void *user;
     /* The emotion (QS_EMOTION, QS_ANALYZE), before any reply text. */
     void (*on_emotion)(void *user, const qc_emotion_t *e);
+    /* The scores of `labels` (QS_CLASSIFY) or of `risk` (QS_ANALYZE, after on_emotion). */
+    void (*on_scores)(void *user, const qc_scores_t *s);
+    /* A token's log-probability (logprobs, prompt_logprobs): the prompt's
+     * tokens 1..n_ids-1 in order (prompt = 1), then each generated token
+     * just before its on_piece. */
+    void (*on_logprob)(void *user, int prompt, const qs_logprob_t *lp);
     /* Reply text in whole UTF-8 characters; non-zero ends the generation. */
     int (*on_piece)(void *user, const char *piece, size_t len);
     /* The end: st QC_OK or the error (message in msg); n_prompt / n_out

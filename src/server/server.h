@@ -1,9 +1,9 @@
 /* server.h — `qcare serve`: the HTTP API on libmicrohttpd.
  *
  * Endpoints: GET /health, GET / (the chat page), POST /api/emotion,
- * POST /api/analyze (JSON or Server-Sent Events), GET /v1/models,
- * POST /v1/chat/completions (OpenAI-compatible, JSON or SSE), GET /metrics
- * (Prometheus).
+ * POST /api/analyze (JSON or Server-Sent Events), POST /v1/classify,
+ * GET /v1/models, POST /v1/chat/completions and /v1/completions
+ * (OpenAI-compatible, JSON or SSE), GET /metrics (Prometheus).
  *
  * One model and one care pipeline are shared by every connection; the
  * scheduler (sched.h) batches the requests' model work. */
@@ -24,6 +24,8 @@ typedef struct {
     int parallel;           /* requests generating at once (0: 4) */
     int queue;              /* requests that may wait for a slot before 503 (0: 4 x parallel, < 0: none) */
     int timeout_s;          /* idle connections (slow clients) closed after this (0: 60 s) */
+    int prefix_cache_mb;    /* MiB of KV state of cached /v1/classify prefixes (0: 64) */
+    int risk_model;         /* /api/analyze also asks the model whether the message is urgent */
 } qc_server_opts_t;
 
 /* Starts serving on its own threads. The model must outlive the server.

@@ -5,7 +5,8 @@
  *   call.c        calls: one request's model work handed to the scheduler
  *                 (sched.h), answered whole or streamed as Server-Sent Events
  *   api_care.c    the care endpoints: /api/emotion, /api/analyze
- *   api_openai.c  the OpenAI-compatible ones: /v1/chat/completions, /v1/models
+ *   api_openai.c  the OpenAI-compatible ones: /v1/chat/completions, /v1/completions, /v1/models
+ *   api_classify.c  /v1/classify: label scoring for caller-given labels
  *   metrics.c     the counters and latency histograms, /metrics
  *
  * An endpoint group is one file exporting its routes (a qs_route_t array
@@ -43,6 +44,7 @@ struct qc_server {
     int n_routes;                            /* a request matching none is counted at index n_routes */
     char *api_key, *model_name;
     int n_ctx, quiet, qwen3, parallel, queue;
+    int risk_model;             /* /api/analyze asks the model's urgency opinion too */
     int keepalive_ms;           /* a stream with nothing to send for this long sends an SSE comment */
     atomic_ulong n_completions; /* chat completions so far (their ids) */
 };
@@ -164,6 +166,7 @@ void qs_metrics_cancelled(qs_metrics_t *m);
 
 extern const qs_route_t qs_care_routes[];    /* api_care.c */
 extern const qs_route_t qs_openai_routes[];  /* api_openai.c */
+extern const qs_route_t qs_classify_routes[]; /* api_classify.c */
 extern const qs_route_t qs_metrics_routes[]; /* metrics.c */
 
 #endif
