@@ -4,7 +4,11 @@
 # on the tiny-qwen2 fixture model: its 8 greedy tokens must be llama.cpp's
 # (golden/tiny-qwen2.jsonl, F32 weights). Also checks that the README shows
 # the file as it is.
+# CC and RUN choose another compiler and a runner (tests/emu.sh: the ARM64
+# cross compiler and qemu).
 BUILD=${1:-build}
+CC=${CC:-cc}
+RUN=${RUN:-}
 pass=0; fail=0
 check() { if [ "$1" = 0 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $2"; fi; }
 out=$BUILD/tests/example
@@ -14,7 +18,7 @@ sed -n '/^<!-- example: examples\/greedy.c -->$/,/^```$/p' README.md | sed '1,2d
 cmp -s "$out/readme.c" examples/greedy.c; check $? "README's example differs from examples/greedy.c"
 # a sanitizer build's library needs the sanitizers' runtimes at link time
 san=; nm "$BUILD/libqcare.a" 2>/dev/null | grep -q __asan_ && san="-fsanitize=address,undefined"
-cc -std=c11 -Wall -Wextra -Werror $san -Iinclude -o "$out/greedy" examples/greedy.c -L"$BUILD" -lqcare -lpcre2-8 -lutf8proc -ljansson -lm -lpthread 2> "$out/cc.log"
+$CC -std=c11 -Wall -Wextra -Werror $san -Iinclude -o "$out/greedy" examples/greedy.c -L"$BUILD" -lqcare -lpcre2-8 -lutf8proc -ljansson -lm -lpthread 2> "$out/cc.log"
 check $? "the example does not build with -lqcare -lpcre2-8 -lutf8proc -ljansson -lm -lpthread: $(head -c 600 "$out/cc.log")"
 line=$(head -n 1 "$QC_FIXTURES/golden/tiny-qwen2.jsonl")
 # (the first line's prompt has no JSON escapes, so sed can take it out)
@@ -23,7 +27,7 @@ want=$(printf '%s' "$line" | sed -nE 's/.*"greedy":\[([0-9,]*)\].*/\1/p' | tr ',
 if [ -z "$prompt" ] || [ -z "$want" ]; then
     check 1 "cannot read the golden prompt and tokens"
 else
-    got=$("$out/greedy" "$QC_MODELS/tiny-qwen2" "$prompt" f32 | sed 's/ *$//')
+    got=$($RUN "$out/greedy" "$QC_MODELS/tiny-qwen2" "$prompt" f32 | sed 's/ *$//')
     [ "$got" = "$want" ]; check $? "greedy tokens: got '$got', want '$want'"
 fi
 echo "example: $pass passed, $fail failed, 0 skipped"
