@@ -344,8 +344,15 @@ static void test_api_key(void) {
     free(out);
 }
 
+/* The scheduler's statuses have their own names. */
+static void test_status_names(void) {
+    CHECK(!strcmp(qc_status_str(QC_ERR_CANCELLED), "cancelled") && !strcmp(qc_status_str(QC_ERR_INTERNAL), "internal error"),
+          "status names: %s, %s", qc_status_str(QC_ERR_CANCELLED), qc_status_str(QC_ERR_INTERNAL));
+}
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_ALL);
+    test_status_names();
     char log[256];
     snprintf(log, sizeof log, "%s/tests/server.log", test_env("QC_BUILD", "build"));
     double t0 = qc_now_s();

@@ -150,7 +150,7 @@ static void call_release(void *cls) {
 
 /* The HTTP status of a failed call. */
 static unsigned call_status(qc_status st) {
-    return st == QC_ERR_CONTEXT || st == QC_ERR_ARG ? 400 : st == QC_ERR_BUSY ? 409 : 500;
+    return st == QC_ERR_CONTEXT || st == QC_ERR_ARG ? 400 : st == QC_ERR_BUSY ? 409 : st == QC_ERR_CANCELLED ? 503 : 500;
 }
 
 int qs_call_submit(struct MHD_Connection *con, qs_req_t *r, qs_call_t *c, enum MHD_Result *ret) {

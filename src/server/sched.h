@@ -62,7 +62,9 @@ typedef struct {
 qs_sched_t *qs_sched_new(qc_model_t *m, qc_care_t *care, int parallel, int queue, int n_ctx, char *err,
                          size_t err_size);
 /* Queues r: QC_ERR_BUSY when every slot is taken and `queue` requests
- * already wait, QC_ERR_ARG when stopping. */
+ * already wait, QC_ERR_CANCELLED when stopping. on_done gets QC_ERR_CANCELLED
+ * for a cancelled request or one ended by the stop, QC_ERR_INTERNAL for a
+ * scheduler bug. */
 qc_status qs_submit(qs_sched_t *s, qs_request_t *r);
 void qs_stats(qs_sched_t *s, qs_stats_t *out);
 /* Ends every request (on_done with an error) and refuses new ones. */
