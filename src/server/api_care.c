@@ -129,6 +129,26 @@ static care_call_t *care_call(qc_server_t *s, int kind, int streamed, const char
     return k;
 }
 
+static enum MHD_Result emotion_answer(qs_call_t *c, struct MHD_Connection *con, qs_req_t *r) {
+    care_call_t *k = (care_call_t *)c;
+    json_t *o = emotion_json(&k->e);
+    if (o) {
+        json_object_set_new(o, "urgent", json_boolean(k->sr.kind != 0));
+        json_object_set_new(o, "urgent_kind", json_string(qc_urgent_name(k->sr.kind)));
+        json_object_set_new(o, "ms", json_real(k->e.ms));
+    }
+    return qs_reply_json(con, r, 200, o);
+}
+
+static enum MHD_Result analyze_answer(qs_call_t *c, struct MHD_Connection *con, qs_req_t *r) {
+    care_call_t *k = (care_call_t *)c;
+    json_t *o = json_pack("{s:o, s:b, s:s, s:s}", "emotion", emotion_json(&k->e), "urgent", k->sr.kind != 0,
+                          "urgent_kind", qc_urgent_name(k->sr.kind), "reply", k->reply.p ? k->reply.p : "");
+    if (o && k->sr.kind) json_object_set_new(o, "notice", json_string(k->notice));
+    if (o && k->session) json_object_set_new(o, "session", json_string(k->session));
+    return qs_reply_json(con, r, 200, o);
+}
+
 static enum MHD_Result api_emotion(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {
     char msg[512];
     json_t *j = qs_parse_body(r, msg, sizeof msg);
@@ -142,16 +162,7 @@ static enum MHD_Result api_emotion(qc_server_t *s, struct MHD_Connection *con, q
     care_call_t *k = care_call(s, QS_EMOTION, 0, text, NULL);
     json_decref(j);
     if (!k) return qs_reply_error(con, r, 500, "out of memory");
-    enum MHD_Result ret;
-    if (qs_call_submit(con, r, &k->c, &ret)) return ret;
-    json_t *o = emotion_json(&k->e);
-    if (o) {
-        json_object_set_new(o, "urgent", json_boolean(k->sr.kind != 0));
-        json_object_set_new(o, "urgent_kind", json_string(qc_urgent_name(k->sr.kind)));
-        json_object_set_new(o, "ms", json_real(k->e.ms));
-    }
-    qs_call_free(&k->c);
-    return qs_reply_json(con, r, 200, o);
+    return qs_call_submit(con, r, &k->c, emotion_answer);
 }
 
 static enum MHD_Result api_analyze(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {
@@ -175,14 +186,7 @@ static enum MHD_Result api_analyze(qc_server_t *s, struct MHD_Connection *con, q
     json_decref(j);
     if (!k) return qs_reply_error(con, r, 500, "out of memory");
     k->c.rq.max_tokens = (int)max_tokens;
-    enum MHD_Result ret;
-    if (qs_call_submit(con, r, &k->c, &ret)) return ret;
-    json_t *o = json_pack("{s:o, s:b, s:s, s:s}", "emotion", emotion_json(&k->e), "urgent", k->sr.kind != 0,
-                          "urgent_kind", qc_urgent_name(k->sr.kind), "reply", k->reply.p ? k->reply.p : "");
-    if (o && k->sr.kind) json_object_set_new(o, "notice", json_string(k->notice));
-    if (o && k->session) json_object_set_new(o, "session", json_string(k->session));
-    qs_call_free(&k->c);
-    return qs_reply_json(con, r, 200, o);
+    return qs_call_submit(con, r, &k->c, analyze_answer);
 bad:
     json_decref(j);
     return qs_reply_error(con, r, 400, "%s", msg);

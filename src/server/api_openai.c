@@ -209,6 +209,15 @@ static int job_parse(qc_server_t *s, json_t *b, job_t *j, int *stream, char *msg
     return 0;
 }
 
+static enum MHD_Result chat_answer(qs_call_t *c, struct MHD_Connection *con, qs_req_t *r) {
+    job_t *j = (job_t *)c;
+    json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:s, s:s}, s:s}], s:o}", "id", j->id, "object",
+                          "chat.completion", "created", (json_int_t)j->created, "model", c->s->model_name, "choices",
+                          "index", 0, "message", "role", "assistant", "content", j->out.p ? j->out.p : "",
+                          "finish_reason", job_finish(j), "usage", usage_json(j));
+    return qs_reply_json(con, r, 200, o);
+}
+
 static enum MHD_Result v1_chat(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {
     char msg[512];
     json_t *b = qs_parse_body(r, msg, sizeof msg);
@@ -241,14 +250,7 @@ static enum MHD_Result v1_chat(qc_server_t *s, struct MHD_Connection *con, qs_re
                     json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:s, s:s}, s:n}]}", "id", j->id, "object",
                               "chat.completion.chunk", "created", (json_int_t)j->created, "model", s->model_name,
                               "choices", "index", 0, "delta", "role", "assistant", "content", "", "finish_reason"));
-    enum MHD_Result ret;
-    if (qs_call_submit(con, r, c, &ret)) return ret;
-    json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:s, s:s}, s:s}], s:o}", "id", j->id, "object",
-                          "chat.completion", "created", (json_int_t)j->created, "model", s->model_name, "choices",
-                          "index", 0, "message", "role", "assistant", "content", j->out.p ? j->out.p : "",
-                          "finish_reason", job_finish(j), "usage", usage_json(j));
-    qs_call_free(c);
-    return qs_reply_json(con, r, 200, o);
+    return qs_call_submit(con, r, c, chat_answer);
 }
 
 static enum MHD_Result v1_models(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {

@@ -2,8 +2,10 @@
  * state and its body, the reply helpers, the JSON body's fields, the route
  * table and the API key, the request log, starting and stopping.
  *
- * One connection = one thread (MHD_USE_THREAD_PER_CONNECTION). Every request
- * body is gathered (at most QS_MAX_BODY bytes), then routed: the route
+ * libmicrohttpd runs every connection on a small pool of threads, each with
+ * its own epoll (MHD_USE_EPOLL_INTERNAL_THREAD, QS_HTTP_THREADS), so no
+ * handler may block: a call to the model suspends its connection (call.c).
+ * Every request body is gathered (at most QS_MAX_BODY bytes), then routed: the route
  * table lists the endpoint groups (api_care.c, api_openai.c, metrics.c, the
  * page and /health here), each a list of routes with its handlers. Model
  * work goes through calls (call.c) to the scheduler (sched.c), which
@@ -19,6 +21,7 @@
 #include <string.h>
 
 #define QS_MAX_BODY (1u << 20) /* bytes of a request body */
+#define QS_HTTP_THREADS 4       /* libmicrohttpd's threads (I/O and JSON only: the model has its own) */
 
 /* ==== replies ==== */
 
@@ -195,6 +198,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
     (void)version;
     qc_server_t *s = cls;
     qs_req_t *r = *con_cls;
+    if (r && r->call) return qs_call_answer(con, r); /* resumed: the scheduler is done */
     if (!r) {
         if (!(r = calloc(1, sizeof *r))) return MHD_NO;
         r->t0 = qc_now_ms();
@@ -222,6 +226,8 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls, 
     qc_server_t *s = cls;
     qs_req_t *r = *con_cls;
     if (!r) return;
+    if (r->call && !r->status) r->status = 499; /* closed while its call waited: the client left */
+    qs_call_drop(r);
     double ms = qc_now_ms() - r->t0;
     qs_metrics_request(s->metrics, r->route, r->status, ms / 1e3);
     if (!s->quiet)
@@ -301,12 +307,16 @@ qc_status qc_server_start(qc_model_t *m, const qc_server_opts_t *opts, qc_server
     }
     unsigned timeout = o.timeout_s > 0 ? (unsigned)o.timeout_s : 60;
     s->keepalive_ms = timeout * 1000 / 3 < 15000 ? (int)(timeout * 1000 / 3) : 15000;
-    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG |
+    if (!(s->conns = qs_conns_new(s))) {
+        st = qc_seterr(err, err_size, QC_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    s->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
                                 (v6 ? MHD_USE_IPv6 : 0),
-                            0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
-                            v6 ? (struct sockaddr *)&a6 : (struct sockaddr *)&a4, MHD_OPTION_NOTIFY_COMPLETED,
-                            on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_EXTERNAL_LOGGER,
-                            mhd_log, s, MHD_OPTION_END);
+                            (uint16_t)port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+                            MHD_OPTION_SOCK_ADDR, v6 ? (struct sockaddr *)&a6 : (struct sockaddr *)&a4,
+                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)QS_HTTP_THREADS, MHD_OPTION_NOTIFY_COMPLETED,
+                            on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_END);
     if (!s->d) {
         st = qc_seterr(err, err_size, QC_ERR_IO, "cannot listen on %s port %d (in use?)", host, port);
         goto fail;
@@ -320,10 +330,12 @@ fail:
 
 void qc_server_stop(qc_server_t *s) {
     if (!s) return;
-    /* Requests still running end first (streams get their last event), so
-     * no connection waits on the model while MHD stops. */
+    /* Requests still running end first (streams get their last event, plain
+     * calls their answer), which resumes every suspended connection: MHD
+     * must not stop with one suspended. */
     qs_sched_stop(s->sched);
     if (s->d) MHD_stop_daemon(s->d);
+    qs_conns_free(s->conns);
     qs_sched_free(s->sched);
     qc_care_free(s->care);
     qs_metrics_free(s->metrics);

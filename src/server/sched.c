@@ -75,8 +75,11 @@ qc_status qs_submit(qs_sched_t *s, qs_request_t *r) {
     qc_status st = QC_OK;
     /* waiting beyond the free slots is what the queue limits */
     int free_slots = s->parallel - s->n_active > 0 ? s->parallel - s->n_active : 0;
+    int waiting = s->n_queued;
+    if (waiting >= s->queue_max + free_slots) /* cancelled ones (clients gone) leave at the next admission */
+        for (const qs_request_t *q = s->head; q; q = q->next) waiting -= atomic_load(&q->cancel) != 0;
     if (s->stopping) st = QC_ERR_CANCELLED;
-    else if (s->n_queued >= s->queue_max + free_slots) st = QC_ERR_BUSY;
+    else if (waiting >= s->queue_max + free_slots) st = QC_ERR_BUSY;
     else {
         r->next = NULL;
         if (s->tail) s->tail->next = r;
@@ -131,6 +134,7 @@ static void finish(qs_sched_t *s, gen_t *g, qc_status st, const char *msg, int h
     memset(g, 0, sizeof *g);
     pthread_mutex_lock(&s->mu);
     s->n_active--;
+    if (st == QC_ERR_CANCELLED && !r->stopped) s->st.cancelled++;
     pthread_mutex_unlock(&s->mu);
     if (had_turn) update_sessions(s);
     r->on_done(r->user, st, msg, n_prompt, n_out, hit_max);
@@ -192,6 +196,9 @@ static void start_reply(qs_sched_t *s, gen_t *g, int emotion) {
  * a prompt, or the reply at once (QS_COMPLETION). */
 static void start(qs_sched_t *s, qs_request_t *r) {
     if (atomic_load(&r->cancel)) {
+        pthread_mutex_lock(&s->mu);
+        s->st.cancelled++;
+        pthread_mutex_unlock(&s->mu);
         r->on_done(r->user, QC_ERR_CANCELLED, "cancelled", 0, 0, 0);
         return;
     }
@@ -363,18 +370,26 @@ static void *sched_main(void *arg) {
             pthread_mutex_unlock(&s->mu);
             break;
         }
-        /* admit while a generation entry is free */
-        qs_request_t *admit = NULL, **at = &admit;
+        /* admit while a generation entry is free; cancelled requests (their
+         * clients gone) leave the queue at once and never take an entry */
+        qs_request_t *admit = NULL, **at = &admit, **pp = &s->head, *kept = NULL;
         int room = s->parallel - s->n_active;
-        while (s->head && room > 0) {
-            qs_request_t *r = s->head;
-            if (!(s->head = r->next)) s->tail = NULL;
+        while (*pp) {
+            qs_request_t *r = *pp;
+            int gone = atomic_load(&r->cancel);
+            if (!gone && room == 0) {
+                kept = r;
+                pp = &r->next;
+                continue;
+            }
+            *pp = r->next;
             s->n_queued--;
+            if (!gone) room--;
             r->next = NULL;
             *at = r;
             at = &r->next;
-            if (!atomic_load(&r->cancel)) room--; /* a cancelled one never takes an entry */
         }
+        s->tail = kept;
         pthread_mutex_unlock(&s->mu);
         while (admit) {
             qs_request_t *r = admit;

@@ -41,7 +41,8 @@ typedef struct qs_request {
     /* The end: st QC_OK or the error (message in msg); n_prompt / n_out
      * tokens; hit_max when it stopped at max_tokens or the context's end. */
     void (*on_done)(void *user, qc_status st, const char *msg, size_t n_prompt, size_t n_out, int hit_max);
-    atomic_int cancel;     /* set by the caller (client gone): the slot is freed at the next pass */
+    atomic_int cancel;     /* set by the caller (client gone): the slot is freed at the next pass, a queued
+                              request leaves the queue at the next admission */
     int stopped;           /* set by the scheduler: ended because the server is stopping */
     /* the scheduler's */
     struct qs_request *next;
@@ -55,6 +56,7 @@ typedef struct {
     double busy_s;             /* time spent in model passes and judgments */
     double decode_s;           /* time spent in passes without prompt tokens (steady decoding) */
     unsigned long long decode_pass_tokens; /* the tokens of those passes */
+    unsigned long long cancelled; /* requests ended because they were cancelled (client gone), queued or running */
 } qs_stats_t;
 
 /* Starts the scheduler thread. care comes from the same model; the

@@ -4,6 +4,8 @@
  *                 body's fields, the route table, the API key, start/stop
  *   call.c        calls: one request's model work handed to the scheduler
  *                 (sched.h), answered whole or streamed as Server-Sent Events
+ *   conn.c        the watch on suspended connections' sockets (a client
+ *                 that hangs up cancels its call; keep-alives)
  *   api_care.c    the care endpoints: /api/emotion, /api/analyze
  *   api_openai.c  the OpenAI-compatible ones: /v1/chat/completions, /v1/models
  *   metrics.c     the counters and latency histograms, /metrics
@@ -12,7 +14,9 @@
  * ended by {0}), declared at the end of this header and listed once in
  * http.c's route table; its handlers stay static in its file. A handler
  * answers through the qs_reply_* helpers (each queues exactly one answer
- * and records its status for the metrics); model work goes through a call. */
+ * and records its status for the metrics); model work goes through a call.
+ * No handler may block: libmicrohttpd runs every connection on a small pool
+ * of threads (epoll), so a call suspends its connection instead of waiting. */
 #ifndef QC_SERVER_SRV_H
 #define QC_SERVER_SRV_H
 
@@ -31,6 +35,8 @@
 
 typedef struct qs_metrics qs_metrics_t;
 typedef struct qs_route qs_route_t;
+typedef struct qs_call qs_call_t;
+typedef struct qs_conns qs_conns_t;
 
 struct qc_server {
     struct MHD_Daemon *d;
@@ -39,6 +45,7 @@ struct qc_server {
     qc_care_t *care;
     qs_sched_t *sched;
     qs_metrics_t *metrics;
+    qs_conns_t *conns;
     const qs_route_t *routes[QS_MAX_ROUTES]; /* every group's routes, in the route table's order */
     int n_routes;                            /* a request matching none is counted at index n_routes */
     char *api_key, *model_name;
@@ -56,6 +63,7 @@ typedef struct {
     int status;    /* the answer's status, for the log and the metrics */
     int route;     /* index into qc_server.routes (n_routes: none) */
     double t0;     /* arrival, ms on qc_now_ms's clock */
+    qs_call_t *call; /* a plain call waiting for the scheduler (the connection suspended) */
     char method[16], path[256];
 } qs_req_t;
 
@@ -99,18 +107,26 @@ struct qs_route {
 
 /* ==== calls (call.c) ==== */
 
+/* Builds a plain call's answer once the scheduler is done with c (c->st
+ * is QC_OK); called on the connection's thread. c stays the caller's. */
+typedef enum MHD_Result (*qs_answer_fn)(qs_call_t *c, struct MHD_Connection *con, qs_req_t *r);
+
 /* One request handed to the scheduler. The scheduler's callbacks write
  * into it (under mu); the connection's thread reads: a streamed call's
  * events through MHD's content reader, a plain call's result once done.
  * An endpoint keeps its own state in a struct that starts with a
  * qs_call_t (the callbacks' `user` points to both). */
-typedef struct qs_call qs_call_t;
 struct qs_call {
     qs_request_t rq; /* rq.user is the call */
     qc_server_t *s;
     int streamed;
     pthread_mutex_t mu; /* the fields below and the endpoint's */
-    pthread_cond_t cv;
+    atomic_int refs;    /* owners: the scheduler, the connection, the watcher (call.c) */
+    struct MHD_Connection *con; /* NULL once the connection let go */
+    int fd;                     /* its socket */
+    int suspended, gone, keepalive_due; /* MHD is not processing con; the client hung up; a stream's keep-alive is due */
+    int watch, watch_fd;        /* conn.c's slot (-1: not watched) and the socket it watches; under conn.c's lock */
+    qs_answer_fn answer;
     qc_buf_t ev; /* Server-Sent Events: [off, ev.n) not yet sent */
     size_t off;
     int done, failed; /* failed: out of memory (the request is cancelled) */
@@ -123,7 +139,7 @@ struct qs_call {
 /* A zeroed call of `size` bytes (>= sizeof(qs_call_t): the endpoint's
  * struct) for a scheduler request of `kind`; NULL when out of memory. */
 qs_call_t *qs_call_new(qc_server_t *s, size_t size, void (*clear)(qs_call_t *c), int kind, int streamed);
-/* Frees c (clear first); NULL is a no-op. */
+/* Frees a call that was never submitted (clear first); NULL is a no-op. */
 void qs_call_free(qs_call_t *c);
 /* Appends to the event buffer (mu held); out of memory cancels the call. */
 void qs_call_push(qs_call_t *c, const char *data, size_t n);
@@ -136,15 +152,39 @@ void qs_call_first(qs_call_t *c);
  * first text, takes mu, keeps st and *msg in c (a reply cut short by
  * running out of memory becomes an error); returns the status kept. */
 qc_status qs_call_end(qs_call_t *c, qc_status st, const char **msg, size_t n_prompt, size_t n_out);
-/* The end of an on_done callback: c is done, its waiter woken, mu released. */
+/* The end of an on_done callback: c is done, its connection resumed, mu
+ * released; c may be freed here. */
 void qs_call_finish(qs_call_t *c);
-/* Hands c to the scheduler. Streamed: queues the event-stream response
- * (the call is then MHD's). Not streamed: waits for the end; a failure is
- * answered with its status (c freed); on success returns 0 and the caller
- * builds the answer and frees c. A full queue is answered 503 with
- * Retry-After (c freed). Returns -1 when the answer is already queued (in
- * *ret). */
-int qs_call_submit(struct MHD_Connection *con, qs_req_t *r, qs_call_t *c, enum MHD_Result *ret);
+/* Hands c to the scheduler; the handler returns what this returns, and c
+ * is no longer the handler's. Streamed: queues the event-stream response.
+ * Not streamed: suspends the connection; once the scheduler is done, MHD
+ * calls the handler again and qs_call_answer answers: a failure with its
+ * status, a success through `answer`. A full queue is answered 503 with
+ * Retry-After at once. */
+enum MHD_Result qs_call_submit(struct MHD_Connection *con, qs_req_t *r, qs_call_t *c, qs_answer_fn answer);
+/* The answer of r->call, on the handler's next call after qs_call_submit
+ * (499 when the client hung up meanwhile); r->call is released. */
+enum MHD_Result qs_call_answer(struct MHD_Connection *con, qs_req_t *r);
+/* The connection closed while r->call waited: the call is cancelled and
+ * released. */
+void qs_call_drop(qs_req_t *r);
+/* conn.c's watcher, holding a reference to c: the client hung up (hangup)
+ * or a stream's keep-alive is due. Releases the reference. */
+void qs_call_watched(qs_call_t *c, int hangup);
+
+/* ==== the watcher (conn.c) ==== */
+
+/* Starts the watcher thread; NULL when out of memory. */
+qs_conns_t *qs_conns_new(qc_server_t *s);
+/* Stops the thread and frees (nothing may be watched any more); NULL is a
+ * no-op. */
+void qs_conns_free(qs_conns_t *w);
+/* Watches c's socket fd while c's connection is suspended (c->mu held):
+ * a hang-up, or the time due_ms on qc_now_ms's clock (0: none), is passed
+ * to qs_call_watched. A failure leaves c unwatched. */
+void qs_watch_add(qs_conns_t *w, qs_call_t *c, int fd, double due_ms);
+/* Stops watching c (c->mu held); a no-op when it is not watched. */
+void qs_watch_del(qs_conns_t *w, qs_call_t *c);
 
 /* ==== metrics (metrics.c) ==== */
 
