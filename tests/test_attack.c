@@ -2,12 +2,18 @@
  * sockets on loopback (the real `qcare serve`, tests/serverproc.h):
  *   - requests abandoned at once (the client closes right after sending):
  *     each is cancelled, queued or running, streamed or not, and a real
- *     request is still answered promptly. */
+ *     request is still answered promptly;
+ *   - many slow connections (headers a byte at a time, more than
+ *     FD_SETSIZE): a normal client is still served and the slow ones are
+ *     closed after --header-timeout; the total and per-client connection
+ *     limits refuse the next one with a log line, a trusted proxy is exempt;
+ *   - a port in use is named in the error. */
 #include "serverproc.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/resource.h>
 
 static sp_server_t srv;
 
@@ -107,6 +113,118 @@ static void test_abandoned(int n) {
     free(m);
 }
 
+/* ==== slow and too many connections ==== */
+
+/* Whether the server closed fd within timeout_s (EOF or an error). */
+static int closed_within(int fd, double timeout_s) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, (int)(timeout_s * 1000)) <= 0) return 0;
+    char b[256];
+    return read(fd, b, sizeof b) <= 0;
+}
+
+/* n connections that send a request's headers a byte now and then (from
+ * n / per loopback addresses 127.0.1.x, `per` each, under the per-client
+ * limit): a normal client is served meanwhile, and every slow one is
+ * closed once --header-timeout (2 s) has passed, not before. */
+static void test_slow_headers(int n, int per) {
+    int *fd = malloc((size_t)n * sizeof *fd);
+    double *closed = calloc((size_t)n, sizeof *closed);
+    int opened = 0;
+    double t0 = qc_now_s();
+    for (int i = 0; i < n; i++) {
+        char src[32];
+        snprintf(src, sizeof src, "127.0.1.%d", 1 + i / per);
+        if ((fd[i] = raw_connect(src)) >= 0 && raw_send(fd[i], "POST /api/emotion HTTP/1.1\r\nHo") == 0) opened++;
+    }
+    CHECK(opened == n, "%d of %d slow connections opened", opened, n);
+    /* the first byte of one more header line each second, as a slowloris does */
+    sp_request_t q = {.path = "/api/emotion", .body = "{\"text\": \"Can you still hear me?\"}", .timeout_s = 20};
+    sp_reply_t r;
+    double ts = qc_now_s();
+    long st = sp_request(srv.port, &q, &r);
+    double dt = qc_now_s() - ts;
+    sp_reply_free(&r);
+    printf("%d slow connections open: a normal request answered %ld in %.2f s\n", opened, st, dt);
+    CHECK(st == 200 && dt < 5, "a normal client is served beside %d slow connections: %ld in %.1f s", opened, st, dt);
+    int early = 0;
+    for (int i = 0; i < n; i++) {
+        if (fd[i] < 0) continue;
+        if (closed_within(fd[i], 0)) early++, closed[i] = qc_now_s() - t0;
+        else if (raw_send(fd[i], "s")) closed[i] = qc_now_s() - t0;
+    }
+    CHECK(early == 0, "%d slow connections closed before the header timeout", early);
+    int left = 0;
+    double last = 0;
+    for (double tw = qc_now_s(); qc_now_s() - tw < 8;) {
+        left = 0;
+        for (int i = 0; i < n; i++) {
+            if (fd[i] < 0 || closed[i] > 0) continue;
+            if (closed_within(fd[i], 0)) closed[i] = last = qc_now_s() - t0;
+            else left++;
+        }
+        if (!left) break;
+        usleep(50000);
+    }
+    printf("slow connections closed by the header timeout (2 s): the last after %.2f s, %d still open\n", last, left);
+    CHECK(left == 0 && last >= 1.8 && last < 6, "every slow connection closed after --header-timeout: %d open, last at %.1f s",
+          left, last);
+    for (int i = 0; i < n; i++)
+        if (fd[i] >= 0) close(fd[i]);
+    free(fd);
+    free(closed);
+    char *log = test_slurp(srv.log, NULL);
+    CHECK(log && strstr(log, "whose request headers took longer than 2 s (--header-timeout)"), "the header timeout is logged");
+    CHECK(log && !strstr(log, "FD_SETSIZE"), "no FD_SETSIZE messages:\n%.2000s", log ? log : "");
+    free(log);
+}
+
+/* limit connections from src are kept; one more is closed at once and
+ * logged with `want`. */
+static void check_limit(const char *src, int limit, const char *want) {
+    int fd[256], kept = 0;
+    for (int i = 0; i < limit; i++)
+        if ((fd[i] = raw_connect(src)) >= 0) kept++;
+    usleep(300000);
+    for (int i = 0; i < limit; i++) kept -= fd[i] >= 0 && closed_within(fd[i], 0);
+    int extra = raw_connect(src);
+    int refused = extra < 0 || closed_within(extra, 3);
+    CHECK(kept == limit && refused, "%s: %d of %d connections kept, the next one %s", src, kept, limit,
+          refused ? "refused" : "kept too");
+    if (extra >= 0) close(extra);
+    for (int i = 0; i < limit; i++)
+        if (fd[i] >= 0) close(fd[i]);
+    usleep(300000);
+    char *log = test_slurp(srv.log, NULL);
+    CHECK(log && strstr(log, want), "the refusal is logged: '%s' in\n%.3000s", want, log ? log : "");
+    free(log);
+}
+
+/* A trusted proxy's address is not held to the per-client limit. */
+static void check_trusted(const char *src, int n) {
+    int fd[256], kept = 0;
+    for (int i = 0; i < n; i++) fd[i] = raw_connect(src);
+    usleep(300000);
+    for (int i = 0; i < n; i++) kept += fd[i] >= 0 && !closed_within(fd[i], 0);
+    CHECK(kept == n, "a trusted proxy keeps %d of %d connections", kept, n);
+    for (int i = 0; i < n; i++)
+        if (fd[i] >= 0) close(fd[i]);
+}
+
+/* A second server on a port in use says which port and why. */
+static void test_port_in_use(void) {
+    char cmd[1024], out[512];
+    snprintf(out, sizeof out, "%s/tests/attack-port.log", test_env("QC_BUILD", "build"));
+    snprintf(cmd, sizeof cmd, "%s/qcare serve --model %s/tiny-qwen2 --dtype bf16 --threads 1 --port %d > %s 2>&1",
+             test_env("QC_BUILD", "build"), test_env("QC_MODELS", "build/models"), srv.port, out);
+    int rc = system(cmd);
+    char *log = test_slurp(out, NULL), want[64];
+    snprintf(want, sizeof want, "port %d: Address already in use", srv.port);
+    CHECK(rc != 0 && log && strstr(log, want) && !strstr(log, "port 0"), "a port in use: rc %d, '%s' in:\n%s", rc, want,
+          log ? log : "");
+    free(log);
+}
+
 static void stop_server(void) {
     int status = 0;
     CHECK(sp_stop(&srv, 30, &status) == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
@@ -124,6 +242,40 @@ int main(void) {
     snprintf(log, sizeof log, "%s/tests/attack.log", test_env("QC_BUILD", "build"));
     if (sp_start(&srv, NULL, log, (const char *[]){"--parallel", "4", NULL}) == 0) {
         test_abandoned(20);
+        test_port_in_use();
+        stop_server();
+    } else {
+        CHECK(0, "server did not start (log %s)", log);
+    }
+
+    /* More connections than FD_SETSIZE: the test needs the open files too. */
+    struct rlimit rl;
+    int n = 1100;
+    if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)n + 200) {
+        SKIP("only %ld open files allowed: %ld slow connections instead of %d", (long)rl.rlim_cur,
+             (long)rl.rlim_cur - 200, n);
+        n = (int)rl.rlim_cur - 200;
+    }
+    snprintf(log, sizeof log, "%s/tests/attack-slow.log", test_env("QC_BUILD", "build"));
+    if (sp_start(&srv, NULL, log,
+                 (const char *[]){"--header-timeout", "2", "--max-connections", "2000", "--max-client-connections",
+                                  "50", "--trusted-proxy", "127.0.0.9", "--quiet", NULL}) == 0) {
+        test_slow_headers(n, 50);
+        check_limit("127.0.0.2", 50, "refused a connection from 127.0.0.2: 50 connections open from that address "
+                                     "(--max-client-connections 50)");
+        check_trusted("127.0.0.9", 80);
+        stop_server();
+    } else {
+        CHECK(0, "server did not start (log %s)", log);
+    }
+    snprintf(log, sizeof log, "%s/tests/attack-limit.log", test_env("QC_BUILD", "build"));
+    if (sp_start(&srv, NULL, log, (const char *[]){"--max-connections", "20", "--quiet", NULL}) == 0) {
+        check_limit("127.0.0.3", 20, "refused a connection from 127.0.0.3: the server has 20 connections open "
+                                     "(--max-connections 20)");
         stop_server();
     } else {
         CHECK(0, "server did not start (log %s)", log);

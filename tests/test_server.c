@@ -62,6 +62,7 @@ static void stop_server(void) {
           text ? text : "");
     CHECK(!sp_log_has_sanitizer_report(text), "sanitizer report:\n%s", text ? text : "");
     CHECK(text && strstr(text, "GET /health 200"), "one log line per request:\n%s", text ? text : "");
+    CHECK(text && !strstr(text, "libmicrohttpd: MHD_OPTION"), "no libmicrohttpd option warning:\n%s", text ? text : "");
     if (getenv("QC_SERVER_SHOW")) fprintf(stderr, "%s", text ? text : "");
     free(text);
 }

@@ -7,14 +7,34 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+
+#define SERVE_MAX_TRUSTED 16 /* --trusted-proxy addresses */
+#define SERVE_FD_RESERVE 64  /* open files kept for the model, logs and the server's own */
+
+/* Raises the open-file limit to its hard limit (each connection is a
+ * socket) and returns how many connections it leaves room for. */
+static long fd_room(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl)) return 1024 - SERVE_FD_RESERVE;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t want = rl.rlim_max;
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl)) getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1000000 ? 1000000 - SERVE_FD_RESERVE
+                                                                   : (long)rl.rlim_cur - SERVE_FD_RESERVE;
+}
 
 int cmd_serve(int argc, char **argv) {
     const char *model = NULL, *dtype = NULL, *host = "127.0.0.1", *api_key = NULL, *v;
     int port = 8080, n_threads = 0, n_ctx = 0, quiet = 0, bad = 0, parallel = 4, queue = -2, timeout = 60;
+    int header_timeout = 10, max_conns = 1000, max_client = 64, n_trusted = 0;
+    const char *trusted[SERVE_MAX_TRUSTED + 1] = {0};
     for (int i = 1; i < argc && !bad; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: qcare serve [--model M] [--host 127.0.0.1] [--port 8080] [--threads N] [--parallel N]\n"
-                   "                   [--queue N] [--api-key KEY]\n\n"
+                   "                   [--queue N] [--api-key KEY] [connection options]\n\n"
                    "Serves the care pipeline over HTTP until SIGINT/SIGTERM:\n"
                    "  GET  /health                {\"status\": \"ok\"} (open even with an API key)\n"
                    "  POST /api/emotion           {\"text\"} -> {\"label\", \"probs\", \"urgent\"}\n"
@@ -34,6 +54,12 @@ int cmd_serve(int argc, char **argv) {
                    "  --queue N         requests that may wait for a slot; more get 503 + Retry-After\n"
                    "                    (default 4 x parallel)\n"
                    "  --timeout S       close connections idle for S seconds (slow clients; default 60)\n"
+                   "  --header-timeout S  close a connection whose request headers are not complete S seconds\n"
+                   "                    after it opened or got its previous answer (default 10)\n"
+                   "  --max-connections N         open connections in all (default 1000)\n"
+                   "  --max-client-connections N  open connections from one client address (default 64)\n"
+                   "  --trusted-proxy ADDR        a proxy's address (e.g. 127.0.0.1 for a local nginx), exempt\n"
+                   "                    from --max-client-connections; repeatable\n"
                    "  --api-key KEY     require \"Authorization: Bearer KEY\" (also $QCARE_API_KEY)\n"
                    "  --quiet           no per-request log lines on stderr\n");
             return 0;
@@ -66,6 +92,26 @@ int cmd_serve(int argc, char **argv) {
             if (!bad) timeout = (int)cli_parse_long("--timeout", v, 1, 86400, &bad);
             continue;
         }
+        if (cli_opt(argc, argv, &i, "--header-timeout", &v, &bad)) {
+            if (!bad) header_timeout = (int)cli_parse_long("--header-timeout", v, 1, 3600, &bad);
+            continue;
+        }
+        if (cli_opt(argc, argv, &i, "--max-connections", &v, &bad)) {
+            if (!bad) max_conns = (int)cli_parse_long("--max-connections", v, 1, 1000000, &bad);
+            continue;
+        }
+        if (cli_opt(argc, argv, &i, "--max-client-connections", &v, &bad)) {
+            if (!bad) max_client = (int)cli_parse_long("--max-client-connections", v, 1, 1000000, &bad);
+            continue;
+        }
+        if (cli_opt(argc, argv, &i, "--trusted-proxy", &v, &bad)) {
+            if (!bad && n_trusted == SERVE_MAX_TRUSTED) {
+                fprintf(stderr, "qcare serve: at most %d --trusted-proxy addresses\n", SERVE_MAX_TRUSTED);
+                return 2;
+            }
+            if (!bad) trusted[n_trusted++] = v;
+            continue;
+        }
         if (cli_opt(argc, argv, &i, "--ctx", &v, &bad)) {
             if (!bad) n_ctx = (int)cli_parse_long("--ctx", v, 1024, 1 << 17, &bad);
             continue;
@@ -91,6 +137,12 @@ int cmd_serve(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    long room = fd_room();
+    if (max_conns > room) {
+        fprintf(stderr, "qcare serve: --max-connections %d is more than the open-file limit allows; using %ld\n",
+                max_conns, room);
+        max_conns = (int)room;
+    }
     qc_model_t *m = cli_load_model(model, dtype, n_threads);
     if (!m) return 1;
     char err[512];
@@ -100,6 +152,8 @@ int cmd_serve(int argc, char **argv) {
     if (slash && slash[1]) name = slash + 1;
     qc_server_opts_t o = {.host = host, .port = port, .api_key = api_key, .n_ctx = n_ctx, .quiet = quiet,
                           .model_name = name, .parallel = parallel, .timeout_s = timeout,
+                          .header_timeout_s = header_timeout, .max_connections = max_conns,
+                          .max_client_connections = max_client, .trusted_proxies = trusted,
                           .queue = queue == -2 ? 0 : queue == 0 ? -1 : queue};
     if (qc_server_start(m, &o, &s, err, sizeof err)) {
         fprintf(stderr, "qcare serve: %s\n", err);

@@ -10,15 +10,20 @@
  * page and /health here), each a list of routes with its handlers. Model
  * work goes through calls (call.c) to the scheduler (sched.c), which
  * batches every active request into each pass of the model. Connections
- * idle longer than the timeout (slow clients) are closed. */
+ * idle longer than the timeout (slow clients) are closed, and conn.c
+ * closes those whose headers take too long and refuses those over the
+ * connection limits. */
 #include "server/srv.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define QS_MAX_BODY (1u << 20) /* bytes of a request body */
 #define QS_HTTP_THREADS 4       /* libmicrohttpd's threads (I/O and JSON only: the model has its own) */
@@ -206,6 +211,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         snprintf(r->method, sizeof r->method, "%s", method);
         snprintf(r->path, sizeof r->path, "%s", url);
         *con_cls = r;
+        qs_conns_request(s->conns, con, 1); /* the headers are complete */
         return MHD_YES;
     }
     if (*upload_size) {
@@ -222,12 +228,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
 }
 
 static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls, enum MHD_RequestTerminationCode toe) {
-    (void)con;
     qc_server_t *s = cls;
     qs_req_t *r = *con_cls;
     if (!r) return;
     if (r->call && !r->status) r->status = 499; /* closed while its call waited: the client left */
     qs_call_drop(r);
+    qs_conns_request(s->conns, con, 0);
     double ms = qc_now_ms() - r->t0;
     qs_metrics_request(s->metrics, r->route, r->status, ms / 1e3);
     if (!s->quiet)
@@ -247,6 +253,28 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
     if (s->quiet) return;
     fprintf(stderr, "libmicrohttpd: ");
     vfprintf(stderr, fmt, ap);
+}
+
+/* The listening socket on addr, bound here so that an error names the
+ * address and the reason (MHD's own message says "port 0" when given an
+ * address); -1 with the message in err. */
+static int listen_on(const struct sockaddr *addr, socklen_t len, const char *host, int port, char *err,
+                     size_t err_size) {
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    const char *what = "socket";
+    if (fd < 0) goto fail;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (addr->sa_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    what = "bind";
+    if (bind(fd, addr, len)) goto fail;
+    what = "listen";
+    if (listen(fd, SOMAXCONN)) goto fail;
+    return fd;
+fail:
+    qc_seterr(err, err_size, QC_ERR_IO, "cannot listen on %s%s%s port %d: %s (%s)", strchr(host, ':') ? "[" : "",
+              host, strchr(host, ':') ? "]" : "", port, strerror(errno), what);
+    if (fd >= 0) close(fd);
+    return -1;
 }
 
 /* Flattens the route table into s->routes. 0, or -1 when it holds more
@@ -307,18 +335,33 @@ qc_status qc_server_start(qc_model_t *m, const qc_server_opts_t *opts, qc_server
     }
     unsigned timeout = o.timeout_s > 0 ? (unsigned)o.timeout_s : 60;
     s->keepalive_ms = timeout * 1000 / 3 < 15000 ? (int)(timeout * 1000 / 3) : 15000;
-    if (!(s->conns = qs_conns_new(s))) {
-        st = qc_seterr(err, err_size, QC_ERR_NOMEM, "out of memory");
+    qs_conns_opts_t co2 = {.max_conns = o.max_connections > 0 ? o.max_connections : 1000,
+                           .max_client = o.max_client_connections > 0 ? o.max_client_connections : 64,
+                           .trusted = o.trusted_proxies,
+                           .header_ms = 1e3 * (o.header_timeout_s > 0 ? o.header_timeout_s : 10)};
+    if (!(s->conns = qs_conns_new(s, &co2, err, err_size))) {
+        st = QC_ERR_ARG;
         goto fail;
     }
+    int lfd = listen_on(v6 ? (struct sockaddr *)&a6 : (struct sockaddr *)&a4, v6 ? sizeof a6 : sizeof a4, host, port,
+                        err, err_size);
+    if (lfd < 0) {
+        st = QC_ERR_IO;
+        goto fail;
+    }
+    /* MHD splits its own connection limit between its threads, which may
+     * take unevenly: it is only a backstop above conn.c's exact one. */
     s->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
                                 (v6 ? MHD_USE_IPv6 : 0),
-                            (uint16_t)port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-                            MHD_OPTION_SOCK_ADDR, v6 ? (struct sockaddr *)&a6 : (struct sockaddr *)&a4,
-                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)QS_HTTP_THREADS, MHD_OPTION_NOTIFY_COMPLETED,
-                            on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_END);
+                            (uint16_t)port, qs_conns_accept, s->conns, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+                            mhd_log, s, MHD_OPTION_LISTEN_SOCKET, lfd, MHD_OPTION_THREAD_POOL_SIZE,
+                            (unsigned)QS_HTTP_THREADS, MHD_OPTION_CONNECTION_LIMIT,
+                            (unsigned)(2 * co2.max_conns + 4 * QS_HTTP_THREADS), MHD_OPTION_NOTIFY_CONNECTION,
+                            qs_conns_notify, s->conns, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_END);
     if (!s->d) {
-        st = qc_seterr(err, err_size, QC_ERR_IO, "cannot listen on %s port %d (in use?)", host, port);
+        close(lfd);
+        st = qc_seterr(err, err_size, QC_ERR_IO, "cannot start the HTTP server on %s port %d", host, port);
         goto fail;
     }
     *out = s;

@@ -24,6 +24,11 @@ typedef struct {
     int parallel;           /* requests generating at once (0: 4) */
     int queue;              /* requests that may wait for a slot before 503 (0: 4 x parallel, < 0: none) */
     int timeout_s;          /* idle connections (slow clients) closed after this (0: 60 s) */
+    int header_timeout_s;   /* a request's headers must be complete this long after the connection opened or
+                               its previous answer, or it is closed (0: 10 s) */
+    int max_connections;    /* open connections in all (0: 1000) */
+    int max_client_connections;        /* open connections from one client address (0: 64) */
+    const char *const *trusted_proxies; /* addresses exempt from the per-client limit (NULL-terminated; NULL: none) */
 } qc_server_opts_t;
 
 /* Starts serving on its own threads. The model must outlive the server.

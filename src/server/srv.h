@@ -4,8 +4,9 @@
  *                 body's fields, the route table, the API key, start/stop
  *   call.c        calls: one request's model work handed to the scheduler
  *                 (sched.h), answered whole or streamed as Server-Sent Events
- *   conn.c        the watch on suspended connections' sockets (a client
- *                 that hangs up cancels its call; keep-alives)
+ *   conn.c        connections: limits (total, per client), the header
+ *                 timeout, the watch on suspended connections' sockets (a
+ *                 client that hangs up cancels its call; keep-alives)
  *   api_care.c    the care endpoints: /api/emotion, /api/analyze
  *   api_openai.c  the OpenAI-compatible ones: /v1/chat/completions, /v1/models
  *   metrics.c     the counters and latency histograms, /metrics
@@ -172,10 +173,28 @@ void qs_call_drop(qs_req_t *r);
  * or a stream's keep-alive is due. Releases the reference. */
 void qs_call_watched(qs_call_t *c, int hangup);
 
-/* ==== the watcher (conn.c) ==== */
+/* ==== connections (conn.c) ==== */
 
-/* Starts the watcher thread; NULL when out of memory. */
-qs_conns_t *qs_conns_new(qc_server_t *s);
+typedef struct {
+    int max_conns, max_client;   /* connections in all, from one client address */
+    const char *const *trusted;  /* addresses exempt from max_client (NULL-terminated; NULL: none) */
+    double header_ms;            /* a request's headers must be complete this long after the connection opened
+                                    or its previous answer */
+} qs_conns_opts_t;
+
+/* Starts the watcher thread; NULL with the reason in err (a bad
+ * --trusted-proxy, out of memory). */
+qs_conns_t *qs_conns_new(qc_server_t *s, const qs_conns_opts_t *o, char *err, size_t err_size);
+/* MHD's accept policy (cls: the qs_conns_t): MHD_NO for a connection over
+ * a limit (logged). */
+enum MHD_Result qs_conns_accept(void *cls, const struct sockaddr *addr, socklen_t len);
+/* MHD_OPTION_NOTIFY_CONNECTION (cls: the qs_conns_t): counts connections,
+ * closes one over a limit at once. */
+void qs_conns_notify(void *cls, struct MHD_Connection *con, void **socket_context,
+                     enum MHD_ConnectionNotificationCode code);
+/* A request's headers are complete (begins 1) / it was answered (0): the
+ * header timeout stops / starts again. */
+void qs_conns_request(qs_conns_t *w, struct MHD_Connection *con, int begins);
 /* Stops the thread and frees (nothing may be watched any more); NULL is a
  * no-op. */
 void qs_conns_free(qs_conns_t *w);
