@@ -7,7 +7,10 @@
  *     FD_SETSIZE): a normal client is still served and the slow ones are
  *     closed after --header-timeout; the total and per-client connection
  *     limits refuse the next one with a log line, a trusted proxy is exempt;
- *   - a port in use is named in the error. */
+ *   - a port in use is named in the error;
+ *   - ambiguous body framing (Content-Length with Transfer-Encoding, two
+ *     Content-Lengths, an unknown or doubled Transfer-Encoding) is answered
+ *     400 and the connection closed, so nothing can be smuggled after it. */
 #include "serverproc.h"
 
 #include <errno.h>
@@ -225,6 +228,72 @@ static void test_port_in_use(void) {
     free(log);
 }
 
+/* ==== framing ==== */
+
+/* Sends req on a new connection and reads until the server closes it or
+ * timeout_s pass; the bytes in *out (caller frees). 1 when it closed. */
+static int exchange(const char *req, double timeout_s, char **out) {
+    qc_buf_t b = {0};
+    int fd = raw_connect(NULL), closed = 0;
+    if (fd >= 0 && !raw_send(fd, req))
+        for (double t0 = qc_now_s(); qc_now_s() - t0 < timeout_s;) {
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            if (poll(&p, 1, 100) <= 0) continue;
+            char buf[4096];
+            ssize_t n = read(fd, buf, sizeof buf);
+            if (n <= 0) {
+                closed = 1;
+                break;
+            }
+            qc_buf_add(&b, buf, (size_t)n);
+        }
+    if (fd >= 0) close(fd);
+    *out = b.p ? qc_buf_take(&b) : strdup("");
+    return closed;
+}
+
+static int count_of(const char *s, const char *what) {
+    int n = 0;
+    for (const char *p = s; (p = strstr(p, what)); p += strlen(what)) n++;
+    return n;
+}
+
+/* headers (after the request line and Host) and body: one 400 answer, and
+ * the connection closed within 5 s. */
+static void check_framing(const char *what, const char *headers, const char *body) {
+    char req[2048], *out;
+    snprintf(req, sizeof req, "POST /api/emotion HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n%s\r\n%s",
+             headers, body);
+    double t0 = qc_now_s();
+    int closed = exchange(req, 5, &out);
+    double dt = qc_now_s() - t0;
+    CHECK(closed && !strncmp(out, "HTTP/1.1 400", 12) && count_of(out, "HTTP/1.1 ") == 1 && strstr(out, "\"error\""),
+          "%s: want one 400 and the connection closed within 5 s; %s after %.1f s:\n%s", what,
+          closed ? "closed" : "still open", dt, out);
+    free(out);
+}
+
+static void test_framing(void) {
+    /* The chunked body ends at once ("0"); a proxy that reads Content-Length
+     * instead would pass the rest on as part of this request. */
+    check_framing("Content-Length and Transfer-Encoding", "Content-Length: 45\r\nTransfer-Encoding: chunked\r\n",
+                  "0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    check_framing("two different Content-Lengths", "Content-Length: 16\r\nContent-Length: 40\r\n",
+                  "{\"text\": \"hi\"}GET /smuggled HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    check_framing("Transfer-Encoding: gzip", "Transfer-Encoding: gzip\r\n", "{\"text\": \"hi\"}");
+    check_framing("Transfer-Encoding: chunked, chunked", "Transfer-Encoding: chunked, chunked\r\n",
+                  "e\r\n{\"text\": \"hi\"}\r\n0\r\n\r\n");
+    check_framing("two Transfer-Encoding headers", "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+                  "e\r\n{\"text\": \"hi\"}\r\n0\r\n\r\n");
+    /* a plain chunked body is fine */
+    char *out;
+    exchange("POST /api/emotion HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+             "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\ne\r\n{\"text\": \"hi\"}\r\n0\r\n\r\n",
+             10, &out);
+    CHECK(!strncmp(out, "HTTP/1.1 200", 12), "a chunked request is served:\n%s", out);
+    free(out);
+}
+
 static void stop_server(void) {
     int status = 0;
     CHECK(sp_stop(&srv, 30, &status) == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
@@ -243,6 +312,7 @@ int main(void) {
     if (sp_start(&srv, NULL, log, (const char *[]){"--parallel", "4", NULL}) == 0) {
         test_abandoned(20);
         test_port_in_use();
+        test_framing();
         stop_server();
     } else {
         CHECK(0, "server did not start (log %s)", log);

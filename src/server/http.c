@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -197,10 +198,56 @@ static enum MHD_Result route(qc_server_t *s, struct MHD_Connection *con, qs_req_
     return rt->serve(s, con, r);
 }
 
+/* ==== framing ==== */
+
+typedef struct {
+    int n_len, n_te;
+    const char *te;
+} framing_t;
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    framing_t *f = cls;
+    if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) f->n_len++;
+    if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) f->n_te++, f->te = value;
+    return MHD_YES;
+}
+
+/* Why the request's body framing is ambiguous or unsupported, or NULL.
+ * Behind a proxy that reads the framing differently, an ambiguous request
+ * smuggles a second one in its body (RFC 9112 §6.3): both Content-Length
+ * and Transfer-Encoding, Content-Length twice, or a Transfer-Encoding
+ * other than one "chunked" (which libmicrohttpd would read as a body
+ * lasting until the connection closes). */
+static const char *bad_framing(struct MHD_Connection *con, const char *version) {
+    framing_t f = {0};
+    MHD_get_connection_values(con, MHD_HEADER_KIND, count_framing, &f);
+    if (f.n_len && f.n_te) return "a request must not have both Content-Length and Transfer-Encoding";
+    if (f.n_len > 1) return "a request must not have more than one Content-Length";
+    if (!f.n_te) return NULL;
+    if (strcmp(version, MHD_HTTP_VERSION_1_1)) return "Transfer-Encoding needs HTTP/1.1";
+    const char *v = f.te;
+    while (*v == ' ' || *v == '\t') v++;
+    size_t n = strlen(v);
+    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t')) n--;
+    if (f.n_te > 1 || n != 7 || strncasecmp(v, "chunked", 7))
+        return "the only Transfer-Encoding accepted is a single \"chunked\"";
+    return NULL;
+}
+
+/* 400 before the body is read: MHD then closes the connection after the
+ * answer (nothing after it on the connection is read as a request). */
+static enum MHD_Result reply_close(struct MHD_Connection *con, qs_req_t *r, const char *msg) {
+    json_t *j = json_pack("{s:s}", "error", msg);
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!s) return MHD_NO;
+    return qs_reply_bytes(con, r, 400, s, strlen(s), MHD_RESPMEM_MUST_FREE, QS_JSON_TYPE, "Connection", "close");
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_size,
                                   void **con_cls) {
-    (void)version;
     qc_server_t *s = cls;
     qs_req_t *r = *con_cls;
     if (r && r->call) return qs_call_answer(con, r); /* resumed: the scheduler is done */
@@ -212,7 +259,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         snprintf(r->path, sizeof r->path, "%s", url);
         *con_cls = r;
         qs_conns_request(s->conns, con, 1); /* the headers are complete */
-        return MHD_YES;
+        const char *bad = bad_framing(con, version);
+        return bad ? reply_close(con, r, bad) : MHD_YES;
     }
     if (*upload_size) {
         /* Past the limit the rest is read and dropped, then answered 413. */
