@@ -7,7 +7,8 @@
  *     FD_SETSIZE): a normal client is still served and the slow ones are
  *     closed after --header-timeout; the total and per-client connection
  *     limits refuse the next one with a log line, a trusted proxy is exempt;
- *   - a port in use is named in the error;
+ *   - a port in use is named in the error; a non-loopback address without
+ *     an API key is warned about;
  *   - ambiguous body framing (Content-Length with Transfer-Encoding, two
  *     Content-Lengths, an unknown or doubled Transfer-Encoding) is answered
  *     400 and the connection closed, so nothing can be smuggled after it. */
@@ -228,6 +229,25 @@ static void test_port_in_use(void) {
     free(log);
 }
 
+/* Listening on every address without --api-key is warned about; on
+ * loopback it is not. */
+static void test_public_warning(void) {
+    char *log = test_slurp(srv.log, NULL);
+    CHECK(log && !strstr(log, "without --api-key"), "no warning on loopback:\n%s", log ? log : "");
+    free(log);
+    sp_server_t pub;
+    char path[512];
+    snprintf(path, sizeof path, "%s/tests/attack-public.log", test_env("QC_BUILD", "build"));
+    if (sp_start(&pub, NULL, path, (const char *[]){"--host", "0.0.0.0", "--quiet", NULL}) == 0) {
+        sp_stop(&pub, 30, NULL);
+        log = test_slurp(path, NULL);
+        CHECK(log && strstr(log, "warning: listening on 0.0.0.0 without --api-key"), "the warning:\n%s", log ? log : "");
+        free(log);
+    } else {
+        CHECK(0, "server on 0.0.0.0 did not start (log %s)", path);
+    }
+}
+
 /* ==== framing ==== */
 
 /* Sends req on a new connection and reads until the server closes it or
@@ -312,6 +332,7 @@ int main(void) {
     if (sp_start(&srv, NULL, log, (const char *[]){"--parallel", "4", NULL}) == 0) {
         test_abandoned(20);
         test_port_in_use();
+        test_public_warning();
         test_framing();
         stop_server();
     } else {

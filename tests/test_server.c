@@ -49,7 +49,7 @@ static void check_error(const char *path, const char *body, size_t len, long wan
 
 /* Starts `qcare serve` (tests/serverproc.h), with an API key if given. */
 static int start_server(const char *log, const char *api_key) {
-    const char *args[] = {"--api-key", api_key, NULL};
+    const char *args[] = {"--api-key", api_key, "--allow-origin", "https://app.example/", NULL};
     return sp_start(&srv, NULL, log, api_key ? args : NULL) == 0;
 }
 
@@ -325,6 +325,54 @@ static void test_bad_input(void) {
     free(out);
 }
 
+/* One request with a given Content-Type and more header lines; the
+ * answer in *r (free with sp_reply_free). */
+static long send_with(const char *method, const char *path, const char *body, const char *type,
+                      const char *const *headers, sp_reply_t *r) {
+    sp_request_t q = {.method = method, .path = path, .body = body, .content_type = type, .headers = headers};
+    return sp_request(srv.port, &q, r);
+}
+
+/* POST bodies must be application/json (a page on another site can send
+ * text/plain without a preflight); parameters and case do not matter. */
+static void test_content_type(void) {
+    const char *body = "{\"text\": \"hello\"}";
+    const char *bad[] = {"text/plain", "", "application/x-www-form-urlencoded", "application/jsonx"};
+    for (int i = 0; i < 4; i++) {
+        sp_reply_t r;
+        long st = send_with(NULL, "/api/emotion", body, bad[i], NULL, &r);
+        CHECK(st == 415 && strstr(r.body, "application/json"), "Content-Type '%s': want 415, got %ld %s", bad[i], st,
+              r.body);
+        sp_reply_free(&r);
+    }
+    const char *good[] = {"application/json; charset=utf-8", "Application/JSON", "application/json;charset=UTF-8"};
+    for (int i = 0; i < 3; i++) {
+        sp_reply_t r;
+        long st = send_with(NULL, "/api/emotion", body, good[i], NULL, &r);
+        CHECK(st == 200, "Content-Type '%s': want 200, got %ld %s", good[i], st, r.body);
+        sp_reply_free(&r);
+    }
+}
+
+/* A request with an Origin header must come from the server's own page
+ * (or --allow-origin); requests without one (curl, SDKs) are fine. */
+static void test_origin(void) {
+    char own[64];
+    snprintf(own, sizeof own, "Origin: http://127.0.0.1:%d", srv.port);
+    const char *evil[] = {"Origin: http://evil.example", NULL}, *mine[] = {own, NULL};
+    sp_reply_t r;
+    long st = send_with(NULL, "/api/emotion", "{\"text\": \"hello\"}", NULL, evil, &r);
+    CHECK(st == 403 && strstr(r.body, "--allow-origin"), "a cross-site POST: want 403, got %ld %s", st, r.body);
+    sp_reply_free(&r);
+    st = send_with(NULL, "/v1/models", NULL, NULL, evil, &r);
+    CHECK(st == 403, "a cross-site GET /v1/models: want 403, got %ld", st);
+    sp_reply_free(&r);
+    st = send_with(NULL, "/api/emotion", "{\"text\": \"hello\"}", NULL, mine, &r);
+    CHECK(st == 200 && !strstr(r.headers, "Access-Control-Allow-Origin"), "the page's own origin: want 200, got %ld %s",
+          st, r.body);
+    sp_reply_free(&r);
+}
+
 static void test_api_key(void) {
     char *out;
     long st = http(NULL, "/health", NULL, 0, NULL, &out);
@@ -343,6 +391,32 @@ static void test_api_key(void) {
     st = http(NULL, "/v1/models", NULL, 0, NULL, &out);
     CHECK(st == 401, "/v1/models without a key: %ld", st);
     free(out);
+    /* the scheme is case-insensitive */
+    const char *lower[] = {"Authorization: bearer s3cret-key", NULL}, *upper[] = {"Authorization: BEARER s3cret-key", NULL};
+    sp_reply_t r;
+    st = send_with(NULL, "/api/emotion", body, NULL, lower, &r);
+    CHECK(st == 200, "'bearer' in lower case: %ld %s", st, r.body);
+    sp_reply_free(&r);
+    st = send_with(NULL, "/api/emotion", body, NULL, upper, &r);
+    CHECK(st == 200, "'BEARER': %ld %s", st, r.body);
+    sp_reply_free(&r);
+    /* --allow-origin https://app.example/: its pages may call, with CORS headers */
+    const char *app[] = {"Origin: https://app.example", "Authorization: Bearer s3cret-key", NULL},
+               *other[] = {"Origin: https://other.example", "Authorization: Bearer s3cret-key", NULL},
+               *pre[] = {"Origin: https://app.example", "Access-Control-Request-Method: POST",
+                         "Access-Control-Request-Headers: authorization, content-type", NULL};
+    st = send_with(NULL, "/api/emotion", body, NULL, app, &r);
+    CHECK(st == 200 && strstr(r.headers, "Access-Control-Allow-Origin: https://app.example"),
+          "an allowed origin: %ld\n%s", st, r.headers);
+    sp_reply_free(&r);
+    st = send_with("OPTIONS", "/api/emotion", NULL, "", pre, &r);
+    CHECK(st == 204 && strstr(r.headers, "Access-Control-Allow-Origin: https://app.example") &&
+              strstr(r.headers, "Access-Control-Allow-Headers: Authorization, Content-Type"),
+          "a preflight from an allowed origin: %ld\n%s", st, r.headers);
+    sp_reply_free(&r);
+    st = send_with(NULL, "/api/emotion", body, NULL, other, &r);
+    CHECK(st == 403, "an origin not allowed: %ld", st);
+    sp_reply_free(&r);
 }
 
 /* The scheduler's statuses have their own names. */
@@ -366,6 +440,8 @@ int main(void) {
         test_disconnect();
         test_openai();
         test_bad_input();
+        test_content_type();
+        test_origin();
         stop_server();
     }
     snprintf(log, sizeof log, "%s/tests/server-key.log", test_env("QC_BUILD", "build"));

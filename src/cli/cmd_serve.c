@@ -3,13 +3,15 @@
 #include "cli/cli.h"
 #include "server/server.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 
-#define SERVE_MAX_TRUSTED 16 /* --trusted-proxy addresses */
+#define SERVE_MAX_LIST 16    /* values of a repeatable option (--trusted-proxy, --allow-origin) */
 #define SERVE_FD_RESERVE 64  /* open files kept for the model, logs and the server's own */
 
 /* Raises the open-file limit to its hard limit (each connection is a
@@ -26,16 +28,39 @@ static long fd_room(void) {
                                                                    : (long)rl.rlim_cur - SERVE_FD_RESERVE;
 }
 
+/* Appends v to a repeatable option's NULL-terminated list; -1 (said) when
+ * it is full. */
+static int add_value(const char *opt, const char **list, int *n, int max, const char *v) {
+    if (*n == max) {
+        fprintf(stderr, "qcare serve: %s at most %d times\n", opt, max);
+        return -1;
+    }
+    list[(*n)++] = v;
+    return 0;
+}
+
+/* Whether host (an IPv4 or IPv6 address) is a loopback address. */
+static int is_loopback(const char *host) {
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6) || (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+    return 0;
+}
+
 int cmd_serve(int argc, char **argv) {
     const char *model = NULL, *dtype = NULL, *host = "127.0.0.1", *api_key = NULL, *v;
     int port = 8080, n_threads = 0, n_ctx = 0, quiet = 0, bad = 0, parallel = 4, queue = -2, timeout = 60;
     int header_timeout = 10, max_conns = 1000, max_client = 64, n_trusted = 0;
-    const char *trusted[SERVE_MAX_TRUSTED + 1] = {0};
+    const char *trusted[SERVE_MAX_LIST + 1] = {0}, *origins[SERVE_MAX_LIST + 1] = {0};
+    int n_origins = 0;
     for (int i = 1; i < argc && !bad; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: qcare serve [--model M] [--host 127.0.0.1] [--port 8080] [--threads N] [--parallel N]\n"
                    "                   [--queue N] [--api-key KEY] [connection options]\n\n"
-                   "Serves the care pipeline over HTTP until SIGINT/SIGTERM:\n"
+                   "Serves the care pipeline over HTTP until SIGINT/SIGTERM (POST bodies are JSON sent as\n"
+                   "Content-Type: application/json):\n"
                    "  GET  /health                {\"status\": \"ok\"} (open even with an API key)\n"
                    "  POST /api/emotion           {\"text\"} -> {\"label\", \"probs\", \"urgent\"}\n"
                    "  POST /api/analyze           {\"text\", \"session\"?, \"max_tokens\"?, \"stream\"?} -> emotion,\n"
@@ -61,6 +86,9 @@ int cmd_serve(int argc, char **argv) {
                    "  --trusted-proxy ADDR        a proxy's address (e.g. 127.0.0.1 for a local nginx), exempt\n"
                    "                    from --max-client-connections; repeatable\n"
                    "  --api-key KEY     require \"Authorization: Bearer KEY\" (also $QCARE_API_KEY)\n"
+                   "  --allow-origin O  let pages from origin O (https://app.example.org, or *) call the API;\n"
+                   "                    repeatable (default: only the server's own page; requests without an\n"
+                   "                    Origin header, e.g. curl, are always accepted)\n"
                    "  --quiet           no per-request log lines on stderr\n");
             return 0;
         }
@@ -104,12 +132,12 @@ int cmd_serve(int argc, char **argv) {
             if (!bad) max_client = (int)cli_parse_long("--max-client-connections", v, 1, 1000000, &bad);
             continue;
         }
+        if (cli_opt(argc, argv, &i, "--allow-origin", &v, &bad)) {
+            if (!bad && add_value("--allow-origin", origins, &n_origins, SERVE_MAX_LIST, v)) return 2;
+            continue;
+        }
         if (cli_opt(argc, argv, &i, "--trusted-proxy", &v, &bad)) {
-            if (!bad && n_trusted == SERVE_MAX_TRUSTED) {
-                fprintf(stderr, "qcare serve: at most %d --trusted-proxy addresses\n", SERVE_MAX_TRUSTED);
-                return 2;
-            }
-            if (!bad) trusted[n_trusted++] = v;
+            if (!bad && add_value("--trusted-proxy", trusted, &n_trusted, SERVE_MAX_LIST, v)) return 2;
             continue;
         }
         if (cli_opt(argc, argv, &i, "--ctx", &v, &bad)) {
@@ -154,6 +182,7 @@ int cmd_serve(int argc, char **argv) {
                           .model_name = name, .parallel = parallel, .timeout_s = timeout,
                           .header_timeout_s = header_timeout, .max_connections = max_conns,
                           .max_client_connections = max_client, .trusted_proxies = trusted,
+                          .allow_origins = origins,
                           .queue = queue == -2 ? 0 : queue == 0 ? -1 : queue};
     if (qc_server_start(m, &o, &s, err, sizeof err)) {
         fprintf(stderr, "qcare serve: %s\n", err);
@@ -162,6 +191,9 @@ int cmd_serve(int argc, char **argv) {
     }
     fprintf(stderr, "qcare: serving %s, %d parallel, on http://%s%s%s:%d/%s\n", qc_model_dtype(m), parallel,
             strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", port, api_key ? " (API key required)" : "");
+    if (!api_key && !is_loopback(host))
+        fprintf(stderr, "qcare: warning: listening on %s without --api-key: anyone who can reach this address can use "
+                        "the API\n", host);
     int sig = 0;
     sigwait(&stop, &sig);
     fprintf(stderr, "qcare: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");

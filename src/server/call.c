@@ -201,10 +201,7 @@ static enum MHD_Result stream_start(struct MHD_Connection *con, qs_req_t *r, qs_
     MHD_add_response_header(resp, "Content-Type", "text/event-stream; charset=utf-8");
     MHD_add_response_header(resp, "Cache-Control", "no-cache");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-    r->status = 200;
-    enum MHD_Result ret = MHD_queue_response(con, 200, resp);
-    MHD_destroy_response(resp);
-    return ret;
+    return qs_queue(con, r, 200, resp);
 }
 
 enum MHD_Result qs_call_submit(struct MHD_Connection *con, qs_req_t *r, qs_call_t *c, qs_answer_fn answer) {

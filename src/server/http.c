@@ -39,8 +39,16 @@ enum MHD_Result qs_reply_bytes(struct MHD_Connection *con, qs_req_t *r, unsigned
         if (mode == MHD_RESPMEM_MUST_FREE) free((void *)data);
         return MHD_NO;
     }
-    MHD_add_response_header(resp, "Content-Type", type);
+    if (type) MHD_add_response_header(resp, "Content-Type", type);
     if (header) MHD_add_response_header(resp, header, value);
+    return qs_queue(con, r, status, resp);
+}
+
+enum MHD_Result qs_queue(struct MHD_Connection *con, qs_req_t *r, unsigned status, struct MHD_Response *resp) {
+    if (r->cors[0]) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->cors);
+        MHD_add_response_header(resp, "Vary", "Origin");
+    }
     r->status = (int)status;
     enum MHD_Result ret = MHD_queue_response(con, status, resp);
     MHD_destroy_response(resp);
@@ -172,15 +180,59 @@ static const qs_route_t *const route_table[] = {
     qs_metrics_routes /* /metrics */
 };
 
-/* Constant-time comparison of the Authorization header with "Bearer KEY". */
+/* Constant-time comparison of the Authorization header with "Bearer KEY"
+ * (the scheme in any case, RFC 9110 §11.1). */
 static int authorized(const qc_server_t *s, struct MHD_Connection *con) {
     const char *h = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!h || strncmp(h, "Bearer ", 7)) return 0;
+    if (!h || strncasecmp(h, "Bearer ", 7)) return 0;
     h += 7;
+    while (*h == ' ') h++;
     size_t a = strlen(h), b = strlen(s->api_key);
     unsigned char diff = a != b;
     for (size_t i = 0; i < a; i++) diff |= (unsigned char)(h[i] ^ s->api_key[i % (b ? b : 1)]);
     return diff == 0;
+}
+
+/* ==== cross-site requests ==== */
+
+/* Whether a Content-Type is application/json (parameters such as charset
+ * allowed). A page on another site may POST text/plain without asking;
+ * application/json makes its browser ask first (a CORS preflight). */
+static int is_json_type(const char *t) {
+    if (!t) return 0;
+    while (*t == ' ' || *t == '\t') t++;
+    if (strncasecmp(t, "application/json", 16)) return 0;
+    for (t += 16; *t == ' ' || *t == '\t'; t++) {}
+    return !*t || *t == ';';
+}
+
+/* Whether a request with this Origin may go on: none (curl, SDKs), the
+ * page's own (the Host header's origin, http or https: a proxy may have
+ * ended TLS) or one of --allow-origin, which is then echoed in r->cors. */
+static int origin_allowed(const qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {
+    const char *o = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Origin");
+    if (!o) return 1;
+    const char *host = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    const char *rest = !strncasecmp(o, "http://", 7) ? o + 7 : !strncasecmp(o, "https://", 8) ? o + 8 : NULL;
+    if (rest && host && *host && !strcasecmp(rest, host)) return 1;
+    for (int i = 0; i < s->n_origins; i++)
+        if ((!strcmp(s->origins[i], "*") || !strcasecmp(s->origins[i], o)) && strlen(o) < sizeof r->cors) {
+            snprintf(r->cors, sizeof r->cors, "%s", o);
+            return 1;
+        }
+    return 0;
+}
+
+/* The answer to a CORS preflight (OPTIONS) from an allowed origin. */
+static enum MHD_Result preflight(struct MHD_Connection *con, qs_req_t *r, const qs_route_t *rt) {
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (!resp) return MHD_NO;
+    char methods[32];
+    snprintf(methods, sizeof methods, "%s, OPTIONS", rt->method);
+    MHD_add_response_header(resp, "Access-Control-Allow-Methods", methods);
+    MHD_add_response_header(resp, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+    MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+    return qs_queue(con, r, 204, resp);
 }
 
 static enum MHD_Result route(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r, const char *url,
@@ -190,11 +242,18 @@ static enum MHD_Result route(qc_server_t *s, struct MHD_Connection *con, qs_req_
     r->route = k;
     if (k == s->n_routes) return qs_reply_error(con, r, 404, "no such path: %.200s", url);
     const qs_route_t *rt = s->routes[k];
+    if (!origin_allowed(s, con, r))
+        return qs_reply_error(con, r, 403, "requests from another site's page are refused (its Origin is not in "
+                                           "--allow-origin)");
+    if (!strcmp(method, "OPTIONS") && r->cors[0]) return preflight(con, r, rt);
     int is_head = !strcmp(method, "HEAD") && !strcmp(rt->method, "GET");
     if (strcmp(method, rt->method) && !is_head) return reply_405(con, r, rt->method);
     if (s->api_key && !rt->open && !authorized(s, con))
         return qs_reply_error(con, r, 401, "a valid API key is required (Authorization: Bearer KEY)");
     if (r->too_big) return qs_reply_error(con, r, 413, "the request body is larger than %u bytes", QS_MAX_BODY);
+    if (!strcmp(rt->method, "POST") &&
+        !is_json_type(MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE)))
+        return qs_reply_error(con, r, 415, "the body must be sent as Content-Type: application/json");
     return rt->serve(s, con, r);
 }
 
@@ -375,6 +434,18 @@ qc_status qc_server_start(qc_model_t *m, const qc_server_opts_t *opts, qc_server
         qc_seterr(err, err_size, st, "out of memory");
         goto fail;
     }
+    for (int i = 0; o.allow_origins && o.allow_origins[i]; i++) {
+        char **p = realloc(s->origins, (size_t)(s->n_origins + 1) * sizeof *p);
+        if (!p || !(p[s->n_origins] = strdup(o.allow_origins[i]))) {
+            if (p) s->origins = p;
+            qc_seterr(err, err_size, st, "out of memory");
+            goto fail;
+        }
+        s->origins = p;
+        size_t n = strlen(p[s->n_origins]);
+        if (n > 1 && p[s->n_origins][n - 1] == '/') p[s->n_origins][n - 1] = 0;
+        s->n_origins++;
+    }
     qc_care_opts_t co = {.n_ctx = s->n_ctx, .use_prefix_cache = 1};
     if ((st = qc_care_new(m, &co, &s->care, err, err_size))) goto fail;
     if (!(s->sched = qs_sched_new(m, s->care, s->parallel, s->queue, s->n_ctx, err, err_size))) {
@@ -432,5 +503,7 @@ void qc_server_stop(qc_server_t *s) {
     qs_metrics_free(s->metrics);
     free(s->api_key);
     free(s->model_name);
+    for (int i = 0; i < s->n_origins; i++) free(s->origins[i]);
+    free(s->origins);
     free(s);
 }

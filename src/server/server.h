@@ -17,7 +17,8 @@ typedef struct qc_server qc_server_t;
 typedef struct {
     const char *host;       /* address to bind (NULL: 127.0.0.1) */
     int port;               /* TCP port (0: 8080) */
-    const char *api_key;    /* when set, the API needs "Authorization: Bearer KEY" (/health and / stay open) */
+    const char *api_key;    /* when set, the API needs "Authorization: Bearer KEY" (/health and / stay open;
+                               the scheme's case does not matter) */
     const char *model_name; /* the id /v1/models reports (NULL: "qcare") */
     int n_ctx;              /* context of each request in tokens (0: 2048) */
     int quiet;              /* no per-request log lines */
@@ -29,6 +30,8 @@ typedef struct {
     int max_connections;    /* open connections in all (0: 1000) */
     int max_client_connections;        /* open connections from one client address (0: 64) */
     const char *const *trusted_proxies; /* addresses exempt from the per-client limit (NULL-terminated; NULL: none) */
+    const char *const *allow_origins;   /* origins (scheme://host[:port]) whose pages may call the API besides the
+                                           page's own ("*": any); NULL-terminated; NULL: the same origin only */
 } qc_server_opts_t;
 
 /* Starts serving on its own threads. The model must outlive the server.

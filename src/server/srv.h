@@ -50,6 +50,8 @@ struct qc_server {
     const qs_route_t *routes[QS_MAX_ROUTES]; /* every group's routes, in the route table's order */
     int n_routes;                            /* a request matching none is counted at index n_routes */
     char *api_key, *model_name;
+    char **origins; /* --allow-origin, without a trailing '/' */
+    int n_origins;
     int n_ctx, quiet, qwen3, parallel, queue;
     int keepalive_ms;           /* a stream with nothing to send for this long sends an SSE comment */
     atomic_ulong n_completions; /* chat completions so far (their ids) */
@@ -65,6 +67,7 @@ typedef struct {
     int route;     /* index into qc_server.routes (n_routes: none) */
     double t0;     /* arrival, ms on qc_now_ms's clock */
     qs_call_t *call; /* a plain call waiting for the scheduler (the connection suspended) */
+    char cors[256];  /* an allowed cross origin, echoed in Access-Control-Allow-Origin ("": none) */
     char method[16], path[256];
 } qs_req_t;
 
@@ -83,6 +86,9 @@ enum MHD_Result qs_reply_error(struct MHD_Connection *con, qs_req_t *r, unsigned
     __attribute__((format(printf, 4, 5)));
 /* 503 with Retry-After, for a full queue. */
 enum MHD_Result qs_reply_busy(struct MHD_Connection *con, qs_req_t *r);
+/* Queues resp as r's answer with status, adding the headers every answer
+ * carries (CORS for an allowed cross origin), and releases resp. */
+enum MHD_Result qs_queue(struct MHD_Connection *con, qs_req_t *r, unsigned status, struct MHD_Response *resp);
 
 /* The body as a JSON object, or NULL with the reason in msg. jansson
  * rejects invalid UTF-8 and "\u0000" in strings. */
