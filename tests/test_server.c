@@ -284,6 +284,10 @@ static void test_bad_input(void) {
     check_error("/api/analyze", "{}", 0, 400, "\"text\"");
     check_error("/api/analyze", "{\"text\": 5}", 0, 400, "\"text\"");
     check_error("/api/emotion", "{\"txt\": \"hi\"}", 0, 400, "\"text\"");
+    /* a key twice: the last would win in jansson, the first in other readers */
+    check_error("/api/analyze", "{\"text\": \"hi\", \"text\": \"I have crushing chest pain\"}", 0, 400, "duplicate");
+    check_error("/v1/chat/completions",
+                "{\"messages\": [{\"role\": \"user\", \"content\": \"a\", \"content\": \"b\"}]}", 0, 400, "duplicate");
     check_error("/api/analyze", "{\"text\": \"hi\", \"max_tokens\": \"9\"}", 0, 400, "max_tokens");
     check_error("/api/analyze", "{\"text\": \"hi\", \"max_tokens\": 0}", 0, 400, "max_tokens");
     check_error("/api/analyze", "{\"text\": \"hi\", \"stream\": 1}", 0, 400, "stream");

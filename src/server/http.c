@@ -87,7 +87,9 @@ static enum MHD_Result reply_405(struct MHD_Connection *con, qs_req_t *r, const 
 
 json_t *qs_parse_body(const qs_req_t *r, char *msg, size_t n) {
     json_error_t je;
-    json_t *j = json_loadb(r->body.p ? r->body.p : "", r->body.n, 0, &je);
+    /* a key given twice is refused: a checker that reads the first and a
+     * reader that takes the last would see different messages */
+    json_t *j = json_loadb(r->body.p ? r->body.p : "", r->body.n, JSON_REJECT_DUPLICATES, &je);
     if (!j) {
         snprintf(msg, n, "malformed JSON: %s (line %d, column %d)", je.text, je.line, je.column);
         return NULL;

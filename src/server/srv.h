@@ -91,7 +91,7 @@ enum MHD_Result qs_reply_busy(struct MHD_Connection *con, qs_req_t *r);
 enum MHD_Result qs_queue(struct MHD_Connection *con, qs_req_t *r, unsigned status, struct MHD_Response *resp);
 
 /* The body as a JSON object, or NULL with the reason in msg. jansson
- * rejects invalid UTF-8 and "\u0000" in strings. */
+ * rejects invalid UTF-8, "\u0000" in strings and a key twice in an object. */
 json_t *qs_parse_body(const qs_req_t *r, char *msg, size_t n);
 /* Field getters: 1 with *out set, 0 when absent or null, -1 when of the
  * wrong type or out of [lo, hi] (the reason in msg). *out points into j. */
