@@ -377,6 +377,22 @@ static void test_origin(void) {
     sp_reply_free(&r);
 }
 
+/* A path with a newline and an escape sequence (percent-encoded, which
+ * the server decodes) cannot forge a log line or reach the terminal. */
+static void test_log_injection(void) {
+    sp_reply_t r;
+    long st = sp_http(&srv, NULL, "/x%0aGET%20/admin%20200%201.0%20ms%0a%1b%5b31mred%c2%9b", NULL, 0, NULL, &r);
+    CHECK(st == 404 && strstr(r.body, "\\\\x0aGET /admin"), "404 echoes the path escaped: %ld %s", st, r.body);
+    sp_reply_free(&r);
+    usleep(200000); /* the line is written when the server is done with the request */
+    char *log = test_slurp(srv.log, NULL);
+    CHECK(log && strstr(log, "GET /x\\x0aGET /admin 200 1.0 ms\\x0a\\x1b[31mred\\xc2\\x9b 404"),
+          "the path is logged escaped on one line:\n%s", log ? log : "");
+    CHECK(log && !strstr(log, "\nGET /admin") && !strchr(log, 0x1b) && !strstr(log, "\xc2\x9b"),
+          "no forged line, no escape byte in the log");
+    free(log);
+}
+
 static void test_api_key(void) {
     char *out;
     long st = http(NULL, "/health", NULL, 0, NULL, &out);
@@ -446,6 +462,7 @@ int main(void) {
         test_bad_input();
         test_content_type();
         test_origin();
+        test_log_injection();
         stop_server();
     }
     snprintf(log, sizeof log, "%s/tests/server-key.log", test_env("QC_BUILD", "build"));

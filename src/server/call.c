@@ -124,7 +124,8 @@ qc_status qs_call_end(qs_call_t *c, qc_status st, const char **msg, size_t n_pro
     pthread_mutex_lock(&c->mu);
     if (!st && c->failed) st = QC_ERR_NOMEM, *msg = "out of memory";
     c->st = st;
-    snprintf(c->msg, sizeof c->msg, "%s", *msg);
+    qs_escape(*msg, c->msg, sizeof c->msg); /* it may quote the request (a session id) */
+    *msg = c->msg;
     return st;
 }
 
@@ -241,7 +242,8 @@ enum MHD_Result qs_call_answer(struct MHD_Connection *con, qs_req_t *r) {
     pthread_mutex_unlock(&c->mu);
     enum MHD_Result ret;
     if (gone) ret = qs_reply_error(con, r, 499, "the client closed the connection");
-    else if (c->st) ret = qs_reply_error(con, r, c->rq.stopped ? 503 : call_status(c->st), "%s", c->msg);
+    else if (c->st) /* c->msg is escaped already */
+        ret = qs_reply_json(con, r, c->rq.stopped ? 503 : call_status(c->st), json_pack("{s:s}", "error", c->msg));
     else ret = c->answer(c, con, r);
     r->call = NULL;
     call_unref(c);

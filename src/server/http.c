@@ -29,6 +29,38 @@
 #define QS_MAX_BODY (1u << 20) /* bytes of a request body */
 #define QS_HTTP_THREADS 4       /* libmicrohttpd's threads (I/O and JSON only: the model has its own) */
 
+/* ==== text for the log ==== */
+
+const char *qs_escape(const char *in, char *out, size_t n) {
+    size_t o = 0;
+    if (!n) return out;
+    const unsigned char *p = (const unsigned char *)(in ? in : "");
+    while (*p && o + 5 < n) {
+        unsigned c = *p;
+        size_t k = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        if (c == 0xC0 || c == 0xC1 || c > 0xF4) k = 0; /* overlong or out of range */
+        for (size_t i = 1; i < k; i++)
+            if ((p[i] & 0xC0) != 0x80) k = 0;
+        /* C1 controls (U+0080..U+009F) act on terminals too */
+        int c1 = k == 2 && c == 0xC2 && p[1] < 0xA0;
+        if (k == 1 && c >= 0x20 && c != 0x7F && c != '\\') {
+            out[o++] = (char)c;
+        } else if (c == '\\') {
+            out[o++] = '\\', out[o++] = '\\';
+        } else if (k > 1 && !c1 && o + k < n) {
+            memcpy(out + o, p, k);
+            o += k;
+            p += k;
+            continue;
+        } else {
+            o += (size_t)snprintf(out + o, n - o, "\\x%02x", c);
+        }
+        p++;
+    }
+    out[o] = 0;
+    return out;
+}
+
 /* ==== replies ==== */
 
 enum MHD_Result qs_reply_bytes(struct MHD_Connection *con, qs_req_t *r, unsigned status, const void *data, size_t len,
@@ -64,12 +96,12 @@ enum MHD_Result qs_reply_json(struct MHD_Connection *con, qs_req_t *r, unsigned 
 }
 
 enum MHD_Result qs_reply_error(struct MHD_Connection *con, qs_req_t *r, unsigned status, const char *fmt, ...) {
-    char msg[512];
+    char msg[512], esc[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return qs_reply_json(con, r, status, json_pack("{s:s}", "error", msg));
+    return qs_reply_json(con, r, status, json_pack("{s:s}", "error", qs_escape(msg, esc, sizeof esc)));
 }
 
 enum MHD_Result qs_reply_busy(struct MHD_Connection *con, qs_req_t *r) {
@@ -345,9 +377,13 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls, 
     qs_conns_request(s->conns, con, 0);
     double ms = qc_now_ms() - r->t0;
     qs_metrics_request(s->metrics, r->route, r->status, ms / 1e3);
-    if (!s->quiet)
-        fprintf(stderr, "%s %s %d %.1f ms%s\n", r->method, r->path, r->status, ms,
-                toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed)");
+    if (!s->quiet) {
+        /* the path comes from the client: %0a or an escape sequence in it
+         * must not forge a log line or drive the terminal */
+        char m[64], p[4 * sizeof r->path];
+        fprintf(stderr, "%s %s %d %.1f ms%s\n", qs_escape(r->method, m, sizeof m), qs_escape(r->path, p, sizeof p),
+                r->status, ms, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed)");
+    }
     qc_buf_free(&r->body);
     free(r);
     *con_cls = NULL;
@@ -360,8 +396,11 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls, 
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
     const qc_server_t *s = cls;
     if (s->quiet) return;
-    fprintf(stderr, "libmicrohttpd: ");
-    vfprintf(stderr, fmt, ap);
+    char msg[1024], esc[4096];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n') msg[--n] = 0;
+    fprintf(stderr, "libmicrohttpd: %s\n", qs_escape(msg, esc, sizeof esc)); /* it may quote the request */
 }
 
 /* The listening socket on addr, bound here so that an error names the

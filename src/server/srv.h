@@ -81,7 +81,8 @@ enum MHD_Result qs_reply_bytes(struct MHD_Connection *con, qs_req_t *r, unsigned
                                const char *value);
 /* Queues a JSON reply (takes the reference to j; NULL j: MHD_NO). */
 enum MHD_Result qs_reply_json(struct MHD_Connection *con, qs_req_t *r, unsigned status, json_t *j);
-/* Queues {"error": MESSAGE} (the message at most 511 bytes). */
+/* Queues {"error": MESSAGE} (the message escaped as qs_escape does, at
+ * most 511 bytes): it may quote the request. */
 enum MHD_Result qs_reply_error(struct MHD_Connection *con, qs_req_t *r, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* 503 with Retry-After, for a full queue. */
@@ -99,6 +100,11 @@ int qs_get_string(json_t *j, const char *name, const char **out, size_t *len, ch
 int qs_get_int(json_t *j, const char *name, long long lo, long long hi, long long *out, char *msg, size_t n);
 int qs_get_number(json_t *j, const char *name, double lo, double hi, double *out, char *msg, size_t n);
 int qs_get_bool(json_t *j, const char *name, int *out, char *msg, size_t n);
+
+/* Text from a client made safe for the log: control characters (C0, DEL,
+ * C1), backslashes and bytes that are not UTF-8 become \xHH (\\); cut to
+ * fit out[n]. Returns out. */
+const char *qs_escape(const char *in, char *out, size_t n);
 
 /* ==== routes (http.c) ==== */
 
@@ -156,8 +162,9 @@ void qs_call_sse(qs_call_t *c, const char *name, json_t *j);
 /* Notes the time of the first reply text (mu held). */
 void qs_call_first(qs_call_t *c);
 /* The start of an on_done callback: counts the tokens and the time to
- * first text, takes mu, keeps st and *msg in c (a reply cut short by
- * running out of memory becomes an error); returns the status kept. */
+ * first text, takes mu, keeps st and *msg in c (escaped as qs_escape does;
+ * *msg then points to c's copy; a reply cut short by running out of memory
+ * becomes an error); returns the status kept. */
 qc_status qs_call_end(qs_call_t *c, qc_status st, const char **msg, size_t n_prompt, size_t n_out);
 /* The end of an on_done callback: c is done, its connection resumed, mu
  * released; c may be freed here. */
