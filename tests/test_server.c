@@ -134,6 +134,7 @@ static void test_analyze_stream(const char *text, int urgent) {
     char body[512], *out;
     snprintf(body, sizeof body, "{\"text\": \"%s\", \"max_tokens\": 6, \"stream\": true}", text);
     long st = post("/api/analyze", body, NULL, &out);
+    char *raw = strdup(out); /* the loop below cuts out into its events */
     char order[256] = "";
     size_t n = 0;
     int bad_json = 0;
@@ -164,6 +165,24 @@ static void test_analyze_stream(const char *text, int urgent) {
     CHECK(st == 200 && ok && !bad_json, "SSE order for '%s': %s (status %ld, %d bad data)\n%s", text, order, st,
           bad_json, out);
     CHECK(strlen(order) > (size_t)(2 + urgent) && reply[0], "some chunks streamed: %s", order);
+    /* the events carry exactly the answer's text, one chunk per piece,
+     * every object compact with its keys in the documented order */
+    char *done = strstr(raw, "event: done\ndata: ");
+    json_t *d = done ? json_loads(done + 18, JSON_DISABLE_EOF_CHECK, NULL) : NULL;
+    CHECK(json_integer_value(json_object_get(d, "chunks")) == (json_int_t)(strlen(order) - 2 - urgent),
+          "done.chunks is the number of chunk events: %s", done ? done : "(none)");
+    json_decref(d);
+    CHECK(strstr(raw, "event: emotion\ndata: {\"emotion\":{\"label\":\"") && strstr(raw, "\"urgent\":") &&
+              strstr(raw, "event: chunk\ndata: {\"text\":\"") && strstr(raw, "event: done\ndata: {\"chunks\":") &&
+              (!urgent || strstr(raw, "event: notice\ndata: {\"kind\":\"")),
+          "event formats:\n%s", raw);
+    snprintf(body, sizeof body, "{\"text\": \"%s\", \"max_tokens\": 6}", text);
+    long st2;
+    json_t *whole = post_json("/api/analyze", body, NULL, &st2);
+    const char *want = json_string_value(json_object_get(whole, "reply"));
+    CHECK(st2 == 200 && want && !strcmp(want, reply), "streamed text '%s' != the answer's '%s'", reply, want ? want : "");
+    json_decref(whole);
+    free(raw);
     free(out);
 }
 

@@ -40,18 +40,15 @@ static json_t *emotion_json(const qc_emotion_t *e) {
 
 /* ==== the scheduler's callbacks ==== */
 
+/* A stream's records (qs_call_event), formatted by care_format. */
+enum { EV_EMOTION = 'e', EV_CHUNK = 'c', EV_DONE = 'd', EV_ERROR = 'x' };
+
 static void on_emotion(void *user, const qc_emotion_t *e) {
     care_call_t *k = user;
     qs_call_t *c = &k->c;
     pthread_mutex_lock(&c->mu);
     k->e = *e;
-    if (c->streamed) {
-        qs_call_sse(c, "emotion",
-                    json_pack("{s:o, s:b, s:s}", "emotion", emotion_json(e), "urgent", k->sr.kind != 0,
-                              "urgent_kind", qc_urgent_name(k->sr.kind)));
-        if (k->sr.kind)
-            qs_call_sse(c, "notice", json_pack("{s:s, s:s}", "kind", qc_urgent_name(k->sr.kind), "text", k->notice));
-    }
+    if (c->streamed) qs_call_event(c, EV_EMOTION, e, sizeof *e);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -62,7 +59,7 @@ static int on_reply_piece(void *user, const char *piece, size_t len) {
     qs_call_first(c);
     if (!c->failed && qc_buf_add(&k->reply, piece, len)) c->failed = 1;
     int stop = c->failed;
-    if (!stop && c->streamed && len) qs_call_sse(c, "chunk", json_pack("{s:s%}", "text", piece, len));
+    if (!stop && c->streamed && len) qs_call_event(c, EV_CHUNK, piece, len);
     k->n_pieces++;
     pthread_mutex_unlock(&c->mu);
     return stop || atomic_load(&c->rq.cancel);
@@ -74,10 +71,35 @@ static void on_care_done(void *user, qc_status st, const char *msg, size_t n_pro
     qs_call_t *c = &k->c;
     st = qs_call_end(c, st, &msg, n_prompt, n_out);
     if (c->streamed) {
-        if (st) qs_call_sse(c, "error", json_pack("{s:s}", "error", msg));
-        else qs_call_sse(c, "done", json_pack("{s:i, s:I}", "chunks", k->n_pieces, "tokens", (json_int_t)n_out));
+        size_t done[2] = {(size_t)k->n_pieces, n_out};
+        if (st) qs_call_event(c, EV_ERROR, msg, strlen(msg));
+        else qs_call_event(c, EV_DONE, done, sizeof done);
     }
     qs_call_finish(c);
+}
+
+/* ==== the stream's events (the connection's thread) ==== */
+
+/* emotion, notice (when urgent), chunk..., then done or error. */
+static void care_format(qs_call_t *c, int kind, const char *data, size_t n) {
+    care_call_t *k = (care_call_t *)c;
+    if (kind == EV_EMOTION && n == sizeof(qc_emotion_t)) {
+        qc_emotion_t e;
+        memcpy(&e, data, sizeof e);
+        qs_call_sse(c, "emotion",
+                    json_pack("{s:o, s:b, s:s}", "emotion", emotion_json(&e), "urgent", k->sr.kind != 0,
+                              "urgent_kind", qc_urgent_name(k->sr.kind)));
+        if (k->sr.kind)
+            qs_call_sse(c, "notice", json_pack("{s:s, s:s}", "kind", qc_urgent_name(k->sr.kind), "text", k->notice));
+    } else if (kind == EV_CHUNK) {
+        qs_call_sse(c, "chunk", json_pack("{s:s%}", "text", data, n));
+    } else if (kind == EV_DONE && n == 2 * sizeof(size_t)) {
+        size_t done[2];
+        memcpy(done, data, sizeof done);
+        qs_call_sse(c, "done", json_pack("{s:i, s:I}", "chunks", (int)done[0], "tokens", (json_int_t)done[1]));
+    } else if (kind == EV_ERROR) {
+        qs_call_sse(c, "error", json_pack("{s:s%}", "error", data, n));
+    }
 }
 
 /* ==== the requests ==== */
@@ -124,6 +146,7 @@ static care_call_t *care_call(qc_server_t *s, int kind, int streamed, const char
     k->c.rq.on_emotion = on_emotion;
     k->c.rq.on_piece = on_reply_piece;
     k->c.rq.on_done = on_care_done;
+    k->c.format = care_format;
     k->sr = qc_safety_check(k->text, strlen(k->text));
     if (k->sr.kind) qc_safety_notice(k->sr.kind, NULL, k->notice, sizeof k->notice);
     return k;

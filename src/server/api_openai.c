@@ -39,16 +39,15 @@ static void job_clear(qs_call_t *c) {
 
 /* ==== the scheduler's callbacks ==== */
 
+/* A stream's records (qs_call_event), formatted by job_format. */
+enum { EV_CHUNK = 'c', EV_END = 'f', EV_ERROR = 'x' };
+
 /* Emits job text [emitted, limit) moved back to a UTF-8 character start
  * (mu held). */
 static void job_emit(job_t *j, size_t limit) {
     while (limit > j->emitted && limit < j->out.n && ((unsigned char)j->out.p[limit] & 0xC0) == 0x80) limit--;
     if (limit <= j->emitted || !j->c.streamed) return;
-    qs_call_sse(&j->c, NULL,
-                json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:s%}, s:n}]}", "id", j->id, "object",
-                          "chat.completion.chunk", "created", (json_int_t)j->created, "model", j->c.s->model_name,
-                          "choices", "index", 0, "delta", "content", j->out.p + j->emitted, limit - j->emitted,
-                          "finish_reason"));
+    qs_call_event(&j->c, EV_CHUNK, j->out.p + j->emitted, limit - j->emitted);
     j->emitted = limit;
 }
 
@@ -94,19 +93,32 @@ static void on_job_done(void *user, qc_status st, const char *msg, size_t n_prom
     j->n_out = n_out;
     j->hit_max = hit_max;
     if (c->streamed) {
-        if (st) {
-            qs_call_sse(c, NULL, json_pack("{s:{s:s, s:s}}", "error", "message", msg, "type", "server_error"));
-        } else {
-            job_emit(j, j->out.n);
-            qs_call_sse(c, NULL,
-                        json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{}, s:s}], s:o}", "id", j->id, "object",
-                                  "chat.completion.chunk", "created", (json_int_t)j->created, "model",
-                                  c->s->model_name, "choices", "index", 0, "delta", "finish_reason", job_finish(j),
-                                  "usage", usage_json(j)));
-        }
-        qs_call_push(c, "data: [DONE]\n\n", 14);
+        if (st) qs_call_event(c, EV_ERROR, msg, strlen(msg));
+        else job_emit(j, j->out.n), qs_call_event(c, EV_END, NULL, 0);
     }
     qs_call_finish(c);
+}
+
+/* ==== the stream's events (the connection's thread) ==== */
+
+/* chat.completion.chunk objects: the text, then the finish reason and
+ * usage (or an error), then [DONE]. n_out, stopped and hit_max were set
+ * before the last record, under mu. */
+static void job_format(qs_call_t *c, int kind, const char *data, size_t n) {
+    job_t *j = (job_t *)c;
+    if (kind == EV_CHUNK)
+        qs_call_sse(c, NULL,
+                    json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:s%}, s:n}]}", "id", j->id, "object",
+                              "chat.completion.chunk", "created", (json_int_t)j->created, "model", c->s->model_name,
+                              "choices", "index", 0, "delta", "content", data, n, "finish_reason"));
+    if (kind == EV_END)
+        qs_call_sse(c, NULL,
+                    json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{}, s:s}], s:o}", "id", j->id, "object",
+                              "chat.completion.chunk", "created", (json_int_t)j->created, "model", c->s->model_name,
+                              "choices", "index", 0, "delta", "finish_reason", job_finish(j), "usage", usage_json(j)));
+    if (kind == EV_ERROR)
+        qs_call_sse(c, NULL, json_pack("{s:{s:s%, s:s}}", "error", "message", data, n, "type", "server_error"));
+    if (kind == EV_END || kind == EV_ERROR) qs_call_push(c, "data: [DONE]\n\n", 14);
 }
 
 /* ==== the request ==== */
@@ -245,6 +257,7 @@ static enum MHD_Result v1_chat(qc_server_t *s, struct MHD_Connection *con, qs_re
     c->rq.max_tokens = j->go.max_tokens;
     c->rq.on_piece = on_job_piece;
     c->rq.on_done = on_job_done;
+    c->format = job_format;
     if (stream)
         qs_call_sse(c, NULL,
                     json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:s, s:s}, s:n}]}", "id", j->id, "object",

@@ -2,8 +2,10 @@
  * (sched.c) and answered whole or streamed as Server-Sent Events.
  *
  * The endpoint sets the scheduler's callbacks; they write the result into
- * the call (or, streamed, events into a byte buffer that MHD's content
- * reader drains). Nothing here blocks a libmicrohttpd thread: a plain call
+ * the call or, streamed, raw records (qs_call_event: the text of a piece,
+ * the emotion, the end) that MHD's content reader turns into Server-Sent
+ * Events on the connection's thread (the endpoint's format function), so
+ * the model never waits for JSON. Nothing here blocks a libmicrohttpd thread: a plain call
  * suspends its connection until on_done resumes it, and MHD then calls the
  * handler again, which answers through the endpoint's answer function
  * (qs_call_answer); a stream's content reader suspends the connection
@@ -42,6 +44,8 @@ void qs_call_free(qs_call_t *c) {
     if (!c) return;
     pthread_mutex_destroy(&c->mu);
     qc_buf_free(&c->ev);
+    qc_buf_free(&c->raw);
+    qc_buf_free(&c->rd);
     if (c->clear) c->clear(c);
     free(c);
 }
@@ -86,9 +90,11 @@ void qs_call_watched(qs_call_t *c, int hangup) {
 
 /* ==== writing: the scheduler's thread ==== */
 
-void qs_call_push(qs_call_t *c, const char *data, size_t n) {
+void qs_call_event(qs_call_t *c, int kind, const void *data, size_t n) {
     if (c->failed) return;
-    if (qc_buf_add(&c->ev, data, n)) {
+    unsigned char head[5] = {(unsigned char)kind, (unsigned char)n, (unsigned char)(n >> 8), (unsigned char)(n >> 16),
+                             (unsigned char)(n >> 24)};
+    if (n > 0xFFFFFFFFu || qc_buf_add(&c->raw, head, sizeof head) || qc_buf_add(&c->raw, data, n)) {
         c->failed = 1;
         atomic_store(&c->rq.cancel, 1);
         return;
@@ -96,12 +102,17 @@ void qs_call_push(qs_call_t *c, const char *data, size_t n) {
     call_wake(c);
 }
 
+/* ==== formatting: the connection's thread (or the handler before submit) ==== */
+
+void qs_call_push(qs_call_t *c, const char *data, size_t n) {
+    if (qc_buf_add(&c->ev, data, n)) c->ev_failed = 1;
+}
+
 void qs_call_sse(qs_call_t *c, const char *name, json_t *j) {
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!s) {
-        c->failed = 1;
-        atomic_store(&c->rq.cancel, 1);
+        c->ev_failed = 1;
         return;
     }
     if (name) {
@@ -113,6 +124,17 @@ void qs_call_sse(qs_call_t *c, const char *name, json_t *j) {
     qs_call_push(c, s, strlen(s));
     qs_call_push(c, "\n\n", 2);
     free(s);
+}
+
+/* Formats the records of c->rd into events (c->format), then empties rd. */
+static void call_format(qs_call_t *c) {
+    const unsigned char *p = (const unsigned char *)c->rd.p, *end = p + c->rd.n;
+    while (p && end - p >= 5) {
+        size_t n = (size_t)p[1] | (size_t)p[2] << 8 | (size_t)p[3] << 16 | (size_t)p[4] << 24;
+        c->format(c, p[0], (const char *)p + 5, n);
+        p += 5 + n;
+    }
+    c->rd.n = 0;
 }
 
 void qs_call_first(qs_call_t *c) {
@@ -148,27 +170,41 @@ static ssize_t call_read(void *cls, uint64_t pos, char *buf, size_t max) {
     (void)pos;
     static const char keepalive[] = ": keep-alive\n\n";
     qs_call_t *c = cls;
-    ssize_t n = 0;
-    pthread_mutex_lock(&c->mu);
-    if (c->gone) {
-        n = MHD_CONTENT_READER_END_WITH_ERROR;
-    } else if (c->off < c->ev.n) {
-        size_t k = c->ev.n - c->off < max ? c->ev.n - c->off : max;
-        memcpy(buf, c->ev.p + c->off, k);
-        c->off += k;
-        if (c->off == c->ev.n) c->off = c->ev.n = 0;
-        n = (ssize_t)k;
-    } else if (c->done) {
-        n = MHD_CONTENT_READER_END_OF_STREAM;
-    } else if (c->keepalive_due && max >= sizeof keepalive - 1) {
-        c->keepalive_due = 0;
-        memcpy(buf, keepalive, sizeof keepalive - 1);
-        n = (ssize_t)(sizeof keepalive - 1);
-    } else {
-        call_suspend(c);
+    for (;;) {
+        if (c->ev_failed) { /* out of memory formatting: the stream cannot go on */
+            atomic_store(&c->rq.cancel, 1);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        if (c->off < c->ev.n) { /* ev is the reader's own once the call is submitted */
+            size_t k = c->ev.n - c->off < max ? c->ev.n - c->off : max;
+            memcpy(buf, c->ev.p + c->off, k);
+            c->off += k;
+            return (ssize_t)k;
+        }
+        c->off = c->ev.n = 0;
+        ssize_t n = 0;
+        pthread_mutex_lock(&c->mu);
+        if (c->gone) {
+            n = MHD_CONTENT_READER_END_WITH_ERROR;
+        } else if (c->raw.n) { /* take the records, format them outside mu */
+            qc_buf_t t = c->rd;
+            c->rd = c->raw;
+            c->raw = t;
+            pthread_mutex_unlock(&c->mu);
+            call_format(c);
+            continue;
+        } else if (c->done) {
+            n = MHD_CONTENT_READER_END_OF_STREAM;
+        } else if (c->keepalive_due && max >= sizeof keepalive - 1) {
+            c->keepalive_due = 0;
+            memcpy(buf, keepalive, sizeof keepalive - 1);
+            n = (ssize_t)(sizeof keepalive - 1);
+        } else {
+            call_suspend(c);
+        }
+        pthread_mutex_unlock(&c->mu);
+        return n;
     }
-    pthread_mutex_unlock(&c->mu);
-    return n;
 }
 
 /* MHD frees the response (stream finished or client gone): the request is
@@ -177,7 +213,7 @@ static void call_release(void *cls) {
     qs_call_t *c = cls;
     if (!c) return;
     pthread_mutex_lock(&c->mu);
-    int finished = c->done && c->ev.n == c->off; /* everything sent, or the client left early */
+    int finished = c->done && c->ev.n == c->off && !c->raw.n; /* everything sent, or the client left early */
     qs_watch_del(c->s->conns, c);
     c->suspended = 0;
     c->con = NULL;

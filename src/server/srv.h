@@ -140,8 +140,14 @@ struct qs_call {
     int suspended, gone, keepalive_due; /* MHD is not processing con; the client hung up; a stream's keep-alive is due */
     int watch, watch_fd;        /* conn.c's slot (-1: not watched) and the socket it watches; under conn.c's lock */
     qs_answer_fn answer;
-    qc_buf_t ev; /* Server-Sent Events: [off, ev.n) not yet sent */
+    /* Streamed: formats one record (kind, data[0..n)) into events with
+     * qs_call_sse / qs_call_push, on the connection's thread. */
+    void (*format)(qs_call_t *c, int kind, const char *data, size_t n);
+    qc_buf_t raw;  /* records from the scheduler not yet formatted (mu) */
+    qc_buf_t rd;   /* the reader's: records being formatted */
+    qc_buf_t ev;   /* Server-Sent Events: [off, ev.n) not yet sent; the reader's once submitted */
     size_t off;
+    int ev_failed; /* the reader's: out of memory formatting */
     int done, failed; /* failed: out of memory (the request is cancelled) */
     qc_status st;     /* the scheduler's result, its message in msg */
     char msg[512];
@@ -154,10 +160,13 @@ struct qs_call {
 qs_call_t *qs_call_new(qc_server_t *s, size_t size, void (*clear)(qs_call_t *c), int kind, int streamed);
 /* Frees a call that was never submitted (clear first); NULL is a no-op. */
 void qs_call_free(qs_call_t *c);
-/* Appends to the event buffer (mu held); out of memory cancels the call. */
+/* The scheduler's side of a stream (mu held): appends one record for the
+ * format function; out of memory cancels the call. */
+void qs_call_event(qs_call_t *c, int kind, const void *data, size_t n);
+/* The reader's side, in the format function (or in the handler before
+ * submitting): appends bytes to the events / writes one event, "event:
+ * NAME\n" (when name) then "data: JSON\n\n" (takes the reference to j). */
 void qs_call_push(qs_call_t *c, const char *data, size_t n);
-/* Writes one event: "event: NAME\n" (when name) then "data: JSON\n\n".
- * Takes the reference to j. mu held. */
 void qs_call_sse(qs_call_t *c, const char *name, json_t *j);
 /* Notes the time of the first reply text (mu held). */
 void qs_call_first(qs_call_t *c);
