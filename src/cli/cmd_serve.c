@@ -52,7 +52,7 @@ static int is_loopback(const char *host) {
 int cmd_serve(int argc, char **argv) {
     const char *model = NULL, *dtype = NULL, *host = "127.0.0.1", *api_key = NULL, *v;
     int port = 8080, n_threads = 0, n_ctx = 0, quiet = 0, bad = 0, parallel = 4, queue = -2, timeout = 60;
-    int header_timeout = 10, max_conns = 1000, max_client = 64, n_trusted = 0;
+    int header_timeout = 10, max_conns = 1000, max_client = 64, n_trusted = 0, max_sessions = 4096;
     const char *trusted[SERVE_MAX_LIST + 1] = {0}, *origins[SERVE_MAX_LIST + 1] = {0};
     int n_origins = 0;
     for (int i = 1; i < argc && !bad; i++) {
@@ -78,6 +78,8 @@ int cmd_serve(int argc, char **argv) {
                    "  --parallel N      requests generating at once, batched into each model pass (default 4)\n"
                    "  --queue N         requests that may wait for a slot; more get 503 + Retry-After\n"
                    "                    (default 4 x parallel)\n"
+                   "  --max-sessions N  conversations kept (default 4096); a new one beyond drops the least\n"
+                   "                    recently used idle one, its history and all\n"
                    "  --timeout S       close connections idle for S seconds (slow clients; default 60)\n"
                    "  --header-timeout S  close a connection whose request headers are not complete S seconds\n"
                    "                    after it opened or got its previous answer (default 10)\n"
@@ -118,6 +120,10 @@ int cmd_serve(int argc, char **argv) {
         }
         if (cli_opt(argc, argv, &i, "--timeout", &v, &bad)) {
             if (!bad) timeout = (int)cli_parse_long("--timeout", v, 1, 86400, &bad);
+            continue;
+        }
+        if (cli_opt(argc, argv, &i, "--max-sessions", &v, &bad)) {
+            if (!bad) max_sessions = (int)cli_parse_long("--max-sessions", v, 1, 1000000, &bad);
             continue;
         }
         if (cli_opt(argc, argv, &i, "--header-timeout", &v, &bad)) {
@@ -182,7 +188,7 @@ int cmd_serve(int argc, char **argv) {
                           .model_name = name, .parallel = parallel, .timeout_s = timeout,
                           .header_timeout_s = header_timeout, .max_connections = max_conns,
                           .max_client_connections = max_client, .trusted_proxies = trusted,
-                          .allow_origins = origins,
+                          .allow_origins = origins, .max_sessions = max_sessions,
                           .queue = queue == -2 ? 0 : queue == 0 ? -1 : queue};
     if (qc_server_start(m, &o, &s, err, sizeof err)) {
         fprintf(stderr, "qcare serve: %s\n", err);

@@ -71,7 +71,7 @@ static void on_care_done(void *user, qc_status st, const char *msg, size_t n_pro
     qs_call_t *c = &k->c;
     st = qs_call_end(c, st, &msg, n_prompt, n_out);
     if (c->streamed) {
-        size_t done[2] = {(size_t)k->n_pieces, n_out};
+        size_t done[3] = {(size_t)k->n_pieces, n_out, (size_t)c->rq.dropped_turns};
         if (st) qs_call_event(c, EV_ERROR, msg, strlen(msg));
         else qs_call_event(c, EV_DONE, done, sizeof done);
     }
@@ -93,10 +93,12 @@ static void care_format(qs_call_t *c, int kind, const char *data, size_t n) {
             qs_call_sse(c, "notice", json_pack("{s:s, s:s}", "kind", qc_urgent_name(k->sr.kind), "text", k->notice));
     } else if (kind == EV_CHUNK) {
         qs_call_sse(c, "chunk", json_pack("{s:s%}", "text", data, n));
-    } else if (kind == EV_DONE && n == 2 * sizeof(size_t)) {
-        size_t done[2];
+    } else if (kind == EV_DONE && n == 3 * sizeof(size_t)) {
+        size_t done[3];
         memcpy(done, data, sizeof done);
-        qs_call_sse(c, "done", json_pack("{s:i, s:I}", "chunks", (int)done[0], "tokens", (json_int_t)done[1]));
+        json_t *o = json_pack("{s:i, s:I}", "chunks", (int)done[0], "tokens", (json_int_t)done[1]);
+        if (o && done[2]) json_object_set_new(o, "dropped_turns", json_integer((json_int_t)done[2]));
+        qs_call_sse(c, "done", o);
     } else if (kind == EV_ERROR) {
         qs_call_sse(c, "error", json_pack("{s:s%}", "error", data, n));
     }
@@ -169,6 +171,7 @@ static enum MHD_Result analyze_answer(qs_call_t *c, struct MHD_Connection *con, 
                           "urgent_kind", qc_urgent_name(k->sr.kind), "reply", k->reply.p ? k->reply.p : "");
     if (o && k->sr.kind) json_object_set_new(o, "notice", json_string(k->notice));
     if (o && k->session) json_object_set_new(o, "session", json_string(k->session));
+    if (o && c->rq.dropped_turns) json_object_set_new(o, "dropped_turns", json_integer(c->rq.dropped_turns));
     return qs_reply_json(con, r, 200, o);
 }
 

@@ -487,7 +487,7 @@ qc_status qc_server_start(qc_model_t *m, const qc_server_opts_t *opts, qc_server
         if (n > 1 && p[s->n_origins][n - 1] == '/') p[s->n_origins][n - 1] = 0;
         s->n_origins++;
     }
-    qc_care_opts_t co = {.n_ctx = s->n_ctx, .use_prefix_cache = 1};
+    qc_care_opts_t co = {.n_ctx = s->n_ctx, .use_prefix_cache = 1, .max_sessions = o.max_sessions};
     if ((st = qc_care_new(m, &co, &s->care, err, err_size))) goto fail;
     if (!(s->sched = qs_sched_new(m, s->care, s->parallel, s->queue, s->n_ctx, err, err_size))) {
         st = QC_ERR_NOMEM;

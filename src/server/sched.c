@@ -153,6 +153,7 @@ static void start_reply(qs_sched_t *s, gen_t *g, int emotion) {
         }
         g->ctx = qc_care_turn_ctx(g->turn);
         g->n_prompt = qc_care_turn_pending(g->turn, &g->prompt);
+        r->dropped_turns = qc_care_turn_dropped(g->turn);
     } else {
         if (r->kind == QS_ANALYZE) {
             if ((st = qc_care_reply_ids(s->care, r->text, emotion, &g->own, &g->n_prompt))) {

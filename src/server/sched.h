@@ -44,6 +44,8 @@ typedef struct qs_request {
     atomic_int cancel;     /* set by the caller (client gone): the slot is freed at the next pass, a queued
                               request leaves the queue at the next admission */
     int stopped;           /* set by the scheduler: ended because the server is stopping */
+    int dropped_turns;     /* set by the scheduler (QS_ANALYZE in a session): old turns the conversation forgot
+                              to make room for this one */
     /* the scheduler's */
     struct qs_request *next;
 } qs_request_t;

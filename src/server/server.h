@@ -25,6 +25,7 @@ typedef struct {
     int parallel;           /* requests generating at once (0: 4) */
     int queue;              /* requests that may wait for a slot before 503 (0: 4 x parallel, < 0: none) */
     int timeout_s;          /* idle connections (slow clients) closed after this (0: 60 s) */
+    int max_sessions;       /* conversations kept (0: 4096); beyond, the least recently used idle one is dropped */
     int header_timeout_s;   /* a request's headers must be complete this long after the connection opened or
                                its previous answer, or it is closed (0: 10 s) */
     int max_connections;    /* open connections in all (0: 1000) */
