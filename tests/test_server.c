@@ -251,6 +251,22 @@ static void test_openai(void) {
     free(a);
     free(b);
 
+    /* Without a seed two requests differ even within the same second;
+     * seeds are integers, exact beyond 2^53. */
+    char *u[3];
+    for (int i = 0; i < 3; i++) u[i] = completion(", \"max_tokens\": 8, \"temperature\": 1.0", &st, NULL, NULL);
+    CHECK(u[0] && u[1] && u[2] && (strcmp(u[0], u[1]) || strcmp(u[1], u[2])), "unseeded replies all the same: '%s'",
+          u[0] ? u[0] : "");
+    for (int i = 0; i < 3; i++) free(u[i]);
+    char *p53 = completion(", \"max_tokens\": 8, \"temperature\": 1.0, \"seed\": 9007199254740992", &st, NULL, NULL),
+         *q53 = completion(", \"max_tokens\": 8, \"temperature\": 1.0, \"seed\": 9007199254740993", &st, NULL, NULL),
+         *r53 = completion(", \"max_tokens\": 8, \"temperature\": 1.0, \"seed\": 9007199254740993", &st, NULL, NULL);
+    CHECK(p53 && q53 && r53 && strcmp(p53, q53) && !strcmp(q53, r53), "seeds 2^53 and 2^53 + 1 are told apart: '%s' '%s' '%s'",
+          p53 ? p53 : "", q53 ? q53 : "", r53 ? r53 : "");
+    free(p53);
+    free(q53);
+    free(r53);
+
     /* A stop string: the text ends just before it. */
     if (greedy && strlen(greedy) > 2) {
         size_t p = strlen(greedy) / 2;
@@ -303,6 +319,12 @@ static void test_bad_input(void) {
     check_error("/api/analyze", "{}", 0, 400, "\"text\"");
     check_error("/api/analyze", "{\"text\": 5}", 0, 400, "\"text\"");
     check_error("/api/emotion", "{\"txt\": \"hi\"}", 0, 400, "\"text\"");
+    check_error("/api/emotion", "{\"text\": \"\"}", 0, 400, "empty");
+    check_error("/api/analyze", "{\"text\": \"\"}", 0, 400, "empty");
+    check_error("/api/analyze", "{\"text\": \" \\n\\t \", \"stream\": true}", 0, 400, "empty");
+    check_error("/v1/chat/completions",
+                "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"seed\": 9223372036854775808}", 0, 400,
+                "at most 9223372036854775807");
     /* a key twice: the last would win in jansson, the first in other readers */
     check_error("/api/analyze", "{\"text\": \"hi\", \"text\": \"I have crushing chest pain\"}", 0, 400, "duplicate");
     check_error("/v1/chat/completions",

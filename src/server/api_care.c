@@ -131,6 +131,10 @@ static int care_text(qc_server_t *s, json_t *j, const char **text, size_t *len, 
         if (!has) snprintf(msg, n, "\"text\" (a string) is required");
         return -1;
     }
+    if (!(*text)[strspn(*text, " \t\r\n")]) {
+        snprintf(msg, n, "\"text\" must not be empty");
+        return -1;
+    }
     return check_length(s, "\"text\"", *text, *len, msg, n);
 }
 

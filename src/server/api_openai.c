@@ -191,7 +191,7 @@ static int job_parse(qc_server_t *s, json_t *b, job_t *j, int *stream, char *msg
     case -1: return -1;
     case 1: j->go.sampling.top_p = top_p > 0 ? (float)top_p : 1e-6f; break;
     }
-    j->go.sampling.seed = has_seed ? (uint64_t)seed : (uint64_t)time(NULL) ^ (uint64_t)j->created * 2654435761u;
+    j->go.sampling.seed = has_seed ? (uint64_t)seed : qs_random_u64();
     size_t room = (size_t)s->n_ctx - j->ids.n;
     j->go.max_tokens = (int)((size_t)max_tokens < room ? (size_t)max_tokens : room);
 

@@ -23,7 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define QS_MAX_BODY (1u << 20) /* bytes of a request body */
@@ -117,13 +119,23 @@ static enum MHD_Result reply_405(struct MHD_Connection *con, qs_req_t *r, const 
 
 /* ==== the JSON body ==== */
 
+uint64_t qs_random_u64(void) {
+    uint64_t v;
+    if (getrandom(&v, sizeof v, 0) == (ssize_t)sizeof v) return v;
+    /* no entropy (cannot happen on Linux >= 3.17): still different per call */
+    static atomic_ulong n;
+    return ((uint64_t)time(NULL) << 20 ^ (uint64_t)(qc_now_ms() * 1e3)) * 0x9E3779B97F4A7C15ull ^
+           (uint64_t)atomic_fetch_add(&n, 1);
+}
+
 json_t *qs_parse_body(const qs_req_t *r, char *msg, size_t n) {
     json_error_t je;
     /* a key given twice is refused: a checker that reads the first and a
      * reader that takes the last would see different messages */
     json_t *j = json_loadb(r->body.p ? r->body.p : "", r->body.n, JSON_REJECT_DUPLICATES, &je);
     if (!j) {
-        snprintf(msg, n, "malformed JSON: %s (line %d, column %d)", je.text, je.line, je.column);
+        snprintf(msg, n, "malformed JSON: %s (line %d, column %d)%s", je.text, je.line, je.column,
+                 strstr(je.text, "too big integer") ? "; integers must be at most 9223372036854775807" : "");
         return NULL;
     }
     if (!json_is_object(j)) {

@@ -94,7 +94,10 @@ enum MHD_Result qs_queue(struct MHD_Connection *con, qs_req_t *r, unsigned statu
 /* The body as a JSON object, or NULL with the reason in msg. jansson
  * rejects invalid UTF-8, "\u0000" in strings and a key twice in an object. */
 json_t *qs_parse_body(const qs_req_t *r, char *msg, size_t n);
-/* Field getters: 1 with *out set, 0 when absent or null, -1 when of the
+/* 64 random bits (getrandom): the seed of a request that gives none, so
+ * two requests never share one by arriving in the same second. */
+uint64_t qs_random_u64(void);
+/* Field getters (integers exactly, in the whole int64 range): 1 with *out set, 0 when absent or null, -1 when of the
  * wrong type or out of [lo, hi] (the reason in msg). *out points into j. */
 int qs_get_string(json_t *j, const char *name, const char **out, size_t *len, char *msg, size_t n);
 int qs_get_int(json_t *j, const char *name, long long lo, long long hi, long long *out, char *msg, size_t n);
