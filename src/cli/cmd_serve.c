@@ -52,7 +52,7 @@ static int is_loopback(const char *host) {
 int cmd_serve(int argc, char **argv) {
     const char *model = NULL, *dtype = NULL, *host = "127.0.0.1", *api_key = NULL, *v;
     int port = 8080, n_threads = 0, n_ctx = 0, quiet = 0, bad = 0, parallel = 4, queue = -2, timeout = 60;
-    int header_timeout = 10, max_conns = 1000, max_client = 64, n_trusted = 0, max_sessions = 4096;
+    int header_timeout = 10, max_conns = 0, max_client = 64, n_trusted = 0, max_sessions = 4096;
     const char *trusted[SERVE_MAX_LIST + 1] = {0}, *origins[SERVE_MAX_LIST + 1] = {0};
     int n_origins = 0;
     for (int i = 1; i < argc && !bad; i++) {
@@ -177,6 +177,7 @@ int cmd_serve(int argc, char **argv) {
                 max_conns, room);
         max_conns = (int)room;
     }
+    if (!max_conns) max_conns = (int)(room < 1000 ? room : 1000); /* the default quietly fits the system */
     qc_model_t *m = cli_load_model(model, dtype, n_threads);
     if (!m) return 1;
     char err[512];
