@@ -59,7 +59,9 @@ enum {
     QC_ERR_NOMEM = 4,       /* an allocation failed */
     QC_ERR_ARG = 5,         /* a bad argument from the caller */
     QC_ERR_CONTEXT = 6,     /* the sequence would exceed the context size */
-    QC_ERR_BUSY = 7         /* in use by a call still in progress (a conversation's turn) */
+    QC_ERR_BUSY = 7,        /* in use by a call still in progress (a conversation's turn) */
+    QC_ERR_CANCELLED = 8,   /* given up: its caller went away or the server is stopping */
+    QC_ERR_INTERNAL = 9     /* a bug: a state that cannot happen (the message says which) */
 };
 
 /* A short English name of a status ("ok", "format error", ...). Static. */

@@ -89,6 +89,8 @@ typedef struct {
     size_t session_budget;  /* KV bytes of all conversations (0 = 512 MiB); LRU eviction beyond */
     size_t prefix_budget;   /* KV bytes of cached caller prefixes (qc_care_classify; 0 = 64 MiB) */
     int risk_model;         /* also prepare the model's urgency opinion (qc_care_risk_labels) */
+    int max_sessions;       /* conversations kept (0 = 4096); a new one beyond drops the least recently used
+                               idle one, its history and all */
     qc_safety_opts_t safety;
 } qc_care_opts_t;
 
@@ -120,7 +122,10 @@ qc_status qc_care_reply(qc_care_t *c, const char *text, int emotion, const qc_sa
  * KV state between turns, so a turn costs its new tokens; when all sessions
  * exceed the memory budget the least recently used lose their KV state and
  * get it back on their next turn by repeating the same forward calls, which
- * gives exactly the same result. */
+ * gives exactly the same result. A conversation that would leave less than
+ * n_ctx / 8 tokens for the reply forgets its oldest turns (the system prompt
+ * stays; qc_care_turn_dropped says how many); QC_ERR_CONTEXT only when the
+ * new message alone does not fit. A failed turn undoes that too. */
 qc_status qc_care_chat(qc_care_t *c, const char *session_id, const char *text, int emotion,
                        const qc_sampling_t *sampling, int max_tokens, qc_token_cb cb, void *user);
 qc_status qc_care_end_session(qc_care_t *c, const char *session_id);
@@ -157,6 +162,8 @@ size_t qc_care_turn_pending(const qc_care_turn_t *t, const int32_t **ids);
 qc_status qc_care_turn_evaluated(qc_care_turn_t *t, size_t n);
 qc_status qc_care_turn_push(qc_care_turn_t *t, int32_t id);
 void qc_care_turn_end(qc_care_turn_t *t, int ok);
+/* The oldest turns t's conversation forgot to make room for it (0: none). */
+int qc_care_turn_dropped(const qc_care_turn_t *t);
 /* Number of sessions (and, in *resident, those holding KV state now). */
 int qc_care_n_sessions(const qc_care_t *c, int *resident);
 /* KV bytes held by the sessions now. */

@@ -54,7 +54,9 @@ typedef struct {
 typedef struct {
     const char *method;   /* NULL: POST when there is a body, else GET */
     const char *path;     /* "/health" */
-    const char *body;     /* sent as application/json; NULL: none */
+    const char *body;     /* sent with content_type; NULL: none */
+    const char *content_type;  /* NULL: application/json; "": no Content-Type header */
+    const char *const *headers; /* more header lines ("Origin: ..."), NULL-terminated; NULL: none */
     size_t len;           /* body bytes (0: strlen(body)) */
     const char *api_key;  /* sent as "Authorization: Bearer KEY"; NULL: none */
     long timeout_s;       /* the whole request, connect to last byte (0: SP_TIMEOUT_DEF_S) */
@@ -71,6 +73,7 @@ typedef struct {
     char *body;                  /* what arrived, NUL-terminated */
     size_t len;                  /* body bytes */
     char retry_after[32];        /* the Retry-After header's value; "" when absent */
+    char headers[4096];          /* the answer's header lines as received (the last block, cut at 4095 bytes) */
     char error[CURL_ERROR_SIZE]; /* curl's message when rc != CURLE_OK */
     double seconds;              /* wall time of the request */
 } sp_reply_t;
@@ -110,7 +113,10 @@ static inline size_t sp_on_body(char *p, size_t sz, size_t nm, void *user) {
 static inline size_t sp_on_header(char *p, size_t sz, size_t nm, void *user) {
     sp_reply_t *r = user;
     size_t n = sz * nm;
-    if (n >= 5 && !strncmp(p, "HTTP/", 5)) r->retry_after[0] = 0;
+    if (n >= 5 && !strncmp(p, "HTTP/", 5)) r->retry_after[0] = r->headers[0] = 0;
+    size_t have = strlen(r->headers), k = n < sizeof r->headers - 1 - have ? n : sizeof r->headers - 1 - have;
+    memcpy(r->headers + have, p, k);
+    r->headers[have + k] = 0;
     if (n > 12 && !strncasecmp(p, "Retry-After:", 12)) {
         size_t i = 12, j = 0;
         while (i < n && (p[i] == ' ' || p[i] == '\t')) i++;
@@ -128,8 +134,11 @@ static inline long sp_request(int port, const sp_request_t *q, sp_reply_t *r) {
     r->rc = CURLE_OUT_OF_MEMORY;
     double t0 = qc_now_s();
     CURL *c = curl_easy_init();
-    char url[1200], auth[300];
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    char url[1200], auth[300], type[300];
+    /* "Content-Type:" with nothing after it makes curl send none */
+    snprintf(type, sizeof type, "Content-Type:%s%s", q->content_type && !*q->content_type ? "" : " ",
+             q->content_type ? q->content_type : "application/json");
+    struct curl_slist *h = curl_slist_append(NULL, type);
     struct curl_slist *h2 = h ? curl_slist_append(h, "Expect:") : NULL;
     if (!r->body || !c || !h2) {
         snprintf(r->error, sizeof r->error, "out of memory");
@@ -142,6 +151,8 @@ static inline long sp_request(int port, const sp_request_t *q, sp_reply_t *r) {
         snprintf(auth, sizeof auth, "Authorization: Bearer %s", q->api_key);
         if ((h2 = curl_slist_append(h, auth))) h = h2;
     }
+    for (int i = 0; q->headers && q->headers[i]; i++)
+        if ((h2 = curl_slist_append(h, q->headers[i]))) h = h2;
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, q->path);
     sp_xfer_t x = {r, c, q->abort_at};
     curl_easy_setopt(c, CURLOPT_URL, url);

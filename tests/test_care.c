@@ -172,7 +172,8 @@ static void drive(qc_model_t *m, drive_t *d, int n) {
         for (int i = 0; i < n; i++) {
             if (d[i].done) continue;
             size_t pend = qc_care_turn_pending(d[i].t, &ids[k]);
-            len[k] = d[i].first && pend > 1 ? (int)pend - 1 : (int)pend;
+            /* a conversation rebuilt after dropping old turns: in runs of 512 */
+            len[k] = d[i].first && pend > 1 ? (int)(pend - 1 < 512 ? pend - 1 : 512) : (int)pend;
             lo[k] = d[i].first && pend > 1 ? NULL : d[i].logits;
             cs[k] = qc_care_turn_ctx(d[i].t), who[k++] = i;
         }
@@ -264,6 +265,67 @@ static void check_turns(qc_model_t *m, const char *name) {
           "%s: an undone turn leaves no trace", name);
     qc_care_free(ref);
     qc_care_free(bat);
+}
+
+/* One turn of session on c driven as the scheduler does (greedy, 8
+ * tokens): its reply in *out, the turns it dropped in *dropped; undo: the
+ * turn is undone instead of kept. QC_OK or turn_begin's status. */
+static qc_status drive_turn(qc_model_t *m, qc_care_t *c, const char *session, const char *text, int undo,
+                            int *dropped, sink_t *out) {
+    qc_sampling_t greedy = {.temperature = 0, .top_p = 1, .repetition_penalty = 1};
+    drive_t d;
+    memset(&d, 0, sizeof d);
+    qc_status st = qc_care_turn_begin(c, session, text, 1, &d.t);
+    if (st) return st;
+    *dropped = qc_care_turn_dropped(d.t);
+    d.smp = qc_sampler_new(qc_model_n_vocab(m), &greedy);
+    d.max = 8;
+    drive(m, &d, 1);
+    *out = d.out;
+    qc_care_turn_end(d.t, !undo);
+    qc_sampler_free(d.smp);
+    return QC_OK;
+}
+
+/* A conversation that outgrows the context forgets its oldest turns and
+ * goes on (the system prompt stays); a failed turn undoes the drop too:
+ * the conversation then answers exactly as one where it never happened.
+ * Beyond max_sessions the least recently used session is dropped. */
+static void check_long_conversation(qc_model_t *m, const char *name) {
+    char err[256], text[2048] = "";
+    qc_care_opts_t o = {.use_prefix_cache = 1, .max_sessions = 2};
+    qc_care_t *a, *b;
+    if (qc_care_new(m, &o, &a, err, sizeof err) || qc_care_new(m, &o, &b, err, sizeof err)) {
+        CHECK(0, "care_new: %s", err);
+        return;
+    }
+    for (int i = 0; i < 24; i++) strcat(text, "我头疼了两天，吃了药也没用。");
+    int ok = 1, dropped_a = 0, dropped_b = 0, first_drop = -1, same = 1;
+    for (int t = 0; t < 10 && ok; t++) {
+        sink_t ra, rb;
+        int da = 0, db = 0;
+        ok = drive_turn(m, a, "long", text, 0, &da, &ra) == QC_OK;
+        CHECK(ok, "%s: turn %d of a long conversation: %s", name, t, qc_care_errmsg(a));
+        if (da && first_drop < 0) { /* b fails this turn once, then has it again */
+            first_drop = t;
+            CHECK(drive_turn(m, b, "long", text, 1, &db, &rb) == QC_OK && db == da, "%s: the failed turn dropped %d too",
+                  name, db);
+        }
+        ok = ok && drive_turn(m, b, "long", text, 0, &db, &rb) == QC_OK;
+        same &= da == db && ra.len == rb.len && !memcmp(ra.text, rb.text, ra.len);
+        dropped_a += da, dropped_b += db;
+    }
+    printf("%s: a long conversation dropped %d old turns, the first at turn %d\n", name, dropped_a, first_drop);
+    CHECK(ok && dropped_a > 0, "%s: the conversation outgrew the context and went on (%d turns dropped)", name,
+          dropped_a);
+    CHECK(same, "%s: after a failed turn that dropped old ones, the conversation answers as if it never happened", name);
+    sink_t r;
+    int d;
+    drive_turn(m, a, "s2", "hello", 0, &d, &r);
+    drive_turn(m, a, "s3", "hello", 0, &d, &r);
+    CHECK(qc_care_n_sessions(a, NULL) == 2, "%s: max_sessions 2 keeps 2 sessions (%d)", name, qc_care_n_sessions(a, NULL));
+    qc_care_free(a);
+    qc_care_free(b);
 }
 
 /* Judgments driven from outside (qc_care_judge_*), two at once in one
@@ -366,6 +428,7 @@ static void check_model(const char *name) {
     CHECK(qc_care_emotion(cached, "\xff\xfe", 2, &e) != QC_OK && *qc_care_errmsg(cached), "invalid UTF-8 refused");
     check_sessions(m, name);
     check_turns(m, name);
+    check_long_conversation(m, name);
     check_judge(m, name);
     qc_care_free(cached);
     qc_care_free(uncached);

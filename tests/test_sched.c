@@ -8,7 +8,9 @@
  *   - a client that hangs up mid-stream frees its slot at once, and a
  *     conversation turn it abandoned leaves no trace;
  *   - a slow client (a request that never finishes arriving) is cut off
- *     after --timeout. */
+ *     after --timeout;
+ *   - a conversation that outgrows the context drops its oldest turns and
+ *     says so ("dropped_turns"), streamed or not; --max-sessions. */
 #include "serverproc.h"
 
 #include <jansson.h>
@@ -276,6 +278,46 @@ static void test_no_queue(void) {
     }
 }
 
+/* A conversation longer than the context goes on, forgetting its oldest
+ * turns (400 on every later turn before); --max-sessions 3 keeps 3. */
+static void test_long_conversation(void) {
+    char text[1024] = "", body[1400];
+    for (int i = 0; i < 24; i++) strcat(text, "我头疼了两天，吃了药也没用。");
+    int ok = 0, dropped = 0, streamed_drop = 0, t;
+    for (t = 0; t < 14 && !(dropped && streamed_drop); t++) {
+        int stream = dropped > 0;
+        snprintf(body, sizeof body, "{\"text\": \"%s\", \"session\": \"long\", \"max_tokens\": 8%s}", text,
+                 stream ? ", \"stream\": true" : "");
+        sp_reply_t r;
+        long st = sp_http(&srv, NULL, "/api/analyze", body, 0, NULL, &r);
+        ok += st == 200;
+        if (!stream) {
+            json_t *j = json_loads(r.body, 0, NULL);
+            dropped += (int)json_integer_value(json_object_get(j, "dropped_turns"));
+            json_decref(j);
+        } else {
+            char *d = strstr(r.body, "event: done\ndata: ");
+            json_t *j = d ? json_loads(d + 18, JSON_DISABLE_EOF_CHECK, NULL) : NULL;
+            streamed_drop += (int)json_integer_value(json_object_get(j, "dropped_turns"));
+            json_decref(j);
+        }
+        if (st != 200) fprintf(stderr, "turn %d: %ld %s\n", t, st, r.body);
+        sp_reply_free(&r);
+    }
+    printf("a long conversation: %d turns answered, %d + %d old turns dropped\n", ok, dropped, streamed_drop);
+    CHECK(ok == t && dropped > 0 && streamed_drop > 0, "every turn of a long conversation answered (%d of %d), "
+          "saying it dropped old turns (%d, streamed %d)", ok, t, dropped, streamed_drop);
+    for (int i = 0; i < 4; i++) {
+        sp_reply_t r;
+        snprintf(body, sizeof body, "{\"text\": \"hi\", \"session\": \"many-%d\", \"max_tokens\": 2}", i);
+        sp_http(&srv, NULL, "/api/analyze", body, 0, NULL, &r);
+        sp_reply_free(&r);
+    }
+    char *m = get_metrics();
+    CHECK(sp_metric(m, "qcare_sessions") == 3, "--max-sessions 3 keeps 3 sessions: %.0f", sp_metric(m, "qcare_sessions"));
+    free(m);
+}
+
 static void stop(void) {
     int status = 0;
     CHECK(sp_stop(&srv, 30, &status) == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
@@ -306,8 +348,10 @@ int main(void) {
         CHECK(0, "server did not start (log %s)", log);
     }
     snprintf(log, sizeof log, "%s/tests/sched-noqueue.log", test_env("QC_BUILD", "build"));
-    if (sp_start(&srv, NULL, log, (const char *[]){"--parallel", "2", "--queue", "0", "--quiet", NULL}) == 0) {
+    if (sp_start(&srv, NULL, log,
+                 (const char *[]){"--parallel", "2", "--queue", "0", "--max-sessions", "3", "--quiet", NULL}) == 0) {
         test_no_queue();
+        test_long_conversation();
         stop();
     } else {
         CHECK(0, "server did not start (log %s)", log);

@@ -51,7 +51,7 @@ static void check_error(const char *path, const char *body, size_t len, long wan
 
 /* Starts `qcare serve` (tests/serverproc.h), with an API key if given. */
 static int start_server(const char *log, const char *api_key) {
-    const char *args[] = {"--api-key", api_key, NULL};
+    const char *args[] = {"--api-key", api_key, "--allow-origin", "https://app.example/", NULL};
     return sp_start(&srv, NULL, log, api_key ? args : NULL) == 0;
 }
 
@@ -64,6 +64,7 @@ static void stop_server(void) {
           text ? text : "");
     CHECK(!sp_log_has_sanitizer_report(text), "sanitizer report:\n%s", text ? text : "");
     CHECK(text && strstr(text, "GET /health 200"), "one log line per request:\n%s", text ? text : "");
+    CHECK(text && !strstr(text, "libmicrohttpd: MHD_OPTION"), "no libmicrohttpd option warning:\n%s", text ? text : "");
     if (getenv("QC_SERVER_SHOW")) fprintf(stderr, "%s", text ? text : "");
     free(text);
 }
@@ -135,6 +136,7 @@ static void test_analyze_stream(const char *text, int urgent) {
     char body[512], *out;
     snprintf(body, sizeof body, "{\"text\": \"%s\", \"max_tokens\": 6, \"stream\": true}", text);
     long st = post("/api/analyze", body, NULL, &out);
+    char *raw = strdup(out); /* the loop below cuts out into its events */
     char order[256] = "";
     size_t n = 0;
     int bad_json = 0;
@@ -165,6 +167,24 @@ static void test_analyze_stream(const char *text, int urgent) {
     CHECK(st == 200 && ok && !bad_json, "SSE order for '%s': %s (status %ld, %d bad data)\n%s", text, order, st,
           bad_json, out);
     CHECK(strlen(order) > (size_t)(2 + urgent) && reply[0], "some chunks streamed: %s", order);
+    /* the events carry exactly the answer's text, one chunk per piece,
+     * every object compact with its keys in the documented order */
+    char *done = strstr(raw, "event: done\ndata: ");
+    json_t *d = done ? json_loads(done + 18, JSON_DISABLE_EOF_CHECK, NULL) : NULL;
+    CHECK(json_integer_value(json_object_get(d, "chunks")) == (json_int_t)(strlen(order) - 2 - urgent),
+          "done.chunks is the number of chunk events: %s", done ? done : "(none)");
+    json_decref(d);
+    CHECK(strstr(raw, "event: emotion\ndata: {\"emotion\":{\"label\":\"") && strstr(raw, "\"urgent\":") &&
+              strstr(raw, "event: chunk\ndata: {\"text\":\"") && strstr(raw, "event: done\ndata: {\"chunks\":") &&
+              (!urgent || strstr(raw, "event: notice\ndata: {\"kind\":\"")),
+          "event formats:\n%s", raw);
+    snprintf(body, sizeof body, "{\"text\": \"%s\", \"max_tokens\": 6}", text);
+    long st2;
+    json_t *whole = post_json("/api/analyze", body, NULL, &st2);
+    const char *want = json_string_value(json_object_get(whole, "reply"));
+    CHECK(st2 == 200 && want && !strcmp(want, reply), "streamed text '%s' != the answer's '%s'", reply, want ? want : "");
+    json_decref(whole);
+    free(raw);
     free(out);
 }
 
@@ -232,6 +252,22 @@ static void test_openai(void) {
     CHECK(a && b && !strcmp(a, b), "seeded runs differ: '%s' vs '%s'", a ? a : "", b ? b : "");
     free(a);
     free(b);
+
+    /* Without a seed two requests differ even within the same second;
+     * seeds are integers, exact beyond 2^53. */
+    char *u[3];
+    for (int i = 0; i < 3; i++) u[i] = completion(", \"max_tokens\": 8, \"temperature\": 1.0", &st, NULL, NULL);
+    CHECK(u[0] && u[1] && u[2] && (strcmp(u[0], u[1]) || strcmp(u[1], u[2])), "unseeded replies all the same: '%s'",
+          u[0] ? u[0] : "");
+    for (int i = 0; i < 3; i++) free(u[i]);
+    char *p53 = completion(", \"max_tokens\": 8, \"temperature\": 1.0, \"seed\": 9007199254740992", &st, NULL, NULL),
+         *q53 = completion(", \"max_tokens\": 8, \"temperature\": 1.0, \"seed\": 9007199254740993", &st, NULL, NULL),
+         *r53 = completion(", \"max_tokens\": 8, \"temperature\": 1.0, \"seed\": 9007199254740993", &st, NULL, NULL);
+    CHECK(p53 && q53 && r53 && strcmp(p53, q53) && !strcmp(q53, r53), "seeds 2^53 and 2^53 + 1 are told apart: '%s' '%s' '%s'",
+          p53 ? p53 : "", q53 ? q53 : "", r53 ? r53 : "");
+    free(p53);
+    free(q53);
+    free(r53);
 
     /* A stop string: the text ends just before it. */
     if (greedy && strlen(greedy) > 2) {
@@ -711,6 +747,16 @@ static void test_bad_input(void) {
     check_error("/api/analyze", "{}", 0, 400, "\"text\"");
     check_error("/api/analyze", "{\"text\": 5}", 0, 400, "\"text\"");
     check_error("/api/emotion", "{\"txt\": \"hi\"}", 0, 400, "\"text\"");
+    check_error("/api/emotion", "{\"text\": \"\"}", 0, 400, "empty");
+    check_error("/api/analyze", "{\"text\": \"\"}", 0, 400, "empty");
+    check_error("/api/analyze", "{\"text\": \" \\n\\t \", \"stream\": true}", 0, 400, "empty");
+    check_error("/v1/chat/completions",
+                "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"seed\": 9223372036854775808}", 0, 400,
+                "at most 9223372036854775807");
+    /* a key twice: the last would win in jansson, the first in other readers */
+    check_error("/api/analyze", "{\"text\": \"hi\", \"text\": \"I have crushing chest pain\"}", 0, 400, "duplicate");
+    check_error("/v1/chat/completions",
+                "{\"messages\": [{\"role\": \"user\", \"content\": \"a\", \"content\": \"b\"}]}", 0, 400, "duplicate");
     check_error("/api/analyze", "{\"text\": \"hi\", \"max_tokens\": \"9\"}", 0, 400, "max_tokens");
     check_error("/api/analyze", "{\"text\": \"hi\", \"max_tokens\": 0}", 0, 400, "max_tokens");
     check_error("/api/analyze", "{\"text\": \"hi\", \"stream\": 1}", 0, 400, "stream");
@@ -752,6 +798,70 @@ static void test_bad_input(void) {
     free(out);
 }
 
+/* One request with a given Content-Type and more header lines; the
+ * answer in *r (free with sp_reply_free). */
+static long send_with(const char *method, const char *path, const char *body, const char *type,
+                      const char *const *headers, sp_reply_t *r) {
+    sp_request_t q = {.method = method, .path = path, .body = body, .content_type = type, .headers = headers};
+    return sp_request(srv.port, &q, r);
+}
+
+/* POST bodies must be application/json (a page on another site can send
+ * text/plain without a preflight); parameters and case do not matter. */
+static void test_content_type(void) {
+    const char *body = "{\"text\": \"hello\"}";
+    const char *bad[] = {"text/plain", "", "application/x-www-form-urlencoded", "application/jsonx"};
+    for (int i = 0; i < 4; i++) {
+        sp_reply_t r;
+        long st = send_with(NULL, "/api/emotion", body, bad[i], NULL, &r);
+        CHECK(st == 415 && strstr(r.body, "application/json"), "Content-Type '%s': want 415, got %ld %s", bad[i], st,
+              r.body);
+        sp_reply_free(&r);
+    }
+    const char *good[] = {"application/json; charset=utf-8", "Application/JSON", "application/json;charset=UTF-8"};
+    for (int i = 0; i < 3; i++) {
+        sp_reply_t r;
+        long st = send_with(NULL, "/api/emotion", body, good[i], NULL, &r);
+        CHECK(st == 200, "Content-Type '%s': want 200, got %ld %s", good[i], st, r.body);
+        sp_reply_free(&r);
+    }
+}
+
+/* A request with an Origin header must come from the server's own page
+ * (or --allow-origin); requests without one (curl, SDKs) are fine. */
+static void test_origin(void) {
+    char own[64];
+    snprintf(own, sizeof own, "Origin: http://127.0.0.1:%d", srv.port);
+    const char *evil[] = {"Origin: http://evil.example", NULL}, *mine[] = {own, NULL};
+    sp_reply_t r;
+    long st = send_with(NULL, "/api/emotion", "{\"text\": \"hello\"}", NULL, evil, &r);
+    CHECK(st == 403 && strstr(r.body, "--allow-origin"), "a cross-site POST: want 403, got %ld %s", st, r.body);
+    sp_reply_free(&r);
+    st = send_with(NULL, "/v1/models", NULL, NULL, evil, &r);
+    CHECK(st == 403, "a cross-site GET /v1/models: want 403, got %ld", st);
+    sp_reply_free(&r);
+    st = send_with(NULL, "/api/emotion", "{\"text\": \"hello\"}", NULL, mine, &r);
+    CHECK(st == 200 && !strstr(r.headers, "Access-Control-Allow-Origin"), "the page's own origin: want 200, got %ld %s",
+          st, r.body);
+    sp_reply_free(&r);
+}
+
+/* A path with a newline and an escape sequence (percent-encoded, which
+ * the server decodes) cannot forge a log line or reach the terminal. */
+static void test_log_injection(void) {
+    sp_reply_t r;
+    long st = sp_http(&srv, NULL, "/x%0aGET%20/admin%20200%201.0%20ms%0a%1b%5b31mred%c2%9b", NULL, 0, NULL, &r);
+    CHECK(st == 404 && strstr(r.body, "\\\\x0aGET /admin"), "404 echoes the path escaped: %ld %s", st, r.body);
+    sp_reply_free(&r);
+    usleep(200000); /* the line is written when the server is done with the request */
+    char *log = test_slurp(srv.log, NULL);
+    CHECK(log && strstr(log, "GET /x\\x0aGET /admin 200 1.0 ms\\x0a\\x1b[31mred\\xc2\\x9b 404"),
+          "the path is logged escaped on one line:\n%s", log ? log : "");
+    CHECK(log && !strstr(log, "\nGET /admin") && !strchr(log, 0x1b) && !strstr(log, "\xc2\x9b"),
+          "no forged line, no escape byte in the log");
+    free(log);
+}
+
 static void test_api_key(void) {
     char *out;
     long st = http(NULL, "/health", NULL, 0, NULL, &out);
@@ -770,10 +880,43 @@ static void test_api_key(void) {
     st = http(NULL, "/v1/models", NULL, 0, NULL, &out);
     CHECK(st == 401, "/v1/models without a key: %ld", st);
     free(out);
+    /* the scheme is case-insensitive */
+    const char *lower[] = {"Authorization: bearer s3cret-key", NULL}, *upper[] = {"Authorization: BEARER s3cret-key", NULL};
+    sp_reply_t r;
+    st = send_with(NULL, "/api/emotion", body, NULL, lower, &r);
+    CHECK(st == 200, "'bearer' in lower case: %ld %s", st, r.body);
+    sp_reply_free(&r);
+    st = send_with(NULL, "/api/emotion", body, NULL, upper, &r);
+    CHECK(st == 200, "'BEARER': %ld %s", st, r.body);
+    sp_reply_free(&r);
+    /* --allow-origin https://app.example/: its pages may call, with CORS headers */
+    const char *app[] = {"Origin: https://app.example", "Authorization: Bearer s3cret-key", NULL},
+               *other[] = {"Origin: https://other.example", "Authorization: Bearer s3cret-key", NULL},
+               *pre[] = {"Origin: https://app.example", "Access-Control-Request-Method: POST",
+                         "Access-Control-Request-Headers: authorization, content-type", NULL};
+    st = send_with(NULL, "/api/emotion", body, NULL, app, &r);
+    CHECK(st == 200 && strstr(r.headers, "Access-Control-Allow-Origin: https://app.example"),
+          "an allowed origin: %ld\n%s", st, r.headers);
+    sp_reply_free(&r);
+    st = send_with("OPTIONS", "/api/emotion", NULL, "", pre, &r);
+    CHECK(st == 204 && strstr(r.headers, "Access-Control-Allow-Origin: https://app.example") &&
+              strstr(r.headers, "Access-Control-Allow-Headers: Authorization, Content-Type"),
+          "a preflight from an allowed origin: %ld\n%s", st, r.headers);
+    sp_reply_free(&r);
+    st = send_with(NULL, "/api/emotion", body, NULL, other, &r);
+    CHECK(st == 403, "an origin not allowed: %ld", st);
+    sp_reply_free(&r);
+}
+
+/* The scheduler's statuses have their own names. */
+static void test_status_names(void) {
+    CHECK(!strcmp(qc_status_str(QC_ERR_CANCELLED), "cancelled") && !strcmp(qc_status_str(QC_ERR_INTERNAL), "internal error"),
+          "status names: %s, %s", qc_status_str(QC_ERR_CANCELLED), qc_status_str(QC_ERR_INTERNAL));
 }
 
 int main(void) {
     curl_global_init(CURL_GLOBAL_ALL);
+    test_status_names();
     char tj[512], terr[256];
     snprintf(tj, sizeof tj, "%s/tiny-qwen2/tokenizer.json", test_env("QC_MODELS", "build/models"));
     CHECK(qc_tokenizer_load(tj, &fixture_tok, terr, sizeof terr) == QC_OK, "tokenizer: %s", terr);
@@ -795,6 +938,9 @@ int main(void) {
         test_classify();
         test_classify_bad();
         test_bad_input();
+        test_content_type();
+        test_origin();
+        test_log_injection();
         stop_server();
     }
     snprintf(log, sizeof log, "%s/tests/server-risk.log", test_env("QC_BUILD", "build"));

@@ -17,7 +17,8 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_SESSIONS 4096
+#define MAX_SESSIONS 4096 /* default of qc_care_opts_t.max_sessions */
+#define TURN_ROOM_DIV 8   /* a turn keeps n_ctx / this tokens free for its reply, dropping old turns if needed */
 
 /* One conversation. The tokens of every forward call made for it are kept
  * (ids, and the end of each call in spans), so a session whose KV state was
@@ -31,6 +32,9 @@ struct session {
     size_t *spans;     /* end (in ids) of each forward call */
     size_t n_spans, cap_spans;
     size_t n_evaluated; /* ids[0 .. n_evaluated) are in the KV state */
+    size_t n_head;      /* ids[0 .. n_head): the system prompt, kept when old turns are dropped */
+    size_t *turns;      /* where each turn's own tokens start in ids (after the previous reply's end) */
+    size_t n_turns, cap_turns;
     uint64_t last_used;
     int busy;           /* a turn is in progress (qc_care_turn_begin): never evicted or dropped */
 };
@@ -66,6 +70,7 @@ qc_status qc_care_new(qc_model_t *m, const qc_care_opts_t *opts, qc_care_t **out
     c->qwen3 = qc_model_arch(m) == QC_ARCH_QWEN3;
     c->opts = opts ? *opts : (qc_care_opts_t){.use_prefix_cache = 1};
     if (c->opts.n_ctx <= 0) c->opts.n_ctx = 2048;
+    if (c->opts.max_sessions <= 0) c->opts.max_sessions = MAX_SESSIONS;
     if (c->opts.session_budget == 0) c->opts.session_budget = (size_t)512 << 20;
     qc_status st = QC_ERR_NOMEM;
     if (!(c->gen = qc_ctx_new(m, c->opts.n_ctx, NULL))) {
@@ -86,6 +91,7 @@ static void session_free(session_t *s) {
     free(s->id);
     free(s->ids);
     free(s->spans);
+    free(s->turns);
     free(s);
 }
 
@@ -188,11 +194,11 @@ static void evict(qc_care_t *c, const session_t *keep) {
 }
 
 /* The session named id, created when new (the least recently used idle one
- * is dropped when there are MAX_SESSIONS); NULL when out of memory. */
+ * is dropped when there are max_sessions); NULL when out of memory. */
 static session_t *session_get(qc_care_t *c, const char *id) {
     for (size_t i = 0; i < c->n_sessions; i++)
         if (!strcmp(c->sessions[i]->id, id)) return c->sessions[i];
-    if (c->n_sessions == MAX_SESSIONS) {
+    if (c->n_sessions >= (size_t)c->opts.max_sessions) {
         size_t old = c->n_sessions;
         for (size_t i = 0; i < c->n_sessions; i++)
             if (!c->sessions[i]->busy && (old == c->n_sessions || c->sessions[i]->last_used < c->sessions[old]->last_used))
@@ -293,25 +299,88 @@ static int on_turn_token(void *user, int32_t id, const char *piece, size_t len) 
     return t->cb ? t->cb(t->user, id, piece, len) : 0;
 }
 
+/* What a turn changed, to undo it: the conversation's length before it
+ * and, when it dropped old turns, the arrays as they were. */
+typedef struct {
+    size_t ids0, spans0, turns0;
+    int dropped; /* oldest turns dropped to fit the context */
+    int32_t *ids;
+    size_t *spans, *turns;
+    size_t n_ids, cap_ids, n_spans, cap_spans, n_turns, cap_turns;
+} undo_t;
+
 /* Undoes a failed turn: the conversation goes back to how it was before it
- * (n_ids, n_spans) and its KV state is dropped, to be rebuilt exactly. */
-static qc_status rollback(session_t *s, size_t n_ids, size_t n_spans, qc_status st) {
-    s->n_ids = n_ids;
-    s->n_spans = n_spans;
+ * and its KV state is dropped, to be rebuilt exactly. */
+static qc_status rollback(session_t *s, undo_t *u, qc_status st) {
+    if (u->dropped) {
+        free(s->ids);
+        free(s->spans);
+        free(s->turns);
+        s->ids = u->ids, s->cap_ids = u->cap_ids;
+        s->spans = u->spans, s->cap_spans = u->cap_spans;
+        s->turns = u->turns, s->cap_turns = u->cap_turns;
+        u->dropped = 0;
+    }
+    s->n_ids = u->ids0;
+    s->n_spans = u->spans0;
+    s->n_turns = u->turns0;
     qc_ctx_free(s->ctx);
     s->ctx = NULL;
     s->n_evaluated = 0;
     return st;
 }
 
+/* A turn that succeeded: the arrays from before a drop are freed. */
+static void undo_commit(undo_t *u) {
+    if (!u->dropped) return;
+    free(u->ids);
+    free(u->spans);
+    free(u->turns);
+}
+
+/* Drops the oldest turns (keeping the system prompt) until the
+ * conversation leaves n_ctx / TURN_ROOM_DIV tokens for the reply, or only
+ * the newest turn is left; the old arrays go to u for a rollback and the
+ * KV state starts over (the positions changed). QC_ERR_CONTEXT when even
+ * the newest turn alone does not fit. */
+static qc_status drop_old_turns(qc_care_t *c, session_t *s, undo_t *u) {
+    size_t n_ctx = (size_t)c->opts.n_ctx, room = n_ctx / TURN_ROOM_DIV, k = 0;
+    if (s->n_ids + room <= n_ctx) return QC_OK;
+    while (k + 1 < s->n_turns && s->n_head + (s->n_ids - s->turns[k]) + room > n_ctx) k++;
+    size_t cut = s->turns[k] - s->n_head, n = s->n_ids - cut;
+    if (k == 0 || n >= n_ctx)
+        return s->n_ids < n_ctx ? QC_OK
+                                : qc_seterr(c->err, sizeof c->err, QC_ERR_CONTEXT,
+                                            "the message is longer than the conversation's context (%zu tokens)", n_ctx);
+    int32_t *ids = malloc(n * sizeof *ids);
+    size_t *turns = malloc((s->n_turns - k) * sizeof *turns);
+    if (!ids || !turns) {
+        free(ids);
+        free(turns);
+        return qc_seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
+    }
+    memcpy(ids, s->ids, s->n_head * sizeof *ids);
+    memcpy(ids + s->n_head, s->ids + s->turns[k], (s->n_ids - s->turns[k]) * sizeof *ids);
+    for (size_t i = k; i < s->n_turns; i++) turns[i - k] = s->turns[i] - cut;
+    *u = (undo_t){u->ids0, u->spans0, u->turns0, (int)k, s->ids, s->spans, s->turns,
+                  s->n_ids, s->cap_ids, s->n_spans, s->cap_spans, s->n_turns, s->cap_turns};
+    s->ids = ids, s->n_ids = s->cap_ids = n;
+    s->turns = turns, s->n_turns = s->cap_turns = s->n_turns - k;
+    s->spans = NULL, s->n_spans = s->cap_spans = 0;
+    s->n_evaluated = 0;
+    if (s->ctx) qc_ctx_truncate(s->ctx, 0);
+    return QC_OK;
+}
+
 /* Opens a turn of session_id: restores its KV state and appends the turn's
  * tokens (the previous reply's end, the tone for this message's emotion as
  * a system note, the user's text (never parsed for special tokens), the
  * assistant's start; the first turn opens with the adviser's system
- * prompt). The conversation's length before is in *ids0 / *spans0 for a
- * rollback. */
+ * prompt). When the conversation would leave too little room for the
+ * reply, its oldest turns are dropped (drop_old_turns). What to undo is in
+ * *u. */
 static qc_status turn_open(qc_care_t *c, const char *session_id, const char *text, int emotion, session_t **out,
-                           size_t *ids0, size_t *spans0) {
+                           undo_t *u) {
     static const char tail[] = "<|im_end|>\n<|im_start|>assistant\n", think[] = "<think>\n\n</think>\n\n",
                       end_turn[] = "<|im_end|>\n";
     if (!session_id || !text) return qc_seterr(c->err, sizeof c->err, QC_ERR_ARG, "bad arguments");
@@ -323,7 +392,7 @@ static qc_status turn_open(qc_care_t *c, const char *session_id, const char *tex
     if (st) return st;
 
     int32_t *ids = NULL;
-    size_t n = 0;
+    size_t n = 0, own; /* own: where the turn's own tokens start in ids */
     char *head = NULL;
     if (s->n_ids == 0) {
         char *sys = qc_prompt_reply_system(-1);
@@ -336,6 +405,7 @@ static qc_status turn_open(qc_care_t *c, const char *session_id, const char *tex
     } else {
         st = care_append_ids(c->tok, end_turn, sizeof end_turn - 1, 1, &ids, &n);
     }
+    own = n;
     const char *tone = qc_prompt_reply_tone(emotion);
     if (!st && *tone) {
         size_t tl = strlen(tone) + 64;
@@ -351,18 +421,25 @@ static qc_status turn_open(qc_care_t *c, const char *session_id, const char *tex
     if (!st) st = care_append_ids(c->tok, text, strlen(text), 0, &ids, &n);
     if (!st) st = care_append_ids(c->tok, tail, sizeof tail - 1, 1, &ids, &n);
     if (!st && c->qwen3) st = care_append_ids(c->tok, think, sizeof think - 1, 1, &ids, &n);
-    *ids0 = s->n_ids;
-    *spans0 = s->n_spans;
+    *u = (undo_t){.ids0 = s->n_ids, .spans0 = s->n_spans, .turns0 = s->n_turns};
+    if (!st && s->n_turns == s->cap_turns) {
+        size_t cap = s->cap_turns ? s->cap_turns * 2 : 8;
+        size_t *p = realloc(s->turns, cap * sizeof *p);
+        if (p) s->turns = p, s->cap_turns = cap;
+        else st = QC_ERR_NOMEM;
+    }
     if (st || session_push(s, ids, n)) {
         free(ids);
-        s->n_ids = *ids0;
+        s->n_ids = u->ids0;
         return qc_seterr(c->err, sizeof c->err, st ? st : QC_ERR_NOMEM, "cannot tokenize the message (is it UTF-8?)");
     }
     free(ids);
-    if (s->n_ids >= (size_t)c->opts.n_ctx) {
-        s->n_ids = *ids0;
-        return qc_seterr(c->err, sizeof c->err, QC_ERR_CONTEXT, "the conversation is longer than %d tokens",
-                      c->opts.n_ctx);
+    if (!u->ids0) s->n_head = own;
+    s->turns[s->n_turns++] = u->ids0 + own;
+    if ((st = drop_old_turns(c, s, u))) {
+        s->n_ids = u->ids0;
+        s->n_turns = u->turns0;
+        return st;
     }
     *out = s;
     return QC_OK;
@@ -372,14 +449,14 @@ qc_status qc_care_chat(qc_care_t *c, const char *session_id, const char *text, i
                        const qc_sampling_t *sampling, int max_tokens, qc_token_cb cb, void *user) {
     if (max_tokens <= 0) return qc_seterr(c->err, sizeof c->err, QC_ERR_ARG, "bad arguments");
     session_t *s;
-    size_t ids0, spans0;
-    qc_status st = turn_open(c, session_id, text, emotion, &s, &ids0, &spans0);
+    undo_t u;
+    qc_status st = turn_open(c, session_id, text, emotion, &s, &u);
     if (st) return st;
 
     /* Everything not yet in the KV state but the turn's last token goes in
      * one call; qc_generate then runs that token and one call per reply
      * token, which the spans record for an exact rebuild. */
-    if ((st = session_eval(c, s, s->n_ids - 1))) return rollback(s, ids0, spans0, st);
+    if ((st = session_eval(c, s, s->n_ids - 1))) return rollback(s, &u, st);
     qc_generate_opts_t go = {.max_tokens = max_tokens};
     if (sampling) go.sampling = *sampling;
     else qc_model_sampling_defaults(c->m, &go.sampling);
@@ -389,14 +466,15 @@ qc_status qc_care_chat(qc_care_t *c, const char *session_id, const char *text, i
     st = qc_generate(s->ctx, &last, 1, &go, on_turn_token, &t, NULL, &n_out);
     if (st || t.failed) {
         qc_seterr(c->err, sizeof c->err, st ? st : QC_ERR_NOMEM, "%s", st ? qc_ctx_errmsg(s->ctx) : "out of memory");
-        return rollback(s, ids0, spans0, st ? st : QC_ERR_NOMEM);
+        return rollback(s, &u, st ? st : QC_ERR_NOMEM);
     }
     /* Record qc_generate's calls: the turn's last token, then each reply
      * token it ran (all but the last when it stopped at max_tokens). */
     size_t evaluated = (size_t)qc_ctx_pos(s->ctx);
     for (size_t e = before; e <= evaluated && e <= s->n_ids; e++)
-        if ((st = span_push(c, s, e))) return rollback(s, ids0, spans0, st);
+        if ((st = span_push(c, s, e))) return rollback(s, &u, st);
     s->n_evaluated = evaluated;
+    undo_commit(&u);
     qc_ctx_trim(s->ctx);
     evict(c, s);
     return QC_OK;
@@ -407,16 +485,18 @@ qc_status qc_care_chat(qc_care_t *c, const char *session_id, const char *text, i
 struct qc_care_turn {
     qc_care_t *c;
     session_t *s;
-    size_t ids0, spans0;
+    undo_t u;
     int failed;
 };
+
+int qc_care_turn_dropped(const qc_care_turn_t *t) { return t->u.dropped; }
 
 qc_status qc_care_turn_begin(qc_care_t *c, const char *session_id, const char *text, int emotion,
                              qc_care_turn_t **out) {
     *out = NULL;
     qc_care_turn_t *t = calloc(1, sizeof *t);
     if (!t) return qc_seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
-    qc_status st = turn_open(c, session_id, text, emotion, &t->s, &t->ids0, &t->spans0);
+    qc_status st = turn_open(c, session_id, text, emotion, &t->s, &t->u);
     if (st) {
         free(t);
         return st;
@@ -459,8 +539,12 @@ void qc_care_turn_end(qc_care_turn_t *t, int ok) {
     if (!t) return;
     session_t *s = t->s;
     s->busy = 0;
-    if (!ok || t->failed) rollback(s, t->ids0, t->spans0, QC_OK);
-    else evict(t->c, s);
+    if (!ok || t->failed) {
+        rollback(s, &t->u, QC_OK);
+    } else {
+        undo_commit(&t->u);
+        evict(t->c, s);
+    }
     free(t);
 }
 

@@ -3,20 +3,66 @@
 #include "cli/cli.h"
 #include "server/server.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+
+#define SERVE_MAX_LIST 16    /* values of a repeatable option (--trusted-proxy, --allow-origin) */
+#define SERVE_FD_RESERVE 64  /* open files kept for the model, logs and the server's own */
+
+/* Raises the open-file limit to its hard limit (each connection is a
+ * socket) and returns how many connections it leaves room for. */
+static long fd_room(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl)) return 1024 - SERVE_FD_RESERVE;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t want = rl.rlim_max;
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl)) getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1000000 ? 1000000 - SERVE_FD_RESERVE
+                                                                   : (long)rl.rlim_cur - SERVE_FD_RESERVE;
+}
+
+/* Appends v to a repeatable option's NULL-terminated list; -1 (said) when
+ * it is full. */
+static int add_value(const char *opt, const char **list, int *n, int max, const char *v) {
+    if (*n == max) {
+        fprintf(stderr, "qcare serve: %s at most %d times\n", opt, max);
+        return -1;
+    }
+    list[(*n)++] = v;
+    return 0;
+}
+
+/* Whether host (an IPv4 or IPv6 address) is a loopback address. */
+static int is_loopback(const char *host) {
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6) || (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+    return 0;
+}
 
 int cmd_serve(int argc, char **argv) {
     const char *model = NULL, *dtype = NULL, *host = "127.0.0.1", *api_key = NULL, *v;
     int port = 8080, n_threads = 0, n_ctx = 0, quiet = 0, bad = 0, parallel = 4, queue = -2, timeout = 60;
     int prefix_mb = 64, risk = 0;
+    int header_timeout = 10, max_conns = 0, max_client = 64, n_trusted = 0, max_sessions = 4096;
+    const char *trusted[SERVE_MAX_LIST + 1] = {0}, *origins[SERVE_MAX_LIST + 1] = {0};
+    int n_origins = 0;
     for (int i = 1; i < argc && !bad; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: qcare serve [--model M] [--host 127.0.0.1] [--port 8080] [--threads N] [--parallel N]\n"
-                   "                   [--queue N] [--api-key KEY] [--risk-model on|off] [--prefix-cache-mb N]\n\n"
-                   "Serves the care pipeline over HTTP until SIGINT/SIGTERM:\n"
+                   "                   [--queue N] [--api-key KEY] [--risk-model on|off] [--prefix-cache-mb N]\n"
+                   "                   [connection options]\n\n"
+                   "Serves the care pipeline over HTTP until SIGINT/SIGTERM (POST bodies are JSON sent as\n"
+                   "Content-Type: application/json):\n"
                    "  GET  /health                {\"status\": \"ok\"} (open even with an API key)\n"
                    "  POST /api/emotion           {\"text\"} -> {\"label\", \"probs\", \"urgent\"}\n"
                    "  POST /api/analyze           {\"text\", \"session\"?, \"max_tokens\"?, \"stream\"?} -> emotion,\n"
@@ -37,13 +83,24 @@ int cmd_serve(int argc, char **argv) {
                    "  --parallel N      requests generating at once, batched into each model pass (default 4)\n"
                    "  --queue N         requests that may wait for a slot; more get 503 + Retry-After\n"
                    "                    (default 4 x parallel)\n"
+                   "  --max-sessions N  conversations kept (default 4096); a new one beyond drops the least\n"
+                   "                    recently used idle one, its history and all\n"
                    "  --timeout S       close connections idle for S seconds (slow clients; default 60)\n"
+                   "  --header-timeout S  close a connection whose request headers are not complete S seconds\n"
+                   "                    after it opened or got its previous answer (default 10)\n"
+                   "  --max-connections N         open connections in all (default 1000)\n"
+                   "  --max-client-connections N  open connections from one client address (default 64)\n"
+                   "  --trusted-proxy ADDR        a proxy's address (e.g. 127.0.0.1 for a local nginx), exempt\n"
+                   "                    from --max-client-connections; repeatable\n"
                    "  --api-key KEY     require \"Authorization: Bearer KEY\" (also $QCARE_API_KEY)\n"
                    "  --risk-model on   /api/analyze also asks the model whether the message is urgent (label\n"
                    "                    scoring, its own few-shot prompt); the notice shows when the rules or\n"
                    "                    the model say urgent; both verdicts are returned (default off)\n"
                    "  --prefix-cache-mb N  MiB of KV state kept for /v1/classify prompt prefixes, least\n"
                    "                    recently used evicted first (default 64)\n"
+                   "  --allow-origin O  let pages from origin O (https://app.example.org, or *) call the API;\n"
+                   "                    repeatable (default: only the server's own page; requests without an\n"
+                   "                    Origin header, e.g. curl, are always accepted)\n"
                    "  --quiet           no per-request log lines on stderr\n");
             return 0;
         }
@@ -87,6 +144,30 @@ int cmd_serve(int argc, char **argv) {
             if (!bad) risk = !strcmp(v, "on");
             continue;
         }
+        if (cli_opt(argc, argv, &i, "--max-sessions", &v, &bad)) {
+            if (!bad) max_sessions = (int)cli_parse_long("--max-sessions", v, 1, 1000000, &bad);
+            continue;
+        }
+        if (cli_opt(argc, argv, &i, "--header-timeout", &v, &bad)) {
+            if (!bad) header_timeout = (int)cli_parse_long("--header-timeout", v, 1, 3600, &bad);
+            continue;
+        }
+        if (cli_opt(argc, argv, &i, "--max-connections", &v, &bad)) {
+            if (!bad) max_conns = (int)cli_parse_long("--max-connections", v, 1, 1000000, &bad);
+            continue;
+        }
+        if (cli_opt(argc, argv, &i, "--max-client-connections", &v, &bad)) {
+            if (!bad) max_client = (int)cli_parse_long("--max-client-connections", v, 1, 1000000, &bad);
+            continue;
+        }
+        if (cli_opt(argc, argv, &i, "--allow-origin", &v, &bad)) {
+            if (!bad && add_value("--allow-origin", origins, &n_origins, SERVE_MAX_LIST, v)) return 2;
+            continue;
+        }
+        if (cli_opt(argc, argv, &i, "--trusted-proxy", &v, &bad)) {
+            if (!bad && add_value("--trusted-proxy", trusted, &n_trusted, SERVE_MAX_LIST, v)) return 2;
+            continue;
+        }
         if (cli_opt(argc, argv, &i, "--ctx", &v, &bad)) {
             if (!bad) n_ctx = (int)cli_parse_long("--ctx", v, 1024, 1 << 17, &bad);
             continue;
@@ -112,6 +193,13 @@ int cmd_serve(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    long room = fd_room();
+    if (max_conns > room) {
+        fprintf(stderr, "qcare serve: --max-connections %d is more than the open-file limit allows; using %ld\n",
+                max_conns, room);
+        max_conns = (int)room;
+    }
+    if (!max_conns) max_conns = (int)(room < 1000 ? room : 1000); /* the default quietly fits the system */
     qc_model_t *m = cli_load_model(model, dtype, n_threads);
     if (!m) return 1;
     char err[512];
@@ -122,7 +210,9 @@ int cmd_serve(int argc, char **argv) {
     qc_server_opts_t o = {.host = host, .port = port, .api_key = api_key, .n_ctx = n_ctx, .quiet = quiet,
                           .model_name = name, .parallel = parallel, .timeout_s = timeout,
                           .queue = queue == -2 ? 0 : queue == 0 ? -1 : queue, .prefix_cache_mb = prefix_mb,
-                          .risk_model = risk};
+                          .risk_model = risk, .header_timeout_s = header_timeout, .max_connections = max_conns,
+                          .max_client_connections = max_client, .trusted_proxies = trusted,
+                          .allow_origins = origins, .max_sessions = max_sessions};
     if (qc_server_start(m, &o, &s, err, sizeof err)) {
         fprintf(stderr, "qcare serve: %s\n", err);
         qc_model_free(m);
@@ -130,6 +220,9 @@ int cmd_serve(int argc, char **argv) {
     }
     fprintf(stderr, "qcare: serving %s, %d parallel, on http://%s%s%s:%d/%s\n", qc_model_dtype(m), parallel,
             strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", port, api_key ? " (API key required)" : "");
+    if (!api_key && !is_loopback(host))
+        fprintf(stderr, "qcare: warning: listening on %s without --api-key: anyone who can reach this address can use "
+                        "the API\n", host);
     int sig = 0;
     sigwait(&stop, &sig);
     fprintf(stderr, "qcare: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");

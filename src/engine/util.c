@@ -20,6 +20,8 @@ const char *qc_status_str(qc_status s) {
     case QC_ERR_ARG: return "bad argument";
     case QC_ERR_CONTEXT: return "context full";
     case QC_ERR_BUSY: return "busy";
+    case QC_ERR_CANCELLED: return "cancelled";
+    case QC_ERR_INTERNAL: return "internal error";
     default: return "unknown error";
     }
 }

@@ -46,23 +46,27 @@ static json_t *emotion_json(const qc_emotion_t *e) {
 
 /* ==== the scheduler's callbacks ==== */
 
+/* A stream's records (qs_call_event), formatted by care_format. */
+enum { EV_EMOTION = 'e', EV_RISK = 'r', EV_CHUNK = 'c', EV_DONE = 'd', EV_ERROR = 'x' };
+
 static void on_emotion(void *user, const qc_emotion_t *e) {
     care_call_t *k = user;
     qs_call_t *c = &k->c;
     pthread_mutex_lock(&c->mu);
     k->e = *e;
-    if (c->streamed) {
-        qs_call_sse(c, "emotion",
-                    json_pack("{s:o, s:b, s:s}", "emotion", emotion_json(e), "urgent", k->sr.kind != 0,
-                              "urgent_kind", qc_urgent_name(k->sr.kind)));
-        if (k->sr.kind)
-            qs_call_sse(c, "notice", json_pack("{s:s, s:s}", "kind", qc_urgent_name(k->sr.kind), "text", k->notice));
-    }
+    if (c->streamed) qs_call_event(c, EV_EMOTION, e, sizeof *e);
     pthread_mutex_unlock(&c->mu);
 }
 
-/* The model's urgency opinion (label 0 "urgent"): its event, then its
- * notice when the rules had none. */
+/* The model's urgency opinion (label 0 "urgent"). Streamed, a record for
+ * care_format, which writes its event and then its notice when the rules
+ * had none; the notice text is made on the connection's thread (k->notice
+ * is the reader's). */
+typedef struct {
+    int urgent;
+    double p;
+} risk_rec_t;
+
 static void on_risk(void *user, const qc_scores_t *sc) {
     care_call_t *k = user;
     qs_call_t *c = &k->c;
@@ -70,12 +74,9 @@ static void on_risk(void *user, const qc_scores_t *sc) {
     k->has_risk = 1;
     k->model_urgent = sc->top == 0;
     k->p_urgent = sc->label[0].prob;
-    if (k->model_urgent && !k->sr.kind) qc_safety_notice(QC_URGENT_MODEL, NULL, k->notice, sizeof k->notice);
     if (c->streamed) {
-        qs_call_sse(c, "risk", json_pack("{s:b, s:f, s:b}", "urgent", k->model_urgent, "probability", k->p_urgent,
-                                         "rules_urgent", k->sr.kind != 0));
-        if (k->model_urgent && !k->sr.kind)
-            qs_call_sse(c, "notice", json_pack("{s:s, s:s}", "kind", qc_urgent_name(QC_URGENT_MODEL), "text", k->notice));
+        risk_rec_t rec = {k->model_urgent, k->p_urgent};
+        qs_call_event(c, EV_RISK, &rec, sizeof rec);
     }
     pthread_mutex_unlock(&c->mu);
 }
@@ -87,7 +88,7 @@ static int on_reply_piece(void *user, const char *piece, size_t len) {
     qs_call_first(c);
     if (!c->failed && qc_buf_add(&k->reply, piece, len)) c->failed = 1;
     int stop = c->failed;
-    if (!stop && c->streamed && len) qs_call_sse(c, "chunk", json_pack("{s:s%}", "text", piece, len));
+    if (!stop && c->streamed && len) qs_call_event(c, EV_CHUNK, piece, len);
     k->n_pieces++;
     pthread_mutex_unlock(&c->mu);
     return stop || atomic_load(&c->rq.cancel);
@@ -99,10 +100,47 @@ static void on_care_done(void *user, qc_status st, const char *msg, size_t n_pro
     qs_call_t *c = &k->c;
     st = qs_call_end(c, st, &msg, n_prompt, n_out);
     if (c->streamed) {
-        if (st) qs_call_sse(c, "error", json_pack("{s:s}", "error", msg));
-        else qs_call_sse(c, "done", json_pack("{s:i, s:I}", "chunks", k->n_pieces, "tokens", (json_int_t)n_out));
+        size_t done[3] = {(size_t)k->n_pieces, n_out, (size_t)c->rq.dropped_turns};
+        if (st) qs_call_event(c, EV_ERROR, msg, strlen(msg));
+        else qs_call_event(c, EV_DONE, done, sizeof done);
     }
     qs_call_finish(c);
+}
+
+/* ==== the stream's events (the connection's thread) ==== */
+
+/* emotion, notice (when the rules say urgent), [risk, notice (when only
+ * the model says urgent),] chunk..., then done or error. */
+static void care_format(qs_call_t *c, int kind, const char *data, size_t n) {
+    care_call_t *k = (care_call_t *)c;
+    if (kind == EV_EMOTION && n == sizeof(qc_emotion_t)) {
+        qc_emotion_t e;
+        memcpy(&e, data, sizeof e);
+        qs_call_sse(c, "emotion",
+                    json_pack("{s:o, s:b, s:s}", "emotion", emotion_json(&e), "urgent", k->sr.kind != 0,
+                              "urgent_kind", qc_urgent_name(k->sr.kind)));
+        if (k->sr.kind)
+            qs_call_sse(c, "notice", json_pack("{s:s, s:s}", "kind", qc_urgent_name(k->sr.kind), "text", k->notice));
+    } else if (kind == EV_RISK && n == sizeof(risk_rec_t)) {
+        risk_rec_t rec;
+        memcpy(&rec, data, sizeof rec);
+        qs_call_sse(c, "risk", json_pack("{s:b, s:f, s:b}", "urgent", rec.urgent, "probability", rec.p,
+                                         "rules_urgent", k->sr.kind != 0));
+        if (rec.urgent && !k->sr.kind) {
+            qc_safety_notice(QC_URGENT_MODEL, NULL, k->notice, sizeof k->notice);
+            qs_call_sse(c, "notice", json_pack("{s:s, s:s}", "kind", qc_urgent_name(QC_URGENT_MODEL), "text", k->notice));
+        }
+    } else if (kind == EV_CHUNK) {
+        qs_call_sse(c, "chunk", json_pack("{s:s%}", "text", data, n));
+    } else if (kind == EV_DONE && n == 3 * sizeof(size_t)) {
+        size_t done[3];
+        memcpy(done, data, sizeof done);
+        json_t *o = json_pack("{s:i, s:I}", "chunks", (int)done[0], "tokens", (json_int_t)done[1]);
+        if (o && done[2]) json_object_set_new(o, "dropped_turns", json_integer((json_int_t)done[2]));
+        qs_call_sse(c, "done", o);
+    } else if (kind == EV_ERROR) {
+        qs_call_sse(c, "error", json_pack("{s:s%}", "error", data, n));
+    }
 }
 
 /* ==== the requests ==== */
@@ -132,6 +170,10 @@ static int care_text(qc_server_t *s, json_t *j, const char **text, size_t *len, 
         if (!has) snprintf(msg, n, "\"text\" (a string) is required");
         return -1;
     }
+    if (!(*text)[strspn(*text, " \t\r\n")]) {
+        snprintf(msg, n, "\"text\" must not be empty");
+        return -1;
+    }
     return check_length(s, "\"text\"", *text, *len, msg, n);
 }
 
@@ -153,9 +195,37 @@ static care_call_t *care_call(qc_server_t *s, int kind, int streamed, const char
         k->c.rq.on_scores = on_risk;
     }
     k->c.rq.on_done = on_care_done;
+    k->c.format = care_format;
     k->sr = qc_safety_check(k->text, strlen(k->text));
     if (k->sr.kind) qc_safety_notice(k->sr.kind, NULL, k->notice, sizeof k->notice);
     return k;
+}
+
+static enum MHD_Result emotion_answer(qs_call_t *c, struct MHD_Connection *con, qs_req_t *r) {
+    care_call_t *k = (care_call_t *)c;
+    json_t *o = emotion_json(&k->e);
+    if (o) {
+        json_object_set_new(o, "urgent", json_boolean(k->sr.kind != 0));
+        json_object_set_new(o, "urgent_kind", json_string(qc_urgent_name(k->sr.kind)));
+        json_object_set_new(o, "ms", json_real(k->e.ms));
+    }
+    return qs_reply_json(con, r, 200, o);
+}
+
+static enum MHD_Result analyze_answer(qs_call_t *c, struct MHD_Connection *con, qs_req_t *r) {
+    care_call_t *k = (care_call_t *)c;
+    int model_only = k->model_urgent && !k->sr.kind;
+    if (model_only) qc_safety_notice(QC_URGENT_MODEL, NULL, k->notice, sizeof k->notice);
+    json_t *o = json_pack("{s:o, s:b, s:s, s:s}", "emotion", emotion_json(&k->e), "urgent", k->sr.kind || model_only,
+                          "urgent_kind", qc_urgent_name(model_only ? QC_URGENT_MODEL : k->sr.kind), "reply",
+                          k->reply.p ? k->reply.p : "");
+    if (o && (k->sr.kind || model_only)) json_object_set_new(o, "notice", json_string(k->notice));
+    if (o && k->has_risk)
+        json_object_set_new(o, "risk", json_pack("{s:b, s:f, s:b}", "urgent", k->model_urgent, "probability",
+                                                 k->p_urgent, "rules_urgent", k->sr.kind != 0));
+    if (o && k->session) json_object_set_new(o, "session", json_string(k->session));
+    if (o && c->rq.dropped_turns) json_object_set_new(o, "dropped_turns", json_integer(c->rq.dropped_turns));
+    return qs_reply_json(con, r, 200, o);
 }
 
 static enum MHD_Result api_emotion(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {
@@ -171,16 +241,7 @@ static enum MHD_Result api_emotion(qc_server_t *s, struct MHD_Connection *con, q
     care_call_t *k = care_call(s, QS_EMOTION, 0, text, NULL);
     json_decref(j);
     if (!k) return qs_reply_error(con, r, 500, "out of memory");
-    enum MHD_Result ret;
-    if (qs_call_submit(con, r, &k->c, &ret)) return ret;
-    json_t *o = emotion_json(&k->e);
-    if (o) {
-        json_object_set_new(o, "urgent", json_boolean(k->sr.kind != 0));
-        json_object_set_new(o, "urgent_kind", json_string(qc_urgent_name(k->sr.kind)));
-        json_object_set_new(o, "ms", json_real(k->e.ms));
-    }
-    qs_call_free(&k->c);
-    return qs_reply_json(con, r, 200, o);
+    return qs_call_submit(con, r, &k->c, emotion_answer);
 }
 
 static enum MHD_Result api_analyze(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {
@@ -204,19 +265,7 @@ static enum MHD_Result api_analyze(qc_server_t *s, struct MHD_Connection *con, q
     json_decref(j);
     if (!k) return qs_reply_error(con, r, 500, "out of memory");
     k->c.rq.max_tokens = (int)max_tokens;
-    enum MHD_Result ret;
-    if (qs_call_submit(con, r, &k->c, &ret)) return ret;
-    int model_only = k->model_urgent && !k->sr.kind;
-    json_t *o = json_pack("{s:o, s:b, s:s, s:s}", "emotion", emotion_json(&k->e), "urgent", k->sr.kind || model_only,
-                          "urgent_kind", qc_urgent_name(model_only ? QC_URGENT_MODEL : k->sr.kind), "reply",
-                          k->reply.p ? k->reply.p : "");
-    if (o && (k->sr.kind || model_only)) json_object_set_new(o, "notice", json_string(k->notice));
-    if (o && k->has_risk)
-        json_object_set_new(o, "risk", json_pack("{s:b, s:f, s:b}", "urgent", k->model_urgent, "probability",
-                                                 k->p_urgent, "rules_urgent", k->sr.kind != 0));
-    if (o && k->session) json_object_set_new(o, "session", json_string(k->session));
-    qs_call_free(&k->c);
-    return qs_reply_json(con, r, 200, o);
+    return qs_call_submit(con, r, &k->c, analyze_answer);
 bad:
     json_decref(j);
     return qs_reply_error(con, r, 400, "%s", msg);

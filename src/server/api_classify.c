@@ -43,6 +43,13 @@ static void on_classify_done(void *user, qc_status st, const char *msg, size_t n
     qs_call_finish(c);
 }
 
+static enum MHD_Result classify_answer(qs_call_t *c, struct MHD_Connection *con, qs_req_t *r) {
+    classify_call_t *k = (classify_call_t *)c;
+    char *js = qc_scores_json(k->t, &k->sc);
+    if (!js) return qs_reply_error(con, r, 500, "out of memory");
+    return qs_reply_bytes(con, r, 200, js, strlen(js), MHD_RESPMEM_MUST_FREE, QS_JSON_TYPE, NULL, NULL);
+}
+
 /* The task of the request: labels, instruction, examples, calibrate,
  * normalize, checked and tokenized. NULL with the reason in msg. */
 static qc_labels_t *parse_task(qc_server_t *s, json_t *b, char *msg, size_t n) {
@@ -130,12 +137,7 @@ static enum MHD_Result v1_classify(qc_server_t *s, struct MHD_Connection *con, q
     c->rq.labels = t;
     c->rq.on_scores = on_scores;
     c->rq.on_done = on_classify_done;
-    enum MHD_Result ret;
-    if (qs_call_submit(con, r, c, &ret)) return ret;
-    char *js = qc_scores_json(k->t, &k->sc);
-    qs_call_free(c);
-    if (!js) return qs_reply_error(con, r, 500, "out of memory");
-    return qs_reply_bytes(con, r, 200, js, strlen(js), MHD_RESPMEM_MUST_FREE, QS_JSON_TYPE, NULL, NULL);
+    return qs_call_submit(con, r, c, classify_answer);
 }
 
 const qs_route_t qs_classify_routes[] = {

@@ -12,7 +12,11 @@
  * log-probability when asked: chat's logprobs.content entries, or the
  * completions' legacy arrays (tokens, token_logprobs, top_logprobs,
  * text_offset), the prompt's own with echo. Log-probabilities are the
- * model's (raw logits, natural log), whatever the sampling settings. */
+ * model's (raw logits, natural log), whatever the sampling settings.
+ *
+ * Streamed, the callbacks append raw records (the text and the entries of
+ * its tokens) and job_format turns them into chunk objects on the
+ * connection's thread. */
 #include "server/srv.h"
 
 #include <stdint.h>
@@ -56,6 +60,7 @@ typedef struct {
     char *echo_text;        /* the prompt decoded */
     lp_t *lp;               /* [cap_lp], n_lp reported, sent_lp of them streamed */
     size_t n_lp, cap_lp, sent_lp, prompt_off;
+    qc_buf_t rec;           /* the scheduler's: a stream's record being built (reused) */
 } job_t;
 
 static void job_clear(qs_call_t *c) {
@@ -65,6 +70,7 @@ static void job_clear(qs_call_t *c) {
     qc_buf_free(&j->out);
     free(j->echo_text);
     free(j->lp);
+    qc_buf_free(&j->rec);
 }
 
 /* ==== log-probabilities as JSON ==== */
@@ -93,12 +99,12 @@ static json_t *chat_token(const qc_tokenizer_t *tok, int32_t id, double lp) {
     return json_pack("{s:o, s:f, s:o}", "token", token_text(tok, id), "logprob", lp, "bytes", bytes);
 }
 
-/* Chat's logprobs object for entries [a, b): {"content": [...], "refusal": null}. */
-static json_t *chat_logprobs(const job_t *j, size_t a, size_t b) {
+/* Chat's logprobs object for entries lp[0, n): {"content": [...], "refusal": null}. */
+static json_t *chat_logprobs(const job_t *j, const lp_t *lp, size_t n) {
     const qc_tokenizer_t *tok = j->c.s->tok;
     json_t *content = json_array();
-    for (size_t i = a; content && i < b; i++) {
-        const lp_t *e = &j->lp[i];
+    for (size_t i = 0; content && i < n; i++) {
+        const lp_t *e = &lp[i];
         json_t *t = chat_token(tok, e->id, e->logprob), *top = json_array();
         for (int k = 0; top && k < e->n_top; k++) json_array_append_new(top, chat_token(tok, e->top_id[k], e->top_lp[k]));
         if (t) json_object_set_new(t, "top_logprobs", top);
@@ -108,16 +114,16 @@ static json_t *chat_logprobs(const job_t *j, size_t a, size_t b) {
     return json_pack("{s:o, s:n}", "content", content, "refusal");
 }
 
-/* The completions' logprobs object for entries [a, b): tokens,
+/* The completions' logprobs object for entries lp[0, n): tokens,
  * token_logprobs (null for the prompt's first), top_logprobs ({token:
  * logprob}, null for the first), text_offset (bytes into the answer's
  * text, the echoed prompt included). */
-static json_t *legacy_logprobs(const job_t *j, size_t a, size_t b) {
+static json_t *legacy_logprobs(const job_t *j, const lp_t *lp, size_t n) {
     const qc_tokenizer_t *tok = j->c.s->tok;
     size_t echo_len = j->echo && j->echo_text ? strlen(j->echo_text) : 0;
     json_t *tokens = json_array(), *lps = json_array(), *tops = json_array(), *offs = json_array();
-    for (size_t i = a; i < b; i++) {
-        const lp_t *e = &j->lp[i];
+    for (size_t i = 0; i < n; i++) {
+        const lp_t *e = &lp[i];
         json_array_append_new(tokens, token_text(tok, e->id));
         json_array_append_new(lps, e->has ? json_real(e->logprob) : json_null());
         json_t *top = e->has ? json_object() : json_null();
@@ -134,9 +140,11 @@ static json_t *legacy_logprobs(const job_t *j, size_t a, size_t b) {
                      "text_offset", offs);
 }
 
-static json_t *job_logprobs(const job_t *j, size_t a, size_t b) {
+/* Reads only what stays fixed once the call is submitted (legacy, echo,
+ * echo_text, logprobs), so the stream's format function may call it. */
+static json_t *job_logprobs(const job_t *j, const lp_t *lp, size_t n) {
     if (!j->logprobs) return json_null();
-    return j->legacy ? legacy_logprobs(j, a, b) : chat_logprobs(j, a, b);
+    return j->legacy ? legacy_logprobs(j, lp, n) : chat_logprobs(j, lp, n);
 }
 
 /* The log-probability entries that belong to the text out[0, limit): the
@@ -150,8 +158,18 @@ static size_t lp_upto(const job_t *j, size_t from, size_t limit, int final) {
 
 /* ==== the scheduler's callbacks ==== */
 
+/* A stream's records (qs_call_event), formatted by job_format. EV_CHUNK:
+ * a chunk_head_t, the text's bytes, then the entries (lp_t) of its tokens. */
+enum { EV_CHUNK = 'c', EV_END = 'f', EV_ERROR = 'x' };
+
+typedef struct {
+    size_t text_n, n_lp;
+    int echo; /* the prompt's text comes first */
+} chunk_head_t;
+
 /* Streams job text [emitted, limit) moved back to a UTF-8 character start,
- * with its log-probabilities (mu held). final: the last text. */
+ * with its log-probabilities, as one EV_CHUNK record (mu held). final:
+ * the last text. */
 static void job_emit(job_t *j, size_t limit, int final) {
     if (!j->c.streamed) return;
     while (limit > j->emitted && limit < j->out.n && ((unsigned char)j->out.p[limit] & 0xC0) == 0x80) limit--;
@@ -159,21 +177,17 @@ static void job_emit(job_t *j, size_t limit, int final) {
     size_t lp_end = lp_upto(j, j->sent_lp, limit, final);
     int echo = j->echo && !j->echo_sent;
     if (limit == j->emitted && lp_end == j->sent_lp && !echo) return;
-    qc_buf_t text = {0};
-    if (echo) qc_buf_puts(&text, j->echo_text ? j->echo_text : "");
-    qc_buf_add(&text, j->out.p + j->emitted, limit - j->emitted);
-    json_t *lp = job_logprobs(j, j->sent_lp, lp_end), *o;
-    if (j->legacy)
-        o = json_pack("{s:s, s:s, s:I, s:s, s:[{s:s%, s:i, s:o, s:n}]}", "id", j->id, "object", "text_completion",
-                      "created", (json_int_t)j->created, "model", j->c.s->model_name, "choices", "text",
-                      text.p ? text.p : "", text.n, "index", 0, "logprobs", lp, "finish_reason");
-    else
-        o = json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:s%}, s:o, s:n}]}", "id", j->id, "object",
-                      "chat.completion.chunk", "created", (json_int_t)j->created, "model", j->c.s->model_name,
-                      "choices", "index", 0, "delta", "content", text.p ? text.p : "", text.n, "logprobs", lp,
-                      "finish_reason");
-    qc_buf_free(&text);
-    qs_call_sse(&j->c, NULL, o);
+    chunk_head_t h = {limit - j->emitted, lp_end - j->sent_lp, echo};
+    j->rec.n = 0;
+    qc_buf_add(&j->rec, &h, sizeof h);
+    if (h.text_n) qc_buf_add(&j->rec, j->out.p + j->emitted, h.text_n);
+    if (h.n_lp) qc_buf_add(&j->rec, j->lp + j->sent_lp, h.n_lp * sizeof *j->lp);
+    if (j->rec.failed) {
+        j->c.failed = 1;
+        atomic_store(&j->c.rq.cancel, 1);
+        return;
+    }
+    qs_call_event(&j->c, EV_CHUNK, j->rec.p, j->rec.n);
     j->emitted = limit;
     j->sent_lp = lp_end;
     j->echo_sent = 1;
@@ -245,26 +259,69 @@ static void on_job_done(void *user, qc_status st, const char *msg, size_t n_prom
     j->n_out = n_out;
     j->hit_max = hit_max;
     if (c->streamed) {
-        if (st) {
-            qs_call_sse(c, NULL, json_pack("{s:{s:s, s:s}}", "error", "message", msg, "type", "server_error"));
-        } else {
-            job_emit(j, j->out.n, 1);
-            if (j->legacy)
-                qs_call_sse(c, NULL,
-                            json_pack("{s:s, s:s, s:I, s:s, s:[{s:s, s:i, s:n, s:s}], s:o}", "id", j->id, "object",
-                                      "text_completion", "created", (json_int_t)j->created, "model", c->s->model_name,
-                                      "choices", "text", "", "index", 0, "logprobs", "finish_reason", job_finish(j),
-                                      "usage", usage_json(j)));
-            else
-                qs_call_sse(c, NULL,
-                            json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{}, s:n, s:s}], s:o}", "id", j->id, "object",
-                                      "chat.completion.chunk", "created", (json_int_t)j->created, "model",
-                                      c->s->model_name, "choices", "index", 0, "delta", "logprobs", "finish_reason",
-                                      job_finish(j), "usage", usage_json(j)));
-        }
-        qs_call_push(c, "data: [DONE]\n\n", 14);
+        if (st) qs_call_event(c, EV_ERROR, msg, strlen(msg));
+        else job_emit(j, j->out.n, 1), qs_call_event(c, EV_END, NULL, 0);
     }
     qs_call_finish(c);
+}
+
+/* ==== the stream's events (the connection's thread) ==== */
+
+/* One chunk object: the text (after the prompt's with echo) and its
+ * entries. */
+static void format_chunk(job_t *j, const char *data, size_t n) {
+    qs_call_t *c = &j->c;
+    chunk_head_t h;
+    if (n < sizeof h) return;
+    memcpy(&h, data, sizeof h);
+    if (h.text_n > n - sizeof h || h.n_lp > (n - sizeof h - h.text_n) / sizeof(lp_t)) return;
+    const char *t = data + sizeof h;
+    lp_t *lp = NULL; /* the record's bytes are not aligned for lp_t */
+    if (h.n_lp && !(lp = malloc(h.n_lp * sizeof *lp))) {
+        c->ev_failed = 1;
+        return;
+    }
+    if (h.n_lp) memcpy(lp, t + h.text_n, h.n_lp * sizeof *lp);
+    qc_buf_t text = {0};
+    if (h.echo) qc_buf_puts(&text, j->echo_text ? j->echo_text : "");
+    qc_buf_add(&text, t, h.text_n);
+    json_t *lpj = job_logprobs(j, lp, h.n_lp), *o;
+    if (j->legacy)
+        o = json_pack("{s:s, s:s, s:I, s:s, s:[{s:s%, s:i, s:o, s:n}]}", "id", j->id, "object", "text_completion",
+                      "created", (json_int_t)j->created, "model", c->s->model_name, "choices", "text",
+                      text.p ? text.p : "", text.n, "index", 0, "logprobs", lpj, "finish_reason");
+    else
+        o = json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:s%}, s:o, s:n}]}", "id", j->id, "object",
+                      "chat.completion.chunk", "created", (json_int_t)j->created, "model", c->s->model_name,
+                      "choices", "index", 0, "delta", "content", text.p ? text.p : "", text.n, "logprobs", lpj,
+                      "finish_reason");
+    if (text.failed) json_decref(o), o = NULL;
+    qc_buf_free(&text);
+    free(lp);
+    qs_call_sse(c, NULL, o);
+}
+
+/* chat.completion.chunk or text_completion objects: the text, then the
+ * finish reason and usage (or an error), then [DONE]. n_out, stopped and
+ * hit_max were set before the last record, under mu. */
+static void job_format(qs_call_t *c, int kind, const char *data, size_t n) {
+    job_t *j = (job_t *)c;
+    if (kind == EV_CHUNK) format_chunk(j, data, n);
+    if (kind == EV_END && j->legacy)
+        qs_call_sse(c, NULL,
+                    json_pack("{s:s, s:s, s:I, s:s, s:[{s:s, s:i, s:n, s:s}], s:o}", "id", j->id, "object",
+                              "text_completion", "created", (json_int_t)j->created, "model", c->s->model_name,
+                              "choices", "text", "", "index", 0, "logprobs", "finish_reason", job_finish(j), "usage",
+                              usage_json(j)));
+    else if (kind == EV_END)
+        qs_call_sse(c, NULL,
+                    json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{}, s:n, s:s}], s:o}", "id", j->id, "object",
+                              "chat.completion.chunk", "created", (json_int_t)j->created, "model", c->s->model_name,
+                              "choices", "index", 0, "delta", "logprobs", "finish_reason", job_finish(j), "usage",
+                              usage_json(j)));
+    if (kind == EV_ERROR)
+        qs_call_sse(c, NULL, json_pack("{s:{s:s%, s:s}}", "error", "message", data, n, "type", "server_error"));
+    if (kind == EV_END || kind == EV_ERROR) qs_call_push(c, "data: [DONE]\n\n", 14);
 }
 
 /* ==== the requests ==== */
@@ -457,7 +514,7 @@ static int job_common(qc_server_t *s, json_t *b, job_t *j, int *stream, char *ms
     case -1: return -1;
     case 1: j->go.sampling.top_k = top_k > 0 ? (int)top_k : 0; break; /* 0 and -1: off */
     }
-    j->go.sampling.seed = has_seed ? (uint64_t)seed : (uint64_t)time(NULL) ^ (uint64_t)j->created * 2654435761u;
+    j->go.sampling.seed = has_seed ? (uint64_t)seed : qs_random_u64();
     size_t room = (size_t)s->n_ctx - j->ids.n;
     j->go.max_tokens = (int)((size_t)max_tokens < room ? (size_t)max_tokens : room);
 
@@ -500,6 +557,30 @@ static int job_common(qc_server_t *s, json_t *b, job_t *j, int *stream, char *ms
     return 0;
 }
 
+/* A plain completion's answer, once the scheduler is done. */
+static enum MHD_Result completion_answer(qs_call_t *c, struct MHD_Connection *con, qs_req_t *r) {
+    job_t *j = (job_t *)c;
+    size_t lp_end = lp_upto(j, 0, j->out.n, 1);
+    json_t *o;
+    if (j->legacy) {
+        qc_buf_t text = {0};
+        if (j->echo) qc_buf_puts(&text, j->echo_text ? j->echo_text : "");
+        qc_buf_add(&text, j->out.p, j->out.n);
+        o = json_pack("{s:s, s:s, s:I, s:s, s:[{s:s%, s:i, s:o, s:s}], s:o}", "id", j->id, "object",
+                      "text_completion", "created", (json_int_t)j->created, "model", c->s->model_name, "choices",
+                      "text", text.p ? text.p : "", text.n, "index", 0, "logprobs", job_logprobs(j, j->lp, lp_end),
+                      "finish_reason", job_finish(j), "usage", usage_json(j));
+        if (text.failed) json_decref(o), o = NULL;
+        qc_buf_free(&text);
+    } else {
+        o = json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:s, s:s}, s:o, s:s}], s:o}", "id", j->id, "object",
+                      "chat.completion", "created", (json_int_t)j->created, "model", c->s->model_name, "choices",
+                      "index", 0, "message", "role", "assistant", "content", j->out.p ? j->out.p : "", "logprobs",
+                      job_logprobs(j, j->lp, lp_end), "finish_reason", job_finish(j), "usage", usage_json(j));
+    }
+    return qs_reply_json(con, r, 200, o);
+}
+
 /* Both endpoints: the request read into a job, handed to the scheduler,
  * answered whole or streamed. */
 static enum MHD_Result completion(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r, int legacy) {
@@ -536,33 +617,14 @@ static enum MHD_Result completion(qc_server_t *s, struct MHD_Connection *con, qs
     c->rq.on_logprob = on_job_logprob;
     c->rq.on_piece = on_job_piece;
     c->rq.on_done = on_job_done;
+    c->format = job_format;
     if (stream && !legacy)
         qs_call_sse(c, NULL,
                     json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:s, s:s}, s:n, s:n}]}", "id", j->id, "object",
                               "chat.completion.chunk", "created", (json_int_t)j->created, "model", s->model_name,
                               "choices", "index", 0, "delta", "role", "assistant", "content", "", "logprobs",
                               "finish_reason"));
-    enum MHD_Result ret;
-    if (qs_call_submit(con, r, c, &ret)) return ret;
-    size_t lp_end = lp_upto(j, 0, j->out.n, 1);
-    json_t *o;
-    if (legacy) {
-        qc_buf_t text = {0};
-        if (j->echo) qc_buf_puts(&text, j->echo_text ? j->echo_text : "");
-        qc_buf_add(&text, j->out.p, j->out.n);
-        o = json_pack("{s:s, s:s, s:I, s:s, s:[{s:s%, s:i, s:o, s:s}], s:o}", "id", j->id, "object",
-                      "text_completion", "created", (json_int_t)j->created, "model", s->model_name, "choices", "text",
-                      text.p ? text.p : "", text.n, "index", 0, "logprobs", job_logprobs(j, 0, lp_end),
-                      "finish_reason", job_finish(j), "usage", usage_json(j));
-        qc_buf_free(&text);
-    } else {
-        o = json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:s, s:s}, s:o, s:s}], s:o}", "id", j->id, "object",
-                      "chat.completion", "created", (json_int_t)j->created, "model", s->model_name, "choices",
-                      "index", 0, "message", "role", "assistant", "content", j->out.p ? j->out.p : "", "logprobs",
-                      job_logprobs(j, 0, lp_end), "finish_reason", job_finish(j), "usage", usage_json(j));
-    }
-    qs_call_free(c);
-    return qs_reply_json(con, r, 200, o);
+    return qs_call_submit(con, r, c, completion_answer);
 }
 
 static enum MHD_Result v1_chat(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {

@@ -2,23 +2,66 @@
  * state and its body, the reply helpers, the JSON body's fields, the route
  * table and the API key, the request log, starting and stopping.
  *
- * One connection = one thread (MHD_USE_THREAD_PER_CONNECTION). Every request
- * body is gathered (at most QS_MAX_BODY bytes), then routed: the route
+ * libmicrohttpd runs every connection on a small pool of threads, each with
+ * its own epoll (MHD_USE_EPOLL_INTERNAL_THREAD, QS_HTTP_THREADS), so no
+ * handler may block: a call to the model suspends its connection (call.c).
+ * Every request body is gathered (at most QS_MAX_BODY bytes), then routed: the route
  * table lists the endpoint groups (api_care.c, api_openai.c, metrics.c, the
  * page and /health here), each a list of routes with its handlers. Model
  * work goes through calls (call.c) to the scheduler (sched.c), which
  * batches every active request into each pass of the model. Connections
- * idle longer than the timeout (slow clients) are closed. */
+ * idle longer than the timeout (slow clients) are closed, and conn.c
+ * closes those whose headers take too long and refuses those over the
+ * connection limits. */
 #include "server/srv.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #define QS_MAX_BODY (1u << 20) /* bytes of a request body */
+#define QS_HTTP_THREADS 4       /* libmicrohttpd's threads (I/O and JSON only: the model has its own) */
+
+/* ==== text for the log ==== */
+
+const char *qs_escape(const char *in, char *out, size_t n) {
+    size_t o = 0;
+    if (!n) return out;
+    const unsigned char *p = (const unsigned char *)(in ? in : "");
+    while (*p && o + 5 < n) {
+        unsigned c = *p;
+        size_t k = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        if (c == 0xC0 || c == 0xC1 || c > 0xF4) k = 0; /* overlong or out of range */
+        for (size_t i = 1; i < k; i++)
+            if ((p[i] & 0xC0) != 0x80) k = 0;
+        /* C1 controls (U+0080..U+009F) act on terminals too */
+        int c1 = k == 2 && c == 0xC2 && p[1] < 0xA0;
+        if (k == 1 && c >= 0x20 && c != 0x7F && c != '\\') {
+            out[o++] = (char)c;
+        } else if (c == '\\') {
+            out[o++] = '\\', out[o++] = '\\';
+        } else if (k > 1 && !c1 && o + k < n) {
+            memcpy(out + o, p, k);
+            o += k;
+            p += k;
+            continue;
+        } else {
+            o += (size_t)snprintf(out + o, n - o, "\\x%02x", c);
+        }
+        p++;
+    }
+    out[o] = 0;
+    return out;
+}
 
 /* ==== replies ==== */
 
@@ -30,8 +73,16 @@ enum MHD_Result qs_reply_bytes(struct MHD_Connection *con, qs_req_t *r, unsigned
         if (mode == MHD_RESPMEM_MUST_FREE) free((void *)data);
         return MHD_NO;
     }
-    MHD_add_response_header(resp, "Content-Type", type);
+    if (type) MHD_add_response_header(resp, "Content-Type", type);
     if (header) MHD_add_response_header(resp, header, value);
+    return qs_queue(con, r, status, resp);
+}
+
+enum MHD_Result qs_queue(struct MHD_Connection *con, qs_req_t *r, unsigned status, struct MHD_Response *resp) {
+    if (r->cors[0]) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->cors);
+        MHD_add_response_header(resp, "Vary", "Origin");
+    }
     r->status = (int)status;
     enum MHD_Result ret = MHD_queue_response(con, status, resp);
     MHD_destroy_response(resp);
@@ -47,12 +98,12 @@ enum MHD_Result qs_reply_json(struct MHD_Connection *con, qs_req_t *r, unsigned 
 }
 
 enum MHD_Result qs_reply_error(struct MHD_Connection *con, qs_req_t *r, unsigned status, const char *fmt, ...) {
-    char msg[512];
+    char msg[512], esc[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return qs_reply_json(con, r, status, json_pack("{s:s}", "error", msg));
+    return qs_reply_json(con, r, status, json_pack("{s:s}", "error", qs_escape(msg, esc, sizeof esc)));
 }
 
 enum MHD_Result qs_reply_busy(struct MHD_Connection *con, qs_req_t *r) {
@@ -68,11 +119,23 @@ static enum MHD_Result reply_405(struct MHD_Connection *con, qs_req_t *r, const 
 
 /* ==== the JSON body ==== */
 
+uint64_t qs_random_u64(void) {
+    uint64_t v;
+    if (getrandom(&v, sizeof v, 0) == (ssize_t)sizeof v) return v;
+    /* no entropy (cannot happen on Linux >= 3.17): still different per call */
+    static atomic_ulong n;
+    return ((uint64_t)time(NULL) << 20 ^ (uint64_t)(qc_now_ms() * 1e3)) * 0x9E3779B97F4A7C15ull ^
+           (uint64_t)atomic_fetch_add(&n, 1);
+}
+
 json_t *qs_parse_body(const qs_req_t *r, char *msg, size_t n) {
     json_error_t je;
-    json_t *j = json_loadb(r->body.p ? r->body.p : "", r->body.n, 0, &je);
+    /* a key given twice is refused: a checker that reads the first and a
+     * reader that takes the last would see different messages */
+    json_t *j = json_loadb(r->body.p ? r->body.p : "", r->body.n, JSON_REJECT_DUPLICATES, &je);
     if (!j) {
-        snprintf(msg, n, "malformed JSON: %s (line %d, column %d)", je.text, je.line, je.column);
+        snprintf(msg, n, "malformed JSON: %s (line %d, column %d)%s", je.text, je.line, je.column,
+                 strstr(je.text, "too big integer") ? "; integers must be at most 9223372036854775807" : "");
         return NULL;
     }
     if (!json_is_object(j)) {
@@ -164,15 +227,59 @@ static const qs_route_t *const route_table[] = {
     qs_metrics_routes /* /metrics */
 };
 
-/* Constant-time comparison of the Authorization header with "Bearer KEY". */
+/* Constant-time comparison of the Authorization header with "Bearer KEY"
+ * (the scheme in any case, RFC 9110 §11.1). */
 static int authorized(const qc_server_t *s, struct MHD_Connection *con) {
     const char *h = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!h || strncmp(h, "Bearer ", 7)) return 0;
+    if (!h || strncasecmp(h, "Bearer ", 7)) return 0;
     h += 7;
+    while (*h == ' ') h++;
     size_t a = strlen(h), b = strlen(s->api_key);
     unsigned char diff = a != b;
     for (size_t i = 0; i < a; i++) diff |= (unsigned char)(h[i] ^ s->api_key[i % (b ? b : 1)]);
     return diff == 0;
+}
+
+/* ==== cross-site requests ==== */
+
+/* Whether a Content-Type is application/json (parameters such as charset
+ * allowed). A page on another site may POST text/plain without asking;
+ * application/json makes its browser ask first (a CORS preflight). */
+static int is_json_type(const char *t) {
+    if (!t) return 0;
+    while (*t == ' ' || *t == '\t') t++;
+    if (strncasecmp(t, "application/json", 16)) return 0;
+    for (t += 16; *t == ' ' || *t == '\t'; t++) {}
+    return !*t || *t == ';';
+}
+
+/* Whether a request with this Origin may go on: none (curl, SDKs), the
+ * page's own (the Host header's origin, http or https: a proxy may have
+ * ended TLS) or one of --allow-origin, which is then echoed in r->cors. */
+static int origin_allowed(const qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {
+    const char *o = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Origin");
+    if (!o) return 1;
+    const char *host = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    const char *rest = !strncasecmp(o, "http://", 7) ? o + 7 : !strncasecmp(o, "https://", 8) ? o + 8 : NULL;
+    if (rest && host && *host && !strcasecmp(rest, host)) return 1;
+    for (int i = 0; i < s->n_origins; i++)
+        if ((!strcmp(s->origins[i], "*") || !strcasecmp(s->origins[i], o)) && strlen(o) < sizeof r->cors) {
+            snprintf(r->cors, sizeof r->cors, "%s", o);
+            return 1;
+        }
+    return 0;
+}
+
+/* The answer to a CORS preflight (OPTIONS) from an allowed origin. */
+static enum MHD_Result preflight(struct MHD_Connection *con, qs_req_t *r, const qs_route_t *rt) {
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (!resp) return MHD_NO;
+    char methods[32];
+    snprintf(methods, sizeof methods, "%s, OPTIONS", rt->method);
+    MHD_add_response_header(resp, "Access-Control-Allow-Methods", methods);
+    MHD_add_response_header(resp, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+    MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+    return qs_queue(con, r, 204, resp);
 }
 
 static enum MHD_Result route(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r, const char *url,
@@ -182,20 +289,74 @@ static enum MHD_Result route(qc_server_t *s, struct MHD_Connection *con, qs_req_
     r->route = k;
     if (k == s->n_routes) return qs_reply_error(con, r, 404, "no such path: %.200s", url);
     const qs_route_t *rt = s->routes[k];
+    if (!origin_allowed(s, con, r))
+        return qs_reply_error(con, r, 403, "requests from another site's page are refused (its Origin is not in "
+                                           "--allow-origin)");
+    if (!strcmp(method, "OPTIONS") && r->cors[0]) return preflight(con, r, rt);
     int is_head = !strcmp(method, "HEAD") && !strcmp(rt->method, "GET");
     if (strcmp(method, rt->method) && !is_head) return reply_405(con, r, rt->method);
     if (s->api_key && !rt->open && !authorized(s, con))
         return qs_reply_error(con, r, 401, "a valid API key is required (Authorization: Bearer KEY)");
     if (r->too_big) return qs_reply_error(con, r, 413, "the request body is larger than %u bytes", QS_MAX_BODY);
+    if (!strcmp(rt->method, "POST") &&
+        !is_json_type(MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE)))
+        return qs_reply_error(con, r, 415, "the body must be sent as Content-Type: application/json");
     return rt->serve(s, con, r);
+}
+
+/* ==== framing ==== */
+
+typedef struct {
+    int n_len, n_te;
+    const char *te;
+} framing_t;
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    framing_t *f = cls;
+    if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) f->n_len++;
+    if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) f->n_te++, f->te = value;
+    return MHD_YES;
+}
+
+/* Why the request's body framing is ambiguous or unsupported, or NULL.
+ * Behind a proxy that reads the framing differently, an ambiguous request
+ * smuggles a second one in its body (RFC 9112 §6.3): both Content-Length
+ * and Transfer-Encoding, Content-Length twice, or a Transfer-Encoding
+ * other than one "chunked" (which libmicrohttpd would read as a body
+ * lasting until the connection closes). */
+static const char *bad_framing(struct MHD_Connection *con, const char *version) {
+    framing_t f = {0};
+    MHD_get_connection_values(con, MHD_HEADER_KIND, count_framing, &f);
+    if (f.n_len && f.n_te) return "a request must not have both Content-Length and Transfer-Encoding";
+    if (f.n_len > 1) return "a request must not have more than one Content-Length";
+    if (!f.n_te) return NULL;
+    if (strcmp(version, MHD_HTTP_VERSION_1_1)) return "Transfer-Encoding needs HTTP/1.1";
+    const char *v = f.te;
+    while (*v == ' ' || *v == '\t') v++;
+    size_t n = strlen(v);
+    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t')) n--;
+    if (f.n_te > 1 || n != 7 || strncasecmp(v, "chunked", 7))
+        return "the only Transfer-Encoding accepted is a single \"chunked\"";
+    return NULL;
+}
+
+/* 400 before the body is read: MHD then closes the connection after the
+ * answer (nothing after it on the connection is read as a request). */
+static enum MHD_Result reply_close(struct MHD_Connection *con, qs_req_t *r, const char *msg) {
+    json_t *j = json_pack("{s:s}", "error", msg);
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!s) return MHD_NO;
+    return qs_reply_bytes(con, r, 400, s, strlen(s), MHD_RESPMEM_MUST_FREE, QS_JSON_TYPE, "Connection", "close");
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_size,
                                   void **con_cls) {
-    (void)version;
     qc_server_t *s = cls;
     qs_req_t *r = *con_cls;
+    if (r && r->call) return qs_call_answer(con, r); /* resumed: the scheduler is done */
     if (!r) {
         if (!(r = calloc(1, sizeof *r))) return MHD_NO;
         r->t0 = qc_now_ms();
@@ -203,7 +364,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         snprintf(r->method, sizeof r->method, "%s", method);
         snprintf(r->path, sizeof r->path, "%s", url);
         *con_cls = r;
-        return MHD_YES;
+        qs_conns_request(s->conns, con, 1); /* the headers are complete */
+        const char *bad = bad_framing(con, version);
+        return bad ? reply_close(con, r, bad) : MHD_YES;
     }
     if (*upload_size) {
         /* Past the limit the rest is read and dropped, then answered 413. */
@@ -219,15 +382,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
 }
 
 static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls, enum MHD_RequestTerminationCode toe) {
-    (void)con;
     qc_server_t *s = cls;
     qs_req_t *r = *con_cls;
     if (!r) return;
+    if (r->call && !r->status) r->status = 499; /* closed while its call waited: the client left */
+    qs_call_drop(r);
+    qs_conns_request(s->conns, con, 0);
     double ms = qc_now_ms() - r->t0;
     qs_metrics_request(s->metrics, r->route, r->status, ms / 1e3);
-    if (!s->quiet)
-        fprintf(stderr, "%s %s %d %.1f ms%s\n", r->method, r->path, r->status, ms,
-                toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed)");
+    if (!s->quiet) {
+        /* the path comes from the client: %0a or an escape sequence in it
+         * must not forge a log line or drive the terminal */
+        char m[64], p[4 * sizeof r->path];
+        fprintf(stderr, "%s %s %d %.1f ms%s\n", qs_escape(r->method, m, sizeof m), qs_escape(r->path, p, sizeof p),
+                r->status, ms, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed)");
+    }
     qc_buf_free(&r->body);
     free(r);
     *con_cls = NULL;
@@ -240,8 +409,33 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls, 
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
     const qc_server_t *s = cls;
     if (s->quiet) return;
-    fprintf(stderr, "libmicrohttpd: ");
-    vfprintf(stderr, fmt, ap);
+    char msg[1024], esc[4096];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n') msg[--n] = 0;
+    fprintf(stderr, "libmicrohttpd: %s\n", qs_escape(msg, esc, sizeof esc)); /* it may quote the request */
+}
+
+/* The listening socket on addr, bound here so that an error names the
+ * address and the reason (MHD's own message says "port 0" when given an
+ * address); -1 with the message in err. */
+static int listen_on(const struct sockaddr *addr, socklen_t len, const char *host, int port, char *err,
+                     size_t err_size) {
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    const char *what = "socket";
+    if (fd < 0) goto fail;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (addr->sa_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    what = "bind";
+    if (bind(fd, addr, len)) goto fail;
+    what = "listen";
+    if (listen(fd, SOMAXCONN)) goto fail;
+    return fd;
+fail:
+    qc_seterr(err, err_size, QC_ERR_IO, "cannot listen on %s%s%s port %d: %s (%s)", strchr(host, ':') ? "[" : "",
+              host, strchr(host, ':') ? "]" : "", port, strerror(errno), what);
+    if (fd >= 0) close(fd);
+    return -1;
 }
 
 /* Flattens the route table into s->routes. 0, or -1 when it holds more
@@ -295,8 +489,21 @@ qc_status qc_server_start(qc_model_t *m, const qc_server_opts_t *opts, qc_server
         goto fail;
     }
     s->risk_model = o.risk_model;
+    for (int i = 0; o.allow_origins && o.allow_origins[i]; i++) {
+        char **p = realloc(s->origins, (size_t)(s->n_origins + 1) * sizeof *p);
+        if (!p || !(p[s->n_origins] = strdup(o.allow_origins[i]))) {
+            if (p) s->origins = p;
+            qc_seterr(err, err_size, st, "out of memory");
+            goto fail;
+        }
+        s->origins = p;
+        size_t n = strlen(p[s->n_origins]);
+        if (n > 1 && p[s->n_origins][n - 1] == '/') p[s->n_origins][n - 1] = 0;
+        s->n_origins++;
+    }
     qc_care_opts_t co = {.n_ctx = s->n_ctx, .use_prefix_cache = 1, .risk_model = o.risk_model,
-                         .prefix_budget = (size_t)(o.prefix_cache_mb > 0 ? o.prefix_cache_mb : 64) << 20};
+                         .prefix_budget = (size_t)(o.prefix_cache_mb > 0 ? o.prefix_cache_mb : 64) << 20,
+                         .max_sessions = o.max_sessions};
     if ((st = qc_care_new(m, &co, &s->care, err, err_size))) goto fail;
     if (!(s->sched = qs_sched_new(m, s->care, s->parallel, s->queue, s->n_ctx, err, err_size))) {
         st = QC_ERR_NOMEM;
@@ -304,14 +511,33 @@ qc_status qc_server_start(qc_model_t *m, const qc_server_opts_t *opts, qc_server
     }
     unsigned timeout = o.timeout_s > 0 ? (unsigned)o.timeout_s : 60;
     s->keepalive_ms = timeout * 1000 / 3 < 15000 ? (int)(timeout * 1000 / 3) : 15000;
-    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG |
+    qs_conns_opts_t co2 = {.max_conns = o.max_connections > 0 ? o.max_connections : 1000,
+                           .max_client = o.max_client_connections > 0 ? o.max_client_connections : 64,
+                           .trusted = o.trusted_proxies,
+                           .header_ms = 1e3 * (o.header_timeout_s > 0 ? o.header_timeout_s : 10)};
+    if (!(s->conns = qs_conns_new(s, &co2, err, err_size))) {
+        st = QC_ERR_ARG;
+        goto fail;
+    }
+    int lfd = listen_on(v6 ? (struct sockaddr *)&a6 : (struct sockaddr *)&a4, v6 ? sizeof a6 : sizeof a4, host, port,
+                        err, err_size);
+    if (lfd < 0) {
+        st = QC_ERR_IO;
+        goto fail;
+    }
+    /* MHD splits its own connection limit between its threads, which may
+     * take unevenly: it is only a backstop above conn.c's exact one. */
+    s->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
                                 (v6 ? MHD_USE_IPv6 : 0),
-                            0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
-                            v6 ? (struct sockaddr *)&a6 : (struct sockaddr *)&a4, MHD_OPTION_NOTIFY_COMPLETED,
-                            on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_EXTERNAL_LOGGER,
-                            mhd_log, s, MHD_OPTION_END);
+                            (uint16_t)port, qs_conns_accept, s->conns, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+                            mhd_log, s, MHD_OPTION_LISTEN_SOCKET, lfd, MHD_OPTION_THREAD_POOL_SIZE,
+                            (unsigned)QS_HTTP_THREADS, MHD_OPTION_CONNECTION_LIMIT,
+                            (unsigned)(2 * co2.max_conns + 4 * QS_HTTP_THREADS), MHD_OPTION_NOTIFY_CONNECTION,
+                            qs_conns_notify, s->conns, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_END);
     if (!s->d) {
-        st = qc_seterr(err, err_size, QC_ERR_IO, "cannot listen on %s port %d (in use?)", host, port);
+        close(lfd);
+        st = qc_seterr(err, err_size, QC_ERR_IO, "cannot start the HTTP server on %s port %d", host, port);
         goto fail;
     }
     *out = s;
@@ -323,14 +549,18 @@ fail:
 
 void qc_server_stop(qc_server_t *s) {
     if (!s) return;
-    /* Requests still running end first (streams get their last event), so
-     * no connection waits on the model while MHD stops. */
+    /* Requests still running end first (streams get their last event, plain
+     * calls their answer), which resumes every suspended connection: MHD
+     * must not stop with one suspended. */
     qs_sched_stop(s->sched);
     if (s->d) MHD_stop_daemon(s->d);
+    qs_conns_free(s->conns);
     qs_sched_free(s->sched);
     qc_care_free(s->care);
     qs_metrics_free(s->metrics);
     free(s->api_key);
     free(s->model_name);
+    for (int i = 0; i < s->n_origins; i++) free(s->origins[i]);
+    free(s->origins);
     free(s);
 }

@@ -136,9 +136,12 @@ static enum MHD_Result reply_metrics(qc_server_t *s, struct MHD_Connection *con,
                   "# HELP qcare_generated_tokens_total Tokens generated for finished requests.\n"
                   "# TYPE qcare_generated_tokens_total counter\nqcare_generated_tokens_total %lu\n"
                   "# HELP qcare_streams_cancelled_total Streams ended early (client gone or error).\n"
-                  "# TYPE qcare_streams_cancelled_total counter\nqcare_streams_cancelled_total %lu\n",
+                  "# TYPE qcare_streams_cancelled_total counter\nqcare_streams_cancelled_total %lu\n"
+                  "# HELP qcare_requests_cancelled_total Requests given up because their client went away, queued "
+                  "or running.\n"
+                  "# TYPE qcare_requests_cancelled_total counter\nqcare_requests_cancelled_total %llu\n",
                   (unsigned long)atomic_load(&m->n_prompt_tokens), (unsigned long)atomic_load(&m->n_reply_tokens),
-                  (unsigned long)atomic_load(&m->n_streams_cancelled));
+                  (unsigned long)atomic_load(&m->n_streams_cancelled), st.cancelled);
     qc_buf_printf(&t,
                   "# HELP qcare_batch_passes_total Forward passes of the model (each batches every active request).\n"
                   "# TYPE qcare_batch_passes_total counter\nqcare_batch_passes_total %llu\n"

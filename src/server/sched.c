@@ -80,8 +80,11 @@ qc_status qs_submit(qs_sched_t *s, qs_request_t *r) {
     qc_status st = QC_OK;
     /* waiting beyond the free slots is what the queue limits */
     int free_slots = s->parallel - s->n_active > 0 ? s->parallel - s->n_active : 0;
-    if (s->stopping) st = QC_ERR_ARG;
-    else if (s->n_queued >= s->queue_max + free_slots) st = QC_ERR_BUSY;
+    int waiting = s->n_queued;
+    if (waiting >= s->queue_max + free_slots) /* cancelled ones (clients gone) leave at the next admission */
+        for (const qs_request_t *q = s->head; q; q = q->next) waiting -= atomic_load(&q->cancel) != 0;
+    if (s->stopping) st = QC_ERR_CANCELLED;
+    else if (waiting >= s->queue_max + free_slots) st = QC_ERR_BUSY;
     else {
         r->next = NULL;
         if (s->tail) s->tail->next = r;
@@ -138,6 +141,7 @@ static void finish(qs_sched_t *s, gen_t *g, qc_status st, const char *msg, int h
     memset(g, 0, sizeof *g);
     pthread_mutex_lock(&s->mu);
     s->n_active--;
+    if (st == QC_ERR_CANCELLED && !r->stopped) s->st.cancelled++;
     pthread_mutex_unlock(&s->mu);
     if (had_turn) update_sessions(s);
     r->on_done(r->user, st, msg, n_prompt, n_out, hit_max);
@@ -208,6 +212,7 @@ static void start_reply(qs_sched_t *s, gen_t *g, int emotion) {
         }
         g->ctx = qc_care_turn_ctx(g->turn);
         g->n_prompt = qc_care_turn_pending(g->turn, &g->prompt);
+        r->dropped_turns = qc_care_turn_dropped(g->turn);
     } else {
         if (r->kind == QS_ANALYZE) {
             if ((st = qc_care_reply_ids(s->care, r->text, emotion, &g->own, &g->n_prompt))) {
@@ -227,11 +232,12 @@ static void start_reply(qs_sched_t *s, gen_t *g, int emotion) {
             }
             g->ctx = g->own_ctx;
         } else {
-            for (int i = 0; i < s->parallel; i++)
-                if (!s->slot_used[i]) {
-                    g->slot = i;
-                    break;
-                }
+            for (int i = 0; i < s->parallel && g->slot < 0; i++)
+                if (!s->slot_used[i]) g->slot = i;
+            if (g->slot < 0) { /* cannot happen: a generation entry is free, so is a context */
+                finish(s, g, QC_ERR_INTERNAL, "internal error: no free context", 0);
+                return;
+            }
             s->slot_used[g->slot] = 1;
             g->ctx = s->slots[g->slot];
             qc_ctx_truncate(g->ctx, 0);
@@ -279,14 +285,17 @@ static void judge(qs_sched_t *s, gen_t *g, const qc_labels_t *t) {
  * a prompt, or the reply at once (QS_COMPLETION). */
 static void start(qs_sched_t *s, qs_request_t *r) {
     if (atomic_load(&r->cancel)) {
-        r->on_done(r->user, QC_ERR_ARG, "cancelled", 0, 0, 0);
+        pthread_mutex_lock(&s->mu);
+        s->st.cancelled++;
+        pthread_mutex_unlock(&s->mu);
+        r->on_done(r->user, QC_ERR_CANCELLED, "cancelled", 0, 0, 0);
         return;
     }
     gen_t *g = NULL;
     for (int i = 0; i < s->parallel && !g; i++)
         if (!s->gen[i].r) g = &s->gen[i];
     if (!g) { /* cannot happen: admission counts the entries */
-        r->on_done(r->user, QC_ERR_IO, "internal error: no free slot", 0, 0, 0);
+        r->on_done(r->user, QC_ERR_INTERNAL, "internal error: no free generation entry", 0, 0, 0);
         return;
     }
     memset(g, 0, sizeof *g);
@@ -368,7 +377,7 @@ static void advance(qs_sched_t *s, gen_t *g) {
     if (len < 0) len = 0, piece[0] = 0;
     if (r->on_piece(r->user, piece, (size_t)len)) { /* a stop string, or the client is gone */
         int gone = atomic_load(&r->cancel);
-        finish(s, g, gone ? QC_ERR_ARG : QC_OK, gone ? "cancelled" : "", 0);
+        finish(s, g, gone ? QC_ERR_CANCELLED : QC_OK, gone ? "cancelled" : "", 0);
         return;
     }
     if (g->n_out >= (size_t)r->max_tokens || qc_ctx_pos(g->ctx) >= qc_ctx_size(g->ctx)) {
@@ -388,7 +397,7 @@ static void pass(qs_sched_t *s) {
     gen_t *who[P];
     for (int i = 0; i < P; i++) {
         gen_t *g = &s->gen[i];
-        if (g->r && atomic_load(&g->r->cancel)) finish(s, g, QC_ERR_ARG, "cancelled", 0);
+        if (g->r && atomic_load(&g->r->cancel)) finish(s, g, QC_ERR_CANCELLED, "cancelled", 0);
     }
     unsigned long long dec = 0, pre = 0;
     /* the next token of every request past its prompt, then emotion
@@ -441,7 +450,7 @@ static void pass(qs_sched_t *s) {
         if (st) { /* the scheduler's own arguments were refused: an internal error */
             char msg[300];
             snprintf(msg, sizeof msg, "internal error: %s", qc_batch_errmsg(s->batch));
-            finish(s, g, QC_ERR_IO, msg, 0);
+            finish(s, g, QC_ERR_INTERNAL, msg, 0);
             continue;
         }
         if (g->turn && qc_care_turn_evaluated(g->turn, (size_t)g->run)) {
@@ -466,18 +475,26 @@ static void *sched_main(void *arg) {
             pthread_mutex_unlock(&s->mu);
             break;
         }
-        /* admit while a generation entry is free */
-        qs_request_t *admit = NULL, **at = &admit;
+        /* admit while a generation entry is free; cancelled requests (their
+         * clients gone) leave the queue at once and never take an entry */
+        qs_request_t *admit = NULL, **at = &admit, **pp = &s->head, *kept = NULL;
         int room = s->parallel - s->n_active;
-        while (s->head && room > 0) {
-            qs_request_t *r = s->head;
-            if (!(s->head = r->next)) s->tail = NULL;
+        while (*pp) {
+            qs_request_t *r = *pp;
+            int gone = atomic_load(&r->cancel);
+            if (!gone && room == 0) {
+                kept = r;
+                pp = &r->next;
+                continue;
+            }
+            *pp = r->next;
             s->n_queued--;
+            if (!gone) room--;
             r->next = NULL;
             *at = r;
             at = &r->next;
-            if (!atomic_load(&r->cancel)) room--; /* a cancelled one never takes an entry */
         }
+        s->tail = kept;
         pthread_mutex_unlock(&s->mu);
         while (admit) {
             qs_request_t *r = admit;
@@ -489,7 +506,7 @@ static void *sched_main(void *arg) {
     for (int i = 0; i < s->parallel; i++)
         if (s->gen[i].r) {
             s->gen[i].r->stopped = 1;
-            finish(s, &s->gen[i], QC_ERR_ARG, "the server is stopping", 0);
+            finish(s, &s->gen[i], QC_ERR_CANCELLED, "the server is stopping", 0);
         }
     pthread_mutex_lock(&s->mu);
     qs_request_t *r = s->head;
@@ -499,7 +516,7 @@ static void *sched_main(void *arg) {
     while (r) {
         qs_request_t *next = r->next;
         r->stopped = 1;
-        r->on_done(r->user, QC_ERR_ARG, "the server is stopping", 0, 0, 0);
+        r->on_done(r->user, QC_ERR_CANCELLED, "the server is stopping", 0, 0, 0);
         r = next;
     }
     return NULL;

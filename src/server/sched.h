@@ -67,8 +67,11 @@ typedef struct qs_request {
     /* The end: st QC_OK or the error (message in msg); n_prompt / n_out
      * tokens; hit_max when it stopped at max_tokens or the context's end. */
     void (*on_done)(void *user, qc_status st, const char *msg, size_t n_prompt, size_t n_out, int hit_max);
-    atomic_int cancel;     /* set by the caller (client gone): the slot is freed at the next pass */
+    atomic_int cancel;     /* set by the caller (client gone): the slot is freed at the next pass, a queued
+                              request leaves the queue at the next admission */
     int stopped;           /* set by the scheduler: ended because the server is stopping */
+    int dropped_turns;     /* set by the scheduler (QS_ANALYZE in a session): old turns the conversation forgot
+                              to make room for this one */
     /* the scheduler's */
     struct qs_request *next;
 } qs_request_t;
@@ -81,6 +84,7 @@ typedef struct {
     double busy_s;             /* time spent in model passes and judgments */
     double decode_s;           /* time spent in passes without prompt tokens (steady decoding) */
     unsigned long long decode_pass_tokens; /* the tokens of those passes */
+    unsigned long long cancelled; /* requests ended because they were cancelled (client gone), queued or running */
 } qs_stats_t;
 
 /* Starts the scheduler thread. care comes from the same model; the
@@ -88,7 +92,9 @@ typedef struct {
 qs_sched_t *qs_sched_new(qc_model_t *m, qc_care_t *care, int parallel, int queue, int n_ctx, char *err,
                          size_t err_size);
 /* Queues r: QC_ERR_BUSY when every slot is taken and `queue` requests
- * already wait, QC_ERR_ARG when stopping. */
+ * already wait, QC_ERR_CANCELLED when stopping. on_done gets QC_ERR_CANCELLED
+ * for a cancelled request or one ended by the stop, QC_ERR_INTERNAL for a
+ * scheduler bug. */
 qc_status qs_submit(qs_sched_t *s, qs_request_t *r);
 void qs_stats(qs_sched_t *s, qs_stats_t *out);
 /* Ends every request (on_done with an error) and refuses new ones. */

@@ -4,6 +4,9 @@
  *                 body's fields, the route table, the API key, start/stop
  *   call.c        calls: one request's model work handed to the scheduler
  *                 (sched.h), answered whole or streamed as Server-Sent Events
+ *   conn.c        connections: limits (total, per client), the header
+ *                 timeout, the watch on suspended connections' sockets (a
+ *                 client that hangs up cancels its call; keep-alives)
  *   api_care.c    the care endpoints: /api/emotion, /api/analyze
  *   api_openai.c  the OpenAI-compatible ones: /v1/chat/completions, /v1/completions, /v1/models
  *   api_classify.c  /v1/classify: label scoring for caller-given labels
@@ -13,7 +16,9 @@
  * ended by {0}), declared at the end of this header and listed once in
  * http.c's route table; its handlers stay static in its file. A handler
  * answers through the qs_reply_* helpers (each queues exactly one answer
- * and records its status for the metrics); model work goes through a call. */
+ * and records its status for the metrics); model work goes through a call.
+ * No handler may block: libmicrohttpd runs every connection on a small pool
+ * of threads (epoll), so a call suspends its connection instead of waiting. */
 #ifndef QC_SERVER_SRV_H
 #define QC_SERVER_SRV_H
 
@@ -32,6 +37,8 @@
 
 typedef struct qs_metrics qs_metrics_t;
 typedef struct qs_route qs_route_t;
+typedef struct qs_call qs_call_t;
+typedef struct qs_conns qs_conns_t;
 
 struct qc_server {
     struct MHD_Daemon *d;
@@ -40,9 +47,12 @@ struct qc_server {
     qc_care_t *care;
     qs_sched_t *sched;
     qs_metrics_t *metrics;
+    qs_conns_t *conns;
     const qs_route_t *routes[QS_MAX_ROUTES]; /* every group's routes, in the route table's order */
     int n_routes;                            /* a request matching none is counted at index n_routes */
     char *api_key, *model_name;
+    char **origins; /* --allow-origin, without a trailing '/' */
+    int n_origins;
     int n_ctx, quiet, qwen3, parallel, queue;
     int risk_model;             /* /api/analyze asks the model's urgency opinion too */
     int keepalive_ms;           /* a stream with nothing to send for this long sends an SSE comment */
@@ -58,6 +68,8 @@ typedef struct {
     int status;    /* the answer's status, for the log and the metrics */
     int route;     /* index into qc_server.routes (n_routes: none) */
     double t0;     /* arrival, ms on qc_now_ms's clock */
+    qs_call_t *call; /* a plain call waiting for the scheduler (the connection suspended) */
+    char cors[256];  /* an allowed cross origin, echoed in Access-Control-Allow-Origin ("": none) */
     char method[16], path[256];
 } qs_req_t;
 
@@ -71,21 +83,33 @@ enum MHD_Result qs_reply_bytes(struct MHD_Connection *con, qs_req_t *r, unsigned
                                const char *value);
 /* Queues a JSON reply (takes the reference to j; NULL j: MHD_NO). */
 enum MHD_Result qs_reply_json(struct MHD_Connection *con, qs_req_t *r, unsigned status, json_t *j);
-/* Queues {"error": MESSAGE} (the message at most 511 bytes). */
+/* Queues {"error": MESSAGE} (the message escaped as qs_escape does, at
+ * most 511 bytes): it may quote the request. */
 enum MHD_Result qs_reply_error(struct MHD_Connection *con, qs_req_t *r, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* 503 with Retry-After, for a full queue. */
 enum MHD_Result qs_reply_busy(struct MHD_Connection *con, qs_req_t *r);
+/* Queues resp as r's answer with status, adding the headers every answer
+ * carries (CORS for an allowed cross origin), and releases resp. */
+enum MHD_Result qs_queue(struct MHD_Connection *con, qs_req_t *r, unsigned status, struct MHD_Response *resp);
 
 /* The body as a JSON object, or NULL with the reason in msg. jansson
- * rejects invalid UTF-8 and "\u0000" in strings. */
+ * rejects invalid UTF-8, "\u0000" in strings and a key twice in an object. */
 json_t *qs_parse_body(const qs_req_t *r, char *msg, size_t n);
-/* Field getters: 1 with *out set, 0 when absent or null, -1 when of the
+/* 64 random bits (getrandom): the seed of a request that gives none, so
+ * two requests never share one by arriving in the same second. */
+uint64_t qs_random_u64(void);
+/* Field getters (integers exactly, in the whole int64 range): 1 with *out set, 0 when absent or null, -1 when of the
  * wrong type or out of [lo, hi] (the reason in msg). *out points into j. */
 int qs_get_string(json_t *j, const char *name, const char **out, size_t *len, char *msg, size_t n);
 int qs_get_int(json_t *j, const char *name, long long lo, long long hi, long long *out, char *msg, size_t n);
 int qs_get_number(json_t *j, const char *name, double lo, double hi, double *out, char *msg, size_t n);
 int qs_get_bool(json_t *j, const char *name, int *out, char *msg, size_t n);
+
+/* Text from a client made safe for the log: control characters (C0, DEL,
+ * C1), backslashes and bytes that are not UTF-8 become \xHH (\\); cut to
+ * fit out[n]. Returns out. */
+const char *qs_escape(const char *in, char *out, size_t n);
 
 /* ==== routes (http.c) ==== */
 
@@ -101,20 +125,34 @@ struct qs_route {
 
 /* ==== calls (call.c) ==== */
 
+/* Builds a plain call's answer once the scheduler is done with c (c->st
+ * is QC_OK); called on the connection's thread. c stays the caller's. */
+typedef enum MHD_Result (*qs_answer_fn)(qs_call_t *c, struct MHD_Connection *con, qs_req_t *r);
+
 /* One request handed to the scheduler. The scheduler's callbacks write
  * into it (under mu); the connection's thread reads: a streamed call's
  * events through MHD's content reader, a plain call's result once done.
  * An endpoint keeps its own state in a struct that starts with a
  * qs_call_t (the callbacks' `user` points to both). */
-typedef struct qs_call qs_call_t;
 struct qs_call {
     qs_request_t rq; /* rq.user is the call */
     qc_server_t *s;
     int streamed;
     pthread_mutex_t mu; /* the fields below and the endpoint's */
-    pthread_cond_t cv;
-    qc_buf_t ev; /* Server-Sent Events: [off, ev.n) not yet sent */
+    atomic_int refs;    /* owners: the scheduler, the connection, the watcher (call.c) */
+    struct MHD_Connection *con; /* NULL once the connection let go */
+    int fd;                     /* its socket */
+    int suspended, gone, keepalive_due; /* MHD is not processing con; the client hung up; a stream's keep-alive is due */
+    int watch, watch_fd;        /* conn.c's slot (-1: not watched) and the socket it watches; under conn.c's lock */
+    qs_answer_fn answer;
+    /* Streamed: formats one record (kind, data[0..n)) into events with
+     * qs_call_sse / qs_call_push, on the connection's thread. */
+    void (*format)(qs_call_t *c, int kind, const char *data, size_t n);
+    qc_buf_t raw;  /* records from the scheduler not yet formatted (mu) */
+    qc_buf_t rd;   /* the reader's: records being formatted */
+    qc_buf_t ev;   /* Server-Sent Events: [off, ev.n) not yet sent; the reader's once submitted */
     size_t off;
+    int ev_failed; /* the reader's: out of memory formatting */
     int done, failed; /* failed: out of memory (the request is cancelled) */
     qc_status st;     /* the scheduler's result, its message in msg */
     char msg[512];
@@ -125,28 +163,74 @@ struct qs_call {
 /* A zeroed call of `size` bytes (>= sizeof(qs_call_t): the endpoint's
  * struct) for a scheduler request of `kind`; NULL when out of memory. */
 qs_call_t *qs_call_new(qc_server_t *s, size_t size, void (*clear)(qs_call_t *c), int kind, int streamed);
-/* Frees c (clear first); NULL is a no-op. */
+/* Frees a call that was never submitted (clear first); NULL is a no-op. */
 void qs_call_free(qs_call_t *c);
-/* Appends to the event buffer (mu held); out of memory cancels the call. */
+/* The scheduler's side of a stream (mu held): appends one record for the
+ * format function; out of memory cancels the call. */
+void qs_call_event(qs_call_t *c, int kind, const void *data, size_t n);
+/* The reader's side, in the format function (or in the handler before
+ * submitting): appends bytes to the events / writes one event, "event:
+ * NAME\n" (when name) then "data: JSON\n\n" (takes the reference to j). */
 void qs_call_push(qs_call_t *c, const char *data, size_t n);
-/* Writes one event: "event: NAME\n" (when name) then "data: JSON\n\n".
- * Takes the reference to j. mu held. */
 void qs_call_sse(qs_call_t *c, const char *name, json_t *j);
 /* Notes the time of the first reply text (mu held). */
 void qs_call_first(qs_call_t *c);
 /* The start of an on_done callback: counts the tokens and the time to
- * first text, takes mu, keeps st and *msg in c (a reply cut short by
- * running out of memory becomes an error); returns the status kept. */
+ * first text, takes mu, keeps st and *msg in c (escaped as qs_escape does;
+ * *msg then points to c's copy; a reply cut short by running out of memory
+ * becomes an error); returns the status kept. */
 qc_status qs_call_end(qs_call_t *c, qc_status st, const char **msg, size_t n_prompt, size_t n_out);
-/* The end of an on_done callback: c is done, its waiter woken, mu released. */
+/* The end of an on_done callback: c is done, its connection resumed, mu
+ * released; c may be freed here. */
 void qs_call_finish(qs_call_t *c);
-/* Hands c to the scheduler. Streamed: queues the event-stream response
- * (the call is then MHD's). Not streamed: waits for the end; a failure is
- * answered with its status (c freed); on success returns 0 and the caller
- * builds the answer and frees c. A full queue is answered 503 with
- * Retry-After (c freed). Returns -1 when the answer is already queued (in
- * *ret). */
-int qs_call_submit(struct MHD_Connection *con, qs_req_t *r, qs_call_t *c, enum MHD_Result *ret);
+/* Hands c to the scheduler; the handler returns what this returns, and c
+ * is no longer the handler's. Streamed: queues the event-stream response.
+ * Not streamed: suspends the connection; once the scheduler is done, MHD
+ * calls the handler again and qs_call_answer answers: a failure with its
+ * status, a success through `answer`. A full queue is answered 503 with
+ * Retry-After at once. */
+enum MHD_Result qs_call_submit(struct MHD_Connection *con, qs_req_t *r, qs_call_t *c, qs_answer_fn answer);
+/* The answer of r->call, on the handler's next call after qs_call_submit
+ * (499 when the client hung up meanwhile); r->call is released. */
+enum MHD_Result qs_call_answer(struct MHD_Connection *con, qs_req_t *r);
+/* The connection closed while r->call waited: the call is cancelled and
+ * released. */
+void qs_call_drop(qs_req_t *r);
+/* conn.c's watcher, holding a reference to c: the client hung up (hangup)
+ * or a stream's keep-alive is due. Releases the reference. */
+void qs_call_watched(qs_call_t *c, int hangup);
+
+/* ==== connections (conn.c) ==== */
+
+typedef struct {
+    int max_conns, max_client;   /* connections in all, from one client address */
+    const char *const *trusted;  /* addresses exempt from max_client (NULL-terminated; NULL: none) */
+    double header_ms;            /* a request's headers must be complete this long after the connection opened
+                                    or its previous answer */
+} qs_conns_opts_t;
+
+/* Starts the watcher thread; NULL with the reason in err (a bad
+ * --trusted-proxy, out of memory). */
+qs_conns_t *qs_conns_new(qc_server_t *s, const qs_conns_opts_t *o, char *err, size_t err_size);
+/* MHD's accept policy (cls: the qs_conns_t): MHD_NO for a connection over
+ * a limit (logged). */
+enum MHD_Result qs_conns_accept(void *cls, const struct sockaddr *addr, socklen_t len);
+/* MHD_OPTION_NOTIFY_CONNECTION (cls: the qs_conns_t): counts connections,
+ * closes one over a limit at once. */
+void qs_conns_notify(void *cls, struct MHD_Connection *con, void **socket_context,
+                     enum MHD_ConnectionNotificationCode code);
+/* A request's headers are complete (begins 1) / it was answered (0): the
+ * header timeout stops / starts again. */
+void qs_conns_request(qs_conns_t *w, struct MHD_Connection *con, int begins);
+/* Stops the thread and frees (nothing may be watched any more); NULL is a
+ * no-op. */
+void qs_conns_free(qs_conns_t *w);
+/* Watches c's socket fd while c's connection is suspended (c->mu held):
+ * a hang-up, or the time due_ms on qc_now_ms's clock (0: none), is passed
+ * to qs_call_watched. A failure leaves c unwatched. */
+void qs_watch_add(qs_conns_t *w, qs_call_t *c, int fd, double due_ms);
+/* Stops watching c (c->mu held); a no-op when it is not watched. */
+void qs_watch_del(qs_conns_t *w, qs_call_t *c);
 
 /* ==== metrics (metrics.c) ==== */
 

@@ -321,7 +321,7 @@ try {
     const ep = await errs.newPage();
     const pageErrors = [];
     ep.on('pageerror', (e) => pageErrors.push(String(e.message)));
-    let mode = 'busy', seenAuth = '';
+    let mode = 'busy', seenAuth = '', seenType = '';
     await ep.route('**/api/analyze', async (route) => {
         if (mode === 'busy') {
             return route.fulfill({ status: 503, headers: { 'Retry-After': '7' }, contentType: 'application/json',
@@ -329,6 +329,7 @@ try {
         }
         if (mode === 'network') return route.abort('failed');
         seenAuth = route.request().headers()['authorization'] || '';
+        seenType = route.request().headers()['content-type'] || '';
         if (seenAuth !== 'Bearer secret-key') {
             return route.fulfill({ status: 401, headers: { 'WWW-Authenticate': 'Bearer' }, contentType: 'application/json',
                 body: JSON.stringify({ error: 'a valid API key is required' }) });
@@ -364,6 +365,8 @@ try {
         await ep.getByTestId('apikey').press('Enter');
         await waitDone(ep, lastTurn(ep));
         expect(seenAuth === 'Bearer secret-key', `Authorization: ${seenAuth}`);
+        /* the server answers 415 to any other type */
+        expect(/^application\/json\b/.test(seenType), `Content-Type: ${seenType}`);
         expect((await ep.evaluate(() => localStorage.getItem('qcare.apiKey'))) === 'secret-key', 'key not stored');
         expect((await lastTurn(ep).getByTestId('user-msg').textContent()) === '需要密钥吗？', 'the message was not resent');
     });
