@@ -47,8 +47,10 @@ static qc_cpu_t cpu_detect(void) {
     int os_avx = (xcr0 & 0x6) == 0x6;        /* XMM + YMM state */
     int os_avx512 = (xcr0 & 0xe6) == 0xe6;   /* + opmask, ZMM_Hi256, Hi16_ZMM */
     __builtin_cpu_init();
-    int avx2 = os_avx && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-               __builtin_cpu_supports("f16c") && qc_avx2_built;
+    /* F16C from CPUID.1:ECX itself: clang (14) has no "f16c" for
+     * __builtin_cpu_supports */
+    int avx2 = os_avx && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && (c & bit_F16C) &&
+               qc_avx2_built;
     if (!avx2) return QC_CPU_SCALAR;
     /* AVX-512 level: F/BW/VL/DQ for the loads, masks and conversions, VNNI
      * for vpdpbusd. (AVX512_BF16 is not used: BF16 weights are widened and
