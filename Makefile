@@ -51,7 +51,7 @@ CLI_OBJ    = $(CLI_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/web_assets.o
 WEB_FILES  = web/index.html
 TEST_BIN   = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test test-unit test-cli debug clean run emu-test emu-build
+.PHONY: all deps test test-unit test-cli debug clean run emu-test emu-build fuzz fuzz-build
 
 all: deps $(BUILD)/qcare
 
@@ -108,6 +108,7 @@ test-unit: $(BUILD)/qcare $(TEST_BIN)
 # Everything: release build + its tests, the ARM64 build's under emulation,
 # then the sanitizer build's tests.
 test: deps
+	@sh scripts/deps.sh fuzz
 	@rm -f build/tests/summary build-debug/tests/summary build-aarch64/tests/summary
 	@st=0; $(MAKE) --no-print-directory test-unit || st=1; \
 	  $(MAKE) --no-print-directory emu-test || st=1; \
@@ -128,8 +129,8 @@ debug: deps
 # Measured under qemu on this project's 2-core machine: test_kernels 30 s,
 # test_tokenizer 95 s, but test_golden and test_care many minutes each (the
 # 151,936-row lm_head at every position, in emulated scalar code), so
-# make test runs the first two (test_kernels at every level) and the README
-# example's greedy tokens against llama.cpp's; the others on request:
+# make test runs the first two (test_kernels at every level); the others,
+# and the README example (EMU_EXAMPLE=1), on request:
 #   make emu-test EMU_TESTS="test_golden test_quant test_gguf test_care test_batch"
 EMU_TESTS ?= test_kernels test_tokenizer
 EMU_ALL_LEVELS ?= test_kernels
@@ -141,7 +142,7 @@ emu-test:
 emu-build: $(EMU_TESTS:%=$(BUILD)/tests/%)
 
 clean:
-	rm -rf build build-debug build-aarch64
+	rm -rf build build-debug build-aarch64 build-fuzz
 
 # Build, then serve the chat page and the API with MODEL (a Hugging Face
 # folder, a .gguf file or a pulled repo name) until Ctrl-C. Without MODEL:
@@ -188,3 +189,30 @@ $(BUILD)/records_bench: bench/records_bench.c $(RECORDS_OBJ) $(BUILD)/libqcare.a
 # Aggregate decode speed of `qcare serve` with 1, 4 and 8 streams.
 $(BUILD)/serve_bench: bench/serve_bench.c tests/serverproc.h tests/test.h $(BUILD)/qcare $(BUILD)/libqcare.a
 	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -o $@ $< $(BUILD)/libqcare.a $(LDLIBS)
+
+# ==== fuzzing (tests/fuzz/README.md) ====
+# libFuzzer targets built with clang (ASan + UBSan + coverage) against a
+# clang-built copy of the engine in $(FUZZ_BUILD)/; the normal build stays on
+# $(CC). `make fuzz` runs every target FUZZ_SECONDS seconds (after replaying
+# tests/fuzz/regressions/); `make test` runs each for a few seconds.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_TARGETS  = $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+
+fuzz:
+	@sh scripts/deps.sh fuzz
+	@sh tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+# Only builds the targets (tests/fuzz/run.sh calls this).
+fuzz-build:
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) OPT=-O1 \
+	  CFLAGS="-O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link" $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz/%)
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(BUILD)/libqcare.a
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -o $@ $< $(BUILD)/libqcare.a $(LDLIBS)
+
+# fuzz_hub compiles the hub client's listing code in (as test_pull does).
+$(BUILD)/fuzz/fuzz_hub: src/cli/hub.c src/cli/hub.h src/cli/hub_impl.h

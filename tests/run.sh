@@ -53,6 +53,10 @@ for t in test_golden test_quant test_batch; do
 done
 # The README's engine example, built against libqcare.a alone.
 run_one example sh tests/example.sh "$BUILD"
+# The fuzz targets (tests/fuzz/, built with clang into $BUILD-fuzz/): every
+# regression input replayed, then a few seconds of fuzzing each. Only in the
+# release pass: the targets carry their own sanitizers.
+[ "$BUILD" = build-debug ] || run_one fuzz sh tests/fuzz/run.sh "$BUILD-fuzz" "${QC_FUZZ_SECONDS:-5}"
 # The chat page in a real browser (Chromium driven by playwright-core),
 # against this build's server.
 run_one browser sh tests/browser/run.sh "$BUILD"

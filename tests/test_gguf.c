@@ -23,6 +23,7 @@
 #include "engine/engine.h"
 #include "engine/gguf.h"
 #include "engine/kernels.h"
+#include "engine/vocab.h"
 #include "test.h"
 #include "golden.h"
 
@@ -505,6 +506,38 @@ static qc_status open_bytes(const char *name, const void *p, size_t n, char *err
     return st;
 }
 
+/* A GGUF's token strings are bytes, not checked UTF-8: a token that ends in
+ * the lead byte of a longer character is kept as its bytes, and building
+ * the tables reads none past it (the tokenizer used to decode the whole
+ * character first: up to 3 bytes beyond a token at the end of the mapping;
+ * the strings here are heap blocks of their exact size, for ASan). */
+static void test_token_bytes(void) {
+    static const char *const texts[] = {"a", "\xf0", "b\xe2", "\xc3", "\xe2\x82", "\xc4\xa0"};
+    enum { N = sizeof texts / sizeof texts[0] };
+    qc_vocab_token_t toks[N];
+    char *bufs[N];
+    for (int i = 0; i < N; i++) {
+        size_t n = strlen(texts[i]);
+        bufs[i] = malloc(n);
+        memcpy(bufs[i], texts[i], n);
+        toks[i] = (qc_vocab_token_t){i, bufs[i], n};
+    }
+    qc_vocab_desc_t v = {.path = "bytes.gguf", .vocab_key = "tokenizer.ggml.tokens", .merges_key = "tokenizer.ggml.merges",
+                         .n_tokens = N, .tokens = toks, .n_vocab = N, .unk_id = -1};
+    char err[256] = "";
+    qc_tokenizer_t *t = NULL;
+    CHECK(qc_tokenizer_from_vocab(&v, &t, err, sizeof err) == QC_OK, "token bytes: %s", err);
+    for (int i = 0; t && i < N; i++) {
+        size_t n = 0;
+        const char *b = qc_tokenizer_token_bytes(t, i, &n);
+        /* "\xc4\xa0" is the byte-level form of a space; the others stand for themselves */
+        const char *want = i == N - 1 ? " " : texts[i];
+        CHECK(b && n == strlen(want) && !memcmp(b, want, n), "token %d: %zu bytes", i, n);
+    }
+    qc_tokenizer_free(t);
+    for (int i = 0; i < N; i++) free(bufs[i]);
+}
+
 static void test_hostile(void) {
     static const struct { int c; qc_status st; const char *needle; } cases[] = {
         {H_MAGIC, QC_ERR_FORMAT, "not a GGUF"},          {H_V1, QC_ERR_UNSUPPORTED, "version 1"},
@@ -672,6 +705,7 @@ int main(void) {
     test_q4_K();
     test_q6_K();
     test_hostile();
+    test_token_bytes();
     test_tokenizer();
     test_fixture_ggufs();
     test_styles();

@@ -468,6 +468,46 @@ static void test_matmul(void) {
     }
 }
 
+/* Non-finite values — a hostile model's NaN or inf weights, activations
+ * that overflowed — quantize to in-range quants at every level, and each
+ * activation block's sum is the sum of its stored quants (the Q4_0 kernels
+ * subtract 8 * sum: a sum from unclamped NaN lanes overflowed there). The
+ * float-to-int conversions themselves are checked by UBSan in `make debug`
+ * and in the fuzz build (tests/fuzz/regressions/fuzz_gguf/). */
+static void test_nonfinite(void) {
+    enum { NB = 6 };
+    static float x[NB * 32];
+    for (int i = 0; i < NB * 32; i++) x[i] = rng_unit();
+    x[0] = NAN;                                      /* a NaN among finite values */
+    for (int j = 0; j < 32; j++) x[32 + j] = NAN;    /* all NaN */
+    x[64 + 3] = INFINITY, x[64 + 9] = -INFINITY;     /* inf among finite values */
+    x[96] = 3e38f, x[97] = -3e38f;                   /* the largest finite ones */
+    x[128 + 5] = -INFINITY, x[128 + 6] = NAN;        /* both */
+    for (int l = QC_CPU_SCALAR; l <= QC_CPU_AVX512; l++) {
+        if ((qc_cpu_t)l > qc_cpu_max()) continue;
+        qc_block_q8_act a[NB];
+        qc_kernels_for((qc_cpu_t)l)->act_row(x, NB * 32, a);
+        for (int b = 0; b < NB; b++) {
+            int32_t sum = 0, lo = 0;
+            for (int j = 0; j < 32; j++) {
+                sum += a[b].qs[j];
+                lo = a[b].qs[j] < lo ? a[b].qs[j] : lo;
+            }
+            CHECK(a[b].sum == sum && lo >= -127, "act %s block %d: sum %d of quants summing to %d (lowest %d)",
+                  level_names[l], b, (int)a[b].sum, (int)sum, (int)lo);
+        }
+    }
+    /* the weight quantizers of the load-time conversion: the finite block
+     * comes out as it does alone, whatever its neighbours hold */
+    static unsigned char q8[NB * QC_Q8_0_BYTES], q4[NB * QC_Q4_0_BYTES], one8[QC_Q8_0_BYTES], one4[QC_Q4_0_BYTES];
+    qc_quantize_row(QC_DTYPE_Q8_0, x, q8, NB * 32);
+    qc_quantize_row(QC_DTYPE_Q4_0, x, q4, NB * 32);
+    qc_quantize_row(QC_DTYPE_Q8_0, x + 5 * 32, one8, 32);
+    qc_quantize_row(QC_DTYPE_Q4_0, x + 5 * 32, one4, 32);
+    CHECK(!memcmp(q8 + 5 * QC_Q8_0_BYTES, one8, sizeof one8) && !memcmp(q4 + 5 * QC_Q4_0_BYTES, one4, sizeof one4),
+          "quantizing a finite block next to non-finite ones");
+}
+
 static void test_dot(void) {
     float a[1000], b[1000];
     for (int i = 0; i < 1000; i++) {
@@ -601,6 +641,7 @@ int main(void) {
     test_quantize_q4_0();
     test_roundtrip();
     test_act_quantize();
+    test_nonfinite();
     test_dot();
     test_round_f16();
     test_attend();

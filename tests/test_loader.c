@@ -7,6 +7,7 @@
  * there, default /tmp), QC_TEST_BENCH=1 to also generate and check the 0.93 GB
  * bench-qwen1.5-0.5b model. */
 #include "engine/engine.h"
+#include "engine/gguf.h"
 #include "mkmodel.h"
 #include "test.h"
 
@@ -750,6 +751,28 @@ static void test_special_files(void) {
     CHECK(s != QC_OK && strstr(err, "MiB"), "config.json over %d MiB refused: '%s'", QC_READ_FILE_MAX >> 20, err);
     unlink(p);
     free(p);
+
+    /* The mapped files too: model.safetensors (or a shard) or a GGUF that is
+     * a FIFO is refused at once, not waited on for a writer (open() used to
+     * block there; the alarm ends this test instead of hanging it). */
+    char *dir = path2(g_tmp, "fifo-model");
+    mkdir(dir, 0700);
+    char *st = path2(dir, "model.safetensors");
+    CHECK(mkfifo(st, 0600) == 0, "mkfifo");
+    alarm(20);
+    qc_st_t *set = NULL;
+    err[0] = 0;
+    s = qc_st_open_dir(dir, &set, err, sizeof err);
+    CHECK(s == QC_ERR_IO && !set && strstr(err, "not a regular file"), "model.safetensors a FIFO: %d '%s'", s, err);
+    qc_gguf_t *g = NULL;
+    err[0] = 0;
+    s = qc_gguf_open(st, &g, err, sizeof err);
+    CHECK(s == QC_ERR_IO && !g && strstr(err, "not a regular file"), "a GGUF that is a FIFO: %d '%s'", s, err);
+    alarm(0);
+    unlink(st);
+    rmdir(dir);
+    free(st);
+    free(dir);
 }
 
 static void test_config(void) {

@@ -474,7 +474,8 @@ static qc_status parse(rd_t *r, qc_gguf_t *g) {
 qc_status qc_gguf_open(const char *path, qc_gguf_t **out, char *err, size_t err_size) {
     if (!path || !out) return qc_seterr(err, err_size, QC_ERR_ARG, "qc_gguf_open: NULL argument");
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not hang (fstat below refuses it) */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return qc_seterr(err, err_size, QC_ERR_IO, "%s: %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {

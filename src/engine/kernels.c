@@ -47,8 +47,10 @@ static qc_cpu_t cpu_detect(void) {
     int os_avx = (xcr0 & 0x6) == 0x6;        /* XMM + YMM state */
     int os_avx512 = (xcr0 & 0xe6) == 0xe6;   /* + opmask, ZMM_Hi256, Hi16_ZMM */
     __builtin_cpu_init();
-    int avx2 = os_avx && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-               __builtin_cpu_supports("f16c") && qc_avx2_built;
+    /* F16C from CPUID.1:ECX itself: clang (14) has no "f16c" for
+     * __builtin_cpu_supports */
+    int avx2 = os_avx && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && (c & bit_F16C) &&
+               qc_avx2_built;
     if (!avx2) return QC_CPU_SCALAR;
     /* AVX-512 level: F/BW/VL/DQ for the loads, masks and conversions, VNNI
      * for vpdpbusd. (AVX512_BF16 is not used: BF16 weights are widened and
@@ -174,6 +176,15 @@ size_t qc_row_bytes(qc_dtype_t t, int64_t n) {
 
 static inline void store_u16(unsigned char *p, uint16_t v) { memcpy(p, &v, 2); }
 
+/* v within [-127, 127], where a finite block's scaled values already are. A
+ * non-finite value (NaN, or inf times the scale 0 of a block holding inf; a
+ * hostile model's weights produce them, in the weights and then in the
+ * activations) gives -127 instead of an undefined float-to-int conversion.
+ * The SIMD activation quantizers clamp the same way (their max returns its
+ * second operand for NaN), so an activation block's sum stays the sum of
+ * its stored quants at every level. */
+static inline float clamp127(float v) { return v >= -127.0f ? (v <= 127.0f ? v : 127.0f) : -127.0f; }
+
 /* ggml's quantize_row_q8_0_ref, block by block. Blocks are written through
  * byte pointers: a caller may place them at any address (a GGUF tensor has
  * no alignment beyond its file offset). */
@@ -184,7 +195,7 @@ static void quantize_q8_0(const float *x, unsigned char *y, int64_t nb) {
         const float d = amax / 127.0f;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         store_u16(y, qc_f32_to_f16(d));
-        for (int j = 0; j < QC_QK; j++) y[2 + j] = (unsigned char)(int8_t)roundf(x[j] * id);
+        for (int j = 0; j < QC_QK; j++) y[2 + j] = (unsigned char)(int8_t)roundf(clamp127(x[j] * id));
     }
 }
 
@@ -204,8 +215,10 @@ static void quantize_q4_0(const float *x, unsigned char *y, int64_t nb) {
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         store_u16(y, qc_f32_to_f16(d));
         for (int j = 0; j < QC_QK / 2; j++) {
-            const float x0 = x[j] * id;
-            const float x1 = x[QC_QK / 2 + j] * id;
+            /* within [-8, 8], where finite blocks already are (NaN: -8) */
+            float x0 = x[j] * id, x1 = x[QC_QK / 2 + j] * id;
+            x0 = x0 >= -8.0f ? (x0 <= 8.0f ? x0 : 8.0f) : -8.0f;
+            x1 = x1 >= -8.0f ? (x1 <= 8.0f ? x1 : 8.0f) : -8.0f;
             int8_t q0 = (int8_t)(x0 + 8.5f), q1 = (int8_t)(x1 + 8.5f);
             uint8_t xi0 = (uint8_t)(q0 < 15 ? q0 : 15), xi1 = (uint8_t)(q1 < 15 ? q1 : 15);
             y[2 + j] = (uint8_t)(xi0 | xi1 << 4);
@@ -265,7 +278,7 @@ void qc_act_row_scalar(const float *x, int64_t cols, qc_block_q8_act *out) {
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         int32_t sum = 0;
         for (int j = 0; j < QC_QK; j++) {
-            int q = (int)round_half_away(x[j] * id);
+            int q = (int)round_half_away(clamp127(x[j] * id));
             out[b].qs[j] = (int8_t)q;
             sum += q;
         }

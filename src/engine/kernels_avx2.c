@@ -267,9 +267,10 @@ float qc_dot_f32_avx2(const float *a, const float *b, int64_t n) {
     return s;
 }
 
-/* Same steps as kernels.c's round_half_away, 8 lanes at a time. */
+/* Same steps as kernels.c's clamp127 and round_half_away, 8 lanes at a time. */
 void qc_act_row_avx2(const float *x, int64_t cols, qc_block_q8_act *out) {
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
     const __m256 half = _mm256_set1_ps(0.5f), mhalf = _mm256_set1_ps(-0.5f), one = _mm256_set1_ps(1.0f);
     for (int64_t b = 0; b < cols / QC_QK; b++, x += QC_QK) {
         __m256 v[4];
@@ -287,7 +288,8 @@ void qc_act_row_avx2(const float *x, int64_t cols, qc_block_q8_act *out) {
         const __m256 vid = _mm256_set1_ps(id);
         __m256i q[4];
         for (int k = 0; k < 4; k++) {
-            const __m256 s = _mm256_mul_ps(v[k], vid);
+            /* max(NaN, lo) is lo, as clamp127 makes it */
+            const __m256 s = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v[k], vid), lo), hi);
             __m256 t = _mm256_round_ps(s, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
             const __m256 f = _mm256_sub_ps(s, t);
             t = _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(f, half, _CMP_GE_OQ), one));

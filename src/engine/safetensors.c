@@ -65,7 +65,8 @@ static qc_status map_file(qc_st_t *st, const char *path, st_file_t **out, char *
     st_file_t *nf = realloc(st->files, (st->n_files + 1) * sizeof *nf);
     if (!nf) return qc_seterr(err, err_size, QC_ERR_NOMEM, "%s: out of memory", path);
     st->files = nf;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not hang (fstat below refuses it) */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return qc_seterr(err, err_size, QC_ERR_IO, "%s: %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0) {

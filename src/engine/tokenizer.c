@@ -62,15 +62,17 @@ static int arena_add(qc_buf_t *a, const char *s, size_t n, uint32_t *off) {
 
 /* Undoes the byte mapping of a vocabulary string into L->tmp. A string with
  * a character outside the mapping keeps its UTF-8 bytes, as Hugging Face's
- * ByteLevel decoder does. */
+ * ByteLevel decoder does. The string need not be UTF-8 (a GGUF file's
+ * tokens are bytes): the length a lead byte announces is checked before the
+ * character is read. */
 static int unmap_bytes(loader_t *L, const char *s, size_t n) {
     L->tmp.n = 0;
     if (qc_buf_reserve(&L->tmp, n)) return -1;
     const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < n;) {
-        size_t k;
-        uint32_t cp = qc_tok_utf8_cp(u + i, &k);
-        if (k > n - i || cp >= 324 || L->u2b[cp] < 0) {
+        size_t k = u[i] < 0x80 ? 1 : u[i] < 0xE0 ? 2 : u[i] < 0xF0 ? 3 : 4; /* as qc_tok_utf8_cp reads */
+        uint32_t cp = k <= n - i ? qc_tok_utf8_cp(u + i, &k) : UINT32_MAX;
+        if (cp >= 324 || L->u2b[cp] < 0) {
             memcpy(L->tmp.p, s, n);
             L->tmp.n = n;
             return 0;
