@@ -1,6 +1,6 @@
 /* kernels_avx2.c — the AVX2 level: AVX2 + FMA + F16C. Compiled with -mavx2
  * -mfma -mf16c (Makefile ISA_FLAGS); kernels.c calls it only after checking
- * the CPU. Scalar twins: the *_scalar functions of kernels.c.
+ * the CPU. Scalar twins: the *_scalar functions of kernels_scalar.c.
  *
  * Quantized weights, one block of 32 per 256-bit register, as ggml does:
  * vpmaddubsw (unsigned x signed bytes -> pairs summed in int16) then vpmaddwd
@@ -267,7 +267,7 @@ float qc_dot_f32_avx2(const float *a, const float *b, int64_t n) {
     return s;
 }
 
-/* Same steps as kernels.c's round_half_away, 8 lanes at a time. */
+/* Same steps as kernels_scalar.c's round_half_away, 8 lanes at a time. */
 void qc_act_row_avx2(const float *x, int64_t cols, qc_block_q8_act *out) {
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     const __m256 half = _mm256_set1_ps(0.5f), mhalf = _mm256_set1_ps(-0.5f), one = _mm256_set1_ps(1.0f);

@@ -1,6 +1,6 @@
 /* kernels_avx512.c — the AVX-512 level: F/BW/VL/DQ + VNNI (vpdpbusd).
  * Compiled with -mavx512f ... (Makefile ISA_FLAGS); kernels.c calls it only
- * after checking the CPU. Scalar twins: the *_scalar functions of kernels.c.
+ * after checking the CPU. Scalar twins: the *_scalar functions of kernels_scalar.c.
  *
  * Quantized weights (Q8_0, Q4_0): two blocks of 32 fill a 512-bit register.
  * vpdpbusd multiplies unsigned by signed bytes, so the weights are made
@@ -361,7 +361,7 @@ float qc_dot_f32_avx512(const float *a, const float *b, int64_t n) {
     return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
 
-/* Same steps as kernels.c's round_half_away, 16 lanes at a time. */
+/* Same steps as kernels_scalar.c's round_half_away, 16 lanes at a time. */
 void qc_act_row_avx512(const float *x, int64_t cols, qc_block_q8_act *out) {
     const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
     const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);

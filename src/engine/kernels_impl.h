@@ -1,7 +1,8 @@
 /* kernels_impl.h — internal to the kernel files: the one signature every CPU
  * level implements, so kernels.c can pick a level at one place.
  *
- *   kernels.c         scalar reference (plain C), dispatch, quantization
+ *   kernels.c         dispatch, weight formats, quantization
+ *   kernels_scalar.c  scalar reference (plain C)
  *   kernels_avx2.c    AVX2 + FMA + F16C           (built with -mavx2 ...)
  *   kernels_avx512.c  AVX-512 F/BW/VL/DQ + VNNI   (built with -mavx512f ...)
  *
