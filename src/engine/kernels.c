@@ -1,7 +1,7 @@
-/* kernels.c — CPU level detection and dispatch, weight formats
- * (quantization, half conversion, dequantization) and the dispatch of
- * activation quantization. The scalar reference kernels every SIMD level is
- * tested against are in kernels_scalar.c.
+/* kernels.c — CPU level detection and the level choice (with the dispatch
+ * of qc_dot_f32 and qc_attend), and the weight formats: quantization, half
+ * conversion, dequantization. The levels' kernels are in kernels_scalar.c,
+ * kernels_avx2.c and kernels_avx512.c; the matrix-product driver in matmul.c.
  *
  * This file is compiled for baseline x86-64: nothing here may use an
  * instruction the CPU might lack. */
@@ -18,12 +18,6 @@
 #endif
 
 /* ==== CPU detection and dispatch ==== */
-
-static const qc_kernel_set_t kernels_scalar = {qc_matmul_scalar, qc_dot_f32_scalar, qc_act_row_scalar,
-                                               qc_attend_scalar};
-static const qc_kernel_set_t kernels_avx2 = {qc_matmul_avx2, qc_dot_f32_avx2, qc_act_row_avx2, qc_attend_avx2};
-static const qc_kernel_set_t kernels_avx512 = {qc_matmul_avx512, qc_dot_f32_avx512, qc_act_row_avx512,
-                                               qc_attend_avx512};
 
 static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
 static qc_cpu_t cpu_max;    /* the best level the CPU, OS and build support */
@@ -48,14 +42,14 @@ static qc_cpu_t cpu_detect(void) {
     int os_avx512 = (xcr0 & 0xe6) == 0xe6;   /* + opmask, ZMM_Hi256, Hi16_ZMM */
     __builtin_cpu_init();
     int avx2 = os_avx && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-               __builtin_cpu_supports("f16c") && qc_avx2_built;
+               __builtin_cpu_supports("f16c") && qc_level_avx2;
     if (!avx2) return QC_CPU_SCALAR;
     /* AVX-512 level: F/BW/VL/DQ for the loads, masks and conversions, VNNI
      * for vpdpbusd. (AVX512_BF16 is not used: BF16 weights are widened and
      * multiplied in F32.) */
     int avx512 = os_avx512 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                  __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-                 __builtin_cpu_supports("avx512vnni") && qc_avx512_built;
+                 __builtin_cpu_supports("avx512vnni") && qc_level_avx512;
     return avx512 ? QC_CPU_AVX512 : QC_CPU_AVX2;
 #else
     return QC_CPU_SCALAR;
@@ -97,20 +91,10 @@ const qc_kernel_set_t *qc_kernels_for(qc_cpu_t level) {
     pthread_once(&cpu_once, cpu_init);
     if (level > cpu_max) level = cpu_max;
     switch (level) {
-    case QC_CPU_AVX512: return &kernels_avx512;
-    case QC_CPU_AVX2: return &kernels_avx2;
-    default: return &kernels_scalar;
+    case QC_CPU_AVX512: return qc_level_avx512;
+    case QC_CPU_AVX2: return qc_level_avx2;
+    default: return qc_level_scalar;
     }
-}
-
-void qc_matmul(const qc_tensor_t *w, const float *x, const void *act, int n_tok, float *y,
-               int64_t ldy, int64_t r0, int64_t r1) {
-    qc_kernels_for(qc_cpu_level())->matmul(w, x, act, n_tok, y, ldy, r0, r1);
-}
-
-void qc_matmul_level(qc_cpu_t level, const qc_tensor_t *w, const float *x, const void *act,
-                     int n_tok, float *y, int64_t ldy, int64_t r0, int64_t r1) {
-    qc_kernels_for(level)->matmul(w, x, act, n_tok, y, ldy, r0, r1);
 }
 
 float qc_dot_f32(const float *a, const float *b, int64_t n) {
@@ -318,20 +302,4 @@ void qc_dequantize_row(const qc_tensor_t *w, int64_t row, float *dst) {
     case QC_DTYPE_Q4_K: dequantize_q4_K(p, dst, n / QC_QK_K); break;
     case QC_DTYPE_Q6_K: dequantize_q6_K(p, dst, n / QC_QK_K); break;
     }
-}
-
-/* ==== activation quantization ==== */
-
-size_t qc_act_bytes(qc_dtype_t t, int n_tok, int64_t cols) {
-    if (t != QC_DTYPE_Q8_0 && t != QC_DTYPE_Q4_0) return 0;
-    if (n_tok <= 0 || cols <= 0 || cols % QC_QK) return 0;
-    return (size_t)n_tok * (size_t)(cols / QC_QK) * sizeof(qc_block_q8_act);
-}
-
-void qc_act_quantize(qc_dtype_t t, const float *x, int64_t cols, int t0, int t1, void *act) {
-    if (t != QC_DTYPE_Q8_0 && t != QC_DTYPE_Q4_0) return;
-    if (cols <= 0 || cols % QC_QK) return;
-    const qc_act_row_fn row = qc_kernels_for(qc_cpu_level())->act_row;
-    qc_block_q8_act *a = act;
-    for (int i = t0; i < t1; i++) row(x + (size_t)i * cols, cols, a + (size_t)i * (cols / QC_QK));
 }

@@ -1,6 +1,8 @@
-/* kernels_scalar.c — the scalar level: plain C kernels, the reference
+/* kernels_scalar.c — the scalar level: plain C micro-kernels, the reference
  * every SIMD level is tested against (tests/test_kernels.c), and the level
- * a CPU without AVX2 runs.
+ * a CPU without AVX2 runs. Its matrix-product tiles are a single output
+ * (1 row x 1 token), so each output is one straightforward dot product;
+ * matmul.c's driver walks them like any level's.
  *
  * Compiled for baseline x86-64: nothing here may use an instruction the CPU
  * might lack. */
@@ -45,83 +47,74 @@ void qc_act_row_scalar(const float *x, int64_t cols, qc_block_q8_act *out) {
     }
 }
 
-/* ==== scalar reference kernels ==== */
+/* ==== matrix-product tiles ==== */
 
 /* Float weights: products in F32 (exact in double), sums in double, so the
  * reference is as accurate as an F32 product allows. */
-static void matmul_float_scalar(const qc_tensor_t *w, const float *x, int n_tok, float *y, int64_t ldy,
-                                int64_t r0, int64_t r1) {
-    const int64_t n = w->cols;
-    const size_t rb = qc_row_bytes(w->dtype, n);
-    for (int64_t r = r0; r < r1; r++) {
-        const unsigned char *p = (const unsigned char *)w->data + (size_t)r * rb;
-        for (int t = 0; t < n_tok; t++) {
-            const float *xt = x + (size_t)t * n;
-            double s = 0.0;
-            switch (w->dtype) {
-            case QC_DTYPE_F32:
-                for (int64_t c = 0; c < n; c++) {
-                    float wc;
-                    memcpy(&wc, p + 4 * c, 4);
-                    s += (double)(wc * xt[c]);
-                }
-                break;
-            case QC_DTYPE_F16:
-                for (int64_t c = 0; c < n; c++) s += (double)(qc_f16_to_f32(qc_load_u16(p + 2 * c)) * xt[c]);
-                break;
-            case QC_DTYPE_BF16:
-                for (int64_t c = 0; c < n; c++) s += (double)(qc_bf16_to_f32(qc_load_u16(p + 2 * c)) * xt[c]);
-                break;
-            default: break;
-            }
-            y[(size_t)t * ldy + r] = (float)s;
+static inline void tile_float(const qc_dtype_t dt, const qc_mm_tile_t *a) {
+    const unsigned char *p = a->w;
+    const float *xt = a->x;
+    double s = 0.0;
+    switch (dt) {
+    case QC_DTYPE_F32:
+        for (int64_t c = 0; c < a->k; c++) {
+            float wc;
+            memcpy(&wc, p + 4 * c, 4);
+            s += (double)(wc * xt[c]);
         }
+        break;
+    case QC_DTYPE_F16:
+        for (int64_t c = 0; c < a->k; c++) s += (double)(qc_f16_to_f32(qc_load_u16(p + 2 * c)) * xt[c]);
+        break;
+    default: /* BF16 */
+        for (int64_t c = 0; c < a->k; c++) s += (double)(qc_bf16_to_f32(qc_load_u16(p + 2 * c)) * xt[c]);
+        break;
     }
+    *a->y = (float)s;
 }
 
 /* Quantized weights: per block an exact integer dot, scaled by d_w * d_x
  * (F32) and summed in F32, block after block — as ggml's vec_dot does. */
-static void matmul_quant_scalar(const qc_tensor_t *w, const void *act, int n_tok, float *y, int64_t ldy,
-                                int64_t r0, int64_t r1) {
-    const int64_t nb = w->cols / QC_QK;
-    const int q4 = w->dtype == QC_DTYPE_Q4_0;
+static inline void tile_quant(const int q4, const qc_mm_tile_t *a) {
     const size_t bb = q4 ? QC_Q4_0_BYTES : QC_Q8_0_BYTES;
-    const qc_block_q8_act *a = act;
-    for (int64_t r = r0; r < r1; r++) {
-        const unsigned char *row = (const unsigned char *)w->data + (size_t)r * (size_t)nb * bb;
-        for (int t = 0; t < n_tok; t++) {
-            const qc_block_q8_act *at = a + (size_t)t * (size_t)nb;
-            float sum = 0.0f;
-            for (int64_t b = 0; b < nb; b++) {
-                const unsigned char *blk = row + (size_t)b * bb;
-                const int8_t *xq = at[b].qs;
-                int32_t isum = 0;
-                if (q4) {
-                    for (int j = 0; j < QC_QK / 2; j++) {
-                        isum += ((blk[2 + j] & 0x0f) - 8) * xq[j];
-                        isum += ((blk[2 + j] >> 4) - 8) * xq[j + QC_QK / 2];
-                    }
-                } else {
-                    const int8_t *wq = (const int8_t *)(blk + 2);
-                    for (int j = 0; j < QC_QK; j++) isum += wq[j] * xq[j];
-                }
-                sum += (float)isum * (qc_f16_to_f32(qc_load_u16(blk)) * at[b].d);
+    const qc_block_q8_act *at = a->x;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < a->k; b++) {
+        const unsigned char *blk = a->w + (size_t)b * bb;
+        const int8_t *xq = at[b].qs;
+        int32_t isum = 0;
+        if (q4) {
+            for (int j = 0; j < QC_QK / 2; j++) {
+                isum += ((blk[2 + j] & 0x0f) - 8) * xq[j];
+                isum += ((blk[2 + j] >> 4) - 8) * xq[j + QC_QK / 2];
             }
-            y[(size_t)t * ldy + r] = sum;
+        } else {
+            const int8_t *wq = (const int8_t *)(blk + 2);
+            for (int j = 0; j < QC_QK; j++) isum += wq[j] * xq[j];
         }
+        sum += (float)isum * (qc_f16_to_f32(qc_load_u16(blk)) * at[b].d);
     }
+    *a->y = sum;
 }
 
-void qc_matmul_scalar(const qc_tensor_t *w, const float *x, const void *act, int n_tok, float *y,
-                      int64_t ldy, int64_t r0, int64_t r1) {
-    if (n_tok <= 0 || r0 >= r1) return;
-    if (w->dtype == QC_DTYPE_Q8_0 || w->dtype == QC_DTYPE_Q4_0)
-        matmul_quant_scalar(w, act, n_tok, y, ldy, r0, r1);
-    else
-        matmul_float_scalar(w, x, n_tok, y, ldy, r0, r1);
-}
+static void tile_f32(const qc_mm_tile_t *a) { tile_float(QC_DTYPE_F32, a); }
+static void tile_f16(const qc_mm_tile_t *a) { tile_float(QC_DTYPE_F16, a); }
+static void tile_bf16(const qc_mm_tile_t *a) { tile_float(QC_DTYPE_BF16, a); }
+static void tile_q8_0(const qc_mm_tile_t *a) { tile_quant(0, a); }
+static void tile_q4_0(const qc_mm_tile_t *a) { tile_quant(1, a); }
 
-float qc_dot_f32_scalar(const float *a, const float *b, int64_t n) {
+/* One output per tile, for prefill and decode alike. */
+#define SCALAR_KERNEL(name, act_fmt, fn) \
+    static const qc_mm_kernel_t name = {act_fmt, 64, {1, 1, fn, NULL}, {1, 1, fn, NULL}, {NULL}}
+SCALAR_KERNEL(mm_f32, QC_ACT_F32, tile_f32);
+SCALAR_KERNEL(mm_f16, QC_ACT_F32, tile_f16);
+SCALAR_KERNEL(mm_bf16, QC_ACT_F32, tile_bf16);
+SCALAR_KERNEL(mm_q8_0, QC_ACT_Q8, tile_q8_0);
+SCALAR_KERNEL(mm_q4_0, QC_ACT_Q8, tile_q4_0);
+
+/* ==== dot product ==== */
+
+static float dot_f32_scalar(const float *a, const float *b, int64_t n) {
     /* Four partial sums: as accurate as the SIMD levels, and it lets the
      * compiler keep several additions in flight. */
     float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
@@ -136,9 +129,9 @@ float qc_dot_f32_scalar(const float *a, const float *b, int64_t n) {
     return (s0 + s1) + (s2 + s3);
 }
 
-/* ==== attention (scalar reference) ==== */
+/* ==== attention ==== */
 
-/* q . k for k in halves, with qc_dot_f32_scalar's four partial sums. */
+/* q . k for k in halves, with dot_f32_scalar's four partial sums. */
 static float dot_f16_scalar(const float *q, const uint16_t *k, int n) {
     float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
     int i = 0;
@@ -190,3 +183,8 @@ void qc_attend_scalar(const float *q, const qc_kv_rows_t *r, int n, int hd, floa
         for (int e = 0; e < hd; e++) o[e] += p * qc_f16_to_f32(v[e]);
     }
 }
+
+/* ==== the level ==== */
+
+static const qc_kernel_set_t scalar_set = {{QC_MM_COMMON_TYPES}, dot_f32_scalar, qc_act_row_scalar, qc_attend_scalar};
+const qc_kernel_set_t *const qc_level_scalar = &scalar_set;
