@@ -18,7 +18,7 @@ static size_t act_unit_bytes(qc_act_fmt_t f, int64_t unit) {
     return f == QC_ACT_Q8 ? (size_t)(unit / QC_QK) * sizeof(qc_block_q8_act) : (size_t)unit * sizeof(float);
 }
 
-/* The chosen level's kernels for weights of type t (NULL: none). */
+/* Set k's kernels for weights of type t (NULL: none). */
 static const qc_mm_kernel_t *kernel_for(const qc_kernel_set_t *k, qc_dtype_t t) {
     return (unsigned)t < QC_MM_TYPES ? k->matmul[t] : NULL;
 }
