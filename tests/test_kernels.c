@@ -3,7 +3,8 @@
  * bounds, activation quantization identical at every level, and every SIMD
  * level's qc_matmul against the scalar reference (itself checked against a
  * double-precision product) over weight types, token counts, row ranges,
- * row lengths and misaligned data. */
+ * row lengths and misaligned data; and the one matrix-product driver's walk
+ * (row blocks, chunks, token tiles, edges, prefetch) with a test level. */
 #include "engine/kernels_impl.h"
 #include "test.h"
 
@@ -508,6 +509,158 @@ static void test_nonfinite(void) {
           "quantizing a finite block next to non-finite ones");
 }
 
+/* ==== the driver, with a test level ==== */
+
+/* A level of plain C tiles with shapes no real level has (3 x 3 quantized
+ * tiles reading a pack of one block per step, in chunks of a few blocks; 2 x 4
+ * float tiles with a 3-row decode tile), so qc_matmul_set's walk — row blocks,
+ * chunks, token tiles, edges, prefetch, the tile's indexes — is checked on any
+ * CPU (the AVX-512 level, the only one that packs, may not run here). */
+enum { DRV_PACK_BYTES = 3 * 4 * (int)sizeof(qc_block_q8_act) };
+
+typedef struct {
+    const qc_tensor_t *w;
+    const float *y0; /* the y the driver was given */
+    int64_t ldy;
+    int *writes;     /* per output: tiles that wrote it */
+    int bad;         /* tile arguments that break the contract */
+    int full[2];     /* full tiles of the `many`, `one` shapes */
+} drv_state_t;
+static drv_state_t drv;
+
+/* Checks what every tile is told, and counts its writes. */
+static void drv_note(const qc_mm_tile_t *a, int nr, int nt, size_t unit_bytes) {
+    const int64_t off = a->y - drv.y0, t0 = off / drv.ldy, r = off % drv.ldy;
+    drv.bad += a->m != drv.w || a->row != r || a->prefetch != (t0 == 0) || a->accumulate != (a->unit > 0);
+    drv.bad += a->w != (const unsigned char *)drv.w->data + (size_t)a->row * a->w_stride + (size_t)a->unit * unit_bytes;
+    for (int t = 0; t < nt; t++)
+        for (int i = 0; i < nr; i++) drv.writes[(t0 + t) * drv.ldy + r + i]++;
+}
+
+/* Q8_0 tiles: token t's blocks at pack[u * nt + t]. */
+static void drv_quant(const qc_mm_tile_t *a, int nr, int nt) {
+    drv_note(a, nr, nt, QC_Q8_0_BYTES);
+    const qc_block_q8_act *px = a->x;
+    for (int t = 0; t < nt; t++)
+        for (int r = 0; r < nr; r++) {
+            float s = 0.0f;
+            for (int64_t u = 0; u < a->k; u++) {
+                const unsigned char *blk = a->w + (size_t)r * a->w_stride + (size_t)u * QC_Q8_0_BYTES;
+                const qc_block_q8_act *xb = px + u * nt + t;
+                int32_t isum = 0;
+                for (int j = 0; j < 32; j++) isum += (int8_t)blk[2 + j] * xb->qs[j];
+                s += (float)isum * (qc_f16_to_f32(qc_load_u16(blk)) * xb->d);
+            }
+            float *o = a->y + (size_t)t * (size_t)a->ldy + r;
+            *o = a->accumulate ? *o + s : s;
+        }
+}
+
+static void drv_pack(const void *x, size_t x_stride, int nt, int64_t k, void *pack) {
+    drv.bad += (size_t)(nt * k) * sizeof(qc_block_q8_act) > DRV_PACK_BYTES;
+    for (int64_t u = 0; u < k; u++)
+        for (int t = 0; t < nt; t++)
+            ((qc_block_q8_act *)pack)[u * nt + t] = ((const qc_block_q8_act *)((const char *)x + t * x_stride))[u];
+}
+
+/* F32 tiles: token t's row at x + t * x_stride. */
+static void drv_float(const qc_mm_tile_t *a, int nr, int nt) {
+    drv_note(a, nr, nt, 4);
+    for (int t = 0; t < nt; t++)
+        for (int r = 0; r < nr; r++) {
+            const float *xt = (const float *)((const char *)a->x + t * a->x_stride);
+            const float *wr = (const float *)(a->w + (size_t)r * a->w_stride);
+            float s = 0.0f;
+            for (int64_t c = 0; c < a->k; c++) s += wr[c] * xt[c];
+            a->y[(size_t)t * (size_t)a->ldy + r] = s;
+        }
+}
+
+static void drv_q_many(const qc_mm_tile_t *a) { drv.full[0]++, drv_quant(a, 3, 3); }
+static void drv_q_one(const qc_mm_tile_t *a) { drv.full[1]++, drv_quant(a, 2, 1); }
+static void drv_f_many(const qc_mm_tile_t *a) { drv.full[0]++, drv_float(a, 2, 4); }
+static void drv_f_one(const qc_mm_tile_t *a) { drv.full[1]++, drv_float(a, 3, 1); }
+
+static const qc_mm_kernel_t drv_q8 = {QC_ACT_Q8, 6, {3, 3, drv_q_many, drv_quant}, {2, 1, drv_q_one, drv_quant},
+                                      {drv_pack, 1, sizeof(qc_block_q8_act), DRV_PACK_BYTES}};
+static const qc_mm_kernel_t drv_f32 = {QC_ACT_F32, 6, {2, 4, drv_f_many, drv_float}, {3, 1, drv_f_one, drv_float},
+                                       {NULL}};
+static const qc_kernel_set_t drv_level = {.matmul = {[QC_DTYPE_Q8_0] = &drv_q8, [QC_DTYPE_F32] = &drv_f32}};
+
+static void test_driver(void) {
+    enum { ROWS = 23, NB = 11, COLS = NB * 32, MAXT = 8 };
+    static const int toks[] = {1, 2, 3, 4, 5, 7, 8};
+    static const int64_t ranges[][2] = {{0, ROWS}, {1, 20}, {5, 6}, {7, 13}};
+    float *x = malloc(MAXT * COLS * sizeof(float)), *wf = malloc(ROWS * COLS * sizeof(float));
+    unsigned char *wq = malloc(ROWS * qc_row_bytes(QC_DTYPE_Q8_0, COLS));
+    qc_block_q8_act *act = malloc(MAXT * NB * sizeof *act);
+    for (int i = 0; i < MAXT * COLS; i++) x[i] = rng_unit();
+    for (int i = 0; i < ROWS * COLS; i++) wf[i] = rng_unit();
+    for (int r = 0; r < ROWS; r++) qc_quantize_row(QC_DTYPE_Q8_0, wf + r * COLS, wq + r * NB * QC_Q8_0_BYTES, COLS);
+    for (int t = 0; t < MAXT; t++) qc_act_row_scalar(x + t * COLS, COLS, act + t * NB);
+    const qc_tensor_t mq = {wq, QC_DTYPE_Q8_0, ROWS, COLS}, mf = {wf, QC_DTYPE_F32, ROWS, COLS};
+    const int64_t ldy = ROWS + 2;
+    static float y[MAXT * (ROWS + 2)], want[MAXT * (ROWS + 2)];
+    static int writes[MAXT * (ROWS + 2)];
+    for (size_t ti = 0; ti < sizeof toks / sizeof toks[0]; ti++)
+        for (size_t ri = 0; ri < sizeof ranges / sizeof ranges[0]; ri++)
+            for (int quant = 0; quant < 2; quant++) {
+                const int n_tok = toks[ti];
+                const int64_t r0 = ranges[ri][0], r1 = ranges[ri][1];
+                /* chunks of 12 / min(n_tok, 3) blocks: what the pack holds */
+                const int64_t chunk = quant ? 12 / (n_tok < 3 ? n_tok : 3) : COLS;
+                int bad_writes = 0, bad_values = 0;
+                for (int i = 0; i < MAXT * ldy; i++) y[i] = want[i] = SENTINEL, writes[i] = 0;
+                for (int t = 0; t < n_tok; t++)
+                    for (int64_t r = r0; r < r1; r++) {
+                        float v = 0.0f;
+                        for (int64_t c0 = 0; c0 < (quant ? NB : COLS); c0 += chunk) {
+                            float s = 0.0f;
+                            for (int64_t u = c0; u < c0 + chunk && u < (quant ? NB : COLS); u++) {
+                                if (quant) {
+                                    const unsigned char *blk = wq + (r * NB + u) * QC_Q8_0_BYTES;
+                                    const qc_block_q8_act *xb = act + t * NB + u;
+                                    int32_t isum = 0;
+                                    for (int j = 0; j < 32; j++) isum += (int8_t)blk[2 + j] * xb->qs[j];
+                                    s += (float)isum * (qc_f16_to_f32(qc_load_u16(blk)) * xb->d);
+                                } else {
+                                    s += wf[r * COLS + u] * x[t * COLS + u];
+                                }
+                            }
+                            v = c0 ? v + s : s;
+                        }
+                        want[t * ldy + r] = v;
+                    }
+                drv = (drv_state_t){quant ? &mq : &mf, y, ldy, writes, 0, {0, 0}};
+                qc_matmul_set(&drv_level, quant ? &mq : &mf, x, act, n_tok, y, ldy, r0, r1);
+                const int n_chunks = quant ? (int)((NB + chunk - 1) / chunk) : 1;
+                for (int t = 0; t < MAXT; t++)
+                    for (int64_t r = 0; r < ldy; r++) {
+                        const int inside = t < n_tok && r >= r0 && r < r1;
+                        bad_writes += writes[t * ldy + r] != (inside ? n_chunks : 0);
+                        bad_values += memcmp(&y[t * ldy + r], &want[t * ldy + r], sizeof(float)) != 0;
+                    }
+                /* decode runs the `one` shape only */
+                const int shapes_ok = n_tok > 1 || (drv.full[0] == 0 && (r1 - r0 < 2 || drv.full[1] > 0));
+                CHECK(!drv.bad && !bad_writes && !bad_values && shapes_ok,
+                      "driver %s n_tok %d rows [%lld,%lld): %d bad tile arguments, %d outputs written wrongly, "
+                      "%d values differ, full tiles %d many %d one",
+                      quant ? "q8_0" : "f32", n_tok, (long long)r0, (long long)r1, drv.bad, bad_writes, bad_values,
+                      drv.full[0], drv.full[1]);
+            }
+    /* a type the level has no kernels for: nothing happens */
+    const qc_tensor_t m4 = {wq, QC_DTYPE_Q4_0, ROWS, COLS};
+    for (int i = 0; i < MAXT * ldy; i++) y[i] = SENTINEL;
+    qc_matmul_set(&drv_level, &m4, x, act, 2, y, ldy, 0, ROWS);
+    int touched = 0;
+    for (int i = 0; i < MAXT * ldy; i++) touched += y[i] != SENTINEL;
+    CHECK(!touched, "driver: a type without kernels wrote %d outputs", touched);
+    free(x);
+    free(wf);
+    free(wq);
+    free(act);
+}
+
 static void test_dot(void) {
     float a[1000], b[1000];
     for (int i = 0; i < 1000; i++) {
@@ -646,5 +799,6 @@ int main(void) {
     test_round_f16();
     test_attend();
     test_matmul();
+    test_driver();
     return test_done("test_kernels");
 }

@@ -1,6 +1,7 @@
-/* kernels.c — CPU level detection and dispatch, weight formats
- * (quantization, half conversion, dequantization), activation quantization,
- * and the scalar reference kernels every SIMD level is tested against.
+/* kernels.c — CPU level detection and the level choice (with the dispatch
+ * of qc_dot_f32 and qc_attend), and the weight formats: quantization, half
+ * conversion, dequantization. The levels' kernels are in kernels_scalar.c,
+ * kernels_avx2.c and kernels_avx512.c; the matrix-product driver in matmul.c.
  *
  * This file is compiled for baseline x86-64: nothing here may use an
  * instruction the CPU might lack. */
@@ -18,12 +19,6 @@
 #endif
 
 /* ==== CPU detection and dispatch ==== */
-
-static const qc_kernel_set_t kernels_scalar = {qc_matmul_scalar, qc_dot_f32_scalar, qc_act_row_scalar,
-                                               qc_attend_scalar};
-static const qc_kernel_set_t kernels_avx2 = {qc_matmul_avx2, qc_dot_f32_avx2, qc_act_row_avx2, qc_attend_avx2};
-static const qc_kernel_set_t kernels_avx512 = {qc_matmul_avx512, qc_dot_f32_avx512, qc_act_row_avx512,
-                                               qc_attend_avx512};
 
 static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
 static qc_cpu_t cpu_max;    /* the best level the CPU, OS and build support */
@@ -50,14 +45,14 @@ static qc_cpu_t cpu_detect(void) {
     /* F16C from CPUID.1:ECX itself: clang (14) has no "f16c" for
      * __builtin_cpu_supports */
     int avx2 = os_avx && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && (c & bit_F16C) &&
-               qc_avx2_built;
+               qc_level_avx2;
     if (!avx2) return QC_CPU_SCALAR;
     /* AVX-512 level: F/BW/VL/DQ for the loads, masks and conversions, VNNI
      * for vpdpbusd. (AVX512_BF16 is not used: BF16 weights are widened and
      * multiplied in F32.) */
     int avx512 = os_avx512 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                  __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-                 __builtin_cpu_supports("avx512vnni") && qc_avx512_built;
+                 __builtin_cpu_supports("avx512vnni") && qc_level_avx512;
     return avx512 ? QC_CPU_AVX512 : QC_CPU_AVX2;
 #else
     return QC_CPU_SCALAR;
@@ -99,20 +94,10 @@ const qc_kernel_set_t *qc_kernels_for(qc_cpu_t level) {
     pthread_once(&cpu_once, cpu_init);
     if (level > cpu_max) level = cpu_max;
     switch (level) {
-    case QC_CPU_AVX512: return &kernels_avx512;
-    case QC_CPU_AVX2: return &kernels_avx2;
-    default: return &kernels_scalar;
+    case QC_CPU_AVX512: return qc_level_avx512;
+    case QC_CPU_AVX2: return qc_level_avx2;
+    default: return qc_level_scalar;
     }
-}
-
-void qc_matmul(const qc_tensor_t *w, const float *x, const void *act, int n_tok, float *y,
-               int64_t ldy, int64_t r0, int64_t r1) {
-    qc_kernels_for(qc_cpu_level())->matmul(w, x, act, n_tok, y, ldy, r0, r1);
-}
-
-void qc_matmul_level(qc_cpu_t level, const qc_tensor_t *w, const float *x, const void *act,
-                     int n_tok, float *y, int64_t ldy, int64_t r0, int64_t r1) {
-    qc_kernels_for(level)->matmul(w, x, act, n_tok, y, ldy, r0, r1);
 }
 
 float qc_dot_f32(const float *a, const float *b, int64_t n) {
@@ -176,14 +161,6 @@ size_t qc_row_bytes(qc_dtype_t t, int64_t n) {
 
 static inline void store_u16(unsigned char *p, uint16_t v) { memcpy(p, &v, 2); }
 
-/* v within [-127, 127], where a finite block's scaled values already are. A
- * non-finite value (NaN, or inf times the scale 0 of a block holding inf; a
- * hostile model's weights produce them, in the weights and then in the
- * activations) gives -127 instead of an undefined float-to-int conversion.
- * The SIMD activation quantizers clamp the same way (their max returns its
- * second operand for NaN), so an activation block's sum stays the sum of
- * its stored quants at every level. */
-static inline float clamp127(float v) { return v >= -127.0f ? (v <= 127.0f ? v : 127.0f) : -127.0f; }
 
 /* ggml's quantize_row_q8_0_ref, block by block. Blocks are written through
  * byte pointers: a caller may place them at any address (a GGUF tensor has
@@ -244,201 +221,5 @@ void qc_dequantize_row(const qc_tensor_t *w, int64_t row, float *dst) {
         for (int64_t i = 0; i < n; i++) dst[i] = qc_bf16_to_f32(qc_load_u16(p + 2 * i));
         break;
     default: qc_qtype(w->dtype)->dequantize(p, dst, n); break; /* the block types */
-    }
-}
-
-/* ==== activation quantization ==== */
-
-size_t qc_act_bytes(qc_dtype_t t, int n_tok, int64_t cols) {
-    if (t != QC_DTYPE_Q8_0 && t != QC_DTYPE_Q4_0) return 0;
-    if (n_tok <= 0 || cols <= 0 || cols % QC_QK) return 0;
-    return (size_t)n_tok * (size_t)(cols / QC_QK) * sizeof(qc_block_q8_act);
-}
-
-/* roundf without the libm call: truncate, then step away from zero when the
- * dropped fraction is at least one half. Exact for |v| < 2^23 (v - t is
- * then exact); activations reach at most 127. The SIMD levels do the same
- * steps, so all levels agree bit for bit. */
-static inline float round_half_away(float v) {
-    float t = (float)(int32_t)v;
-    float f = v - t;
-    if (f >= 0.5f) t += 1.0f;
-    else if (f <= -0.5f) t -= 1.0f;
-    return t;
-}
-
-void qc_act_row_scalar(const float *x, int64_t cols, qc_block_q8_act *out) {
-    for (int64_t b = 0; b < cols / QC_QK; b++, x += QC_QK) {
-        float amax = 0.0f;
-        for (int j = 0; j < QC_QK; j++) {
-            float a = fabsf(x[j]);
-            amax = a > amax ? a : amax;
-        }
-        const float d = amax / 127.0f;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
-        int32_t sum = 0;
-        for (int j = 0; j < QC_QK; j++) {
-            int q = (int)round_half_away(clamp127(x[j] * id));
-            out[b].qs[j] = (int8_t)q;
-            sum += q;
-        }
-        /* The scale is kept at half precision, as ggml's block_q8_0 keeps it for
-         * the activations, so the products equal llama.cpp's. */
-        out[b].d = qc_f16_to_f32(qc_f32_to_f16(d));
-        out[b].sum = sum;
-    }
-}
-
-void qc_act_quantize(qc_dtype_t t, const float *x, int64_t cols, int t0, int t1, void *act) {
-    if (t != QC_DTYPE_Q8_0 && t != QC_DTYPE_Q4_0) return;
-    if (cols <= 0 || cols % QC_QK) return;
-    const qc_act_row_fn row = qc_kernels_for(qc_cpu_level())->act_row;
-    qc_block_q8_act *a = act;
-    for (int i = t0; i < t1; i++) row(x + (size_t)i * cols, cols, a + (size_t)i * (cols / QC_QK));
-}
-
-/* ==== scalar reference kernels ==== */
-
-/* Float weights: products in F32 (exact in double), sums in double, so the
- * reference is as accurate as an F32 product allows. */
-static void matmul_float_scalar(const qc_tensor_t *w, const float *x, int n_tok, float *y, int64_t ldy,
-                                int64_t r0, int64_t r1) {
-    const int64_t n = w->cols;
-    const size_t rb = qc_row_bytes(w->dtype, n);
-    for (int64_t r = r0; r < r1; r++) {
-        const unsigned char *p = (const unsigned char *)w->data + (size_t)r * rb;
-        for (int t = 0; t < n_tok; t++) {
-            const float *xt = x + (size_t)t * n;
-            double s = 0.0;
-            switch (w->dtype) {
-            case QC_DTYPE_F32:
-                for (int64_t c = 0; c < n; c++) {
-                    float wc;
-                    memcpy(&wc, p + 4 * c, 4);
-                    s += (double)(wc * xt[c]);
-                }
-                break;
-            case QC_DTYPE_F16:
-                for (int64_t c = 0; c < n; c++) s += (double)(qc_f16_to_f32(qc_load_u16(p + 2 * c)) * xt[c]);
-                break;
-            case QC_DTYPE_BF16:
-                for (int64_t c = 0; c < n; c++) s += (double)(qc_bf16_to_f32(qc_load_u16(p + 2 * c)) * xt[c]);
-                break;
-            default: break;
-            }
-            y[(size_t)t * ldy + r] = (float)s;
-        }
-    }
-}
-
-/* Quantized weights: per block an exact integer dot, scaled by d_w * d_x
- * (F32) and summed in F32, block after block — as ggml's vec_dot does. */
-static void matmul_quant_scalar(const qc_tensor_t *w, const void *act, int n_tok, float *y, int64_t ldy,
-                                int64_t r0, int64_t r1) {
-    const int64_t nb = w->cols / QC_QK;
-    const int q4 = w->dtype == QC_DTYPE_Q4_0;
-    const size_t bb = q4 ? QC_Q4_0_BYTES : QC_Q8_0_BYTES;
-    const qc_block_q8_act *a = act;
-    for (int64_t r = r0; r < r1; r++) {
-        const unsigned char *row = (const unsigned char *)w->data + (size_t)r * (size_t)nb * bb;
-        for (int t = 0; t < n_tok; t++) {
-            const qc_block_q8_act *at = a + (size_t)t * (size_t)nb;
-            float sum = 0.0f;
-            for (int64_t b = 0; b < nb; b++) {
-                const unsigned char *blk = row + (size_t)b * bb;
-                const int8_t *xq = at[b].qs;
-                int32_t isum = 0;
-                if (q4) {
-                    for (int j = 0; j < QC_QK / 2; j++) {
-                        isum += ((blk[2 + j] & 0x0f) - 8) * xq[j];
-                        isum += ((blk[2 + j] >> 4) - 8) * xq[j + QC_QK / 2];
-                    }
-                } else {
-                    const int8_t *wq = (const int8_t *)(blk + 2);
-                    for (int j = 0; j < QC_QK; j++) isum += wq[j] * xq[j];
-                }
-                sum += (float)isum * (qc_f16_to_f32(qc_load_u16(blk)) * at[b].d);
-            }
-            y[(size_t)t * ldy + r] = sum;
-        }
-    }
-}
-
-void qc_matmul_scalar(const qc_tensor_t *w, const float *x, const void *act, int n_tok, float *y,
-                      int64_t ldy, int64_t r0, int64_t r1) {
-    if (n_tok <= 0 || r0 >= r1) return;
-    if (w->dtype == QC_DTYPE_Q8_0 || w->dtype == QC_DTYPE_Q4_0)
-        matmul_quant_scalar(w, act, n_tok, y, ldy, r0, r1);
-    else
-        matmul_float_scalar(w, x, n_tok, y, ldy, r0, r1);
-}
-
-float qc_dot_f32_scalar(const float *a, const float *b, int64_t n) {
-    /* Four partial sums: as accurate as the SIMD levels, and it lets the
-     * compiler keep several additions in flight. */
-    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
-    int64_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        s0 += a[i] * b[i];
-        s1 += a[i + 1] * b[i + 1];
-        s2 += a[i + 2] * b[i + 2];
-        s3 += a[i + 3] * b[i + 3];
-    }
-    for (; i < n; i++) s0 += a[i] * b[i];
-    return (s0 + s1) + (s2 + s3);
-}
-
-/* ==== attention (scalar reference) ==== */
-
-/* q . k for k in halves, with qc_dot_f32_scalar's four partial sums. */
-static float dot_f16_scalar(const float *q, const uint16_t *k, int n) {
-    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
-    int i = 0;
-    for (; i + 4 <= n; i += 4) {
-        s0 += q[i] * qc_f16_to_f32(k[i]);
-        s1 += q[i + 1] * qc_f16_to_f32(k[i + 1]);
-        s2 += q[i + 2] * qc_f16_to_f32(k[i + 2]);
-        s3 += q[i + 3] * qc_f16_to_f32(k[i + 3]);
-    }
-    for (; i < n; i++) s0 += q[i] * qc_f16_to_f32(k[i]);
-    return (s0 + s1) + (s2 + s3);
-}
-
-void qc_attend_scalar(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale, int f16_acc,
-                      float *scores, float *o) {
-    if (f16_acc) {
-        float q16[512], acc[512];
-        for (int e = 0; e < hd; e++) q16[e] = qc_round_f16(q[e]), acc[e] = 0;
-        float S = 0, M = -INFINITY;
-        for (int i = 0; i < n; i++) {
-            const uint16_t *k = qc_k_row(r, i), *v = qc_v_row(r, i);
-            float s = dot_f16_scalar(q16, k, hd) * scale, ms = 1, vs = 1;
-            if (s > M) {
-                float old = M;
-                M = s;
-                ms = expf(old - M);
-                for (int e = 0; e < hd; e++) acc[e] = qc_round_f16(acc[e] * ms);
-            } else {
-                vs = expf(s - M);
-            }
-            for (int e = 0; e < hd; e++) acc[e] = qc_round_f16(acc[e] + qc_f16_to_f32(v[e]) * vs);
-            S = S * ms + vs;
-        }
-        float inv = S == 0 ? 0 : 1.0f / S;
-        for (int e = 0; e < hd; e++) o[e] = acc[e] * inv;
-        return;
-    }
-    float mx = -INFINITY;
-    for (int i = 0; i < n; i++) {
-        float s = dot_f16_scalar(q, qc_k_row(r, i), hd) * scale;
-        scores[i] = s;
-        if (s > mx) mx = s;
-    }
-    float inv = qc_softmax_exp(scores, n, mx);
-    memset(o, 0, (size_t)hd * sizeof(float));
-    for (int i = 0; i < n; i++) {
-        float p = scores[i] * inv;
-        const uint16_t *v = qc_v_row(r, i);
-        for (int e = 0; e < hd; e++) o[e] += p * qc_f16_to_f32(v[e]);
     }
 }

@@ -1,6 +1,11 @@
 /* kernels_avx2.c — the AVX2 level: AVX2 + FMA + F16C. Compiled with -mavx2
- * -mfma -mf16c (Makefile ISA_FLAGS); kernels.c calls it only after checking
- * the CPU. Scalar twins: the *_scalar functions of kernels.c.
+ * -mfma -mf16c (Makefile ISA_FLAGS); kernels.c selects it only after
+ * checking the CPU.
+ *
+ * A deliberate per-level twin of the scalar micro-kernels (kernels_scalar.c):
+ * the same tiles, activation quantization, dot product and attention, in
+ * AVX2; matmul.c's driver walks the tiles (kernels_impl.h). test_kernels
+ * compares every function here with its scalar twin.
  *
  * Quantized weights, one block of 32 per 256-bit register, as ggml does:
  * vpmaddubsw (unsigned x signed bytes -> pairs summed in int16) then vpmaddwd
@@ -9,17 +14,16 @@
  *         w with x's sign moved onto it. 2 * 127 * 127 fits int16.
  *   Q4_0: nibbles are unsigned already (w + 8); the excess 8 * sum(qx) is
  *         added back as an integer, exact. 2 * 15 * 127 fits int16.
- * Tiles of 2 rows x 4 tokens (16 ymm registers); float weights use 4 rows x
- * 2 tokens of FMA accumulators. Rows go in blocks of 64 that stay in L2
- * while every token tile passes over them. */
+ * Tiles of 2 rows x 4 tokens (16 ymm registers), 2 x 1 for decode; float
+ * weights use 4 rows x 2 tokens of FMA accumulators, 4 x 1 for decode. Rows
+ * go in blocks of 64 that stay in L2 while every token tile passes over
+ * them. */
 #include "engine/kernels_impl.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 
 #include <immintrin.h>
 #include <math.h>
-
-const int qc_avx2_built = 1;
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
@@ -40,10 +44,14 @@ ALWAYS_INLINE float f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
 
 /* ==== quantized weights ==== */
 
-/* One R x T tile over nb blocks: rows at w0 + r * row_bytes, token t's
- * blocks at a + t * nb. Writes y[t * ldy + r]. */
-ALWAYS_INLINE void tile_quant(const int q4, const int R, const int T, const unsigned char *w0, size_t row_bytes,
-                              const qc_block_q8_act *a, int64_t nb, float *y, int64_t ldy, int pf) {
+/* One R x T tile (see qc_mm_tile_t) over a->k blocks: token t's blocks at
+ * a->x + t * a->x_stride. */
+ALWAYS_INLINE void tile_quant(const int q4, const int R, const int T, const qc_mm_tile_t *a) {
+    const unsigned char *w0 = a->w, *x0 = a->x;
+    const size_t row_bytes = a->w_stride, x_stride = a->x_stride;
+    const int64_t nb = a->k, ldy = a->ldy;
+    float *y = a->y;
+    const int pf = a->prefetch;
     const size_t bb = q4 ? QC_Q4_0_BYTES : QC_Q8_0_BYTES;
     const __m256i ones16 = _mm256_set1_epi16(1);
     __m256 acc[QR][QT];
@@ -70,7 +78,7 @@ ALWAYS_INLINE void tile_quant(const int q4, const int R, const int T, const unsi
         }
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) {
-            const qc_block_q8_act *ab = a + (size_t)t * (size_t)nb + (size_t)b;
+            const qc_block_q8_act *ab = (const qc_block_q8_act *)(x0 + (size_t)t * x_stride) + b;
             const __m256i xq = _mm256_loadu_si256((const __m256i *)ab->qs);
             const __m256 dx = _mm256_set1_ps(ab->d);
             if (q4) {
@@ -98,48 +106,6 @@ ALWAYS_INLINE void tile_quant(const int q4, const int R, const int T, const unsi
         for (int t = 0; t < T; t++) y[(size_t)t * (size_t)ldy + r] = hsum8(acc[r][t]);
 }
 
-ALWAYS_INLINE void rows_quant(const int q4, const int T, const unsigned char *w0, size_t row_bytes, int64_t n_rows,
-                              const qc_block_q8_act *a, int64_t nb, float *y, int64_t ldy, int pf) {
-    int64_t i = 0;
-    for (; i + QR <= n_rows; i += QR)
-        tile_quant(q4, QR, T, w0 + (size_t)i * row_bytes, row_bytes, a, nb, y + i, ldy, pf);
-    for (; i < n_rows; i++) tile_quant(q4, 1, T, w0 + (size_t)i * row_bytes, row_bytes, a, nb, y + i, ldy, pf);
-}
-
-ALWAYS_INLINE void matmul_quant_q(const int q4, const qc_tensor_t *w, const void *act, int n_tok, float *y,
-                                  int64_t ldy, int64_t r0, int64_t r1) {
-    const size_t bb = q4 ? QC_Q4_0_BYTES : QC_Q8_0_BYTES;
-    const int64_t nb = w->cols / QC_QK;
-    const size_t row_bytes = (size_t)nb * bb;
-    const unsigned char *wd = w->data;
-    const qc_block_q8_act *a = act;
-    for (int64_t rb = r0; rb < r1; rb += RB) {
-        const int64_t re = rb + RB < r1 ? rb + RB : r1;
-        const unsigned char *w0 = wd + (size_t)rb * row_bytes;
-        for (int t0 = 0; t0 < n_tok; t0 += QT) {
-            const int nt = n_tok - t0 < QT ? n_tok - t0 : QT;
-            const qc_block_q8_act *at = a + (size_t)t0 * (size_t)nb;
-            float *yt = y + (size_t)t0 * (size_t)ldy + rb;
-            switch (nt) {
-            case 4: rows_quant(q4, 4, w0, row_bytes, re - rb, at, nb, yt, ldy, t0 == 0); break;
-            case 3: rows_quant(q4, 3, w0, row_bytes, re - rb, at, nb, yt, ldy, t0 == 0); break;
-            case 2: rows_quant(q4, 2, w0, row_bytes, re - rb, at, nb, yt, ldy, t0 == 0); break;
-            default: rows_quant(q4, 1, w0, row_bytes, re - rb, at, nb, yt, ldy, t0 == 0); break;
-            }
-        }
-    }
-}
-
-static void matmul_q8_0(const qc_tensor_t *w, const void *act, int n_tok, float *y, int64_t ldy, int64_t r0,
-                        int64_t r1) {
-    matmul_quant_q(0, w, act, n_tok, y, ldy, r0, r1);
-}
-
-static void matmul_q4_0(const qc_tensor_t *w, const void *act, int n_tok, float *y, int64_t ldy, int64_t r0,
-                        int64_t r1) {
-    matmul_quant_q(1, w, act, n_tok, y, ldy, r0, r1);
-}
-
 /* ==== float weights ==== */
 
 ALWAYS_INLINE __m256 load_w_f(const qc_dtype_t dt, const unsigned char *p) {
@@ -163,9 +129,11 @@ ALWAYS_INLINE float load_w_1(const qc_dtype_t dt, const unsigned char *p) {
     }
 }
 
-/* One R x T tile of float weights; the last n % 8 columns in scalar F32. */
-ALWAYS_INLINE void tile_float(const qc_dtype_t dt, const int R, const int T, const unsigned char *w0,
-                              size_t row_bytes, const float *x0, int64_t n, float *y, int64_t ldy, int pf) {
+/* One R x T tile of float weights over a->k columns; the last k % 8
+ * columns in scalar F32. */
+ALWAYS_INLINE void tile_float(const qc_dtype_t dt, const int R, const int T, const qc_mm_tile_t *a) {
+    const unsigned char *w0 = a->w, *xb = a->x;
+    const int64_t n = a->k; /* columns */
     const size_t es = dt == QC_DTYPE_F32 ? 4 : 2;
     __m256 acc[FR][FT];
 #pragma GCC unroll 4
@@ -177,13 +145,13 @@ ALWAYS_INLINE void tile_float(const qc_dtype_t dt, const int R, const int T, con
         __m256 wv[FR];
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
-            const unsigned char *wp = w0 + (size_t)r * row_bytes + (size_t)c * es;
-            if (pf && (c & 15) == 0) _mm_prefetch((const char *)wp + PF_BYTES, _MM_HINT_T0);
+            const unsigned char *wp = w0 + (size_t)r * a->w_stride + (size_t)c * es;
+            if (a->prefetch && (c & 15) == 0) _mm_prefetch((const char *)wp + PF_BYTES, _MM_HINT_T0);
             wv[r] = load_w_f(dt, wp);
         }
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) {
-            const __m256 xv = _mm256_loadu_ps(x0 + (size_t)t * (size_t)n + c);
+            const __m256 xv = _mm256_loadu_ps((const float *)(xb + (size_t)t * a->x_stride) + c);
 #pragma GCC unroll 4
             for (int r = 0; r < R; r++) acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
         }
@@ -192,69 +160,25 @@ ALWAYS_INLINE void tile_float(const qc_dtype_t dt, const int R, const int T, con
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) {
+            const float *xt = (const float *)(xb + (size_t)t * a->x_stride);
             float s = hsum8(acc[r][t]);
-            for (int64_t k = c; k < n; k++)
-                s += load_w_1(dt, w0 + (size_t)r * row_bytes + (size_t)k * es) * x0[(size_t)t * (size_t)n + k];
-            y[(size_t)t * (size_t)ldy + r] = s;
+            for (int64_t k = c; k < n; k++) s += load_w_1(dt, w0 + (size_t)r * a->w_stride + (size_t)k * es) * xt[k];
+            a->y[(size_t)t * (size_t)a->ldy + r] = s;
         }
 }
 
-ALWAYS_INLINE void rows_float(const qc_dtype_t dt, const int T, const unsigned char *w0, size_t row_bytes,
-                              int64_t n_rows, const float *x0, int64_t n, float *y, int64_t ldy, int pf) {
-    int64_t i = 0;
-    for (; i + FR <= n_rows; i += FR)
-        tile_float(dt, FR, T, w0 + (size_t)i * row_bytes, row_bytes, x0, n, y + i, ldy, pf);
-    for (; i < n_rows; i++) tile_float(dt, 1, T, w0 + (size_t)i * row_bytes, row_bytes, x0, n, y + i, ldy, pf);
-}
+/* ==== the level's micro-kernels ==== */
 
-ALWAYS_INLINE void matmul_float_dt(const qc_dtype_t dt, const qc_tensor_t *w, const float *x, int n_tok, float *y,
-                                   int64_t ldy, int64_t r0, int64_t r1) {
-    const int64_t n = w->cols;
-    const size_t row_bytes = (size_t)n * (dt == QC_DTYPE_F32 ? 4 : 2);
-    const unsigned char *wd = w->data;
-    for (int64_t rb = r0; rb < r1; rb += RB) {
-        const int64_t re = rb + RB < r1 ? rb + RB : r1;
-        const unsigned char *w0 = wd + (size_t)rb * row_bytes;
-        for (int t0 = 0; t0 < n_tok; t0 += FT) {
-            const float *x0 = x + (size_t)t0 * (size_t)n;
-            float *yt = y + (size_t)t0 * (size_t)ldy + rb;
-            if (n_tok - t0 >= 2) rows_float(dt, 2, w0, row_bytes, re - rb, x0, n, yt, ldy, t0 == 0);
-            else rows_float(dt, 1, w0, row_bytes, re - rb, x0, n, yt, ldy, t0 == 0);
-        }
-    }
-}
+/* Decode tiles (one token) keep the prefill tile's rows. */
+QC_MM_KERNEL(mm_q8_0, tile_quant, 0, QC_ACT_Q8, RB, QR, QT, QR, {NULL});
+QC_MM_KERNEL(mm_q4_0, tile_quant, 1, QC_ACT_Q8, RB, QR, QT, QR, {NULL});
+QC_MM_KERNEL(mm_f32, tile_float, QC_DTYPE_F32, QC_ACT_F32, RB, FR, FT, FR, {NULL});
+QC_MM_KERNEL(mm_f16, tile_float, QC_DTYPE_F16, QC_ACT_F32, RB, FR, FT, FR, {NULL});
+QC_MM_KERNEL(mm_bf16, tile_float, QC_DTYPE_BF16, QC_ACT_F32, RB, FR, FT, FR, {NULL});
 
-static void matmul_f32(const qc_tensor_t *w, const float *x, int n_tok, float *y, int64_t ldy, int64_t r0,
-                       int64_t r1) {
-    matmul_float_dt(QC_DTYPE_F32, w, x, n_tok, y, ldy, r0, r1);
-}
+/* ==== dot product, activation quantization ==== */
 
-static void matmul_f16(const qc_tensor_t *w, const float *x, int n_tok, float *y, int64_t ldy, int64_t r0,
-                       int64_t r1) {
-    matmul_float_dt(QC_DTYPE_F16, w, x, n_tok, y, ldy, r0, r1);
-}
-
-static void matmul_bf16(const qc_tensor_t *w, const float *x, int n_tok, float *y, int64_t ldy, int64_t r0,
-                        int64_t r1) {
-    matmul_float_dt(QC_DTYPE_BF16, w, x, n_tok, y, ldy, r0, r1);
-}
-
-/* ==== entry points ==== */
-
-void qc_matmul_avx2(const qc_tensor_t *w, const float *x, const void *act, int n_tok, float *y, int64_t ldy,
-                    int64_t r0, int64_t r1) {
-    if (n_tok <= 0 || r0 >= r1) return;
-    switch (w->dtype) {
-    case QC_DTYPE_F32: matmul_f32(w, x, n_tok, y, ldy, r0, r1); break;
-    case QC_DTYPE_F16: matmul_f16(w, x, n_tok, y, ldy, r0, r1); break;
-    case QC_DTYPE_BF16: matmul_bf16(w, x, n_tok, y, ldy, r0, r1); break;
-    case QC_DTYPE_Q8_0: matmul_q8_0(w, act, n_tok, y, ldy, r0, r1); break;
-    case QC_DTYPE_Q4_0: matmul_q4_0(w, act, n_tok, y, ldy, r0, r1); break;
-    default: break; /* Q4_K/Q6_K: converted at load, never multiplied */
-    }
-}
-
-float qc_dot_f32_avx2(const float *a, const float *b, int64_t n) {
+static float dot_f32_avx2(const float *a, const float *b, int64_t n) {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -267,8 +191,8 @@ float qc_dot_f32_avx2(const float *a, const float *b, int64_t n) {
     return s;
 }
 
-/* Same steps as kernels.c's clamp127 and round_half_away, 8 lanes at a time. */
-void qc_act_row_avx2(const float *x, int64_t cols, qc_block_q8_act *out) {
+/* Same steps as kernels_scalar.c's clamp127 and round_half_away, 8 lanes at a time. */
+static void act_row_avx2(const float *x, int64_t cols, qc_block_q8_act *out) {
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
     const __m256 half = _mm256_set1_ps(0.5f), mhalf = _mm256_set1_ps(-0.5f), one = _mm256_set1_ps(1.0f);
@@ -316,7 +240,10 @@ void qc_act_row_avx2(const float *x, int64_t cols, qc_block_q8_act *out) {
 /* ==== attention ==== */
 
 typedef __m256 vec_t;
-#define ATT_NAME qc_attend_avx2
+#define ATT_NAME attend_avx2
+/* declared static first, so attend_simd.h's definition is this file's own */
+static void attend_avx2(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale, int f16_acc,
+                        float *scores, float *o);
 #define ATT_W 8
 ALWAYS_INLINE vec_t v_load(const float *p) { return _mm256_loadu_ps(p); }
 ALWAYS_INLINE void v_store(float *p, vec_t v) { _mm256_storeu_ps(p, v); }
@@ -332,22 +259,13 @@ ALWAYS_INLINE vec_t v_round_h(vec_t x) {
 }
 #include "engine/attend_simd.h"
 
+/* ==== the level ==== */
+
+static const qc_kernel_set_t avx2_set = {{QC_MM_COMMON_TYPES}, dot_f32_avx2, act_row_avx2, attend_avx2};
+const qc_kernel_set_t *const qc_level_avx2 = &avx2_set;
+
 #else /* built without the AVX2 flags: never selected */
 
-const int qc_avx2_built = 0;
-
-void qc_matmul_avx2(const qc_tensor_t *w, const float *x, const void *act, int n_tok, float *y, int64_t ldy,
-                    int64_t r0, int64_t r1) {
-    qc_matmul_scalar(w, x, act, n_tok, y, ldy, r0, r1);
-}
-
-float qc_dot_f32_avx2(const float *a, const float *b, int64_t n) { return qc_dot_f32_scalar(a, b, n); }
-
-void qc_act_row_avx2(const float *x, int64_t cols, qc_block_q8_act *out) { qc_act_row_scalar(x, cols, out); }
-
-void qc_attend_avx2(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale, int f16_acc, float *scores,
-                    float *o) {
-    qc_attend_scalar(q, r, n, hd, scale, f16_acc, scores, o);
-}
+const qc_kernel_set_t *const qc_level_avx2 = NULL;
 
 #endif

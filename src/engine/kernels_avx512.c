@@ -1,6 +1,12 @@
 /* kernels_avx512.c — the AVX-512 level: F/BW/VL/DQ + VNNI (vpdpbusd).
- * Compiled with -mavx512f ... (Makefile ISA_FLAGS); kernels.c calls it only
- * after checking the CPU. Scalar twins: the *_scalar functions of kernels.c.
+ * Compiled with -mavx512f ... (Makefile ISA_FLAGS); kernels.c selects it
+ * only after checking the CPU.
+ *
+ * A deliberate per-level twin of the scalar micro-kernels (kernels_scalar.c):
+ * the same tiles, activation quantization, dot product and attention, in
+ * AVX-512; matmul.c's driver walks the tiles (kernels_impl.h), packing each
+ * token tile's activations with pack_act first. test_kernels compares every
+ * function here with its scalar twin on a CPU that has AVX-512.
  *
  * Quantized weights (Q8_0, Q4_0): two blocks of 32 fill a 512-bit register.
  * vpdpbusd multiplies unsigned by signed bytes, so the weights are made
@@ -13,13 +19,12 @@
  * Prefill (n_tok > 1) runs like a GEMM: a 4-row x 4-token register tile,
  * each weight register used by 4 tokens; the activation tile is first packed
  * (bytes of two blocks, the correction and the scales, each as a ready 512-bit
- * vector) into a stack buffer that stays in L1, and rows are walked in
- * blocks of 64 whose weights stay in L2 while every token tile passes.
- * Decode (n_tok == 1) is the same code with 1-token tiles: it streams the
- * weights once, one row at a time (Q8_0, floats) or four (Q4_0, whose
+ * vector) into the driver's stack buffer, which stays in L1, and rows are
+ * walked in blocks of 64 whose weights stay in L2 while every token tile
+ * passes. Decode (n_tok == 1) is the same code with 1-token tiles: it streams
+ * the weights once, one row at a time (Q8_0, floats) or four (Q4_0, whose
  * decoding needs the parallel chains), prefetching PF_BYTES ahead: a single
- * sequential stream with software prefetch measured fastest from DRAM.
- * The pack lives on the stack (36 KiB): callers' threads need that much. */
+ * sequential stream with software prefetch measured fastest from DRAM. */
 #include "engine/kernels_impl.h"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512DQ__) && \
@@ -29,15 +34,13 @@
 #include <math.h>
 #include <string.h>
 
-const int qc_avx512_built = 1;
-
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 enum {
     RT = 4,             /* rows per register tile */
     TT = 4,             /* tokens per register tile */
     RB = 64,            /* rows per L2 block */
-    PACK_BYTES = 36864, /* packed activation tile (L1 is 32-48 KiB) */
+    PACK_BYTES = QC_MM_PACK_BYTES, /* packed activation tile (L1 is 32-48 KiB) */
 #ifndef PF_BYTES
     /* decode prefetch distance, measured on Zen 5 */
     PF_BYTES = 12288,
@@ -65,15 +68,14 @@ typedef struct {
     __m512 dx;    /* lanes 0-7: d of block 2p, lanes 8-15: d of block 2p+1 */
 } xpack_t;
 
-/* Packs blocks [b0, b1) of nt tokens (rows of act with nb blocks each,
- * starting at token t0) as pairs: out[p * nt + t]. An odd last block is
- * paired with zeros. k is the unsigned-weight excess: 128 (Q8_0) or 8 (Q4_0). */
-static void pack_act(const qc_block_q8_act *act, int64_t nb, int t0, int nt, int64_t b0, int64_t b1, int k,
-                     xpack_t *out) {
-    for (int64_t b = b0, p = 0; b < b1; b += 2, p++) {
-        const int two = b + 1 < b1;
+/* Packs blocks [0, nbk) of nt tokens (token t's blocks at x + t * x_stride)
+ * as pairs: out[p * nt + t]. An odd last block is paired with zeros. k is the
+ * unsigned-weight excess: 128 (Q8_0) or 8 (Q4_0). */
+static void pack_act(const unsigned char *x, size_t x_stride, int nt, int64_t nbk, int k, xpack_t *out) {
+    for (int64_t b = 0, p = 0; b < nbk; b += 2, p++) {
+        const int two = b + 1 < nbk;
         for (int t = 0; t < nt; t++) {
-            const qc_block_q8_act *a = act + (size_t)(t0 + t) * (size_t)nb + (size_t)b;
+            const qc_block_q8_act *a = (const qc_block_q8_act *)(x + (size_t)t * x_stride) + b;
             const __m256i lo = _mm256_loadu_si256((const __m256i *)a[0].qs);
             const __m256i hi = two ? _mm256_loadu_si256((const __m256i *)a[1].qs) : _mm256_setzero_si256();
             xpack_t *o = out + p * nt + t;
@@ -83,6 +85,14 @@ static void pack_act(const qc_block_q8_act *act, int64_t nb, int t0, int nt, int
             o->dx = _mm512_insertf32x8(_mm512_set1_ps(a[0].d), _mm256_set1_ps(two ? a[1].d : 0.0f), 1);
         }
     }
+}
+
+static void pack_q8_0(const void *x, size_t x_stride, int nt, int64_t k, void *pack) {
+    pack_act(x, x_stride, nt, k, 128, pack);
+}
+
+static void pack_q4_0(const void *x, size_t x_stride, int nt, int64_t k, void *pack) {
+    pack_act(x, x_stride, nt, k, 8, pack);
 }
 
 /* ==== quantized weights ==== */
@@ -108,12 +118,16 @@ ALWAYS_INLINE __m512i load_w_q4(const unsigned char *p, int half) {
     return _mm512_and_si512(z, _mm512_set1_epi8(0x0f));
 }
 
-/* One R x T tile over np pairs (plus a lone last block when tail): rows at
- * w0 + r * row_bytes (pointing at the first block of the chunk), packed
- * tokens px. Writes y[t * ldy + r] (adds to it when accumulate). */
-ALWAYS_INLINE void tile_quant(const int q4, const int R, const int T, const unsigned char *w0, size_t row_bytes,
-                              const xpack_t *px, int64_t np, int tail, float *y, int64_t ldy, int accumulate,
-                              int pf) {
+/* One R x T tile (see qc_mm_tile_t) over the chunk's a->k blocks: np pairs
+ * (plus a lone last block when tail), the tokens packed by pack_act at
+ * a->x. Writes y[t * ldy + r] (adds to it when accumulate). */
+ALWAYS_INLINE void tile_quant(const int q4, const int R, const int T, const qc_mm_tile_t *a) {
+    const unsigned char *w0 = a->w;
+    const size_t row_bytes = a->w_stride;
+    const xpack_t *px = a->x;
+    const int64_t np = a->k / 2, ldy = a->ldy;
+    const int tail = (int)(a->k & 1), accumulate = a->accumulate, pf = a->prefetch;
+    float *y = a->y;
     const size_t bb = q4 ? QC_Q4_0_BYTES : QC_Q8_0_BYTES;
     __m512 acc[RT][TT];
 #pragma GCC unroll 4
@@ -163,66 +177,6 @@ ALWAYS_INLINE void tile_quant(const int q4, const int R, const int T, const unsi
         }
 }
 
-/* Rows [r, re) of a packed chunk against T tokens: 4-row tiles, then single
- * rows. w0 points at row r's first block of the chunk. */
-ALWAYS_INLINE void rows_quant(const int q4, const int T, const unsigned char *w0, size_t row_bytes, int64_t n_rows,
-                              const xpack_t *px, int64_t np, int tail, float *y, int64_t ldy, int accumulate, int pf) {
-    int64_t i = 0;
-    const int R = T > 1 || q4 ? RT : DEC_R;
-    for (; i + R <= n_rows; i += R)
-        tile_quant(q4, R, T, w0 + (size_t)i * row_bytes, row_bytes, px, np, tail, y + i, ldy, accumulate, pf);
-    for (; i < n_rows; i++)
-        tile_quant(q4, 1, T, w0 + (size_t)i * row_bytes, row_bytes, px, np, tail, y + i, ldy, accumulate, pf);
-}
-
-static void matmul_quant(const qc_tensor_t *w, const void *act, int n_tok, float *y, int64_t ldy, int64_t r0,
-                         int64_t r1) {
-    const int q4 = w->dtype == QC_DTYPE_Q4_0;
-    const size_t bb = q4 ? QC_Q4_0_BYTES : QC_Q8_0_BYTES;
-    const int64_t nb = w->cols / QC_QK;
-    const size_t row_bytes = (size_t)nb * bb;
-    const unsigned char *wd = w->data;
-    _Alignas(64) xpack_t pack[PACK_BYTES / sizeof(xpack_t)];
-    const int tt = n_tok < TT ? n_tok : TT;
-    /* the first token tile of a row block streams its weights from memory:
-     * prefetched as in decode (the later tiles find them in L2) */
-    int pf;
-    /* blocks per chunk: as many pairs as the pack holds for a full tile */
-    const int64_t chunk = 2 * (int64_t)(PACK_BYTES / sizeof(xpack_t) / (size_t)tt);
-
-    for (int64_t rb = r0; rb < r1; rb += RB) {
-        const int64_t re = rb + RB < r1 ? rb + RB : r1;
-        for (int64_t b0 = 0; b0 < nb; b0 += chunk) {
-            const int64_t b1 = b0 + chunk < nb ? b0 + chunk : nb;
-            const int64_t np = (b1 - b0) / 2;
-            const int tail = (int)((b1 - b0) & 1);
-            const int accumulate = b0 > 0;
-            const unsigned char *w0 = wd + (size_t)rb * row_bytes + (size_t)b0 * bb;
-            for (int t0 = 0; t0 < n_tok; t0 += TT) {
-                const int nt = n_tok - t0 < TT ? n_tok - t0 : TT;
-                pf = t0 == 0;
-                pack_act(act, nb, t0, nt, b0, b1, q4 ? 8 : 128, pack);
-                float *yt = y + (size_t)t0 * (size_t)ldy + rb;
-                if (q4) {
-                    switch (nt) {
-                    case 4: rows_quant(1, 4, w0, row_bytes, re - rb, pack, np, tail, yt, ldy, accumulate, pf); break;
-                    case 3: rows_quant(1, 3, w0, row_bytes, re - rb, pack, np, tail, yt, ldy, accumulate, pf); break;
-                    case 2: rows_quant(1, 2, w0, row_bytes, re - rb, pack, np, tail, yt, ldy, accumulate, pf); break;
-                    default: rows_quant(1, 1, w0, row_bytes, re - rb, pack, np, tail, yt, ldy, accumulate, pf); break;
-                    }
-                } else {
-                    switch (nt) {
-                    case 4: rows_quant(0, 4, w0, row_bytes, re - rb, pack, np, tail, yt, ldy, accumulate, pf); break;
-                    case 3: rows_quant(0, 3, w0, row_bytes, re - rb, pack, np, tail, yt, ldy, accumulate, pf); break;
-                    case 2: rows_quant(0, 2, w0, row_bytes, re - rb, pack, np, tail, yt, ldy, accumulate, pf); break;
-                    default: rows_quant(0, 1, w0, row_bytes, re - rb, pack, np, tail, yt, ldy, accumulate, pf); break;
-                    }
-                }
-            }
-        }
-    }
-}
-
 /* ==== float weights ==== */
 
 /* 16 weights from p (element c0 on), widened to F32; only the first n
@@ -241,10 +195,11 @@ ALWAYS_INLINE __m512 load_w_f(const qc_dtype_t dt, const unsigned char *p, __mma
     }
 }
 
-/* One R x T tile of float weights: rows at w0 + r * row_bytes, tokens
- * x0 + t * n. Writes y[t * ldy + r]. */
-ALWAYS_INLINE void tile_float(const qc_dtype_t dt, const int R, const int T, const unsigned char *w0,
-                              size_t row_bytes, const float *x0, int64_t n, float *y, int64_t ldy, int pf) {
+/* One R x T tile of float weights (see qc_mm_tile_t) over a->k columns.
+ * Writes y[t * ldy + r]. */
+ALWAYS_INLINE void tile_float(const qc_dtype_t dt, const int R, const int T, const qc_mm_tile_t *a) {
+    const unsigned char *w0 = a->w, *xb = a->x;
+    const int64_t n = a->k; /* columns */
     const size_t es = dt == QC_DTYPE_F32 ? 4 : 2;
     __m512 acc[RT][TT];
 #pragma GCC unroll 4
@@ -256,13 +211,13 @@ ALWAYS_INLINE void tile_float(const qc_dtype_t dt, const int R, const int T, con
         __m512 wv[RT];
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
-            const unsigned char *wp = w0 + (size_t)r * row_bytes + (size_t)c * es;
-            if (pf) _mm_prefetch((const char *)wp + PF_BYTES, _MM_HINT_T0);
+            const unsigned char *wp = w0 + (size_t)r * a->w_stride + (size_t)c * es;
+            if (a->prefetch) _mm_prefetch((const char *)wp + PF_BYTES, _MM_HINT_T0);
             wv[r] = load_w_f(dt, wp, 0, 0);
         }
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) {
-            const __m512 xv = _mm512_loadu_ps(x0 + (size_t)t * (size_t)n + c);
+            const __m512 xv = _mm512_loadu_ps((const float *)(xb + (size_t)t * a->x_stride) + c);
 #pragma GCC unroll 4
             for (int r = 0; r < R; r++) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
         }
@@ -271,10 +226,10 @@ ALWAYS_INLINE void tile_float(const qc_dtype_t dt, const int R, const int T, con
         const __mmask16 m = (__mmask16)((1u << (n - c)) - 1);
         __m512 wv[RT];
 #pragma GCC unroll 4
-        for (int r = 0; r < R; r++) wv[r] = load_w_f(dt, w0 + (size_t)r * row_bytes + (size_t)c * es, m, 1);
+        for (int r = 0; r < R; r++) wv[r] = load_w_f(dt, w0 + (size_t)r * a->w_stride + (size_t)c * es, m, 1);
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) {
-            const __m512 xv = _mm512_maskz_loadu_ps(m, x0 + (size_t)t * (size_t)n + c);
+            const __m512 xv = _mm512_maskz_loadu_ps(m, (const float *)(xb + (size_t)t * a->x_stride) + c);
 #pragma GCC unroll 4
             for (int r = 0; r < R; r++) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
         }
@@ -282,72 +237,23 @@ ALWAYS_INLINE void tile_float(const qc_dtype_t dt, const int R, const int T, con
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
-        for (int t = 0; t < T; t++) y[(size_t)t * (size_t)ldy + r] = _mm512_reduce_add_ps(acc[r][t]);
+        for (int t = 0; t < T; t++) a->y[(size_t)t * (size_t)a->ldy + r] = _mm512_reduce_add_ps(acc[r][t]);
 }
 
-ALWAYS_INLINE void rows_float(const qc_dtype_t dt, const int T, const unsigned char *w0, size_t row_bytes,
-                              int64_t n_rows, const float *x0, int64_t n, float *y, int64_t ldy, int pf) {
-    int64_t i = 0;
-    const int R = T == 1 ? DEC_R : RT;
-    for (; i + R <= n_rows; i += R) tile_float(dt, R, T, w0 + (size_t)i * row_bytes, row_bytes, x0, n, y + i, ldy, pf);
-    for (; i < n_rows; i++) tile_float(dt, 1, T, w0 + (size_t)i * row_bytes, row_bytes, x0, n, y + i, ldy, pf);
-}
+/* ==== the level's micro-kernels ==== */
 
-/* One weight type's driver, instantiated per type so every tile is
- * specialized. */
-ALWAYS_INLINE void matmul_float_dt(const qc_dtype_t dt, const qc_tensor_t *w, const float *x, int n_tok, float *y,
-                                   int64_t ldy, int64_t r0, int64_t r1) {
-    const int64_t n = w->cols;
-    const size_t row_bytes = (size_t)n * (dt == QC_DTYPE_F32 ? 4 : 2);
-    const unsigned char *wd = w->data;
-    for (int64_t rb = r0; rb < r1; rb += RB) {
-        const int64_t re = rb + RB < r1 ? rb + RB : r1;
-        const unsigned char *w0 = wd + (size_t)rb * row_bytes;
-        for (int t0 = 0; t0 < n_tok; t0 += TT) {
-            const int nt = n_tok - t0 < TT ? n_tok - t0 : TT;
-            const float *x0 = x + (size_t)t0 * (size_t)n;
-            float *yt = y + (size_t)t0 * (size_t)ldy + rb;
-            switch (nt) {
-            case 4: rows_float(dt, 4, w0, row_bytes, re - rb, x0, n, yt, ldy, t0 == 0); break;
-            case 3: rows_float(dt, 3, w0, row_bytes, re - rb, x0, n, yt, ldy, t0 == 0); break;
-            case 2: rows_float(dt, 2, w0, row_bytes, re - rb, x0, n, yt, ldy, t0 == 0); break;
-            default: rows_float(dt, 1, w0, row_bytes, re - rb, x0, n, yt, ldy, t0 == 0); break;
-            }
-        }
-    }
-}
+/* Decode tiles (one token): DEC_R rows, four for Q4_0; the quantized types
+ * pack pairs of blocks. */
+#define PACK_PAIRS(fn) {fn, 2, sizeof(xpack_t), PACK_BYTES}
+QC_MM_KERNEL(mm_q8_0, tile_quant, 0, QC_ACT_Q8, RB, RT, TT, DEC_R, PACK_PAIRS(pack_q8_0));
+QC_MM_KERNEL(mm_q4_0, tile_quant, 1, QC_ACT_Q8, RB, RT, TT, RT, PACK_PAIRS(pack_q4_0));
+QC_MM_KERNEL(mm_f32, tile_float, QC_DTYPE_F32, QC_ACT_F32, RB, RT, TT, DEC_R, {NULL});
+QC_MM_KERNEL(mm_f16, tile_float, QC_DTYPE_F16, QC_ACT_F32, RB, RT, TT, DEC_R, {NULL});
+QC_MM_KERNEL(mm_bf16, tile_float, QC_DTYPE_BF16, QC_ACT_F32, RB, RT, TT, DEC_R, {NULL});
 
-static void matmul_f32(const qc_tensor_t *w, const float *x, int n_tok, float *y, int64_t ldy, int64_t r0,
-                       int64_t r1) {
-    matmul_float_dt(QC_DTYPE_F32, w, x, n_tok, y, ldy, r0, r1);
-}
+/* ==== dot product, activation quantization ==== */
 
-static void matmul_f16(const qc_tensor_t *w, const float *x, int n_tok, float *y, int64_t ldy, int64_t r0,
-                       int64_t r1) {
-    matmul_float_dt(QC_DTYPE_F16, w, x, n_tok, y, ldy, r0, r1);
-}
-
-static void matmul_bf16(const qc_tensor_t *w, const float *x, int n_tok, float *y, int64_t ldy, int64_t r0,
-                        int64_t r1) {
-    matmul_float_dt(QC_DTYPE_BF16, w, x, n_tok, y, ldy, r0, r1);
-}
-
-/* ==== entry points ==== */
-
-void qc_matmul_avx512(const qc_tensor_t *w, const float *x, const void *act, int n_tok, float *y, int64_t ldy,
-                      int64_t r0, int64_t r1) {
-    if (n_tok <= 0 || r0 >= r1) return;
-    switch (w->dtype) {
-    case QC_DTYPE_F32: matmul_f32(w, x, n_tok, y, ldy, r0, r1); break;
-    case QC_DTYPE_F16: matmul_f16(w, x, n_tok, y, ldy, r0, r1); break;
-    case QC_DTYPE_BF16: matmul_bf16(w, x, n_tok, y, ldy, r0, r1); break;
-    case QC_DTYPE_Q8_0:
-    case QC_DTYPE_Q4_0: matmul_quant(w, act, n_tok, y, ldy, r0, r1); break;
-    default: break; /* Q4_K/Q6_K: converted at load, never multiplied */
-    }
-}
-
-float qc_dot_f32_avx512(const float *a, const float *b, int64_t n) {
+static float dot_f32_avx512(const float *a, const float *b, int64_t n) {
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
     int64_t i = 0;
     for (; i + 32 <= n; i += 32) {
@@ -361,8 +267,8 @@ float qc_dot_f32_avx512(const float *a, const float *b, int64_t n) {
     return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
 
-/* Same steps as kernels.c's clamp127 and round_half_away, 16 lanes at a time. */
-void qc_act_row_avx512(const float *x, int64_t cols, qc_block_q8_act *out) {
+/* Same steps as kernels_scalar.c's clamp127 and round_half_away, 16 lanes at a time. */
+static void act_row_avx512(const float *x, int64_t cols, qc_block_q8_act *out) {
     const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
     const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
     const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
@@ -396,7 +302,10 @@ void qc_act_row_avx512(const float *x, int64_t cols, qc_block_q8_act *out) {
 /* ==== attention ==== */
 
 typedef __m512 vec_t;
-#define ATT_NAME qc_attend_avx512
+#define ATT_NAME attend_avx512
+/* declared static first, so attend_simd.h's definition is this file's own */
+static void attend_avx512(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale, int f16_acc,
+                          float *scores, float *o);
 #define ATT_W 16
 ALWAYS_INLINE vec_t v_load(const float *p) { return _mm512_loadu_ps(p); }
 ALWAYS_INLINE void v_store(float *p, vec_t v) { _mm512_storeu_ps(p, v); }
@@ -412,22 +321,13 @@ ALWAYS_INLINE vec_t v_round_h(vec_t x) {
 }
 #include "engine/attend_simd.h"
 
+/* ==== the level ==== */
+
+static const qc_kernel_set_t avx512_set = {{QC_MM_COMMON_TYPES}, dot_f32_avx512, act_row_avx512, attend_avx512};
+const qc_kernel_set_t *const qc_level_avx512 = &avx512_set;
+
 #else /* built without the AVX-512 flags: never selected */
 
-const int qc_avx512_built = 0;
-
-void qc_matmul_avx512(const qc_tensor_t *w, const float *x, const void *act, int n_tok, float *y, int64_t ldy,
-                      int64_t r0, int64_t r1) {
-    qc_matmul_scalar(w, x, act, n_tok, y, ldy, r0, r1);
-}
-
-float qc_dot_f32_avx512(const float *a, const float *b, int64_t n) { return qc_dot_f32_scalar(a, b, n); }
-
-void qc_act_row_avx512(const float *x, int64_t cols, qc_block_q8_act *out) { qc_act_row_scalar(x, cols, out); }
-
-void qc_attend_avx512(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale, int f16_acc,
-                      float *scores, float *o) {
-    qc_attend_scalar(q, r, n, hd, scale, f16_acc, scores, o);
-}
+const qc_kernel_set_t *const qc_level_avx512 = NULL;
 
 #endif

@@ -1,7 +1,10 @@
-/* kernels_impl.h — internal to the kernel files: the one signature every CPU
- * level implements, so kernels.c can pick a level at one place.
+/* kernels_impl.h — internal to the kernel files: what one CPU level provides
+ * (its micro-kernels, gathered in a qc_kernel_set_t) and the one driver that
+ * runs the micro-kernels of any level (qc_matmul_set).
  *
- *   kernels.c         scalar reference (plain C), dispatch, quantization
+ *   kernels.c         CPU detection and the level choice, weight formats
+ *   matmul.c          the matrix-product driver, activation quantization
+ *   kernels_scalar.c  the scalar level (plain C): the reference
  *   kernels_avx2.c    AVX2 + FMA + F16C           (built with -mavx2 ...)
  *   kernels_avx512.c  AVX-512 F/BW/VL/DQ + VNNI   (built with -mavx512f ...)
  *
@@ -12,7 +15,10 @@
  *   sums are added in another order, and the unsigned-operand correction
  *   (128 * sum(qx) for Q8_0, 8 * sum(qx) for Q4_0) passes through F32 lanes,
  *   so |y - y_ref| <= ~1e-5 * sum_b |d_w d_x| (sum_i |qw_i qx_i| + 128 sum_i |qx_i|).
- * - activation quantization is bit-exact across levels. */
+ * - activation quantization is bit-exact across levels.
+ * Within a level, an output does not depend on the tile it was computed in
+ * (each accumulates its units in the same order in every tile shape), so
+ * the same row gives the same value alone or batched with other tokens. */
 #ifndef QC_KERNELS_IMPL_H
 #define QC_KERNELS_IMPL_H
 
@@ -20,59 +26,193 @@
 
 #include <math.h>
 
+/* ==== matrix-product micro-kernels ====
+ *
+ * qc_matmul (y[t * ldy + r] = W[r] . x[t], rows [r0, r1), tokens [0, n_tok))
+ * is one driver for every level (matmul.c). It walks the product as
+ *
+ *   for each block of block_rows rows of [r0, r1)       (its weights stay in L2)
+ *     for each chunk of the reduction                    (the whole row unless
+ *                                                         the level packs)
+ *       for each token tile of many.toks tokens          (a tile of a single
+ *                                                         token uses `one`)
+ *         pack the tile's activations                    (levels with pack)
+ *         every `rows` rows: tile() — a full rows x toks tile; what is left
+ *         (fewer rows, or fewer tokens in the last tile): edge(nr, nt)
+ *
+ * and asks the first token tile of each row block to prefetch: it streams the
+ * weights from memory, the later tiles find them in L2. Threads are not the
+ * driver's business: callers split [r0, r1) over the pool (model.c).
+ *
+ * A level supplies, per weight type, a qc_mm_kernel_t: its tile shapes (R
+ * rows x T tokens, chosen per level and type: register budget, whether decode
+ * wants one stream or several), the activation format its tiles read, and
+ * optionally a pack function that rearranges a token tile's activations
+ * (for the chunk being multiplied) into a buffer the tiles then read instead.
+ * A new level (AMX tiles, ARM NEON / dotprod / i8mm) is a file of such
+ * micro-kernels and one qc_kernel_set_t: no other driver.
+ *
+ * Units: the reduction runs over units, one column of a float weight type,
+ * one block of 32 of Q8_0/Q4_0. Chunks and the tile arguments count units.
+ *
+ * Weight layout: tiles are given the tile's first row and the chunk's first
+ * unit both as indexes (row, unit, and the tensor m) and as a pointer w into
+ * the tensor in its file layout (row r at data + r * w_stride, unit u at
+ * u * the type's block bytes). Today every level reads w. A level that
+ * repacks weights at load (several rows interleaved block by block, say)
+ * would find its panel from (m, row, unit) in its own layout instead. */
+
+/* Activation formats (what qc_act_quantize writes for the tiles). Today the
+ * quantized types read QC_ACT_Q8 at every level; ggml's Q8_0, Q8_1 or Q8_K
+ * blocks would be further entries. */
+typedef enum {
+    QC_ACT_F32 = 0, /* the F32 rows of x themselves, nothing to quantize */
+    QC_ACT_Q8 = 1   /* qc_block_q8_act per 32 columns (qc_act_row_fn) */
+} qc_act_fmt_t;
+
+/* What a tile function is told: one tile of rows [row, row + R) and tokens
+ * [t0, t0 + T) of the product, over the chunk of units [unit, unit + k). */
+typedef struct {
+    const qc_tensor_t *m;   /* the weight matrix */
+    int64_t row;            /* the tile's first row */
+    int64_t unit;           /* the chunk's first unit */
+    const unsigned char *w; /* row `row`, unit `unit` of m (file layout) */
+    size_t w_stride;        /* bytes from one weight row to the next */
+    const void *x;          /* the tile's first token at unit `unit` (in the
+                               level's activation format), or the pack */
+    size_t x_stride;        /* bytes from one token's activations to the
+                               next's; not for packed activations */
+    int64_t k;              /* units in the chunk */
+    float *y;               /* y[t * ldy + r]: the tile's row r, token t */
+    int64_t ldy;
+    int accumulate;         /* add to y (a later chunk) instead of storing;
+                               only levels that pack have several chunks */
+    int prefetch;           /* the first token tile of a row block */
+} qc_mm_tile_t;
+
+/* A full R x T tile. */
+typedef void (*qc_mm_tile_fn)(const qc_mm_tile_t *a);
+/* nr rows x nt tokens, nr <= R, nt <= T, smaller than the full tile: the
+ * rows left at the end of a row block, the short last token tile. */
+typedef void (*qc_mm_edge_fn)(const qc_mm_tile_t *a, int nr, int nt);
+/* Rearranges nt tokens' activations (token t at x + t * x_stride) for
+ * k units into pack, which the tiles then read as their x. */
+typedef void (*qc_mm_pack_fn)(const void *x, size_t x_stride, int nt, int64_t k, void *pack);
+
+typedef struct {
+    int rows, toks;     /* R x T */
+    qc_mm_tile_fn tile;
+    qc_mm_edge_fn edge; /* NULL when R = T = 1 (never needed) */
+} qc_mm_shape_t;
+
+/* The driver's stack buffer for packed activations (fits L1 with the tile's
+ * weights; callers' threads need that much stack). */
+#define QC_MM_PACK_BYTES 36864
+
+/* How a level packs activations. A chunk of the reduction is as many
+ * steps as fit `bytes` for min(n_tok, T) tokens. */
+typedef struct {
+    qc_mm_pack_fn fn;  /* NULL: the tiles read x in place, one chunk per row */
+    int step;          /* units per packed step */
+    size_t step_bytes; /* bytes of one token's step */
+    size_t bytes;      /* <= QC_MM_PACK_BYTES */
+} qc_mm_pack_t;
+
+/* One level's matrix product for one weight type. */
+typedef struct {
+    qc_act_fmt_t act;   /* what the tiles read as x (before packing) */
+    int block_rows;     /* rows per L2 block, a multiple of the shapes' rows */
+    qc_mm_shape_t many; /* token tiles of 2 or more tokens; T = many.toks */
+    qc_mm_shape_t one;  /* a single token (decode): toks = 1 */
+    qc_mm_pack_t pack;
+} qc_mm_kernel_t;
+
+/* A weight type's qc_mm_kernel_t `name` from a level's tile template
+ * TILE(kind, R, T, args), whose R and T are compile-time (so every shape is
+ * specialized): full tiles of R x T (many) and R1 x 1 (one), the edge
+ * QC_MM_EDGE_FN makes, then the qc_mm_pack_t initializer ({NULL}: none). */
+#define QC_MM_KERNEL(name, TILE, kind, act_fmt, block_rows, R, T, R1, ...)                                 \
+    static void name##_many(const qc_mm_tile_t *a) { TILE(kind, R, T, a); }                                 \
+    static void name##_one(const qc_mm_tile_t *a) { TILE(kind, R1, 1, a); }                                 \
+    QC_MM_EDGE_FN(name##_edge, TILE, kind, R, T)                                                            \
+    static const qc_mm_kernel_t name = {act_fmt, block_rows, {R, T, name##_many, name##_edge},              \
+                                        {R1, 1, name##_one, name##_edge}, __VA_ARGS__}
+
+/* The edge function QC_MM_KERNEL gives a level: nr == R rows as one tile of
+ * nt tokens, otherwise nr single rows of nt tokens (the shapes the SIMD
+ * levels have always used). T <= 4. */
+#define QC_MM_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define QC_MM_EDGE_FN(name, TILE, kind, R, T)                                                                \
+    static void name(const qc_mm_tile_t *a, int nr, int nt) {                                               \
+        _Static_assert((T) >= 1 && (T) <= 4, "edge shapes up to 4 tokens");                                 \
+        if (nr == (R)) {                                                                                    \
+            switch (nt) {                                                                                   \
+            case 4: TILE(kind, R, QC_MM_MIN(4, T), a); break;                                               \
+            case 3: TILE(kind, R, QC_MM_MIN(3, T), a); break;                                               \
+            case 2: TILE(kind, R, QC_MM_MIN(2, T), a); break;                                               \
+            default: TILE(kind, R, 1, a); break;                                                            \
+            }                                                                                               \
+            return;                                                                                         \
+        }                                                                                                   \
+        qc_mm_tile_t b = *a;                                                                                \
+        for (int i = 0; i < nr; i++, b.row++, b.w += b.w_stride, b.y++) {                                   \
+            switch (nt) {                                                                                   \
+            case 4: TILE(kind, 1, QC_MM_MIN(4, T), &b); break;                                              \
+            case 3: TILE(kind, 1, QC_MM_MIN(3, T), &b); break;                                              \
+            case 2: TILE(kind, 1, QC_MM_MIN(2, T), &b); break;                                              \
+            default: TILE(kind, 1, 1, &b); break;                                                           \
+            }                                                                                               \
+        }                                                                                                   \
+    }
+
 /* ==== one level's kernels ==== */
 
-/* Same contract as qc_matmul (kernels.h), for every weight type. */
-typedef void (*qc_matmul_fn)(const qc_tensor_t *w, const float *x, const void *act, int n_tok,
-                             float *y, int64_t ldy, int64_t r0, int64_t r1);
 /* Same contract as qc_dot_f32. */
 typedef float (*qc_dot_fn)(const float *a, const float *b, int64_t n);
 /* Quantizes one activation row of cols floats (cols % 32 == 0) into cols/32
- * blocks: d = amax / 127, id = d ? 1 / d : 0, qs = round-half-away(x * id),
- * sum = sum of qs. Bit-exact with the scalar one at every level. */
+ * blocks (QC_ACT_Q8): d = amax / 127, id = d ? 1 / d : 0,
+ * qs = round-half-away(x * id), sum = sum of qs. Bit-exact with the scalar
+ * one at every level. */
 typedef void (*qc_act_row_fn)(const float *x, int64_t cols, qc_block_q8_act *out);
-
 /* Same contract as qc_attend. */
 typedef void (*qc_attend_fn)(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale, int f16_acc,
                              float *scores, float *o);
 
+/* Weight types a level can describe (above every qc_dtype_t value). */
+#define QC_MM_TYPES 16
+
 typedef struct {
-    qc_matmul_fn matmul;
+    const qc_mm_kernel_t *matmul[QC_MM_TYPES]; /* by weight type; NULL: none
+                                                  (Q4_K/Q6_K: converted at load) */
     qc_dot_fn dot_f32;
     qc_act_row_fn act_row;
     qc_attend_fn attend;
 } qc_kernel_set_t;
 
-void qc_matmul_scalar(const qc_tensor_t *w, const float *x, const void *act, int n_tok, float *y,
-                      int64_t ldy, int64_t r0, int64_t r1);
-float qc_dot_f32_scalar(const float *a, const float *b, int64_t n);
+/* The matmul entries of a level whose kernels for the types every level
+ * has are named mm_f32, mm_f16, mm_bf16, mm_q8_0, mm_q4_0. */
+#define QC_MM_COMMON_TYPES                                                                                   \
+    [QC_DTYPE_F32] = &mm_f32, [QC_DTYPE_F16] = &mm_f16, [QC_DTYPE_BF16] = &mm_bf16, [QC_DTYPE_Q8_0] = &mm_q8_0, \
+    [QC_DTYPE_Q4_0] = &mm_q4_0
+
+/* Each level's set; the SIMD ones are NULL when their file was built
+ * without its instruction set (the Makefile's ISA_FLAGS), and the level is
+ * then never selected. */
+extern const qc_kernel_set_t *const qc_level_scalar, *const qc_level_avx2, *const qc_level_avx512;
+
+/* The scalar reference pieces the tests and the SIMD levels' fallbacks call. */
 void qc_act_row_scalar(const float *x, int64_t cols, qc_block_q8_act *out);
 void qc_attend_scalar(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale, int f16_acc,
                       float *scores, float *o);
-
-void qc_matmul_avx2(const qc_tensor_t *w, const float *x, const void *act, int n_tok, float *y,
-                    int64_t ldy, int64_t r0, int64_t r1);
-float qc_dot_f32_avx2(const float *a, const float *b, int64_t n);
-void qc_act_row_avx2(const float *x, int64_t cols, qc_block_q8_act *out);
-void qc_attend_avx2(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale, int f16_acc,
-                    float *scores, float *o);
-
-void qc_matmul_avx512(const qc_tensor_t *w, const float *x, const void *act, int n_tok, float *y,
-                      int64_t ldy, int64_t r0, int64_t r1);
-float qc_dot_f32_avx512(const float *a, const float *b, int64_t n);
-void qc_act_row_avx512(const float *x, int64_t cols, qc_block_q8_act *out);
-void qc_attend_avx512(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale, int f16_acc,
-                      float *scores, float *o);
-
-/* 1 when the file was compiled with its instruction set (the Makefile's
- * ISA_FLAGS); 0 when built without them, in which case its functions forward
- * to the scalar ones and the level is never selected. */
-extern const int qc_avx2_built, qc_avx512_built;
 
 /* The kernel set of a level, clamped to what this CPU (and build) supports. */
 const qc_kernel_set_t *qc_kernels_for(qc_cpu_t level);
 /* The best level this CPU and build support, whatever QCARE_CPU says. */
 qc_cpu_t qc_cpu_max(void);
+
+/* qc_matmul with the micro-kernels of set k: the driver. */
+void qc_matmul_set(const qc_kernel_set_t *k, const qc_tensor_t *w, const float *x, const void *act, int n_tok,
+                   float *y, int64_t ldy, int64_t r0, int64_t r1);
 
 /* ==== helpers shared by the levels ==== */
 
@@ -102,5 +242,14 @@ static inline uint16_t qc_load_u16(const void *p) {
     const unsigned char *b = (const unsigned char *)p;
     return (uint16_t)(b[0] | b[1] << 8);
 }
+
+/* v within [-127, 127], where a finite block's scaled values already are. A
+ * non-finite value (NaN, or inf times the scale 0 of a block holding inf; a
+ * hostile model's weights produce them, in the weights and then in the
+ * activations) gives -127 instead of an undefined float-to-int conversion.
+ * The SIMD activation quantizers clamp the same way (their max returns its
+ * second operand for NaN), so an activation block's sum stays the sum of
+ * its stored quants at every level. */
+static inline float clamp127(float v) { return v >= -127.0f ? (v <= 127.0f ? v : 127.0f) : -127.0f; }
 
 #endif
