@@ -170,11 +170,11 @@ ALWAYS_INLINE void tile_float(const qc_dtype_t dt, const int R, const int T, con
 /* ==== the level's micro-kernels ==== */
 
 /* Decode tiles (one token) keep the prefill tile's rows. */
-QC_MM_KERNEL(mm_q8_0, tile_quant, 0, QC_ACT_Q8, RB, QR, QT, QR, {NULL});
-QC_MM_KERNEL(mm_q4_0, tile_quant, 1, QC_ACT_Q8, RB, QR, QT, QR, {NULL});
-QC_MM_KERNEL(mm_f32, tile_float, QC_DTYPE_F32, QC_ACT_F32, RB, FR, FT, FR, {NULL});
-QC_MM_KERNEL(mm_f16, tile_float, QC_DTYPE_F16, QC_ACT_F32, RB, FR, FT, FR, {NULL});
-QC_MM_KERNEL(mm_bf16, tile_float, QC_DTYPE_BF16, QC_ACT_F32, RB, FR, FT, FR, {NULL});
+QC_MM_KERNEL(mm_q8_0, tile_quant, 0, QC_ACT_Q8, RB, QR, QT, QR, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q4_0, tile_quant, 1, QC_ACT_Q8, RB, QR, QT, QR, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_f32, tile_float, QC_DTYPE_F32, QC_ACT_F32, RB, FR, FT, FR, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_f16, tile_float, QC_DTYPE_F16, QC_ACT_F32, RB, FR, FT, FR, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_bf16, tile_float, QC_DTYPE_BF16, QC_ACT_F32, RB, FR, FT, FR, QC_MM_NO_PACK);
 
 /* ==== dot product, activation quantization ==== */
 

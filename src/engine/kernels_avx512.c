@@ -247,9 +247,9 @@ ALWAYS_INLINE void tile_float(const qc_dtype_t dt, const int R, const int T, con
 #define PACK_PAIRS(fn) {fn, 2, sizeof(xpack_t), PACK_BYTES}
 QC_MM_KERNEL(mm_q8_0, tile_quant, 0, QC_ACT_Q8, RB, RT, TT, DEC_R, PACK_PAIRS(pack_q8_0));
 QC_MM_KERNEL(mm_q4_0, tile_quant, 1, QC_ACT_Q8, RB, RT, TT, RT, PACK_PAIRS(pack_q4_0));
-QC_MM_KERNEL(mm_f32, tile_float, QC_DTYPE_F32, QC_ACT_F32, RB, RT, TT, DEC_R, {NULL});
-QC_MM_KERNEL(mm_f16, tile_float, QC_DTYPE_F16, QC_ACT_F32, RB, RT, TT, DEC_R, {NULL});
-QC_MM_KERNEL(mm_bf16, tile_float, QC_DTYPE_BF16, QC_ACT_F32, RB, RT, TT, DEC_R, {NULL});
+QC_MM_KERNEL(mm_f32, tile_float, QC_DTYPE_F32, QC_ACT_F32, RB, RT, TT, DEC_R, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_f16, tile_float, QC_DTYPE_F16, QC_ACT_F32, RB, RT, TT, DEC_R, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_bf16, tile_float, QC_DTYPE_BF16, QC_ACT_F32, RB, RT, TT, DEC_R, QC_MM_NO_PACK);
 
 /* ==== dot product, activation quantization ==== */
 

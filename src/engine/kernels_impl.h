@@ -118,6 +118,9 @@ typedef struct {
     size_t bytes;      /* <= QC_MM_PACK_BYTES */
 } qc_mm_pack_t;
 
+/* No packing: the tiles read x in place. */
+#define QC_MM_NO_PACK {NULL, 0, 0, 0}
+
 /* One level's matrix product for one weight type. */
 typedef struct {
     qc_act_fmt_t act;   /* what the tiles read as x (before packing) */
@@ -130,7 +133,7 @@ typedef struct {
 /* A weight type's qc_mm_kernel_t `name` from a level's tile template
  * TILE(kind, R, T, args), whose R and T are compile-time (so every shape is
  * specialized): full tiles of R x T (many) and R1 x 1 (one), the edge
- * QC_MM_EDGE_FN makes, then the qc_mm_pack_t initializer ({NULL}: none). */
+ * QC_MM_EDGE_FN makes, then the qc_mm_pack_t initializer (QC_MM_NO_PACK: none). */
 #define QC_MM_KERNEL(name, TILE, kind, act_fmt, block_rows, R, T, R1, ...)                                 \
     static void name##_many(const qc_mm_tile_t *a) { TILE(kind, R, T, a); }                                 \
     static void name##_one(const qc_mm_tile_t *a) { TILE(kind, R1, 1, a); }                                 \

@@ -105,7 +105,7 @@ static void tile_q4_0(const qc_mm_tile_t *a) { tile_quant(1, a); }
 
 /* One output per tile, for prefill and decode alike. */
 #define SCALAR_KERNEL(name, act_fmt, fn) \
-    static const qc_mm_kernel_t name = {act_fmt, 64, {1, 1, fn, NULL}, {1, 1, fn, NULL}, {NULL}}
+    static const qc_mm_kernel_t name = {act_fmt, 64, {1, 1, fn, NULL}, {1, 1, fn, NULL}, QC_MM_NO_PACK}
 SCALAR_KERNEL(mm_f32, QC_ACT_F32, tile_f32);
 SCALAR_KERNEL(mm_f16, QC_ACT_F32, tile_f16);
 SCALAR_KERNEL(mm_bf16, QC_ACT_F32, tile_bf16);
