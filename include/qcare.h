@@ -211,6 +211,10 @@ qc_arch_t qc_model_arch(const qc_model_t *m);
 /* Number of parameters and bytes of weight data. */
 int64_t qc_model_n_params(const qc_model_t *m);
 int64_t qc_model_weight_bytes(const qc_model_t *m);
+/* Bytes of weights one single-token step reads (every matrix, the lm_head
+ * included; an untied embedding table only one row): decode's memory
+ * traffic per token, less the KV cache. */
+int64_t qc_model_step_bytes(const qc_model_t *m);
 int qc_model_n_threads(const qc_model_t *m);
 /* Bytes of KV cache one token of a sequence occupies. */
 size_t qc_model_kv_bytes_per_token(const qc_model_t *m);

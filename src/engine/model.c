@@ -7,6 +7,7 @@
  * pass is in forward.c; the context in ctx.c. */
 #include "engine/model_impl.h"
 #include "engine/gguf.h"
+#include "engine/kernels.h"
 #include "engine/threads.h"
 
 #include <malloc.h>
@@ -119,6 +120,11 @@ int qc_model_n_ctx_train(const qc_model_t *m) { return m->cfg.n_ctx_train; }
 qc_arch_t qc_model_arch(const qc_model_t *m) { return m->cfg.arch; }
 int64_t qc_model_n_params(const qc_model_t *m) { return m->n_params; }
 int64_t qc_model_weight_bytes(const qc_model_t *m) { return m->weight_bytes; }
+int64_t qc_model_step_bytes(const qc_model_t *m) {
+    if (m->lm_head.data == m->tok_embd.data) return m->weight_bytes;
+    /* An untied embedding table is read one row a token, not streamed. */
+    return m->weight_bytes - (int64_t)(qc_row_bytes(m->tok_embd.dtype, m->tok_embd.cols) * m->tok_embd.rows);
+}
 int qc_model_n_threads(const qc_model_t *m) { return qc_pool_size(m->pool); }
 size_t qc_model_kv_bytes_per_token(const qc_model_t *m) {
     return (size_t)m->cfg.n_layer * m->cfg.n_head_kv * m->cfg.head_dim * 2 * sizeof(uint16_t);
