@@ -7,15 +7,20 @@ ROOT is the source tree, WORKDIR an empty folder for nginx, RUNAS a command
 prefix that runs nginx as an unprivileged user (setpriv ...) or nothing.
 
 1. Unbuffered streams: an upstream sends its answer's head and one SSE
-   event, then each further event only once the test releases it. Every
-   event must reach the client through nginx while the upstream still holds
-   the stream open: a buffering proxy keeps what follows the head until its
-   buffer fills or the stream ends, and the client's read gives up after
-   READ_S seconds (no timing is
-   asserted, the limit only bounds a failure). The upstream also reports the
-   request nginx sent it: HTTP/1.1, no "Connection: close", X-Session-Id and
-   X-Forwarded-For passed on.
-2. Retries: behind [refuses connections, answers], every POST is answered
+   event, then each further event only once the test has seen the one
+   before through nginx. So every event must reach the client while the
+   upstream still holds the stream open; a client read gives up after
+   READ_S seconds (no timing is asserted, the limit only bounds a failure).
+   The client sends Accept-Encoding: gzip, as browsers do, so a compressor
+   holding bytes back fails the check. (nginx 1.22 also forwards such paced
+   events with proxy_buffering on, since it writes what it has whenever the
+   upstream pauses; the directive matters for fast streams and slow clients
+   and is checked by reading qcare.conf, not here.) The upstream also
+   reports the request nginx sent it: HTTP/1.1, no "Connection: close",
+   X-Session-Id and X-Forwarded-For passed on.
+2. Affinity: without X-Session-Id, requests spread over two replicas (the
+   empty header maps to the request id); with one, they stay on one.
+3. Retries: behind [refuses connections, answers], every POST is answered
    (never sent to the first, so retried); behind [reads the request and hangs
    up, answers], a POST that reached the first is never resent to the second
    (502 to the client), while a GET is.
@@ -170,7 +175,8 @@ def sse_check(up):
         s = socket.create_connection(("127.0.0.1", port), timeout=READ_S)
         body = b'{"messages":[{"role":"user","content":"hi"}],"stream":true}'
         s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: qcare\r\nConnection: close\r\n"
-                  b"Content-Type: application/json\r\nAccept-Encoding: gzip\r\nX-Session-Id: s-42\r\nContent-Length: %d\r\n\r\n%s"
+                  b"Content-Type: application/json\r\nAccept-Encoding: gzip\r\nX-Session-Id: s-42\r\n"
+                  b"Content-Length: %d\r\n\r\n%s"
                   % (len(body), body))
         data = b""
 
@@ -239,12 +245,32 @@ def retry_sent_check(drop, good):
     return fn
 
 
+def spread_check(a, b):
+    def fn(port):
+        # Without X-Session-Id each request hashes on its own random request
+        # id: 64 of them all on one of two replicas is a broken
+        # configuration, not bad luck (< 1e-9 even for a 70/30 ring).
+        got = [request(port, "GET", "/v1/models")[0] for _ in range(64)]
+        check(all(st == 200 for st in got), f"requests without X-Session-Id failed: {got}")
+        check(len(a.heads) > 0 and len(b.heads) > 0,
+              f"requests without X-Session-Id all went to one replica: {len(a.heads)} and {len(b.heads)}")
+        # With it, one session stays on one replica.
+        a0, b0 = len(a.heads), len(b.heads)
+        for _ in range(8):
+            request(port, "GET", "/v1/models", [("X-Session-Id", "same")])
+        check((len(a.heads) - a0, len(b.heads) - b0) in ((8, 0), (0, 8)),
+              f"one X-Session-Id went to both replicas: {len(a.heads) - a0} and {len(b.heads) - b0}")
+    return fn
+
+
 def main():
     root, work, runas = sys.argv[1], sys.argv[2], sys.argv[3:]
     sse = Upstream("sse")
     with_nginx(root, work, runas, "sse", [sse.port], sse_check(sse))
     good = Upstream("ok")
     with_nginx(root, work, runas, "refused", [free_port(), good.port], retry_refused_check(good))
+    a, b = Upstream("ok"), Upstream("ok")
+    with_nginx(root, work, runas, "spread", [a.port, b.port], spread_check(a, b))
     drop, good2 = Upstream("drop"), Upstream("ok")
     with_nginx(root, work, runas, "sent", [drop.port, good2.port], retry_sent_check(drop, good2))
     print(f"nginx: {passed} passed, {failed} failed, 0 skipped")
