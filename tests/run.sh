@@ -57,6 +57,9 @@ run_one example sh tests/example.sh "$BUILD"
 # regression input replayed, then a few seconds of fuzzing each. Only in the
 # release pass: the targets carry their own sanitizers.
 [ "$BUILD" = build-debug ] || run_one fuzz sh tests/fuzz/run.sh "$BUILD-fuzz" "${QC_FUZZ_SECONDS:-5}"
+# deploy/: the nginx configuration (also in front of this build's server),
+# the systemd unit and the Kubernetes manifests. Once, in the release pass.
+[ "$BUILD" = build-debug ] || run_one deploy sh tests/deploy.sh "$BUILD"
 # The chat page in a real browser (Chromium driven by playwright-core),
 # against this build's server.
 run_one browser sh tests/browser/run.sh "$BUILD"
