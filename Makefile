@@ -94,7 +94,7 @@ $(BUILD)/obj/gen/web_assets.o: $(BUILD)/gen/web_assets.c
 # checked at run time before any of their functions is called.
 ifeq ($(TARGET_ARCH),x86_64)
 $(BUILD)/obj/src/engine/kernels_avx2.o: ISA_FLAGS = -mavx2 -mfma -mf16c
-$(BUILD)/obj/src/engine/kernels_avx512.o: ISA_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16 -mavx2 -mfma -mf16c
+$(BUILD)/obj/src/engine/kernels_avx512.o: ISA_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c
 endif
 
 $(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(LIBS_A) $(BUILD)/obj/tools/mkmodel.o
@@ -189,6 +189,10 @@ $(BUILD)/records_bench: bench/records_bench.c $(RECORDS_OBJ) $(BUILD)/libqcare.a
 # Aggregate decode speed of `qcare serve` with 1, 4 and 8 streams.
 $(BUILD)/serve_bench: bench/serve_bench.c tests/serverproc.h tests/test.h $(BUILD)/qcare $(BUILD)/libqcare.a
 	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -o $@ $< $(BUILD)/libqcare.a $(LDLIBS)
+
+# qcare serve against llama-server on one GGUF file (bench/vs-llamacpp.sh).
+$(BUILD)/peer_bench: bench/peer_bench.c tests/serverproc.h tests/test.h $(BUILD)/qcare $(LIBS_A)
+	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -o $@ $< $(LIBS_A) $(LDLIBS)
 
 # ==== fuzzing (tests/fuzz/README.md) ====
 # libFuzzer targets built with clang (ASan + UBSan + coverage) against a
