@@ -185,7 +185,137 @@ static void check_bar(const char *path) {
     CHECK(t.calm && (double)t.alarms / t.calm <= 0.05, "%s: false alarms %d/%d above 5%%", path, t.alarms, t.calm);
 }
 
+/* ==== the rules file ==== */
+
+/* Malformed rules files: each is refused with its line and the reason. */
+static const struct {
+    const char *text, *want; /* want: a piece of the error message */
+} bad_rules[] = {
+    {"", "empty"},
+    {"# only a comment\n", "empty"},
+    {"group x\n    a\n", "rules:1: not a rules file"},
+    {"qcare-safety-rules 2\n", "rules:1: only version 1"},
+    {"qcare-safety-rules 1\n    a | b\n", "rules:2: an indented line outside any statement"},
+    {"qcare-safety-rules 1\nfrobnicate x\n", "rules:2: unknown statement 'frobnicate'"},
+    {"qcare-safety-rules 1\ngroup\n", "rules:2: 'group' needs a name"},
+    {"qcare-safety-rules 1\ngroup a b\n", "rules:2: 'group a' takes one name"},
+    {"qcare-safety-rules 1\ngroup a/b\n", "rules:2: 'a/b': a name has only"},
+    {"qcare-safety-rules 1\ngroup g\n    a || b\n", "rules:3: an empty phrase"},
+    {"qcare-safety-rules 1\ngroup g\n    a |\n", "rules:3: an empty phrase"},
+    {"qcare-safety-rules 1\ngroup g\n    a~~b\n", "rules:3: a phrase has an empty part"},
+    {"qcare-safety-rules 1\ngroup g\n    a~b~c~d~e\n", "rules:3: a phrase has more than 4 parts"},
+    {"qcare-safety-rules 1\ngroup g\n    al*ergy\n", "rules:3: '*' may not stand inside"},
+    {"qcare-safety-rules 1\ngroup g\n    {n>=x} pills\n", "rules:3: a number token"},
+    {"qcare-safety-rules 1\ngroup g\n    @nothing\n", "rules:3: @nothing: no such group"},
+    {"qcare-safety-rules 1\ngroup g\n    aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", "rules:3: a phrase part is longer"},
+    {"qcare-safety-rules 1\ngroup g\n    \xff\xfe\n", "rules:3: not valid UTF-8"},
+    {"qcare-safety-rules 1\ncue later\n    a\n", "rules:2: unknown cue list 'later'"},
+    {"qcare-safety-rules 1\ncompound\n    blood test\n", "rules:3: a compound is written A + B"},
+    {"qcare-safety-rules 1\nfold\n    殺杀\n", "rules:3: a fold is written X=Y"},
+    {"qcare-safety-rules 1\nfold\n    a=b\n", "rules:3: a fold maps a non-ASCII"},
+    {"qcare-safety-rules 1\nsource s\n    A text.\nsource s\n    Again.\n", "rules:4: source 's' is defined twice"},
+    {"qcare-safety-rules 1\nsource s\n", "rules:2: source 's' has no text"},
+    {"qcare-safety-rules 1\npresentation p\n    kind cardiac\n", "rules:2: presentation 'p' has no 'source'"},
+    {"qcare-safety-rules 1\nsource s\n    T.\npresentation p\n    source s\n", "rules:4: presentation 'p' has no 'kind'"},
+    {"qcare-safety-rules 1\npresentation p\n    source nowhere\n", "rules:3: unknown source 'nowhere'"},
+    {"qcare-safety-rules 1\npresentation p\n    kind sadness\n", "rules:3: 'kind' takes one notice kind"},
+    {"qcare-safety-rules 1\npresentation p\n    colour red\n", "rules:3: unknown presentation field 'colour'"},
+    {"qcare-safety-rules 1\nsource s\n    T.\npresentation p\n    kind cardiac\n    source s\nrule p\n    cosign g\n",
+     "rules:8: 'cosign' before the rule's 'trigger'"},
+    {"qcare-safety-rules 1\nsource s\n    T.\npresentation p\n    kind cardiac\n    source s\nrule p\n    lang fr\n",
+     "rules:8: unknown language 'fr'"},
+    {"qcare-safety-rules 1\nsource s\n    T.\npresentation p\n    kind cardiac\n    source s\nrule p\n    context soon\n",
+     "rules:8: unknown context 'soon'"},
+    {"qcare-safety-rules 1\nsource s\n    T.\npresentation p\n    kind cardiac\n    source s\nrule p\n    trigger a b\n",
+     "rules:8: 'trigger' takes GROUP or GROUP with GROUP"},
+    {"qcare-safety-rules 1\nsource s\n    T.\npresentation p\n    kind cardiac\n    source s\nrule p\n    trigger g\n",
+     "rules:8: unknown group 'g'"},
+    {"qcare-safety-rules 1\nsource s\n    T.\npresentation p\n    kind cardiac\n    source s\nrule p\n    unless g\n",
+     "rules:7: a rule needs a 'trigger'"},
+    {"qcare-safety-rules 1\nsource s\n    T.\npresentation p\n    kind cardiac\n    source s\ngroup g\n    a\nrule q\n"
+     "    trigger g\n", "rules:9: unknown presentation 'q'"},
+    {"qcare-safety-rules 1\nsource s\n    T.\npresentation p\n    kind cardiac\n    source s\ngroup g\n    a\nrule p\n"
+     "    trigger g\n    trigger g\n", "rules:11: a rule has one trigger"},
+    {"qcare-safety-rules 1\nsource s\n    T.\npresentation p\n    kind cardiac\n    source s\n", "rules: no rules"},
+    {"qcare-safety-rules 1\ngroup g\n    a\nuse builtin\n", "rules:4: 'use builtin' must come right after"},
+};
+
+/* A small valid file: its own rule, or the built-in rules extended. */
+static const char good_rules[] =
+    "qcare-safety-rules 1\n"
+    "# a clinic's own rule\n"
+    "source clinic\n"
+    "    Our clinic's protocol, 2026.\n"
+    "presentation clinic.purple\n"
+    "    kind emergency\n"
+    "    source clinic\n"
+    "    title Purple spots with fever\n"
+    "group purple\n"
+    "    purple spot* | 紫斑\n"
+    "group fever\n"
+    "    fever | 发烧\n"
+    "cue negation\n"
+    "    no\n"
+    "rule clinic.purple\n"
+    "    trigger purple with fever\n";
+
+static void test_rules_file(void) {
+    char err[512];
+    qc_safety_t *s = NULL;
+    for (size_t i = 0; i < sizeof bad_rules / sizeof bad_rules[0]; i++) {
+        qc_safety_config_t cfg = {.rules_text = bad_rules[i].text, .rules_len = strlen(bad_rules[i].text)};
+        err[0] = 0;
+        qc_status st = qc_safety_new(&cfg, &s, err, sizeof err);
+        CHECK(st != 0 && !s && strstr(err, bad_rules[i].want), "bad rules %zu: status %d, '%s' (want '%s')", i, st, err,
+              bad_rules[i].want);
+        qc_safety_free(s);
+        s = NULL;
+    }
+    qc_safety_config_t cfg = {.rules_text = good_rules, .rules_len = strlen(good_rules)};
+    CHECK(!qc_safety_new(&cfg, &s, err, sizeof err) && s && qc_safety_rule_count(s) == 1, "a small rules file: %s", err);
+    if (s) {
+        qc_safety_result_t r = qc_safety_match(s, "purple spots and a high fever", 29);
+        CHECK(r.kind == QC_URGENT_EMERGENCY && r.presentation && !strcmp(r.presentation, "clinic.purple") &&
+                  r.term && !strcmp(r.term, "purple spot*"),
+              "own rule: %s %s", qc_urgent_name(r.kind), r.presentation ? r.presentation : "-");
+        CHECK(qc_safety_match(s, "no purple spots, a fever", 24).kind == QC_URGENT_NONE, "own negation cue");
+        CHECK(qc_safety_match(s, "I want to kill myself", 21).kind == QC_URGENT_NONE, "own rules alone");
+        qc_safety_free(s);
+        s = NULL;
+    }
+    /* use builtin: the compiled-in rules, then the file's. */
+    char ext[2048];
+    snprintf(ext, sizeof ext, "qcare-safety-rules 1\nuse builtin\n%s", good_rules + strlen("qcare-safety-rules 1\n"));
+    cfg = (qc_safety_config_t){.rules_text = ext, .rules_len = strlen(ext), .rules_path = "ext.txt"};
+    CHECK(!qc_safety_new(&cfg, &s, err, sizeof err) && s, "use builtin: %s", err);
+    if (s) {
+        CHECK(qc_safety_rule_count(s) == qc_safety_rule_count(qc_safety_current()) + 1, "builtin + 1 rule");
+        CHECK(qc_safety_match(s, "purple spots and a fever", 24).kind == QC_URGENT_EMERGENCY, "extended: own rule");
+        CHECK(qc_safety_match(s, "I want to kill myself", 21).kind == QC_URGENT_SELF_HARM, "extended: builtin rule");
+        qc_safety_use(s);
+        CHECK(qc_safety_check("purple spots and a fever", 24).kind == QC_URGENT_EMERGENCY, "qc_safety_use");
+        qc_safety_use(NULL);
+        CHECK(qc_safety_check("purple spots and a fever", 24).kind == QC_URGENT_NONE, "back to the builtin rules");
+        qc_safety_free(s);
+        s = NULL;
+    }
+    /* The file compiled in is data/safety-rules.txt: loading it gives the same set. */
+    cfg = (qc_safety_config_t){.rules_path = "data/safety-rules.txt"};
+    CHECK(!qc_safety_new(&cfg, &s, err, sizeof err) && s &&
+              qc_safety_rule_count(s) == qc_safety_rule_count(qc_safety_current()),
+          "data/safety-rules.txt loads: %s", err);
+    qc_safety_free(s);
+    s = NULL;
+    cfg = (qc_safety_config_t){.rules_path = "/nonexistent/rules.txt"};
+    CHECK(qc_safety_new(&cfg, &s, err, sizeof err) == QC_ERR_IO && strstr(err, "/nonexistent/rules.txt"), "missing file: %s",
+          err);
+    cfg = (qc_safety_config_t){.rules_path = "/dev/zero"};
+    CHECK(qc_safety_new(&cfg, &s, err, sizeof err) == QC_ERR_IO && strstr(err, "not a regular file"), "a device: %s", err);
+    qc_safety_free(NULL);
+}
+
 int main(void) {
+    test_rules_file();
     for (size_t i = 0; i < sizeof urgent / sizeof urgent[0]; i++) {
         qc_safety_result_t r = qc_safety_check(urgent[i].text, strlen(urgent[i].text));
         CHECK(r.kind == urgent[i].want, "'%s': got %s (%s), want %s", urgent[i].text, qc_urgent_name(r.kind),

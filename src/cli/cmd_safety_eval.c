@@ -8,6 +8,25 @@
 
 #define MAX_GROUPS 64
 
+/* ==== the safety options (shared with serve, ask and chat) ==== */
+
+int cli_safety_opt(int argc, char **argv, int *i, cli_safety_args_t *a, int *bad) {
+    return cli_opt(argc, argv, i, "--safety-rules", &a->rules, bad) || cli_opt(argc, argv, i, "--region", &a->region, bad) ||
+           cli_opt(argc, argv, i, "--emergency-numbers", &a->numbers, bad);
+}
+
+qc_safety_t *cli_safety_open(const char *cmd, const cli_safety_args_t *a) {
+    qc_safety_config_t cfg = {.rules_path = a->rules, .region = a->region, .numbers = a->numbers};
+    qc_safety_t *s;
+    char err[512];
+    if (qc_safety_new(&cfg, &s, err, sizeof err)) {
+        fprintf(stderr, "qcare %s: %s\n", cmd, err);
+        return NULL;
+    }
+    qc_safety_use(s);
+    return s;
+}
+
 typedef struct {
     char name[48];
     long urgent, caught, benign, alarms;
@@ -27,7 +46,7 @@ static group_t *group_of(group_t *g, int *n, const char *name) {
  * recall and false alarms overall and per presentation; each miss and false
  * alarm with its line number unless counts_only (a set kept unseen must
  * stay unseen). Returns the exit status. */
-static int safety_eval(const char *path, int json, int counts_only) {
+static int safety_eval(const qc_safety_t *rules, const char *path, int json, int counts_only) {
     FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
     if (!f) {
         perror(path);
@@ -54,7 +73,7 @@ static int safety_eval(const char *path, int json, int counts_only) {
         const char *pres = json_string_value(json_object_get(j, "presentation"));
         if (!pres) pres = json_string_value(json_object_get(j, "category"));
         group_t *gr = group_of(g, &ng, pres ? pres : "-");
-        qc_safety_result_t r = qc_safety_check(text, strlen(text));
+        qc_safety_result_t r = qc_safety_match(rules, text, strlen(text));
         int said = r.kind != QC_URGENT_NONE;
         if (json_is_true(u)) {
             urgent++, gr->urgent++;
@@ -84,14 +103,16 @@ static int safety_eval(const char *path, int json, int counts_only) {
 
 int cmd_eval_safety(int argc, char **argv) {
     const char *data = NULL;
-    int json = 0, counts_only = 0;
-    for (int i = 1; i < argc; i++) {
+    cli_safety_args_t sa = {0};
+    int json = 0, counts_only = 0, bad = 0;
+    for (int i = 1; i < argc && !bad; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: qcare eval --task safety --data FILE.jsonl [--counts-only] [--json]\n\n"
+            printf("usage: qcare eval --task safety --data FILE.jsonl [--counts-only] [--json] [--safety-rules F]\n\n"
                    "Scores the urgent-care rules (no model needed) on {\"text\", \"urgent\": bool,\n"
                    "\"presentation\"} lines: recall and false alarms, overall and per presentation,\n"
                    "and each miss and false alarm with its line. --counts-only prints the counts alone\n"
-                   "(for a held-out set that must stay unseen); with --json the last line holds them.\n");
+                   "(for a held-out set that must stay unseen); with --json the last line holds them.\n"
+                   "  --safety-rules F  score the rules of file F instead of the built-in ones\n");
             return 0;
         }
         if (!strcmp(argv[i], "--task")) {
@@ -102,14 +123,22 @@ int cmd_eval_safety(int argc, char **argv) {
             json = 1;
         } else if (!strcmp(argv[i], "--counts-only")) {
             counts_only = 1;
+        } else if (cli_safety_opt(argc, argv, &i, &sa, &bad)) {
+            continue;
         } else {
             fprintf(stderr, "qcare eval: unknown argument '%s' (see qcare eval --task safety --help)\n", argv[i]);
             return 2;
         }
     }
+    if (bad) return 2;
     if (!data) {
         fprintf(stderr, "qcare eval --task safety: --data FILE.jsonl is required\n");
         return 2;
     }
-    return safety_eval(data, json, counts_only);
+    qc_safety_t *rules = cli_safety_open("eval", &sa);
+    if (!rules) return 1;
+    int rc = safety_eval(rules, data, json, counts_only);
+    qc_safety_use(NULL);
+    qc_safety_free(rules);
+    return rc;
 }

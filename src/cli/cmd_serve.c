@@ -11,10 +11,11 @@
 int cmd_serve(int argc, char **argv) {
     const char *model = NULL, *dtype = NULL, *host = "127.0.0.1", *api_key = NULL, *v;
     int port = 8080, n_threads = 0, n_ctx = 0, quiet = 0, bad = 0, parallel = 4, queue = -2, timeout = 60;
+    cli_safety_args_t sa = {0};
     for (int i = 1; i < argc && !bad; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: qcare serve [--model M] [--host 127.0.0.1] [--port 8080] [--threads N] [--parallel N]\n"
-                   "                   [--queue N] [--api-key KEY]\n\n"
+                   "                   [--queue N] [--api-key KEY] [--safety-rules F] [--region R]\n\n"
                    "Serves the care pipeline over HTTP until SIGINT/SIGTERM:\n"
                    "  GET  /health                {\"status\": \"ok\"} (open even with an API key)\n"
                    "  POST /api/emotion           {\"text\"} -> {\"label\", \"probs\", \"urgent\"}\n"
@@ -35,12 +36,12 @@ int cmd_serve(int argc, char **argv) {
                    "                    (default 4 x parallel)\n"
                    "  --timeout S       close connections idle for S seconds (slow clients; default 60)\n"
                    "  --api-key KEY     require \"Authorization: Bearer KEY\" (also $QCARE_API_KEY)\n"
-                   "  --quiet           no per-request log lines on stderr\n");
+                   "  --quiet           no per-request log lines on stderr\n" CLI_SAFETY_HELP);
             return 0;
         }
         if (cli_opt(argc, argv, &i, "--model", &model, &bad) || cli_opt(argc, argv, &i, "-m", &model, &bad) ||
             cli_opt(argc, argv, &i, "--dtype", &dtype, &bad) || cli_opt(argc, argv, &i, "--host", &host, &bad) ||
-            cli_opt(argc, argv, &i, "--api-key", &api_key, &bad))
+            cli_opt(argc, argv, &i, "--api-key", &api_key, &bad) || cli_safety_opt(argc, argv, &i, &sa, &bad))
             continue;
         if (cli_opt(argc, argv, &i, "--quiet", NULL, &bad)) {
             quiet = 1;
@@ -82,6 +83,9 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "qcare serve: --api-key must not be empty\n");
         return 2;
     }
+    /* The rules first: a malformed file is refused before the model loads. */
+    qc_safety_t *rules = cli_safety_open("serve", &sa);
+    if (!rules) return 1;
     /* Every thread (the model's pool, MHD's) inherits this mask, so the
      * signals reach only sigwait below. */
     sigset_t stop;
@@ -92,7 +96,10 @@ int cmd_serve(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     qc_model_t *m = cli_load_model(model, dtype, n_threads);
-    if (!m) return 1;
+    if (!m) {
+        qc_safety_free(rules);
+        return 1;
+    }
     char err[512];
     qc_server_t *s;
     /* /v1/models reports the model folder's name. */
@@ -104,6 +111,7 @@ int cmd_serve(int argc, char **argv) {
     if (qc_server_start(m, &o, &s, err, sizeof err)) {
         fprintf(stderr, "qcare serve: %s\n", err);
         qc_model_free(m);
+        qc_safety_free(rules);
         return 1;
     }
     fprintf(stderr, "qcare: serving %s, %d parallel, on http://%s%s%s:%d/%s\n", qc_model_dtype(m), parallel,
@@ -113,5 +121,7 @@ int cmd_serve(int argc, char **argv) {
     fprintf(stderr, "qcare: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     qc_server_stop(s);
     qc_model_free(m);
+    qc_safety_use(NULL);
+    qc_safety_free(rules);
     return 0;
 }
