@@ -7,6 +7,7 @@
 #include "test.h"
 
 #include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -185,6 +186,80 @@ static void check_bar(const char *path) {
     CHECK(t.calm && (double)t.alarms / t.calm <= 0.05, "%s: false alarms %d/%d above 5%%", path, t.alarms, t.calm);
 }
 
+/* ==== how text is read ==== */
+
+/* Spellings people type: each must read as the plain message does. */
+static const case_t spellings[] = {
+    {"I want to k i l l myself", QC_URGENT_SELF_HARM},             /* letters spelled out */
+    {"thinking about s.u.i.c.i.d.e every night", QC_URGENT_SELF_HARM},
+    {"i want to k-i-l-l myself", QC_URGENT_SELF_HARM},
+    {"been feeling su1c1dal all week", QC_URGENT_SELF_HARM},       /* digits for letters */
+    {"i will k1ll mys3lf", QC_URGENT_SELF_HARM},
+    {"i want to killmyself", QC_URGENT_SELF_HARM},                 /* run together */
+    {"chestpain and sweating, left arm numb", QC_URGENT_CARDIAC},
+    {"chest\xe2\x80\x8b pain and sweat\xe2\x80\x8cing", QC_URGENT_CARDIAC}, /* zero-width space and non-joiner */
+    {"kill\xc2\xadmyself", QC_URGENT_SELF_HARM},                   /* soft hyphen */
+    {"\xef\xbb\xbfI want to end my life", QC_URGENT_SELF_HARM},    /* byte order mark */
+    {"my self\xe2\x80\x90harm is getting worse, cutting again tonight", QC_URGENT_SELF_HARM}, /* U+2010 hyphen */
+    {"I ＣＡＮ＇Ｔ ＢＲＥＡＴＨＥ", QC_URGENT_BREATHING},                 /* full width */
+    {"我想 自 杀", QC_URGENT_SELF_HARM},                            /* Chinese typed apart */
+    {"我 不 想 活 了", QC_URGENT_SELF_HARM},
+    {"自\xe2\x80\x8b杀", QC_URGENT_SELF_HARM},
+    {"想自杀\xef\xb8\x8f", QC_URGENT_SELF_HARM},                    /* a variation selector */
+};
+
+/* Normalized forms: what must change and what must survive. */
+static const struct {
+    const char *in, *out;
+} norms[] = {
+    {"took 30 tablets of 500mg", "took 30 tablets of 500mg"},
+    {"从10楼跳下去", "从10楼跳下去"},
+    {"B12 and COVID19 and HbA1c", "b12 and covid19 and hbaic"},
+    {"k1ll 0verdose $uicide", "kill overdose suicide"},
+    {"a 5-year-old, self_harm", "a 5 year old, self harm"},
+    {"10-15 pills", "10-15 pills"},
+    {"c h e s t pain", "chest pain"},
+    {"a b c", "abc"},
+    {"a b", "a b"},
+    {"I can't, I cannot", "i cant, i cant"},
+    {"e.g. this", "e.g. this"},
+    {"女儿抽风了 怎么办", "女儿抽风了 怎么办"},
+    {"我 想 死", "我想死"},
+    {"Ｃｈｅｓｔ　ｐａｉｎ", "chest pain"},
+    {"zero\xe2\x80\x8bwidth", "zerowidth"},
+};
+
+static void test_text(void) {
+    for (size_t i = 0; i < sizeof spellings / sizeof spellings[0]; i++) {
+        qc_safety_result_t r = qc_safety_check(spellings[i].text, strlen(spellings[i].text));
+        CHECK(r.kind == spellings[i].want, "spelling '%s': got %s, want %s", spellings[i].text, qc_urgent_name(r.kind),
+              qc_urgent_name(spellings[i].want));
+    }
+    for (size_t i = 0; i < sizeof norms / sizeof norms[0]; i++) {
+        size_t n;
+        char *t = sf_normalize(qc_safety_current(), norms[i].in, strlen(norms[i].in), &n);
+        CHECK(t && !strcmp(t, norms[i].out) && n == strlen(t), "normalize '%s' = '%s', want '%s'", norms[i].in,
+              t ? t : "(null)", norms[i].out);
+        free(t);
+    }
+    /* Numbers: digits, Chinese numerals and words, with their ends. */
+    static const struct {
+        const char *t;
+        long v;
+        size_t end;
+    } nums[] = {{"30 tablets", 30, 2}, {"1,000mg", 1000, 5}, {"2.5 mg", 2, 3}, {"三十片", 30, 6}, {"二十五粒", 25, 9},
+                {"一百片", 100, 6}, {"十几片", 13, 6}, {"几十片", 30, 6}, {"20多片", 20, 5}, {"两瓶", 2, 3},
+                {"thirty pills", 30, 6}, {"twenty five", 25, 11}, {"a dozen", -1, 0}, {"pills", -1, 0}};
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        size_t end = 0;
+        long v = sf_number_at(nums[i].t, strlen(nums[i].t), 0, &end);
+        CHECK(v == nums[i].v && (v < 0 || end == nums[i].end), "number '%s' = %ld (end %zu), want %ld (%zu)", nums[i].t, v,
+              end, nums[i].v, nums[i].end);
+    }
+    size_t end;
+    CHECK(sf_number_at("1500", 4, 1, &end) == -1, "no number inside a number");
+}
+
 /* ==== the rules file ==== */
 
 /* Malformed rules files: each is refused with its line and the reason. */
@@ -316,6 +391,7 @@ static void test_rules_file(void) {
 
 int main(void) {
     test_rules_file();
+    test_text();
     for (size_t i = 0; i < sizeof urgent / sizeof urgent[0]; i++) {
         qc_safety_result_t r = qc_safety_check(urgent[i].text, strlen(urgent[i].text));
         CHECK(r.kind == urgent[i].want, "'%s': got %s (%s), want %s", urgent[i].text, qc_urgent_name(r.kind),

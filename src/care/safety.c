@@ -18,10 +18,9 @@
  * by family (face, speech, one side, call-and-no-answer, ingest-and-
  * chemical), not by sentence, so new wordings of the same sign are caught.
  *
- * Text. It is normalized first: NFKC (full-width forms become ASCII), case
- * folded, apostrophes dropped ("can't" and "cant", "isn't" and "isnt" read
- * the same; phrases are written either way), "cannot" read as "cant",
- * whitespace runs made one space. It is cut at three levels:
+ * Text. It is normalized first (safety_text.c: NFKC, case, invisible
+ * characters, traditional characters, spelled-out letters, digits for
+ * letters, hyphens; phrases the same way), then cut at three levels:
  *   1. clauses, at punctuation and at a space next to Chinese text;
  *   2. stretches, also at contrast and time-shift words (but, now, today, 但,
  *      可是, 不过, 只是, 现在, 今天, 这次);
@@ -84,57 +83,6 @@ typedef struct {
 
 static int is_word_char(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 static int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
-
-/* NFKC + case fold + no apostrophes + "cannot" as "cant" + single spaces.
- * NULL when out of memory; invalid UTF-8 is folded byte-wise (ASCII only)
- * instead. Phrases of the rules file are normalized the same way. */
-char *sf_normalize(const qc_safety_t *s, const char *text, size_t len, size_t *out_len) {
-    (void)s;
-    utf8proc_uint8_t *mapped = NULL;
-    utf8proc_ssize_t n = utf8proc_map((const utf8proc_uint8_t *)text, (utf8proc_ssize_t)len, &mapped,
-                                      UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT | UTF8PROC_CASEFOLD);
-    const char *src = n >= 0 ? (const char *)mapped : text;
-    size_t srclen = n >= 0 ? (size_t)n : len;
-    char *out = malloc(srclen + 1);
-    if (!out) {
-        free(mapped);
-        return NULL;
-    }
-    size_t o = 0;
-    int space = 0;
-    for (size_t i = 0; i < srclen; i++) {
-        unsigned char c = (unsigned char)src[i];
-        if (c == 0xE2 && i + 2 < srclen && (unsigned char)src[i + 1] == 0x80 &&
-            ((unsigned char)src[i + 2] == 0x98 || (unsigned char)src[i + 2] == 0x99)) {
-            i += 2; /* U+2018 / U+2019 */
-            continue;
-        }
-        if (c == '\'') continue;
-        if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
-            if (!space && o > 0) out[o++] = ' ';
-            space = 1;
-            continue;
-        }
-        space = 0;
-        out[o++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-    }
-    out[o] = 0;
-    /* "cannot" reads as "cant" (the text only shrinks). */
-    size_t w = 0;
-    for (size_t r = 0; r <= o; r++) {
-        if (!strncmp(out + r, "cannot", 6) && (r == 0 || !is_word_char(out[r - 1])) && !is_word_char(out[r + 6])) {
-            memcpy(out + w, "cant", 4);
-            w += 4;
-            r += 5;
-        } else {
-            out[w++] = out[r];
-        }
-    }
-    o = w - 1;
-    free(mapped);
-    *out_len = o;
-    return out;
-}
 
 /* Whether word w (ASCII) or string w (Chinese) starts at t + i. */
 static int word_at(const msg_t *m, size_t i, const char *w) {
@@ -201,17 +149,71 @@ static size_t region_end(const msg_t *m, int level, size_t i) {
 
 /* ==== matching ==== */
 
-/* Whether part j of ph may stand at t + at: whole words for ASCII, and not
- * the start of a longer compound ("blood" + " test"). */
-static int part_fits(const msg_t *m, const sf_phrase_t *ph, int j, size_t at) {
-    const char *s = ph->part[j].s;
-    size_t k = ph->part[j].k;
+/* Whether part p matches at t + at, its end in *end. Bytes match
+ * themselves; a number token a number of at least its value (digits,
+ * Chinese numerals or English number words), a space after it optional. */
+static int part_at(const msg_t *m, const sf_part_t *p, size_t at, size_t *end) {
+    size_t i = at;
+    for (const char *s = p->s; *s;) {
+        if (*s == SF_NUM) {
+            char *close;
+            long least = strtol(s + 1, &close, 10), v;
+            size_t e;
+            s = close + 1;
+            if ((v = sf_number_at(m->t, m->n, i, &e)) < 0 || v < least) return 0;
+            i = e;
+            if (*s == ' ') s++;
+            if (*s && i < m->n && m->t[i] == ' ') i++;
+            continue;
+        }
+        if (i >= m->n || m->t[i] != *s) return 0;
+        i++, s++;
+    }
+    *end = i;
+    return 1;
+}
+
+/* The first place at or after `from` where part p matches: *at, *end. */
+static int part_find(const msg_t *m, const sf_part_t *p, size_t from, size_t *at, size_t *end) {
+    if (from > m->n) return 0;
+    size_t lit = strcspn(p->s, "\x01");
+    if (lit == p->k) {
+        const char *q = strstr(m->t + from, p->s);
+        if (!q) return 0;
+        *at = (size_t)(q - m->t);
+        *end = *at + p->k;
+        return 1;
+    }
+    if (lit) {
+        char pre[SF_PART];
+        memcpy(pre, p->s, lit);
+        pre[lit] = 0;
+        for (const char *q = strstr(m->t + from, pre); q; q = strstr(q + 1, pre))
+            if (part_at(m, p, (size_t)(q - m->t), end)) {
+                *at = (size_t)(q - m->t);
+                return 1;
+            }
+        return 0;
+    }
+    for (size_t i = from; i < m->n; i++)
+        if (part_at(m, p, i, end)) {
+            *at = i;
+            return 1;
+        }
+    return 0;
+}
+
+/* Whether part p found at t[at, end) may stand there: whole words for
+ * ASCII, and not the start of a longer compound ("blood" + " test"). */
+static int part_fits(const msg_t *m, const sf_part_t *p, size_t at, size_t end) {
+    const char *s = p->s;
+    size_t k = p->k;
     if (is_word_char(s[0]) && at > 0 && is_word_char(m->t[at - 1])) return 0;
-    if (ph->part[j].prefix) return 1;
-    if (is_word_char(s[k - 1]) && is_word_char(m->t[at + k])) return 0;
+    if (p->prefix) return 1;
+    if (is_word_char(s[k - 1]) && is_word_char(m->t[end])) return 0;
     for (size_t c = 0; c < m->s->n_compounds; c++) {
         const sf_compound_t *cp = &m->s->compounds[c];
-        if (k >= cp->ka && !memcmp(s + k - cp->ka, cp->a, cp->ka) && !strncmp(m->t + at + k, cp->b, cp->kb))
+        if (k >= cp->ka && !memcmp(s + k - cp->ka, cp->a, cp->ka) && !strncmp(m->t + end, cp->b, cp->kb))
             return 0;
     }
     return 1;
@@ -223,19 +225,18 @@ static int part_fits(const msg_t *m, const sf_phrase_t *ph, int j, size_t at) {
 static int next_match(const msg_t *m, const sf_phrase_t *ph, size_t from, size_t hi, size_t *at, size_t *end) {
     const unsigned *clause = m->id;
     const sf_part_t *pt = ph->part;
-    for (const char *s = strstr(m->t + from, pt[0].s); s; s = strstr(s + 1, pt[0].s)) {
-        size_t a = (size_t)(s - m->t), e = a + pt[0].k;
+    size_t a, e;
+    for (size_t f = from; part_find(m, &pt[0], f, &a, &e); f = a + 1) {
         if (e > hi) return 0;
-        if (!part_fits(m, ph, 0, a)) continue;
+        if (!part_fits(m, &pt[0], a, e)) continue;
         int j = 1;
         for (; j < ph->n; j++) {
-            const char *q = strstr(m->t + e, pt[j].s);
-            while (q && (size_t)(q - m->t) <= e + GAP && !part_fits(m, ph, j, (size_t)(q - m->t)))
-                q = strstr(q + 1, pt[j].s);
-            if (!q) break;
-            size_t qa = (size_t)(q - m->t);
-            if (qa > e + GAP || qa + pt[j].k > hi || clause[qa] != clause[a]) break;
-            e = qa + pt[j].k;
+            size_t qa, qe, g = e;
+            int found;
+            while ((found = part_find(m, &pt[j], g, &qa, &qe)) && qa <= e + GAP && !part_fits(m, &pt[j], qa, qe))
+                g = qa + 1;
+            if (!found || qa > e + GAP || qe > hi || clause[qa] != clause[a]) break;
+            e = qe;
         }
         if (j < ph->n) continue;
         *at = a;

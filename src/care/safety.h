@@ -138,6 +138,11 @@ char *sf_read_file(const char *path, size_t *len, char *err, size_t err_size);
  * (caller frees) and its length, or NULL when out of memory. */
 char *sf_normalize(const qc_safety_t *s, const char *text, size_t len, size_t *out_len);
 
+/* The value of the number that starts at t + i (ASCII digits, Chinese
+ * numerals, English number words), its end in *end; -1 when none starts
+ * there. */
+long sf_number_at(const char *t, size_t n, size_t i, size_t *end);
+
 /* The message's language for its notice: "en", "zh-Hans" or "zh-Hant". */
 const char *sf_language(const qc_safety_t *s, const char *text, size_t len);
 

@@ -274,6 +274,27 @@ static qc_status phrase_add(parser_t *p, sf_group_t *g, const char *a, const cha
     }
     if (grow((void **)&g->p, &g->cap, g->n, sizeof *g->p)) return NOMEM(p);
     g->p[g->n++] = ph;
+    /* Run together: an English part of several words is also looked for
+     * without its spaces ("chest pain": "chestpain"). */
+    sf_phrase_t run = ph;
+    int changed = 0;
+    for (int j = 0; j < ph.n; j++) {
+        const char *q = ph.part[j].s;
+        if (!strchr(q, ' ') || strchr(q, SF_NUM)) continue;
+        int ascii = 1;
+        for (const char *c = q; *c; c++) ascii &= (unsigned char)*c < 0x80;
+        if (!ascii) continue;
+        char buf[SF_PART];
+        size_t k = 0;
+        for (const char *c = q; *c; c++)
+            if (*c != ' ') buf[k++] = *c;
+        if (!(run.part[j].s = sf_strndup(p->s, buf, k))) return NOMEM(p);
+        run.part[j].k = k;
+        changed = 1;
+    }
+    if (!changed) return 0;
+    if (grow((void **)&g->p, &g->cap, g->n, sizeof *g->p)) return NOMEM(p);
+    g->p[g->n++] = run;
     return 0;
 }
 
@@ -647,7 +668,7 @@ static qc_status finish(parser_t *p) {
     }
     p->line = 0;
     if (!s->n_rules) return fail(p, QC_ERR_FORMAT, "no rules");
-    qsort(s->folds, s->n_folds, sizeof *s->folds, fold_cmp);
+    if (s->n_folds) qsort(s->folds, s->n_folds, sizeof *s->folds, fold_cmp);
     for (size_t i = 1; i < s->n_folds; i++)
         if (s->folds[i].from == s->folds[i - 1].from && s->folds[i].to != s->folds[i - 1].to)
             return fail(p, QC_ERR_FORMAT, "a character is folded two ways (U+%04X)", (unsigned)s->folds[i].from);
@@ -695,7 +716,7 @@ qc_status sf_compile(qc_safety_t *s, const char *text, size_t len, const char *n
             free(line);
             l = e + 1;
         }
-        if (!st && pass == 0) qsort(s->folds, s->n_folds, sizeof *s->folds, fold_cmp);
+        if (!st && pass == 0 && s->n_folds) qsort(s->folds, s->n_folds, sizeof *s->folds, fold_cmp);
     }
     if (!st) st = finish(&p);
     free(p.refs);
