@@ -149,19 +149,39 @@ static size_t region_end(const msg_t *m, int level, size_t i) {
 
 /* ==== matching ==== */
 
+/* Whether a unit of measure or time starts at t + i: a number a phrase
+ * ends with counts things, so "took 10mg" or "took 12 hours" is no "took
+ * {n>=8}". */
+static int unit_at(const msg_t *m, size_t i) {
+    static const char *const units[] = {
+        "mg", "mcg", "ug", "ml", "g", "gram", "grams", "kg", "kgs", "lb", "lbs", "iu", "am", "pm", "hour",
+        "hours", "hr", "hrs", "h", "min", "mins", "minute", "minutes", "sec", "secs", "seconds", "day", "days",
+        "week", "weeks", "wk", "wks", "month", "months", "year", "years", "yr", "yrs", "yo", "times", "毫克",
+        "毫升", "克", "公斤", "斤", "点", "岁", "天", "小时", "分钟", "次", "周", "个月", "年", "号", NULL};
+    for (const char *const *u = units; *u; u++) {
+        size_t k = strlen(*u);
+        if (i + k <= m->n && !memcmp(m->t + i, *u, k) && (!is_word_char((*u)[0]) || !is_word_char(m->t[i + k])))
+            return 1;
+    }
+    return 0;
+}
+
 /* Whether part p matches at t + at, its end in *end. Bytes match
- * themselves; a number token a number of at least its value (digits,
- * Chinese numerals or English number words), a space after it optional. */
+ * themselves; a number token a number of at least (or at most) its value
+ * (digits, Chinese numerals or English number words), a space after it
+ * optional; a part that ends with a number does not match a measure. */
 static int part_at(const msg_t *m, const sf_part_t *p, size_t at, size_t *end) {
     size_t i = at;
     for (const char *s = p->s; *s;) {
         if (*s == SF_NUM) {
             char *close;
-            long least = strtol(s + 1, &close, 10), v;
+            int most = s[1] == '<';
+            long bound = strtol(s + 1 + most, &close, 10), v;
             size_t e;
             s = close + 1;
-            if ((v = sf_number_at(m->t, m->n, i, &e)) < 0 || v < least) return 0;
+            if ((v = sf_number_at(m->t, m->n, i, &e)) < 0 || (most ? v > bound : v < bound)) return 0;
             i = e;
+            if (!*s && unit_at(m, i + (i < m->n && m->t[i] == ' '))) return 0;
             if (*s == ' ') s++;
             if (*s && i < m->n && m->t[i] == ' ') i++;
             continue;
@@ -303,7 +323,9 @@ static int counts(const msg_t *m, size_t at, size_t end, unsigned ctx) {
     }
     size_t lo = region_start(m, 2, at), hi = region_end(m, 2, end - 1);
     if ((ctx & SF_CTX_PAST) && cue_in(m, &cue[SF_CUE_PAST], &cue[SF_CUE_NOT_PAST], lo, hi, NULL)) return 0;
-    if ((ctx & SF_CTX_HYPOTHETICAL) && cue_in(m, &cue[SF_CUE_HYPOTHETICAL], NULL, lo, hi, NULL)) return 0;
+    if ((ctx & SF_CTX_HYPOTHETICAL) &&
+        cue_in(m, &cue[SF_CUE_HYPOTHETICAL], &cue[SF_CUE_NOT_HYPOTHETICAL], lo, hi, NULL))
+        return 0;
     return 1;
 }
 

@@ -22,8 +22,8 @@ enum {
 };
 
 /* One part of a phrase, normalized as message text is. A number token in
- * the file ("{n}", "{n>=10}") is kept as the byte SF_NUM followed by the
- * least value as text ("\x01" "10"). */
+ * the file ("{n}", "{n>=10}", "{n<=3}") is kept between two SF_NUM bytes:
+ * the least value as text, or '<' and the greatest ("\x01" "10" "\x01"). */
 #define SF_NUM '\x01'
 typedef struct {
     const char *s; /* NUL-terminated */
@@ -52,6 +52,7 @@ enum {
     SF_CUE_PAST,          /* the stretch tells of the past or a recovery */
     SF_CUE_NOT_PAST,      /* wider expressions a past cue may sit in */
     SF_CUE_HYPOTHETICAL,  /* the stretch asks about a risk or a general case */
+    SF_CUE_NOT_HYPOTHETICAL, /* wider expressions a hypothetical cue may sit in ("not sure if my") */
     SF_CUE_STRETCH_CUT,   /* words that end a stretch */
     SF_CUE_SPAN_CUT,      /* words that end a span */
     SF_CUE_CHILD,         /* the message is about a child */

@@ -162,8 +162,9 @@ static qc_status fail(parser_t *p, qc_status st, const char *fmt, ...) {
 }
 #define NOMEM(p) fail(p, QC_ERR_NOMEM, "out of memory")
 
-static const char *const cue_names[SF_CUE_COUNT] = {"negation-next", "negation", "not-negation", "past", "not-past",
-                                                    "hypothetical",  "stretch-cut", "span-cut", "child"};
+static const char *const cue_names[SF_CUE_COUNT] = {"negation-next", "negation",    "not-negation",
+                                                    "past",          "not-past",    "hypothetical",
+                                                    "not-hypothetical", "stretch-cut", "span-cut", "child"};
 
 /* The urgent kind named name, or -1. */
 static int kind_of(const char *name) {
@@ -220,17 +221,20 @@ static qc_status part_compile(parser_t *p, const char *a, const char *b, sf_part
     for (const char *c = a; c < b;) {
         if (*c == '{') {
             const char *close = memchr(c, '}', (size_t)(b - c));
-            long least = 0;
-            if (!close || (close - c != 2 && strncmp(c, "{n>=", 4)) || c[1] != 'n')
-                return fail(p, QC_ERR_FORMAT, "a number token is {n} or {n>=K}");
+            long bound = 0;
+            int most = 0;
+            static const char *const form = "a number token is {n}, {n>=K} or {n<=K} (K from 0 to 99999999)";
+            if (!close || c[1] != 'n') return fail(p, QC_ERR_FORMAT, "%s", form);
             if (close - c > 2) {
                 char *end;
-                least = strtol(c + 4, &end, 10);
-                if (end != close || c + 4 == close || least < 0 || least > 99999999)
-                    return fail(p, QC_ERR_FORMAT, "a number token is {n} or {n>=K} (K from 0 to 99999999)");
+                if (strncmp(c, "{n>=", 4) && strncmp(c, "{n<=", 4)) return fail(p, QC_ERR_FORMAT, "%s", form);
+                most = c[2] == '<';
+                bound = strtol(c + 4, &end, 10);
+                if (end != close || c + 4 == close || bound < 0 || bound > 99999999)
+                    return fail(p, QC_ERR_FORMAT, "%s", form);
             }
             if (k + 12 >= sizeof raw) return fail(p, QC_ERR_FORMAT, "a phrase part is longer than %d bytes", SF_PART - 1);
-            k += (size_t)snprintf(raw + k, sizeof raw - k, "%c%ld%c", SF_NUM, least, SF_NUM);
+            k += (size_t)snprintf(raw + k, sizeof raw - k, "%c%s%ld%c", SF_NUM, most ? "<" : "", bound, SF_NUM);
             c = close + 1;
             continue;
         }
@@ -298,16 +302,22 @@ static qc_status phrase_add(parser_t *p, sf_group_t *g, const char *a, const cha
     return 0;
 }
 
-/* A body line of phrases into g: '|' between them, @NAME for the phrases
- * of a group defined above. */
+/* A body line of phrases into g: '|' between them (one may begin or end
+ * the line, which continues the list), @NAME for the phrases of a group
+ * defined above. */
 static qc_status phrases_line(parser_t *p, sf_group_t *g, const char *l) {
-    while (*l) {
-        const char *bar = strchr(l, '|');
-        const char *e = bar ? bar : l + strlen(l);
+    if (*l == '|') l++;
+    size_t n = strlen(l);
+    while (n > 0 && is_space(l[n - 1])) n--;
+    int open_end = n > 0 && l[n - 1] == '|';
+    const char *stop = l + n - (size_t)open_end;
+    for (;;) {
+        const char *bar = memchr(l, '|', (size_t)(stop - l));
+        const char *e = bar ? bar : stop;
         const char *a = l, *b = e;
         while (a < b && is_space(*a)) a++;
         while (b > a && is_space(b[-1])) b--;
-        if (a == b) return fail(p, QC_ERR_FORMAT, "an empty phrase (two '|' with nothing between, or one at an end)");
+        if (a == b) return fail(p, QC_ERR_FORMAT, "an empty phrase (two '|' with nothing between)");
         if (*a == '@') {
             char name[128];
             if ((size_t)(b - a) >= sizeof name) return fail(p, QC_ERR_FORMAT, "a group name is too long");
@@ -327,7 +337,6 @@ static qc_status phrases_line(parser_t *p, sf_group_t *g, const char *l) {
         }
         if (!bar) break;
         l = bar + 1;
-        if (!l[strspn(l, " \t")]) return fail(p, QC_ERR_FORMAT, "an empty phrase (a '|' at the end of the line)");
     }
     return 0;
 }
@@ -380,7 +389,7 @@ static qc_status header(parser_t *p, const char *l) {
                 return 0;
             }
         return fail(p, QC_ERR_FORMAT, "unknown cue list '%s' (negation-next, negation, not-negation, past, not-past, "
-                    "hypothetical, stretch-cut, span-cut, child)", arg);
+                    "hypothetical, not-hypothetical, stretch-cut, span-cut, child)", arg);
     }
     if (!valid_id(arg)) return fail(p, QC_ERR_FORMAT, "'%s': a name has only letters, digits, '-', '_' and '.'", arg);
     if (!strcmp(kw, "group")) {
