@@ -55,7 +55,7 @@ static const case_t urgent[] = {
     {"老公胸口闷得慌，一身的汗，嘴唇发白", QC_URGENT_CARDIAC},
     {"chest pain radiating to my back, feel like I'm going to pass out", QC_URGENT_CARDIAC},
     {"刀划到腿了，血一直往外流止都止不住", QC_URGENT_BLEEDING},
-    {"孕妇下体流血很多，肚子疼", QC_URGENT_BLEEDING},
+    {"孕妇下体流血很多，肚子疼", QC_URGENT_EMERGENCY}, /* a pregnancy emergency now (pregnancy.bleeding) */
     {"my nose has been pouring blood for 40 minutes and won't stop", QC_URGENT_BLEEDING},
     {"dad cant catch his breath, hes turning blue", QC_URGENT_BREATHING},
     {"宝宝吃葡萄噎着了，不会哭了", QC_URGENT_BREATHING},
@@ -125,6 +125,229 @@ static const char *const ordinary[] = {
     "My 2 year old has a runny nose and is still playing.",
     "I can't talk to my family about my depression, please help me cope.",
 };
+
+/* ==== presentations: hand-written cases for each ==== */
+
+typedef struct {
+    const char *text;
+    qc_urgent_t want;
+    const char *pres; /* the presentation id it must start with */
+} pcase_t;
+
+/* Each presentation of data/safety-rules.txt, in other words than its
+ * phrases: English, simplified and traditional Chinese. */
+static const pcase_t positive[] = {
+    /* cardiac */
+    {"my husband has a heavy pressure in the middle of his chest and is grey and sweaty", QC_URGENT_CARDIAC, "cardiac"},
+    {"tight band across my chest for half an hour spreading to my jaw", QC_URGENT_CARDIAC, "cardiac"},
+    {"chest pain going down my left arm, feel sick", QC_URGENT_CARDIAC, "cardiac"},
+    {"my mum's got an ache in her jaw and left arm, she's clammy and feels sick, could it be her heart", QC_URGENT_CARDIAC, "cardiac"},
+    {"pulse 180 for the last hour, chest feels tight and I nearly fainted", QC_URGENT_CARDIAC, "cardiac"},
+    {"爸爸胸口像压了块大石头，满头冷汗", QC_URGENT_CARDIAC, "cardiac"},
+    {"胸骨后面压榨样疼了半小时，还想吐", QC_URGENT_CARDIAC, "cardiac"},
+    {"我媽胸口悶痛，痛到左手臂，一直冒冷汗", QC_URGENT_CARDIAC, "cardiac"},
+    /* stroke */
+    {"his smile is lopsided and he can't lift his right arm", QC_URGENT_STROKE, "stroke"},
+    {"she suddenly can't get her words out and her face looks droopy", QC_URGENT_STROKE, "stroke"},
+    {"dad woke up and his left arm and leg are numb", QC_URGENT_STROKE, "stroke"},
+    {"妈妈突然说话含糊，右手拿不住筷子", QC_URGENT_STROKE, "stroke"},
+    {"爺爺突然嘴歪了，左邊手腳沒力氣", QC_URGENT_STROKE, "stroke"},
+    /* thunderclap */
+    {"worst headache of my life came on in a second, I'm throwing up", QC_URGENT_EMERGENCY, "neuro.thunderclap"},
+    {"sudden explosive headache at the gym, now my neck is stiff", QC_URGENT_EMERGENCY, "neuro.thunderclap"},
+    {"突然头痛欲裂，像被人打了一棍，还吐了", QC_URGENT_EMERGENCY, "neuro.thunderclap"},
+    {"頭突然炸裂一樣痛，這輩子最痛的一次", QC_URGENT_EMERGENCY, "neuro.thunderclap"},
+    /* meningitis and sepsis */
+    {"my son has a fever and a rash that doesn't go away when I press a glass on it", QC_URGENT_EMERGENCY, "sepsis_meningitis"},
+    {"temperature 39.6, shivering uncontrollably, my skin is blotchy and I feel like I'm dying", QC_URGENT_EMERGENCY, "sepsis_meningitis"},
+    {"high fever and a stiff neck, can't stand the light", QC_URGENT_EMERGENCY, "sepsis_meningitis"},
+    {"孩子发烧，身上出了紫色的点，按压不褪色", QC_URGENT_EMERGENCY, "sepsis_meningitis"},
+    {"高燒40度，脖子硬，怕光", QC_URGENT_EMERGENCY, "sepsis_meningitis"},
+    /* anaphylaxis */
+    {"ate a prawn and now my lips and tongue are swelling and I'm wheezing", QC_URGENT_ANAPHYLAXIS, "anaphylaxis"},
+    {"wasp sting, now hives all over and my throat feels tight", QC_URGENT_ANAPHYLAXIS, "anaphylaxis"},
+    {"吃了海鲜全身起风团，喉咙发紧喘不上气", QC_URGENT_ANAPHYLAXIS, "anaphylaxis"},
+    {"打完針後嘴唇腫起來，呼吸困難", QC_URGENT_ANAPHYLAXIS, "anaphylaxis"},
+    /* airway */
+    {"my toddler is choking on a grape, she can't cry", QC_URGENT_BREATHING, "airway"},
+    {"baby swallowed a button and is gagging and drooling", QC_URGENT_BREATHING, "airway"},
+    {"my tongue has swollen up so much I can't swallow or talk", QC_URGENT_BREATHING, "airway"},
+    {"孩子吃果冻噎住了，脸都紫了", QC_URGENT_BREATHING, "airway"},
+    {"寶寶被硬幣卡住，一直流口水發不出聲", QC_URGENT_BREATHING, "airway"},
+    /* breathing */
+    {"her lips are turning blue and she's struggling to breathe", QC_URGENT_BREATHING, "breathing"},
+    {"asthma attack, the inhaler isn't working and he can't talk", QC_URGENT_BREATHING, "breathing"},
+    {"oxygen sats 88% and I'm fighting for breath", QC_URGENT_BREATHING, "breathing"},
+    {"宝宝呼吸很快，肋骨往里凹", QC_URGENT_BREATHING, "breathing"},
+    {"哮喘發作，噴了藥也沒用，喘不上氣", QC_URGENT_BREATHING, "breathing"},
+    /* bleeding */
+    {"cut my arm on glass and blood is spurting out", QC_URGENT_BLEEDING, "bleeding"},
+    {"on apixaban and my gums have been bleeding for two hours, it won't stop", QC_URGENT_BLEEDING, "bleeding"},
+    {"I'm on warfarin and I fell and banged my head", QC_URGENT_BLEEDING, "bleeding"},
+    {"vomiting blood, loads of it", QC_URGENT_BLEEDING, "bleeding"},
+    {"吃华法林的，鼻子流血一个小时止不住", QC_URGENT_BLEEDING, "bleeding"},
+    {"傷口一直流血，止不住", QC_URGENT_BLEEDING, "bleeding"},
+    /* head injury */
+    {"my son hit his head on the pavement, he was knocked out and now keeps vomiting", QC_URGENT_EMERGENCY, "head_injury"},
+    {"fell off a ladder onto my head, clear fluid coming from my ear", QC_URGENT_EMERGENCY, "head_injury"},
+    {"宝宝从床上摔下来，头着地，吐了两次", QC_URGENT_EMERGENCY, "head_injury"},
+    {"撞到頭以後一直想睡，叫不太醒", QC_URGENT_EMERGENCY, "head_injury"},
+    /* seizures */
+    {"my wife is having a seizure and it's been going on for 6 minutes", QC_URGENT_SEIZURE, "seizure"},
+    {"my 3 year old is fitting with a high temperature", QC_URGENT_SEIZURE, "seizure"},
+    {"孩子高烧抽搐，眼睛往上翻", QC_URGENT_SEIZURE, "seizure"},
+    {"我爸突然倒地全身抽搐，口吐白沫", QC_URGENT_SEIZURE, "seizure"},
+    {"女兒抽筋了，叫她沒反應", QC_URGENT_SEIZURE, "seizure"},
+    /* unconscious */
+    {"found my dad on the floor, he won't wake up", QC_URGENT_UNCONSCIOUS, "unconscious"},
+    {"she collapsed and isn't breathing", QC_URGENT_UNCONSCIOUS, "unconscious"},
+    {"奶奶晕倒了，怎么叫都没反应", QC_URGENT_UNCONSCIOUS, "unconscious"},
+    {"他昏過去了，叫不醒", QC_URGENT_UNCONSCIOUS, "unconscious"},
+    /* poisoning */
+    {"I've taken 24 paracetamol tablets", QC_URGENT_POISONING, "poisoning"},
+    {"my boyfriend swallowed about 15 of his diazepam", QC_URGENT_POISONING, "poisoning"},
+    {"my 2 year old got into the dishwasher tablets and ate one", QC_URGENT_POISONING, "poisoning"},
+    {"the toddler found my iron tablets and ate some of them", QC_URGENT_POISONING, "poisoning"},
+    {"our carbon monoxide alarm went off and we all have headaches", QC_URGENT_POISONING, "poisoning"},
+    {"我一次吃了30片安眠药", QC_URGENT_POISONING, "poisoning"},
+    {"孩子误喝了洗洁精", QC_URGENT_POISONING, "poisoning"},
+    {"爸爸喝了农药", QC_URGENT_POISONING, "poisoning"},
+    {"孩子偷吃了奶奶的降壓藥，不知道吃了多少", QC_URGENT_POISONING, "poisoning"},
+    /* diabetic */
+    {"my sugar is 28 and I keep being sick, breathing fast", QC_URGENT_EMERGENCY, "diabetic"},
+    {"my diabetic dad is very confused and sweaty, he won't drink anything", QC_URGENT_EMERGENCY, "diabetic"},
+    {"blood sugar 2.4 and I'm shaking and confused", QC_URGENT_EMERGENCY, "diabetic"},
+    {"血糖30多，一直呕吐，呼吸很深", QC_URGENT_EMERGENCY, "diabetic"},
+    {"糖尿病的爸爸意識不清，叫不醒", QC_URGENT_EMERGENCY, "diabetic"},
+    /* pregnancy */
+    {"I'm 7 weeks pregnant with bad pain on my left side and my shoulder tip hurts, feel faint", QC_URGENT_EMERGENCY, "pregnancy"},
+    {"32 weeks pregnant, bleeding heavily with bad tummy pain", QC_URGENT_EMERGENCY, "pregnancy"},
+    {"pregnant, bad headache and blurred vision, my hands are puffy", QC_URGENT_EMERGENCY, "pregnancy"},
+    {"34 weeks and the baby hasn't moved all day", QC_URGENT_EMERGENCY, "pregnancy"},
+    {"怀孕30周，突然大量出血，肚子很痛", QC_URGENT_EMERGENCY, "pregnancy"},
+    {"懷孕36週，頭很痛，看東西模糊", QC_URGENT_EMERGENCY, "pregnancy"},
+    /* torsion */
+    {"my teenage son has sudden severe pain in one testicle", QC_URGENT_EMERGENCY, "torsion"},
+    {"儿子睾丸突然剧痛，还吐了", QC_URGENT_EMERGENCY, "torsion"},
+    /* burns */
+    {"my daughter spilled boiling water on her arm and the skin is peeling", QC_URGENT_EMERGENCY, "burns"},
+    {"splashed acid in my eye at work", QC_URGENT_EMERGENCY, "burns"},
+    {"孩子被开水烫伤了，皮都掉了", QC_URGENT_EMERGENCY, "burns"},
+    /* heat and cold */
+    {"marathon runner collapsed, he's very hot, confused and not sweating", QC_URGENT_EMERGENCY, "heat"},
+    {"老人在高温下干活后胡言乱语，不出汗", QC_URGENT_EMERGENCY, "heat"},
+    {"pulled him out of the freezing river, he's mumbling and stopped shivering", QC_URGENT_EMERGENCY, "hypothermia"},
+    {"老人在外面冻了一夜，意识模糊", QC_URGENT_EMERGENCY, "hypothermia"},
+    /* infant */
+    {"my 5 week old has a temperature of 38.5", QC_URGENT_CHILD, "infant"},
+    {"my newborn is floppy and won't feed", QC_URGENT_CHILD, "infant"},
+    {"baby is grunting with every breath", QC_URGENT_CHILD, "infant"},
+    {"新生儿发烧38度", QC_URGENT_CHILD, "infant"},
+    {"寶寶軟綿綿的，不吃奶", QC_URGENT_CHILD, "infant"},
+    /* suicide and self-harm */
+    {"I have a bottle of vodka and all my pills lined up, tonight is it", QC_URGENT_SELF_HARM, "suicide_selfharm"},
+    {"going to jump off the bridge tonight", QC_URGENT_SELF_HARM, "suicide_selfharm"},
+    {"I've been cutting myself again and it's deep this time", QC_URGENT_SELF_HARM, "suicide_selfharm"},
+    {"我已经写好遗书了", QC_URGENT_SELF_HARM, "suicide_selfharm"},
+    {"我想从12楼跳下去", QC_URGENT_SELF_HARM, "suicide_selfharm"},
+    {"我真的不想活了，藥都準備好了", QC_URGENT_SELF_HARM, "suicide_selfharm"},
+    {"我攒了一百片安眠药", QC_URGENT_SELF_HARM, "suicide_selfharm"},
+    /* violence and abuse */
+    {"my partner is strangling me, I got away and I'm hiding", QC_URGENT_ABUSE, "violence_abuse"},
+    {"he has a knife and says he'll kill me", QC_URGENT_ABUSE, "violence_abuse"},
+    {"my daughter says her uncle touched her", QC_URGENT_ABUSE, "violence_abuse"},
+    {"老公喝醉了拿着刀要杀了我", QC_URGENT_ABUSE, "violence_abuse"},
+    {"我被男朋友打了，他還在門外砸門", QC_URGENT_ABUSE, "violence_abuse"},
+    /* other acute */
+    {"sudden severe back pain, numb between my legs and I can't pee", QC_URGENT_EMERGENCY, "other_acute"},
+    {"my hernia came out and won't go back in, I'm vomiting", QC_URGENT_EMERGENCY, "other_acute"},
+    {"severe pain in my eye with halos around lights and vomiting", QC_URGENT_EMERGENCY, "other_acute"},
+    {"腰痛，屁股发麻，大小便失禁", QC_URGENT_EMERGENCY, "other_acute"},
+};
+
+/* Messages that borrow the words of each presentation but are not urgent:
+ * past, another person's past, questions, hypotheticals, mild, negated,
+ * chronic, figurative, medication questions. */
+static const char *const benign[] = {
+    "my chest pain was checked last month and it was acid reflux, can I take gaviscon?",
+    "is jaw pain a sign of a heart attack in women?",
+    "she had a stroke three years ago and is doing well now",
+    "what's the difference between a migraine and a thunderclap headache?",
+    "I get a tension headache most afternoons at work",
+    "my son had meningitis as a baby, is he at risk now?",
+    "how do I do the glass test for a rash?",
+    "I have a mild fever and a runny nose",
+    "I'm allergic to penicillin, what else can I take?",
+    "my tongue feels a bit sore after the dentist",
+    "my son choked on water but coughed and is fine",
+    "I get short of breath on the stairs since covid",
+    "my inhaler works fine, I just need a new one",
+    "small cut on my thumb, bled a little",
+    "I'm on warfarin, can I drink alcohol?",
+    "I bumped my head on a cupboard, no symptoms at all",
+    "my epilepsy is well controlled, can I drive?",
+    "I fainted once years ago when giving blood",
+    "can I take 2 ibuprofen 200mg with paracetamol?",
+    "I took 10mg of amlodipine this morning as usual",
+    "how many paracetamol can a 10 year old take?",
+    "my blood sugar was 7.8 after lunch, is that ok?",
+    "type 1 diabetic, what's a good snack before exercise?",
+    "I'm 12 weeks pregnant and feeling sick in the mornings",
+    "pregnant and a bit of spotting last week, the scan was fine",
+    "is it normal for one testicle to hang lower?",
+    "burnt my finger on the oven, small blister",
+    "it's so hot today, how much water should I drink?",
+    "how cold does it have to be for hypothermia?",
+    "my baby has a cold and a runny nose but is feeding well",
+    "what temperature is a fever in a newborn?",
+    "this exam is killing me lol",
+    "I used to cut myself when I was 15, now I'm doing well",
+    "my friend jumped off the diving board and hurt his ankle",
+    "my ex used to hit me but I've been safe for years",
+    "the news story about a stabbing upset me",
+    "I have a hernia, when can I have the operation?",
+    "my eyes are tired from the screen",
+    "I can't talk to my family about my depression, please help me cope.",
+    "bought some rope for the garden, can I get a tetanus jab?",
+    "我爸以前心梗放过支架，现在恢复得很好",
+    "中风的前兆有哪些？",
+    "偏头痛老毛病了，吃点布洛芬就好",
+    "孩子有点发烧，精神很好，还在玩",
+    "我对青霉素过敏，能吃头孢吗？",
+    "咳嗽两周了，没有发烧，也不喘",
+    "切菜的时候割到手，流了点血，已经止住了",
+    "吃华法林期间能喝酒吗？",
+    "宝宝撞到桌角，起了个小包，玩得很开心",
+    "我有癫痫，吃药控制得很好",
+    "安眠药一次最多吃几片？",
+    "血糖7.8正常吗？",
+    "怀孕12周，早上有点恶心",
+    "被开水溅到一点，有点红",
+    "今天好热，要多喝水",
+    "宝宝有点流鼻涕，吃奶正常",
+    "我以前有过轻生的念头，现在好多了",
+    "作业多得要死",
+    "前夫以前打过我，现在离婚很多年了，很安全",
+    "腰有点酸，没有麻木",
+    "我媽去年中風，現在復健中",
+    "寶寶有點咳嗽，精神很好",
+    "打電話給我，謝謝醫生",
+};
+
+static void test_presentations(void) {
+    for (size_t i = 0; i < sizeof positive / sizeof positive[0]; i++) {
+        const pcase_t *c = &positive[i];
+        qc_safety_result_t r = qc_safety_check(c->text, strlen(c->text));
+        CHECK(r.kind == c->want && r.presentation && !strncmp(r.presentation, c->pres, strlen(c->pres)),
+              "'%s': got %s %s (%s), want %s %s", c->text, qc_urgent_name(r.kind), r.presentation ? r.presentation : "-",
+              r.term ? r.term : "-", qc_urgent_name(c->want), c->pres);
+    }
+    for (size_t i = 0; i < sizeof benign / sizeof benign[0]; i++) {
+        qc_safety_result_t r = qc_safety_check(benign[i], strlen(benign[i]));
+        CHECK(r.kind == QC_URGENT_NONE, "benign '%s' flagged as %s %s by '%s'", benign[i], qc_urgent_name(r.kind),
+              r.presentation ? r.presentation : "-", r.term ? r.term : "-");
+    }
+}
 
 /* ==== the labelled sets ==== */
 
@@ -325,9 +548,9 @@ static const char good_rules[] =
     "presentation clinic.purple\n"
     "    kind emergency\n"
     "    source clinic\n"
-    "    title Purple spots with fever\n"
+    "    title Zebra stripes with fever\n"
     "group purple\n"
-    "    purple spot* | 紫斑\n"
+    "    zebra stripe* | 斑马纹\n"
     "group fever\n"
     "    fever | 发烧\n"
     "cue negation\n"
@@ -350,11 +573,11 @@ static void test_rules_file(void) {
     qc_safety_config_t cfg = {.rules_text = good_rules, .rules_len = strlen(good_rules)};
     CHECK(!qc_safety_new(&cfg, &s, err, sizeof err) && s && qc_safety_rule_count(s) == 1, "a small rules file: %s", err);
     if (s) {
-        qc_safety_result_t r = qc_safety_match(s, "purple spots and a high fever", 29);
+        qc_safety_result_t r = qc_safety_match(s, "zebra stripes and a high fever", 30);
         CHECK(r.kind == QC_URGENT_EMERGENCY && r.presentation && !strcmp(r.presentation, "clinic.purple") &&
-                  r.term && !strcmp(r.term, "purple spot*"),
+                  r.term && !strcmp(r.term, "zebra stripe*"),
               "own rule: %s %s", qc_urgent_name(r.kind), r.presentation ? r.presentation : "-");
-        CHECK(qc_safety_match(s, "no purple spots, a fever", 24).kind == QC_URGENT_NONE, "own negation cue");
+        CHECK(qc_safety_match(s, "no zebra stripes, a fever", 25).kind == QC_URGENT_NONE, "own negation cue");
         CHECK(qc_safety_match(s, "I want to kill myself", 21).kind == QC_URGENT_NONE, "own rules alone");
         qc_safety_free(s);
         s = NULL;
@@ -366,12 +589,12 @@ static void test_rules_file(void) {
     CHECK(!qc_safety_new(&cfg, &s, err, sizeof err) && s, "use builtin: %s", err);
     if (s) {
         CHECK(qc_safety_rule_count(s) == qc_safety_rule_count(qc_safety_current()) + 1, "builtin + 1 rule");
-        CHECK(qc_safety_match(s, "purple spots and a fever", 24).kind == QC_URGENT_EMERGENCY, "extended: own rule");
+        CHECK(qc_safety_match(s, "zebra stripes and a fever", 25).kind == QC_URGENT_EMERGENCY, "extended: own rule");
         CHECK(qc_safety_match(s, "I want to kill myself", 21).kind == QC_URGENT_SELF_HARM, "extended: builtin rule");
         qc_safety_use(s);
-        CHECK(qc_safety_check("purple spots and a fever", 24).kind == QC_URGENT_EMERGENCY, "qc_safety_use");
+        CHECK(qc_safety_check("zebra stripes and a fever", 25).kind == QC_URGENT_EMERGENCY, "qc_safety_use");
         qc_safety_use(NULL);
-        CHECK(qc_safety_check("purple spots and a fever", 24).kind == QC_URGENT_NONE, "back to the builtin rules");
+        CHECK(qc_safety_check("zebra stripes and a fever", 25).kind == QC_URGENT_NONE, "back to the builtin rules");
         qc_safety_free(s);
         s = NULL;
     }
@@ -393,6 +616,7 @@ static void test_rules_file(void) {
 int main(void) {
     test_rules_file();
     test_text();
+    test_presentations();
     for (size_t i = 0; i < sizeof urgent / sizeof urgent[0]; i++) {
         qc_safety_result_t r = qc_safety_check(urgent[i].text, strlen(urgent[i].text));
         CHECK(r.kind == urgent[i].want, "'%s': got %s (%s), want %s", urgent[i].text, qc_urgent_name(r.kind),
