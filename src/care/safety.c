@@ -43,6 +43,10 @@
  *     one (risk, side effect, warning signs, what to do if, asked if, can an;
  *     风险, 副作用, 说明书, 倾向, 怎么处理, 听说): "会增加自杀风险吗",
  *     "Does sertraline increase suicide risk?".
+ *   - (for the rules that ask for it) the message is a joke or a figure of
+ *     speech: "lol", "haha", "开玩笑" anywhere in it ("my boss is going to
+ *     kill me lol"). Self-harm rules never ask: a joke about suicide is
+ *     still answered with the crisis line.
  * A rule may keep only some of these checks (`context` in the file). An
  * `unless` group of a rule (accidental wording for a deliberate overdose, a
  * leg cramp for a child's 抽筋) is looked up without context. The cue lists
@@ -323,6 +327,7 @@ static int counts(const msg_t *m, size_t at, size_t end, unsigned ctx) {
     }
     size_t lo = region_start(m, 2, at), hi = region_end(m, 2, end - 1);
     if ((ctx & SF_CTX_PAST) && cue_in(m, &cue[SF_CUE_PAST], &cue[SF_CUE_NOT_PAST], lo, hi, NULL)) return 0;
+    if ((ctx & SF_CTX_FIGURATIVE) && cue_in(m, &cue[SF_CUE_FIGURATIVE], NULL, 0, m->n, NULL)) return 0;
     if ((ctx & SF_CTX_HYPOTHETICAL) &&
         cue_in(m, &cue[SF_CUE_HYPOTHETICAL], &cue[SF_CUE_NOT_HYPOTHETICAL], lo, hi, NULL))
         return 0;

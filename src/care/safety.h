@@ -56,11 +56,13 @@ enum {
     SF_CUE_STRETCH_CUT,   /* words that end a stretch */
     SF_CUE_SPAN_CUT,      /* words that end a span */
     SF_CUE_CHILD,         /* the message is about a child */
+    SF_CUE_FIGURATIVE,    /* the message is a joke or a figure of speech ("lol", "开玩笑") */
     SF_CUE_COUNT
 };
 
 /* The context checks a rule applies (`context` in the file). */
-enum { SF_CTX_NEGATION = 1, SF_CTX_PAST = 2, SF_CTX_HYPOTHETICAL = 4, SF_CTX_ALL = 7 };
+enum { SF_CTX_NEGATION = 1, SF_CTX_PAST = 2, SF_CTX_HYPOTHETICAL = 4, SF_CTX_FIGURATIVE = 8,
+       SF_CTX_DEFAULT = 7 /* figurative only where a rule asks for it */ };
 
 enum { SF_LANG_ANY, SF_LANG_EN, SF_LANG_ZH };
 

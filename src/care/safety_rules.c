@@ -164,7 +164,7 @@ static qc_status fail(parser_t *p, qc_status st, const char *fmt, ...) {
 
 static const char *const cue_names[SF_CUE_COUNT] = {"negation-next", "negation",    "not-negation",
                                                     "past",          "not-past",    "hypothetical",
-                                                    "not-hypothetical", "stretch-cut", "span-cut", "child"};
+                                                    "not-hypothetical", "stretch-cut", "span-cut", "child", "figurative"};
 
 /* The urgent kind named name, or -1. */
 static int kind_of(const char *name) {
@@ -389,7 +389,7 @@ static qc_status header(parser_t *p, const char *l) {
                 return 0;
             }
         return fail(p, QC_ERR_FORMAT, "unknown cue list '%s' (negation-next, negation, not-negation, past, not-past, "
-                    "hypothetical, not-hypothetical, stretch-cut, span-cut, child)", arg);
+                    "hypothetical, not-hypothetical, stretch-cut, span-cut, child, figurative)", arg);
     }
     if (!valid_id(arg)) return fail(p, QC_ERR_FORMAT, "'%s': a name has only letters, digits, '-', '_' and '.'", arg);
     if (!strcmp(kw, "group")) {
@@ -433,7 +433,7 @@ static qc_status header(parser_t *p, const char *l) {
         if (!names) return NOMEM(p);
         p->pres_names = names;
         s->rules[s->n_rules] = (sf_rule_t){.pres = -1, .kind = QC_URGENT_NONE, .lang = SF_LANG_ANY, .unless = -1,
-                                           .ctx = SF_CTX_ALL, .line = p->line};
+                                           .ctx = SF_CTX_DEFAULT, .line = p->line};
         if (!(names[s->n_rules] = sf_strndup(s, arg, strlen(arg)))) return NOMEM(p);
         p->block = B_RULE;
         p->index = s->n_rules++;
@@ -497,10 +497,11 @@ static qc_status rule_line(parser_t *p, const char *l) {
             if (!strcmp(a, "negation")) ctx |= SF_CTX_NEGATION;
             else if (!strcmp(a, "past")) ctx |= SF_CTX_PAST;
             else if (!strcmp(a, "hypothetical")) ctx |= SF_CTX_HYPOTHETICAL;
+            else if (!strcmp(a, "figurative")) ctx |= SF_CTX_FIGURATIVE;
             else if (!strcmp(a, "none") && n == 1 && !*l) ctx = 0;
-            else return fail(p, QC_ERR_FORMAT, "unknown context '%s' (negation, past, hypothetical, or none alone)", a);
+            else return fail(p, QC_ERR_FORMAT, "unknown context '%s' (negation, past, hypothetical, figurative, or none alone)", a);
         }
-        if (!n || *l) return fail(p, QC_ERR_FORMAT, "'context' takes negation, past, hypothetical, or none");
+        if (!n || *l) return fail(p, QC_ERR_FORMAT, "'context' takes negation, past, hypothetical, figurative, or none");
         r->ctx = ctx;
         return 0;
     }
