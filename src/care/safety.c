@@ -161,7 +161,8 @@ static int unit_at(const msg_t *m, size_t i) {
         "mg", "mcg", "ug", "ml", "g", "gram", "grams", "kg", "kgs", "lb", "lbs", "iu", "am", "pm", "hour",
         "hours", "hr", "hrs", "h", "min", "mins", "minute", "minutes", "sec", "secs", "seconds", "day", "days",
         "week", "weeks", "wk", "wks", "month", "months", "year", "years", "yr", "yrs", "yo", "times", "毫克",
-        "毫升", "克", "公斤", "斤", "点", "岁", "天", "小时", "分钟", "次", "周", "个月", "年", "号", NULL};
+        "毫升", "克", "公斤", "斤", "点", "岁", "天", "小时", "分钟", "次", "周", "个月", "年", "号", "pounds", "quid",
+        "dollars", "euros", "bucks", "yuan", "元", "块", "steps", "calories", "kcal", NULL};
     for (const char *const *u = units; *u; u++) {
         size_t k = strlen(*u);
         if (i + k <= m->n && !memcmp(m->t + i, *u, k) && (!is_word_char((*u)[0]) || !is_word_char(m->t[i + k])))
