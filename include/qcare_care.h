@@ -80,7 +80,7 @@ typedef struct {
     size_t rules_len;
     const char *region;     /* "CN", "HK", "TW", "US", "EU" or "UK": that region's emergency, crisis and
                                poison numbers (docs/safety.md); NULL: the bilingual CN/US/EU defaults */
-    const char *numbers;    /* overrides, "emergency=120,crisis=12356,poison=...,abuse=..."; NULL: none */
+    const char *numbers;    /* overrides, "emergency=120,police=110,crisis=12356,poison=...,abuse=..."; NULL: none */
 } qc_safety_config_t;
 
 /* Compiles a rule set (cfg NULL: the compiled-in rules, default numbers).

@@ -593,6 +593,110 @@ static void test_presentations(void) {
     }
 }
 
+/* ==== notices ==== */
+
+/* The notice of text under the rules and numbers of s. */
+static void notice_of(const qc_safety_t *s, const char *text, char *buf, size_t cap) {
+    qc_safety_result_t r = qc_safety_match(s, text, strlen(text));
+    qc_safety_notice_for(s, &r, buf, cap);
+}
+
+static void test_notices(void) {
+    char buf[2048], err[256];
+    /* The message's language, and what to do for the kind. */
+    notice_of(NULL, "I want to kill myself", buf, sizeof buf);
+    CHECK(strstr(buf, "URGENT") && strstr(buf, "crisis line") && strstr(buf, "988") && !strstr(buf, "紧急"),
+          "English self-harm notice: crisis line first: %s", buf);
+    CHECK(strstr(buf, "crisis") < strstr(buf, "call 120"), "the crisis line comes before the emergency number");
+    notice_of(NULL, "我不想活了", buf, sizeof buf);
+    CHECK(strstr(buf, "紧急") && strstr(buf, "心理危机热线") && strstr(buf, "12356") && !strstr(buf, "URGENT"),
+          "simplified Chinese self-harm notice: %s", buf);
+    notice_of(NULL, "我不想活了，這個病好不了", buf, sizeof buf);
+    CHECK(strstr(buf, "緊急") && strstr(buf, "心理危機專線"), "traditional Chinese notice: %s", buf);
+    qc_safety_result_t r = qc_safety_check("我不想活了，這個病好不了", strlen("我不想活了，這個病好不了"));
+    CHECK(!strcmp(r.lang, "zh-Hant"), "traditional text is zh-Hant: %s", r.lang);
+    r = qc_safety_check("我不想活了", strlen("我不想活了"));
+    CHECK(!strcmp(r.lang, "zh-Hans"), "simplified text is zh-Hans: %s", r.lang);
+    notice_of(NULL, "my dad has crushing chest pain and is sweating", buf, sizeof buf);
+    CHECK(strstr(buf, "URGENT") && strstr(buf, "emergency") && strstr(buf, "120 (China), 911 (US)") &&
+              !strstr(buf, "child"),
+          "emergency notice with the default numbers: %s", buf);
+    notice_of(NULL, "my son is choking on a grape and can't breathe", buf, sizeof buf);
+    CHECK(strstr(buf, "A child can get worse quickly"), "a child's emergency says so: %s", buf);
+    notice_of(NULL, "my newborn is floppy and won't feed", buf, sizeof buf);
+    CHECK(strstr(buf, "baby or child"), "infant danger signs: %s", buf);
+    notice_of(NULL, "宝宝软绵绵的，不吃奶", buf, sizeof buf);
+    CHECK(strstr(buf, "宝宝或孩子") && strstr(buf, "儿科急诊"), "infant notice in Chinese: %s", buf);
+    notice_of(NULL, "I took 30 paracetamol an hour ago", buf, sizeof buf);
+    CHECK(strstr(buf, "poisoning") && !strstr(buf, "poison centre now"), "no poison centre without a region: %s", buf);
+    notice_of(NULL, "he has a knife and says he'll kill me", buf, sizeof buf);
+    CHECK(strstr(buf, "police") && strstr(buf, "safe place"), "abuse notice: the police, a safe place: %s", buf);
+    /* Regions and overrides. */
+    static const struct {
+        const char *region, *text, *want[3];
+    } regions[] = {
+        {"US", "I took 30 paracetamol an hour ago", {"911", "1-800-222-1222", "poison centre"}},
+        {"US", "I want to kill myself", {"988", "911", NULL}},
+        {"US", "my husband is strangling me", {"911", "1-800-799-7233", NULL}},
+        {"UK", "I want to kill myself", {"Samaritans 116 123", "999", NULL}},
+        {"UK", "I took 30 paracetamol an hour ago", {"999", "NHS 111", NULL}},
+        {"CN", "我爸胸口剧烈疼痛，还出冷汗", {"120", "急诊", NULL}},
+        {"CN", "我不想活了", {"12356", "120", NULL}},
+        {"CN", "老公拿着刀要杀了我", {"110", "12338", NULL}},
+        {"HK", "我唔想活，我不想活了", {"2389 2222", "999", NULL}},
+        {"TW", "孩子誤喝了洗潔精", {"119", "02-2871-7121", "毒物"}},
+        {"TW", "我不想活了，這個病好不了", {"1925", "119", NULL}},
+        {"EU", "my dad has crushing chest pain and is sweating", {"112", NULL, NULL}},
+    };
+    for (size_t i = 0; i < sizeof regions / sizeof regions[0]; i++) {
+        qc_safety_config_t cfg = {.region = regions[i].region};
+        qc_safety_t *s = NULL;
+        CHECK(!qc_safety_new(&cfg, &s, err, sizeof err), "region %s: %s", regions[i].region, err);
+        if (!s) continue;
+        notice_of(s, regions[i].text, buf, sizeof buf);
+        for (int k = 0; k < 3 && regions[i].want[k]; k++)
+            CHECK(strstr(buf, regions[i].want[k]), "region %s, '%s': no '%s' in %s", regions[i].region, regions[i].text,
+                  regions[i].want[k], buf);
+        qc_safety_free(s);
+    }
+    qc_safety_config_t cfg = {.region = "uk", .numbers = "emergency=112, crisis=Shout 85258, text SHOUT, poison=NPIS 0344 892 0111"};
+    qc_safety_t *s = NULL;
+    CHECK(!qc_safety_new(&cfg, &s, err, sizeof err) && s, "region and overrides: %s", err);
+    if (s) {
+        notice_of(s, "I want to kill myself", buf, sizeof buf);
+        CHECK(strstr(buf, "Shout 85258, text SHOUT") && strstr(buf, "call 112"), "overrides (a comma inside a value): %s", buf);
+        notice_of(s, "my husband is strangling me", buf, sizeof buf);
+        CHECK(strstr(buf, "999") && strstr(buf, "0808 2000 247"), "the region's numbers not overridden stay: %s", buf);
+        /* qc_safety_use: the set's numbers in the older notice too */
+        qc_safety_use(s);
+        qc_safety_notice(QC_URGENT_CARDIAC, NULL, buf, sizeof buf);
+        CHECK(strstr(buf, "112") && !strstr(buf, "120"), "the older notice uses the set in use: %s", buf);
+        qc_safety_use(NULL);
+        qc_safety_free(s);
+    }
+    static const struct {
+        const char *region, *numbers, *want;
+    } bad[] = {{"FR", NULL, "unknown region 'FR'"},
+               {NULL, "ambulance=120", "'ambulance=120' is not KEY=NUMBER"},
+               {NULL, "emergency=", "emergency= has no number"},
+               {NULL, "120", "'120' is not KEY=NUMBER"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cfg = (qc_safety_config_t){.region = bad[i].region, .numbers = bad[i].numbers};
+        s = NULL;
+        qc_status st = qc_safety_new(&cfg, &s, err, sizeof err);
+        CHECK(st == QC_ERR_ARG && !s && strstr(err, bad[i].want), "bad numbers %zu: %d '%s'", i, st, err);
+        qc_safety_free(s);
+    }
+    /* Truncation: terminated, the needed length returned. */
+    char small[24];
+    r = qc_safety_check("my son is choking on a grape and can't breathe", 46);
+    size_t need = qc_safety_notice_for(NULL, &r, small, sizeof small);
+    CHECK(need > sizeof small && strlen(small) < sizeof small, "a truncated notice is terminated (%zu)", need);
+    CHECK(qc_safety_notice_for(NULL, &r, buf, sizeof buf) == need && strlen(buf) == need, "the length it needs");
+    r = qc_safety_check("hello", 5);
+    CHECK(qc_safety_notice_for(NULL, &r, buf, sizeof buf) == 0 && !buf[0], "no notice when not urgent");
+}
+
 /* ==== the labelled sets ==== */
 
 typedef struct {
@@ -885,6 +989,7 @@ int main(void) {
     n = qc_safety_notice(QC_URGENT_BLEEDING, NULL, small, sizeof small);
     CHECK(n > sizeof small && strlen(small) == sizeof small - 1, "truncated notice is terminated");
     CHECK(qc_safety_notice(QC_URGENT_NONE, NULL, buf, sizeof buf) == 0 && buf[0] == 0, "no notice when not urgent");
+    test_notices();
     /* Invalid UTF-8 does not crash and still finds ASCII phrases. */
     const char bad[] = "\xff\xfe I want to kill myself \xc3";
     CHECK(qc_safety_check(bad, sizeof bad - 1).kind == QC_URGENT_SELF_HARM, "invalid UTF-8 input");

@@ -121,7 +121,7 @@ struct qc_safety {
     sf_rule_t *rules;
     size_t n_rules, cap_rules;
     /* the numbers of the notices (safety_notice.c); NULL: not configured */
-    const char *emergency, *crisis, *poison, *abuse, *region;
+    const char *emergency, *police, *crisis, *poison, *abuse, *region;
 };
 
 /* Compiles rules text (len bytes, named `name` in messages) into s, which

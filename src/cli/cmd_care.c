@@ -385,7 +385,7 @@ int cmd_eval(int argc, char **argv) {
         }
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: qcare eval --model M --data FILE.jsonl [--json] [--report FILE.html]\n"
-                   "       qcare eval --task safety --data FILE.jsonl [--counts-only] [--json]\n\n"
+                   "       qcare eval --task safety --data FILE.jsonl [--counts-only] [--json] [--safety-rules F]\n\n"
                    "Classifies every {\"text\", \"label\"} line and reports accuracy, macro-F1, per-class\n"
                    "precision/recall/F1, the confusion matrix and latency p50/p95. --report writes an HTML\n"
                    "page with the confusion matrix drawn; with --json the last line holds the numbers.\n\n" CARE_HELP);
