@@ -420,6 +420,9 @@ static const pcase_t positive[] = {
     {"chip pan fire, my hands are burned and blistering and i can't stop coughing", QC_URGENT_EMERGENCY, "burns"},
     {"my groin hernia is stuck out, hard and purple and i keep throwing up", QC_URGENT_EMERGENCY, "other_acute"},
     {"suddenly can't pee and there's numbness around my bottom after lifting", QC_URGENT_EMERGENCY, "other_acute"},
+    /* sudden severe pain anywhere */
+    {"sudden excruciating pain in my leg, it's cold and white", QC_URGENT_EMERGENCY, "other_acute"},
+    {"突然腰部剧痛，疼得打滚", QC_URGENT_EMERGENCY, "other_acute"},
     /* a fourth batch: suicide plans, means and method research; burns, torsion, surgical emergencies */
     {"im going to end my life tonight, ive made up my mind", QC_URGENT_SELF_HARM, "suicide_selfharm"},
     {"I don't want to wake up tomorrow, I've taken everything in the cupboard", QC_URGENT_SELF_HARM, "suicide_selfharm"},
@@ -763,6 +766,9 @@ static const char *const benign[] = {
     "i'm 28 weeks pregnant and get heartburn at night",
     "i burned my tongue on hot soup",
     "my hernia aches a bit after work but goes back in",
+    /* severe pain that is chronic or figurative */
+    "my period pain is unbearable every month",
+    "the wait at the clinic was agony lol",
     /* a fifth batch: hard negatives of every presentation (past, another person, questions, chronic, mild) */
     "my mum had a cardiac arrest in 2020 and was resuscitated, she has an ICD now. is it safe for her to use an induction hob?",
     "can anxiety cause chest pain and sweating? i get it before presentations but it goes after",
