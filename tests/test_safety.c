@@ -1373,6 +1373,20 @@ static void test_rules_file(void) {
           err);
     cfg = (qc_safety_config_t){.rules_path = "/dev/zero"};
     CHECK(qc_safety_new(&cfg, &s, err, sizeof err) == QC_ERR_IO && strstr(err, "not a regular file"), "a device: %s", err);
+    /* A fold that makes a character longer (2 bytes to 4) on a long text. */
+    static const char grow_rules[] = "qcare-safety-rules 1\nfold\n    \xc3\xa9=\xf0\xa0\x80\x80\n"
+                                     "source s\n    T.\npresentation p\n    kind emergency\n    source s\n"
+                                     "group g\n    \xf0\xa0\x80\x80\xf0\xa0\x80\x80\xf0\xa0\x80\x80\nrule p\n    trigger g\n";
+    cfg = (qc_safety_config_t){.rules_text = grow_rules, .rules_len = strlen(grow_rules)};
+    CHECK(!qc_safety_new(&cfg, &s, err, sizeof err) && s, "a growing fold: %s", err);
+    if (s) {
+        char text[401];
+        for (int i = 0; i < 200; i++) text[2 * i] = (char)0xc3, text[2 * i + 1] = (char)0xa9;
+        text[400] = 0;
+        CHECK(qc_safety_match(s, text, 400).kind == QC_URGENT_EMERGENCY, "folded text that grows is matched");
+        qc_safety_free(s);
+        s = NULL;
+    }
     qc_safety_free(NULL);
 }
 

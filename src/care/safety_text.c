@@ -154,13 +154,15 @@ static char leet(unsigned char c) {
 }
 
 char *sf_normalize(const qc_safety_t *s, const char *text, size_t len, size_t *out_len) {
-    /* NFKC may grow a character up to 18 times (U+FDFA); utf8proc_map
-     * allocates for that itself, our passes only shrink or keep it. */
+    /* NFKC may grow a character up to 18 times (U+FDFA): utf8proc_map
+     * allocates for that itself. A fold may turn a 2-byte character into
+     * a 4-byte one, so the folded text needs at most twice the mapped
+     * length; the later passes only shrink or keep it. */
     utf8proc_uint8_t *probe = NULL;
     utf8proc_ssize_t grown = utf8proc_map((const utf8proc_uint8_t *)text, (utf8proc_ssize_t)len, &probe,
                                           UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT | UTF8PROC_CASEFOLD);
     free(probe);
-    size_t cap = (grown > 0 ? (size_t)grown : len) + 8;
+    size_t cap = 2 * (grown > 0 ? (size_t)grown : len) + 8;
     char *a = malloc(cap + 1), *b = malloc(cap + 1);
     if (!a || !b) {
         free(a), free(b);
