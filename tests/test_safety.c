@@ -423,6 +423,13 @@ static const pcase_t positive[] = {
     /* sudden severe pain anywhere */
     {"sudden excruciating pain in my leg, it's cold and white", QC_URGENT_EMERGENCY, "other_acute"},
     {"突然腰部剧痛，疼得打滚", QC_URGENT_EMERGENCY, "other_acute"},
+    /* written Cantonese (fold dialect) */
+    {"我阿爸突然冇反應，叫佢唔應", QC_URGENT_UNCONSCIOUS, "unconscious"},
+    {"阿嫲塊面歪咗，講嘢講唔清楚", QC_URGENT_STROKE, "stroke"},
+    {"我唔想再撐落去，已經食晒啲藥", QC_URGENT_SELF_HARM, "suicide_selfharm"},
+    {"個仔哮喘發作，噴咗藥都冇用，講唔到成句說話", QC_URGENT_BREATHING, "breathing"},
+    {"BB一個月大，發燒38.5，唔肯食奶", QC_URGENT_CHILD, "infant"},
+    {"細佬飲咗農藥", QC_URGENT_POISONING, "poisoning"},
     /* a fourth batch: suicide plans, means and method research; burns, torsion, surgical emergencies */
     {"im going to end my life tonight, ive made up my mind", QC_URGENT_SELF_HARM, "suicide_selfharm"},
     {"I don't want to wake up tomorrow, I've taken everything in the cupboard", QC_URGENT_SELF_HARM, "suicide_selfharm"},
@@ -769,6 +776,10 @@ static const char *const benign[] = {
     /* severe pain that is chronic or figurative */
     "my period pain is unbearable every month",
     "the wait at the clinic was agony lol",
+    /* written Cantonese, benign */
+    "我冇事，只係有啲攰",
+    "佢之前中過風，而家好返好多",
+    "唔該醫生，我食咗藥好多了",
     /* a fifth batch: hard negatives of every presentation (past, another person, questions, chronic, mild) */
     "my mum had a cardiac arrest in 2020 and was resuscitated, she has an ICD now. is it safe for her to use an induction hob?",
     "can anxiety cause chest pain and sweating? i get it before presentations but it goes after",
@@ -1032,6 +1043,9 @@ static void test_notices(void) {
     CHECK(!strcmp(r.lang, "zh-Hant"), "traditional text is zh-Hant: %s", r.lang);
     r = qc_safety_check("我不想活了", strlen("我不想活了"));
     CHECK(!strcmp(r.lang, "zh-Hans"), "simplified text is zh-Hans: %s", r.lang);
+    r = qc_safety_check("我唔想再撐落去，已經食晒啲藥", strlen("我唔想再撐落去，已經食晒啲藥"));
+    CHECK(r.kind == QC_URGENT_SELF_HARM && !strcmp(r.lang, "zh-Hant"), "written Cantonese in traditional script: %s %s",
+          qc_urgent_name(r.kind), r.lang);
     notice_of(NULL, "my dad has crushing chest pain and is sweating", buf, sizeof buf);
     CHECK(strstr(buf, "URGENT") && strstr(buf, "emergency") && strstr(buf, "120 (China), 911 (US)") &&
               !strstr(buf, "child"),
@@ -1275,6 +1289,7 @@ static const struct {
     {"qcare-safety-rules 1\ncompound\n    blood test\n", "rules:3: a compound is written A + B"},
     {"qcare-safety-rules 1\nfold\n    殺杀\n", "rules:3: a fold is written X=Y"},
     {"qcare-safety-rules 1\nfold\n    a=b\n", "rules:3: a fold maps a non-ASCII"},
+    {"qcare-safety-rules 1\nfold slang\n    冇=没\n", "rules:2: 'fold' takes no name (only `fold dialect`)"},
     {"qcare-safety-rules 1\nsource s\n    A text.\nsource s\n    Again.\n", "rules:4: source 's' is defined twice"},
     {"qcare-safety-rules 1\nsource s\n", "rules:2: source 's' has no text"},
     {"qcare-safety-rules 1\npresentation p\n    kind cardiac\n", "rules:2: presentation 'p' has no 'source'"},

@@ -101,6 +101,7 @@ typedef struct {
 
 typedef struct {
     uint32_t from, to; /* code points: a character read as another (traditional as simplified) */
+    int script;        /* a traditional-to-simplified fold (counts for zh-Hant), not a dialect's word */
 } sf_fold_t;
 
 typedef struct sf_chunk sf_chunk_t;

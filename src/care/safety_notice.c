@@ -37,6 +37,7 @@ const char *sf_language(const qc_safety_t *s, const char *text, size_t len) {
         if (c < 0x3400 || c > 0x9FFF) continue;
         cjk++;
         for (size_t f = 0; s && f < s->n_folds; f++) {
+            if (!s->folds[f].script) continue;
             if (s->folds[f].from == (uint32_t)c) {
                 trad++;
                 break;

@@ -148,6 +148,7 @@ typedef struct {
     size_t n_refs, cap_refs;
     const char **pres_names; /* each rule's presentation id, resolved at the end */
     size_t first_rule;       /* this file's first rule (after `use builtin`'s) */
+    int dialect;             /* the fold block being read is `fold dialect` */
 } parser_t;
 
 static qc_status fail(parser_t *p, qc_status st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -375,7 +376,10 @@ static qc_status header(parser_t *p, const char *l) {
         return st;
     }
     if (!strcmp(kw, "compound") || !strcmp(kw, "fold")) {
-        if (has_arg) return fail(p, QC_ERR_FORMAT, "'%s' takes no name: its pairs go on the indented lines below", kw);
+        /* `fold dialect`: words of a dialect (written Cantonese), read as
+         * Mandarin but no sign of traditional script */
+        if (has_arg && (strcmp(kw, "fold") || strcmp(arg, "dialect") || more))
+            return fail(p, QC_ERR_FORMAT, "'%s' takes no name (only `fold dialect`): its pairs go on the lines below", kw);
         p->block = !strcmp(kw, "fold") ? B_FOLD : B_COMPOUND;
         return 0;
     }
@@ -610,7 +614,7 @@ static qc_status fold_line(parser_t *p, const char *l) {
         if (ky <= 0 || kx + 1 + ky != n) return fail(p, QC_ERR_FORMAT, "a fold is written X=Y (one character each)");
         if (x == y || x < 0x80) return fail(p, QC_ERR_FORMAT, "a fold maps a non-ASCII character to another one");
         if (GROW(s, folds, n_folds, cap_folds)) return NOMEM(p);
-        s->folds[s->n_folds++] = (sf_fold_t){(uint32_t)x, (uint32_t)y};
+        s->folds[s->n_folds++] = (sf_fold_t){(uint32_t)x, (uint32_t)y, !p->dialect};
     }
     if (*l) return fail(p, QC_ERR_FORMAT, "a fold is written X=Y (one character each)");
     return 0;
@@ -715,8 +719,12 @@ qc_status sf_compile(qc_safety_t *s, const char *text, size_t len, const char *n
             else if (*c && *c != '#') {
                 int indented = c != line;
                 if (pass == 0) { /* only the fold blocks */
-                    if (!indented) p.block = !strcmp(c, "fold") ? B_FOLD : B_NONE;
-                    else if (p.block == B_FOLD) st = fold_line(&p, c);
+                    if (!indented) {
+                        p.block = !strncmp(c, "fold", 4) && (!c[4] || is_space(c[4])) ? B_FOLD : B_NONE;
+                        p.dialect = p.block == B_FOLD && strstr(c, "dialect") != NULL;
+                    } else if (p.block == B_FOLD) {
+                        st = fold_line(&p, c);
+                    }
                 } else {
                     if (!indented) st = header(&p, c);
                     else if (p.block == B_FOLD) st = 0; /* read in the first pass */
