@@ -39,12 +39,7 @@ half() {
 #    file                                   caught  alarms  suicide   (measured 2026-12-01)
 half data/safety-blind/en-tune.jsonl         118     2       9         # 120/121, 0/110, 9/9
 half data/safety-blind/en-holdout.jsonl      65      11      5         # 68/106, 9/101, 5/8
-if [ -f data/safety-blind/zh-tune.jsonl ] || [ -f data/safety-blind/zh-holdout.jsonl ]; then
-    half data/safety-blind/zh-tune.jsonl     0       999     0         # no thresholds measured yet
-    half data/safety-blind/zh-holdout.jsonl  0       999     0
-else
-    echo "SKIP data/safety-blind/zh-*.jsonl: the Chinese blind set is not in this checkout yet"
-    skipped=$((skipped + 1))
-fi
+half data/safety-blind/zh-tune.jsonl         114     2       9         # 116/116, 0/103, 9/9
+half data/safety-blind/zh-holdout.jsonl      65      7       7         # 68/104, 5/96, 7/9
 echo "safety-blind: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
