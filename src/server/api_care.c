@@ -197,7 +197,7 @@ static care_call_t *care_call(qc_server_t *s, int kind, int streamed, const char
     k->c.rq.on_done = on_care_done;
     k->c.format = care_format;
     k->sr = qc_safety_check(k->text, strlen(k->text));
-    if (k->sr.kind) qc_safety_notice(k->sr.kind, NULL, k->notice, sizeof k->notice);
+    if (k->sr.kind) qc_safety_notice_for(NULL, &k->sr, k->notice, sizeof k->notice);
     return k;
 }
 
