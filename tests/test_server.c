@@ -97,11 +97,14 @@ static void test_basic(void) {
     free(out);
     json_t *j = post_json("/api/emotion", "{\"text\": \"I feel so sad and alone today\"}", NULL, &st);
     CHECK(st == 200 && is_label(json_object_get(j, "label")) && is_probs(json_object_get(j, "probs")) &&
-              json_is_false(json_object_get(j, "urgent")),
+              json_is_false(json_object_get(j, "urgent")) && !json_object_get(j, "notice"),
           "/api/emotion shape (%ld)", st);
     json_decref(j);
     j = post_json("/api/emotion", "{\"text\": \"I have crushing chest pain and my left arm is numb\"}", NULL, &st);
-    CHECK(st == 200 && json_is_true(json_object_get(j, "urgent")), "/api/emotion urgent (%ld)", st);
+    CHECK(st == 200 && json_is_true(json_object_get(j, "urgent")) &&
+              strstr(json_string_value(json_object_get(j, "notice")) ?: "", "URGENT") &&
+              json_is_string(json_object_get(j, "presentation")),
+          "/api/emotion urgent, with the notice (%ld)", st);
     json_decref(j);
 
     j = post_json("/api/analyze", "{\"text\": \"医生，我最近总是失眠\", \"max_tokens\": 8}", NULL, &st);

@@ -65,7 +65,7 @@ int cmd_serve(int argc, char **argv) {
                    "Serves the care pipeline over HTTP until SIGINT/SIGTERM (POST bodies are JSON sent as\n"
                    "Content-Type: application/json):\n"
                    "  GET  /health                {\"status\": \"ok\"} (open even with an API key)\n"
-                   "  POST /api/emotion           {\"text\"} -> {\"label\", \"probs\", \"urgent\"}\n"
+                   "  POST /api/emotion           {\"text\"} -> {\"label\", \"probs\", \"urgent\", \"notice\"?}\n"
                    "  POST /api/analyze           {\"text\", \"session\"?, \"max_tokens\"?, \"stream\"?} -> emotion,\n"
                    "                              urgent flag and notice, reply (Server-Sent Events with stream)\n"
                    "  POST /v1/classify           {\"text\", \"labels\", \"instruction\"?, \"examples\"?, \"calibrate\"?,\n"

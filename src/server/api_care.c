@@ -230,6 +230,8 @@ static enum MHD_Result emotion_answer(qs_call_t *c, struct MHD_Connection *con, 
     if (o) {
         json_object_set_new(o, "urgent", json_boolean(k->sr.kind != 0));
         json_object_set_new(o, "urgent_kind", json_string(qc_urgent_name(k->sr.kind)));
+        if (k->sr.kind && k->sr.presentation) json_object_set_new(o, "presentation", json_string(k->sr.presentation));
+        if (k->sr.kind) json_object_set_new(o, "notice", json_string(k->notice));
         json_object_set_new(o, "ms", json_real(k->e.ms));
     }
     return qs_reply_json(con, r, 200, o);
