@@ -45,7 +45,7 @@ RECORDS_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard src/records/*.c))
 TEST_SRC   = $(wildcard tests/test_*.c)
 
 ENGINE_OBJ = $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
-CARE_OBJ   = $(CARE_SRC:%.c=$(BUILD)/obj/%.o)
+CARE_OBJ   = $(CARE_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/safety_rules.o
 LIBS_A     = $(BUILD)/libqcare_care.a $(BUILD)/libqcare.a
 CLI_OBJ    = $(CLI_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/web_assets.o
 WEB_FILES  = web/index.html
@@ -87,6 +87,15 @@ $(BUILD)/gen/web_assets.c: $(WEB_FILES) $(BUILD)/embed
 	$(BUILD)/embed $@ qc_web_index web/index.html
 
 $(BUILD)/obj/gen/web_assets.o: $(BUILD)/gen/web_assets.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CFLAGS_BASE) -c -o $@ $<
+
+# The safety net's rules, compiled into the care library (docs/safety.md).
+$(BUILD)/gen/safety_rules.c: data/safety-rules.txt $(BUILD)/embed
+	@mkdir -p $(dir $@)
+	$(BUILD)/embed $@ qc_safety_rules_txt data/safety-rules.txt
+
+$(BUILD)/obj/gen/safety_rules.o: $(BUILD)/gen/safety_rules.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CFLAGS_BASE) -c -o $@ $<
 

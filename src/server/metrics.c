@@ -183,6 +183,6 @@ static enum MHD_Result reply_metrics(qc_server_t *s, struct MHD_Connection *con,
 }
 
 const qs_route_t qs_metrics_routes[] = {
-    {"/metrics", "GET", 0, reply_metrics},
+    {"/metrics", "GET", 0, reply_metrics, 0},
     {0},
 };
