@@ -22,7 +22,7 @@ TARGET_ARCH := $(shell $(CC) -dumpmachine 2>/dev/null | cut -d- -f1)
 # The engine library (libqcare.a) needs only the first three; the care
 # library adds nothing; the qcare binary (server, hub client, records) the rest.
 ENGINE_PKGS = libpcre2-8 libutf8proc jansson
-PKGS     = $(ENGINE_PKGS) libcrypto libcurl libmicrohttpd libedit sqlite3
+PKGS     = $(ENGINE_PKGS) libcrypto libcurl libmicrohttpd libedit sqlite3 libpq
 # The emulated test programs (EMU=1) link the engine's packages only; and
 # Debian 12's aarch64 gcc dies vectorizing one loop of test_kernels.c
 # (internal compiler error in vect_transform_reduction), so test programs
@@ -179,7 +179,7 @@ $(BUILD)/tests/test_pull: src/cli/hub.c src/cli/hub_fetch.c src/cli/hub_http.c s
   tests/hubstub.h
 
 # test_records and the records benchmark link the store (src/records/) in.
-$(BUILD)/tests/test_records: tests/test_records.c tests/test.h $(RECORDS_OBJ) $(LIBS_A)
+$(BUILD)/tests/test_records: tests/test_records.c tests/test.h tests/pgserver.h tests/pg.sh $(RECORDS_OBJ) $(LIBS_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -o $@ $< $(RECORDS_OBJ) $(LIBS_A) $(LDLIBS)
 

@@ -9,11 +9,14 @@
 #   sh scripts/deps.sh fuzz        also clang and its libFuzzer and sanitizer
 #                                  runtimes (make fuzz; the normal build stays on cc)
 engine="libpcre2-dev libutf8proc-dev libjansson-dev"
-app="libssl-dev libcurl4-openssl-dev libmicrohttpd-dev libedit-dev libsqlite3-dev"
+app="libssl-dev libcurl4-openssl-dev libmicrohttpd-dev libedit-dev libsqlite3-dev libpq-dev"
+# The records tests start a PostgreSQL server of their own (tests/pg.sh):
+# the native build only.
+server="postgresql"
 arch=
 case "${1:-}" in
-"") pkgs="pkg-config $engine $app" ;;
-fuzz) pkgs="pkg-config $engine $app clang libclang-rt-14-dev" ;;
+"") pkgs="pkg-config $engine $app $server" ;;
+fuzz) pkgs="pkg-config $engine $app $server clang libclang-rt-14-dev" ;;
 arm64-test) arch=arm64; pkgs="pkg-config gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static" ;;
 arm64) arch=arm64; pkgs="pkg-config gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static" ;;
 *) echo "deps: unknown argument '$1' (none, fuzz, arm64-test or arm64)" >&2; exit 2 ;;
