@@ -13,8 +13,8 @@
  * (processes and handles) writing one database at once, and the server
  * going away mid-run and coming back. */
 #include "records/records.h"
-#include "pgserver.h"
 #include "test.h"
+#include "pgserver.h"
 
 #include <libpq-fe.h>
 
@@ -48,6 +48,7 @@ static const char *path_in(const char *name) {
 
 static int pg_mode;   /* 1 while the cases run against PostgreSQL */
 static test_pg_t pgs; /* its server */
+static void test_cli(void);
 
 /* Where the store called name lives: dir/name (SQLite), or a database of
  * the test server named after it (made at the first use) as a URL. */
@@ -1212,139 +1213,6 @@ static void test_failures(void) {
     rmdir(mnt);
 }
 
-/* ==== the command: qcare records ==== */
-
-static char qcare_bin[400];
-
-/* Runs `qcare records ARGS`; returns the exit status; stdout and stderr
- * into *out and *err (caller frees). */
-static int qrec(const char *args, char **out, char **err) {
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "env -u QCARE_RECORDS %s records %s > %s 2> %s", qcare_bin, args, path_in("cli.out"),
-             path_in("cli.err"));
-    int st = system(cmd);
-    *out = test_slurp(path_in("cli.out"), NULL);
-    *err = test_slurp(path_in("cli.err"), NULL);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
-/* Runs `qcare records ARGS...` (printf-style) and checks the exit status
- * and that `want` (unless NULL) is in stdout or stderr. */
-static void qrec_expect(int want_rc, const char *want, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void qrec_expect(int want_rc, const char *want, const char *fmt, ...) {
-    char args[1024], *out, *err;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    int rc = qrec(args, &out, &err);
-    int has = !want || (out && strstr(out, want)) || (err && strstr(err, want));
-    CHECK(rc == want_rc && has, "qcare records %s: exit %d (want %d), '%s' %s; stderr: %s", args, rc, want_rc,
-          want ? want : "", has ? "found" : "missing", err ? err : "");
-    free(out);
-    free(err);
-}
-
-static void test_cli(void) {
-    snprintf(qcare_bin, sizeof qcare_bin, "%s/qcare", test_env("QC_BUILD", "build"));
-    if (access(qcare_bin, X_OK)) {
-        printf("test_records: CLI checks skipped: no %s (build it, or set QC_BUILD)\n", qcare_bin);
-        return;
-    }
-    char a[1024], risk[400];
-    snprintf(risk, sizeof risk, "%s", store_path("risk.db"));
-    qrec_expect(0, "usage: qcare records list", "--help");
-    qrec_expect(2, "which command", "%s", "");
-    qrec_expect(2, "--records PATH is required", "list");
-    qrec_expect(2, "unknown command", "frob --records %s", risk);
-    qrec_expect(2, "not risk or recent", "list --records %s --order sideways", risk);
-    qrec_expect(2, "not a date", "list --records %s --since yesterday", risk);
-    qrec_expect(2, "--limit", "list --records %s --limit 0", risk);
-    qrec_expect(2, "cursor", "list --records %s --cursor bogus", risk);
-    qrec_expect(2, "not an option of list", "list --records %s --before 2026-01-01", risk);
-    qrec_expect(1, "cannot open", "list --records %s", store_path("absent.db"));
-    if (!pg_mode) CHECK(access(path_in("absent.db"), F_OK) != 0, "list does not create a file");
-
-    char *out, *err;
-    snprintf(a, sizeof a, "list --records %s", risk);
-    int rc = qrec(a, &out, &err);
-    const char *u = out ? strstr(out, "\nurgent ") : NULL, *w = out ? strstr(out, "\nworsening ") : NULL,
-               *i = out ? strstr(out, "\nimproving ") : NULL;
-    CHECK(rc == 0 && u && w && i && u < w && w < i && strstr(out, "RISK"), "list: a table in risk order:\n%s", out ? out : "");
-    free(out);
-    free(err);
-    snprintf(a, sizeof a, "list --records %s --order recent --json --limit 2", risk);
-    rc = qrec(a, &out, &err);
-    json_t *j = out ? json_loads(out, JSON_DISABLE_EOF_CHECK, NULL) : NULL;
-    const char *first = j ? json_string_value(json_object_get(j, "session_id")) : NULL;
-    CHECK(rc == 0 && first && !strcmp(first, "improving") && err && strstr(err, "next page: --cursor t."),
-          "list --json --limit 2: JSON lines and a next cursor: %s / %s", out ? out : "", err ? err : "");
-    json_decref(j);
-    int lines = 0;
-    for (char *p = out; p && (p = strchr(p, '\n')); p++) lines++;
-    CHECK(lines == 2, "two sessions on the page (%d)", lines);
-    free(out);
-    free(err);
-
-    snprintf(a, sizeof a, "show worsening --records %s", risk);
-    rc = qrec(a, &out, &err);
-    int turns = 0;
-    for (char *p = out; p && (p = strstr(p, "  patient: ")); p++) turns++;
-    CHECK(rc == 0 && turns == 5 && out && strstr(out, "session worsening, patient p1"), "show: 5 turns:\n%s", out ? out : "");
-    free(out);
-    free(err);
-    qrec_expect(1, "no session 'nobody'", "show nobody --records %s", risk);
-    qrec_expect(1, "was erased at", "show gone --records %s", store_path("erase.db"));
-    qrec_expect(2, "which SESSION", "show --records %s", risk);
-    qrec_expect(0, "\"session_id\":\"worsening\"", "show worsening --json --records %s", risk);
-
-    qrec_expect(2, "not csv or jsonl", "export --records %s --format xml", risk);
-    qrec_expect(0, "\r\n", "export --records %s --since 1970-01-01T00:01:00 --until 1970-01-01T00:01:10", risk);
-    char *csv = test_slurp(path_in("cli.out"), NULL);
-    int rows = 0;
-    for (char *p = csv; p && (p = strstr(p, "\r\n")); p += 2) rows++;
-    CHECK(rows == 1 + 5, "export --since --until: header and the 5 turns of steady-negative (%d rows)", rows);
-    free(csv);
-    qrec_expect(0, NULL, "export --records %s --format jsonl --output %s", risk, path_in("out.jsonl"));
-    struct stat sb;
-    CHECK(stat(path_in("out.jsonl"), &sb) == 0 && (sb.st_mode & 0777) == 0600 && sb.st_size > 1000,
-          "export --output: a 0600 file");
-
-    /* While this process writes the same file through its store. */
-    qc_store_t *s = open_store("conc.db", NULL);
-    if (s) {
-        writer_arg_t wa = {s, 400, 0};
-        pthread_t th;
-        pthread_create(&th, NULL, keep_writing, &wa);
-        int ok = 1, runs = 0;
-        while (!wa.done || runs < 2) {
-            snprintf(a, sizeof a, "export --records %s --format jsonl", store_path("conc.db"));
-            rc = qrec(a, &out, &err);
-            if (rc) {
-                ok = 0;
-                fprintf(stderr, "export during writes: %s\n", err);
-            }
-            free(out);
-            free(err);
-            runs++;
-        }
-        pthread_join(th, NULL);
-        CHECK(ok, "%d CLI exports while the store writes", runs);
-        qc_store_close(s);
-    }
-
-    qrec_expect(2, "--before DATE is required", "purge --records %s", risk);
-    qrec_expect(1, pg_mode ? "does not exist" : "No such file", "purge --records %s --before 2026-01-01",
-                store_path("absent.db"));
-    if (!pg_mode) {
-        CHECK(access(path_in("absent.db"), F_OK) != 0, "purge does not create a file");
-        FILE *e = fopen(path_in("empty.db"), "w");
-        if (e) fclose(e);
-        qrec_expect(1, "empty file, not a records store", "list --records %s", path_in("empty.db"));
-    }
-    qrec_expect(0, "purged 5 turns before 1970-01-01T00:00:52.000Z", "purge --records %s --before 1970-01-01T00:00:52Z", risk);
-}
-
 /* ==== PostgreSQL: replicas, a server that goes away ==== */
 
 /* Writes n turns over 20 sessions that every replica shares, submitted in
@@ -1564,6 +1432,139 @@ static void test_pg(void) {
     test_pg_lost();
     pg_mode = 0;
     test_pg_destroy(&pgs);
+}
+
+/* ==== the command: qcare records ==== */
+
+static char qcare_bin[400];
+
+/* Runs `qcare records ARGS`; returns the exit status; stdout and stderr
+ * into *out and *err (caller frees). */
+static int qrec(const char *args, char **out, char **err) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "env -u QCARE_RECORDS %s records %s > %s 2> %s", qcare_bin, args, path_in("cli.out"),
+             path_in("cli.err"));
+    int st = system(cmd);
+    *out = test_slurp(path_in("cli.out"), NULL);
+    *err = test_slurp(path_in("cli.err"), NULL);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+/* Runs `qcare records ARGS...` (printf-style) and checks the exit status
+ * and that `want` (unless NULL) is in stdout or stderr. */
+static void qrec_expect(int want_rc, const char *want, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void qrec_expect(int want_rc, const char *want, const char *fmt, ...) {
+    char args[1024], *out, *err;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    int rc = qrec(args, &out, &err);
+    int has = !want || (out && strstr(out, want)) || (err && strstr(err, want));
+    CHECK(rc == want_rc && has, "qcare records %s: exit %d (want %d), '%s' %s; stderr: %s", args, rc, want_rc,
+          want ? want : "", has ? "found" : "missing", err ? err : "");
+    free(out);
+    free(err);
+}
+
+static void test_cli(void) {
+    snprintf(qcare_bin, sizeof qcare_bin, "%s/qcare", test_env("QC_BUILD", "build"));
+    if (access(qcare_bin, X_OK)) {
+        printf("test_records: CLI checks skipped: no %s (build it, or set QC_BUILD)\n", qcare_bin);
+        return;
+    }
+    char a[1024], risk[400];
+    snprintf(risk, sizeof risk, "%s", store_path("risk.db"));
+    qrec_expect(0, "usage: qcare records list", "--help");
+    qrec_expect(2, "which command", "%s", "");
+    qrec_expect(2, "--records PATH is required", "list");
+    qrec_expect(2, "unknown command", "frob --records %s", risk);
+    qrec_expect(2, "not risk or recent", "list --records %s --order sideways", risk);
+    qrec_expect(2, "not a date", "list --records %s --since yesterday", risk);
+    qrec_expect(2, "--limit", "list --records %s --limit 0", risk);
+    qrec_expect(2, "cursor", "list --records %s --cursor bogus", risk);
+    qrec_expect(2, "not an option of list", "list --records %s --before 2026-01-01", risk);
+    qrec_expect(1, "cannot open", "list --records %s", store_path("absent.db"));
+    if (!pg_mode) CHECK(access(path_in("absent.db"), F_OK) != 0, "list does not create a file");
+
+    char *out, *err;
+    snprintf(a, sizeof a, "list --records %s", risk);
+    int rc = qrec(a, &out, &err);
+    const char *u = out ? strstr(out, "\nurgent ") : NULL, *w = out ? strstr(out, "\nworsening ") : NULL,
+               *i = out ? strstr(out, "\nimproving ") : NULL;
+    CHECK(rc == 0 && u && w && i && u < w && w < i && strstr(out, "RISK"), "list: a table in risk order:\n%s", out ? out : "");
+    free(out);
+    free(err);
+    snprintf(a, sizeof a, "list --records %s --order recent --json --limit 2", risk);
+    rc = qrec(a, &out, &err);
+    json_t *j = out ? json_loads(out, JSON_DISABLE_EOF_CHECK, NULL) : NULL;
+    const char *first = j ? json_string_value(json_object_get(j, "session_id")) : NULL;
+    CHECK(rc == 0 && first && !strcmp(first, "improving") && err && strstr(err, "next page: --cursor t."),
+          "list --json --limit 2: JSON lines and a next cursor: %s / %s", out ? out : "", err ? err : "");
+    json_decref(j);
+    int lines = 0;
+    for (char *p = out; p && (p = strchr(p, '\n')); p++) lines++;
+    CHECK(lines == 2, "two sessions on the page (%d)", lines);
+    free(out);
+    free(err);
+
+    snprintf(a, sizeof a, "show worsening --records %s", risk);
+    rc = qrec(a, &out, &err);
+    int turns = 0;
+    for (char *p = out; p && (p = strstr(p, "  patient: ")); p++) turns++;
+    CHECK(rc == 0 && turns == 5 && out && strstr(out, "session worsening, patient p1"), "show: 5 turns:\n%s", out ? out : "");
+    free(out);
+    free(err);
+    qrec_expect(1, "no session 'nobody'", "show nobody --records %s", risk);
+    qrec_expect(1, "was erased at", "show gone --records %s", store_path("erase.db"));
+    qrec_expect(2, "which SESSION", "show --records %s", risk);
+    qrec_expect(0, "\"session_id\":\"worsening\"", "show worsening --json --records %s", risk);
+
+    qrec_expect(2, "not csv or jsonl", "export --records %s --format xml", risk);
+    qrec_expect(0, "\r\n", "export --records %s --since 1970-01-01T00:01:00 --until 1970-01-01T00:01:10", risk);
+    char *csv = test_slurp(path_in("cli.out"), NULL);
+    int rows = 0;
+    for (char *p = csv; p && (p = strstr(p, "\r\n")); p += 2) rows++;
+    CHECK(rows == 1 + 5, "export --since --until: header and the 5 turns of steady-negative (%d rows)", rows);
+    free(csv);
+    qrec_expect(0, NULL, "export --records %s --format jsonl --output %s", risk, path_in("out.jsonl"));
+    struct stat sb;
+    CHECK(stat(path_in("out.jsonl"), &sb) == 0 && (sb.st_mode & 0777) == 0600 && sb.st_size > 1000,
+          "export --output: a 0600 file");
+
+    /* While this process writes the same file through its store. */
+    qc_store_t *s = open_store("conc.db", NULL);
+    if (s) {
+        writer_arg_t wa = {s, 400, 0};
+        pthread_t th;
+        pthread_create(&th, NULL, keep_writing, &wa);
+        int ok = 1, runs = 0;
+        while (!wa.done || runs < 2) {
+            snprintf(a, sizeof a, "export --records %s --format jsonl", store_path("conc.db"));
+            rc = qrec(a, &out, &err);
+            if (rc) {
+                ok = 0;
+                fprintf(stderr, "export during writes: %s\n", err);
+            }
+            free(out);
+            free(err);
+            runs++;
+        }
+        pthread_join(th, NULL);
+        CHECK(ok, "%d CLI exports while the store writes", runs);
+        qc_store_close(s);
+    }
+
+    qrec_expect(2, "--before DATE is required", "purge --records %s", risk);
+    qrec_expect(1, pg_mode ? "does not exist" : "No such file", "purge --records %s --before 2026-01-01",
+                store_path("absent.db"));
+    if (!pg_mode) {
+        CHECK(access(path_in("absent.db"), F_OK) != 0, "purge does not create a file");
+        FILE *e = fopen(path_in("empty.db"), "w");
+        if (e) fclose(e);
+        qrec_expect(1, "empty file, not a records store", "list --records %s", path_in("empty.db"));
+    }
+    qrec_expect(0, "purged 5 turns before 1970-01-01T00:00:52.000Z", "purge --records %s --before 1970-01-01T00:00:52Z", risk);
 }
 
 static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
