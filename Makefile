@@ -186,8 +186,8 @@ $(BUILD)/tests/test_records: tests/test_records.c tests/test.h $(RECORDS_OBJ) $(
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -o $@ $< $(RECORDS_OBJ) $(LIBS_A) $(LDLIBS)
 
-$(BUILD)/records_bench: bench/records_bench.c $(RECORDS_OBJ) $(BUILD)/libqcare.a
-	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -o $@ $< $(RECORDS_OBJ) $(BUILD)/libqcare.a $(LDLIBS)
+$(BUILD)/records_bench: bench/records_bench.c tests/pgserver.h $(RECORDS_OBJ) $(BUILD)/libqcare.a
+	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -o $@ $< $(RECORDS_OBJ) $(BUILD)/libqcare.a $(LDLIBS)
 
 # Aggregate decode speed of `qcare serve` with 1, 4 and 8 streams.
 $(BUILD)/serve_bench: bench/serve_bench.c tests/serverproc.h tests/test.h $(BUILD)/qcare $(BUILD)/libqcare.a

@@ -31,13 +31,13 @@ typedef struct {
     int guard_fd;
 } test_pg_t;
 
-static const char *test_pg_script(void) {
+static inline const char *test_pg_script(void) {
     const char *s = getenv("QC_PG_SH");
     return s && *s ? s : "tests/pg.sh";
 }
 
 /* Runs `sh pg.sh CMD DIR [ARG]` quietly; its exit status. */
-static int test_pg_run(const test_pg_t *pg, const char *cmd, const char *arg) {
+static inline int test_pg_run(const test_pg_t *pg, const char *cmd, const char *arg) {
     char line[1400];
     snprintf(line, sizeof line, "sh '%s' %s '%s' %s%s%s >/dev/null", test_pg_script(), cmd, pg->dir, arg ? "'" : "",
              arg ? arg : "", arg ? "'" : "");
@@ -47,7 +47,7 @@ static int test_pg_run(const test_pg_t *pg, const char *cmd, const char *arg) {
 
 /* Makes and starts a server (fsync off unless fsync); 0, or -1 with the
  * reason in why (no server programs, no way to drop root, a failed start). */
-static int test_pg_create(test_pg_t *pg, int fsync, char *why, size_t why_size) {
+static inline int test_pg_create(test_pg_t *pg, int fsync, char *why, size_t why_size) {
     char line[1200], out[600] = "";
     memset(pg, 0, sizeof *pg);
     pg->guard_fd = -1;
@@ -61,7 +61,7 @@ static int test_pg_create(test_pg_t *pg, int fsync, char *why, size_t why_size) 
     int st = f ? pclose(f) : -1;
     if (st != 0) {
         out[strcspn(out, "\n")] = 0;
-        snprintf(why, why_size, "%s", *out ? out : "tests/pg.sh check failed");
+        snprintf(why, why_size, "%.400s", *out ? out : "tests/pg.sh check failed");
         return -1;
     }
     snprintf(line, sizeof line, "sh '%s' create%s", test_pg_script(), fsync ? " --fsync" : "");
@@ -102,20 +102,20 @@ static int test_pg_create(test_pg_t *pg, int fsync, char *why, size_t why_size) 
 }
 
 /* The URL of database db into out. */
-static void test_pg_url(const test_pg_t *pg, const char *db, char *out, size_t n) {
+static inline void test_pg_url(const test_pg_t *pg, const char *db, char *out, size_t n) {
     snprintf(out, n, "postgresql://qcare@127.0.0.1:%d/%s", pg->port, db);
 }
 
 /* Makes database db (fine when it exists): 0 or the script's status. */
-static int test_pg_createdb(const test_pg_t *pg, const char *db) { return test_pg_run(pg, "createdb", db); }
+static inline int test_pg_createdb(const test_pg_t *pg, const char *db) { return test_pg_run(pg, "createdb", db); }
 
 /* Stops the server (its clients are disconnected) / starts it again on the
  * same port and data: 0 or the script's status. */
-static int test_pg_stop(const test_pg_t *pg) { return test_pg_run(pg, "stop", NULL); }
-static int test_pg_start(const test_pg_t *pg) { return test_pg_run(pg, "start", NULL); }
+static inline int test_pg_stop(const test_pg_t *pg) { return test_pg_run(pg, "stop", NULL); }
+static inline int test_pg_start(const test_pg_t *pg) { return test_pg_run(pg, "start", NULL); }
 
 /* Stops the server and removes its folder, waiting for both. */
-static void test_pg_destroy(test_pg_t *pg) {
+static inline void test_pg_destroy(test_pg_t *pg) {
     if (pg->guard_fd < 0) return;
     close(pg->guard_fd);
     pg->guard_fd = -1;
