@@ -1291,6 +1291,40 @@ static void test_pg_replicas(void) {
     for (int i = 0; i < 2; i++) qc_store_close(r[i].s);
 }
 
+static void *write_ew(void *arg) {
+    qc_store_t *s = arg;
+    for (int i = 0; i < 300; i++) {
+        qc_rec_turn_t t = turn("ew", 0, i % 3, 0.5f, 0);
+        write_turn(s, &t);
+    }
+    return NULL;
+}
+
+/* Erasing a session while a replica keeps writing to it: whatever
+ * interleaving, its summary agrees with the turns left (none orphaned). */
+static void test_pg_erase_race(void) {
+    qc_store_t *w = open_store("erace", NULL), *e = open_store("erace", NULL);
+    if (!w || !e) return;
+    pthread_t th;
+    pthread_create(&th, NULL, write_ew, w);
+    char err[512], v[64] = "";
+    int ok = 1;
+    for (int i = 0; i < 10; i++) {
+        usleep(20000);
+        ok &= qc_store_erase(e, "ew", NULL, NULL, err, sizeof err) == QC_OK;
+    }
+    pthread_join(th, NULL);
+    CHECK(ok, "10 erasures during the writes: %s", ok ? "ok" : err);
+    CHECK(!pg_sql("erace",
+                  "SELECT coalesce((SELECT turns FROM sessions WHERE session_id = 'ew'), 0) - (SELECT count(*) FROM"
+                  " turns WHERE session_id = 'ew')",
+                  v, sizeof v) &&
+              !strcmp(v, "0"),
+          "the summary counts exactly the turns left (off by %s)", v);
+    qc_store_close(w);
+    qc_store_close(e);
+}
+
 typedef struct {
     qc_store_t *s;
     volatile int stop;
@@ -1429,6 +1463,7 @@ static void test_pg(void) {
     test_pg_replicas(); /* first: it forks, which wants no other thread */
     test_cases();
     test_cli();
+    test_pg_erase_race();
     test_pg_lost();
     pg_mode = 0;
     test_pg_destroy(&pgs);

@@ -795,8 +795,9 @@ static qc_status resummarize(qc_rec_conn_t *c, const char *sid, char *err, size_
 }
 
 /* Erases in transactions of ERASE_BATCH turns (none holds locks long),
- * then the rest, the summary and the tombstone together: a turn the writer
- * adds meanwhile goes with the last one. */
+ * then the summary, the rest and the tombstone together: a turn a writer
+ * commits meanwhile goes with the last one; one it commits after starts the
+ * session anew. */
 static qc_status pg_erase(qc_rec_conn_t *c, const char *sid, int64_t now_ms, int64_t *n, char *err,
                           size_t err_size) {
     char limit[16], when[32];
@@ -811,10 +812,12 @@ static qc_status pg_erase(qc_rec_conn_t *c, const char *sid, int64_t now_ms, int
                  "erase", err, err_size);
         if (!st) *n += k;
     } while (!st && k == ERASE_BATCH);
+    /* The summary row first: its lock waits for a writer adding a turn to
+     * this session, so the DELETE of turns after it sees that turn. */
     if (!st) st = exec(c, "BEGIN", "erase", err, err_size);
+    if (!st) st = run(c, "DELETE FROM sessions WHERE session_id = $1", 1, v, NULL, "erase", err, err_size);
     if (!st) st = run(c, "DELETE FROM turns WHERE session_id = $1", 1, v, &k, "erase", err, err_size);
     if (!st) *n += k;
-    if (!st) st = run(c, "DELETE FROM sessions WHERE session_id = $1", 1, v, NULL, "erase", err, err_size);
     v[1] = when;
     if (!st && *n)
         st = run(c, "INSERT INTO erased(session_id, erased_ms) VALUES ($1, $2) ON CONFLICT (session_id)"
