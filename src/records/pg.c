@@ -43,6 +43,7 @@ struct qc_rec_conn {
     PGconn *db;
     char *shown;      /* the URL without its password, for messages */
     int prepared;     /* bit i: statement i of prepare() is */
+    int broken;       /* its replies went out of step: to be closed */
     qc_buf_t text[4];     /* cleaned copies of texts being sent */
     qc_rec_scratch_t row; /* token ids of the turn being written, or read */
 };
@@ -347,7 +348,7 @@ fail:
 /* Reads what the server sent meanwhile: a server that went away has sent
  * its goodbye or closed the socket, which marks the connection bad. */
 static int pg_usable(qc_rec_conn_t *c) {
-    if (pg_lost(c)) return 0;
+    if (pg_lost(c) || c->broken) return 0;
     if (PQtransactionStatus(c->db) != PQTRANS_IDLE) return 0;
     if (!PQconsumeInput(c->db)) return 0;
     return PQstatus(c->db) == CONNECTION_OK;
@@ -385,14 +386,8 @@ static qc_status prepare(qc_rec_conn_t *c, char *err, size_t err_size) {
     return QC_OK;
 }
 
-/* Runs prepared statement name with n parameters (formats: 1 = binary). */
-static PGresult *run_prepared(qc_rec_conn_t *c, const char *name, int n, const char *const *v, const int *len,
-                              const int *fmt) {
-    return PQexecPrepared(c->db, name, n, v, len, fmt, 0);
-}
-
-/* Inserts t; *inserted 0 when a turn with its id was already there. */
-static qc_status insert_turn(qc_rec_conn_t *c, const qc_rec_turn_t *t, int *inserted, char *err, size_t err_size) {
+/* Queues t's INSERT (the connection is in pipeline mode). */
+static qc_status send_turn(qc_rec_conn_t *c, const qc_rec_turn_t *t, char *err, size_t err_size) {
     char id[QC_REC_ID_STRLEN + 1], num[13][32];
     const char *v[29];
     int len[29] = {0}, fmt[29] = {0};
@@ -445,18 +440,13 @@ static qc_status insert_turn(qc_rec_conn_t *c, const qc_rec_turn_t *t, int *inse
     }
     snprintf(num[11], 32, "%d", t->dropped_turns);
     v[28] = num[11];
-    if (text_failed(c))
-        return qc_seterr(err, err_size, QC_ERR_NOMEM, "%s: out of memory", c->shown);
-    PGresult *r = run_prepared(c, "ins", 29, v, len, fmt);
-    qc_status st = PQresultStatus(r) == PGRES_TUPLES_OK ? QC_OK : fail(c, r, "write a turn", err, err_size);
-    if (!st) *inserted = PQntuples(r) == 1;
-    PQclear(r);
-    return st;
+    if (text_failed(c)) return qc_seterr(err, err_size, QC_ERR_NOMEM, "%s: out of memory", c->shown);
+    return PQsendQueryPrepared(c->db, "ins", 29, v, len, fmt, 0) ? QC_OK : fail(c, NULL, "write a turn", err, err_size);
 }
 
-/* Writes summary s of session sid (patient may be NULL). */
-static qc_status sum_put(qc_rec_conn_t *c, const char *sid, const char *patient, const qc_rec_summary_t *s,
-                         char *err, size_t err_size) {
+/* Queues the UPDATE of session sid's summary to s (patient may be NULL). */
+static qc_status send_summary(qc_rec_conn_t *c, const char *sid, const char *patient, const qc_rec_summary_t *s,
+                              char *err, size_t err_size) {
     uint8_t recent[4 * QC_REC_TREND_TURNS];
     char num[10][32];
     const char *v[12] = {sid, patient};
@@ -476,9 +466,33 @@ static qc_status sum_put(qc_rec_conn_t *c, const char *sid, const char *patient,
     fmt[9] = 1;
     v[10] = num[7];
     v[11] = num[8];
-    PGresult *r = run_prepared(c, "sum_put", 12, v, len, fmt);
-    qc_status st = PQresultStatus(r) == PGRES_COMMAND_OK ? QC_OK : fail(c, r, "write a summary", err, err_size);
-    PQclear(r);
+    return PQsendQueryPrepared(c->db, "sum_put", 12, v, len, fmt, 0) ? QC_OK
+                                                                    : fail(c, NULL, "write a summary", err, err_size);
+}
+
+/* Reads the results of k queued statements into res[0..k) (the caller
+ * clears them) and, in pipeline mode, the sync point after them. QC_OK
+ * when each succeeded, else the first failure (err may be NULL). A
+ * connection whose replies are not as expected is marked broken. */
+static qc_status read_results(qc_rec_conn_t *c, PGresult **res, size_t k, const char *what, char *err,
+                              size_t err_size) {
+    qc_status st = QC_OK;
+    int pipe = PQpipelineStatus(c->db) != PQ_PIPELINE_OFF;
+    memset(res, 0, k * sizeof *res);
+    if (pipe && !PQpipelineSync(c->db)) c->broken = 1;
+    for (size_t i = 0; i < k && !c->broken; i++) {
+        PGresult *r = res[i] = PQgetResult(c->db), *extra;
+        while ((extra = PQgetResult(c->db))) PQclear(extra); /* the NULL that ends a statement's results */
+        ExecStatusType t = PQresultStatus(r);
+        if (!r) c->broken = 1;
+        else if (t != PGRES_COMMAND_OK && t != PGRES_TUPLES_OK && !st) st = fail(c, r, what, err, err_size);
+    }
+    if (pipe && !c->broken) {
+        PGresult *r = PQgetResult(c->db);
+        if (PQresultStatus(r) != PGRES_PIPELINE_SYNC) c->broken = 1;
+        PQclear(r);
+    }
+    if (c->broken && !st) st = fail(c, NULL, what, err, err_size);
     return st;
 }
 
@@ -495,52 +509,80 @@ static int slot_cmp(const void *a, const void *b) {
     return d ? d : (x->i > y->i) - (x->i < y->i);
 }
 
-/* Adds the inserted turns w[0..n) (one session, in order) to its summary. */
-static qc_status update_summary(qc_rec_conn_t *c, const slot_t *w, size_t n, char *err, size_t err_size) {
+/* The end of the run of w[i..n) with w[i]'s session. */
+static size_t group_end(const slot_t *w, size_t i, size_t n) {
+    size_t j = i + 1;
+    while (j < n && !strcmp(w[j].t->session_id, w[i].t->session_id)) j++;
+    return j;
+}
+
+/* Queues the UPDATE of one session's summary: lock is its row as locked
+ * (sum_lock), w[0..n) its turns of the batch, in order; *sent 1 when it
+ * did (none when none of them went in and the row is new). */
+static qc_status send_group(qc_rec_conn_t *c, const PGresult *lock, const slot_t *w, size_t n, size_t *sent,
+                            char *err, size_t err_size) {
     const char *sid = pg_text(c, 0, w[0].t->session_id, strlen(w[0].t->session_id));
-    PGresult *r = run_prepared(c, "sum_lock", 1, &sid, NULL, NULL);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        qc_status st = fail(c, r, "lock a summary", err, err_size);
-        PQclear(r);
-        return st;
-    }
+    if (PQntuples(lock) != 1)
+        return qc_seterr(err, err_size, QC_ERR_INTERNAL, "%s: session %s: its summary row was not locked", c->shown, sid);
     qc_rec_summary_t s = {0};
-    char patient[4 * QC_REC_SESSION_MAX + 1] = "";
-    const char *pat = text_or_null(r, 0, 0);
-    if (pat) snprintf(patient, sizeof patient, "%s", pat);
-    s.first_ms = col_int(r, 0, 1);
-    s.last_ms = col_int(r, 0, 2);
-    s.turns = col_int(r, 0, 3);
-    s.urgent_count = col_int(r, 0, 4);
-    s.last_emotion = (int)col_int(r, 0, 5);
-    s.neg_streak = (int)col_int(r, 0, 6);
-    int bad = bytea_decode(PQgetvalue(r, 0, 7), &c->row.blob[0]) ||
-              qc_rec_recent_decode(c->row.blob[0].p, c->row.blob[0].n, &s);
-    PQclear(r);
-    if (bad) return qc_seterr(err, err_size, QC_ERR_FORMAT, "%s: session %s: a malformed summary", c->shown, sid);
-    int has_patient = pat != NULL;
+    const char *patient = text_or_null(lock, 0, 0);
+    s.first_ms = col_int(lock, 0, 1);
+    s.last_ms = col_int(lock, 0, 2);
+    s.turns = col_int(lock, 0, 3);
+    s.urgent_count = col_int(lock, 0, 4);
+    s.last_emotion = (int)col_int(lock, 0, 5);
+    s.neg_streak = (int)col_int(lock, 0, 6);
+    if (bytea_decode(PQgetvalue(lock, 0, 7), &c->row.blob[0]) ||
+        qc_rec_recent_decode(c->row.blob[0].p, c->row.blob[0].n, &s))
+        return qc_seterr(err, err_size, QC_ERR_FORMAT, "%s: session %s: a malformed summary", c->shown, sid);
     for (size_t i = 0; i < n; i++) {
         const qc_rec_turn_t *t = w[i].t;
         if (!w[i].inserted) continue;
-        if (t->patient_id) {
-            snprintf(patient, sizeof patient, "%s", pg_text(c, 1, t->patient_id, strlen(t->patient_id)));
-            has_patient = 1;
-        }
+        if (t->patient_id) patient = pg_text(c, 1, t->patient_id, strlen(t->patient_id));
         qc_rec_summary_add(&s, t->ts_ms, t->emotion, t->probs[1], t->urgent);
     }
-    return s.turns ? sum_put(c, sid, has_patient ? patient : NULL, &s, err, err_size) : QC_OK;
+    if (text_failed(c)) return qc_seterr(err, err_size, QC_ERR_NOMEM, "%s: out of memory", c->shown);
+    if (!s.turns) return QC_OK;
+    qc_status st = send_summary(c, sid, patient, &s, err, err_size);
+    *sent += st == QC_OK;
+    return st;
 }
 
-static qc_status insert_batch(qc_rec_conn_t *c, slot_t *w, size_t n, int fail_it, char *err, size_t err_size) {
-    qc_status st = exec(c, "BEGIN", "begin a write", err, err_size);
-    for (size_t i = 0; i < n && !st; i++) st = insert_turn(c, w[i].t, &w[i].inserted, err, err_size);
-    for (size_t i = 0, j; i < n && !st; i = j) {
-        for (j = i + 1; j < n && !strcmp(w[j].t->session_id, w[i].t->session_id); j++) {}
-        st = update_summary(c, w + i, j - i, err, err_size);
+/* One write transaction in two pipelined round trips: BEGIN, the turns'
+ * INSERTs and the summaries' locks; then the summaries' UPDATEs and
+ * COMMIT. res has room for their 3 * n + 2 results. */
+static qc_status insert_batch(qc_rec_conn_t *c, slot_t *w, size_t n, int fail_it, PGresult **res, char *err,
+                              size_t err_size) {
+    size_t k = 0, k2 = 0;
+    qc_status st = PQenterPipelineMode(c->db) ? QC_OK : fail(c, NULL, "begin a write", err, err_size);
+    if (!st) st = PQsendQueryParams(c->db, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) ? QC_OK
+                                                                                 : fail(c, NULL, "begin", err, err_size);
+    if (!st) k++;
+    for (size_t i = 0; i < n && !st; i++)
+        if (!(st = send_turn(c, w[i].t, err, err_size))) k++;
+    for (size_t i = 0; i < n && !st; i = group_end(w, i, n)) {
+        const char *sid = pg_text(c, 0, w[i].t->session_id, strlen(w[i].t->session_id));
+        if (!PQsendQueryPrepared(c->db, "sum_lock", 1, &sid, NULL, NULL, 0))
+            st = fail(c, NULL, "lock a summary", err, err_size);
+        else k++;
     }
-    if (!st && fail_it)
-        st = qc_seterr(err, err_size, QC_ERR_IO, "%s: commit: the disk is full (test hook)", c->shown);
-    return finish(c, st, "commit", err, err_size);
+    qc_status rst = read_results(c, res, k, "write turns", st ? NULL : err, st ? 0 : err_size);
+    if (!st) st = rst;
+    for (size_t i = 0; i < n && !st; i++) w[i].inserted = PQntuples(res[1 + i]) == 1;
+    PGresult **res2 = res + k;
+    for (size_t i = 0, g = 0; i < n && !st; i = group_end(w, i, n), g++)
+        st = send_group(c, res[1 + n + g], w + i, group_end(w, i, n) - i, &k2, err, err_size);
+    if (!st && !fail_it) {
+        if (PQsendQueryParams(c->db, "COMMIT", 0, NULL, NULL, NULL, NULL, 0)) k2++;
+        else st = fail(c, NULL, "commit", err, err_size);
+    }
+    rst = read_results(c, res2, k2, "commit", st ? NULL : err, st ? 0 : err_size);
+    if (!st) st = rst;
+    if (!c->broken && !PQexitPipelineMode(c->db)) c->broken = 1;
+    for (size_t i = 0; i < k + k2; i++) PQclear(res[i]);
+    if (!st && fail_it) st = qc_seterr(err, err_size, QC_ERR_IO, "%s: commit: the disk is full (test hook)", c->shown);
+    if (st && !c->broken) rollback(c);
+    return st;
 }
 
 static qc_status pg_insert(qc_rec_conn_t *c, const qc_rec_turn_t *const *t, size_t n, int fail_it, char *err,
@@ -548,16 +590,22 @@ static qc_status pg_insert(qc_rec_conn_t *c, const qc_rec_turn_t *const *t, size
     qc_status st = prepare(c, err, err_size);
     if (st) return st;
     slot_t *w = malloc((n ? n : 1) * sizeof *w);
-    if (!w) return qc_seterr(err, err_size, QC_ERR_NOMEM, "records: out of memory");
+    PGresult **res = calloc(3 * n + 2, sizeof *res);
+    if (!w || !res) {
+        free(w);
+        free(res);
+        return qc_seterr(err, err_size, QC_ERR_NOMEM, "records: out of memory");
+    }
     for (size_t i = 0; i < n; i++) w[i] = (slot_t){t[i], i, 0};
     qsort(w, n, sizeof *w, slot_cmp);
     /* A deadlock with a purge or a serialization failure: the server chose
      * this transaction to undo; the next try normally goes through. */
     for (int attempt = 0; attempt < 3; attempt++) {
-        st = insert_batch(c, w, n, fail_it, err, err_size);
+        st = insert_batch(c, w, n, fail_it, res, err, err_size);
         if (st != QC_ERR_BUSY || !strstr(err, "deadlock")) break;
     }
     free(w);
+    free(res);
     return st;
 }
 
@@ -786,10 +834,13 @@ static qc_status resummarize(qc_rec_conn_t *c, const char *sid, char *err, size_
         if (!PQgetisnull(r, i, 0)) patient = PQgetvalue(r, i, 0);
         qc_rec_summary_add(&s, col_int(r, i, 1), (int)col_int(r, i, 2), (float)col_real(r, i, 3), PQgetvalue(r, i, 4)[0] == 't');
     }
-    if (s.turns) st = prepare(c, err, err_size);
-    if (!st)
-        st = s.turns ? sum_put(c, sid, patient, &s, err, err_size)
-                     : run(c, "DELETE FROM sessions WHERE session_id = $1", 1, &sid, NULL, "purge", err, err_size);
+    if (s.turns && !(st = prepare(c, err, err_size)) && !(st = send_summary(c, sid, patient, &s, err, err_size))) {
+        PGresult *u = NULL;
+        st = read_results(c, &u, 1, "purge", err, err_size);
+        PQclear(u);
+    } else if (!s.turns) {
+        st = run(c, "DELETE FROM sessions WHERE session_id = $1", 1, &sid, NULL, "purge", err, err_size);
+    }
     PQclear(r);
     return st;
 }
