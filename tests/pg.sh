@@ -43,10 +43,11 @@ as_user() {
     fi
 }
 
-# A TCP port nobody listens on now (the kernel's pick).
+# A TCP port nobody listens on now (the kernel's pick; without python3, one
+# drawn from this shell's pid and the try number $1).
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null ||
-        echo $((20000 + $$ % 20000))
+        echo $((20000 + ($$ * 7919 + $1 * 104729) % 40000))
 }
 
 ctl_start() {
@@ -82,7 +83,7 @@ create)
     [ -n "$u" ] && chown "$u" "$dir"/* 2>/dev/null
     # A port picked now may be taken by the time the server binds it: retry.
     for try in 1 2 3 4 5; do
-        free_port > "$dir/port"
+        free_port "$try" > "$dir/port"
         [ -n "$u" ] && chown "$u" "$dir/port"
         if ctl_start "$dir"; then echo "$dir $(cat "$dir/port")"; exit 0; fi
     done
