@@ -22,7 +22,7 @@ TARGET_ARCH := $(shell $(CC) -dumpmachine 2>/dev/null | cut -d- -f1)
 # The engine library (libqcare.a) needs only the first three; the care
 # library adds nothing; the qcare binary (server, hub client, records) the rest.
 ENGINE_PKGS = libpcre2-8 libutf8proc jansson
-PKGS     = $(ENGINE_PKGS) libcrypto libcurl libmicrohttpd libedit sqlite3
+PKGS     = $(ENGINE_PKGS) libcrypto libcurl libmicrohttpd libedit sqlite3 libpq
 # The emulated test programs (EMU=1) link the engine's packages only; and
 # Debian 12's aarch64 gcc dies vectorizing one loop of test_kernels.c
 # (internal compiler error in vect_transform_reduction), so test programs
@@ -118,6 +118,7 @@ test-unit: $(BUILD)/qcare $(TEST_BIN)
 # then the sanitizer build's tests.
 test: deps
 	@sh scripts/deps.sh fuzz
+	@sh scripts/deps.sh test
 	@rm -f build/tests/summary build-debug/tests/summary build-aarch64/tests/summary
 	@st=0; $(MAKE) --no-print-directory test-unit || st=1; \
 	  $(MAKE) --no-print-directory emu-test || st=1; \
@@ -183,6 +184,9 @@ run: all
 $(BUILD)/kernels_bench: bench/kernels_bench.c $(BUILD)/libqcare.a
 	$(CC) $(CFLAGS) $(CFLAGS_BASE) -o $@ $< $(BUILD)/libqcare.a $(LDLIBS)
 
+# test_records starts a PostgreSQL server of its own through these.
+$(BUILD)/tests/test_records: tests/pgserver.h tests/pg.sh
+
 # test_pull compiles the hub client in directly (to test its name checks).
 $(BUILD)/tests/test_pull: src/cli/hub.c src/cli/hub_fetch.c src/cli/hub_http.c src/cli/hub.h src/cli/hub_impl.h \
   tests/hubstub.h
@@ -192,8 +196,8 @@ $(BUILD)/tests/test_records: tests/test_records.c tests/test.h $(RECORDS_OBJ) $(
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -o $@ $< $(RECORDS_OBJ) $(LIBS_A) $(LDLIBS)
 
-$(BUILD)/records_bench: bench/records_bench.c $(RECORDS_OBJ) $(BUILD)/libqcare.a
-	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -o $@ $< $(RECORDS_OBJ) $(BUILD)/libqcare.a $(LDLIBS)
+$(BUILD)/records_bench: bench/records_bench.c tests/pgserver.h $(RECORDS_OBJ) $(BUILD)/libqcare.a
+	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -o $@ $< $(RECORDS_OBJ) $(BUILD)/libqcare.a $(LDLIBS)
 
 # Aggregate decode speed of `qcare serve` with 1, 4 and 8 streams.
 $(BUILD)/serve_bench: bench/serve_bench.c tests/serverproc.h tests/test.h $(BUILD)/qcare $(BUILD)/libqcare.a
