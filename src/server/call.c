@@ -163,7 +163,8 @@ int qs_call_submit(struct MHD_Connection *con, qs_req_t *r, qs_call_t *c, enum M
     if (!c->streamed) {
         call_wait(c);
         if (!c->st) return 0;
-        *ret = qs_reply_error(con, r, c->rq.stopped ? 503 : call_status(c->st), "%s", c->msg);
+        *ret = qs_reply_error(con, r, c->http_status ? c->http_status : c->rq.stopped ? 503 : call_status(c->st), "%s",
+                              c->msg);
         qs_call_free(c);
         return -1;
     }

@@ -4,8 +4,10 @@
  *
  * One connection = one thread (MHD_USE_THREAD_PER_CONNECTION). Every request
  * body is gathered (at most QS_MAX_BODY bytes), then routed: the route
- * table lists the endpoint groups (api_care.c, api_openai.c, metrics.c, the
- * page and /health here), each a list of routes with its handlers. Model
+ * table lists the endpoint groups (api_care.c, api_openai.c, metrics.c,
+ * api_records.c, the page and /health here), each a list of routes with its
+ * handlers. The API key opens the API; the admin key opens it too, and
+ * alone opens the records' routes (which do not exist without one). Model
  * work goes through calls (call.c) to the scheduler (sched.c), which
  * batches every active request into each pass of the model. Connections
  * idle longer than the timeout (slow clients) are closed. */
@@ -160,30 +162,58 @@ static const qs_route_t *const route_table[] = {
     page_routes,      /* /health, / */
     qs_care_routes,   /* /api/emotion, /api/analyze */
     qs_openai_routes, /* /v1/models, /v1/chat/completions */
-    qs_metrics_routes /* /metrics */
+    qs_metrics_routes, /* /metrics */
+    qs_records_routes /* /dashboard, /api/records/... */
 };
 
 /* Constant-time comparison of the Authorization header with "Bearer KEY". */
-static int authorized(const qc_server_t *s, struct MHD_Connection *con) {
+static int authorized(const char *key, struct MHD_Connection *con) {
     const char *h = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!h || strncmp(h, "Bearer ", 7)) return 0;
+    if (!key || !h || strncmp(h, "Bearer ", 7)) return 0;
     h += 7;
-    size_t a = strlen(h), b = strlen(s->api_key);
+    size_t a = strlen(h), b = strlen(key);
     unsigned char diff = a != b;
-    for (size_t i = 0; i < a; i++) diff |= (unsigned char)(h[i] ^ s->api_key[i % (b ? b : 1)]);
+    for (size_t i = 0; i < a; i++) diff |= (unsigned char)(h[i] ^ key[i % (b ? b : 1)]);
     return diff == 0;
+}
+
+static int path_matches(const char *pattern, const char *url) {
+    size_t n = strlen(pattern);
+    if (n && pattern[n - 1] == '*') return !strncmp(url, pattern, n - 1) && url[n - 1];
+    return !strcmp(url, pattern);
+}
+
+static int method_matches(const qs_route_t *rt, const char *method) {
+    return !strcmp(method, rt->method) || (!strcmp(method, "HEAD") && !strcmp(rt->method, "GET"));
 }
 
 static enum MHD_Result route(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r, const char *url,
                              const char *method) {
-    int k = 0;
-    while (k < s->n_routes && strcmp(url, s->routes[k]->path)) k++;
+    int k, first = -1;
+    for (k = 0; k < s->n_routes; k++)
+        if (path_matches(s->routes[k]->path, url)) {
+            if (first < 0) first = k;
+            if (method_matches(s->routes[k], method)) break;
+        }
     r->route = k;
-    if (k == s->n_routes) return qs_reply_error(con, r, 404, "no such path: %.200s", url);
+    /* without an admin key, the admin paths do not exist */
+    if (first < 0 || (s->routes[first]->open == QS_ADMIN && !s->admin_key)) {
+        r->route = s->n_routes;
+        return qs_reply_error(con, r, 404, "no such path: %.200s", url);
+    }
+    if (k == s->n_routes) {
+        char allow[64] = "";
+        for (int i = first; i < s->n_routes; i++)
+            if (!strcmp(s->routes[i]->path, s->routes[first]->path))
+                snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s", *allow ? ", " : "",
+                         s->routes[i]->method);
+        r->route = first;
+        return reply_405(con, r, allow);
+    }
     const qs_route_t *rt = s->routes[k];
-    int is_head = !strcmp(method, "HEAD") && !strcmp(rt->method, "GET");
-    if (strcmp(method, rt->method) && !is_head) return reply_405(con, r, rt->method);
-    if (s->api_key && !rt->open && !authorized(s, con))
+    if (rt->open == QS_ADMIN && !authorized(s->admin_key, con))
+        return qs_reply_error(con, r, 401, "the admin key is required (Authorization: Bearer KEY)");
+    if (s->api_key && !rt->open && !authorized(s->api_key, con) && !authorized(s->admin_key, con))
         return qs_reply_error(con, r, 401, "a valid API key is required (Authorization: Bearer KEY)");
     if (r->too_big) return qs_reply_error(con, r, 413, "the request body is larger than %u bytes", QS_MAX_BODY);
     return rt->serve(s, con, r);
@@ -289,12 +319,13 @@ qc_status qc_server_start(qc_model_t *m, const qc_server_opts_t *opts, qc_server
         goto fail;
     }
     if (!(s->metrics = qs_metrics_new()) || !(s->model_name = strdup(o.model_name ? o.model_name : "qcare")) ||
-        (o.api_key && !(s->api_key = strdup(o.api_key)))) {
+        (o.api_key && !(s->api_key = strdup(o.api_key))) || (o.admin_key && !(s->admin_key = strdup(o.admin_key)))) {
         qc_seterr(err, err_size, st, "out of memory");
         goto fail;
     }
     qc_care_opts_t co = {.n_ctx = s->n_ctx, .use_prefix_cache = 1};
     if ((st = qc_care_new(m, &co, &s->care, err, err_size))) goto fail;
+    if ((st = qs_records_open(s, &o, err, err_size))) goto fail;
     if (!(s->sched = qs_sched_new(m, s->care, s->parallel, s->queue, s->n_ctx, err, err_size))) {
         st = QC_ERR_NOMEM;
         goto fail;
@@ -325,9 +356,11 @@ void qc_server_stop(qc_server_t *s) {
     qs_sched_stop(s->sched);
     if (s->d) MHD_stop_daemon(s->d);
     qs_sched_free(s->sched);
+    qs_records_close(s->rec); /* after MHD: answers that waited for their commit are sent */
     qc_care_free(s->care);
     qs_metrics_free(s->metrics);
     free(s->api_key);
+    free(s->admin_key);
     free(s->model_name);
     free(s);
 }

@@ -3,7 +3,8 @@
  * Endpoints: GET /health, GET / (the chat page), POST /api/emotion,
  * POST /api/analyze (JSON or Server-Sent Events), GET /v1/models,
  * POST /v1/chat/completions (OpenAI-compatible, JSON or SSE), GET /metrics
- * (Prometheus).
+ * (Prometheus); with an admin key, GET /dashboard and /api/records/...
+ * (the consultation records, api_records.c).
  *
  * One model and one care pipeline are shared by every connection; the
  * scheduler (sched.h) batches the requests' model work. */
@@ -24,6 +25,15 @@ typedef struct {
     int parallel;           /* requests generating at once (0: 4) */
     int queue;              /* requests that may wait for a slot before 503 (0: 4 x parallel, < 0: none) */
     int timeout_s;          /* idle connections (slow clients) closed after this (0: 60 s) */
+    /* Consultation records (src/records/): every judged turn of /api/emotion
+     * and /api/analyze is committed to the store at this path before its
+     * answer completes. NULL: none kept. */
+    const char *records;
+    int records_sync_full;   /* synchronous=FULL: each commit survives a power cut (default NORMAL) */
+    int retain_days;         /* > 0: turns older than this are removed, at start and then hourly */
+    const char *admin_key;   /* opens the follow-up view (/dashboard, /api/records/...) and every
+                                endpoint; NULL: the view is off (404) */
+    int records_fail_writes; /* test hook: the first N write transactions of the store fail */
 } qc_server_opts_t;
 
 /* Starts serving on its own threads. The model must outlive the server.
