@@ -133,11 +133,11 @@ $(BUILD)/tests/test_pull: src/cli/hub.c src/cli/hub_fetch.c src/cli/hub_http.c s
   tests/hubstub.h
 
 # test_records, test_recserve and the records benchmark link the store (src/records/) in.
-$(BUILD)/tests/test_records: tests/test_records.c tests/test.h $(RECORDS_OBJ) $(LIBS_A)
+$(BUILD)/tests/test_records: tests/test_records.c tests/test.h tests/diskfull.h $(RECORDS_OBJ) $(LIBS_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -o $@ $< $(RECORDS_OBJ) $(LIBS_A) $(LDLIBS)
 
-$(BUILD)/tests/test_recserve: tests/test_recserve.c tests/test.h tests/serverproc.h $(RECORDS_OBJ) $(LIBS_A)
+$(BUILD)/tests/test_recserve: tests/test_recserve.c tests/test.h tests/serverproc.h tests/diskfull.h $(RECORDS_OBJ) $(LIBS_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -o $@ $< $(RECORDS_OBJ) $(LIBS_A) $(LDLIBS)
 
