@@ -40,7 +40,7 @@ static int arg_date(struct MHD_Connection *con, const char *name, int64_t *ms, c
     const char *v = arg(con, name);
     *ms = 0;
     if (!v) return 0;
-    if (qc_rec_time_parse(v, ms) || *ms <= 0) {
+    if (qc_rec_time_parse(v, ms)) {
         snprintf(msg, n, "\"%s\" must be a date: YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][Z] (UTC), not '%.60s'", name, v);
         return -1;
     }
@@ -310,7 +310,7 @@ static enum MHD_Result delete_session(qc_server_t *s, struct MHD_Connection *con
     int checkpointed = 0;
     char err[512];
     qc_status rc = qs_records_erase(s, id, &n, &checkpointed, err, sizeof err);
-    if (rc == QC_ERR_BUSY) return qs_reply_error(con, r, strstr(err, "every slot") ? 503 : 409, "%s", err);
+    if (rc == QC_ERR_BUSY) return qs_reply_error(con, r, 409, "%s", err);
     if (rc) return store_error(con, r, rc, err);
     if (!n) return qs_reply_error(con, r, 404, "no session '%.200s'", id);
     return qs_reply_json(con, r, 200,

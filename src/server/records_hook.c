@@ -42,6 +42,7 @@ struct qs_records {
     unsigned long long submit_errors; /* failures the store did not count itself */
     unsigned long long commit_bucket[N_COMMIT + 1], commit_count;
     double commit_sum;
+    double writer_cpu_s; /* CPU time of the store's writer thread so far (its whole cost) */
 
     int retain_days; /* > 0: the retention thread runs */
     pthread_t retain_th;
@@ -189,7 +190,10 @@ void qs_records_commit_time(qs_records_t *rec, double seconds) {
     if (!rec) return;
     int i = 0;
     while (i < N_COMMIT && seconds > commit_bounds[i]) i++;
+    struct timespec cpu; /* called on the writer's thread: its CPU time, whatever the machine's load */
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
     pthread_mutex_lock(&rec->mu);
+    rec->writer_cpu_s = (double)cpu.tv_sec + (double)cpu.tv_nsec / 1e9;
     rec->commit_bucket[i]++;
     rec->commit_count++;
     rec->commit_sum += seconds;
@@ -226,8 +230,9 @@ static qc_status end_session(qc_server_t *s, const char *session, char *err, siz
     e.rq.user = &e;
     e.rq.on_done = on_end_done;
     qc_status st = qs_submit(s->sched, &e.rq);
-    if (st == QC_ERR_BUSY) return qc_seterr(err, err_size, st, "the server is busy: every slot and the queue are full");
-    if (st) return qc_seterr(err, err_size, QC_ERR_IO, "the server is stopping");
+    if (st) /* not BUSY: that is kept for a turn in progress */
+        return qc_seterr(err, err_size, QC_ERR_IO, "%s", st == QC_ERR_BUSY ? "the server is busy: every slot and the queue are full"
+                                                                           : "the server is stopping");
     pthread_mutex_lock(&e.mu);
     while (!e.done) pthread_cond_wait(&e.cv, &e.mu);
     pthread_mutex_unlock(&e.mu);
@@ -266,7 +271,7 @@ qc_status qs_records_erase(qc_server_t *s, const char *session, int64_t *n_turns
 void qs_records_metrics(qs_records_t *rec, qc_buf_t *t) {
     qc_store_stats_t st = {0};
     unsigned long long submit_errors = 0, bucket[N_COMMIT + 1] = {0}, count = 0;
-    double sum = 0;
+    double sum = 0, cpu = 0;
     if (rec) {
         qc_store_stats(rec->store, &st);
         pthread_mutex_lock(&rec->mu);
@@ -274,6 +279,7 @@ void qs_records_metrics(qs_records_t *rec, qc_buf_t *t) {
         memcpy(bucket, rec->commit_bucket, sizeof bucket);
         count = rec->commit_count;
         sum = rec->commit_sum;
+        cpu = rec->writer_cpu_s;
         pthread_mutex_unlock(&rec->mu);
     }
     qc_buf_printf(t,
@@ -296,4 +302,7 @@ void qs_records_metrics(qs_records_t *rec, qc_buf_t *t) {
         else qc_buf_printf(t, "qcare_records_commit_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
     }
     qc_buf_printf(t, "qcare_records_commit_seconds_sum %.6f\nqcare_records_commit_seconds_count %llu\n", sum, count);
+    qc_buf_printf(t, "# HELP qcare_records_writer_cpu_seconds_total CPU time of the records writer thread.\n"
+                     "# TYPE qcare_records_writer_cpu_seconds_total counter\nqcare_records_writer_cpu_seconds_total %.6f\n",
+                  cpu);
 }

@@ -190,7 +190,8 @@ qc_status qs_records_submit(qs_records_t *rec, qc_rec_turn_t *t, qc_rec_done_fn 
 void qs_records_commit_time(qs_records_t *rec, double seconds);
 /* Erases session: refused (QC_ERR_BUSY) while a call about it runs; new
  * ones are refused meanwhile; its conversation (KV state) is dropped, then
- * its turns, leaving a tombstone. *n_turns: how many went. */
+ * its turns, leaving a tombstone. *n_turns: how many went. QC_ERR_IO when
+ * the scheduler could not take the request or the store failed. */
 qc_status qs_records_erase(qc_server_t *s, const char *session, int64_t *n_turns, int *checkpointed, char *err,
                            size_t err_size);
 qc_store_t *qs_records_store(const qs_records_t *rec);
