@@ -417,7 +417,10 @@ static enum MHD_Result export_turns(qc_server_t *s, struct MHD_Connection *con, 
     int jsonl = format && !strcmp(format, "jsonl");
     export_t *x = calloc(1, sizeof *x);
     if (!x) return qs_reply_error(con, r, 500, "out of memory");
-    *x = (export_t){.st = st, .fmt = jsonl ? QC_REC_JSONL : QC_REC_CSV, .since = since, .until = until};
+    x->st = st; /* field by field: a compound literal would put the ring on the stack */
+    x->fmt = jsonl ? QC_REC_JSONL : QC_REC_CSV;
+    x->since = since;
+    x->until = until;
     pthread_mutex_init(&x->mu, NULL);
     pthread_cond_init(&x->cv, NULL);
     if (pthread_create(&x->th, NULL, export_main, x)) {
