@@ -180,20 +180,27 @@ async function dashboardChecks() {
         expect(/stroke/.test(await dp.getByTestId('turn-urgent').first().textContent()), 'urgent kind not shown');
     });
     await check('dashboard screenshot (dashboard.png)', () => shot(dp, 'dashboard.png'));
+    // Runs action, then waits until the list has been loaded again (the page
+    // counts its loads in body[data-loaded]).
+    const reloaded = async (action) => {
+        const seq = await dp.evaluate(() => document.body.dataset.loaded);
+        await action();
+        await dp.waitForFunction((s) => document.body.dataset.loaded !== s, seq, { timeout: UI_MS });
+    };
     await check('dashboard: "urgent only" keeps the urgent sessions', async () => {
         const urgentBefore = await dp.locator('[data-testid="session-row"][data-urgent="true"]').count();
-        await dp.getByTestId('filter-urgent').check();
-        await dp.waitForFunction(() => [...document.querySelectorAll('[data-testid="session-row"]')].every((r) => r.dataset.urgent === 'true'),
-            null, { timeout: UI_MS });
-        expect((await rows().count()) === urgentBefore, `${await rows().count()} rows, ${urgentBefore} urgent before`);
-        await dp.getByTestId('filter-urgent').uncheck();
-        await dp.waitForFunction((n) => document.querySelectorAll('[data-testid="session-row"]').length > n, urgentBefore, { timeout: UI_MS });
+        const all = await rows().count();
+        await reloaded(() => dp.getByTestId('filter-urgent').check());
+        const urgent = await rows().evaluateAll((rs) => rs.map((r) => r.dataset.urgent));
+        expect(urgent.length === urgentBefore && urgent.every((u) => u === 'true'), `rows ${JSON.stringify(urgent)}, ${urgentBefore} urgent before`);
+        await reloaded(() => dp.getByTestId('filter-urgent').uncheck());
+        expect((await rows().count()) === all, 'the list did not come back whole');
     });
     await check('dashboard: a negative streak nobody has empties the list', async () => {
-        await dp.getByTestId('filter-streak').fill('50');
-        await dp.getByTestId('no-sessions').waitFor({ timeout: UI_MS });
-        await dp.getByTestId('filter-streak').fill('0');
-        await rows().first().waitFor({ timeout: UI_MS });
+        await reloaded(() => dp.getByTestId('filter-streak').fill('50'));
+        expect((await dp.getByTestId('no-sessions').count()) === 1 && (await rows().count()) === 0, 'sessions left');
+        await reloaded(() => dp.getByTestId('filter-streak').fill('0'));
+        expect((await rows().count()) > 0, 'the list did not come back');
     });
     await check('dashboard: CSV download of the records', async () => {
         const [dl] = await Promise.all([dp.waitForEvent('download', { timeout: UI_MS }), dp.getByTestId('csv').click()]);
