@@ -320,6 +320,48 @@ static void check_status(const sp_server_t *s, const char *method, const char *p
     free(out);
 }
 
+/* The records' routes under the server's cross-site and method checks
+ * (the server allows the origin ORIGIN): the admin key does not lift them. */
+#define ORIGIN "https://clinic.example"
+static void check_transport(const sp_server_t *s) {
+    sp_reply_t r;
+    sp_request_t q = {.method = "PUT", .path = "/api/records/sessions/worse", .api_key = KEY};
+    long st = sp_request(s->port, &q, &r);
+    CHECK(st == 405 && strstr(r.headers, "Allow: GET, DELETE"), "PUT: 405 naming both methods of the path:\n%s",
+          r.headers);
+    sp_reply_free(&r);
+    q = (sp_request_t){.method = "DELETE", .path = "/api/records/sessions/worse", .api_key = KEY,
+                       .headers = (const char *[]){"Origin: https://evil.example", NULL}};
+    st = sp_request(s->port, &q, &r);
+    CHECK(st == 403, "DELETE from another site's page, with the admin key: 403 (%ld)", st);
+    sp_reply_free(&r);
+    json_t *j = get_session(s, "worse");
+    CHECK(j && n_turns(j) == 5, "the session is still there");
+    json_decref(j);
+    q = (sp_request_t){.method = "OPTIONS", .path = "/api/records/sessions/worse",
+                       .headers = (const char *[]){"Origin: " ORIGIN, "Access-Control-Request-Method: DELETE", NULL}};
+    st = sp_request(s->port, &q, &r);
+    CHECK(st == 204 && strstr(r.headers, "Access-Control-Allow-Methods: GET, DELETE, OPTIONS"),
+          "a preflight from an allowed origin lists GET and DELETE (%ld):\n%s", st, r.headers);
+    sp_reply_free(&r);
+    const char *paths[] = {"/api/records/sessions", "/api/records/export?format=jsonl"};
+    for (int i = 0; i < 2; i++) {
+        q = (sp_request_t){.path = paths[i], .api_key = KEY, .headers = (const char *[]){"Origin: " ORIGIN, NULL}};
+        st = sp_request(s->port, &q, &r);
+        CHECK(st == 200 && strstr(r.headers, "Access-Control-Allow-Origin: " ORIGIN),
+              "%s from an allowed origin: 200 with its CORS header (%ld)", paths[i], st);
+        sp_reply_free(&r);
+    }
+    q = (sp_request_t){.path = "/api/records/sessions", .headers = (const char *[]){"Authorization: bearer " KEY, NULL}};
+    st = sp_request(s->port, &q, &r);
+    CHECK(st == 200, "the admin key with the scheme in lower case (%ld)", st);
+    sp_reply_free(&r);
+    q = (sp_request_t){.path = "/api/emotion", .body = "{\"text\": \"ok\"}", .content_type = "text/plain", .api_key = KEY};
+    st = sp_request(s->port, &q, &r);
+    CHECK(st == 415, "a text/plain body with the admin key: 415 (%ld)", st);
+    sp_reply_free(&r);
+}
+
 /* Every session of a listing, following the cursors (a fresh array). */
 static json_t *all_pages(const sp_server_t *s, const char *query, int limit, int *pages) {
     json_t *all = json_array();
@@ -385,7 +427,8 @@ static void test_admin(void) {
 
     sp_server_t s;
     if (start(&s, "recserve-admin.log",
-              (const char *[]){"--records", db, "--admin-key", KEY, "--api-key", API_KEY, "--quiet", NULL}))
+              (const char *[]){"--records", db, "--admin-key", KEY, "--api-key", API_KEY, "--allow-origin", ORIGIN,
+                               "--quiet", NULL}))
         return;
     /* the risk order: urgent above all, the worsening patient above the steady one */
     long st;
@@ -469,6 +512,7 @@ static void test_admin(void) {
         check_status(&s, NULL, admin_paths[i], API_KEY, 401, "the API key does not open the records");
     }
     check_status(&s, "DELETE", "/api/records/sessions/worse", "wrong-key", 401, "erasure with a wrong key");
+    check_transport(&s);
     /* the admin key opens every other endpoint too; the page itself is open */
     CHECK(req(&s, NULL, "/api/emotion", "{\"text\": \"ok\"}", KEY, NULL) == 200, "the admin key opens /api/emotion");
     CHECK(req(&s, NULL, "/api/emotion", "{\"text\": \"ok\"}", API_KEY, NULL) == 200, "so does the API key");
