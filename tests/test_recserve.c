@@ -620,6 +620,26 @@ static void test_erasure(void) {
     CHECK(n_turns(e1) == 1, "the erased id has its new turn only (%zu)", n_turns(e1));
     json_decref(e1);
 
+    /* An answered turn no longer holds its session: an erasure asked as soon
+     * as the client has the answer (or the stream's done) is never refused. */
+    int refused = 0;
+    for (int i = 0; i < 24; i++) {
+        char body[160], path[96];
+        snprintf(body, sizeof body, "{\"text\": \"ok\", \"session\": \"race-%d\", \"max_tokens\": 2%s}", i,
+                 i % 3 == 2 ? ", \"stream\": true" : "");
+        char *out;
+        long ts = req(&s, NULL, i % 3 == 0 ? "/api/emotion" : "/api/analyze", body, KEY, &out);
+        int answered = ts == 200 && (i % 3 != 2 || strstr(out, "event: done"));
+        free(out);
+        snprintf(path, sizeof path, "/api/records/sessions/race-%d", i);
+        long ds = req(&s, "DELETE", path, NULL, KEY, NULL);
+        if (!answered || ds != 200) {
+            fprintf(stderr, "turn %d: %ld, erasure right after it: %ld\n", i, ts, ds);
+            refused++;
+        }
+    }
+    CHECK(refused == 0, "24 erasures each right after its session's answer: all 200 (%d not)", refused);
+
     /* not while a turn of the session runs */
     bg_t bg = {.s = &s};
     pthread_t th;

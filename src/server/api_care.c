@@ -37,7 +37,7 @@ typedef struct {
     qs_call_t c;
     char *text, *session, *patient; /* session: the client's, or one made here */
     int conversation;               /* the client named the session: the reply continues it */
-    int held;                       /* qs_records_hold'ed (released in care_clear) */
+    int held;                       /* qs_records_hold'ed (released in care_end, or care_clear when never submitted) */
     int64_t ts_ms;                  /* arrival, UTC ms */
     qc_emotion_t e;
     int judged;                     /* e is set: the turn is recorded */
@@ -136,9 +136,15 @@ static void record_failed(care_call_t *k, const char *why) {
 }
 
 /* The end of the call (mu held): a stream's last record; then c is done.
- * A plain call's answer is built by its answer function once it is. */
+ * A plain call's answer is built by its answer function once it is. The
+ * session is let go here, not when c is freed: the client may see its
+ * answer (and ask for an erasure) before the last owner lets go of c. */
 static void care_end(care_call_t *k) {
     qs_call_t *c = &k->c;
+    if (k->held) {
+        qs_records_release(c->s->rec, k->session);
+        k->held = 0;
+    }
     if (c->streamed) {
         if (c->st) {
             qs_call_event(c, EV_ERROR, c->msg, strlen(c->msg));

@@ -303,17 +303,22 @@ static enum MHD_Result get_session(qc_server_t *s, struct MHD_Connection *con, q
 
 /* An erasure: the scheduler drops the conversation (QS_END_SESSION), then
  * the answer function erases the turns; the session is refused to new
- * calls from the handler until the call is freed. */
+ * calls from the handler until the erasure ended or failed (before its
+ * answer is sent, so a turn sent once the client has it is not refused). */
 typedef struct {
     qs_call_t c;
     char *session;
-    int begun; /* qs_records_erase_begin'ed (ended in erase_clear) */
+    int begun; /* qs_records_erase_begin'ed and not ended yet */
 } erase_call_t;
 
+static void erase_stop(erase_call_t *x) {
+    if (x->begun) qs_records_erase_end(x->c.s->rec, x->session);
+    x->begun = 0;
+}
+
 static void erase_clear(qs_call_t *c) {
-    erase_call_t *x = (erase_call_t *)c;
-    if (x->begun) qs_records_erase_end(c->s->rec, x->session);
-    free(x->session);
+    erase_stop((erase_call_t *)c);
+    free(((erase_call_t *)c)->session);
 }
 
 static void on_end_done(void *user, qc_status st, const char *msg, size_t n_prompt, size_t n_out, int hit_max) {
@@ -321,6 +326,7 @@ static void on_end_done(void *user, qc_status st, const char *msg, size_t n_prom
     qs_call_t *c = user;
     st = qs_call_end(c, st, &msg, n_prompt, n_out);
     if (st && st != QC_ERR_BUSY && st != QC_ERR_CANCELLED) c->http_status = 503;
+    if (st) erase_stop((erase_call_t *)c); /* answered with the error: nothing more is erased */
     qs_call_finish(c);
 }
 
@@ -331,6 +337,7 @@ static enum MHD_Result erase_answer(qs_call_t *c, struct MHD_Connection *con, qs
     int checkpointed = 0;
     char err[512];
     qc_status rc = qc_store_erase(qs_records_store(c->s->rec), x->session, &n, &checkpointed, err, sizeof err);
+    erase_stop(x);
     if (rc) return store_error(con, r, rc, err);
     if (!n) return qs_reply_error(con, r, 404, "no session '%.200s'", x->session);
     return qs_reply_json(con, r, 200, json_pack("{s:s, s:I, s:b}", "erased", x->session, "turns", (json_int_t)n,
