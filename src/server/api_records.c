@@ -374,6 +374,7 @@ static enum MHD_Result delete_session(qc_server_t *s, struct MHD_Connection *con
  * suspends the connection, and the export's thread resumes it. */
 typedef struct {
     qc_store_t *st;
+    qs_records_t *rec; /* counts the suspended exports, says when the server stops */
     struct MHD_Connection *con;
     qc_rec_format_t fmt;
     int64_t since, until;
@@ -392,12 +393,14 @@ static void export_wake(export_t *x) {
     if (!x->suspended) return;
     x->suspended = 0;
     MHD_resume_connection(x->con);
+    qs_records_export_waits(x->rec, -1);
 }
 
 /* The export's writer (its thread): blocks while the ring is full; nonzero stops the export. */
 static int export_write(void *user, const void *p, size_t n) {
     export_t *x = user;
     const char *b = p;
+    if (qs_records_stopping(x->rec)) return 1; /* the connection will be cut: its file is not whole */
     pthread_mutex_lock(&x->mu);
     while (n && !x->gone) {
         while (x->len == EXPORT_RING && !x->gone) pthread_cond_wait(&x->cv, &x->mu);
@@ -435,9 +438,13 @@ static ssize_t export_read(void *cls, uint64_t pos, char *buf, size_t max) {
     pthread_mutex_lock(&x->mu);
     ssize_t n;
     if (!x->len && !x->done) { /* nothing yet: the export's thread resumes the connection */
-        x->suspended = 1;
-        MHD_suspend_connection(x->con);
-        n = 0;
+        if (qs_records_export_waits(x->rec, 1)) {
+            n = MHD_CONTENT_READER_END_WITH_ERROR; /* the server is stopping: MHD must not stop with it suspended */
+        } else {
+            x->suspended = 1;
+            MHD_suspend_connection(x->con);
+            n = 0;
+        }
     } else if (x->len) {
         size_t k = x->len < max ? x->len : max;
         if (k > EXPORT_RING - x->head) k = EXPORT_RING - x->head;
@@ -458,6 +465,7 @@ static void export_free(void *cls) {
     export_t *x = cls;
     pthread_mutex_lock(&x->mu);
     x->gone = 1;
+    if (x->suspended) qs_records_export_waits(x->rec, -1);
     x->suspended = 0; /* the connection is going: nothing may resume it */
     pthread_cond_broadcast(&x->cv);
     pthread_mutex_unlock(&x->mu);
@@ -483,6 +491,7 @@ static enum MHD_Result export_turns(qc_server_t *s, struct MHD_Connection *con, 
     if (!x) return qs_reply_error(con, r, 500, "out of memory");
     x->st = st; /* field by field: a compound literal would put the ring on the stack */
     x->con = con;
+    x->rec = s->rec;
     x->fmt = jsonl ? QC_REC_JSONL : QC_REC_CSV;
     x->since = since;
     x->until = until;

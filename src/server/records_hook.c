@@ -42,7 +42,9 @@ struct qs_records {
     pthread_mutex_t mu; /* live, the histogram, the counter, in_flight */
     live_t *live;
     int in_flight;        /* submitted turns whose callback has not returned */
-    pthread_cond_t idle;  /* in_flight reached 0 */
+    int export_waits;     /* exports whose connection is suspended for want of bytes */
+    pthread_cond_t idle;  /* in_flight or export_waits reached 0 */
+    atomic_int stopping_http; /* qs_records_drain began: no export may suspend its connection */
     unsigned long long submit_errors; /* failures the store did not count itself */
     unsigned long long commit_bucket[N_COMMIT + 1], commit_count;
     double commit_sum;
@@ -243,8 +245,20 @@ qc_status qs_records_submit(qs_records_t *rec, qc_rec_turn_t *t, qc_rec_done_fn 
 void qs_records_drain(qs_records_t *rec) {
     if (!rec) return;
     pthread_mutex_lock(&rec->mu);
-    while (rec->in_flight) pthread_cond_wait(&rec->idle, &rec->mu);
+    atomic_store(&rec->stopping_http, 1);
+    while (rec->in_flight || rec->export_waits) pthread_cond_wait(&rec->idle, &rec->mu);
     pthread_mutex_unlock(&rec->mu);
+}
+
+int qs_records_stopping(const qs_records_t *rec) { return atomic_load(&rec->stopping_http); }
+
+int qs_records_export_waits(qs_records_t *rec, int delta) {
+    pthread_mutex_lock(&rec->mu);
+    int refused = delta > 0 && atomic_load(&rec->stopping_http);
+    if (!refused) rec->export_waits += delta;
+    if (rec->export_waits == 0) pthread_cond_broadcast(&rec->idle);
+    pthread_mutex_unlock(&rec->mu);
+    return refused ? -1 : 0;
 }
 
 /* ==== erasure ==== */

@@ -273,9 +273,14 @@ void qs_records_release(qs_records_t *rec, const char *session);
 qc_status qs_records_submit(qs_records_t *rec, qc_rec_turn_t *t, qc_rec_done_fn done, void *user, char *err,
                             size_t err_size);
 /* Waits until every submitted turn's done has returned (the scheduler
- * stopped first, so no more come): their answers can then be sent before
- * MHD stops. NULL is a no-op. */
+ * stopped first, so no more come) and no export's connection is
+ * suspended, refusing new suspensions: MHD can then stop. NULL is a no-op. */
 void qs_records_drain(qs_records_t *rec);
+/* An export's side of that: whether the server is stopping (the export
+ * gives up), and its connection suspended (delta 1; -1 when the server is
+ * stopping: do not) or resumed (-1). */
+int qs_records_stopping(const qs_records_t *rec);
+int qs_records_export_waits(qs_records_t *rec, int delta);
 /* Erasure of session, in three steps that never block a connection's
  * thread on the scheduler: begin refuses (QC_ERR_BUSY) while a call about
  * it runs, and from then refuses new ones (qs_records_hold); the caller
