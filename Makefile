@@ -48,7 +48,7 @@ ENGINE_OBJ = $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
 CARE_OBJ   = $(CARE_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/safety_rules.o
 LIBS_A     = $(BUILD)/libqcare_care.a $(BUILD)/libqcare.a
 CLI_OBJ    = $(CLI_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/web_assets.o
-WEB_FILES  = web/index.html
+WEB_FILES  = web/index.html web/dashboard.html
 TEST_BIN   = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps test test-unit test-cli debug clean run emu-test emu-build fuzz fuzz-build
@@ -84,7 +84,7 @@ $(BUILD)/embed: tools/embed.c
 
 $(BUILD)/gen/web_assets.c: $(WEB_FILES) $(BUILD)/embed
 	@mkdir -p $(dir $@)
-	$(BUILD)/embed $@ qc_web_index web/index.html
+	$(BUILD)/embed $@ qc_web_index web/index.html qc_web_dashboard web/dashboard.html
 
 $(BUILD)/obj/gen/web_assets.o: $(BUILD)/gen/web_assets.c
 	@mkdir -p $(dir $@)
@@ -191,8 +191,12 @@ $(BUILD)/tests/test_records: tests/pgserver.h tests/pg.sh
 $(BUILD)/tests/test_pull: src/cli/hub.c src/cli/hub_fetch.c src/cli/hub_http.c src/cli/hub.h src/cli/hub_impl.h \
   tests/hubstub.h
 
-# test_records and the records benchmark link the store (src/records/) in.
-$(BUILD)/tests/test_records: tests/test_records.c tests/test.h $(RECORDS_OBJ) $(LIBS_A)
+# test_records, test_recserve and the records benchmark link the store (src/records/) in.
+$(BUILD)/tests/test_records: tests/test_records.c tests/test.h tests/diskfull.h $(RECORDS_OBJ) $(LIBS_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -o $@ $< $(RECORDS_OBJ) $(LIBS_A) $(LDLIBS)
+
+$(BUILD)/tests/test_recserve: tests/test_recserve.c tests/test.h tests/serverproc.h tests/diskfull.h $(RECORDS_OBJ) $(LIBS_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -o $@ $< $(RECORDS_OBJ) $(LIBS_A) $(LDLIBS)
 

@@ -220,6 +220,14 @@ int qc_model_n_threads(const qc_model_t *m);
 size_t qc_model_kv_bytes_per_token(const qc_model_t *m);
 /* How the layer matrices are kept: "f32", "bf16", "q8_0" or "q4_0". */
 const char *qc_model_dtype(const qc_model_t *m);
+/* What identifies the model's contents, handed to fn piece by piece in a
+ * fixed order: config.json's bytes then each weights file's header (a
+ * folder; shards in the index's order), or a GGUF file's header (metadata
+ * and tensor table). Hashing them gives a content id that changes with the
+ * configuration or any tensor's name, type, shape or offset but costs no
+ * pass over the weights (the server keeps a SHA-256 of them in its
+ * records). The bytes are the model's, valid during the call only. */
+void qc_model_identity(const qc_model_t *m, void (*fn)(void *user, const void *p, size_t n), void *user);
 /* Whether `id` ends generation: <|im_end|>, <|endoftext|>, or an eos id of
  * config.json / generation_config.json. */
 int qc_model_is_eog(const qc_model_t *m, int32_t id);

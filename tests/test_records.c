@@ -13,6 +13,7 @@
  * (processes and handles) writing one database at once, and the server
  * going away mid-run and coming back. */
 #include "records/records.h"
+#include "diskfull.h"
 #include "test.h"
 #include "pgserver.h"
 
@@ -1100,21 +1101,6 @@ static void test_batching(void) {
     qc_store_close(s);
 }
 
-/* Fills the file system holding path until it is full; -1 when it cannot. */
-static int fill_disk(const char *path) {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0) return -1;
-    static char zeros[65536];
-    size_t chunk = sizeof zeros;
-    while (chunk) {
-        ssize_t k = write(fd, zeros, chunk);
-        if (k < 0 && errno == ENOSPC) chunk /= 2;
-        else if (k <= 0) break;
-    }
-    close(fd);
-    return 0;
-}
-
 static int have_private_mounts;
 
 static void test_failures(void) {
@@ -1190,7 +1176,7 @@ static void test_failures(void) {
     s = NULL;
     if (qc_store_open(db_path, NULL, &s, err, sizeof err) == QC_OK) {
         write_turn(s, &t);
-        fill_disk(filler);
+        test_fill_disk(filler);
         static char big[65536];
         memset(big, 'y', sizeof big - 1);
         qc_rec_turn_t bt = turn("f", 0, 0, 0.1f, 0);
@@ -1602,16 +1588,10 @@ static void test_cli(void) {
     qrec_expect(0, "purged 5 turns before 1970-01-01T00:00:52.000Z", "purge --records %s --before 1970-01-01T00:00:52Z", risk);
 }
 
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
 int main(void) {
     /* A private mount namespace (root only), before any thread starts, so
      * the full-disk test can mount a tmpfs that no one else sees. */
-    have_private_mounts = geteuid() == 0 && unshare(CLONE_NEWNS) == 0 &&
-                          mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0;
+    have_private_mounts = test_private_mounts();
     const char *tmp = test_env("TMPDIR", "/tmp");
     snprintf(dir, sizeof dir, "%s/qc_records_XXXXXX", tmp);
     if (!mkdtemp(dir)) {
@@ -1623,7 +1603,7 @@ int main(void) {
     test_pg();
     test_cases();
     test_cli();
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_rm_tree(dir);
     printf("test_records: %.1f s\n", (qc_now_ms() - t0) / 1000);
     return test_done("test_records");
 }

@@ -1,6 +1,7 @@
 /* cmd_serve.c — `qcare serve`: loads the model and runs the HTTP server
  * (src/server/) until SIGINT or SIGTERM. */
 #include "cli/cli.h"
+#include "records/ident.h"
 #include "server/server.h"
 
 #include <arpa/inet.h>
@@ -49,18 +50,33 @@ static int is_loopback(const char *host) {
     return 0;
 }
 
+/* A key option: given, or from the environment variable env; -1 (printed) when empty. */
+static int key_opt(const char **key, const char *opt, const char *env) {
+    if (!*key) {
+        const char *e = getenv(env);
+        if (e && *e) *key = e;
+    }
+    if (*key && !**key) {
+        fprintf(stderr, "qcare serve: %s must not be empty\n", opt);
+        return -1;
+    }
+    return 0;
+}
+
 int cmd_serve(int argc, char **argv) {
-    const char *model = NULL, *dtype = NULL, *host = "127.0.0.1", *api_key = NULL, *v;
+    const char *model = NULL, *dtype = NULL, *host = "127.0.0.1", *api_key = NULL, *admin_key = NULL, *v;
+    const char *records = NULL, *sync = NULL;
     int port = 8080, n_threads = 0, n_ctx = 0, quiet = 0, bad = 0, parallel = 4, queue = -2, timeout = 60;
     int prefix_mb = 64, risk = 0;
     int header_timeout = 10, max_conns = 0, max_client = 64, n_trusted = 0, max_sessions = 4096;
     const char *trusted[SERVE_MAX_LIST + 1] = {0}, *origins[SERVE_MAX_LIST + 1] = {0};
-    int n_origins = 0;
+    int n_origins = 0, no_records = 0, retain_days = 0;
     cli_safety_args_t sa = {0};
     for (int i = 1; i < argc && !bad; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: qcare serve [--model M] [--host 127.0.0.1] [--port 8080] [--threads N] [--parallel N]\n"
                    "                   [--queue N] [--api-key KEY] [--risk-model on|off] [--prefix-cache-mb N]\n"
+                   "                   [--records PATH | --no-records] [--admin-key KEY]\n"
                    "                   [--safety-rules F] [--region R] [connection options]\n\n"
                    "Serves the care pipeline over HTTP until SIGINT/SIGTERM (POST bodies are JSON sent as\n"
                    "Content-Type: application/json):\n"
@@ -73,7 +89,8 @@ int cmd_serve(int argc, char **argv) {
                    "  GET  /v1/models, POST /v1/chat/completions, POST /v1/completions   OpenAI-compatible\n"
                    "                              (with logprobs / top_logprobs; /v1/completions echoes prompt logprobs)\n"
                    "  GET  /metrics               Prometheus metrics\n"
-                   "  GET  /                      the chat page\n\n"
+                   "  GET  /                      the chat page\n"
+                   "  GET  /dashboard, /api/records/...   the follow-up view (with --admin-key)\n\n"
                    "  --model M         a Hugging Face folder, a .gguf file or a pulled repo name\n"
                    "                    (default: the default model, once pulled)\n"
                    "  --dtype T         weights as q8_0 (default), q4_0, bf16 or f32\n"
@@ -102,13 +119,37 @@ int cmd_serve(int argc, char **argv) {
                    "  --allow-origin O  let pages from origin O (https://app.example.org, or *) call the API;\n"
                    "                    repeatable (default: only the server's own page; requests without an\n"
                    "                    Origin header, e.g. curl, are always accepted)\n"
-                   "  --quiet           no per-request log lines on stderr\n" CLI_SAFETY_HELP);
+                   "  --quiet           no per-request log lines on stderr\n"
+                   "  --records PATH    keep the consultation records (every turn of /api/emotion and\n"
+                   "                    /api/analyze) in this SQLite file (default $QCARE_DATA/records.db,\n"
+                   "                    $QCARE_DATA defaulting to ~/.local/share/qcare, created 0700)\n"
+                   "  --no-records      keep none\n"
+                   "  --records-sync full|normal   full: each commit survives a power cut (slower);\n"
+                   "                    normal (default): it survives a crash of qcare\n"
+                   "  --retain-days N   remove turns older than N days (at start, then hourly)\n"
+                   "  --admin-key KEY   opens the follow-up view and its API with \"Authorization: Bearer\n"
+                   "                    KEY\" (also $QCARE_ADMIN_KEY), and every other endpoint too\n" CLI_SAFETY_HELP);
             return 0;
         }
         if (cli_opt(argc, argv, &i, "--model", &model, &bad) || cli_opt(argc, argv, &i, "-m", &model, &bad) ||
             cli_opt(argc, argv, &i, "--dtype", &dtype, &bad) || cli_opt(argc, argv, &i, "--host", &host, &bad) ||
-            cli_opt(argc, argv, &i, "--api-key", &api_key, &bad) || cli_safety_opt(argc, argv, &i, &sa, &bad))
+            cli_opt(argc, argv, &i, "--api-key", &api_key, &bad) ||
+            cli_opt(argc, argv, &i, "--admin-key", &admin_key, &bad) ||
+            cli_opt(argc, argv, &i, "--records-sync", &sync, &bad) || cli_safety_opt(argc, argv, &i, &sa, &bad))
             continue;
+        if (cli_opt(argc, argv, &i, "--records", &records, &bad)) { /* the last of --records / --no-records wins */
+            no_records = 0;
+            continue;
+        }
+        if (cli_opt(argc, argv, &i, "--no-records", NULL, &bad)) {
+            no_records = 1;
+            records = NULL;
+            continue;
+        }
+        if (cli_opt(argc, argv, &i, "--retain-days", &v, &bad)) {
+            if (!bad) retain_days = (int)cli_parse_long("--retain-days", v, 1, 365000, &bad);
+            continue;
+        }
         if (cli_opt(argc, argv, &i, "--quiet", NULL, &bad)) {
             quiet = 1;
             continue;
@@ -177,13 +218,27 @@ int cmd_serve(int argc, char **argv) {
         return 2;
     }
     if (bad) return 2;
-    if (!api_key) {
-        const char *e = getenv("QCARE_API_KEY");
-        if (e && *e) api_key = e;
-    }
-    if (api_key && !*api_key) {
-        fprintf(stderr, "qcare serve: --api-key must not be empty\n");
+    if (key_opt(&api_key, "--api-key", "QCARE_API_KEY") || key_opt(&admin_key, "--admin-key", "QCARE_ADMIN_KEY"))
         return 2;
+    if (sync && strcmp(sync, "full") && strcmp(sync, "normal")) {
+        fprintf(stderr, "qcare serve: --records-sync must be full or normal\n");
+        return 2;
+    }
+    if (records && !*records) {
+        fprintf(stderr, "qcare serve: --records needs a file name (or --no-records)\n");
+        return 2;
+    }
+    if (no_records && (sync || retain_days)) {
+        fprintf(stderr, "qcare serve: --records-sync and --retain-days need records (not --no-records)\n");
+        return 2;
+    }
+    char default_records[4096], err[512];
+    if (!no_records && !records) {
+        if (qc_rec_default_path(default_records, sizeof default_records, err, sizeof err)) {
+            fprintf(stderr, "qcare serve: %s\n", err);
+            return 1;
+        }
+        records = default_records;
     }
     /* The rules first: a malformed file is refused before the model loads. */
     qc_safety_t *rules = cli_safety_open("serve", &sa);
@@ -209,7 +264,6 @@ int cmd_serve(int argc, char **argv) {
         qc_safety_free(rules);
         return 1;
     }
-    char err[512];
     qc_server_t *s;
     /* /v1/models reports the model folder's name. */
     const char *name = model ? model : "qcare", *slash = strrchr(name, '/');
@@ -219,7 +273,12 @@ int cmd_serve(int argc, char **argv) {
                           .queue = queue == -2 ? 0 : queue == 0 ? -1 : queue, .prefix_cache_mb = prefix_mb,
                           .risk_model = risk, .header_timeout_s = header_timeout, .max_connections = max_conns,
                           .max_client_connections = max_client, .trusted_proxies = trusted,
-                          .allow_origins = origins, .max_sessions = max_sessions};
+                          .allow_origins = origins, .max_sessions = max_sessions, .records = records,
+                          .records_sync_full = sync && !strcmp(sync, "full"), .retain_days = retain_days,
+                          .admin_key = admin_key};
+    /* A test hook (tests/test_recserve.c): the store's first N write transactions fail. */
+    const char *fail = getenv("QCARE_TEST_RECORDS_FAIL");
+    if (fail) o.records_fail_writes = atoi(fail);
     if (qc_server_start(m, &o, &s, err, sizeof err)) {
         fprintf(stderr, "qcare serve: %s\n", err);
         qc_model_free(m);
@@ -231,6 +290,10 @@ int cmd_serve(int argc, char **argv) {
     if (!api_key && !is_loopback(host))
         fprintf(stderr, "qcare: warning: listening on %s without --api-key: anyone who can reach this address can use "
                         "the API\n", host);
+    if (records)
+        fprintf(stderr, "qcare: records in %s (synchronous=%s%s)%s\n", records, o.records_sync_full ? "FULL" : "NORMAL",
+                retain_days ? ", retention on" : "", admin_key ? "; follow-up view at /dashboard" : "");
+    else fprintf(stderr, "qcare: no records kept (--no-records)\n");
     int sig = 0;
     sigwait(&stop, &sig);
     fprintf(stderr, "qcare: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");

@@ -40,6 +40,10 @@ static qc_status load_folder(qc_model_t *m, const char *dir, char *err, size_t e
     char *path = NULL;
     if (!(path = qc_path_join(dir, "config.json"))) goto oom;
     if ((st = qc_config_load(path, &m->cfg, err, err_size))) goto done;
+    if (!(m->config_json = qc_read_file(path, &m->config_len, err, err_size))) {
+        st = QC_ERR_IO;
+        goto done;
+    }
     free(path);
     if (!(path = qc_path_join(dir, "generation_config.json"))) goto oom;
     if ((st = qc_genconfig_load(path, &m->gen, err, err_size))) goto done;
@@ -110,6 +114,7 @@ void qc_model_free(qc_model_t *m) {
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     qc_st_close(m->st);
     qc_gguf_close(m->gguf);
+    free(m->config_json);
     free(m->layers);
     free(m);
 }
@@ -135,6 +140,19 @@ const char *qc_model_dtype(const qc_model_t *m) {
     case QC_DTYPE_Q8_0: return "q8_0";
     case QC_DTYPE_Q4_0: return "q4_0";
     default: return "bf16";
+    }
+}
+
+void qc_model_identity(const qc_model_t *m, void (*fn)(void *user, const void *p, size_t n), void *user) {
+    if (m->gguf) {
+        fn(user, m->gguf->map, m->gguf->data_offset);
+        return;
+    }
+    if (m->config_json) fn(user, m->config_json, m->config_len);
+    for (size_t i = 0; i < qc_st_n_files(m->st); i++) {
+        size_t n;
+        const void *h = qc_st_header(m->st, i, &n);
+        if (h) fn(user, h, n);
     }
 }
 

@@ -6,8 +6,10 @@
  * its own epoll (MHD_USE_EPOLL_INTERNAL_THREAD, QS_HTTP_THREADS), so no
  * handler may block: a call to the model suspends its connection (call.c).
  * Every request body is gathered (at most QS_MAX_BODY bytes), then routed: the route
- * table lists the endpoint groups (api_care.c, api_openai.c, metrics.c, the
- * page and /health here), each a list of routes with its handlers. Model
+ * table lists the endpoint groups (api_care.c, api_openai.c, metrics.c,
+ * api_records.c, the page and /health here), each a list of routes with its
+ * handlers. The API key opens the API; the admin key opens it too, and
+ * alone opens the records' routes (which do not exist without one). Model
  * work goes through calls (call.c) to the scheduler (sched.c), which
  * batches every active request into each pass of the model. Connections
  * idle longer than the timeout (slow clients) are closed, and conn.c
@@ -236,19 +238,20 @@ static const qs_route_t *const route_table[] = {
     qs_care_routes,   /* /api/emotion, /api/analyze */
     qs_openai_routes, /* /v1/models, /v1/chat/completions, /v1/completions */
     qs_classify_routes, /* /v1/classify */
-    qs_metrics_routes /* /metrics */
+    qs_metrics_routes, /* /metrics */
+    qs_records_routes /* /dashboard, /api/records/... */
 };
 
 /* Constant-time comparison of the Authorization header with "Bearer KEY"
- * (the scheme in any case, RFC 9110 §11.1). */
-static int authorized(const qc_server_t *s, struct MHD_Connection *con) {
+ * (the scheme in any case, RFC 9110 §11.1); 0 when key is NULL. */
+static int authorized(const char *key, struct MHD_Connection *con) {
     const char *h = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!h || strncasecmp(h, "Bearer ", 7)) return 0;
+    if (!key || !h || strncasecmp(h, "Bearer ", 7)) return 0;
     h += 7;
     while (*h == ' ') h++;
-    size_t a = strlen(h), b = strlen(s->api_key);
+    size_t a = strlen(h), b = strlen(key);
     unsigned char diff = a != b;
-    for (size_t i = 0; i < a; i++) diff |= (unsigned char)(h[i] ^ s->api_key[i % (b ? b : 1)]);
+    for (size_t i = 0; i < a; i++) diff |= (unsigned char)(h[i] ^ key[i % (b ? b : 1)]);
     return diff == 0;
 }
 
@@ -283,32 +286,64 @@ static int origin_allowed(const qc_server_t *s, struct MHD_Connection *con, qs_r
 }
 
 /* The answer to a CORS preflight (OPTIONS) from an allowed origin. */
-static enum MHD_Result preflight(struct MHD_Connection *con, qs_req_t *r, const qs_route_t *rt) {
+static enum MHD_Result preflight(struct MHD_Connection *con, qs_req_t *r, const char *allow) {
     struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
     if (!resp) return MHD_NO;
-    char methods[32];
-    snprintf(methods, sizeof methods, "%s, OPTIONS", rt->method);
+    char methods[80];
+    snprintf(methods, sizeof methods, "%s, OPTIONS", allow);
     MHD_add_response_header(resp, "Access-Control-Allow-Methods", methods);
     MHD_add_response_header(resp, "Access-Control-Allow-Headers", "Authorization, Content-Type");
     MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
     return qs_queue(con, r, 204, resp);
 }
 
+/* ==== matching ==== */
+
+static int path_matches(const char *pattern, const char *url) {
+    size_t n = strlen(pattern);
+    if (n && pattern[n - 1] == '*') return !strncmp(url, pattern, n - 1) && url[n - 1];
+    return !strcmp(url, pattern);
+}
+
+static int method_matches(const qs_route_t *rt, const char *method) {
+    return !strcmp(method, rt->method) || (!strcmp(method, "HEAD") && !strcmp(rt->method, "GET"));
+}
+
+/* The methods of the routes with routes[first]'s path, for Allow. */
+static void path_methods(const qc_server_t *s, int first, char *allow, size_t n) {
+    allow[0] = 0;
+    for (int i = first; i < s->n_routes; i++)
+        if (!strcmp(s->routes[i]->path, s->routes[first]->path))
+            snprintf(allow + strlen(allow), n - strlen(allow), "%s%s", *allow ? ", " : "", s->routes[i]->method);
+}
+
 static enum MHD_Result route(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r, const char *url,
                              const char *method) {
-    int k = 0;
-    while (k < s->n_routes && strcmp(url, s->routes[k]->path)) k++;
+    int k, first = -1;
+    for (k = 0; k < s->n_routes; k++)
+        if (path_matches(s->routes[k]->path, url)) {
+            if (first < 0) first = k;
+            if (method_matches(s->routes[k], method)) break;
+        }
     r->route = k;
-    if (k == s->n_routes) return qs_reply_error(con, r, 404, "no such path: %.200s", url);
-    const qs_route_t *rt = s->routes[k];
+    /* without an admin key, the admin paths do not exist */
+    if (first < 0 || (s->routes[first]->open == QS_ADMIN && !s->admin_key)) {
+        r->route = s->n_routes;
+        return qs_reply_error(con, r, 404, "no such path: %.200s", url);
+    }
+    if (k == s->n_routes) r->route = first; /* the path exists, not with this method: counted there */
+    const qs_route_t *rt = s->routes[r->route];
     r->patient = rt->patient;
     if (!origin_allowed(s, con, r))
         return qs_reply_error(con, r, 403, "requests from another site's page are refused (its Origin is not in "
                                            "--allow-origin)");
-    if (!strcmp(method, "OPTIONS") && r->cors[0]) return preflight(con, r, rt);
-    int is_head = !strcmp(method, "HEAD") && !strcmp(rt->method, "GET");
-    if (strcmp(method, rt->method) && !is_head) return reply_405(con, r, rt->method);
-    if (s->api_key && !rt->open && !authorized(s, con))
+    char allow[64];
+    path_methods(s, first, allow, sizeof allow);
+    if (!strcmp(method, "OPTIONS") && r->cors[0]) return preflight(con, r, allow);
+    if (k == s->n_routes) return reply_405(con, r, allow);
+    if (rt->open == QS_ADMIN && !authorized(s->admin_key, con))
+        return qs_reply_error(con, r, 401, "the admin key is required (Authorization: Bearer KEY)");
+    if (s->api_key && !rt->open && !authorized(s->api_key, con) && !authorized(s->admin_key, con))
         return qs_reply_error(con, r, 401, "a valid API key is required (Authorization: Bearer KEY)");
     int bad_type = !strcmp(rt->method, "POST") &&
                    !is_json_type(MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE));
@@ -500,7 +535,7 @@ qc_status qc_server_start(qc_model_t *m, const qc_server_opts_t *opts, qc_server
         goto fail;
     }
     if (!(s->metrics = qs_metrics_new()) || !(s->model_name = strdup(o.model_name ? o.model_name : "qcare")) ||
-        (o.api_key && !(s->api_key = strdup(o.api_key)))) {
+        (o.api_key && !(s->api_key = strdup(o.api_key))) || (o.admin_key && !(s->admin_key = strdup(o.admin_key)))) {
         qc_seterr(err, err_size, st, "out of memory");
         goto fail;
     }
@@ -521,6 +556,7 @@ qc_status qc_server_start(qc_model_t *m, const qc_server_opts_t *opts, qc_server
                          .prefix_budget = (size_t)(o.prefix_cache_mb > 0 ? o.prefix_cache_mb : 64) << 20,
                          .max_sessions = o.max_sessions};
     if ((st = qc_care_new(m, &co, &s->care, err, err_size))) goto fail;
+    if ((st = qs_records_open(s, &o, err, err_size))) goto fail;
     if (!(s->sched = qs_sched_new(m, s->care, s->parallel, s->queue, s->n_ctx, err, err_size))) {
         st = QC_ERR_NOMEM;
         goto fail;
@@ -566,15 +602,18 @@ fail:
 void qc_server_stop(qc_server_t *s) {
     if (!s) return;
     /* Requests still running end first (streams get their last event, plain
-     * calls their answer), which resumes every suspended connection: MHD
-     * must not stop with one suspended. */
+     * calls their answer, once their records are committed), which resumes
+     * every suspended connection: MHD must not stop with one suspended. */
     qs_sched_stop(s->sched);
+    qs_records_drain(s->rec); /* the answers that waited for their commit end too */
     if (s->d) MHD_stop_daemon(s->d);
     qs_conns_free(s->conns);
     qs_sched_free(s->sched);
+    qs_records_close(s->rec);
     qc_care_free(s->care);
     qs_metrics_free(s->metrics);
     free(s->api_key);
+    free(s->admin_key);
     free(s->model_name);
     for (int i = 0; i < s->n_origins; i++) free(s->origins[i]);
     free(s->origins);

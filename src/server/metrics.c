@@ -175,6 +175,7 @@ static enum MHD_Result reply_metrics(qc_server_t *s, struct MHD_Connection *con,
                   "# HELP qcare_uptime_seconds Seconds since the server started.\n# TYPE qcare_uptime_seconds gauge\n"
                   "qcare_uptime_seconds %.1f\n",
                   st.sessions, st.resident, st.session_bytes, (qc_now_ms() - m->t_start) / 1e3);
+    qs_records_metrics(s->rec, &t);
     size_t len = t.n;
     char *text = qc_buf_take(&t);
     if (!text) return qs_reply_error(con, r, 500, "out of memory");

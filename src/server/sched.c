@@ -258,6 +258,15 @@ static void start_reply(qs_sched_t *s, gen_t *g, int emotion) {
     }
     memcpy(g->hist, g->prompt + g->n_prompt - hist0, hist0 * sizeof *g->hist);
     g->n_hist = hist0;
+    if (r->prompt_ids) {
+        r->prompt_ids->n = 0;
+        qc_ids_add(r->prompt_ids, g->prompt, g->n_prompt);
+    }
+    qc_ids_t *out = r->reply_ids; /* room for the whole reply now: nothing is allocated per token */
+    if (out && out->cap - out->n < (size_t)r->max_tokens) {
+        int32_t *p = realloc(out->p, (out->n + (size_t)r->max_tokens) * sizeof *p);
+        if (p) out->p = p, out->cap = out->n + (size_t)r->max_tokens;
+    }
     if (r->logprobs && !(g->raw = malloc((size_t)s->n_vocab * sizeof *g->raw))) {
         finish(s, g, QC_ERR_NOMEM, "out of memory", 0);
         return;
@@ -278,6 +287,7 @@ static void judge(qs_sched_t *s, gen_t *g, const qc_labels_t *t) {
     g->ctx = qc_care_judge_ctx(g->judge);
     g->n_prompt = qc_care_judge_tokens(g->judge, &g->prompt);
     g->off = 0;
+    if (r->kind == QS_EMOTION && r->prompt_ids) qc_ids_add(r->prompt_ids, g->prompt, g->n_prompt);
 }
 
 /* Starts r in a free generation entry (admission keeps one for it): the
@@ -289,6 +299,13 @@ static void start(qs_sched_t *s, qs_request_t *r) {
         s->st.cancelled++;
         pthread_mutex_unlock(&s->mu);
         r->on_done(r->user, QC_ERR_CANCELLED, "cancelled", 0, 0, 0);
+        return;
+    }
+    if (r->kind == QS_END_SESSION) { /* the care pipeline is this thread's: dropped here, between passes */
+        qc_status st = qc_care_end_session(s->care, r->session);
+        if (st == QC_ERR_ARG) st = QC_OK; /* no such conversation: nothing to drop */
+        update_sessions(s);
+        r->on_done(r->user, st, st ? qc_care_errmsg(s->care) : "", 0, 0, 0);
         return;
     }
     gen_t *g = NULL;
@@ -363,6 +380,7 @@ static void advance(qs_sched_t *s, gen_t *g) {
     }
     g->hist[g->n_hist++] = id;
     g->n_out++;
+    if (r->reply_ids && r->reply_ids->n < r->reply_ids->cap) r->reply_ids->p[r->reply_ids->n++] = id;
     if (g->turn && qc_care_turn_push(g->turn, id)) {
         finish(s, g, QC_ERR_NOMEM, "out of memory", 0);
         return;

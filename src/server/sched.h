@@ -10,6 +10,8 @@
 
 #include "qcare_care.h"
 
+#include "base/base.h"
+
 #include <stdatomic.h>
 
 typedef struct qs_sched qs_sched_t;
@@ -31,7 +33,9 @@ enum {
     QS_EMOTION,    /* judge the emotion of text */
     QS_ANALYZE,    /* emotion [, the urgency opinion], then the reply (in the conversation `session` when given) */
     QS_COMPLETION, /* generate after the prompt ids */
-    QS_CLASSIFY    /* score the labels of `labels` after text */
+    QS_CLASSIFY,   /* score the labels of `labels` after text */
+    QS_END_SESSION /* drop the conversation `session` (its KV state and tokens); no model work.
+                      on_done: QC_OK (also when there was none), or QC_ERR_BUSY mid-turn */
 };
 
 /* One request. The caller fills the inputs and the callbacks, submits it,
@@ -53,6 +57,11 @@ typedef struct qs_request {
     int prompt_logprobs;    /* QS_COMPLETION: also each prompt token's after the first (its prompt then
                              * runs alone on this thread, in the chunks a batched prefill uses) */
     int top_logprobs;       /* alternatives with them (0..QS_TOP_LOGPROBS) */
+    /* When set, the tokens of the reply's prompt (a conversation's turn: the
+     * ones this turn added; QS_EMOTION: the judged turn) and the generated
+     * ones are appended here, for the records. An allocation failure leaves
+     * them short; it never fails the request. */
+    qc_ids_t *prompt_ids, *reply_ids;
     void *user;
     /* The emotion (QS_EMOTION, QS_ANALYZE), before any reply text. */
     void (*on_emotion)(void *user, const qc_emotion_t *e);

@@ -3,7 +3,9 @@
  * Endpoints: GET /health, GET / (the chat page), POST /api/emotion,
  * POST /api/analyze (JSON or Server-Sent Events), POST /v1/classify,
  * GET /v1/models, POST /v1/chat/completions and /v1/completions
- * (OpenAI-compatible, JSON or SSE), GET /metrics (Prometheus).
+ * (OpenAI-compatible, JSON or SSE), GET /metrics (Prometheus); with an
+ * admin key, GET /dashboard and /api/records/... (the consultation
+ * records, api_records.c).
  *
  * One model and one care pipeline are shared by every connection; the
  * scheduler (sched.h) batches the requests' model work. */
@@ -35,6 +37,15 @@ typedef struct {
     const char *const *trusted_proxies; /* addresses exempt from the per-client limit (NULL-terminated; NULL: none) */
     const char *const *allow_origins;   /* origins (scheme://host[:port]) whose pages may call the API besides the
                                            page's own ("*": any); NULL-terminated; NULL: the same origin only */
+    /* Consultation records (src/records/): every judged turn of /api/emotion
+     * and /api/analyze is committed to the store at this path before its
+     * answer completes. NULL: none kept. */
+    const char *records;
+    int records_sync_full;   /* synchronous=FULL: each commit survives a power cut (default NORMAL) */
+    int retain_days;         /* > 0: turns older than this are removed, at start and then hourly */
+    const char *admin_key;   /* opens the follow-up view (/dashboard, /api/records/...) and every
+                                endpoint; NULL: the view is off (404) */
+    int records_fail_writes; /* test hook: the first N write transactions of the store fail */
 } qc_server_opts_t;
 
 /* Starts serving on its own threads. The model must outlive the server.

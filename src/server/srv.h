@@ -13,6 +13,9 @@
  *   notice.c      the urgent notice of a patient's text, on every answer
  *                 of its request (errors included)
  *   metrics.c     the counters and latency histograms, /metrics
+ *   records_hook.c  the consultation records: the store, a turn's record
+ *                 committed before its answer completes, erasure, retention
+ *   api_records.c the follow-up view: /dashboard and /api/records/... (admin key)
  *
  * An endpoint group is one file exporting its routes (a qs_route_t array
  * ended by {0}), declared at the end of this header and listed once in
@@ -27,6 +30,7 @@
 #include "server/server.h"
 
 #include "base/base.h"
+#include "records/records.h"
 #include "server/sched.h"
 
 #include <jansson.h>
@@ -41,6 +45,7 @@ typedef struct qs_metrics qs_metrics_t;
 typedef struct qs_route qs_route_t;
 typedef struct qs_call qs_call_t;
 typedef struct qs_conns qs_conns_t;
+typedef struct qs_records qs_records_t;
 
 struct qc_server {
     struct MHD_Daemon *d;
@@ -52,9 +57,11 @@ struct qc_server {
     qs_conns_t *conns;
     const qs_route_t *routes[QS_MAX_ROUTES]; /* every group's routes, in the route table's order */
     int n_routes;                            /* a request matching none is counted at index n_routes */
+    qs_records_t *rec;                       /* NULL: no records kept */
     char *api_key, *model_name;
     char **origins; /* --allow-origin, without a trailing '/' */
     int n_origins;
+    char *admin_key;                         /* NULL: the follow-up view is off */
     int n_ctx, quiet, qwen3, parallel, queue;
     int risk_model;             /* /api/analyze asks the model's urgency opinion too */
     int keepalive_ms;           /* a stream with nothing to send for this long sends an SSE comment */
@@ -75,7 +82,7 @@ typedef struct {
     double t0;     /* arrival, ms on qc_now_ms's clock */
     qs_call_t *call; /* a plain call waiting for the scheduler (the connection suspended) */
     char cors[256];  /* an allowed cross origin, echoed in Access-Control-Allow-Origin ("": none) */
-    char method[16], path[256];
+    char method[16], path[512]; /* room for a route's prefix and a 256-byte id */
 } qs_req_t;
 
 #define QS_JSON_TYPE "application/json; charset=utf-8"
@@ -124,10 +131,12 @@ const char *qs_escape(const char *in, char *out, size_t n);
 /* Answers one request whose path, method and key were checked. */
 typedef enum MHD_Result (*qs_handler_fn)(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r);
 
+#define QS_ADMIN 2 /* qs_route.open: only with the admin key; 404 while none is set */
+
 struct qs_route {
-    const char *path;   /* matched whole */
-    const char *method; /* "GET" (HEAD is served too) or "POST" */
-    int open;           /* served without the API key */
+    const char *path;   /* matched whole; one ending in '*' matches every longer path with that start */
+    const char *method; /* "GET" (HEAD is served too), "POST" or "DELETE"; a path may have several routes */
+    int open;           /* 1: served without the API key; QS_ADMIN: see above */
     qs_handler_fn serve;
     int patient;        /* its body holds a patient's text: its errors carry the urgent notice (notice.c) */
 };
@@ -179,6 +188,7 @@ struct qs_call {
     qc_status st;     /* the scheduler's result, its message in msg */
     char msg[512];
     double t0, t_first;          /* ms: the call's start, its first reply text (0: none yet) */
+    unsigned http_status;        /* a failed call's HTTP status when set (503: its record was not written) */
     void (*clear)(qs_call_t *c); /* frees what the endpoint's part holds (NULL: nothing) */
 };
 
@@ -268,11 +278,48 @@ void qs_metrics_call(qs_metrics_t *m, size_t n_prompt, size_t n_out, double firs
 /* One stream ended early (client gone or error). */
 void qs_metrics_cancelled(qs_metrics_t *m);
 
+/* ==== records (records_hook.c) ==== */
+
+/* Opens s->rec when o->records is set (the store, the model's identity,
+ * the retention thread); leaves it NULL otherwise. The reason in err. */
+qc_status qs_records_open(qc_server_t *s, const qc_server_opts_t *o, char *err, size_t err_size);
+/* Commits what is queued (each waiting answer is told), then frees. NULL is a no-op. */
+void qs_records_close(qs_records_t *rec);
+/* A call about session starts (0), or is refused because the session is
+ * being erased (-1). Every 0 is paired with one qs_records_release. */
+int qs_records_hold(qs_records_t *rec, const char *session);
+void qs_records_release(qs_records_t *rec, const char *session);
+/* Fills t's model fields and queues it for the writer; done is called on
+ * the writer's thread once it is committed or failed (not when this
+ * returns an error, which is counted in qcare_records_errors_total). */
+qc_status qs_records_submit(qs_records_t *rec, qc_rec_turn_t *t, qc_rec_done_fn done, void *user, char *err,
+                            size_t err_size);
+/* Waits until every submitted turn's done has returned (the scheduler
+ * stopped first, so no more come) and no export's connection is
+ * suspended, refusing new suspensions: MHD can then stop. NULL is a no-op. */
+void qs_records_drain(qs_records_t *rec);
+/* An export's side of that: whether the server is stopping (the export
+ * gives up), and its connection suspended (delta 1; -1 when the server is
+ * stopping: do not) or resumed (-1). */
+int qs_records_stopping(const qs_records_t *rec);
+int qs_records_export_waits(qs_records_t *rec, int delta);
+/* Erasure of session, in three steps that never block a connection's
+ * thread on the scheduler: begin refuses (QC_ERR_BUSY) while a call about
+ * it runs, and from then refuses new ones (qs_records_hold); the caller
+ * then has the scheduler drop its conversation (QS_END_SESSION) and erases
+ * its turns (qc_store_erase, a tombstone stays); end lifts the refusal. */
+qc_status qs_records_erase_begin(qs_records_t *rec, const char *session, char *err, size_t err_size);
+void qs_records_erase_end(qs_records_t *rec, const char *session);
+qc_store_t *qs_records_store(const qs_records_t *rec);
+/* The records' lines of /metrics (zeros when records are off). */
+void qs_records_metrics(qs_records_t *rec, qc_buf_t *t);
+
 /* ==== the endpoint groups (listed in http.c's route table) ==== */
 
 extern const qs_route_t qs_care_routes[];    /* api_care.c */
 extern const qs_route_t qs_openai_routes[];  /* api_openai.c */
 extern const qs_route_t qs_classify_routes[]; /* api_classify.c */
 extern const qs_route_t qs_metrics_routes[]; /* metrics.c */
+extern const qs_route_t qs_records_routes[]; /* api_records.c */
 
 #endif
