@@ -344,4 +344,33 @@ static inline int sp_log_has_sanitizer_report(const char *text) {
     return text && (strstr(text, "Sanitizer") || strstr(text, "runtime error:"));
 }
 
+/* ==== checked start and stop (for tests) ==== */
+
+/* sp_start with the log at $QC_BUILD/tests/LOG; a failure is a failed
+ * check showing the log. 0 when it runs. */
+static inline int sp_start_checked(sp_server_t *s, const char *log, const char *const *args) {
+    char lp[512];
+    snprintf(lp, sizeof lp, "%s/tests/%s", test_env("QC_BUILD", "build"), log);
+    if (sp_start(s, NULL, lp, args)) {
+        char *text = test_slurp(lp, NULL);
+        CHECK(0, "the server (%s) did not start:\n%s", log, text ? text : "");
+        free(text);
+        return -1;
+    }
+    return 0;
+}
+
+/* SIGTERM; checks that it exits 0 in time without a sanitizer report
+ * (the log is shown when not, or always with $QC_SERVER_SHOW). */
+static inline void sp_stop_checked(sp_server_t *s) {
+    int st = 0;
+    int rc = sp_stop(s, 60, &st);
+    char *text = test_slurp(s->log, NULL);
+    CHECK(rc == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "server exit status %d after SIGTERM:\n%s", st,
+          text ? text : "");
+    CHECK(!sp_log_has_sanitizer_report(text), "sanitizer report:\n%s", text ? text : "");
+    if (getenv("QC_SERVER_SHOW")) fprintf(stderr, "%s", text ? text : "");
+    free(text);
+}
+
 #endif

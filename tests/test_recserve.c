@@ -105,28 +105,9 @@ static json_t *get_session(const sp_server_t *s, const char *id) {
 
 static size_t n_turns(json_t *session) { return json_array_size(json_object_get(session, "turns")); }
 
-static int start(sp_server_t *s, const char *log, const char *const *args) {
-    char lp[512];
-    snprintf(lp, sizeof lp, "%s/tests/%s", test_env("QC_BUILD", "build"), log);
-    if (sp_start(s, NULL, lp, args)) {
-        char *text = test_slurp(lp, NULL);
-        CHECK(0, "the server (%s) did not start:\n%s", log, text ? text : "");
-        free(text);
-        return -1;
-    }
-    return 0;
-}
+static int start(sp_server_t *s, const char *log, const char *const *args) { return sp_start_checked(s, log, args); }
 
-static void stop(sp_server_t *s) {
-    int st = 0;
-    int rc = sp_stop(s, 60, &st);
-    char *text = test_slurp(s->log, NULL);
-    CHECK(rc == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "server exit status %d after SIGTERM:\n%s", st,
-          text ? text : "");
-    CHECK(!sp_log_has_sanitizer_report(text), "sanitizer report:\n%s", text ? text : "");
-    if (getenv("QC_SERVER_SHOW")) fprintf(stderr, "%s", text ? text : "");
-    free(text);
-}
+static void stop(sp_server_t *s) { sp_stop_checked(s); }
 
 /* ==== the store, directly ==== */
 

@@ -2,6 +2,7 @@
  * (src/server/) until SIGINT or SIGTERM. */
 #include "cli/cli.h"
 #include "records/ident.h"
+#include "records/records.h"
 #include "server/server.h"
 
 #include <arpa/inet.h>
@@ -61,6 +62,17 @@ static int key_opt(const char **key, const char *opt, const char *env) {
         return -1;
     }
     return 0;
+}
+
+/* A PostgreSQL URL as the log may show it: the password (user:PASSWORD@)
+ * masked and the query (which may carry password=...) left out. */
+static const char *url_shown(const char *url, char *out, size_t n) {
+    const char *auth = strstr(url, "://"), *end = url + strcspn(url, "?");
+    auth = auth ? auth + 3 : url;
+    const char *at = memchr(auth, '@', (size_t)(end - auth)), *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (colon) snprintf(out, n, "%.*s:***%.*s", (int)(colon - url), url, (int)(end - at), at);
+    else snprintf(out, n, "%.*s", (int)(end - url), url);
+    return out;
 }
 
 int cmd_serve(int argc, char **argv) {
@@ -123,6 +135,10 @@ int cmd_serve(int argc, char **argv) {
                    "  --records PATH    keep the consultation records (every turn of /api/emotion and\n"
                    "                    /api/analyze) in this SQLite file (default $QCARE_DATA/records.db,\n"
                    "                    $QCARE_DATA defaulting to ~/.local/share/qcare, created 0700)\n"
+                   "  --records postgresql://USER@HOST:PORT/DB   ... or in this PostgreSQL database, which\n"
+                   "                    replicas share: a conversation this process does not hold is\n"
+                   "                    rebuilt from its records, so any replica can take any turn; while\n"
+                   "                    the database is away, turns get 503\n"
                    "  --no-records      keep none\n"
                    "  --records-sync full|normal   full: each commit survives a power cut (slower);\n"
                    "                    normal (default): it survives a crash of qcare\n"
@@ -225,7 +241,11 @@ int cmd_serve(int argc, char **argv) {
         return 2;
     }
     if (records && !*records) {
-        fprintf(stderr, "qcare serve: --records needs a file name (or --no-records)\n");
+        fprintf(stderr, "qcare serve: --records needs a file name or a postgresql:// URL (or --no-records)\n");
+        return 2;
+    }
+    if (sync && records && qc_store_path_is_url(records)) {
+        fprintf(stderr, "qcare serve: --records-sync is for a SQLite file (PostgreSQL's durability is the server's)\n");
         return 2;
     }
     if (no_records && (sync || retain_days)) {
@@ -290,7 +310,11 @@ int cmd_serve(int argc, char **argv) {
     if (!api_key && !is_loopback(host))
         fprintf(stderr, "qcare: warning: listening on %s without --api-key: anyone who can reach this address can use "
                         "the API\n", host);
-    if (records)
+    char shown[1024];
+    if (records && qc_store_path_is_url(records))
+        fprintf(stderr, "qcare: records in PostgreSQL, %s%s%s\n", url_shown(records, shown, sizeof shown),
+                retain_days ? ", retention on" : "", admin_key ? "; follow-up view at /dashboard" : "");
+    else if (records)
         fprintf(stderr, "qcare: records in %s (synchronous=%s%s)%s\n", records, o.records_sync_full ? "FULL" : "NORMAL",
                 retain_days ? ", retention on" : "", admin_key ? "; follow-up view at /dashboard" : "");
     else fprintf(stderr, "qcare: no records kept (--no-records)\n");
