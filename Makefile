@@ -191,12 +191,17 @@ $(BUILD)/tests/test_records: tests/pgserver.h tests/pg.sh
 $(BUILD)/tests/test_pull: src/cli/hub.c src/cli/hub_fetch.c src/cli/hub_http.c src/cli/hub.h src/cli/hub_impl.h \
   tests/hubstub.h
 
-# test_records, test_recserve and the records benchmark link the store (src/records/) in.
+# test_records, test_recserve, test_recshare and the records benchmark link the store (src/records/) in.
 $(BUILD)/tests/test_records: tests/test_records.c tests/test.h tests/diskfull.h $(RECORDS_OBJ) $(LIBS_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -o $@ $< $(RECORDS_OBJ) $(LIBS_A) $(LDLIBS)
 
 $(BUILD)/tests/test_recserve: tests/test_recserve.c tests/test.h tests/serverproc.h tests/diskfull.h $(RECORDS_OBJ) $(LIBS_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -o $@ $< $(RECORDS_OBJ) $(LIBS_A) $(LDLIBS)
+
+$(BUILD)/tests/test_recshare: tests/test_recshare.c tests/test.h tests/serverproc.h tests/pgserver.h tests/pg.sh \
+  $(RECORDS_OBJ) $(LIBS_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -o $@ $< $(RECORDS_OBJ) $(LIBS_A) $(LDLIBS)
 

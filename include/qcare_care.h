@@ -220,6 +220,36 @@ qc_status qc_care_turn_push(qc_care_turn_t *t, int32_t id);
 void qc_care_turn_end(qc_care_turn_t *t, int ok);
 /* The oldest turns t's conversation forgot to make room for it (0: none). */
 int qc_care_turn_dropped(const qc_care_turn_t *t);
+/* Whether this pipeline holds the conversation session_id (its tokens;
+ * its KV state may be evicted). */
+int qc_care_has_session(const qc_care_t *c, const char *session_id);
+
+/* A past turn of a conversation as its record keeps it, to rebuild the
+ * conversation in a process that never saw it (the records store is the
+ * truth, the KV state a cache of it). */
+typedef struct {
+    const char *text;      /* the patient's message */
+    int emotion;           /* the label the reply was told */
+    const int32_t *prompt; /* the tokens the turn ran before its reply (qc_care_turn_pending at its start) */
+    size_t n_prompt;
+    const int32_t *reply;  /* the reply's tokens as generated (the end token excluded) */
+    size_t n_reply;
+    int last_run;          /* the reply's last token was run too (it ended on the model's end token, not
+                              at max_tokens) */
+    int dropped;           /* the oldest turns it dropped to fit the context (qc_care_turn_dropped) */
+} qc_care_past_t;
+
+/* Appends past turn p to session_id (created when new), oldest first,
+ * without model work: the turn is made again from its text and emotion,
+ * and must be the one the record ran (the same prompt tokens, the same
+ * dropped turns), else QC_ERR_ARG and the session is as before (a one-off
+ * or emotion-only turn, or one whose predecessors are gone, does not
+ * continue the conversation). The calls the turn made (its prompt in runs
+ * of `chunk` tokens, as the server's scheduler runs them, then one per
+ * reply token) are recorded, so the next turn gets the KV state those
+ * calls give, bit for bit. QC_ERR_BUSY when the session holds KV state. */
+qc_status qc_care_session_replay(qc_care_t *c, const char *session_id, const qc_care_past_t *p, size_t chunk);
+
 /* Number of sessions (and, in *resident, those holding KV state now). */
 int qc_care_n_sessions(const qc_care_t *c, int *resident);
 /* KV bytes held by the sessions now. */

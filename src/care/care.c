@@ -380,7 +380,7 @@ static qc_status drop_old_turns(qc_care_t *c, session_t *s, undo_t *u) {
  * reply, its oldest turns are dropped (drop_old_turns). What to undo is in
  * *u. */
 static qc_status turn_open(qc_care_t *c, const char *session_id, const char *text, int emotion, session_t **out,
-                           undo_t *u) {
+                           undo_t *u, int restore) {
     static const char tail[] = "<|im_end|>\n<|im_start|>assistant\n", think[] = "<think>\n\n</think>\n\n",
                       end_turn[] = "<|im_end|>\n";
     if (!session_id || !text) return qc_seterr(c->err, sizeof c->err, QC_ERR_ARG, "bad arguments");
@@ -388,7 +388,7 @@ static qc_status turn_open(qc_care_t *c, const char *session_id, const char *tex
     if (!s) return qc_seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
     if (s->busy) return qc_seterr(c->err, sizeof c->err, QC_ERR_BUSY, "session '%s' is answering a message", session_id);
     s->last_used = ++c->clock;
-    qc_status st = session_restore(c, s);
+    qc_status st = restore ? session_restore(c, s) : QC_OK;
     if (st) return st;
 
     int32_t *ids = NULL;
@@ -450,7 +450,7 @@ qc_status qc_care_chat(qc_care_t *c, const char *session_id, const char *text, i
     if (max_tokens <= 0) return qc_seterr(c->err, sizeof c->err, QC_ERR_ARG, "bad arguments");
     session_t *s;
     undo_t u;
-    qc_status st = turn_open(c, session_id, text, emotion, &s, &u);
+    qc_status st = turn_open(c, session_id, text, emotion, &s, &u, 1);
     if (st) return st;
 
     /* Everything not yet in the KV state but the turn's last token goes in
@@ -496,7 +496,7 @@ qc_status qc_care_turn_begin(qc_care_t *c, const char *session_id, const char *t
     *out = NULL;
     qc_care_turn_t *t = calloc(1, sizeof *t);
     if (!t) return qc_seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
-    qc_status st = turn_open(c, session_id, text, emotion, &t->s, &t->u);
+    qc_status st = turn_open(c, session_id, text, emotion, &t->s, &t->u, 1);
     if (st) {
         free(t);
         return st;
@@ -546,6 +546,49 @@ void qc_care_turn_end(qc_care_turn_t *t, int ok) {
         evict(t->c, s);
     }
     free(t);
+}
+
+/* ==== a conversation rebuilt from its record ==== */
+
+int qc_care_has_session(const qc_care_t *c, const char *session_id) {
+    for (size_t i = 0; i < c->n_sessions; i++)
+        if (!strcmp(c->sessions[i]->id, session_id)) return 1;
+    return 0;
+}
+
+/* The turn is opened as a live one would be (the same tokens from its text
+ * and emotion, the same dropping of old turns), then compared with what the
+ * record says that turn ran; the forward calls it made are recorded as
+ * spans without running them, so the session is left evicted and its next
+ * turn rebuilds its KV state by making those calls (session_restore). */
+qc_status qc_care_session_replay(qc_care_t *c, const char *session_id, const qc_care_past_t *p, size_t chunk) {
+    if (!session_id || !p || !p->text || !chunk || (p->n_prompt && !p->prompt) || (p->n_reply && !p->reply))
+        return qc_seterr(c->err, sizeof c->err, QC_ERR_ARG, "bad arguments");
+    for (size_t i = 0; i < c->n_sessions; i++)
+        if (!strcmp(c->sessions[i]->id, session_id) && (c->sessions[i]->ctx || c->sessions[i]->busy))
+            return qc_seterr(c->err, sizeof c->err, QC_ERR_BUSY, "session '%s' holds its KV state", session_id);
+    session_t *s;
+    undo_t u;
+    qc_status st = turn_open(c, session_id, p->text, p->emotion, &s, &u, 0);
+    if (st) return st;
+    size_t from = s->n_spans ? s->spans[s->n_spans - 1] : 0; /* what a restore leaves in the KV state */
+    if (u.dropped != p->dropped || s->n_ids - from != p->n_prompt ||
+        memcmp(s->ids + from, p->prompt, p->n_prompt * sizeof *p->prompt)) {
+        rollback(s, &u, QC_OK);
+        return qc_seterr(c->err, sizeof c->err, QC_ERR_ARG, "the recorded turn does not continue the conversation");
+    }
+    for (size_t e = from; e < s->n_ids && !st;) {
+        e += s->n_ids - e < chunk ? s->n_ids - e : chunk;
+        st = span_push(c, s, e);
+    }
+    size_t run = p->n_reply ? p->n_reply - (p->last_run ? 0 : 1) : 0, at = s->n_ids;
+    if (!st && session_push(s, p->reply, p->n_reply))
+        st = qc_seterr(c->err, sizeof c->err, QC_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < run && !st; i++) st = span_push(c, s, at + i + 1);
+    if (st) return rollback(s, &u, st);
+    undo_commit(&u);
+    s->n_evaluated = 0;
+    return QC_OK;
 }
 
 qc_status qc_care_end_session(qc_care_t *c, const char *session_id) {

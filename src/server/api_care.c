@@ -49,6 +49,7 @@ typedef struct {
     double p_urgent;
     qc_buf_t reply;
     qc_ids_t prompt_ids, reply_ids;
+    qs_history_t history; /* the conversation's past turns, when this process had not seen it */
     int n_pieces;
     size_t n_out;
     char record[QC_REC_ID_STRLEN + 1]; /* the committed record's id ("" when none) */
@@ -63,6 +64,7 @@ static void care_clear(qs_call_t *c) {
     qc_buf_free(&k->reply);
     qc_ids_free(&k->prompt_ids);
     qc_ids_free(&k->reply_ids);
+    qs_history_free(&k->history);
 }
 
 static json_t *emotion_json(const qc_emotion_t *e) {
@@ -125,7 +127,15 @@ static int on_reply_piece(void *user, const char *piece, size_t len) {
 typedef struct {
     size_t chunks, tokens, dropped;
     char record[QC_REC_ID_STRLEN + 1];
+    int rebuilt; /* past turns replayed into the conversation (0: none) */
+    double rebuild_ms;
 } done_rec_t;
+
+/* A rebuilt conversation's note in an answer: how many past turns were
+ * replayed from the records and what it cost (KV state included). */
+static void add_rebuilt(json_t *o, int turns, double ms) {
+    if (o && turns) json_object_set_new(o, "rebuilt", json_pack("{s:i, s:f}", "turns", turns, "ms", ms));
+}
 
 /* The record could not be written: the request fails with 503 (mu held). */
 static void record_failed(care_call_t *k, const char *why) {
@@ -151,7 +161,8 @@ static void care_end(care_call_t *k) {
         if (c->st) {
             qs_call_event(c, EV_ERROR, c->msg, strlen(c->msg));
         } else {
-            done_rec_t d = {(size_t)k->n_pieces, k->n_out, (size_t)c->rq.dropped_turns, ""};
+            done_rec_t d = {(size_t)k->n_pieces, k->n_out, (size_t)c->rq.dropped_turns, "", c->rq.rebuilt,
+                            c->rq.rebuild_ms};
             memcpy(d.record, k->record, sizeof d.record);
             qs_call_event(c, EV_DONE, &d, sizeof d);
         }
@@ -211,6 +222,9 @@ static void on_care_done(void *user, qc_status st, const char *msg, size_t n_pro
     qs_records_t *rec = c->s->rec;
     st = qs_call_end(c, st, &msg, n_prompt, n_out);
     k->n_out = n_out;
+    if (c->rq.rebuilt && !c->s->quiet)
+        fprintf(stderr, "qcare: session %s rebuilt from %d recorded turns (%d skipped) in %.1f ms\n", k->session,
+                c->rq.rebuilt, c->rq.rebuild_skipped, c->rq.rebuild_ms);
     if (rec && k->judged) { /* a turn that was never judged (cancelled in the queue, refused) is not one */
         qc_rec_turn_t t;
         turn_record(k, st, hit_max, n_prompt, &t);
@@ -268,6 +282,7 @@ static void care_format(qs_call_t *c, int kind, const char *data, size_t n) {
                               k->session);
         if (o && d.dropped) json_object_set_new(o, "dropped_turns", json_integer((json_int_t)d.dropped));
         if (o && d.record[0]) json_object_set_new(o, "record", json_string(d.record));
+        add_rebuilt(o, d.rebuilt, d.rebuild_ms);
         qs_call_sse(c, "done", o);
     } else if (kind == EV_ERROR) {
         qs_call_sse(c, "error", json_pack("{s:s%}", "error", data, n));
@@ -417,6 +432,7 @@ static enum MHD_Result analyze_answer(qs_call_t *c, struct MHD_Connection *con, 
                                                  k->p_urgent, "rules_urgent", k->sr.kind != 0));
     add_ids(o, k);
     if (o && c->rq.dropped_turns) json_object_set_new(o, "dropped_turns", json_integer(c->rq.dropped_turns));
+    add_rebuilt(o, c->rq.rebuilt, c->rq.rebuild_ms);
     return qs_reply_json(con, r, 200, o);
 }
 
@@ -458,6 +474,20 @@ static enum MHD_Result api_analyze(qc_server_t *s, struct MHD_Connection *con, q
     json_decref(j);
     if (!k) return no_call(con, r, erasing);
     k->c.rq.max_tokens = (int)max_tokens;
+    /* A conversation this process has not seen may have been held by
+     * another one (or by this one before a restart): its past turns come
+     * from the records, and the scheduler replays them when it does not
+     * hold it. Without them no answer: it would forget the history. */
+    if (s->rec && k->conversation && !qs_records_seen(s->rec, k->session, 0)) {
+        char err[300];
+        if (qs_records_history(s->rec, k->session, &k->history, err, sizeof err)) {
+            qs_call_free(&k->c);
+            return qs_reply_error(con, r, 503, "the conversation's records cannot be read: %s", err);
+        }
+        qs_records_seen(s->rec, k->session, 1);
+        k->c.rq.history = k->history.turns;
+        k->c.rq.n_history = k->history.n;
+    }
     if (stream && k->sr.kind) notice_event(k, k->sr.kind); /* before anything else; unsent if the queue is full */
     return qs_call_submit(con, r, &k->c, analyze_answer);
 }

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #define RETAIN_EVERY_S 3600 /* how often retention runs */
+#define SEEN_SLOTS 8192     /* sessions whose history this process remembers having read */
 
 /* Upper bounds (seconds) of the commit-latency histogram's buckets. */
 static const double commit_bounds[] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5};
@@ -54,6 +55,8 @@ struct qs_records {
     pthread_t retain_th;
     int retain_started, stopping;
     pthread_cond_t retain_cv;
+
+    uint64_t seen[SEEN_SLOTS]; /* (mu) hashes of sessions whose history was read (0: empty), direct-mapped */
 };
 
 /* ==== retention ==== */
@@ -285,6 +288,76 @@ void qs_records_erase_end(qs_records_t *rec, const char *session) {
         live_drop(rec, l);
     }
     pthread_mutex_unlock(&rec->mu);
+}
+
+/* ==== conversations rebuilt from the records ==== */
+
+/* FNV-1a, never 0 (the empty slot). */
+static uint64_t seen_hash(const char *id) {
+    uint64_t h = 1469598103934665603ull;
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++) h = (h ^ *p) * 1099511628211ull;
+    return h ? h : 1;
+}
+
+int qs_records_seen(qs_records_t *rec, const char *session, int mark) {
+    uint64_t h = seen_hash(session);
+    pthread_mutex_lock(&rec->mu);
+    uint64_t *slot = &rec->seen[h % SEEN_SLOTS];
+    int was = *slot == h;
+    if (mark) *slot = h;
+    pthread_mutex_unlock(&rec->mu);
+    return was;
+}
+
+void qs_history_free(qs_history_t *h) {
+    if (!h) return;
+    for (size_t i = 0; i < h->n; i++) {
+        free((char *)h->turns[i].text);
+        free((int32_t *)h->turns[i].prompt);
+        free((int32_t *)h->turns[i].reply);
+    }
+    free(h->turns);
+    *h = (qs_history_t){0};
+}
+
+static int32_t *ids_copy(const int32_t *p, size_t n) {
+    int32_t *q = malloc((n ? n : 1) * sizeof *q);
+    if (q && n) memcpy(q, p, n * sizeof *q);
+    return q;
+}
+
+/* One turn of qc_store_turns into the history; an allocation failure stops it. */
+static int history_add(void *user, const qc_rec_turn_t *t) {
+    qs_history_t *h = user;
+    /* cancelled and failed turns left the conversation as it was; an
+     * emotion-only turn (no reply) was never in it */
+    if ((t->finish != QC_FINISH_STOP && t->finish != QC_FINISH_LENGTH) || !t->reply) return 0;
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 16;
+        qc_care_past_t *p = realloc(h->turns, cap * sizeof *p);
+        if (!p) return h->oom = 1;
+        h->turns = p, h->cap = cap;
+    }
+    qc_care_past_t *p = &h->turns[h->n];
+    *p = (qc_care_past_t){.emotion = t->emotion, .n_prompt = t->n_prompt_ids, .n_reply = t->n_reply_ids,
+                          .last_run = t->finish == QC_FINISH_STOP, .dropped = t->dropped_turns};
+    char *text = malloc(t->message_len + 1);
+    if (text) memcpy(text, t->message, t->message_len), text[t->message_len] = 0;
+    p->text = text;
+    p->prompt = ids_copy(t->prompt_ids, t->n_prompt_ids);
+    p->reply = ids_copy(t->reply_ids, t->n_reply_ids);
+    h->n++; /* freed by qs_history_free even when a copy failed */
+    return h->oom = !text || !p->prompt || !p->reply;
+}
+
+qc_status qs_records_history(qs_records_t *rec, const char *session, qs_history_t *h, char *err, size_t err_size) {
+    qs_history_free(h);
+    int64_t n = 0;
+    qc_status st = qc_store_turns(rec->store, session, history_add, h, &n, err, err_size);
+    if (!st && h->oom)
+        st = qc_seterr(err, err_size, QC_ERR_NOMEM, "out of memory for the conversation's history");
+    if (st) qs_history_free(h);
+    return st;
 }
 
 /* ==== /metrics ==== */

@@ -206,7 +206,21 @@ static void start_reply(qs_sched_t *s, gen_t *g, int emotion) {
     qc_status st = QC_OK;
     g->off = 0;
     if (r->kind == QS_ANALYZE && r->session) {
-        if ((st = qc_care_turn_begin(s->care, r->session, r->text, emotion, &g->turn))) {
+        double t0 = qc_now_ms();
+        int rebuild = r->n_history && !qc_care_has_session(s->care, r->session);
+        for (size_t i = 0; rebuild && i < r->n_history; i++) {
+            qc_status rs = qc_care_session_replay(s->care, r->session, &r->history[i], QS_CHUNK);
+            if (rs == QC_OK) r->rebuilt++;
+            else if (rs == QC_ERR_ARG) r->rebuild_skipped++; /* a turn that did not continue it */
+            else { /* no half-rebuilt conversation: the next turn tries again */
+                finish(s, g, rs, qc_care_errmsg(s->care), 0);
+                qc_care_end_session(s->care, r->session);
+                return;
+            }
+        }
+        st = qc_care_turn_begin(s->care, r->session, r->text, emotion, &g->turn); /* the KV state rebuilt here */
+        if (rebuild) r->rebuild_ms = qc_now_ms() - t0;
+        if (st) {
             finish(s, g, st, qc_care_errmsg(s->care), 0);
             return;
         }

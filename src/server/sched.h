@@ -62,6 +62,14 @@ typedef struct qs_request {
      * ones are appended here, for the records. An allocation failure leaves
      * them short; it never fails the request. */
     qc_ids_t *prompt_ids, *reply_ids;
+    /* QS_ANALYZE in a session: its past turns from the records, oldest
+     * first (kept alive by the caller), replayed into the conversation when
+     * this process does not hold it (qc_care_session_replay), before the
+     * turn; ignored when it does. */
+    const qc_care_past_t *history;
+    size_t n_history;
+    int rebuilt, rebuild_skipped; /* set by the scheduler: past turns replayed / not continuing it */
+    double rebuild_ms;            /* and the time it took, the KV state's rebuild included */
     void *user;
     /* The emotion (QS_EMOTION, QS_ANALYZE), before any reply text. */
     void (*on_emotion)(void *user, const qc_emotion_t *e);

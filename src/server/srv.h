@@ -311,6 +311,24 @@ int qs_records_export_waits(qs_records_t *rec, int delta);
 qc_status qs_records_erase_begin(qs_records_t *rec, const char *session, char *err, size_t err_size);
 void qs_records_erase_end(qs_records_t *rec, const char *session);
 qc_store_t *qs_records_store(const qs_records_t *rec);
+
+/* A conversation's past turns from the store, for a process that does not
+ * hold it (sched.h's history): those that may continue it (answered, not
+ * cancelled or failed, with a reply), oldest first. Owned by the history. */
+typedef struct {
+    qc_care_past_t *turns;
+    size_t n, cap;
+    int oom; /* a copy failed while reading */
+} qs_history_t;
+void qs_history_free(qs_history_t *h);
+/* Whether this process has read session's history already (mark = 1
+ * notes that it now has). A bounded table: a session it forgot is read
+ * again, which costs a read and changes nothing when the scheduler still
+ * holds it. */
+int qs_records_seen(qs_records_t *rec, const char *session, int mark);
+/* Reads session's history into *h (emptied first): QC_OK (0 turns for a
+ * new or erased session), or the store's error (the database is away). */
+qc_status qs_records_history(qs_records_t *rec, const char *session, qs_history_t *h, char *err, size_t err_size);
 /* The records' lines of /metrics (zeros when records are off). */
 void qs_records_metrics(qs_records_t *rec, qc_buf_t *t);
 
