@@ -31,19 +31,9 @@ import subprocess
 import sys
 import threading
 
+from checks import check, closing, counts, free_port
+
 READ_S = 30.0  # seconds a read may wait before the check counts as failed
-
-passed = failed = 0
-
-
-def check(ok, what):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL: " + what, flush=True)
-
 
 def read_request(conn):
     """The request head and its body (by Content-Length), or None."""
@@ -137,14 +127,6 @@ def request(port, method, path, headers=(), body=b""):
         return int(data.split(b" ", 2)[1]), data
     except (IndexError, ValueError):
         return 0, data
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def with_nginx(root, work, runas, name, upstreams, fn):
@@ -273,8 +255,8 @@ def main():
     with_nginx(root, work, runas, "spread", [a.port, b.port], spread_check(a, b))
     drop, good2 = Upstream("drop"), Upstream("ok")
     with_nginx(root, work, runas, "sent", [drop.port, good2.port], retry_sent_check(drop, good2))
-    print(f"nginx: {passed} passed, {failed} failed, 0 skipped")
-    return 1 if failed else 0
+    print(closing("nginx"))
+    return 1 if counts["failed"] else 0
 
 
 if __name__ == "__main__":

@@ -70,6 +70,10 @@ run_one example sh tests/example.sh "$BUILD"
 # deploy/: the nginx configuration (also in front of this build's server),
 # the systemd unit and the Kubernetes manifests. Once, in the release pass.
 [ "$BUILD" = build-debug ] || run_one deploy sh tests/deploy.sh "$BUILD"
+# The cluster (issue 14): PostgreSQL, two replicas and nginx, 16 clients for
+# $QC_CLUSTER_SECONDS (default 60), a replica killed, one drained. Once, in
+# the release pass.
+[ "$BUILD" = build-debug ] || run_one cluster sh tests/cluster.sh "$BUILD"
 # The chat page in a real browser (Chromium driven by playwright-core),
 # against this build's server.
 run_one browser sh tests/browser/run.sh "$BUILD"
