@@ -26,7 +26,7 @@
  * (libqcare), so both engines see identical prompts. */
 #include "qcare.h"
 #include "qcare_care.h"
-#include "serverproc.h"
+#include "streams.h"
 
 #include <jansson.h>
 #include <libgen.h>
@@ -35,47 +35,8 @@
 
 static int n_parallel = 8, max_tokens = 128, n_texts = 40, n_threads = 2;
 
-typedef struct {
-    int port;
-    int index;
-    long tokens;
-    long status;
-} stream_t;
-
-static void *one_stream(void *arg) {
-    stream_t *s = arg;
-    char body[512];
-    snprintf(body, sizeof body,
-             "{\"messages\": [{\"role\": \"user\", \"content\": \"Patient %d: I have had a headache for three days, "
-             "what should I do?\"}], \"max_tokens\": %d, \"seed\": %d, \"temperature\": 0.8}",
-             s->index, max_tokens, s->index + 1);
-    sp_request_t q = {.path = "/v1/chat/completions", .body = body, .timeout_s = 900};
-    sp_reply_t r;
-    s->status = sp_request(s->port, &q, &r);
-    json_t *j = json_loads(r.body, 0, NULL);
-    s->tokens = (long)json_integer_value(json_object_get(json_object_get(j, "usage"), "completion_tokens"));
-    json_decref(j);
-    sp_reply_free(&r);
-    return NULL;
-}
-
 /* n streams at once on port: generated tokens per second, all together. */
-static double streams(int port, int n, long *tokens) {
-    pthread_t th[64];
-    stream_t s[64];
-    double t0 = qc_now_s();
-    for (int i = 0; i < n; i++) {
-        s[i] = (stream_t){.port = port, .index = i};
-        pthread_create(&th[i], NULL, one_stream, &s[i]);
-    }
-    *tokens = 0;
-    for (int i = 0; i < n; i++) {
-        pthread_join(th[i], NULL);
-        if (s[i].status != 200) fprintf(stderr, "peer_bench: stream %d on port %d: HTTP %ld\n", i, port, s[i].status);
-        *tokens += s[i].tokens;
-    }
-    return *tokens / (qc_now_s() - t0);
-}
+static double streams(int port, int n, long *tokens) { return bench_streams(port, n, max_tokens, tokens); }
 
 /* llama-server in a child process, ready once GET /health is 200. */
 static int start_llama(sp_server_t *s, const char *bin, const char *gguf, const char *log) {
