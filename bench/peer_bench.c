@@ -64,24 +64,39 @@ static double pct(double *v, int n, double p) {
     return v[i < 0 ? 0 : i];
 }
 
-/* The i-th patient message of the latency runs (distinct texts, so no
- * engine can answer from a cache of whole prompts). */
+/* The i-th patient message of the latency runs. Each begins with its own
+ * word, so that no engine can reuse more of an earlier prompt than the
+ * fixed prefix (llama-server's cache_prompt reuses the longest common
+ * prefix with what a slot held last; qcare caches only the fixed prefix);
+ * the run also checks what llama-server evaluated (timings.prompt_n). */
 static void patient_text(int i, char *out, size_t n) {
+    static const char *const open[] = {
+        "Yesterday", "Tonight", "Recently", "Doctor,", "Hi,", "Hello,", "Morning:", "Excuse me,", "Sorry,", "Please,",
+        "My", "Our", "Since", "After", "Before", "Lately", "Sometimes", "Every", "Last", "This", "Today", "Honestly,",
+        "Quick", "Question:", "Help,", "Dear", "Um,", "Well,", "So", "Hey", "Greetings,", "Thanks", "Evening:", "Can",
+        "Could", "Would", "Should", "Is", "Why", "When"};
     static const char *const what[] = {"a headache", "a sore throat", "back pain", "a rash on my arm",
                                        "trouble sleeping", "a cough", "stomach cramps", "a swollen ankle"};
     static const char *const since[] = {"since yesterday", "for three days", "for a week", "on and off for a month",
                                         "since this morning"};
-    snprintf(out, n, "Hello doctor, I am %d years old and I have had %s %s. Should I be worried?", 20 + i,
+    const int n_open = (int)(sizeof open / sizeof open[0]);
+    snprintf(out, n, "%s I am %d years old and I have had %s %s. Should I be worried?", open[i % n_open], 20 + i % 60,
              what[i % 8], since[(i / 8) % 5]);
 }
 
-/* One request's wall time in ms; -1 when it did not answer 200. */
-static double timed(int port, const char *path, const char *body) {
+/* One request's wall time in ms; -1 when it did not answer 200. With
+ * prompt_n, the tokens llama-server says it evaluated (timings.prompt_n). */
+static double timed(int port, const char *path, const char *body, long *prompt_n) {
     sp_request_t q = {.path = path, .body = body, .timeout_s = 120};
     sp_reply_t r;
     long st = sp_request(port, &q, &r);
     double ms = r.seconds * 1e3;
     if (st != 200) fprintf(stderr, "peer_bench: %s on port %d: HTTP %ld %.200s\n", path, port, st, r.body);
+    if (prompt_n) {
+        json_t *j = json_loads(r.body, 0, NULL);
+        *prompt_n = (long)json_integer_value(json_object_get(json_object_get(j, "timings"), "prompt_n"));
+        json_decref(j);
+    }
     sp_reply_free(&r);
     return st == 200 ? ms : -1;
 }
@@ -133,6 +148,7 @@ static int latency_pair(const char *what, int qport, const char *qpath, qcare_bo
     }
     double *qa = calloc((size_t)n_texts, sizeof *qa), *la = calloc((size_t)n_texts, sizeof *la);
     int bad = !qa || !la;
+    long q_tok = 0, l_tok = 0; /* tokens each engine evaluated, all texts */
     for (int i = -3; i < n_texts && !bad; i++) {
         char text[256], err[256];
         patient_text(i < 0 ? 1000 + i : i, text, sizeof text);
@@ -144,18 +160,20 @@ static int latency_pair(const char *what, int qport, const char *qpath, qcare_bo
             break;
         }
         char *qb = qbody(text), *lb = completion_body(pre, np, turn, nt);
-        double q = timed(qport, qpath, qb), l = timed(lport, "/completion", lb);
+        long pn = 0;
+        double q = timed(qport, qpath, qb, NULL), l = timed(lport, "/completion", lb, &pn);
         free(qb);
         free(lb);
         free(turn);
         if (q < 0 || l < 0) bad = 1;
-        else if (i >= 0) qa[i] = q, la[i] = l;
+        else if (i >= 0) qa[i] = q, la[i] = l, q_tok += (long)nt, l_tok += pn;
     }
     if (!bad) {
         double q50 = pct(qa, n_texts, 0.5), q95 = pct(qa, n_texts, 0.95);
         double l50 = pct(la, n_texts, 0.5), l95 = pct(la, n_texts, 0.95);
-        printf("| %s (prefix %zu tokens, cached) | %.1f / %.1f | %.1f / %.1f | %.2fx / %.2fx |\n", what, np, q50, q95,
-               l50, l95, l50 / q50, l95 / q95);
+        printf("| %s (prefix %zu tokens, cached; turn %.1f / %.1f tokens evaluated) | %.1f / %.1f | %.1f / %.1f | "
+               "%.2fx / %.2fx |\n",
+               what, np, (double)q_tok / n_texts, (double)l_tok / n_texts, q50, q95, l50, l95, l50 / q50, l95 / q95);
         fflush(stdout);
     }
     free(qa);
