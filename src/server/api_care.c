@@ -17,7 +17,6 @@
 #include <string.h>
 
 #define QS_PROMPT_RESERVE 512 /* tokens of the context kept for the care prompts and the reply */
-#define QS_MAX_SESSION 128    /* bytes of a session id */
 
 /* A care request's call: its text, the safety result and the answer. */
 typedef struct {
@@ -232,9 +231,11 @@ static enum MHD_Result api_emotion(qc_server_t *s, struct MHD_Connection *con, q
     char msg[512];
     json_t *j = qs_parse_body(r, msg, sizeof msg);
     if (!j) return qs_reply_error(con, r, 400, "%s", msg);
-    const char *text;
+    const char *text, *session = NULL; /* a judgment alone keeps no conversation: the session is only checked */
     size_t len;
-    if (care_text(s, j, &text, &len, msg, sizeof msg)) {
+    if (care_text(s, j, &text, &len, msg, sizeof msg) ||
+        qs_get_string(j, "session", &session, NULL, msg, sizeof msg) < 0 ||
+        qs_header_session(con, &session, msg, sizeof msg)) {
         json_decref(j);
         return qs_reply_error(con, r, 400, "%s", msg);
     }
@@ -261,6 +262,7 @@ static enum MHD_Result api_analyze(qc_server_t *s, struct MHD_Connection *con, q
         snprintf(msg, sizeof msg, "\"session\" must be 1 to %d bytes", QS_MAX_SESSION);
         goto bad;
     }
+    if (qs_header_session(con, &session, msg, sizeof msg)) goto bad;
     care_call_t *k = care_call(s, QS_ANALYZE, stream, text, session);
     json_decref(j);
     if (!k) return qs_reply_error(con, r, 500, "out of memory");

@@ -191,6 +191,24 @@ int qs_get_bool(json_t *j, const char *name, int *out, char *msg, size_t n) {
     return 1;
 }
 
+int qs_header_session(struct MHD_Connection *con, const char **session, char *msg, size_t n) {
+    const char *h = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "X-Session-Id");
+    if (!h) return 0;
+    size_t len = strlen(h);
+    json_t *utf8 = json_stringn(h, len); /* NULL for bytes that are not UTF-8, as the body's are refused */
+    json_decref(utf8);
+    if (len == 0 || len > QS_MAX_SESSION || !utf8) {
+        snprintf(msg, n, "the X-Session-Id header must be 1 to %d bytes of UTF-8", QS_MAX_SESSION);
+        return -1;
+    }
+    if (*session && strcmp(*session, h)) {
+        snprintf(msg, n, "the X-Session-Id header and the body's \"session\" differ");
+        return -1;
+    }
+    *session = h;
+    return 0;
+}
+
 /* ==== the page and /health ==== */
 
 /* The chat page (web/index.html, embedded by tools/embed.c). */

@@ -74,6 +74,7 @@ typedef struct {
 } qs_req_t;
 
 #define QS_JSON_TYPE "application/json; charset=utf-8"
+#define QS_MAX_SESSION 128 /* bytes of a session id (the body's "session", the X-Session-Id header) */
 
 /* Queues an answer of len bytes with its Content-Type, and one more header
  * when `header` is set. With MHD_RESPMEM_MUST_FREE, data is freed here on
@@ -105,6 +106,13 @@ int qs_get_string(json_t *j, const char *name, const char **out, size_t *len, ch
 int qs_get_int(json_t *j, const char *name, long long lo, long long hi, long long *out, char *msg, size_t n);
 int qs_get_number(json_t *j, const char *name, double lo, double hi, double *out, char *msg, size_t n);
 int qs_get_bool(json_t *j, const char *name, int *out, char *msg, size_t n);
+/* The X-Session-Id header (set by clients so that a balancer can hash on
+ * it without reading bodies), checked like a body "session": 1 to
+ * QS_MAX_SESSION bytes of UTF-8. *session holds the body's session (NULL:
+ * none); the header, when present, must equal it, or becomes it when there
+ * is none. 0, or -1 (answer 400) with the reason in msg. *session then
+ * points into the body or the connection's headers. */
+int qs_header_session(struct MHD_Connection *con, const char **session, char *msg, size_t n);
 
 /* Text from a client made safe for the log: control characters (C0, DEL,
  * C1), backslashes and bytes that are not UTF-8 become \xHH (\\); cut to
