@@ -57,6 +57,14 @@ struct qc_server {
     int risk_model;             /* /api/analyze asks the model's urgency opinion too */
     int keepalive_ms;           /* a stream with nothing to send for this long sends an SSE comment */
     atomic_ulong n_completions; /* chat completions so far (their ids) */
+    /* operations (issue 14): probes, the watchdog, the drain */
+    char *metrics_key;          /* when set, /metrics needs it (or the API key) as a Bearer token */
+    int watchdog_s;             /* /health is 503 when the scheduler has not finished a loop for this long */
+    int (*ready_check)(void *user, char *why, size_t n); /* /ready's own condition (NULL: none) */
+    void *ready_user;
+    size_t kv_budget_tokens;    /* the KV budget, in tokens (vllm:kv_cache_usage_perc's denominator) */
+    atomic_int draining;        /* SIGTERM came: /ready and new requests are 503 */
+    atomic_int n_inflight;      /* requests received and not yet completely answered */
 };
 
 /* ==== requests and replies (http.c) ==== */
@@ -130,6 +138,9 @@ struct qs_route {
     int open;           /* served without the API key */
     qs_handler_fn serve;
 };
+
+#define QS_PROBE 3 /* qs_route.open: a probe (/health, /ready, /metrics): served without the API key, and while
+                      the server drains */
 
 /* ==== calls (call.c) ==== */
 
