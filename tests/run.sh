@@ -56,6 +56,9 @@ done
 for t in test_golden test_quant test_batch; do
     [ -x "$BUILD/tests/$t" ] && run_one "$t[QCARE_CPU=scalar]" env QCARE_CPU=scalar "$BUILD/tests/$t"
 done
+# The safety rules on the blind sets' tune and holdout halves, counts only
+# (no holdout message is ever printed), against the thresholds in the script.
+run_one safety-blind sh tests/safety_blind.sh "$BUILD"
 # The README's engine example, built against libqcare.a alone.
 run_one example sh tests/example.sh "$BUILD"
 # The fuzz targets (tests/fuzz/, built with clang into $BUILD-fuzz/): every

@@ -16,6 +16,7 @@ typedef struct {
     const char *model, *dtype, *text;
     int n_threads, n_max, json, calibrate, no_cache, n_ctx;
     const char *input, *output, *report;
+    cli_safety_args_t safety;
 } care_args_t;
 
 static const char *const emoji[3] = {"😊", "😟", "😐"};
@@ -39,6 +40,7 @@ static int care_opt(int argc, char **argv, int *i, care_args_t *a, int *bad) {
         if (!*bad) a->n_max = (int)cli_parse_long("-n", v, 1, 1 << 16, bad);
         return 1;
     }
+    if (cli_safety_opt(argc, argv, i, &a->safety, bad)) return 1;
     if (cli_opt(argc, argv, i, "--json", NULL, bad)) return a->json = 1;
     if (cli_opt(argc, argv, i, "--calibrate", NULL, bad)) return a->calibrate = 1;
     if (cli_opt(argc, argv, i, "--no-cache", NULL, bad)) return a->no_cache = 1;
@@ -62,7 +64,7 @@ static int care_opt(int argc, char **argv, int *i, care_args_t *a, int *bad) {
     "  --dtype T         weights as q8_0 (default), q4_0, bf16 or f32\n" \
     "  --threads N       threads (default: one per core)\n" \
     "  --calibrate       divide out the label prior measured on an empty input\n" \
-    "  --no-cache        recompute the analyst prompt for every message (for comparison)\n"
+    "  --no-cache        recompute the analyst prompt for every message (for comparison)\n" CLI_SAFETY_HELP
 
 /* Loads the model and the pipeline; prints the reason on failure. */
 static qc_care_t *open_care(const care_args_t *a, qc_model_t **m) {
@@ -96,8 +98,8 @@ static int answer(qc_care_t *c, const char *session, const char *text, int n_max
     qc_safety_result_t s = qc_safety_check(text, strlen(text));
     if (!json) print_emotion(&e);
     if (s.kind && !json) {
-        char notice[1024];
-        qc_safety_notice(s.kind, NULL, notice, sizeof notice);
+        char notice[2048];
+        qc_safety_notice_for(NULL, &s, notice, sizeof notice);
         printf("\n%s\n\n", notice);
     }
     reply->echo = !json;
@@ -142,9 +144,14 @@ int cmd_ask(int argc, char **argv) {
         fprintf(stderr, "qcare ask: TEXT (or - for stdin) is required\n");
         return 2;
     }
+    qc_safety_t *rules = cli_safety_open("ask", &a.safety);
+    if (!rules) return 1;
     size_t len;
     char *text = cli_read_text(a.text, &len);
-    if (!text) return 1;
+    if (!text) {
+        qc_safety_free(rules);
+        return 1;
+    }
     qc_model_t *m;
     qc_care_t *c = open_care(&a, &m);
     cli_stream_t reply = {0};
@@ -153,6 +160,8 @@ int cmd_ask(int argc, char **argv) {
     free(text);
     qc_care_free(c);
     qc_model_free(m);
+    qc_safety_use(NULL);
+    qc_safety_free(rules);
     return rc;
 }
 
@@ -203,11 +212,16 @@ int cmd_chat(int argc, char **argv) {
         }
     }
     if (bad) return 2;
+    qc_safety_t *rules = cli_safety_open("chat", &a.safety);
+    if (!rules) return 1;
     int tty = isatty(0) && isatty(1);
     if (tty) fprintf(stderr, "qcare chat: loading %s ...\n", a.model ? a.model : "the default model");
     qc_model_t *m;
     qc_care_t *c = open_care(&a, &m);
-    if (!c) return 1;
+    if (!c) {
+        qc_safety_free(rules);
+        return 1;
+    }
     if (tty)
         fprintf(stderr, "qcare chat: %s weights ready. Type a message and press Enter; Ctrl-C stops a reply, "
                         "Ctrl-D ends.\n\n", qc_model_dtype(m));
@@ -230,6 +244,8 @@ int cmd_chat(int argc, char **argv) {
     }
     qc_care_free(c);
     qc_model_free(m);
+    qc_safety_use(NULL);
+    qc_safety_free(rules);
     return 0;
 }
 
@@ -541,7 +557,7 @@ int cmd_eval(int argc, char **argv) {
         }
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: qcare eval --model M --data FILE.jsonl [--json] [--report FILE.html]\n"
-                   "       qcare eval --task safety --data FILE.jsonl [--counts-only] [--json]\n"
+                   "       qcare eval --task safety --data FILE.jsonl [--counts-only] [--json] [--safety-rules F]\n"
                    "       qcare eval --task risk --model M --data FILE.jsonl [--counts-only] [--json]\n\n"
                    "Classifies every {\"text\", \"label\"} line and reports accuracy, macro-F1, per-class\n"
                    "precision/recall/F1, the confusion matrix and latency p50/p95. --report writes an HTML\n"

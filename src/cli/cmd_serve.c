@@ -95,17 +95,18 @@ int cmd_serve(int argc, char **argv) {
     int header_timeout = 10, max_conns = 0, max_client = 64, n_trusted = 0, max_sessions = 4096;
     const char *trusted[SERVE_MAX_LIST + 1] = {0}, *origins[SERVE_MAX_LIST + 1] = {0};
     int n_origins = 0;
+    cli_safety_args_t sa = {0};
     for (int i = 1; i < argc && !bad; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: qcare serve [--model M] [--host 127.0.0.1] [--port 8080] [--threads N] [--parallel N]\n"
                    "                   [--queue N] [--api-key KEY] [--risk-model on|off] [--prefix-cache-mb N]\n"
-                   "                   [connection options] [operations options]\n\n"
+                   "                   [--safety-rules F] [--region R] [connection options] [operations options]\n\n"
                    "Serves the care pipeline over HTTP until SIGINT/SIGTERM (POST bodies are JSON sent as\n"
                    "Content-Type: application/json):\n"
                    "  GET  /health                liveness: {\"status\": \"ok\"}, 503 when the scheduler is stuck\n"
                    "                              (--watchdog); open even with an API key\n"
                    "  GET  /ready                 readiness: 200 when serving, 503 while draining (open)\n"
-                   "  POST /api/emotion           {\"text\"} -> {\"label\", \"probs\", \"urgent\"}\n"
+                   "  POST /api/emotion           {\"text\"} -> {\"label\", \"probs\", \"urgent\", \"notice\"?}\n"
                    "  POST /api/analyze           {\"text\", \"session\"?, \"max_tokens\"?, \"stream\"?} -> emotion,\n"
                    "                              urgent flag and notice, reply (Server-Sent Events with stream)\n"
                    "  POST /v1/classify           {\"text\", \"labels\", \"instruction\"?, \"examples\"?, \"calibrate\"?,\n"
@@ -143,8 +144,8 @@ int cmd_serve(int argc, char **argv) {
                    "  --allow-origin O  let pages from origin O (https://app.example.org, or *) call the API;\n"
                    "                    repeatable (default: only the server's own page; requests without an\n"
                    "                    Origin header, e.g. curl, are always accepted)\n"
-                   "  --quiet           no per-request log lines on stderr\n\n"
-                   "Operations (several replicas behind a balancer: docs/deploy.md):\n"
+                   "  --quiet           no per-request log lines on stderr\n" CLI_SAFETY_HELP
+                   "\nOperations (several replicas behind a balancer: docs/deploy.md):\n"
                    "  --watchdog S      /health answers 503 when the scheduler has not finished a loop for S\n"
                    "                    seconds while work waits (default 30)\n"
                    "  --drain-timeout S on SIGTERM or SIGINT, let the requests in flight finish for at most S\n"
@@ -158,7 +159,7 @@ int cmd_serve(int argc, char **argv) {
         }
         if (cli_opt(argc, argv, &i, "--model", &model, &bad) || cli_opt(argc, argv, &i, "-m", &model, &bad) ||
             cli_opt(argc, argv, &i, "--dtype", &dtype, &bad) || cli_opt(argc, argv, &i, "--host", &host, &bad) ||
-            cli_opt(argc, argv, &i, "--api-key", &api_key, &bad))
+            cli_opt(argc, argv, &i, "--api-key", &api_key, &bad) || cli_safety_opt(argc, argv, &i, &sa, &bad))
             continue;
         if (cli_opt(argc, argv, &i, "--metrics-key", &metrics_key, &bad)) continue;
         if (cli_opt(argc, argv, &i, "--watchdog", &v, &bad)) {
@@ -249,6 +250,9 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "qcare serve: --metrics-key must not be empty\n");
         return 2;
     }
+    /* The rules first: a malformed file is refused before the model loads. */
+    qc_safety_t *rules = cli_safety_open("serve", &sa);
+    if (!rules) return 1;
     /* Every thread (the model's pool, MHD's) inherits this mask, so the
      * signals reach only sigwait below. */
     sigset_t stop;
@@ -266,7 +270,10 @@ int cmd_serve(int argc, char **argv) {
     }
     if (!max_conns) max_conns = (int)(room < 1000 ? room : 1000); /* the default quietly fits the system */
     qc_model_t *m = cli_load_model(model, dtype, n_threads);
-    if (!m) return 1;
+    if (!m) {
+        qc_safety_free(rules);
+        return 1;
+    }
     char err[512];
     qc_server_t *s;
     /* /v1/models reports the model folder's name. */
@@ -286,6 +293,7 @@ int cmd_serve(int argc, char **argv) {
     if (qc_server_start(m, &o, &s, err, sizeof err)) {
         fprintf(stderr, "qcare serve: %s\n", err);
         qc_model_free(m);
+        qc_safety_free(rules);
         return 1;
     }
     fprintf(stderr, "qcare: serving %s, %d parallel, on http://%s%s%s:%d/%s\n", qc_model_dtype(m), parallel,
@@ -298,5 +306,7 @@ int cmd_serve(int argc, char **argv) {
     drain(s, &stop, sig, drain_timeout);
     qc_server_stop(s);
     qc_model_free(m);
+    qc_safety_use(NULL);
+    qc_safety_free(rules);
     return 0;
 }

@@ -1,10 +1,12 @@
 /* api_care.c — the care endpoints: POST /api/emotion (the emotion of a
  * message) and POST /api/analyze (emotion, safety notice and reply, as JSON
- * or as Server-Sent Events: emotion, notice, [risk, notice,] chunk...,
+ * or as Server-Sent Events: [notice,] emotion, [risk, notice,] chunk...,
  * done or error; in a conversation when "session" is given).
  *
- * The safety check runs here, on the connection's thread, before the call
- * is queued; the emotion and the reply come from the scheduler (QS_EMOTION,
+ * The safety check runs here, on the connection's thread, as soon as the
+ * body is read: before any field is checked, so an error answer carries
+ * the notice too (notice.c), and a stream sends it before anything else
+ * (notice, emotion, ...). The emotion and the reply come from the scheduler (QS_EMOTION,
  * QS_ANALYZE) through this file's callbacks. With --risk-model on the
  * model's urgency opinion (label scoring, qc_care_risk_labels) is judged
  * after the emotion: the rules stay the floor (their notice first and
@@ -108,8 +110,22 @@ static void on_care_done(void *user, qc_status st, const char *msg, size_t n_pro
 
 /* ==== the stream's events (the connection's thread) ==== */
 
-/* emotion, notice (when the rules say urgent), [risk, notice (when only
- * the model says urgent),] chunk..., then done or error. */
+/* The notice of kind (the rules' or QC_URGENT_MODEL) as an event. */
+static void notice_event(care_call_t *k, qc_urgent_t kind) {
+    qs_call_sse(&k->c, "notice", json_pack("{s:s, s:s?, s:s}", "kind", qc_urgent_name(kind), "presentation",
+                                           kind == k->sr.kind ? k->sr.presentation : NULL, "text", k->notice));
+}
+
+/* The model's notice (kind unknown: the emergency number and the crisis
+ * line), in the message's language, into k->notice. */
+static void model_notice(care_call_t *k) {
+    qc_safety_result_t m = {.kind = QC_URGENT_MODEL, .lang = k->sr.lang};
+    qc_safety_notice_for(NULL, &m, k->notice, sizeof k->notice);
+}
+
+/* [notice (the rules', sent by api_analyze before the call is queued),]
+ * emotion, [risk, notice (when only the model says urgent),] chunk...,
+ * then done or error. */
 static void care_format(qs_call_t *c, int kind, const char *data, size_t n) {
     care_call_t *k = (care_call_t *)c;
     if (kind == EV_EMOTION && n == sizeof(qc_emotion_t)) {
@@ -118,16 +134,14 @@ static void care_format(qs_call_t *c, int kind, const char *data, size_t n) {
         qs_call_sse(c, "emotion",
                     json_pack("{s:o, s:b, s:s}", "emotion", emotion_json(&e), "urgent", k->sr.kind != 0,
                               "urgent_kind", qc_urgent_name(k->sr.kind)));
-        if (k->sr.kind)
-            qs_call_sse(c, "notice", json_pack("{s:s, s:s}", "kind", qc_urgent_name(k->sr.kind), "text", k->notice));
     } else if (kind == EV_RISK && n == sizeof(risk_rec_t)) {
         risk_rec_t rec;
         memcpy(&rec, data, sizeof rec);
         qs_call_sse(c, "risk", json_pack("{s:b, s:f, s:b}", "urgent", rec.urgent, "probability", rec.p,
                                          "rules_urgent", k->sr.kind != 0));
         if (rec.urgent && !k->sr.kind) {
-            qc_safety_notice(QC_URGENT_MODEL, NULL, k->notice, sizeof k->notice);
-            qs_call_sse(c, "notice", json_pack("{s:s, s:s}", "kind", qc_urgent_name(QC_URGENT_MODEL), "text", k->notice));
+            model_notice(k);
+            notice_event(k, QC_URGENT_MODEL);
         }
     } else if (kind == EV_CHUNK) {
         qs_call_sse(c, "chunk", json_pack("{s:s%}", "text", data, n));
@@ -176,9 +190,18 @@ static int care_text(qc_server_t *s, json_t *j, const char **text, size_t *len, 
     return check_length(s, "\"text\"", *text, *len, msg, n);
 }
 
+/* The patient's text of a care request, checked by the rules before
+ * anything else (when it is a string at all). */
+static void scan_text(qs_req_t *r, json_t *j) {
+    json_t *t = json_object_get(j, "text");
+    if (json_is_string(t)) qs_req_scan(r, json_string_value(t), json_string_length(t));
+}
+
 /* A call for the care pipeline on text (a copy): its callbacks, and the
- * safety check with its notice. NULL when out of memory. */
-static care_call_t *care_call(qc_server_t *s, int kind, int streamed, const char *text, const char *session) {
+ * safety result of the request (qs_req_scan) with its notice. NULL when
+ * out of memory. */
+static care_call_t *care_call(qc_server_t *s, const qs_req_t *r, int kind, int streamed, const char *text,
+                              const char *session) {
     qs_call_t *c = qs_call_new(s, sizeof(care_call_t), care_clear, kind, streamed);
     care_call_t *k = (care_call_t *)c;
     if (!c || !(k->text = strdup(text)) || (session && !(k->session = strdup(session)))) {
@@ -195,8 +218,8 @@ static care_call_t *care_call(qc_server_t *s, int kind, int streamed, const char
     }
     k->c.rq.on_done = on_care_done;
     k->c.format = care_format;
-    k->sr = qc_safety_check(k->text, strlen(k->text));
-    if (k->sr.kind) qc_safety_notice(k->sr.kind, NULL, k->notice, sizeof k->notice);
+    k->sr = r->sr;
+    if (k->sr.kind) qc_safety_notice_for(NULL, &k->sr, k->notice, sizeof k->notice);
     return k;
 }
 
@@ -206,6 +229,8 @@ static enum MHD_Result emotion_answer(qs_call_t *c, struct MHD_Connection *con, 
     if (o) {
         json_object_set_new(o, "urgent", json_boolean(k->sr.kind != 0));
         json_object_set_new(o, "urgent_kind", json_string(qc_urgent_name(k->sr.kind)));
+        if (k->sr.kind && k->sr.presentation) json_object_set_new(o, "presentation", json_string(k->sr.presentation));
+        if (k->sr.kind) json_object_set_new(o, "notice", json_string(k->notice));
         json_object_set_new(o, "ms", json_real(k->e.ms));
     }
     return qs_reply_json(con, r, 200, o);
@@ -214,10 +239,12 @@ static enum MHD_Result emotion_answer(qs_call_t *c, struct MHD_Connection *con, 
 static enum MHD_Result analyze_answer(qs_call_t *c, struct MHD_Connection *con, qs_req_t *r) {
     care_call_t *k = (care_call_t *)c;
     int model_only = k->model_urgent && !k->sr.kind;
-    if (model_only) qc_safety_notice(QC_URGENT_MODEL, NULL, k->notice, sizeof k->notice);
+    if (model_only) model_notice(k);
     json_t *o = json_pack("{s:o, s:b, s:s, s:s}", "emotion", emotion_json(&k->e), "urgent", k->sr.kind || model_only,
                           "urgent_kind", qc_urgent_name(model_only ? QC_URGENT_MODEL : k->sr.kind), "reply",
                           k->reply.p ? k->reply.p : "");
+    if (o && k->sr.kind && k->sr.presentation)
+        json_object_set_new(o, "presentation", json_string(k->sr.presentation));
     if (o && (k->sr.kind || model_only)) json_object_set_new(o, "notice", json_string(k->notice));
     if (o && k->has_risk)
         json_object_set_new(o, "risk", json_pack("{s:b, s:f, s:b}", "urgent", k->model_urgent, "probability",
@@ -231,6 +258,7 @@ static enum MHD_Result api_emotion(qc_server_t *s, struct MHD_Connection *con, q
     char msg[512];
     json_t *j = qs_parse_body(r, msg, sizeof msg);
     if (!j) return qs_reply_error(con, r, 400, "%s", msg);
+    scan_text(r, j);
     const char *text, *session = NULL; /* a judgment alone keeps no conversation: the session is only checked */
     size_t len;
     if (care_text(s, j, &text, &len, msg, sizeof msg) ||
@@ -239,7 +267,7 @@ static enum MHD_Result api_emotion(qc_server_t *s, struct MHD_Connection *con, q
         json_decref(j);
         return qs_reply_error(con, r, 400, "%s", msg);
     }
-    care_call_t *k = care_call(s, QS_EMOTION, 0, text, NULL);
+    care_call_t *k = care_call(s, r, QS_EMOTION, 0, text, NULL);
     json_decref(j);
     if (!k) return qs_reply_error(con, r, 500, "out of memory");
     return qs_call_submit(con, r, &k->c, emotion_answer);
@@ -253,6 +281,7 @@ static enum MHD_Result api_analyze(qc_server_t *s, struct MHD_Connection *con, q
     size_t len = 0, slen = 0;
     long long max_tokens = QS_MAX_TOKENS_DEF;
     int stream = 0;
+    scan_text(r, j);
     if (care_text(s, j, &text, &len, msg, sizeof msg) ||
         qs_get_string(j, "session", &session, &slen, msg, sizeof msg) < 0 ||
         qs_get_int(j, "max_tokens", 1, s->n_ctx, &max_tokens, msg, sizeof msg) < 0 ||
@@ -263,10 +292,11 @@ static enum MHD_Result api_analyze(qc_server_t *s, struct MHD_Connection *con, q
         goto bad;
     }
     if (qs_header_session(con, &session, msg, sizeof msg)) goto bad;
-    care_call_t *k = care_call(s, QS_ANALYZE, stream, text, session);
+    care_call_t *k = care_call(s, r, QS_ANALYZE, stream, text, session);
     json_decref(j);
     if (!k) return qs_reply_error(con, r, 500, "out of memory");
     k->c.rq.max_tokens = (int)max_tokens;
+    if (stream && k->sr.kind) notice_event(k, k->sr.kind); /* before anything else; unsent if the queue is full */
     return qs_call_submit(con, r, &k->c, analyze_answer);
 bad:
     json_decref(j);
@@ -274,7 +304,7 @@ bad:
 }
 
 const qs_route_t qs_care_routes[] = {
-    {"/api/emotion", "POST", 0, api_emotion},
-    {"/api/analyze", "POST", 0, api_analyze},
+    {"/api/emotion", "POST", 0, api_emotion, 1},
+    {"/api/analyze", "POST", 0, api_analyze, 1},
     {0},
 };

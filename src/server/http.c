@@ -97,12 +97,18 @@ enum MHD_Result qs_queue(struct MHD_Connection *con, qs_req_t *r, unsigned statu
     return ret;
 }
 
-enum MHD_Result qs_reply_json(struct MHD_Connection *con, qs_req_t *r, unsigned status, json_t *j) {
+/* qs_reply_json with one more header. */
+static enum MHD_Result reply_json_with(struct MHD_Connection *con, qs_req_t *r, unsigned status, json_t *j,
+                                       const char *header, const char *value) {
+    if (status >= 400) qs_req_urgent_fields(r, j);
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!s) return MHD_NO;
-    return qs_reply_bytes(con, r, status, s, strlen(s), MHD_RESPMEM_MUST_FREE, QS_JSON_TYPE,
-                          status == MHD_HTTP_UNAUTHORIZED ? "WWW-Authenticate" : NULL, "Bearer");
+    return qs_reply_bytes(con, r, status, s, strlen(s), MHD_RESPMEM_MUST_FREE, QS_JSON_TYPE, header, value);
+}
+
+enum MHD_Result qs_reply_json(struct MHD_Connection *con, qs_req_t *r, unsigned status, json_t *j) {
+    return reply_json_with(con, r, status, j, status == MHD_HTTP_UNAUTHORIZED ? "WWW-Authenticate" : NULL, "Bearer");
 }
 
 enum MHD_Result qs_reply_error(struct MHD_Connection *con, qs_req_t *r, unsigned status, const char *fmt, ...) {
@@ -116,6 +122,10 @@ enum MHD_Result qs_reply_error(struct MHD_Connection *con, qs_req_t *r, unsigned
 
 enum MHD_Result qs_reply_busy(struct MHD_Connection *con, qs_req_t *r) {
     static const char body[] = "{\"error\":\"the server is busy: every slot and the queue are full; retry later\"}";
+    if (r->sr.kind)
+        return reply_json_with(con, r, 503,
+                               json_pack("{s:s}", "error", "the server is busy: every slot and the queue are full; retry later"),
+                               "Retry-After", "1");
     return qs_reply_bytes(con, r, 503, body, sizeof body - 1, MHD_RESPMEM_PERSISTENT, QS_JSON_TYPE, "Retry-After",
                           "1");
 }
@@ -144,18 +154,20 @@ uint64_t qs_random_u64(void) {
            (uint64_t)atomic_fetch_add(&n, 1);
 }
 
-json_t *qs_parse_body(const qs_req_t *r, char *msg, size_t n) {
+json_t *qs_parse_body(qs_req_t *r, char *msg, size_t n) {
     json_error_t je;
     /* a key given twice is refused: a checker that reads the first and a
      * reader that takes the last would see different messages */
     json_t *j = json_loadb(r->body.p ? r->body.p : "", r->body.n, JSON_REJECT_DUPLICATES, &je);
     if (!j) {
+        if (r->patient) qs_req_scan_body(r);
         snprintf(msg, n, "malformed JSON: %s (line %d, column %d)%s", je.text, je.line, je.column,
                  strstr(je.text, "too big integer") ? "; integers must be at most 9223372036854775807" : "");
         return NULL;
     }
     if (!json_is_object(j)) {
         json_decref(j);
+        if (r->patient) qs_req_scan_body(r);
         snprintf(msg, n, "the body must be a JSON object");
         return NULL;
     }
@@ -266,9 +278,9 @@ static enum MHD_Result page(qc_server_t *s, struct MHD_Connection *con, qs_req_t
 }
 
 static const qs_route_t page_routes[] = {
-    {"/health", "GET", QS_PROBE, health},
-    {"/ready", "GET", QS_PROBE, ready},
-    {"/", "GET", 1, page},
+    {"/health", "GET", QS_PROBE, health, 0},
+    {"/ready", "GET", QS_PROBE, ready, 0},
+    {"/", "GET", 1, page, 0},
     {0},
 };
 
@@ -347,6 +359,7 @@ static enum MHD_Result route(qc_server_t *s, struct MHD_Connection *con, qs_req_
     r->route = k;
     if (k == s->n_routes) return qs_reply_error(con, r, 404, "no such path: %.200s", url);
     const qs_route_t *rt = s->routes[k];
+    r->patient = rt->patient;
     if (!origin_allowed(s, con, r))
         return qs_reply_error(con, r, 403, "requests from another site's page are refused (its Origin is not in "
                                            "--allow-origin)");
@@ -359,10 +372,11 @@ static enum MHD_Result route(qc_server_t *s, struct MHD_Connection *con, qs_req_
     if (s->metrics_key && !strcmp(rt->path, "/metrics") && !authorized(s->metrics_key, con) &&
         !authorized(s->api_key, con))
         return qs_reply_error(con, r, 401, "the metrics key is required (Authorization: Bearer KEY)");
+    int bad_type = !strcmp(rt->method, "POST") &&
+                   !is_json_type(MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE));
+    if ((r->too_big || bad_type) && r->patient) qs_req_scan_body(r);
     if (r->too_big) return qs_reply_error(con, r, 413, "the request body is larger than %u bytes", QS_MAX_BODY);
-    if (!strcmp(rt->method, "POST") &&
-        !is_json_type(MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE)))
-        return qs_reply_error(con, r, 415, "the body must be sent as Content-Type: application/json");
+    if (bad_type) return qs_reply_error(con, r, 415, "the body must be sent as Content-Type: application/json");
     return rt->serve(s, con, r);
 }
 
@@ -432,12 +446,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         return bad ? reply_close(con, r, bad) : MHD_YES;
     }
     if (*upload_size) {
-        /* Past the limit the rest is read and dropped, then answered 413. */
-        if (!r->too_big && r->body.n + *upload_size > QS_MAX_BODY) {
-            r->too_big = 1;
-            qc_buf_free(&r->body);
+        /* Past the limit the rest is read and dropped, then answered 413;
+         * the first QS_MAX_BODY bytes stay, for the notice (notice.c). */
+        if (!r->too_big) {
+            size_t take = *upload_size;
+            if (r->body.n + take > QS_MAX_BODY) r->too_big = 1, take = QS_MAX_BODY - r->body.n;
+            if (qc_buf_add(&r->body, upload_data, take)) return MHD_NO;
         }
-        if (!r->too_big && qc_buf_add(&r->body, upload_data, *upload_size)) return MHD_NO;
         *upload_size = 0;
         return MHD_YES;
     }
@@ -461,6 +476,7 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls, 
                 r->status, ms, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed)");
     }
     qc_buf_free(&r->body);
+    free(r->notice);
     free(r);
     *con_cls = NULL;
     atomic_fetch_sub(&s->n_inflight, 1);

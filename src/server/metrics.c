@@ -230,6 +230,6 @@ static enum MHD_Result reply_metrics(qc_server_t *s, struct MHD_Connection *con,
 }
 
 const qs_route_t qs_metrics_routes[] = {
-    {"/metrics", "GET", QS_PROBE, reply_metrics},
+    {"/metrics", "GET", QS_PROBE, reply_metrics, 0},
     {0},
 };

@@ -10,6 +10,8 @@
  *   api_care.c    the care endpoints: /api/emotion, /api/analyze
  *   api_openai.c  the OpenAI-compatible ones: /v1/chat/completions, /v1/completions, /v1/models
  *   api_classify.c  /v1/classify: label scoring for caller-given labels
+ *   notice.c      the urgent notice of a patient's text, on every answer
+ *                 of its request (errors included)
  *   metrics.c     the counters and latency histograms, /metrics
  *
  * An endpoint group is one file exporting its routes (a qs_route_t array
@@ -71,8 +73,11 @@ struct qc_server {
 
 /* One HTTP request, from its first call by MHD to its completion. */
 typedef struct {
-    qc_buf_t body; /* at most QS_MAX_BODY bytes (empty when too_big) */
+    qc_buf_t body; /* at most QS_MAX_BODY bytes (when too_big: the first QS_MAX_BODY, scanned for the notice) */
     int too_big;
+    int patient;   /* the route takes a patient's text (qs_route_t.patient) */
+    qc_safety_result_t sr; /* that text's safety result (notice.c); zero: not read yet */
+    char *notice;          /* its notice when urgent (owned) */
     int status;    /* the answer's status, for the log and the metrics */
     int route;     /* index into qc_server.routes (n_routes: none) */
     double t0;     /* arrival, ms on qc_now_ms's clock */
@@ -90,21 +95,24 @@ typedef struct {
 enum MHD_Result qs_reply_bytes(struct MHD_Connection *con, qs_req_t *r, unsigned status, const void *data, size_t len,
                                enum MHD_ResponseMemoryMode mode, const char *type, const char *header,
                                const char *value);
-/* Queues a JSON reply (takes the reference to j; NULL j: MHD_NO). */
+/* Queues a JSON reply (takes the reference to j; NULL j: MHD_NO). An
+ * error (status >= 400) of a request whose patient text is urgent carries
+ * its notice (qs_req_urgent_fields). */
 enum MHD_Result qs_reply_json(struct MHD_Connection *con, qs_req_t *r, unsigned status, json_t *j);
 /* Queues {"error": MESSAGE} (the message escaped as qs_escape does, at
  * most 511 bytes): it may quote the request. */
 enum MHD_Result qs_reply_error(struct MHD_Connection *con, qs_req_t *r, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-/* 503 with Retry-After, for a full queue. */
+/* 503 with Retry-After, for a full queue (with the notice, as errors are). */
 enum MHD_Result qs_reply_busy(struct MHD_Connection *con, qs_req_t *r);
 /* Queues resp as r's answer with status, adding the headers every answer
  * carries (CORS for an allowed cross origin), and releases resp. */
 enum MHD_Result qs_queue(struct MHD_Connection *con, qs_req_t *r, unsigned status, struct MHD_Response *resp);
 
-/* The body as a JSON object, or NULL with the reason in msg. jansson
+/* The body as a JSON object, or NULL with the reason in msg (and, on a
+ * patient route, the raw body scanned for the notice). jansson
  * rejects invalid UTF-8, "\u0000" in strings and a key twice in an object. */
-json_t *qs_parse_body(const qs_req_t *r, char *msg, size_t n);
+json_t *qs_parse_body(qs_req_t *r, char *msg, size_t n);
 /* 64 random bits (getrandom): the seed of a request that gives none, so
  * two requests never share one by arriving in the same second. */
 uint64_t qs_random_u64(void);
@@ -137,10 +145,24 @@ struct qs_route {
     const char *method; /* "GET" (HEAD is served too) or "POST" */
     int open;           /* served without the API key */
     qs_handler_fn serve;
+    int patient;        /* its body holds a patient's text: its errors carry the urgent notice (notice.c) */
 };
 
 #define QS_PROBE 3 /* qs_route.open: a probe (/health, /ready, /metrics): served without the API key, and while
                       the server drains */
+
+/* ==== the urgent notice of a patient's text (notice.c) ==== */
+
+/* Checks text (len bytes, read whole) against the safety rules in use
+ * into r->sr; when urgent, r keeps it and its notice for every answer (a
+ * later text checked no longer changes it). */
+void qs_req_scan(qs_req_t *r, const char *text, size_t len);
+/* qs_req_scan on r's raw body, JSON string escapes decoded: for a body
+ * that is not JSON or was cut at QS_MAX_BODY. */
+void qs_req_scan_body(qs_req_t *r);
+/* Adds "urgent", "urgent_kind", "presentation" and "notice" to object o
+ * when r's patient text is urgent. */
+void qs_req_urgent_fields(const qs_req_t *r, json_t *o);
 
 /* ==== calls (call.c) ==== */
 

@@ -327,6 +327,11 @@ try {
             return route.fulfill({ status: 503, headers: { 'Retry-After': '7' }, contentType: 'application/json',
                 body: JSON.stringify({ error: 'server busy' }) });
         }
+        if (mode === 'urgent-busy') { /* the server's shape: an error to an urgent message carries its notice */
+            return route.fulfill({ status: 503, headers: { 'Retry-After': '3' }, contentType: 'application/json',
+                body: JSON.stringify({ error: 'server busy', urgent: true, urgent_kind: 'cardiac', presentation: 'cardiac.acs',
+                    notice: '⚠️ 紧急：您描述的情况可能危及生命，请立即拨打急救电话 120。' }) });
+        }
         if (mode === 'network') return route.abort('failed');
         seenAuth = route.request().headers()['authorization'] || '';
         seenType = route.request().headers()['content-type'] || '';
@@ -349,6 +354,18 @@ try {
         const err = lastTurn(ep).getByTestId('error');
         await err.waitFor({ timeout: UI_MS });
         expect((await err.textContent()).includes('7'), `error: ${await err.textContent()}`);
+        await ep.waitForFunction(() => !document.querySelector('[data-testid="send"]').disabled, null, { timeout: UI_MS });
+    });
+    await check('an error to an urgent message still shows its notice, above the error', async () => {
+        mode = 'urgent-busy';
+        await sendMessage(ep, '胸口压榨样疼痛');
+        const notice = lastTurn(ep).getByTestId('notice'), err = lastTurn(ep).getByTestId('error');
+        await err.waitFor({ timeout: UI_MS });
+        await notice.waitFor({ state: 'visible', timeout: UI_MS });
+        expect((await notice.getAttribute('data-kind')) === 'cardiac', `kind ${await notice.getAttribute('data-kind')}`);
+        expect((await notice.textContent()).includes('120'), `notice: ${await notice.textContent()}`);
+        const nb = await notice.boundingBox(), eb = await err.boundingBox();
+        expect(nb.y + nb.height <= eb.y + 1, 'the notice is not above the error');
         await ep.waitForFunction(() => !document.querySelector('[data-testid="send"]').disabled, null, { timeout: UI_MS });
     });
     await check('network failure is shown', async () => {
