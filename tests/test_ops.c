@@ -361,6 +361,10 @@ static void test_drain(void) {
           st, r.retry_after, r.body);
     json_decref(j);
     sp_reply_free(&r);
+    st = req(&s, "/api/analyze", "{\"text\": \"I have crushing chest pain\"}", NULL, "k", &r);
+    CHECK(st == 503 && strstr(r.body, "\"notice\"") && strstr(r.body, "draining"),
+          "an urgent message while draining: 503 with its notice: %ld %s", st, r.body);
+    sp_reply_free(&r);
     CHECK(req(&s, "/health", NULL, NULL, NULL, &r) == 200, "/health stays 200 while draining: %s", r.body);
     sp_reply_free(&r);
     CHECK(metric(&s, "qcare_draining") == 1, "qcare_draining 1");

@@ -131,11 +131,12 @@ enum MHD_Result qs_reply_busy(struct MHD_Connection *con, qs_req_t *r) {
 }
 
 /* A new request while the server drains (SIGTERM): a balancer or client
- * retries elsewhere. */
+ * retries elsewhere. An urgent patient's message still gets its notice. */
 static enum MHD_Result reply_draining(struct MHD_Connection *con, qs_req_t *r) {
-    static const char body[] = "{\"error\":\"the server is shutting down (draining); retry on another replica\"}";
-    return qs_reply_bytes(con, r, 503, body, sizeof body - 1, MHD_RESPMEM_PERSISTENT, QS_JSON_TYPE, "Retry-After",
-                          "1");
+    if (r->patient) qs_req_scan_body(r);
+    return reply_json_with(con, r, 503,
+                           json_pack("{s:s}", "error", "the server is shutting down (draining); retry on another replica"),
+                           "Retry-After", "1");
 }
 
 static enum MHD_Result reply_405(struct MHD_Connection *con, qs_req_t *r, const char *allow) {
