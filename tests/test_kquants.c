@@ -73,6 +73,19 @@
 #define TOL_MIXED 0.55
 #define TOL_ODD 0.23
 
+/* Loaded as stored, every matrix through its own kernels on quantized
+ * activations (Q8_K, Q8_0, Q8_1), measured max |qcare - llama.cpp| over
+ * every listed top-5 logit: mixed 0.3306 with the AVX2 kernels (scalar
+ * 0.3842), mean of each position's largest 0.139 (0.141), greedy 50/80
+ * (58/80; the first difference at most 0.109 below our best); odd 0.2619
+ * (scalar 0.2741), mean 0.085 (0.092), 41/187 (33/187) positions within
+ * 2.5e-3, greedy 80/80. Closer than the F32 pass on average, not yet to
+ * llama.cpp's own rounding: qcare's Q8_0/Q8_1 activations follow ggml's
+ * reference quantizer, llama.cpp's x86 build its AVX2 one; and llama.cpp
+ * rounds the activations of F16/BF16 matrices to 16 bits, qcare keeps F32. */
+#define TOL_STORED_MIXED 0.40
+#define TOL_STORED_ODD 0.28
+
 #define U 0x1p-24
 
 /* ==== random numbers ==== */
@@ -540,8 +553,8 @@ static void check_as_stored(const qc_model_t *m, const char *path, const char *n
 static void test_fixtures(void) {
     static const struct {
         const char *file;
-        double tol;
-    } cases[] = {{"kq-qwen2.mixed", TOL_MIXED}, {"kq-qwen2-odd.q4_k_m", TOL_ODD}};
+        double tol, tol_stored;
+    } cases[] = {{"kq-qwen2.mixed", TOL_MIXED, TOL_STORED_MIXED}, {"kq-qwen2-odd.q4_k_m", TOL_ODD, TOL_STORED_ODD}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         char path[1024], golden[1024], err[512];
         snprintf(path, sizeof path, "%s/models/%s.gguf", fixtures(), cases[c].file);
@@ -566,11 +579,24 @@ static void test_fixtures(void) {
         qc_model_free(m);
 
         /* as stored (the default for a GGUF): every matrix stays in the
-         * mapping in its file's type */
+         * mapping in its file's type and is multiplied by its own kernels,
+         * on activations quantized as llama.cpp quantizes them */
         st = qc_model_load(path, NULL, &m, err, sizeof err);
         CHECK(st == QC_OK, "load %s as stored: %s", path, err);
         if (st) continue;
         check_as_stored(m, path, cases[c].file);
+        golden_stats_t q = {0};
+        golden_run(m, golden, &q);
+        printf("%s as stored (%s) vs llama.cpp: max |logit diff| %.4f over %ld top-5 logits (mean of each "
+               "position's largest %.4f, %ld/%ld positions within 2.5e-3); greedy %ld/%ld (gap at a difference %.4f)\n",
+               cases[c].file, qc_model_dtype(m), q.max_diff, q.n, q.positions ? q.sum_pos / q.positions : 0, q.tight,
+               q.positions, q.greedy_same, q.greedy_total, q.greedy_gap);
+        CHECK(q.n >= 500, "%s: %ld logits compared", cases[c].file, q.n);
+        CHECK(q.max_diff <= cases[c].tol_stored, "%s as stored: max diff %g > %g", cases[c].file, q.max_diff,
+              cases[c].tol_stored);
+        CHECK(q.greedy_total > 0 && q.greedy_gap <= 2 * cases[c].tol_stored,
+              "%s as stored: greedy %ld/%ld, gap %g at a difference", cases[c].file, q.greedy_same, q.greedy_total,
+              q.greedy_gap);
         qc_model_free(m);
     }
 }
