@@ -220,14 +220,21 @@ static void test_roundtrip(void) {
 /* ==== activation quantization ==== */
 
 static void test_act_quantize(void) {
-    /* hand-worked: amax 127 makes d = 1, so qs = x rounded half away from 0 */
+    /* hand-worked: amax 127 makes d = 1 and id = 1, so qs = x rounded to
+     * nearest, ties to even (llama.cpp's x86 activation quantizer) */
     float x[64] = {127.0f, 0.5f, -0.5f, 2.5f, -1.5f, 0.49999997f, -126.5f, 3.0f};
     qc_block_q8_act a[2];
     qc_act_row_scalar(x, 64, a);
-    const int8_t want[8] = {127, 1, -1, 3, -2, 0, -127, 3};
+    const int8_t want[8] = {127, 0, 0, 2, -2, 0, -126, 3};
     CHECK(a[0].d == 1.0f && !memcmp(a[0].qs, want, 8), "act block: d %g qs %d %d %d %d %d %d %d %d", a[0].d,
           a[0].qs[0], a[0].qs[1], a[0].qs[2], a[0].qs[3], a[0].qs[4], a[0].qs[5], a[0].qs[6], a[0].qs[7]);
-    CHECK(a[0].sum == 127 + 1 - 1 + 3 - 2 + 0 - 127 + 3, "act block sum %d", a[0].sum);
+    CHECK(a[0].sum == 127 + 0 + 0 + 2 - 2 + 0 - 126 + 3, "act block sum %d", a[0].sum);
+    /* id = 127 / amax, not 1 / (amax / 127): amax 22, x 11 gives
+     * 11 * (127 / 22) = 63.5000038 in F32 (64), where 11 * (1 / (22 / 127))
+     * is 63.4999962 (63) */
+    float y[32] = {22.0f, 11.0f};
+    qc_act_row_scalar(y, 32, a);
+    CHECK(a[0].qs[0] == 127 && a[0].qs[1] == 64, "act block: id = 127 / amax (%d)", a[0].qs[1]);
     CHECK(a[1].d == 0.0f && a[1].sum == 0, "act zero block");
 
     /* every level gives the same bytes (ties included: rows scaled so that

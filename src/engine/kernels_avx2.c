@@ -342,11 +342,10 @@ static float dot_f32_avx2(const float *a, const float *b, int64_t n) {
     return s;
 }
 
-/* Same steps as kernels_scalar.c's clamp127 and round_half_away, 8 lanes at a time. */
+/* Same steps as kernels_scalar.c's clamp127 and round_even, 8 lanes at a time. */
 static void act_row_avx2(const float *x, int64_t cols, qc_block_q8_act *out) {
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
-    const __m256 half = _mm256_set1_ps(0.5f), mhalf = _mm256_set1_ps(-0.5f), one = _mm256_set1_ps(1.0f);
     for (int64_t b = 0; b < cols / QC_QK; b++, x += QC_QK) {
         __m256 v[4];
         __m256 m = _mm256_setzero_ps();
@@ -359,17 +358,13 @@ static void act_row_avx2(const float *x, int64_t cols, qc_block_q8_act *out) {
         m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
         const float amax = _mm_cvtss_f32(m4);
         const float d = amax / 127.0f;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
         const __m256 vid = _mm256_set1_ps(id);
         __m256i q[4];
         for (int k = 0; k < 4; k++) {
             /* max(NaN, lo) is lo, as clamp127 makes it */
             const __m256 s = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v[k], vid), lo), hi);
-            __m256 t = _mm256_round_ps(s, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-            const __m256 f = _mm256_sub_ps(s, t);
-            t = _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(f, half, _CMP_GE_OQ), one));
-            t = _mm256_sub_ps(t, _mm256_and_ps(_mm256_cmp_ps(f, mhalf, _CMP_LE_OQ), one));
-            q[k] = _mm256_cvttps_epi32(t);
+            q[k] = _mm256_cvttps_epi32(_mm256_round_ps(s, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
         }
         /* int32 -> int8 with saturating packs (values are within +-127);
          * the packs interleave 128-bit lanes, undone by the permute */

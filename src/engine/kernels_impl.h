@@ -180,9 +180,10 @@ typedef struct {
 /* Same contract as qc_dot_f32. */
 typedef float (*qc_dot_fn)(const float *a, const float *b, int64_t n);
 /* Quantizes one activation row of cols floats (cols % 32 == 0) into cols/32
- * blocks (QC_ACT_Q8): d = amax / 127, id = d ? 1 / d : 0,
- * qs = round-half-away(x * id), sum = sum of qs. Bit-exact with the scalar
- * one at every level. */
+ * blocks (QC_ACT_Q8), as llama.cpp's x86 builds quantize activations to
+ * Q8_0: d = amax / 127 (kept as a half), id = amax ? 127 / amax : 0,
+ * qs = x * id rounded to nearest even, sum = sum of qs. Bit-exact with the
+ * scalar one at every level. */
 typedef void (*qc_act_row_fn)(const float *x, int64_t cols, qc_block_q8_act *out);
 /* Same contract as qc_attend. */
 typedef void (*qc_attend_fn)(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale, int f16_acc,

@@ -15,18 +15,16 @@
 
 /* ==== activation quantization ==== */
 
-/* roundf without the libm call: truncate, then step away from zero when the
- * dropped fraction is at least one half. Exact for |v| < 2^23 (v - t is
- * then exact); activations reach at most 127. The SIMD levels do the same
- * steps, so all levels agree bit for bit. */
-static inline float round_half_away(float v) {
-    float t = (float)(int32_t)v;
-    float f = v - t;
-    if (f >= 0.5f) t += 1.0f;
-    else if (f <= -0.5f) t -= 1.0f;
-    return t;
-}
+/* Round to nearest, ties to even, by the float adder: exact for |v| <= 2^22
+ * (activations reach at most 127), what _mm256_round_ps(v,
+ * _MM_FROUND_TO_NEAREST_INT) gives; the SIMD levels use that, so all levels
+ * agree bit for bit. */
+static inline float round_even(float v) { return (v + 12582912.0f) - 12582912.0f; }
 
+/* llama.cpp's x86 quantize_row_q8_0 (its AVX2 code, which its x86 builds
+ * run for the activations; not ggml's reference quantizer, which divides
+ * by d and rounds ties away from zero): id = 127 / amax, x * id rounded to
+ * nearest even, d = amax / 127 stored as a half. */
 void qc_act_row_scalar(const float *x, int64_t cols, qc_block_q8_act *out) {
     for (int64_t b = 0; b < cols / QC_QK; b++, x += QC_QK) {
         float amax = 0.0f;
@@ -35,10 +33,10 @@ void qc_act_row_scalar(const float *x, int64_t cols, qc_block_q8_act *out) {
             amax = a > amax ? a : amax;
         }
         const float d = amax / 127.0f;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
         int32_t sum = 0;
         for (int j = 0; j < QC_QK; j++) {
-            int q = (int)round_half_away(clamp127(x[j] * id));
+            int q = (int)round_even(clamp127(x[j] * id));
             out[b].qs[j] = (int8_t)q;
             sum += q;
         }

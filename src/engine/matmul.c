@@ -8,6 +8,9 @@
 #include "engine/kernels_impl.h"
 #include "engine/quants.h"
 
+#include <math.h>
+#include <string.h>
+
 /* ==== activations ==== */
 
 /* Columns per unit of the reduction: one block of a quantized type (32, or
@@ -72,6 +75,22 @@ size_t qc_act_slot_bytes(int n_tok, int64_t cols) {
     return (b + 63) & ~(size_t)63;
 }
 
+/* llama.cpp's x86 quantize_row_q8_1 (its AVX2 code): Q8_0's d, id and
+ * rounding (see qc_act_row_scalar), and s = d * sum(qs) with the F32 d, as
+ * a half. One implementation for every level. */
+static void act_row_q8_1(const float *x, int64_t cols, qc_block_q8_1 *out) {
+    qc_block_q8_act a;
+    for (int64_t b = 0; b < cols / QC_QK; b++, x += QC_QK) {
+        qc_act_row_scalar(x, QC_QK, &a);
+        float amax = 0.0f;
+        for (int j = 0; j < QC_QK; j++) amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax;
+        const uint16_t d = qc_f32_to_f16(amax / 127.0f), s = qc_f32_to_f16(amax / 127.0f * (float)a.sum);
+        memcpy(out[b].d, &d, 2);
+        memcpy(out[b].s, &s, 2);
+        memcpy(out[b].qs, a.qs, QC_QK);
+    }
+}
+
 void qc_act_quantize(qc_dtype_t t, const float *x, int64_t cols, int t0, int t1, void *act) {
     const qc_kernel_set_t *ks = qc_kernels_for(qc_cpu_level());
     const qc_act_fmt_t f = act_fmt(t);
@@ -81,7 +100,8 @@ void qc_act_quantize(qc_dtype_t t, const float *x, int64_t cols, int t0, int t1,
         const float *xi = x + (size_t)i * (size_t)cols;
         void *ai = (unsigned char *)act + (size_t)i * row;
         if (f == QC_ACT_Q8) ks->act_row(xi, cols, ai);
-        else qc_qtype(f == QC_ACT_Q8_K ? QC_DTYPE_Q8_K : QC_DTYPE_Q8_1)->quantize(xi, ai, cols);
+        else if (f == QC_ACT_Q8_1) act_row_q8_1(xi, cols, ai);
+        else qc_qtype(QC_DTYPE_Q8_K)->quantize(xi, ai, cols); /* llama.cpp's x86 builds use the reference one */
     }
 }
 
