@@ -128,6 +128,60 @@ ALWAYS_INLINE void tile_quant(const int kind, const int R, const int T, const qc
         for (int t = 0; t < T; t++) y[(size_t)t * (size_t)ldy + r] = hsum8(acc[r][t]);
 }
 
+/* One R x T tile of Q4_1 (kind 0) or Q5_1 (kind 1) weights on ggml's Q8_1
+ * activations: the unsigned quants (Q5_1's 5th bit from qh, as Q5_0's)
+ * times the activations, an exact integer per block scaled by d_w * d_x,
+ * plus the offset's term m_w * s_x (s: the half d * sum(qx) of the block),
+ * as ggml's vec_dot. */
+ALWAYS_INLINE void tile_q8_1(const int kind, const int R, const int T, const qc_mm_tile_t *a) {
+    const unsigned char *w0 = a->w, *x0 = a->x;
+    const size_t row_bytes = a->w_stride, x_stride = a->x_stride;
+    const int64_t nb = a->k, ldy = a->ldy;
+    const int pf = a->prefetch;
+    const size_t bb = kind ? sizeof(qc_block_q5_1) : sizeof(qc_block_q4_1);
+    const __m256i ones16 = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0x0f);
+    __m256 acc[QR][QT];
+    float accm[QR][QT];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps(), accm[r][t] = 0.0f;
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i wv[QR];
+        float dw[QR], mw[QR];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const unsigned char *p = w0 + (size_t)r * row_bytes + (size_t)b * bb;
+            if (pf) _mm_prefetch((const char *)p + PF_BYTES, _MM_HINT_T0);
+            const __m128i q = _mm_loadu_si128((const __m128i *)(p + (kind ? 8 : 4)));
+            wv[r] = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1), m4);
+            if (kind) {
+                uint32_t qh;
+                __builtin_memcpy(&qh, p + 4, 4);
+                wv[r] = _mm256_or_si256(wv[r], _mm256_and_si256(bits_to_bytes(qh), _mm256_set1_epi8(0x10)));
+            }
+            dw[r] = f16_to_f32(qc_load_u16(p));
+            mw[r] = f16_to_f32(qc_load_u16(p + 2));
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            const qc_block_q8_1 *ab = (const qc_block_q8_1 *)(x0 + (size_t)t * x_stride) + b;
+            const __m256i xq = _mm256_loadu_si256((const __m256i *)ab->qs);
+            const float dx = f16_to_f32(qc_load_u16(ab->d)), sx = f16_to_f32(qc_load_u16(ab->s));
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                const __m256i dp = _mm256_madd_epi16(_mm256_maddubs_epi16(wv[r], xq), ones16);
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp), _mm256_set1_ps(dw[r] * dx), acc[r][t]);
+                accm[r][t] += mw[r] * sx;
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) a->y[(size_t)t * (size_t)ldy + r] = hsum8(acc[r][t]) + accm[r][t];
+}
+
 /* ==== K-quants: 256-weight super-blocks on Q8_K activations ==== */
 
 /* Q4_K/Q5_K's 8 sub-block scales and mins (6 bits each), as quants.c's
@@ -320,6 +374,8 @@ ALWAYS_INLINE void tile_float(const qc_dtype_t dt, const int R, const int T, con
 QC_MM_KERNEL(mm_q8_0, tile_quant, 0, QC_ACT_Q8, RB, QR, QT, QR, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_q4_0, tile_quant, 1, QC_ACT_Q8, RB, QR, QT, QR, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_q5_0, tile_quant, 2, QC_ACT_Q8, RB, QR, QT, QR, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q4_1, tile_q8_1, 0, QC_ACT_Q8_1, RB, QR, QT, QR, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q5_1, tile_q8_1, 1, QC_ACT_Q8_1, RB, QR, QT, QR, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_q4_K, tile_kq, QC_DTYPE_Q4_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_q5_K, tile_kq, QC_DTYPE_Q5_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_q6_K, tile_kq, QC_DTYPE_Q6_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
@@ -407,8 +463,9 @@ ALWAYS_INLINE vec_t v_round_h(vec_t x) {
 
 /* ==== the level ==== */
 
-/* Q4_1, Q5_1, Q2_K and Q3_K run on the scalar level's kernels. */
-static const qc_kernel_set_t avx2_set = {{QC_MM_COMMON_TYPES, [QC_DTYPE_Q5_0] = &mm_q5_0, [QC_DTYPE_Q4_K] = &mm_q4_K,
+/* Q2_K and Q3_K run on the scalar level's kernels. */
+static const qc_kernel_set_t avx2_set = {{QC_MM_COMMON_TYPES, [QC_DTYPE_Q5_0] = &mm_q5_0, [QC_DTYPE_Q4_1] = &mm_q4_1,
+                                          [QC_DTYPE_Q5_1] = &mm_q5_1, [QC_DTYPE_Q4_K] = &mm_q4_K,
                                           [QC_DTYPE_Q5_K] = &mm_q5_K, [QC_DTYPE_Q6_K] = &mm_q6_K},
                                          dot_f32_avx2,
                                          act_row_avx2,
