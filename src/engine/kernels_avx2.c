@@ -128,6 +128,30 @@ ALWAYS_INLINE void tile_quant(const int kind, const int R, const int T, const qc
         for (int t = 0; t < T; t++) y[(size_t)t * (size_t)ldy + r] = hsum8(acc[r][t]);
 }
 
+/* The accumulators of an R x T tile whose blocks have two terms with their
+ * own F32 scales: 8 lanes of the quants' term, one float of the offsets'
+ * (Q4_1/Q5_1's m * s, the K-quants' mins) per output. */
+typedef struct {
+    __m256 v[2][4];
+    float m[2][4];
+} acc2_t;
+_Static_assert(QR <= 2 && QT <= 4 && KR <= 2 && KT <= 4, "acc2_t holds the tiles");
+
+ALWAYS_INLINE void acc2_zero(acc2_t *c, const int R, const int T) {
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) c->v[r][t] = _mm256_setzero_ps(), c->m[r][t] = 0.0f;
+}
+
+/* y[t * ldy + r] = the lanes' sum + the offsets' term */
+ALWAYS_INLINE void acc2_store(const acc2_t *c, const int R, const int T, float *y, int64_t ldy) {
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) y[(size_t)t * (size_t)ldy + r] = hsum8(c->v[r][t]) + c->m[r][t];
+}
+
 /* One R x T tile of Q4_1 (kind 0) or Q5_1 (kind 1) weights on ggml's Q8_1
  * activations: the unsigned quants (Q5_1's 5th bit from qh, as Q5_0's)
  * times the activations, an exact integer per block scaled by d_w * d_x,
@@ -140,12 +164,8 @@ ALWAYS_INLINE void tile_q8_1(const int kind, const int R, const int T, const qc_
     const int pf = a->prefetch;
     const size_t bb = kind ? sizeof(qc_block_q5_1) : sizeof(qc_block_q4_1);
     const __m256i ones16 = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0x0f);
-    __m256 acc[QR][QT];
-    float accm[QR][QT];
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps(), accm[r][t] = 0.0f;
+    acc2_t c;
+    acc2_zero(&c, R, T);
     for (int64_t b = 0; b < nb; b++) {
         __m256i wv[QR];
         float dw[QR], mw[QR];
@@ -171,15 +191,12 @@ ALWAYS_INLINE void tile_q8_1(const int kind, const int R, const int T, const qc_
 #pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
                 const __m256i dp = _mm256_madd_epi16(_mm256_maddubs_epi16(wv[r], xq), ones16);
-                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp), _mm256_set1_ps(dw[r] * dx), acc[r][t]);
-                accm[r][t] += mw[r] * sx;
+                c.v[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp), _mm256_set1_ps(dw[r] * dx), c.v[r][t]);
+                c.m[r][t] += mw[r] * sx;
             }
         }
     }
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++) a->y[(size_t)t * (size_t)ldy + r] = hsum8(acc[r][t]) + accm[r][t];
+    acc2_store(&c, R, T, a->y, ldy);
 }
 
 /* ==== K-quants: 256-weight super-blocks on Q8_K activations ==== */
@@ -210,12 +227,8 @@ ALWAYS_INLINE void tile_kq(const qc_dtype_t kt, const int R, const int T, const 
     const size_t bb = kt == QC_DTYPE_Q4_K ? sizeof(qc_block_q4_K) : kt == QC_DTYPE_Q5_K ? sizeof(qc_block_q5_K)
                                                                                           : sizeof(qc_block_q6_K);
     const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(0x03);
-    __m256 acc[KR][KT];
-    float accm[KR][KT];
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps(), accm[r][t] = 0.0f;
+    acc2_t c;
+    acc2_zero(&c, R, T);
 
     for (int64_t b = 0; b < nb; b++) {
 #pragma GCC unroll 4
@@ -259,7 +272,7 @@ ALWAYS_INLINE void tile_kq(const qc_dtype_t kt, const int R, const int T, const 
                     int32_t corr = 0;
                     for (int s16 = 0; s16 < 16; s16++) corr += k6->scales[s16] * xb->bsums[s16];
                     const __m256i is = _mm256_add_epi32(isum[t], _mm256_setr_epi32(-32 * corr, 0, 0, 0, 0, 0, 0, 0));
-                    acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_set1_ps(d * xb->d), acc[r][t]);
+                    c.v[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_set1_ps(d * xb->d), c.v[r][t]);
                 }
             } else {
                 /* Q4_K / Q5_K: d, dmin, scales at the same offsets */
@@ -295,16 +308,13 @@ ALWAYS_INLINE void tile_kq(const qc_dtype_t kt, const int R, const int T, const 
                     const qc_block_q8_K *xb = (const qc_block_q8_K *)(x0 + (size_t)t * x_stride) + b;
                     int32_t summs = 0;
                     for (int j = 0; j < 8; j++) summs += mn[j] * (xb->bsums[2 * j] + xb->bsums[2 * j + 1]);
-                    acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_set1_ps(d * xb->d), acc[r][t]);
-                    accm[r][t] += (dmin * xb->d) * (float)summs;
+                    c.v[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_set1_ps(d * xb->d), c.v[r][t]);
+                    c.m[r][t] -= (dmin * xb->d) * (float)summs;
                 }
             }
         }
     }
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++) a->y[(size_t)t * (size_t)ldy + r] = hsum8(acc[r][t]) - accm[r][t];
+    acc2_store(&c, R, T, a->y, ldy);
 }
 
 /* ==== float weights ==== */
