@@ -74,21 +74,20 @@
 #define TOL_ODD 0.23
 
 /* Loaded as stored, every matrix through its own kernels on quantized
- * activations (Q8_K, Q8_0, Q8_1), measured max |qcare - llama.cpp| over
- * every listed top-5 logit: mixed 0.3306 with the AVX2 kernels (scalar
- * 0.3842), mean of each position's largest 0.139 (0.141), greedy 50/80
- * (58/80; the first difference at most 0.109 below our best); odd 0.2619
- * (scalar 0.2741), mean 0.085 (0.092), 41/187 (33/187) positions within
- * 2.5e-3, greedy 80/80. Closer than the F32 pass on average, not yet to
- * llama.cpp's own rounding: qcare's Q8_0/Q8_1 activations followed ggml's
- * reference quantizer, llama.cpp's x86 build its AVX2 one. With that one
- * (id = 127 / amax, ties to even; AVX2): mixed 0.3592, mean 0.138, greedy
- * 43/80 (gap 0.147); odd 0.2009, mean 0.064, 67/187 positions within
- * 2.5e-3, greedy 80/80. What is left on the mixed file is mostly its F16 and
- * BF16 matrices: llama.cpp rounds their activations to 16 bits, qcare keeps
- * F32 (which the F16 fixtures' F32 goldens need). */
-#define TOL_STORED_MIXED 0.40
-#define TOL_STORED_ODD 0.28
+ * activations (Q8_K; Q8_0 and Q8_1 as llama.cpp's x86 build makes them: id =
+ * 127 / amax, ties to even), measured max |qcare - llama.cpp| over every
+ * listed top-5 logit (2026-12-02): mixed 0.2888 with the AVX2 kernels,
+ * 0.3000 with QCARE_CPU=scalar (mean of each position's largest 0.136 /
+ * 0.139; greedy 58/80 and 65/80, each first difference at most 0.116 below
+ * our best); odd 0.2009 / 0.1967 (mean 0.064 / 0.068; 67 and 63 of 187
+ * positions within 2.5e-3; greedy 80/80). With ggml's reference Q8_0/Q8_1
+ * rounding it was mixed 0.3306 / 0.3842, odd 0.2619 / 0.2741. What is left
+ * on the mixed file is mostly its F16 and BF16 matrices: llama.cpp rounds
+ * their activations to 16 bits, qcare keeps F32 (which the F16 fixtures'
+ * F32 goldens need). Tolerances: the larger level's, rounded up (other
+ * levels differ in which activations land on ties). */
+#define TOL_STORED_MIXED 0.33
+#define TOL_STORED_ODD 0.23
 
 #define U 0x1p-24
 
