@@ -209,11 +209,11 @@ $(BUILD)/records_bench: bench/records_bench.c tests/pgserver.h $(RECORDS_OBJ) $(
 	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -o $@ $< $(RECORDS_OBJ) $(BUILD)/libqcare.a $(LDLIBS)
 
 # Aggregate decode speed of `qcare serve` with 1, 4 and 8 streams.
-$(BUILD)/serve_bench: bench/serve_bench.c tests/serverproc.h tests/test.h $(BUILD)/qcare $(BUILD)/libqcare.a
+$(BUILD)/serve_bench: bench/serve_bench.c bench/streams.h tests/serverproc.h tests/test.h $(BUILD)/qcare $(BUILD)/libqcare.a
 	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -o $@ $< $(BUILD)/libqcare.a $(LDLIBS)
 
 # qcare serve against llama-server on one GGUF file (bench/vs-llamacpp.sh).
-$(BUILD)/peer_bench: bench/peer_bench.c tests/serverproc.h tests/test.h $(BUILD)/qcare $(LIBS_A)
+$(BUILD)/peer_bench: bench/peer_bench.c bench/streams.h tests/serverproc.h tests/test.h $(BUILD)/qcare $(LIBS_A)
 	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -o $@ $< $(LIBS_A) $(LDLIBS)
 
 # ==== fuzzing (tests/fuzz/README.md) ====

@@ -26,7 +26,7 @@
  * (libqcare), so both engines see identical prompts. */
 #include "qcare.h"
 #include "qcare_care.h"
-#include "serverproc.h"
+#include "streams.h"
 
 #include <jansson.h>
 #include <libgen.h>
@@ -35,47 +35,8 @@
 
 static int n_parallel = 8, max_tokens = 128, n_texts = 40, n_threads = 2;
 
-typedef struct {
-    int port;
-    int index;
-    long tokens;
-    long status;
-} stream_t;
-
-static void *one_stream(void *arg) {
-    stream_t *s = arg;
-    char body[512];
-    snprintf(body, sizeof body,
-             "{\"messages\": [{\"role\": \"user\", \"content\": \"Patient %d: I have had a headache for three days, "
-             "what should I do?\"}], \"max_tokens\": %d, \"seed\": %d, \"temperature\": 0.8}",
-             s->index, max_tokens, s->index + 1);
-    sp_request_t q = {.path = "/v1/chat/completions", .body = body, .timeout_s = 900};
-    sp_reply_t r;
-    s->status = sp_request(s->port, &q, &r);
-    json_t *j = json_loads(r.body, 0, NULL);
-    s->tokens = (long)json_integer_value(json_object_get(json_object_get(j, "usage"), "completion_tokens"));
-    json_decref(j);
-    sp_reply_free(&r);
-    return NULL;
-}
-
 /* n streams at once on port: generated tokens per second, all together. */
-static double streams(int port, int n, long *tokens) {
-    pthread_t th[64];
-    stream_t s[64];
-    double t0 = qc_now_s();
-    for (int i = 0; i < n; i++) {
-        s[i] = (stream_t){.port = port, .index = i};
-        pthread_create(&th[i], NULL, one_stream, &s[i]);
-    }
-    *tokens = 0;
-    for (int i = 0; i < n; i++) {
-        pthread_join(th[i], NULL);
-        if (s[i].status != 200) fprintf(stderr, "peer_bench: stream %d on port %d: HTTP %ld\n", i, port, s[i].status);
-        *tokens += s[i].tokens;
-    }
-    return *tokens / (qc_now_s() - t0);
-}
+static double streams(int port, int n, long *tokens) { return bench_streams(port, n, max_tokens, tokens); }
 
 /* llama-server in a child process, ready once GET /health is 200. */
 static int start_llama(sp_server_t *s, const char *bin, const char *gguf, const char *log) {
@@ -103,24 +64,39 @@ static double pct(double *v, int n, double p) {
     return v[i < 0 ? 0 : i];
 }
 
-/* The i-th patient message of the latency runs (distinct texts, so no
- * engine can answer from a cache of whole prompts). */
+/* The i-th patient message of the latency runs. Each begins with its own
+ * word, so that no engine can reuse more of an earlier prompt than the
+ * fixed prefix (llama-server's cache_prompt reuses the longest common
+ * prefix with what a slot held last; qcare caches only the fixed prefix);
+ * the run also checks what llama-server evaluated (timings.prompt_n). */
 static void patient_text(int i, char *out, size_t n) {
+    static const char *const open[] = {
+        "Yesterday", "Tonight", "Recently", "Doctor,", "Hi,", "Hello,", "Morning:", "Excuse me,", "Sorry,", "Please,",
+        "My", "Our", "Since", "After", "Before", "Lately", "Sometimes", "Every", "Last", "This", "Today", "Honestly,",
+        "Quick", "Question:", "Help,", "Dear", "Um,", "Well,", "So", "Hey", "Greetings,", "Thanks", "Evening:", "Can",
+        "Could", "Would", "Should", "Is", "Why", "When"};
     static const char *const what[] = {"a headache", "a sore throat", "back pain", "a rash on my arm",
                                        "trouble sleeping", "a cough", "stomach cramps", "a swollen ankle"};
     static const char *const since[] = {"since yesterday", "for three days", "for a week", "on and off for a month",
                                         "since this morning"};
-    snprintf(out, n, "Hello doctor, I am %d years old and I have had %s %s. Should I be worried?", 20 + i,
+    const int n_open = (int)(sizeof open / sizeof open[0]);
+    snprintf(out, n, "%s I am %d years old and I have had %s %s. Should I be worried?", open[i % n_open], 20 + i % 60,
              what[i % 8], since[(i / 8) % 5]);
 }
 
-/* One request's wall time in ms; -1 when it did not answer 200. */
-static double timed(int port, const char *path, const char *body) {
+/* One request's wall time in ms; -1 when it did not answer 200. With
+ * prompt_n, the tokens llama-server says it evaluated (timings.prompt_n). */
+static double timed(int port, const char *path, const char *body, long *prompt_n) {
     sp_request_t q = {.path = path, .body = body, .timeout_s = 120};
     sp_reply_t r;
     long st = sp_request(port, &q, &r);
     double ms = r.seconds * 1e3;
     if (st != 200) fprintf(stderr, "peer_bench: %s on port %d: HTTP %ld %.200s\n", path, port, st, r.body);
+    if (prompt_n) {
+        json_t *j = json_loads(r.body, 0, NULL);
+        *prompt_n = (long)json_integer_value(json_object_get(json_object_get(j, "timings"), "prompt_n"));
+        json_decref(j);
+    }
     sp_reply_free(&r);
     return st == 200 ? ms : -1;
 }
@@ -172,6 +148,7 @@ static int latency_pair(const char *what, int qport, const char *qpath, qcare_bo
     }
     double *qa = calloc((size_t)n_texts, sizeof *qa), *la = calloc((size_t)n_texts, sizeof *la);
     int bad = !qa || !la;
+    long q_tok = 0, l_tok = 0; /* tokens each engine evaluated, all texts */
     for (int i = -3; i < n_texts && !bad; i++) {
         char text[256], err[256];
         patient_text(i < 0 ? 1000 + i : i, text, sizeof text);
@@ -183,18 +160,20 @@ static int latency_pair(const char *what, int qport, const char *qpath, qcare_bo
             break;
         }
         char *qb = qbody(text), *lb = completion_body(pre, np, turn, nt);
-        double q = timed(qport, qpath, qb), l = timed(lport, "/completion", lb);
+        long pn = 0;
+        double q = timed(qport, qpath, qb, NULL), l = timed(lport, "/completion", lb, &pn);
         free(qb);
         free(lb);
         free(turn);
         if (q < 0 || l < 0) bad = 1;
-        else if (i >= 0) qa[i] = q, la[i] = l;
+        else if (i >= 0) qa[i] = q, la[i] = l, q_tok += (long)nt, l_tok += pn;
     }
     if (!bad) {
         double q50 = pct(qa, n_texts, 0.5), q95 = pct(qa, n_texts, 0.95);
         double l50 = pct(la, n_texts, 0.5), l95 = pct(la, n_texts, 0.95);
-        printf("| %s (prefix %zu tokens, cached) | %.1f / %.1f | %.1f / %.1f | %.2fx / %.2fx |\n", what, np, q50, q95,
-               l50, l95, l50 / q50, l95 / q95);
+        printf("| %s (prefix %zu tokens, cached; turn %.1f / %.1f tokens evaluated) | %.1f / %.1f | %.1f / %.1f | "
+               "%.2fx / %.2fx |\n",
+               what, np, (double)q_tok / n_texts, (double)l_tok / n_texts, q50, q95, l50, l95, l50 / q50, l95 / q95);
         fflush(stdout);
     }
     free(qa);

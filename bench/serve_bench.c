@@ -29,36 +29,13 @@
  * may end) and the CPU time of the store's writer thread per turn
  * (qcare_records_writer_cpu_seconds_total: what they cost, whatever the
  * machine's load). */
-#include "serverproc.h"
+#include "streams.h"
 
 #include <jansson.h>
 #include <pthread.h>
 
 static sp_server_t srv;
 static int max_tokens = 128;
-
-typedef struct {
-    int index;
-    long tokens;
-    long status;
-} stream_t;
-
-static void *one_stream(void *arg) {
-    stream_t *s = arg;
-    char body[512];
-    snprintf(body, sizeof body,
-             "{\"messages\": [{\"role\": \"user\", \"content\": \"Patient %d: I have had a headache for three days, "
-             "what should I do?\"}], \"max_tokens\": %d, \"seed\": %d}",
-             s->index, max_tokens, s->index + 1);
-    sp_request_t q = {.path = "/v1/chat/completions", .body = body, .timeout_s = 600};
-    sp_reply_t r;
-    s->status = sp_request(srv.port, &q, &r);
-    json_t *j = json_loads(r.body, 0, NULL);
-    s->tokens = (long)json_integer_value(json_object_get(json_object_get(j, "usage"), "completion_tokens"));
-    json_decref(j);
-    sp_reply_free(&r);
-    return NULL;
-}
 
 /* A counter from the /metrics of s. */
 static double metric_of(const sp_server_t *s, const char *name) {
@@ -71,22 +48,7 @@ static double metric_of(const sp_server_t *s, const char *name) {
 static double metric(const char *name) { return metric_of(&srv, name); }
 
 /* N streams at once: generated tokens per second, all together. */
-static double run(int n, long *tokens) {
-    pthread_t th[8];
-    stream_t s[8];
-    double t0 = qc_now_s();
-    for (int i = 0; i < n; i++) {
-        s[i] = (stream_t){.index = i};
-        pthread_create(&th[i], NULL, one_stream, &s[i]);
-    }
-    *tokens = 0;
-    for (int i = 0; i < n; i++) {
-        pthread_join(th[i], NULL);
-        if (s[i].status != 200) fprintf(stderr, "stream %d: HTTP %ld\n", i, s[i].status);
-        *tokens += s[i].tokens;
-    }
-    return *tokens / (qc_now_s() - t0);
-}
+static double run(int n, long *tokens) { return bench_streams(srv.port, n, max_tokens, tokens); }
 
 /* ==== records on and off ==== */
 

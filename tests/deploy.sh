@@ -11,8 +11,9 @@
 #              probes on /health and /ready, the pool selecting the pods
 #   smoke      nginx in front of one real `qcare serve --threads 1` on the
 #              tiny fixture model: a streamed /v1/chat/completions arrives as
-#              several SSE events ending in [DONE], and a request with an
-#              X-Session-Id header is answered 200
+#              several SSE events ending in [DONE], a request with an
+#              X-Session-Id header is answered 200, /ready is 200 and
+#              /metrics has the gateway's vllm:* gauges
 # Needs nginx and python3-yaml (scripts/deps.sh test installs them as root);
 # a missing one is a failure. Ends with `deploy: N passed, N failed, N skipped`.
 here=$(cd "$(dirname "$0")" && pwd)
@@ -150,6 +151,10 @@ check $rc "nginx did not start: $out"
 url="http://127.0.0.1:$lport"
 st=$(curl -s -o /dev/null -w '%{http_code}' --max-time 30 "$url/health")
 [ "$st" = 200 ]; check $? "GET /health through nginx: $st"
+st=$(curl -s -o /dev/null -w '%{http_code}' --max-time 30 "$url/ready")
+[ "$st" = 200 ]; check $? "GET /ready through nginx: $st"
+curl -s --max-time 30 "$url/metrics" | grep -q '^vllm:num_requests_waiting [0-9]'
+check $? "/metrics through nginx has the gateway's vllm:num_requests_waiting"
 curl -sN --max-time 120 -D "$work/stream.head" -o "$work/stream.body" -H 'Content-Type: application/json' \
     -d '{"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 12, "stream": true}' \
     "$url/v1/chat/completions"

@@ -177,12 +177,13 @@ static void test_metrics(void) {
     CHECK(strstr(m, "# TYPE qcare_requests_total counter") && strstr(m, "# TYPE qcare_queue_depth gauge") &&
               strstr(m, "# TYPE qcare_request_duration_seconds histogram"),
           "TYPE lines");
-    /* Every line: a comment, or NAME{labels} VALUE with a number. */
+    /* Every line: a comment, or NAME{labels} VALUE with a number; the names
+     * qcare's own or the vLLM ones the inference gateway reads (test_ops). */
     int bad = 0;
     for (char *p = m; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
         if (*p == '#' || *p == '\n') continue;
         char *sp = strchr(p, ' '), *end;
-        if (!sp || strncmp(p, "qcare_", 6)) bad++;
+        if (!sp || (strncmp(p, "qcare_", 6) && strncmp(p, "vllm:", 5))) bad++;
         else {
             strtod(sp + 1, &end);
             if (end == sp + 1 || (*end && *end != '\n')) bad++;

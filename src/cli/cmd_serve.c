@@ -1,5 +1,8 @@
 /* cmd_serve.c — `qcare serve`: loads the model and runs the HTTP server
- * (src/server/) until SIGINT or SIGTERM. */
+ * (src/server/) until SIGINT or SIGTERM, which drain it: /ready and new
+ * requests answer 503, the requests in flight finish (at most
+ * --drain-timeout seconds, then they are cut), and it exits 0; a second
+ * signal meanwhile exits 1 at once. */
 #include "cli/cli.h"
 #include "records/ident.h"
 #include "records/records.h"
@@ -12,9 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #define SERVE_MAX_LIST 16    /* values of a repeatable option (--trusted-proxy, --allow-origin) */
 #define SERVE_FD_RESERVE 64  /* open files kept for the model, logs and the server's own */
+#define SERVE_CUT_GRACE_S 5  /* seconds the answers of requests cut at --drain-timeout get to go out */
 
 /* Raises the open-file limit to its hard limit (each connection is a
  * socket) and returns how many connections it leaves room for. */
@@ -75,9 +80,42 @@ static const char *url_shown(const char *url, char *out, size_t n) {
     return out;
 }
 
+/* The drain after the first SIGTERM / SIGINT (server.h): waits up to
+ * drain_s seconds for the requests in flight, cuts those still running,
+ * and gives their last answers SERVE_CUT_GRACE_S to go out. A second
+ * signal meanwhile ends the process at once, with exit status 1. */
+static void drain(qc_server_t *s, const sigset_t *stop, int sig, int drain_s) {
+    qc_server_drain(s);
+    double t0 = qc_now_s(), el = 0;
+    int n = qc_server_inflight(s), cut = 0;
+    fprintf(stderr, "qcare: %s: draining (/ready and new requests answer 503); up to %d s for %d request%s in flight\n",
+            sig == SIGINT ? "SIGINT" : "SIGTERM", drain_s, n, n == 1 ? "" : "s");
+    while ((n = qc_server_inflight(s)) > 0) {
+        el = qc_now_s() - t0;
+        if (!cut && el >= drain_s) {
+            cut = n;
+            qc_server_cut(s);
+        }
+        if (cut && el >= drain_s + SERVE_CUT_GRACE_S) break; /* a client that reads nothing is not waited for */
+        struct timespec ts = {0, 100 * 1000000L};
+        int again = sigtimedwait(stop, NULL, &ts);
+        if (again == SIGINT || again == SIGTERM) {
+            fprintf(stderr, "qcare: %s while draining: stopping at once (exit status 1)\n",
+                    again == SIGINT ? "SIGINT" : "SIGTERM");
+            _exit(1);
+        }
+    }
+    el = qc_now_s() - t0;
+    if (cut)
+        fprintf(stderr, "qcare: drained in %.1f s: %d request%s still running at --drain-timeout were cut; stopping\n",
+                el, cut, cut == 1 ? "" : "s");
+    else fprintf(stderr, "qcare: drained in %.1f s: every request in flight finished; stopping\n", el);
+}
+
 int cmd_serve(int argc, char **argv) {
     const char *model = NULL, *dtype = NULL, *host = "127.0.0.1", *api_key = NULL, *admin_key = NULL, *v;
-    const char *records = NULL, *sync = NULL;
+    const char *records = NULL, *sync = NULL, *metrics_key = NULL;
+    int watchdog = 30, drain_timeout = 30;
     int port = 8080, n_threads = 0, n_ctx = 0, quiet = 0, bad = 0, parallel = 4, queue = -2, timeout = 60;
     int prefix_mb = 64, risk = 0;
     int header_timeout = 10, max_conns = 0, max_client = 64, n_trusted = 0, max_sessions = 4096;
@@ -89,10 +127,12 @@ int cmd_serve(int argc, char **argv) {
             printf("usage: qcare serve [--model M] [--host 127.0.0.1] [--port 8080] [--threads N] [--parallel N]\n"
                    "                   [--queue N] [--api-key KEY] [--risk-model on|off] [--prefix-cache-mb N]\n"
                    "                   [--records PATH | --no-records] [--admin-key KEY]\n"
-                   "                   [--safety-rules F] [--region R] [connection options]\n\n"
+                   "                   [--safety-rules F] [--region R] [connection options] [operations options]\n\n"
                    "Serves the care pipeline over HTTP until SIGINT/SIGTERM (POST bodies are JSON sent as\n"
                    "Content-Type: application/json):\n"
-                   "  GET  /health                {\"status\": \"ok\"} (open even with an API key)\n"
+                   "  GET  /health                liveness: {\"status\": \"ok\"}, 503 when the scheduler is stuck\n"
+                   "                              (--watchdog); open even with an API key\n"
+                   "  GET  /ready                 readiness: 200 when serving, 503 while draining (open)\n"
                    "  POST /api/emotion           {\"text\"} -> {\"label\", \"probs\", \"urgent\", \"notice\"?}\n"
                    "  POST /api/analyze           {\"text\", \"session\"?, \"max_tokens\"?, \"stream\"?} -> emotion,\n"
                    "                              urgent flag and notice, reply (Server-Sent Events with stream)\n"
@@ -100,12 +140,13 @@ int cmd_serve(int argc, char **argv) {
                    "                              \"normalize\"?} -> each label's probability and log-likelihood\n"
                    "  GET  /v1/models, POST /v1/chat/completions, POST /v1/completions   OpenAI-compatible\n"
                    "                              (with logprobs / top_logprobs; /v1/completions echoes prompt logprobs)\n"
-                   "  GET  /metrics               Prometheus metrics\n"
+                   "  GET  /metrics               Prometheus metrics, with the vllm:* gauges the Kubernetes\n"
+                   "                              inference gateway reads (open unless --metrics-key)\n"
                    "  GET  /                      the chat page\n"
                    "  GET  /dashboard, /api/records/...   the follow-up view (with --admin-key)\n\n"
                    "  --model M         a Hugging Face folder, a .gguf file or a pulled repo name\n"
                    "                    (default: the default model, once pulled)\n"
-                   "  --dtype T         weights as q8_0 (default), q4_0, bf16 or f32\n"
+                   "  --dtype T         weights: auto (default: a GGUF as stored, else q8_0), q8_0, q4_0, bf16, f32\n"
                    "  --host ADDR       address to bind (default 127.0.0.1: this machine only)\n"
                    "  --port N          TCP port (default 8080)\n"
                    "  --threads N       model threads (default: one per core)\n"
@@ -144,7 +185,17 @@ int cmd_serve(int argc, char **argv) {
                    "                    normal (default): it survives a crash of qcare\n"
                    "  --retain-days N   remove turns older than N days (at start, then hourly)\n"
                    "  --admin-key KEY   opens the follow-up view and its API with \"Authorization: Bearer\n"
-                   "                    KEY\" (also $QCARE_ADMIN_KEY), and every other endpoint too\n" CLI_SAFETY_HELP);
+                   "                    KEY\" (also $QCARE_ADMIN_KEY), and every other endpoint too\n" CLI_SAFETY_HELP
+                   "\nOperations (several replicas behind a balancer: docs/deploy.md):\n"
+                   "  --watchdog S      /health answers 503 when the scheduler has not finished a loop for S\n"
+                   "                    seconds while work waits (default 30)\n"
+                   "  --drain-timeout S on SIGTERM or SIGINT, let the requests in flight finish for at most S\n"
+                   "                    seconds (default 30; then streams end with an error event, waiting\n"
+                   "                    answers with 503), then exit 0; a second signal exits 1 at once\n"
+                   "  --metrics-key KEY /metrics needs \"Authorization: Bearer KEY\" (the API or admin key\n"
+                   "                    opens it too; without it /metrics is open, like /health and /ready)\n"
+                   "The X-Session-Id header names the conversation like the body's \"session\" (both given:\n"
+                   "they must be equal), so that a balancer can hash on it.\n");
             return 0;
         }
         if (cli_opt(argc, argv, &i, "--model", &model, &bad) || cli_opt(argc, argv, &i, "-m", &model, &bad) ||
@@ -164,6 +215,15 @@ int cmd_serve(int argc, char **argv) {
         }
         if (cli_opt(argc, argv, &i, "--retain-days", &v, &bad)) {
             if (!bad) retain_days = (int)cli_parse_long("--retain-days", v, 1, 365000, &bad);
+            continue;
+        }
+        if (cli_opt(argc, argv, &i, "--metrics-key", &metrics_key, &bad)) continue;
+        if (cli_opt(argc, argv, &i, "--watchdog", &v, &bad)) {
+            if (!bad) watchdog = (int)cli_parse_long("--watchdog", v, 1, 86400, &bad);
+            continue;
+        }
+        if (cli_opt(argc, argv, &i, "--drain-timeout", &v, &bad)) {
+            if (!bad) drain_timeout = (int)cli_parse_long("--drain-timeout", v, 0, 86400, &bad);
             continue;
         }
         if (cli_opt(argc, argv, &i, "--quiet", NULL, &bad)) {
@@ -260,6 +320,10 @@ int cmd_serve(int argc, char **argv) {
         }
         records = default_records;
     }
+    if (metrics_key && !*metrics_key) {
+        fprintf(stderr, "qcare serve: --metrics-key must not be empty\n");
+        return 2;
+    }
     /* The rules first: a malformed file is refused before the model loads. */
     qc_safety_t *rules = cli_safety_open("serve", &sa);
     if (!rules) return 1;
@@ -299,6 +363,11 @@ int cmd_serve(int argc, char **argv) {
     /* A test hook (tests/test_recserve.c): the store's first N write transactions fail. */
     const char *fail = getenv("QCARE_TEST_RECORDS_FAIL");
     if (fail) o.records_fail_writes = atoi(fail);
+    o.watchdog_s = watchdog;
+    o.metrics_key = metrics_key;
+    /* A test hook (tests/test_ops.c): every scheduler loop with work sleeps this many ms (a stuck scheduler). */
+    const char *stall = getenv("QCARE_TEST_STALL_MS");
+    if (stall) o.test_stall_ms = atoi(stall);
     if (qc_server_start(m, &o, &s, err, sizeof err)) {
         fprintf(stderr, "qcare serve: %s\n", err);
         qc_model_free(m);
@@ -320,7 +389,7 @@ int cmd_serve(int argc, char **argv) {
     else fprintf(stderr, "qcare: no records kept (--no-records)\n");
     int sig = 0;
     sigwait(&stop, &sig);
-    fprintf(stderr, "qcare: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    drain(s, &stop, sig, drain_timeout);
     qc_server_stop(s);
     qc_model_free(m);
     qc_safety_use(NULL);

@@ -132,6 +132,8 @@ struct qc_model {
     struct qc_pool *pool;    /* the threads every forward pass of this model uses */
     void *owned[QC_MAX_OWNED]; /* buffers of converted tensors */
     int n_owned;
+    int n_converted;           /* matrices whose stored type was changed at load */
+    char dtype_desc[160];      /* qc_model_dtype's text */
 };
 
 /* Fills m->tok_embd, m->out_norm, m->lm_head and m->layers (allocated) from

@@ -32,7 +32,6 @@
 #include <string.h>
 
 #define QS_PROMPT_RESERVE 512 /* tokens of the context kept for the care prompts and the reply */
-#define QS_MAX_SESSION 128    /* bytes of a session id */
 
 /* A care request's call: its text, the safety result and the answer. */
 typedef struct {
@@ -443,7 +442,8 @@ static enum MHD_Result api_emotion(qc_server_t *s, struct MHD_Connection *con, q
     scan_text(r, j);
     const char *text, *session, *patient;
     size_t len;
-    if (care_text(s, j, &text, &len, msg, sizeof msg) || care_ids(j, &session, &patient, msg, sizeof msg)) {
+    if (care_text(s, j, &text, &len, msg, sizeof msg) || care_ids(j, &session, &patient, msg, sizeof msg) ||
+        qs_header_session(con, &session, msg, sizeof msg)) {
         json_decref(j);
         return qs_reply_error(con, r, 400, "%s", msg);
     }
@@ -466,6 +466,10 @@ static enum MHD_Result api_analyze(qc_server_t *s, struct MHD_Connection *con, q
     if (care_text(s, j, &text, &len, msg, sizeof msg) || care_ids(j, &session, &patient, msg, sizeof msg) ||
         qs_get_int(j, "max_tokens", 1, s->n_ctx, &max_tokens, msg, sizeof msg) < 0 ||
         qs_get_bool(j, "stream", &stream, msg, sizeof msg) < 0) {
+        json_decref(j);
+        return qs_reply_error(con, r, 400, "%s", msg);
+    }
+    if (qs_header_session(con, &session, msg, sizeof msg)) {
         json_decref(j);
         return qs_reply_error(con, r, 400, "%s", msg);
     }

@@ -636,7 +636,9 @@ static enum MHD_Result completion(qc_server_t *s, struct MHD_Connection *con, qs
     snprintf(j->id, sizeof j->id, "%s-%lu", legacy ? "cmpl" : "chatcmpl",
              (unsigned long)atomic_fetch_add(&s->n_completions, 1) + 1);
     int stream = 0;
-    int bad = (legacy ? legacy_prompt(s, b, j, msg, sizeof msg) : chat_prompt(s, b, j, msg, sizeof msg)) ||
+    const char *session = NULL; /* X-Session-Id is only checked here: the conversation is in the body */
+    int bad = qs_header_session(con, &session, msg, sizeof msg) ||
+              (legacy ? legacy_prompt(s, b, j, msg, sizeof msg) : chat_prompt(s, b, j, msg, sizeof msg)) ||
               job_common(s, b, j, &stream, msg, sizeof msg);
     json_decref(b);
     if (bad) {

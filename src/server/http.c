@@ -14,7 +14,14 @@
  * batches every active request into each pass of the model. Connections
  * idle longer than the timeout (slow clients) are closed, and conn.c
  * closes those whose headers take too long and refuses those over the
- * connection limits. */
+ * connection limits.
+ *
+ * Probes (routes marked QS_PROBE: /health, /ready, /metrics) answer
+ * without the API key, /metrics with --metrics-key only with a key, and
+ * they alone answer while the server drains (qc_server_drain): every other
+ * request is then 503 with Retry-After. Every request is counted from its
+ * first call to on_completed (qc_server_inflight), which the drain waits
+ * for. */
 #include "server/srv.h"
 
 #include <arpa/inet.h>
@@ -32,6 +39,7 @@
 
 #define QS_MAX_BODY (1u << 20) /* bytes of a request body */
 #define QS_HTTP_THREADS 4       /* libmicrohttpd's threads (I/O and JSON only: the model has its own) */
+#define QS_SESSION_BUDGET ((size_t)512 << 20) /* KV bytes of all conversations (the care pipeline's LRU budget) */
 
 /* ==== text for the log ==== */
 
@@ -124,6 +132,15 @@ enum MHD_Result qs_reply_busy(struct MHD_Connection *con, qs_req_t *r) {
                           "1");
 }
 
+/* A new request while the server drains (SIGTERM): a balancer or client
+ * retries elsewhere. An urgent patient's message still gets its notice. */
+static enum MHD_Result reply_draining(struct MHD_Connection *con, qs_req_t *r) {
+    if (r->patient) qs_req_scan_body(r);
+    return reply_json_with(con, r, 503,
+                           json_pack("{s:s}", "error", "the server is shutting down (draining); retry on another replica"),
+                           "Retry-After", "1");
+}
+
 static enum MHD_Result reply_405(struct MHD_Connection *con, qs_req_t *r, const char *allow) {
     static const char body[] = "{\"error\":\"method not allowed\"}";
     return qs_reply_bytes(con, r, 405, body, sizeof body - 1, MHD_RESPMEM_PERSISTENT, QS_JSON_TYPE, "Allow", allow);
@@ -205,15 +222,56 @@ int qs_get_bool(json_t *j, const char *name, int *out, char *msg, size_t n) {
     return 1;
 }
 
-/* ==== the page and /health ==== */
+int qs_header_session(struct MHD_Connection *con, const char **session, char *msg, size_t n) {
+    const char *h = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "X-Session-Id");
+    if (!h) return 0;
+    size_t len = strlen(h);
+    json_t *utf8 = json_stringn(h, len); /* NULL for bytes that are not UTF-8, as the body's are refused */
+    json_decref(utf8);
+    if (len == 0 || len > QS_MAX_SESSION || !utf8) {
+        snprintf(msg, n, "the X-Session-Id header must be 1 to %d bytes of UTF-8", QS_MAX_SESSION);
+        return -1;
+    }
+    if (*session && strcmp(*session, h)) {
+        snprintf(msg, n, "the X-Session-Id header and the body's \"session\" differ");
+        return -1;
+    }
+    *session = h;
+    return 0;
+}
+
+/* ==== the page and the probes ==== */
 
 /* The chat page (web/index.html, embedded by tools/embed.c). */
 extern const unsigned char qc_web_index[];
 extern const unsigned long qc_web_index_len;
 
+/* Liveness: 503 when the scheduler has been in one loop for --watchdog
+ * seconds while work waits (a restart is the cure); draining is alive. */
 static enum MHD_Result health(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {
-    (void)s;
+    double stall = qs_sched_stall_s(s->sched);
+    if (stall >= s->watchdog_s)
+        return qs_reply_json(con, r, 503,
+                             json_pack("{s:s, s:s, s:f}", "status", "stalled", "error",
+                                       "the scheduler has not finished a loop within --watchdog while work waits",
+                                       "stalled_s", stall));
     return qs_reply_json(con, r, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+/* Readiness: 200 only when the model is loaded (it is before the server
+ * listens), the server does not drain, the scheduler is not stalled and
+ * the embedder's ready_check (the records store) agrees. */
+static enum MHD_Result ready(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {
+    char why[256] = "";
+    const char *status = NULL;
+    if (atomic_load(&s->draining)) status = "draining";
+    else if (qs_sched_stall_s(s->sched) >= s->watchdog_s) status = "stalled";
+    else if (s->ready_check && !s->ready_check(s->ready_user, why, sizeof why)) status = "not ready";
+    if (!status) return qs_reply_json(con, r, 200, json_pack("{s:s}", "status", "ready"));
+    char esc[512];
+    json_t *j = json_pack("{s:s}", "status", status);
+    if (j && why[0]) json_object_set_new(j, "error", json_string(qs_escape(why, esc, sizeof esc)));
+    return qs_reply_json(con, r, 503, j);
 }
 
 static enum MHD_Result page(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {
@@ -223,7 +281,8 @@ static enum MHD_Result page(qc_server_t *s, struct MHD_Connection *con, qs_req_t
 }
 
 static const qs_route_t page_routes[] = {
-    {"/health", "GET", 1, health, 0},
+    {"/health", "GET", QS_PROBE, health, 0},
+    {"/ready", "GET", QS_PROBE, ready, 0},
     {"/", "GET", 1, page, 0},
     {0},
 };
@@ -234,7 +293,7 @@ static const qs_route_t page_routes[] = {
  * paths. A new group is its file, its declaration in srv.h and one line
  * here. */
 static const qs_route_t *const route_table[] = {
-    page_routes,      /* /health, / */
+    page_routes,      /* /health, /ready, / */
     qs_care_routes,   /* /api/emotion, /api/analyze */
     qs_openai_routes, /* /v1/models, /v1/chat/completions, /v1/completions */
     qs_classify_routes, /* /v1/classify */
@@ -341,10 +400,14 @@ static enum MHD_Result route(qc_server_t *s, struct MHD_Connection *con, qs_req_
     path_methods(s, first, allow, sizeof allow);
     if (!strcmp(method, "OPTIONS") && r->cors[0]) return preflight(con, r, allow);
     if (k == s->n_routes) return reply_405(con, r, allow);
+    if (atomic_load(&s->draining) && rt->open != QS_PROBE) return reply_draining(con, r);
     if (rt->open == QS_ADMIN && !authorized(s->admin_key, con))
         return qs_reply_error(con, r, 401, "the admin key is required (Authorization: Bearer KEY)");
     if (s->api_key && !rt->open && !authorized(s->api_key, con) && !authorized(s->admin_key, con))
         return qs_reply_error(con, r, 401, "a valid API key is required (Authorization: Bearer KEY)");
+    if (s->metrics_key && !strcmp(rt->path, "/metrics") && !authorized(s->metrics_key, con) &&
+        !authorized(s->api_key, con) && !authorized(s->admin_key, con))
+        return qs_reply_error(con, r, 401, "the metrics key is required (Authorization: Bearer KEY)");
     int bad_type = !strcmp(rt->method, "POST") &&
                    !is_json_type(MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE));
     if ((r->too_big || bad_type) && r->patient) qs_req_scan_body(r);
@@ -408,6 +471,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
     if (r && r->call) return qs_call_answer(con, r); /* resumed: the scheduler is done */
     if (!r) {
         if (!(r = calloc(1, sizeof *r))) return MHD_NO;
+        atomic_fetch_add(&s->n_inflight, 1); /* until on_completed: the drain waits for it */
         r->t0 = qc_now_ms();
         r->route = s->n_routes;
         snprintf(r->method, sizeof r->method, "%s", method);
@@ -451,6 +515,7 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls, 
     free(r->notice);
     free(r);
     *con_cls = NULL;
+    atomic_fetch_sub(&s->n_inflight, 1);
 }
 
 /* ==== start and stop ==== */
@@ -540,6 +605,13 @@ qc_status qc_server_start(qc_model_t *m, const qc_server_opts_t *opts, qc_server
         goto fail;
     }
     s->risk_model = o.risk_model;
+    s->watchdog_s = o.watchdog_s > 0 ? o.watchdog_s : 30;
+    s->ready_check = o.ready_check;
+    s->ready_user = o.ready_user;
+    if (o.metrics_key && !(s->metrics_key = strdup(o.metrics_key))) {
+        qc_seterr(err, err_size, st, "out of memory");
+        goto fail;
+    }
     for (int i = 0; o.allow_origins && o.allow_origins[i]; i++) {
         char **p = realloc(s->origins, (size_t)(s->n_origins + 1) * sizeof *p);
         if (!p || !(p[s->n_origins] = strdup(o.allow_origins[i]))) {
@@ -555,12 +627,16 @@ qc_status qc_server_start(qc_model_t *m, const qc_server_opts_t *opts, qc_server
     qc_care_opts_t co = {.n_ctx = s->n_ctx, .use_prefix_cache = 1, .risk_model = o.risk_model,
                          .prefix_budget = (size_t)(o.prefix_cache_mb > 0 ? o.prefix_cache_mb : 64) << 20,
                          .max_sessions = o.max_sessions};
+    co.session_budget = QS_SESSION_BUDGET;
+    /* the KV budget: the conversations' and one full context per slot */
+    s->kv_budget_tokens = QS_SESSION_BUDGET / qc_model_kv_bytes_per_token(m) + (size_t)s->parallel * (size_t)s->n_ctx;
     if ((st = qc_care_new(m, &co, &s->care, err, err_size))) goto fail;
     if ((st = qs_records_open(s, &o, err, err_size))) goto fail;
     if (!(s->sched = qs_sched_new(m, s->care, s->parallel, s->queue, s->n_ctx, err, err_size))) {
         st = QC_ERR_NOMEM;
         goto fail;
     }
+    qs_sched_test_stall(s->sched, o.test_stall_ms);
     unsigned timeout = o.timeout_s > 0 ? (unsigned)o.timeout_s : 60;
     s->keepalive_ms = timeout * 1000 / 3 < 15000 ? (int)(timeout * 1000 / 3) : 15000;
     qs_conns_opts_t co2 = {.max_conns = o.max_connections > 0 ? o.max_connections : 1000,
@@ -614,8 +690,20 @@ void qc_server_stop(qc_server_t *s) {
     qs_metrics_free(s->metrics);
     free(s->api_key);
     free(s->admin_key);
+    free(s->metrics_key);
     free(s->model_name);
     for (int i = 0; i < s->n_origins; i++) free(s->origins[i]);
     free(s->origins);
     free(s);
 }
+
+/* ==== draining (SIGTERM) ==== */
+
+void qc_server_drain(qc_server_t *s) { atomic_store(&s->draining, 1); }
+
+int qc_server_inflight(qc_server_t *s) { return atomic_load(&s->n_inflight); }
+
+/* The scheduler ends every request it holds (streams get their error
+ * event, plain calls their 503) and refuses new ones; the connections stay
+ * up until those answers are sent. */
+void qc_server_cut(qc_server_t *s) { qs_sched_stop(s->sched); }

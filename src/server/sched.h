@@ -102,6 +102,8 @@ typedef struct {
     double decode_s;           /* time spent in passes without prompt tokens (steady decoding) */
     unsigned long long decode_pass_tokens; /* the tokens of those passes */
     unsigned long long cancelled; /* requests ended because they were cancelled (client gone), queued or running */
+    size_t kv_tokens;          /* tokens in the KV state of the requests generating outside conversations now (their
+                                  pooled contexts; conversations count in session_bytes), as of the last pass */
 } qs_stats_t;
 
 /* Starts the scheduler thread. care comes from the same model; the
@@ -114,6 +116,12 @@ qs_sched_t *qs_sched_new(qc_model_t *m, qc_care_t *care, int parallel, int queue
  * scheduler bug. */
 qc_status qs_submit(qs_sched_t *s, qs_request_t *r);
 void qs_stats(qs_sched_t *s, qs_stats_t *out);
+/* The watchdog's measure: seconds since the thread last began a loop
+ * (admission and one pass) while work waits or runs; 0 when it is idle. */
+double qs_sched_stall_s(qs_sched_t *s);
+/* A test hook (QCARE_TEST_STALL_MS): every loop that has work sleeps ms
+ * first, like a scheduler stuck in a long pass. 0: none. */
+void qs_sched_test_stall(qs_sched_t *s, int ms);
 /* Ends every request (on_done with an error) and refuses new ones. */
 void qs_sched_stop(qs_sched_t *s);
 /* Stops (if not yet) and frees. */

@@ -66,6 +66,14 @@ struct qc_server {
     int risk_model;             /* /api/analyze asks the model's urgency opinion too */
     int keepalive_ms;           /* a stream with nothing to send for this long sends an SSE comment */
     atomic_ulong n_completions; /* chat completions so far (their ids) */
+    /* operations (issue 14): probes, the watchdog, the drain */
+    char *metrics_key;          /* when set, /metrics needs it (or the API key) as a Bearer token */
+    int watchdog_s;             /* /health is 503 when the scheduler has not finished a loop for this long */
+    int (*ready_check)(void *user, char *why, size_t n); /* /ready's own condition (NULL: none) */
+    void *ready_user;
+    size_t kv_budget_tokens;    /* the KV budget, in tokens (vllm:kv_cache_usage_perc's denominator) */
+    atomic_int draining;        /* SIGTERM came: /ready and new requests are 503 */
+    atomic_int n_inflight;      /* requests received and not yet completely answered */
 };
 
 /* ==== requests and replies (http.c) ==== */
@@ -86,6 +94,7 @@ typedef struct {
 } qs_req_t;
 
 #define QS_JSON_TYPE "application/json; charset=utf-8"
+#define QS_MAX_SESSION 128 /* bytes of a session id (the body's "session", the X-Session-Id header) */
 
 /* Queues an answer of len bytes with its Content-Type, and one more header
  * when `header` is set. With MHD_RESPMEM_MUST_FREE, data is freed here on
@@ -120,6 +129,13 @@ int qs_get_string(json_t *j, const char *name, const char **out, size_t *len, ch
 int qs_get_int(json_t *j, const char *name, long long lo, long long hi, long long *out, char *msg, size_t n);
 int qs_get_number(json_t *j, const char *name, double lo, double hi, double *out, char *msg, size_t n);
 int qs_get_bool(json_t *j, const char *name, int *out, char *msg, size_t n);
+/* The X-Session-Id header (set by clients so that a balancer can hash on
+ * it without reading bodies), checked like a body "session": 1 to
+ * QS_MAX_SESSION bytes of UTF-8. *session holds the body's session (NULL:
+ * none); the header, when present, must equal it, or becomes it when there
+ * is none. 0, or -1 (answer 400) with the reason in msg. *session then
+ * points into the body or the connection's headers. */
+int qs_header_session(struct MHD_Connection *con, const char **session, char *msg, size_t n);
 
 /* Text from a client made safe for the log: control characters (C0, DEL,
  * C1), backslashes and bytes that are not UTF-8 become \xHH (\\); cut to
@@ -140,6 +156,9 @@ struct qs_route {
     qs_handler_fn serve;
     int patient;        /* its body holds a patient's text: its errors carry the urgent notice (notice.c) */
 };
+
+#define QS_PROBE 3 /* qs_route.open: a probe (/health, /ready, /metrics): served without the API key, and while
+                      the server drains */
 
 /* ==== the urgent notice of a patient's text (notice.c) ==== */
 
