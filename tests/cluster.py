@@ -27,7 +27,13 @@ Checked:
   - B, restarted, takes traffic again (its own request counter);
   - A, sent SIGTERM, drains: no request ends in a transport error or a
     502/504 from then on (503 + Retry-After are resent), and A exits 0.
-Prints one line per failure and `cluster: N passed, N failed, N skipped`."""
+Prints one line per failure and `cluster: N passed, N failed, N skipped`.
+
+  python3 tests/cluster.py ROOT BUILD WORKDIR --bench N [RUNAS...]
+
+is the benchmark of the README (issue 14 item 8): the same setup with N
+replicas (1 or 2) and no faults; prints the answered turns and generated
+tokens per second through nginx."""
 import http.client
 import json
 import os
@@ -92,6 +98,8 @@ class Replica:
 class Client(threading.Thread):
     """One conversation: turns until stop, each resent until answered."""
 
+    max_tokens = 8  # of each reply (the benchmark's: 32)
+
     def __init__(self, i, lport, stop):
         super().__init__(daemon=True)
         self.sid, self.text, self.lport, self.stop = "cluster-%02d" % i, TEXTS[i % len(TEXTS)], lport, stop
@@ -100,7 +108,7 @@ class Client(threading.Thread):
         self.n = 0
 
     def one(self, stream):
-        body = json.dumps({"text": self.text, "session": self.sid, "max_tokens": 8, "stream": stream})
+        body = json.dumps({"text": self.text, "session": self.sid, "max_tokens": self.max_tokens, "stream": stream})
         c = http.client.HTTPConnection("127.0.0.1", self.lport, timeout=REQ_S)
         try:
             c.request("POST", "/api/analyze", body, {"Content-Type": "application/json", "X-Session-Id": self.sid})
@@ -145,6 +153,10 @@ class Client(threading.Thread):
 def main():
     root, build, work = sys.argv[1], sys.argv[2], sys.argv[3]
     runas = sys.argv[4:]
+    bench = 0
+    if runas[:1] == ["--bench"]:
+        bench, runas = int(runas[1]), runas[2:]
+        Client.max_tokens = 32
     seconds = float(os.environ.get("QC_CLUSTER_SECONDS", "60"))
     qcare = os.path.join(build, "qcare")
     model = os.path.join(build, "models", "tiny-qwen2")
@@ -163,12 +175,12 @@ def main():
         drain = "--drain-timeout" in helptext
         a = Replica("a", qcare, model, url, work, drain)
         b = Replica("b", qcare, model, url, work, drain)
-        replicas = [a, b]
+        replicas = [a, b][:bench or 2]
         for r in replicas:
             check(r.start(), "replica %s started" % r.name)
         lport = free_port()
         rc = subprocess.run(["sh", os.path.join(root, "deploy/nginx/render.sh"), nginx_dir, "127.0.0.1:%d" % lport,
-                             "127.0.0.1:%d" % a.port, "127.0.0.1:%d" % b.port]).returncode
+                            ] + ["127.0.0.1:%d" % r.port for r in replicas]).returncode
         check(rc == 0, "render.sh")
         if runas:
             subprocess.run(["chown", "-R", "nobody:nogroup", nginx_dir])
@@ -187,6 +199,21 @@ def main():
         for c in clients:
             c.start()
         at = lambda f: t_start + f * seconds
+        if bench:
+            time.sleep(seconds)
+            stop.set()
+            for c in clients:
+                c.join(REQ_S + 10)
+            ok = [e for c in clients for e in c.log if e[2] == "ok"]
+            el = max(e[1] for c in clients for e in c.log) - t_start
+            exp = subprocess.run([qcare, "records", "export", "--records", url, "--format", "jsonl"],
+                                 capture_output=True, text=True)
+            toks = sum(json.loads(x)["completion_tokens"] for x in exp.stdout.splitlines() if x.strip())
+            print("bench: %d replica(s), %d clients, %.0f s: %d turns answered, %.1f turns/s, %.0f generated "
+                  "tokens/s; load average %s" % (len(replicas), CLIENTS, el, len(ok), len(ok) / el, toks / el,
+                                                 " ".join(open("/proc/loadavg").read().split()[:3])), flush=True)
+            check(len(ok) > 0, "bench: turns answered")
+            return
         time.sleep(max(0, at(0.35) - time.time()))
         b.proc.send_signal(signal.SIGKILL)
         b.proc.wait()
