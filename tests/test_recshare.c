@@ -117,6 +117,11 @@ static void test_pg_server(test_pg_t *pg) {
         refused += st == 503, answered += st == 200;
     }
     CHECK(refused == 6 && answered == 0, "database away: 6 of 6 turns 503 (%d 503, %d 200)", refused, answered);
+    sp_reply_t ready;
+    st = sp_http(&s, NULL, "/ready", NULL, 0, NULL, &ready);
+    CHECK(st == 503 && strstr(ready.body, "records store is unreachable"), "database away: /ready 503 (%ld %s)", st,
+          ready.body);
+    sp_reply_free(&ready);
     /* a session this process never saw needs its history, which cannot be read */
     j = turn(&s, "pg-new", "hello", &st);
     json_decref(j);
@@ -133,6 +138,8 @@ static void test_pg_server(test_pg_t *pg) {
         if (st != 200) usleep(100000);
     }
     CHECK(st == 200, "database back: turns answered again (%ld)", st);
+    CHECK(sp_http(&s, NULL, "/ready", NULL, 0, NULL, &ready) == 200, "database back: /ready 200 (%s)", ready.body);
+    sp_reply_free(&ready);
     got = read_session(shown, "pg-2", id);
     CHECK(got.found == 1, "and recorded (%d turns, %d with the answer's id)", got.n, got.found);
     stop(&s);

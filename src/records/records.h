@@ -198,6 +198,11 @@ typedef struct {
 } qc_store_stats_t;
 
 void qc_store_stats(qc_store_t *s, qc_store_stats_t *out);
+/* 0 while the writer's last write found the store unreachable (the
+ * database went away: its turns failed), 1 otherwise, again from the next
+ * commit; a flag the writer keeps, so it never blocks (for /ready). An
+ * idle store is not probed: it turns 0 at the first write after a loss. */
+int qc_store_reachable(qc_store_t *s);
 
 /* ==== queries ==== */
 

@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -45,6 +46,7 @@ struct qc_store {
     double retry_at_ms; /* qc_now_ms() before which no new connection is tried */
     int backoff_ms;     /* the wait after the next failed try */
     char down_err[512]; /* why the last try failed */
+    atomic_int unreachable; /* the writer's last try found the store away (cleared by its next commit) */
 };
 
 /* ==== connections ==== */
@@ -194,6 +196,9 @@ static void *writer_main(void *arg) {
             if (!writer_conn(s, &c, err2, sizeof err2)) st = s->be->insert(c, s->batch, k, fail, err, sizeof err);
         }
 
+        /* reachability for /ready: lost with the connection, back with a commit */
+        if (st && (!c || !conn_usable(s, c))) atomic_store(&s->unreachable, 1);
+        else if (!st) atomic_store(&s->unreachable, 0);
         pthread_mutex_lock(&s->lock);
         if (st) {
             s->stats.errors += k;
@@ -213,6 +218,8 @@ static void *writer_main(void *arg) {
     if (c) s->be->conn_close(c);
     return NULL;
 }
+
+int qc_store_reachable(qc_store_t *s) { return s && !atomic_load(&s->unreachable); }
 
 /* Room for a string of n bytes and its NUL, overflow-checked: 0 or -1. */
 static int add_size(size_t *total, const char *str, size_t n) {

@@ -259,14 +259,18 @@ static enum MHD_Result health(qc_server_t *s, struct MHD_Connection *con, qs_req
 }
 
 /* Readiness: 200 only when the model is loaded (it is before the server
- * listens), the server does not drain, the scheduler is not stalled and
- * the embedder's ready_check (the records store) agrees. */
+ * listens), the server does not drain, the scheduler is not stalled, the
+ * records store was reachable at its last write (qc_store_reachable) and
+ * the embedder's ready_check agrees. */
 static enum MHD_Result ready(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {
     char why[256] = "";
     const char *status = NULL;
     if (atomic_load(&s->draining)) status = "draining";
     else if (qs_sched_stall_s(s->sched) >= s->watchdog_s) status = "stalled";
-    else if (s->ready_check && !s->ready_check(s->ready_user, why, sizeof why)) status = "not ready";
+    else if (s->rec && !qc_store_reachable(qs_records_store(s->rec))) {
+        status = "not ready";
+        snprintf(why, sizeof why, "the records store is unreachable (turns get 503 until it is back)");
+    } else if (s->ready_check && !s->ready_check(s->ready_user, why, sizeof why)) status = "not ready";
     if (!status) return qs_reply_json(con, r, 200, json_pack("{s:s}", "status", "ready"));
     char esc[512];
     json_t *j = json_pack("{s:s}", "status", status);
