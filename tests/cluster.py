@@ -215,9 +215,9 @@ def main():
             check(len(ok) > 0, "bench: turns answered")
             return
         time.sleep(max(0, at(0.35) - time.time()))
+        t_kill = time.time()  # before the signal: nginx may pass on the errors before wait() returns
         b.proc.send_signal(signal.SIGKILL)
         b.proc.wait()
-        t_kill = time.time()
         time.sleep(max(0, at(0.50) - time.time()))
         check(b.start(), "replica b started again")
         t_restart = time.time()
