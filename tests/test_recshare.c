@@ -247,6 +247,51 @@ static void test_rebuild_sqlite(void) {
     free(log);
 }
 
+/* A conversation that outgrew the context (--ctx 1024) and dropped its
+ * oldest turns: rebuilt after a restart, they stay dropped and the reply is
+ * the one-process reply. */
+static void test_rebuild_dropped(void) {
+    static const char long_text[] =
+        "I have had a dull pain in my lower back for about three weeks now, it gets worse when I sit at my desk "
+        "for a long time and in the morning when I get out of bed, and sometimes it goes down into my left leg "
+        "as far as the knee, I have tried warm baths and stretching but nothing seems to help for long";
+    const char *db = path_in("dropped.db");
+    const char *const args[] = {"--records", db, "--ctx", "1024", "--quiet", NULL};
+    sp_server_t a, b;
+    if (start(&a, "recshare-drop-a.log", args)) return;
+    long st;
+    int n = 0, dropped_at = 0;
+    for (; n < 40 && (!dropped_at || n < dropped_at + 2); n++) {
+        json_t *j = turn(&a, "d-1", long_text, &st);
+        if (st != 200) {
+            json_decref(j);
+            break;
+        }
+        if (!dropped_at && json_integer_value(json_object_get(j, "dropped_turns")) > 0) dropped_at = n + 1;
+        json_decref(j);
+    }
+    stop(&a);
+    CHECK(dropped_at > 0, "the conversation outgrew --ctx 1024 and dropped turns (after %d turns)", n);
+    if (!dropped_at || start(&b, "recshare-drop-b.log", args)) return;
+    json_t *rebuilt = turn(&b, "d-1", "thank you", &st);
+    CHECK(st == 200 && json_integer_value(json_object_get(json_object_get(rebuilt, "rebuilt"), "turns")) == n,
+          "the restarted server rebuilt all %d turns, the dropped ones dropped again (%ld)", n, st);
+    json_t *ref = NULL;
+    for (int i = 0; i <= n; i++) {
+        json_decref(ref);
+        ref = turn(&b, "d-2", i < n ? long_text : "thank you", &st);
+    }
+    const char *x = jstr(rebuilt, "reply"), *y = jstr(ref, "reply");
+    CHECK(x && y && !strcmp(x, y) &&
+              json_integer_value(json_object_get(rebuilt, "dropped_turns")) ==
+                  json_integer_value(json_object_get(ref, "dropped_turns")),
+          "after the rebuild the next turn = the same turn in one process, same dropped_turns:\n  %s\n  %s",
+          x ? x : "(none)", y ? y : "(none)");
+    json_decref(rebuilt);
+    json_decref(ref);
+    stop(&b);
+}
+
 /* Two servers on one database at once; then a 10-turn conversation moved. */
 static void test_rebuild_pg(test_pg_t *pg) {
     char url[300];
@@ -290,6 +335,7 @@ int main(void) {
         return 1;
     }
     test_rebuild_sqlite();
+    test_rebuild_dropped();
     if (have_pg) {
         test_pg_server(&pg);
         test_rebuild_pg(&pg);
