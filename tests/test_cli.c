@@ -248,6 +248,24 @@ static void test_logits_and_generate(const char *name) {
     int rc1 = run(args, "我头疼", &out, &err), rc2 = run(args, "我头疼", &out2, &err2);
     CHECK(rc1 == 0 && rc2 == 0 && !strcmp(out, out2) && strstr(out, "\"ids\": ["), "%s: seeded sampling repeats", name);
     free(out); free(err); free(out2); free(err2);
+
+    /* Seeds are integers taken exactly: 2^53 and 2^53 + 1 (the same double)
+     * sample differently; 2^64 - 1 is a seed; a fraction or -1 is refused. */
+    snprintf(args, sizeof args, "generate --model %s --temp 1.0 --seed 9007199254740992 -n 24 --json --quiet -", model);
+    rc1 = run(args, "hello", &out, &err);
+    snprintf(args, sizeof args, "generate --model %s --temp 1.0 --seed 9007199254740993 -n 24 --json --quiet -", model);
+    rc2 = run(args, "hello", &out2, &err2);
+    CHECK(rc1 == 0 && rc2 == 0 && strcmp(out, out2), "%s: seeds 2^53 and 2^53+1 sample differently (rc %d %d)", name,
+          rc1, rc2);
+    free(out); free(err); free(out2); free(err2);
+    const char *seeds[] = {"18446744073709551615", "1.5", "-1", "18446744073709551616", "1e3"};
+    for (int k = 0; k < 5; k++) {
+        snprintf(args, sizeof args, "generate --model %s --seed %s -n 2 --quiet -", model, seeds[k]);
+        int rc = run_status(args, "hello", &err);
+        CHECK(k == 0 ? rc == 0 : rc == 2 && strstr(err, "not an integer"), "%s: --seed %s: exit %d (%s)", name,
+              seeds[k], rc, err);
+        free(err);
+    }
 }
 
 /* ask / classify / eval on the tiny model: the shape of their outputs and the

@@ -290,7 +290,7 @@ int cmd_generate(int argc, char **argv) {
                    "  --top-p P         nucleus sampling mass (1 = off)\n"
                    "  --min-p P         drop tokens below P x the best probability (0 = off)\n"
                    "  --repeat-penalty R  Hugging Face repetition penalty (1 = off)\n"
-                   "  --seed S          random seed (default 0); the same seed repeats a run\n"
+                   "  --seed S          random seed, an integer 0..2^64-1 (default 0); the same seed repeats a run\n"
                    "  --chat            wrap TEXT as a user turn of a ChatML conversation\n"
                    "  --system TEXT     with --chat: the system prompt\n"
                    "  --json            finish with a line {\"ids\": [...], \"text\": \"...\"}\n"
@@ -310,7 +310,7 @@ int cmd_generate(int argc, char **argv) {
         else if (cli_opt(argc, argv, &i, "--repeat-penalty", &v, &bad)) { if (!bad) rep = cli_parse_double("--repeat-penalty", v, 0.01, 100, &bad); }
         else if (cli_opt(argc, argv, &i, "--top-k", &v, &bad)) { if (!bad) top_k_opt = cli_parse_long("--top-k", v, 0, 1 << 20, &bad); }
         else if (cli_opt(argc, argv, &i, "--seed", &v, &bad)) {
-            if (!bad) seed = (unsigned long long)cli_parse_double("--seed", v, 0, 1.8e19, &bad);
+            if (!bad) seed = cli_parse_u64("--seed", v, &bad);
             have_seed = 1;
         } else if (!common_opt(argc, argv, &i, &c, &bad)) return unknown_opt("generate", argv[i]);
     }
