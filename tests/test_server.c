@@ -82,6 +82,14 @@ static int is_probs(json_t *probs) {
     return sum > 0.99 && sum < 1.01;
 }
 
+/* A number of at most 6 significant digits (probabilities and times are
+ * rounded so, not printed with 17). */
+static int is_round6(json_t *v) {
+    char s[32];
+    snprintf(s, sizeof s, "%.6g", json_number_value(v));
+    return json_is_number(v) && strtod(s, NULL) == json_number_value(v);
+}
+
 static int is_label(json_t *v) {
     const char *s = json_string_value(v);
     return s && (!strcmp(s, "positive") || !strcmp(s, "negative") || !strcmp(s, "neutral"));
@@ -102,6 +110,10 @@ static void test_basic(void) {
     json_decref(j);
     j = post_json("/api/emotion", "{\"text\": \"I have crushing chest pain and my left arm is numb\"}", NULL, &st);
     CHECK(st == 200 && json_is_true(json_object_get(j, "urgent")), "/api/emotion urgent (%ld)", st);
+    json_t *pr = json_object_get(j, "probs");
+    CHECK(is_round6(json_object_get(pr, "positive")) && is_round6(json_object_get(pr, "negative")) &&
+              is_round6(json_object_get(pr, "neutral")) && is_round6(json_object_get(j, "ms")),
+          "/api/emotion: probabilities and ms to 6 significant digits");
     json_decref(j);
 
     j = post_json("/api/analyze", "{\"text\": \"医生，我最近总是失眠\", \"max_tokens\": 8}", NULL, &st);
@@ -610,6 +622,9 @@ static void test_classify(void) {
     json_t *a = post_json("/v1/classify", body, NULL, &st);
     CHECK(st == 200 && is_classify_answer(a, labels, 4) && json_is_true(json_object_get(a, "calibrated")),
           "/v1/classify answer (%ld)", st);
+    int r6 = is_round6(json_object_get(a, "ms"));
+    for (size_t i = 0; i < 4; i++) r6 &= is_round6(json_object_get(json_array_get(json_object_get(a, "labels"), i), "probability"));
+    CHECK(r6, "/v1/classify: probabilities and ms to 6 significant digits");
     json_t *b = post_json("/v1/classify", body, NULL, &st);
     int same = json_array_size(json_object_get(a, "labels")) == 4;
     for (size_t i = 0; i < 4; i++) {

@@ -41,7 +41,7 @@ static void care_clear(qs_call_t *c) {
 
 static json_t *emotion_json(const qc_emotion_t *e) {
     return json_pack("{s:s, s:{s:f, s:f, s:f}}", "label", qc_emotion_name(e->label), "probs", "positive",
-                     (double)e->probs[0], "negative", (double)e->probs[1], "neutral", (double)e->probs[2]);
+                     qc_round6(e->probs[0]), "negative", qc_round6(e->probs[1]), "neutral", qc_round6(e->probs[2]));
 }
 
 /* ==== the scheduler's callbacks ==== */
@@ -124,7 +124,7 @@ static void care_format(qs_call_t *c, int kind, const char *data, size_t n) {
     } else if (kind == EV_RISK && n == sizeof(risk_rec_t)) {
         risk_rec_t rec;
         memcpy(&rec, data, sizeof rec);
-        qs_call_sse(c, "risk", json_pack("{s:b, s:f, s:b}", "urgent", rec.urgent, "probability", rec.p,
+        qs_call_sse(c, "risk", json_pack("{s:b, s:f, s:b}", "urgent", rec.urgent, "probability", qc_round6(rec.p),
                                          "rules_urgent", k->sr.kind != 0));
         if (rec.urgent && !k->sr.kind) {
             qc_safety_notice(QC_URGENT_MODEL, NULL, k->notice, sizeof k->notice);
@@ -207,7 +207,7 @@ static enum MHD_Result emotion_answer(qs_call_t *c, struct MHD_Connection *con, 
     if (o) {
         json_object_set_new(o, "urgent", json_boolean(k->sr.kind != 0));
         json_object_set_new(o, "urgent_kind", json_string(qc_urgent_name(k->sr.kind)));
-        json_object_set_new(o, "ms", json_real(k->e.ms));
+        json_object_set_new(o, "ms", json_real(qc_round6(k->e.ms)));
     }
     return qs_reply_json(con, r, 200, o);
 }
@@ -222,7 +222,7 @@ static enum MHD_Result analyze_answer(qs_call_t *c, struct MHD_Connection *con, 
     if (o && (k->sr.kind || model_only)) json_object_set_new(o, "notice", json_string(k->notice));
     if (o && k->has_risk)
         json_object_set_new(o, "risk", json_pack("{s:b, s:f, s:b}", "urgent", k->model_urgent, "probability",
-                                                 k->p_urgent, "rules_urgent", k->sr.kind != 0));
+                                                 qc_round6(k->p_urgent), "rules_urgent", k->sr.kind != 0));
     if (o && k->session) json_object_set_new(o, "session", json_string(k->session));
     if (o && c->rq.dropped_turns) json_object_set_new(o, "dropped_turns", json_integer(c->rq.dropped_turns));
     return qs_reply_json(con, r, 200, o);

@@ -109,7 +109,7 @@ void qs_call_push(qs_call_t *c, const char *data, size_t n) {
 }
 
 void qs_call_sse(qs_call_t *c, const char *name, json_t *j) {
-    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    char *s = j ? json_dumps(j, JSON_COMPACT | QC_JSON_REAL) : NULL;
     json_decref(j);
     if (!s) {
         c->ev_failed = 1;

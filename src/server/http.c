@@ -90,7 +90,7 @@ enum MHD_Result qs_queue(struct MHD_Connection *con, qs_req_t *r, unsigned statu
 }
 
 enum MHD_Result qs_reply_json(struct MHD_Connection *con, qs_req_t *r, unsigned status, json_t *j) {
-    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    char *s = j ? json_dumps(j, JSON_COMPACT | QC_JSON_REAL) : NULL;
     json_decref(j);
     if (!s) return MHD_NO;
     return qs_reply_bytes(con, r, status, s, strlen(s), MHD_RESPMEM_MUST_FREE, QS_JSON_TYPE,
