@@ -228,47 +228,51 @@ static enum MHD_Result analyze_answer(qs_call_t *c, struct MHD_Connection *con, 
     return qs_reply_json(con, r, 200, o);
 }
 
-static enum MHD_Result api_emotion(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {
-    char msg[512];
-    json_t *j = qs_parse_body(r, msg, sizeof msg);
-    if (!j) return qs_reply_error(con, r, 400, "%s", msg);
-    const char *text;
-    size_t len;
-    if (care_text(s, j, &text, &len, msg, sizeof msg)) {
-        json_decref(j);
-        return qs_reply_error(con, r, 400, "%s", msg);
-    }
-    care_call_t *k = care_call(s, QS_EMOTION, 0, text, NULL);
-    json_decref(j);
-    if (!k) return qs_reply_error(con, r, 500, "out of memory");
-    return qs_call_submit(con, r, &k->c, emotion_answer);
-}
-
-static enum MHD_Result api_analyze(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {
-    char msg[512];
-    json_t *j = qs_parse_body(r, msg, sizeof msg);
-    if (!j) return qs_reply_error(con, r, 400, "%s", msg);
+qs_call_t *qs_care_parse(qc_server_t *s, const qs_req_t *r, int analyze, int *status, char *msg, size_t n) {
+    *status = 400;
+    json_t *j = qs_parse_body(r, msg, n);
+    if (!j) return NULL;
     const char *text = NULL, *session = NULL;
     size_t len = 0, slen = 0;
     long long max_tokens = QS_MAX_TOKENS_DEF;
     int stream = 0;
-    if (care_text(s, j, &text, &len, msg, sizeof msg) ||
-        qs_get_string(j, "session", &session, &slen, msg, sizeof msg) < 0 ||
-        qs_get_int(j, "max_tokens", 1, s->n_ctx, &max_tokens, msg, sizeof msg) < 0 ||
-        qs_get_bool(j, "stream", &stream, msg, sizeof msg) < 0)
-        goto bad;
-    if (session && (slen == 0 || slen > QS_MAX_SESSION || strlen(session) != slen)) {
-        snprintf(msg, sizeof msg, "\"session\" must be 1 to %d bytes", QS_MAX_SESSION);
-        goto bad;
+    care_call_t *k = NULL;
+    if (care_text(s, j, &text, &len, msg, n)) goto done;
+    if (analyze) {
+        if (qs_get_string(j, "session", &session, &slen, msg, n) < 0 ||
+            qs_get_int(j, "max_tokens", 1, s->n_ctx, &max_tokens, msg, n) < 0 ||
+            qs_get_bool(j, "stream", &stream, msg, n) < 0)
+            goto done;
+        if (session && (slen == 0 || slen > QS_MAX_SESSION || strlen(session) != slen)) {
+            snprintf(msg, n, "\"session\" must be 1 to %d bytes", QS_MAX_SESSION);
+            goto done;
+        }
     }
-    care_call_t *k = care_call(s, QS_ANALYZE, stream, text, session);
+    if (!(k = care_call(s, analyze ? QS_ANALYZE : QS_EMOTION, stream, text, session))) {
+        *status = 500;
+        snprintf(msg, n, "out of memory");
+        goto done;
+    }
+    if (analyze) k->c.rq.max_tokens = (int)max_tokens;
+done:
     json_decref(j);
-    if (!k) return qs_reply_error(con, r, 500, "out of memory");
-    k->c.rq.max_tokens = (int)max_tokens;
-    return qs_call_submit(con, r, &k->c, analyze_answer);
-bad:
-    json_decref(j);
-    return qs_reply_error(con, r, 400, "%s", msg);
+    return k ? &k->c : NULL;
+}
+
+static enum MHD_Result care_endpoint(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r, int analyze) {
+    char msg[512];
+    int status;
+    qs_call_t *c = qs_care_parse(s, r, analyze, &status, msg, sizeof msg);
+    if (!c) return qs_reply_error(con, r, (unsigned)status, "%s", msg);
+    return qs_call_submit(con, r, c, analyze ? analyze_answer : emotion_answer);
+}
+
+static enum MHD_Result api_emotion(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {
+    return care_endpoint(s, con, r, 0);
+}
+
+static enum MHD_Result api_analyze(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {
+    return care_endpoint(s, con, r, 1);
 }
 
 const qs_route_t qs_care_routes[] = {

@@ -111,6 +111,21 @@ int qs_get_bool(json_t *j, const char *name, int *out, char *msg, size_t n);
  * fit out[n]. Returns out. */
 const char *qs_escape(const char *in, char *out, size_t n);
 
+/* ==== each endpoint's body, parsed without a connection ==== */
+
+/* What a POST endpoint's handler does before it submits: r's body parsed
+ * and checked, and the call made for the scheduler (not submitted; the
+ * caller owns it: qs_call_submit, or qs_call_free). NULL with *status
+ * (400, or 500 when out of memory) and the reason in msg. Callable with
+ * no running server (tests/fuzz): s needs m, tok, n_ctx, qwen3,
+ * model_name, and care with risk_model. */
+qs_call_t *qs_care_parse(qc_server_t *s, const qs_req_t *r, int analyze, int *status, char *msg,
+                         size_t n); /* api_care.c: /api/emotion (analyze 0), /api/analyze */
+qs_call_t *qs_completion_parse(qc_server_t *s, const qs_req_t *r, int legacy, int *status, char *msg,
+                               size_t n); /* api_openai.c: /v1/chat/completions, /v1/completions (legacy) */
+qs_call_t *qs_classify_parse(qc_server_t *s, const qs_req_t *r, int *status, char *msg,
+                             size_t n); /* api_classify.c: /v1/classify */
+
 /* ==== routes (http.c) ==== */
 
 /* Answers one request whose path, method and key were checked. */
@@ -173,6 +188,10 @@ void qs_call_event(qs_call_t *c, int kind, const void *data, size_t n);
  * NAME\n" (when name) then "data: JSON\n\n" (takes the reference to j). */
 void qs_call_push(qs_call_t *c, const char *data, size_t n);
 void qs_call_sse(qs_call_t *c, const char *name, json_t *j);
+/* Formats every record waiting in c (qs_call_event) into events, as the
+ * content reader does before sending (tests/fuzz drive a stream with it;
+ * the caller is the reader). */
+void qs_call_drain(qs_call_t *c);
 /* Notes the time of the first reply text (mu held). */
 void qs_call_first(qs_call_t *c);
 /* The start of an on_done callback: counts the tokens and the time to
