@@ -769,6 +769,21 @@ static void test_bad_input(void) {
     check_error("/v1/chat/completions",
                 "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"seed\": 9223372036854775808}", 0, 400,
                 "at most 9223372036854775807");
+    /* the JSON library's own messages ("'[' or '{' expected near ...") are
+     * not passed on: qcare says what is wrong */
+    const char *broken[] = {"{\"text\": ", "{\"text\": \"a\"} x", "[", "{\"text\": tru}", "{\"a\":1,\"a\":2}",
+                            "{\"text\": \"\xff\"}", "{\"n\": 99999999999999999999}", "{\"text\": \"a\\u0000\"}"};
+    for (size_t i = 0; i < sizeof broken / sizeof *broken; i++) {
+        char *out;
+        long st = post("/api/emotion", broken[i], NULL, &out);
+        json_t *j = json_loads(out, 0, NULL);
+        const char *msg = json_string_value(json_object_get(j, "error"));
+        CHECK(st == 400 && msg && strstr(msg, "malformed JSON at line") && !strstr(msg, "near") &&
+                  !strstr(msg, "expected") && !strstr(msg, "JSON_"),
+              "%s: an error in qcare's words: %s", broken[i], out);
+        json_decref(j);
+        free(out);
+    }
     /* a key twice: the last would win in jansson, the first in other readers */
     check_error("/api/analyze", "{\"text\": \"hi\", \"text\": \"I have crushing chest pain\"}", 0, 400, "duplicate");
     check_error("/v1/chat/completions",

@@ -133,9 +133,18 @@ json_t *qs_parse_body(const qs_req_t *r, char *msg, size_t n) {
     /* a key given twice is refused: a checker that reads the first and a
      * reader that takes the last would see different messages */
     json_t *j = json_loadb(r->body.p ? r->body.p : "", r->body.n, JSON_REJECT_DUPLICATES, &je);
-    if (!j) {
-        snprintf(msg, n, "malformed JSON: %s (line %d, column %d)%s", je.text, je.line, je.column,
-                 strstr(je.text, "too big integer") ? "; integers must be at most 9223372036854775807" : "");
+    if (!j) { /* in qcare's words: jansson's quote the body and name its own internals */
+        enum json_error_code e = json_error_code(&je);
+        snprintf(msg, n, "malformed JSON at line %d, column %d: %s", je.line, je.column,
+                 e == json_error_premature_end_of_input ? "the body ends inside a value"
+                 : e == json_error_end_of_input_expected ? "more follows the JSON value"
+                 : e == json_error_invalid_utf8          ? "the body is not valid UTF-8"
+                 : e == json_error_null_character || e == json_error_null_byte_in_key ? "\\u0000 in a string"
+                 : e == json_error_duplicate_key    ? "a key is given twice in one object (duplicate)"
+                 : e == json_error_numeric_overflow ? "a number is too large (integers must be at most 9223372036854775807)"
+                 : e == json_error_stack_overflow   ? "arrays and objects nest too deeply"
+                 : e == json_error_out_of_memory    ? "out of memory"
+                                                    : "not valid JSON");
         return NULL;
     }
     if (!json_is_object(j)) {
