@@ -89,7 +89,10 @@ enum {
 /* Encodes UTF-8 text (len bytes, need not be NUL-terminated) into token ids:
  * added tokens are split out, the rest NFC-normalized, pre-tokenized with the
  * tokenizer's regex and BPE-merged. *ids is allocated (caller frees), *n_ids
- * its length. Invalid UTF-8 in the input gives QC_ERR_ARG. */
+ * its length. Invalid UTF-8 in the input gives QC_ERR_ARG; QC_ERR_UNSUPPORTED
+ * when the pre-tokenizer regex hits one of PCRE2's match limits on this text
+ * (a pattern that backtracks without end, from a hostile tokenizer.json);
+ * QC_ERR_NOMEM only when memory runs out. */
 qc_status qc_tokenizer_encode(const qc_tokenizer_t *tok, const char *text, size_t len,
                               int flags, int32_t **ids, size_t *n_ids);
 

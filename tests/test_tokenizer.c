@@ -452,6 +452,25 @@ static void test_malformed(void) {
 }
 
 /* A tiny tokenizer: both merge forms, GPT-2 regex, null normalizer, ranks. */
+/* A tokenizer of VOC whose pre-tokenizer is one Split on `regex` (JSON-
+ * escaped), written to tmpdir/name and loaded; NULL (a failed check) when
+ * it does not load. */
+static qc_tokenizer_t *split_tokenizer(const char *name, const char *regex) {
+    char json[1024], err[256] = "";
+    snprintf(json, sizeof json,
+             "{\"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": ["
+             "{\"type\": \"Split\", \"pattern\": {\"Regex\": \"%s\"}, \"behavior\": \"Isolated\"},"
+             "{\"type\": \"ByteLevel\", \"use_regex\": false}]}, "
+             "\"model\": {\"type\": \"BPE\", " VOC ", \"merges\": [[\"a\", \"b\"]]}}",
+             regex);
+    write_file(name, json);
+    char *p = qc_path_join(tmpdir, name);
+    qc_tokenizer_t *t = NULL;
+    CHECK(qc_tokenizer_load(p, &t, err, sizeof err) == QC_OK, "%s (regex %s) loads: %s", name, regex, err);
+    free(p);
+    return t;
+}
+
 static void test_tiny(void) {
     write_file("tiny.json", PRE "\"normalizer\": null, "
                "\"added_tokens\": [{\"id\": 7, \"content\": \"<x>\", \"special\": true}, "
@@ -484,15 +503,7 @@ static void test_tiny(void) {
 
     /* a Split regex with a repeated group: 1 MB overflows the default JIT
      * stack, so encode must grow the stack or fall back to the interpreter */
-    write_file("group.json", "{\"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": ["
-               "{\"type\": \"Split\", \"pattern\": {\"Regex\": \"(?:a|b)+|\\\\s+\"}, \"behavior\": \"Isolated\"},"
-               "{\"type\": \"ByteLevel\", \"use_regex\": false}]}, "
-               "\"model\": {\"type\": \"BPE\", " VOC ", \"merges\": [[\"a\", \"b\"]]}}");
-    p = qc_path_join(tmpdir, "group.json");
-    t = NULL;
-    CHECK(qc_tokenizer_load(p, &t, err, sizeof err) == QC_OK, "group regex load: %s", err);
-    free(p);
-    if (!t) return;
+    if (!(t = split_tokenizer("group.json", "(?:a|b)+|\\\\s+"))) return;
     size_t big = 1 << 20;
     char *s = malloc(big);
     for (size_t i = 0; i < big; i++) s[i] = i % 2 ? 'b' : 'a';
@@ -505,6 +516,16 @@ static void test_tiny(void) {
     free(gi);
     free(s);
     qc_tokenizer_free(t);
+
+    /* a hostile pre-tokenizer regex that backtracks without end hits
+     * PCRE2's match limit: that is the error, not "out of memory" */
+    if (!(t = split_tokenizer("hostile.json", "(a+)+$"))) return;
+    const char *aab = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab";
+    gi = NULL;
+    st = qc_tokenizer_encode(t, aab, strlen(aab), 0, &gi, &n);
+    CHECK(st == QC_ERR_UNSUPPORTED && !gi, "a regex past PCRE2's match limit: status %d (%s)", st, qc_status_str(st));
+    free(gi);
+    qc_tokenizer_free(t);
 }
 
 static void cleanup_tmp(void) {
@@ -514,7 +535,7 @@ static void cleanup_tmp(void) {
         "nomerges.json", "mergeunknown.json", "mergeresult.json", "mergeshape.json",
         "mergetype.json", "wordpiece.json", "addedid.json", "addedfloat.json",
         "addedcontent.json", "addednotarray.json", "normalizer.json", "regex.json",
-        "behavior.json", "nopretok.json", "hugeid.json", "tiny.json", "group.json"};
+        "behavior.json", "nopretok.json", "hugeid.json", "tiny.json", "group.json", "hostile.json"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         char *p = qc_path_join(tmpdir, names[i]);
         unlink(p);

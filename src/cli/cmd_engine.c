@@ -186,7 +186,10 @@ int cmd_tokenize(int argc, char **argv) {
         free(out);
     } else {
         if ((st = qc_tokenizer_encode(tk, text, len, QC_TOK_PARSE_SPECIAL, &ids, &n))) {
-            fprintf(stderr, "qcare tokenize: %s (is the text UTF-8?)\n", qc_status_str(st));
+            fprintf(stderr, "qcare tokenize: %s\n",
+                    st == QC_ERR_ARG           ? "the text is not valid UTF-8"
+                    : st == QC_ERR_UNSUPPORTED ? "the tokenizer's pre-tokenizer regex hit PCRE2's match limit on this text"
+                                               : qc_status_str(st));
             goto done;
         }
         putchar('[');
