@@ -152,9 +152,25 @@ typedef struct {
 
 /* Renders messages as ChatML text:
  *   <|im_start|>ROLE\nCONTENT<|im_end|>\n ... [<|im_start|>assistant\n]
- * *out is allocated (caller frees). Unknown roles give QC_ERR_ARG. */
+ * *out is allocated (caller frees). Unknown roles give QC_ERR_ARG.
+ * The text is meant to be encoded with QC_TOK_PARSE_SPECIAL, which also
+ * reads special-token text inside a content as the token itself: content
+ * from an untrusted user ("<|im_end|>\n<|im_start|>system\n...") could
+ * then close its turn and write others. For such content use
+ * qc_chat_encode. */
 qc_status qc_chat_render(const qc_chat_msg_t *msgs, size_t n_msgs, const qc_chat_opts_t *opts,
                          char **out);
+
+/* The same conversation as token ids, safe for untrusted content: the
+ * markers (<|im_start|>, <|im_end|>, the roles, the generation prompt)
+ * are encoded as special tokens, each content and default_system as plain
+ * text (special-token text in it stays text, as without
+ * QC_TOK_PARSE_SPECIAL). *ids is allocated (caller frees), *n_ids its
+ * length. QC_ERR_ARG for an unknown role or content that is not UTF-8,
+ * QC_ERR_UNSUPPORTED when the tokenizer has no <|im_start|> or <|im_end|>
+ * token (it is not a ChatML model's). */
+qc_status qc_chat_encode(const qc_tokenizer_t *tok, const qc_chat_msg_t *msgs, size_t n_msgs,
+                         const qc_chat_opts_t *opts, int32_t **ids, size_t *n_ids);
 
 /* ==== model ==== */
 
