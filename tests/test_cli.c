@@ -80,6 +80,19 @@ static void test_help_and_errors(const char *model) {
     }
     CHECK(run_status("bench --help", NULL, &err) == 0, "qcare bench --help exits 0");
     free(err);
+    /* no --model and the default model not pulled: one line that names
+     * both ways out (two used to disagree: "get it with qcare pull", then
+     * "--model DIR is required") */
+    char none[600];
+    snprintf(none, sizeof none, "%s/no-models", tmpdir);
+    setenv("QCARE_MODELS", none, 1);
+    int nrc = run_status("ask hello", NULL, &err);
+    unsetenv("QCARE_MODELS");
+    int lines = 0;
+    for (const char *p = err; (p = strstr(p, "qcare:")); p++) lines++;
+    CHECK(nrc != 0 && lines == 1 && strstr(err, "--model") && strstr(err, "qcare pull"),
+          "no model: one message naming --model and qcare pull (exit %d): %s", nrc, err);
+    free(err);
     {
         char *out;
         snprintf(args, sizeof args, "bench --model %s -p 16 -n 4 -r 2 --json", model);

@@ -104,10 +104,7 @@ qc_model_t *cli_load_model(const char *dir, const char *dtype, int n_threads) {
     /* --model is a folder, a .gguf file, or the name of a pulled repo; none
      * means the default model, when it has been pulled. */
     char *path = cli_resolve_model(dir);
-    if (!path) {
-        if (!dir) fprintf(stderr, "qcare: --model DIR is required (or get the default model: qcare pull)\n");
-        return NULL;
-    }
+    if (!path) return NULL; /* cli_resolve_model said why */
     char err[512];
     qc_model_t *m;
     qc_model_opts_t o = {.n_threads = n_threads, .dtype = dtype};
