@@ -101,7 +101,16 @@ static void test_basic(void) {
     CHECK(st == 200 && !strcmp(out, "{\"status\":\"ok\"}"), "/health: %ld %s", st, out);
     free(out);
     st = http(NULL, "/", NULL, 0, NULL, &out);
-    CHECK(st == 200 && strstr(out, "<html"), "GET /: %ld", st);
+    CHECK(st == 200 && strstr(out, "<html") && strstr(out, "fixture-banner") && strstr(out, "/api/info"),
+          "GET /: %ld, a page with the fixture banner", st);
+    free(out);
+    /* the model is tiny-qwen2 from qcare mkmodel: a fixture, said so */
+    st = http(NULL, "/api/info", NULL, 0, NULL, &out);
+    json_t *info = json_loads(out, 0, NULL);
+    CHECK(st == 200 && json_is_true(json_object_get(info, "fixture")) &&
+              !strcmp(json_string_value(json_object_get(info, "model")) ?: "", "tiny-qwen2"),
+          "/api/info: the mkmodel model is a fixture: %ld %s", st, out);
+    json_decref(info);
     free(out);
     json_t *j = post_json("/api/emotion", "{\"text\": \"I feel so sad and alone today\"}", NULL, &st);
     CHECK(st == 200 && is_label(json_object_get(j, "label")) && is_probs(json_object_get(j, "probs")) &&

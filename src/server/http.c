@@ -211,6 +211,12 @@ static enum MHD_Result health(qc_server_t *s, struct MHD_Connection *con, qs_req
     return qs_reply_json(con, r, 200, json_pack("{s:s}", "status", "ok"));
 }
 
+/* What the page shows besides the chat: the model and whether it is a
+ * random-weight fixture (a banner). Open, as /health: nothing secret. */
+static enum MHD_Result info(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {
+    return qs_reply_json(con, r, 200, json_pack("{s:s, s:b}", "model", s->model_name, "fixture", s->fixture));
+}
+
 static enum MHD_Result page(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {
     (void)s;
     return qs_reply_bytes(con, r, 200, qc_web_index, qc_web_index_len, MHD_RESPMEM_PERSISTENT,
@@ -219,6 +225,7 @@ static enum MHD_Result page(qc_server_t *s, struct MHD_Connection *con, qs_req_t
 
 static const qs_route_t page_routes[] = {
     {"/health", "GET", 1, health},
+    {"/api/info", "GET", 1, info},
     {"/", "GET", 1, page},
     {0},
 };
@@ -498,6 +505,7 @@ qc_status qc_server_start(qc_model_t *m, const qc_server_opts_t *opts, qc_server
         goto fail;
     }
     s->risk_model = o.risk_model;
+    s->fixture = o.fixture;
     for (int i = 0; o.allow_origins && o.allow_origins[i]; i++) {
         char **p = realloc(s->origins, (size_t)(s->n_origins + 1) * sizeof *p);
         if (!p || !(p[s->n_origins] = strdup(o.allow_origins[i]))) {

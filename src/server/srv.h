@@ -55,6 +55,7 @@ struct qc_server {
     int n_origins;
     int n_ctx, quiet, qwen3, parallel, queue;
     int risk_model;             /* /api/analyze asks the model's urgency opinion too */
+    int fixture;                /* a random-weight fixture model (GET /api/info) */
     int keepalive_ms;           /* a stream with nothing to send for this long sends an SSE comment */
     atomic_ulong n_completions; /* chat completions so far (their ids) */
 };
