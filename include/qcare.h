@@ -237,7 +237,8 @@ int64_t qc_model_step_bytes(const qc_model_t *m);
 int qc_model_n_threads(const qc_model_t *m);
 /* Bytes of KV cache one token of a sequence occupies. */
 size_t qc_model_kv_bytes_per_token(const qc_model_t *m);
-/* How the layer matrices are kept: "f32", "bf16", "q8_0" or "q4_0". */
+/* How the layer matrices are kept: "f32", "f16", "bf16", "q8_0", "q4_0", or
+ * a GGUF's type used in place ("q4_1", "q5_0", "q5_1", "q2_k" ... "q6_k"). */
 const char *qc_model_dtype(const qc_model_t *m);
 /* Whether `id` ends generation: <|im_end|>, <|endoftext|>, or an eos id of
  * config.json / generation_config.json. */

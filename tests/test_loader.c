@@ -1010,6 +1010,14 @@ static void test_implausible(void) {
         if (old >= 0) gguf_set_u32(g, n, cases[i].key, (uint32_t)old);
     }
     if (g) write_bytes(dst, g, n), expect_load("the fixture GGUF as it is", dst, NULL);
+    /* F16 weights kept in place are reported as f16 (they were "bf16") */
+    char *f16 = path2(fixtures(), "models/tiny-qwen3.f16.gguf");
+    qc_model_opts_t fo = {.n_threads = 1, .dtype = "bf16"};
+    m = NULL;
+    CHECK(qc_model_load(f16, &fo, &m, err, sizeof err) == QC_OK && !strcmp(qc_model_dtype(m), "f16"),
+          "an F16 GGUF with --dtype bf16 reports %s: %s", m ? qc_model_dtype(m) : "(none)", err);
+    qc_model_free(m);
+    free(f16);
     free(g);
     free(src);
     free(dst);

@@ -168,12 +168,17 @@ size_t qc_model_kv_bytes_per_token(const qc_model_t *m) {
     return (size_t)m->cfg.n_layer * m->cfg.n_head_kv * m->cfg.head_dim * 2 * sizeof(uint16_t);
 }
 const char *qc_model_dtype(const qc_model_t *m) {
-    switch (m->layers[0].wq.dtype) {
-    case QC_DTYPE_F32: return "f32";
-    case QC_DTYPE_Q8_0: return "q8_0";
-    case QC_DTYPE_Q4_0: return "q4_0";
-    default: return "bf16";
-    }
+    /* every type a layer can be kept as (F16 weights used in place were
+     * reported as "bf16"), in the lower case --dtype uses */
+    static const struct { qc_dtype_t t; const char *name; } names[] = {
+        {QC_DTYPE_F32, "f32"},   {QC_DTYPE_F16, "f16"},   {QC_DTYPE_BF16, "bf16"}, {QC_DTYPE_Q8_0, "q8_0"},
+        {QC_DTYPE_Q4_0, "q4_0"}, {QC_DTYPE_Q4_1, "q4_1"}, {QC_DTYPE_Q5_0, "q5_0"}, {QC_DTYPE_Q5_1, "q5_1"},
+        {QC_DTYPE_Q2_K, "q2_k"}, {QC_DTYPE_Q3_K, "q3_k"}, {QC_DTYPE_Q4_K, "q4_k"}, {QC_DTYPE_Q5_K, "q5_k"},
+        {QC_DTYPE_Q6_K, "q6_k"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (names[i].t == m->layers[0].wq.dtype) return names[i].name;
+    return "?";
 }
 
 int qc_model_is_eog(const qc_model_t *m, int32_t id) {
