@@ -262,6 +262,21 @@ static void test_logits_and_generate(const char *name) {
     CHECK(rc1 == 0 && rc2 == 0 && !strcmp(out, out2) && strstr(out, "\"ids\": ["), "%s: seeded sampling repeats", name);
     free(out); free(err); free(out2); free(err2);
 
+    /* --chat with a tokenizer that has no <|im_start|>: refused, naming it
+     * (the markers would have been read as plain text) */
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "rm -rf %s/nochatml && cp -r %s %s/nochatml && sed -i 's/<|im_start|>/<|im_begin|>/g' %s/nochatml/tokenizer.json",
+             tmpdir, model, tmpdir, tmpdir);
+    if (system(cmd) == 0) {
+        snprintf(args, sizeof args, "generate --model %s/nochatml --chat -n 2 --quiet -", tmpdir);
+        int nrc = run_status(args, "hello", &err);
+        CHECK(nrc == 1 && strstr(err, "<|im_start|>"), "%s: --chat without <|im_start|> refused: exit %d (%s)", name, nrc,
+              err);
+        free(err);
+    } else {
+        CHECK(0, "cannot make the tokenizer without <|im_start|>: %s", cmd);
+    }
+
     /* Seeds are integers taken exactly: 2^53 and 2^53 + 1 (the same double)
      * sample differently; 2^64 - 1 is a seed; a fraction or -1 is refused. */
     snprintf(args, sizeof args, "generate --model %s --temp 1.0 --seed 9007199254740992 -n 24 --json --quiet -", model);

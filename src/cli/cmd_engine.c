@@ -335,6 +335,11 @@ int cmd_generate(int argc, char **argv) {
     cli_stream_t s = {.echo = 1};
     qc_ctx_t *x = NULL;
     if (!text) goto done;
+    if (chat && qc_tokenizer_find(qc_model_tokenizer(m), "<|im_start|>") < 0) {
+        /* the markers would be tokenized as plain text: no turns at all */
+        fprintf(stderr, "qcare generate: --chat needs a ChatML tokenizer; this one has no <|im_start|> token\n");
+        goto done;
+    }
     if (chat) {
         qc_chat_msg_t msgs[2];
         size_t nm = 0;
