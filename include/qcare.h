@@ -199,7 +199,9 @@ typedef struct {
  * llama.cpp writes them. Weights are memory-mapped and every tensor is
  * checked (presence, dtype, shape, bounds) before use; a GGUF's Q8_0/Q4_0
  * tensors are used in place when the dtype asked for is theirs. opts may be
- * NULL. On failure *out is NULL and err holds a message naming the file. */
+ * NULL. On failure *out is NULL and err holds a message naming the file.
+ * QCARE_CPU naming a kernel level this CPU lacks (or no level) gives
+ * QC_ERR_UNSUPPORTED, naming the best level it has. */
 qc_status qc_model_load(const char *path, const qc_model_opts_t *opts, qc_model_t **out,
                         char *err, size_t err_size);
 void qc_model_free(qc_model_t *m);
