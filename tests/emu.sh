@@ -59,6 +59,7 @@ out_of() { echo "$log/$(name_of "$@" | tr -c 'A-Za-z0-9_.-' '_').out"; }
 # start T CPU LEVEL: one run in the background (its exit status in .rc)
 start() {
     out=$(out_of "$@")
+    rm -f "$out.rc"
     if [ ! -x "$EMU_BUILD/tests/$1" ]; then echo "not built" > "$out"; echo 127 > "$out.rc"; return; fi
     (QCARE_CPU=$3 "$QEMU" -cpu "$2" -L "$SYSROOT" "$EMU_BUILD/tests/$1" > "$out" 2>&1; echo $? > "$out.rc") &
 }

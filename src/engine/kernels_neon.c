@@ -6,9 +6,9 @@
  * The dotprod and i8mm functions are compiled for those extensions by GCC
  * target pragmas around them (so the file needs no flags and the rest of it
  * runs on ARMv8.0); kernels.c calls them only after getauxval(AT_HWCAP)
- * HWCAP_ASIMDDP / getauxval(AT_HWCAP2) HWCAP2_I8MM. Clang before 16 has no
- * such intrinsics outside the -march that enables them: there the two
- * levels exist only when the compiler flags enable them.
+ * HWCAP_ASIMDDP / getauxval(AT_HWCAP2) HWCAP2_I8MM. Clang 14 (Debian 12's)
+ * has no such intrinsics outside the -march that enables them: there the
+ * two levels exist only when the compiler flags enable them.
  *
  * A deliberate per-level twin of the scalar micro-kernels (kernels_scalar.c),
  * the same shapes of code as kernels_avx2.c; matmul.c's driver walks the
