@@ -77,10 +77,13 @@ $(BUILD)/obj/%.o: %.c $(wildcard include/*.h src/*/*.h tools/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) $(ISA_FLAGS) -c -o $@ $<
 
-# The web page, embedded into the binary (tools/embed.c).
+# The web page, embedded into the binary (tools/embed.c), by a tool that
+# runs during the build: compiled for the build machine (HOSTCC), which a
+# cross build's CC is not.
+HOSTCC ?= cc
 $(BUILD)/embed: tools/embed.c
 	@mkdir -p $(dir $@)
-	$(CC) $(OPT) $(CFLAGS_BASE) -o $@ $<
+	$(HOSTCC) $(OPT) $(CFLAGS_BASE) -o $@ $<
 
 $(BUILD)/gen/web_assets.c: $(WEB_FILES) $(BUILD)/embed
 	@mkdir -p $(dir $@)
