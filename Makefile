@@ -130,8 +130,8 @@ debug: deps
 # build-aarch64/ without sanitizers, on the fixture models the native build
 # generated (make test runs it after the release tests): test_kernels on
 # both emulated CPUs (every level's kernels against scalar), the quantized
-# model tests at each level (i8mm, dotprod, neon, scalar), the float-weight
-# ones at the best level and scalar (tests/emu.sh says why), each on the
+# model tests at each level (i8mm, dotprod, neon, scalar), test_golden at
+# the best level and scalar, the others once (tests/emu.sh says why), on the
 # first golden prompt and case of each list (EMU_CASES=1; EMU_CASES=0 runs
 # them whole, tens of minutes per level under qemu); the README example on
 # request (EMU_EXAMPLE=1).

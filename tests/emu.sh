@@ -16,10 +16,11 @@
 # with the scalar ones in one run, so it runs once per CPU model. The
 # quantized-weight tests (test_quant, test_batch) run at every level, the
 # int8 kernels being each level's own. The three ARM levels share their
-# float-weight kernels (and attention), so the tests on float weights
-# (test_golden and test_care on BF16, test_gguf on its F16 file) run at the
-# best level and at scalar; test_gguf, mostly tokenizer and parser checks,
-# and test_tokenizer, which no kernel touches, once.
+# float-weight kernels (and attention), so test_golden (BF16, and its F16
+# re-save) runs at the best level and at scalar; test_care (BF16; ~5 CPU
+# minutes emulated even on its first case), test_gguf (its F16 file; mostly
+# tokenizer and parser checks) and test_tokenizer (no kernel) once, at the
+# best level.
 EMU_BUILD=${1:-build-aarch64}
 NATIVE=${2:-build}
 QEMU=${QEMU:-qemu-aarch64-static}
@@ -46,8 +47,8 @@ fi
 runs=$(for t in $EMU_TESTS; do
     case $t in
     test_kernels) pairs="max: cortex-a53:" ;;
-    test_golden | test_care) pairs="max: max:scalar" ;;
-    test_gguf | test_tokenizer) pairs="max:" ;;
+    test_golden) pairs="max: max:scalar" ;;
+    test_care | test_gguf | test_tokenizer) pairs="max:" ;;
     *) pairs=$EMU_LEVELS ;;
     esac
     for p in $pairs; do echo "$t ${p%%:*} ${p#*:}"; done
