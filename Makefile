@@ -22,7 +22,7 @@ TARGET_ARCH := $(shell $(CC) -dumpmachine 2>/dev/null | cut -d- -f1)
 # The engine library (libqcare.a) needs only the first three; the care
 # library adds nothing; the qcare binary (server, hub client, records) the rest.
 ENGINE_PKGS = libpcre2-8 libutf8proc jansson
-PKGS     = $(ENGINE_PKGS) libcrypto libcurl libmicrohttpd libedit sqlite3
+PKGS     = $(ENGINE_PKGS) libcrypto libcurl libmicrohttpd libedit sqlite3 libpq
 # The emulated test programs (EMU=1) link the engine's packages only; and
 # Debian 12's aarch64 gcc dies vectorizing one loop of test_kernels.c
 # (internal compiler error in vect_transform_reduction), so test programs
@@ -45,10 +45,10 @@ RECORDS_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard src/records/*.c))
 TEST_SRC   = $(wildcard tests/test_*.c)
 
 ENGINE_OBJ = $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
-CARE_OBJ   = $(CARE_SRC:%.c=$(BUILD)/obj/%.o)
+CARE_OBJ   = $(CARE_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/safety_rules.o
 LIBS_A     = $(BUILD)/libqcare_care.a $(BUILD)/libqcare.a
 CLI_OBJ    = $(CLI_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/web_assets.o
-WEB_FILES  = web/index.html
+WEB_FILES  = web/index.html web/dashboard.html
 TEST_BIN   = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps test test-unit test-cli debug clean run emu-test emu-build fuzz fuzz-build
@@ -87,9 +87,18 @@ $(BUILD)/embed: tools/embed.c
 
 $(BUILD)/gen/web_assets.c: $(WEB_FILES) $(BUILD)/embed
 	@mkdir -p $(dir $@)
-	$(BUILD)/embed $@ qc_web_index web/index.html
+	$(BUILD)/embed $@ qc_web_index web/index.html qc_web_dashboard web/dashboard.html
 
 $(BUILD)/obj/gen/web_assets.o: $(BUILD)/gen/web_assets.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CFLAGS_BASE) -c -o $@ $<
+
+# The safety net's rules, compiled into the care library (docs/safety.md).
+$(BUILD)/gen/safety_rules.c: data/safety-rules.txt $(BUILD)/embed
+	@mkdir -p $(dir $@)
+	$(BUILD)/embed $@ qc_safety_rules_txt data/safety-rules.txt
+
+$(BUILD)/obj/gen/safety_rules.o: $(BUILD)/gen/safety_rules.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CFLAGS_BASE) -c -o $@ $<
 
@@ -97,7 +106,7 @@ $(BUILD)/obj/gen/web_assets.o: $(BUILD)/gen/web_assets.c
 # checked at run time before any of their functions is called.
 ifeq ($(TARGET_ARCH),x86_64)
 $(BUILD)/obj/src/engine/kernels_avx2.o: ISA_FLAGS = -mavx2 -mfma -mf16c
-$(BUILD)/obj/src/engine/kernels_avx512.o: ISA_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16 -mavx2 -mfma -mf16c
+$(BUILD)/obj/src/engine/kernels_avx512.o: ISA_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c
 endif
 
 $(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(LIBS_A) $(BUILD)/obj/tools/mkmodel.o
@@ -112,6 +121,7 @@ test-unit: $(BUILD)/qcare $(TEST_BIN)
 # then the sanitizer build's tests.
 test: deps
 	@sh scripts/deps.sh fuzz
+	@sh scripts/deps.sh test
 	@rm -f build/tests/summary build-debug/tests/summary build-aarch64/tests/summary
 	@st=0; $(MAKE) --no-print-directory test-unit || st=1; \
 	  $(MAKE) --no-print-directory emu-test || st=1; \
@@ -176,21 +186,32 @@ run: all
 $(BUILD)/kernels_bench: bench/kernels_bench.c $(BUILD)/libqcare.a
 	$(CC) $(CFLAGS) $(CFLAGS_BASE) -o $@ $< $(BUILD)/libqcare.a $(LDLIBS)
 
+# test_records starts a PostgreSQL server of its own through these.
+$(BUILD)/tests/test_records: tests/pgserver.h tests/pg.sh
+
 # test_pull compiles the hub client in directly (to test its name checks).
 $(BUILD)/tests/test_pull: src/cli/hub.c src/cli/hub_fetch.c src/cli/hub_http.c src/cli/hub.h src/cli/hub_impl.h \
   tests/hubstub.h
 
-# test_records and the records benchmark link the store (src/records/) in.
-$(BUILD)/tests/test_records: tests/test_records.c tests/test.h $(RECORDS_OBJ) $(LIBS_A)
+# test_records, test_recserve and the records benchmark link the store (src/records/) in.
+$(BUILD)/tests/test_records: tests/test_records.c tests/test.h tests/diskfull.h $(RECORDS_OBJ) $(LIBS_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -o $@ $< $(RECORDS_OBJ) $(LIBS_A) $(LDLIBS)
 
-$(BUILD)/records_bench: bench/records_bench.c $(RECORDS_OBJ) $(BUILD)/libqcare.a
-	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -o $@ $< $(RECORDS_OBJ) $(BUILD)/libqcare.a $(LDLIBS)
+$(BUILD)/tests/test_recserve: tests/test_recserve.c tests/test.h tests/serverproc.h tests/diskfull.h $(RECORDS_OBJ) $(LIBS_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -o $@ $< $(RECORDS_OBJ) $(LIBS_A) $(LDLIBS)
+
+$(BUILD)/records_bench: bench/records_bench.c tests/pgserver.h $(RECORDS_OBJ) $(BUILD)/libqcare.a
+	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -o $@ $< $(RECORDS_OBJ) $(BUILD)/libqcare.a $(LDLIBS)
 
 # Aggregate decode speed of `qcare serve` with 1, 4 and 8 streams.
-$(BUILD)/serve_bench: bench/serve_bench.c tests/serverproc.h tests/test.h $(BUILD)/qcare $(BUILD)/libqcare.a
+$(BUILD)/serve_bench: bench/serve_bench.c bench/streams.h tests/serverproc.h tests/test.h $(BUILD)/qcare $(BUILD)/libqcare.a
 	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -o $@ $< $(BUILD)/libqcare.a $(LDLIBS)
+
+# qcare serve against llama-server on one GGUF file (bench/vs-llamacpp.sh).
+$(BUILD)/peer_bench: bench/peer_bench.c bench/streams.h tests/serverproc.h tests/test.h $(BUILD)/qcare $(LIBS_A)
+	$(CC) $(CFLAGS) $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -o $@ $< $(LIBS_A) $(LDLIBS)
 
 # ==== fuzzing (tests/fuzz/README.md) ====
 # libFuzzer targets built with clang (ASan + UBSan + coverage) against a

@@ -9,11 +9,19 @@
  *      sessions; a session's turns; and a full CSV export (rate, peak RSS).
  *
  *   make build/records_bench && build/records_bench [--dir DIR] [--sessions N]
- *        [--turns N] [--latency N] [--keep]
+ *        [--turns N] [--latency N] [--keep] [--pg URL | --pg-temp]
+ *
+ * --pg URL runs it on PostgreSQL instead: URL is a database the bench may
+ * empty (it drops the store's tables first and last); --pg-temp starts a
+ * throwaway server for it (tests/pg.sh, fsync on, from the repository
+ * root). There sync=NORMAL/FULL is the server's own (one row each).
  */
 #include "records/records.h"
 
 #include "base/base.h"
+#include "pgserver.h"
+
+#include <libpq-fe.h>
 
 #include <math.h>
 #include <pthread.h>
@@ -23,6 +31,49 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+static const char *pg_url; /* NULL: SQLite files in --dir */
+
+/* The store called name: dir/name, or the PostgreSQL database. */
+static const char *store_at(const char *dir, const char *name) {
+    static char path[512];
+    if (pg_url) return pg_url;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return path;
+}
+
+/* Runs sql on the PostgreSQL database; the first value as a number. */
+static double pg_value(const char *sql) {
+    PGconn *db = PQconnectdb(pg_url);
+    PGresult *r = PQexec(db, sql);
+    double v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) ? atof(PQgetvalue(r, 0, 0)) : -1;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK)
+        fprintf(stderr, "records_bench: %s: %s", sql, PQerrorMessage(db));
+    PQclear(r);
+    PQfinish(db);
+    return v;
+}
+
+/* Removes the store at path (its file and logs; or its tables). */
+static void remove_store(const char *path) {
+    if (pg_url) {
+        pg_value("SET client_min_messages = warning; DROP TABLE IF EXISTS turns, sessions, erased, qcare_schema");
+        return;
+    }
+    char side[600];
+    unlink(path);
+    snprintf(side, sizeof side, "%s-wal", path);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", path);
+    unlink(side);
+}
+
+/* Bytes the store takes. */
+static double store_bytes(const char *path) {
+    struct stat sb;
+    if (pg_url) return pg_value("SELECT pg_total_relation_size('turns') + pg_total_relation_size('sessions')");
+    return stat(path, &sb) ? -1 : (double)sb.st_size;
+}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -106,9 +157,10 @@ static void *latency_worker(void *arg) {
 }
 
 static void latency(const char *dir, int sync_full, int threads, int n) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/latency-%d-%d.db", dir, sync_full, threads);
-    unlink(path);
+    char name[64];
+    snprintf(name, sizeof name, "latency-%d-%d.db", sync_full, threads);
+    const char *path = store_at(dir, name);
+    remove_store(path);
     qc_store_opts_t o = {.sync_full = sync_full};
     qc_store_t *s;
     char err[512];
@@ -133,15 +185,10 @@ static void latency(const char *dir, int sync_full, int threads, int n) {
     int m = per * threads;
     printf("commit latency  sync=%-6s writers=%d  turns=%d  p50 %.2f ms  p95 %.2f ms  p99 %.2f ms  "
            "%.0f turns/s  %.1f turns/transaction\n",
-           sync_full ? "FULL" : "NORMAL", threads, m, quantile(lat, m, 0.5), quantile(lat, m, 0.95),
+           pg_url ? "server" : sync_full ? "FULL" : "NORMAL", threads, m, quantile(lat, m, 0.5), quantile(lat, m, 0.95),
            quantile(lat, m, 0.99), m / wall * 1000, (double)st.committed / (double)st.transactions);
     free(lat);
-    unlink(path);
-    char side[600];
-    snprintf(side, sizeof side, "%s-wal", path);
-    unlink(side);
-    snprintf(side, sizeof side, "%s-shm", path);
-    unlink(side);
+    remove_store(path);
 }
 
 /* ==== 2. filling ==== */
@@ -215,17 +262,31 @@ static long max_rss_kb(void) {
 
 int main(int argc, char **argv) {
     const char *dir = "/tmp";
-    int sessions = 100000, turns = 10, lat_n = 2000, keep = 0;
+    int sessions = 100000, turns = 10, lat_n = 2000, keep = 0, pg_temp = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--dir") && i + 1 < argc) dir = argv[++i];
         else if (!strcmp(argv[i], "--sessions") && i + 1 < argc) sessions = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--turns") && i + 1 < argc) turns = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--latency") && i + 1 < argc) lat_n = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--keep")) keep = 1;
+        else if (!strcmp(argv[i], "--pg") && i + 1 < argc) pg_url = argv[++i];
+        else if (!strcmp(argv[i], "--pg-temp")) pg_temp = 1;
         else {
-            fprintf(stderr, "usage: records_bench [--dir DIR] [--sessions N] [--turns N] [--latency N] [--keep]\n");
+            fprintf(stderr, "usage: records_bench [--dir DIR] [--sessions N] [--turns N] [--latency N] [--keep]"
+                            " [--pg URL | --pg-temp]\n");
             return 2;
         }
+    }
+    test_pg_t pgs;
+    static char url[256];
+    if (pg_temp) {
+        char why[512];
+        if (test_pg_create(&pgs, 1, why, sizeof why) || test_pg_createdb(&pgs, "bench")) {
+            fprintf(stderr, "records_bench: no PostgreSQL server: %s\n", why);
+            return 1;
+        }
+        test_pg_url(&pgs, "bench", url, sizeof url);
+        pg_url = url;
     }
     if (sessions < 1 || turns < 1 || lat_n < 8) return 2;
     for (int i = 0; i < 40; i++) prompt_ids[i] = (int32_t)(rnd() % 152000);
@@ -238,19 +299,21 @@ int main(int argc, char **argv) {
         if (fscanf(la, "%lf %lf %lf", &load[0], &load[1], &load[2]) != 3) load[0] = -1;
         fclose(la);
     }
-    printf("records_bench: %ld CPUs online, load average %.2f, files in %s\n", sysconf(_SC_NPROCESSORS_ONLN),
-           load[0], dir);
+    printf("records_bench: %ld CPUs online, load average %.2f, store %s\n", sysconf(_SC_NPROCESSORS_ONLN), load[0],
+           pg_url ? pg_url : dir);
 
     /* 1. */
     latency(dir, 0, 1, lat_n);
     latency(dir, 0, 8, lat_n);
-    latency(dir, 1, 1, lat_n / 4);
-    latency(dir, 1, 8, lat_n / 4);
+    if (!pg_url) {
+        latency(dir, 1, 1, lat_n / 4);
+        latency(dir, 1, 8, lat_n / 4);
+    }
 
     /* 2. */
-    char path[512], err[512];
-    snprintf(path, sizeof path, "%s/records-bench.db", dir);
-    unlink(path);
+    char err[512];
+    const char *path = store_at(dir, "records-bench.db");
+    remove_store(path);
     qc_store_t *s;
     qc_store_opts_t o = {0};
     if (qc_store_open(path, &o, &s, err, sizeof err)) {
@@ -284,14 +347,12 @@ int main(int argc, char **argv) {
     double fill_ms = qc_now_ms() - t0;
     qc_store_stats_t st;
     qc_store_stats(s, &st);
-    struct stat sb;
-    stat(path, &sb);
+    double size = store_bytes(path);
     long n_turns = (long)sessions * turns;
     printf("fill            %d sessions x %d turns = %ld turns in %.1f s: %.0f turns/s, %.0f turns/transaction, "
-           "%ld failed, file %.0f MiB (%.0f bytes/turn)\n",
+           "%ld failed, store %.0f MiB (%.0f bytes/turn)\n",
            sessions, turns, n_turns, fill_ms / 1000, n_turns / fill_ms * 1000,
-           (double)st.committed / (double)st.transactions, f.failed, sb.st_size / 1048576.0,
-           (double)sb.st_size / (double)n_turns);
+           (double)st.committed / (double)st.transactions, f.failed, size / 1048576.0, size / (double)n_turns);
 
     /* 3. */
     qc_rec_query_t q = {.order = QC_REC_ORDER_RISK, .limit = 50};
@@ -342,15 +403,8 @@ int main(int argc, char **argv) {
            bytes / 1048576.0, ex_ms / 1000, n_turns / ex_ms * 1000, rss0, max_rss_kb());
 
     qc_store_close(s);
-    if (!keep) {
-        char side[600];
-        unlink(path);
-        snprintf(side, sizeof side, "%s-wal", path);
-        unlink(side);
-        snprintf(side, sizeof side, "%s-shm", path);
-        unlink(side);
-    } else {
-        printf("kept %s\n", path);
-    }
+    if (!keep) remove_store(path);
+    else printf("kept %s\n", path);
+    if (pg_temp) test_pg_destroy(&pgs);
     return 0;
 }

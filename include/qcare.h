@@ -161,9 +161,9 @@ typedef enum { QC_ARCH_QWEN2 = 0, QC_ARCH_QWEN3 = 1 } qc_arch_t;
 
 /* Weight storage types. Q8_0, Q4_0/Q4_1 and Q5_0/Q5_1 are ggml's 32-weight
  * blocks; Q2_K..Q6_K its 256-weight super-blocks, as GGUF files (Q4_K_M,
- * ...) hold them. Only F32/F16/BF16/Q8_0/Q4_0 have matrix kernels; the others
- * are converted when a model is loaded. Q8_K and Q8_1 are ggml's activation
- * formats (never weights). */
+ * ...) hold them. Every one has matrix kernels, so a GGUF's tensors are
+ * multiplied as stored. Q8_K and Q8_1 are ggml's activation formats (never
+ * weights). */
 typedef enum {
     QC_DTYPE_F32 = 0,
     QC_DTYPE_F16 = 1,
@@ -184,24 +184,25 @@ typedef enum {
 
 typedef struct {
     int n_threads;     /* threads of the model's pool (0 = one per CPU core) */
-    const char *dtype; /* how matrices are kept: "q8_0" (the default, NULL),
-                        * "q4_0" (layers Q4_0, embedding/lm_head Q8_0),
-                        * "bf16" (the file's weights used in place: 16-bit,
-                        * or a GGUF's Q8_0/Q4_0; Q4_K/Q6_K become Q8_0),
-                        * "f32" (converted to F32) */
+    const char *dtype; /* how matrices are kept: "auto" (the default, NULL):
+                        * a GGUF's as stored, safetensors' as "q8_0";
+                        * "q8_0" (converted to Q8_0), "q4_0" (layers Q4_0,
+                        * embedding/lm_head Q8_0), "bf16" (the file's
+                        * weights used in place, whatever their type: 16-bit,
+                        * or any GGUF type), "f32" (converted to F32) */
 } qc_model_opts_t;
 
 /* Loads a model from `path`: either a Hugging Face folder holding
  * config.json, model.safetensors (or model.safetensors.index.json + shards),
  * tokenizer.json and optionally generation_config.json; or a GGUF file
  * (versions 2 and 3, architectures qwen2 and qwen3, tensor types F32, F16,
- * BF16, Q8_0, Q4_0, Q4_K and Q6_K, the tokenizer from its metadata), as
- * llama.cpp writes them. Weights are memory-mapped and every tensor is
- * checked (presence, dtype, shape, bounds) before use; a GGUF's Q8_0/Q4_0
- * tensors are used in place when the dtype asked for is theirs. opts may be
- * NULL. On failure *out is NULL and err holds a message naming the file.
- * QCARE_CPU naming a kernel level this CPU lacks (or no level) gives
- * QC_ERR_UNSUPPORTED, naming the best level it has. */
+ * BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K, the tokenizer from its
+ * metadata), as llama.cpp writes them. Weights are memory-mapped and every
+ * tensor is checked (presence, dtype, shape, bounds) before use; a GGUF's
+ * tensors are used in place from the mapping unless a dtype asks for a
+ * conversion. opts may be NULL. On failure *out is NULL and err holds a
+ * message naming the file. QCARE_CPU naming a kernel level this CPU lacks
+ * (or no level) gives QC_ERR_UNSUPPORTED, naming the best level it has. */
 qc_status qc_model_load(const char *path, const qc_model_opts_t *opts, qc_model_t **out,
                         char *err, size_t err_size);
 void qc_model_free(qc_model_t *m);
@@ -213,11 +214,28 @@ qc_arch_t qc_model_arch(const qc_model_t *m);
 /* Number of parameters and bytes of weight data. */
 int64_t qc_model_n_params(const qc_model_t *m);
 int64_t qc_model_weight_bytes(const qc_model_t *m);
+/* Bytes of weights one single-token step reads (every matrix, the lm_head
+ * included; an untied embedding table only one row): decode's memory
+ * traffic per token, less the KV cache. */
+int64_t qc_model_step_bytes(const qc_model_t *m);
 int qc_model_n_threads(const qc_model_t *m);
 /* Bytes of KV cache one token of a sequence occupies. */
 size_t qc_model_kv_bytes_per_token(const qc_model_t *m);
-/* How the layer matrices are kept: "f32", "bf16", "q8_0" or "q4_0". */
+/* How the layer matrices are kept: their type when they share one ("f32",
+ * "bf16", "f16", "q8_0", "q4_0", "q4_k", ...), or the mix of a mixed file
+ * by bytes ("mixed: q4_k 61%, q6_k 21%, q5_0 18%"). Owned by the model. */
 const char *qc_model_dtype(const qc_model_t *m);
+/* What identifies the model's contents, handed to fn piece by piece in a
+ * fixed order: config.json's bytes then each weights file's header (a
+ * folder; shards in the index's order), or a GGUF file's header (metadata
+ * and tensor table). Hashing them gives a content id that changes with the
+ * configuration or any tensor's name, type, shape or offset but costs no
+ * pass over the weights (the server keeps a SHA-256 of them in its
+ * records). The bytes are the model's, valid during the call only. */
+void qc_model_identity(const qc_model_t *m, void (*fn)(void *user, const void *p, size_t n), void *user);
+/* How many matrices the load converted from their stored type (an explicit
+ * dtype other than the file's; 0 when used as stored). */
+int qc_model_n_converted(const qc_model_t *m);
 /* Whether `id` ends generation: <|im_end|>, <|endoftext|>, or an eos id of
  * config.json / generation_config.json. */
 int qc_model_is_eog(const qc_model_t *m, int32_t id);

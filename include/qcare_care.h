@@ -12,7 +12,7 @@
  *   qc_emotion_t e;
  *   qc_care_emotion(care, msg, strlen(msg), &e);        // e.label, e.probs[3]
  *   qc_safety_result_t s = qc_safety_check(msg, strlen(msg));
- *   if (s.kind) { qc_safety_notice(s.kind, NULL, buf, sizeof buf); puts(buf); }
+ *   if (s.kind) { qc_safety_notice_for(NULL, &s, buf, sizeof buf); puts(buf); }
  *   qc_care_chat(care, "session-1", msg, e.label, NULL, 256, on_token, user);
  *   qc_care_free(care);
  *
@@ -27,11 +27,15 @@
 extern "C" {
 #endif
 
-/* ==== safety net (src/care/safety.c) ====
+/* ==== safety net (src/care/safety*.c, data/safety-rules.txt) ====
  * A deterministic rule set (Chinese and English) that recognizes messages
  * describing an emergency or self-harm, so an urgent-care notice can be shown
- * before any model text. It does not use the model. */
+ * before any model text. It does not use the model. The rules are data: a
+ * text file (format in docs/safety.md) compiled into the library at build
+ * time and replaceable or extendable at run time (qc_safety_new). */
 
+/* The kind of notice a message needs. A small fixed set: the presentation
+ * (which red flag of which guideline) is the result's `presentation`. */
 typedef enum {
     QC_URGENT_NONE = 0,
     QC_URGENT_CARDIAC,     /* chest pain with warning signs */
@@ -39,18 +43,27 @@ typedef enum {
     QC_URGENT_BLEEDING,    /* severe or uncontrolled bleeding */
     QC_URGENT_BREATHING,   /* cannot breathe, choking, blue lips */
     QC_URGENT_ANAPHYLAXIS, /* allergic reaction with swelling / breathing trouble */
-    QC_URGENT_POISONING,   /* overdose, swallowed poison or chemicals */
+    QC_URGENT_POISONING,   /* overdose, swallowed poison or chemicals: the poison centre where one is configured */
     QC_URGENT_SEIZURE,     /* a seizure happening now, or a child's */
     QC_URGENT_UNCONSCIOUS, /* unresponsive, not breathing */
-    QC_URGENT_SELF_HARM,   /* suicidal intent or self-harm */
+    QC_URGENT_SELF_HARM,   /* suicidal intent or self-harm: the crisis line first */
+    /* added with the rules file (2026-12) */
+    QC_URGENT_EMERGENCY,   /* another emergency presentation (thunderclap headache, sepsis, DKA, ...) */
+    QC_URGENT_CHILD,       /* a baby's or child's danger signs */
+    QC_URGENT_ABUSE,       /* violence or abuse disclosed: safety now, police, support lines */
     QC_URGENT_MODEL        /* never from the rules: the model's urgency opinion, kind unknown (its notice
                             * gives the emergency numbers and the crisis lines) */
 } qc_urgent_t;
 
 typedef struct {
     qc_urgent_t kind;
-    const char *term; /* the phrase that decided it (static), NULL when none */
+    const char *term;         /* the phrase that decided it, NULL when none */
+    const char *presentation; /* the rule's presentation id ("cardiac.acs", ...), NULL when none */
+    const char *lang;         /* the message's language: "en", "zh-Hans" or "zh-Hant" (never NULL) */
+    int child;                /* the message is about a baby or child */
 } qc_safety_result_t;
+/* term and presentation belong to the rule set that gave them (static for
+ * the compiled-in rules). */
 
 /* Numbers shown in the notice; NULL fields take the defaults (120 / 911 /
  * 112 for emergencies; the Chinese national psychological assistance line
@@ -60,20 +73,63 @@ typedef struct {
     const char *crisis_lines;
 } qc_safety_opts_t;
 
-/* Checks UTF-8 text (len bytes) against the rules. Case, full-width forms,
- * apostrophes and spacing do not matter; a phrase does not count when it is
- * negated a few words before ("no chest pain", "没有胸痛", "I don't want to
- * hurt myself", "我不是想伤害自己"), told as past or recovered ("I used to
- * self-harm", "以前中过风"), or asked about as a risk ("会增加自杀风险吗").
- * The rules and these cue families are described at the top of safety.c. */
+/* A compiled rule set and the numbers its notices carry. Read-only once
+ * made: any number of threads may check messages against one at once. */
+typedef struct qc_safety qc_safety_t;
+
+typedef struct {
+    const char *rules_path; /* a rules file; NULL: the rules compiled into the library */
+    const char *rules_text; /* or the rules themselves (rules_len bytes), named rules_path or "rules" in errors */
+    size_t rules_len;
+    const char *region;     /* "CN", "HK", "TW", "US", "EU" or "UK": that region's emergency, crisis and
+                               poison numbers (docs/safety.md); NULL: the bilingual CN/US/EU defaults */
+    const char *numbers;    /* overrides, "emergency=120,police=110,crisis=12356,poison=...,abuse=..."; NULL: none */
+} qc_safety_config_t;
+
+/* Compiles a rule set (cfg NULL: the compiled-in rules, default numbers).
+ * A malformed rules file gives QC_ERR_FORMAT (or QC_ERR_UNSUPPORTED for an
+ * unknown format version) and "FILE:LINE: reason" in err; an unknown region
+ * or a malformed number list QC_ERR_ARG. *out: free with qc_safety_free. */
+qc_status qc_safety_new(const qc_safety_config_t *cfg, qc_safety_t **out, char *err, size_t err_size);
+void qc_safety_free(qc_safety_t *s);
+
+/* Makes s the set qc_safety_check (and so the server and the CLI) uses;
+ * NULL goes back to the compiled-in rules. s must outlive its use; call it
+ * at start, before other threads check messages. */
+void qc_safety_use(const qc_safety_t *s);
+
+/* The set in use (never NULL unless out of memory). */
+const qc_safety_t *qc_safety_current(void);
+
+/* Number of rules in s. */
+size_t qc_safety_rule_count(const qc_safety_t *s);
+
+/* Checks UTF-8 text (len bytes) against the rules of s (NULL: the set in
+ * use). Case, full-width forms, apostrophes and spacing do not matter; a
+ * phrase does not count when it is negated a few words before ("no chest
+ * pain", "没有胸痛", "I don't want to hurt myself", "我不是想伤害自己"), told as
+ * past or recovered ("I used to self-harm", "以前中过风"), or asked about as a
+ * risk ("会增加自杀风险吗"). The context machinery is described at the top of
+ * safety.c, the rules in data/safety-rules.txt and docs/safety.md. */
+qc_safety_result_t qc_safety_match(const qc_safety_t *s, const char *text, size_t len);
+
+/* qc_safety_match with the set in use. */
 qc_safety_result_t qc_safety_check(const char *text, size_t len);
 
-/* "cardiac", "stroke", ... ("none" for QC_URGENT_NONE). */
+/* "cardiac", "stroke", ... ("none" for QC_URGENT_NONE, "unknown" past the last). */
 const char *qc_urgent_name(qc_urgent_t kind);
 
-/* Writes the urgent notice for kind (bilingual, marked "⚠️ URGENT / 紧急")
- * into out (NUL-terminated, truncated to cap). Returns the length it needs
- * (like snprintf); 0 for QC_URGENT_NONE. opts may be NULL. */
+/* Writes the notice a result needs into out (NUL-terminated, truncated to
+ * cap), marked "⚠️ 紧急" / "⚠️ URGENT", in the message's language: what to do
+ * now (call the emergency number; for self-harm the crisis line first; for
+ * poisoning the poison centre where s has one; for abuse safety and the
+ * police; for a child it says so), with the numbers of s (NULL: the set in
+ * use). Returns the length it needs (like snprintf); 0 when not urgent. */
+size_t qc_safety_notice_for(const qc_safety_t *s, const qc_safety_result_t *r, char *out, size_t cap);
+
+/* The older notice by kind alone: bilingual, the numbers of opts (NULL
+ * fields: those of the set in use, else the defaults above). 0 for
+ * QC_URGENT_NONE. */
 size_t qc_safety_notice(qc_urgent_t kind, const qc_safety_opts_t *opts, char *out, size_t cap);
 
 /* ==== care pipeline (src/care/care.c) ====

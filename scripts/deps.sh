@@ -8,15 +8,22 @@
 #                                  binary links (make CROSS=aarch64-linux-gnu-)
 #   sh scripts/deps.sh fuzz        also clang and its libFuzzer and sanitizer
 #                                  runtimes (make fuzz; the normal build stays on cc)
+#   sh scripts/deps.sh test        also what the tests start: the PostgreSQL
+#                                  server (test_records), nginx and python3-yaml
+#                                  (tests/deploy.sh)
 engine="libpcre2-dev libutf8proc-dev libjansson-dev"
-app="libssl-dev libcurl4-openssl-dev libmicrohttpd-dev libedit-dev libsqlite3-dev"
+app="libssl-dev libcurl4-openssl-dev libmicrohttpd-dev libedit-dev libsqlite3-dev libpq-dev"
+# The records tests start a PostgreSQL server of their own (tests/pg.sh):
+# the native build's tests only (make test runs `deps.sh test`).
+server="postgresql"
 arch=
 case "${1:-}" in
 "") pkgs="pkg-config $engine $app" ;;
 fuzz) pkgs="pkg-config $engine $app clang libclang-rt-14-dev" ;;
+test) pkgs="pkg-config $engine $app $server nginx python3-yaml" ;;
 arm64-test) arch=arm64; pkgs="pkg-config gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static" ;;
 arm64) arch=arm64; pkgs="pkg-config gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static" ;;
-*) echo "deps: unknown argument '$1' (none, fuzz, arm64-test or arm64)" >&2; exit 2 ;;
+*) echo "deps: unknown argument '$1' (none, fuzz, test, arm64-test or arm64)" >&2; exit 2 ;;
 esac
 if [ -n "$arch" ]; then
     for p in $engine; do pkgs="$pkgs $p:$arch"; done

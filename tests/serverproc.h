@@ -12,8 +12,11 @@
  *   }
  *
  * The server runs as `$QC_BUILD/qcare serve --model $QC_MODELS/MODEL --dtype
- * bf16 --threads 2 --port P ARGS...` with its stdout and stderr in a log
- * file; ARGS come last, so they can override the fixture defaults. It binds
+ * bf16 --threads 2 --port P [--no-records] ARGS...` with its stdout and
+ * stderr in a log file; ARGS come last, so they can override the fixture
+ * defaults. --no-records is added unless ARGS say something of the
+ * records (--records PATH, --records-sync, --no-records): a test never
+ * writes the real data folder by accident. It binds
  * a free loopback port (picked here; a start that loses the port to another
  * process is retried on a new one) and is ready once GET /health answers 200.
  * It is killed if the test process dies first (PR_SET_PDEATHSIG), so a
@@ -211,34 +214,19 @@ static inline int sp_free_port(void) {
     return p;
 }
 
-/* One try of sp_start on a new port: 0 ready, 1 the child exited before
- * answering (maybe the port was taken), -1 any other failure. */
-static inline int sp_start_once(sp_server_t *s, const char *model, const char *const *args) {
-    char qcare[512], dir[512], ps[16];
-    const char *argv[SP_MAX_ARGS + 1];
-    int n = 0;
-    if (!(s->port = sp_free_port())) return -1;
-    snprintf(qcare, sizeof qcare, "%s/qcare", test_env("QC_BUILD", "build"));
-    snprintf(dir, sizeof dir, "%s/%s", test_env("QC_MODELS", "build/models"), model ? model : "tiny-qwen2");
-    snprintf(ps, sizeof ps, "%d", s->port);
-    const char *fixed[] = {qcare, "serve", "--model", dir, "--dtype", "bf16", "--threads", "2", "--port", ps};
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) argv[n++] = fixed[i];
-    for (int i = 0; args && args[i]; i++) {
-        if (n == SP_MAX_ARGS) {
-            fprintf(stderr, "sp_start: more than %d arguments\n", SP_MAX_ARGS);
-            return -1;
-        }
-        argv[n++] = args[i];
-    }
-    argv[n] = NULL;
+/* Runs argv (argv[0] a path) in a child process with its stdout and stderr
+ * in s->log, and waits until GET /health on s->port answers 200. Returns 0
+ * then; 1 when the child exited first (e.g. it lost the port); -1 when it
+ * did not get ready in time (it is killed). */
+static inline int sp_spawn(sp_server_t *s, const char *const *argv) {
     fflush(NULL); /* the child must not write our buffered output a second time */
     pid_t pid = fork();
     if (pid < 0) return -1;
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (!freopen(s->log, "w", stderr) || dup2(fileno(stderr), STDOUT_FILENO) < 0) _exit(126);
-        execv(qcare, (char *const *)argv);
-        fprintf(stderr, "sp_start: cannot run %s\n", qcare);
+        execv(argv[0], (char *const *)argv);
+        fprintf(stderr, "sp_start: cannot run %s\n", argv[0]);
         _exit(127);
     }
     s->pid = pid;
@@ -258,6 +246,32 @@ static inline int sp_start_once(sp_server_t *s, const char *model, const char *c
     waitpid(pid, NULL, 0);
     s->pid = 0;
     return -1;
+}
+
+/* One try of sp_start on a new port: 0 ready, 1 the child exited before
+ * answering (maybe the port was taken), -1 any other failure. */
+static inline int sp_start_once(sp_server_t *s, const char *model, const char *const *args) {
+    char qcare[512], dir[512], ps[16];
+    const char *argv[SP_MAX_ARGS + 1];
+    int n = 0;
+    if (!(s->port = sp_free_port())) return -1;
+    snprintf(qcare, sizeof qcare, "%s/qcare", test_env("QC_BUILD", "build"));
+    snprintf(dir, sizeof dir, "%s/%s", test_env("QC_MODELS", "build/models"), model ? model : "tiny-qwen2");
+    snprintf(ps, sizeof ps, "%d", s->port);
+    const char *fixed[] = {qcare, "serve", "--model", dir, "--dtype", "bf16", "--threads", "2", "--port", ps};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) argv[n++] = fixed[i];
+    int records = 0;
+    for (int i = 0; args && args[i]; i++) records |= !strncmp(args[i], "--records", 9) || !strcmp(args[i], "--no-records");
+    if (!records) argv[n++] = "--no-records";
+    for (int i = 0; args && args[i]; i++) {
+        if (n == SP_MAX_ARGS) {
+            fprintf(stderr, "sp_start: more than %d arguments\n", SP_MAX_ARGS);
+            return -1;
+        }
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    return sp_spawn(s, argv);
 }
 
 /* Starts `qcare serve` with the fixture model `model` (a folder in

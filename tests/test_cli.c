@@ -90,6 +90,26 @@ static void test_help_and_errors(const char *model) {
                   json_number_value(json_object_get(j, "tg_tps")) > 0 &&
                   json_number_value(json_object_get(j, "peak_rss_mb")) > 0,
               "bench --json ends with pp_tps, tg_tps, peak_rss_mb (rc %d: %s)", brc, err);
+        double tg = json_number_value(json_object_get(j, "tg_tps")),
+               step = json_number_value(json_object_get(j, "step_bytes")),
+               wgbs = json_number_value(json_object_get(j, "tg_weight_gbs"));
+        CHECK(json_number_value(json_object_get(j, "read_gbs")) > 0 && step > 0 &&
+                  step <= json_number_value(json_object_get(j, "weights_mib")) * 1048576.0 + 1e5 &&
+                  fabs(wgbs - tg * step / 1e9) <= 1e-4 + 1e-3 * wgbs,
+              "bench: probed bandwidth, and decode's weight bytes/s = tg t/s x step bytes (%g x %g, %g)", tg, step,
+              wgbs);
+        /* The probe's 512 MiB buffer lives in a child: not in this peak. */
+        CHECK(json_number_value(json_object_get(j, "peak_rss_mb")) < 400, "bench: the probe is not in peak RSS (%g MB)",
+              json_number_value(json_object_get(j, "peak_rss_mb")));
+        json_decref(j);
+        free(out);
+        free(err);
+        snprintf(args, sizeof args, "bench --model %s -p 0 -n 2 -r 1 --json --no-probe", model);
+        brc = run(args, NULL, &out, &err);
+        last = strstr(out, "{\"pp_tps\"");
+        j = last ? json_loads(last, 0, NULL) : NULL;
+        CHECK(brc == 0 && j && json_number_value(json_object_get(j, "read_gbs")) == 0 && !strstr(out, "probed"),
+              "bench --no-probe skips the probe (rc %d)", brc);
         json_decref(j);
         free(out);
         free(err);

@@ -3,9 +3,12 @@
  * bounds, activation quantization identical at every level, and every SIMD
  * level's qc_matmul against the scalar reference (itself checked against a
  * double-precision product) over weight types, token counts, row ranges,
- * row lengths and misaligned data; and the one matrix-product driver's walk
+ * row lengths and misaligned data, for every GGUF block type too (random
+ * blocks, against ggml's dot products in quants.c and a double-precision
+ * product); and the one matrix-product driver's walk
  * (row blocks, chunks, token tiles, edges, prefetch) with a test level. */
 #include "engine/kernels_impl.h"
+#include "engine/quants.h"
 #include "test.h"
 
 #include <math.h>
@@ -226,14 +229,21 @@ static void test_roundtrip(void) {
 /* ==== activation quantization ==== */
 
 static void test_act_quantize(void) {
-    /* hand-worked: amax 127 makes d = 1, so qs = x rounded half away from 0 */
+    /* hand-worked: amax 127 makes d = 1 and id = 1, so qs = x rounded to
+     * nearest, ties to even (llama.cpp's x86 activation quantizer) */
     float x[64] = {127.0f, 0.5f, -0.5f, 2.5f, -1.5f, 0.49999997f, -126.5f, 3.0f};
     qc_block_q8_act a[2];
     qc_act_row_scalar(x, 64, a);
-    const int8_t want[8] = {127, 1, -1, 3, -2, 0, -127, 3};
+    const int8_t want[8] = {127, 0, 0, 2, -2, 0, -126, 3};
     CHECK(a[0].d == 1.0f && !memcmp(a[0].qs, want, 8), "act block: d %g qs %d %d %d %d %d %d %d %d", a[0].d,
           a[0].qs[0], a[0].qs[1], a[0].qs[2], a[0].qs[3], a[0].qs[4], a[0].qs[5], a[0].qs[6], a[0].qs[7]);
-    CHECK(a[0].sum == 127 + 1 - 1 + 3 - 2 + 0 - 127 + 3, "act block sum %d", a[0].sum);
+    CHECK(a[0].sum == 127 + 0 + 0 + 2 - 2 + 0 - 126 + 3, "act block sum %d", a[0].sum);
+    /* id = 127 / amax, not 1 / (amax / 127): amax 22, x 11 gives
+     * 11 * (127 / 22) = 63.5000038 in F32 (64), where 11 * (1 / (22 / 127))
+     * is 63.4999962 (63) */
+    float y[32] = {22.0f, 11.0f};
+    qc_act_row_scalar(y, 32, a);
+    CHECK(a[0].qs[0] == 127 && a[0].qs[1] == 64, "act block: id = 127 / amax (%d)", a[0].qs[1]);
     CHECK(a[1].d == 0.0f && a[1].sum == 0, "act zero block");
 
     /* every level gives the same bytes (ties included: rows scaled so that
@@ -530,6 +540,166 @@ static void test_nonfinite(void) {
  * CPU (the AVX-512 level, the only one that packs, may not run here). */
 enum { DRV_PACK_BYTES = 3 * 4 * (int)sizeof(qc_block_q8_act) };
 
+/* ==== the GGUF block types (quants.h) ==== */
+
+/* Per type: where its half scales sit, and the bytes that hold quants.
+ * Zeroing those gives a block whose every weight is its "offset" w0 (Q4_1's
+ * m, Q4_K's -dmin * mn, Q6_K's -32 d sc, ...): the term a kernel may compute
+ * apart, whose size enters the error bound. */
+static const struct {
+    qc_dtype_t t;
+    int half[2]; /* offsets of the half scales (-1: none) */
+    int q0, q1;  /* quant bytes [q0, q1) */
+} gguf_types[] = {
+    {QC_DTYPE_Q4_1, {0, 2}, 4, 20},    {QC_DTYPE_Q5_0, {0, -1}, 2, 22},   {QC_DTYPE_Q5_1, {0, 2}, 4, 24},
+    {QC_DTYPE_Q2_K, {80, 82}, 16, 80}, {QC_DTYPE_Q3_K, {108, -1}, 0, 96}, {QC_DTYPE_Q4_K, {0, 2}, 16, 144},
+    {QC_DTYPE_Q5_K, {0, 2}, 16, 176},  {QC_DTYPE_Q6_K, {208, -1}, 0, 192},
+};
+
+/* One configuration of a GGUF type: rows x cols of random blocks at
+ * data + misalign, n_tok tokens quantized by qc_act_quantize, rows [r0, r1).
+ * The scalar level against double precision over the dequantized operands
+ * (for Q4_1/Q5_1 with the Q8_1 blocks' s as ggml uses it), every SIMD level
+ * against the scalar one, each within 2 (nb + 16) u of
+ * M = sum_e (|w_e| + 2 |w0_e|) |a_e| (nb blocks, u = 2^-24): the blocks'
+ * scaled sums added in another order (kernels_impl.h's contract). */
+static void check_gguf(size_t ti, int n_tok, int64_t cols, int64_t rows, int64_t r0, int64_t r1, size_t misalign,
+                       int *n_levels_run) {
+    const qc_dtype_t dt = gguf_types[ti].t;
+    const qc_qtype_t *q = qc_qtype(dt);
+    const size_t rb = qc_row_bytes(dt, cols), bb = (size_t)q->block_bytes;
+    const int64_t nb = cols / q->block;
+    unsigned char *buf = malloc(rb * (size_t)rows + misalign), *data = buf + misalign;
+    unsigned char *zero = malloc(rb);
+    for (size_t i = 0; i < rb * (size_t)rows; i++) data[i] = (unsigned char)rng_next();
+    for (int64_t b = 0; b < rows * nb; b++)
+        for (int h = 0; h < 2; h++) {
+            if (gguf_types[ti].half[h] < 0) continue;
+            /* a finite half of magnitude 2^-9 .. 2^-4, either sign */
+            const uint64_t r = rng_next();
+            const uint16_t v = (uint16_t)((r & 0x3ff) | (uint16_t)(6 + (r >> 10) % 6) << 10 | ((r >> 20) & 1) << 15);
+            memcpy(data + (size_t)b * bb + gguf_types[ti].half[h], &v, 2);
+        }
+    const qc_tensor_t w = {data, dt, rows, cols};
+    float *x = malloc((size_t)(n_tok * cols) * sizeof(float));
+    for (int64_t i = 0; i < n_tok * cols; i++) x[i] = rng_unit() * (i % 61 == 3 ? 20.0f : 1.0f);
+    const size_t ab = qc_act_bytes(dt, n_tok, cols);
+    void *act = aligned_alloc(64, (ab + 63) / 64 * 64);
+    qc_act_quantize(dt, x, cols, 0, n_tok, act);
+    /* the activations as the kernels see them */
+    const int fmt = qc_act_slot(dt) + 1;
+    float *a = malloc((size_t)(n_tok * cols) * sizeof(float));
+    double *s_q81 = calloc((size_t)(n_tok * (cols / 32)), sizeof(double)); /* Q8_1's s */
+    for (int t = 0; t < n_tok; t++) {
+        const unsigned char *at = (const unsigned char *)act + (size_t)t * (ab / (size_t)n_tok);
+        if (fmt == QC_ACT_Q8) {
+            const qc_block_q8_act *blk = (const qc_block_q8_act *)at;
+            for (int64_t c = 0; c < cols; c++) a[t * cols + c] = blk[c / 32].d * blk[c / 32].qs[c % 32];
+        } else {
+            qc_qtype(fmt == QC_ACT_Q8_1 ? QC_DTYPE_Q8_1 : QC_DTYPE_Q8_K)->dequantize(at, a + t * cols, cols);
+        }
+        if (fmt == QC_ACT_Q8_1)
+            for (int64_t b = 0; b < cols / 32; b++)
+                s_q81[t * (cols / 32) + b] = qc_f16_to_f32(qc_load_u16(at + (size_t)b * sizeof(qc_block_q8_1) + 2));
+    }
+    float *wd = malloc((size_t)cols * sizeof(float)), *w0 = malloc((size_t)cols * sizeof(float));
+    const int64_t nr = r1 - r0, ldy = rows + 3;
+    double *exact = malloc((size_t)(n_tok * nr) * sizeof(double)), *mag = malloc((size_t)(n_tok * nr) * sizeof(double));
+    for (int64_t r = r0; r < r1; r++) {
+        qc_dequantize_row(&w, r, wd);
+        memcpy(zero, data + (size_t)r * rb, rb);
+        for (int64_t b = 0; b < nb; b++) memset(zero + (size_t)b * bb + gguf_types[ti].q0, 0, (size_t)(gguf_types[ti].q1 - gguf_types[ti].q0));
+        const qc_tensor_t wz = {zero, dt, 1, cols};
+        qc_dequantize_row(&wz, 0, w0);
+        for (int t = 0; t < n_tok; t++) {
+            double e = 0, m = 0;
+            for (int64_t c = 0; c < cols; c++) {
+                const double av = a[t * cols + c];
+                e += fmt == QC_ACT_Q8_1 ? ((double)wd[c] - w0[c]) * av : (double)wd[c] * av;
+                m += (fabs(wd[c]) + 2 * fabs(w0[c])) * fabs(av);
+            }
+            if (fmt == QC_ACT_Q8_1)
+                for (int64_t b = 0; b < cols / 32; b++) e += (double)w0[b * 32] * s_q81[t * (cols / 32) + b];
+            exact[t * nr + r - r0] = e;
+            mag[t * nr + r - r0] = m + 1e-30;
+        }
+    }
+    const double tol = 2.0 * (double)(nb + 16) * 0x1p-24;
+    const size_t ny = (size_t)n_tok * (size_t)ldy;
+    float *yref = malloc(ny * sizeof(float)), *y = malloc(ny * sizeof(float));
+    for (size_t i = 0; i < ny; i++) yref[i] = SENTINEL;
+    qc_matmul_level(QC_CPU_SCALAR, &w, x, act, n_tok, yref, ldy, r0, r1);
+    double worst = 0;
+    for (int t = 0; t < n_tok; t++)
+        for (int64_t r = r0; r < r1; r++) {
+            const double e = fabs(yref[t * ldy + r] - exact[t * nr + r - r0]) / mag[t * nr + r - r0];
+            if (!(e <= worst)) worst = e;
+        }
+    CHECK(worst <= tol, "%s scalar vs double: n_tok %d cols %lld rows [%lld,%lld): error %.3g of M (tolerance %.3g)",
+          q->name, n_tok, (long long)cols, (long long)r0, (long long)r1, worst, tol);
+    FOR_SIMD_LEVELS(l) {
+        n_levels_run[l] += qc_kernels_for((qc_cpu_t)l)->matmul[dt] != NULL;
+        for (size_t i = 0; i < ny; i++) y[i] = SENTINEL;
+        qc_matmul_level((qc_cpu_t)l, &w, x, act, n_tok, y, ldy, r0, r1);
+        double w2 = 0;
+        int outside = 0;
+        for (int t = 0; t < n_tok; t++)
+            for (int64_t r = 0; r < ldy; r++) {
+                if (r < r0 || r >= r1) {
+                    outside += y[t * ldy + r] != SENTINEL;
+                    continue;
+                }
+                const double e = fabs((double)y[t * ldy + r] - yref[t * ldy + r]) / mag[t * nr + r - r0];
+                if (!(e <= w2)) w2 = e;
+            }
+        CHECK(w2 <= tol && !outside,
+              "%s %s vs scalar: n_tok %d cols %lld rows [%lld,%lld) misalign %zu: error %.3g of M, %d writes outside",
+              q->name, level_name(l), n_tok, (long long)cols, (long long)r0, (long long)r1, misalign, w2, outside);
+    }
+    free(buf);
+    free(zero);
+    free(x);
+    free(act);
+    free(a);
+    free(s_q81);
+    free(wd);
+    free(w0);
+    free(exact);
+    free(mag);
+    free(yref);
+    free(y);
+}
+
+static void test_matmul_gguf(void) {
+    static const int toks[] = {1, 2, 3, 4, 5, 7, 8, 13};
+    static const int64_t cols_legacy[] = {32, 96, 320, 896, 4864}, cols_k[] = {256, 768, 2816};
+    int n_levels_run[QC_CPU_LEVELS] = {0}, cfg = 0;
+    for (size_t ti = 0; ti < sizeof gguf_types / sizeof gguf_types[0]; ti++) {
+        const int k = qc_qtype(gguf_types[ti].t)->block == QC_QK_K;
+        const int64_t *colss = k ? cols_k : cols_legacy;
+        const size_t n_cols = k ? sizeof cols_k / sizeof cols_k[0] : sizeof cols_legacy / sizeof cols_legacy[0];
+        for (size_t ni = 0; ni < sizeof toks / sizeof toks[0]; ni++)
+            for (size_t ci = 0; ci < n_cols; ci++, cfg++) {
+                const int64_t cols = colss[ci];
+                /* rows beyond one 64-row block for short rows; ranges that
+                 * start and end off the tiles */
+                const int64_t rows = cols <= 1024 ? 75 : 23;
+                const int64_t r0 = rows == 75 ? 3 : 1, r1 = rows == 75 ? 74 : 22;
+                check_gguf(ti, toks[ni], cols, rows, r0, r1, (size_t)(1 + cfg % 63), n_levels_run);
+            }
+        /* the whole matrix, and a single row */
+        check_gguf(ti, 6, k ? 512 : 96, 9, 0, 9, 7, n_levels_run);
+        check_gguf(ti, 5, k ? 1024 : 1024, 9, 4, 5, 33, n_levels_run);
+    }
+    for (int l = QC_CPU_SCALAR + 1; l < QC_CPU_LEVELS; l++) {
+        if (!qc_cpu_built((qc_cpu_t)l)) continue; /* another architecture's */
+        if (n_levels_run[l]) printf("test_kernels: %s: %d GGUF-type configurations of its own kernels checked\n",
+                                    level_name(l), n_levels_run[l]);
+        else if (qc_cpu_has((qc_cpu_t)l)) SKIP("%s has no GGUF-type kernels of its own (scalar's run)", level_name(l));
+        else SKIP("%s GGUF-type kernels not checked: not supported by this CPU or build", level_name(l));
+    }
+}
+
 typedef struct {
     const qc_tensor_t *w;
     const float *y0; /* the y the driver was given */
@@ -660,8 +830,10 @@ static void test_driver(void) {
                       quant ? "q8_0" : "f32", n_tok, (long long)r0, (long long)r1, drv.bad, bad_writes, bad_values,
                       drv.full[0], drv.full[1]);
             }
-    /* a type the level has no kernels for: nothing happens */
-    const qc_tensor_t m4 = {wq, QC_DTYPE_Q4_0, ROWS, COLS};
+    /* a type no level has kernels for (an activation format): nothing
+     * happens; types a SIMD level leaves out run on the scalar level's
+     * (test_matmul_gguf) */
+    const qc_tensor_t m4 = {wq, QC_DTYPE_Q8_K, ROWS, COLS};
     for (int i = 0; i < MAXT * ldy; i++) y[i] = SENTINEL;
     qc_matmul_set(&drv_level, &m4, x, act, 2, y, ldy, 0, ROWS);
     int touched = 0;
@@ -827,6 +999,7 @@ int main(void) {
     test_round_f16();
     test_attend();
     test_matmul();
+    test_matmul_gguf();
     test_driver();
     return test_done("test_kernels");
 }

@@ -3,9 +3,21 @@
  * refusal, risk order, cursor paging, CSV/JSONL export, erasure down to the
  * file bytes, purging, export during writes, write failures (a real full
  * disk on a private tmpfs when this process may mount one, a real lock
- * timeout, and the store's hook), batching. */
+ * timeout, and the store's hook), batching.
+ *
+ * Then the same cases on a real PostgreSQL server that the test starts
+ * itself (tests/pgserver.h; a counted SKIP where the server programs are
+ * absent), one database per case, with what differs by backend checked for
+ * each (the schema and its refusals, the lock timeout; file bytes and the
+ * full disk are SQLite's), and two of PostgreSQL's own: several replicas
+ * (processes and handles) writing one database at once, and the server
+ * going away mid-run and coming back. */
 #include "records/records.h"
+#include "diskfull.h"
 #include "test.h"
+#include "pgserver.h"
+
+#include <libpq-fe.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,10 +45,53 @@ static const char *path_in(const char *name) {
     return p;
 }
 
+/* ==== the backend under test ==== */
+
+static int pg_mode;   /* 1 while the cases run against PostgreSQL */
+static test_pg_t pgs; /* its server */
+static void test_cli(void);
+
+/* Where the store called name lives: dir/name (SQLite), or a database of
+ * the test server named after it (made at the first use) as a URL. */
+static const char *store_path(const char *name) {
+    if (!pg_mode) return path_in(name);
+    static char made[64][64];
+    static int n_made;
+    static char bufs[4][320];
+    static int k;
+    char db[64];
+    snprintf(db, sizeof db, "qc_%s", name);
+    for (char *p = db; *p; p++)
+        if (*p == '.') *p = '_';
+    int known = 0;
+    for (int i = 0; i < n_made && !known; i++) known = !strcmp(made[i], db);
+    if (!known && strcmp(db, "qc_absent_db")) {
+        CHECK(test_pg_createdb(&pgs, db) == 0, "createdb %s", db);
+        if (n_made < 64) snprintf(made[n_made++], 64, "%s", db);
+    }
+    char *p = bufs[k++ & 3];
+    test_pg_url(&pgs, db, p, 320);
+    return p;
+}
+
+/* Runs sql on the store called name through its own libpq connection (the
+ * test's view from outside); the first row's first value into out (may be
+ * NULL). 0, or -1 with the error printed. */
+static int pg_sql(const char *name, const char *sql, char *out, size_t n) {
+    PGconn *db = PQconnectdb(store_path(name));
+    PGresult *r = PQstatus(db) == CONNECTION_OK ? PQexec(db, sql) : NULL;
+    int ok = r && (PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK);
+    if (!ok) fprintf(stderr, "pg_sql %s: %s", sql, PQerrorMessage(db));
+    if (ok && out) snprintf(out, n, "%s", PQntuples(r) ? PQgetvalue(r, 0, 0) : "");
+    PQclear(r);
+    PQfinish(db);
+    return ok ? 0 : -1;
+}
+
 static qc_store_t *open_store(const char *name, const qc_store_opts_t *o) {
     qc_store_t *s = NULL;
     char err[512];
-    qc_status st = qc_store_open(path_in(name), o, &s, err, sizeof err);
+    qc_status st = qc_store_open(store_path(name), o, &s, err, sizeof err);
     CHECK(st == QC_OK, "open %s: %s", name, err);
     return st ? NULL : s;
 }
@@ -365,7 +420,81 @@ static int sql_int(sqlite3 *db, const char *sql) {
     return v;
 }
 
+/* Opens one store (for test_pg_schema's racing opens). */
+static void *open_close(void *arg) {
+    char err[512];
+    qc_store_t *s = NULL;
+    *(qc_status *)arg = qc_store_open(store_path("race"), NULL, &s, err, sizeof err);
+    if (*(qc_status *)arg) fprintf(stderr, "racing open: %s\n", err);
+    qc_store_close(s);
+    return NULL;
+}
+
+/* PostgreSQL's side of test_file and test_migration: the version table,
+ * read-only opens, refusals, a password kept out of messages, and several
+ * processes creating the schema at once. */
+static void test_pg_schema(void) {
+    qc_store_opts_t o = {.sync_full = 1};
+    qc_store_t *s = open_store("file", &o);
+    if (!s) return;
+    qc_rec_turn_t t = turn("f", 1000, 0, 0.1f, 0);
+    write_turn(s, &t);
+    qc_store_close(s);
+    char v[64] = "";
+    CHECK(!pg_sql("file", "SELECT version FROM qcare_schema", v, sizeof v) && !strcmp(v, "2"), "schema version 2 (%s)", v);
+    CHECK(!pg_sql("file", "SELECT collation_name FROM information_schema.columns WHERE table_name = 'sessions'"
+                          " AND column_name = 'session_id'", v, sizeof v) && !strcmp(v, "C"),
+          "session ids compare as bytes (collation %s)", v);
+
+    char err[512];
+    qc_store_t *r = NULL;
+    o = (qc_store_opts_t){.read_only = 1};
+    CHECK(qc_store_open(store_path("empty"), &o, &r, err, sizeof err) == QC_ERR_UNSUPPORTED && !r &&
+              strstr(err, "read-only"),
+          "read-only open of an empty database refused: %s", err);
+    CHECK(!pg_sql("empty", "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'", v, sizeof v) &&
+              !strcmp(v, "0"),
+          "... and no table made (%s)", v);
+    CHECK(qc_store_open(store_path("file"), &o, &r, err, sizeof err) == QC_OK, "read-only open: %s", err);
+    CHECK(r && qc_store_submit(r, &t, NULL, NULL, NULL, err, sizeof err) == QC_ERR_ARG, "no submit when read-only");
+    CHECK(r && n_turns_of(r, "f") == 1, "read-only reads");
+    qc_store_close(r);
+
+    r = NULL;
+    pg_sql("other", "CREATE TABLE notes(x int)", NULL, 0);
+    CHECK(qc_store_open(store_path("other"), NULL, &r, err, sizeof err) == QC_ERR_FORMAT &&
+              strstr(err, "not a qcare records store"),
+          "a foreign database refused: %s", err);
+    pg_sql("file", "UPDATE qcare_schema SET version = 3", NULL, 0);
+    CHECK(qc_store_open(store_path("file"), NULL, &r, err, sizeof err) == QC_ERR_UNSUPPORTED && !r &&
+              strstr(err, "newer qcare"),
+          "newer schema refused: %s", err);
+    char url[400];
+    snprintf(url, sizeof url, "postgresql://qcare:s3cret-pw@127.0.0.1:%d/qc_nowhere", pgs.port);
+    CHECK(qc_store_open(url, NULL, &r, err, sizeof err) == QC_ERR_IO && !strstr(err, "s3cret") &&
+              strstr(err, "qcare:***@127.0.0.1"),
+          "an absent database: an error without the password: %s", err);
+
+    /* Replicas starting together on an empty database: one creates the
+     * schema (an advisory lock), the others wait and use it. */
+    enum { R = 4 };
+    pthread_t th[R];
+    qc_status st[R];
+    for (int i = 0; i < R; i++) pthread_create(&th[i], NULL, open_close, &st[i]);
+    int all = 1;
+    for (int i = 0; i < R; i++) {
+        pthread_join(th[i], NULL);
+        all &= st[i] == QC_OK;
+    }
+    CHECK(all && !pg_sql("race", "SELECT count(*) FROM qcare_schema", v, sizeof v) && !strcmp(v, "1"),
+          "%d stores opening an empty database at once: all open, one version row (%s)", R, v);
+}
+
 static void test_file(void) {
+    if (pg_mode) {
+        test_pg_schema();
+        return;
+    }
     umask(022);
     qc_store_opts_t o = {.sync_full = 1};
     qc_store_t *s = open_store("file.db", &o);
@@ -426,6 +555,7 @@ static const char v1_schema[] =
     "CREATE INDEX turns_session ON turns(session_id, ts_ms); CREATE INDEX turns_time ON turns(ts_ms);";
 
 static void test_migration(void) {
+    if (pg_mode) return; /* no PostgreSQL store was ever at v1; its refusals are in test_pg_schema */
     sqlite3 *db;
     sqlite3_open(path_in("v1.db"), &db);
     sql_exec(db, v1_schema);
@@ -771,7 +901,7 @@ static void test_erase(void) {
     k.message = "MARK-KEEP-1234";
     k.message_len = strlen(k.message);
     write_turn(s, &k);
-    CHECK(file_has(path_in("erase.db-wal"), "MARK-ERASE-beef"), "the marker is in the WAL before erasing");
+    if (!pg_mode) CHECK(file_has(path_in("erase.db-wal"), "MARK-ERASE-beef"), "the marker is in the WAL before erasing");
 
     char err[512];
     int64_t n = -1, when = 0;
@@ -788,11 +918,12 @@ static void test_erase(void) {
     list(s, &q, &c, NULL);
     CHECK(c.n == 1 && !strcmp(c.sid[0], "kept"), "erased session gone from the list");
     static const char *const marks[] = {"MARK-ERASE-beef", "MARK-ERASE-f00d", "MARK-ERASE-cafe", "MARK-ERASE-pat"};
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 4 && !pg_mode; i++)
         CHECK(!file_has(path_in("erase.db"), marks[i]) && !file_has(path_in("erase.db-wal"), marks[i]),
               "%s is gone from the db and -wal bytes", marks[i]);
-    CHECK(file_has(path_in("erase.db"), "MARK-KEEP-1234") || file_has(path_in("erase.db-wal"), "MARK-KEEP-1234"),
-          "the kept text is still there (the grep works)");
+    if (!pg_mode)
+        CHECK(file_has(path_in("erase.db"), "MARK-KEEP-1234") || file_has(path_in("erase.db-wal"), "MARK-KEEP-1234"),
+              "the kept text is still there (the grep works)");
     CHECK(qc_store_erase(s, "never", &n, &ck, err, sizeof err) == QC_OK && n == 0 &&
               qc_store_tombstone(s, "never", &when, err, sizeof err) == QC_OK && when == 0,
           "erasing an unknown session leaves no tombstone");
@@ -970,21 +1101,6 @@ static void test_batching(void) {
     qc_store_close(s);
 }
 
-/* Fills the file system holding path until it is full; -1 when it cannot. */
-static int fill_disk(const char *path) {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0) return -1;
-    static char zeros[65536];
-    size_t chunk = sizeof zeros;
-    while (chunk) {
-        ssize_t k = write(fd, zeros, chunk);
-        if (k < 0 && errno == ENOSPC) chunk /= 2;
-        else if (k <= 0) break;
-    }
-    close(fd);
-    return 0;
-}
-
 static int have_private_mounts;
 
 static void test_failures(void) {
@@ -1013,21 +1129,36 @@ static void test_failures(void) {
     qc_store_opts_t o = {.busy_timeout_ms = 150};
     s = open_store("fail.db", &o);
     if (!s) return;
-    sqlite3 *db;
-    sqlite3_open(path_in("fail.db"), &db);
-    sql_exec(db, "BEGIN IMMEDIATE");
+    sqlite3 *db = NULL;
+    PGconn *pdb = NULL;
+    if (pg_mode) {
+        pdb = PQconnectdb(store_path("fail.db"));
+        PQclear(PQexec(pdb, "BEGIN; LOCK TABLE sessions IN EXCLUSIVE MODE"));
+    } else {
+        sqlite3_open(path_in("fail.db"), &db);
+        sql_exec(db, "BEGIN IMMEDIATE");
+    }
     qc_store_stats(s, &st0);
     double t0 = qc_now_ms();
     qc_status r = qc_store_write(s, &t, NULL, err, sizeof err);
     double waited = qc_now_ms() - t0;
-    CHECK(r == QC_ERR_BUSY && strstr(err, "busy timeout"), "lock timeout reported: %s", err);
+    CHECK(r == QC_ERR_BUSY && strstr(err, pg_mode ? "lock timeout" : "busy timeout"), "lock timeout reported: %s", err);
     CHECK(waited >= 140 && waited < 2000, "waited the busy timeout (%.0f ms)", waited);
     qc_store_stats(s, &st1);
     CHECK(st1.errors - st0.errors == 1, "lock timeout counted");
-    sql_exec(db, "COMMIT");
-    sqlite3_close(db);
+    if (pg_mode) {
+        PQclear(PQexec(pdb, "COMMIT"));
+        PQfinish(pdb);
+    } else {
+        sql_exec(db, "COMMIT");
+        sqlite3_close(db);
+    }
     CHECK(write_turn(s, &t) == QC_OK && n_turns_of(s, "f") == 3, "lock released: the writer goes on");
     qc_store_close(s);
+    if (pg_mode) {
+        SKIP("records (postgresql): no full-disk test: the server's disk is its own (the hook covers the path)");
+        return;
+    }
 
     /* 3. A real full disk: a 1 MiB tmpfs, mounted in this process's own
      * mount namespace (it vanishes with the process). */
@@ -1045,7 +1176,7 @@ static void test_failures(void) {
     s = NULL;
     if (qc_store_open(db_path, NULL, &s, err, sizeof err) == QC_OK) {
         write_turn(s, &t);
-        fill_disk(filler);
+        test_fill_disk(filler);
         static char big[65536];
         memset(big, 'y', sizeof big - 1);
         qc_rec_turn_t bt = turn("f", 0, 0, 0.1f, 0);
@@ -1066,6 +1197,262 @@ static void test_failures(void) {
     }
     umount2(mnt, MNT_DETACH);
     rmdir(mnt);
+}
+
+/* ==== PostgreSQL: replicas, a server that goes away ==== */
+
+/* Writes n turns over 20 sessions that every replica shares, submitted in
+ * bursts of 25 (so they batch); how many were reported committed. */
+static int replica_write(qc_store_t *s, const char *tag, int n) {
+    counter_t k = COUNTER_INIT;
+    char err[512], sid[32];
+    int submitted = 0;
+    for (int i = 0; i < n; i++) {
+        snprintf(sid, sizeof sid, "shared-%02d", i % 20);
+        qc_rec_turn_t t = turn(sid, 0, i % 3, (float)(i % 10) / 10, i % 17 == 0);
+        t.patient_id = tag;
+        if (qc_store_submit(s, &t, on_done, &k, NULL, err, sizeof err)) {
+            fprintf(stderr, "replica %s: submit: %s\n", tag, err);
+            break;
+        }
+        if (++submitted % 25 == 0) wait_done(&k, submitted);
+    }
+    wait_done(&k, submitted);
+    if (k.failed) fprintf(stderr, "replica %s: %d failed: %s\n", tag, k.failed, k.last_err);
+    return k.ok;
+}
+
+typedef struct {
+    qc_store_t *s;
+    const char *tag;
+    int n, ok;
+} replica_t;
+
+static void *replica_main(void *arg) {
+    replica_t *r = arg;
+    r->ok = replica_write(r->s, r->tag, r->n);
+    return NULL;
+}
+
+/* Three replicas write one database at once: a child process and two
+ * store handles of this one (each with its writer and its connections). */
+static void test_pg_replicas(void) {
+    enum { N = 400 };
+    store_path("replicas");
+    fflush(NULL);
+    pid_t child = fork();
+    if (child == 0) {
+        char err[512];
+        qc_store_t *s = NULL;
+        int ok = qc_store_open(store_path("replicas"), NULL, &s, err, sizeof err) == QC_OK &&
+                 replica_write(s, "child", N) == N;
+        qc_store_close(s);
+        _exit(ok ? 0 : 1);
+    }
+    replica_t r[2] = {{open_store("replicas", NULL), "a", N, 0}, {open_store("replicas", NULL), "b", N, 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        if (r[i].s) pthread_create(&th[i], NULL, replica_main, &r[i]);
+    for (int i = 0; i < 2; i++)
+        if (r[i].s) pthread_join(th[i], NULL);
+    int cst = -1;
+    if (child > 0) waitpid(child, &cst, 0);
+    CHECK(child > 0 && WIFEXITED(cst) && WEXITSTATUS(cst) == 0, "the child replica wrote its %d turns", N);
+    CHECK(r[0].ok == N && r[1].ok == N, "the two handles wrote theirs (%d, %d)", r[0].ok, r[1].ok);
+    char v[64] = "";
+    CHECK(!pg_sql("replicas", "SELECT count(*) || ' ' || count(DISTINCT id) FROM turns", v, sizeof v) &&
+              !strcmp(v, "1200 1200"),
+          "3 x %d turns, every id distinct (count, distinct: %s)", N, v);
+    CHECK(!pg_sql("replicas", "SELECT count(*) || ' ' || sum(turns) FROM sessions", v, sizeof v) &&
+              !strcmp(v, "20 1200"),
+          "20 shared sessions whose summaries count every turn (%s)", v);
+    CHECK(!pg_sql("replicas",
+                  "SELECT count(*) FROM sessions s WHERE turns <> (SELECT count(*) FROM turns t WHERE t.session_id ="
+                  " s.session_id) OR urgent_count <> (SELECT count(*) FROM turns t WHERE t.session_id = s.session_id"
+                  " AND urgent)",
+                  v, sizeof v) &&
+              !strcmp(v, "0"),
+          "each summary agrees with its session's turns (%s disagree)", v);
+    CHECK(r[0].s && n_turns_of(r[0].s, "shared-07") == 60, "one session's turns from all three");
+    for (int i = 0; i < 2; i++) qc_store_close(r[i].s);
+}
+
+static void *write_ew(void *arg) {
+    qc_store_t *s = arg;
+    for (int i = 0; i < 300; i++) {
+        qc_rec_turn_t t = turn("ew", 0, i % 3, 0.5f, 0);
+        write_turn(s, &t);
+    }
+    return NULL;
+}
+
+/* Erasing a session while a replica keeps writing to it: whatever
+ * interleaving, its summary agrees with the turns left (none orphaned). */
+static void test_pg_erase_race(void) {
+    qc_store_t *w = open_store("erace", NULL), *e = open_store("erace", NULL);
+    if (!w || !e) return;
+    pthread_t th;
+    pthread_create(&th, NULL, write_ew, w);
+    char err[512], v[64] = "";
+    int ok = 1;
+    for (int i = 0; i < 10; i++) {
+        usleep(20000);
+        ok &= qc_store_erase(e, "ew", NULL, NULL, err, sizeof err) == QC_OK;
+    }
+    pthread_join(th, NULL);
+    CHECK(ok, "10 erasures during the writes: %s", ok ? "ok" : err);
+    CHECK(!pg_sql("erace",
+                  "SELECT coalesce((SELECT turns FROM sessions WHERE session_id = 'ew'), 0) - (SELECT count(*) FROM"
+                  " turns WHERE session_id = 'ew')",
+                  v, sizeof v) &&
+              !strcmp(v, "0"),
+          "the summary counts exactly the turns left (off by %s)", v);
+    qc_store_close(w);
+    qc_store_close(e);
+}
+
+typedef struct {
+    qc_store_t *s;
+    volatile int stop;
+    pthread_mutex_t m;
+    int ok, failed, unreachable;
+    qc_rec_id_t ids[8192];
+} lost_t;
+
+static void *lost_writer(void *arg) {
+    lost_t *w = arg;
+    char err[512];
+    while (!w->stop && w->ok < 8192) {
+        qc_rec_turn_t t = turn("lost", 0, 1, 0.6f, 0);
+        qc_rec_id_t id;
+        qc_status st = qc_store_write(w->s, &t, &id, err, sizeof err);
+        pthread_mutex_lock(&w->m);
+        if (!st) w->ids[w->ok++] = id;
+        else w->failed++;
+        if (st == QC_ERR_IO && strstr(err, "unreachable")) w->unreachable++;
+        pthread_mutex_unlock(&w->m);
+        if (st) usleep(5000);
+    }
+    return NULL;
+}
+
+/* Waits (polling) until the counter at *p reaches want; 0, or -1 after
+ * 60 s (then the check that follows fails). */
+static int wait_count(lost_t *w, const int *p, int want) {
+    for (int i = 0; i < 6000; i++) {
+        pthread_mutex_lock(&w->m);
+        int v = *p;
+        pthread_mutex_unlock(&w->m);
+        if (v >= want) return 0;
+        usleep(10000);
+    }
+    return -1;
+}
+
+typedef struct {
+    qc_rec_id_t *ids;
+    int n, max;
+} idlist_t;
+
+static int collect_id(void *user, const qc_rec_turn_t *t) {
+    idlist_t *l = user;
+    if (l->n < l->max) l->ids[l->n++] = t->id;
+    return 0;
+}
+
+/* The server is stopped while a writer keeps writing, then started again. */
+static void test_pg_lost(void) {
+    static lost_t w;
+    memset(&w, 0, sizeof w);
+    pthread_mutex_init(&w.m, NULL);
+    if (!(w.s = open_store("lost", NULL))) return;
+    pthread_t th;
+    pthread_create(&th, NULL, lost_writer, &w);
+    char err[512];
+    CHECK(wait_count(&w, &w.ok, 50) == 0, "writes go through before the server stops");
+    CHECK(test_pg_stop(&pgs) == 0, "server stopped");
+    qc_rec_turn_t t = turn("lost", 0, 2, 0.1f, 0);
+    qc_store_stats_t a, b;
+    qc_store_stats(w.s, &a);
+    qc_status st = qc_store_write(w.s, &t, NULL, err, sizeof err);
+    CHECK(st == QC_ERR_IO && strstr(err, "unreachable"), "a write while it is down fails with QC_ERR_IO: %s", err);
+    fprintf(stderr, "  (while down: %s)\n", err);
+    int64_t n = 0;
+    CHECK(qc_store_turns(w.s, "lost", NULL, NULL, &n, err, sizeof err) == QC_ERR_IO, "a read fails too: %s", err);
+    pthread_mutex_lock(&w.m);
+    int failed0 = w.failed;
+    pthread_mutex_unlock(&w.m);
+    CHECK(wait_count(&w, &w.failed, failed0 + 5) == 0, "the writer's turns keep failing while it is down");
+    pthread_mutex_lock(&w.m);
+    int ok_down = w.ok;
+    pthread_mutex_unlock(&w.m);
+    CHECK(test_pg_start(&pgs) == 0, "server started again");
+    CHECK(wait_count(&w, &w.ok, ok_down + 50) == 0, "writes go through again once it is back");
+    w.stop = 1;
+    pthread_join(th, NULL);
+    qc_store_stats(w.s, &b);
+    CHECK(w.unreachable >= 5 && b.errors - a.errors >= (uint64_t)(w.failed - failed0) + 1,
+          "failures said 'unreachable' (%d of %d) and were counted (%llu)", w.unreachable, w.failed,
+          (unsigned long long)(b.errors - a.errors));
+    CHECK(write_turn(w.s, &t) == QC_OK, "a write after the restart");
+
+    /* Every turn reported committed is there, once; nothing else but
+     * turns whose commit was under way when the server went (reported
+     * failed: their outcome was unknown). */
+    static qc_rec_id_t got_ids[16384];
+    idlist_t l = {got_ids, 0, 16384};
+    CHECK(qc_store_turns(w.s, "lost", collect_id, &l, NULL, err, sizeof err) == QC_OK, "read back: %s", err);
+    qsort(got_ids, (size_t)l.n, sizeof got_ids[0], cmp_id);
+    int missing = 0, dup = 0;
+    for (int i = 1; i < l.n; i++) dup += !memcmp(&got_ids[i - 1], &got_ids[i], 16);
+    for (int i = 0; i < w.ok; i++) missing += !bsearch(&w.ids[i], got_ids, (size_t)l.n, sizeof got_ids[0], cmp_id);
+    CHECK(missing == 0 && dup == 0, "all %d turns reported committed are there, none twice (%d missing, %d twice)",
+          w.ok, missing, dup);
+    CHECK(l.n >= w.ok + 1 && l.n <= w.ok + 1 + w.failed, "no more turns than were written (%d stored, %d ok, %d failed)",
+          l.n, w.ok, w.failed);
+    sessions_t c;
+    qc_rec_query_t q = {.patient_id = NULL, .order = QC_REC_ORDER_RECENT};
+    list(w.s, &q, &c, NULL);
+    int li = index_of(&c, "lost");
+    CHECK(li >= 0 && c.s[li].turns == l.n, "the summary counts each stored turn once (%lld vs %d)",
+          li >= 0 ? (long long)c.s[li].turns : -1LL, l.n);
+    fprintf(stderr, "  (server away: %d turns failed, %d reported committed, %d stored)\n", w.failed, w.ok, l.n);
+    qc_store_close(w.s);
+    pthread_mutex_destroy(&w.m);
+}
+
+/* The cases of either backend (but the CLI's, which main runs last). */
+static void test_cases(void) {
+    test_roundtrip();
+    test_file();
+    test_migration();
+    test_risk();
+    test_cursor();
+    test_export();
+    test_erase();
+    test_purge();
+    test_concurrent_export();
+    test_batching();
+    test_failures();
+}
+
+/* The cases of main() again, on PostgreSQL. */
+static void test_pg(void) {
+    char why[512];
+    if (test_pg_create(&pgs, 0, why, sizeof why)) {
+        SKIP("records: the PostgreSQL cases did not run: %s", why);
+        return;
+    }
+    printf("test_records: PostgreSQL cases on 127.0.0.1:%d (%s)\n", pgs.port, pgs.dir);
+    fflush(stdout);
+    pg_mode = 1;
+    test_pg_replicas(); /* first: it forks, which wants no other thread */
+    test_cases();
+    test_cli();
+    test_pg_erase_race();
+    test_pg_lost();
+    pg_mode = 0;
+    test_pg_destroy(&pgs);
 }
 
 /* ==== the command: qcare records ==== */
@@ -1108,7 +1495,7 @@ static void test_cli(void) {
         return;
     }
     char a[1024], risk[400];
-    snprintf(risk, sizeof risk, "%s", path_in("risk.db"));
+    snprintf(risk, sizeof risk, "%s", store_path("risk.db"));
     qrec_expect(0, "usage: qcare records list", "--help");
     qrec_expect(2, "which command", "%s", "");
     qrec_expect(2, "--records PATH is required", "list");
@@ -1118,8 +1505,8 @@ static void test_cli(void) {
     qrec_expect(2, "--limit", "list --records %s --limit 0", risk);
     qrec_expect(2, "cursor", "list --records %s --cursor bogus", risk);
     qrec_expect(2, "not an option of list", "list --records %s --before 2026-01-01", risk);
-    qrec_expect(1, "cannot open", "list --records %s", path_in("absent.db"));
-    CHECK(access(path_in("absent.db"), F_OK) != 0, "list does not create a file");
+    qrec_expect(1, "cannot open", "list --records %s", store_path("absent.db"));
+    if (!pg_mode) CHECK(access(path_in("absent.db"), F_OK) != 0, "list does not create a file");
 
     char *out, *err;
     snprintf(a, sizeof a, "list --records %s", risk);
@@ -1150,7 +1537,7 @@ static void test_cli(void) {
     free(out);
     free(err);
     qrec_expect(1, "no session 'nobody'", "show nobody --records %s", risk);
-    qrec_expect(1, "was erased at", "show gone --records %s", path_in("erase.db"));
+    qrec_expect(1, "was erased at", "show gone --records %s", store_path("erase.db"));
     qrec_expect(2, "which SESSION", "show --records %s", risk);
     qrec_expect(0, "\"session_id\":\"worsening\"", "show worsening --json --records %s", risk);
 
@@ -1174,7 +1561,7 @@ static void test_cli(void) {
         pthread_create(&th, NULL, keep_writing, &wa);
         int ok = 1, runs = 0;
         while (!wa.done || runs < 2) {
-            snprintf(a, sizeof a, "export --records %s --format jsonl", path_in("conc.db"));
+            snprintf(a, sizeof a, "export --records %s --format jsonl", store_path("conc.db"));
             rc = qrec(a, &out, &err);
             if (rc) {
                 ok = 0;
@@ -1190,24 +1577,21 @@ static void test_cli(void) {
     }
 
     qrec_expect(2, "--before DATE is required", "purge --records %s", risk);
-    qrec_expect(1, "No such file", "purge --records %s --before 2026-01-01", path_in("absent.db"));
-    CHECK(access(path_in("absent.db"), F_OK) != 0, "purge does not create a file");
-    FILE *e = fopen(path_in("empty.db"), "w");
-    if (e) fclose(e);
-    qrec_expect(1, "empty file, not a records store", "list --records %s", path_in("empty.db"));
+    qrec_expect(1, pg_mode ? "does not exist" : "No such file", "purge --records %s --before 2026-01-01",
+                store_path("absent.db"));
+    if (!pg_mode) {
+        CHECK(access(path_in("absent.db"), F_OK) != 0, "purge does not create a file");
+        FILE *e = fopen(path_in("empty.db"), "w");
+        if (e) fclose(e);
+        qrec_expect(1, "empty file, not a records store", "list --records %s", path_in("empty.db"));
+    }
     qrec_expect(0, "purged 5 turns before 1970-01-01T00:00:52.000Z", "purge --records %s --before 1970-01-01T00:00:52Z", risk);
-}
-
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
 }
 
 int main(void) {
     /* A private mount namespace (root only), before any thread starts, so
      * the full-disk test can mount a tmpfs that no one else sees. */
-    have_private_mounts = geteuid() == 0 && unshare(CLONE_NEWNS) == 0 &&
-                          mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0;
+    have_private_mounts = test_private_mounts();
     const char *tmp = test_env("TMPDIR", "/tmp");
     snprintf(dir, sizeof dir, "%s/qc_records_XXXXXX", tmp);
     if (!mkdtemp(dir)) {
@@ -1216,19 +1600,10 @@ int main(void) {
     }
     double t0 = qc_now_ms();
     test_ids();
-    test_roundtrip();
-    test_file();
-    test_migration();
-    test_risk();
-    test_cursor();
-    test_export();
-    test_erase();
-    test_purge();
-    test_concurrent_export();
-    test_batching();
-    test_failures();
+    test_pg();
+    test_cases();
     test_cli();
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_rm_tree(dir);
     printf("test_records: %.1f s\n", (qc_now_ms() - t0) / 1000);
     return test_done("test_records");
 }

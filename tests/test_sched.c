@@ -177,12 +177,13 @@ static void test_metrics(void) {
     CHECK(strstr(m, "# TYPE qcare_requests_total counter") && strstr(m, "# TYPE qcare_queue_depth gauge") &&
               strstr(m, "# TYPE qcare_request_duration_seconds histogram"),
           "TYPE lines");
-    /* Every line: a comment, or NAME{labels} VALUE with a number. */
+    /* Every line: a comment, or NAME{labels} VALUE with a number; the names
+     * qcare's own or the vLLM ones the inference gateway reads (test_ops). */
     int bad = 0;
     for (char *p = m; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
         if (*p == '#' || *p == '\n') continue;
         char *sp = strchr(p, ' '), *end;
-        if (!sp || strncmp(p, "qcare_", 6)) bad++;
+        if (!sp || (strncmp(p, "qcare_", 6) && strncmp(p, "vllm:", 5))) bad++;
         else {
             strtod(sp + 1, &end);
             if (end == sp + 1 || (*end && *end != '\n')) bad++;
@@ -193,26 +194,35 @@ static void test_metrics(void) {
 }
 
 static void test_overload(void) {
-    /* --parallel 1 --queue 1: one generates, one waits, the rest get 503. */
+    /* --parallel 1 --queue 1: one generates, one waits, the rest get 503;
+     * a 503 to an urgent message carries its notice (issue 16). */
     job_t jobs[6];
     for (int i = 0; i < 6; i++)
         jobs[i] = (job_t){"/v1/chat/completions",
-                          "{\"messages\": [{\"role\": \"user\", \"content\": \"Tell me everything about fevers\"}], "
-                          "\"max_tokens\": 600, \"stream\": true}",
+                          i % 2 ? "{\"messages\": [{\"role\": \"user\", \"content\": \"I have crushing chest pain, tell me "
+                                  "everything\"}], \"max_tokens\": 600, \"stream\": true}"
+                                : "{\"messages\": [{\"role\": \"user\", \"content\": \"Tell me everything about fevers\"}], "
+                                  "\"max_tokens\": 600, \"stream\": true}",
                           NULL, {0}};
     run_parallel(jobs, 6);
-    int ok = 0, busy = 0, other = 0;
+    int ok = 0, busy = 0, other = 0, noticed = 0;
     for (int i = 0; i < 6; i++) {
         sp_reply_t *r = &jobs[i].r;
         if (r->status == 200 && strstr(r->body, "data: [DONE]")) ok++;
-        else if (r->status == 503 && r->retry_after[0] && strstr(r->body, "\"error\"")) busy++;
-        else {
+        else if (r->status == 503 && r->retry_after[0] && strstr(r->body, "\"error\"")) {
+            busy++;
+            int has = strstr(r->body, "\"urgent\":true") && strstr(r->body, "\"notice\":");
+            CHECK(has == i % 2, "a 503 %s the notice of its %s message: %s", has ? "carries" : "lacks",
+                  i % 2 ? "urgent" : "ordinary", r->body);
+            noticed += has;
+        } else {
             other++;
             fprintf(stderr, "overload: %ld %s\n", r->status, r->body);
         }
         sp_reply_free(r);
     }
-    printf("6 requests on 1 slot + 1 queue place: %d answered, %d busy (503)\n", ok, busy);
+    printf("6 requests on 1 slot + 1 queue place: %d answered, %d busy (503), %d of them with the notice\n", ok, busy,
+           noticed);
     CHECK(ok >= 1 && busy >= 1 && other == 0, "full queue: %d ok, %d 503 with Retry-After, %d other", ok, busy, other);
 
     /* A client that hangs up at its first chunk frees the slot at once. */

@@ -97,11 +97,14 @@ static void test_basic(void) {
     free(out);
     json_t *j = post_json("/api/emotion", "{\"text\": \"I feel so sad and alone today\"}", NULL, &st);
     CHECK(st == 200 && is_label(json_object_get(j, "label")) && is_probs(json_object_get(j, "probs")) &&
-              json_is_false(json_object_get(j, "urgent")),
+              json_is_false(json_object_get(j, "urgent")) && !json_object_get(j, "notice"),
           "/api/emotion shape (%ld)", st);
     json_decref(j);
     j = post_json("/api/emotion", "{\"text\": \"I have crushing chest pain and my left arm is numb\"}", NULL, &st);
-    CHECK(st == 200 && json_is_true(json_object_get(j, "urgent")), "/api/emotion urgent (%ld)", st);
+    CHECK(st == 200 && json_is_true(json_object_get(j, "urgent")) &&
+              strstr(json_string_value(json_object_get(j, "notice")) ?: "", "URGENT") &&
+              json_is_string(json_object_get(j, "presentation")),
+          "/api/emotion urgent, with the notice (%ld)", st);
     json_decref(j);
 
     j = post_json("/api/analyze", "{\"text\": \"医生，我最近总是失眠\", \"max_tokens\": 8}", NULL, &st);
@@ -130,8 +133,8 @@ static void test_basic(void) {
     }
 }
 
-/* POSTs a streamed /api/analyze and checks the events: emotion first, the
- * notice when urgent, chunks, done last; every data line is JSON. */
+/* POSTs a streamed /api/analyze and checks the events: the notice first
+ * when urgent, then emotion, chunks, done last; every data line is JSON. */
 static void test_analyze_stream(const char *text, int urgent) {
     char body[512], *out;
     snprintf(body, sizeof body, "{\"text\": \"%s\", \"max_tokens\": 6, \"stream\": true}", text);
@@ -158,10 +161,11 @@ static void test_analyze_stream(const char *text, int urgent) {
         }
         blk = end ? end + 2 : NULL;
     }
-    /* e(motion) [n(otice)] c(hunk)* d(one) */
+    /* [n(otice)] e(motion) c(hunk)* d(one) */
     const char *p = order;
-    int ok = *p++ == 'e';
-    if (urgent) ok = ok && *p++ == 'n';
+    int ok = 1;
+    if (urgent) ok = *p++ == 'n';
+    ok = ok && *p++ == 'e';
     while (*p == 'c') p++;
     ok = ok && *p == 'd' && p[1] == 0;
     CHECK(st == 200 && ok && !bad_json, "SSE order for '%s': %s (status %ld, %d bad data)\n%s", text, order, st,
@@ -730,12 +734,122 @@ static void test_risk(void) {
             order[k] = e[7], order[k + 1] = 0; /* e(motion) n(otice) r(isk) c(hunk) d(one) */
         }
         char want[16];
-        snprintf(want, sizeof want, "e%sr%s", rules ? "n" : "", model && !rules ? "n" : "");
+        snprintf(want, sizeof want, "%ser%s", rules ? "n" : "", model && !rules ? "n" : "");
         CHECK(st == 200 && !strncmp(order, want, strlen(want)) &&
                   (strstr(out, "\"kind\":\"model\"") != NULL) == (model && !rules) && order[strlen(order) - 1] == 'd',
               "streamed events for '%s': %s (want %s...)", texts[i], order, want);
         free(out);
     }
+}
+
+/* ==== the notice on every answer (issue 16) ==== */
+
+/* An error answer to body: want_status, and the urgent notice of kind
+ * (NULL: none at all). */
+static void check_error_notice(const char *path, const char *body, size_t len, long want_status, const char *kind,
+                               const char *what) {
+    char *out;
+    long st = http(NULL, path, body, len ? len : strlen(body), NULL, &out);
+    json_t *j = json_loads(out, 0, NULL);
+    const char *notice = json_string_value(json_object_get(j, "notice"));
+    const char *k = json_string_value(json_object_get(j, "urgent_kind"));
+    if (kind)
+        CHECK(st == want_status && json_string_value(json_object_get(j, "error")) &&
+                  json_is_true(json_object_get(j, "urgent")) && k && !strcmp(k, kind) &&
+                  json_string_value(json_object_get(j, "presentation")) && notice &&
+                  (strstr(notice, "URGENT") || strstr(notice, "紧急")),
+              "%s: want %ld with the %s notice, got %ld %.300s", what, want_status, kind, st, out);
+    else
+        CHECK(st == want_status && json_string_value(json_object_get(j, "error")) && !json_object_get(j, "urgent") &&
+                  !notice,
+              "%s: want %ld without a notice, got %ld %.300s", what, want_status, st, out);
+    json_decref(j);
+    free(out);
+}
+
+static void test_error_notices(void) {
+    /* The issue's case: a long message (about 3,000 tokens) describing
+     * crushing chest pain and a numb left arm, too long for the context. */
+    qc_buf_t b = {0};
+    qc_buf_puts(&b, "{\"text\": \"");
+    for (int i = 0; i < 3000; i++) qc_buf_puts(&b, " hello");
+    qc_buf_puts(&b, " I have crushing chest pain and my left arm is numb\"");
+    size_t head = b.n;
+    qc_buf_puts(&b, "}");
+    check_error_notice("/api/analyze", b.p, b.n, 400, "cardiac", "too long for the context");
+    check_error_notice("/api/emotion", b.p, b.n, 400, "cardiac", "/api/emotion too long");
+    b.n = head;
+    qc_buf_puts(&b, ", \"stream\": true}");
+    check_error_notice("/api/analyze", b.p, b.n, 400, "cardiac", "streamed, too long");
+    qc_buf_free(&b);
+    /* a bad field beside an urgent text; a body that is not JSON at all;
+     * escapes decoded in a raw body (我不想活了) */
+    check_error_notice("/api/analyze", "{\"text\": \"I have crushing chest pain\", \"max_tokens\": 0}", 0, 400,
+                       "cardiac", "bad max_tokens");
+    check_error_notice("/api/analyze", "{\"text\": \"I have crushing chest pain\", \"session\": 3}", 0, 400, "cardiac",
+                       "bad session");
+    check_error_notice("/api/analyze", "{\"text\": \"I have crushing chest pain\"", 0, 400, "cardiac", "malformed JSON");
+    check_error_notice("/api/emotion", "{\"text\": \"\\u6211\\u4e0d\\u60f3\\u6d3b\\u4e86\", ", 0, 400, "self-harm",
+                       "\\u escapes in a malformed body");
+    check_error_notice("/api/analyze", "{\"text\": \"I have crushing chest pain\", \"text\": \"hi\"}", 0, 400,
+                       "cardiac", "a key twice");
+    /* not urgent: the error alone */
+    check_error_notice("/api/analyze", "{\"text\": \"my knee hurts a bit\", \"max_tokens\": 0}", 0, 400, NULL,
+                       "an ordinary text's error");
+    check_error_notice("/v1/completions", "{\"prompt\": \"I want to kill myself\", \"max_tokens\": -1}", 0, 400, NULL,
+                       "/v1/completions is not a patient's message");
+    /* over the body limit: the first 1 MiB is scanned */
+    size_t n = (1u << 20) + 100;
+    char *big = malloc(n);
+    memset(big, ' ', n);
+    static const char start[] = "{\"text\": \"I want to kill myself";
+    memcpy(big, start, sizeof start - 1);
+    memcpy(big + n - 2, "\"}", 2);
+    check_error_notice("/api/analyze", big, n, 413, "self-harm", "413");
+    free(big);
+    /* the Content-Type rule (415) */
+    sp_reply_t r;
+    sp_request_t q = {.path = "/api/analyze", .body = "{\"text\": \"I want to kill myself\"}",
+                      .content_type = "text/plain"};
+    sp_request(srv.port, &q, &r);
+    json_t *j = json_loads(r.body, 0, NULL);
+    CHECK(r.status == 415 && json_is_true(json_object_get(j, "urgent")) && json_object_get(j, "notice"),
+          "415 with the notice: %ld %s", r.status, r.body);
+    json_decref(j);
+    sp_reply_free(&r);
+    long st;
+
+    /* /v1/chat/completions: the last user message; its own fields */
+    j = post_json("/v1/chat/completions",
+                  "{\"messages\": [{\"role\": \"user\", \"content\": \"hello\"}, {\"role\": \"assistant\", \"content\": "
+                  "\"hi\"}, {\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"I want to kill \"}, "
+                  "{\"type\": \"text\", \"text\": \"myself\"}]}], \"max_tokens\": 2}",
+                  NULL, &st);
+    const char *notice = json_string_value(json_object_get(j, "qcare_notice"));
+    CHECK(st == 200 && json_is_true(json_object_get(j, "qcare_urgent")) && notice && strstr(notice, "crisis") &&
+              !strcmp(json_string_value(json_object_get(j, "qcare_urgent_kind")) ?: "", "self-harm"),
+          "chat completion of an urgent message: %ld qcare_notice %s", st, notice ? notice : "(none)");
+    json_decref(j);
+    j = post_json("/v1/chat/completions",
+                  "{\"messages\": [{\"role\": \"user\", \"content\": \"I want to kill myself\"}, {\"role\": "
+                  "\"assistant\", \"content\": \"...\"}, {\"role\": \"user\", \"content\": \"thanks, I feel safe now\"}], "
+                  "\"max_tokens\": 2}",
+                  NULL, &st);
+    CHECK(st == 200 && json_is_false(json_object_get(j, "qcare_urgent")) && !json_object_get(j, "qcare_notice"),
+          "the last user message decides: %ld", st);
+    json_decref(j);
+    char *out;
+    st = post("/v1/chat/completions",
+              "{\"messages\": [{\"role\": \"user\", \"content\": \"I have crushing chest pain\"}], \"max_tokens\": 2, "
+              "\"stream\": true}",
+              NULL, &out);
+    char *first = strstr(out, "data: "), *qn = strstr(out, "\"qcare_notice\""), *second = first ? strstr(first + 6, "data: ") : NULL;
+    CHECK(st == 200 && first && qn && (!second || qn < second), "a streamed chat's first chunk carries the notice: %.400s",
+          out);
+    free(out);
+    check_error_notice("/v1/chat/completions",
+                       "{\"messages\": [{\"role\": \"user\", \"content\": \"I have crushing chest pain\"}], \"temperature\": 9}",
+                       0, 400, "cardiac", "a chat's error");
 }
 
 /* ==== bad input ==== */
@@ -938,6 +1052,7 @@ int main(void) {
         test_classify();
         test_classify_bad();
         test_bad_input();
+        test_error_notices();
         test_content_type();
         test_origin();
         test_log_injection();

@@ -50,6 +50,23 @@ int cli_on_piece(void *user, int32_t id, const char *piece, size_t len);
 /* Prints s as a JSON string literal (with quotes) to f. */
 void cli_json_string(FILE *f, const char *s, size_t len);
 
+/* The safety net's options of serve, ask, chat and eval --task safety. */
+typedef struct {
+    const char *rules, *region, *numbers; /* --safety-rules FILE, --region R, --emergency-numbers LIST */
+} cli_safety_args_t;
+#define CLI_SAFETY_HELP \
+    "  --safety-rules F  the safety net's rules from file F instead of the built-in ones\n" \
+    "                    (format: docs/safety.md; a malformed file is refused with its line)\n" \
+    "  --region R        numbers in the urgent notice: CN, HK, TW, US, EU or UK\n" \
+    "  --emergency-numbers \"emergency=120,crisis=...,poison=...,abuse=...\"  (override the region's)\n"
+/* Whether argv[*i] is one of those options (value stored, *i advanced). */
+int cli_safety_opt(int argc, char **argv, int *i, cli_safety_args_t *a, int *bad);
+/* Compiles the rule set they name and makes it the one in use
+ * (qc_safety_use); NULL, reason printed as "qcare CMD: ...", on failure.
+ * With no option given it still checks the built-in rules. Free with
+ * qc_safety_free after the last check. */
+qc_safety_t *cli_safety_open(const char *cmd, const cli_safety_args_t *a);
+
 int cmd_tokenize(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_generate(int argc, char **argv);

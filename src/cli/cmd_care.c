@@ -2,9 +2,12 @@
 #include "care/care.h"
 #include "care/eval.h"
 #include "cli/cli.h"
+#include "records/ident.h"
+#include "records/records.h"
 
 #include <editline/readline.h>
 #include <jansson.h>
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +19,8 @@ typedef struct {
     const char *model, *dtype, *text;
     int n_threads, n_max, json, calibrate, no_cache, n_ctx;
     const char *input, *output, *report;
+    cli_safety_args_t safety;
+    const char *records; /* ask, chat: the store each turn is written to (NULL: none) */
 } care_args_t;
 
 static const char *const emoji[3] = {"😊", "😟", "😐"};
@@ -39,6 +44,7 @@ static int care_opt(int argc, char **argv, int *i, care_args_t *a, int *bad) {
         if (!*bad) a->n_max = (int)cli_parse_long("-n", v, 1, 1 << 16, bad);
         return 1;
     }
+    if (cli_safety_opt(argc, argv, i, &a->safety, bad)) return 1;
     if (cli_opt(argc, argv, i, "--json", NULL, bad)) return a->json = 1;
     if (cli_opt(argc, argv, i, "--calibrate", NULL, bad)) return a->calibrate = 1;
     if (cli_opt(argc, argv, i, "--no-cache", NULL, bad)) return a->no_cache = 1;
@@ -59,10 +65,10 @@ static int care_opt(int argc, char **argv, int *i, care_args_t *a, int *bad) {
 #define CARE_HELP \
     "  --model M         the model: a Hugging Face folder, a .gguf file or a pulled name\n" \
     "  --ctx N           context of each message or conversation in tokens (default 2048)\n" \
-    "  --dtype T         weights as q8_0 (default), q4_0, bf16 or f32\n" \
+    "  --dtype T         weights: auto (default: a GGUF as stored, else q8_0), q8_0, q4_0, bf16, f32\n" \
     "  --threads N       threads (default: one per core)\n" \
     "  --calibrate       divide out the label prior measured on an empty input\n" \
-    "  --no-cache        recompute the analyst prompt for every message (for comparison)\n"
+    "  --no-cache        recompute the analyst prompt for every message (for comparison)\n" CLI_SAFETY_HELP
 
 /* Loads the model and the pipeline; prints the reason on failure. */
 static qc_care_t *open_care(const care_args_t *a, qc_model_t **m) {
@@ -80,14 +86,107 @@ static qc_care_t *open_care(const care_args_t *a, qc_model_t **m) {
     return c;
 }
 
+/* ==== records (ask and chat with --records) ==== */
+
+/* What a turn's record needs besides the turn: the store, the session, the
+ * model's identity. */
+typedef struct {
+    qc_store_t *store;
+    char session[QC_REC_SESSION_NEW_LEN + 1];
+    char hash[QC_REC_HASH_LEN + 1];
+    const char *model_name, *weight_type;
+    int calibrated;
+} recorder_t;
+
+/* Opens a.records for m (a new session id); 0, or 1 with the reason printed. */
+static int recorder_open(recorder_t *r, const care_args_t *a, const qc_model_t *m) {
+    memset(r, 0, sizeof *r);
+    if (!a->records) return 0;
+    char err[512];
+    const char *name = a->model ? a->model : "qcare", *slash = strrchr(name, '/');
+    if (slash && slash[1]) name = slash + 1;
+    r->model_name = name;
+    r->weight_type = qc_model_dtype(m);
+    r->calibrated = a->calibrate;
+    if (qc_rec_session_new(r->session) || qc_rec_model_hash(m, r->hash)) {
+        fprintf(stderr, "qcare: records: no random bytes or no hash\n");
+        return 1;
+    }
+    if (qc_store_open(a->records, NULL, &r->store, err, sizeof err)) {
+        fprintf(stderr, "qcare: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
+/* The reply's pieces through cli_on_piece, with its token ids and the time
+ * of its first text kept for the record. */
+typedef struct {
+    cli_stream_t *out;
+    qc_ids_t ids;
+    double t_first;
+} rec_stream_t;
+
+static int rec_on_piece(void *user, int32_t id, const char *piece, size_t len) {
+    rec_stream_t *r = user;
+    if (id >= 0) qc_ids_push(&r->ids, id);
+    if (len && !r->t_first) r->t_first = qc_now_ms();
+    return cli_on_piece(r->out, id, piece, len);
+}
+
 static void print_emotion(const qc_emotion_t *e) {
     printf("%s %s  (positive %.2f · negative %.2f · neutral %.2f)\n", emoji[e->label],
            qc_emotion_name(e->label), e->probs[0], e->probs[1], e->probs[2]);
 }
 
+/* Writes the turn to rec's store and waits for its commit; 0, or 1 with the
+ * reason printed. prompt: the reply's prompt ids (NULL for a conversation's
+ * turn, whose part of the conversation qc_care_chat keeps to itself). */
+static int record_turn(const recorder_t *rec, const char *text, const qc_emotion_t *e, qc_safety_result_t s,
+                       const cli_stream_t *reply, const rec_stream_t *rs, const int32_t *prompt, size_t n_prompt,
+                       qc_finish_t fin, double t0) {
+    qc_rec_turn_t t = {
+        .session_id = rec->session,
+        .ts_ms = qc_rec_now_ms() - (int64_t)(qc_now_ms() - t0),
+        .message = text,
+        .message_len = strlen(text),
+        .emotion = e->label,
+        .probs = {e->probs[0], e->probs[1], e->probs[2]},
+        .calibrated = rec->calibrated,
+        .urgent = s.kind != 0,
+        .urgent_kind = s.kind ? qc_urgent_name(s.kind) : NULL,
+        .urgent_rule = s.kind ? s.term : NULL,
+        .reply = reply->text.p ? reply->text.p : "",
+        .reply_len = reply->text.n,
+        .finish = fin,
+        .model_name = rec->model_name,
+        .model_hash = rec->hash,
+        .weight_type = rec->weight_type,
+        .prompt_tokens = (int)n_prompt,
+        .completion_tokens = (int)rs->ids.n,
+        .emotion_ms = e->ms,
+        .ttft_ms = rs->t_first ? rs->t_first - t0 : 0,
+        .total_ms = qc_now_ms() - t0,
+        .prompt_ids = prompt,
+        .n_prompt_ids = prompt ? n_prompt : 0,
+        .reply_ids = rs->ids.p,
+        .n_reply_ids = rs->ids.n,
+        .model_urgent_p = NAN,
+    };
+    char err[512];
+    if (qc_store_write(rec->store, &t, NULL, err, sizeof err)) {
+        fprintf(stderr, "qcare: the record could not be written: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
 /* Judges, checks safety, and streams the reply for one message (a turn of
- * conversation `session` when not NULL). */
-static int answer(qc_care_t *c, const char *session, const char *text, int n_max, int json, cli_stream_t *reply) {
+ * conversation `session` when not NULL); then writes its record when rec
+ * has a store. */
+static int answer(qc_care_t *c, const char *session, const char *text, int n_max, int json, cli_stream_t *reply,
+                  const recorder_t *rec) {
+    double t0 = qc_now_ms();
     qc_emotion_t e;
     if (qc_care_emotion(c, text, strlen(text), &e)) {
         fprintf(stderr, "qcare: %s\n", qc_care_errmsg(c));
@@ -96,16 +195,28 @@ static int answer(qc_care_t *c, const char *session, const char *text, int n_max
     qc_safety_result_t s = qc_safety_check(text, strlen(text));
     if (!json) print_emotion(&e);
     if (s.kind && !json) {
-        char notice[1024];
-        qc_safety_notice(s.kind, NULL, notice, sizeof notice);
+        char notice[2048];
+        qc_safety_notice_for(NULL, &s, notice, sizeof notice);
         printf("\n%s\n\n", notice);
     }
     reply->echo = !json;
-    if (session ? qc_care_chat(c, session, text, e.label, NULL, n_max, cli_on_piece, reply)
-                : qc_care_reply(c, text, e.label, NULL, n_max, cli_on_piece, reply)) {
-        fprintf(stderr, "\nqcare: %s\n", qc_care_errmsg(c));
-        return 1;
+    rec_stream_t rs = {.out = reply};
+    int32_t *prompt = NULL;
+    size_t n_prompt = 0;
+    if (rec->store && !session && qc_care_reply_ids(c, text, e.label, &prompt, &n_prompt)) prompt = NULL, n_prompt = 0;
+    qc_status st = session ? qc_care_chat(c, session, text, e.label, NULL, n_max, rec_on_piece, &rs)
+                           : qc_care_reply(c, text, e.label, NULL, n_max, rec_on_piece, &rs);
+    if (st) fprintf(stderr, "\nqcare: %s\n", qc_care_errmsg(c));
+    int rc = st ? 1 : 0;
+    if (rec->store) {
+        int stopped = reply->stop && *reply->stop;
+        qc_finish_t fin = stopped ? QC_FINISH_CANCELLED : st ? QC_FINISH_ERROR
+                        : rs.ids.n >= (size_t)n_max ? QC_FINISH_LENGTH : QC_FINISH_STOP;
+        if (record_turn(rec, text, &e, s, reply, &rs, prompt, n_prompt, fin, t0)) rc = 1;
     }
+    free(prompt);
+    qc_ids_free(&rs.ids);
+    if (st) return rc;
     if (!json) putchar('\n');
     if (json) {
         printf("{\"emotion\": {\"label\": \"%s\", \"probs\": {\"positive\": %.4f, \"negative\": %.4f, \"neutral\": "
@@ -113,9 +224,10 @@ static int answer(qc_care_t *c, const char *session, const char *text, int n_max
                qc_emotion_name(e.label), e.probs[0], e.probs[1], e.probs[2], s.kind ? "true" : "false",
                qc_urgent_name(s.kind));
         cli_json_string(stdout, reply->text.p ? reply->text.p : "", reply->text.n);
+        if (rec->store) printf(", \"session\": \"%s\"", rec->session);
         printf("}\n");
     }
-    return 0;
+    return rc;
 }
 
 /* ==== ask ==== */
@@ -125,13 +237,15 @@ int cmd_ask(int argc, char **argv) {
     int bad = 0;
     for (int i = 1; i < argc && !bad; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: qcare ask --model M [--json] [-n MAX_TOKENS] TEXT|-\n\n"
+            printf("usage: qcare ask --model M [--json] [-n MAX_TOKENS] [--records PATH] TEXT|-\n\n"
                    "Judges the emotion of a patient's message (emoji, label, probabilities), shows an\n"
                    "urgent-care notice for emergencies, then streams a reply. With --json only one line:\n"
                    "{\"emotion\": {\"label\", \"probs\"}, \"urgent\": bool, \"reply\": \"...\"}.\n\n" CARE_HELP
-                   "  -n N              most reply tokens (default 256)\n");
+                   "  -n N              most reply tokens (default 256)\n"
+                   "  --records PATH    write the turn to this records store (default: none)\n");
             return 0;
         }
+        if (cli_opt(argc, argv, &i, "--records", &a.records, &bad)) continue;
         if (!care_opt(argc, argv, &i, &a, &bad)) {
             fprintf(stderr, "qcare ask: unknown option '%s'\n", argv[i]);
             return 2;
@@ -142,17 +256,26 @@ int cmd_ask(int argc, char **argv) {
         fprintf(stderr, "qcare ask: TEXT (or - for stdin) is required\n");
         return 2;
     }
+    qc_safety_t *rules = cli_safety_open("ask", &a.safety);
+    if (!rules) return 1;
     size_t len;
     char *text = cli_read_text(a.text, &len);
-    if (!text) return 1;
+    if (!text) {
+        qc_safety_free(rules);
+        return 1;
+    }
     qc_model_t *m;
     qc_care_t *c = open_care(&a, &m);
     cli_stream_t reply = {0};
-    int rc = c ? answer(c, NULL, text, a.n_max, a.json, &reply) : 1;
+    recorder_t rec = {0};
+    int rc = !c || recorder_open(&rec, &a, m) ? 1 : answer(c, NULL, text, a.n_max, a.json, &reply, &rec);
+    qc_store_close(rec.store);
     qc_buf_free(&reply.text);
     free(text);
     qc_care_free(c);
     qc_model_free(m);
+    qc_safety_use(NULL);
+    qc_safety_free(rules);
     return rc;
 }
 
@@ -190,24 +313,40 @@ int cmd_chat(int argc, char **argv) {
     int bad = 0;
     for (int i = 1; i < argc && !bad; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: qcare chat --model M [-n MAX_TOKENS]\n\n"
+            printf("usage: qcare chat --model M [-n MAX_TOKENS] [--records PATH]\n\n"
                    "Talks in the terminal: type a message and press Enter; the emotion is shown for every\n"
                    "message, then the reply streams, remembering the conversation. Arrow keys edit the\n"
                    "line and recall earlier ones (kept in memory only, never written to disk). Ctrl-C\n"
-                   "stops a reply; end of input (Ctrl-D) ends the chat; empty lines are ignored.\n\n" CARE_HELP);
+                   "stops a reply; end of input (Ctrl-D) ends the chat; empty lines are ignored.\n\n" CARE_HELP
+                   "  --records PATH    write every turn to this records store, as one session\n"
+                   "                    (default: none: nothing of the chat is written)\n");
             return 0;
         }
+        if (cli_opt(argc, argv, &i, "--records", &a.records, &bad)) continue;
         if (!care_opt(argc, argv, &i, &a, &bad) || a.text) {
             fprintf(stderr, "qcare chat: unknown argument '%s'\n", argv[i]);
             return 2;
         }
     }
     if (bad) return 2;
+    qc_safety_t *rules = cli_safety_open("chat", &a.safety);
+    if (!rules) return 1;
     int tty = isatty(0) && isatty(1);
     if (tty) fprintf(stderr, "qcare chat: loading %s ...\n", a.model ? a.model : "the default model");
     qc_model_t *m;
     qc_care_t *c = open_care(&a, &m);
-    if (!c) return 1;
+    if (!c) {
+        qc_safety_free(rules);
+        return 1;
+    }
+    recorder_t rec;
+    if (recorder_open(&rec, &a, m)) {
+        qc_care_free(c);
+        qc_model_free(m);
+        qc_safety_free(rules);
+        return 1;
+    }
+    if (rec.store) fprintf(stderr, "qcare chat: recording to %s as session %s\n", a.records, rec.session);
     if (tty)
         fprintf(stderr, "qcare chat: %s weights ready. Type a message and press Enter; Ctrl-C stops a reply, "
                         "Ctrl-D ends.\n\n", qc_model_dtype(m));
@@ -221,15 +360,18 @@ int cmd_chat(int argc, char **argv) {
         cli_stream_t reply = {.stop = &chat_stop};
         chat_stop = 0;
         sigaction(SIGINT, &sa, &old); /* only while the reply streams */
-        answer(c, "terminal", line, a.n_max, 0, &reply);
+        answer(c, "terminal", line, a.n_max, 0, &reply, &rec);
         sigaction(SIGINT, &old, NULL);
         if (chat_stop) fprintf(stderr, "\n(reply stopped)\n");
         if (tty) putchar('\n');
         qc_buf_free(&reply.text);
         free(line);
     }
+    qc_store_close(rec.store);
     qc_care_free(c);
     qc_model_free(m);
+    qc_safety_use(NULL);
+    qc_safety_free(rules);
     return 0;
 }
 
@@ -541,7 +683,7 @@ int cmd_eval(int argc, char **argv) {
         }
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: qcare eval --model M --data FILE.jsonl [--json] [--report FILE.html]\n"
-                   "       qcare eval --task safety --data FILE.jsonl [--counts-only] [--json]\n"
+                   "       qcare eval --task safety --data FILE.jsonl [--counts-only] [--json] [--safety-rules F]\n"
                    "       qcare eval --task risk --model M --data FILE.jsonl [--counts-only] [--json]\n\n"
                    "Classifies every {\"text\", \"label\"} line and reports accuracy, macro-F1, per-class\n"
                    "precision/recall/F1, the confusion matrix and latency p50/p95. --report writes an HTML\n"

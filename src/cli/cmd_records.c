@@ -248,7 +248,7 @@ static int do_purge(const args_t *a) {
         return 2;
     }
     if (parse_date("--before", a->before, &before)) return 2;
-    if (access(a->records, F_OK)) { /* a mistyped path must not become a new, empty store */
+    if (!qc_store_path_is_url(a->records) && access(a->records, F_OK)) { /* a mistyped path must not become a new, empty store */
         perror(a->records);
         return 1;
     }

@@ -18,6 +18,25 @@ typedef struct {
     long urgent, caught, benign, alarms;
 } tally_t;
 
+/* ==== the safety options (shared with serve, ask and chat) ==== */
+
+int cli_safety_opt(int argc, char **argv, int *i, cli_safety_args_t *a, int *bad) {
+    return cli_opt(argc, argv, i, "--safety-rules", &a->rules, bad) || cli_opt(argc, argv, i, "--region", &a->region, bad) ||
+           cli_opt(argc, argv, i, "--emergency-numbers", &a->numbers, bad);
+}
+
+qc_safety_t *cli_safety_open(const char *cmd, const cli_safety_args_t *a) {
+    qc_safety_config_t cfg = {.rules_path = a->rules, .region = a->region, .numbers = a->numbers};
+    qc_safety_t *s;
+    char err[512];
+    if (qc_safety_new(&cfg, &s, err, sizeof err)) {
+        fprintf(stderr, "qcare %s: %s\n", cmd, err);
+        return NULL;
+    }
+    qc_safety_use(s);
+    return s;
+}
+
 typedef struct {
     char name[48];
     tally_t t[N_SYSTEMS];
@@ -162,14 +181,35 @@ static int risk_verdict(void *user, const char *text, int said[N_SYSTEMS], qc_ur
     return 0;
 }
 
+/* The model's opinion on path, alone and with the rules in use. */
+static int risk_eval(const char *path, int json, int counts_only, const char *model, const char *dtype, int n_threads,
+                     int n_ctx) {
+    qc_model_t *m = cli_load_model(model, dtype, n_threads);
+    if (!m) return 1;
+    risk_t r = {0};
+    char err[512];
+    qc_care_opts_t o = {.use_prefix_cache = 1, .risk_model = 1, .n_ctx = n_ctx};
+    if (qc_care_new(m, &o, &r.c, err, sizeof err)) {
+        fprintf(stderr, "qcare eval: %s\n", err);
+        qc_model_free(m);
+        return 1;
+    }
+    int rc = urgency_eval(path, json, counts_only, N_SYSTEMS, risk_verdict, &r);
+    if (r.n) fprintf(stderr, "qcare eval: the model's opinion took %.1f ms per message on average\n", r.ms / r.n);
+    qc_care_free(r.c);
+    qc_model_free(m);
+    return rc;
+}
+
 int cmd_eval_safety(int argc, char **argv) {
     const char *data = NULL, *model = NULL, *dtype = NULL, *v;
+    cli_safety_args_t sa = {0};
     int json = 0, counts_only = 0, risk = 0, n_threads = 0, n_ctx = 0, bad = 0;
     for (int i = 1; i + 1 < argc; i++)
         if (!strcmp(argv[i], "--task")) risk = !strcmp(argv[i + 1], "risk");
     for (int i = 1; i < argc && !bad; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: qcare eval --task safety --data FILE.jsonl [--counts-only] [--json]\n"
+            printf("usage: qcare eval --task safety --data FILE.jsonl [--counts-only] [--json] [--safety-rules F]\n"
                    "       qcare eval --task risk --model M --data FILE.jsonl [--counts-only] [--json]\n\n"
                    "Scores urgency verdicts on {\"text\", \"urgent\": bool, \"presentation\"} lines: recall and\n"
                    "false alarms, overall and per presentation, and each miss and false alarm with its line.\n"
@@ -179,6 +219,7 @@ int cmd_eval_safety(int argc, char **argv) {
                    "decides; the misses and alarms listed are those of both together. --counts-only prints\n"
                    "the counts alone (for a held-out set that must stay unseen); with --json the last line\n"
                    "holds them. Measure the model on real weights and on data not used to tune the rules.\n\n"
+                   "  --safety-rules F  score the rules of file F instead of the built-in ones\n"
                    "  --model M, --dtype T, --threads N, --ctx N   as for the other model commands (risk)\n");
             return 0;
         }
@@ -195,6 +236,8 @@ int cmd_eval_safety(int argc, char **argv) {
             json = 1;
         } else if (!strcmp(argv[i], "--counts-only")) {
             counts_only = 1;
+        } else if (cli_safety_opt(argc, argv, &i, &sa, &bad)) {
+            continue;
         } else {
             fprintf(stderr, "qcare eval: unknown argument '%s' (see qcare eval --task %s --help)\n", argv[i],
                     risk ? "risk" : "safety");
@@ -206,20 +249,11 @@ int cmd_eval_safety(int argc, char **argv) {
         fprintf(stderr, "qcare eval --task %s: --data FILE.jsonl is required\n", risk ? "risk" : "safety");
         return 2;
     }
-    if (!risk) return urgency_eval(data, json, counts_only, 1, rules_verdict, NULL);
-    qc_model_t *m = cli_load_model(model, dtype, n_threads);
-    if (!m) return 1;
-    risk_t r = {0};
-    char err[512];
-    qc_care_opts_t o = {.use_prefix_cache = 1, .risk_model = 1, .n_ctx = n_ctx};
-    if (qc_care_new(m, &o, &r.c, err, sizeof err)) {
-        fprintf(stderr, "qcare eval: %s\n", err);
-        qc_model_free(m);
-        return 1;
-    }
-    int rc = urgency_eval(data, json, counts_only, N_SYSTEMS, risk_verdict, &r);
-    if (r.n) fprintf(stderr, "qcare eval: the model's opinion took %.1f ms per message on average\n", r.ms / r.n);
-    qc_care_free(r.c);
-    qc_model_free(m);
+    qc_safety_t *rules = cli_safety_open("eval", &sa);
+    if (!rules) return 1;
+    int rc = risk ? risk_eval(data, json, counts_only, model, dtype, n_threads, n_ctx)
+                  : urgency_eval(data, json, counts_only, 1, rules_verdict, NULL);
+    qc_safety_use(NULL);
+    qc_safety_free(rules);
     return rc;
 }

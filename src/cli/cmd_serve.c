@@ -1,6 +1,10 @@
 /* cmd_serve.c — `qcare serve`: loads the model and runs the HTTP server
- * (src/server/) until SIGINT or SIGTERM. */
+ * (src/server/) until SIGINT or SIGTERM, which drain it: /ready and new
+ * requests answer 503, the requests in flight finish (at most
+ * --drain-timeout seconds, then they are cut), and it exits 0; a second
+ * signal meanwhile exits 1 at once. */
 #include "cli/cli.h"
+#include "records/ident.h"
 #include "server/server.h"
 
 #include <arpa/inet.h>
@@ -10,9 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #define SERVE_MAX_LIST 16    /* values of a repeatable option (--trusted-proxy, --allow-origin) */
 #define SERVE_FD_RESERVE 64  /* open files kept for the model, logs and the server's own */
+#define SERVE_CUT_GRACE_S 5  /* seconds the answers of requests cut at --drain-timeout get to go out */
 
 /* Raises the open-file limit to its hard limit (each connection is a
  * socket) and returns how many connections it leaves room for. */
@@ -49,33 +55,86 @@ static int is_loopback(const char *host) {
     return 0;
 }
 
+/* A key option: given, or from the environment variable env; -1 (printed) when empty. */
+static int key_opt(const char **key, const char *opt, const char *env) {
+    if (!*key) {
+        const char *e = getenv(env);
+        if (e && *e) *key = e;
+    }
+    if (*key && !**key) {
+        fprintf(stderr, "qcare serve: %s must not be empty\n", opt);
+        return -1;
+    }
+    return 0;
+}
+
+/* The drain after the first SIGTERM / SIGINT (server.h): waits up to
+ * drain_s seconds for the requests in flight, cuts those still running,
+ * and gives their last answers SERVE_CUT_GRACE_S to go out. A second
+ * signal meanwhile ends the process at once, with exit status 1. */
+static void drain(qc_server_t *s, const sigset_t *stop, int sig, int drain_s) {
+    qc_server_drain(s);
+    double t0 = qc_now_s(), el = 0;
+    int n = qc_server_inflight(s), cut = 0;
+    fprintf(stderr, "qcare: %s: draining (/ready and new requests answer 503); up to %d s for %d request%s in flight\n",
+            sig == SIGINT ? "SIGINT" : "SIGTERM", drain_s, n, n == 1 ? "" : "s");
+    while ((n = qc_server_inflight(s)) > 0) {
+        el = qc_now_s() - t0;
+        if (!cut && el >= drain_s) {
+            cut = n;
+            qc_server_cut(s);
+        }
+        if (cut && el >= drain_s + SERVE_CUT_GRACE_S) break; /* a client that reads nothing is not waited for */
+        struct timespec ts = {0, 100 * 1000000L};
+        int again = sigtimedwait(stop, NULL, &ts);
+        if (again == SIGINT || again == SIGTERM) {
+            fprintf(stderr, "qcare: %s while draining: stopping at once (exit status 1)\n",
+                    again == SIGINT ? "SIGINT" : "SIGTERM");
+            _exit(1);
+        }
+    }
+    el = qc_now_s() - t0;
+    if (cut)
+        fprintf(stderr, "qcare: drained in %.1f s: %d request%s still running at --drain-timeout were cut; stopping\n",
+                el, cut, cut == 1 ? "" : "s");
+    else fprintf(stderr, "qcare: drained in %.1f s: every request in flight finished; stopping\n", el);
+}
+
 int cmd_serve(int argc, char **argv) {
-    const char *model = NULL, *dtype = NULL, *host = "127.0.0.1", *api_key = NULL, *v;
+    const char *model = NULL, *dtype = NULL, *host = "127.0.0.1", *api_key = NULL, *admin_key = NULL, *v;
+    const char *records = NULL, *sync = NULL, *metrics_key = NULL;
+    int watchdog = 30, drain_timeout = 30;
     int port = 8080, n_threads = 0, n_ctx = 0, quiet = 0, bad = 0, parallel = 4, queue = -2, timeout = 60;
     int prefix_mb = 64, risk = 0;
     int header_timeout = 10, max_conns = 0, max_client = 64, n_trusted = 0, max_sessions = 4096;
     const char *trusted[SERVE_MAX_LIST + 1] = {0}, *origins[SERVE_MAX_LIST + 1] = {0};
-    int n_origins = 0;
+    int n_origins = 0, no_records = 0, retain_days = 0;
+    cli_safety_args_t sa = {0};
     for (int i = 1; i < argc && !bad; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: qcare serve [--model M] [--host 127.0.0.1] [--port 8080] [--threads N] [--parallel N]\n"
                    "                   [--queue N] [--api-key KEY] [--risk-model on|off] [--prefix-cache-mb N]\n"
-                   "                   [connection options]\n\n"
+                   "                   [--records PATH | --no-records] [--admin-key KEY]\n"
+                   "                   [--safety-rules F] [--region R] [connection options] [operations options]\n\n"
                    "Serves the care pipeline over HTTP until SIGINT/SIGTERM (POST bodies are JSON sent as\n"
                    "Content-Type: application/json):\n"
-                   "  GET  /health                {\"status\": \"ok\"} (open even with an API key)\n"
-                   "  POST /api/emotion           {\"text\"} -> {\"label\", \"probs\", \"urgent\"}\n"
+                   "  GET  /health                liveness: {\"status\": \"ok\"}, 503 when the scheduler is stuck\n"
+                   "                              (--watchdog); open even with an API key\n"
+                   "  GET  /ready                 readiness: 200 when serving, 503 while draining (open)\n"
+                   "  POST /api/emotion           {\"text\"} -> {\"label\", \"probs\", \"urgent\", \"notice\"?}\n"
                    "  POST /api/analyze           {\"text\", \"session\"?, \"max_tokens\"?, \"stream\"?} -> emotion,\n"
                    "                              urgent flag and notice, reply (Server-Sent Events with stream)\n"
                    "  POST /v1/classify           {\"text\", \"labels\", \"instruction\"?, \"examples\"?, \"calibrate\"?,\n"
                    "                              \"normalize\"?} -> each label's probability and log-likelihood\n"
                    "  GET  /v1/models, POST /v1/chat/completions, POST /v1/completions   OpenAI-compatible\n"
                    "                              (with logprobs / top_logprobs; /v1/completions echoes prompt logprobs)\n"
-                   "  GET  /metrics               Prometheus metrics\n"
-                   "  GET  /                      the chat page\n\n"
+                   "  GET  /metrics               Prometheus metrics, with the vllm:* gauges the Kubernetes\n"
+                   "                              inference gateway reads (open unless --metrics-key)\n"
+                   "  GET  /                      the chat page\n"
+                   "  GET  /dashboard, /api/records/...   the follow-up view (with --admin-key)\n\n"
                    "  --model M         a Hugging Face folder, a .gguf file or a pulled repo name\n"
                    "                    (default: the default model, once pulled)\n"
-                   "  --dtype T         weights as q8_0 (default), q4_0, bf16 or f32\n"
+                   "  --dtype T         weights: auto (default: a GGUF as stored, else q8_0), q8_0, q4_0, bf16, f32\n"
                    "  --host ADDR       address to bind (default 127.0.0.1: this machine only)\n"
                    "  --port N          TCP port (default 8080)\n"
                    "  --threads N       model threads (default: one per core)\n"
@@ -101,13 +160,56 @@ int cmd_serve(int argc, char **argv) {
                    "  --allow-origin O  let pages from origin O (https://app.example.org, or *) call the API;\n"
                    "                    repeatable (default: only the server's own page; requests without an\n"
                    "                    Origin header, e.g. curl, are always accepted)\n"
-                   "  --quiet           no per-request log lines on stderr\n");
+                   "  --quiet           no per-request log lines on stderr\n"
+                   "  --records PATH    keep the consultation records (every turn of /api/emotion and\n"
+                   "                    /api/analyze) in this SQLite file (default $QCARE_DATA/records.db,\n"
+                   "                    $QCARE_DATA defaulting to ~/.local/share/qcare, created 0700)\n"
+                   "  --no-records      keep none\n"
+                   "  --records-sync full|normal   full: each commit survives a power cut (slower);\n"
+                   "                    normal (default): it survives a crash of qcare\n"
+                   "  --retain-days N   remove turns older than N days (at start, then hourly)\n"
+                   "  --admin-key KEY   opens the follow-up view and its API with \"Authorization: Bearer\n"
+                   "                    KEY\" (also $QCARE_ADMIN_KEY), and every other endpoint too\n" CLI_SAFETY_HELP
+                   "\nOperations (several replicas behind a balancer: docs/deploy.md):\n"
+                   "  --watchdog S      /health answers 503 when the scheduler has not finished a loop for S\n"
+                   "                    seconds while work waits (default 30)\n"
+                   "  --drain-timeout S on SIGTERM or SIGINT, let the requests in flight finish for at most S\n"
+                   "                    seconds (default 30; then streams end with an error event, waiting\n"
+                   "                    answers with 503), then exit 0; a second signal exits 1 at once\n"
+                   "  --metrics-key KEY /metrics needs \"Authorization: Bearer KEY\" (the API or admin key\n"
+                   "                    opens it too; without it /metrics is open, like /health and /ready)\n"
+                   "The X-Session-Id header names the conversation like the body's \"session\" (both given:\n"
+                   "they must be equal), so that a balancer can hash on it.\n");
             return 0;
         }
         if (cli_opt(argc, argv, &i, "--model", &model, &bad) || cli_opt(argc, argv, &i, "-m", &model, &bad) ||
             cli_opt(argc, argv, &i, "--dtype", &dtype, &bad) || cli_opt(argc, argv, &i, "--host", &host, &bad) ||
-            cli_opt(argc, argv, &i, "--api-key", &api_key, &bad))
+            cli_opt(argc, argv, &i, "--api-key", &api_key, &bad) ||
+            cli_opt(argc, argv, &i, "--admin-key", &admin_key, &bad) ||
+            cli_opt(argc, argv, &i, "--records-sync", &sync, &bad) || cli_safety_opt(argc, argv, &i, &sa, &bad))
             continue;
+        if (cli_opt(argc, argv, &i, "--records", &records, &bad)) { /* the last of --records / --no-records wins */
+            no_records = 0;
+            continue;
+        }
+        if (cli_opt(argc, argv, &i, "--no-records", NULL, &bad)) {
+            no_records = 1;
+            records = NULL;
+            continue;
+        }
+        if (cli_opt(argc, argv, &i, "--retain-days", &v, &bad)) {
+            if (!bad) retain_days = (int)cli_parse_long("--retain-days", v, 1, 365000, &bad);
+            continue;
+        }
+        if (cli_opt(argc, argv, &i, "--metrics-key", &metrics_key, &bad)) continue;
+        if (cli_opt(argc, argv, &i, "--watchdog", &v, &bad)) {
+            if (!bad) watchdog = (int)cli_parse_long("--watchdog", v, 1, 86400, &bad);
+            continue;
+        }
+        if (cli_opt(argc, argv, &i, "--drain-timeout", &v, &bad)) {
+            if (!bad) drain_timeout = (int)cli_parse_long("--drain-timeout", v, 0, 86400, &bad);
+            continue;
+        }
         if (cli_opt(argc, argv, &i, "--quiet", NULL, &bad)) {
             quiet = 1;
             continue;
@@ -176,14 +278,35 @@ int cmd_serve(int argc, char **argv) {
         return 2;
     }
     if (bad) return 2;
-    if (!api_key) {
-        const char *e = getenv("QCARE_API_KEY");
-        if (e && *e) api_key = e;
-    }
-    if (api_key && !*api_key) {
-        fprintf(stderr, "qcare serve: --api-key must not be empty\n");
+    if (key_opt(&api_key, "--api-key", "QCARE_API_KEY") || key_opt(&admin_key, "--admin-key", "QCARE_ADMIN_KEY"))
+        return 2;
+    if (sync && strcmp(sync, "full") && strcmp(sync, "normal")) {
+        fprintf(stderr, "qcare serve: --records-sync must be full or normal\n");
         return 2;
     }
+    if (records && !*records) {
+        fprintf(stderr, "qcare serve: --records needs a file name (or --no-records)\n");
+        return 2;
+    }
+    if (no_records && (sync || retain_days)) {
+        fprintf(stderr, "qcare serve: --records-sync and --retain-days need records (not --no-records)\n");
+        return 2;
+    }
+    char default_records[4096], err[512];
+    if (!no_records && !records) {
+        if (qc_rec_default_path(default_records, sizeof default_records, err, sizeof err)) {
+            fprintf(stderr, "qcare serve: %s\n", err);
+            return 1;
+        }
+        records = default_records;
+    }
+    if (metrics_key && !*metrics_key) {
+        fprintf(stderr, "qcare serve: --metrics-key must not be empty\n");
+        return 2;
+    }
+    /* The rules first: a malformed file is refused before the model loads. */
+    qc_safety_t *rules = cli_safety_open("serve", &sa);
+    if (!rules) return 1;
     /* Every thread (the model's pool, MHD's) inherits this mask, so the
      * signals reach only sigwait below. */
     sigset_t stop;
@@ -201,8 +324,10 @@ int cmd_serve(int argc, char **argv) {
     }
     if (!max_conns) max_conns = (int)(room < 1000 ? room : 1000); /* the default quietly fits the system */
     qc_model_t *m = cli_load_model(model, dtype, n_threads);
-    if (!m) return 1;
-    char err[512];
+    if (!m) {
+        qc_safety_free(rules);
+        return 1;
+    }
     qc_server_t *s;
     /* /v1/models reports the model folder's name. */
     const char *name = model ? model : "qcare", *slash = strrchr(name, '/');
@@ -212,10 +337,21 @@ int cmd_serve(int argc, char **argv) {
                           .queue = queue == -2 ? 0 : queue == 0 ? -1 : queue, .prefix_cache_mb = prefix_mb,
                           .risk_model = risk, .header_timeout_s = header_timeout, .max_connections = max_conns,
                           .max_client_connections = max_client, .trusted_proxies = trusted,
-                          .allow_origins = origins, .max_sessions = max_sessions};
+                          .allow_origins = origins, .max_sessions = max_sessions, .records = records,
+                          .records_sync_full = sync && !strcmp(sync, "full"), .retain_days = retain_days,
+                          .admin_key = admin_key};
+    /* A test hook (tests/test_recserve.c): the store's first N write transactions fail. */
+    const char *fail = getenv("QCARE_TEST_RECORDS_FAIL");
+    if (fail) o.records_fail_writes = atoi(fail);
+    o.watchdog_s = watchdog;
+    o.metrics_key = metrics_key;
+    /* A test hook (tests/test_ops.c): every scheduler loop with work sleeps this many ms (a stuck scheduler). */
+    const char *stall = getenv("QCARE_TEST_STALL_MS");
+    if (stall) o.test_stall_ms = atoi(stall);
     if (qc_server_start(m, &o, &s, err, sizeof err)) {
         fprintf(stderr, "qcare serve: %s\n", err);
         qc_model_free(m);
+        qc_safety_free(rules);
         return 1;
     }
     fprintf(stderr, "qcare: serving %s, %d parallel, on http://%s%s%s:%d/%s\n", qc_model_dtype(m), parallel,
@@ -223,10 +359,16 @@ int cmd_serve(int argc, char **argv) {
     if (!api_key && !is_loopback(host))
         fprintf(stderr, "qcare: warning: listening on %s without --api-key: anyone who can reach this address can use "
                         "the API\n", host);
+    if (records)
+        fprintf(stderr, "qcare: records in %s (synchronous=%s%s)%s\n", records, o.records_sync_full ? "FULL" : "NORMAL",
+                retain_days ? ", retention on" : "", admin_key ? "; follow-up view at /dashboard" : "");
+    else fprintf(stderr, "qcare: no records kept (--no-records)\n");
     int sig = 0;
     sigwait(&stop, &sig);
-    fprintf(stderr, "qcare: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    drain(s, &stop, sig, drain_timeout);
     qc_server_stop(s);
     qc_model_free(m);
+    qc_safety_use(NULL);
+    qc_safety_free(rules);
     return 0;
 }

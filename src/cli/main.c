@@ -2,6 +2,8 @@
  * they share (option parsing, reading the text argument, JSON strings). */
 #include "cli/cli.h"
 
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,11 +83,11 @@ char *cli_read_text(const char *arg, size_t *len) {
 qc_model_t *cli_load_model(const char *dir, const char *dtype, int n_threads) {
     /* A misspelt --dtype is a usage error (exit 2, as documented), caught
      * before a model is looked for or read. */
-    static const char *const dtypes[] = {"q8_0", "q4_0", "bf16", "f32"};
+    static const char *const dtypes[] = {"auto", "q8_0", "q4_0", "bf16", "f32"};
     int known = !dtype;
     for (size_t i = 0; i < sizeof dtypes / sizeof dtypes[0]; i++) known |= dtype && !strcmp(dtype, dtypes[i]);
     if (!known) {
-        fprintf(stderr, "qcare: unknown --dtype '%s' (q8_0, q4_0, bf16 or f32)\n", dtype);
+        fprintf(stderr, "qcare: unknown --dtype '%s' (auto, q8_0, q4_0, bf16 or f32)\n", dtype);
         exit(2);
     }
     /* --model is a folder, a .gguf file, or the name of a pulled repo; none
@@ -99,11 +101,18 @@ qc_model_t *cli_load_model(const char *dir, const char *dtype, int n_threads) {
     qc_model_t *m;
     qc_model_opts_t o = {.n_threads = n_threads, .dtype = dtype};
     qc_status st = qc_model_load(path, &o, &m, err, sizeof err);
+    struct stat sb;
+    const int gguf = stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
     free(path);
     if (st) {
         fprintf(stderr, "qcare: cannot load model: %s\n", err);
         return NULL;
     }
+    /* an explicit --dtype that changes what a GGUF stores says so (a
+     * safetensors folder is always converted, as documented) */
+    if (gguf && dtype && strcmp(dtype, "auto") && qc_model_n_converted(m) > 0)
+        fprintf(stderr, "qcare: --dtype %s: %d matrices converted from their stored type (now %s)\n", dtype,
+                qc_model_n_converted(m), qc_model_dtype(m));
     return m;
 }
 

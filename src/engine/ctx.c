@@ -37,7 +37,10 @@ int qc_work_init(qc_work_t *w, const qc_model_t *m, int n_batch, int n_scores) {
     w->hb = calloc((size_t)n_batch * c->n_ff, sizeof(float));
     w->hb2 = calloc((size_t)n_batch * c->n_ff, sizeof(float));
     w->scores = calloc((size_t)qc_pool_size(m->pool) * n_scores, sizeof(float));
-    w->act = calloc(qc_act_bytes(QC_DTYPE_Q8_0, n_batch, widest) + 64, 1);
+    /* calloc'd (mapped untouched) beyond a small size: a slot no weight
+     * type of the model uses costs no memory */
+    w->act_slot = qc_act_slot_bytes(n_batch, widest);
+    w->act = calloc(QC_ACT_SLOTS * w->act_slot + 64, 1);
     w->cos_t = calloc((size_t)n_batch * half, sizeof(float));
     w->sin_t = calloc((size_t)n_batch * half, sizeof(float));
     if (!w->x || !w->xb || !w->q || !w->k || !w->v || !w->att_out || !w->hb || !w->hb2 || !w->scores || !w->act ||

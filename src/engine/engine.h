@@ -88,6 +88,10 @@ void qc_st_close(qc_st_t *st);
 const qc_st_tensor_t *qc_st_find(const qc_st_t *st, const char *name);
 size_t qc_st_count(const qc_st_t *st);
 const qc_st_tensor_t *qc_st_at(const qc_st_t *st, size_t i);
+/* The files of the set (shards in the index's order) and the header of
+ * file i: its first 8 + N bytes (the length, then the JSON), in the map. */
+size_t qc_st_n_files(const qc_st_t *st);
+const void *qc_st_header(const qc_st_t *st, size_t i, size_t *len);
 
 /* ==== weights as the forward pass sees them ==== */
 
@@ -119,6 +123,8 @@ struct qc_model {
     qc_st_t *st;             /* a Hugging Face folder's weights, or NULL */
     struct qc_gguf *gguf;    /* a GGUF file's mapping, or NULL */
     qc_tokenizer_t *tok;
+    char *config_json;       /* config.json's bytes (a folder), for qc_model_identity; or NULL */
+    size_t config_len;
     int64_t n_params;
     int64_t weight_bytes;
     int32_t eog[QC_MAX_EOG]; /* ids that end generation (filled by qc_model_load) */
@@ -126,6 +132,8 @@ struct qc_model {
     struct qc_pool *pool;    /* the threads every forward pass of this model uses */
     void *owned[QC_MAX_OWNED]; /* buffers of converted tensors */
     int n_owned;
+    int n_converted;           /* matrices whose stored type was changed at load */
+    char dtype_desc[160];      /* qc_model_dtype's text */
 };
 
 /* Fills m->tok_embd, m->out_norm, m->lm_head and m->layers (allocated) from

@@ -26,8 +26,8 @@ typedef struct {
     const qc_tensor_t *w[3];
     float *y[3];
     int n_w;
-    const float *x;  /* [n_tok][cols] */
-    const void *act; /* x quantized, when a weight is quantized */
+    const float *x;     /* [n_tok][cols] */
+    const void *act[3]; /* x quantized for w[i], when it is quantized */
     int n_tok;
 } mm_job_t;
 
@@ -39,23 +39,25 @@ static void mm_task(void *arg, int ith, int nth) {
     qc_split(total, ith, nth, 16, &lo, &hi);
     for (int i = 0; i < j->n_w; i++) {
         long rows = (long)j->w[i]->rows, a = lo > base ? lo : base, b = hi < base + rows ? hi : base + rows;
-        if (a < b) qc_matmul(j->w[i], j->x, j->act, j->n_tok, j->y[i], rows, a - base, b - base);
+        if (a < b) qc_matmul(j->w[i], j->x, j->act[i], j->n_tok, j->y[i], rows, a - base, b - base);
         base += rows;
     }
 }
 
-static int is_quantized(qc_dtype_t t) { return t == QC_DTYPE_Q8_0 || t == QC_DTYPE_Q4_0; }
-
-/* Runs the products of job on the pool, quantizing x first (into w->act)
- * if needed. */
+/* Runs the products of job on the pool, quantizing x first (into the slot
+ * of w->act its weights' activation format has: a mixed file's q/k/v may
+ * need two or three formats) if needed. */
 static void matmuls(const qc_model_t *m, qc_work_t *w, mm_job_t *j) {
-    j->act = NULL;
-    for (int i = 0; i < j->n_w; i++)
-        if (is_quantized(j->w[i]->dtype)) {
-            qc_act_quantize(j->w[i]->dtype, j->x, j->w[i]->cols, 0, j->n_tok, w->act);
-            j->act = w->act;
-            break;
-        }
+    int done = 0; /* slots filled */
+    for (int i = 0; i < j->n_w; i++) {
+        const int s = qc_act_slot(j->w[i]->dtype);
+        j->act[i] = NULL;
+        if (s < 0) continue;
+        unsigned char *a = (unsigned char *)w->act + (size_t)s * w->act_slot;
+        if (!(done & 1 << s)) qc_act_quantize(j->w[i]->dtype, j->x, j->w[i]->cols, 0, j->n_tok, a);
+        done |= 1 << s;
+        j->act[i] = a;
+    }
     qc_pool_run(m->pool, mm_task, j);
 }
 

@@ -3,13 +3,15 @@
  * AVX-512 with VNNI/BF16; ARM64 NEON, dot product, i8mm), chosen once at
  * run time.
  *
- * Quantized formats use ggml's block layouts, so GGUF tensors can be used in
- * place: 32 weights per block, an IEEE half scale first.
+ * Quantized formats use ggml's block layouts, so GGUF tensors are used in
+ * place: Q8_0 and Q4_0 here (32 weights per block, an IEEE half scale first),
  *   Q8_0: w = d * qs[i],            qs signed bytes in [-127, 127]
  *   Q4_0: w = d * (nibble_i - 8),   qs[j] holds element j (low nibble) and
  *                                   element j + 16 (high nibble)
- * For quantized weights the activations are quantized to 8 bits per block of
- * 32 too (as llama.cpp does), so the inner products run on integers. */
+ * and every other GGUF type in quants.h (Q4_1, Q5_0, Q5_1, Q2_K..Q6_K).
+ * For quantized weights the activations are quantized to 8 bits too, as
+ * llama.cpp does for that type (Q8_0, Q8_1 or Q8_K blocks), so the inner
+ * products run on integers. */
 #ifndef QC_KERNELS_H
 #define QC_KERNELS_H
 
@@ -29,9 +31,9 @@ typedef struct {
 } qc_block_q4_0;
 _Static_assert(sizeof(qc_block_q4_0) == 18, "ggml block_q4_0 layout");
 
-/* ggml's k-quant super-blocks of QC_QK_K weights (GGUF types Q4_K, Q6_K).
- * Only dequantized (at load); there are no matrix kernels for them. Every
- * field is bytes, so a block may sit at any address in a mapping. */
+/* ggml's k-quant super-blocks of QC_QK_K weights (GGUF types Q4_K, Q6_K;
+ * the others are in quants.h). Every field is bytes, so a block may sit at
+ * any address in a mapping. */
 #define QC_QK_K 256
 
 typedef struct {
@@ -86,8 +88,8 @@ const char *qc_cpu_request_error(void);
 
 /* ==== weight formats ==== */
 
-/* Bytes of one row of n elements of type t (n a multiple of 32 for Q8_0/Q4_0,
- * of 256 for Q4_K/Q6_K); 0 when n does not fit the type. */
+/* Bytes of one row of n elements of type t (n a multiple of 32 for the
+ * legacy block types, of 256 for the K-quants); 0 when n does not fit. */
 size_t qc_row_bytes(qc_dtype_t t, int64_t n);
 
 /* Half-precision conversion, round to nearest even (as ggml's). */
@@ -104,12 +106,20 @@ void qc_dequantize_row(const qc_tensor_t *w, int64_t row, float *dst);
 
 /* Bytes of the activation buffer the kernels for weight type t need for
  * n_tok rows of cols values (0 for F32/F16/BF16 weights, which read the F32
- * activations directly). */
+ * activations directly, and when cols does not fill the format's blocks). */
 size_t qc_act_bytes(qc_dtype_t t, int n_tok, int64_t cols);
 
+/* Weight types whose kernels read different activation formats need their
+ * own quantized copy of x: one of QC_ACT_SLOTS slots, each of
+ * qc_act_slot_bytes (enough for any format). qc_act_slot: the slot of type
+ * t (types sharing a format share it), -1 for the float types. */
+#define QC_ACT_SLOTS 3
+int qc_act_slot(qc_dtype_t t);
+size_t qc_act_slot_bytes(int n_tok, int64_t cols);
+
 /* Quantizes activation rows [t0, t1) of x ([n_tok][cols] F32) into act (laid
- * out [n_tok][cols/32] qc_block_q8_act) for weights of type t; nothing for
- * float weight types. */
+ * out [n_tok][cols / block] blocks of the format of type t's kernels) for
+ * weights of type t; nothing for float weight types. */
 void qc_act_quantize(qc_dtype_t t, const float *x, int64_t cols, int t0, int t1, void *act);
 
 /* y[t * ldy + r] = sum_c W[r][c] * x[t][c] for r in [r0, r1), t < n_tok.
@@ -123,6 +133,10 @@ void qc_matmul(const qc_tensor_t *w, const float *x, const void *act, int n_tok,
  * scalar reference); a level above the CPU's falls back to the CPU's. */
 void qc_matmul_level(qc_cpu_t level, const qc_tensor_t *w, const float *x, const void *act,
                      int n_tok, float *y, int64_t ldy, int64_t r0, int64_t r1);
+
+/* Whether some level multiplies weights of type t (the scalar level has
+ * every type a GGUF may hold). */
+int qc_matmul_has(qc_dtype_t t);
 
 /* F32 dot product of n values at the chosen level (attention uses it). */
 float qc_dot_f32(const float *a, const float *b, int64_t n);

@@ -19,6 +19,7 @@
  * go in blocks of 64 that stay in L2 while every token tile passes over
  * them. */
 #include "engine/kernels_impl.h"
+#include "engine/quants.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 
@@ -27,9 +28,10 @@
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
-/* RB rows per L2 block; quantized tiles QR rows x QT tokens, float tiles
- * FR x FT; decode prefetches PF_BYTES ahead (see kernels_avx512.c). */
-enum { RB = 64, QR = 2, QT = 4, FR = 4, FT = 2, PF_BYTES = 12288 };
+/* RB rows per L2 block; quantized tiles QR rows x QT tokens, K-quant tiles
+ * KR x KT, float tiles FR x FT; decode prefetches PF_BYTES ahead (see
+ * kernels_avx512.c). */
+enum { RB = 64, QR = 2, QT = 4, KR = 2, KT = 4, FR = 4, FT = 2, PF_BYTES = 12288 };
 
 /* ==== small helpers ==== */
 
@@ -44,15 +46,27 @@ ALWAYS_INLINE float f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
 
 /* ==== quantized weights ==== */
 
+/* The 32 bits of x as 32 bytes, 0xff where the bit is set (byte k: bit k),
+ * as ggml's bytes_from_bits_32. */
+ALWAYS_INLINE __m256i bits_to_bytes(uint32_t x) {
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+    const __m256i b = _mm256_or_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)x), shuf),
+                                      _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+    return _mm256_cmpeq_epi8(b, _mm256_set1_epi64x(-1));
+}
+
 /* One R x T tile (see qc_mm_tile_t) over a->k blocks: token t's blocks at
- * a->x + t * a->x_stride. */
-ALWAYS_INLINE void tile_quant(const int q4, const int R, const int T, const qc_mm_tile_t *a) {
+ * a->x + t * a->x_stride. kind: 0 Q8_0, 1 Q4_0, 2 Q5_0 (Q4_0's nibbles with
+ * a 5th bit from qh, unsigned like Q4_0's, the excess 16 * sum(qx)). */
+ALWAYS_INLINE void tile_quant(const int kind, const int R, const int T, const qc_mm_tile_t *a) {
+    const int q4 = kind != 0; /* unsigned weights less an offset */
     const unsigned char *w0 = a->w, *x0 = a->x;
     const size_t row_bytes = a->w_stride, x_stride = a->x_stride;
     const int64_t nb = a->k, ldy = a->ldy;
     float *y = a->y;
     const int pf = a->prefetch;
-    const size_t bb = q4 ? QC_Q4_0_BYTES : QC_Q8_0_BYTES;
+    const size_t bb = kind == 2 ? sizeof(qc_block_q5_0) : q4 ? QC_Q4_0_BYTES : QC_Q8_0_BYTES;
+    const int offset = kind == 2 ? 16 : 8;
     const __m256i ones16 = _mm256_set1_epi16(1);
     __m256 acc[QR][QT];
 #pragma GCC unroll 4
@@ -67,7 +81,15 @@ ALWAYS_INLINE void tile_quant(const int q4, const int R, const int T, const qc_m
         for (int r = 0; r < R; r++) {
             const unsigned char *p = w0 + (size_t)r * row_bytes + (size_t)b * bb;
             if (pf) _mm_prefetch((const char *)p + PF_BYTES, _MM_HINT_T0);
-            if (q4) {
+            if (kind == 2) {
+                const qc_block_q5_0 *b5 = (const qc_block_q5_0 *)p;
+                const __m128i q = _mm_loadu_si128((const __m128i *)b5->qs);
+                const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1);
+                uint32_t qh;
+                __builtin_memcpy(&qh, b5->qh, 4);
+                wv[r] = _mm256_or_si256(_mm256_and_si256(v, _mm256_set1_epi8(0x0f)),
+                                        _mm256_and_si256(bits_to_bytes(qh), _mm256_set1_epi8(0x10)));
+            } else if (q4) {
                 const __m128i q = _mm_loadu_si128((const __m128i *)(p + 2));
                 const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1);
                 wv[r] = _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
@@ -82,7 +104,7 @@ ALWAYS_INLINE void tile_quant(const int q4, const int R, const int T, const qc_m
             const __m256i xq = _mm256_loadu_si256((const __m256i *)ab->qs);
             const __m256 dx = _mm256_set1_ps(ab->d);
             if (q4) {
-                const __m256i corr = _mm256_setr_epi32(-8 * ab->sum, 0, 0, 0, 0, 0, 0, 0);
+                const __m256i corr = _mm256_setr_epi32(-offset * ab->sum, 0, 0, 0, 0, 0, 0, 0);
 #pragma GCC unroll 4
                 for (int r = 0; r < R; r++) {
                     __m256i dp = _mm256_madd_epi16(_mm256_maddubs_epi16(wv[r], xq), ones16);
@@ -104,6 +126,195 @@ ALWAYS_INLINE void tile_quant(const int q4, const int R, const int T, const qc_m
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) y[(size_t)t * (size_t)ldy + r] = hsum8(acc[r][t]);
+}
+
+/* The accumulators of an R x T tile whose blocks have two terms with their
+ * own F32 scales: 8 lanes of the quants' term, one float of the offsets'
+ * (Q4_1/Q5_1's m * s, the K-quants' mins) per output. */
+typedef struct {
+    __m256 v[2][4];
+    float m[2][4];
+} acc2_t;
+_Static_assert(QR <= 2 && QT <= 4 && KR <= 2 && KT <= 4, "acc2_t holds the tiles");
+
+ALWAYS_INLINE void acc2_zero(acc2_t *c, const int R, const int T) {
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) c->v[r][t] = _mm256_setzero_ps(), c->m[r][t] = 0.0f;
+}
+
+/* y[t * ldy + r] = the lanes' sum + the offsets' term */
+ALWAYS_INLINE void acc2_store(const acc2_t *c, const int R, const int T, float *y, int64_t ldy) {
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) y[(size_t)t * (size_t)ldy + r] = hsum8(c->v[r][t]) + c->m[r][t];
+}
+
+/* One R x T tile of Q4_1 (kind 0) or Q5_1 (kind 1) weights on ggml's Q8_1
+ * activations: the unsigned quants (Q5_1's 5th bit from qh, as Q5_0's)
+ * times the activations, an exact integer per block scaled by d_w * d_x,
+ * plus the offset's term m_w * s_x (s: the half d * sum(qx) of the block),
+ * as ggml's vec_dot. */
+ALWAYS_INLINE void tile_q8_1(const int kind, const int R, const int T, const qc_mm_tile_t *a) {
+    const unsigned char *w0 = a->w, *x0 = a->x;
+    const size_t row_bytes = a->w_stride, x_stride = a->x_stride;
+    const int64_t nb = a->k, ldy = a->ldy;
+    const int pf = a->prefetch;
+    const size_t bb = kind ? sizeof(qc_block_q5_1) : sizeof(qc_block_q4_1);
+    const __m256i ones16 = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0x0f);
+    acc2_t c;
+    acc2_zero(&c, R, T);
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i wv[QR];
+        float dw[QR], mw[QR];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const unsigned char *p = w0 + (size_t)r * row_bytes + (size_t)b * bb;
+            if (pf) _mm_prefetch((const char *)p + PF_BYTES, _MM_HINT_T0);
+            const __m128i q = _mm_loadu_si128((const __m128i *)(p + (kind ? 8 : 4)));
+            wv[r] = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1), m4);
+            if (kind) {
+                uint32_t qh;
+                __builtin_memcpy(&qh, p + 4, 4);
+                wv[r] = _mm256_or_si256(wv[r], _mm256_and_si256(bits_to_bytes(qh), _mm256_set1_epi8(0x10)));
+            }
+            dw[r] = f16_to_f32(qc_load_u16(p));
+            mw[r] = f16_to_f32(qc_load_u16(p + 2));
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            const qc_block_q8_1 *ab = (const qc_block_q8_1 *)(x0 + (size_t)t * x_stride) + b;
+            const __m256i xq = _mm256_loadu_si256((const __m256i *)ab->qs);
+            const float dx = f16_to_f32(qc_load_u16(ab->d)), sx = f16_to_f32(qc_load_u16(ab->s));
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                const __m256i dp = _mm256_madd_epi16(_mm256_maddubs_epi16(wv[r], xq), ones16);
+                c.v[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp), _mm256_set1_ps(dw[r] * dx), c.v[r][t]);
+                c.m[r][t] += mw[r] * sx;
+            }
+        }
+    }
+    acc2_store(&c, R, T, a->y, ldy);
+}
+
+/* ==== K-quants: 256-weight super-blocks on Q8_K activations ==== */
+
+/* Q4_K/Q5_K's 8 sub-block scales and mins (6 bits each), as quants.c's
+ * scale_min_k4. */
+ALWAYS_INLINE void scales_k4(const uint8_t *q, uint8_t *sc, uint8_t *mn) {
+    for (int j = 0; j < 4; j++) {
+        sc[j] = q[j] & 63;
+        mn[j] = q[j + 4] & 63;
+        sc[j + 4] = (uint8_t)((q[j + 8] & 0xF) | ((q[j] >> 6) << 4));
+        mn[j + 4] = (uint8_t)((q[j + 8] >> 4) | ((q[j + 4] >> 6) << 4));
+    }
+}
+
+/* One R x T tile of Q4_K, Q5_K or Q6_K weights over a->k super-blocks. Per
+ * row and super-block the quants are unpacked to unsigned bytes (Q4_K
+ * 0..15, Q5_K 0..31, Q6_K 0..63), multiplied with the activations by
+ * vpmaddubsw (2 * 63 * 128 fits int16), scaled per sub-block by vpmaddwd
+ * into int32 lanes: one exact integer per token and super-block. Q6_K's
+ * excess 32 * sum_s sc_s bsum_s is an exact integer too; the mins' term
+ * of Q4_K/Q5_K (dmin * mn * bsum) has its own F32 scale and is kept apart. */
+ALWAYS_INLINE void tile_kq(const qc_dtype_t kt, const int R, const int T, const qc_mm_tile_t *a) {
+    const unsigned char *w0 = a->w, *x0 = a->x;
+    const size_t row_bytes = a->w_stride, x_stride = a->x_stride;
+    const int64_t nb = a->k, ldy = a->ldy;
+    const int pf = a->prefetch;
+    const size_t bb = kt == QC_DTYPE_Q4_K ? sizeof(qc_block_q4_K) : kt == QC_DTYPE_Q5_K ? sizeof(qc_block_q5_K)
+                                                                                          : sizeof(qc_block_q6_K);
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(0x03);
+    acc2_t c;
+    acc2_zero(&c, R, T);
+
+    for (int64_t b = 0; b < nb; b++) {
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const unsigned char *p = w0 + (size_t)r * row_bytes + (size_t)b * bb;
+            if (pf)
+                for (size_t o = 0; o < bb; o += 64) _mm_prefetch((const char *)p + PF_BYTES + o, _MM_HINT_T0);
+            __m256i isum[KT];
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) isum[t] = _mm256_setzero_si256();
+            if (kt == QC_DTYPE_Q6_K) {
+                const qc_block_q6_K *k6 = (const qc_block_q6_K *)p;
+                for (int n = 0; n < 2; n++) {
+                    const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(k6->ql + 64 * n));
+                    const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(k6->ql + 64 * n + 32));
+                    const __m256i qh = _mm256_loadu_si256((const __m256i *)(k6->qh + 32 * n));
+                    __m256i q[4];
+                    q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
+                    q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4),
+                                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
+                    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
+                    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+                    for (int g = 0; g < 4; g++) {
+                        /* elements 0..15 of the group take scale 8n + 2g, 16..31 the next */
+                        const __m256i vs = _mm256_set_m128i(_mm_set1_epi16(k6->scales[8 * n + 2 * g + 1]),
+                                                            _mm_set1_epi16(k6->scales[8 * n + 2 * g]));
+#pragma GCC unroll 4
+                        for (int t = 0; t < T; t++) {
+                            const qc_block_q8_K *xb = (const qc_block_q8_K *)(x0 + (size_t)t * x_stride) + b;
+                            const __m256i xv = _mm256_loadu_si256((const __m256i *)(xb->qs + 128 * n + 32 * g));
+                            isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[g], xv), vs));
+                        }
+                    }
+                }
+                const float d = f16_to_f32(qc_load_u16(k6->d));
+#pragma GCC unroll 4
+                for (int t = 0; t < T; t++) {
+                    const qc_block_q8_K *xb = (const qc_block_q8_K *)(x0 + (size_t)t * x_stride) + b;
+                    int32_t corr = 0;
+                    for (int s16 = 0; s16 < 16; s16++) corr += k6->scales[s16] * xb->bsums[s16];
+                    const __m256i is = _mm256_add_epi32(isum[t], _mm256_setr_epi32(-32 * corr, 0, 0, 0, 0, 0, 0, 0));
+                    c.v[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_set1_ps(d * xb->d), c.v[r][t]);
+                }
+            } else {
+                /* Q4_K / Q5_K: d, dmin, scales at the same offsets */
+                const qc_block_q4_K *k4 = (const qc_block_q4_K *)p;
+                const uint8_t *qs = kt == QC_DTYPE_Q4_K ? k4->qs : ((const qc_block_q5_K *)p)->qs;
+                uint8_t sc[8], mn[8];
+                scales_k4(k4->scales, sc, mn);
+                __m256i hb = _mm256_setzero_si256();
+                if (kt == QC_DTYPE_Q5_K) hb = _mm256_loadu_si256((const __m256i *)((const qc_block_q5_K *)p)->qh);
+                for (int j = 0; j < 4; j++) {
+                    const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
+                    __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+                    if (kt == QC_DTYPE_Q5_K) {
+                        /* the 5th bit of sub-block 2j is bit 2j of qh, of 2j+1 bit 2j+1 */
+                        const __m256i one = _mm256_set1_epi8(1);
+                        lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j), one), 4));
+                        hi = _mm256_or_si256(hi,
+                                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j + 1), one), 4));
+                    }
+                    const __m256i slo = _mm256_set1_epi16(sc[2 * j]), shi = _mm256_set1_epi16(sc[2 * j + 1]);
+#pragma GCC unroll 4
+                    for (int t = 0; t < T; t++) {
+                        const qc_block_q8_K *xb = (const qc_block_q8_K *)(x0 + (size_t)t * x_stride) + b;
+                        const __m256i xl = _mm256_loadu_si256((const __m256i *)(xb->qs + 64 * j));
+                        const __m256i xh = _mm256_loadu_si256((const __m256i *)(xb->qs + 64 * j + 32));
+                        isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(_mm256_maddubs_epi16(lo, xl), slo));
+                        isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(_mm256_maddubs_epi16(hi, xh), shi));
+                    }
+                }
+                const float d = f16_to_f32(qc_load_u16(k4->d)), dmin = f16_to_f32(qc_load_u16(k4->dmin));
+#pragma GCC unroll 4
+                for (int t = 0; t < T; t++) {
+                    const qc_block_q8_K *xb = (const qc_block_q8_K *)(x0 + (size_t)t * x_stride) + b;
+                    int32_t summs = 0;
+                    for (int j = 0; j < 8; j++) summs += mn[j] * (xb->bsums[2 * j] + xb->bsums[2 * j + 1]);
+                    c.v[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_set1_ps(d * xb->d), c.v[r][t]);
+                    c.m[r][t] -= (dmin * xb->d) * (float)summs;
+                }
+            }
+        }
+    }
+    acc2_store(&c, R, T, a->y, ldy);
 }
 
 /* ==== float weights ==== */
@@ -172,6 +383,12 @@ ALWAYS_INLINE void tile_float(const qc_dtype_t dt, const int R, const int T, con
 /* Decode tiles (one token) keep the prefill tile's rows. */
 QC_MM_KERNEL(mm_q8_0, tile_quant, 0, QC_ACT_Q8, RB, QR, QT, QR, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_q4_0, tile_quant, 1, QC_ACT_Q8, RB, QR, QT, QR, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q5_0, tile_quant, 2, QC_ACT_Q8, RB, QR, QT, QR, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q4_1, tile_q8_1, 0, QC_ACT_Q8_1, RB, QR, QT, QR, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q5_1, tile_q8_1, 1, QC_ACT_Q8_1, RB, QR, QT, QR, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q4_K, tile_kq, QC_DTYPE_Q4_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q5_K, tile_kq, QC_DTYPE_Q5_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q6_K, tile_kq, QC_DTYPE_Q6_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_f32, tile_float, QC_DTYPE_F32, QC_ACT_F32, RB, FR, FT, FR, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_f16, tile_float, QC_DTYPE_F16, QC_ACT_F32, RB, FR, FT, FR, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_bf16, tile_float, QC_DTYPE_BF16, QC_ACT_F32, RB, FR, FT, FR, QC_MM_NO_PACK);
@@ -191,11 +408,10 @@ static float dot_f32_avx2(const float *a, const float *b, int64_t n) {
     return s;
 }
 
-/* Same steps as kernels_scalar.c's clamp127 and round_half_away, 8 lanes at a time. */
+/* Same steps as kernels_scalar.c's clamp127 and round_even, 8 lanes at a time. */
 static void act_row_avx2(const float *x, int64_t cols, qc_block_q8_act *out) {
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
-    const __m256 half = _mm256_set1_ps(0.5f), mhalf = _mm256_set1_ps(-0.5f), one = _mm256_set1_ps(1.0f);
     for (int64_t b = 0; b < cols / QC_QK; b++, x += QC_QK) {
         __m256 v[4];
         __m256 m = _mm256_setzero_ps();
@@ -208,17 +424,13 @@ static void act_row_avx2(const float *x, int64_t cols, qc_block_q8_act *out) {
         m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
         const float amax = _mm_cvtss_f32(m4);
         const float d = amax / 127.0f;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
         const __m256 vid = _mm256_set1_ps(id);
         __m256i q[4];
         for (int k = 0; k < 4; k++) {
             /* max(NaN, lo) is lo, as clamp127 makes it */
             const __m256 s = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v[k], vid), lo), hi);
-            __m256 t = _mm256_round_ps(s, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-            const __m256 f = _mm256_sub_ps(s, t);
-            t = _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(f, half, _CMP_GE_OQ), one));
-            t = _mm256_sub_ps(t, _mm256_and_ps(_mm256_cmp_ps(f, mhalf, _CMP_LE_OQ), one));
-            q[k] = _mm256_cvttps_epi32(t);
+            q[k] = _mm256_cvttps_epi32(_mm256_round_ps(s, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
         }
         /* int32 -> int8 with saturating packs (values are within +-127);
          * the packs interleave 128-bit lanes, undone by the permute */
@@ -261,7 +473,13 @@ ALWAYS_INLINE vec_t v_round_h(vec_t x) {
 
 /* ==== the level ==== */
 
-static const qc_kernel_set_t avx2_set = {{QC_MM_COMMON_TYPES}, dot_f32_avx2, act_row_avx2, attend_avx2};
+/* Q2_K and Q3_K run on the scalar level's kernels. */
+static const qc_kernel_set_t avx2_set = {{QC_MM_COMMON_TYPES, [QC_DTYPE_Q5_0] = &mm_q5_0, [QC_DTYPE_Q4_1] = &mm_q4_1,
+                                          [QC_DTYPE_Q5_1] = &mm_q5_1, [QC_DTYPE_Q4_K] = &mm_q4_K,
+                                          [QC_DTYPE_Q5_K] = &mm_q5_K, [QC_DTYPE_Q6_K] = &mm_q6_K},
+                                         dot_f32_avx2,
+                                         act_row_avx2,
+                                         attend_avx2};
 const qc_kernel_set_t *const qc_level_avx2 = &avx2_set;
 
 #else /* built without the AVX2 flags: never selected */

@@ -267,28 +267,22 @@ static float dot_f32_avx512(const float *a, const float *b, int64_t n) {
     return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
 
-/* Same steps as kernels_scalar.c's clamp127 and round_half_away, 16 lanes at a time. */
+/* Same steps as kernels_scalar.c's clamp127 and round_even, 16 lanes at a time. */
 static void act_row_avx512(const float *x, int64_t cols, qc_block_q8_act *out) {
     const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
     const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
-    const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
     for (int64_t b = 0; b < cols / QC_QK; b++, x += QC_QK) {
         const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
         const __m512 m = _mm512_max_ps(_mm512_and_ps(v0, absmask), _mm512_and_ps(v1, absmask));
         const float amax = _mm512_reduce_max_ps(m);
         const float d = amax / 127.0f;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
         const __m512 vid = _mm512_set1_ps(id);
         __m512i q[2];
         for (int h = 0; h < 2; h++) {
             /* max(NaN, lo) is lo, as clamp127 makes it */
             const __m512 v = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(h ? v1 : v0, vid), lo), hi);
-            __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-            const __m512 f = _mm512_sub_ps(v, t);
-            t = _mm512_mask_add_ps(t, _mm512_cmp_ps_mask(f, half, _CMP_GE_OQ), t, one);
-            t = _mm512_mask_sub_ps(t, _mm512_cmp_ps_mask(f, _mm512_sub_ps(_mm512_setzero_ps(), half), _CMP_LE_OQ), t,
-                                   one);
-            q[h] = _mm512_cvttps_epi32(t);
+            q[h] = _mm512_cvttps_epi32(_mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
         }
         _mm_storeu_si128((__m128i *)out[b].qs, _mm512_cvtepi32_epi8(q[0]));
         _mm_storeu_si128((__m128i *)(out[b].qs + 16), _mm512_cvtepi32_epi8(q[1]));

@@ -16,6 +16,8 @@
  *   sums are added in another order, and the unsigned-operand correction
  *   (128 * sum(qx) for Q8_0, 8 * sum(qx) for Q4_0) passes through F32 lanes,
  *   so |y - y_ref| <= ~1e-5 * sum_b |d_w d_x| (sum_i |qw_i qx_i| + 128 sum_i |qx_i|).
+ *   The K-quants and Q4_1/Q5_1 likewise, with the mins' (offsets') term
+ *   sum |dmin_w d_x mn bsum| (|m_w s_x|) added to that magnitude.
  * - activation quantization is bit-exact across levels.
  * Within a level, an output does not depend on the tile it was computed in
  * (each accumulates its units in the same order in every tile shape), so
@@ -54,7 +56,8 @@
  * micro-kernels and one qc_kernel_set_t: no other driver.
  *
  * Units: the reduction runs over units, one column of a float weight type,
- * one block of 32 of Q8_0/Q4_0. Chunks and the tile arguments count units.
+ * one block of a quantized one (its qc_qtype_t's block: 32 weights, or 256
+ * for the K-quants' super-blocks). Chunks and the tile arguments count units.
  *
  * Weight layout: tiles are given the tile's first row and the chunk's first
  * unit both as indexes (row, unit, and the tensor m) and as a pointer w into
@@ -63,12 +66,16 @@
  * repacks weights at load (several rows interleaved block by block, say)
  * would find its panel from (m, row, unit) in its own layout instead. */
 
-/* Activation formats (what qc_act_quantize writes for the tiles). Today the
- * quantized types read QC_ACT_Q8 at every level; ggml's Q8_0, Q8_1 or Q8_K
- * blocks would be further entries. */
+/* Activation formats (what qc_act_quantize writes for the tiles), as ggml
+ * pairs them with each weight type: Q8_0 for Q8_0/Q4_0/Q5_0 (in the
+ * kernels' own qc_block_q8_act, which carries the same d and quants), Q8_1
+ * for Q4_1/Q5_1, Q8_K for the K-quants. Every level reads the same format
+ * for a type, so one quantization serves them all. */
 typedef enum {
-    QC_ACT_F32 = 0, /* the F32 rows of x themselves, nothing to quantize */
-    QC_ACT_Q8 = 1   /* qc_block_q8_act per 32 columns (qc_act_row_fn) */
+    QC_ACT_F32 = 0,  /* the F32 rows of x themselves, nothing to quantize */
+    QC_ACT_Q8 = 1,   /* qc_block_q8_act per 32 columns (qc_act_row_fn) */
+    QC_ACT_Q8_1 = 2, /* ggml's block_q8_1 per 32 columns (quants.h) */
+    QC_ACT_Q8_K = 3  /* ggml's block_q8_K per 256 columns (quants.h) */
 } qc_act_fmt_t;
 
 /* What a tile function is told: one tile of rows [row, row + R) and tokens
@@ -174,9 +181,10 @@ typedef struct {
 /* Same contract as qc_dot_f32. */
 typedef float (*qc_dot_fn)(const float *a, const float *b, int64_t n);
 /* Quantizes one activation row of cols floats (cols % 32 == 0) into cols/32
- * blocks (QC_ACT_Q8): d = amax / 127, id = d ? 1 / d : 0,
- * qs = round-half-away(x * id), sum = sum of qs. Bit-exact with the scalar
- * one at every level. */
+ * blocks (QC_ACT_Q8), as llama.cpp's x86 builds quantize activations to
+ * Q8_0: d = amax / 127 (kept as a half), id = amax ? 127 / amax : 0,
+ * qs = x * id rounded to nearest even, sum = sum of qs. Bit-exact with the
+ * scalar one at every level. */
 typedef void (*qc_act_row_fn)(const float *x, int64_t cols, qc_block_q8_act *out);
 /* Same contract as qc_attend. */
 typedef void (*qc_attend_fn)(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale, int f16_acc,
@@ -187,7 +195,9 @@ typedef void (*qc_attend_fn)(const float *q, const qc_kv_rows_t *r, int n, int h
 
 typedef struct {
     const qc_mm_kernel_t *matmul[QC_MM_TYPES]; /* by weight type; NULL: none
-                                                  (Q4_K/Q6_K: converted at load) */
+                                                  the driver then takes the
+                                                  level below's: AVX-512's
+                                                  AVX2's, the others scalar's */
     qc_dot_fn dot_f32;
     qc_act_row_fn act_row;
     qc_attend_fn attend;

@@ -15,6 +15,9 @@
  * tiles (kernels_impl.h); test_kernels compares every function here with
  * its scalar twin, under qemu (make emu-test) at each level.
  *
+ * The other GGUF types have no NEON kernels yet: the driver runs the
+ * scalar level's for them.
+ *
  * Quantized weights (Q8_0, Q4_0; activations QC_ACT_Q8): each block's
  * integer dot is exact — NEON: vmull_s8 / vmlal_high_s8 pairs (|w x| <=
  * 128 * 127, two of them fit int16) widened into int32 lanes; dotprod: two
@@ -252,10 +255,10 @@ static float dot_f32_neon(const float *a, const float *b, int64_t n) {
 }
 
 /* qc_act_row_scalar's steps, 4 lanes at a time: the maximum with maxnm
- * (which, like the scalar comparison, passes over a NaN), the clamp with
- * maxnm / minnm (NaN becomes -127, as clamp127 makes it), and round half
- * away from zero (frinta: for |v| <= 127 exactly the scalar's truncate and
- * step). Bit-exact with the scalar one. */
+ * (which, like the scalar comparison, passes over a NaN), id = 127 / amax,
+ * the clamp with maxnm / minnm (NaN becomes -127, as clamp127 makes it),
+ * and round to nearest even (frintn: the scalar's round_even). Bit-exact
+ * with the scalar one. */
 static void act_row_neon(const float *x, int64_t cols, qc_block_q8_act *out) {
     const float32x4_t lo = vdupq_n_f32(-127.0f), hi = vdupq_n_f32(127.0f);
     for (int64_t b = 0; b < cols / QC_QK; b++, x += QC_QK) {
@@ -267,11 +270,11 @@ static void act_row_neon(const float *x, int64_t cols, qc_block_q8_act *out) {
         }
         const float amax = vmaxnmvq_f32(m);
         const float d = amax / 127.0f;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
         int32x4_t q[8], s = vdupq_n_s32(0);
         for (int k = 0; k < 8; k++) {
             const float32x4_t c = vminnmq_f32(vmaxnmq_f32(vmulq_n_f32(v[k], id), lo), hi);
-            q[k] = vcvtq_s32_f32(vrndaq_f32(c));
+            q[k] = vcvtq_s32_f32(vrndnq_f32(c));
             s = vaddq_s32(s, q[k]);
         }
         for (int k = 0; k < 8; k += 2) {

@@ -1,30 +1,30 @@
-/* kernels_scalar.c — the scalar level: plain C micro-kernels, the reference
- * every SIMD level is tested against (tests/test_kernels.c), and the level
- * a CPU without AVX2 (or an ARM64 build without NEON) runs. Its matrix-product tiles are a single output
+/* kernels_scalar.c — the scalar level: plain C micro-kernels for every
+ * weight type, the reference every SIMD level is tested against
+ * (tests/test_kernels.c), the level a CPU without AVX2 or NEON runs, and
+ * what a SIMD level falls back to for a type it has no kernels for. Its matrix-product tiles are a single output
  * (1 row x 1 token), so each output is one straightforward dot product;
  * matmul.c's driver walks them like any level's.
  *
  * Compiled for the architecture's baseline (x86-64, ARMv8.0): nothing here
  * may use an instruction the CPU might lack. */
 #include "engine/kernels_impl.h"
+#include "engine/quants.h"
 
 #include <math.h>
 #include <string.h>
 
 /* ==== activation quantization ==== */
 
-/* roundf without the libm call: truncate, then step away from zero when the
- * dropped fraction is at least one half. Exact for |v| < 2^23 (v - t is
- * then exact); activations reach at most 127. The SIMD levels do the same
- * steps, so all levels agree bit for bit. */
-static inline float round_half_away(float v) {
-    float t = (float)(int32_t)v;
-    float f = v - t;
-    if (f >= 0.5f) t += 1.0f;
-    else if (f <= -0.5f) t -= 1.0f;
-    return t;
-}
+/* Round to nearest, ties to even, by the float adder: exact for |v| <= 2^22
+ * (activations reach at most 127), what _mm256_round_ps(v,
+ * _MM_FROUND_TO_NEAREST_INT) gives; the SIMD levels use that, so all levels
+ * agree bit for bit. */
+static inline float round_even(float v) { return (v + 12582912.0f) - 12582912.0f; }
 
+/* llama.cpp's x86 quantize_row_q8_0 (its AVX2 code, which its x86 builds
+ * run for the activations; not ggml's reference quantizer, which divides
+ * by d and rounds ties away from zero): id = 127 / amax, x * id rounded to
+ * nearest even, d = amax / 127 stored as a half. */
 void qc_act_row_scalar(const float *x, int64_t cols, qc_block_q8_act *out) {
     for (int64_t b = 0; b < cols / QC_QK; b++, x += QC_QK) {
         float amax = 0.0f;
@@ -33,10 +33,10 @@ void qc_act_row_scalar(const float *x, int64_t cols, qc_block_q8_act *out) {
             amax = a > amax ? a : amax;
         }
         const float d = amax / 127.0f;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
         int32_t sum = 0;
         for (int j = 0; j < QC_QK; j++) {
-            int q = (int)round_half_away(clamp127(x[j] * id));
+            int q = (int)round_even(clamp127(x[j] * id));
             out[b].qs[j] = (int8_t)q;
             sum += q;
         }
@@ -97,6 +97,34 @@ static inline void tile_quant(const int q4, const qc_mm_tile_t *a) {
     *a->y = sum;
 }
 
+/* Q5_0 on the same activations: ggml's integers (q - 16 with the 5th bit
+ * from qh, element j's bit j) and its order, (d_w * d_x) * sumi per block
+ * (quants.c's dot, on the kernels' activation blocks). */
+static void tile_q5_0(const qc_mm_tile_t *a) {
+    const qc_block_q8_act *at = a->x;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < a->k; b++) {
+        const qc_block_q5_0 *blk = (const qc_block_q5_0 *)(a->w + (size_t)b * sizeof(qc_block_q5_0));
+        const uint32_t qh = (uint32_t)blk->qh[0] | (uint32_t)blk->qh[1] << 8 | (uint32_t)blk->qh[2] << 16 |
+                            (uint32_t)blk->qh[3] << 24;
+        const int8_t *xq = at[b].qs;
+        int32_t isum = 0;
+        for (int j = 0; j < QC_QK / 2; j++) {
+            isum += (((blk->qs[j] & 0x0f) | (int)(((qh >> j) << 4) & 0x10)) - 16) * xq[j];
+            isum += (((blk->qs[j] >> 4) | (int)((qh >> (j + 12)) & 0x10)) - 16) * xq[j + QC_QK / 2];
+        }
+        sum += (qc_f16_to_f32(qc_load_u16(blk->d)) * at[b].d) * (float)isum;
+    }
+    *a->y = sum;
+}
+
+/* The types on ggml's own activation blocks (Q8_1 for Q4_1/Q5_1, Q8_K for
+ * the K-quants): quants.c's dot products, ggml's generic vec_dot. */
+static void tile_ggml(const qc_mm_tile_t *a) {
+    const qc_qtype_t *q = qc_qtype(a->m->dtype);
+    *a->y = q->dot(a->w, a->x, a->k * q->block);
+}
+
 static void tile_f32(const qc_mm_tile_t *a) { tile_float(QC_DTYPE_F32, a); }
 static void tile_f16(const qc_mm_tile_t *a) { tile_float(QC_DTYPE_F16, a); }
 static void tile_bf16(const qc_mm_tile_t *a) { tile_float(QC_DTYPE_BF16, a); }
@@ -111,6 +139,9 @@ SCALAR_KERNEL(mm_f16, QC_ACT_F32, tile_f16);
 SCALAR_KERNEL(mm_bf16, QC_ACT_F32, tile_bf16);
 SCALAR_KERNEL(mm_q8_0, QC_ACT_Q8, tile_q8_0);
 SCALAR_KERNEL(mm_q4_0, QC_ACT_Q8, tile_q4_0);
+SCALAR_KERNEL(mm_q5_0, QC_ACT_Q8, tile_q5_0);
+SCALAR_KERNEL(mm_q8_1_types, QC_ACT_Q8_1, tile_ggml);
+SCALAR_KERNEL(mm_q8_K_types, QC_ACT_Q8_K, tile_ggml);
 
 /* ==== dot product ==== */
 
@@ -186,5 +217,14 @@ void qc_attend_scalar(const float *q, const qc_kv_rows_t *r, int n, int hd, floa
 
 /* ==== the level ==== */
 
-static const qc_kernel_set_t scalar_set = {{QC_MM_COMMON_TYPES}, dot_f32_scalar, qc_act_row_scalar, qc_attend_scalar};
+/* Every type a GGUF may hold: the SIMD levels fall back to these for the
+ * types they leave out. */
+static const qc_kernel_set_t scalar_set = {{QC_MM_COMMON_TYPES, [QC_DTYPE_Q5_0] = &mm_q5_0,
+                                            [QC_DTYPE_Q4_1] = &mm_q8_1_types, [QC_DTYPE_Q5_1] = &mm_q8_1_types,
+                                            [QC_DTYPE_Q2_K] = &mm_q8_K_types, [QC_DTYPE_Q3_K] = &mm_q8_K_types,
+                                            [QC_DTYPE_Q4_K] = &mm_q8_K_types, [QC_DTYPE_Q5_K] = &mm_q8_K_types,
+                                            [QC_DTYPE_Q6_K] = &mm_q8_K_types},
+                                           dot_f32_scalar,
+                                           qc_act_row_scalar,
+                                           qc_attend_scalar};
 const qc_kernel_set_t *const qc_level_scalar = &scalar_set;

@@ -7,37 +7,103 @@
  * instructions beyond it are all in the levels' files, reached through
  * their function pointers. */
 #include "engine/kernels_impl.h"
+#include "engine/quants.h"
+
+#include <math.h>
+#include <string.h>
 
 /* ==== activations ==== */
 
-/* Columns per unit of the reduction: one block of a quantized type, one
- * column of a float one. */
-static int64_t unit_cols(qc_dtype_t t) { return t == QC_DTYPE_Q8_0 || t == QC_DTYPE_Q4_0 ? QC_QK : 1; }
+/* Columns per unit of the reduction: one block of a quantized type (32, or
+ * 256 for a K-quant), one column of a float one. */
+static int64_t unit_cols(qc_dtype_t t) {
+    const qc_qtype_t *q = qc_qtype(t);
+    return q ? q->block : 1;
+}
+
+/* Columns per block of an activation format (1 for F32), and its bytes. */
+static int64_t act_block_cols(qc_act_fmt_t f) { return f == QC_ACT_F32 ? 1 : f == QC_ACT_Q8_K ? QC_QK_K : QC_QK; }
+static size_t act_block_bytes(qc_act_fmt_t f) {
+    switch (f) {
+    case QC_ACT_Q8: return sizeof(qc_block_q8_act);
+    case QC_ACT_Q8_1: return sizeof(qc_block_q8_1);
+    case QC_ACT_Q8_K: return sizeof(qc_block_q8_K);
+    default: return sizeof(float);
+    }
+}
 
 /* Bytes one token's activations take per unit of `unit` columns. */
 static size_t act_unit_bytes(qc_act_fmt_t f, int64_t unit) {
-    return f == QC_ACT_Q8 ? (size_t)(unit / QC_QK) * sizeof(qc_block_q8_act) : (size_t)unit * sizeof(float);
+    return (size_t)(unit / act_block_cols(f)) * act_block_bytes(f);
 }
 
-/* Set k's kernels for weights of type t (NULL: none). */
+/* The level a type falls back to when level k has no kernels for it:
+ * AVX-512 to AVX2 (every AVX-512 CPU has it), the others to scalar. */
+static const qc_kernel_set_t *level_below(const qc_kernel_set_t *k) {
+    if (k == qc_level_scalar) return NULL;
+    return k == qc_level_avx512 && qc_level_avx2 ? qc_level_avx2 : qc_level_scalar;
+}
+
+/* Set k's kernels for weights of type t, or those of the first level below
+ * it that has them (every level reads the same activation format for a
+ * type). NULL: none. */
 static const qc_mm_kernel_t *kernel_for(const qc_kernel_set_t *k, qc_dtype_t t) {
-    return (unsigned)t < QC_MM_TYPES ? k->matmul[t] : NULL;
+    if ((unsigned)t >= QC_MM_TYPES) return NULL;
+    for (; k; k = level_below(k))
+        if (k->matmul[t]) return k->matmul[t];
+    return NULL;
+}
+
+/* The activation format the chosen level's kernels read for type t. */
+static qc_act_fmt_t act_fmt(qc_dtype_t t) {
+    const qc_mm_kernel_t *k = kernel_for(qc_kernels_for(qc_cpu_level()), t);
+    return k ? k->act : QC_ACT_F32;
 }
 
 size_t qc_act_bytes(qc_dtype_t t, int n_tok, int64_t cols) {
-    const qc_mm_kernel_t *k = kernel_for(qc_kernels_for(qc_cpu_level()), t);
-    if (!k || k->act == QC_ACT_F32) return 0;
-    if (n_tok <= 0 || cols <= 0 || cols % QC_QK) return 0;
-    return (size_t)n_tok * (size_t)(cols / QC_QK) * act_unit_bytes(k->act, QC_QK);
+    const qc_act_fmt_t f = act_fmt(t);
+    if (f == QC_ACT_F32 || n_tok <= 0 || cols <= 0 || cols % act_block_cols(f)) return 0;
+    return (size_t)n_tok * act_unit_bytes(f, cols);
+}
+
+int qc_act_slot(qc_dtype_t t) { return (int)act_fmt(t) - 1; }
+
+size_t qc_act_slot_bytes(int n_tok, int64_t cols) {
+    if (n_tok <= 0 || cols <= 0) return 0;
+    /* the largest format per 32 columns is qc_block_q8_act's 40 bytes
+     * (Q8_K: 36.5, Q8_1: 36); 64-byte multiples keep every slot aligned */
+    const size_t b = (size_t)n_tok * (size_t)((cols + QC_QK - 1) / QC_QK) * sizeof(qc_block_q8_act);
+    return (b + 63) & ~(size_t)63;
+}
+
+/* llama.cpp's x86 quantize_row_q8_1 (its AVX2 code): Q8_0's d, id and
+ * rounding (see qc_act_row_scalar), and s = d * sum(qs) with the F32 d, as
+ * a half. One implementation for every level. */
+static void act_row_q8_1(const float *x, int64_t cols, qc_block_q8_1 *out) {
+    qc_block_q8_act a;
+    for (int64_t b = 0; b < cols / QC_QK; b++, x += QC_QK) {
+        qc_act_row_scalar(x, QC_QK, &a);
+        float amax = 0.0f;
+        for (int j = 0; j < QC_QK; j++) amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax;
+        const uint16_t d = qc_f32_to_f16(amax / 127.0f), s = qc_f32_to_f16(amax / 127.0f * (float)a.sum);
+        memcpy(out[b].d, &d, 2);
+        memcpy(out[b].s, &s, 2);
+        memcpy(out[b].qs, a.qs, QC_QK);
+    }
 }
 
 void qc_act_quantize(qc_dtype_t t, const float *x, int64_t cols, int t0, int t1, void *act) {
     const qc_kernel_set_t *ks = qc_kernels_for(qc_cpu_level());
-    const qc_mm_kernel_t *k = kernel_for(ks, t);
-    if (!k || k->act != QC_ACT_Q8) return;
-    if (cols <= 0 || cols % QC_QK) return;
-    qc_block_q8_act *a = act;
-    for (int i = t0; i < t1; i++) ks->act_row(x + (size_t)i * cols, cols, a + (size_t)i * (cols / QC_QK));
+    const qc_act_fmt_t f = act_fmt(t);
+    if (f == QC_ACT_F32 || cols <= 0 || cols % act_block_cols(f)) return;
+    const size_t row = act_unit_bytes(f, cols);
+    for (int i = t0; i < t1; i++) {
+        const float *xi = x + (size_t)i * (size_t)cols;
+        void *ai = (unsigned char *)act + (size_t)i * row;
+        if (f == QC_ACT_Q8) ks->act_row(xi, cols, ai);
+        else if (f == QC_ACT_Q8_1) act_row_q8_1(xi, cols, ai);
+        else qc_qtype(QC_DTYPE_Q8_K)->quantize(xi, ai, cols); /* llama.cpp's x86 builds use the reference one */
+    }
 }
 
 /* ==== the driver ==== */
@@ -101,6 +167,8 @@ void qc_matmul_set(const qc_kernel_set_t *ks, const qc_tensor_t *w, const float 
         }
     }
 }
+
+int qc_matmul_has(qc_dtype_t t) { return kernel_for(qc_level_scalar, t) != NULL; }
 
 void qc_matmul(const qc_tensor_t *w, const float *x, const void *act, int n_tok, float *y, int64_t ldy, int64_t r0,
                int64_t r1) {

@@ -13,6 +13,7 @@
 #include <malloc.h>
 #include <sys/stat.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,14 +25,54 @@ static void add_eog(qc_model_t *m, int32_t id) {
     if (m->n_eog < QC_MAX_EOG) m->eog[m->n_eog++] = id;
 }
 
-/* Parses a --dtype name: the type matrices are kept as. "bf16" keeps 16-bit
- * weights in place (BF16 or F16 as stored). */
-static int parse_dtype(const char *s, qc_dtype_t *out) {
-    static const struct { const char *name; qc_dtype_t t; } names[] = {
-        {"f32", QC_DTYPE_F32}, {"bf16", QC_DTYPE_BF16}, {"q8_0", QC_DTYPE_Q8_0}, {"q4_0", QC_DTYPE_Q4_0}};
+/* Parses a --dtype name: the type matrices are converted to, or AS_STORED
+ * ("bf16": 16-bit weights in place, and any GGUF type as stored), or AUTO
+ * (as stored for a GGUF, Q8_0 for safetensors). */
+enum { AS_STORED = -1, AUTO = -2 };
+static int parse_dtype(const char *s, int *out) {
+    static const struct { const char *name; int t; } names[] = {
+        {"auto", AUTO}, {"f32", QC_DTYPE_F32}, {"bf16", AS_STORED}, {"q8_0", QC_DTYPE_Q8_0}, {"q4_0", QC_DTYPE_Q4_0}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(s, names[i].name)) return *out = names[i].t, 1;
     return 0;
+}
+
+/* qc_model_dtype's text: the layer matrices' type when they share one
+ * ("q8_0", "q4_0", "f32", "bf16", "f16", "q4_K", ...); for a mix, each type's
+ * share of the layer matrices' bytes, largest first ("mixed: q4_K 60%,
+ * q6_K 22%, q5_0 18%"). */
+static void lower(char *s) {
+    for (; *s; s++)
+        if (*s >= 'A' && *s <= 'Z') *s = (char)(*s - 'A' + 'a');
+}
+
+static void describe_dtype(qc_model_t *m) {
+    int64_t bytes[QC_DTYPE_Q8_1 + 1] = {0}, total = 0;
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        const qc_layer_t *L = &m->layers[l];
+        const qc_tensor_t *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
+            const int64_t b = (int64_t)qc_row_bytes(mats[i]->dtype, mats[i]->cols) * mats[i]->rows;
+            if ((unsigned)mats[i]->dtype <= QC_DTYPE_Q8_1) bytes[mats[i]->dtype] += b, total += b;
+        }
+    }
+    int n_types = 0;
+    for (int t = 0; t <= QC_DTYPE_Q8_1; t++) n_types += bytes[t] > 0;
+    if (n_types <= 1) {
+        snprintf(m->dtype_desc, sizeof m->dtype_desc, "%s", qc_dtype_name(m->layers[0].wq.dtype));
+        lower(m->dtype_desc);
+        return;
+    }
+    size_t k = (size_t)snprintf(m->dtype_desc, sizeof m->dtype_desc, "mixed:");
+    for (int n = 0; n < n_types && k < sizeof m->dtype_desc; n++) {
+        int best = -1;
+        for (int t = 0; t <= QC_DTYPE_Q8_1; t++)
+            if (bytes[t] > 0 && (best < 0 || bytes[t] > bytes[best])) best = t;
+        k += (size_t)snprintf(m->dtype_desc + k, sizeof m->dtype_desc - k, "%s %s %.0f%%", n ? "," : "",
+                              qc_dtype_name((qc_dtype_t)best), 100.0 * (double)bytes[best] / (double)total);
+        bytes[best] = 0;
+    }
+    lower(m->dtype_desc);
 }
 
 /* The parts of a Hugging Face folder: configuration, weights, tokenizer. */
@@ -40,6 +81,10 @@ static qc_status load_folder(qc_model_t *m, const char *dir, char *err, size_t e
     char *path = NULL;
     if (!(path = qc_path_join(dir, "config.json"))) goto oom;
     if ((st = qc_config_load(path, &m->cfg, err, err_size))) goto done;
+    if (!(m->config_json = qc_read_file(path, &m->config_len, err, err_size))) {
+        st = QC_ERR_IO;
+        goto done;
+    }
     free(path);
     if (!(path = qc_path_join(dir, "generation_config.json"))) goto oom;
     if ((st = qc_genconfig_load(path, &m->gen, err, err_size))) goto done;
@@ -62,9 +107,10 @@ done:
 qc_status qc_model_load(const char *path, const qc_model_opts_t *opts, qc_model_t **out,
                         char *err, size_t err_size) {
     *out = NULL;
-    qc_dtype_t dtype = QC_DTYPE_Q8_0;
+    int dtype = AUTO;
     if (opts && opts->dtype && !parse_dtype(opts->dtype, &dtype))
-        return qc_seterr(err, err_size, QC_ERR_ARG, "unknown weight type '%s' (f32, bf16, q8_0 or q4_0)", opts->dtype);
+        return qc_seterr(err, err_size, QC_ERR_ARG, "unknown weight type '%s' (auto, f32, bf16, q8_0 or q4_0)",
+                         opts->dtype);
     if (!path) return qc_seterr(err, err_size, QC_ERR_ARG, "qc_model_load: NULL path");
     /* a kernel level asked for and not there: said, rather than silently
      * measuring or testing another one */
@@ -80,8 +126,10 @@ qc_status qc_model_load(const char *path, const qc_model_opts_t *opts, qc_model_
      * memory back before the converted weights arrive keeps the peak
      * resident size down. */
     struct stat sb;
-    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) st = qc_gguf_model_init(m, path, err, err_size);
+    const int gguf = stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+    if (gguf) st = qc_gguf_model_init(m, path, err, err_size);
     else st = load_folder(m, path, err, err_size);
+    if (dtype == AUTO) dtype = gguf ? AS_STORED : QC_DTYPE_Q8_0;
     if (st) goto fail;
     malloc_trim(0);
     if (qc_tokenizer_n_tokens(m->tok) > m->cfg.n_vocab) {
@@ -92,6 +140,7 @@ qc_status qc_model_load(const char *path, const qc_model_opts_t *opts, qc_model_
 
     if (!(m->pool = qc_pool_new(opts ? opts->n_threads : 0))) goto oom;
     if ((st = qc_weights_convert(m, dtype, err, err_size))) goto fail;
+    describe_dtype(m);
 
     add_eog(m, qc_tokenizer_find(m->tok, "<|im_end|>"));
     add_eog(m, qc_tokenizer_find(m->tok, "<|endoftext|>"));
@@ -114,6 +163,7 @@ void qc_model_free(qc_model_t *m) {
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     qc_st_close(m->st);
     qc_gguf_close(m->gguf);
+    free(m->config_json);
     free(m->layers);
     free(m);
 }
@@ -124,16 +174,28 @@ int qc_model_n_ctx_train(const qc_model_t *m) { return m->cfg.n_ctx_train; }
 qc_arch_t qc_model_arch(const qc_model_t *m) { return m->cfg.arch; }
 int64_t qc_model_n_params(const qc_model_t *m) { return m->n_params; }
 int64_t qc_model_weight_bytes(const qc_model_t *m) { return m->weight_bytes; }
+int64_t qc_model_step_bytes(const qc_model_t *m) {
+    if (m->lm_head.data == m->tok_embd.data) return m->weight_bytes;
+    /* An untied embedding table is read one row a token, not streamed. */
+    return m->weight_bytes - (int64_t)(qc_row_bytes(m->tok_embd.dtype, m->tok_embd.cols) * m->tok_embd.rows);
+}
 int qc_model_n_threads(const qc_model_t *m) { return qc_pool_size(m->pool); }
 size_t qc_model_kv_bytes_per_token(const qc_model_t *m) {
     return (size_t)m->cfg.n_layer * m->cfg.n_head_kv * m->cfg.head_dim * 2 * sizeof(uint16_t);
 }
-const char *qc_model_dtype(const qc_model_t *m) {
-    switch (m->layers[0].wq.dtype) {
-    case QC_DTYPE_F32: return "f32";
-    case QC_DTYPE_Q8_0: return "q8_0";
-    case QC_DTYPE_Q4_0: return "q4_0";
-    default: return "bf16";
+const char *qc_model_dtype(const qc_model_t *m) { return m->dtype_desc; }
+int qc_model_n_converted(const qc_model_t *m) { return m->n_converted; }
+
+void qc_model_identity(const qc_model_t *m, void (*fn)(void *user, const void *p, size_t n), void *user) {
+    if (m->gguf) {
+        fn(user, m->gguf->map, m->gguf->data_offset);
+        return;
+    }
+    if (m->config_json) fn(user, m->config_json, m->config_len);
+    for (size_t i = 0; i < qc_st_n_files(m->st); i++) {
+        size_t n;
+        const void *h = qc_st_header(m->st, i, &n);
+        if (h) fn(user, h, n);
     }
 }
 

@@ -21,7 +21,8 @@ typedef struct {
     float *att_out;           /* [n_batch][q_dim] */
     float *hb, *hb2;          /* [n_batch][n_ff] */
     float *scores;            /* [n_threads][n_scores]: n_scores >= every sequence's n_ctx */
-    void *act;                /* quantized activations, [n_batch][widest/32] blocks */
+    void *act;                /* quantized activations: QC_ACT_SLOTS slots (kernels.h) */
+    size_t act_slot;          /* bytes of one slot */
     float *cos_t, *sin_t;     /* [n_batch][head_dim/2] */
 } qc_work_t;
 
@@ -77,7 +78,7 @@ qc_status qc_ctx_check_ids(qc_ctx_t *x, const int32_t *ids, size_t n_ids);
 /* Brings every matrix to type `to` (see weights.c for which get what) and
  * every norm weight and bias to F32, into buffers the model owns;
  * recomputes m->weight_bytes when anything changed. */
-qc_status qc_weights_convert(qc_model_t *m, qc_dtype_t to, char *err, size_t err_size);
+qc_status qc_weights_convert(qc_model_t *m, int to_type, char *err, size_t err_size);
 
 /* ==== reference forward pass (forward_ref.c) ==== */
 

@@ -55,6 +55,18 @@ void qc_st_close(qc_st_t *st) {
     free(st);
 }
 
+size_t qc_st_n_files(const qc_st_t *st) { return st ? st->n_files : 0; }
+
+const void *qc_st_header(const qc_st_t *st, size_t i, size_t *len) {
+    *len = 0;
+    if (!st || i >= st->n_files || st->files[i].size < 8) return NULL;
+    const unsigned char *p = st->files[i].map;
+    uint64_t n = 0;
+    for (int b = 7; b >= 0; b--) n = n << 8 | p[b];
+    *len = 8 + (size_t)n; /* load_header checked n against the file size */
+    return p;
+}
+
 static int cmp_tensor(const void *a, const void *b) {
     return strcmp(((const qc_st_tensor_t *)a)->name, ((const qc_st_tensor_t *)b)->name);
 }

@@ -2,7 +2,7 @@
  * (or of a GGUF file, through a name-mapping lookup) to the model's weight
  * slots by their Hugging Face names, checking each one's presence and shape
  * against the configuration before the forward pass may touch it; then
- * converts them, once at load, to the types the forward pass multiplies. */
+ * keeps them as stored or converts them, once at load, to a type asked for. */
 #include "engine/model_impl.h"
 #include "engine/kernels.h"
 #include "engine/threads.h"
@@ -207,18 +207,15 @@ static qc_status convert_tensor(qc_model_t *m, qc_tensor_t *t, qc_dtype_t to, ch
     return QC_OK;
 }
 
-/* Whether the matrix kernels multiply this type: F32, F16, BF16, Q8_0, Q4_0
- * (the first five dtypes). A GGUF's other block types are only read. */
-static int has_kernel(qc_dtype_t t) { return t <= QC_DTYPE_Q4_0; }
-
-/* Brings every matrix to the requested type: all of them for f32; the layer
- * matrices to Q8_0/Q4_0 and the embedding/lm_head to Q8_0 for the quantized
- * types (the output layer is the most sensitive to 4 bits, as llama.cpp
- * also keeps it at higher precision); for bf16 ("as stored") only those
- * without a kernel (a GGUF's K-quants, Q4_1, Q5_x), to Q8_0. A tensor already of the
- * target type stays in place, so a GGUF's Q8_0/Q4_0 blocks are used as
- * llama.cpp wrote them. */
-qc_status qc_weights_convert(qc_model_t *m, qc_dtype_t to, char *err, size_t err_size) {
+/* Brings every matrix to the requested type. As stored (to < 0: a GGUF's
+ * default, and "bf16"): every matrix stays in the mapping, in its file's
+ * type, which the kernels multiply as it is (a 16-bit safetensors matrix,
+ * or any GGUF type). Otherwise: all of them for f32; the layer matrices to
+ * Q8_0/Q4_0 and the embedding/lm_head to Q8_0 for the quantized types (the
+ * output layer is the most sensitive to 4 bits, as llama.cpp also keeps it
+ * at higher precision). A tensor already of the target type stays in
+ * place. m->n_converted counts the matrices whose type changed. */
+qc_status qc_weights_convert(qc_model_t *m, int to_type, char *err, size_t err_size) {
     qc_status st;
     /* Norm weights and biases (small vectors) are read as F32 by the forward
      * pass whatever the matrices are. */
@@ -229,26 +226,28 @@ qc_status qc_weights_convert(qc_model_t *m, qc_dtype_t to, char *err, size_t err
         for (size_t i = 0; i < sizeof vecs / sizeof vecs[0]; i++)
             if (vecs[i]->data && (st = convert_tensor(m, vecs[i], QC_DTYPE_F32, err, err_size))) return st;
     }
-    int keep = to == QC_DTYPE_BF16, converted = 0;
+    m->n_converted = 0;
+    if (to_type < 0) return QC_OK;
+    const qc_dtype_t to = (qc_dtype_t)to_type;
     int tied = m->lm_head.data == m->tok_embd.data;
     qc_dtype_t outer = to == QC_DTYPE_F32 ? QC_DTYPE_F32 : QC_DTYPE_Q8_0;
     qc_tensor_t *outs[] = {&m->tok_embd, &m->lm_head};
     for (int i = 0; i < 2 - tied; i++) {
-        if (keep && has_kernel(outs[i]->dtype)) continue;
+        const qc_dtype_t was = outs[i]->dtype;
         if ((st = convert_tensor(m, outs[i], outer, err, err_size))) return st;
-        converted = 1;
+        m->n_converted += outs[i]->dtype != was;
     }
     if (tied) m->lm_head = m->tok_embd;
     for (int l = 0; l < m->cfg.n_layer; l++) {
         qc_layer_t *L = &m->layers[l];
         qc_tensor_t *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
         for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
-            if (keep && has_kernel(mats[i]->dtype)) continue;
-            if ((st = convert_tensor(m, mats[i], keep ? QC_DTYPE_Q8_0 : to, err, err_size))) return st;
-            converted = 1;
+            const qc_dtype_t was = mats[i]->dtype;
+            if ((st = convert_tensor(m, mats[i], to, err, err_size))) return st;
+            m->n_converted += mats[i]->dtype != was;
         }
     }
-    if (!converted) return QC_OK;
+    if (!m->n_converted) return QC_OK;
     m->weight_bytes = 0;
     m->weight_bytes += (int64_t)(qc_row_bytes(m->tok_embd.dtype, m->tok_embd.cols) * m->tok_embd.rows);
     if (!tied) m->weight_bytes += (int64_t)(qc_row_bytes(m->lm_head.dtype, m->lm_head.cols) * m->lm_head.rows);

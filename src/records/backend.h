@@ -1,5 +1,5 @@
-/* backend.h — what a records backend provides (SQLite in sqlite.c; a
- * PostgreSQL one later), and the helpers every backend shares so that both
+/* backend.h — what a records backend provides (SQLite in sqlite.c,
+ * PostgreSQL in pg.c), and the helpers every backend shares so that both
  * store the same bytes. Internal to src/records/.
  *
  * A backend hands out connections. The store (store.c) keeps a small pool
@@ -13,6 +13,14 @@
 #include "records/records.h"
 
 typedef struct qc_rec_conn qc_rec_conn_t;
+
+/* The columns of table turns but seq, in qc_rec_turn_t's order: the same
+ * in every backend. */
+#define QC_REC_TURN_FIELDS                                                                                      \
+    "id, session_id, patient_id, ts_ms, message, emotion, p_positive, p_negative, p_neutral, calibrated,"     \
+    " urgent, urgent_kind, urgent_rule, reply, finish, model_name, model_hash, weight_type, prompt_tokens,"  \
+    " completion_tokens, emotion_ms, ttft_ms, total_ms, prompt_ids, reply_ids, prompt_version, safety_version," \
+    " model_urgent_p, dropped_turns"
 
 /* Where a page of sessions starts: after the session with this sort key
  * (order=risk: risk, last_ms, session_id descending; order=recent: last_ms,
@@ -51,11 +59,24 @@ typedef struct {
     /* Moves everything into the main file and empties the log; *complete 0
      * when a reader kept it from finishing. */
     qc_status (*checkpoint)(qc_rec_conn_t *c, int *complete, char *err, size_t err_size);
+    /* Whether c can still be used: 0 once its server went away (the store
+     * then closes it and opens another, with backoff). NULL: always. */
+    int (*conn_usable)(qc_rec_conn_t *c);
 } qc_rec_backend_t;
 
 extern const qc_rec_backend_t qc_rec_sqlite;
+extern const qc_rec_backend_t qc_rec_pg;
 
 /* ==== shared encodings (records.c) ==== */
+
+/* What a connection reuses for every turn it writes or reads: the token
+ * ids as blobs (prompt, reply) and decoded. */
+typedef struct {
+    qc_buf_t blob[2];
+    qc_ids_t ids[2];
+} qc_rec_scratch_t;
+
+void qc_rec_scratch_free(qc_rec_scratch_t *s);
 
 /* Token ids as unsigned LEB128 varints (1-3 bytes for a Qwen vocabulary of
  * 152k), appended to out. -1 for a negative id or out of memory. */
@@ -79,6 +100,12 @@ int qc_rec_hex_decode(const char *hex, size_t n, uint8_t *out);
  * snapshot (store.c; for export.c). */
 qc_status qc_store_turns_range(qc_store_t *s, int64_t since_ms, int64_t until_ms, qc_rec_turn_fn fn, void *user,
                                char *err, size_t err_size);
+
+/* s[0..n) as valid UTF-8: 0 when it already is (out untouched), else 1
+ * with a copy in out (emptied first) where each byte that starts no valid
+ * sequence is U+FFFD, and so is each NUL unless keep_nul; -1 when out of
+ * memory. (JSON needs UTF-8; PostgreSQL text also refuses NUL.) */
+int qc_rec_utf8_clean(const char *s, size_t n, int keep_nul, qc_buf_t *out);
 
 /* "positive", "negative", "neutral" (NULL for others); and back (-1). */
 const char *qc_rec_emotion_name(int label);

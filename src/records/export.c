@@ -7,7 +7,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <utf8proc.h>
 
 /* ==== the columns ==== */
 
@@ -114,19 +113,8 @@ static void csv_row(qc_buf_t *b, const qc_rec_turn_t *t) {
 static json_t *json_str(const char *s, size_t n, qc_buf_t *tmp) {
     json_t *j = json_stringn(s, n);
     if (j) return j;
-    tmp->n = 0;
-    for (size_t i = 0; i < n;) {
-        utf8proc_int32_t cp;
-        utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp);
-        if (k <= 0) {
-            qc_buf_add(tmp, "\xef\xbf\xbd", 3);
-            i++;
-        } else {
-            qc_buf_add(tmp, s + i, (size_t)k);
-            i += (size_t)k;
-        }
-    }
-    return tmp->failed ? NULL : json_stringn(tmp->p ? tmp->p : "", tmp->n);
+    if (qc_rec_utf8_clean(s, n, 1, tmp) < 0) return NULL;
+    return json_stringn(tmp->p ? tmp->p : "", tmp->n);
 }
 
 typedef struct {

@@ -10,6 +10,7 @@
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
+#include <utf8proc.h>
 
 /* ==== time ==== */
 
@@ -194,6 +195,31 @@ int64_t qc_rec_id_ms(const qc_rec_id_t *id) {
     return (int64_t)ms;
 }
 
+/* ==== text ==== */
+
+int qc_rec_utf8_clean(const char *s, size_t n, int keep_nul, qc_buf_t *out) {
+    size_t i = 0;
+    utf8proc_int32_t cp;
+    for (utf8proc_ssize_t k; i < n; i += (size_t)k) {
+        k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp);
+        if (k <= 0 || (cp == 0 && !keep_nul)) break;
+    }
+    if (i == n) return 0;
+    out->n = 0;
+    qc_buf_add(out, s, i);
+    while (i < n) {
+        utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp);
+        if (k <= 0 || (cp == 0 && !keep_nul)) {
+            qc_buf_add(out, "\xef\xbf\xbd", 3);
+            i++;
+        } else {
+            qc_buf_add(out, s + i, (size_t)k);
+            i += (size_t)k;
+        }
+    }
+    return out->failed ? -1 : 1;
+}
+
 /* ==== names ==== */
 
 static const char *const finish_names[] = {"stop", "length", "cancelled", "error"};
@@ -266,6 +292,13 @@ int64_t qc_rec_summary_risk(const qc_rec_summary_t *s) {
 }
 
 /* ==== blob encodings ==== */
+
+void qc_rec_scratch_free(qc_rec_scratch_t *s) {
+    for (int i = 0; i < 2; i++) {
+        qc_buf_free(&s->blob[i]);
+        qc_ids_free(&s->ids[i]);
+    }
+}
 
 int qc_rec_ids_encode(const int32_t *ids, size_t n, qc_buf_t *out) {
     for (size_t i = 0; i < n; i++) {

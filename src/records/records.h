@@ -1,6 +1,6 @@
 /* records.h — the consultation record: one turn per judged message, kept in a
- * store behind one interface (SQLite is its first backend; PostgreSQL comes
- * later behind the same calls and the same ids).
+ * store behind one interface: SQLite (a file) or PostgreSQL (a database
+ * several processes share), behind the same calls and the same ids.
  *
  * Writing: a store has one writer thread. A caller submits a finished turn
  * and is told, through a callback on the writer thread, once it is committed
@@ -156,12 +156,20 @@ typedef struct {
 } qc_store_opts_t;
 
 /* Opens (creating it, mode 0600, when absent and not read_only) the store at
- * path: a file name means SQLite. The schema is brought to this qcare's
+ * path: a file name means SQLite; a postgresql:// (or postgres://) URL
+ * means a PostgreSQL database (libpq's URL form; tables created in the
+ * connection's current schema), the store several qcare processes share.
+ * Its writer reconnects by itself when the server goes away and comes back
+ * (waiting 0.1 s, doubling up to 2 s, between tries): while it is away,
+ * every write fails with QC_ERR_IO ("unreachable"), which the server turns
+ * into 503; a turn reported committed was committed. The schema is brought to this qcare's
  * version (forward migrations, in one transaction); a file written by a
  * newer qcare is refused (QC_ERR_UNSUPPORTED). opts may be NULL. *out is the
  * caller's, freed with qc_store_close. */
 qc_status qc_store_open(const char *path, const qc_store_opts_t *opts, qc_store_t **out, char *err,
                         size_t err_size);
+/* Whether path is a PostgreSQL URL (not a file). */
+int qc_store_path_is_url(const char *path);
 /* Waits until every submitted turn is committed (or failed, and told),
  * stops the writer and frees the store. NULL is a no-op. */
 void qc_store_close(qc_store_t *s);

@@ -29,8 +29,7 @@ struct qc_rec_conn {
     int busy_ms;
     double busy_since; /* qc_now_ms() of the first retry of the current wait */
     sqlite3_stmt *ins, *sum_get, *sum_put; /* the writer's, prepared at its first insert */
-    qc_buf_t blob[2];                      /* token ids of the turn being written */
-    qc_ids_t ids[2];                       /* ... and of the turn being read */
+    qc_rec_scratch_t row;                  /* token ids of the turn being written or read */
 };
 
 /* ==== errors ==== */
@@ -322,10 +321,7 @@ static void sq_close(qc_rec_conn_t *c) {
     sqlite3_finalize(c->sum_get);
     sqlite3_finalize(c->sum_put);
     sqlite3_close(c->db);
-    for (int i = 0; i < 2; i++) {
-        qc_buf_free(&c->blob[i]);
-        qc_ids_free(&c->ids[i]);
-    }
+    qc_rec_scratch_free(&c->row);
     free(c->path);
     free(c);
 }
@@ -391,10 +387,7 @@ fail:
 /* ==== writing ==== */
 
 static const char insert_sql[] =
-    "INSERT INTO turns(id, session_id, patient_id, ts_ms, message, emotion, p_positive, p_negative, p_neutral,"
-    " calibrated, urgent, urgent_kind, urgent_rule, reply, finish, model_name, model_hash, weight_type,"
-    " prompt_tokens, completion_tokens, emotion_ms, ttft_ms, total_ms, prompt_ids, reply_ids, prompt_version,"
-    " safety_version, model_urgent_p, dropped_turns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
+    "INSERT INTO turns(" QC_REC_TURN_FIELDS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
     " ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)";
 
 /* Binds the turn's token ids (varint blob, or NULL when there are none). */
@@ -430,8 +423,8 @@ static int insert_turn(qc_rec_conn_t *c, const qc_rec_turn_t *t) {
     sqlite3_bind_double(st, 21, t->emotion_ms);
     sqlite3_bind_double(st, 22, t->ttft_ms);
     sqlite3_bind_double(st, 23, t->total_ms);
-    if ((rc = bind_ids(st, 24, &c->blob[0], t->prompt_ids, t->n_prompt_ids)) != SQLITE_OK ||
-        (rc = bind_ids(st, 25, &c->blob[1], t->reply_ids, t->n_reply_ids)) != SQLITE_OK) {
+    if ((rc = bind_ids(st, 24, &c->row.blob[0], t->prompt_ids, t->n_prompt_ids)) != SQLITE_OK ||
+        (rc = bind_ids(st, 25, &c->row.blob[1], t->reply_ids, t->n_reply_ids)) != SQLITE_OK) {
         sqlite3_clear_bindings(st);
         return rc;
     }
@@ -499,11 +492,7 @@ static qc_status sq_insert(qc_rec_conn_t *c, const qc_rec_turn_t *const *t, size
 
 /* ==== reading ==== */
 
-#define TURN_COLUMNS                                                                                             \
-    "seq, id, session_id, patient_id, ts_ms, message, emotion, p_positive, p_negative, p_neutral, calibrated,"  \
-    " urgent, urgent_kind, urgent_rule, reply, finish, model_name, model_hash, weight_type, prompt_tokens,"     \
-    " completion_tokens, emotion_ms, ttft_ms, total_ms, prompt_ids, reply_ids, prompt_version, safety_version," \
-    " model_urgent_p, dropped_turns"
+#define TURN_COLUMNS "seq, " QC_REC_TURN_FIELDS
 
 /* Fills t from a row of TURN_COLUMNS, checking what could crash a reader
  * (the file may have been edited by hand). */
@@ -537,13 +526,13 @@ static qc_status row_turn(qc_rec_conn_t *c, sqlite3_stmt *q, qc_rec_turn_t *t, c
     t->ttft_ms = sqlite3_column_double(q, 22);
     t->total_ms = sqlite3_column_double(q, 23);
     for (int k = 0; k < 2 && !bad; k++) {
-        if (qc_rec_ids_decode(sqlite3_column_blob(q, 24 + k), (size_t)sqlite3_column_bytes(q, 24 + k), &c->ids[k]))
+        if (qc_rec_ids_decode(sqlite3_column_blob(q, 24 + k), (size_t)sqlite3_column_bytes(q, 24 + k), &c->row.ids[k]))
             bad = k ? "reply_ids is malformed" : "prompt_ids is malformed";
     }
-    t->prompt_ids = c->ids[0].n ? c->ids[0].p : NULL;
-    t->n_prompt_ids = c->ids[0].n;
-    t->reply_ids = c->ids[1].n ? c->ids[1].p : NULL;
-    t->n_reply_ids = c->ids[1].n;
+    t->prompt_ids = c->row.ids[0].n ? c->row.ids[0].p : NULL;
+    t->n_prompt_ids = c->row.ids[0].n;
+    t->reply_ids = c->row.ids[1].n ? c->row.ids[1].p : NULL;
+    t->n_reply_ids = c->row.ids[1].n;
     t->prompt_version = col_text(q, 26);
     t->safety_version = col_text(q, 27);
     t->model_urgent_p = sqlite3_column_type(q, 28) == SQLITE_NULL ? NAN : sqlite3_column_double(q, 28);

@@ -12,6 +12,8 @@
 #define POOL_MAX 4          /* idle reader connections kept open */
 #define PURGE_BATCH 500     /* turns per purge transaction (a few ms of lock) */
 #define PURGE_PAUSE_US 2000 /* between purge transactions: room for the writer */
+#define RETRY_MIN_MS 100    /* first wait before connecting again to a store that went away */
+#define RETRY_MAX_MS 2000   /* the longest wait (doubling from RETRY_MIN_MS) */
 
 /* A submitted turn: a deep copy of the caller's (strings and ids follow the
  * struct in the same allocation). */
@@ -38,20 +40,35 @@ struct qc_store {
     const qc_rec_turn_t **batch; /* max_batch slots, the writer's */
     job_t **batch_jobs;
     qc_store_stats_t stats;
+
+    /* The writer's reconnection backoff (its own fields, no lock). */
+    double retry_at_ms; /* qc_now_ms() before which no new connection is tried */
+    int backoff_ms;     /* the wait after the next failed try */
+    char down_err[512]; /* why the last try failed */
 };
 
 /* ==== connections ==== */
 
+static int conn_usable(qc_store_t *s, qc_rec_conn_t *c) {
+    return !s->be->conn_usable || s->be->conn_usable(c);
+}
+
+/* An idle connection that still works (those whose server went away are
+ * closed), or a new one. */
 static qc_status conn_get(qc_store_t *s, qc_rec_conn_t **c, char *err, size_t err_size) {
-    pthread_mutex_lock(&s->lock);
-    *c = s->n_idle ? s->idle[--s->n_idle] : NULL;
-    pthread_mutex_unlock(&s->lock);
-    return *c ? QC_OK : s->be->conn_open(s->path, &s->opts, c, err, err_size);
+    for (;;) {
+        pthread_mutex_lock(&s->lock);
+        *c = s->n_idle ? s->idle[--s->n_idle] : NULL;
+        pthread_mutex_unlock(&s->lock);
+        if (!*c) return s->be->conn_open(s->path, &s->opts, c, err, err_size);
+        if (conn_usable(s, *c)) return QC_OK;
+        s->be->conn_close(*c);
+    }
 }
 
 static void conn_put(qc_store_t *s, qc_rec_conn_t *c) {
     pthread_mutex_lock(&s->lock);
-    if (s->n_idle < POOL_MAX) {
+    if (s->n_idle < POOL_MAX && conn_usable(s, c)) {
         s->idle[s->n_idle++] = c;
         c = NULL;
     }
@@ -61,15 +78,17 @@ static void conn_put(qc_store_t *s, qc_rec_conn_t *c) {
 
 /* ==== open / close ==== */
 
+int qc_store_path_is_url(const char *path) {
+    return path && (!strncmp(path, "postgres://", 11) || !strncmp(path, "postgresql://", 13));
+}
+
 qc_status qc_store_open(const char *path, const qc_store_opts_t *opts, qc_store_t **out, char *err,
                         size_t err_size) {
     *out = NULL;
     if (!path || !*path) return qc_seterr(err, err_size, QC_ERR_ARG, "records: no store path given");
-    if (!strncmp(path, "postgres://", 11) || !strncmp(path, "postgresql://", 13))
-        return qc_seterr(err, err_size, QC_ERR_UNSUPPORTED, "records: PostgreSQL stores are not built in yet");
     qc_store_t *s = calloc(1, sizeof *s);
     if (!s) return qc_seterr(err, err_size, QC_ERR_NOMEM, "records: out of memory");
-    s->be = &qc_rec_sqlite;
+    s->be = qc_store_path_is_url(path) ? &qc_rec_pg : &qc_rec_sqlite;
     if (opts) s->opts = *opts;
     if (s->opts.busy_timeout_ms <= 0) s->opts.busy_timeout_ms = 5000;
     if (s->opts.max_batch <= 0) s->opts.max_batch = 256;
@@ -116,6 +135,30 @@ void qc_store_close(qc_store_t *s) {
 
 /* ==== the writer ==== */
 
+/* The writer's connection in *c: kept while it works, else a new one. A
+ * store that went away is tried again after RETRY_MIN_MS, doubling up to
+ * RETRY_MAX_MS while it stays away; until then the writes fail at once
+ * (QC_ERR_IO: the server answers 503), none waits or is dropped. */
+static qc_status writer_conn(qc_store_t *s, qc_rec_conn_t **c, char *err, size_t err_size) {
+    if (*c && conn_usable(s, *c)) return QC_OK;
+    if (*c) s->be->conn_close(*c);
+    *c = NULL;
+    double now = qc_now_ms();
+    if (now < s->retry_at_ms)
+        return qc_seterr(err, err_size, QC_ERR_IO, "records: the store is unreachable (next try in %.0f ms): %s",
+                         s->retry_at_ms - now, s->down_err);
+    qc_status st = s->be->conn_open(s->path, &s->opts, c, err, err_size);
+    if (!st) {
+        s->backoff_ms = 0;
+        s->retry_at_ms = 0;
+        return QC_OK;
+    }
+    s->backoff_ms = s->backoff_ms ? (s->backoff_ms * 2 < RETRY_MAX_MS ? s->backoff_ms * 2 : RETRY_MAX_MS) : RETRY_MIN_MS;
+    s->retry_at_ms = now + s->backoff_ms;
+    snprintf(s->down_err, sizeof s->down_err, "%s", err ? err : "");
+    return st;
+}
+
 /* Takes everything queued (up to max_batch) into one transaction, tells
  * each submitter, and goes on; on stop, drains the queue first. */
 static void *writer_main(void *arg) {
@@ -139,8 +182,17 @@ static void *writer_main(void *arg) {
         pthread_mutex_unlock(&s->lock);
 
         char err[512] = "";
-        qc_status st = c ? QC_OK : s->be->conn_open(s->path, &s->opts, &c, err, sizeof err);
+        qc_status st = writer_conn(s, &c, err, sizeof err);
         if (!st) st = s->be->insert(c, s->batch, k, fail, err, sizeof err);
+        if (st && c && !conn_usable(s, c)) {
+            /* The connection broke (the server restarted, a network blip):
+             * once more on a new one. A batch whose COMMIT was lost may be
+             * in already; the backend skips turns whose ids are there. */
+            s->be->conn_close(c);
+            c = NULL;
+            char err2[512];
+            if (!writer_conn(s, &c, err2, sizeof err2)) st = s->be->insert(c, s->batch, k, fail, err, sizeof err);
+        }
 
         pthread_mutex_lock(&s->lock);
         if (st) {

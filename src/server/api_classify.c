@@ -141,6 +141,6 @@ static enum MHD_Result v1_classify(qc_server_t *s, struct MHD_Connection *con, q
 }
 
 const qs_route_t qs_classify_routes[] = {
-    {"/v1/classify", "POST", 0, v1_classify},
+    {"/v1/classify", "POST", 0, v1_classify, 0},
     {0},
 };

@@ -557,6 +557,42 @@ static int job_common(qc_server_t *s, json_t *b, job_t *j, int *stream, char *ms
     return 0;
 }
 
+/* The last user message's text, checked by the safety rules before
+ * anything else (notice.c): its notice goes with every answer. */
+static void scan_last_user(qs_req_t *r, json_t *b) {
+    json_t *msgs = json_object_get(b, "messages");
+    for (size_t i = json_array_size(msgs); i-- > 0;) {
+        json_t *mv = json_array_get(msgs, i), *c = json_object_get(mv, "content"), *part;
+        const char *role = json_string_value(json_object_get(mv, "role"));
+        if (!role || strcmp(role, "user")) continue;
+        if (json_is_string(c)) {
+            qs_req_scan(r, json_string_value(c), json_string_length(c));
+            return;
+        }
+        qc_buf_t text = {0};
+        size_t k;
+        json_array_foreach(c, k, part) {
+            json_t *t = json_object_get(part, "text");
+            if (json_is_string(t)) qc_buf_add(&text, json_string_value(t), json_string_length(t));
+        }
+        if (text.n && !text.failed) qs_req_scan(r, text.p, text.n);
+        qc_buf_free(&text);
+        return;
+    }
+}
+
+/* A chat answer's own fields (ignored by OpenAI clients): "qcare_urgent",
+ * and "qcare_urgent_kind", "qcare_presentation", "qcare_notice" when the
+ * last user message is urgent. */
+static void qcare_fields(const qs_req_t *r, json_t *o) {
+    if (!o) return;
+    json_object_set_new(o, "qcare_urgent", json_boolean(r->sr.kind && r->notice));
+    if (!r->sr.kind || !r->notice) return;
+    json_object_set_new(o, "qcare_urgent_kind", json_string(qc_urgent_name(r->sr.kind)));
+    json_object_set_new(o, "qcare_presentation", r->sr.presentation ? json_string(r->sr.presentation) : json_null());
+    json_object_set_new(o, "qcare_notice", json_string(r->notice));
+}
+
 /* A plain completion's answer, once the scheduler is done. */
 static enum MHD_Result completion_answer(qs_call_t *c, struct MHD_Connection *con, qs_req_t *r) {
     job_t *j = (job_t *)c;
@@ -577,6 +613,7 @@ static enum MHD_Result completion_answer(qs_call_t *c, struct MHD_Connection *co
                       "chat.completion", "created", (json_int_t)j->created, "model", c->s->model_name, "choices",
                       "index", 0, "message", "role", "assistant", "content", j->out.p ? j->out.p : "", "logprobs",
                       job_logprobs(j, j->lp, lp_end), "finish_reason", job_finish(j), "usage", usage_json(j));
+        qcare_fields(r, o);
     }
     return qs_reply_json(con, r, 200, o);
 }
@@ -587,6 +624,7 @@ static enum MHD_Result completion(qc_server_t *s, struct MHD_Connection *con, qs
     char msg[512] = "";
     json_t *b = qs_parse_body(r, msg, sizeof msg);
     if (!b) return qs_reply_error(con, r, 400, "%s", msg);
+    if (!legacy) scan_last_user(r, b);
     qs_call_t *c = qs_call_new(s, sizeof(job_t), job_clear, QS_COMPLETION, 0);
     if (!c) {
         json_decref(b);
@@ -598,7 +636,9 @@ static enum MHD_Result completion(qc_server_t *s, struct MHD_Connection *con, qs
     snprintf(j->id, sizeof j->id, "%s-%lu", legacy ? "cmpl" : "chatcmpl",
              (unsigned long)atomic_fetch_add(&s->n_completions, 1) + 1);
     int stream = 0;
-    int bad = (legacy ? legacy_prompt(s, b, j, msg, sizeof msg) : chat_prompt(s, b, j, msg, sizeof msg)) ||
+    const char *session = NULL; /* X-Session-Id is only checked here: the conversation is in the body */
+    int bad = qs_header_session(con, &session, msg, sizeof msg) ||
+              (legacy ? legacy_prompt(s, b, j, msg, sizeof msg) : chat_prompt(s, b, j, msg, sizeof msg)) ||
               job_common(s, b, j, &stream, msg, sizeof msg);
     json_decref(b);
     if (bad) {
@@ -618,12 +658,14 @@ static enum MHD_Result completion(qc_server_t *s, struct MHD_Connection *con, qs
     c->rq.on_piece = on_job_piece;
     c->rq.on_done = on_job_done;
     c->format = job_format;
-    if (stream && !legacy)
-        qs_call_sse(c, NULL,
-                    json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:s, s:s}, s:n, s:n}]}", "id", j->id, "object",
-                              "chat.completion.chunk", "created", (json_int_t)j->created, "model", s->model_name,
-                              "choices", "index", 0, "delta", "role", "assistant", "content", "", "logprobs",
-                              "finish_reason"));
+    if (stream && !legacy) { /* the first chunk carries the notice (qcare_fields) */
+        json_t *first = json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:s, s:s}, s:n, s:n}]}", "id", j->id, "object",
+                                  "chat.completion.chunk", "created", (json_int_t)j->created, "model", s->model_name,
+                                  "choices", "index", 0, "delta", "role", "assistant", "content", "", "logprobs",
+                                  "finish_reason");
+        qcare_fields(r, first);
+        qs_call_sse(c, NULL, first);
+    }
     return qs_call_submit(con, r, c, completion_answer);
 }
 
@@ -642,8 +684,8 @@ static enum MHD_Result v1_models(qc_server_t *s, struct MHD_Connection *con, qs_
 }
 
 const qs_route_t qs_openai_routes[] = {
-    {"/v1/models", "GET", 0, v1_models},
-    {"/v1/chat/completions", "POST", 0, v1_chat},
-    {"/v1/completions", "POST", 0, v1_completions},
+    {"/v1/models", "GET", 0, v1_models, 0},
+    {"/v1/chat/completions", "POST", 0, v1_chat, 1},
+    {"/v1/completions", "POST", 0, v1_completions, 0},
     {0},
 };

@@ -279,7 +279,8 @@ enum MHD_Result qs_call_answer(struct MHD_Connection *con, qs_req_t *r) {
     enum MHD_Result ret;
     if (gone) ret = qs_reply_error(con, r, 499, "the client closed the connection");
     else if (c->st) /* c->msg is escaped already */
-        ret = qs_reply_json(con, r, c->rq.stopped ? 503 : call_status(c->st), json_pack("{s:s}", "error", c->msg));
+        ret = qs_reply_json(con, r, c->http_status ? c->http_status : c->rq.stopped ? 503 : call_status(c->st),
+                           json_pack("{s:s}", "error", c->msg));
     else ret = c->answer(c, con, r);
     r->call = NULL;
     call_unref(c);

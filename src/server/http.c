@@ -6,13 +6,22 @@
  * its own epoll (MHD_USE_EPOLL_INTERNAL_THREAD, QS_HTTP_THREADS), so no
  * handler may block: a call to the model suspends its connection (call.c).
  * Every request body is gathered (at most QS_MAX_BODY bytes), then routed: the route
- * table lists the endpoint groups (api_care.c, api_openai.c, metrics.c, the
- * page and /health here), each a list of routes with its handlers. Model
+ * table lists the endpoint groups (api_care.c, api_openai.c, metrics.c,
+ * api_records.c, the page and /health here), each a list of routes with its
+ * handlers. The API key opens the API; the admin key opens it too, and
+ * alone opens the records' routes (which do not exist without one). Model
  * work goes through calls (call.c) to the scheduler (sched.c), which
  * batches every active request into each pass of the model. Connections
  * idle longer than the timeout (slow clients) are closed, and conn.c
  * closes those whose headers take too long and refuses those over the
- * connection limits. */
+ * connection limits.
+ *
+ * Probes (routes marked QS_PROBE: /health, /ready, /metrics) answer
+ * without the API key, /metrics with --metrics-key only with a key, and
+ * they alone answer while the server drains (qc_server_drain): every other
+ * request is then 503 with Retry-After. Every request is counted from its
+ * first call to on_completed (qc_server_inflight), which the drain waits
+ * for. */
 #include "server/srv.h"
 
 #include <arpa/inet.h>
@@ -30,6 +39,7 @@
 
 #define QS_MAX_BODY (1u << 20) /* bytes of a request body */
 #define QS_HTTP_THREADS 4       /* libmicrohttpd's threads (I/O and JSON only: the model has its own) */
+#define QS_SESSION_BUDGET ((size_t)512 << 20) /* KV bytes of all conversations (the care pipeline's LRU budget) */
 
 /* ==== text for the log ==== */
 
@@ -89,12 +99,18 @@ enum MHD_Result qs_queue(struct MHD_Connection *con, qs_req_t *r, unsigned statu
     return ret;
 }
 
-enum MHD_Result qs_reply_json(struct MHD_Connection *con, qs_req_t *r, unsigned status, json_t *j) {
+/* qs_reply_json with one more header. */
+static enum MHD_Result reply_json_with(struct MHD_Connection *con, qs_req_t *r, unsigned status, json_t *j,
+                                       const char *header, const char *value) {
+    if (status >= 400) qs_req_urgent_fields(r, j);
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!s) return MHD_NO;
-    return qs_reply_bytes(con, r, status, s, strlen(s), MHD_RESPMEM_MUST_FREE, QS_JSON_TYPE,
-                          status == MHD_HTTP_UNAUTHORIZED ? "WWW-Authenticate" : NULL, "Bearer");
+    return qs_reply_bytes(con, r, status, s, strlen(s), MHD_RESPMEM_MUST_FREE, QS_JSON_TYPE, header, value);
+}
+
+enum MHD_Result qs_reply_json(struct MHD_Connection *con, qs_req_t *r, unsigned status, json_t *j) {
+    return reply_json_with(con, r, status, j, status == MHD_HTTP_UNAUTHORIZED ? "WWW-Authenticate" : NULL, "Bearer");
 }
 
 enum MHD_Result qs_reply_error(struct MHD_Connection *con, qs_req_t *r, unsigned status, const char *fmt, ...) {
@@ -108,8 +124,21 @@ enum MHD_Result qs_reply_error(struct MHD_Connection *con, qs_req_t *r, unsigned
 
 enum MHD_Result qs_reply_busy(struct MHD_Connection *con, qs_req_t *r) {
     static const char body[] = "{\"error\":\"the server is busy: every slot and the queue are full; retry later\"}";
+    if (r->sr.kind)
+        return reply_json_with(con, r, 503,
+                               json_pack("{s:s}", "error", "the server is busy: every slot and the queue are full; retry later"),
+                               "Retry-After", "1");
     return qs_reply_bytes(con, r, 503, body, sizeof body - 1, MHD_RESPMEM_PERSISTENT, QS_JSON_TYPE, "Retry-After",
                           "1");
+}
+
+/* A new request while the server drains (SIGTERM): a balancer or client
+ * retries elsewhere. An urgent patient's message still gets its notice. */
+static enum MHD_Result reply_draining(struct MHD_Connection *con, qs_req_t *r) {
+    if (r->patient) qs_req_scan_body(r);
+    return reply_json_with(con, r, 503,
+                           json_pack("{s:s}", "error", "the server is shutting down (draining); retry on another replica"),
+                           "Retry-After", "1");
 }
 
 static enum MHD_Result reply_405(struct MHD_Connection *con, qs_req_t *r, const char *allow) {
@@ -128,18 +157,20 @@ uint64_t qs_random_u64(void) {
            (uint64_t)atomic_fetch_add(&n, 1);
 }
 
-json_t *qs_parse_body(const qs_req_t *r, char *msg, size_t n) {
+json_t *qs_parse_body(qs_req_t *r, char *msg, size_t n) {
     json_error_t je;
     /* a key given twice is refused: a checker that reads the first and a
      * reader that takes the last would see different messages */
     json_t *j = json_loadb(r->body.p ? r->body.p : "", r->body.n, JSON_REJECT_DUPLICATES, &je);
     if (!j) {
+        if (r->patient) qs_req_scan_body(r);
         snprintf(msg, n, "malformed JSON: %s (line %d, column %d)%s", je.text, je.line, je.column,
                  strstr(je.text, "too big integer") ? "; integers must be at most 9223372036854775807" : "");
         return NULL;
     }
     if (!json_is_object(j)) {
         json_decref(j);
+        if (r->patient) qs_req_scan_body(r);
         snprintf(msg, n, "the body must be a JSON object");
         return NULL;
     }
@@ -191,15 +222,56 @@ int qs_get_bool(json_t *j, const char *name, int *out, char *msg, size_t n) {
     return 1;
 }
 
-/* ==== the page and /health ==== */
+int qs_header_session(struct MHD_Connection *con, const char **session, char *msg, size_t n) {
+    const char *h = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "X-Session-Id");
+    if (!h) return 0;
+    size_t len = strlen(h);
+    json_t *utf8 = json_stringn(h, len); /* NULL for bytes that are not UTF-8, as the body's are refused */
+    json_decref(utf8);
+    if (len == 0 || len > QS_MAX_SESSION || !utf8) {
+        snprintf(msg, n, "the X-Session-Id header must be 1 to %d bytes of UTF-8", QS_MAX_SESSION);
+        return -1;
+    }
+    if (*session && strcmp(*session, h)) {
+        snprintf(msg, n, "the X-Session-Id header and the body's \"session\" differ");
+        return -1;
+    }
+    *session = h;
+    return 0;
+}
+
+/* ==== the page and the probes ==== */
 
 /* The chat page (web/index.html, embedded by tools/embed.c). */
 extern const unsigned char qc_web_index[];
 extern const unsigned long qc_web_index_len;
 
+/* Liveness: 503 when the scheduler has been in one loop for --watchdog
+ * seconds while work waits (a restart is the cure); draining is alive. */
 static enum MHD_Result health(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {
-    (void)s;
+    double stall = qs_sched_stall_s(s->sched);
+    if (stall >= s->watchdog_s)
+        return qs_reply_json(con, r, 503,
+                             json_pack("{s:s, s:s, s:f}", "status", "stalled", "error",
+                                       "the scheduler has not finished a loop within --watchdog while work waits",
+                                       "stalled_s", stall));
     return qs_reply_json(con, r, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+/* Readiness: 200 only when the model is loaded (it is before the server
+ * listens), the server does not drain, the scheduler is not stalled and
+ * the embedder's ready_check (the records store) agrees. */
+static enum MHD_Result ready(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {
+    char why[256] = "";
+    const char *status = NULL;
+    if (atomic_load(&s->draining)) status = "draining";
+    else if (qs_sched_stall_s(s->sched) >= s->watchdog_s) status = "stalled";
+    else if (s->ready_check && !s->ready_check(s->ready_user, why, sizeof why)) status = "not ready";
+    if (!status) return qs_reply_json(con, r, 200, json_pack("{s:s}", "status", "ready"));
+    char esc[512];
+    json_t *j = json_pack("{s:s}", "status", status);
+    if (j && why[0]) json_object_set_new(j, "error", json_string(qs_escape(why, esc, sizeof esc)));
+    return qs_reply_json(con, r, 503, j);
 }
 
 static enum MHD_Result page(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {
@@ -209,8 +281,9 @@ static enum MHD_Result page(qc_server_t *s, struct MHD_Connection *con, qs_req_t
 }
 
 static const qs_route_t page_routes[] = {
-    {"/health", "GET", 1, health},
-    {"/", "GET", 1, page},
+    {"/health", "GET", QS_PROBE, health, 0},
+    {"/ready", "GET", QS_PROBE, ready, 0},
+    {"/", "GET", 1, page, 0},
     {0},
 };
 
@@ -220,23 +293,24 @@ static const qs_route_t page_routes[] = {
  * paths. A new group is its file, its declaration in srv.h and one line
  * here. */
 static const qs_route_t *const route_table[] = {
-    page_routes,      /* /health, / */
+    page_routes,      /* /health, /ready, / */
     qs_care_routes,   /* /api/emotion, /api/analyze */
     qs_openai_routes, /* /v1/models, /v1/chat/completions, /v1/completions */
     qs_classify_routes, /* /v1/classify */
-    qs_metrics_routes /* /metrics */
+    qs_metrics_routes, /* /metrics */
+    qs_records_routes /* /dashboard, /api/records/... */
 };
 
 /* Constant-time comparison of the Authorization header with "Bearer KEY"
- * (the scheme in any case, RFC 9110 §11.1). */
-static int authorized(const qc_server_t *s, struct MHD_Connection *con) {
+ * (the scheme in any case, RFC 9110 §11.1); 0 when key is NULL. */
+static int authorized(const char *key, struct MHD_Connection *con) {
     const char *h = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!h || strncasecmp(h, "Bearer ", 7)) return 0;
+    if (!key || !h || strncasecmp(h, "Bearer ", 7)) return 0;
     h += 7;
     while (*h == ' ') h++;
-    size_t a = strlen(h), b = strlen(s->api_key);
+    size_t a = strlen(h), b = strlen(key);
     unsigned char diff = a != b;
-    for (size_t i = 0; i < a; i++) diff |= (unsigned char)(h[i] ^ s->api_key[i % (b ? b : 1)]);
+    for (size_t i = 0; i < a; i++) diff |= (unsigned char)(h[i] ^ key[i % (b ? b : 1)]);
     return diff == 0;
 }
 
@@ -271,36 +345,74 @@ static int origin_allowed(const qc_server_t *s, struct MHD_Connection *con, qs_r
 }
 
 /* The answer to a CORS preflight (OPTIONS) from an allowed origin. */
-static enum MHD_Result preflight(struct MHD_Connection *con, qs_req_t *r, const qs_route_t *rt) {
+static enum MHD_Result preflight(struct MHD_Connection *con, qs_req_t *r, const char *allow) {
     struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
     if (!resp) return MHD_NO;
-    char methods[32];
-    snprintf(methods, sizeof methods, "%s, OPTIONS", rt->method);
+    char methods[80];
+    snprintf(methods, sizeof methods, "%s, OPTIONS", allow);
     MHD_add_response_header(resp, "Access-Control-Allow-Methods", methods);
     MHD_add_response_header(resp, "Access-Control-Allow-Headers", "Authorization, Content-Type");
     MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
     return qs_queue(con, r, 204, resp);
 }
 
+/* ==== matching ==== */
+
+static int path_matches(const char *pattern, const char *url) {
+    size_t n = strlen(pattern);
+    if (n && pattern[n - 1] == '*') return !strncmp(url, pattern, n - 1) && url[n - 1];
+    return !strcmp(url, pattern);
+}
+
+static int method_matches(const qs_route_t *rt, const char *method) {
+    return !strcmp(method, rt->method) || (!strcmp(method, "HEAD") && !strcmp(rt->method, "GET"));
+}
+
+/* The methods of the routes with routes[first]'s path, for Allow. */
+static void path_methods(const qc_server_t *s, int first, char *allow, size_t n) {
+    allow[0] = 0;
+    for (int i = first; i < s->n_routes; i++)
+        if (!strcmp(s->routes[i]->path, s->routes[first]->path))
+            snprintf(allow + strlen(allow), n - strlen(allow), "%s%s", *allow ? ", " : "", s->routes[i]->method);
+}
+
 static enum MHD_Result route(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r, const char *url,
                              const char *method) {
-    int k = 0;
-    while (k < s->n_routes && strcmp(url, s->routes[k]->path)) k++;
+    int k, first = -1;
+    for (k = 0; k < s->n_routes; k++)
+        if (path_matches(s->routes[k]->path, url)) {
+            if (first < 0) first = k;
+            if (method_matches(s->routes[k], method)) break;
+        }
     r->route = k;
-    if (k == s->n_routes) return qs_reply_error(con, r, 404, "no such path: %.200s", url);
-    const qs_route_t *rt = s->routes[k];
+    /* without an admin key, the admin paths do not exist */
+    if (first < 0 || (s->routes[first]->open == QS_ADMIN && !s->admin_key)) {
+        r->route = s->n_routes;
+        return qs_reply_error(con, r, 404, "no such path: %.200s", url);
+    }
+    if (k == s->n_routes) r->route = first; /* the path exists, not with this method: counted there */
+    const qs_route_t *rt = s->routes[r->route];
+    r->patient = rt->patient;
     if (!origin_allowed(s, con, r))
         return qs_reply_error(con, r, 403, "requests from another site's page are refused (its Origin is not in "
                                            "--allow-origin)");
-    if (!strcmp(method, "OPTIONS") && r->cors[0]) return preflight(con, r, rt);
-    int is_head = !strcmp(method, "HEAD") && !strcmp(rt->method, "GET");
-    if (strcmp(method, rt->method) && !is_head) return reply_405(con, r, rt->method);
-    if (s->api_key && !rt->open && !authorized(s, con))
+    char allow[64];
+    path_methods(s, first, allow, sizeof allow);
+    if (!strcmp(method, "OPTIONS") && r->cors[0]) return preflight(con, r, allow);
+    if (k == s->n_routes) return reply_405(con, r, allow);
+    if (atomic_load(&s->draining) && rt->open != QS_PROBE) return reply_draining(con, r);
+    if (rt->open == QS_ADMIN && !authorized(s->admin_key, con))
+        return qs_reply_error(con, r, 401, "the admin key is required (Authorization: Bearer KEY)");
+    if (s->api_key && !rt->open && !authorized(s->api_key, con) && !authorized(s->admin_key, con))
         return qs_reply_error(con, r, 401, "a valid API key is required (Authorization: Bearer KEY)");
+    if (s->metrics_key && !strcmp(rt->path, "/metrics") && !authorized(s->metrics_key, con) &&
+        !authorized(s->api_key, con) && !authorized(s->admin_key, con))
+        return qs_reply_error(con, r, 401, "the metrics key is required (Authorization: Bearer KEY)");
+    int bad_type = !strcmp(rt->method, "POST") &&
+                   !is_json_type(MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE));
+    if ((r->too_big || bad_type) && r->patient) qs_req_scan_body(r);
     if (r->too_big) return qs_reply_error(con, r, 413, "the request body is larger than %u bytes", QS_MAX_BODY);
-    if (!strcmp(rt->method, "POST") &&
-        !is_json_type(MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE)))
-        return qs_reply_error(con, r, 415, "the body must be sent as Content-Type: application/json");
+    if (bad_type) return qs_reply_error(con, r, 415, "the body must be sent as Content-Type: application/json");
     return rt->serve(s, con, r);
 }
 
@@ -359,6 +471,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
     if (r && r->call) return qs_call_answer(con, r); /* resumed: the scheduler is done */
     if (!r) {
         if (!(r = calloc(1, sizeof *r))) return MHD_NO;
+        atomic_fetch_add(&s->n_inflight, 1); /* until on_completed: the drain waits for it */
         r->t0 = qc_now_ms();
         r->route = s->n_routes;
         snprintf(r->method, sizeof r->method, "%s", method);
@@ -369,12 +482,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         return bad ? reply_close(con, r, bad) : MHD_YES;
     }
     if (*upload_size) {
-        /* Past the limit the rest is read and dropped, then answered 413. */
-        if (!r->too_big && r->body.n + *upload_size > QS_MAX_BODY) {
-            r->too_big = 1;
-            qc_buf_free(&r->body);
+        /* Past the limit the rest is read and dropped, then answered 413;
+         * the first QS_MAX_BODY bytes stay, for the notice (notice.c). */
+        if (!r->too_big) {
+            size_t take = *upload_size;
+            if (r->body.n + take > QS_MAX_BODY) r->too_big = 1, take = QS_MAX_BODY - r->body.n;
+            if (qc_buf_add(&r->body, upload_data, take)) return MHD_NO;
         }
-        if (!r->too_big && qc_buf_add(&r->body, upload_data, *upload_size)) return MHD_NO;
         *upload_size = 0;
         return MHD_YES;
     }
@@ -398,8 +512,10 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls, 
                 r->status, ms, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed)");
     }
     qc_buf_free(&r->body);
+    free(r->notice);
     free(r);
     *con_cls = NULL;
+    atomic_fetch_sub(&s->n_inflight, 1);
 }
 
 /* ==== start and stop ==== */
@@ -484,11 +600,18 @@ qc_status qc_server_start(qc_model_t *m, const qc_server_opts_t *opts, qc_server
         goto fail;
     }
     if (!(s->metrics = qs_metrics_new()) || !(s->model_name = strdup(o.model_name ? o.model_name : "qcare")) ||
-        (o.api_key && !(s->api_key = strdup(o.api_key)))) {
+        (o.api_key && !(s->api_key = strdup(o.api_key))) || (o.admin_key && !(s->admin_key = strdup(o.admin_key)))) {
         qc_seterr(err, err_size, st, "out of memory");
         goto fail;
     }
     s->risk_model = o.risk_model;
+    s->watchdog_s = o.watchdog_s > 0 ? o.watchdog_s : 30;
+    s->ready_check = o.ready_check;
+    s->ready_user = o.ready_user;
+    if (o.metrics_key && !(s->metrics_key = strdup(o.metrics_key))) {
+        qc_seterr(err, err_size, st, "out of memory");
+        goto fail;
+    }
     for (int i = 0; o.allow_origins && o.allow_origins[i]; i++) {
         char **p = realloc(s->origins, (size_t)(s->n_origins + 1) * sizeof *p);
         if (!p || !(p[s->n_origins] = strdup(o.allow_origins[i]))) {
@@ -504,11 +627,16 @@ qc_status qc_server_start(qc_model_t *m, const qc_server_opts_t *opts, qc_server
     qc_care_opts_t co = {.n_ctx = s->n_ctx, .use_prefix_cache = 1, .risk_model = o.risk_model,
                          .prefix_budget = (size_t)(o.prefix_cache_mb > 0 ? o.prefix_cache_mb : 64) << 20,
                          .max_sessions = o.max_sessions};
+    co.session_budget = QS_SESSION_BUDGET;
+    /* the KV budget: the conversations' and one full context per slot */
+    s->kv_budget_tokens = QS_SESSION_BUDGET / qc_model_kv_bytes_per_token(m) + (size_t)s->parallel * (size_t)s->n_ctx;
     if ((st = qc_care_new(m, &co, &s->care, err, err_size))) goto fail;
+    if ((st = qs_records_open(s, &o, err, err_size))) goto fail;
     if (!(s->sched = qs_sched_new(m, s->care, s->parallel, s->queue, s->n_ctx, err, err_size))) {
         st = QC_ERR_NOMEM;
         goto fail;
     }
+    qs_sched_test_stall(s->sched, o.test_stall_ms);
     unsigned timeout = o.timeout_s > 0 ? (unsigned)o.timeout_s : 60;
     s->keepalive_ms = timeout * 1000 / 3 < 15000 ? (int)(timeout * 1000 / 3) : 15000;
     qs_conns_opts_t co2 = {.max_conns = o.max_connections > 0 ? o.max_connections : 1000,
@@ -550,17 +678,32 @@ fail:
 void qc_server_stop(qc_server_t *s) {
     if (!s) return;
     /* Requests still running end first (streams get their last event, plain
-     * calls their answer), which resumes every suspended connection: MHD
-     * must not stop with one suspended. */
+     * calls their answer, once their records are committed), which resumes
+     * every suspended connection: MHD must not stop with one suspended. */
     qs_sched_stop(s->sched);
+    qs_records_drain(s->rec); /* the answers that waited for their commit end too */
     if (s->d) MHD_stop_daemon(s->d);
     qs_conns_free(s->conns);
     qs_sched_free(s->sched);
+    qs_records_close(s->rec);
     qc_care_free(s->care);
     qs_metrics_free(s->metrics);
     free(s->api_key);
+    free(s->admin_key);
+    free(s->metrics_key);
     free(s->model_name);
     for (int i = 0; i < s->n_origins; i++) free(s->origins[i]);
     free(s->origins);
     free(s);
 }
+
+/* ==== draining (SIGTERM) ==== */
+
+void qc_server_drain(qc_server_t *s) { atomic_store(&s->draining, 1); }
+
+int qc_server_inflight(qc_server_t *s) { return atomic_load(&s->n_inflight); }
+
+/* The scheduler ends every request it holds (streams get their error
+ * event, plain calls their 503) and refuses new ones; the connections stay
+ * up until those answers are sent. */
+void qc_server_cut(qc_server_t *s) { qs_sched_stop(s->sched); }

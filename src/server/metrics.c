@@ -1,7 +1,8 @@
 /* metrics.c — what the server counts, and GET /metrics: requests by route
  * and status, latency histograms (per route, and time to first text),
  * token and stream counters, and the scheduler's statistics and gauges, in
- * Prometheus' text exposition format 0.0.4.
+ * Prometheus' text exposition format 0.0.4; and the vllm:* gauges the
+ * Kubernetes inference gateway reads (print_gateway).
  *
  * The counters are written from every connection's thread and the
  * scheduler's: the per-request ones under a mutex, the token counters as
@@ -122,6 +123,51 @@ static void print_routes(const qc_server_t *s, qc_buf_t *t) {
     hist_print(t, "qcare_time_to_first_token_seconds", "", &m->first_token);
 }
 
+/* The gauges the Gateway API Inference Extension's endpoint picker reads,
+ * under the names vLLM exports (Prometheus allows ':' in metric names;
+ * vLLM's are "vllm:..."), and the probes' state. What qcare means by them:
+ *   num_requests_waiting  requests accepted and queued for a slot
+ *   num_requests_running  requests holding one of the --parallel slots
+ *                         (judging, reading their prompt or decoding)
+ *   kv_cache_usage_perc   KV bytes in use over the KV budget, 0..1 (a
+ *                         fraction, as vLLM's despite the name). The budget:
+ *                         the conversations' (QS_SESSION_BUDGET, evicted
+ *                         LRU beyond) plus one full --ctx context per slot;
+ *                         in use: the conversations' KV state and the
+ *                         tokens in the slots' contexts. The /v1/classify
+ *                         prefix cache (--prefix-cache-mb) is apart.
+ *   cache_config_info     that budget in blocks of QS_KV_BLOCK tokens:
+ *                         block_size tokens per block, num_gpu_blocks blocks
+ *                         (CPU memory here; the names are vLLM's). qcare does
+ *                         not page its KV cache: a block is only a unit. */
+#define QS_KV_BLOCK 16 /* tokens (vLLM's default block size) */
+
+static void print_gateway(const qc_server_t *s, const qs_stats_t *st, qc_buf_t *t) {
+    size_t bpt = qc_model_kv_bytes_per_token(s->m);
+    double used = (double)st->session_bytes + (double)st->kv_tokens * (double)bpt;
+    double budget = (double)s->kv_budget_tokens * (double)bpt, frac = budget > 0 ? used / budget : 0;
+    qc_buf_printf(t,
+                  "# HELP vllm:num_requests_waiting Requests accepted and waiting for a generation slot.\n"
+                  "# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting %d\n"
+                  "# HELP vllm:num_requests_running Requests holding a generation slot (judging, prompt or decoding).\n"
+                  "# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running %d\n"
+                  "# HELP vllm:kv_cache_usage_perc KV cache bytes in use over the KV budget (conversations and slots; "
+                  "1 = full).\n"
+                  "# TYPE vllm:kv_cache_usage_perc gauge\nvllm:kv_cache_usage_perc %.9g\n"
+                  "# HELP vllm:cache_config_info The KV budget in blocks: block_size tokens per block, num_gpu_blocks "
+                  "blocks (CPU memory).\n"
+                  "# TYPE vllm:cache_config_info gauge\n"
+                  "vllm:cache_config_info{block_size=\"%d\",num_gpu_blocks=\"%zu\"} 1\n",
+                  st->queued, st->active, frac < 1 ? frac : 1, QS_KV_BLOCK, s->kv_budget_tokens / QS_KV_BLOCK);
+    qc_buf_printf(t,
+                  "# HELP qcare_scheduler_stall_seconds Time the scheduler has been in its current loop while work "
+                  "waits (0 when idle); /health is 503 from --watchdog on.\n"
+                  "# TYPE qcare_scheduler_stall_seconds gauge\nqcare_scheduler_stall_seconds %.3f\n"
+                  "# HELP qcare_draining 1 once SIGTERM or SIGINT came: /ready and new requests are 503.\n"
+                  "# TYPE qcare_draining gauge\nqcare_draining %d\n",
+                  qs_sched_stall_s(s->sched), atomic_load(&s->draining));
+}
+
 static enum MHD_Result reply_metrics(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {
     qs_metrics_t *m = s->metrics;
     qs_stats_t st;
@@ -175,6 +221,8 @@ static enum MHD_Result reply_metrics(qc_server_t *s, struct MHD_Connection *con,
                   "# HELP qcare_uptime_seconds Seconds since the server started.\n# TYPE qcare_uptime_seconds gauge\n"
                   "qcare_uptime_seconds %.1f\n",
                   st.sessions, st.resident, st.session_bytes, (qc_now_ms() - m->t_start) / 1e3);
+    qs_records_metrics(s->rec, &t);
+    print_gateway(s, &st, &t);
     size_t len = t.n;
     char *text = qc_buf_take(&t);
     if (!text) return qs_reply_error(con, r, 500, "out of memory");
@@ -183,6 +231,6 @@ static enum MHD_Result reply_metrics(qc_server_t *s, struct MHD_Connection *con,
 }
 
 const qs_route_t qs_metrics_routes[] = {
-    {"/metrics", "GET", 0, reply_metrics},
+    {"/metrics", "GET", QS_PROBE, reply_metrics, 0},
     {0},
 };

@@ -16,15 +16,22 @@
  * with a `risk` task judges it too, after the emotion. Between
  * passes the thread admits queued requests (up to `parallel` at once).
  * Conversations keep their KV state in the care pipeline's sessions; the
- * scheduler drives their turns with qc_care_turn_*. */
+ * scheduler drives their turns with qc_care_turn_*.
+ *
+ * Heartbeat: the thread notes when each loop (admission, then one pass)
+ * begins; qs_sched_stall_s is the time since, while work waits or runs
+ * (the server's /health watchdog). After each pass it notes the KV state
+ * in use for /metrics (note_kv). */
 #include "server/sched.h"
 
 #include "base/base.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define QS_CHUNK 32         /* prompt tokens of one request per pass (< 64: llama.cpp's small-batch attention) */
 #define QS_JUDGE_RUN QC_JUDGE_CHUNK /* a judgment's tokens per pass: the runs qc_care_classify makes */
@@ -71,6 +78,11 @@ struct qs_sched {
     int *slot_used;
     qc_batch_t *batch;
     qs_stats_t st;             /* under mu */
+    /* the watchdog's heartbeat (/health), under mu: the start of the
+     * thread's current loop, and whether it waits for work */
+    double beat_ms;
+    int idle;
+    atomic_int stall_ms;       /* the test hook's sleep per loop (qs_sched_test_stall) */
 };
 
 /* ==== the queue ==== */
@@ -96,6 +108,17 @@ qc_status qs_submit(qs_sched_t *s, qs_request_t *r) {
     pthread_mutex_unlock(&s->mu);
     return st;
 }
+
+double qs_sched_stall_s(qs_sched_t *s) {
+    pthread_mutex_lock(&s->mu);
+    /* idle: waiting on cv, maybe just signalled (the wake-up is not a stall) */
+    int waits = !s->idle && (s->head || s->n_active);
+    double v = waits ? (qc_now_ms() - s->beat_ms) / 1e3 : 0;
+    pthread_mutex_unlock(&s->mu);
+    return v > 0 ? v : 0;
+}
+
+void qs_sched_test_stall(qs_sched_t *s, int ms) { atomic_store(&s->stall_ms, ms > 0 ? ms : 0); }
 
 void qs_stats(qs_sched_t *s, qs_stats_t *out) {
     pthread_mutex_lock(&s->mu);
@@ -258,6 +281,15 @@ static void start_reply(qs_sched_t *s, gen_t *g, int emotion) {
     }
     memcpy(g->hist, g->prompt + g->n_prompt - hist0, hist0 * sizeof *g->hist);
     g->n_hist = hist0;
+    if (r->prompt_ids) {
+        r->prompt_ids->n = 0;
+        qc_ids_add(r->prompt_ids, g->prompt, g->n_prompt);
+    }
+    qc_ids_t *out = r->reply_ids; /* room for the whole reply now: nothing is allocated per token */
+    if (out && out->cap - out->n < (size_t)r->max_tokens) {
+        int32_t *p = realloc(out->p, (out->n + (size_t)r->max_tokens) * sizeof *p);
+        if (p) out->p = p, out->cap = out->n + (size_t)r->max_tokens;
+    }
     if (r->logprobs && !(g->raw = malloc((size_t)s->n_vocab * sizeof *g->raw))) {
         finish(s, g, QC_ERR_NOMEM, "out of memory", 0);
         return;
@@ -278,6 +310,7 @@ static void judge(qs_sched_t *s, gen_t *g, const qc_labels_t *t) {
     g->ctx = qc_care_judge_ctx(g->judge);
     g->n_prompt = qc_care_judge_tokens(g->judge, &g->prompt);
     g->off = 0;
+    if (r->kind == QS_EMOTION && r->prompt_ids) qc_ids_add(r->prompt_ids, g->prompt, g->n_prompt);
 }
 
 /* Starts r in a free generation entry (admission keeps one for it): the
@@ -289,6 +322,13 @@ static void start(qs_sched_t *s, qs_request_t *r) {
         s->st.cancelled++;
         pthread_mutex_unlock(&s->mu);
         r->on_done(r->user, QC_ERR_CANCELLED, "cancelled", 0, 0, 0);
+        return;
+    }
+    if (r->kind == QS_END_SESSION) { /* the care pipeline is this thread's: dropped here, between passes */
+        qc_status st = qc_care_end_session(s->care, r->session);
+        if (st == QC_ERR_ARG) st = QC_OK; /* no such conversation: nothing to drop */
+        update_sessions(s);
+        r->on_done(r->user, st, st ? qc_care_errmsg(s->care) : "", 0, 0, 0);
         return;
     }
     gen_t *g = NULL;
@@ -363,6 +403,7 @@ static void advance(qs_sched_t *s, gen_t *g) {
     }
     g->hist[g->n_hist++] = id;
     g->n_out++;
+    if (r->reply_ids && r->reply_ids->n < r->reply_ids->cap) r->reply_ids->p[r->reply_ids->n++] = id;
     if (g->turn && qc_care_turn_push(g->turn, id)) {
         finish(s, g, QC_ERR_NOMEM, "out of memory", 0);
         return;
@@ -466,11 +507,39 @@ static void pass(qs_sched_t *s) {
     }
 }
 
+/* The KV state in use outside conversations (the pooled contexts of the
+ * requests generating now), and the conversations' own while a turn runs,
+ * for /metrics' vllm:kv_cache_usage_perc. */
+static void note_kv(qs_sched_t *s) {
+    size_t kv = 0;
+    int turns = 0;
+    for (int i = 0; i < s->parallel; i++) {
+        const gen_t *g = &s->gen[i];
+        if (g->r && g->slot >= 0) kv += (size_t)qc_ctx_pos(g->ctx);
+        turns |= g->r && g->turn;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->st.kv_tokens = kv;
+    pthread_mutex_unlock(&s->mu);
+    if (turns) update_sessions(s); /* a conversation grows during its turn; O(sessions), small beside a pass */
+}
+
+/* Sleeps ms milliseconds (the test hook). */
+static void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) && errno == EINTR) {}
+}
+
 static void *sched_main(void *arg) {
     qs_sched_t *s = arg;
     for (;;) {
         pthread_mutex_lock(&s->mu);
-        while (!s->stopping && !s->head && !s->n_active) pthread_cond_wait(&s->cv, &s->mu);
+        while (!s->stopping && !s->head && !s->n_active) {
+            s->idle = 1;
+            pthread_cond_wait(&s->cv, &s->mu);
+        }
+        s->idle = 0;
+        s->beat_ms = qc_now_ms(); /* a loop begins: the previous one is complete */
         if (s->stopping) {
             pthread_mutex_unlock(&s->mu);
             break;
@@ -501,7 +570,10 @@ static void *sched_main(void *arg) {
             admit = r->next;
             start(s, r);
         }
+        int stall = atomic_load(&s->stall_ms);
+        if (stall) sleep_ms(stall); /* after start(): the admitted requests count as work waiting */
         pass(s);
+        note_kv(s);
     }
     for (int i = 0; i < s->parallel; i++)
         if (s->gen[i].r) {
@@ -539,6 +611,7 @@ qs_sched_t *qs_sched_new(qc_model_t *m, qc_care_t *care, int parallel, int queue
     s->n_vocab = qc_model_n_vocab(m);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    s->beat_ms = qc_now_ms();
     s->gen = calloc((size_t)s->parallel, sizeof *s->gen);
     s->slots = calloc((size_t)s->parallel, sizeof *s->slots);
     s->slot_used = calloc((size_t)s->parallel, sizeof *s->slot_used);

@@ -10,6 +10,8 @@
 
 #include "qcare_care.h"
 
+#include "base/base.h"
+
 #include <stdatomic.h>
 
 typedef struct qs_sched qs_sched_t;
@@ -31,7 +33,9 @@ enum {
     QS_EMOTION,    /* judge the emotion of text */
     QS_ANALYZE,    /* emotion [, the urgency opinion], then the reply (in the conversation `session` when given) */
     QS_COMPLETION, /* generate after the prompt ids */
-    QS_CLASSIFY    /* score the labels of `labels` after text */
+    QS_CLASSIFY,   /* score the labels of `labels` after text */
+    QS_END_SESSION /* drop the conversation `session` (its KV state and tokens); no model work.
+                      on_done: QC_OK (also when there was none), or QC_ERR_BUSY mid-turn */
 };
 
 /* One request. The caller fills the inputs and the callbacks, submits it,
@@ -53,6 +57,11 @@ typedef struct qs_request {
     int prompt_logprobs;    /* QS_COMPLETION: also each prompt token's after the first (its prompt then
                              * runs alone on this thread, in the chunks a batched prefill uses) */
     int top_logprobs;       /* alternatives with them (0..QS_TOP_LOGPROBS) */
+    /* When set, the tokens of the reply's prompt (a conversation's turn: the
+     * ones this turn added; QS_EMOTION: the judged turn) and the generated
+     * ones are appended here, for the records. An allocation failure leaves
+     * them short; it never fails the request. */
+    qc_ids_t *prompt_ids, *reply_ids;
     void *user;
     /* The emotion (QS_EMOTION, QS_ANALYZE), before any reply text. */
     void (*on_emotion)(void *user, const qc_emotion_t *e);
@@ -85,6 +94,8 @@ typedef struct {
     double decode_s;           /* time spent in passes without prompt tokens (steady decoding) */
     unsigned long long decode_pass_tokens; /* the tokens of those passes */
     unsigned long long cancelled; /* requests ended because they were cancelled (client gone), queued or running */
+    size_t kv_tokens;          /* tokens in the KV state of the requests generating outside conversations now (their
+                                  pooled contexts; conversations count in session_bytes), as of the last pass */
 } qs_stats_t;
 
 /* Starts the scheduler thread. care comes from the same model; the
@@ -97,6 +108,12 @@ qs_sched_t *qs_sched_new(qc_model_t *m, qc_care_t *care, int parallel, int queue
  * scheduler bug. */
 qc_status qs_submit(qs_sched_t *s, qs_request_t *r);
 void qs_stats(qs_sched_t *s, qs_stats_t *out);
+/* The watchdog's measure: seconds since the thread last began a loop
+ * (admission and one pass) while work waits or runs; 0 when it is idle. */
+double qs_sched_stall_s(qs_sched_t *s);
+/* A test hook (QCARE_TEST_STALL_MS): every loop that has work sleeps ms
+ * first, like a scheduler stuck in a long pass. 0: none. */
+void qs_sched_test_stall(qs_sched_t *s, int ms);
 /* Ends every request (on_done with an error) and refuses new ones. */
 void qs_sched_stop(qs_sched_t *s);
 /* Stops (if not yet) and frees. */

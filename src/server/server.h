@@ -3,7 +3,9 @@
  * Endpoints: GET /health, GET / (the chat page), POST /api/emotion,
  * POST /api/analyze (JSON or Server-Sent Events), POST /v1/classify,
  * GET /v1/models, POST /v1/chat/completions and /v1/completions
- * (OpenAI-compatible, JSON or SSE), GET /metrics (Prometheus).
+ * (OpenAI-compatible, JSON or SSE), GET /metrics (Prometheus); with an
+ * admin key, GET /dashboard and /api/records/... (the consultation
+ * records, api_records.c).
  *
  * One model and one care pipeline are shared by every connection; the
  * scheduler (sched.h) batches the requests' model work. */
@@ -35,12 +37,47 @@ typedef struct {
     const char *const *trusted_proxies; /* addresses exempt from the per-client limit (NULL-terminated; NULL: none) */
     const char *const *allow_origins;   /* origins (scheme://host[:port]) whose pages may call the API besides the
                                            page's own ("*": any); NULL-terminated; NULL: the same origin only */
+    /* Consultation records (src/records/): every judged turn of /api/emotion
+     * and /api/analyze is committed to the store at this path before its
+     * answer completes. NULL: none kept. */
+    const char *records;
+    int records_sync_full;   /* synchronous=FULL: each commit survives a power cut (default NORMAL) */
+    int retain_days;         /* > 0: turns older than this are removed, at start and then hourly */
+    const char *admin_key;   /* opens the follow-up view (/dashboard, /api/records/...) and every
+                                endpoint; NULL: the view is off (404) */
+    int records_fail_writes; /* test hook: the first N write transactions of the store fail */
+    /* Operations: /health, /ready and /metrics answer without the API key. */
+    int watchdog_s;          /* /health answers 503 when the scheduler has not finished a loop for this long while
+                                work waits (0: 30 s) */
+    const char *metrics_key; /* when set, /metrics needs "Authorization: Bearer KEY" (the API key opens it too) */
+    /* /ready's own condition besides "the model is loaded and the server is
+     * not draining" (the records store reachable): 1 ready, 0 not, with a
+     * short reason in why[n]. Called on the HTTP threads, concurrently and
+     * on every probe: it must be thread-safe and must not block. NULL: none. */
+    int (*ready_check)(void *user, char *why, size_t n);
+    void *ready_user;
+    int test_stall_ms;       /* test hook (QCARE_TEST_STALL_MS): each scheduler loop with work sleeps this long */
 } qc_server_opts_t;
 
 /* Starts serving on its own threads. The model must outlive the server.
  * On failure returns a status and writes a message into err. */
 qc_status qc_server_start(qc_model_t *m, const qc_server_opts_t *opts, qc_server_t **out, char *err,
                           size_t err_size);
+
+/* Graceful drain, in steps (cmd_serve.c on SIGTERM / SIGINT):
+ *   qc_server_drain     /ready turns 503 and every new request but the
+ *                       probes gets 503 with Retry-After; what is in
+ *                       flight goes on
+ *   qc_server_inflight  requests received and not yet completely answered
+ *                       (probes included): the drain is done at 0
+ *   qc_server_cut       ends what is still in flight (the drain timeout):
+ *                       streams end with their error event, waiting plain
+ *                       answers are 503; then wait for qc_server_inflight
+ *                       to reach 0 (the last answers being sent) before
+ *                       qc_server_stop. */
+void qc_server_drain(qc_server_t *s);
+int qc_server_inflight(qc_server_t *s);
+void qc_server_cut(qc_server_t *s);
 
 /* Stops accepting, waits for the connections to finish, frees everything.
  * NULL is a no-op. */

@@ -10,7 +10,12 @@
  *   api_care.c    the care endpoints: /api/emotion, /api/analyze
  *   api_openai.c  the OpenAI-compatible ones: /v1/chat/completions, /v1/completions, /v1/models
  *   api_classify.c  /v1/classify: label scoring for caller-given labels
+ *   notice.c      the urgent notice of a patient's text, on every answer
+ *                 of its request (errors included)
  *   metrics.c     the counters and latency histograms, /metrics
+ *   records_hook.c  the consultation records: the store, a turn's record
+ *                 committed before its answer completes, erasure, retention
+ *   api_records.c the follow-up view: /dashboard and /api/records/... (admin key)
  *
  * An endpoint group is one file exporting its routes (a qs_route_t array
  * ended by {0}), declared at the end of this header and listed once in
@@ -25,6 +30,7 @@
 #include "server/server.h"
 
 #include "base/base.h"
+#include "records/records.h"
 #include "server/sched.h"
 
 #include <jansson.h>
@@ -39,6 +45,7 @@ typedef struct qs_metrics qs_metrics_t;
 typedef struct qs_route qs_route_t;
 typedef struct qs_call qs_call_t;
 typedef struct qs_conns qs_conns_t;
+typedef struct qs_records qs_records_t;
 
 struct qc_server {
     struct MHD_Daemon *d;
@@ -50,30 +57,44 @@ struct qc_server {
     qs_conns_t *conns;
     const qs_route_t *routes[QS_MAX_ROUTES]; /* every group's routes, in the route table's order */
     int n_routes;                            /* a request matching none is counted at index n_routes */
+    qs_records_t *rec;                       /* NULL: no records kept */
     char *api_key, *model_name;
     char **origins; /* --allow-origin, without a trailing '/' */
     int n_origins;
+    char *admin_key;                         /* NULL: the follow-up view is off */
     int n_ctx, quiet, qwen3, parallel, queue;
     int risk_model;             /* /api/analyze asks the model's urgency opinion too */
     int keepalive_ms;           /* a stream with nothing to send for this long sends an SSE comment */
     atomic_ulong n_completions; /* chat completions so far (their ids) */
+    /* operations (issue 14): probes, the watchdog, the drain */
+    char *metrics_key;          /* when set, /metrics needs it (or the API key) as a Bearer token */
+    int watchdog_s;             /* /health is 503 when the scheduler has not finished a loop for this long */
+    int (*ready_check)(void *user, char *why, size_t n); /* /ready's own condition (NULL: none) */
+    void *ready_user;
+    size_t kv_budget_tokens;    /* the KV budget, in tokens (vllm:kv_cache_usage_perc's denominator) */
+    atomic_int draining;        /* SIGTERM came: /ready and new requests are 503 */
+    atomic_int n_inflight;      /* requests received and not yet completely answered */
 };
 
 /* ==== requests and replies (http.c) ==== */
 
 /* One HTTP request, from its first call by MHD to its completion. */
 typedef struct {
-    qc_buf_t body; /* at most QS_MAX_BODY bytes (empty when too_big) */
+    qc_buf_t body; /* at most QS_MAX_BODY bytes (when too_big: the first QS_MAX_BODY, scanned for the notice) */
     int too_big;
+    int patient;   /* the route takes a patient's text (qs_route_t.patient) */
+    qc_safety_result_t sr; /* that text's safety result (notice.c); zero: not read yet */
+    char *notice;          /* its notice when urgent (owned) */
     int status;    /* the answer's status, for the log and the metrics */
     int route;     /* index into qc_server.routes (n_routes: none) */
     double t0;     /* arrival, ms on qc_now_ms's clock */
     qs_call_t *call; /* a plain call waiting for the scheduler (the connection suspended) */
     char cors[256];  /* an allowed cross origin, echoed in Access-Control-Allow-Origin ("": none) */
-    char method[16], path[256];
+    char method[16], path[512]; /* room for a route's prefix and a 256-byte id */
 } qs_req_t;
 
 #define QS_JSON_TYPE "application/json; charset=utf-8"
+#define QS_MAX_SESSION 128 /* bytes of a session id (the body's "session", the X-Session-Id header) */
 
 /* Queues an answer of len bytes with its Content-Type, and one more header
  * when `header` is set. With MHD_RESPMEM_MUST_FREE, data is freed here on
@@ -81,21 +102,24 @@ typedef struct {
 enum MHD_Result qs_reply_bytes(struct MHD_Connection *con, qs_req_t *r, unsigned status, const void *data, size_t len,
                                enum MHD_ResponseMemoryMode mode, const char *type, const char *header,
                                const char *value);
-/* Queues a JSON reply (takes the reference to j; NULL j: MHD_NO). */
+/* Queues a JSON reply (takes the reference to j; NULL j: MHD_NO). An
+ * error (status >= 400) of a request whose patient text is urgent carries
+ * its notice (qs_req_urgent_fields). */
 enum MHD_Result qs_reply_json(struct MHD_Connection *con, qs_req_t *r, unsigned status, json_t *j);
 /* Queues {"error": MESSAGE} (the message escaped as qs_escape does, at
  * most 511 bytes): it may quote the request. */
 enum MHD_Result qs_reply_error(struct MHD_Connection *con, qs_req_t *r, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-/* 503 with Retry-After, for a full queue. */
+/* 503 with Retry-After, for a full queue (with the notice, as errors are). */
 enum MHD_Result qs_reply_busy(struct MHD_Connection *con, qs_req_t *r);
 /* Queues resp as r's answer with status, adding the headers every answer
  * carries (CORS for an allowed cross origin), and releases resp. */
 enum MHD_Result qs_queue(struct MHD_Connection *con, qs_req_t *r, unsigned status, struct MHD_Response *resp);
 
-/* The body as a JSON object, or NULL with the reason in msg. jansson
+/* The body as a JSON object, or NULL with the reason in msg (and, on a
+ * patient route, the raw body scanned for the notice). jansson
  * rejects invalid UTF-8, "\u0000" in strings and a key twice in an object. */
-json_t *qs_parse_body(const qs_req_t *r, char *msg, size_t n);
+json_t *qs_parse_body(qs_req_t *r, char *msg, size_t n);
 /* 64 random bits (getrandom): the seed of a request that gives none, so
  * two requests never share one by arriving in the same second. */
 uint64_t qs_random_u64(void);
@@ -105,6 +129,13 @@ int qs_get_string(json_t *j, const char *name, const char **out, size_t *len, ch
 int qs_get_int(json_t *j, const char *name, long long lo, long long hi, long long *out, char *msg, size_t n);
 int qs_get_number(json_t *j, const char *name, double lo, double hi, double *out, char *msg, size_t n);
 int qs_get_bool(json_t *j, const char *name, int *out, char *msg, size_t n);
+/* The X-Session-Id header (set by clients so that a balancer can hash on
+ * it without reading bodies), checked like a body "session": 1 to
+ * QS_MAX_SESSION bytes of UTF-8. *session holds the body's session (NULL:
+ * none); the header, when present, must equal it, or becomes it when there
+ * is none. 0, or -1 (answer 400) with the reason in msg. *session then
+ * points into the body or the connection's headers. */
+int qs_header_session(struct MHD_Connection *con, const char **session, char *msg, size_t n);
 
 /* Text from a client made safe for the log: control characters (C0, DEL,
  * C1), backslashes and bytes that are not UTF-8 become \xHH (\\); cut to
@@ -116,12 +147,31 @@ const char *qs_escape(const char *in, char *out, size_t n);
 /* Answers one request whose path, method and key were checked. */
 typedef enum MHD_Result (*qs_handler_fn)(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r);
 
+#define QS_ADMIN 2 /* qs_route.open: only with the admin key; 404 while none is set */
+
 struct qs_route {
-    const char *path;   /* matched whole */
-    const char *method; /* "GET" (HEAD is served too) or "POST" */
-    int open;           /* served without the API key */
+    const char *path;   /* matched whole; one ending in '*' matches every longer path with that start */
+    const char *method; /* "GET" (HEAD is served too), "POST" or "DELETE"; a path may have several routes */
+    int open;           /* 1: served without the API key; QS_ADMIN: see above */
     qs_handler_fn serve;
+    int patient;        /* its body holds a patient's text: its errors carry the urgent notice (notice.c) */
 };
+
+#define QS_PROBE 3 /* qs_route.open: a probe (/health, /ready, /metrics): served without the API key, and while
+                      the server drains */
+
+/* ==== the urgent notice of a patient's text (notice.c) ==== */
+
+/* Checks text (len bytes, read whole) against the safety rules in use
+ * into r->sr; when urgent, r keeps it and its notice for every answer (a
+ * later text checked no longer changes it). */
+void qs_req_scan(qs_req_t *r, const char *text, size_t len);
+/* qs_req_scan on r's raw body, JSON string escapes decoded: for a body
+ * that is not JSON or was cut at QS_MAX_BODY. */
+void qs_req_scan_body(qs_req_t *r);
+/* Adds "urgent", "urgent_kind", "presentation" and "notice" to object o
+ * when r's patient text is urgent. */
+void qs_req_urgent_fields(const qs_req_t *r, json_t *o);
 
 /* ==== calls (call.c) ==== */
 
@@ -157,6 +207,7 @@ struct qs_call {
     qc_status st;     /* the scheduler's result, its message in msg */
     char msg[512];
     double t0, t_first;          /* ms: the call's start, its first reply text (0: none yet) */
+    unsigned http_status;        /* a failed call's HTTP status when set (503: its record was not written) */
     void (*clear)(qs_call_t *c); /* frees what the endpoint's part holds (NULL: nothing) */
 };
 
@@ -246,11 +297,48 @@ void qs_metrics_call(qs_metrics_t *m, size_t n_prompt, size_t n_out, double firs
 /* One stream ended early (client gone or error). */
 void qs_metrics_cancelled(qs_metrics_t *m);
 
+/* ==== records (records_hook.c) ==== */
+
+/* Opens s->rec when o->records is set (the store, the model's identity,
+ * the retention thread); leaves it NULL otherwise. The reason in err. */
+qc_status qs_records_open(qc_server_t *s, const qc_server_opts_t *o, char *err, size_t err_size);
+/* Commits what is queued (each waiting answer is told), then frees. NULL is a no-op. */
+void qs_records_close(qs_records_t *rec);
+/* A call about session starts (0), or is refused because the session is
+ * being erased (-1). Every 0 is paired with one qs_records_release. */
+int qs_records_hold(qs_records_t *rec, const char *session);
+void qs_records_release(qs_records_t *rec, const char *session);
+/* Fills t's model fields and queues it for the writer; done is called on
+ * the writer's thread once it is committed or failed (not when this
+ * returns an error, which is counted in qcare_records_errors_total). */
+qc_status qs_records_submit(qs_records_t *rec, qc_rec_turn_t *t, qc_rec_done_fn done, void *user, char *err,
+                            size_t err_size);
+/* Waits until every submitted turn's done has returned (the scheduler
+ * stopped first, so no more come) and no export's connection is
+ * suspended, refusing new suspensions: MHD can then stop. NULL is a no-op. */
+void qs_records_drain(qs_records_t *rec);
+/* An export's side of that: whether the server is stopping (the export
+ * gives up), and its connection suspended (delta 1; -1 when the server is
+ * stopping: do not) or resumed (-1). */
+int qs_records_stopping(const qs_records_t *rec);
+int qs_records_export_waits(qs_records_t *rec, int delta);
+/* Erasure of session, in three steps that never block a connection's
+ * thread on the scheduler: begin refuses (QC_ERR_BUSY) while a call about
+ * it runs, and from then refuses new ones (qs_records_hold); the caller
+ * then has the scheduler drop its conversation (QS_END_SESSION) and erases
+ * its turns (qc_store_erase, a tombstone stays); end lifts the refusal. */
+qc_status qs_records_erase_begin(qs_records_t *rec, const char *session, char *err, size_t err_size);
+void qs_records_erase_end(qs_records_t *rec, const char *session);
+qc_store_t *qs_records_store(const qs_records_t *rec);
+/* The records' lines of /metrics (zeros when records are off). */
+void qs_records_metrics(qs_records_t *rec, qc_buf_t *t);
+
 /* ==== the endpoint groups (listed in http.c's route table) ==== */
 
 extern const qs_route_t qs_care_routes[];    /* api_care.c */
 extern const qs_route_t qs_openai_routes[];  /* api_openai.c */
 extern const qs_route_t qs_classify_routes[]; /* api_classify.c */
 extern const qs_route_t qs_metrics_routes[]; /* metrics.c */
+extern const qs_route_t qs_records_routes[]; /* api_records.c */
 
 #endif

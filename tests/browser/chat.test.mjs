@@ -2,16 +2,17 @@
 // Chromium (playwright-core, the system's chromium) and checks what a patient
 // sees: the emotion badge before the streamed reply, the urgent notice above
 // its reply, history across a reload, the language toggle, the phone layout,
-// and the error paths (503, 401 + API key, network failure).
+// and the error paths (503, 401 + API key, network failure); then the
+// follow-up view (/dashboard) on the records the run made (QC_ADMIN_KEY).
 //
-//   QC_URL=http://127.0.0.1:PORT [QC_SHOTS=DIR] [CHROMIUM=/usr/bin/chromium] node chat.test.mjs
+//   QC_URL=http://127.0.0.1:PORT QC_ADMIN_KEY=KEY [QC_SHOTS=DIR] [CHROMIUM=/usr/bin/chromium] node chat.test.mjs
 //
 // The model behind the server may be a random-weight test model: the reply
 // text is noise, so the checks are about mechanics, never about words.
 // Prints one line per check and `browser: N passed, N failed, N skipped` last; exits
 // non-zero on any failure.
 import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 
@@ -97,6 +98,161 @@ async function waitDone(page, turn) {
         const err = await turn.getByTestId('error').textContent().catch(() => '');
         throw new Error(`the reply ended in state ${state}: ${err}`);
     }
+}
+
+/* The follow-up view: a few more consultations through the API, then the
+ * page as a doctor uses it — the key asked once, sessions by risk with the
+ * urgent ones marked and first, a session's chart beside its transcript,
+ * the urgent filter, the CSV download, Chinese, the phone layout. */
+async function dashboardChecks() {
+    const KEY = process.env.QC_ADMIN_KEY || '';
+    if (!KEY) {
+        await check('the follow-up view needs QC_ADMIN_KEY (run.sh sets it)', () => false);
+        return;
+    }
+    const post = async (path, body) => {
+        const r = await fetch(BASE + path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+        if (r.status !== 200) throw new Error(`${path}: ${r.status} ${await r.text()}`);
+        return r.json();
+    };
+    const CALM3 = ['I have had a mild cough for a week.', 'It is a bit better today.', 'Thank you, I feel calmer now.'];
+    await check('records: a calm and an urgent consultation through the API', async () => {
+        for (const text of CALM3) await post('/api/analyze', { text, session: 'followup-calm', patient: 'P-100', max_tokens: 8 });
+        await post('/api/analyze', { text: '我有点头晕', session: 'followup-stroke', patient: 'P-200', max_tokens: 8 });
+        await post('/api/analyze', { text: 'My face is drooping on one side and my speech is slurred', session: 'followup-stroke', patient: 'P-200', max_tokens: 8 });
+        await post('/api/emotion', { text: 'just checking in' });
+    });
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-US', acceptDownloads: true });
+    const dp = await ctx.newPage();
+    const errors = [];
+    dp.on('pageerror', (e) => errors.push(String(e.message)));
+    const rows = () => dp.getByTestId('session-row');
+    await check('dashboard: served as HTML and asks for the admin key', async () => {
+        const res = await dp.goto(BASE + '/dashboard', { waitUntil: 'load', timeout: UI_MS * 3 });
+        expect(res && res.status() === 200, `status ${res && res.status()}`);
+        await dp.getByTestId('key-input').waitFor({ state: 'visible', timeout: UI_MS });
+        expect((await rows().count()) === 0, 'sessions shown without a key');
+    });
+    await check('dashboard: a wrong key is refused and asked again', async () => {
+        await dp.getByTestId('key-input').fill('not-the-key');
+        await dp.getByTestId('key-input').press('Enter');
+        await dp.getByTestId('key-error').waitFor({ state: 'visible', timeout: UI_MS });
+        expect(await dp.getByTestId('key-input').isVisible(), 'the key field is gone');
+    });
+    await check('dashboard: the right key opens the list, most at risk first, urgent ones marked', async () => {
+        await dp.getByTestId('key-input').fill(KEY);
+        await dp.getByTestId('key-input').press('Enter');
+        await rows().first().waitFor({ timeout: UI_MS });
+        const list = await rows().evaluateAll((rs) => rs.map((r) => ({ s: r.dataset.session, u: r.dataset.urgent === 'true',
+            risk: Number(r.dataset.risk), tag: !!r.querySelector('[data-testid="urgent-tag"]') })));
+        expect(list.length >= 4, `${list.length} sessions`);
+        for (let i = 1; i < list.length; i++) expect(list[i - 1].risk >= list[i].risk, `not by risk: ${JSON.stringify(list)}`);
+        const firstCalm = list.findIndex((r) => !r.u), lastUrgent = list.map((r) => r.u).lastIndexOf(true);
+        expect(lastUrgent >= 1 && lastUrgent < firstCalm, `urgent sessions are not all first: ${JSON.stringify(list)}`);
+        expect(list.every((r) => r.u === r.tag), 'an urgent session without its mark (or the reverse)');
+        expect(list.some((r) => r.s === 'followup-stroke' && r.u) && list.some((r) => r.s === 'followup-calm' && !r.u), 'sessions missing');
+    });
+    await check('dashboard: the key is kept for the browser session only', async () => {
+        const where = await dp.evaluate(() => ({ s: sessionStorage.getItem('qcare.adminKey'), l: localStorage.getItem('qcare.adminKey') }));
+        expect(where.s === KEY && where.l === null, JSON.stringify(where));
+        await dp.reload({ waitUntil: 'load' });
+        await rows().first().waitFor({ timeout: UI_MS });
+        expect(!(await dp.getByTestId('key-input').isVisible()), 'asked again after a reload');
+    });
+    await check("dashboard: a session's emotion chart beside its transcript", async () => {
+        await dp.locator('[data-testid="session-row"][data-session="followup-calm"]').click();
+        const tr = dp.getByTestId('transcript-turn');
+        await tr.nth(2).waitFor({ timeout: UI_MS });
+        const msgs = await dp.getByTestId('transcript-message').allTextContents();
+        expect(JSON.stringify(msgs) === JSON.stringify(CALM3), `transcript ${JSON.stringify(msgs)}`);
+        expect((await dp.getByTestId('transcript-reply').count()) === 3, 'replies missing');
+        for (const l of LABELS) {
+            const pts = (await dp.getByTestId('line-' + l).getAttribute('points')).trim().split(/\s+/);
+            expect(pts.length === 3, `${l}: ${pts.length} points`);
+        }
+        const c = await dp.getByTestId('chart').boundingBox(), t = await dp.getByTestId('transcript').boundingBox();
+        expect(c && t && c.width > 200 && c.x + c.width <= t.x, `chart ${JSON.stringify(c)} transcript ${JSON.stringify(t)}`);
+    });
+    await check('dashboard: an urgent session shows its urgent turn in chart and transcript', async () => {
+        await dp.locator('[data-testid="session-row"][data-session="followup-stroke"]').click();
+        await dp.getByTestId('turn-urgent').first().waitFor({ timeout: UI_MS });
+        expect((await dp.getByTestId('chart-urgent').count()) === 1, 'no urgent mark in the chart');
+        expect(/stroke/.test(await dp.getByTestId('turn-urgent').first().textContent()), 'urgent kind not shown');
+    });
+    await check('dashboard screenshot (dashboard.png)', () => shot(dp, 'dashboard.png'));
+    // Runs action, then waits until the list has been loaded again (the page
+    // counts its loads in body[data-loaded]).
+    const reloaded = async (action) => {
+        const seq = await dp.evaluate(() => document.body.dataset.loaded);
+        await action();
+        await dp.waitForFunction((s) => document.body.dataset.loaded !== s, seq, { timeout: UI_MS });
+    };
+    await check('dashboard: "urgent only" keeps the urgent sessions', async () => {
+        const urgentBefore = await dp.locator('[data-testid="session-row"][data-urgent="true"]').count();
+        const all = await rows().count();
+        await reloaded(() => dp.getByTestId('filter-urgent').check());
+        const urgent = await rows().evaluateAll((rs) => rs.map((r) => r.dataset.urgent));
+        expect(urgent.length === urgentBefore && urgent.every((u) => u === 'true'), `rows ${JSON.stringify(urgent)}, ${urgentBefore} urgent before`);
+        await reloaded(() => dp.getByTestId('filter-urgent').uncheck());
+        expect((await rows().count()) === all, 'the list did not come back whole');
+    });
+    await check('dashboard: a negative streak nobody has empties the list', async () => {
+        await reloaded(() => dp.getByTestId('filter-streak').fill('50'));
+        expect((await dp.getByTestId('no-sessions').count()) === 1 && (await rows().count()) === 0, 'sessions left');
+        await reloaded(() => dp.getByTestId('filter-streak').fill('0'));
+        expect((await rows().count()) > 0, 'the list did not come back');
+    });
+    await check('dashboard: CSV download of the records', async () => {
+        const [dl] = await Promise.all([dp.waitForEvent('download', { timeout: UI_MS }), dp.getByTestId('csv').click()]);
+        expect(/\.csv$/.test(dl.suggestedFilename()), `file name ${dl.suggestedFilename()}`);
+        const text = readFileSync(await dl.path(), 'utf8');
+        expect(text.startsWith('id,session_id,patient_id,time,message,'), `header: ${text.slice(0, 60)}`);
+        for (const m of [...CALM3, URGENT]) expect(text.includes(m), `"${m}" missing from the CSV`);
+    });
+    await check('dashboard: 中文', async () => {
+        await dp.getByTestId('lang').click();
+        await dp.waitForFunction(() => document.documentElement.lang === 'zh-CN', null, { timeout: UI_MS });
+        expect((await dp.locator('h1').textContent()).includes('随访'), 'heading not in Chinese');
+        expect((await dp.getByTestId('transcript').textContent()).includes('紧急'), 'transcript not in Chinese');
+        await dp.getByTestId('lang').click();
+    });
+    await check('dashboard: no JavaScript errors', () => expect(errors.length === 0, errors.join(' | ')));
+    const state = await ctx.storageState();
+    await ctx.close();
+
+    /* a phone: one column; the list, then a session, then back */
+    const ph = await browser.newContext({ viewport: { width: 375, height: 667 }, deviceScaleFactor: 2, isMobile: true,
+        hasTouch: true, locale: 'en-US', storageState: state });
+    const mp = await ph.newPage();
+    await mp.goto(BASE + '/dashboard', { waitUntil: 'load' });
+    await check('dashboard phone: asks for the key in a new browser session, then lists', async () => {
+        await mp.getByTestId('key-input').fill(KEY);
+        await mp.getByTestId('key-input').press('Enter');
+        await mp.getByTestId('session-row').first().waitFor({ timeout: UI_MS });
+    });
+    const fits = async (what) => {
+        const w = await mp.evaluate(() => document.documentElement.scrollWidth);
+        expect(w <= 375, `${what}: the page is ${w} px wide`);
+        for (const id of ['csv', 'lang', 'logout']) {
+            const b = await mp.getByTestId(id).boundingBox();
+            expect(b && b.x >= 0 && b.x + b.width <= 375.5 && b.y + b.height <= 667, `${id} outside the screen: ${JSON.stringify(b)}`);
+        }
+    };
+    await check('dashboard phone: the list fits the screen', () => fits('list'));
+    await check('dashboard phone: a session opens full width, chart above the transcript', async () => {
+        await mp.locator('[data-testid="session-row"][data-session="followup-stroke"]').tap();
+        await mp.getByTestId('transcript-turn').nth(1).waitFor({ timeout: UI_MS });
+        expect(!(await mp.getByTestId('sessions').isVisible()), 'the list is still shown beside it');
+        const c = await mp.getByTestId('chart').boundingBox(), t = await mp.getByTestId('transcript').boundingBox();
+        expect(c && t && c.width > 250 && c.y + c.height <= t.y, `chart ${JSON.stringify(c)} transcript ${JSON.stringify(t)}`);
+        await fits('session');
+    });
+    await check('dashboard phone screenshot (dashboard-mobile.png)', () => shot(mp, 'dashboard-mobile.png'));
+    await check('dashboard phone: back to the list', async () => {
+        await mp.getByTestId('back').tap();
+        await mp.getByTestId('sessions').waitFor({ state: 'visible', timeout: UI_MS });
+    });
+    await ph.close();
 }
 
 try {
@@ -327,6 +483,11 @@ try {
             return route.fulfill({ status: 503, headers: { 'Retry-After': '7' }, contentType: 'application/json',
                 body: JSON.stringify({ error: 'server busy' }) });
         }
+        if (mode === 'urgent-busy') { /* the server's shape: an error to an urgent message carries its notice */
+            return route.fulfill({ status: 503, headers: { 'Retry-After': '3' }, contentType: 'application/json',
+                body: JSON.stringify({ error: 'server busy', urgent: true, urgent_kind: 'cardiac', presentation: 'cardiac.acs',
+                    notice: '⚠️ 紧急：您描述的情况可能危及生命，请立即拨打急救电话 120。' }) });
+        }
         if (mode === 'network') return route.abort('failed');
         seenAuth = route.request().headers()['authorization'] || '';
         seenType = route.request().headers()['content-type'] || '';
@@ -349,6 +510,18 @@ try {
         const err = lastTurn(ep).getByTestId('error');
         await err.waitFor({ timeout: UI_MS });
         expect((await err.textContent()).includes('7'), `error: ${await err.textContent()}`);
+        await ep.waitForFunction(() => !document.querySelector('[data-testid="send"]').disabled, null, { timeout: UI_MS });
+    });
+    await check('an error to an urgent message still shows its notice, above the error', async () => {
+        mode = 'urgent-busy';
+        await sendMessage(ep, '胸口压榨样疼痛');
+        const notice = lastTurn(ep).getByTestId('notice'), err = lastTurn(ep).getByTestId('error');
+        await err.waitFor({ timeout: UI_MS });
+        await notice.waitFor({ state: 'visible', timeout: UI_MS });
+        expect((await notice.getAttribute('data-kind')) === 'cardiac', `kind ${await notice.getAttribute('data-kind')}`);
+        expect((await notice.textContent()).includes('120'), `notice: ${await notice.textContent()}`);
+        const nb = await notice.boundingBox(), eb = await err.boundingBox();
+        expect(nb.y + nb.height <= eb.y + 1, 'the notice is not above the error');
         await ep.waitForFunction(() => !document.querySelector('[data-testid="send"]').disabled, null, { timeout: UI_MS });
     });
     await check('network failure is shown', async () => {
@@ -417,6 +590,9 @@ try {
         expect(pageErrors.length === 0, pageErrors.join(' | '));
     });
     await errs.close();
+
+    /* ==== the follow-up view (/dashboard), on the records of this run ==== */
+    await dashboardChecks();
 } catch (e) {
     failed++;
     console.log(`FAIL unexpected: ${String(e && e.stack || e).split('\n').slice(0, 3).join(' ')}`);

@@ -1,8 +1,9 @@
 #!/bin/sh
 # Runs the browser test of one build folder ($1, default build): makes sure
 # Chromium, Node.js and playwright-core are there (scripts/browser-deps.sh),
-# starts `qcare serve` with the tiny fixture model on a free port, runs
-# chat.test.mjs against it, and stops the server. Screenshots and logs go to
+# starts `qcare serve` with the tiny fixture model on a free port (its
+# records in a fresh file under $BUILD/browser, an admin key for the
+# follow-up view), runs chat.test.mjs against it, and stops the server. Screenshots and logs go to
 # $BUILD/browser. The last line is always `browser: N passed, N failed, N skipped`; a
 # missing dependency is a failure, never a silent skip.
 here=$(cd "$(dirname "$0")" && pwd)
@@ -34,7 +35,11 @@ fi
 port=$(node -e 'const s = require("net").createServer(); s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });') ||
     fail "cannot find a free port"
 
-"$BUILD/qcare" serve --model "$model" --dtype bf16 --threads 2 --port "$port" --quiet >"$out/server.log" 2>&1 &
+# The records go to a fresh file of this run; the admin key opens the follow-up view.
+admin_key="browser-admin-$$"
+rm -f "$out/records.db" "$out/records.db-wal" "$out/records.db-shm"
+"$BUILD/qcare" serve --model "$model" --dtype bf16 --threads 2 --port "$port" --quiet \
+    --records "$out/records.db" --admin-key "$admin_key" >"$out/server.log" 2>&1 &
 pid=$!
 stop() {
     if [ -n "$pid" ]; then
@@ -63,7 +68,7 @@ until healthy; do
     sleep 0.1
 done
 
-QC_URL="$url" QC_SHOTS="$out" node "$here/chat.test.mjs" >"$out/test.log" 2>&1
+QC_URL="$url" QC_SHOTS="$out" QC_ADMIN_KEY="$admin_key" node "$here/chat.test.mjs" >"$out/test.log" 2>&1
 rc=$?
 stop
 cat "$out/test.log"

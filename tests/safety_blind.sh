@@ -1,0 +1,45 @@
+#!/bin/sh
+# safety_blind.sh BUILD — the urgent-care rules on the blind sets
+# (data/safety-blind/, see its README): the tune and holdout halves of each
+# language, scored with `qcare eval --task safety --counts-only`, so no
+# message of a holdout half is ever printed. Each half must keep what the
+# rules reached when its thresholds were set (the measured counts minus a
+# small margin; docs/safety.md has the measurements): at least MIN caught,
+# at most MAX false alarms, and at least MIN_SH of the suicide and
+# self-harm messages caught. The goals (recall >= 95 %, false alarms <= 5 %
+# on the holdout half, no miss on suicidal intent) are in the README, not
+# here: a threshold guards a result, it does not claim one.
+# Closing line: `safety-blind: N passed, N failed, N skipped`.
+BUILD=${1:-build}
+passed=0; failed=0; skipped=0
+
+# half FILE MIN MAX MIN_SH
+half() {
+    f=$1
+    if [ ! -f "$f" ]; then
+        echo "SKIP $f: not in this checkout"
+        skipped=$((skipped + 1))
+        return
+    fi
+    out=$("$BUILD/qcare" eval --task safety --data "$f" --counts-only) || { echo "FAIL $f: qcare eval failed"; failed=$((failed + 1)); return; }
+    caught=$(echo "$out" | sed -nE '1s/^urgent ([0-9]+): caught ([0-9]+).*/\2/p')
+    urgent=$(echo "$out" | sed -nE '1s/^urgent ([0-9]+): caught.*/\1/p')
+    alarms=$(echo "$out" | sed -nE '1s/.*false alarms ([0-9]+) .*/\1/p')
+    calm=$(echo "$out" | sed -nE '1s/.*not urgent ([0-9]+):.*/\1/p')
+    sh=$(echo "$out" | sed -nE 's/^ +suicide_selfharm +urgent +[0-9]+ caught +([0-9]+).*/\1/p')
+    if [ -z "$caught" ] || [ -z "$alarms" ]; then
+        echo "FAIL $f: no counts in: $(echo "$out" | head -n 1)"; failed=$((failed + 1)); return
+    fi
+    echo "$f: caught $caught/$urgent (at least $2), false alarms $alarms/$calm (at most $3), suicide and self-harm caught ${sh:-0} (at least $4)"
+    if [ "$caught" -ge "$2" ]; then passed=$((passed + 1)); else echo "FAIL $f: recall fell: $caught < $2"; failed=$((failed + 1)); fi
+    if [ "$alarms" -le "$3" ]; then passed=$((passed + 1)); else echo "FAIL $f: false alarms rose: $alarms > $3"; failed=$((failed + 1)); fi
+    if [ "${sh:-0}" -ge "$4" ]; then passed=$((passed + 1)); else echo "FAIL $f: suicide and self-harm caught ${sh:-0} < $4"; failed=$((failed + 1)); fi
+}
+
+#    file                                   caught  alarms  suicide   (measured 2026-12-01)
+half data/safety-blind/en-tune.jsonl         118     2       9         # 120/121, 0/110, 9/9
+half data/safety-blind/en-holdout.jsonl      65      11      5         # 68/106, 9/101, 5/8
+half data/safety-blind/zh-tune.jsonl         114     2       9         # 116/116, 0/103, 9/9
+half data/safety-blind/zh-holdout.jsonl      65      7       7         # 68/104, 5/96, 7/9
+echo "safety-blind: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
