@@ -220,7 +220,8 @@ typedef struct {
  * tensor is checked (presence, dtype, shape, bounds) before use; a GGUF's
  * tensors are used in place from the mapping unless a dtype asks for a
  * conversion. opts may be NULL. On failure *out is NULL and err holds a
- * message naming the file. */
+ * message naming the file. QCARE_CPU naming a kernel level this CPU lacks
+ * (or no level) gives QC_ERR_UNSUPPORTED, naming the best level it has. */
 qc_status qc_model_load(const char *path, const qc_model_opts_t *opts, qc_model_t **out,
                         char *err, size_t err_size);
 void qc_model_free(qc_model_t *m);

@@ -149,6 +149,10 @@ qc_status qc_model_load(const char *path, const qc_model_opts_t *opts, qc_model_
         return qc_seterr(err, err_size, QC_ERR_ARG, "unknown weight type '%s' (auto, f32, bf16, q8_0 or q4_0)",
                          opts->dtype);
     if (!path) return qc_seterr(err, err_size, QC_ERR_ARG, "qc_model_load: NULL path");
+    /* a kernel level asked for and not there: said, rather than silently
+     * measuring or testing another one */
+    const char *cpu_err = qc_cpu_request_error();
+    if (cpu_err) return qc_seterr(err, err_size, QC_ERR_UNSUPPORTED, "%s", cpu_err);
     qc_status st = QC_ERR_NOMEM;
     qc_model_t *m = calloc(1, sizeof *m);
     if (!m) return qc_seterr(err, err_size, QC_ERR_NOMEM, "out of memory");
