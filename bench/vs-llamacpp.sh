@@ -47,12 +47,13 @@ gguf() { # preset type -> file
 }
 
 # qcare bench --json's last line / llama-bench -o json: t/s and its sd.
-qfield() { python3 -c 'import json,sys; j=json.loads(sys.stdin.read().strip().splitlines()[-1]); print("%.1f %.1f %.0f %s" % (j[sys.argv[1]+"_tps"], j[sys.argv[1]+"_sd"], j["peak_rss_mb"], j.get("dtype","?")))' "$1"; }
+qfield() { python3 -c 'import json,sys; j=json.loads(sys.stdin.read().strip().splitlines()[-1]); print("%.1f %.1f %.0f" % (j[sys.argv[1]+"_tps"], j[sys.argv[1]+"_sd"], j["peak_rss_mb"]))' "$1"; }
 lfield() { python3 -c 'import json,sys; j=json.load(sys.stdin); r=[x for x in j if (x["n_gen"]>0)==(sys.argv[1]=="tg")][0]; print("%.1f %.1f" % (r["avg_ts"], r["stddev_ts"]))' "$1"; }
+qdtype() { python3 -c 'import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])["dtype"])'; }
 ratio() { python3 -c 'import sys; print("%.2f" % (float(sys.argv[1])/float(sys.argv[2])))' "$1" "$2"; }
 
-echo "| file | size MiB | test | qcare t/s | llama.cpp t/s | qcare / llama.cpp | qcare peak RSS MB |"
-echo "|---|---|---|---|---|---|---|"
+echo "| file | size MiB | qcare keeps | test | qcare t/s | llama.cpp t/s | qcare / llama.cpp | qcare peak RSS MB |"
+echo "|---|---|---|---|---|---|---|---|"
 FILES=${QC_VS_FILES:-bench-qwen1.5-0.5b:q8_0 bench-qwen1.5-0.5b:q4_0 bench-qwen1.5-0.5b:q4_k_m qwen2.5-0.5b:q8_0 qwen2.5-0.5b:q4_k_m}
 for spec in $FILES; do
     f=$(gguf "${spec%%:*}" "${spec##*:}")
@@ -61,15 +62,16 @@ for spec in $FILES; do
         set -- $test
         qa=$("$Q" bench --model "$f" --dtype "$DT" -t "$T" -r "$R" -p "$1" -n "$2" --json 2>/dev/null)
         la=$("$L/llama-bench" -m "$f" -t "$T" -r "$R" -p "$1" -n "$2" -o json 2>/dev/null)
+        qdt=$(echo "$qa" | qdtype)
         set -- $(echo "$qa" | qfield pp) "$1" "$2"
-        qpp=$1 qsd=$2 rss=$3 np=$5 ng=$6
+        qpp=$1 qsd=$2 rss=$3 np=$4 ng=$5
         set -- $(echo "$la" | lfield pp)
-        echo "| $(basename "$f") | $mib | pp$np | $qpp ± $qsd | $1 ± $2 | $(ratio "$qpp" "$1") | $rss |"
+        echo "| $(basename "$f") | $mib | $qdt | pp$np | $qpp ± $qsd | $1 ± $2 | $(ratio "$qpp" "$1") | $rss |"
         if [ "$ng" -gt 0 ]; then
             set -- $(echo "$qa" | qfield tg)
             qtg=$1 qts=$2
             set -- $(echo "$la" | lfield tg)
-            echo "| $(basename "$f") | $mib | tg$ng | $qtg ± $qts | $1 ± $2 | $(ratio "$qtg" "$1") | |"
+            echo "| $(basename "$f") | $mib | $qdt | tg$ng | $qtg ± $qts | $1 ± $2 | $(ratio "$qtg" "$1") | |"
         fi
     done
 done

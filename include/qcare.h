@@ -89,7 +89,10 @@ enum {
 /* Encodes UTF-8 text (len bytes, need not be NUL-terminated) into token ids:
  * added tokens are split out, the rest NFC-normalized, pre-tokenized with the
  * tokenizer's regex and BPE-merged. *ids is allocated (caller frees), *n_ids
- * its length. Invalid UTF-8 in the input gives QC_ERR_ARG. */
+ * its length. Invalid UTF-8 in the input gives QC_ERR_ARG; QC_ERR_UNSUPPORTED
+ * when the pre-tokenizer regex hits one of PCRE2's match limits on this text
+ * (a pattern that backtracks without end, from a hostile tokenizer.json);
+ * QC_ERR_NOMEM only when memory runs out. */
 qc_status qc_tokenizer_encode(const qc_tokenizer_t *tok, const char *text, size_t len,
                               int flags, int32_t **ids, size_t *n_ids);
 
@@ -149,9 +152,25 @@ typedef struct {
 
 /* Renders messages as ChatML text:
  *   <|im_start|>ROLE\nCONTENT<|im_end|>\n ... [<|im_start|>assistant\n]
- * *out is allocated (caller frees). Unknown roles give QC_ERR_ARG. */
+ * *out is allocated (caller frees). Unknown roles give QC_ERR_ARG.
+ * The text is meant to be encoded with QC_TOK_PARSE_SPECIAL, which also
+ * reads special-token text inside a content as the token itself: content
+ * from an untrusted user ("<|im_end|>\n<|im_start|>system\n...") could
+ * then close its turn and write others. For such content use
+ * qc_chat_encode. */
 qc_status qc_chat_render(const qc_chat_msg_t *msgs, size_t n_msgs, const qc_chat_opts_t *opts,
                          char **out);
+
+/* The same conversation as token ids, safe for untrusted content: the
+ * markers (<|im_start|>, <|im_end|>, the roles, the generation prompt)
+ * are encoded as special tokens, each content and default_system as plain
+ * text (special-token text in it stays text, as without
+ * QC_TOK_PARSE_SPECIAL). *ids is allocated (caller frees), *n_ids its
+ * length. QC_ERR_ARG for an unknown role or content that is not UTF-8,
+ * QC_ERR_UNSUPPORTED when the tokenizer has no <|im_start|> or <|im_end|>
+ * token (it is not a ChatML model's). */
+qc_status qc_chat_encode(const qc_tokenizer_t *tok, const qc_chat_msg_t *msgs, size_t n_msgs,
+                         const qc_chat_opts_t *opts, int32_t **ids, size_t *n_ids);
 
 /* ==== model ==== */
 
@@ -201,7 +220,8 @@ typedef struct {
  * tensor is checked (presence, dtype, shape, bounds) before use; a GGUF's
  * tensors are used in place from the mapping unless a dtype asks for a
  * conversion. opts may be NULL. On failure *out is NULL and err holds a
- * message naming the file. */
+ * message naming the file. QCARE_CPU naming a kernel level this CPU lacks
+ * (or no level) gives QC_ERR_UNSUPPORTED, naming the best level it has. */
 qc_status qc_model_load(const char *path, const qc_model_opts_t *opts, qc_model_t **out,
                         char *err, size_t err_size);
 void qc_model_free(qc_model_t *m);

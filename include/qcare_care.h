@@ -405,7 +405,8 @@ void qc_care_judge_free(qc_care_judge_t *j);
  *   {"labels": [{"label": L, "probability": p, "loglik": x, "tokens": n}, ...],
  *    "top": L, "normalize": "sum"|"mean", "calibrated": bool,
  *    ["content_free_loglik": [...],] "prefix_cached": bool, "text_tokens": n, "ms": t}
- * labels in the task's order; numbers printed so they read back exactly. */
+ * labels in the task's order; probabilities and ms rounded to 6 significant
+ * digits, log-likelihoods printed with 9 (a float's precision). */
 char *qc_scores_json(const qc_labels_t *t, const qc_scores_t *s);
 
 /* The built-in tasks: emotion (labels positive, negative, neutral: the

@@ -1,50 +1,99 @@
 #!/bin/sh
 # The ARM64 build's tests under emulation (qemu-aarch64-static), at every
-# kernel level qemu can show: `-cpu max` (dot product, i8mm) and
-# `-cpu cortex-a53` (NEON only), each also forced down to the scalar
-# reference with QCARE_CPU=scalar. Correctness only: speed under emulation
-# means nothing. $1: the ARM64 build folder; $2: the native build folder
-# whose generated fixture models are used (the same bytes on any machine).
-# EMU_TESTS names the test programs; EMU_ALL_LEVELS those run at every
-# level. Prints `emu: N passed, N failed, N skipped` last.
+# kernel level: `-cpu max` has dot product and i8mm (its best level, i8mm,
+# and QCARE_CPU=dotprod forced down), `-cpu cortex-a53` NEON only, and
+# QCARE_CPU=scalar the portable reference. Correctness only: speed under
+# emulation means nothing. $1: the ARM64 build folder; $2: the native build
+# folder whose generated fixture models are used (the same bytes on any
+# machine). Prints `emu: N passed, N failed, N skipped` last.
+#   EMU_TESTS   the test programs (make emu-test's list)
+#   EMU_LEVELS  cpu:QCARE_CPU pairs the quantized-weight tests run at
+#   EMU_CASES   QC_TEST_CASES for them: the first N golden prompts and
+#               case-list entries (the rest is a counted SKIP; the whole
+#               set runs tens of minutes per level under qemu); 0: all
+#   EMU_JOBS    runs at a time (each is one emulated process)
+# Which runs at which level: test_kernels compares every level's kernels
+# with the scalar ones in one run, so it runs once per CPU model. The
+# quantized-weight tests (test_quant, test_batch) run at every level, the
+# int8 kernels being each level's own. The three ARM levels share their
+# float-weight kernels (and attention), so test_golden (BF16, and its F16
+# re-save) runs at the best level and at scalar; test_care (BF16; ~5 CPU
+# minutes emulated even on its first case), test_gguf (its F16 file; mostly
+# tokenizer and parser checks) and test_tokenizer (no kernel) once, at the
+# best level.
 EMU_BUILD=${1:-build-aarch64}
 NATIVE=${2:-build}
 QEMU=${QEMU:-qemu-aarch64-static}
-SYSROOT=${SYSROOT:-/usr/aarch64-linux-gnu}
+EMU_LEVELS=${EMU_LEVELS:-"max: max:dotprod cortex-a53: max:scalar"}
+EMU_CASES=${EMU_CASES:-1}
+EMU_JOBS=${EMU_JOBS:-2}
+# The loader and libc of the arm64 multiarch packages (libc6:arm64, which
+# the engine's arm64 libraries depend on): the cross toolchain's own
+# loader (/usr/aarch64-linux-gnu) with the multiarch libc.so.6 that
+# /etc/ld.so.cache finds is a mismatched pair, under which pthread_create
+# never returns (glibc 2.36-8cross1 vs 2.36-9+deb12u14 here).
+SYSROOT=${SYSROOT:-/}
 export QC_FIXTURES="${QC_FIXTURES:-../shared/fixtures}"
 export QC_MODELS="$NATIVE/models" QC_BUILD="$EMU_BUILD"
+[ "$EMU_CASES" = 0 ] || export QC_TEST_CASES="$EMU_CASES"
 log="$EMU_BUILD/tests/log"; mkdir -p "$log"
 passed=0; failed=0; skipped=0
 if ! command -v "$QEMU" >/dev/null 2>&1; then
     echo "SKIP emu: $QEMU not found (sh scripts/deps.sh arm64-test)"
     echo "emu: 0 passed, 0 failed, 1 skipped"; exit 0
 fi
-for t in $EMU_TESTS; do
-    bin="$EMU_BUILD/tests/$t"
-    # the programs named in EMU_ALL_LEVELS run at every level; the others
-    # (minutes each under emulation) once, on the best level of -cpu max
-    cpus=max; levels=x
-    case " $EMU_ALL_LEVELS " in *" $t "*) cpus="max cortex-a53"; levels="x scalar" ;; esac
-    for cpu in $cpus; do
-        for level in $levels; do
-            [ "$level" = x ] && level=
-            name="$t[cpu=$cpu${level:+,QCARE_CPU=$level}]"
-            out="$log/$(echo "$name" | tr -c 'A-Za-z0-9_.-' '_').out"
-            if [ ! -x "$bin" ]; then echo "FAIL $name: not built"; failed=$((failed + 1)); continue; fi
-            QCARE_CPU=$level "$QEMU" -cpu "$cpu" -L "$SYSROOT" "$bin" > "$out" 2>&1
-            rc=$?
-            line=$(grep -E '^[^ ]+: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$out" | tail -n 1)
-            p=$(echo "$line" | sed -nE 's/.*: ([0-9]+) passed.*/\1/p'); f=$(echo "$line" | sed -nE 's/.* ([0-9]+) failed.*/\1/p')
-            s=$(echo "$line" | sed -nE 's/.* ([0-9]+) skipped$/\1/p')
-            [ -n "$p" ] || p=0; [ -n "$f" ] || f=0; [ -n "$s" ] || s=0
-            if { [ $rc -ne 0 ] || [ -z "$line" ]; } && [ "$f" = 0 ]; then f=1; fi
-            passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
-            if [ $rc -eq 0 ] && [ -n "$line" ]; then echo "  ok   $name ($p passed, $s skipped)";
-            else echo "  FAIL $name (rc $rc)"; tail -n 15 "$out"; fi
-            grep -E '^SKIP' "$out" | sed 's/^/         /'
-        done
-    done
+
+# The runs, one "test cpu level" per line.
+runs=$(for t in $EMU_TESTS; do
+    case $t in
+    test_kernels) pairs="max: cortex-a53:" ;;
+    test_golden) pairs="max: max:scalar" ;;
+    test_care | test_gguf | test_tokenizer) pairs="max:" ;;
+    *) pairs=$EMU_LEVELS ;;
+    esac
+    for p in $pairs; do echo "$t ${p%%:*} ${p#*:}"; done
+done)
+
+name_of() { echo "$1[cpu=$2${3:+,QCARE_CPU=$3}]"; }
+out_of() { echo "$log/$(name_of "$@" | tr -c 'A-Za-z0-9_.-' '_').out"; }
+
+# start T CPU LEVEL: one run in the background (its exit status in .rc)
+start() {
+    out=$(out_of "$@")
+    rm -f "$out.rc"
+    if [ ! -x "$EMU_BUILD/tests/$1" ]; then echo "not built" > "$out"; echo 127 > "$out.rc"; return; fi
+    (QCARE_CPU=$3 "$QEMU" -cpu "$2" -L "$SYSROOT" "$EMU_BUILD/tests/$1" > "$out" 2>&1; echo $? > "$out.rc") &
+}
+
+# collect T CPU LEVEL: adds a finished run's counts and reports it
+collect() {
+    name=$(name_of "$@"); out=$(out_of "$@"); rc=$(cat "$out.rc" 2>/dev/null || echo 1)
+    line=$(grep -E '^[^ ]+: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$out" | tail -n 1)
+    p=$(echo "$line" | sed -nE 's/.*: ([0-9]+) passed.*/\1/p'); f=$(echo "$line" | sed -nE 's/.* ([0-9]+) failed.*/\1/p')
+    s=$(echo "$line" | sed -nE 's/.* ([0-9]+) skipped$/\1/p')
+    [ -n "$p" ] || p=0; [ -n "$f" ] || f=0; [ -n "$s" ] || s=0
+    if { [ "$rc" -ne 0 ] || [ -z "$line" ]; } && [ "$f" = 0 ]; then f=1; fi
+    passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+    if [ "$rc" -eq 0 ] && [ -n "$line" ]; then echo "  ok   $name ($p passed, $s skipped)";
+    else echo "  FAIL $name (rc $rc)"; tail -n 15 "$out"; fi
+    grep -E '^SKIP' "$out" | sed 's/^/         /'
+}
+
+# EMU_JOBS runs at a time, reported in order
+batch=""; n=0
+for r in $(echo "$runs" | tr ' ' ','); do
+    set -- $(echo "$r" | tr ',' ' ')
+    start "$1" "$2" "${3:-}"
+    batch="$batch $r"; n=$((n + 1))
+    if [ "$n" -ge "$EMU_JOBS" ]; then
+        wait
+        for b in $batch; do set -- $(echo "$b" | tr ',' ' '); collect "$1" "$2" "${3:-}"; done
+        batch=""; n=0
+    fi
 done
+wait
+for b in $batch; do set -- $(echo "$b" | tr ',' ' '); collect "$1" "$2" "${3:-}"; done
+
 # The README's example on ARM64: 8 greedy tokens equal to llama.cpp's
 # (EMU_EXAMPLE=1: minutes under emulation, where the thread pool's
 # spinning workers are emulated too).

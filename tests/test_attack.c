@@ -11,7 +11,10 @@
  *     an API key is warned about;
  *   - ambiguous body framing (Content-Length with Transfer-Encoding, two
  *     Content-Lengths, an unknown or doubled Transfer-Encoding) is answered
- *     400 and the connection closed, so nothing can be smuggled after it. */
+ *     400 and the connection closed, so nothing can be smuggled after it;
+ *   - memory under hostile load: hundreds of distinct session ids, stop
+ *     lists of 20,000 strings, conversations of 10,000 messages stay within
+ *     their limits, and RSS after them stays near what it was before. */
 #include "serverproc.h"
 
 #include <errno.h>
@@ -325,6 +328,73 @@ static void stop_server(void) {
     free(log);
 }
 
+/* ==== memory under hostile load ==== */
+
+#define HOSTILE_SESSIONS 300    /* distinct session ids, beyond --max-sessions */
+#define HOSTILE_MAX_SESSIONS 32 /* the server's --max-sessions here */
+#define HOSTILE_RSS_MIB 64      /* growth allowed after the warm-up */
+
+/* POSTs body, returns the status (the answer dropped). */
+static long post_status(const char *path, const char *body) {
+    sp_reply_t r;
+    long st = sp_http(&srv, NULL, path, body, 0, NULL, &r);
+    sp_reply_free(&r);
+    return st;
+}
+
+/* Thousands of session ids, stop lists far beyond the limit, a
+ * 10,000-message conversation: each is held to a documented limit
+ * (--max-sessions, 4 stop strings, the context, the 1 MiB body), and the
+ * server's resident memory after them is within HOSTILE_RSS_MIB of what
+ * it was after a warm-up (measured, printed). */
+static void test_hostile_memory(void) {
+    char body[256];
+    for (int i = 0; i < 8; i++) { /* warm-up: every path and buffer used once */
+        snprintf(body, sizeof body, "{\"text\": \"hello\", \"session\": \"warm-%d\", \"max_tokens\": 2}", i);
+        post_status("/api/analyze", body);
+        post_status("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"max_tokens\": 2}");
+    }
+    long rss0 = sp_rss_kib(srv.pid);
+
+    int ok = 0;
+    for (int i = 0; i < HOSTILE_SESSIONS; i++) {
+        snprintf(body, sizeof body, "{\"text\": \"hello\", \"session\": \"hostile-%d\", \"max_tokens\": 1}", i);
+        ok += post_status("/api/analyze", body) == 200;
+    }
+    sp_reply_t r;
+    sp_http(&srv, NULL, "/metrics", NULL, 0, NULL, &r);
+    double sessions = sp_metric(r.body, "qcare_sessions");
+    sp_reply_free(&r);
+    CHECK(ok == HOSTILE_SESSIONS && sessions >= 1 && sessions <= HOSTILE_MAX_SESSIONS,
+          "%d distinct sessions: %d answered, %g kept (--max-sessions %d)", HOSTILE_SESSIONS, ok, sessions,
+          HOSTILE_MAX_SESSIONS);
+
+    /* 20,000 stop strings (about 200 KB): 400, nothing kept */
+    qc_buf_t b = {0};
+    qc_buf_puts(&b, "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"stop\": [");
+    for (int i = 0; i < 20000; i++) qc_buf_puts(&b, i ? ",\"stop\"" : "\"stop\"");
+    qc_buf_puts(&b, "]}");
+    int bad = 0;
+    for (int k = 0; k < 10; k++) bad += post_status("/v1/chat/completions", b.p) != 400;
+    CHECK(bad == 0, "a stop list of 20000 strings: 400 each time (%d not)", bad);
+    /* 10,000 messages (about 400 KB, some 60,000 tokens): 400, longer than the context */
+    b.n = 0;
+    qc_buf_puts(&b, "{\"messages\": [");
+    for (int i = 0; i < 10000; i++) qc_buf_puts(&b, i ? ",{\"role\":\"user\",\"content\":\"tell me\"}" : "{\"role\":\"user\",\"content\":\"tell me\"}");
+    qc_buf_puts(&b, "], \"max_tokens\": 1}");
+    bad = 0;
+    for (int k = 0; k < 10; k++) bad += post_status("/v1/chat/completions", b.p) != 400;
+    CHECK(bad == 0 && b.n < (1u << 20), "a conversation of 10000 messages (%zu bytes): 400 each time (%d not)", b.n, bad);
+    qc_buf_free(&b);
+
+    long rss1 = sp_rss_kib(srv.pid);
+    printf("hostile load: RSS %ld MiB after the warm-up, %ld MiB after %d sessions, 10 stop lists of 20000 and 10 "
+           "conversations of 10000 messages\n",
+           rss0 / 1024, rss1 / 1024, HOSTILE_SESSIONS);
+    CHECK(rss0 > 0 && rss1 > 0 && rss1 - rss0 < HOSTILE_RSS_MIB * 1024L, "RSS grew %ld KiB under hostile load (limit %d MiB)",
+          rss1 - rss0, HOSTILE_RSS_MIB);
+}
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_ALL);
     signal(SIGPIPE, SIG_IGN);
@@ -360,6 +430,27 @@ int main(void) {
         check_limit("127.0.0.2", 50, "refused a connection from 127.0.0.2: 50 connections open from that address "
                                      "(--max-client-connections 50)");
         check_trusted("127.0.0.9", 80);
+        stop_server();
+    } else {
+        CHECK(0, "server did not start (log %s)", log);
+    }
+    snprintf(log, sizeof log, "%s/tests/attack-memory.log", test_env("QC_BUILD", "build"));
+    char ms[16];
+    snprintf(ms, sizeof ms, "%d", HOSTILE_MAX_SESSIONS);
+    /* In the sanitizer build, ASan keeps freed memory in a quarantine of
+     * 256 MiB: measured there, RSS grew 252 MiB (219 -> 471). A small one
+     * (ignored by the release build) lets RSS measure what is kept. */
+    const char *asan = getenv("ASAN_OPTIONS");
+    char *saved = asan ? strdup(asan) : NULL, opts[1024];
+    snprintf(opts, sizeof opts, "%s%squarantine_size_mb=8:thread_local_quarantine_size_kb=256", asan ? asan : "",
+             asan && *asan ? ":" : "");
+    setenv("ASAN_OPTIONS", opts, 1);
+    int started = sp_start(&srv, NULL, log, (const char *[]){"--max-sessions", ms, "--parallel", "4", "--quiet", NULL}) == 0;
+    if (saved) setenv("ASAN_OPTIONS", saved, 1);
+    else unsetenv("ASAN_OPTIONS");
+    free(saved);
+    if (started) {
+        test_hostile_memory();
         stop_server();
     } else {
         CHECK(0, "server did not start (log %s)", log);

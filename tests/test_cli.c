@@ -80,6 +80,19 @@ static void test_help_and_errors(const char *model) {
     }
     CHECK(run_status("bench --help", NULL, &err) == 0, "qcare bench --help exits 0");
     free(err);
+    /* no --model and the default model not pulled: one line that names
+     * both ways out (two used to disagree: "get it with qcare pull", then
+     * "--model DIR is required") */
+    char none[600];
+    snprintf(none, sizeof none, "%s/no-models", tmpdir);
+    setenv("QCARE_MODELS", none, 1);
+    int nrc = run_status("ask hello", NULL, &err);
+    unsetenv("QCARE_MODELS");
+    int lines = 0;
+    for (const char *p = err; (p = strstr(p, "qcare:")); p++) lines++;
+    CHECK(nrc != 0 && lines == 1 && strstr(err, "--model") && strstr(err, "qcare pull"),
+          "no model: one message naming --model and qcare pull (exit %d): %s", nrc, err);
+    free(err);
     {
         char *out;
         snprintf(args, sizeof args, "bench --model %s -p 16 -n 4 -r 2 --json", model);
@@ -248,6 +261,39 @@ static void test_logits_and_generate(const char *name) {
     int rc1 = run(args, "我头疼", &out, &err), rc2 = run(args, "我头疼", &out2, &err2);
     CHECK(rc1 == 0 && rc2 == 0 && !strcmp(out, out2) && strstr(out, "\"ids\": ["), "%s: seeded sampling repeats", name);
     free(out); free(err); free(out2); free(err2);
+
+    /* --chat with a tokenizer that has no <|im_start|>: refused, naming it
+     * (the markers would have been read as plain text) */
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "rm -rf %s/nochatml && cp -r %s %s/nochatml && sed -i 's/<|im_start|>/<|im_begin|>/g' %s/nochatml/tokenizer.json",
+             tmpdir, model, tmpdir, tmpdir);
+    if (system(cmd) == 0) {
+        snprintf(args, sizeof args, "generate --model %s/nochatml --chat -n 2 --quiet -", tmpdir);
+        int nrc = run_status(args, "hello", &err);
+        CHECK(nrc == 1 && strstr(err, "<|im_start|>"), "%s: --chat without <|im_start|> refused: exit %d (%s)", name, nrc,
+              err);
+        free(err);
+    } else {
+        CHECK(0, "cannot make the tokenizer without <|im_start|>: %s", cmd);
+    }
+
+    /* Seeds are integers taken exactly: 2^53 and 2^53 + 1 (the same double)
+     * sample differently; 2^64 - 1 is a seed; a fraction or -1 is refused. */
+    snprintf(args, sizeof args, "generate --model %s --temp 1.0 --seed 9007199254740992 -n 24 --json --quiet -", model);
+    rc1 = run(args, "hello", &out, &err);
+    snprintf(args, sizeof args, "generate --model %s --temp 1.0 --seed 9007199254740993 -n 24 --json --quiet -", model);
+    rc2 = run(args, "hello", &out2, &err2);
+    CHECK(rc1 == 0 && rc2 == 0 && strcmp(out, out2), "%s: seeds 2^53 and 2^53+1 sample differently (rc %d %d)", name,
+          rc1, rc2);
+    free(out); free(err); free(out2); free(err2);
+    const char *seeds[] = {"18446744073709551615", "1.5", "-1", "18446744073709551616", "1e3"};
+    for (int k = 0; k < 5; k++) {
+        snprintf(args, sizeof args, "generate --model %s --seed %s -n 2 --quiet -", model, seeds[k]);
+        int rc = run_status(args, "hello", &err);
+        CHECK(k == 0 ? rc == 0 : rc == 2 && strstr(err, "not an integer"), "%s: --seed %s: exit %d (%s)", name,
+              seeds[k], rc, err);
+        free(err);
+    }
 }
 
 /* ask / classify / eval on the tiny model: the shape of their outputs and the

@@ -58,7 +58,8 @@ static void check_model(const char *dir, const char *golden_path, const char *la
     int32_t nv = qc_model_n_vocab(m);
     char *line = NULL;
     size_t cap = 0;
-    while (getline(&line, &cap, f) > 0) {
+    for (long li = 0; getline(&line, &cap, f) > 0; li++) {
+        if (!test_case(li)) continue; /* QC_TEST_CASES */
         json_t *g = json_loads(line, 0, &je);
         CHECK(g != NULL, "%s: bad golden line: %s", golden_path, je.text);
         if (!g) continue;
@@ -216,7 +217,8 @@ static void check_other_dtypes(const char *dir, const char *golden, const char *
         return;
     }
     for (int k = 0; k < 2; k++) {
-        qc_dtype_t dt = k ? QC_DTYPE_F16 : QC_DTYPE_F32;
+        if (!test_case(k)) continue; /* QC_TEST_CASES */
+        qc_dtype_t dt = k ? QC_DTYPE_F32 : QC_DTYPE_F16;
         snprintf(tmpl, sizeof tmpl, "%s/%s-%s-XXXXXX", test_env("QC_MODELS", "/tmp"), name, qc_dtype_name(dt));
         if (!mkdtemp(tmpl)) {
             CHECK(0, "mkdtemp %s", tmpl);
@@ -249,6 +251,9 @@ int main(void) {
     }
     printf("max |logit - llama.cpp| = %.3g; %ld of %ld logits (%.2f%%) within %g\n", diffs.max_diff,
            diffs.n_within, diffs.n_compared, 100.0 * diffs.n_within / (diffs.n_compared ? diffs.n_compared : 1), TOL);
-    CHECK(diffs.n_within >= 0.95 * diffs.n_compared, "at least 95%% of logits within %g", TOL);
+    /* a statistic of the whole golden set: a subset's share differs (the
+     * first prompt alone: 94%) */
+    if (test_cases_all()) CHECK(diffs.n_within >= 0.95 * diffs.n_compared, "at least 95%% of logits within %g", TOL);
+    else SKIP("the share of logits within %g is checked on every golden prompt only (QC_TEST_CASES)", TOL);
     return test_done("test_golden");
 }

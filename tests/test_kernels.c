@@ -30,7 +30,16 @@ static uint64_t rng_next(void) { /* splitmix64 */
 /* uniform in [-1, 1) */
 static float rng_unit(void) { return (float)((double)(rng_next() >> 11) * 0x1.0p-52 - 1.0); }
 
-static const char *level_names[] = {"scalar", "avx2", "avx512"};
+/* The SIMD levels this CPU runs: those of the build's architecture (x86-64
+ * AVX2, AVX-512; ARM64 NEON, dot product, i8mm) up to the CPU's best. */
+#define FOR_SIMD_LEVELS(l)                          \
+    for (int l = QC_CPU_SCALAR + 1; l < QC_CPU_LEVELS; l++) \
+        if (qc_cpu_has((qc_cpu_t)l))
+#define level_name(l) qc_cpu_name((qc_cpu_t)(l))
+
+/* The ARM levels scale each block's exact integer dot as the scalar tile
+ * does, so their quantized products are the scalar ones bit for bit. */
+static int bit_exact_quant(int l) { return l >= QC_CPU_NEON; }
 
 /* ==== half precision ==== */
 
@@ -250,11 +259,10 @@ static void test_act_quantize(void) {
         if (b % 4 == 0 && i % 32 == 0) xr[i] = 127.0f;
     }
     qc_act_row_scalar(xr, COLS, ref);
-    for (int l = QC_CPU_AVX2; l <= QC_CPU_AVX512; l++) {
-        if ((qc_cpu_t)l > qc_cpu_max()) continue;
+    FOR_SIMD_LEVELS(l) {
         memset(got, 0x55, sizeof got);
         qc_kernels_for((qc_cpu_t)l)->act_row(xr, COLS, got);
-        CHECK(!memcmp(ref, got, sizeof ref), "act quantize %s differs from scalar", level_names[l]);
+        CHECK(!memcmp(ref, got, sizeof ref), "act quantize %s differs from scalar", level_name(l));
     }
     /* qc_act_quantize lays tokens out [n_tok][cols/32] and writes only [t0, t1) */
     static qc_block_q8_act act[3 * COLS / 32];
@@ -406,13 +414,12 @@ static void check_matmul(qc_dtype_t dt, int n_tok, int64_t cols, int64_t rows, i
     CHECK(worst <= tol_ref, "%s scalar vs double: n_tok %d cols %lld rows [%lld,%lld): error %.3g of sum|terms|",
           qc_dtype_name(dt), n_tok, (long long)cols, (long long)r0, (long long)r1, worst);
 
-    for (int l = QC_CPU_AVX2; l <= QC_CPU_AVX512; l++) {
-        if ((qc_cpu_t)l > qc_cpu_max()) continue;
+    FOR_SIMD_LEVELS(l) {
         n_levels_run[l]++;
         for (size_t i = 0; i < ny; i++) y[i] = SENTINEL;
         qc_matmul_level((qc_cpu_t)l, &m.w, x, act, n_tok, y, ldy, r0, r1);
         double w2 = 0;
-        int outside = 0;
+        int outside = 0, differ = 0;
         for (int t = 0; t < n_tok; t++)
             for (int64_t r = 0; r < ldy; r++) {
                 const float v = y[t * ldy + r];
@@ -422,11 +429,15 @@ static void check_matmul(qc_dtype_t dt, int n_tok, int64_t cols, int64_t rows, i
                 }
                 double e = fabs((double)v - yref[t * ldy + r]) / scale[t * nr + r - r0];
                 if (!(e <= w2)) w2 = e;
+                differ += memcmp(&v, &yref[t * ldy + r], sizeof v) != 0;
             }
+        if (quant && bit_exact_quant(l))
+            CHECK(!differ, "%s %s vs scalar: n_tok %d cols %lld rows [%lld,%lld): %d outputs not bit-identical",
+                  qc_dtype_name(dt), level_name(l), n_tok, (long long)cols, (long long)r0, (long long)r1, differ);
         CHECK(w2 <= tol_simd && !outside,
               "%s %s vs scalar: n_tok %d cols %lld rows [%lld,%lld) misalign %zu: error %.3g of sum|terms|, "
               "%d writes outside",
-              qc_dtype_name(dt), level_names[l], n_tok, (long long)cols, (long long)r0, (long long)r1, misalign, w2,
+              qc_dtype_name(dt), level_name(l), n_tok, (long long)cols, (long long)r0, (long long)r1, misalign, w2,
               outside);
     }
     /* the dispatching entry point is the chosen level's kernel */
@@ -452,7 +463,7 @@ static void test_matmul(void) {
     /* 4192 = 131 blocks: odd, and longer than the AVX-512 kernel's packed
      * chunk, so it also runs the chunked path */
     static const int64_t colss[] = {32, 64, 96, 1024, 2816, 4192};
-    int n_levels_run[3] = {0, 0, 0};
+    int n_levels_run[QC_CPU_LEVELS] = {0};
     int cfg = 0;
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         const qc_dtype_t dt = types[ti];
@@ -472,10 +483,11 @@ static void test_matmul(void) {
         check_matmul(dt, 6, 96, 9, 0, 9, quant ? 7 : 2, n_levels_run);
         check_matmul(dt, 5, 1024, 9, 4, 5, quant ? 33 : 2, n_levels_run);
     }
-    for (int l = QC_CPU_AVX2; l <= QC_CPU_AVX512; l++) {
+    for (int l = QC_CPU_SCALAR + 1; l < QC_CPU_LEVELS; l++) {
+        if (!qc_cpu_built((qc_cpu_t)l)) continue; /* another architecture's */
         if (n_levels_run[l]) printf("test_kernels: %s: %d matmul configurations checked against scalar\n",
-                                    level_names[l], n_levels_run[l]);
-        else SKIP("%s kernels not checked: not supported by this CPU or build", level_names[l]);
+                                    level_name(l), n_levels_run[l]);
+        else SKIP("%s kernels not checked: not supported by this CPU or build", level_name(l));
     }
 }
 
@@ -494,8 +506,8 @@ static void test_nonfinite(void) {
     x[64 + 3] = INFINITY, x[64 + 9] = -INFINITY;     /* inf among finite values */
     x[96] = 3e38f, x[97] = -3e38f;                   /* the largest finite ones */
     x[128 + 5] = -INFINITY, x[128 + 6] = NAN;        /* both */
-    for (int l = QC_CPU_SCALAR; l <= QC_CPU_AVX512; l++) {
-        if ((qc_cpu_t)l > qc_cpu_max()) continue;
+    for (int l = QC_CPU_SCALAR; l < QC_CPU_LEVELS; l++) {
+        if (!qc_cpu_has((qc_cpu_t)l)) continue;
         qc_block_q8_act a[NB];
         qc_kernels_for((qc_cpu_t)l)->act_row(x, NB * 32, a);
         for (int b = 0; b < NB; b++) {
@@ -505,7 +517,7 @@ static void test_nonfinite(void) {
                 lo = a[b].qs[j] < lo ? a[b].qs[j] : lo;
             }
             CHECK(a[b].sum == sum && lo >= -127, "act %s block %d: sum %d of quants summing to %d (lowest %d)",
-                  level_names[l], b, (int)a[b].sum, (int)sum, (int)lo);
+                  level_name(l), b, (int)a[b].sum, (int)sum, (int)lo);
         }
     }
     /* the weight quantizers of the load-time conversion: the finite block
@@ -625,8 +637,7 @@ static void check_gguf(size_t ti, int n_tok, int64_t cols, int64_t rows, int64_t
         }
     CHECK(worst <= tol, "%s scalar vs double: n_tok %d cols %lld rows [%lld,%lld): error %.3g of M (tolerance %.3g)",
           q->name, n_tok, (long long)cols, (long long)r0, (long long)r1, worst, tol);
-    for (int l = QC_CPU_AVX2; l <= QC_CPU_AVX512; l++) {
-        if ((qc_cpu_t)l > qc_cpu_max()) continue;
+    FOR_SIMD_LEVELS(l) {
         n_levels_run[l] += qc_kernels_for((qc_cpu_t)l)->matmul[dt] != NULL;
         for (size_t i = 0; i < ny; i++) y[i] = SENTINEL;
         qc_matmul_level((qc_cpu_t)l, &w, x, act, n_tok, y, ldy, r0, r1);
@@ -643,7 +654,7 @@ static void check_gguf(size_t ti, int n_tok, int64_t cols, int64_t rows, int64_t
             }
         CHECK(w2 <= tol && !outside,
               "%s %s vs scalar: n_tok %d cols %lld rows [%lld,%lld) misalign %zu: error %.3g of M, %d writes outside",
-              q->name, level_names[l], n_tok, (long long)cols, (long long)r0, (long long)r1, misalign, w2, outside);
+              q->name, level_name(l), n_tok, (long long)cols, (long long)r0, (long long)r1, misalign, w2, outside);
     }
     free(buf);
     free(zero);
@@ -662,7 +673,7 @@ static void check_gguf(size_t ti, int n_tok, int64_t cols, int64_t rows, int64_t
 static void test_matmul_gguf(void) {
     static const int toks[] = {1, 2, 3, 4, 5, 7, 8, 13};
     static const int64_t cols_legacy[] = {32, 96, 320, 896, 4864}, cols_k[] = {256, 768, 2816};
-    int n_levels_run[3] = {0, 0, 0}, cfg = 0;
+    int n_levels_run[QC_CPU_LEVELS] = {0}, cfg = 0;
     for (size_t ti = 0; ti < sizeof gguf_types / sizeof gguf_types[0]; ti++) {
         const int k = qc_qtype(gguf_types[ti].t)->block == QC_QK_K;
         const int64_t *colss = k ? cols_k : cols_legacy;
@@ -680,10 +691,12 @@ static void test_matmul_gguf(void) {
         check_gguf(ti, 6, k ? 512 : 96, 9, 0, 9, 7, n_levels_run);
         check_gguf(ti, 5, k ? 1024 : 1024, 9, 4, 5, 33, n_levels_run);
     }
-    for (int l = QC_CPU_AVX2; l <= QC_CPU_AVX512; l++) {
+    for (int l = QC_CPU_SCALAR + 1; l < QC_CPU_LEVELS; l++) {
+        if (!qc_cpu_built((qc_cpu_t)l)) continue; /* another architecture's */
         if (n_levels_run[l]) printf("test_kernels: %s: %d GGUF-type configurations of its own kernels checked\n",
-                                    level_names[l], n_levels_run[l]);
-        else SKIP("%s GGUF-type kernels not checked: not supported by this CPU or build", level_names[l]);
+                                    level_name(l), n_levels_run[l]);
+        else if (qc_cpu_has((qc_cpu_t)l)) SKIP("%s has no GGUF-type kernels of its own (scalar's run)", level_name(l));
+        else SKIP("%s GGUF-type kernels not checked: not supported by this CPU or build", level_name(l));
     }
 }
 
@@ -846,11 +859,11 @@ static void test_dot(void) {
             s += (double)a[i] * b[i];
             sa += fabs((double)a[i] * b[i]);
         }
-        for (int l = QC_CPU_SCALAR; l <= QC_CPU_AVX512; l++) {
-            if ((qc_cpu_t)l > qc_cpu_max()) continue;
+        for (int l = QC_CPU_SCALAR; l < QC_CPU_LEVELS; l++) {
+            if (!qc_cpu_has((qc_cpu_t)l)) continue;
             float got = qc_kernels_for((qc_cpu_t)l)->dot_f32(a + 1, b + 1, n > 0 ? n - 1 : 0);
             double want = s - (n > 0 ? (double)a[0] * b[0] : 0), base = sa + 1e-30;
-            CHECK(fabs(got - want) <= 2e-6 * base, "dot_f32 %s n %d: %g vs %g", level_names[l], n, got, want);
+            CHECK(fabs(got - want) <= 2e-6 * base, "dot_f32 %s n %d: %g vs %g", level_name(l), n, got, want);
         }
         float got = qc_dot_f32(a, b, n);
         CHECK(fabs(got - s) <= 2e-6 * (sa + 1e-30), "qc_dot_f32 n %d", n);
@@ -901,16 +914,15 @@ static void test_attend(void) {
         for (int f16 = 0; f16 < 2; f16++)
             for (int n = 1; n <= N; n += 59) {
                 qc_attend_scalar(q, &r, n, HD, 0.125f, f16, scores, want);
-                for (int l = QC_CPU_AVX2; l <= QC_CPU_AVX512; l++) {
-                    if ((qc_cpu_t)l > qc_cpu_max()) continue;
+                FOR_SIMD_LEVELS(l) {
                     qc_kernels_for((qc_cpu_t)l)->attend(q, &r, n, HD, 0.125f, f16, scores, got);
                     double d = 0;
                     for (int e = 0; e < HD; e++) d = fmax(d, fabs((double)got[e] - want[e]));
                     if (exact)
                         CHECK(!memcmp(got, want, sizeof got), "attend %s f16=%d n=%d: not bit-identical (max diff %g)",
-                              level_names[l], f16, n, d);
+                              level_name(l), f16, n, d);
                     else
-                        CHECK(d <= 4e-3, "attend %s f16=%d n=%d: max diff %g", level_names[l], f16, n, d);
+                        CHECK(d <= 4e-3, "attend %s f16=%d n=%d: max diff %g", level_name(l), f16, n, d);
                 }
             }
     }
@@ -949,13 +961,30 @@ static void test_formats(void) {
     const char *env = getenv("QCARE_CPU");
     printf("test_kernels: CPU level %s (best available %s, QCARE_CPU=%s)\n", qc_cpu_name(qc_cpu_level()),
            qc_cpu_name(qc_cpu_max()), env ? env : "unset");
-    if (env && (!strcmp(env, "scalar") || !strcmp(env, "avx2") || !strcmp(env, "avx512"))) {
-        qc_cpu_t want = !strcmp(env, "scalar") ? QC_CPU_SCALAR : !strcmp(env, "avx2") ? QC_CPU_AVX2 : QC_CPU_AVX512;
-        if (want > qc_cpu_max()) want = qc_cpu_max();
-        CHECK(qc_cpu_level() == want, "QCARE_CPU=%s gave %s", env, qc_cpu_name(qc_cpu_level()));
+    /* a level this CPU has is taken; any other value (a level it lacks, an
+     * unknown name) gives the best level and a message */
+    int named = -1;
+    for (int l = QC_CPU_SCALAR; l < QC_CPU_LEVELS; l++)
+        if (env && !strcmp(env, qc_cpu_name((qc_cpu_t)l))) named = l;
+    if (named >= 0 && qc_cpu_has((qc_cpu_t)named)) {
+        CHECK(qc_cpu_level() == (qc_cpu_t)named, "QCARE_CPU=%s gave %s", env, qc_cpu_name(qc_cpu_level()));
+        CHECK(!qc_cpu_request_error(), "QCARE_CPU=%s, a level this CPU has: %s", env, qc_cpu_request_error());
     } else {
         CHECK(qc_cpu_level() == qc_cpu_max(), "default level is the best one");
+        const char *e = qc_cpu_request_error();
+        if (env && *env)
+            CHECK(e && strstr(e, env) && strstr(e, qc_cpu_name(qc_cpu_max())),
+                  "QCARE_CPU=%s, not a level of this CPU: message '%s'", env, e ? e : "(none)");
+        else
+            CHECK(!e, "QCARE_CPU unset or empty: message '%s'", e ? e : "");
     }
+    /* the levels of one architecture are built, scalar everywhere, and the
+     * CPU has each built level up to its best */
+    CHECK(qc_cpu_built(QC_CPU_SCALAR) && qc_cpu_has(QC_CPU_SCALAR), "scalar level");
+    CHECK(!(qc_cpu_built(QC_CPU_AVX2) && qc_cpu_built(QC_CPU_NEON)), "levels of two architectures built");
+    for (int l = QC_CPU_SCALAR; l < QC_CPU_LEVELS; l++)
+        CHECK(qc_cpu_has((qc_cpu_t)l) == (qc_cpu_built((qc_cpu_t)l) && l <= (int)qc_cpu_max()), "level %s",
+              qc_cpu_name((qc_cpu_t)l));
 }
 
 int main(void) {

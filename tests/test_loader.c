@@ -9,6 +9,7 @@
 #include "engine/engine.h"
 #include "engine/gguf.h"
 #include "mkmodel.h"
+#include "qcare_care.h"
 #include "test.h"
 
 #include <dirent.h>
@@ -886,6 +887,147 @@ static void test_config(void) {
 
 /* ==== mkmodel arguments ==== */
 
+/* ==== values that cannot be right together ==== */
+
+/* Replaces every `from` in the file at path by `to`; the number replaced. */
+static int edit_file(const char *path, const char *from, const char *to) {
+    size_t n = 0;
+    char *s = test_slurp(path, &n);
+    if (!s) return 0;
+    qc_buf_t o = {0};
+    int k = 0;
+    for (const char *p = s, *at; *p; p = at + strlen(from), k++) {
+        if (!(at = strstr(p, from))) {
+            qc_buf_puts(&o, p);
+            break;
+        }
+        qc_buf_add(&o, p, (size_t)(at - p));
+        qc_buf_puts(&o, to);
+    }
+    write_bytes(path, o.p ? o.p : "", o.n);
+    qc_buf_free(&o);
+    free(s);
+    return k;
+}
+
+/* Loads dir (whole, as qcare does) and expects a refusal naming `needle`
+ * (NULL: success). */
+static void expect_load(const char *label, const char *path, const char *needle) {
+    char err[512] = "";
+    qc_model_t *m = NULL;
+    qc_model_opts_t mo = {.n_threads = 1, .dtype = "bf16"};
+    qc_status s = qc_model_load(path, &mo, &m, err, sizeof err);
+    if (!needle) CHECK(s == QC_OK && m, "%s: loads: %s", label, err);
+    else CHECK(s != QC_OK && !m && strstr(err, needle), "%s: refused naming %s: %d '%s'", label, needle, s, err);
+    qc_model_free(m);
+}
+
+/* Sets the UINT32 value of GGUF key `key` in g[0..n) (a copy of a file);
+ * returns the old value, or -1 when the key is not a u32 there. */
+static long gguf_set_u32(unsigned char *g, size_t n, const char *key, uint32_t v) {
+    size_t kl = strlen(key);
+    for (size_t i = 8; i + kl + 8 <= n; i++) {
+        uint64_t len;
+        memcpy(&len, g + i - 8, 8);
+        uint32_t type;
+        if (len != kl || memcmp(g + i, key, kl)) continue;
+        memcpy(&type, g + i + kl, 4);
+        if (type != 4) return -1;
+        uint32_t old;
+        memcpy(&old, g + i + kl + 4, 4);
+        memcpy(g + i + kl + 4, &v, 4);
+        return old;
+    }
+    return -1;
+}
+
+/* Files whose values each pass alone but cannot be right: more layers of
+ * weights than the count says (the extra ones were ignored), an end token
+ * outside the vocabulary or none at all (generation never stops), a
+ * context of 1, a model_type of another family, a tokenizer without
+ * <|im_start|> under the ChatML care prompts. Made at test time from a
+ * mkmodel folder and a copy of the fixture GGUF. */
+static void test_implausible(void) {
+    char err[512] = "";
+    char *dir = mk_subdir("implausible"), *tokdir = path2(fixtures(), "tokenizer");
+    CHECK(qc_mkmodel("tiny-qwen2", dir, tokdir, 0, err, sizeof err) == QC_OK, "mkmodel: %s", err);
+    char *cfg = path2(dir, "config.json"), *gen = path2(dir, "generation_config.json"),
+         *tj = path2(dir, "tokenizer.json");
+    expect_load("tiny-qwen2 as made", dir, NULL);
+    CHECK(edit_file(cfg, "\"num_hidden_layers\": 2,", "\"num_hidden_layers\": 1,") == 1, "config edited");
+    expect_load("num_hidden_layers 1 of 2", dir, "num_hidden_layers");
+    edit_file(cfg, "\"num_hidden_layers\": 1,", "\"num_hidden_layers\": 2,");
+    CHECK(edit_file(cfg, "\"max_position_embeddings\": 4096,", "\"max_position_embeddings\": 1,") == 1, "config edited");
+    expect_load("max_position_embeddings 1", dir, "max_position_embeddings");
+    edit_file(cfg, "\"max_position_embeddings\": 1,", "\"max_position_embeddings\": 4096,");
+    CHECK(edit_file(cfg, "\"model_type\": \"qwen2\"", "\"model_type\": \"llama\"") == 1, "config edited");
+    expect_load("model_type llama", dir, "model_type");
+    edit_file(cfg, "\"model_type\": \"llama\"", "\"model_type\": \"qwen2\"");
+    expect_load("model_type qwen2", dir, NULL);
+    CHECK(edit_file(gen, "151645,", "999999,") == 1, "generation_config edited");
+    expect_load("generation eos 999999", dir, "eos_token_id");
+    edit_file(gen, "999999,", "151645,");
+
+    /* no end token at all: eos_token_id empty in both files, the tokenizer's
+     * end tokens renamed */
+    edit_file(cfg, "\"eos_token_id\": 151645,", "\"eos_token_id\": [],");
+    edit_file(gen, "\"eos_token_id\": [\n    151645,\n    151643\n  ],", "\"eos_token_id\": [],");
+    CHECK(edit_file(tj, "<|im_end|>", "<|im_fin|>") > 0 && edit_file(tj, "<|endoftext|>", "<|endoftxt|>") > 0,
+          "tokenizer edited");
+    expect_load("no end token", dir, "no end-of-sequence token");
+    edit_file(tj, "<|im_fin|>", "<|im_end|>");
+    edit_file(tj, "<|endoftxt|>", "<|endoftext|>");
+    expect_load("end tokens back in the tokenizer", dir, NULL);
+
+    /* ChatML without <|im_start|>: the model loads, the care pipeline refuses */
+    CHECK(edit_file(tj, "<|im_start|>", "<|im_begin|>") > 0, "tokenizer edited");
+    qc_model_t *m = NULL;
+    qc_model_opts_t mo = {.n_threads = 1, .dtype = "bf16"};
+    CHECK(qc_model_load(dir, &mo, &m, err, sizeof err) == QC_OK, "loads without <|im_start|>: %s", err);
+    qc_care_t *care = NULL;
+    qc_status s = m ? qc_care_new(m, NULL, &care, err, sizeof err) : QC_ERR_ARG;
+    CHECK(s == QC_ERR_UNSUPPORTED && !care && strstr(err, "<|im_start|>"), "care refuses a tokenizer without "
+          "<|im_start|>: %d '%s'", s, err);
+    qc_care_free(care);
+    qc_model_free(m);
+
+    /* GGUF metadata: block_count below the layers present, context_length
+     * 1, an eos_token_id outside the vocabulary */
+    char *src = path2(fixtures(), "models/tiny-qwen3.q8_0.gguf"), *dst = path2(dir, "m.gguf");
+    size_t n = 0;
+    unsigned char *g = (unsigned char *)test_slurp(src, &n);
+    CHECK(g != NULL, "read %s", src);
+    static const struct { const char *key, *needle; uint32_t v; } cases[] = {
+        {"qwen3.block_count", "block_count", 1},
+        {"qwen3.context_length", "context_length", 1},
+        {"tokenizer.ggml.eos_token_id", "eos_token_id", 999999},
+    };
+    for (size_t i = 0; g && i < sizeof cases / sizeof *cases; i++) {
+        long old = gguf_set_u32(g, n, cases[i].key, cases[i].v);
+        CHECK(old >= 0, "%s is a u32 in the fixture", cases[i].key);
+        write_bytes(dst, g, n);
+        expect_load(cases[i].key, dst, cases[i].needle);
+        if (old >= 0) gguf_set_u32(g, n, cases[i].key, (uint32_t)old);
+    }
+    if (g) write_bytes(dst, g, n), expect_load("the fixture GGUF as it is", dst, NULL);
+    /* F16 weights kept in place are reported as f16 (they were "bf16") */
+    char *f16 = path2(fixtures(), "models/tiny-qwen3.f16.gguf");
+    qc_model_opts_t fo = {.n_threads = 1, .dtype = "bf16"};
+    m = NULL;
+    CHECK(qc_model_load(f16, &fo, &m, err, sizeof err) == QC_OK && !strcmp(qc_model_dtype(m), "f16"),
+          "an F16 GGUF with --dtype bf16 reports %s: %s", m ? qc_model_dtype(m) : "(none)", err);
+    qc_model_free(m);
+    free(f16);
+    free(g);
+    free(src);
+    free(dst);
+    free(cfg);
+    free(gen);
+    free(tj);
+    free(tokdir);
+    free(dir);
+}
+
 static void test_mkmodel_args(void) {
     char err[512] = "";
     const char *const *names = qc_mkmodel_presets();
@@ -919,6 +1061,7 @@ int main(void) {
     test_bad_safetensors();
     test_bind();
     test_mkmodel_args();
+    test_implausible();
     test_generator("tiny-qwen2");
     test_generator("tiny-qwen3");
     const char *bench = getenv("QC_TEST_BENCH");

@@ -66,14 +66,25 @@ static void check(const char *name, const char *dtype, const char *gname, double
 }
 
 int main(void) {
-    /* llama.cpp's own quantized runs: same numbers expected */
-    check("tiny-qwen3", "q8_0", "tiny-qwen3-q8_0", 0.25, 0.04, 35, 50);
-    check("tiny-qwen3", "q4_0", "tiny-qwen3-q4_0", 0.25, 0.04, 35, 50);
-    const char *names[] = {"tiny-qwen2", "tiny-qwen3"};
-    for (int i = 0; i < 2; i++) {
-        check(names[i], "f32", names[i], 3e-3, 5e-4, 100, 100); /* converted to F32: as exact as BF16 */
-        check(names[i], "q8_0", names[i], 0.44, 0.12, 20, 0);
-        check(names[i], "q4_0", names[i], 3.5, 1.1, 3, 0);
-    }
+    static const struct {
+        const char *name, *dtype, *golden;
+        double tol, tol_mean;
+        int min_greedy_pct, min_tight_pct;
+    } cases[] = {
+        /* llama.cpp's own quantized runs: same numbers expected */
+        {"tiny-qwen3", "q8_0", "tiny-qwen3-q8_0", 0.25, 0.04, 35, 50},
+        {"tiny-qwen3", "q4_0", "tiny-qwen3-q4_0", 0.25, 0.04, 35, 50},
+        /* the F32 goldens; converted to F32: as exact as BF16 */
+        {"tiny-qwen2", "f32", "tiny-qwen2", 3e-3, 5e-4, 100, 100},
+        {"tiny-qwen2", "q8_0", "tiny-qwen2", 0.44, 0.12, 20, 0},
+        {"tiny-qwen2", "q4_0", "tiny-qwen2", 3.5, 1.1, 3, 0},
+        {"tiny-qwen3", "f32", "tiny-qwen3", 3e-3, 5e-4, 100, 100},
+        {"tiny-qwen3", "q8_0", "tiny-qwen3", 0.44, 0.12, 20, 0},
+        {"tiny-qwen3", "q4_0", "tiny-qwen3", 3.5, 1.1, 3, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        if (test_case((long)i)) /* QC_TEST_CASES */
+            check(cases[i].name, cases[i].dtype, cases[i].golden, cases[i].tol, cases[i].tol_mean,
+                  cases[i].min_greedy_pct, cases[i].min_tight_pct);
     return test_done("test_quant");
 }

@@ -82,6 +82,14 @@ static int is_probs(json_t *probs) {
     return sum > 0.99 && sum < 1.01;
 }
 
+/* A number of at most 6 significant digits (probabilities and times are
+ * rounded so, not printed with 17). */
+static int is_round6(json_t *v) {
+    char s[32];
+    snprintf(s, sizeof s, "%.6g", json_number_value(v));
+    return json_is_number(v) && strtod(s, NULL) == json_number_value(v);
+}
+
 static int is_label(json_t *v) {
     const char *s = json_string_value(v);
     return s && (!strcmp(s, "positive") || !strcmp(s, "negative") || !strcmp(s, "neutral"));
@@ -93,7 +101,16 @@ static void test_basic(void) {
     CHECK(st == 200 && !strcmp(out, "{\"status\":\"ok\"}"), "/health: %ld %s", st, out);
     free(out);
     st = http(NULL, "/", NULL, 0, NULL, &out);
-    CHECK(st == 200 && strstr(out, "<html"), "GET /: %ld", st);
+    CHECK(st == 200 && strstr(out, "<html") && strstr(out, "fixture-banner") && strstr(out, "/api/info"),
+          "GET /: %ld, a page with the fixture banner", st);
+    free(out);
+    /* the model is tiny-qwen2 from qcare mkmodel: a fixture, said so */
+    st = http(NULL, "/api/info", NULL, 0, NULL, &out);
+    json_t *info = json_loads(out, 0, NULL);
+    CHECK(st == 200 && json_is_true(json_object_get(info, "fixture")) &&
+              !strcmp(json_string_value(json_object_get(info, "model")) ?: "", "tiny-qwen2"),
+          "/api/info: the mkmodel model is a fixture: %ld %s", st, out);
+    json_decref(info);
     free(out);
     json_t *j = post_json("/api/emotion", "{\"text\": \"I feel so sad and alone today\"}", NULL, &st);
     CHECK(st == 200 && is_label(json_object_get(j, "label")) && is_probs(json_object_get(j, "probs")) &&
@@ -105,6 +122,10 @@ static void test_basic(void) {
               strstr(json_string_value(json_object_get(j, "notice")) ?: "", "URGENT") &&
               json_is_string(json_object_get(j, "presentation")),
           "/api/emotion urgent, with the notice (%ld)", st);
+    json_t *pr = json_object_get(j, "probs");
+    CHECK(is_round6(json_object_get(pr, "positive")) && is_round6(json_object_get(pr, "negative")) &&
+              is_round6(json_object_get(pr, "neutral")) && is_round6(json_object_get(j, "ms")),
+          "/api/emotion: probabilities and ms to 6 significant digits");
     json_decref(j);
 
     j = post_json("/api/analyze", "{\"text\": \"医生，我最近总是失眠\", \"max_tokens\": 8}", NULL, &st);
@@ -584,7 +605,8 @@ static void test_openai_bad(void) {
 
 /* ==== /v1/classify ==== */
 
-/* Probabilities in the labels' order summing to 1, top their argmax. */
+/* Probabilities in the labels' order summing to 1 (each may be rounded to
+ * 6 significant digits, by at most 5e-7), top their argmax. */
 static int is_classify_answer(json_t *j, const char *const *labels, size_t n) {
     json_t *ls = json_object_get(j, "labels");
     double sum = 0, best = -1;
@@ -600,7 +622,7 @@ static int is_classify_answer(json_t *j, const char *const *labels, size_t n) {
         sum += p;
         if (p > best) best = p, top = name;
     }
-    return fabs(sum - 1) < 1e-9 && top && !strcmp(top, json_string_value(json_object_get(j, "top")) ?: "");
+    return fabs(sum - 1) <= (double)n * 5e-7 + 1e-12 && top && !strcmp(top, json_string_value(json_object_get(j, "top")) ?: "");
 }
 
 static void test_classify(void) {
@@ -613,6 +635,9 @@ static void test_classify(void) {
     json_t *a = post_json("/v1/classify", body, NULL, &st);
     CHECK(st == 200 && is_classify_answer(a, labels, 4) && json_is_true(json_object_get(a, "calibrated")),
           "/v1/classify answer (%ld)", st);
+    int r6 = is_round6(json_object_get(a, "ms"));
+    for (size_t i = 0; i < 4; i++) r6 &= is_round6(json_object_get(json_array_get(json_object_get(a, "labels"), i), "probability"));
+    CHECK(r6, "/v1/classify: probabilities and ms to 6 significant digits");
     json_t *b = post_json("/v1/classify", body, NULL, &st);
     int same = json_array_size(json_object_get(a, "labels")) == 4;
     for (size_t i = 0; i < 4; i++) {
@@ -867,6 +892,21 @@ static void test_bad_input(void) {
     check_error("/v1/chat/completions",
                 "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"seed\": 9223372036854775808}", 0, 400,
                 "at most 9223372036854775807");
+    /* the JSON library's own messages ("'[' or '{' expected near ...") are
+     * not passed on: qcare says what is wrong */
+    const char *broken[] = {"{\"text\": ", "{\"text\": \"a\"} x", "[", "{\"text\": tru}", "{\"a\":1,\"a\":2}",
+                            "{\"text\": \"\xff\"}", "{\"n\": 99999999999999999999}", "{\"text\": \"a\\u0000\"}"};
+    for (size_t i = 0; i < sizeof broken / sizeof *broken; i++) {
+        char *out;
+        long st = post("/api/emotion", broken[i], NULL, &out);
+        json_t *j = json_loads(out, 0, NULL);
+        const char *msg = json_string_value(json_object_get(j, "error"));
+        CHECK(st == 400 && msg && strstr(msg, "malformed JSON at line") && !strstr(msg, "near") &&
+                  !strstr(msg, "expected") && !strstr(msg, "JSON_"),
+              "%s: an error in qcare's words: %s", broken[i], out);
+        json_decref(j);
+        free(out);
+    }
     /* a key twice: the last would win in jansson, the first in other readers */
     check_error("/api/analyze", "{\"text\": \"hi\", \"text\": \"I have crushing chest pain\"}", 0, 400, "duplicate");
     check_error("/v1/chat/completions",

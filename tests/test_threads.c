@@ -1,10 +1,13 @@
 /* test_threads.c — the thread pool runs every share exactly once per task,
- * many tasks in a row, and qc_split covers a range without gaps or overlap. */
+ * many tasks in a row, and when the workers are slow (the caller, done
+ * first, has spun out and sleeps); and qc_split covers a range without
+ * gaps or overlap. */
 #include "engine/threads.h"
 #include "test.h"
 
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct {
     long n;
@@ -18,6 +21,13 @@ static void task(void *arg, int ith, int nth) {
     qc_split(j->n, ith, nth, 4, &lo, &hi);
     for (long i = lo; i < hi; i++) atomic_fetch_add(&j->hits[i], 1);
     atomic_fetch_add(&j->calls, 1);
+}
+
+/* Workers take 100 ms (past the caller's spinning) before finishing. */
+static void slow_task(void *arg, int ith, int nth) {
+    (void)nth;
+    if (ith > 0) nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
+    atomic_fetch_add((atomic_int *)arg, 1);
 }
 
 int main(void) {
@@ -49,6 +59,13 @@ int main(void) {
         for (int i = 0; i < 1000; i++) ok &= atomic_load(&hits[i]) == rounds;
         CHECK(ok, "every index once per task (%d threads)", threads);
         CHECK(atomic_load(&j.calls) == rounds * threads, "each thread once per task: %d", atomic_load(&j.calls));
+        atomic_int slow = 0;
+        int all_back = 1;
+        for (int r = 1; r <= 3; r++) {
+            qc_pool_run(p, slow_task, &slow);
+            all_back &= atomic_load(&slow) == r * threads;
+        }
+        CHECK(all_back, "slow workers: the caller returns after every share (%d threads)", threads);
         qc_pool_free(p);
     }
     qc_pool_free(NULL);

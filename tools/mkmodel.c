@@ -442,5 +442,9 @@ qc_status qc_mkmodel(const char *preset, const char *out_dir, const char *tokeni
             if ((s = copy_file(tokenizer_dir, out_dir, files[i], i < 2, err, err_size))) return s;
     }
     if ((s = write_configs(p, out_dir, err, err_size))) return s;
+    char note[256];
+    int nn = snprintf(note, sizeof note, "qcare mkmodel --preset %s: random weights, for tests; its replies are noise.\n",
+                      p->name);
+    if ((s = write_atomic(out_dir, QC_MKMODEL_MARKER, note, (size_t)nn, err, err_size))) return s;
     return write_safetensors(p, out_dir, progress, err, err_size);
 }

@@ -19,12 +19,16 @@
  * model.safetensors (BF16, tensors streamed out one chunk at a time), and
  * copies of tokenizer.json and tokenizer_config.json (required) and
  * vocab.json / merges.txt (when present) from tokenizer_dir (NULL: no
- * tokenizer files). Each file is written under a temporary name and renamed
+ * tokenizer files), and QC_MKMODEL_MARKER. Each file is written under a temporary name and renamed
  * when complete, model.safetensors last, so a folder holding it is whole.
  * With `progress`, prints progress lines to stderr. Unknown presets give
  * QC_ERR_ARG; the message goes into err. */
 qc_status qc_mkmodel(const char *preset, const char *out_dir, const char *tokenizer_dir,
                      int progress, char *err, size_t err_size);
+
+/* The file qc_mkmodel writes beside the others, saying the weights are
+ * random: `qcare serve` finds it and the chat page shows a banner. */
+#define QC_MKMODEL_MARKER "qcare-fixture.txt"
 
 /* The preset names, NULL-terminated. Static. */
 const char *const *qc_mkmodel_presets(void);

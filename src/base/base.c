@@ -43,6 +43,14 @@ double qc_now_ms(void) {
     return (double)ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
+/* ==== numbers in JSON answers ==== */
+
+double qc_round6(double x) {
+    char s[32];
+    snprintf(s, sizeof s, "%.6g", x);
+    return strtod(s, NULL);
+}
+
 /* ==== growable byte buffer ==== */
 
 int qc_buf_reserve(qc_buf_t *b, size_t extra) {

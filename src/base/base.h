@@ -28,6 +28,15 @@ qc_status qc_vseterr_at(char *err, size_t err_size, qc_status status, const char
 double qc_now_s(void);
 double qc_now_ms(void);
 
+/* ==== numbers in JSON answers ==== */
+
+/* JSON answers print reals with 9 significant digits (enough to give back
+ * a float exactly: the logits' precision), not jansson's 17; what a
+ * reader takes as a probability or a time is rounded further, to 6. */
+#define QC_JSON_REAL JSON_REAL_PRECISION(9)
+/* x rounded to 6 significant digits (as "%.6g" prints it). */
+double qc_round6(double x);
+
 /* ==== growable byte buffer ==== */
 
 /* p[0..n) holds the bytes, always followed by a NUL once anything was

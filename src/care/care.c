@@ -63,6 +63,15 @@ qc_status care_append_ids(const qc_tokenizer_t *tok, const char *text, size_t le
 
 qc_status qc_care_new(qc_model_t *m, const qc_care_opts_t *opts, qc_care_t **out, char *err, size_t err_size) {
     *out = NULL;
+    /* every care prompt is ChatML: without these special tokens its markers
+     * would be read as plain text and the model would see no turns */
+    static const char *const chatml[] = {"<|im_start|>", "<|im_end|>"};
+    for (int i = 0; i < 2; i++)
+        if (qc_tokenizer_find(qc_model_tokenizer(m), chatml[i]) < 0)
+            return qc_seterr(err, err_size, QC_ERR_UNSUPPORTED,
+                             "the tokenizer has no %s token: the care prompts are ChatML (an instruction-tuned "
+                             "Qwen model has it)",
+                             chatml[i]);
     qc_care_t *c = calloc(1, sizeof *c);
     if (!c) return qc_seterr(err, err_size, QC_ERR_NOMEM, "out of memory");
     c->m = m;

@@ -632,18 +632,18 @@ char *qc_scores_json(const qc_labels_t *t, const qc_scores_t *s) {
     json_t *labels = json_array(), *o = NULL;
     for (size_t l = 0; labels && l < s->n && l < t->n; l++)
         json_array_append_new(labels, json_pack("{s:s, s:f, s:f, s:i}", "label", t->name[l], "probability",
-                                                s->label[l].prob, "loglik", s->label[l].loglik, "tokens",
+                                                qc_round6(s->label[l].prob), "loglik", s->label[l].loglik, "tokens",
                                                 s->label[l].tokens));
     if (labels)
         o = json_pack("{s:o, s:s, s:s, s:b, s:b, s:i, s:f}", "labels", labels, "top", t->name[s->top], "normalize",
                       t->mean ? "mean" : "sum", "calibrated", s->calibrated, "prefix_cached", s->prefix_cached,
-                      "text_tokens", s->text_tokens, "ms", s->ms);
+                      "text_tokens", s->text_tokens, "ms", qc_round6(s->ms));
     if (o && s->calibrated) {
         json_t *cf = json_array();
         for (size_t l = 0; cf && l < s->n; l++) json_array_append_new(cf, json_real(s->cf_loglik[l]));
         json_object_set_new(o, "content_free_loglik", cf);
     }
-    char *text = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+    char *text = o ? json_dumps(o, JSON_COMPACT | QC_JSON_REAL) : NULL;
     json_decref(o);
     return text;
 }

@@ -20,6 +20,8 @@ int cli_opt(int argc, char **argv, int *i, const char *name, const char **value,
 /* Parses an int/float option value; prints an error naming opt and sets *bad
  * on garbage. */
 long cli_parse_long(const char *opt, const char *s, long lo, long hi, int *bad);
+/* A whole decimal number in [0, 2^64 - 1], exactly (a seed). */
+unsigned long long cli_parse_u64(const char *opt, const char *s, int *bad);
 double cli_parse_double(const char *opt, const char *s, double lo, double hi, int *bad);
 
 /* The text argument: the literal string, or all of stdin for "-". Caller frees.

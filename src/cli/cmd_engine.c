@@ -186,7 +186,10 @@ int cmd_tokenize(int argc, char **argv) {
         free(out);
     } else {
         if ((st = qc_tokenizer_encode(tk, text, len, QC_TOK_PARSE_SPECIAL, &ids, &n))) {
-            fprintf(stderr, "qcare tokenize: %s (is the text UTF-8?)\n", qc_status_str(st));
+            fprintf(stderr, "qcare tokenize: %s\n",
+                    st == QC_ERR_ARG           ? "the text is not valid UTF-8"
+                    : st == QC_ERR_UNSUPPORTED ? "the tokenizer's pre-tokenizer regex hit PCRE2's match limit on this text"
+                                               : qc_status_str(st));
             goto done;
         }
         putchar('[');
@@ -290,7 +293,7 @@ int cmd_generate(int argc, char **argv) {
                    "  --top-p P         nucleus sampling mass (1 = off)\n"
                    "  --min-p P         drop tokens below P x the best probability (0 = off)\n"
                    "  --repeat-penalty R  Hugging Face repetition penalty (1 = off)\n"
-                   "  --seed S          random seed (default 0); the same seed repeats a run\n"
+                   "  --seed S          random seed, an integer 0..2^64-1 (default 0); the same seed repeats a run\n"
                    "  --chat            wrap TEXT as a user turn of a ChatML conversation\n"
                    "  --system TEXT     with --chat: the system prompt\n"
                    "  --json            finish with a line {\"ids\": [...], \"text\": \"...\"}\n"
@@ -310,7 +313,7 @@ int cmd_generate(int argc, char **argv) {
         else if (cli_opt(argc, argv, &i, "--repeat-penalty", &v, &bad)) { if (!bad) rep = cli_parse_double("--repeat-penalty", v, 0.01, 100, &bad); }
         else if (cli_opt(argc, argv, &i, "--top-k", &v, &bad)) { if (!bad) top_k_opt = cli_parse_long("--top-k", v, 0, 1 << 20, &bad); }
         else if (cli_opt(argc, argv, &i, "--seed", &v, &bad)) {
-            if (!bad) seed = (unsigned long long)cli_parse_double("--seed", v, 0, 1.8e19, &bad);
+            if (!bad) seed = cli_parse_u64("--seed", v, &bad);
             have_seed = 1;
         } else if (!common_opt(argc, argv, &i, &c, &bad)) return unknown_opt("generate", argv[i]);
     }
@@ -332,6 +335,11 @@ int cmd_generate(int argc, char **argv) {
     cli_stream_t s = {.echo = 1};
     qc_ctx_t *x = NULL;
     if (!text) goto done;
+    if (chat && qc_tokenizer_find(qc_model_tokenizer(m), "<|im_start|>") < 0) {
+        /* the markers would be tokenized as plain text: no turns at all */
+        fprintf(stderr, "qcare generate: --chat needs a ChatML tokenizer; this one has no <|im_start|> token\n");
+        goto done;
+    }
     if (chat) {
         qc_chat_msg_t msgs[2];
         size_t nm = 0;

@@ -7,6 +7,7 @@
 #include "records/ident.h"
 #include "records/records.h"
 #include "server/server.h"
+#include "mkmodel.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #define SERVE_MAX_LIST 16    /* values of a repeatable option (--trusted-proxy, --allow-origin) */
@@ -352,7 +354,12 @@ int cmd_serve(int argc, char **argv) {
     /* /v1/models reports the model folder's name. */
     const char *name = model ? model : "qcare", *slash = strrchr(name, '/');
     if (slash && slash[1]) name = slash + 1;
-    qc_server_opts_t o = {.host = host, .port = port, .api_key = api_key, .n_ctx = n_ctx, .quiet = quiet,
+    /* a folder qcare mkmodel wrote: random weights, which the page says */
+    char marker[4096];
+    struct stat mst;
+    snprintf(marker, sizeof marker, "%s/%s", model ? model : "", QC_MKMODEL_MARKER);
+    int fixture = model && !stat(marker, &mst) && S_ISREG(mst.st_mode);
+    qc_server_opts_t o = {.host = host, .port = port, .api_key = api_key, .n_ctx = n_ctx, .quiet = quiet, .fixture = fixture,
                           .model_name = name, .parallel = parallel, .timeout_s = timeout,
                           .queue = queue == -2 ? 0 : queue == 0 ? -1 : queue, .prefix_cache_mb = prefix_mb,
                           .risk_model = risk, .header_timeout_s = header_timeout, .max_connections = max_conns,

@@ -259,8 +259,14 @@ char *cli_resolve_model(const char *arg) {
     char *dir = hub_models_dir(), *path = dir ? hub_aprintf("%s/%s", dir, name) : NULL;
     free(dir);
     if (path && !stat(path, &st) && S_ISDIR(st.st_mode)) return path;
-    fprintf(stderr, "qcare: '%s' is neither a folder nor a pulled model (no %s); get it with: qcare pull %s\n", name,
-            path ? path : "models folder: set QCARE_MODELS", name);
+    if (!arg) /* one message for both ways out, not two that disagree */
+        fprintf(stderr,
+                "qcare: no model: give --model PATH (a folder or a .gguf file), or get the default model %s with: "
+                "qcare pull (it is not in %s)\n",
+                name, path ? path : "the models folder: set QCARE_MODELS");
+    else
+        fprintf(stderr, "qcare: '%s' is neither a folder nor a pulled model (no %s); get it with: qcare pull %s\n",
+                name, path ? path : "models folder: set QCARE_MODELS", name);
     free(path);
     return NULL;
 }

@@ -41,6 +41,19 @@ long cli_parse_long(const char *opt, const char *s, long lo, long hi, int *bad) 
     return v;
 }
 
+unsigned long long cli_parse_u64(const char *opt, const char *s, int *bad) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    /* strtoull takes "-1" for 2^64 - 1: only digits are an integer here */
+    if (errno || end == s || *end || s[strspn(s, "0123456789")]) {
+        fprintf(stderr, "qcare: %s: '%s' is not an integer in [0, 18446744073709551615]\n", opt, s);
+        *bad = 1;
+        return 0;
+    }
+    return v;
+}
+
 double cli_parse_double(const char *opt, const char *s, double lo, double hi, int *bad) {
     char *end;
     errno = 0;
@@ -93,10 +106,7 @@ qc_model_t *cli_load_model(const char *dir, const char *dtype, int n_threads) {
     /* --model is a folder, a .gguf file, or the name of a pulled repo; none
      * means the default model, when it has been pulled. */
     char *path = cli_resolve_model(dir);
-    if (!path) {
-        if (!dir) fprintf(stderr, "qcare: --model DIR is required (or get the default model: qcare pull)\n");
-        return NULL;
-    }
+    if (!path) return NULL; /* cli_resolve_model said why */
     char err[512];
     qc_model_t *m;
     qc_model_opts_t o = {.n_threads = n_threads, .dtype = dtype};

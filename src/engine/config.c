@@ -21,6 +21,9 @@
 #define MAX_DIM (1 << 20)
 #define MAX_VOCAB (1 << 24)
 #define MAX_CTX (1 << 24)
+/* Fewer positions than a ChatML turn with a short reply: such a context
+ * length is a broken file, not a model. */
+#define MIN_CTX 32
 
 /* ==== JSON helpers ==== */
 
@@ -161,6 +164,15 @@ static qc_status parse_arch(const char *path, json_t *root, qc_config_t *cfg, ch
                          "and Qwen3ForCausalLM)",
                          path, name);
     }
+    /* model_type, when given, must name the same family: a file that says
+     * both is contradicting itself (absent: transformers infers it) */
+    json_t *mt = json_object_get(root, "model_type");
+    const char *want = cfg->arch == QC_ARCH_QWEN2 ? "qwen2" : "qwen3";
+    if (mt && !json_is_null(mt) && !(json_is_string(mt) && !strcmp(json_string_value(mt), want)))
+        return qc_seterr(err, err_size, QC_ERR_UNSUPPORTED,
+                         "%s: field \"model_type\" is %s%.60s%s, but architectures[0] %s has model_type \"%s\"",
+                         path, json_is_string(mt) ? "\"" : "", json_is_string(mt) ? json_string_value(mt) : "not a string",
+                         json_is_string(mt) ? "\"" : "", name, want);
     return QC_OK;
 }
 
@@ -248,7 +260,7 @@ qc_status qc_config_load(const char *path, qc_config_t *cfg, char *err, size_t e
                 err, err_size));
     TRY(get_int(path, root, "vocab_size", 1, 0, 1, MAX_VOCAB, &cfg->n_vocab, err, err_size));
     /* transformers' default for both Qwen2Config and Qwen3Config */
-    TRY(get_int(path, root, "max_position_embeddings", 0, 32768, 1, MAX_CTX, &cfg->n_ctx_train,
+    TRY(get_int(path, root, "max_position_embeddings", 0, 32768, MIN_CTX, MAX_CTX, &cfg->n_ctx_train,
                 err, err_size));
 
     /* head_dim: given explicitly by Qwen3 configs (heads * head_dim may differ

@@ -30,6 +30,9 @@
 #define MAX_DIM (1 << 20)
 #define MAX_VOCAB (1 << 24)
 #define MAX_CTX (1 << 24)
+/* Fewer positions than a ChatML turn with a short reply: such a context
+ * length is a broken file, not a model. */
+#define MIN_CTX 32
 
 /* ==== types ==== */
 
@@ -733,7 +736,7 @@ static qc_status gguf_config(const qc_gguf_t *g, qc_config_t *c, char *err, size
     TRY(meta_int(g, arch, "block_count", 1, 0, 1, MAX_LAYERS, &c->n_layer, err, err_size));
     TRY(meta_int(g, arch, "attention.head_count", 1, 0, 1, MAX_DIM, &c->n_head, err, err_size));
     TRY(meta_int(g, arch, "attention.head_count_kv", 0, c->n_head, 1, MAX_DIM, &c->n_head_kv, err, err_size));
-    TRY(meta_int(g, arch, "context_length", 1, 0, 1, MAX_CTX, &c->n_ctx_train, err, err_size));
+    TRY(meta_int(g, arch, "context_length", 1, 0, MIN_CTX, MAX_CTX, &c->n_ctx_train, err, err_size));
     /* head_dim: key_length, needed when heads do not divide the embedding */
     int even = c->n_embd % c->n_head == 0;
     TRY(meta_int(g, arch, "attention.key_length", !even, even ? c->n_embd / c->n_head : 0, 1, MAX_DIM,
@@ -762,8 +765,14 @@ static qc_status gguf_config(const qc_gguf_t *g, qc_config_t *c, char *err, size
     c->bos_id = -1;
     if (!qc_gguf_get_int(g, "tokenizer.ggml.bos_token_id", &id, err, err_size) && id >= 0 && id < c->n_vocab)
         c->bos_id = (int)id;
-    if (!qc_gguf_get_int(g, "tokenizer.ggml.eos_token_id", &id, err, err_size) && id >= 0 && id < c->n_vocab)
+    if (!qc_gguf_get_int(g, "tokenizer.ggml.eos_token_id", &id, err, err_size)) {
+        /* an end token outside the vocabulary never comes: generation would not stop there */
+        if (id < 0 || id >= c->n_vocab)
+            return qc_seterr(err, err_size, QC_ERR_FORMAT,
+                             "%s: metadata 'tokenizer.ggml.eos_token_id' is %lld, outside the vocabulary [0, %d)",
+                             g->path, (long long)id, c->n_vocab);
         c->eos_ids[c->n_eos++] = (int)id;
+    }
     return QC_OK;
 }
 

@@ -1,21 +1,36 @@
 /* kernels.c — CPU level detection and the level choice (with the dispatch
  * of qc_dot_f32 and qc_attend), and the weight formats: quantization, half
  * conversion, dequantization. The levels' kernels are in kernels_scalar.c,
- * kernels_avx2.c and kernels_avx512.c; the matrix-product driver in matmul.c.
+ * kernels_avx2.c, kernels_avx512.c and kernels_neon.c; the matrix-product
+ * driver in matmul.c.
  *
- * This file is compiled for baseline x86-64: nothing here may use an
- * instruction the CPU might lack. */
+ * This file is compiled for the baseline of its architecture (x86-64,
+ * ARMv8.0): nothing here may use an instruction the CPU might lack. */
 #include "engine/kernels_impl.h"
 #include "engine/quants.h"
 
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #define QC_X86 1
+#elif defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#define QC_ARM64_LINUX 1
+/* the bits of <asm/hwcap.h>, for older headers */
+#ifndef HWCAP_ASIMD
+#define HWCAP_ASIMD (1 << 1)
+#endif
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#ifndef HWCAP2_I8MM
+#define HWCAP2_I8MM (1 << 13)
+#endif
 #endif
 
 /* ==== CPU detection and dispatch ==== */
@@ -54,21 +69,70 @@ static qc_cpu_t cpu_detect(void) {
                  __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
                  __builtin_cpu_supports("avx512vnni") && qc_level_avx512;
     return avx512 ? QC_CPU_AVX512 : QC_CPU_AVX2;
+#elif defined(QC_ARM64_LINUX)
+    /* The kernel's HWCAP bits say what the CPU has and EL0 may use. i8mm
+     * CPUs (ARMv8.6) all have the dot product, which its level also uses. */
+    const unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
+    if (!(hw & HWCAP_ASIMD) || !qc_level_neon) return QC_CPU_SCALAR;
+    if (!(hw & HWCAP_ASIMDDP) || !qc_level_dotprod) return QC_CPU_NEON;
+    if (!(hw2 & HWCAP2_I8MM) || !qc_level_i8mm) return QC_CPU_DOTPROD;
+    return QC_CPU_I8MM;
+#elif defined(__aarch64__)
+    /* no HWCAP to read: Advanced SIMD is part of every ARM64 CPU */
+    return qc_level_neon ? QC_CPU_NEON : QC_CPU_SCALAR;
 #else
     return QC_CPU_SCALAR;
 #endif
 }
 
+static const qc_kernel_set_t *level_set(qc_cpu_t level) {
+    switch (level) {
+    case QC_CPU_SCALAR: return qc_level_scalar;
+    case QC_CPU_AVX2: return qc_level_avx2;
+    case QC_CPU_AVX512: return qc_level_avx512;
+    case QC_CPU_NEON: return qc_level_neon;
+    case QC_CPU_DOTPROD: return qc_level_dotprod;
+    case QC_CPU_I8MM: return qc_level_i8mm;
+    case QC_CPU_LEVELS: break;
+    }
+    return NULL;
+}
+
+int qc_cpu_built(qc_cpu_t level) { return (unsigned)level < QC_CPU_LEVELS && level_set(level) != NULL; }
+
+/* Only one architecture's levels are built, and each one's are ordered, so
+ * a built level up to the best one is one the CPU has. */
+int qc_cpu_has(qc_cpu_t level) { return qc_cpu_built(level) && level <= qc_cpu_max(); }
+
+static char cpu_request_err[160]; /* qc_cpu_request_error's message, or "" */
+
 static void cpu_init(void) {
     cpu_max = cpu_detect();
     cpu_chosen = cpu_max;
     const char *env = getenv("QCARE_CPU");
-    if (env) {
-        /* An unknown value is ignored: the library never prints, and the
-         * best level is always a correct choice. */
-        for (int l = QC_CPU_SCALAR; l <= QC_CPU_AVX512; l++)
-            if (!strcmp(env, qc_cpu_name((qc_cpu_t)l))) cpu_chosen = (qc_cpu_t)l < cpu_max ? (qc_cpu_t)l : cpu_max;
+    if (!env || !*env) return;
+    /* A level this CPU or build lacks, or an unknown value, runs the best
+     * level (always a correct choice); the library never prints, so the
+     * message waits for qc_cpu_request_error. */
+    for (int l = QC_CPU_SCALAR; l < QC_CPU_LEVELS; l++) {
+        if (strcmp(env, qc_cpu_name((qc_cpu_t)l))) continue;
+        if ((qc_cpu_t)l <= cpu_max && qc_cpu_built((qc_cpu_t)l)) {
+            cpu_chosen = (qc_cpu_t)l;
+            return;
+        }
+        snprintf(cpu_request_err, sizeof cpu_request_err, "QCARE_CPU=%s: %s (the best level here is %s)", env,
+                 qc_cpu_built((qc_cpu_t)l) ? "this CPU lacks that kernel level" : "a level of another architecture",
+                 qc_cpu_name(cpu_max));
+        return;
     }
+    snprintf(cpu_request_err, sizeof cpu_request_err,
+             "QCARE_CPU=%.40s: not a kernel level (scalar, avx2, avx512, neon, dotprod, i8mm; the best here is %s)",
+             env, qc_cpu_name(cpu_max));
+}
+
+const char *qc_cpu_request_error(void) {
+    pthread_once(&cpu_once, cpu_init);
+    return cpu_request_err[0] ? cpu_request_err : NULL;
 }
 
 qc_cpu_t qc_cpu_level(void) {
@@ -86,18 +150,16 @@ const char *qc_cpu_name(qc_cpu_t level) {
     case QC_CPU_SCALAR: return "scalar";
     case QC_CPU_AVX2: return "avx2";
     case QC_CPU_AVX512: return "avx512";
+    case QC_CPU_NEON: return "neon";
+    case QC_CPU_DOTPROD: return "dotprod";
+    case QC_CPU_I8MM: return "i8mm";
+    case QC_CPU_LEVELS: break;
     }
     return "?";
 }
 
 const qc_kernel_set_t *qc_kernels_for(qc_cpu_t level) {
-    pthread_once(&cpu_once, cpu_init);
-    if (level > cpu_max) level = cpu_max;
-    switch (level) {
-    case QC_CPU_AVX512: return qc_level_avx512;
-    case QC_CPU_AVX2: return qc_level_avx2;
-    default: return qc_level_scalar;
-    }
+    return level_set(qc_cpu_has(level) ? level : qc_cpu_max());
 }
 
 float qc_dot_f32(const float *a, const float *b, int64_t n) {
@@ -127,7 +189,8 @@ static inline float f32_from_bits(uint32_t u) {
  * push the value into a range where adding a power-of-two bias makes the
  * FPU do the round-to-nearest-even at half precision, subnormals and
  * overflow to infinity included; NaN becomes 0x7e00 (with the sign). Needs
- * IEEE single arithmetic without flush-to-zero, which x86-64 SSE gives. */
+ * IEEE single arithmetic without flush-to-zero, which x86-64 SSE and ARM64
+ * Linux (FPCR.FZ clear) give. */
 uint16_t qc_f32_to_f16(float f) {
     const float scale_to_inf = 0x1.0p+112f;
     const float scale_to_zero = 0x1.0p-110f;

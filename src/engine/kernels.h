@@ -1,6 +1,7 @@
 /* kernels.h — weight formats and the matrix products of the forward pass,
  * with one implementation per CPU level (scalar reference, AVX2+FMA,
- * AVX-512 with VNNI/BF16), chosen once at run time.
+ * AVX-512 with VNNI/BF16; ARM64 NEON, dot product, i8mm), chosen once at
+ * run time.
  *
  * Quantized formats use ggml's block layouts, so GGUF tensors are used in
  * place: Q8_0 and Q4_0 here (32 weights per block, an IEEE half scale first),
@@ -62,12 +63,28 @@ _Static_assert(sizeof(qc_block_q8_act) == 40, "activation block layout");
 
 /* ==== CPU levels ==== */
 
-typedef enum { QC_CPU_SCALAR = 0, QC_CPU_AVX2 = 1, QC_CPU_AVX512 = 2 } qc_cpu_t;
+/* Each architecture's levels in increasing order (a CPU with one has the
+ * ones below it): x86-64 AVX2 < AVX-512; ARM64 NEON < dot product < i8mm. */
+typedef enum {
+    QC_CPU_SCALAR = 0,
+    QC_CPU_AVX2 = 1,
+    QC_CPU_AVX512 = 2,
+    QC_CPU_NEON = 3,
+    QC_CPU_DOTPROD = 4,
+    QC_CPU_I8MM = 5,
+    QC_CPU_LEVELS = 6 /* how many */
+} qc_cpu_t;
 
 /* The best level this CPU supports, or the one QCARE_CPU=scalar|avx2|avx512
- * asks for (never above what the CPU supports). Decided once per process. */
+ * (x86-64) or scalar|neon|dotprod|i8mm (ARM64) asks for (never above what
+ * the CPU supports: qc_cpu_request_error says when it asked for more).
+ * Decided once per process. */
 qc_cpu_t qc_cpu_level(void);
 const char *qc_cpu_name(qc_cpu_t level);
+/* NULL when QCARE_CPU is unset, empty or names a level this CPU and build
+ * have; otherwise a message saying what it asked for and what this CPU's
+ * best level is (static storage). qc_model_load refuses to load then. */
+const char *qc_cpu_request_error(void);
 
 /* ==== weight formats ==== */
 

@@ -7,6 +7,7 @@
  *   kernels_scalar.c  the scalar level (plain C): the reference
  *   kernels_avx2.c    AVX2 + FMA + F16C           (built with -mavx2 ...)
  *   kernels_avx512.c  AVX-512 F/BW/VL/DQ + VNNI   (built with -mavx512f ...)
+ *   kernels_neon.c    ARM64 NEON, dot product, i8mm (target pragmas)
  *
  * Accuracy contract of every SIMD level against the scalar reference:
  * - float weights (F32/F16/BF16): products and sums in F32; results differ
@@ -212,6 +213,7 @@ typedef struct {
  * without its instruction set (the Makefile's ISA_FLAGS), and the level is
  * then never selected. */
 extern const qc_kernel_set_t *const qc_level_scalar, *const qc_level_avx2, *const qc_level_avx512;
+extern const qc_kernel_set_t *const qc_level_neon, *const qc_level_dotprod, *const qc_level_i8mm;
 
 /* The scalar reference pieces the tests and the SIMD levels' fallbacks call. */
 void qc_act_row_scalar(const float *x, int64_t cols, qc_block_q8_act *out);
@@ -222,6 +224,10 @@ void qc_attend_scalar(const float *q, const qc_kv_rows_t *r, int n, int hd, floa
 const qc_kernel_set_t *qc_kernels_for(qc_cpu_t level);
 /* The best level this CPU and build support, whatever QCARE_CPU says. */
 qc_cpu_t qc_cpu_max(void);
+/* Whether this build has the level's kernels (those of the architecture it
+ * was built for), and whether this CPU can also run them. */
+int qc_cpu_built(qc_cpu_t level);
+int qc_cpu_has(qc_cpu_t level);
 
 /* qc_matmul with the micro-kernels of set k: the driver. */
 void qc_matmul_set(const qc_kernel_set_t *k, const qc_tensor_t *w, const float *x, const void *act, int n_tok,

@@ -1,12 +1,12 @@
 /* kernels_scalar.c — the scalar level: plain C micro-kernels for every
  * weight type, the reference every SIMD level is tested against
- * (tests/test_kernels.c), the level a CPU without AVX2 runs, and what a
- * SIMD level falls back to for a type it has no kernels for. Its matrix-product tiles are a single output
+ * (tests/test_kernels.c), the level a CPU without AVX2 or NEON runs, and
+ * what a SIMD level falls back to for a type it has no kernels for. Its matrix-product tiles are a single output
  * (1 row x 1 token), so each output is one straightforward dot product;
  * matmul.c's driver walks them like any level's.
  *
- * Compiled for baseline x86-64: nothing here may use an instruction the CPU
- * might lack. */
+ * Compiled for the architecture's baseline (x86-64, ARMv8.0): nothing here
+ * may use an instruction the CPU might lack. */
 #include "engine/kernels_impl.h"
 #include "engine/quants.h"
 

@@ -3,8 +3,9 @@
  * the chosen level's micro-kernels (kernels_impl.h describes them); and the
  * activation quantization the quantized tiles read.
  *
- * Compiled for baseline x86-64: the instructions beyond it are all in the
- * levels' files, reached through their function pointers. */
+ * Compiled for the architecture's baseline (x86-64, ARMv8.0): the
+ * instructions beyond it are all in the levels' files, reached through
+ * their function pointers. */
 #include "engine/kernels_impl.h"
 #include "engine/quants.h"
 

@@ -104,6 +104,43 @@ done:
     return st;
 }
 
+/* The layer of a tensor name ("blk.N." in a GGUF, "model.layers.N." in
+ * safetensors), or -1. */
+static long tensor_layer(const char *name) {
+    const char *p = !strncmp(name, "blk.", 4) ? name + 4 : !strncmp(name, "model.layers.", 13) ? name + 13 : NULL;
+    if (!p || *p < '0' || *p > '9') return -1;
+    char *end;
+    long l = strtol(p, &end, 10);
+    return *end == '.' ? l : -1;
+}
+
+/* Values the loaders accept one by one but that cannot be right together:
+ * weights of more layers than the file says it has (block_count /
+ * num_hidden_layers: the extra ones would be ignored silently), an end
+ * token of generation_config.json outside the vocabulary, and no end
+ * token at all (generation would never stop). */
+static qc_status check_plausible(qc_model_t *m, const char *path, char *err, size_t err_size) {
+    long top = -1;
+    size_t n = m->gguf ? m->gguf->n_tensors : qc_st_count(m->st);
+    for (size_t i = 0; i < n; i++) {
+        long l = tensor_layer(m->gguf ? m->gguf->tensors[i].name : qc_st_at(m->st, i)->name);
+        if (l > top) top = l;
+    }
+    if (top >= m->cfg.n_layer)
+        return qc_seterr(err, err_size, QC_ERR_FORMAT, "%s: %s is %d, but the weights hold layer %ld", path,
+                         m->gguf ? "block_count" : "num_hidden_layers", m->cfg.n_layer, top);
+    for (int i = 0; i < m->gen.n_eos; i++)
+        if (m->gen.eos_ids[i] >= m->cfg.n_vocab)
+            return qc_seterr(err, err_size, QC_ERR_FORMAT,
+                             "%s: generation_config.json: eos_token_id holds %d, outside the vocabulary [0, %d)", path,
+                             m->gen.eos_ids[i], m->cfg.n_vocab);
+    if (m->n_eog == 0)
+        return qc_seterr(err, err_size, QC_ERR_FORMAT,
+                         "%s: no end-of-sequence token: eos_token_id is empty and the tokenizer has neither "
+                         "<|im_end|> nor <|endoftext|>", path);
+    return QC_OK;
+}
+
 qc_status qc_model_load(const char *path, const qc_model_opts_t *opts, qc_model_t **out,
                         char *err, size_t err_size) {
     *out = NULL;
@@ -112,6 +149,10 @@ qc_status qc_model_load(const char *path, const qc_model_opts_t *opts, qc_model_
         return qc_seterr(err, err_size, QC_ERR_ARG, "unknown weight type '%s' (auto, f32, bf16, q8_0 or q4_0)",
                          opts->dtype);
     if (!path) return qc_seterr(err, err_size, QC_ERR_ARG, "qc_model_load: NULL path");
+    /* a kernel level asked for and not there: said, rather than silently
+     * measuring or testing another one */
+    const char *cpu_err = qc_cpu_request_error();
+    if (cpu_err) return qc_seterr(err, err_size, QC_ERR_UNSUPPORTED, "%s", cpu_err);
     qc_status st = QC_ERR_NOMEM;
     qc_model_t *m = calloc(1, sizeof *m);
     if (!m) return qc_seterr(err, err_size, QC_ERR_NOMEM, "out of memory");
@@ -142,6 +183,7 @@ qc_status qc_model_load(const char *path, const qc_model_opts_t *opts, qc_model_
     add_eog(m, qc_tokenizer_find(m->tok, "<|endoftext|>"));
     for (int i = 0; i < m->cfg.n_eos; i++) add_eog(m, m->cfg.eos_ids[i]);
     for (int i = 0; i < m->gen.n_eos; i++) add_eog(m, m->gen.eos_ids[i]);
+    if ((st = check_plausible(m, path, err, err_size))) goto fail;
     *out = m;
     return QC_OK;
 

@@ -1,8 +1,10 @@
 /* threads.c — the persistent thread pool. One task runs at a time: the
  * caller publishes it by bumping a generation counter, every worker runs its
- * share, and the caller waits for the count of finished workers. Workers
- * spin on the counter for a while (cheap hand-offs inside a forward pass) and
- * fall back to a condition variable when idle, so an idle model costs no CPU. */
+ * share, and the caller waits for the count of finished workers. Both sides
+ * spin for a while (cheap hand-offs inside a forward pass) and then sleep on
+ * a condition variable, so an idle model costs no CPU, and a caller whose
+ * workers were descheduled (more threads than free cores, or an emulator
+ * running every thread slowly) does not burn the CPU they need. */
 #include "engine/threads.h"
 
 #include <pthread.h>
@@ -14,6 +16,8 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define cpu_relax() _mm_pause()
+#elif defined(__aarch64__)
+#define cpu_relax() __asm__ __volatile__("yield")
 #else
 #define cpu_relax() ((void)0)
 #endif
@@ -29,8 +33,10 @@ struct qc_pool {
     pthread_mutex_t run_lock; /* one qc_pool_run at a time */
     pthread_mutex_t lock;
     pthread_cond_t wake;
+    pthread_cond_t finished;  /* the last worker done, for a sleeping caller */
     atomic_uint gen;          /* bumped for each task */
     atomic_int done;          /* workers finished with the current task */
+    atomic_int caller_sleeps; /* the caller waits on `finished` */
     atomic_int quit;
     qc_task_fn fn;
     void *arg;
@@ -67,7 +73,13 @@ static void *worker(void *a) {
         seen = g;
         if (atomic_load(&p->quit)) return NULL;
         p->fn(p->arg, wa.ith, p->n);
-        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+        /* sequentially consistent with the caller's caller_sleeps store and
+         * done load: either it sees this count or this sees it asleep */
+        if (atomic_fetch_add(&p->done, 1) + 1 == p->n - 1 && atomic_load(&p->caller_sleeps)) {
+            pthread_mutex_lock(&p->lock);
+            pthread_cond_signal(&p->finished);
+            pthread_mutex_unlock(&p->lock);
+        }
     }
 }
 
@@ -83,6 +95,7 @@ qc_pool_t *qc_pool_new(int n_threads) {
     pthread_mutex_init(&p->run_lock, NULL);
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->finished, NULL);
     p->threads = calloc((size_t)n_threads, sizeof *p->threads);
     if (!p->threads) goto fail;
     for (int i = 1; i < n_threads; i++) {
@@ -115,6 +128,7 @@ void qc_pool_free(qc_pool_t *p) {
     pthread_mutex_destroy(&p->run_lock);
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->wake);
+    pthread_cond_destroy(&p->finished);
     free(p);
 }
 
@@ -136,8 +150,17 @@ void qc_pool_run(qc_pool_t *p, qc_task_fn fn, void *arg) {
     fn(arg, 0, p->n);
     int spins = 0;
     while (atomic_load_explicit(&p->done, memory_order_acquire) < p->n - 1) {
-        if (++spins < SPIN_PAUSE) cpu_relax();
-        else sched_yield();
+        if (++spins < SPIN_PAUSE) {
+            cpu_relax();
+        } else if (spins < SPIN_YIELD) {
+            sched_yield();
+        } else {
+            pthread_mutex_lock(&p->lock);
+            atomic_store(&p->caller_sleeps, 1);
+            while (atomic_load(&p->done) < p->n - 1) pthread_cond_wait(&p->finished, &p->lock);
+            atomic_store(&p->caller_sleeps, 0);
+            pthread_mutex_unlock(&p->lock);
+        }
     }
     pthread_mutex_unlock(&p->run_lock);
 }

@@ -94,7 +94,9 @@ qc_status qc_tok_regex_compile(const qc_vocab_split_t *sp, pcre2_code **re, char
 /* ==== matching ==== */
 
 /* Finds the next match of regex `re` in s[0..n) from `start`: 1 with the
- * match in *ms..*me, 0 for none, or a negative error status. A JIT stack
+ * match in *ms..*me, 0 for none, -2 when the match hit one of PCRE2's
+ * limits (match steps, depth, heap: a pattern that backtracks without
+ * end on this text), -1 on another failure (memory). A JIT stack
  * overflow is retried with larger stacks, then by the interpreter (which
  * keeps its backtracking state on the heap, not the C stack). */
 static int re_next(qc_tok_enc_t *E, const pcre2_code *re, const unsigned char *s, size_t n, size_t start,
@@ -112,6 +114,7 @@ static int re_next(qc_tok_enc_t *E, const pcre2_code *re, const unsigned char *s
     if (rc == PCRE2_ERROR_JIT_STACKLIMIT || rc == PCRE2_ERROR_NOMEMORY)
         rc = pcre2_match(re, s, n, start, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, E->md, E->mctx);
     if (rc == PCRE2_ERROR_NOMATCH) return 0;
+    if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT) return -2;
     if (rc < 0) return -1;
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(E->md);
     *ms = ov[0];
@@ -130,7 +133,7 @@ qc_status qc_tok_pretok(qc_tok_enc_t *E, int stage, const unsigned char *s, size
     qc_status st;
     while (pos <= n) {
         int r = re_next(E, re, s, n, pos, &ms, &me);
-        if (r < 0) return QC_ERR_NOMEM; /* limits exhausted: treat as resource failure */
+        if (r < 0) return r == -2 ? QC_ERR_UNSUPPORTED : QC_ERR_NOMEM;
         if (r == 0) break;
         if (ms > prev && (st = qc_tok_pretok(E, stage + 1, s + prev, ms - prev))) return st;
         prev = ms;

@@ -68,7 +68,7 @@ static void care_clear(qs_call_t *c) {
 
 static json_t *emotion_json(const qc_emotion_t *e) {
     return json_pack("{s:s, s:{s:f, s:f, s:f}}", "label", qc_emotion_name(e->label), "probs", "positive",
-                     (double)e->probs[0], "negative", (double)e->probs[1], "neutral", (double)e->probs[2]);
+                     qc_round6(e->probs[0]), "negative", qc_round6(e->probs[1]), "neutral", qc_round6(e->probs[2]));
 }
 
 /* ==== the scheduler's callbacks ==== */
@@ -266,7 +266,7 @@ static void care_format(qs_call_t *c, int kind, const char *data, size_t n) {
     } else if (kind == EV_RISK && n == sizeof(risk_rec_t)) {
         risk_rec_t rec;
         memcpy(&rec, data, sizeof rec);
-        qs_call_sse(c, "risk", json_pack("{s:b, s:f, s:b}", "urgent", rec.urgent, "probability", rec.p,
+        qs_call_sse(c, "risk", json_pack("{s:b, s:f, s:b}", "urgent", rec.urgent, "probability", qc_round6(rec.p),
                                          "rules_urgent", k->sr.kind != 0));
         if (rec.urgent && !k->sr.kind) {
             model_notice(k);
@@ -390,11 +390,6 @@ static care_call_t *care_call(qc_server_t *s, const qs_req_t *r, int kind, int s
     return k;
 }
 
-static enum MHD_Result no_call(struct MHD_Connection *con, qs_req_t *r, int erasing) {
-    if (erasing) return qs_reply_error(con, r, 409, "this session is being erased");
-    return qs_reply_error(con, r, 500, "out of memory");
-}
-
 /* The session and the record's id (when records are kept) in a plain answer. */
 static void add_ids(json_t *o, const care_call_t *k) {
     if (!o) return;
@@ -410,7 +405,7 @@ static enum MHD_Result emotion_answer(qs_call_t *c, struct MHD_Connection *con, 
         json_object_set_new(o, "urgent_kind", json_string(qc_urgent_name(k->sr.kind)));
         if (k->sr.kind && k->sr.presentation) json_object_set_new(o, "presentation", json_string(k->sr.presentation));
         if (k->sr.kind) json_object_set_new(o, "notice", json_string(k->notice));
-        json_object_set_new(o, "ms", json_real(k->e.ms));
+        json_object_set_new(o, "ms", json_real(qc_round6(k->e.ms)));
     }
     add_ids(o, k);
     return qs_reply_json(con, r, 200, o);
@@ -428,56 +423,38 @@ static enum MHD_Result analyze_answer(qs_call_t *c, struct MHD_Connection *con, 
     if (o && (k->sr.kind || model_only)) json_object_set_new(o, "notice", json_string(k->notice));
     if (o && k->has_risk)
         json_object_set_new(o, "risk", json_pack("{s:b, s:f, s:b}", "urgent", k->model_urgent, "probability",
-                                                 k->p_urgent, "rules_urgent", k->sr.kind != 0));
+                                                 qc_round6(k->p_urgent), "rules_urgent", k->sr.kind != 0));
     add_ids(o, k);
     if (o && c->rq.dropped_turns) json_object_set_new(o, "dropped_turns", json_integer(c->rq.dropped_turns));
     add_rebuilt(o, c->rq.rebuilt, c->rq.rebuild_ms);
     return qs_reply_json(con, r, 200, o);
 }
 
-static enum MHD_Result api_emotion(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {
-    char msg[512];
-    json_t *j = qs_parse_body(r, msg, sizeof msg);
-    if (!j) return qs_reply_error(con, r, 400, "%s", msg);
+/* The body of /api/emotion (analyze 0) or /api/analyze as a call, or NULL
+ * with the status and the reason in msg. The header X-Session-Id of con
+ * (NULL: none, as for the fuzz targets) names the session too. */
+qs_call_t *qs_care_parse(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r, int analyze, int *status,
+                         char *msg, size_t n) {
+    *status = 400;
+    json_t *j = qs_parse_body(r, msg, n);
+    if (!j) return NULL;
     scan_text(r, j);
-    const char *text, *session, *patient;
-    size_t len;
-    if (care_text(s, j, &text, &len, msg, sizeof msg) || care_ids(j, &session, &patient, msg, sizeof msg) ||
-        qs_header_session(con, &session, msg, sizeof msg)) {
-        json_decref(j);
-        return qs_reply_error(con, r, 400, "%s", msg);
-    }
-    int erasing;
-    care_call_t *k = care_call(s, r, QS_EMOTION, 0, text, session, patient, &erasing);
-    json_decref(j);
-    if (!k) return no_call(con, r, erasing);
-    return qs_call_submit(con, r, &k->c, emotion_answer);
-}
-
-static enum MHD_Result api_analyze(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {
-    char msg[512];
-    json_t *j = qs_parse_body(r, msg, sizeof msg);
-    if (!j) return qs_reply_error(con, r, 400, "%s", msg);
     const char *text = NULL, *session = NULL, *patient = NULL;
     size_t len = 0;
     long long max_tokens = QS_MAX_TOKENS_DEF;
-    int stream = 0;
-    scan_text(r, j);
-    if (care_text(s, j, &text, &len, msg, sizeof msg) || care_ids(j, &session, &patient, msg, sizeof msg) ||
-        qs_get_int(j, "max_tokens", 1, s->n_ctx, &max_tokens, msg, sizeof msg) < 0 ||
-        qs_get_bool(j, "stream", &stream, msg, sizeof msg) < 0) {
-        json_decref(j);
-        return qs_reply_error(con, r, 400, "%s", msg);
+    int stream = 0, erasing = 0;
+    care_call_t *k = NULL;
+    if (care_text(s, j, &text, &len, msg, n) || care_ids(j, &session, &patient, msg, n)) goto done;
+    if (analyze && (qs_get_int(j, "max_tokens", 1, s->n_ctx, &max_tokens, msg, n) < 0 ||
+                    qs_get_bool(j, "stream", &stream, msg, n) < 0))
+        goto done;
+    if (con && qs_header_session(con, &session, msg, n)) goto done;
+    if (!(k = care_call(s, r, analyze ? QS_ANALYZE : QS_EMOTION, stream, text, session, patient, &erasing))) {
+        *status = erasing ? 409 : 500;
+        snprintf(msg, n, erasing ? "this session is being erased" : "out of memory");
+        goto done;
     }
-    if (qs_header_session(con, &session, msg, sizeof msg)) {
-        json_decref(j);
-        return qs_reply_error(con, r, 400, "%s", msg);
-    }
-    int erasing;
-    care_call_t *k = care_call(s, r, QS_ANALYZE, stream, text, session, patient, &erasing);
-    json_decref(j);
-    if (!k) return no_call(con, r, erasing);
-    k->c.rq.max_tokens = (int)max_tokens;
+    if (analyze) k->c.rq.max_tokens = (int)max_tokens;
     /* A conversation this process has not seen may have been held by
      * another one (or by this one before a restart): its past turns come
      * from the records, and the scheduler replays them when it does not
@@ -486,14 +463,35 @@ static enum MHD_Result api_analyze(qc_server_t *s, struct MHD_Connection *con, q
         char err[300];
         if (qs_records_history(s->rec, k->session, &k->history, err, sizeof err)) {
             qs_call_free(&k->c);
-            return qs_reply_error(con, r, 503, "the conversation's records cannot be read: %s", err);
+            k = NULL;
+            *status = 503;
+            snprintf(msg, n, "the conversation's records cannot be read: %s", err);
+            goto done;
         }
         qs_records_seen(s->rec, k->session, 1);
         k->c.rq.history = k->history.turns;
         k->c.rq.n_history = k->history.n;
     }
     if (stream && k->sr.kind) notice_event(k, k->sr.kind); /* before anything else; unsent if the queue is full */
-    return qs_call_submit(con, r, &k->c, analyze_answer);
+done:
+    json_decref(j);
+    return k ? &k->c : NULL;
+}
+
+static enum MHD_Result care_endpoint(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r, int analyze) {
+    char msg[512];
+    int status;
+    qs_call_t *c = qs_care_parse(s, con, r, analyze, &status, msg, sizeof msg);
+    if (!c) return qs_reply_error(con, r, (unsigned)status, "%s", msg);
+    return qs_call_submit(con, r, c, analyze ? analyze_answer : emotion_answer);
+}
+
+static enum MHD_Result api_emotion(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {
+    return care_endpoint(s, con, r, 0);
+}
+
+static enum MHD_Result api_analyze(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {
+    return care_endpoint(s, con, r, 1);
 }
 
 const qs_route_t qs_care_routes[] = {

@@ -102,41 +102,48 @@ static qc_labels_t *parse_task(qc_server_t *s, json_t *b, char *msg, size_t n) {
     return t;
 }
 
-static enum MHD_Result v1_classify(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {
-    char msg[512];
-    json_t *b = qs_parse_body(r, msg, sizeof msg);
-    if (!b) return qs_reply_error(con, r, 400, "%s", msg);
+qs_call_t *qs_classify_parse(qc_server_t *s, qs_req_t *r, int *status, char *msg, size_t n) {
+    *status = 400;
+    json_t *b = qs_parse_body(r, msg, n);
+    if (!b) return NULL;
     const char *text = NULL;
-    size_t len = 0;
-    int has = qs_get_string(b, "text", &text, &len, msg, sizeof msg);
-    if (has <= 0 || len == 0) {
-        if (has >= 0) snprintf(msg, sizeof msg, "\"text\" (a non-empty string) is required");
-        json_decref(b);
-        return qs_reply_error(con, r, 400, "%s", msg);
-    }
-    qc_labels_t *t = parse_task(s, b, msg, sizeof msg);
+    size_t len = 0, n_ids = 0;
+    int has = qs_get_string(b, "text", &text, &len, msg, n);
+    qc_labels_t *t = NULL;
     int32_t *ids = NULL;
-    size_t n = 0;
-    if (!t || qc_labels_turn(t, text, len, s->n_ctx, &ids, &n, msg, sizeof msg)) {
-        qc_labels_free(t);
-        json_decref(b);
-        return qs_reply_error(con, r, 400, "%s", msg);
+    qs_call_t *c = NULL;
+    if (has <= 0 || len == 0) {
+        if (has >= 0) snprintf(msg, n, "\"text\" (a non-empty string) is required");
+        goto done;
     }
-    free(ids);
-    qs_call_t *c = qs_call_new(s, sizeof(classify_call_t), classify_clear, QS_CLASSIFY, 0);
+    if (!(t = parse_task(s, b, msg, n)) || qc_labels_turn(t, text, len, s->n_ctx, &ids, &n_ids, msg, n)) goto done;
+    c = qs_call_new(s, sizeof(classify_call_t), classify_clear, QS_CLASSIFY, 0);
     classify_call_t *k = (classify_call_t *)c;
     if (!c || !(k->text = strndup(text, len))) {
-        qc_labels_free(t);
         qs_call_free(c);
-        json_decref(b);
-        return qs_reply_error(con, r, 500, "out of memory");
+        c = NULL;
+        *status = 500;
+        snprintf(msg, n, "out of memory");
+        goto done;
     }
-    json_decref(b);
     k->t = t;
+    t = NULL;
     c->rq.text = k->text;
-    c->rq.labels = t;
+    c->rq.labels = k->t;
     c->rq.on_scores = on_scores;
     c->rq.on_done = on_classify_done;
+done:
+    free(ids);
+    qc_labels_free(t);
+    json_decref(b);
+    return c;
+}
+
+static enum MHD_Result v1_classify(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {
+    char msg[512];
+    int status;
+    qs_call_t *c = qs_classify_parse(s, r, &status, msg, sizeof msg);
+    if (!c) return qs_reply_error(con, r, (unsigned)status, "%s", msg);
     return qs_call_submit(con, r, c, classify_answer);
 }
 

@@ -618,17 +618,18 @@ static enum MHD_Result completion_answer(qs_call_t *c, struct MHD_Connection *co
     return qs_reply_json(con, r, 200, o);
 }
 
-/* Both endpoints: the request read into a job, handed to the scheduler,
- * answered whole or streamed. */
-static enum MHD_Result completion(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r, int legacy) {
-    char msg[512] = "";
-    json_t *b = qs_parse_body(r, msg, sizeof msg);
-    if (!b) return qs_reply_error(con, r, 400, "%s", msg);
+qs_call_t *qs_completion_parse(qc_server_t *s, qs_req_t *r, int legacy, int *status, char *msg, size_t n) {
+    *status = 400;
+    *msg = 0;
+    json_t *b = qs_parse_body(r, msg, n);
+    if (!b) return NULL;
     if (!legacy) scan_last_user(r, b);
     qs_call_t *c = qs_call_new(s, sizeof(job_t), job_clear, QS_COMPLETION, 0);
     if (!c) {
         json_decref(b);
-        return qs_reply_error(con, r, 500, "out of memory");
+        *status = 500;
+        snprintf(msg, n, "out of memory");
+        return NULL;
     }
     job_t *j = (job_t *)c;
     j->legacy = legacy;
@@ -636,14 +637,12 @@ static enum MHD_Result completion(qc_server_t *s, struct MHD_Connection *con, qs
     snprintf(j->id, sizeof j->id, "%s-%lu", legacy ? "cmpl" : "chatcmpl",
              (unsigned long)atomic_fetch_add(&s->n_completions, 1) + 1);
     int stream = 0;
-    const char *session = NULL; /* X-Session-Id is only checked here: the conversation is in the body */
-    int bad = qs_header_session(con, &session, msg, sizeof msg) ||
-              (legacy ? legacy_prompt(s, b, j, msg, sizeof msg) : chat_prompt(s, b, j, msg, sizeof msg)) ||
-              job_common(s, b, j, &stream, msg, sizeof msg);
+    int bad = (legacy ? legacy_prompt(s, b, j, msg, n) : chat_prompt(s, b, j, msg, n)) ||
+              job_common(s, b, j, &stream, msg, n);
     json_decref(b);
     if (bad) {
         qs_call_free(c);
-        return qs_reply_error(con, r, 400, "%s", msg);
+        return NULL;
     }
     c->streamed = stream;
     c->rq.ids = j->ids.p;
@@ -665,6 +664,21 @@ static enum MHD_Result completion(qc_server_t *s, struct MHD_Connection *con, qs
                                   "finish_reason");
         qcare_fields(r, first);
         qs_call_sse(c, NULL, first);
+    }
+    return c;
+}
+
+/* Both endpoints: the request read into a job, handed to the scheduler,
+ * answered whole or streamed. */
+static enum MHD_Result completion(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r, int legacy) {
+    char msg[512];
+    int status;
+    qs_call_t *c = qs_completion_parse(s, r, legacy, &status, msg, sizeof msg);
+    if (!c) return qs_reply_error(con, r, (unsigned)status, "%s", msg);
+    const char *session = NULL; /* X-Session-Id is only checked here: the conversation is in the body */
+    if (qs_header_session(con, &session, msg, sizeof msg)) {
+        qs_call_free(c);
+        return qs_reply_error(con, r, 400, "%s", msg);
     }
     return qs_call_submit(con, r, c, completion_answer);
 }

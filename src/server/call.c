@@ -109,7 +109,7 @@ void qs_call_push(qs_call_t *c, const char *data, size_t n) {
 }
 
 void qs_call_sse(qs_call_t *c, const char *name, json_t *j) {
-    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    char *s = j ? json_dumps(j, JSON_COMPACT | QC_JSON_REAL) : NULL;
     json_decref(j);
     if (!s) {
         c->ev_failed = 1;
@@ -128,13 +128,22 @@ void qs_call_sse(qs_call_t *c, const char *name, json_t *j) {
 
 /* Formats the records of c->rd into events (c->format), then empties rd. */
 static void call_format(qs_call_t *c) {
-    const unsigned char *p = (const unsigned char *)c->rd.p, *end = p + c->rd.n;
+    const unsigned char *p = (const unsigned char *)c->rd.p, *end = p ? p + c->rd.n : NULL; /* NULL + 0 is undefined */
     while (p && end - p >= 5) {
         size_t n = (size_t)p[1] | (size_t)p[2] << 8 | (size_t)p[3] << 16 | (size_t)p[4] << 24;
         c->format(c, p[0], (const char *)p + 5, n);
         p += 5 + n;
     }
     c->rd.n = 0;
+}
+
+void qs_call_drain(qs_call_t *c) {
+    pthread_mutex_lock(&c->mu);
+    qc_buf_t t = c->rd;
+    c->rd = c->raw;
+    c->raw = t;
+    pthread_mutex_unlock(&c->mu);
+    call_format(c);
 }
 
 void qs_call_first(qs_call_t *c) {

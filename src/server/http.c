@@ -103,7 +103,7 @@ enum MHD_Result qs_queue(struct MHD_Connection *con, qs_req_t *r, unsigned statu
 static enum MHD_Result reply_json_with(struct MHD_Connection *con, qs_req_t *r, unsigned status, json_t *j,
                                        const char *header, const char *value) {
     if (status >= 400) qs_req_urgent_fields(r, j);
-    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    char *s = j ? json_dumps(j, JSON_COMPACT | QC_JSON_REAL) : NULL;
     json_decref(j);
     if (!s) return MHD_NO;
     return qs_reply_bytes(con, r, status, s, strlen(s), MHD_RESPMEM_MUST_FREE, QS_JSON_TYPE, header, value);
@@ -162,10 +162,19 @@ json_t *qs_parse_body(qs_req_t *r, char *msg, size_t n) {
     /* a key given twice is refused: a checker that reads the first and a
      * reader that takes the last would see different messages */
     json_t *j = json_loadb(r->body.p ? r->body.p : "", r->body.n, JSON_REJECT_DUPLICATES, &je);
-    if (!j) {
+    if (!j) { /* in qcare's words: jansson's quote the body and name its own internals */
         if (r->patient) qs_req_scan_body(r);
-        snprintf(msg, n, "malformed JSON: %s (line %d, column %d)%s", je.text, je.line, je.column,
-                 strstr(je.text, "too big integer") ? "; integers must be at most 9223372036854775807" : "");
+        enum json_error_code e = json_error_code(&je);
+        snprintf(msg, n, "malformed JSON at line %d, column %d: %s", je.line, je.column,
+                 e == json_error_premature_end_of_input ? "the body ends inside a value"
+                 : e == json_error_end_of_input_expected ? "more follows the JSON value"
+                 : e == json_error_invalid_utf8          ? "the body is not valid UTF-8"
+                 : e == json_error_null_character || e == json_error_null_byte_in_key ? "\\u0000 in a string"
+                 : e == json_error_duplicate_key    ? "a key is given twice in one object (duplicate)"
+                 : e == json_error_numeric_overflow ? "a number is too large (integers must be at most 9223372036854775807)"
+                 : e == json_error_stack_overflow   ? "arrays and objects nest too deeply"
+                 : e == json_error_out_of_memory    ? "out of memory"
+                                                    : "not valid JSON");
         return NULL;
     }
     if (!json_is_object(j)) {
@@ -278,6 +287,12 @@ static enum MHD_Result ready(qc_server_t *s, struct MHD_Connection *con, qs_req_
     return qs_reply_json(con, r, 503, j);
 }
 
+/* What the page shows besides the chat: the model and whether it is a
+ * random-weight fixture (a banner). Open, as /health: nothing secret. */
+static enum MHD_Result info(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {
+    return qs_reply_json(con, r, 200, json_pack("{s:s, s:b}", "model", s->model_name, "fixture", s->fixture));
+}
+
 static enum MHD_Result page(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {
     (void)s;
     return qs_reply_bytes(con, r, 200, qc_web_index, qc_web_index_len, MHD_RESPMEM_PERSISTENT,
@@ -287,6 +302,7 @@ static enum MHD_Result page(qc_server_t *s, struct MHD_Connection *con, qs_req_t
 static const qs_route_t page_routes[] = {
     {"/health", "GET", QS_PROBE, health, 0},
     {"/ready", "GET", QS_PROBE, ready, 0},
+    {"/api/info", "GET", 1, info, 0},
     {"/", "GET", 1, page, 0},
     {0},
 };
@@ -616,6 +632,7 @@ qc_status qc_server_start(qc_model_t *m, const qc_server_opts_t *opts, qc_server
         qc_seterr(err, err_size, st, "out of memory");
         goto fail;
     }
+    s->fixture = o.fixture;
     for (int i = 0; o.allow_origins && o.allow_origins[i]; i++) {
         char **p = realloc(s->origins, (size_t)(s->n_origins + 1) * sizeof *p);
         if (!p || !(p[s->n_origins] = strdup(o.allow_origins[i]))) {

@@ -3,7 +3,8 @@
  * Endpoints: GET /health, GET / (the chat page), POST /api/emotion,
  * POST /api/analyze (JSON or Server-Sent Events), POST /v1/classify,
  * GET /v1/models, POST /v1/chat/completions and /v1/completions
- * (OpenAI-compatible, JSON or SSE), GET /metrics (Prometheus); with an
+ * (OpenAI-compatible, JSON or SSE), GET /metrics (Prometheus), GET /api/info
+ * (the model's name and whether it is a fixture, for the page); with an
  * admin key, GET /dashboard and /api/records/... (the consultation
  * records, api_records.c).
  *
@@ -35,6 +36,8 @@ typedef struct {
     int max_connections;    /* open connections in all (0: 1000) */
     int max_client_connections;        /* open connections from one client address (0: 64) */
     const char *const *trusted_proxies; /* addresses exempt from the per-client limit (NULL-terminated; NULL: none) */
+    int fixture;            /* the model is a random-weight fixture (qcare mkmodel): GET /api/info says so and
+                               the page shows a banner */
     const char *const *allow_origins;   /* origins (scheme://host[:port]) whose pages may call the API besides the
                                            page's own ("*": any); NULL-terminated; NULL: the same origin only */
     /* Consultation records (src/records/): every judged turn of /api/emotion

@@ -64,6 +64,7 @@ struct qc_server {
     char *admin_key;                         /* NULL: the follow-up view is off */
     int n_ctx, quiet, qwen3, parallel, queue;
     int risk_model;             /* /api/analyze asks the model's urgency opinion too */
+    int fixture;                /* a random-weight fixture model (GET /api/info) */
     int keepalive_ms;           /* a stream with nothing to send for this long sends an SSE comment */
     atomic_ulong n_completions; /* chat completions so far (their ids) */
     /* operations (issue 14): probes, the watchdog, the drain */
@@ -141,6 +142,21 @@ int qs_header_session(struct MHD_Connection *con, const char **session, char *ms
  * C1), backslashes and bytes that are not UTF-8 become \xHH (\\); cut to
  * fit out[n]. Returns out. */
 const char *qs_escape(const char *in, char *out, size_t n);
+
+/* ==== each endpoint's body, parsed without a connection ==== */
+
+/* What a POST endpoint's handler does before it submits: r's body parsed
+ * and checked, and the call made for the scheduler (not submitted; the
+ * caller owns it: qs_call_submit, or qs_call_free). NULL with *status
+ * (400, or 500 when out of memory) and the reason in msg. Callable with
+ * no running server (tests/fuzz): s needs m, tok, n_ctx, qwen3,
+ * model_name, and care with risk_model. */
+qs_call_t *qs_care_parse(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r, int analyze, int *status,
+                         char *msg, size_t n); /* api_care.c: /api/emotion (analyze 0), /api/analyze */
+qs_call_t *qs_completion_parse(qc_server_t *s, qs_req_t *r, int legacy, int *status, char *msg,
+                               size_t n); /* api_openai.c: /v1/chat/completions, /v1/completions (legacy) */
+qs_call_t *qs_classify_parse(qc_server_t *s, qs_req_t *r, int *status, char *msg,
+                             size_t n); /* api_classify.c: /v1/classify */
 
 /* ==== routes (http.c) ==== */
 
@@ -224,6 +240,10 @@ void qs_call_event(qs_call_t *c, int kind, const void *data, size_t n);
  * NAME\n" (when name) then "data: JSON\n\n" (takes the reference to j). */
 void qs_call_push(qs_call_t *c, const char *data, size_t n);
 void qs_call_sse(qs_call_t *c, const char *name, json_t *j);
+/* Formats every record waiting in c (qs_call_event) into events, as the
+ * content reader does before sending (tests/fuzz drive a stream with it;
+ * the caller is the reader). */
+void qs_call_drain(qs_call_t *c);
 /* Notes the time of the first reply text (mu held). */
 void qs_call_first(qs_call_t *c);
 /* The start of an on_done callback: counts the tokens and the time to

@@ -269,6 +269,11 @@ try {
         expect(/text\/html/.test(res.headers()['content-type'] || ''), 'content-type is not text/html');
     });
     await check('title names qcare', async () => /qcare/.test(await page.title()));
+    await check('the random-weight fixture model is announced by a banner', async () => {
+        const banner = page.getByTestId('fixture-banner');
+        await banner.waitFor({ state: 'visible', timeout: UI_MS });
+        expect(/random-weight test model/.test(await banner.textContent()), 'the banner does not say why');
+    });
     await check('English by default for an en-US browser', async () => {
         expect((await page.locator('html').getAttribute('lang')) === 'en', 'html lang is not en');
         expect((await page.getByTestId('send').textContent()).trim() === 'Send', 'send button is not "Send"');

@@ -27,6 +27,8 @@ What it writes, per target:
   fuzz_tokenize  the texts of golden/tokenizer.jsonl (plain, with special
       tokens, made valid) and their ids (as they are, folded)
   fuzz_chat, fuzz_hub  hand-made message lists and hub answers
+  fuzz_api, fuzz_sse  request bodies of every POST endpoint; stop strings
+      and reply pieces (split UTF-8, stop strings across pieces)
 """
 import json
 import os
@@ -487,6 +489,37 @@ def hub_seeds():
         "X-Linked-Size: 12\r\nHTTP/2 200\r\nContent-Range: bytes 0-11/12\r\n\r\n{\"siblings\":[]}")
 
 
+def api_seeds():
+    """fuzz_api: byte 0 the endpoint (0 emotion, 1 analyze, 2 chat
+    completions, 3 completions, 4 classify), then a body as the README's
+    examples and test_server send them; fuzz_sse: byte 0 the kind and
+    flags, stop strings up to a NUL, pieces split by 0xFF."""
+    bodies = [
+        (0, {"text": "I feel so sad and alone today"}),
+        (0, {"text": "我爸胸口剧烈疼痛，还出冷汗"}),
+        (1, {"text": "医生，我最近总是失眠", "max_tokens": 8}),
+        (1, {"text": "still there?", "session": "s-1", "stream": True, "max_tokens": 4}),
+        (2, {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}],
+             "max_tokens": 6, "temperature": 1.0, "top_p": 0.9, "seed": 7, "stop": ["\n\n"]}),
+        (2, {"messages": [{"role": "developer", "content": [{"type": "text", "text": "a"}]},
+                          {"role": "user", "content": [{"type": "text", "text": "b"}, {"type": "text", "text": "c"}]}],
+             "stream": True, "logprobs": True, "top_logprobs": 3, "top_k": 40, "n": 1, "tools": []}),
+        (3, {"prompt": "Hello <|im_end|>", "max_tokens": 0, "echo": True, "logprobs": 5}),
+        (3, {"prompt": [9707, 1879], "max_tokens": 4, "stream": True, "stop": "a", "best_of": 1, "suffix": None}),
+        (3, {"prompt": ["one"], "seed": 18446744073709551615}),
+        (4, {"text": "I was charged twice", "labels": ["billing question", "appointment", "其他"],
+             "instruction": "Sort the message.", "examples": [{"text": "Can I come on Friday?", "label": "appointment"}],
+             "calibrate": True, "normalize": "mean"}),
+    ]
+    for i, (ep, b) in enumerate(bodies):
+        put("fuzz_api", "body%02d" % i, bytes([ep]) + jdump(b).encode())
+    put("fuzz_api", "duplicate", b"\x00" + b'{"text":"hi","text":"chest pain"}')
+    put("fuzz_sse", "chat", b"\x00\x00Hello\xff world\xff!")
+    put("fuzz_sse", "chat-logprobs-stop", b"\x34\n\n\x01END\x00Hi\xff\n\xff\nthere\xffEN\xffD")
+    put("fuzz_sse", "legacy-echo", b"\x1d\x00 \xe4\xbd\xa0\xe5\xa5\xbd\xff\xf0\x9f\x98\x80")
+    put("fuzz_sse", "analyze", b"\x02\x00I \xffunderstand\xff.")
+
+
 def main():
     work = os.path.join(OUT, "work")
     shutil.rmtree(OUT, ignore_errors=True)
@@ -498,6 +531,7 @@ def main():
     tokenize_seeds()
     chat_seeds()
     hub_seeds()
+    api_seeds()
     shutil.rmtree(work)
 
 

@@ -39,6 +39,8 @@ opts() {
     fuzz_tokenizer_json) echo "-max_len=65536 -rss_limit_mb=1024 -malloc_limit_mb=256 -timeout=20 -dict=$here/dict/json.dict" ;;
     fuzz_tokenize) echo "-max_len=8192 -rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=20" ;;
     fuzz_chat) echo "-max_len=16384 -rss_limit_mb=512 -malloc_limit_mb=64 -timeout=10" ;;
+    fuzz_api) echo "-max_len=16384 -rss_limit_mb=1024 -malloc_limit_mb=256 -timeout=10 -dict=$here/dict/json.dict" ;;
+    fuzz_sse) echo "-max_len=8192 -rss_limit_mb=1024 -malloc_limit_mb=256 -timeout=10" ;;
     fuzz_hub) echo "-max_len=65536 -rss_limit_mb=512 -malloc_limit_mb=128 -timeout=10 -dict=$here/dict/json.dict" ;;
     *) echo "-max_len=65536 -rss_limit_mb=1024 -timeout=20" ;;
     esac

@@ -1,0 +1,445 @@
+/* kernels_neon.c — the ARM64 levels, three kernel sets in one file:
+ *   neon     Advanced SIMD of ARMv8.0, which every ARM64 CPU has (Cortex-A53
+ *            and up): the baseline, built without any -march flag
+ *   dotprod  + the ARMv8.2 dot product (sdot) for the int8 products
+ *   i8mm     + the int8 matrix multiply (smmla) for prefill's token tiles
+ * The dotprod and i8mm functions are compiled for those extensions by GCC
+ * target pragmas around them (so the file needs no flags and the rest of it
+ * runs on ARMv8.0); kernels.c calls them only after getauxval(AT_HWCAP)
+ * HWCAP_ASIMDDP / getauxval(AT_HWCAP2) HWCAP2_I8MM. Clang 14 (Debian 12's)
+ * has no such intrinsics outside the -march that enables them: there the
+ * two levels exist only when the compiler flags enable them.
+ *
+ * A deliberate per-level twin of the scalar micro-kernels (kernels_scalar.c),
+ * the same shapes of code as kernels_avx2.c; matmul.c's driver walks the
+ * tiles (kernels_impl.h); test_kernels compares every function here with
+ * its scalar twin, under qemu (make emu-test) at each level.
+ *
+ * The other GGUF types have no NEON kernels yet: the driver runs the
+ * scalar level's for them.
+ *
+ * Quantized weights (Q8_0, Q4_0; activations QC_ACT_Q8): each block's
+ * integer dot is exact — NEON: vmull_s8 / vmlal_high_s8 pairs (|w x| <=
+ * 128 * 127, two of them fit int16) widened into int32 lanes; dotprod: two
+ * sdot; i8mm: four smmla, each a 2 rows x 2 tokens x 8 bytes product. Q4_0
+ * nibbles are made signed (q - 8) first, so no correction term is needed.
+ * The block's lanes are then summed as integers and scaled and added in
+ * F32 exactly as the scalar tile does (sum += (float)isum * (d_w * d_x),
+ * block after block, no fused multiply-add), so every ARM level's quantized
+ * products are bit-identical to the scalar reference, in every tile shape.
+ *
+ * Tiles: quantized 2 rows x 4 tokens (NEON, dotprod; 4 rows x 4 tokens of
+ * smmla for i8mm), 4 x 1 for decode; float weights 4 x 4, 4 x 1 for decode,
+ * products accumulated in F32 by fused multiply-add four columns at a time. */
+#include "engine/kernels_impl.h"
+
+#if defined(__aarch64__) && defined(__ARM_NEON)
+
+#include <arm_neon.h>
+#include <math.h>
+#include <string.h>
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* Which extension levels this compiler can build here (see the top). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NEON_DOTPROD 1
+#define NEON_I8MM (__GNUC__ >= 10)
+#define BEGIN_DOTPROD _Pragma("GCC push_options") _Pragma("GCC target(\"arch=armv8.2-a+dotprod\")")
+#define BEGIN_I8MM _Pragma("GCC push_options") _Pragma("GCC target(\"arch=armv8.2-a+dotprod+i8mm\")")
+#define END_TARGET _Pragma("GCC pop_options")
+#else
+#if defined(__ARM_FEATURE_DOTPROD)
+#define NEON_DOTPROD 1
+#else
+#define NEON_DOTPROD 0
+#endif
+#if defined(__ARM_FEATURE_DOTPROD) && defined(__ARM_FEATURE_MATMUL_INT8)
+#define NEON_I8MM 1
+#else
+#define NEON_I8MM 0
+#endif
+#define BEGIN_DOTPROD
+#define BEGIN_I8MM
+#define END_TARGET
+#endif
+
+/* RB rows per L2 block; quantized tiles QR x QT (QR1 x 1 for decode), i8mm
+ * tiles MR x MT; float tiles FR x FT (FR x 1). */
+enum { RB = 64, QR = 2, QT = 4, QR1 = 4, MR = 4, MT = 4, FR = 4, FT = 4 };
+
+/* ==== small helpers ==== */
+
+ALWAYS_INLINE float half_at(const unsigned char *p) {
+    __fp16 h;
+    memcpy(&h, p, 2);
+    return (float)h;
+}
+
+/* 16 bytes at any address, as int8 lanes. */
+ALWAYS_INLINE int8x16_t load_s8(const void *p) { return vreinterpretq_s8_u8(vld1q_u8((const uint8_t *)p)); }
+
+/* The two 16-weight halves of a Q8_0 (q4 = 0) or Q4_0 (q4 = 1) block at p,
+ * as signed int8: elements 0-15 and 16-31. */
+ALWAYS_INLINE void load_w_block(const int q4, const unsigned char *p, int8x16_t *w0, int8x16_t *w1) {
+    if (q4) {
+        const uint8x16_t q = vld1q_u8(p + 2);
+        const int8x16_t eight = vdupq_n_s8(8);
+        *w0 = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(0x0f))), eight);
+        *w1 = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(q, 4)), eight);
+    } else {
+        *w0 = load_s8(p + 2);
+        *w1 = load_s8(p + 18);
+    }
+}
+
+/* A block's dot in four int32 lanes, ARMv8.0: products of two lanes summed
+ * in int16 (each |w x| <= 128 * 127: a hostile file's -128 weight times a
+ * clamped activation), then widened pairwise. */
+ALWAYS_INLINE int32x4_t dot_block_neon(int8x16_t w0, int8x16_t w1, int8x16_t x0, int8x16_t x1) {
+    const int16x8_t a = vmlal_high_s8(vmull_s8(vget_low_s8(w0), vget_low_s8(x0)), w0, x0);
+    const int16x8_t b = vmlal_high_s8(vmull_s8(vget_low_s8(w1), vget_low_s8(x1)), w1, x1);
+    return vpadalq_s16(vpaddlq_s16(a), b);
+}
+
+/* Lane i = the sum of v[i]'s lanes, for n <= 4 vectors (the others 0). */
+ALWAYS_INLINE int32x4_t hsum4_s32(const int n, const int32x4_t *v) {
+    const int32x4_t z = vdupq_n_s32(0);
+    const int32x4_t s01 = vpaddq_s32(v[0], n > 1 ? v[1] : z);
+    const int32x4_t s23 = vpaddq_s32(n > 2 ? v[2] : z, n > 3 ? v[3] : z);
+    return vpaddq_s32(s01, s23);
+}
+
+/* ==== quantized weights: the scaling every ARM tile shares ==== */
+
+/* The scalar tile's sum += (float)isum * (d_w * d_x), on four outputs at
+ * once (lanes), without fusing: the same two roundings per block. */
+ALWAYS_INLINE float32x4_t scale_add(float32x4_t sum, int32x4_t isum, float32x4_t dw, float32x4_t dx) {
+    return vaddq_f32(sum, vmulq_f32(vcvtq_f32_s32(isum), vmulq_f32(dw, dx)));
+}
+
+/* Stores an R x T tile's F32 sums: lanes are tokens per row (T > 1,
+ * s[r]) or rows (T == 1, s[0]). */
+ALWAYS_INLINE void store_tile(const int R, const int T, const float32x4_t *s, const qc_mm_tile_t *a) {
+    float o[4][4];
+    for (int r = 0; r < (T == 1 ? 1 : R); r++) vst1q_f32(o[r], s[r]);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) a->y[(size_t)t * (size_t)a->ldy + r] = T == 1 ? o[0][r] : o[r][t];
+}
+
+/* One R x T tile (R, T <= 4; see qc_mm_tile_t) over a->k blocks, the
+ * block dot given by DOT (dot_block_neon, dot_block_dp): per block, per
+ * row and token, an int32x4 of partial sums, reduced to one int per output
+ * and scaled in lanes (tokens, or rows when T == 1). */
+#define TILE_QUANT_BODY(DOT, q4, R, T, a)                                                                    \
+    do {                                                                                                    \
+        const unsigned char *w0_ = (a)->w, *x0_ = (a)->x;                                                   \
+        const size_t bb_ = (q4) ? QC_Q4_0_BYTES : QC_Q8_0_BYTES;                                            \
+        float32x4_t sum_[4];                                                                                \
+        for (int r = 0; r < 4; r++) sum_[r] = vdupq_n_f32(0.0f);                                            \
+        for (int64_t b = 0; b < (a)->k; b++) {                                                              \
+            int8x16_t wl_[4], wh_[4];                                                                       \
+            float dwf_[4] = {0, 0, 0, 0}, dxf_[4] = {0, 0, 0, 0};                                           \
+            _Pragma("GCC unroll 4") for (int r = 0; r < (R); r++) {                                         \
+                const unsigned char *p = w0_ + (size_t)r * (a)->w_stride + (size_t)b * bb_;                 \
+                load_w_block((q4), p, &wl_[r], &wh_[r]);                                                    \
+                dwf_[r] = half_at(p);                                                                       \
+            }                                                                                               \
+            int32x4_t acc_[4][4];                                                                           \
+            _Pragma("GCC unroll 4") for (int t = 0; t < (T); t++) {                                         \
+                const qc_block_q8_act *ab = (const qc_block_q8_act *)(x0_ + (size_t)t * (a)->x_stride) + b; \
+                const int8x16_t xl = vld1q_s8(ab->qs), xh = vld1q_s8(ab->qs + 16);                          \
+                dxf_[t] = ab->d;                                                                            \
+                _Pragma("GCC unroll 4") for (int r = 0; r < (R); r++) acc_[r][t] = DOT(wl_[r], wh_[r], xl, xh); \
+            }                                                                                               \
+            if ((T) == 1) {                                                                                 \
+                int32x4_t col_[4];                                                                          \
+                _Pragma("GCC unroll 4") for (int r = 0; r < (R); r++) col_[r] = acc_[r][0];                 \
+                sum_[0] = scale_add(sum_[0], hsum4_s32((R), col_), vld1q_f32(dwf_), vdupq_n_f32(dxf_[0]));  \
+            } else {                                                                                        \
+                const float32x4_t dx_ = vld1q_f32(dxf_);                                                    \
+                _Pragma("GCC unroll 4") for (int r = 0; r < (R); r++)                                       \
+                    sum_[r] = scale_add(sum_[r], hsum4_s32((T), acc_[r]), vdupq_n_f32(dwf_[r]), dx_);       \
+            }                                                                                               \
+        }                                                                                                   \
+        store_tile((R), (T), sum_, (a));                                                                    \
+    } while (0)
+
+ALWAYS_INLINE void tile_quant_neon(const int q4, const int R, const int T, const qc_mm_tile_t *a) {
+    TILE_QUANT_BODY(dot_block_neon, q4, R, T, a);
+}
+
+/* ==== float weights ==== */
+
+/* Four weights at p as F32. */
+ALWAYS_INLINE float32x4_t load_w4(const qc_dtype_t dt, const unsigned char *p) {
+    switch (dt) {
+    case QC_DTYPE_F16: return vcvt_f32_f16(vreinterpret_f16_u8(vld1_u8(p)));
+    case QC_DTYPE_BF16: return vreinterpretq_f32_u32(vshll_n_u16(vreinterpret_u16_u8(vld1_u8(p)), 16));
+    default: return vreinterpretq_f32_u8(vld1q_u8(p));
+    }
+}
+
+ALWAYS_INLINE float load_w1(const qc_dtype_t dt, const unsigned char *p) {
+    switch (dt) {
+    case QC_DTYPE_F16: return half_at(p);
+    case QC_DTYPE_BF16: return qc_bf16_to_f32(qc_load_u16(p));
+    default: {
+        float f;
+        memcpy(&f, p, 4);
+        return f;
+    }
+    }
+}
+
+/* One R x T tile of float weights over a->k columns: per output one F32x4
+ * accumulator over four columns at a time (the same order in every tile
+ * shape), the last k % 4 columns in scalar F32. */
+ALWAYS_INLINE void tile_float(const qc_dtype_t dt, const int R, const int T, const qc_mm_tile_t *a) {
+    const unsigned char *w0 = a->w, *xb = a->x;
+    const int64_t n = a->k;
+    const size_t es = dt == QC_DTYPE_F32 ? 4 : 2;
+    float32x4_t acc[FR][FT];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) acc[r][t] = vdupq_n_f32(0.0f);
+    int64_t c = 0;
+    for (; c + 4 <= n; c += 4) {
+        float32x4_t wv[FR];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) wv[r] = load_w4(dt, w0 + (size_t)r * a->w_stride + (size_t)c * es);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            const float32x4_t xv = vreinterpretq_f32_u8(vld1q_u8(xb + (size_t)t * a->x_stride + (size_t)c * 4));
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) acc[r][t] = vfmaq_f32(acc[r][t], wv[r], xv);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            const float *xt = (const float *)(xb + (size_t)t * a->x_stride);
+            float s = vaddvq_f32(acc[r][t]);
+            for (int64_t k = c; k < n; k++) s += load_w1(dt, w0 + (size_t)r * a->w_stride + (size_t)k * es) * xt[k];
+            a->y[(size_t)t * (size_t)a->ldy + r] = s;
+        }
+}
+
+/* ==== the NEON level's micro-kernels ==== */
+
+QC_MM_KERNEL(mm_q8_0, tile_quant_neon, 0, QC_ACT_Q8, RB, QR, QT, QR1, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q4_0, tile_quant_neon, 1, QC_ACT_Q8, RB, QR, QT, QR1, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_f32, tile_float, QC_DTYPE_F32, QC_ACT_F32, RB, FR, FT, FR, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_f16, tile_float, QC_DTYPE_F16, QC_ACT_F32, RB, FR, FT, FR, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_bf16, tile_float, QC_DTYPE_BF16, QC_ACT_F32, RB, FR, FT, FR, QC_MM_NO_PACK);
+
+/* ==== dot product, activation quantization ==== */
+
+static float dot_f32_neon(const float *a, const float *b, int64_t n) {
+    float32x4_t s0 = vdupq_n_f32(0.0f), s1 = s0, s2 = s0, s3 = s0;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = vfmaq_f32(s0, vld1q_f32(a + i), vld1q_f32(b + i));
+        s1 = vfmaq_f32(s1, vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
+        s2 = vfmaq_f32(s2, vld1q_f32(a + i + 8), vld1q_f32(b + i + 8));
+        s3 = vfmaq_f32(s3, vld1q_f32(a + i + 12), vld1q_f32(b + i + 12));
+    }
+    for (; i + 4 <= n; i += 4) s0 = vfmaq_f32(s0, vld1q_f32(a + i), vld1q_f32(b + i));
+    float s = vaddvq_f32(vaddq_f32(vaddq_f32(s0, s1), vaddq_f32(s2, s3)));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* qc_act_row_scalar's steps, 4 lanes at a time: the maximum with maxnm
+ * (which, like the scalar comparison, passes over a NaN), id = 127 / amax,
+ * the clamp with maxnm / minnm (NaN becomes -127, as clamp127 makes it),
+ * and round to nearest even (frintn: the scalar's round_even). Bit-exact
+ * with the scalar one. */
+static void act_row_neon(const float *x, int64_t cols, qc_block_q8_act *out) {
+    const float32x4_t lo = vdupq_n_f32(-127.0f), hi = vdupq_n_f32(127.0f);
+    for (int64_t b = 0; b < cols / QC_QK; b++, x += QC_QK) {
+        float32x4_t v[8];
+        float32x4_t m = vdupq_n_f32(0.0f);
+        for (int k = 0; k < 8; k++) {
+            v[k] = vld1q_f32(x + 4 * k);
+            m = vmaxnmq_f32(m, vabsq_f32(v[k]));
+        }
+        const float amax = vmaxnmvq_f32(m);
+        const float d = amax / 127.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        int32x4_t q[8], s = vdupq_n_s32(0);
+        for (int k = 0; k < 8; k++) {
+            const float32x4_t c = vminnmq_f32(vmaxnmq_f32(vmulq_n_f32(v[k], id), lo), hi);
+            q[k] = vcvtq_s32_f32(vrndnq_f32(c));
+            s = vaddq_s32(s, q[k]);
+        }
+        for (int k = 0; k < 8; k += 2) {
+            const int16x8_t h = vcombine_s16(vmovn_s32(q[k]), vmovn_s32(q[k + 1]));
+            vst1_s8(out[b].qs + 4 * k, vmovn_s16(h));
+        }
+        /* The scale is kept at half precision, as ggml's block_q8_0 keeps it for
+         * the activations, so the products equal llama.cpp's. */
+        out[b].d = qc_f16_to_f32(qc_f32_to_f16(d));
+        out[b].sum = vaddvq_s32(s);
+    }
+}
+
+/* ==== attention ==== */
+
+typedef float32x4_t vec_t;
+#define ATT_NAME attend_neon
+/* declared static first, so attend_simd.h's definition is this file's own */
+static void attend_neon(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale, int f16_acc,
+                        float *scores, float *o);
+#define ATT_W 4
+ALWAYS_INLINE vec_t v_load(const float *p) { return vld1q_f32(p); }
+ALWAYS_INLINE void v_store(float *p, vec_t v) { vst1q_f32(p, v); }
+ALWAYS_INLINE vec_t v_add(vec_t a, vec_t b) { return vaddq_f32(a, b); }
+ALWAYS_INLINE vec_t v_mul(vec_t a, vec_t b) { return vmulq_f32(a, b); }
+ALWAYS_INLINE vec_t v_set1(float x) { return vdupq_n_f32(x); }
+ALWAYS_INLINE vec_t v_zero(void) { return vdupq_n_f32(0.0f); }
+ALWAYS_INLINE vec_t v_fmadd(vec_t a, vec_t b, vec_t c) { return vfmaq_f32(c, a, b); }
+ALWAYS_INLINE float v_hsum(vec_t a) { return vaddvq_f32(a); }
+ALWAYS_INLINE vec_t v_load_h(const uint16_t *p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
+/* fcvtn / fcvtl round to nearest even, subnormal halves kept (FPCR.FZ16
+ * is clear under Linux): qc_round_f16's rounding */
+ALWAYS_INLINE vec_t v_round_h(vec_t x) { return vcvt_f32_f16(vcvt_f16_f32(x)); }
+#include "engine/attend_simd.h"
+
+/* ==== the dot-product level (ARMv8.2 sdot) ==== */
+
+#if NEON_DOTPROD
+BEGIN_DOTPROD
+
+/* A block's dot in four int32 lanes: two sdot. */
+ALWAYS_INLINE int32x4_t dot_block_dp(int8x16_t w0, int8x16_t w1, int8x16_t x0, int8x16_t x1) {
+    return vdotq_s32(vdotq_s32(vdupq_n_s32(0), w0, x0), w1, x1);
+}
+
+ALWAYS_INLINE void tile_quant_dp(const int q4, const int R, const int T, const qc_mm_tile_t *a) {
+    TILE_QUANT_BODY(dot_block_dp, q4, R, T, a);
+}
+
+QC_MM_KERNEL(mm_q8_0_dp, tile_quant_dp, 0, QC_ACT_Q8, RB, QR, QT, QR1, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q4_0_dp, tile_quant_dp, 1, QC_ACT_Q8, RB, QR, QT, QR1, QC_MM_NO_PACK);
+
+END_TARGET
+#endif
+
+/* ==== the int8 matrix-multiply level (i8mm smmla) ==== */
+
+#if NEON_I8MM
+BEGIN_I8MM
+
+/* Rows (or tokens) i and i + 1 of a tile, 8 bytes of each: the operand of
+ * smmla for bytes [8c, 8c + 8) of the block, from their two halves. */
+ALWAYS_INLINE int8x16_t pair8(const int8x16_t *h0, const int8x16_t *h1, int c) {
+    const int64x2_t a = vreinterpretq_s64_s8(c < 2 ? h0[0] : h0[1]), b = vreinterpretq_s64_s8(c < 2 ? h1[0] : h1[1]);
+    return vreinterpretq_s8_s64(c % 2 ? vzip2q_s64(a, b) : vzip1q_s64(a, b));
+}
+
+/* An R x T tile with R and T even: per block, per pair of rows and pair of
+ * tokens, four smmla give the 2 x 2 exact block dots as lanes [r0 t0, r0 t1,
+ * r1 t0, r1 t1], scaled by the same lanes of d_w * d_x. Odd shapes (edges,
+ * decode) are the dot-product tiles: the same integers and F32 steps, so
+ * the same bits. */
+ALWAYS_INLINE void tile_quant_mm(const int q4, const int R, const int T, const qc_mm_tile_t *a) {
+    if (R % 2 || T % 2) {
+        tile_quant_dp(q4, R, T, a);
+        return;
+    }
+    const unsigned char *w0 = a->w, *x0 = a->x;
+    const size_t bb = q4 ? QC_Q4_0_BYTES : QC_Q8_0_BYTES;
+    float32x4_t sum[MR / 2][MT / 2];
+#pragma GCC unroll 2
+    for (int i = 0; i < R / 2; i++)
+#pragma GCC unroll 2
+        for (int j = 0; j < T / 2; j++) sum[i][j] = vdupq_n_f32(0.0f);
+    for (int64_t b = 0; b < a->k; b++) {
+        int8x16_t wq[MR][2], xq[MT][2];
+        float dw[MR], dx[MT];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const unsigned char *p = w0 + (size_t)r * a->w_stride + (size_t)b * bb;
+            load_w_block(q4, p, &wq[r][0], &wq[r][1]);
+            dw[r] = half_at(p);
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            const qc_block_q8_act *ab = (const qc_block_q8_act *)(x0 + (size_t)t * a->x_stride) + b;
+            xq[t][0] = vld1q_s8(ab->qs);
+            xq[t][1] = vld1q_s8(ab->qs + 16);
+            dx[t] = ab->d;
+        }
+#pragma GCC unroll 2
+        for (int j = 0; j < T / 2; j++) {
+            int8x16_t xp[4];
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++) xp[c] = pair8(xq[2 * j], xq[2 * j + 1], c);
+            const float dxv[4] = {dx[2 * j], dx[2 * j + 1], dx[2 * j], dx[2 * j + 1]};
+#pragma GCC unroll 2
+            for (int i = 0; i < R / 2; i++) {
+                int32x4_t acc = vdupq_n_s32(0);
+#pragma GCC unroll 4
+                for (int c = 0; c < 4; c++) acc = vmmlaq_s32(acc, pair8(wq[2 * i], wq[2 * i + 1], c), xp[c]);
+                const float dwv[4] = {dw[2 * i], dw[2 * i], dw[2 * i + 1], dw[2 * i + 1]};
+                sum[i][j] = scale_add(sum[i][j], acc, vld1q_f32(dwv), vld1q_f32(dxv));
+            }
+        }
+    }
+#pragma GCC unroll 2
+    for (int i = 0; i < R / 2; i++)
+#pragma GCC unroll 2
+        for (int j = 0; j < T / 2; j++) {
+            float o[4];
+            vst1q_f32(o, sum[i][j]);
+            float *y = a->y + (size_t)(2 * j) * (size_t)a->ldy + 2 * i;
+            y[0] = o[0];
+            y[a->ldy] = o[1];
+            y[1] = o[2];
+            y[a->ldy + 1] = o[3];
+        }
+}
+
+/* Decode tiles (one token) are the dot-product level's. */
+QC_MM_KERNEL(mm_q8_0_mm, tile_quant_mm, 0, QC_ACT_Q8, RB, MR, MT, QR1, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q4_0_mm, tile_quant_mm, 1, QC_ACT_Q8, RB, MR, MT, QR1, QC_MM_NO_PACK);
+
+END_TARGET
+#endif
+
+/* ==== the levels ==== */
+
+/* A set of this file's float, dot, activation and attention kernels with
+ * the given Q8_0 / Q4_0 ones. */
+#define NEON_SET(q8, q4)                                                                                     \
+    {{[QC_DTYPE_F32] = &mm_f32, [QC_DTYPE_F16] = &mm_f16, [QC_DTYPE_BF16] = &mm_bf16, [QC_DTYPE_Q8_0] = &q8, \
+      [QC_DTYPE_Q4_0] = &q4},                                                                               \
+     dot_f32_neon, act_row_neon, attend_neon}
+
+static const qc_kernel_set_t neon_set = NEON_SET(mm_q8_0, mm_q4_0);
+const qc_kernel_set_t *const qc_level_neon = &neon_set;
+
+#if NEON_DOTPROD
+static const qc_kernel_set_t dotprod_set = NEON_SET(mm_q8_0_dp, mm_q4_0_dp);
+const qc_kernel_set_t *const qc_level_dotprod = &dotprod_set;
+#else
+const qc_kernel_set_t *const qc_level_dotprod = NULL;
+#endif
+
+#if NEON_I8MM
+static const qc_kernel_set_t i8mm_set = NEON_SET(mm_q8_0_mm, mm_q4_0_mm);
+const qc_kernel_set_t *const qc_level_i8mm = &i8mm_set;
+#else
+const qc_kernel_set_t *const qc_level_i8mm = NULL;
+#endif
+
+#else /* not ARM64: never selected */
+
+const qc_kernel_set_t *const qc_level_neon = NULL, *const qc_level_dotprod = NULL, *const qc_level_i8mm = NULL;
+
+#endif
