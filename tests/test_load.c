@@ -206,7 +206,8 @@ static const char *check_chat(const char *body, long *tokens) {
     return why;
 }
 
-/* The events of a streamed /api/analyze: emotion, [notice], chunk*, done —
+/* The events of a streamed /api/analyze: [notice], emotion, chunk*, done
+ * (the rules' notice comes before anything else) —
  * each "event: NAME\ndata: JSON\n\n", the stream ending right after done.
  * Abandoned (a cut stream): only the whole events before the cut count. */
 static const char *check_analyze_sse(char *body, int urgent, int abandoned, long *tokens) {
@@ -238,8 +239,8 @@ static const char *check_analyze_sse(char *body, int urgent, int abandoned, long
         blk = end + 2;
     }
     if (abandoned) return NULL;
-    const char *want = urgent ? "encd" : "ecd", *want_empty = urgent ? "end" : "ed";
-    if (strcmp(order, want) && strcmp(order, want_empty)) return urgent ? "events are not emotion, notice, chunk*, done"
+    const char *want = urgent ? "necd" : "ecd", *want_empty = urgent ? "ned" : "ed";
+    if (strcmp(order, want) && strcmp(order, want_empty)) return urgent ? "events are not notice, emotion, chunk*, done"
                                                                         : "events are not emotion, chunk*, done";
     return NULL;
 }
