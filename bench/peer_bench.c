@@ -117,11 +117,14 @@ static char *completion_body(const int32_t *pre, size_t np, const int32_t *turn,
  * (the same prompt as token ids), alternating text by text. */
 typedef char *(*qcare_body_fn)(const char *text);
 
+/* The classify task both engines score: four one-token labels. */
+static const char *const cls_labels[4] = {"urgent", "routine", "question", "billing"};
+static const char cls_instruction[] =
+    "Classify the patient's message. Answer with exactly one of these labels: urgent, routine, question, billing.";
+
 static char *classify_body(const char *text) {
-    json_t *b = json_pack("{s:s, s:[s,s,s,s], s:s}", "text", text, "labels", "urgent", "routine", "question",
-                          "billing", "instruction",
-                          "Classify the patient's message. Answer with exactly one of these labels: urgent, routine, "
-                          "question, billing.");
+    json_t *b = json_pack("{s:s, s:[s,s,s,s], s:s}", "text", text, "labels", cls_labels[0], cls_labels[1],
+                          cls_labels[2], cls_labels[3], "instruction", cls_instruction);
     char *s = json_dumps(b, JSON_COMPACT);
     json_decref(b);
     return s;
@@ -221,13 +224,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "peer_bench: %s\n", err);
         return 1;
     }
-    char *b = classify_body("x");
-    json_t *spec = json_loads(b, 0, NULL);
-    free(b);
-    const char *names[4];
-    for (size_t i = 0; i < 4; i++) names[i] = json_string_value(json_array_get(json_object_get(spec, "labels"), i));
-    qc_labels_spec_t ls = {.labels = names, .n_labels = 4,
-                           .instruction = json_string_value(json_object_get(spec, "instruction"))};
+    qc_labels_spec_t ls = {.labels = cls_labels, .n_labels = 4, .instruction = cls_instruction};
     if (qc_labels_new(m, &ls, 0, &cls, err, sizeof err)) {
         fprintf(stderr, "peer_bench: %s\n", err);
         return 1;
@@ -277,7 +274,6 @@ int main(int argc, char **argv) {
            n_texts);
     sp_stop(&q, 30, NULL);
     sp_stop(&l, 30, NULL);
-    json_decref(spec);
     qc_labels_free(cls);
     qc_care_free(care);
     qc_model_free(m);
