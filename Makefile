@@ -48,7 +48,7 @@ ENGINE_OBJ = $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
 CARE_OBJ   = $(CARE_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/safety_rules.o
 LIBS_A     = $(BUILD)/libqcare_care.a $(BUILD)/libqcare.a
 CLI_OBJ    = $(CLI_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/web_assets.o
-WEB_FILES  = web/index.html web/dashboard.html
+WEB_FILES  = web/index.html web/dashboard.html web/theme.css
 TEST_BIN   = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps test test-unit test-cli debug clean run emu-test emu-build fuzz fuzz-build

@@ -501,7 +501,9 @@ static void test_admin(void) {
     CHECK(req(&s, NULL, "/v1/models", NULL, KEY, NULL) == 200, "the admin key opens /v1/models");
     char *out;
     st = req(&s, NULL, "/dashboard", NULL, NULL, &out);
-    CHECK(st == 200 && strstr(out, "<html") && strstr(out, "qcare follow-up"), "GET /dashboard: the page (%ld)", st);
+    CHECK(st == 200 && strstr(out, "<html") && strstr(out, "qcare follow-up") &&
+              strstr(out, "--accent: #0b6e69;") && !strstr(out, "/* @include"),
+          "GET /dashboard: the page, the shared theme inside (%ld)", st);
     free(out);
 
     /* the export */

@@ -103,6 +103,10 @@ static void test_basic(void) {
     st = http(NULL, "/", NULL, 0, NULL, &out);
     CHECK(st == 200 && strstr(out, "<html") && strstr(out, "fixture-banner") && strstr(out, "/api/info"),
           "GET /: %ld, a page with the fixture banner", st);
+    /* web/theme.css put in place by tools/embed.c, the include line gone */
+    CHECK(out && strstr(out, "--accent: #0b6e69;") && strstr(out, "prefers-color-scheme: dark") &&
+              !strstr(out, "/* @include"),
+          "GET /: the shared theme is inside the page");
     free(out);
     /* the model is tiny-qwen2 from qcare mkmodel: a fixture, said so */
     st = http(NULL, "/api/info", NULL, 0, NULL, &out);
