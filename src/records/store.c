@@ -48,7 +48,7 @@ struct qc_store {
     double retry_at_ms; /* qc_now_ms() before which no new connection is tried */
     int backoff_ms;     /* the wait after the next failed try */
     char down_err[512]; /* why the last try failed */
-    atomic_int unreachable; /* the writer's last try found the store away (cleared by its next commit) */
+    atomic_int unreachable; /* the writer's last try found the store away (cleared by its next commit or probe) */
 };
 
 static qc_status writer_start(qc_store_t *s, char *err, size_t err_size);

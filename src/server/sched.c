@@ -232,7 +232,10 @@ static void start_reply(qs_sched_t *s, gen_t *g, int emotion) {
         double t0 = qc_now_ms();
         int held = qc_care_has_session(s->care, r->session);
         if (held && r->reset) { /* a stale cache of the records: the history is the conversation */
-            qc_care_end_session(s->care, r->session);
+            if ((st = qc_care_end_session(s->care, r->session))) { /* busy: a turn of it runs */
+                finish(s, g, st, qc_care_errmsg(s->care), 0);
+                return;
+            }
             held = 0;
             pthread_mutex_lock(&s->mu);
             s->st.stale_drops++;
