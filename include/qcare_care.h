@@ -147,6 +147,11 @@ typedef struct {
     int risk_model;         /* also prepare the model's urgency opinion (qc_care_risk_labels) */
     int max_sessions;       /* conversations kept (0 = 4096); a new one beyond drops the least recently used
                                idle one, its history and all */
+    /* Told the id of each conversation dropped that way (on the thread
+     * whose call dropped it, before the call goes on), e.g. so that a
+     * cache of what the pipeline holds forgets it; NULL: not told. */
+    void (*on_session_drop)(void *user, const char *session_id);
+    void *drop_user;
     qc_safety_opts_t safety;
 } qc_care_opts_t;
 

@@ -287,13 +287,20 @@ static qc_status drive_turn(qc_model_t *m, qc_care_t *c, const char *session, co
     return QC_OK;
 }
 
+/* on_session_drop: the ids told, joined by spaces. */
+static void on_drop(void *user, const char *id) {
+    char *told = user;
+    if (strlen(told) + strlen(id) + 2 < 256) strcat(strcat(told, id), " ");
+}
+
 /* A conversation that outgrows the context forgets its oldest turns and
  * goes on (the system prompt stays); a failed turn undoes the drop too:
  * the conversation then answers exactly as one where it never happened.
- * Beyond max_sessions the least recently used session is dropped. */
+ * Beyond max_sessions the least recently used session is dropped, and
+ * on_session_drop is told which. */
 static void check_long_conversation(qc_model_t *m, const char *name) {
-    char err[256], text[2048] = "";
-    qc_care_opts_t o = {.use_prefix_cache = 1, .max_sessions = 2};
+    char err[256], text[2048] = "", told[256] = "";
+    qc_care_opts_t o = {.use_prefix_cache = 1, .max_sessions = 2, .on_session_drop = on_drop, .drop_user = told};
     qc_care_t *a, *b;
     if (qc_care_new(m, &o, &a, err, sizeof err) || qc_care_new(m, &o, &b, err, sizeof err)) {
         CHECK(0, "care_new: %s", err);
@@ -324,6 +331,9 @@ static void check_long_conversation(qc_model_t *m, const char *name) {
     drive_turn(m, a, "s2", "hello", 0, &d, &r);
     drive_turn(m, a, "s3", "hello", 0, &d, &r);
     CHECK(qc_care_n_sessions(a, NULL) == 2, "%s: max_sessions 2 keeps 2 sessions (%d)", name, qc_care_n_sessions(a, NULL));
+    CHECK(!strcmp(told, "long "), "%s: the dropped one (the least recently used) was told: '%s'", name, told);
+    CHECK(!qc_care_has_session(a, "long") && qc_care_has_session(a, "s2") && qc_care_has_session(a, "s3"),
+          "%s: and is the one gone", name);
     qc_care_free(a);
     qc_care_free(b);
 }

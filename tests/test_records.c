@@ -930,6 +930,49 @@ static void test_erase(void) {
     qc_store_close(s);
 }
 
+/* The last turn qc_store_turns gives for sid (the head's ground truth). */
+static int last_turn(void *user, const qc_rec_turn_t *t) {
+    *(qc_rec_id_t *)user = t->id;
+    return 0;
+}
+
+/* qc_store_head against qc_store_turns: the count of every turn (an
+ * emotion-only one too) and the last in the turns' order, also when a turn
+ * written later arrived earlier, or at the same ms; nothing after erasure. */
+static void test_head(void) {
+    qc_store_t *s = open_store("head.db", NULL);
+    if (!s) return;
+    char err[512];
+    qc_rec_head_t h = {.turns = -1};
+    CHECK(qc_store_head(s, "h-1", &h, err, sizeof err) == QC_OK && h.turns == 0 && qc_rec_id_is_nil(&h.last),
+          "an unknown session's head is empty: %s", err);
+    static const int64_t ts[] = {1000, 3000, 2000, 3000};
+    qc_rec_id_t id[5], want;
+    for (int i = 0; i < 4; i++) {
+        qc_rec_turn_t t = turn("h-1", ts[i], 0, 0.1f, 0);
+        qc_store_write(s, &t, &id[i], err, sizeof err);
+    }
+    qc_rec_turn_t other = turn("h-2", 9000, 1, 0.7f, 0);
+    write_turn(s, &other);
+    CHECK(qc_store_head(s, "h-1", &h, err, sizeof err) == QC_OK && h.turns == 4 &&
+              !memcmp(&h.last, &id[3], 16),
+          "the head: 4 turns, the last the later of the two at 3000 ms (%lld): %s", (long long)h.turns, err);
+    memset(&want, 0, sizeof want);
+    qc_store_turns(s, "h-1", last_turn, &want, NULL, err, sizeof err);
+    CHECK(!memcmp(&h.last, &want, 16), "the head's last = the last of qc_store_turns");
+    qc_rec_turn_t e = turn("h-1", 5000, 2, 0.2f, 0); /* an emotion-only turn: no reply */
+    e.reply = NULL;
+    e.reply_len = 0;
+    qc_store_write(s, &e, &id[4], err, sizeof err);
+    CHECK(qc_store_head(s, "h-1", &h, err, sizeof err) == QC_OK && h.turns == 5 && !memcmp(&h.last, &id[4], 16),
+          "an emotion-only turn moves the head too (%lld)", (long long)h.turns);
+    CHECK(qc_store_erase(s, "h-1", NULL, NULL, err, sizeof err) == QC_OK, "erase: %s", err);
+    CHECK(qc_store_head(s, "h-1", &h, err, sizeof err) == QC_OK && h.turns == 0 && qc_rec_id_is_nil(&h.last),
+          "an erased session's head is empty (%lld)", (long long)h.turns);
+    CHECK(qc_store_head(s, "h-2", &h, err, sizeof err) == QC_OK && h.turns == 1, "the other session's is kept");
+    qc_store_close(s);
+}
+
 static void test_purge(void) {
     qc_store_t *s = open_store("purge.db", NULL);
     if (!s) return;
@@ -1366,11 +1409,17 @@ static void test_pg_lost(void) {
     memset(&w, 0, sizeof w);
     pthread_mutex_init(&w.m, NULL);
     if (!(w.s = open_store("lost", NULL))) return;
+    /* a second handle that never writes: its probes follow the server */
+    qc_store_t *idle = open_store("lost", &(qc_store_opts_t){.probe_ms = 100});
     pthread_t th;
     pthread_create(&th, NULL, lost_writer, &w);
     char err[512];
     CHECK(wait_count(&w, &w.ok, 50) == 0, "writes go through before the server stops");
+    CHECK(idle && qc_store_reachable(idle), "an idle store with probes is reachable");
     CHECK(test_pg_stop(&pgs) == 0, "server stopped");
+    int polls = 0;
+    while (idle && qc_store_reachable(idle) && polls++ < 600) usleep(50000);
+    CHECK(idle && !qc_store_reachable(idle), "the idle store's probe finds the server away (%d polls of 50 ms)", polls);
     qc_rec_turn_t t = turn("lost", 0, 2, 0.1f, 0);
     qc_store_stats_t a, b;
     qc_store_stats(w.s, &a);
@@ -1388,6 +1437,10 @@ static void test_pg_lost(void) {
     pthread_mutex_unlock(&w.m);
     CHECK(test_pg_start(&pgs) == 0, "server started again");
     CHECK(wait_count(&w, &w.ok, ok_down + 50) == 0, "writes go through again once it is back");
+    polls = 0;
+    while (idle && !qc_store_reachable(idle) && polls++ < 600) usleep(50000);
+    CHECK(idle && qc_store_reachable(idle), "and the idle store's probe finds it back (%d polls of 50 ms)", polls);
+    qc_store_close(idle);
     w.stop = 1;
     pthread_join(th, NULL);
     qc_store_stats(w.s, &b);
@@ -1430,6 +1483,7 @@ static void test_cases(void) {
     test_cursor();
     test_export();
     test_erase();
+    test_head();
     test_purge();
     test_concurrent_export();
     test_batching();

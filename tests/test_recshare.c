@@ -5,7 +5,10 @@
  * process: a turn for a session this process never held is answered by
  * rebuilding it from the records, with the same reply as if the process
  * had held it all along (SQLite across a restart, PostgreSQL across two
- * servers at once).
+ * servers at once). A server that still holds a conversation another one
+ * has moved on (answered a turn of it, or erased it) rebuilds it from the
+ * records too, and says so on /metrics; /ready follows a database that
+ * goes away while the server idles.
  *
  * Ground truth for the rebuild is the same server's own reply to the same
  * turns in one process (the fixture's sampling is seeded), not a file. */
@@ -21,6 +24,8 @@
 #include <unistd.h>
 
 static char tmp[256];
+
+#define ADMIN "recshare-admin-key"
 
 static const char *path_in(const char *name) {
     static char buf[4][512];
@@ -47,6 +52,32 @@ static json_t *turn(const sp_server_t *s, const char *session, const char *text,
 }
 
 static const char *jstr(json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
+
+/* How many past turns an answer says it rebuilt (0: none). */
+static long long rebuilt_of(json_t *j) {
+    return json_integer_value(json_object_get(json_object_get(j, "rebuilt"), "turns"));
+}
+
+static double metric_of(const sp_server_t *s, const char *name) {
+    sp_reply_t r;
+    double v = sp_http(s, NULL, "/metrics", NULL, 0, NULL, &r) == 200 ? sp_metric(r.body, name) : -1;
+    sp_reply_free(&r);
+    return v;
+}
+
+/* Polls /ready on s (up to 30 s) until it answers want; the last status. */
+static long ready_until(const sp_server_t *s, long want, char *body, size_t n) {
+    long st = 0;
+    for (int i = 0; i < 300; i++) {
+        sp_reply_t r;
+        st = sp_http(s, NULL, "/ready", NULL, 0, NULL, &r);
+        snprintf(body, n, "%s", r.body);
+        sp_reply_free(&r);
+        if (st == want) break;
+        usleep(100000);
+    }
+    return st;
+}
 
 /* The record id of a turn's answer, or "" (into out, 37 bytes). */
 static void record_of(json_t *j, char *out) {
@@ -149,6 +180,25 @@ static void test_pg_server(test_pg_t *pg) {
     free(log);
 }
 
+/* A database that goes away while the server idles: /ready turns 503
+ * (the store is probed, no request touches it), and 200 once it is back. */
+static void test_ready_idle(test_pg_t *pg) {
+    char url[300], body[512];
+    test_pg_createdb(pg, "idle");
+    test_pg_url(pg, "idle", url, sizeof url);
+    sp_server_t s;
+    if (start(&s, "recshare-idle.log", (const char *[]){"--records", url, "--quiet", NULL})) return;
+    CHECK(ready_until(&s, 200, body, sizeof body) == 200, "idle on PostgreSQL: /ready 200 (%s)", body);
+    CHECK(test_pg_stop(pg) == 0, "PostgreSQL stopped under an idle server");
+    long st = ready_until(&s, 503, body, sizeof body);
+    CHECK(st == 503 && strstr(body, "records store is unreachable"),
+          "no request since: /ready 503 all the same (%ld %s)", st, body);
+    CHECK(test_pg_start(pg) == 0, "PostgreSQL started again");
+    st = ready_until(&s, 200, body, sizeof body);
+    CHECK(st == 200, "and /ready 200 again once it is back, still with no request (%ld %s)", st, body);
+    stop(&s);
+}
+
 /* ==== a conversation rebuilt from the records ==== */
 
 static const char *const texts[] = {"I have had a cough for a week", "now I also have a fever",
@@ -196,6 +246,140 @@ static void check_rebuild(const char *what, const char *store, const sp_server_t
           ga.prompt_tokens[3], gb.prompt_tokens[3], ga.prompt_tokens[0]);
     json_decref(rebuilt);
     json_decref(ref);
+}
+
+/* ==== a conversation that moves away and back ==== */
+
+typedef struct {
+    double drops, rebuilds, turns;
+} rebuild_counts_t;
+
+static rebuild_counts_t rebuild_counts(const sp_server_t *s) {
+    return (rebuild_counts_t){metric_of(s, "qcare_session_stale_drops_total"),
+                              metric_of(s, "qcare_session_rebuilds_total"),
+                              metric_of(s, "qcare_session_rebuilt_turns_total")};
+}
+
+/* Turn 1 of session sa on a, turn 2 on b, turn 3 back on a, which still
+ * holds turn 1 alone: a's KV state is a stale cache and the records are
+ * the conversation, so turn 3 rebuilds turns 1 and 2 and answers as turn
+ * 3 of sb, all three on b. Then a session that a holds and b erases
+ * starts anew on a. Both servers share store (read directly for the
+ * records' prompt tokens). */
+static void check_move_back(const char *what, const char *store, const sp_server_t *a, const sp_server_t *b,
+                            const char *sa, const char *sb, const char *se, const char *sf) {
+    long st;
+    int ok = 1;
+    rebuild_counts_t a0 = rebuild_counts(a), b0 = rebuild_counts(b);
+    json_t *got[3];
+    for (int i = 0; i < 3; i++) {
+        got[i] = turn(i == 1 ? b : a, sa, texts[i], &st);
+        ok &= st == 200;
+    }
+    CHECK(ok && rebuilt_of(got[1]) == 1, "%s: turn 2 on the other server rebuilds turn 1 (%lld)", what,
+          rebuilt_of(got[1]));
+    CHECK(rebuilt_of(got[2]) == 2, "%s: turn 3 back on the first server rebuilds turns 1 and 2, not its stale state (%lld)",
+          what, rebuilt_of(got[2]));
+    rebuild_counts_t a1 = rebuild_counts(a), b1 = rebuild_counts(b);
+    CHECK(a1.drops == a0.drops + 1 && a1.rebuilds == a0.rebuilds + 1 && a1.turns == a0.turns + 2,
+          "%s: /metrics of the first: 1 stale drop, 1 rebuild of 2 turns (%g %g %g)", what, a1.drops - a0.drops,
+          a1.rebuilds - a0.rebuilds, a1.turns - a0.turns);
+    CHECK(b1.drops == b0.drops && b1.rebuilds == b0.rebuilds + 1 && b1.turns == b0.turns + 1,
+          "%s: /metrics of the other: no drop, 1 rebuild of 1 turn (%g %g %g)", what, b1.drops - b0.drops,
+          b1.rebuilds - b0.rebuilds, b1.turns - b0.turns);
+    json_t *ref[3];
+    int same_first = 1;
+    for (int i = 0; i < 3; i++) {
+        ref[i] = turn(b, sb, texts[i], &st);
+        if (i < 2) same_first &= jstr(ref[i], "reply") && jstr(got[i], "reply") &&
+                                 !strcmp(jstr(ref[i], "reply"), jstr(got[i], "reply"));
+    }
+    if (!same_first) {
+        SKIP("%s: replies are not reproducible here; the move-back reply check needs them", what);
+    } else {
+        const char *x = jstr(got[2], "reply"), *y = jstr(ref[2], "reply");
+        CHECK(x && y && !strcmp(x, y), "%s: turn 3 after moving away and back = turn 3 in one process:\n  %s\n  %s",
+              what, x ? x : "(none)", y ? y : "(none)");
+    }
+    json_t *j = turn(a, sa, texts[3], &st);
+    CHECK(st == 200 && !json_object_get(j, "rebuilt"), "%s: turn 4 on the first server again: no rebuild (%ld)", what,
+          st);
+    json_decref(j);
+    for (int i = 0; i < 3; i++) json_decref(got[i]), json_decref(ref[i]);
+
+    /* erased on b while a holds it: on a it starts anew */
+    json_decref(turn(a, se, texts[0], &st));
+    ok = st == 200;
+    char path[300];
+    snprintf(path, sizeof path, "/api/records/sessions/%s", se);
+    sp_reply_t r;
+    sp_request_t q = {.method = "DELETE", .path = path, .api_key = ADMIN};
+    ok &= sp_request(b->port, &q, &r) == 200;
+    sp_reply_free(&r);
+    CHECK(ok, "%s: a session of the first server erased on the other", what);
+    rebuild_counts_t a2 = rebuild_counts(a);
+    json_t *e = turn(a, se, texts[1], &st), *f = turn(a, sf, texts[1], &st);
+    seen_t ge = read_session(store, se, NULL), gf = read_session(store, sf, NULL);
+    CHECK(ge.n == 1 && gf.n == 1 && ge.prompt_tokens[0] == gf.prompt_tokens[0],
+          "%s: its next turn on the first server starts anew: a first turn's prompt (%d tokens, a new session's %d)",
+          what, ge.n == 1 ? ge.prompt_tokens[0] : -1, gf.prompt_tokens[0]);
+    CHECK(rebuild_counts(a).drops == a2.drops + 1, "%s: the held conversation was dropped (a stale drop)", what);
+    const char *x = jstr(e, "reply"), *y = jstr(f, "reply");
+    if (!same_first) SKIP("%s: replies are not reproducible here; the erased session's reply check needs them", what);
+    else CHECK(x && y && !strcmp(x, y), "%s: and answers as a new session:\n  %s\n  %s", what, x ? x : "(none)",
+               y ? y : "(none)");
+    json_decref(e);
+    json_decref(f);
+}
+
+static void test_move_back_sqlite(void) {
+    const char *db = path_in("moves.db");
+    const char *const args[] = {"--records", db, "--admin-key", ADMIN, "--quiet", NULL};
+    sp_server_t a, b;
+    if (start(&a, "recshare-move-a.log", args)) return;
+    if (start(&b, "recshare-move-b.log", args)) {
+        stop(&a);
+        return;
+    }
+    check_move_back("sqlite", db, &a, &b, "m-1", "m-2", "m-e", "m-f");
+    stop(&a);
+    stop(&b);
+}
+
+/* A conversation the server dropped to make room (--max-sessions 1) is
+ * rebuilt from the records at its next turn, not started anew: the same
+ * reply as a conversation kept all along (session z). */
+static void test_max_sessions(void) {
+    sp_server_t s;
+    if (start(&s, "recshare-max.log", (const char *[]){"--records", path_in("max.db"), "--max-sessions", "1", "--quiet", NULL}))
+        return;
+    long st;
+    int ok = 1;
+    json_t *x1 = turn(&s, "x", texts[0], &st);
+    ok &= st == 200;
+    json_decref(turn(&s, "y", texts[0], &st)); /* drops x */
+    ok &= st == 200;
+    json_t *x2 = turn(&s, "x", texts[1], &st);
+    ok &= st == 200;
+    CHECK(ok && rebuilt_of(x2) == 1, "--max-sessions 1: a dropped conversation's next turn rebuilds its turn (%lld)",
+          rebuilt_of(x2));
+    json_t *z1 = turn(&s, "z", texts[0], &st), *z2 = turn(&s, "z", texts[1], &st);
+    seen_t g = read_session(path_in("max.db"), "x", NULL), gz = read_session(path_in("max.db"), "z", NULL);
+    CHECK(g.n == 2 && gz.n == 2 && g.prompt_tokens[1] == gz.prompt_tokens[1],
+          "its record's prompt is the continuation's (%d tokens, a kept conversation's %d, a first turn's %d)",
+          g.prompt_tokens[1], gz.prompt_tokens[1], g.prompt_tokens[0]);
+    if (!jstr(x1, "reply") || !jstr(z1, "reply") || strcmp(jstr(x1, "reply"), jstr(z1, "reply"))) {
+        SKIP("replies are not reproducible here; the dropped conversation's reply check needs them");
+    } else {
+        const char *a = jstr(x2, "reply"), *b = jstr(z2, "reply");
+        CHECK(a && b && !strcmp(a, b), "and answers as a conversation kept all along:\n  %s\n  %s", a ? a : "(none)",
+              b ? b : "(none)");
+    }
+    json_decref(x1);
+    json_decref(x2);
+    json_decref(z1);
+    json_decref(z2);
+    stop(&s);
 }
 
 static void test_rebuild_sqlite(void) {
@@ -298,12 +482,14 @@ static void test_rebuild_pg(test_pg_t *pg) {
     test_pg_createdb(pg, "share");
     test_pg_url(pg, "share", url, sizeof url);
     sp_server_t a, b;
-    if (start(&a, "recshare-pga.log", (const char *[]){"--records", url, "--quiet", NULL})) return;
-    if (start(&b, "recshare-pgb.log", (const char *[]){"--records", url, "--quiet", NULL})) {
+    const char *const args[] = {"--records", url, "--admin-key", ADMIN, "--quiet", NULL};
+    if (start(&a, "recshare-pga.log", args)) return;
+    if (start(&b, "recshare-pgb.log", args)) {
         stop(&a);
         return;
     }
     check_rebuild("postgresql", url, &a, &b, "p-1", "p-2");
+    check_move_back("postgresql", url, &a, &b, "pm-1", "pm-2", "pm-e", "pm-f");
     /* item 8's figure: a 10-turn conversation rebuilt by a server that never saw it */
     long st;
     int ok = 1;
@@ -336,8 +522,11 @@ int main(void) {
     }
     test_rebuild_sqlite();
     test_rebuild_dropped();
+    test_move_back_sqlite();
+    test_max_sessions();
     if (have_pg) {
         test_pg_server(&pg);
+        test_ready_idle(&pg);
         test_rebuild_pg(&pg);
         test_pg_destroy(&pg);
     } else {

@@ -213,6 +213,7 @@ static session_t *session_get(qc_care_t *c, const char *id) {
             if (!c->sessions[i]->busy && (old == c->n_sessions || c->sessions[i]->last_used < c->sessions[old]->last_used))
                 old = i;
         if (old == c->n_sessions) return NULL;
+        if (c->opts.on_session_drop) c->opts.on_session_drop(c->opts.drop_user, c->sessions[old]->id);
         session_free(c->sessions[old]);
         c->sessions[old] = c->sessions[--c->n_sessions];
     }

@@ -51,6 +51,9 @@ typedef struct {
                        qc_rec_turn_fn fn, void *user, int64_t *n, char *err, size_t err_size);
     qc_status (*tombstone)(qc_rec_conn_t *c, const char *session_id, int64_t *erased_ms, char *err,
                            size_t err_size);
+    /* qc_store_head: the summary's turn count and the newest turn's id, in
+     * one statement over the primary key and the turns_session index. */
+    qc_status (*head)(qc_rec_conn_t *c, const char *session_id, qc_rec_head_t *out, char *err, size_t err_size);
     qc_status (*erase)(qc_rec_conn_t *c, const char *session_id, int64_t now_ms, int64_t *n, char *err,
                        size_t err_size);
     /* Deletes at most batch turns before before_ms in one transaction. */
@@ -62,6 +65,9 @@ typedef struct {
     /* Whether c can still be used: 0 once its server went away (the store
      * then closes it and opens another, with backoff). NULL: always. */
     int (*conn_usable)(qc_rec_conn_t *c);
+    /* A round trip that tells whether the store answers (the writer's idle
+     * probe); NULL: a usable connection is enough. */
+    qc_status (*ping)(qc_rec_conn_t *c, char *err, size_t err_size);
 } qc_rec_backend_t;
 
 extern const qc_rec_backend_t qc_rec_sqlite;

@@ -803,6 +803,28 @@ static qc_status pg_tombstone(qc_rec_conn_t *c, const char *sid, int64_t *erased
     return QC_OK;
 }
 
+static qc_status pg_head(qc_rec_conn_t *c, const char *sid, qc_rec_head_t *out, char *err, size_t err_size) {
+    const char *v = pg_text(c, 0, sid, strlen(sid));
+    PGresult *r;
+    *out = (qc_rec_head_t){0};
+    qc_status st = query(c,
+                         "SELECT s.turns, (SELECT t.id FROM turns t WHERE t.session_id = $1"
+                         " ORDER BY t.ts_ms DESC, t.seq DESC LIMIT 1) FROM sessions s WHERE s.session_id = $1",
+                         1, &v, &r, "read a session's head", err, err_size);
+    if (st) return st;
+    if (PQntuples(r)) {
+        out->turns = col_int(r, 0, 0);
+        if (!PQgetisnull(r, 0, 1) && qc_rec_id_parse(PQgetvalue(r, 0, 1), &out->last))
+            st = qc_seterr(err, err_size, QC_ERR_FORMAT, "%s: a turn id is not a UUID", c->shown);
+    }
+    PQclear(r);
+    return st;
+}
+
+static qc_status pg_ping(qc_rec_conn_t *c, char *err, size_t err_size) {
+    return exec(c, "SELECT 1", "probe the database", err, err_size);
+}
+
 /* ==== erasure and purging ==== */
 
 /* Runs sql with parameters v[0..n); *changed (may be NULL) the rows it
@@ -918,8 +940,10 @@ const qc_rec_backend_t qc_rec_pg = {
     .sessions = pg_sessions,
     .turns = pg_turns,
     .tombstone = pg_tombstone,
+    .head = pg_head,
     .erase = pg_erase,
     .purge_batch = pg_purge_batch,
     .checkpoint = pg_checkpoint,
     .conn_usable = pg_usable,
+    .ping = pg_ping,
 };

@@ -153,6 +153,9 @@ typedef struct {
     int read_only;       /* open only to read: no file created, no migration, no submit */
     int max_batch;       /* most turns in one transaction; 0 = 256 */
     int max_queue;       /* most turns waiting; beyond, submit fails with QC_ERR_BUSY; 0 = 4096 */
+    int probe_ms;        /* > 0: the writer runs from the open and, idle this long, checks that the store
+                            answers (reconnecting as a write would), so qc_store_reachable follows an idle
+                            store too; 0: no probes (the writer starts at the first submit) */
 } qc_store_opts_t;
 
 /* Opens (creating it, mode 0600, when absent and not read_only) the store at
@@ -198,10 +201,11 @@ typedef struct {
 } qc_store_stats_t;
 
 void qc_store_stats(qc_store_t *s, qc_store_stats_t *out);
-/* 0 while the writer's last write found the store unreachable (the
- * database went away: its turns failed), 1 otherwise, again from the next
- * commit; a flag the writer keeps, so it never blocks (for /ready). An
- * idle store is not probed: it turns 0 at the first write after a loss. */
+/* 0 while the writer's last try found the store unreachable (the
+ * database went away: its turns failed, or its probe did), 1 otherwise,
+ * again from the next commit or probe; a flag the writer keeps, so it
+ * never blocks (for /ready). Without probe_ms an idle store is not
+ * probed: it turns 0 only at the first write after a loss. */
 int qc_store_reachable(qc_store_t *s);
 
 /* ==== queries ==== */
@@ -238,6 +242,20 @@ qc_status qc_store_sessions(qc_store_t *s, const qc_rec_query_t *q, qc_rec_sessi
  * how many. An unknown session gives QC_OK with 0 turns. */
 qc_status qc_store_turns(qc_store_t *s, const char *session_id, qc_rec_turn_fn fn, void *user,
                          int64_t *n_turns, char *err, size_t err_size);
+/* Where a session's turns stand now: how many there are and the id of the
+ * last one (in qc_store_turns' order). A process that keeps a
+ * conversation's KV state as a cache of the records compares it with what
+ * that state was built from, to see whether another process wrote turns
+ * meanwhile (or erased the session: 0 turns and the nil id). */
+typedef struct {
+    int64_t turns;    /* the session's turns (every kind: emotion-only, cancelled, ...) */
+    qc_rec_id_t last; /* nil when it has none */
+} qc_rec_head_t;
+
+/* The head of session_id into *out (zero for an unknown, erased or purged
+ * session): one indexed lookup (the summary's row and the newest turn by
+ * the session's index), cheap enough for every turn. */
+qc_status qc_store_head(qc_store_t *s, const char *session_id, qc_rec_head_t *out, char *err, size_t err_size);
 /* When session_id was erased: its time into *erased_ms, or 0 when it was
  * not (or not since the last purge of tombstones). */
 qc_status qc_store_tombstone(qc_store_t *s, const char *session_id, int64_t *erased_ms, char *err,

@@ -642,6 +642,28 @@ static qc_status sq_tombstone(qc_rec_conn_t *c, const char *sid, int64_t *erased
     return st;
 }
 
+/* turns_session is (session_id, ts_ms) and holds the rowid (seq), so the
+ * newest turn is the index's last entry for the session. */
+static qc_status sq_head(qc_rec_conn_t *c, const char *sid, qc_rec_head_t *out, char *err, size_t err_size) {
+    sqlite3_stmt *q = NULL;
+    *out = (qc_rec_head_t){0};
+    int rc = sqlite3_prepare_v2(c->db,
+                                "SELECT s.turns, (SELECT t.id FROM turns t WHERE t.session_id = ?1"
+                                " ORDER BY t.ts_ms DESC, t.seq DESC LIMIT 1) FROM sessions s WHERE s.session_id = ?1",
+                                -1, &q, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(q, 1, sid, -1, SQLITE_STATIC);
+        rc = sqlite3_step(q);
+        if (rc == SQLITE_ROW) {
+            out->turns = sqlite3_column_int64(q, 0);
+            if (sqlite3_column_bytes(q, 1) == 16) memcpy(out->last.b, sqlite3_column_blob(q, 1), 16);
+        }
+    }
+    qc_status st = rc == SQLITE_ROW || rc == SQLITE_DONE ? QC_OK : fail(c, rc, "read a session's head", err, err_size);
+    sqlite3_finalize(q);
+    return st;
+}
+
 /* ==== erasure and purging ==== */
 
 /* Runs sql with ?1 = text a (and ?2 = integer b when has_b); *changes gets
@@ -740,6 +762,7 @@ const qc_rec_backend_t qc_rec_sqlite = {
     .sessions = sq_sessions,
     .turns = sq_turns,
     .tombstone = sq_tombstone,
+    .head = sq_head,
     .erase = sq_erase,
     .purge_batch = sq_purge_batch,
     .checkpoint = sq_checkpoint,

@@ -3,11 +3,13 @@
  * their cursors, erasure and purging (records.h). Nothing here knows SQL. */
 #include "records/backend.h"
 
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define POOL_MAX 4          /* idle reader connections kept open */
@@ -46,8 +48,10 @@ struct qc_store {
     double retry_at_ms; /* qc_now_ms() before which no new connection is tried */
     int backoff_ms;     /* the wait after the next failed try */
     char down_err[512]; /* why the last try failed */
-    atomic_int unreachable; /* the writer's last try found the store away (cleared by its next commit) */
+    atomic_int unreachable; /* the writer's last try found the store away (cleared by its next commit or probe) */
 };
+
+static qc_status writer_start(qc_store_t *s, char *err, size_t err_size);
 
 /* ==== connections ==== */
 
@@ -110,6 +114,12 @@ qc_status qc_store_open(const char *path, const qc_store_opts_t *opts, qc_store_
     qc_rec_conn_t *c;
     if ((st = s->be->conn_open(path, &s->opts, &c, err, err_size))) goto fail;
     conn_put(s, c);
+    if (s->opts.probe_ms > 0 && !s->opts.read_only) { /* the probes run on the writer, idle or not */
+        pthread_mutex_lock(&s->lock);
+        st = writer_start(s, err, err_size);
+        pthread_mutex_unlock(&s->lock);
+        if (st) goto fail;
+    }
     *out = s;
     return QC_OK;
 fail:
@@ -161,6 +171,41 @@ static qc_status writer_conn(qc_store_t *s, qc_rec_conn_t **c, char *err, size_t
     return st;
 }
 
+/* The idle writer's probe (opts.probe_ms): its connection, made again as
+ * a write would (with the same backoff), and a round trip on it; the
+ * outcome is what qc_store_reachable says until the next write or probe. */
+static void writer_probe(qc_store_t *s, qc_rec_conn_t **c) {
+    char err[512];
+    qc_status st = writer_conn(s, c, err, sizeof err);
+    if (!st && s->be->ping) st = s->be->ping(*c, err, sizeof err);
+    if (st && *c && !conn_usable(s, *c)) {
+        s->be->conn_close(*c);
+        *c = NULL;
+    }
+    atomic_store(&s->unreachable, st != QC_OK);
+}
+
+/* Waits (lock held) until there is work or a stop; with probe_ms, probes
+ * the store each time it has been idle that long. */
+static void writer_wait(qc_store_t *s, qc_rec_conn_t **c) {
+    while (!s->stopping && (!s->head || s->hold)) {
+        if (s->opts.probe_ms <= 0) {
+            pthread_cond_wait(&s->wake, &s->lock);
+            continue;
+        }
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        dl.tv_sec += s->opts.probe_ms / 1000;
+        dl.tv_nsec += (long)(s->opts.probe_ms % 1000) * 1000000L;
+        if (dl.tv_nsec >= 1000000000L) dl.tv_sec++, dl.tv_nsec -= 1000000000L;
+        if (pthread_cond_timedwait(&s->wake, &s->lock, &dl) == ETIMEDOUT && !s->stopping && !s->head) {
+            pthread_mutex_unlock(&s->lock);
+            writer_probe(s, c);
+            pthread_mutex_lock(&s->lock);
+        }
+    }
+}
+
 /* Takes everything queued (up to max_batch) into one transaction, tells
  * each submitter, and goes on; on stop, drains the queue first. */
 static void *writer_main(void *arg) {
@@ -168,7 +213,7 @@ static void *writer_main(void *arg) {
     qc_rec_conn_t *c = NULL;
     pthread_mutex_lock(&s->lock);
     for (;;) {
-        while (!s->stopping && (!s->head || s->hold)) pthread_cond_wait(&s->wake, &s->lock);
+        writer_wait(s, &c);
         if (!s->head) break;
         size_t k = 0;
         while (s->head && k < (size_t)s->opts.max_batch) {
@@ -298,6 +343,15 @@ static job_t *job_copy(const qc_rec_turn_t *t) {
     return j;
 }
 
+/* Starts the writer thread unless it runs (lock held). */
+static qc_status writer_start(qc_store_t *s, char *err, size_t err_size) {
+    if (s->writer_started) return QC_OK;
+    if (pthread_create(&s->writer, NULL, writer_main, s))
+        return qc_seterr(err, err_size, QC_ERR_NOMEM, "records: cannot start the writer thread");
+    s->writer_started = 1;
+    return QC_OK;
+}
+
 qc_status qc_store_submit(qc_store_t *s, const qc_rec_turn_t *t, qc_rec_done_fn done, void *user,
                           qc_rec_id_t *id_out, char *err, size_t err_size) {
     if (s->opts.read_only) return qc_seterr(err, err_size, QC_ERR_ARG, "records: the store was opened read-only");
@@ -316,10 +370,8 @@ qc_status qc_store_submit(qc_store_t *s, const qc_rec_turn_t *t, qc_rec_done_fn 
     if (s->stats.queued >= (uint64_t)s->opts.max_queue) {
         st = qc_seterr(err, err_size, QC_ERR_BUSY, "records: %d turns already wait for the writer",
                        s->opts.max_queue);
-    } else if (!s->writer_started) {
-        if (pthread_create(&s->writer, NULL, writer_main, s))
-            st = qc_seterr(err, err_size, QC_ERR_NOMEM, "records: cannot start the writer thread");
-        else s->writer_started = 1;
+    } else {
+        st = writer_start(s, err, err_size);
     }
     if (st) {
         s->stats.errors++;
@@ -482,12 +534,17 @@ qc_status qc_store_sessions(qc_store_t *s, const qc_rec_query_t *q, qc_rec_sessi
 
 /* ==== turns, tombstones, erasure, purging ==== */
 
+/* A pooled connection for a read about session_id (which must not be empty). */
+static qc_status session_conn(qc_store_t *s, const char *session_id, qc_rec_conn_t **c, char *err, size_t err_size) {
+    if (!session_id || !*session_id) return qc_seterr(err, err_size, QC_ERR_ARG, "records: no session id");
+    return conn_get(s, c, err, err_size);
+}
+
 qc_status qc_store_turns(qc_store_t *s, const char *session_id, qc_rec_turn_fn fn, void *user,
                          int64_t *n_turns, char *err, size_t err_size) {
     if (n_turns) *n_turns = 0;
-    if (!session_id || !*session_id) return qc_seterr(err, err_size, QC_ERR_ARG, "records: no session id");
     qc_rec_conn_t *c;
-    qc_status st = conn_get(s, &c, err, err_size);
+    qc_status st = session_conn(s, session_id, &c, err, err_size);
     if (st) return st;
     st = s->be->turns(c, session_id, 0, 0, fn, user, n_turns, err, err_size);
     conn_put(s, c);
@@ -507,12 +564,22 @@ qc_status qc_store_turns_range(qc_store_t *s, int64_t since_ms, int64_t until_ms
 qc_status qc_store_tombstone(qc_store_t *s, const char *session_id, int64_t *erased_ms, char *err,
                              size_t err_size) {
     *erased_ms = 0;
-    if (!session_id || !*session_id) return qc_seterr(err, err_size, QC_ERR_ARG, "records: no session id");
     qc_rec_conn_t *c;
-    qc_status st = conn_get(s, &c, err, err_size);
+    qc_status st = session_conn(s, session_id, &c, err, err_size);
     if (st) return st;
     st = s->be->tombstone(c, session_id, erased_ms, err, err_size);
     conn_put(s, c);
+    return st;
+}
+
+qc_status qc_store_head(qc_store_t *s, const char *session_id, qc_rec_head_t *out, char *err, size_t err_size) {
+    *out = (qc_rec_head_t){0};
+    qc_rec_conn_t *c;
+    qc_status st = session_conn(s, session_id, &c, err, err_size);
+    if (!st) {
+        st = s->be->head(c, session_id, out, err, err_size);
+        conn_put(s, c);
+    }
     return st;
 }
 

@@ -48,7 +48,8 @@ typedef struct {
     double p_urgent;
     qc_buf_t reply;
     qc_ids_t prompt_ids, reply_ids;
-    qs_history_t history; /* the conversation's past turns, when this process had not seen it */
+    qs_history_t history; /* the conversation's past turns, when this process's state may not be theirs */
+    int keeps_basis;      /* the turn leaves the conversation as the store will have it (qs_records_basis_add) */
     int n_pieces;
     size_t n_out;
     char record[QC_REC_ID_STRLEN + 1]; /* the committed record's id ("" when none) */
@@ -176,6 +177,18 @@ static void on_committed(void *user, qc_status st, const qc_rec_id_t *id, const 
     pthread_mutex_lock(&k->c.mu);
     if (st) record_failed(k, err);
     else qc_rec_id_format(id, k->record);
+    /* the conversation state goes on from this commit, or from the store
+     * at its next turn when it may have gone another way */
+    if (!st && k->keeps_basis && k->c.rq.reset) { /* rebuilt from the history, then this turn */
+        qc_rec_head_t h = k->history.head;
+        h.turns++;
+        h.last = *id;
+        qs_records_set_basis(k->c.s->rec, k->session, &h);
+    } else if (!st && k->keeps_basis) {
+        qs_records_basis_add(k->c.s->rec, k->session, id);
+    } else {
+        qs_records_set_basis(k->c.s->rec, k->session, NULL);
+    }
     care_end(k);
 }
 
@@ -227,12 +240,16 @@ static void on_care_done(void *user, qc_status st, const char *msg, size_t n_pro
     if (rec && k->judged) { /* a turn that was never judged (cancelled in the queue, refused) is not one */
         qc_rec_turn_t t;
         turn_record(k, st, hit_max, n_prompt, &t);
+        /* a kept reply or an emotion-only turn; a failed or cancelled one
+         * may have left the conversation other than the store has it */
+        k->keeps_basis = !k->conversation || t.finish == QC_FINISH_STOP || t.finish == QC_FINISH_LENGTH;
         char err[256];
         if (qs_records_submit(rec, &t, on_committed, k, err, sizeof err) == QC_OK) {
             pthread_mutex_unlock(&c->mu); /* the call ends in on_committed */
             return;
         }
         record_failed(k, err);
+        qs_records_set_basis(rec, k->session, NULL); /* a turn the store lacks may be in the state */
     }
     care_end(k);
 }
@@ -430,6 +447,33 @@ static enum MHD_Result analyze_answer(qs_call_t *c, struct MHD_Connection *con, 
     return qs_reply_json(con, r, 200, o);
 }
 
+/* The records are the conversation; this process's KV state is a cache
+ * of them, which another process (or this one before a restart) may have
+ * outdated: it answered turns of the session, or erased it. Unless the
+ * state was built from the store's head as it is now, the past turns are
+ * read, and the scheduler drops what it holds and replays them (reset).
+ * One indexed lookup per turn when nothing changed. Without the records
+ * no answer (-1, the reason in msg): it would forget the history. */
+static int care_history(qc_server_t *s, care_call_t *k, char *msg, size_t n) {
+    char err[300];
+    qc_rec_head_t basis, now;
+    if (qs_records_basis(s->rec, k->session, &basis)) {
+        if (qc_store_head(qs_records_store(s->rec), k->session, &now, err, sizeof err)) {
+            snprintf(msg, n, "the conversation's records cannot be read: %s", err);
+            return -1;
+        }
+        if (qs_records_head_same(&basis, &now)) return 0;
+    }
+    if (qs_records_history(s->rec, k->session, &k->history, err, sizeof err)) {
+        snprintf(msg, n, "the conversation's records cannot be read: %s", err);
+        return -1;
+    }
+    k->c.rq.history = k->history.turns;
+    k->c.rq.n_history = k->history.n;
+    k->c.rq.reset = 1;
+    return 0;
+}
+
 /* The body of /api/emotion (analyze 0) or /api/analyze as a call, or NULL
  * with the status and the reason in msg. The header X-Session-Id of con
  * (NULL: none, as for the fuzz targets) names the session too. */
@@ -455,22 +499,11 @@ qs_call_t *qs_care_parse(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r
         goto done;
     }
     if (analyze) k->c.rq.max_tokens = (int)max_tokens;
-    /* A conversation this process has not seen may have been held by
-     * another one (or by this one before a restart): its past turns come
-     * from the records, and the scheduler replays them when it does not
-     * hold it. Without them no answer: it would forget the history. */
-    if (s->rec && k->conversation && !qs_records_seen(s->rec, k->session, 0)) {
-        char err[300];
-        if (qs_records_history(s->rec, k->session, &k->history, err, sizeof err)) {
-            qs_call_free(&k->c);
-            k = NULL;
-            *status = 503;
-            snprintf(msg, n, "the conversation's records cannot be read: %s", err);
-            goto done;
-        }
-        qs_records_seen(s->rec, k->session, 1);
-        k->c.rq.history = k->history.turns;
-        k->c.rq.n_history = k->history.n;
+    if (s->rec && k->conversation && care_history(s, k, msg, n)) {
+        qs_call_free(&k->c);
+        k = NULL;
+        *status = 503;
+        goto done;
     }
     if (stream && k->sr.kind) notice_event(k, k->sr.kind); /* before anything else; unsent if the queue is full */
 done:

@@ -585,6 +585,14 @@ static int collect_routes(qc_server_t *s) {
     return 0;
 }
 
+/* The care pipeline dropped a conversation beyond --max-sessions (on the
+ * scheduler's thread): what its KV state was built from is forgotten, so
+ * its next turn is rebuilt from the records instead of starting anew. */
+static void session_dropped(void *user, const char *session_id) {
+    qc_server_t *s = user;
+    if (s->rec) qs_records_set_basis(s->rec, session_id, NULL);
+}
+
 qc_status qc_server_start(qc_model_t *m, const qc_server_opts_t *opts, qc_server_t **out, char *err,
                           size_t err_size) {
     *out = NULL;
@@ -647,7 +655,7 @@ qc_status qc_server_start(qc_model_t *m, const qc_server_opts_t *opts, qc_server
     }
     qc_care_opts_t co = {.n_ctx = s->n_ctx, .use_prefix_cache = 1, .risk_model = o.risk_model,
                          .prefix_budget = (size_t)(o.prefix_cache_mb > 0 ? o.prefix_cache_mb : 64) << 20,
-                         .max_sessions = o.max_sessions};
+                         .max_sessions = o.max_sessions, .on_session_drop = session_dropped, .drop_user = s};
     co.session_budget = QS_SESSION_BUDGET;
     /* the KV budget: the conversations' and one full context per slot */
     s->kv_budget_tokens = QS_SESSION_BUDGET / qc_model_kv_bytes_per_token(m) + (size_t)s->parallel * (size_t)s->n_ctx;

@@ -221,6 +221,18 @@ static enum MHD_Result reply_metrics(qc_server_t *s, struct MHD_Connection *con,
                   "# HELP qcare_uptime_seconds Seconds since the server started.\n# TYPE qcare_uptime_seconds gauge\n"
                   "qcare_uptime_seconds %.1f\n",
                   st.sessions, st.resident, st.session_bytes, (qc_now_ms() - m->t_start) / 1e3);
+    qc_buf_printf(&t,
+                  "# HELP qcare_session_rebuilds_total Conversations rebuilt from their recorded turns (held by another "
+                  "replica, by this one before a restart, or outdated here).\n"
+                  "# TYPE qcare_session_rebuilds_total counter\nqcare_session_rebuilds_total %llu\n"
+                  "# HELP qcare_session_rebuilt_turns_total Recorded turns replayed by those rebuilds.\n"
+                  "# TYPE qcare_session_rebuilt_turns_total counter\nqcare_session_rebuilt_turns_total %llu\n"
+                  "# HELP qcare_session_rebuild_seconds_total Time those rebuilds took, their KV state included.\n"
+                  "# TYPE qcare_session_rebuild_seconds_total counter\nqcare_session_rebuild_seconds_total %.6f\n"
+                  "# HELP qcare_session_stale_drops_total Held conversations dropped because the records store had "
+                  "turns they lacked (another replica answered or erased the session).\n"
+                  "# TYPE qcare_session_stale_drops_total counter\nqcare_session_stale_drops_total %llu\n",
+                  st.rebuilds, st.rebuilt_turns, st.rebuild_s, st.stale_drops);
     qs_records_metrics(s->rec, &t);
     print_gateway(s, &st, &t);
     size_t len = t.n;

@@ -20,7 +20,8 @@
 #include <time.h>
 
 #define RETAIN_EVERY_S 3600 /* how often retention runs */
-#define SEEN_SLOTS 8192     /* sessions whose history this process remembers having read */
+#define SEEN_SLOTS 8192     /* sessions whose conversation state this process knows the basis of */
+#define PROBE_MS 1000       /* a shared store idle this long is probed (for /ready) */
 
 /* Upper bounds (seconds) of the commit-latency histogram's buckets. */
 static const double commit_bounds[] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5};
@@ -56,7 +57,13 @@ struct qs_records {
     int retain_started, stopping;
     pthread_cond_t retain_cv;
 
-    uint64_t seen[SEEN_SLOTS]; /* (mu) hashes of sessions whose history was read (0: empty), direct-mapped */
+    /* (mu) what this process's conversations were built from, direct-mapped
+     * by the session's hash (0: an empty slot); a session whose slot another
+     * took is rebuilt at its next turn */
+    struct {
+        uint64_t h;
+        qc_rec_head_t head;
+    } seen[SEEN_SLOTS];
 };
 
 /* ==== retention ==== */
@@ -100,7 +107,8 @@ qc_status qs_records_open(qc_server_t *s, const qc_server_opts_t *o, char *err, 
     s->rec = rec;
     if (qc_rec_model_hash(s->m, rec->model_hash))
         return qc_seterr(err, err_size, QC_ERR_NOMEM, "records: cannot hash the model's identity");
-    qc_store_opts_t so = {.sync_full = o->records_sync_full};
+    /* a shared database can go away while nobody writes: /ready should know */
+    qc_store_opts_t so = {.sync_full = o->records_sync_full, .probe_ms = qc_store_path_is_url(o->records) ? PROBE_MS : 0};
     qc_status st = qc_store_open(o->records, &so, &rec->store, err, err_size);
     if (st) return st;
     if (o->records_fail_writes > 0) qc_store_test_fail_writes(rec->store, o->records_fail_writes);
@@ -281,6 +289,7 @@ qc_status qs_records_erase_begin(qs_records_t *rec, const char *session, char *e
 }
 
 void qs_records_erase_end(qs_records_t *rec, const char *session) {
+    qs_records_set_basis(rec, session, NULL); /* its conversation is gone here (QS_END_SESSION) */
     pthread_mutex_lock(&rec->mu);
     live_t *l = live_get(rec, session, 0);
     if (l) {
@@ -299,14 +308,35 @@ static uint64_t seen_hash(const char *id) {
     return h ? h : 1;
 }
 
-int qs_records_seen(qs_records_t *rec, const char *session, int mark) {
+int qs_records_basis(qs_records_t *rec, const char *session, qc_rec_head_t *out) {
     uint64_t h = seen_hash(session);
     pthread_mutex_lock(&rec->mu);
-    uint64_t *slot = &rec->seen[h % SEEN_SLOTS];
-    int was = *slot == h;
-    if (mark) *slot = h;
+    int known = rec->seen[h % SEEN_SLOTS].h == h;
+    if (known) *out = rec->seen[h % SEEN_SLOTS].head;
     pthread_mutex_unlock(&rec->mu);
-    return was;
+    return known;
+}
+
+void qs_records_set_basis(qs_records_t *rec, const char *session, const qc_rec_head_t *head) {
+    uint64_t h = seen_hash(session);
+    pthread_mutex_lock(&rec->mu);
+    if (head) rec->seen[h % SEEN_SLOTS].h = h, rec->seen[h % SEEN_SLOTS].head = *head;
+    else if (rec->seen[h % SEEN_SLOTS].h == h) rec->seen[h % SEEN_SLOTS].h = 0;
+    pthread_mutex_unlock(&rec->mu);
+}
+
+void qs_records_basis_add(qs_records_t *rec, const char *session, const qc_rec_id_t *id) {
+    uint64_t h = seen_hash(session);
+    pthread_mutex_lock(&rec->mu);
+    if (rec->seen[h % SEEN_SLOTS].h == h) {
+        rec->seen[h % SEEN_SLOTS].head.turns++;
+        rec->seen[h % SEEN_SLOTS].head.last = *id;
+    }
+    pthread_mutex_unlock(&rec->mu);
+}
+
+int qs_records_head_same(const qc_rec_head_t *a, const qc_rec_head_t *b) {
+    return a->turns == b->turns && !memcmp(a->last.b, b->last.b, sizeof a->last.b);
 }
 
 void qs_history_free(qs_history_t *h) {
@@ -329,6 +359,7 @@ static int32_t *ids_copy(const int32_t *p, size_t n) {
 /* One turn of qc_store_turns into the history; an allocation failure stops it. */
 static int history_add(void *user, const qc_rec_turn_t *t) {
     qs_history_t *h = user;
+    h->head.last = t->id; /* every turn counts in the head, replayed or not */
     /* cancelled and failed turns left the conversation as it was; an
      * emotion-only turn (no reply) was never in it */
     if ((t->finish != QC_FINISH_STOP && t->finish != QC_FINISH_LENGTH) || !t->reply) return 0;
@@ -354,6 +385,7 @@ qc_status qs_records_history(qs_records_t *rec, const char *session, qs_history_
     qs_history_free(h);
     int64_t n = 0;
     qc_status st = qc_store_turns(rec->store, session, history_add, h, &n, err, err_size);
+    h->head.turns = n;
     if (!st && h->oom)
         st = qc_seterr(err, err_size, QC_ERR_NOMEM, "out of memory for the conversation's history");
     if (st) qs_history_free(h);

@@ -230,7 +230,18 @@ static void start_reply(qs_sched_t *s, gen_t *g, int emotion) {
     g->off = 0;
     if (r->kind == QS_ANALYZE && r->session) {
         double t0 = qc_now_ms();
-        int rebuild = r->n_history && !qc_care_has_session(s->care, r->session);
+        int held = qc_care_has_session(s->care, r->session);
+        if (held && r->reset) { /* a stale cache of the records: the history is the conversation */
+            if ((st = qc_care_end_session(s->care, r->session))) { /* busy: a turn of it runs */
+                finish(s, g, st, qc_care_errmsg(s->care), 0);
+                return;
+            }
+            held = 0;
+            pthread_mutex_lock(&s->mu);
+            s->st.stale_drops++;
+            pthread_mutex_unlock(&s->mu);
+        }
+        int rebuild = r->n_history && !held;
         for (size_t i = 0; rebuild && i < r->n_history; i++) {
             qc_status rs = qc_care_session_replay(s->care, r->session, &r->history[i], QS_CHUNK);
             if (rs == QC_OK) r->rebuilt++;
@@ -242,7 +253,14 @@ static void start_reply(qs_sched_t *s, gen_t *g, int emotion) {
             }
         }
         st = qc_care_turn_begin(s->care, r->session, r->text, emotion, &g->turn); /* the KV state rebuilt here */
-        if (rebuild) r->rebuild_ms = qc_now_ms() - t0;
+        if (rebuild) {
+            r->rebuild_ms = qc_now_ms() - t0;
+            pthread_mutex_lock(&s->mu);
+            s->st.rebuilds += r->rebuilt > 0;
+            s->st.rebuilt_turns += (unsigned)r->rebuilt;
+            s->st.rebuild_s += r->rebuild_ms / 1000;
+            pthread_mutex_unlock(&s->mu);
+        }
         if (st) {
             finish(s, g, st, qc_care_errmsg(s->care), 0);
             return;

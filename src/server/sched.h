@@ -65,9 +65,12 @@ typedef struct qs_request {
     /* QS_ANALYZE in a session: its past turns from the records, oldest
      * first (kept alive by the caller), replayed into the conversation when
      * this process does not hold it (qc_care_session_replay), before the
-     * turn; ignored when it does. */
+     * turn; ignored when it does, unless reset: then the conversation it
+     * holds is dropped first (the records moved on without it), and the
+     * history (maybe empty: an erased session) is all of it. */
     const qc_care_past_t *history;
     size_t n_history;
+    int reset;
     int rebuilt, rebuild_skipped; /* set by the scheduler: past turns replayed / not continuing it */
     double rebuild_ms;            /* and the time it took, the KV state's rebuild included */
     void *user;
@@ -102,6 +105,9 @@ typedef struct {
     double decode_s;           /* time spent in passes without prompt tokens (steady decoding) */
     unsigned long long decode_pass_tokens; /* the tokens of those passes */
     unsigned long long cancelled; /* requests ended because they were cancelled (client gone), queued or running */
+    unsigned long long rebuilds, rebuilt_turns; /* conversations rebuilt from recorded turns, and those turns */
+    double rebuild_s;                           /* the time those rebuilds took, their KV state included */
+    unsigned long long stale_drops; /* held conversations dropped because the records had moved on (reset) */
     size_t kv_tokens;          /* tokens in the KV state of the requests generating outside conversations now (their
                                   pooled contexts; conversations count in session_bytes), as of the last pass */
 } qs_stats_t;

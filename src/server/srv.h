@@ -357,14 +357,24 @@ qc_store_t *qs_records_store(const qs_records_t *rec);
 typedef struct {
     qc_care_past_t *turns;
     size_t n, cap;
-    int oom; /* a copy failed while reading */
+    int oom;            /* a copy failed while reading */
+    qc_rec_head_t head; /* the store's head as read: every turn, replayed or not */
 } qs_history_t;
 void qs_history_free(qs_history_t *h);
-/* Whether this process has read session's history already (mark = 1
- * notes that it now has). A bounded table: a session it forgot is read
- * again, which costs a read and changes nothing when the scheduler still
- * holds it. */
-int qs_records_seen(qs_records_t *rec, const char *session, int mark);
+/* The KV state is a cache of the records. For each conversation this
+ * process holds, the store's head (qc_store_head) its state was built
+ * from: known (1, in *out) from the moment its history is read (set) and
+ * kept up to date with every turn of it this process commits (add; a turn
+ * whose conversation may have gone another way is forgotten: set NULL).
+ * A turn whose basis is unknown, or no longer the store's head (another
+ * process answered or erased meanwhile), reads the history again and has
+ * the scheduler drop the held conversation and rebuild it. A bounded
+ * table: a session it forgot is rebuilt, which costs a rebuild and
+ * changes nothing else. */
+int qs_records_basis(qs_records_t *rec, const char *session, qc_rec_head_t *out);
+void qs_records_set_basis(qs_records_t *rec, const char *session, const qc_rec_head_t *head);
+void qs_records_basis_add(qs_records_t *rec, const char *session, const qc_rec_id_t *id);
+int qs_records_head_same(const qc_rec_head_t *a, const qc_rec_head_t *b);
 /* Reads session's history into *h (emptied first): QC_OK (0 turns for a
  * new or erased session), or the store's error (the database is away). */
 qc_status qs_records_history(qs_records_t *rec, const char *session, qs_history_t *h, char *err, size_t err_size);
