@@ -1004,6 +1004,14 @@ static const char *const benign[] = {
     "肚子有点胀",
 };
 
+/* A negation inside the gap of a '~' phrase negates its later part. */
+static const char *const gap_negated[] = {
+    "her face isn't drooping, she is just tired",
+    "his chest is not tight, only a tickly cough",
+    "脸没歪，就是有点累",
+    "嘴角没有歪，只是嘴唇干",
+};
+
 static void test_presentations(void) {
     for (size_t i = 0; i < sizeof positive / sizeof positive[0]; i++) {
         const pcase_t *c = &positive[i];
@@ -1011,6 +1019,11 @@ static void test_presentations(void) {
         CHECK(r.kind == c->want && r.presentation && !strncmp(r.presentation, c->pres, strlen(c->pres)),
               "'%s': got %s %s (%s), want %s %s", c->text, qc_urgent_name(r.kind), r.presentation ? r.presentation : "-",
               r.term ? r.term : "-", qc_urgent_name(c->want), c->pres);
+    }
+    for (size_t i = 0; i < sizeof gap_negated / sizeof gap_negated[0]; i++) {
+        qc_safety_result_t r = qc_safety_check(gap_negated[i], strlen(gap_negated[i]));
+        CHECK(r.kind == QC_URGENT_NONE, "negated in the gap '%s' flagged as %s by '%s'", gap_negated[i],
+              qc_urgent_name(r.kind), r.term ? r.term : "-");
     }
     for (size_t i = 0; i < sizeof benign / sizeof benign[0]; i++) {
         qc_safety_result_t r = qc_safety_check(benign[i], strlen(benign[i]));
