@@ -1220,6 +1220,7 @@ static int same_group(const char *want, const char *got) {
         {"breathing", "airway."},          {"head_injury", "bleeding.anticoagulant"},
         {"infant", "seizure.child"},       {"bleeding", "bleeding."},
         {"poisoning", "suicide_selfharm."}, {"seizure", "pregnancy.pre_eclampsia"},
+        {"breathing", "anaphylaxis."},     /* a swelling tongue on a new pill: the allergy notice */
         {"heat", "sepsis_meningitis."}, /* hot and confused: fever with confusion, the same notice */
     };
     size_t n = strlen(want);
