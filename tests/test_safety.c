@@ -1223,6 +1223,7 @@ static int same_group(const char *want, const char *got) {
         {"breathing", "anaphylaxis."},     /* a swelling tongue on a new pill: the allergy notice */
         {"breathing", "cardiac."},         /* sudden chest pain and breathlessness read as cardiac first */
         {"hypothermia", "stroke."},        /* cold and slurring: the speech rule, the same notice */
+        {"seizure", "breathing."},         /* shaking with blue lips: the breathing rule, the same notice */
         {"heat", "sepsis_meningitis."}, /* hot and confused: fever with confusion, the same notice */
     };
     size_t n = strlen(want);
