@@ -1,8 +1,9 @@
 #!/bin/sh
 # safety_blind.sh BUILD — the urgent-care rules on the blind sets
 # (data/safety-blind/, see its README): the tune and holdout halves of each
-# language, scored with `qcare eval --task safety --counts-only`, so no
-# message of a holdout half is ever printed. Each half must keep what the
+# language and set (the first, en/zh, and the second, en2/zh2), scored
+# with `qcare eval --task safety --counts-only`, so no message of a
+# holdout half is ever printed. Each half must keep what the
 # rules reached when its thresholds were set (the measured counts minus a
 # small margin; docs/safety.md has the measurements): at least MIN caught,
 # at most MAX false alarms, and at least MIN_SH of the suicide and
@@ -26,7 +27,10 @@ half() {
     urgent=$(echo "$out" | sed -nE '1s/^urgent ([0-9]+): caught.*/\1/p')
     alarms=$(echo "$out" | sed -nE '1s/.*false alarms ([0-9]+) .*/\1/p')
     calm=$(echo "$out" | sed -nE '1s/.*not urgent ([0-9]+):.*/\1/p')
-    sh=$(echo "$out" | sed -nE 's/^ +suicide_selfharm +urgent +[0-9]+ caught +([0-9]+).*/\1/p')
+    # the old sets label by group (suicide_selfharm), the second by presentation
+    # (suicide_selfharm.means, ...): add the lines of either
+    sh=$(echo "$out" | sed -nE 's/^ +suicide_selfharm(\.[a-z_]+)? +urgent +[0-9]+ caught +([0-9]+).*/\2/p' |
+        awk '{ n += $1 } END { print n + 0 }')
     if [ -z "$caught" ] || [ -z "$alarms" ]; then
         echo "FAIL $f: no counts in: $(echo "$out" | head -n 1)"; failed=$((failed + 1)); return
     fi
@@ -36,10 +40,14 @@ half() {
     if [ "${sh:-0}" -ge "$4" ]; then passed=$((passed + 1)); else echo "FAIL $f: suicide and self-harm caught ${sh:-0} < $4"; failed=$((failed + 1)); fi
 }
 
-#    file                                   caught  alarms  suicide   (measured 2026-12-01)
-half data/safety-blind/en-tune.jsonl         118     2       9         # 120/121, 0/110, 9/9
-half data/safety-blind/en-holdout.jsonl      65      11      5         # 68/106, 9/101, 5/8
-half data/safety-blind/zh-tune.jsonl         114     2       9         # 116/116, 0/103, 9/9
-half data/safety-blind/zh-holdout.jsonl      65      7       7         # 68/104, 5/96, 7/9
+#    file                                    caught  alarms  suicide   (measured 2026-12-02, rules of 7e917d6)
+half data/safety-blind/en-tune.jsonl          119     2       9         # 121/121, 0/110, 9/9
+half data/safety-blind/en-holdout.jsonl       70      11      5         # 73/106, 9/101, 6/8
+half data/safety-blind/zh-tune.jsonl          114     2       9         # 116/116, 0/103, 9/9
+half data/safety-blind/zh-holdout.jsonl       76      8       7         # 79/104, 6/96, 8/9
+half data/safety-blind/en2-tune.jsonl         110     2       14        # 112/112, 0/117, 15/15
+half data/safety-blind/en2-holdout.jsonl      68      3       7         # 71/88, 1/83, 8/14
+half data/safety-blind/zh2-tune.jsonl         105     3       15        # 107/107, 1/118, 16/16
+half data/safety-blind/zh2-holdout.jsonl      73      13      9         # 76/93, 11/82, 10/14
 echo "safety-blind: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -1004,6 +1004,14 @@ static const char *const benign[] = {
     "肚子有点胀",
 };
 
+/* A negation inside the gap of a '~' phrase negates its later part. */
+static const char *const gap_negated[] = {
+    "her face isn't drooping, she is just tired",
+    "his chest is not tight, only a tickly cough",
+    "脸没歪，就是有点累",
+    "嘴角没有歪，只是嘴唇干",
+};
+
 static void test_presentations(void) {
     for (size_t i = 0; i < sizeof positive / sizeof positive[0]; i++) {
         const pcase_t *c = &positive[i];
@@ -1011,6 +1019,11 @@ static void test_presentations(void) {
         CHECK(r.kind == c->want && r.presentation && !strncmp(r.presentation, c->pres, strlen(c->pres)),
               "'%s': got %s %s (%s), want %s %s", c->text, qc_urgent_name(r.kind), r.presentation ? r.presentation : "-",
               r.term ? r.term : "-", qc_urgent_name(c->want), c->pres);
+    }
+    for (size_t i = 0; i < sizeof gap_negated / sizeof gap_negated[0]; i++) {
+        qc_safety_result_t r = qc_safety_check(gap_negated[i], strlen(gap_negated[i]));
+        CHECK(r.kind == QC_URGENT_NONE, "negated in the gap '%s' flagged as %s by '%s'", gap_negated[i],
+              qc_urgent_name(r.kind), r.term ? r.term : "-");
     }
     for (size_t i = 0; i < sizeof benign / sizeof benign[0]; i++) {
         qc_safety_result_t r = qc_safety_check(benign[i], strlen(benign[i]));
@@ -1196,6 +1209,68 @@ static int measure(const char *path, tally_t *t) {
            t->caught, t->urgent, t->urgent ? 100.0 * t->caught / t->urgent : 0.0, t->alarms, t->calm,
            t->calm ? 100.0 * t->alarms / t->calm : 0.0, t->same_category, t->caught);
     return bad ? -1 : 0;
+}
+
+/* The presentation groups a case of tests/data/safety-cases.jsonl may be
+ * caught under: its own ("cardiac" for cardiac.*), or the neighbours the
+ * same words lead to (a choking child is airway.*, a head injury on a blood
+ * thinner bleeding.anticoagulant, a baby's fit seizure.child). */
+static int same_group(const char *want, const char *got) {
+    static const char *const alias[][2] = {
+        {"breathing", "airway."},          {"head_injury", "bleeding.anticoagulant"},
+        {"infant", "seizure.child"},       {"bleeding", "bleeding."},
+        {"poisoning", "suicide_selfharm."}, {"seizure", "pregnancy.pre_eclampsia"},
+        {"breathing", "anaphylaxis."},     /* a swelling tongue on a new pill: the allergy notice */
+        {"breathing", "cardiac."},         /* sudden chest pain and breathlessness read as cardiac first */
+        {"hypothermia", "stroke."},        /* cold and slurring: the speech rule, the same notice */
+        {"seizure", "breathing."},         /* shaking with blue lips: the breathing rule, the same notice */
+        {"heat", "sepsis_meningitis."}, /* hot and confused: fever with confusion, the same notice */
+    };
+    size_t n = strlen(want);
+    if (!strncmp(got, want, n) && got[n] == '.') return 1;
+    for (size_t i = 0; i < sizeof alias / sizeof alias[0]; i++)
+        if (!strcmp(want, alias[i][0]) && !strncmp(got, alias[i][1], strlen(alias[i][1]))) return 1;
+    return 0;
+}
+
+/* tests/data/safety-cases.jsonl: my own cases, written from the list of
+ * presentations (not from any evaluation set): the lay ways a patient, a
+ * parent or a partner says each key sign, and hard negatives that borrow
+ * its words. Every urgent one caught under its presentation group, no
+ * other one flagged. */
+static void test_cases_file(void) {
+    const char *path = "tests/data/safety-cases.jsonl";
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL, "%s: readable", path);
+    if (!f) return;
+    char line[8192];
+    int urgent = 0, calm = 0, bad = 0;
+    while (fgets(line, sizeof line, f)) {
+        json_t *j = json_loads(line, 0, NULL);
+        const char *text = j ? json_string_value(json_object_get(j, "text")) : NULL;
+        const char *pres = j ? json_string_value(json_object_get(j, "presentation")) : NULL;
+        json_t *u = j ? json_object_get(j, "urgent") : NULL;
+        if (!text || !pres || !json_is_boolean(u)) {
+            bad++;
+            json_decref(j);
+            continue;
+        }
+        qc_safety_result_t r = qc_safety_check(text, strlen(text));
+        if (json_is_true(u)) {
+            urgent++;
+            CHECK(r.kind != QC_URGENT_NONE && r.presentation && same_group(pres, r.presentation),
+                  "case '%s' (%s): got %s %s (%s)", text, pres, qc_urgent_name(r.kind),
+                  r.presentation ? r.presentation : "-", r.term ? r.term : "-");
+        } else {
+            calm++;
+            CHECK(r.kind == QC_URGENT_NONE, "case '%s' (%s, not urgent) flagged as %s %s by '%s'", text, pres,
+                  qc_urgent_name(r.kind), r.presentation ? r.presentation : "-", r.term ? r.term : "-");
+        }
+        json_decref(j);
+    }
+    fclose(f);
+    CHECK(!bad && urgent >= 250 && calm >= 150, "%s: %d malformed lines, %d urgent, %d not urgent", path, bad, urgent,
+          calm);
 }
 
 /* The bar: recall >= 95 %, false alarms <= 5 %. */
@@ -1463,6 +1538,7 @@ int main(void) {
     CHECK(qc_safety_check("", 0).kind == QC_URGENT_NONE, "empty input");
     /* The hand-labelled sets: the eval set the rules were tuned against, and
      * the holdout written before the rules were changed. */
+    test_cases_file();
     check_bar("data/safety-eval.jsonl");
     check_bar("data/safety-holdout.jsonl");
     return test_done("test_safety");

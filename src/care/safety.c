@@ -34,7 +34,9 @@
  *     had a seizure in three years"). A cue inside a wider expression is no
  *     negation ("是不是中风", "会不会", "没有任何征兆", "don't know", "no idea").
  *     Negation inside a phrase is part of the phrase ("I don't want to live",
- *     "not breathing", "叫不醒"), so it is never undone by this rule;
+ *     "not breathing", "叫不醒"), so it is never undone by this rule; but
+ *     the later part of a '~' phrase is negated by a cue in the gap before
+ *     it ("face isn't drooping" for face~droop*, "脸没歪" for 脸~歪);
  *   - its stretch speaks of the past or of recovery (used to, years ago, last
  *     year, as a teenager, improved, doing well; 以前, 曾经, 小时候, 去年, 有过,
  *     后遗症, 好多了, 就好了): "I used to self-harm as a teenager", "slurred
@@ -245,15 +247,18 @@ static int part_fits(const msg_t *m, const sf_part_t *p, size_t at, size_t end) 
 }
 
 /* The first occurrence of ph that starts at or after `from` and ends by hi:
- * its start in *at, its end in *end. Later parts follow the one before them
+ * its start in *at, its end in *end, and (when parts is not NULL) where each
+ * part starts and ends in parts[2j], parts[2j + 1]. Later parts follow the one before them
  * in the same clause, at most GAP bytes after it. */
-static int next_match(const msg_t *m, const sf_phrase_t *ph, size_t from, size_t hi, size_t *at, size_t *end) {
+static int next_match_at(const msg_t *m, const sf_phrase_t *ph, size_t from, size_t hi, size_t *at, size_t *end,
+                         size_t *parts) {
     const unsigned *clause = m->id;
     const sf_part_t *pt = ph->part;
     size_t a, e;
     for (size_t f = from; part_find(m, &pt[0], f, &a, &e); f = a + 1) {
         if (e > hi) return 0;
         if (!part_fits(m, &pt[0], a, e)) continue;
+        size_t e0 = e;
         int j = 1;
         for (; j < ph->n; j++) {
             size_t qa, qe, g = e;
@@ -261,14 +266,20 @@ static int next_match(const msg_t *m, const sf_phrase_t *ph, size_t from, size_t
             while ((found = part_find(m, &pt[j], g, &qa, &qe)) && qa <= e + GAP && !part_fits(m, &pt[j], qa, qe))
                 g = qa + 1;
             if (!found || qa > e + GAP || qe > hi || clause[qa] != clause[a]) break;
+            if (parts) parts[2 * j] = qa, parts[2 * j + 1] = qe;
             e = qe;
         }
         if (j < ph->n) continue;
+        if (parts) parts[0] = a, parts[1] = e0;
         *at = a;
         *end = e;
         return 1;
     }
     return 0;
+}
+
+static int next_match(const msg_t *m, const sf_phrase_t *ph, size_t from, size_t hi, size_t *at, size_t *end) {
+    return next_match_at(m, ph, from, hi, at, end, NULL);
 }
 
 /* Whether the cue found at t + at (cue text c) sits inside one of the wider
@@ -315,16 +326,30 @@ static int cue_in(const msg_t *m, const sf_group_t *cues, const sf_group_t *exce
 /* Whether the phrase found at t[at, end) counts under the context checks
  * ctx: not negated, and its stretch neither past nor hypothetical (see the
  * header). */
-static int counts(const msg_t *m, size_t at, size_t end, unsigned ctx) {
+/* Whether the text at t + at is negated: one of the negation-next cues right
+ * before it, or a negation cue at most a few words before it since lo. */
+static int negated_at(const msg_t *m, size_t lo, size_t at) {
+    const sf_group_t *cue = m->s->cue;
+    const sf_group_t *next = &cue[SF_CUE_NEGATION_NEXT];
+    for (size_t i = 0; i < next->n; i++) {
+        const char *n = next->p[i].part[0].s;
+        size_t k = next->p[i].part[0].k;
+        if (at >= k && !memcmp(m->t + at - k, n, k) && !inside(m, at - k, n, &cue[SF_CUE_NOT_NEGATION])) return 1;
+    }
+    return cue_in(m, &cue[SF_CUE_NEGATION], &cue[SF_CUE_NOT_NEGATION], lo, at, &at);
+}
+
+/* ph found at t[at, end), its parts where `parts` says (next_match_at;
+ * NULL: not looked at): whether it counts under ctx. Under negation, a later
+ * part of a '~' phrase must not be negated in the gap before it ("face
+ * isn't drooping", "脸没歪"). */
+static int counts(const msg_t *m, size_t at, size_t end, unsigned ctx, const sf_phrase_t *ph,
+                  const size_t *parts) {
     const sf_group_t *cue = m->s->cue;
     if (ctx & SF_CTX_NEGATION) {
-        const sf_group_t *next = &cue[SF_CUE_NEGATION_NEXT];
-        for (size_t i = 0; i < next->n; i++) {
-            const char *n = next->p[i].part[0].s;
-            size_t k = next->p[i].part[0].k;
-            if (at >= k && !memcmp(m->t + at - k, n, k) && !inside(m, at - k, n, &cue[SF_CUE_NOT_NEGATION])) return 0;
-        }
-        if (cue_in(m, &cue[SF_CUE_NEGATION], &cue[SF_CUE_NOT_NEGATION], region_start(m, 3, at), at, &at)) return 0;
+        if (negated_at(m, region_start(m, 3, at), at)) return 0;
+        for (int j = 1; parts && j < ph->n; j++)
+            if (negated_at(m, parts[2 * j - 1], parts[2 * j])) return 0;
     }
     size_t lo = region_start(m, 2, at), hi = region_end(m, 2, end - 1);
     if ((ctx & SF_CTX_PAST) && cue_in(m, &cue[SF_CUE_PAST], &cue[SF_CUE_NOT_PAST], lo, hi, NULL)) return 0;
@@ -340,9 +365,9 @@ static int counts(const msg_t *m, size_t at, size_t end, unsigned ctx) {
 static const sf_phrase_t *find_any(const msg_t *m, const sf_group_t *g, size_t lo, size_t hi, unsigned ctx,
                                    int use_ctx) {
     for (size_t p = 0; p < g->n; p++) {
-        size_t a, e;
-        for (size_t from = lo; next_match(m, &g->p[p], from, hi, &a, &e); from = a + 1)
-            if (!use_ctx || counts(m, a, e, ctx)) return &g->p[p];
+        size_t a, e, st[2 * SF_PARTS];
+        for (size_t from = lo; next_match_at(m, &g->p[p], from, hi, &a, &e, st); from = a + 1)
+            if (!use_ctx || counts(m, a, e, ctx, &g->p[p], st)) return &g->p[p];
     }
     return NULL;
 }
@@ -353,9 +378,9 @@ static const sf_phrase_t *term_find(const msg_t *m, const sf_term_t *term, unsig
     if (term->with < 0) return find_any(m, any, 0, m->n, ctx, 1);
     const sf_group_t *with = &m->s->groups[term->with];
     for (size_t p = 0; p < any->n; p++) {
-        size_t a, e;
-        for (size_t from = 0; next_match(m, &any->p[p], from, m->n, &a, &e); from = a + 1)
-            if (counts(m, a, e, ctx) && find_any(m, with, region_start(m, 1, a), region_end(m, 1, e - 1), ctx, 1))
+        size_t a, e, st[2 * SF_PARTS];
+        for (size_t from = 0; next_match_at(m, &any->p[p], from, m->n, &a, &e, st); from = a + 1)
+            if (counts(m, a, e, ctx, &any->p[p], st) && find_any(m, with, region_start(m, 1, a), region_end(m, 1, e - 1), ctx, 1))
                 return &any->p[p];
     }
     return NULL;
