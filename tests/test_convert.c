@@ -758,6 +758,59 @@ static void check_logits(const char *model) {
     }
 }
 
+/* --dtype on a GGUF (the issue's decision): auto keeps the stored types;
+ * bf16, f16, f32, q8_0 convert every matrix (bf16 used to mean "as
+ * stored"), the embedding/lm_head included for the float types; a name
+ * that is no type is refused. */
+static void check_dtypes(const char *model) {
+    static const struct {
+        int ti;            /* the GGUF's type (type_names) */
+        const char *dtype; /* asked for */
+        const char *want;  /* qc_model_dtype */
+        int converted;     /* whether matrices are converted */
+        int bytes_per_w;   /* every matrix of the float type: bytes per weight; 0: not checked */
+    } cases[] = {
+        {3, "auto", "q8_0", 0, 0}, {3, "bf16", "bf16", 1, 2}, {3, "f16", "f16", 1, 2}, {3, "f32", "f32", 1, 4},
+        {0, "auto", "f32", 0, 4},  {0, "bf16", "bf16", 1, 2}, {0, "q8_0", "q8_0", 1, 0}, {2, "bf16", "bf16", 0, 2},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char *gguf = convert(model, "dtypes", cases[c].ti);
+        if (!gguf) continue;
+        char err[512];
+        qc_model_t *m = NULL;
+        qc_model_opts_t o = {.n_threads = 2, .dtype = cases[c].dtype};
+        qc_status st = qc_model_load(gguf, &o, &m, err, sizeof err);
+        CHECK(st == QC_OK, "%s GGUF, --dtype %s: %s", type_names[cases[c].ti], cases[c].dtype, st ? err : "");
+        if (m) {
+            CHECK(!strcmp(qc_model_dtype(m), cases[c].want), "%s GGUF, --dtype %s: kept as %s, want %s",
+                  type_names[cases[c].ti], cases[c].dtype, qc_model_dtype(m), cases[c].want);
+            CHECK((qc_model_n_converted(m) > 0) == cases[c].converted, "%s GGUF, --dtype %s: %d matrices converted",
+                  type_names[cases[c].ti], cases[c].dtype, qc_model_n_converted(m));
+            /* the norms and biases are F32 whatever the matrices: a few
+             * thousand weights, under 1% of the tiny models' */
+            const double per_w = (double)qc_model_weight_bytes(m) / (double)qc_model_n_params(m);
+            if (cases[c].bytes_per_w)
+                CHECK(per_w > cases[c].bytes_per_w * 0.99 && per_w < cases[c].bytes_per_w * 1.01,
+                      "%s GGUF, --dtype %s: %.3f bytes per weight, want %d (embedding and lm_head too)",
+                      type_names[cases[c].ti], cases[c].dtype, per_w, cases[c].bytes_per_w);
+        }
+        qc_model_free(m);
+        unlink(gguf);
+        free(gguf);
+    }
+    char *gguf = convert(model, "dtypes", 3);
+    if (gguf) {
+        char err[512];
+        qc_model_t *m = NULL;
+        qc_model_opts_t o = {.n_threads = 1, .dtype = "f8"};
+        const qc_status st = qc_model_load(gguf, &o, &m, err, sizeof err);
+        CHECK(st == QC_ERR_ARG && !m && strstr(err, "'f8'") && strstr(err, "f16"),
+              "--dtype f8: status %d, '%s' (want the name refused and the types listed)", st, err);
+        unlink(gguf);
+        free(gguf);
+    }
+}
+
 int main(void) {
     const char *models = test_env("QC_MODELS", "build/models");
     char q3[4096], q2[4096];
@@ -775,6 +828,7 @@ int main(void) {
     check_failures(q2);
     check_cli(q3);
     check_logits(q2);
+    check_dtypes(q2);
     rm_tree(g_tmp);
     return test_done("test_convert");
 }
