@@ -265,7 +265,7 @@ ALWAYS_INLINE void tile_kq(const qc_dtype_t kt, const int R, const int T, const 
                     const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(k6->ql + 64 * n + 32));
                     const __m256i qh = _mm256_loadu_si256((const __m256i *)(k6->qh + 32 * n));
                     /* scales 8n..8n+7 in both lanes */
-                    const __m256i scn = _mm256_permute2x128_si256(sc16, sc16, n ? 0x11 : 0x00);
+                    const __m256i scn = n ? _mm256_permute2x128_si256(sc16, sc16, 0x11) : _mm256_permute2x128_si256(sc16, sc16, 0x00);
                     __m256i q[4];
                     q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
                     q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4),
