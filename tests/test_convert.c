@@ -22,6 +22,7 @@
 #include "engine/gguf_write.h"
 #include "engine/kernels.h"
 #include "test.h"
+#include "hf_names.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -349,31 +350,6 @@ static void check_against_fixture(const char *model, int ti) {
 
 /* ==== tiny-qwen2: untied output, biases, every type ==== */
 
-/* The GGUF name of a Hugging Face tensor (only the names the tiny models
- * use), written independently of the writer's table. */
-static void hf_of(const char *gguf, char *out, size_t cap) {
-    static const char *const map[][2] = {
-        {"token_embd.weight", "model.embed_tokens.weight"}, {"output_norm.weight", "model.norm.weight"},
-        {"output.weight", "lm_head.weight"},                {"attn_norm.weight", "input_layernorm.weight"},
-        {"attn_q.weight", "self_attn.q_proj.weight"},       {"attn_k.weight", "self_attn.k_proj.weight"},
-        {"attn_v.weight", "self_attn.v_proj.weight"},       {"attn_q.bias", "self_attn.q_proj.bias"},
-        {"attn_k.bias", "self_attn.k_proj.bias"},           {"attn_v.bias", "self_attn.v_proj.bias"},
-        {"attn_output.weight", "self_attn.o_proj.weight"},  {"ffn_norm.weight", "post_attention_layernorm.weight"},
-        {"ffn_gate.weight", "mlp.gate_proj.weight"},        {"ffn_up.weight", "mlp.up_proj.weight"},
-        {"ffn_down.weight", "mlp.down_proj.weight"},        {"attn_q_norm.weight", "self_attn.q_norm.weight"},
-        {"attn_k_norm.weight", "self_attn.k_norm.weight"},
-    };
-    int layer = -1, off = 0;
-    const char *rest = gguf;
-    if (sscanf(gguf, "blk.%d.%n", &layer, &off) == 1 && off > 0) rest = gguf + off;
-    snprintf(out, cap, "?");
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-        if (!strcmp(rest, map[i][0])) {
-            if (layer >= 0) snprintf(out, cap, "model.layers.%d.%s", layer, map[i][1]);
-            else snprintf(out, cap, "%s", map[i][1]);
-        }
-}
-
 static float src_value(const qc_st_tensor_t *s, size_t i) {
     uint16_t h;
     float f;
@@ -395,7 +371,7 @@ static void check_data(const tgguf_t *g, const qc_st_t *st, const char *tn) {
     for (uint64_t i = 0; i < g->n_t && bad < 3; i++) {
         const tti_t *t = &g->t[i];
         char hf[256];
-        hf_of(t->name, hf, sizeof hf);
+        test_hf_name(t->name, hf, sizeof hf);
         const qc_st_tensor_t *s = qc_st_find(st, hf);
         if (!s) {
             CHECK(0, "%s: no source tensor %s for %s", tn, hf, t->name);
