@@ -6,11 +6,15 @@
  *           as in a real forward pass; "hot" repeats one copy (L2/L3).
  *   prefill (n_tok = 64, 512): GMAC/s (rows x cols x n_tok per second),
  *           activation quantization not included (its cost is printed once).
+ * Times are the thread's CPU time (CLOCK_THREAD_CPUTIME_ID), not the wall
+ * clock, so other processes sharing the cores slow a run down less (they
+ * still share caches and memory bandwidth: compare binaries side by side).
  *
  * Build:  make build/libqcare.a && cc -std=c11 -D_GNU_SOURCE -O2 -Iinclude -Isrc \
  *           bench/kernels_bench.c build/libqcare.a -lm -pthread -o build/kernels_bench
- * Run:    build/kernels_bench [q8_0|q4_0|bf16|f32 ...]   (QCARE_CPU picks the level) */
+ * Run:    build/kernels_bench [q8_0|q4_0|q5_0|q4_K|q6_K|bf16|f32 ...]   (QCARE_CPU picks the level) */
 #include "engine/kernels.h"
+#include "engine/quants.h"
 #include "base/base.h"
 
 #include <stdio.h>
@@ -39,6 +43,16 @@ static unsigned char *make_matrix(qc_dtype_t dt, int64_t rows, int64_t cols, int
         unsigned char *o = m + (size_t)r * rb;
         if (dt == QC_DTYPE_Q8_0 || dt == QC_DTYPE_Q4_0) {
             qc_quantize_row(dt, row, o, cols);
+        } else if (qc_qtype(dt)) {
+            /* other quantized types: random bytes, each block's halves
+             * (its first 2 or 4 bytes, Q6_K's last 2) a small finite scale */
+            const qc_qtype_t *q = qc_qtype(dt);
+            for (size_t i = 0; i < rb; i++) o[i] = (unsigned char)(rnd() * 127.0f + 128.0f);
+            for (size_t b = 0; b < rb; b += (size_t)q->block_bytes) {
+                static const unsigned char h[4] = {0x00, 0x20, 0x00, 0x18};
+                if (dt == QC_DTYPE_Q6_K) memcpy(o + b + (size_t)q->block_bytes - 2, h, 2);
+                else memcpy(o + b, h, dt == QC_DTYPE_Q4_K || dt == QC_DTYPE_Q5_K ? 4 : 2);
+            }
         } else {
             for (int64_t c = 0; c < cols; c++) {
                 if (dt == QC_DTYPE_F32) {
@@ -68,6 +82,13 @@ static const shape_t shapes[] = {
     {"lm_head 1024->151936", 151936, 1024},
 };
 
+/* This thread's CPU time, seconds. */
+static double cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 /* Seconds per call of qc_matmul over `copies` matrices in turn (best of a
  * few rounds of at least min_s each). */
 static double time_matmul(qc_dtype_t dt, const unsigned char *m, size_t bytes, int copies, int64_t rows,
@@ -75,13 +96,13 @@ static double time_matmul(qc_dtype_t dt, const unsigned char *m, size_t bytes, i
     double best = 1e30;
     for (int round = 0; round < 3; round++) {
         int calls = 0;
-        const double t0 = qc_now_s();
+        const double t0 = cpu_s();
         double t;
         do {
             qc_tensor_t w = {m + (size_t)(calls % copies) * bytes, dt, rows, cols};
             qc_matmul(&w, x, act, n_tok, y, rows, 0, rows);
             calls++;
-        } while ((t = qc_now_s() - t0) < min_s);
+        } while ((t = cpu_s() - t0) < min_s);
         if (t / calls < best) best = t / calls;
     }
     return best;
@@ -108,10 +129,10 @@ static void bench_type(qc_dtype_t dt) {
         if (ab) {
             act = malloc(ab);
             qc_act_quantize(dt, x, sh->cols, 0, max_tok, act); /* first touch */
-            const double t0 = qc_now_s();
+            const double t0 = cpu_s();
             qc_act_quantize(dt, x, sh->cols, 0, max_tok, act);
             if (s == 2)
-                printf("  act quantize %d x %lld: %.3f ms\n", max_tok, (long long)sh->cols, 1e3 * (qc_now_s() - t0));
+                printf("  act quantize %d x %lld: %.3f ms\n", max_tok, (long long)sh->cols, 1e3 * (cpu_s() - t0));
         }
         const double cold = time_matmul(dt, m, bytes, copies, sh->rows, sh->cols, x, act, 1, y, 0.3);
         const double hot = time_matmul(dt, m, bytes, 1, sh->rows, sh->cols, x, act, 1, y, 0.3);
@@ -133,7 +154,8 @@ static void bench_type(qc_dtype_t dt) {
 int main(int argc, char **argv) {
     printf("kernels_bench: level %s, 1 thread\n", qc_cpu_name(qc_cpu_level()));
     static const char *names[] = {"q8_0", "q4_0", "bf16"};
-    static const qc_dtype_t types[] = {QC_DTYPE_Q8_0, QC_DTYPE_Q4_0, QC_DTYPE_BF16, QC_DTYPE_F32, QC_DTYPE_F16};
+    static const qc_dtype_t types[] = {QC_DTYPE_Q8_0, QC_DTYPE_Q4_0, QC_DTYPE_BF16, QC_DTYPE_F32, QC_DTYPE_F16,
+                                       QC_DTYPE_Q5_0, QC_DTYPE_Q4_K, QC_DTYPE_Q6_K};
     const int n = argc > 1 ? argc - 1 : 3;
     for (int i = 0; i < n; i++) {
         const char *want = argc > 1 ? argv[i + 1] : names[i];

@@ -206,9 +206,9 @@ typedef struct {
     const char *dtype; /* how matrices are kept: "auto" (the default, NULL):
                         * a GGUF's as stored, safetensors' as "q8_0";
                         * "q8_0" (converted to Q8_0), "q4_0" (layers Q4_0,
-                        * embedding/lm_head Q8_0), "bf16" (the file's
-                        * weights used in place, whatever their type: 16-bit,
-                        * or any GGUF type), "f32" (converted to F32) */
+                        * embedding/lm_head Q8_0), "bf16", "f16", "f32"
+                        * (every matrix converted to that type; a matrix
+                        * already of it stays in place) */
 } qc_model_opts_t;
 
 /* Loads a model from `path`: either a Hugging Face folder holding

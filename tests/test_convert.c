@@ -22,6 +22,7 @@
 #include "engine/gguf_write.h"
 #include "engine/kernels.h"
 #include "test.h"
+#include "hf_names.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -349,31 +350,6 @@ static void check_against_fixture(const char *model, int ti) {
 
 /* ==== tiny-qwen2: untied output, biases, every type ==== */
 
-/* The GGUF name of a Hugging Face tensor (only the names the tiny models
- * use), written independently of the writer's table. */
-static void hf_of(const char *gguf, char *out, size_t cap) {
-    static const char *const map[][2] = {
-        {"token_embd.weight", "model.embed_tokens.weight"}, {"output_norm.weight", "model.norm.weight"},
-        {"output.weight", "lm_head.weight"},                {"attn_norm.weight", "input_layernorm.weight"},
-        {"attn_q.weight", "self_attn.q_proj.weight"},       {"attn_k.weight", "self_attn.k_proj.weight"},
-        {"attn_v.weight", "self_attn.v_proj.weight"},       {"attn_q.bias", "self_attn.q_proj.bias"},
-        {"attn_k.bias", "self_attn.k_proj.bias"},           {"attn_v.bias", "self_attn.v_proj.bias"},
-        {"attn_output.weight", "self_attn.o_proj.weight"},  {"ffn_norm.weight", "post_attention_layernorm.weight"},
-        {"ffn_gate.weight", "mlp.gate_proj.weight"},        {"ffn_up.weight", "mlp.up_proj.weight"},
-        {"ffn_down.weight", "mlp.down_proj.weight"},        {"attn_q_norm.weight", "self_attn.q_norm.weight"},
-        {"attn_k_norm.weight", "self_attn.k_norm.weight"},
-    };
-    int layer = -1, off = 0;
-    const char *rest = gguf;
-    if (sscanf(gguf, "blk.%d.%n", &layer, &off) == 1 && off > 0) rest = gguf + off;
-    snprintf(out, cap, "?");
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-        if (!strcmp(rest, map[i][0])) {
-            if (layer >= 0) snprintf(out, cap, "model.layers.%d.%s", layer, map[i][1]);
-            else snprintf(out, cap, "%s", map[i][1]);
-        }
-}
-
 static float src_value(const qc_st_tensor_t *s, size_t i) {
     uint16_t h;
     float f;
@@ -395,7 +371,7 @@ static void check_data(const tgguf_t *g, const qc_st_t *st, const char *tn) {
     for (uint64_t i = 0; i < g->n_t && bad < 3; i++) {
         const tti_t *t = &g->t[i];
         char hf[256];
-        hf_of(t->name, hf, sizeof hf);
+        test_hf_name(t->name, hf, sizeof hf);
         const qc_st_tensor_t *s = qc_st_find(st, hf);
         if (!s) {
             CHECK(0, "%s: no source tensor %s for %s", tn, hf, t->name);
@@ -758,6 +734,59 @@ static void check_logits(const char *model) {
     }
 }
 
+/* --dtype on a GGUF (the issue's decision): auto keeps the stored types;
+ * bf16, f16, f32, q8_0 convert every matrix (bf16 used to mean "as
+ * stored"), the embedding/lm_head included for the float types; a name
+ * that is no type is refused. */
+static void check_dtypes(const char *model) {
+    static const struct {
+        int ti;            /* the GGUF's type (type_names) */
+        const char *dtype; /* asked for */
+        const char *want;  /* qc_model_dtype */
+        int converted;     /* whether matrices are converted */
+        int bytes_per_w;   /* every matrix of the float type: bytes per weight; 0: not checked */
+    } cases[] = {
+        {3, "auto", "q8_0", 0, 0}, {3, "bf16", "bf16", 1, 2}, {3, "f16", "f16", 1, 2}, {3, "f32", "f32", 1, 4},
+        {0, "auto", "f32", 0, 4},  {0, "bf16", "bf16", 1, 2}, {0, "q8_0", "q8_0", 1, 0}, {2, "bf16", "bf16", 0, 2},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char *gguf = convert(model, "dtypes", cases[c].ti);
+        if (!gguf) continue;
+        char err[512];
+        qc_model_t *m = NULL;
+        qc_model_opts_t o = {.n_threads = 2, .dtype = cases[c].dtype};
+        qc_status st = qc_model_load(gguf, &o, &m, err, sizeof err);
+        CHECK(st == QC_OK, "%s GGUF, --dtype %s: %s", type_names[cases[c].ti], cases[c].dtype, st ? err : "");
+        if (m) {
+            CHECK(!strcmp(qc_model_dtype(m), cases[c].want), "%s GGUF, --dtype %s: kept as %s, want %s",
+                  type_names[cases[c].ti], cases[c].dtype, qc_model_dtype(m), cases[c].want);
+            CHECK((qc_model_n_converted(m) > 0) == cases[c].converted, "%s GGUF, --dtype %s: %d matrices converted",
+                  type_names[cases[c].ti], cases[c].dtype, qc_model_n_converted(m));
+            /* the norms and biases are F32 whatever the matrices: a few
+             * thousand weights, under 1% of the tiny models' */
+            const double per_w = (double)qc_model_weight_bytes(m) / (double)qc_model_n_params(m);
+            if (cases[c].bytes_per_w)
+                CHECK(per_w > cases[c].bytes_per_w * 0.99 && per_w < cases[c].bytes_per_w * 1.01,
+                      "%s GGUF, --dtype %s: %.3f bytes per weight, want %d (embedding and lm_head too)",
+                      type_names[cases[c].ti], cases[c].dtype, per_w, cases[c].bytes_per_w);
+        }
+        qc_model_free(m);
+        unlink(gguf);
+        free(gguf);
+    }
+    char *gguf = convert(model, "dtypes", 3);
+    if (gguf) {
+        char err[512];
+        qc_model_t *m = NULL;
+        qc_model_opts_t o = {.n_threads = 1, .dtype = "f8"};
+        const qc_status st = qc_model_load(gguf, &o, &m, err, sizeof err);
+        CHECK(st == QC_ERR_ARG && !m && strstr(err, "'f8'") && strstr(err, "f16"),
+              "--dtype f8: status %d, '%s' (want the name refused and the types listed)", st, err);
+        unlink(gguf);
+        free(gguf);
+    }
+}
+
 int main(void) {
     const char *models = test_env("QC_MODELS", "build/models");
     char q3[4096], q2[4096];
@@ -775,6 +804,7 @@ int main(void) {
     check_failures(q2);
     check_cli(q3);
     check_logits(q2);
+    check_dtypes(q2);
     rm_tree(g_tmp);
     return test_done("test_convert");
 }

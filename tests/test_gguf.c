@@ -145,7 +145,7 @@ static void test_fixture_ggufs(void) {
         int quant;
         qc_dtype_t want; /* how the layer matrices must be kept */
     } cases[] = {
-        {"tiny-qwen3.f16.gguf", "bf16", "tiny-qwen3", 0, QC_DTYPE_F16},
+        {"tiny-qwen3.f16.gguf", "f16", "tiny-qwen3", 0, QC_DTYPE_F16},
         {"tiny-qwen3.q8_0.gguf", "q8_0", "tiny-qwen3-q8_0", 1, QC_DTYPE_Q8_0},
         {"tiny-qwen3.q4_0.gguf", "q4_0", "tiny-qwen3-q4_0", 1, QC_DTYPE_Q4_0},
     };

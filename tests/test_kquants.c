@@ -46,6 +46,8 @@
 #include "engine/quants.h"
 #include "test.h"
 #include "golden.h"
+#include "hf_names.h"
+#include "mkmodel.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -514,6 +516,63 @@ static void test_fixture_blocks(void) {
         CHECK(seen[i] > 0, "the fixtures hold a %s tensor", qc_dtype_name(lim[i].t));
 }
 
+/* ==== (a'') mkmodel's kq presets against the fixture files ==== */
+
+/* `qcare mkmodel --preset kq-qwen2` (-odd) writes the model the fixture GGUF
+ * was quantized from (../shared/fixtures/README.md): the same configuration
+ * as the file's metadata, and every tensor of the file, of the same shape. */
+static void test_kq_presets(void) {
+    static const struct { const char *preset, *file; } kq[] = {{"kq-qwen2", "kq-qwen2.mixed.gguf"},
+                                                             {"kq-qwen2-odd", "kq-qwen2-odd.q4_k_m.gguf"}};
+    for (size_t k = 0; k < sizeof kq / sizeof kq[0]; k++) {
+        char dir[1024], path[1024], tok[1024], err[512];
+        snprintf(dir, sizeof dir, "%s/preset-%s", test_env("QC_MODELS", "build/models"), kq[k].preset);
+        snprintf(path, sizeof path, "%s/models/%s", fixtures(), kq[k].file);
+        snprintf(tok, sizeof tok, "%s/tokenizer", fixtures());
+        qc_status st = qc_mkmodel(kq[k].preset, dir, tok, 0, err, sizeof err);
+        CHECK(st == QC_OK, "mkmodel --preset %s: %s", kq[k].preset, st ? err : "");
+        if (st) continue;
+        qc_model_t *m = NULL;
+        qc_st_t *sf = NULL;
+        qc_gguf_t *g = NULL;
+        qc_config_t cfg;
+        char cfg_path[1100];
+        snprintf(cfg_path, sizeof cfg_path, "%s/config.json", dir);
+        qc_model_opts_t o = {.n_threads = 1};
+        if (qc_model_load(path, &o, &m, err, sizeof err) || qc_config_load(cfg_path, &cfg, err, sizeof err) ||
+            qc_st_open_dir(dir, &sf, err, sizeof err) || qc_gguf_open(path, &g, err, sizeof err)) {
+            CHECK(0, "%s: %s", kq[k].preset, err);
+        } else {
+            const qc_config_t *f = &m->cfg;
+            CHECK(cfg.arch == f->arch && cfg.n_embd == f->n_embd && cfg.n_ff == f->n_ff && cfg.n_layer == f->n_layer &&
+                      cfg.n_head == f->n_head && cfg.n_head_kv == f->n_head_kv && cfg.head_dim == f->head_dim &&
+                      cfg.n_vocab == f->n_vocab && cfg.qkv_bias == f->qkv_bias && cfg.qk_norm == f->qk_norm &&
+                      cfg.rope_theta == f->rope_theta && cfg.rms_eps == f->rms_eps,
+                  "%s: config (hidden %d, ffn %d, layers %d, heads %d/%d x %d) is not %s's (%d, %d, %d, %d/%d x %d)",
+                  kq[k].preset, cfg.n_embd, cfg.n_ff, cfg.n_layer, cfg.n_head, cfg.n_head_kv, cfg.head_dim,
+                  kq[k].file, f->n_embd, f->n_ff, f->n_layer, f->n_head, f->n_head_kv, f->head_dim);
+            CHECK(qc_st_count(sf) == g->n_tensors, "%s: %zu tensors, %s has %zu", kq[k].preset, qc_st_count(sf),
+                  kq[k].file, g->n_tensors);
+            int bad = 0;
+            for (size_t i = 0; i < g->n_tensors; i++) {
+                const qc_gguf_tensor_t *gt = &g->tensors[i];
+                char hf[160];
+                test_hf_name(gt->name, hf, sizeof hf);
+                const qc_st_tensor_t *t = qc_st_find(sf, hf);
+                int same = t && gt->n_dims == t->ndim;
+                for (int d = 0; same && d < t->ndim; d++) same = gt->ne[d] == t->shape[t->ndim - 1 - d];
+                if (!same && bad++ < 3)
+                    CHECK(0, "%s: %s's tensor %s (%lld x %lld) is not the preset's %s", kq[k].preset, kq[k].file,
+                          gt->name, (long long)gt->ne[0], (long long)gt->ne[1], hf);
+            }
+            CHECK(bad == 0, "%s: %d tensors differ from %s's", kq[k].preset, bad, kq[k].file);
+        }
+        qc_gguf_close(g);
+        qc_st_close(sf);
+        qc_model_free(m);
+    }
+}
+
 /* ==== (b) the fixture GGUFs against llama.cpp ==== */
 
 /* m, loaded as stored from path: every matrix kept its file type and
@@ -679,6 +738,7 @@ int main(void) {
     test_quantize_q8_K();
     test_quantize_q8_01();
     test_fixture_blocks();
+    test_kq_presets();
     test_one_matrix();
     test_fixtures();
     return test_done("test_kquants");

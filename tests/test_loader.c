@@ -1010,13 +1010,18 @@ static void test_implausible(void) {
         if (old >= 0) gguf_set_u32(g, n, cases[i].key, (uint32_t)old);
     }
     if (g) write_bytes(dst, g, n), expect_load("the fixture GGUF as it is", dst, NULL);
-    /* F16 weights kept in place are reported as f16 (they were "bf16") */
+    /* F16 weights kept in place are reported as f16 (they were "bf16");
+     * --dtype bf16 converts them (it no longer means "as stored") */
     char *f16 = path2(fixtures(), "models/tiny-qwen3.f16.gguf");
-    qc_model_opts_t fo = {.n_threads = 1, .dtype = "bf16"};
-    m = NULL;
-    CHECK(qc_model_load(f16, &fo, &m, err, sizeof err) == QC_OK && !strcmp(qc_model_dtype(m), "f16"),
-          "an F16 GGUF with --dtype bf16 reports %s: %s", m ? qc_model_dtype(m) : "(none)", err);
-    qc_model_free(m);
+    static const char *const f16_as[][2] = {{"auto", "f16"}, {"bf16", "bf16"}};
+    for (size_t i = 0; i < sizeof f16_as / sizeof f16_as[0]; i++) {
+        qc_model_opts_t fo = {.n_threads = 1, .dtype = f16_as[i][0]};
+        m = NULL;
+        CHECK(qc_model_load(f16, &fo, &m, err, sizeof err) == QC_OK && !strcmp(qc_model_dtype(m), f16_as[i][1]),
+              "an F16 GGUF with --dtype %s reports %s, want %s: %s", f16_as[i][0], m ? qc_model_dtype(m) : "(none)",
+              f16_as[i][1], err);
+        qc_model_free(m);
+    }
     free(f16);
     free(g);
     free(src);
@@ -1033,7 +1038,7 @@ static void test_mkmodel_args(void) {
     const char *const *names = qc_mkmodel_presets();
     int n = 0;
     while (names[n]) n++;
-    CHECK(n == 5, "5 presets, got %d", n);
+    CHECK(n == 7, "7 presets, got %d", n);
     char *dir = path2(g_tmp, "never");
     qc_status s = qc_mkmodel("tiny-llama", dir, NULL, 0, err, sizeof err);
     CHECK(s == QC_ERR_ARG && strstr(err, "tiny-llama") && strstr(err, "tiny-qwen2"),

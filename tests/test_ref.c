@@ -215,7 +215,7 @@ int main(void) {
         {"tiny-qwen2", TOL_FLOAT, 1, {{"tiny-qwen2", "f32"}, {"tiny-qwen2", "bf16"}}},
         {"tiny-qwen2", TOL_Q8, 0, {{"tiny-qwen2", "q8_0"}}},
         {"tiny-qwen2", TOL_Q4, 0, {{"tiny-qwen2", "q4_0"}}},
-        {"tiny-qwen3", TOL_FLOAT, 1, {{"tiny-qwen3", "f32"}, {"tiny-qwen3", "bf16"}, {"tiny-qwen3.f16.gguf", "bf16"}}},
+        {"tiny-qwen3", TOL_FLOAT, 1, {{"tiny-qwen3", "f32"}, {"tiny-qwen3", "bf16"}, {"tiny-qwen3.f16.gguf", "f16"}}},
         {"tiny-qwen3", TOL_Q8, 0, {{"tiny-qwen3", "q8_0"}, {"tiny-qwen3.q8_0.gguf", "q8_0"}}},
         {"tiny-qwen3", TOL_Q4, 0, {{"tiny-qwen3", "q4_0"}, {"tiny-qwen3.q4_0.gguf", "q4_0"}}},
     };

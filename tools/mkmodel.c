@@ -35,6 +35,9 @@ static const preset_t PRESETS[] = {
     {"bench-qwen1.5-0.5b", QC_ARCH_QWEN2, 1024, 2816, 24, 16, 16, 64, 1, 0, 1, 3, 4096},
     {"qwen2.5-0.5b", QC_ARCH_QWEN2, 896, 4864, 24, 14, 2, 64, 1, 0, 1, 4, 32768},
     {"qwen3-0.6b", QC_ARCH_QWEN3, 1024, 3072, 28, 16, 8, 128, 0, 1, 1, 5, 40960},
+    /* the sources of the K-quant fixture GGUFs (models/kq-*.gguf) */
+    {"kq-qwen2", QC_ARCH_QWEN2, 256, 768, 4, 4, 2, 64, 1, 0, 1, 6, 4096},
+    {"kq-qwen2-odd", QC_ARCH_QWEN2, 320, 864, 2, 5, 1, 64, 1, 0, 1, 7, 4096},
 };
 #define N_PRESETS (sizeof PRESETS / sizeof PRESETS[0])
 
@@ -44,7 +47,8 @@ static const preset_t PRESETS[] = {
 
 const char *const *qc_mkmodel_presets(void) {
     static const char *const names[] = {"tiny-qwen2", "tiny-qwen3", "bench-qwen1.5-0.5b",
-                                        "qwen2.5-0.5b", "qwen3-0.6b", NULL};
+                                        "qwen2.5-0.5b", "qwen3-0.6b", "kq-qwen2",
+                                        "kq-qwen2-odd", NULL};
     return names;
 }
 

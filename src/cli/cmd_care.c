@@ -65,7 +65,7 @@ static int care_opt(int argc, char **argv, int *i, care_args_t *a, int *bad) {
 #define CARE_HELP \
     "  --model M         the model: a Hugging Face folder, a .gguf file or a pulled name\n" \
     "  --ctx N           context of each message or conversation in tokens (default 2048)\n" \
-    "  --dtype T         weights: auto (default: a GGUF as stored, else q8_0), q8_0, q4_0, bf16, f32\n" \
+    "  --dtype T         weights: auto (default: a GGUF as stored, else q8_0); converted: q8_0, q4_0, bf16, f16, f32\n" \
     "  --threads N       threads (default: one per core)\n" \
     "  --calibrate       divide out the label prior measured on an empty input\n" \
     "  --no-cache        recompute the analyst prompt for every message (for comparison)\n" CLI_SAFETY_HELP

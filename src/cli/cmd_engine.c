@@ -60,7 +60,7 @@ static int is_help(const char *a) { return !strcmp(a, "--help") || !strcmp(a, "-
     "                    a .gguf file, or the name of a pulled model\n" \
     "  --ctx N           context size in tokens (default: the model's, at most 4096)\n" \
     "  --batch N         tokens per forward pass during prefill (default 512)\n" \
-    "  --dtype T         weights: auto (default: a GGUF as stored, else q8_0), q8_0, q4_0, bf16 (as stored), f32\n" \
+    "  --dtype T         weights: auto (default: a GGUF as stored, else q8_0); converted: q8_0, q4_0, bf16, f16, f32\n" \
     "  --threads N       threads (default: one per CPU core)\n" \
     "  TEXT              the text, or - to read it from stdin; special tokens such as\n" \
     "                    <|im_start|> in it are recognized\n"

@@ -148,7 +148,7 @@ int cmd_serve(int argc, char **argv) {
                    "  GET  /dashboard, /api/records/...   the follow-up view (with --admin-key)\n\n"
                    "  --model M         a Hugging Face folder, a .gguf file or a pulled repo name\n"
                    "                    (default: the default model, once pulled)\n"
-                   "  --dtype T         weights: auto (default: a GGUF as stored, else q8_0), q8_0, q4_0, bf16, f32\n"
+                   "  --dtype T         weights: auto (default: a GGUF as stored, else q8_0); converted: q8_0, q4_0, bf16, f16, f32\n"
                    "  --host ADDR       address to bind (default 127.0.0.1: this machine only)\n"
                    "  --port N          TCP port (default 8080)\n"
                    "  --threads N       model threads (default: one per core)\n"

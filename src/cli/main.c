@@ -96,11 +96,11 @@ char *cli_read_text(const char *arg, size_t *len) {
 qc_model_t *cli_load_model(const char *dir, const char *dtype, int n_threads) {
     /* A misspelt --dtype is a usage error (exit 2, as documented), caught
      * before a model is looked for or read. */
-    static const char *const dtypes[] = {"auto", "q8_0", "q4_0", "bf16", "f32"};
+    static const char *const dtypes[] = {"auto", "q8_0", "q4_0", "bf16", "f16", "f32"};
     int known = !dtype;
     for (size_t i = 0; i < sizeof dtypes / sizeof dtypes[0]; i++) known |= dtype && !strcmp(dtype, dtypes[i]);
     if (!known) {
-        fprintf(stderr, "qcare: unknown --dtype '%s' (auto, q8_0, q4_0, bf16 or f32)\n", dtype);
+        fprintf(stderr, "qcare: unknown --dtype '%s' (auto, q8_0, q4_0, bf16, f16 or f32)\n", dtype);
         exit(2);
     }
     /* --model is a folder, a .gguf file, or the name of a pulled repo; none

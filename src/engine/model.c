@@ -1,9 +1,10 @@
 /* model.c — loading a Qwen model: a GGUF file (gguf.c) or a Hugging Face
  * folder (config, weights, tokenizer), its weights then converted to the
  * requested type (weights.c); the model's accessors and its end-of-generation
- * ids. Weights are kept as the file has them (BF16/F16/F32, or a GGUF's
- * Q8_0/Q4_0, used in place from the mmap) or converted once at load (F32,
- * or quantized to Q8_0/Q4_0; a GGUF's Q4_1/Q5_x/Q2_K..Q6_K always are). The forward
+ * ids. Weights are kept as a GGUF has them (any of its types, used in place
+ * from the mmap: --dtype auto) or converted once at load (to F32, BF16 or
+ * F16, or quantized to Q8_0/Q4_0; a safetensors folder's to Q8_0 under
+ * auto). The forward
  * pass is in forward.c; the context in ctx.c. */
 #include "engine/model_impl.h"
 #include "engine/gguf.h"
@@ -25,13 +26,15 @@ static void add_eog(qc_model_t *m, int32_t id) {
     if (m->n_eog < QC_MAX_EOG) m->eog[m->n_eog++] = id;
 }
 
-/* Parses a --dtype name: the type matrices are converted to, or AS_STORED
- * ("bf16": 16-bit weights in place, and any GGUF type as stored), or AUTO
- * (as stored for a GGUF, Q8_0 for safetensors). */
+/* Parses a --dtype name: the type matrices are converted to, or AUTO (as
+ * stored for a GGUF, AS_STORED; Q8_0 for safetensors). Every other name
+ * converts, "bf16" and "f16" included: a GGUF's Q4_K under --dtype bf16 is
+ * converted to BF16, not kept. */
 enum { AS_STORED = -1, AUTO = -2 };
 static int parse_dtype(const char *s, int *out) {
     static const struct { const char *name; int t; } names[] = {
-        {"auto", AUTO}, {"f32", QC_DTYPE_F32}, {"bf16", AS_STORED}, {"q8_0", QC_DTYPE_Q8_0}, {"q4_0", QC_DTYPE_Q4_0}};
+        {"auto", AUTO},           {"f32", QC_DTYPE_F32},    {"bf16", QC_DTYPE_BF16},
+        {"f16", QC_DTYPE_F16},    {"q8_0", QC_DTYPE_Q8_0},  {"q4_0", QC_DTYPE_Q4_0}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(s, names[i].name)) return *out = names[i].t, 1;
     return 0;
@@ -146,7 +149,7 @@ qc_status qc_model_load(const char *path, const qc_model_opts_t *opts, qc_model_
     *out = NULL;
     int dtype = AUTO;
     if (opts && opts->dtype && !parse_dtype(opts->dtype, &dtype))
-        return qc_seterr(err, err_size, QC_ERR_ARG, "unknown weight type '%s' (auto, f32, bf16, q8_0 or q4_0)",
+        return qc_seterr(err, err_size, QC_ERR_ARG, "unknown weight type '%s' (auto, f32, bf16, f16, q8_0 or q4_0)",
                          opts->dtype);
     if (!path) return qc_seterr(err, err_size, QC_ERR_ARG, "qc_model_load: NULL path");
     /* a kernel level asked for and not there: said, rather than silently

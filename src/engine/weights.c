@@ -166,8 +166,16 @@ static void convert_task(void *arg, int ith, int nth) {
     for (long r = lo; r < hi; r++) {
         qc_dequantize_row(j->src, r, row);
         char *d = (char *)j->dst + (size_t)r * j->row_bytes;
-        if (j->to == QC_DTYPE_F32) memcpy(d, row, (size_t)j->src->cols * sizeof *row);
-        else qc_quantize_row(j->to, row, d, j->src->cols);
+        if (j->to == QC_DTYPE_F32) {
+            memcpy(d, row, (size_t)j->src->cols * sizeof *row);
+        } else if (j->to == QC_DTYPE_BF16 || j->to == QC_DTYPE_F16) {
+            for (int64_t c = 0; c < j->src->cols; c++) {
+                const uint16_t h = j->to == QC_DTYPE_BF16 ? qc_f32_to_bf16(row[c]) : qc_f32_to_f16(row[c]);
+                memcpy(d + 2 * c, &h, 2);
+            }
+        } else {
+            qc_quantize_row(j->to, row, d, j->src->cols);
+        }
     }
     free(row);
 }
@@ -208,13 +216,13 @@ static qc_status convert_tensor(qc_model_t *m, qc_tensor_t *t, qc_dtype_t to, ch
 }
 
 /* Brings every matrix to the requested type. As stored (to < 0: a GGUF's
- * default, and "bf16"): every matrix stays in the mapping, in its file's
- * type, which the kernels multiply as it is (a 16-bit safetensors matrix,
- * or any GGUF type). Otherwise: all of them for f32; the layer matrices to
- * Q8_0/Q4_0 and the embedding/lm_head to Q8_0 for the quantized types (the
- * output layer is the most sensitive to 4 bits, as llama.cpp also keeps it
- * at higher precision). A tensor already of the target type stays in
- * place. m->n_converted counts the matrices whose type changed. */
+ * default): every matrix stays in the mapping, in its file's type, which
+ * the kernels multiply as it is. Otherwise: all of them for the float types
+ * (F32, BF16, F16); the layer matrices to Q8_0/Q4_0 and the embedding/lm_head
+ * to Q8_0 for the quantized types (the output layer is the most sensitive
+ * to 4 bits, as llama.cpp also keeps it at higher precision). A tensor
+ * already of the target type stays in place. m->n_converted counts the
+ * matrices whose type changed. */
 qc_status qc_weights_convert(qc_model_t *m, int to_type, char *err, size_t err_size) {
     qc_status st;
     /* Norm weights and biases (small vectors) are read as F32 by the forward
@@ -230,7 +238,8 @@ qc_status qc_weights_convert(qc_model_t *m, int to_type, char *err, size_t err_s
     if (to_type < 0) return QC_OK;
     const qc_dtype_t to = (qc_dtype_t)to_type;
     int tied = m->lm_head.data == m->tok_embd.data;
-    qc_dtype_t outer = to == QC_DTYPE_F32 ? QC_DTYPE_F32 : QC_DTYPE_Q8_0;
+    const int is_float = to == QC_DTYPE_F32 || to == QC_DTYPE_BF16 || to == QC_DTYPE_F16;
+    qc_dtype_t outer = is_float ? to : QC_DTYPE_Q8_0;
     qc_tensor_t *outs[] = {&m->tok_embd, &m->lm_head};
     for (int i = 0; i < 2 - tied; i++) {
         const qc_dtype_t was = outs[i]->dtype;
