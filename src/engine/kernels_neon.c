@@ -232,7 +232,21 @@ ALWAYS_INLINE void kq_scales_k4(const uint8_t *q, kq_row_t *k) {
     }
 }
 
-ALWAYS_INLINE void kq_unpack(const qc_dtype_t kt, const unsigned char *p, kq_row_t *k) {
+/* The dot-product order of 32 elements (v0: 0-15, v1: 16-31): bytes 4c ..
+ * 4c + 3 of *a are elements c, c + 8, c + 16, c + 24 (c = 0..3), those of *b
+ * the same from c + 4; each int32 lane of an sdot then adds to one of the
+ * scalar's eight sums (a: sums 0-3, b: 4-7). */
+ALWAYS_INLINE void kq_perm32(uint8x16_t v0, uint8x16_t v1, uint8x16_t *a, uint8x16_t *b) {
+    static const uint8_t idx[16] = {0, 8, 16, 24, 1, 9, 17, 25, 2, 10, 18, 26, 3, 11, 19, 27};
+    const uint8x16x2_t t = {{v0, v1}};
+    const uint8x16_t i = vld1q_u8(idx);
+    *a = vqtbl2q_u8(t, i);
+    *b = vqtbl2q_u8(t, vaddq_u8(i, vdupq_n_u8(4)));
+}
+
+/* perm (Q4_K/Q5_K): each sub-block's 32 quants in kq_perm32's order, for
+ * the dot-product tiles. */
+ALWAYS_INLINE void kq_unpack(const qc_dtype_t kt, const int perm, const unsigned char *p, kq_row_t *k) {
     const uint8x16_t m4 = vdupq_n_u8(0x0f);
     if (kt == QC_DTYPE_Q6_K) {
         const qc_block_q6_K *b = (const qc_block_q6_K *)p;
@@ -268,11 +282,13 @@ ALWAYS_INLINE void kq_unpack(const qc_dtype_t kt, const unsigned char *p, kq_row
         const uint8_t *qh = ((const qc_block_q5_K *)p)->qh;
         h0 = vld1q_u8(qh);
         h1 = vld1q_u8(qh + 16);
+        if (perm) kq_perm32(h0, h1, &h0, &h1);
     }
     const uint8x16_t b16 = vdupq_n_u8(16);
     for (int j = 0; j < 4; j++) {
-        uint8x16_t v[4] = {vandq_u8(vld1q_u8(qs + 32 * j), m4), vandq_u8(vld1q_u8(qs + 32 * j + 16), m4),
-                           vshrq_n_u8(vld1q_u8(qs + 32 * j), 4), vshrq_n_u8(vld1q_u8(qs + 32 * j + 16), 4)};
+        uint8x16_t r0 = vld1q_u8(qs + 32 * j), r1 = vld1q_u8(qs + 32 * j + 16);
+        if (perm) kq_perm32(r0, r1, &r0, &r1);
+        uint8x16_t v[4] = {vandq_u8(r0, m4), vandq_u8(r1, m4), vshrq_n_u8(r0, 4), vshrq_n_u8(r1, 4)};
         if (kt == QC_DTYPE_Q5_K) {
             /* the 5th bit of sub-block s's element l: bit s of qh[l] */
             const uint8x16_t blo = vdupq_n_u8((uint8_t)(1u << (2 * j))), bhi = vdupq_n_u8((uint8_t)(2u << (2 * j)));
@@ -345,9 +361,10 @@ ALWAYS_INLINE float kq_acc_sum(const kq_acc_t *c) {
 }
 
 /* One R x T tile of Q4_K, Q5_K or Q6_K weights over a->k super-blocks,
- * the super-block's sums given by SUMS (kq_sums_neon, kq_sums_dp): per
- * super-block and row the weights are unpacked once for the T tokens. */
-#define TILE_KQ_BODY(SUMS, kt, R, T, a)                                                                      \
+ * the super-block's sums given by SUMS (kq_sums_neon_x, kq_sums_dp) on the
+ * weights unpacked (kq_unpack's perm: PERM) once per super-block and row
+ * for the T tokens. */
+#define TILE_KQ_BODY(SUMS, PERM, kt, R, T, a)                                                                \
     do {                                                                                                    \
         const size_t bb_ = kq_bytes(kt);                                                                    \
         kq_acc_t c_[KR][KT];                                                                                \
@@ -357,7 +374,7 @@ ALWAYS_INLINE float kq_acc_sum(const kq_acc_t *c) {
         for (int64_t b = 0; b < (a)->k; b++) {                                                              \
             _Pragma("GCC unroll 4") for (int r = 0; r < (R); r++) {                                         \
                 kq_row_t k_;                                                                                \
-                kq_unpack((kt), (a)->w + (size_t)r * (a)->w_stride + (size_t)b * bb_, &k_);                 \
+                kq_unpack((kt), (PERM), (a)->w + (size_t)r * (a)->w_stride + (size_t)b * bb_, &k_);        \
                 _Pragma("GCC unroll 4") for (int t = 0; t < (T); t++) {                                     \
                     const qc_block_q8_K *xb_ =                                                              \
                         (const qc_block_q8_K *)((const unsigned char *)(a)->x + (size_t)t * (a)->x_stride) + b; \
@@ -378,7 +395,7 @@ ALWAYS_INLINE void kq_sums_neon_x(const qc_dtype_t kt, const kq_row_t *k, const 
 }
 
 ALWAYS_INLINE void tile_kq_neon(const qc_dtype_t kt, const int R, const int T, const qc_mm_tile_t *a) {
-    TILE_KQ_BODY(kq_sums_neon_x, kt, R, T, a);
+    TILE_KQ_BODY(kq_sums_neon_x, 0, kt, R, T, a);
 }
 
 /* ==== float weights ==== */
@@ -542,6 +559,34 @@ QC_MM_KERNEL(mm_q8_0_dp, tile_quant_dp, 0, QC_ACT_Q8, RB, QR, QT, QR1, QC_MM_NO_
 QC_MM_KERNEL(mm_q4_0_dp, tile_quant_dp, 1, QC_ACT_Q8, RB, QR, QT, QR1, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_q5_0_dp, tile_quant_dp, 2, QC_ACT_Q8, RB, QR, QT, QR1, QC_MM_NO_PACK);
 
+/* Q4_K/Q5_K's eight sums of a super-block with sdot: per sub-block of 32,
+ * the weights (unpacked in kq_perm32's order) and the token's activations
+ * (put in that order here) in two sdot, lane c of the first the scalar's
+ * sum c, of the second sum c + 4; times the sub-block's scale. Q6_K's
+ * sub-blocks of 16 hold only two elements of each sum, half an sdot's
+ * four: it keeps the NEON tiles. */
+ALWAYS_INLINE void kq_sums_dp(const qc_dtype_t kt, const kq_row_t *k, const qc_block_q8_K *xb, int32x4_t *lo,
+                              int32x4_t *hi) {
+    (void)kt;
+    const int32x4_t z = vdupq_n_s32(0);
+    int32x4_t l = z, h = z;
+    for (int s = 0; s < 8; s++) {
+        uint8x16_t xa, xc;
+        kq_perm32(vld1q_u8((const uint8_t *)xb->qs + 32 * s), vld1q_u8((const uint8_t *)xb->qs + 32 * s + 16), &xa, &xc);
+        l = vmlaq_n_s32(l, vdotq_s32(z, k->q[2 * s], vreinterpretq_s8_u8(xa)), k->sc[s]);
+        h = vmlaq_n_s32(h, vdotq_s32(z, k->q[2 * s + 1], vreinterpretq_s8_u8(xc)), k->sc[s]);
+    }
+    *lo = l;
+    *hi = h;
+}
+
+ALWAYS_INLINE void tile_kq_dp(const qc_dtype_t kt, const int R, const int T, const qc_mm_tile_t *a) {
+    TILE_KQ_BODY(kq_sums_dp, 1, kt, R, T, a);
+}
+
+QC_MM_KERNEL(mm_q4_K_dp, tile_kq_dp, QC_DTYPE_Q4_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q5_K_dp, tile_kq_dp, QC_DTYPE_Q5_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
+
 END_TARGET
 #endif
 
@@ -643,14 +688,16 @@ static const qc_kernel_set_t neon_set = NEON_SET(mm_q8_0, mm_q4_0, mm_q5_0, mm_q
 const qc_kernel_set_t *const qc_level_neon = &neon_set;
 
 #if NEON_DOTPROD
-static const qc_kernel_set_t dotprod_set = NEON_SET(mm_q8_0_dp, mm_q4_0_dp, mm_q5_0_dp, mm_q4_K, mm_q5_K, mm_q6_K);
+static const qc_kernel_set_t dotprod_set =
+    NEON_SET(mm_q8_0_dp, mm_q4_0_dp, mm_q5_0_dp, mm_q4_K_dp, mm_q5_K_dp, mm_q6_K);
 const qc_kernel_set_t *const qc_level_dotprod = &dotprod_set;
 #else
 const qc_kernel_set_t *const qc_level_dotprod = NULL;
 #endif
 
 #if NEON_I8MM
-static const qc_kernel_set_t i8mm_set = NEON_SET(mm_q8_0_mm, mm_q4_0_mm, mm_q5_0_mm, mm_q4_K, mm_q5_K, mm_q6_K);
+/* the K-quants' tiles are the dot-product level's */
+static const qc_kernel_set_t i8mm_set = NEON_SET(mm_q8_0_mm, mm_q4_0_mm, mm_q5_0_mm, mm_q4_K_dp, mm_q5_K_dp, mm_q6_K);
 const qc_kernel_set_t *const qc_level_i8mm = &i8mm_set;
 #else
 const qc_kernel_set_t *const qc_level_i8mm = NULL;
