@@ -140,8 +140,8 @@ debug: deps
 # build-aarch64/ without sanitizers, on the fixture models the native build
 # generated (make test runs it after the release tests): test_kernels on
 # both emulated CPUs (every level's kernels against scalar), the quantized
-# model tests (test_quant, test_kquants: the K-quant GGUF against
-# llama.cpp, test_batch) at each level (i8mm, dotprod, neon, scalar),
+# model tests (test_quant, test_batch) at each level (i8mm, dotprod, neon,
+# scalar), test_kquants (the K-quant GGUF against llama.cpp) at the ARM ones,
 # test_golden at the best level and scalar, the others once (tests/emu.sh
 # says why), on the first and the longest golden prompt (95 tokens: the
 # batched prefill) and the first case of each list (EMU_CASES=1;

@@ -17,8 +17,10 @@
 # Which runs at which level: test_kernels compares every level's kernels
 # with the scalar ones in one run, so it runs once per CPU model. The
 # quantized-weight tests (test_quant, test_kquants, test_batch) run at
-# every level, the int8 kernels being each level's own (test_kquants's first
-# case: the GGUF holding every type, as stored, against llama.cpp's logits). The three ARM levels share their
+# every level, the int8 kernels being each level's own; test_kquants (its
+# first case: the GGUF holding every type, as stored, against llama.cpp's
+# logits; ~3 emulated minutes a run) at the three ARM levels, its scalar
+# kernels being the portable C that every build runs. The three ARM levels share their
 # float-weight kernels (and attention), so test_golden (BF16, and its F16
 # re-save) runs at the best level and at scalar; test_care (BF16; ~5 CPU
 # minutes emulated even on its first case), test_gguf (its F16 file; mostly
@@ -51,6 +53,7 @@ runs=$(for t in $EMU_TESTS; do
     case $t in
     test_kernels) pairs="max: cortex-a53:" ;;
     test_golden) pairs="max: max:scalar" ;;
+    test_kquants) pairs="max: max:dotprod cortex-a53:" ;;
     test_care | test_gguf | test_tokenizer) pairs="max:" ;;
     *) pairs=$EMU_LEVELS ;;
     esac
