@@ -146,7 +146,8 @@ debug: deps
 # says why), on the first and the longest golden prompt (95 tokens: the
 # batched prefill) and the first case of each list (EMU_CASES=1;
 # EMU_CASES=0 runs them whole, tens of minutes per level under qemu); the
-# README example on request (EMU_EXAMPLE=1).
+# README's care example (examples/ask.c), and its engine example on request
+# (EMU_EXAMPLE=1).
 EMU_TESTS ?= test_kernels test_golden test_quant test_kquants test_gguf test_care test_batch test_tokenizer
 emu-test:
 	@sh scripts/deps.sh arm64-test
