@@ -15,15 +15,17 @@
  * tiles (kernels_impl.h); test_kernels compares every function here with
  * its scalar twin, under qemu (make emu-test) at each level.
  *
- * Q4_1, Q5_1, Q2_K and Q3_K have no NEON kernels yet: the driver runs the
- * scalar level's for them.
+ * Q2_K and Q3_K have no NEON kernels yet: the driver runs the scalar
+ * level's for them.
  *
  * Quantized weights (Q8_0, Q4_0, Q5_0; activations QC_ACT_Q8): each block's
  * integer dot is exact — NEON: vmull_s8 / vmlal_high_s8 pairs (|w x| <=
  * 128 * 127, two of them fit int16) widened into int32 lanes; dotprod: two
  * sdot; i8mm: four smmla, each a 2 rows x 2 tokens x 8 bytes product. Q4_0
  * nibbles are made signed (q - 8) first, Q5_0's (5th bit from qh) q - 16,
- * so no correction term is needed. The K-quants (Q4_K, Q5_K, Q6_K on Q8_K
+ * so no correction term is needed; Q4_1/Q5_1 (on ggml's Q8_1 activations)
+ * keep their unsigned quants and add the offset's term m_w * s_x per block
+ * as the scalar does. The K-quants (Q4_K, Q5_K, Q6_K on Q8_K
  * activations) keep the scalar reference's eight integer sums per
  * super-block (see their section), the same at every ARM level.
  * The block's lanes are then summed as integers and scaled and added in
@@ -83,9 +85,15 @@ ALWAYS_INLINE float half_at(const unsigned char *p) {
 /* 16 bytes at any address, as int8 lanes. */
 ALWAYS_INLINE int8x16_t load_s8(const void *p) { return vreinterpretq_s8_u8(vld1q_u8((const uint8_t *)p)); }
 
-/* Bytes of a legacy block of kind 0 (Q8_0), 1 (Q4_0), 2 (Q5_0). */
+/* Legacy block kinds: 0 Q8_0, 1 Q4_0, 2 Q5_0 (on the kernels' Q8 blocks),
+ * 3 Q4_1, 4 Q5_1 (on ggml's Q8_1 blocks). */
+#define KIND_Q8_1(kind) ((kind) >= 3)
+
+/* Bytes of a legacy block of a kind. */
 ALWAYS_INLINE size_t legacy_bytes(const int kind) {
-    return kind == 2 ? sizeof(qc_block_q5_0) : kind ? QC_Q4_0_BYTES : QC_Q8_0_BYTES;
+    static const size_t bytes[5] = {QC_Q8_0_BYTES, QC_Q4_0_BYTES, sizeof(qc_block_q5_0), sizeof(qc_block_q4_1),
+                                    sizeof(qc_block_q5_1)};
+    return bytes[kind];
 }
 
 /* The 16 bits of qh at p as 16 bytes, 0x10 where the bit is set (byte k:
@@ -96,12 +104,21 @@ ALWAYS_INLINE uint8x16_t bits_to_16s(const uint8_t *p) {
     return vandq_u8(vtstq_u8(v, vld1q_u8(bit)), vdupq_n_u8(0x10));
 }
 
-/* The two 16-weight halves of a Q8_0 (kind 0), Q4_0 (1) or Q5_0 (2) block
- * at p, as signed int8: elements 0-15 and 16-31. Q4_0's nibbles less 8,
- * Q5_0's (with the 5th bit of element j from bit j of qh) less 16, as the
- * scalar tile takes them. */
+/* The two 16-weight halves of a block of a kind at p, as int8: elements
+ * 0-15 and 16-31. Q4_0's nibbles less 8, Q5_0's (with the 5th bit of
+ * element j from bit j of qh) less 16, as the scalar tile takes them;
+ * Q4_1's and Q5_1's as they are (0..31, the offset m apart). */
 ALWAYS_INLINE void load_w_block(const int kind, const unsigned char *p, int8x16_t *w0, int8x16_t *w1) {
-    if (kind == 2) {
+    if (KIND_Q8_1(kind)) {
+        const uint8x16_t q = vld1q_u8(p + (kind == 4 ? 8 : 4));
+        uint8x16_t lo = vandq_u8(q, vdupq_n_u8(0x0f)), hi = vshrq_n_u8(q, 4);
+        if (kind == 4) {
+            lo = vorrq_u8(lo, bits_to_16s(p + 4));
+            hi = vorrq_u8(hi, bits_to_16s(p + 6));
+        }
+        *w0 = vreinterpretq_s8_u8(lo);
+        *w1 = vreinterpretq_s8_u8(hi);
+    } else if (kind == 2) {
         const qc_block_q5_0 *b5 = (const qc_block_q5_0 *)p;
         const uint8x16_t q = vld1q_u8(b5->qs);
         const int8x16_t sixteen = vdupq_n_s8(16);
@@ -143,6 +160,13 @@ ALWAYS_INLINE float32x4_t scale_add(float32x4_t sum, int32x4_t isum, float32x4_t
     return vaddq_f32(sum, vmulq_f32(vcvtq_f32_s32(isum), vmulq_f32(dw, dx)));
 }
 
+/* Q4_1/Q5_1 on Q8_1 (quants.c's dot_legacy): the scalar's
+ * sumf += (d_w * d_x) * (float)isum + m_w * s_x, in lanes, unfused. */
+ALWAYS_INLINE float32x4_t scale_add_m(float32x4_t sum, int32x4_t isum, float32x4_t dw, float32x4_t dx,
+                                      float32x4_t mw, float32x4_t sx) {
+    return vaddq_f32(sum, vaddq_f32(vmulq_f32(vmulq_f32(dw, dx), vcvtq_f32_s32(isum)), vmulq_f32(mw, sx)));
+}
+
 /* Stores an R x T tile's F32 sums: lanes are tokens per row (T > 1,
  * s[r]) or rows (T == 1, s[0]). */
 ALWAYS_INLINE void store_tile(const int R, const int T, const float32x4_t *s, const qc_mm_tile_t *a) {
@@ -166,27 +190,46 @@ ALWAYS_INLINE void store_tile(const int R, const int T, const float32x4_t *s, co
         for (int r = 0; r < 4; r++) sum_[r] = vdupq_n_f32(0.0f);                                            \
         for (int64_t b = 0; b < (a)->k; b++) {                                                              \
             int8x16_t wl_[4], wh_[4];                                                                       \
-            float dwf_[4] = {0, 0, 0, 0}, dxf_[4] = {0, 0, 0, 0};                                           \
+            float dwf_[4] = {0, 0, 0, 0}, dxf_[4] = {0, 0, 0, 0}, mwf_[4] = {0, 0, 0, 0}, sxf_[4] = {0, 0, 0, 0}; \
             _Pragma("GCC unroll 4") for (int r = 0; r < (R); r++) {                                         \
                 const unsigned char *p = w0_ + (size_t)r * (a)->w_stride + (size_t)b * bb_;                 \
                 load_w_block((kind), p, &wl_[r], &wh_[r]);                                                  \
                 dwf_[r] = half_at(p);                                                                       \
+                if (KIND_Q8_1(kind)) mwf_[r] = half_at(p + 2);                                              \
             }                                                                                               \
             int32x4_t acc_[4][4];                                                                           \
             _Pragma("GCC unroll 4") for (int t = 0; t < (T); t++) {                                         \
-                const qc_block_q8_act *ab = (const qc_block_q8_act *)(x0_ + (size_t)t * (a)->x_stride) + b; \
-                const int8x16_t xl = vld1q_s8(ab->qs), xh = vld1q_s8(ab->qs + 16);                          \
-                dxf_[t] = ab->d;                                                                            \
+                const unsigned char *xt_ = x0_ + (size_t)t * (a)->x_stride;                                 \
+                const int8_t *xq_;                                                                          \
+                if (KIND_Q8_1(kind)) {                                                                      \
+                    const qc_block_q8_1 *ab = (const qc_block_q8_1 *)xt_ + b;                               \
+                    xq_ = ab->qs;                                                                           \
+                    dxf_[t] = half_at(ab->d);                                                               \
+                    sxf_[t] = half_at(ab->s);                                                               \
+                } else {                                                                                    \
+                    const qc_block_q8_act *ab = (const qc_block_q8_act *)xt_ + b;                           \
+                    xq_ = ab->qs;                                                                           \
+                    dxf_[t] = ab->d;                                                                        \
+                }                                                                                           \
+                const int8x16_t xl = vld1q_s8(xq_), xh = vld1q_s8(xq_ + 16);                                \
                 _Pragma("GCC unroll 4") for (int r = 0; r < (R); r++) acc_[r][t] = DOT(wl_[r], wh_[r], xl, xh); \
             }                                                                                               \
             if ((T) == 1) {                                                                                 \
                 int32x4_t col_[4];                                                                          \
                 _Pragma("GCC unroll 4") for (int r = 0; r < (R); r++) col_[r] = acc_[r][0];                 \
-                sum_[0] = scale_add(sum_[0], hsum4_s32((R), col_), vld1q_f32(dwf_), vdupq_n_f32(dxf_[0]));  \
+                const int32x4_t is_ = hsum4_s32((R), col_);                                                 \
+                const float32x4_t dx_ = vdupq_n_f32(dxf_[0]);                                               \
+                sum_[0] = KIND_Q8_1(kind) ? scale_add_m(sum_[0], is_, vld1q_f32(dwf_), dx_, vld1q_f32(mwf_),    \
+                                                        vdupq_n_f32(sxf_[0]))                               \
+                                          : scale_add(sum_[0], is_, vld1q_f32(dwf_), dx_);                  \
             } else {                                                                                        \
-                const float32x4_t dx_ = vld1q_f32(dxf_);                                                    \
-                _Pragma("GCC unroll 4") for (int r = 0; r < (R); r++)                                       \
-                    sum_[r] = scale_add(sum_[r], hsum4_s32((T), acc_[r]), vdupq_n_f32(dwf_[r]), dx_);       \
+                const float32x4_t dx_ = vld1q_f32(dxf_), sx_ = vld1q_f32(sxf_);                             \
+                _Pragma("GCC unroll 4") for (int r = 0; r < (R); r++) {                                     \
+                    const int32x4_t is_ = hsum4_s32((T), acc_[r]);                                          \
+                    sum_[r] = KIND_Q8_1(kind) ? scale_add_m(sum_[r], is_, vdupq_n_f32(dwf_[r]), dx_,        \
+                                                            vdupq_n_f32(mwf_[r]), sx_)                      \
+                                              : scale_add(sum_[r], is_, vdupq_n_f32(dwf_[r]), dx_);         \
+                }                                                                                           \
             }                                                                                               \
         }                                                                                                   \
         store_tile((R), (T), sum_, (a));                                                                    \
@@ -461,6 +504,8 @@ ALWAYS_INLINE void tile_float(const qc_dtype_t dt, const int R, const int T, con
 QC_MM_KERNEL(mm_q8_0, tile_quant_neon, 0, QC_ACT_Q8, RB, QR, QT, QR1, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_q4_0, tile_quant_neon, 1, QC_ACT_Q8, RB, QR, QT, QR1, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_q5_0, tile_quant_neon, 2, QC_ACT_Q8, RB, QR, QT, QR1, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q4_1, tile_quant_neon, 3, QC_ACT_Q8_1, RB, QR, QT, QR1, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q5_1, tile_quant_neon, 4, QC_ACT_Q8_1, RB, QR, QT, QR1, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_q4_K, tile_kq_neon, QC_DTYPE_Q4_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_q5_K, tile_kq_neon, QC_DTYPE_Q5_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_q6_K, tile_kq_neon, QC_DTYPE_Q6_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
@@ -558,6 +603,8 @@ ALWAYS_INLINE void tile_quant_dp(const int kind, const int R, const int T, const
 QC_MM_KERNEL(mm_q8_0_dp, tile_quant_dp, 0, QC_ACT_Q8, RB, QR, QT, QR1, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_q4_0_dp, tile_quant_dp, 1, QC_ACT_Q8, RB, QR, QT, QR1, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_q5_0_dp, tile_quant_dp, 2, QC_ACT_Q8, RB, QR, QT, QR1, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q4_1_dp, tile_quant_dp, 3, QC_ACT_Q8_1, RB, QR, QT, QR1, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q5_1_dp, tile_quant_dp, 4, QC_ACT_Q8_1, RB, QR, QT, QR1, QC_MM_NO_PACK);
 
 /* Q4_K/Q5_K's eight sums of a super-block with sdot: per sub-block of 32,
  * the weights (unpacked in kq_perm32's order) and the token's activations
@@ -676,28 +723,30 @@ END_TARGET
 /* ==== the levels ==== */
 
 /* A set of this file's float, dot, activation and attention kernels with
- * the given Q8_0 / Q4_0 / Q5_0 and K-quant ones (Q4_1, Q5_1, Q2_K and Q3_K
- * run on the scalar level's). */
-#define NEON_SET(q8, q4, q5, k4, k5, k6)                                                                     \
+ * the given legacy and K-quant ones (Q2_K and Q3_K run on the scalar
+ * level's). */
+#define NEON_SET(q8, q4, q5, q41, q51, k4, k5, k6)                                                           \
     {{[QC_DTYPE_F32] = &mm_f32, [QC_DTYPE_F16] = &mm_f16, [QC_DTYPE_BF16] = &mm_bf16, [QC_DTYPE_Q8_0] = &q8, \
-      [QC_DTYPE_Q4_0] = &q4, [QC_DTYPE_Q5_0] = &q5, [QC_DTYPE_Q4_K] = &k4, [QC_DTYPE_Q5_K] = &k5,            \
-      [QC_DTYPE_Q6_K] = &k6},                                                                               \
+      [QC_DTYPE_Q4_0] = &q4, [QC_DTYPE_Q5_0] = &q5, [QC_DTYPE_Q4_1] = &q41, [QC_DTYPE_Q5_1] = &q51,          \
+      [QC_DTYPE_Q4_K] = &k4, [QC_DTYPE_Q5_K] = &k5, [QC_DTYPE_Q6_K] = &k6},                                  \
      dot_f32_neon, act_row_neon, attend_neon}
 
-static const qc_kernel_set_t neon_set = NEON_SET(mm_q8_0, mm_q4_0, mm_q5_0, mm_q4_K, mm_q5_K, mm_q6_K);
+static const qc_kernel_set_t neon_set =
+    NEON_SET(mm_q8_0, mm_q4_0, mm_q5_0, mm_q4_1, mm_q5_1, mm_q4_K, mm_q5_K, mm_q6_K);
 const qc_kernel_set_t *const qc_level_neon = &neon_set;
 
 #if NEON_DOTPROD
 static const qc_kernel_set_t dotprod_set =
-    NEON_SET(mm_q8_0_dp, mm_q4_0_dp, mm_q5_0_dp, mm_q4_K_dp, mm_q5_K_dp, mm_q6_K);
+    NEON_SET(mm_q8_0_dp, mm_q4_0_dp, mm_q5_0_dp, mm_q4_1_dp, mm_q5_1_dp, mm_q4_K_dp, mm_q5_K_dp, mm_q6_K);
 const qc_kernel_set_t *const qc_level_dotprod = &dotprod_set;
 #else
 const qc_kernel_set_t *const qc_level_dotprod = NULL;
 #endif
 
 #if NEON_I8MM
-/* the K-quants' tiles are the dot-product level's */
-static const qc_kernel_set_t i8mm_set = NEON_SET(mm_q8_0_mm, mm_q4_0_mm, mm_q5_0_mm, mm_q4_K_dp, mm_q5_K_dp, mm_q6_K);
+/* the tiles of Q4_1, Q5_1 and the K-quants are the dot-product level's */
+static const qc_kernel_set_t i8mm_set = NEON_SET(mm_q8_0_mm, mm_q4_0_mm, mm_q5_0_mm, mm_q4_1_dp, mm_q5_1_dp, mm_q4_K_dp,
+                                                 mm_q5_K_dp, mm_q6_K);
 const qc_kernel_set_t *const qc_level_i8mm = &i8mm_set;
 #else
 const qc_kernel_set_t *const qc_level_i8mm = NULL;
