@@ -140,12 +140,15 @@ debug: deps
 # build-aarch64/ without sanitizers, on the fixture models the native build
 # generated (make test runs it after the release tests): test_kernels on
 # both emulated CPUs (every level's kernels against scalar), the quantized
-# model tests at each level (i8mm, dotprod, neon, scalar), test_golden at
-# the best level and scalar, the others once (tests/emu.sh says why), on the
-# first golden prompt and case of each list (EMU_CASES=1; EMU_CASES=0 runs
-# them whole, tens of minutes per level under qemu); the README example on
-# request (EMU_EXAMPLE=1).
-EMU_TESTS ?= test_kernels test_golden test_quant test_gguf test_care test_batch test_tokenizer
+# model tests (test_quant, test_batch) at each level (i8mm, dotprod, neon,
+# scalar), test_kquants (the K-quant GGUF against llama.cpp) at the ARM ones,
+# test_golden at the best level and scalar, the others once (tests/emu.sh
+# says why), on the first and the longest golden prompt (95 tokens: the
+# batched prefill) and the first case of each list (EMU_CASES=1;
+# EMU_CASES=0 runs them whole, tens of minutes per level under qemu); the
+# README's care example (examples/ask.c), and its engine example on request
+# (EMU_EXAMPLE=1).
+EMU_TESTS ?= test_kernels test_golden test_quant test_kquants test_gguf test_care test_batch test_tokenizer
 emu-test:
 	@sh scripts/deps.sh arm64-test
 	@$(MAKE) --no-print-directory CROSS=aarch64-linux-gnu- EMU=1 BUILD=build-aarch64 EMU_TESTS="$(EMU_TESTS)" emu-build

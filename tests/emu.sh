@@ -8,14 +8,21 @@
 # machine). Prints `emu: N passed, N failed, N skipped` last.
 #   EMU_TESTS   the test programs (make emu-test's list)
 #   EMU_LEVELS  cpu:QCARE_CPU pairs the quantized-weight tests run at
-#   EMU_CASES   QC_TEST_CASES for them: the first N golden prompts and
-#               case-list entries (the rest is a counted SKIP; the whole
-#               set runs tens of minutes per level under qemu); 0: all
+#   EMU_CASES   QC_TEST_CASES for them: the first N golden prompts (and
+#               each golden file's longest, 95 tokens, so the batched
+#               prefill is checked against llama.cpp too) and case-list
+#               entries (the rest is a counted SKIP; the whole set runs
+#               tens of minutes per level under qemu); 0: all
 #   EMU_JOBS    runs at a time (each is one emulated process)
 # Which runs at which level: test_kernels compares every level's kernels
 # with the scalar ones in one run, so it runs once per CPU model. The
 # quantized-weight tests (test_quant, test_batch) run at every level, the
-# int8 kernels being each level's own. The three ARM levels share their
+# int8 kernels being each level's own; test_kquants (its first case: the
+# GGUF holding every type, as stored, against llama.cpp's logits; ~3
+# emulated minutes a run) at i8mm and at neon only: dotprod's K-quant and
+# Q4_1/Q5_1 kernels are the ones i8mm runs, and test_kernels compares
+# dotprod's Q5_0 tile with scalar bit for bit; its scalar kernels are the
+# portable C that every build runs. The three ARM levels share their
 # float-weight kernels (and attention), so test_golden (BF16, and its F16
 # re-save) runs at the best level and at scalar; test_care (BF16; ~5 CPU
 # minutes emulated even on its first case), test_gguf (its F16 file; mostly
@@ -48,6 +55,7 @@ runs=$(for t in $EMU_TESTS; do
     case $t in
     test_kernels) pairs="max: cortex-a53:" ;;
     test_golden) pairs="max: max:scalar" ;;
+    test_kquants) pairs="max: cortex-a53:" ;;
     test_care | test_gguf | test_tokenizer) pairs="max:" ;;
     *) pairs=$EMU_LEVELS ;;
     esac
@@ -94,20 +102,23 @@ done
 wait
 for b in $batch; do set -- $(echo "$b" | tr ',' ' '); collect "$1" "$2" "${3:-}"; done
 
-# The README's example on ARM64: 8 greedy tokens equal to llama.cpp's
-# (EMU_EXAMPLE=1: minutes under emulation, where the thread pool's
-# spinning workers are emulated too).
-if [ -n "$EMU_EXAMPLE" ]; then
+# The README's care example on ARM64 (examples/ask.c, `qcare ask` as a
+# program, one thread: the qcare binary itself also links the server's
+# packages, whose arm64 -dev set cannot be installed beside the native
+# one's): exit 0, an emotion label and the urgent notice for an urgent
+# message. EMU_EXAMPLE=1 adds the engine example, 8 greedy tokens equal to
+# llama.cpp's (minutes under emulation, where the thread pool's spinning
+# workers are emulated too).
+examples=ask; [ -n "$EMU_EXAMPLE" ] && examples="ask greedy"
 out="$log/example.out"
-CC=${EMU_CC:-aarch64-linux-gnu-gcc} RUN="$QEMU -cpu max -L $SYSROOT" sh tests/example.sh "$EMU_BUILD" > "$out" 2>&1
+EXAMPLES=$examples CC=${EMU_CC:-aarch64-linux-gnu-gcc} RUN="$QEMU -cpu max -L $SYSROOT" sh tests/example.sh "$EMU_BUILD" > "$out" 2>&1
 rc=$?
 line=$(grep -E '^example: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$out" | tail -n 1)
 p=$(echo "$line" | sed -nE 's/.*: ([0-9]+) passed.*/\1/p'); f=$(echo "$line" | sed -nE 's/.* ([0-9]+) failed.*/\1/p')
 [ -n "$p" ] || p=0; [ -n "$f" ] || f=0
 if { [ $rc -ne 0 ] || [ -z "$line" ]; } && [ "$f" = 0 ]; then f=1; fi
 passed=$((passed + p)); failed=$((failed + f))
-if [ $rc -eq 0 ]; then echo "  ok   example[cpu=max] ($p passed)"; else echo "  FAIL example[cpu=max]"; tail -n 15 "$out"; fi
-fi
+if [ $rc -eq 0 ]; then echo "  ok   example[cpu=max] ($examples: $p passed)"; else echo "  FAIL example[cpu=max]"; tail -n 15 "$out"; fi
 echo "emu: $passed passed, $failed failed, $skipped skipped"
 echo "$passed $failed $skipped" > "$EMU_BUILD/tests/summary"
 [ "$failed" -eq 0 ]

@@ -45,7 +45,8 @@ static inline int golden_argmax(const float *row, int32_t n) {
     return best;
 }
 
-/* Runs every line of a golden file (or the QC_TEST_CASES first) on model
+/* Runs every line of a golden file (or the QC_TEST_CASES first and the
+ * longest: test_golden_case) on model
  * m: tokens (a CHECK), top-5 at every position, last top-50 and probes,
  * greedy tokens; adds to *s. */
 static void golden_run(qc_model_t *m, const char *golden, golden_stats_t *s) {
@@ -55,8 +56,9 @@ static void golden_run(qc_model_t *m, const char *golden, golden_stats_t *s) {
     char *line = NULL;
     size_t cap = 0;
     int32_t nv = qc_model_n_vocab(m);
+    const long longest = test_golden_longest(golden);
     for (long li = 0; getline(&line, &cap, f) > 0; li++) {
-        if (!test_case(li)) continue;
+        if (!test_golden_case(li, longest)) continue;
         json_t *g = json_loads(line, 0, NULL);
         if (!g) continue;
         const char *prompt = json_string_value(json_object_get(g, "prompt"));

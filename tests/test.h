@@ -65,6 +65,33 @@ static inline int test_case(long i) {
     return 0;
 }
 
+/* The golden file's line (0-based) with the most tokens, when only a
+ * subset runs (QC_TEST_CASES; otherwise -1): its prompt is the one that
+ * reaches the batched prefill (64 tokens or more: the tiled attention, the
+ * int8 matrix-multiply token tiles), which the first prompts are too short
+ * for, so a subset run also checks that path against llama.cpp. */
+static inline long test_golden_longest(const char *golden) {
+    if (test_cases_all()) return -1;
+    FILE *f = fopen(golden, "r");
+    if (!f) return -1;
+    char *line = NULL;
+    size_t cap = 0, most = 0;
+    long best = -1;
+    for (long li = 0; getline(&line, &cap, f) > 0; li++) {
+        json_t *g = json_loads(line, 0, NULL);
+        const size_t n = json_array_size(json_object_get(g, "tokens"));
+        if (n > most) most = n, best = li;
+        json_decref(g);
+    }
+    free(line);
+    fclose(f);
+    return best;
+}
+
+/* Whether golden line li runs: one of the first QC_TEST_CASES, or the
+ * longest (test_golden_longest's `longest`). */
+static inline int test_golden_case(long li, long longest) { return li == longest || test_case(li); }
+
 /* The fixtures folder: $QC_FIXTURES or ../shared/fixtures. */
 static inline const char *fixtures(void) { return test_env("QC_FIXTURES", "../shared/fixtures"); }
 

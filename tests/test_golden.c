@@ -58,8 +58,9 @@ static void check_model(const char *dir, const char *golden_path, const char *la
     int32_t nv = qc_model_n_vocab(m);
     char *line = NULL;
     size_t cap = 0;
+    const long longest = test_golden_longest(golden_path);
     for (long li = 0; getline(&line, &cap, f) > 0; li++) {
-        if (!test_case(li)) continue; /* QC_TEST_CASES */
+        if (!test_golden_case(li, longest)) continue; /* QC_TEST_CASES */
         json_t *g = json_loads(line, 0, &je);
         CHECK(g != NULL, "%s: bad golden line: %s", golden_path, je.text);
         if (!g) continue;

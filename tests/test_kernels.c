@@ -638,11 +638,12 @@ static void check_gguf(size_t ti, int n_tok, int64_t cols, int64_t rows, int64_t
     CHECK(worst <= tol, "%s scalar vs double: n_tok %d cols %lld rows [%lld,%lld): error %.3g of M (tolerance %.3g)",
           q->name, n_tok, (long long)cols, (long long)r0, (long long)r1, worst, tol);
     FOR_SIMD_LEVELS(l) {
-        n_levels_run[l] += qc_kernels_for((qc_cpu_t)l)->matmul[dt] != NULL;
+        const int own = qc_kernels_for((qc_cpu_t)l)->matmul[dt] != NULL;
+        n_levels_run[l] += own;
         for (size_t i = 0; i < ny; i++) y[i] = SENTINEL;
         qc_matmul_level((qc_cpu_t)l, &w, x, act, n_tok, y, ldy, r0, r1);
         double w2 = 0;
-        int outside = 0;
+        int outside = 0, differ = 0;
         for (int t = 0; t < n_tok; t++)
             for (int64_t r = 0; r < ldy; r++) {
                 if (r < r0 || r >= r1) {
@@ -651,7 +652,11 @@ static void check_gguf(size_t ti, int n_tok, int64_t cols, int64_t rows, int64_t
                 }
                 const double e = fabs((double)y[t * ldy + r] - yref[t * ldy + r]) / mag[t * nr + r - r0];
                 if (!(e <= w2)) w2 = e;
+                differ += memcmp(&y[t * ldy + r], &yref[t * ldy + r], sizeof(float)) != 0;
             }
+        if (own && bit_exact_quant(l))
+            CHECK(!differ, "%s %s vs scalar: n_tok %d cols %lld rows [%lld,%lld) misalign %zu: %d outputs not bit-identical",
+                  q->name, level_name(l), n_tok, (long long)cols, (long long)r0, (long long)r1, misalign, differ);
         CHECK(w2 <= tol && !outside,
               "%s %s vs scalar: n_tok %d cols %lld rows [%lld,%lld) misalign %zu: error %.3g of M, %d writes outside",
               q->name, level_name(l), n_tok, (long long)cols, (long long)r0, (long long)r1, misalign, w2, outside);
@@ -693,8 +698,15 @@ static void test_matmul_gguf(void) {
     }
     for (int l = QC_CPU_SCALAR + 1; l < QC_CPU_LEVELS; l++) {
         if (!qc_cpu_built((qc_cpu_t)l)) continue; /* another architecture's */
-        if (n_levels_run[l]) printf("test_kernels: %s: %d GGUF-type configurations of its own kernels checked\n",
-                                    level_name(l), n_levels_run[l]);
+        if (n_levels_run[l]) {
+            char own[128] = "";
+            for (size_t ti = 0; ti < sizeof gguf_types / sizeof gguf_types[0]; ti++)
+                if (qc_kernels_for((qc_cpu_t)l)->matmul[gguf_types[ti].t])
+                    snprintf(own + strlen(own), sizeof own - strlen(own), "%s%s", *own ? " " : "",
+                             qc_qtype(gguf_types[ti].t)->name);
+            printf("test_kernels: %s: %d GGUF-type configurations of its own kernels (%s) checked%s\n", level_name(l),
+                   n_levels_run[l], own, bit_exact_quant(l) ? ", bit-identical to scalar" : "");
+        }
         else if (qc_cpu_has((qc_cpu_t)l)) SKIP("%s has no GGUF-type kernels of its own (scalar's run)", level_name(l));
         else SKIP("%s GGUF-type kernels not checked: not supported by this CPU or build", level_name(l));
     }

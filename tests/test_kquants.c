@@ -469,6 +469,7 @@ static void test_fixture_blocks(void) {
     static const char *mats[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                                  "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
     for (size_t f = 0; f < 2; f++) {
+        if (!test_case((long)f)) continue; /* QC_TEST_CASES: the mixed file holds every type */
         char path[1024], err[512];
         snprintf(path, sizeof path, "%s/models/%s", fixtures(), files[f].file);
         qc_gguf_t *g = NULL;
@@ -612,52 +613,65 @@ static void check_as_stored(const qc_model_t *m, const char *path, const char *n
     qc_gguf_close(g);
 }
 
+/* The case list: each file as stored (its own kernels: what differs from
+ * one CPU level to the next), then as F32, so that a subset run
+ * (QC_TEST_CASES=1, under emulation at each ARM level) checks the mixed
+ * file's kernels against llama.cpp (on the first and the longest prompt). */
 static void test_fixtures(void) {
     static const struct {
         const char *file;
         double tol, tol_stored;
-    } cases[] = {{"kq-qwen2.mixed", TOL_MIXED, TOL_STORED_MIXED}, {"kq-qwen2-odd.q4_k_m", TOL_ODD, TOL_STORED_ODD}};
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    } files[] = {{"kq-qwen2.mixed", TOL_MIXED, TOL_STORED_MIXED}, {"kq-qwen2-odd.q4_k_m", TOL_ODD, TOL_STORED_ODD}};
+    const size_t nf = sizeof files / sizeof files[0];
+    for (size_t k = 0; k < 2 * nf; k++) {
+        if (!test_case((long)k)) continue; /* QC_TEST_CASES */
+        const size_t c = k % nf;
+        const int stored = k < nf;
         char path[1024], golden[1024], err[512];
-        snprintf(path, sizeof path, "%s/models/%s.gguf", fixtures(), cases[c].file);
-        snprintf(golden, sizeof golden, "%s/golden/%s.jsonl", fixtures(), cases[c].file);
-        qc_model_opts_t o = {.dtype = "f32"};
-        qc_model_t *m = NULL;
-        qc_status st = qc_model_load(path, &o, &m, err, sizeof err);
-        CHECK(st == QC_OK, "load %s as f32: %s", path, err);
-        if (st) continue;
-        golden_stats_t s = {0};
-        golden_run(m, golden, &s);
-        printf("%s as f32 vs llama.cpp: max |logit diff| %.4f over %ld top-5 logits (mean of each position's "
-               "largest %.4f, %ld/%ld positions within 2.5e-3); greedy %ld/%ld (gap at a difference %.4f)\n",
-               cases[c].file, s.max_diff, s.n, s.positions ? s.sum_pos / s.positions : 0, s.tight, s.positions,
-               s.greedy_same, s.greedy_total, s.greedy_gap);
-        CHECK(s.n >= 500, "%s: %ld logits compared", cases[c].file, s.n);
-        CHECK(s.max_diff <= cases[c].tol, "%s: max diff %g > %g", cases[c].file, s.max_diff, cases[c].tol);
-        /* a greedy token may differ only where llama.cpp's pick is within
-         * the rounding of our best (both logits within tol of llama.cpp's) */
-        CHECK(s.greedy_total > 0 && s.greedy_gap <= 2 * cases[c].tol, "%s: greedy %ld/%ld, gap %g at a difference",
-              cases[c].file, s.greedy_same, s.greedy_total, s.greedy_gap);
-        qc_model_free(m);
-
+        snprintf(path, sizeof path, "%s/models/%s.gguf", fixtures(), files[c].file);
+        snprintf(golden, sizeof golden, "%s/golden/%s.jsonl", fixtures(), files[c].file);
+        if (!stored) {
+            qc_model_opts_t o = {.dtype = "f32"};
+            qc_model_t *m = NULL;
+            qc_status st = qc_model_load(path, &o, &m, err, sizeof err);
+            CHECK(st == QC_OK, "load %s as f32: %s", path, err);
+            if (st) continue;
+            golden_stats_t s = {0};
+            golden_run(m, golden, &s);
+            printf("%s as f32 vs llama.cpp: max |logit diff| %.4f over %ld top-5 logits (mean of each position's "
+                   "largest %.4f, %ld/%ld positions within 2.5e-3); greedy %ld/%ld (gap at a difference %.4f)\n",
+                   files[c].file, s.max_diff, s.n, s.positions ? s.sum_pos / s.positions : 0, s.tight, s.positions,
+                   s.greedy_same, s.greedy_total, s.greedy_gap);
+            CHECK(s.n >= 500, "%s: %ld logits compared", files[c].file, s.n);
+            CHECK(s.max_diff <= files[c].tol, "%s: max diff %g > %g", files[c].file, s.max_diff, files[c].tol);
+            /* a greedy token may differ only where llama.cpp's pick is within
+             * the rounding of our best (both logits within tol of llama.cpp's) */
+            CHECK(s.greedy_total > 0 && s.greedy_gap <= 2 * files[c].tol, "%s: greedy %ld/%ld, gap %g at a difference",
+                  files[c].file, s.greedy_same, s.greedy_total, s.greedy_gap);
+            qc_model_free(m);
+            continue;
+        }
         /* as stored (the default for a GGUF): every matrix stays in the
          * mapping in its file's type and is multiplied by its own kernels,
          * on activations quantized as llama.cpp quantizes them */
-        st = qc_model_load(path, NULL, &m, err, sizeof err);
+        qc_model_t *m = NULL;
+        qc_status st = qc_model_load(path, NULL, &m, err, sizeof err);
         CHECK(st == QC_OK, "load %s as stored: %s", path, err);
         if (st) continue;
-        check_as_stored(m, path, cases[c].file);
+        check_as_stored(m, path, files[c].file);
         golden_stats_t q = {0};
         golden_run(m, golden, &q);
-        printf("%s as stored (%s) vs llama.cpp: max |logit diff| %.4f over %ld top-5 logits (mean of each "
-               "position's largest %.4f, %ld/%ld positions within 2.5e-3); greedy %ld/%ld (gap at a difference %.4f)\n",
-               cases[c].file, qc_model_dtype(m), q.max_diff, q.n, q.positions ? q.sum_pos / q.positions : 0, q.tight,
-               q.positions, q.greedy_same, q.greedy_total, q.greedy_gap);
-        CHECK(q.n >= 500, "%s: %ld logits compared", cases[c].file, q.n);
-        CHECK(q.max_diff <= cases[c].tol_stored, "%s as stored: max diff %g > %g", cases[c].file, q.max_diff,
-              cases[c].tol_stored);
-        CHECK(q.greedy_total > 0 && q.greedy_gap <= 2 * cases[c].tol_stored,
-              "%s as stored: greedy %ld/%ld, gap %g at a difference", cases[c].file, q.greedy_same, q.greedy_total,
+        printf("%s as stored (%s) on the %s level vs llama.cpp: max |logit diff| %.4f over %ld top-5 logits (mean of "
+               "each position's largest %.4f, %ld/%ld positions within 2.5e-3); greedy %ld/%ld (gap at a difference "
+               "%.4f)\n",
+               files[c].file, qc_model_dtype(m), qc_cpu_name(qc_cpu_level()), q.max_diff, q.n,
+               q.positions ? q.sum_pos / q.positions : 0, q.tight, q.positions, q.greedy_same, q.greedy_total,
+               q.greedy_gap);
+        CHECK(q.n >= 500, "%s: %ld logits compared", files[c].file, q.n);
+        CHECK(q.max_diff <= files[c].tol_stored, "%s as stored: max diff %g > %g", files[c].file, q.max_diff,
+              files[c].tol_stored);
+        CHECK(q.greedy_total > 0 && q.greedy_gap <= 2 * files[c].tol_stored,
+              "%s as stored: greedy %ld/%ld, gap %g at a difference", files[c].file, q.greedy_same, q.greedy_total,
               q.greedy_gap);
         qc_model_free(m);
     }

@@ -15,14 +15,19 @@
  * tiles (kernels_impl.h); test_kernels compares every function here with
  * its scalar twin, under qemu (make emu-test) at each level.
  *
- * The other GGUF types have no NEON kernels yet: the driver runs the
- * scalar level's for them.
+ * Q2_K and Q3_K have no NEON kernels yet: the driver runs the scalar
+ * level's for them.
  *
- * Quantized weights (Q8_0, Q4_0; activations QC_ACT_Q8): each block's
+ * Quantized weights (Q8_0, Q4_0, Q5_0; activations QC_ACT_Q8): each block's
  * integer dot is exact — NEON: vmull_s8 / vmlal_high_s8 pairs (|w x| <=
  * 128 * 127, two of them fit int16) widened into int32 lanes; dotprod: two
  * sdot; i8mm: four smmla, each a 2 rows x 2 tokens x 8 bytes product. Q4_0
- * nibbles are made signed (q - 8) first, so no correction term is needed.
+ * nibbles are made signed (q - 8) first, Q5_0's (5th bit from qh) q - 16,
+ * so no correction term is needed; Q4_1/Q5_1 (on ggml's Q8_1 activations)
+ * keep their unsigned quants and add the offset's term m_w * s_x per block
+ * as the scalar does. The K-quants (Q4_K, Q5_K, Q6_K on Q8_K
+ * activations) keep the scalar reference's eight integer sums per
+ * super-block (see their section), the same at every ARM level.
  * The block's lanes are then summed as integers and scaled and added in
  * F32 exactly as the scalar tile does (sum += (float)isum * (d_w * d_x),
  * block after block, no fused multiply-add), so every ARM level's quantized
@@ -32,6 +37,7 @@
  * smmla for i8mm), 4 x 1 for decode; float weights 4 x 4, 4 x 1 for decode,
  * products accumulated in F32 by fused multiply-add four columns at a time. */
 #include "engine/kernels_impl.h"
+#include "engine/quants.h"
 
 #if defined(__aarch64__) && defined(__ARM_NEON)
 
@@ -65,8 +71,8 @@
 #endif
 
 /* RB rows per L2 block; quantized tiles QR x QT (QR1 x 1 for decode), i8mm
- * tiles MR x MT; float tiles FR x FT (FR x 1). */
-enum { RB = 64, QR = 2, QT = 4, QR1 = 4, MR = 4, MT = 4, FR = 4, FT = 4 };
+ * tiles MR x MT; K-quant tiles KR x KT (KR x 1); float tiles FR x FT (FR x 1). */
+enum { RB = 64, QR = 2, QT = 4, QR1 = 4, MR = 4, MT = 4, KR = 2, KT = 4, FR = 4, FT = 4 };
 
 /* ==== small helpers ==== */
 
@@ -79,10 +85,46 @@ ALWAYS_INLINE float half_at(const unsigned char *p) {
 /* 16 bytes at any address, as int8 lanes. */
 ALWAYS_INLINE int8x16_t load_s8(const void *p) { return vreinterpretq_s8_u8(vld1q_u8((const uint8_t *)p)); }
 
-/* The two 16-weight halves of a Q8_0 (q4 = 0) or Q4_0 (q4 = 1) block at p,
- * as signed int8: elements 0-15 and 16-31. */
-ALWAYS_INLINE void load_w_block(const int q4, const unsigned char *p, int8x16_t *w0, int8x16_t *w1) {
-    if (q4) {
+/* Legacy block kinds: 0 Q8_0, 1 Q4_0, 2 Q5_0 (on the kernels' Q8 blocks),
+ * 3 Q4_1, 4 Q5_1 (on ggml's Q8_1 blocks). */
+#define KIND_Q8_1(kind) ((kind) >= 3)
+
+/* Bytes of a legacy block of a kind. */
+ALWAYS_INLINE size_t legacy_bytes(const int kind) {
+    static const size_t bytes[5] = {QC_Q8_0_BYTES, QC_Q4_0_BYTES, sizeof(qc_block_q5_0), sizeof(qc_block_q4_1),
+                                    sizeof(qc_block_q5_1)};
+    return bytes[kind];
+}
+
+/* The 16 bits of qh at p as 16 bytes, 0x10 where the bit is set (byte k:
+ * bit k): Q5_0's 5th bits of 16 elements. */
+ALWAYS_INLINE uint8x16_t bits_to_16s(const uint8_t *p) {
+    static const uint8_t bit[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+    const uint8x16_t v = vcombine_u8(vdup_n_u8(p[0]), vdup_n_u8(p[1]));
+    return vandq_u8(vtstq_u8(v, vld1q_u8(bit)), vdupq_n_u8(0x10));
+}
+
+/* The two 16-weight halves of a block of a kind at p, as int8: elements
+ * 0-15 and 16-31. Q4_0's nibbles less 8, Q5_0's (with the 5th bit of
+ * element j from bit j of qh) less 16, as the scalar tile takes them;
+ * Q4_1's and Q5_1's as they are (0..31, the offset m apart). */
+ALWAYS_INLINE void load_w_block(const int kind, const unsigned char *p, int8x16_t *w0, int8x16_t *w1) {
+    if (KIND_Q8_1(kind)) {
+        const uint8x16_t q = vld1q_u8(p + (kind == 4 ? 8 : 4));
+        uint8x16_t lo = vandq_u8(q, vdupq_n_u8(0x0f)), hi = vshrq_n_u8(q, 4);
+        if (kind == 4) {
+            lo = vorrq_u8(lo, bits_to_16s(p + 4));
+            hi = vorrq_u8(hi, bits_to_16s(p + 6));
+        }
+        *w0 = vreinterpretq_s8_u8(lo);
+        *w1 = vreinterpretq_s8_u8(hi);
+    } else if (kind == 2) {
+        const qc_block_q5_0 *b5 = (const qc_block_q5_0 *)p;
+        const uint8x16_t q = vld1q_u8(b5->qs);
+        const int8x16_t sixteen = vdupq_n_s8(16);
+        *w0 = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vandq_u8(q, vdupq_n_u8(0x0f)), bits_to_16s(b5->qh))), sixteen);
+        *w1 = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(q, 4), bits_to_16s(b5->qh + 2))), sixteen);
+    } else if (kind) {
         const uint8x16_t q = vld1q_u8(p + 2);
         const int8x16_t eight = vdupq_n_s8(8);
         *w0 = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(0x0f))), eight);
@@ -118,6 +160,13 @@ ALWAYS_INLINE float32x4_t scale_add(float32x4_t sum, int32x4_t isum, float32x4_t
     return vaddq_f32(sum, vmulq_f32(vcvtq_f32_s32(isum), vmulq_f32(dw, dx)));
 }
 
+/* Q4_1/Q5_1 on Q8_1 (quants.c's dot_legacy): the scalar's
+ * sumf += (d_w * d_x) * (float)isum + m_w * s_x, in lanes, unfused. */
+ALWAYS_INLINE float32x4_t scale_add_m(float32x4_t sum, int32x4_t isum, float32x4_t dw, float32x4_t dx,
+                                      float32x4_t mw, float32x4_t sx) {
+    return vaddq_f32(sum, vaddq_f32(vmulq_f32(vmulq_f32(dw, dx), vcvtq_f32_s32(isum)), vmulq_f32(mw, sx)));
+}
+
 /* Stores an R x T tile's F32 sums: lanes are tokens per row (T > 1,
  * s[r]) or rows (T == 1, s[0]). */
 ALWAYS_INLINE void store_tile(const int R, const int T, const float32x4_t *s, const qc_mm_tile_t *a) {
@@ -133,42 +182,263 @@ ALWAYS_INLINE void store_tile(const int R, const int T, const float32x4_t *s, co
  * block dot given by DOT (dot_block_neon, dot_block_dp): per block, per
  * row and token, an int32x4 of partial sums, reduced to one int per output
  * and scaled in lanes (tokens, or rows when T == 1). */
-#define TILE_QUANT_BODY(DOT, q4, R, T, a)                                                                    \
+#define TILE_QUANT_BODY(DOT, kind, R, T, a)                                                                  \
     do {                                                                                                    \
         const unsigned char *w0_ = (a)->w, *x0_ = (a)->x;                                                   \
-        const size_t bb_ = (q4) ? QC_Q4_0_BYTES : QC_Q8_0_BYTES;                                            \
+        const size_t bb_ = legacy_bytes(kind);                                                              \
         float32x4_t sum_[4];                                                                                \
         for (int r = 0; r < 4; r++) sum_[r] = vdupq_n_f32(0.0f);                                            \
         for (int64_t b = 0; b < (a)->k; b++) {                                                              \
             int8x16_t wl_[4], wh_[4];                                                                       \
-            float dwf_[4] = {0, 0, 0, 0}, dxf_[4] = {0, 0, 0, 0};                                           \
+            float dwf_[4] = {0, 0, 0, 0}, dxf_[4] = {0, 0, 0, 0}, mwf_[4] = {0, 0, 0, 0}, sxf_[4] = {0, 0, 0, 0}; \
             _Pragma("GCC unroll 4") for (int r = 0; r < (R); r++) {                                         \
                 const unsigned char *p = w0_ + (size_t)r * (a)->w_stride + (size_t)b * bb_;                 \
-                load_w_block((q4), p, &wl_[r], &wh_[r]);                                                    \
+                load_w_block((kind), p, &wl_[r], &wh_[r]);                                                  \
                 dwf_[r] = half_at(p);                                                                       \
+                if (KIND_Q8_1(kind)) mwf_[r] = half_at(p + 2);                                              \
             }                                                                                               \
             int32x4_t acc_[4][4];                                                                           \
             _Pragma("GCC unroll 4") for (int t = 0; t < (T); t++) {                                         \
-                const qc_block_q8_act *ab = (const qc_block_q8_act *)(x0_ + (size_t)t * (a)->x_stride) + b; \
-                const int8x16_t xl = vld1q_s8(ab->qs), xh = vld1q_s8(ab->qs + 16);                          \
-                dxf_[t] = ab->d;                                                                            \
+                const unsigned char *xt_ = x0_ + (size_t)t * (a)->x_stride;                                 \
+                const int8_t *xq_;                                                                          \
+                if (KIND_Q8_1(kind)) {                                                                      \
+                    const qc_block_q8_1 *ab = (const qc_block_q8_1 *)xt_ + b;                               \
+                    xq_ = ab->qs;                                                                           \
+                    dxf_[t] = half_at(ab->d);                                                               \
+                    sxf_[t] = half_at(ab->s);                                                               \
+                } else {                                                                                    \
+                    const qc_block_q8_act *ab = (const qc_block_q8_act *)xt_ + b;                           \
+                    xq_ = ab->qs;                                                                           \
+                    dxf_[t] = ab->d;                                                                        \
+                }                                                                                           \
+                const int8x16_t xl = vld1q_s8(xq_), xh = vld1q_s8(xq_ + 16);                                \
                 _Pragma("GCC unroll 4") for (int r = 0; r < (R); r++) acc_[r][t] = DOT(wl_[r], wh_[r], xl, xh); \
             }                                                                                               \
             if ((T) == 1) {                                                                                 \
                 int32x4_t col_[4];                                                                          \
                 _Pragma("GCC unroll 4") for (int r = 0; r < (R); r++) col_[r] = acc_[r][0];                 \
-                sum_[0] = scale_add(sum_[0], hsum4_s32((R), col_), vld1q_f32(dwf_), vdupq_n_f32(dxf_[0]));  \
+                const int32x4_t is_ = hsum4_s32((R), col_);                                                 \
+                const float32x4_t dx_ = vdupq_n_f32(dxf_[0]);                                               \
+                sum_[0] = KIND_Q8_1(kind) ? scale_add_m(sum_[0], is_, vld1q_f32(dwf_), dx_, vld1q_f32(mwf_),    \
+                                                        vdupq_n_f32(sxf_[0]))                               \
+                                          : scale_add(sum_[0], is_, vld1q_f32(dwf_), dx_);                  \
             } else {                                                                                        \
-                const float32x4_t dx_ = vld1q_f32(dxf_);                                                    \
-                _Pragma("GCC unroll 4") for (int r = 0; r < (R); r++)                                       \
-                    sum_[r] = scale_add(sum_[r], hsum4_s32((T), acc_[r]), vdupq_n_f32(dwf_[r]), dx_);       \
+                const float32x4_t dx_ = vld1q_f32(dxf_), sx_ = vld1q_f32(sxf_);                             \
+                _Pragma("GCC unroll 4") for (int r = 0; r < (R); r++) {                                     \
+                    const int32x4_t is_ = hsum4_s32((T), acc_[r]);                                          \
+                    sum_[r] = KIND_Q8_1(kind) ? scale_add_m(sum_[r], is_, vdupq_n_f32(dwf_[r]), dx_,        \
+                                                            vdupq_n_f32(mwf_[r]), sx_)                      \
+                                              : scale_add(sum_[r], is_, vdupq_n_f32(dwf_[r]), dx_);         \
+                }                                                                                           \
             }                                                                                               \
         }                                                                                                   \
         store_tile((R), (T), sum_, (a));                                                                    \
     } while (0)
 
-ALWAYS_INLINE void tile_quant_neon(const int q4, const int R, const int T, const qc_mm_tile_t *a) {
-    TILE_QUANT_BODY(dot_block_neon, q4, R, T, a);
+ALWAYS_INLINE void tile_quant_neon(const int kind, const int R, const int T, const qc_mm_tile_t *a) {
+    TILE_QUANT_BODY(dot_block_neon, kind, R, T, a);
+}
+
+/* ==== K-quants: 256-weight super-blocks on Q8_K activations ====
+ *
+ * The scalar reference (quants.c's dot_kquant, ggml's generic vec_dot)
+ * keeps eight integer sums per super-block, element e in sum e % 8, each
+ * scaled by d_w * d_x into its own F32 sum over the row; the mins' term
+ * (dmin_w d_x sum_j mn bsum_j) leaves a separate F32 sum per super-block;
+ * at the end the eight sums join that one, sum 0 first. The tiles here
+ * compute those eight integers exactly (vmull_s8 products of 8 consecutive
+ * elements, lane i holding element 8m + i, so lane i is sum i) and repeat
+ * the F32 steps in that order: the scalar results bit for bit. */
+
+/* Per row and super-block: the 256 quants as int8 in element order
+ * (q[v] = elements 16v .. 16v + 15; Q4_K 0..15, Q5_K 0..31, Q6_K -32..31),
+ * the sub-block scales (8 of 32 elements, or Q6_K's 16 of 16), the mins
+ * (Q4_K/Q5_K), d and dmin. */
+typedef struct {
+    int8x16_t q[16];
+    int16_t sc[16], mn[8];
+    float d, dmin;
+} kq_row_t;
+
+ALWAYS_INLINE size_t kq_bytes(const qc_dtype_t kt) {
+    return kt == QC_DTYPE_Q4_K ? sizeof(qc_block_q4_K) : kt == QC_DTYPE_Q5_K ? sizeof(qc_block_q5_K) : sizeof(qc_block_q6_K);
+}
+
+/* Q4_K/Q5_K's 8 sub-block scales and mins (6 bits each), as quants.c's
+ * scale_min_k4. */
+ALWAYS_INLINE void kq_scales_k4(const uint8_t *q, kq_row_t *k) {
+    for (int j = 0; j < 4; j++) {
+        k->sc[j] = q[j] & 63;
+        k->mn[j] = q[j + 4] & 63;
+        k->sc[j + 4] = (int16_t)((q[j + 8] & 0xF) | ((q[j] >> 6) << 4));
+        k->mn[j + 4] = (int16_t)((q[j + 8] >> 4) | ((q[j + 4] >> 6) << 4));
+    }
+}
+
+/* The dot-product order of 32 elements (v0: 0-15, v1: 16-31): bytes 4c ..
+ * 4c + 3 of *a are elements c, c + 8, c + 16, c + 24 (c = 0..3), those of *b
+ * the same from c + 4; each int32 lane of an sdot then adds to one of the
+ * scalar's eight sums (a: sums 0-3, b: 4-7). */
+ALWAYS_INLINE void kq_perm32(uint8x16_t v0, uint8x16_t v1, uint8x16_t *a, uint8x16_t *b) {
+    static const uint8_t idx[16] = {0, 8, 16, 24, 1, 9, 17, 25, 2, 10, 18, 26, 3, 11, 19, 27};
+    const uint8x16x2_t t = {{v0, v1}};
+    const uint8x16_t i = vld1q_u8(idx);
+    *a = vqtbl2q_u8(t, i);
+    *b = vqtbl2q_u8(t, vaddq_u8(i, vdupq_n_u8(4)));
+}
+
+/* perm (Q4_K/Q5_K): each sub-block's 32 quants in kq_perm32's order, for
+ * the dot-product tiles. */
+ALWAYS_INLINE void kq_unpack(const qc_dtype_t kt, const int perm, const unsigned char *p, kq_row_t *k) {
+    const uint8x16_t m4 = vdupq_n_u8(0x0f);
+    if (kt == QC_DTYPE_Q6_K) {
+        const qc_block_q6_K *b = (const qc_block_q6_K *)p;
+        const uint8x16_t m2 = vdupq_n_u8(0x03);
+        const int8x16_t off = vdupq_n_s8(32);
+        k->d = half_at(b->d);
+        for (int s = 0; s < 16; s++) k->sc[s] = b->scales[s];
+        /* element 128n + 32g + l: low nibble of ql[64n + l + 32 (g odd)]
+         * (high nibble for g >= 2), top bits 2g.. of qh[32n + l] */
+        for (int n = 0; n < 2; n++)
+            for (int h = 0; h < 2; h++) {
+                const uint8x16_t l0 = vld1q_u8(b->ql + 64 * n + 16 * h), l1 = vld1q_u8(b->ql + 64 * n + 32 + 16 * h);
+                const uint8x16_t qh = vld1q_u8(b->qh + 32 * n + 16 * h);
+                const uint8x16_t v[4] = {
+                    vorrq_u8(vandq_u8(l0, m4), vshlq_n_u8(vandq_u8(qh, m2), 4)),
+                    vorrq_u8(vandq_u8(l1, m4), vshlq_n_u8(vandq_u8(vshrq_n_u8(qh, 2), m2), 4)),
+                    vorrq_u8(vshrq_n_u8(l0, 4), vshlq_n_u8(vandq_u8(vshrq_n_u8(qh, 4), m2), 4)),
+                    vorrq_u8(vshrq_n_u8(l1, 4), vshlq_n_u8(vshrq_n_u8(qh, 6), 4)),
+                };
+                for (int g = 0; g < 4; g++) k->q[8 * n + 2 * g + h] = vsubq_s8(vreinterpretq_s8_u8(v[g]), off);
+            }
+        return;
+    }
+    /* Q4_K / Q5_K: d, dmin and scales at the same offsets; sub-blocks 2j
+     * and 2j + 1 are the low and high nibbles of qs[32j .. 32j + 32) */
+    const qc_block_q4_K *b = (const qc_block_q4_K *)p;
+    const uint8_t *qs = kt == QC_DTYPE_Q4_K ? b->qs : ((const qc_block_q5_K *)p)->qs;
+    k->d = half_at(b->d);
+    k->dmin = half_at(b->dmin);
+    kq_scales_k4(b->scales, k);
+    uint8x16_t h0 = vdupq_n_u8(0), h1 = h0;
+    if (kt == QC_DTYPE_Q5_K) {
+        const uint8_t *qh = ((const qc_block_q5_K *)p)->qh;
+        h0 = vld1q_u8(qh);
+        h1 = vld1q_u8(qh + 16);
+        if (perm) kq_perm32(h0, h1, &h0, &h1);
+    }
+    const uint8x16_t b16 = vdupq_n_u8(16);
+    for (int j = 0; j < 4; j++) {
+        uint8x16_t r0 = vld1q_u8(qs + 32 * j), r1 = vld1q_u8(qs + 32 * j + 16);
+        if (perm) kq_perm32(r0, r1, &r0, &r1);
+        uint8x16_t v[4] = {vandq_u8(r0, m4), vandq_u8(r1, m4), vshrq_n_u8(r0, 4), vshrq_n_u8(r1, 4)};
+        if (kt == QC_DTYPE_Q5_K) {
+            /* the 5th bit of sub-block s's element l: bit s of qh[l] */
+            const uint8x16_t blo = vdupq_n_u8((uint8_t)(1u << (2 * j))), bhi = vdupq_n_u8((uint8_t)(2u << (2 * j)));
+            v[0] = vorrq_u8(v[0], vandq_u8(vtstq_u8(h0, blo), b16));
+            v[1] = vorrq_u8(v[1], vandq_u8(vtstq_u8(h1, blo), b16));
+            v[2] = vorrq_u8(v[2], vandq_u8(vtstq_u8(h0, bhi), b16));
+            v[3] = vorrq_u8(v[3], vandq_u8(vtstq_u8(h1, bhi), b16));
+        }
+        for (int i = 0; i < 4; i++) k->q[4 * j + i] = vreinterpretq_s8_u8(v[i]);
+    }
+}
+
+/* The eight integer sums of a super-block (lanes of lo: sums 0-3, hi:
+ * 4-7), ARMv8.0: per sub-block, products summed in int16 lanes (Q6_K 2 per
+ * lane, |q x| <= 32 * 128; Q4_K/Q5_K 4, <= 31 * 128), then times the scale
+ * into int32. */
+ALWAYS_INLINE void kq_sums_neon(const qc_dtype_t kt, const kq_row_t *k, const int8_t *xq, int32x4_t *lo,
+                                int32x4_t *hi) {
+    int32x4_t l = vdupq_n_s32(0), h = l;
+    if (kt == QC_DTYPE_Q6_K) {
+        for (int s = 0; s < 16; s++) {
+            const int8x16_t x = vld1q_s8(xq + 16 * s);
+            const int16x8_t p = vmlal_high_s8(vmull_s8(vget_low_s8(k->q[s]), vget_low_s8(x)), k->q[s], x);
+            l = vmlal_n_s16(l, vget_low_s16(p), k->sc[s]);
+            h = vmlal_high_n_s16(h, p, k->sc[s]);
+        }
+    } else {
+        for (int s = 0; s < 8; s++) {
+            const int8x16_t x0 = vld1q_s8(xq + 32 * s), x1 = vld1q_s8(xq + 32 * s + 16);
+            int16x8_t p = vmull_s8(vget_low_s8(k->q[2 * s]), vget_low_s8(x0));
+            p = vmlal_high_s8(p, k->q[2 * s], x0);
+            p = vmlal_s8(p, vget_low_s8(k->q[2 * s + 1]), vget_low_s8(x1));
+            p = vmlal_high_s8(p, k->q[2 * s + 1], x1);
+            l = vmlal_n_s16(l, vget_low_s16(p), k->sc[s]);
+            h = vmlal_high_n_s16(h, p, k->sc[s]);
+        }
+    }
+    *lo = l;
+    *hi = h;
+}
+
+/* One output's accumulators: the eight F32 sums (lanes), the mins' sum. */
+typedef struct {
+    float32x4_t lo, hi;
+    float m;
+} kq_acc_t;
+
+/* Adds one super-block of token xb to an output: the scalar's
+ * sums[l] += (d_w * d_x) * (float)aux[l] and sumf -= (dmin_w * d_x) * summs. */
+ALWAYS_INLINE void kq_acc_add(const qc_dtype_t kt, kq_acc_t *c, const kq_row_t *k, const qc_block_q8_K *xb,
+                              int32x4_t lo, int32x4_t hi) {
+    const float32x4_t d = vdupq_n_f32(k->d * xb->d);
+    c->lo = vaddq_f32(c->lo, vmulq_f32(d, vcvtq_f32_s32(lo)));
+    c->hi = vaddq_f32(c->hi, vmulq_f32(d, vcvtq_f32_s32(hi)));
+    if (kt != QC_DTYPE_Q6_K) {
+        int32_t summs = 0;
+        for (int j = 0; j < 16; j++) summs += xb->bsums[j] * k->mn[j >> 1];
+        c->m -= (k->dmin * xb->d) * (float)summs;
+    }
+}
+
+/* The scalar's last step: sumf += sums[0], ..., sums[7]. */
+ALWAYS_INLINE float kq_acc_sum(const kq_acc_t *c) {
+    float l[8];
+    vst1q_f32(l, c->lo);
+    vst1q_f32(l + 4, c->hi);
+    float s = c->m;
+    for (int i = 0; i < 8; i++) s += l[i];
+    return s;
+}
+
+/* One R x T tile of Q4_K, Q5_K or Q6_K weights over a->k super-blocks,
+ * the super-block's sums given by SUMS (kq_sums_neon_x, kq_sums_dp) on the
+ * weights unpacked (kq_unpack's perm: PERM) once per super-block and row
+ * for the T tokens. */
+#define TILE_KQ_BODY(SUMS, PERM, kt, R, T, a)                                                                \
+    do {                                                                                                    \
+        const size_t bb_ = kq_bytes(kt);                                                                    \
+        kq_acc_t c_[KR][KT];                                                                                \
+        _Pragma("GCC unroll 4") for (int r = 0; r < (R); r++)                                               \
+            _Pragma("GCC unroll 4") for (int t = 0; t < (T); t++) c_[r][t] =                                \
+                (kq_acc_t){vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), 0.0f};                                     \
+        for (int64_t b = 0; b < (a)->k; b++) {                                                              \
+            _Pragma("GCC unroll 4") for (int r = 0; r < (R); r++) {                                         \
+                kq_row_t k_;                                                                                \
+                kq_unpack((kt), (PERM), (a)->w + (size_t)r * (a)->w_stride + (size_t)b * bb_, &k_);        \
+                _Pragma("GCC unroll 4") for (int t = 0; t < (T); t++) {                                     \
+                    const qc_block_q8_K *xb_ =                                                              \
+                        (const qc_block_q8_K *)((const unsigned char *)(a)->x + (size_t)t * (a)->x_stride) + b; \
+                    int32x4_t lo_, hi_;                                                                     \
+                    SUMS((kt), &k_, xb_, &lo_, &hi_);                                                       \
+                    kq_acc_add((kt), &c_[r][t], &k_, xb_, lo_, hi_);                                        \
+                }                                                                                           \
+            }                                                                                               \
+        }                                                                                                   \
+        _Pragma("GCC unroll 4") for (int r = 0; r < (R); r++)                                               \
+            _Pragma("GCC unroll 4") for (int t = 0; t < (T); t++)                                           \
+                (a)->y[(size_t)t * (size_t)(a)->ldy + r] = kq_acc_sum(&c_[r][t]);                           \
+    } while (0)
+
+ALWAYS_INLINE void kq_sums_neon_x(const qc_dtype_t kt, const kq_row_t *k, const qc_block_q8_K *xb, int32x4_t *lo,
+                                  int32x4_t *hi) {
+    kq_sums_neon(kt, k, xb->qs, lo, hi);
+}
+
+ALWAYS_INLINE void tile_kq_neon(const qc_dtype_t kt, const int R, const int T, const qc_mm_tile_t *a) {
+    TILE_KQ_BODY(kq_sums_neon_x, 0, kt, R, T, a);
 }
 
 /* ==== float weights ==== */
@@ -233,6 +503,12 @@ ALWAYS_INLINE void tile_float(const qc_dtype_t dt, const int R, const int T, con
 
 QC_MM_KERNEL(mm_q8_0, tile_quant_neon, 0, QC_ACT_Q8, RB, QR, QT, QR1, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_q4_0, tile_quant_neon, 1, QC_ACT_Q8, RB, QR, QT, QR1, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q5_0, tile_quant_neon, 2, QC_ACT_Q8, RB, QR, QT, QR1, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q4_1, tile_quant_neon, 3, QC_ACT_Q8_1, RB, QR, QT, QR1, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q5_1, tile_quant_neon, 4, QC_ACT_Q8_1, RB, QR, QT, QR1, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q4_K, tile_kq_neon, QC_DTYPE_Q4_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q5_K, tile_kq_neon, QC_DTYPE_Q5_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q6_K, tile_kq_neon, QC_DTYPE_Q6_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_f32, tile_float, QC_DTYPE_F32, QC_ACT_F32, RB, FR, FT, FR, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_f16, tile_float, QC_DTYPE_F16, QC_ACT_F32, RB, FR, FT, FR, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_bf16, tile_float, QC_DTYPE_BF16, QC_ACT_F32, RB, FR, FT, FR, QC_MM_NO_PACK);
@@ -320,12 +596,43 @@ ALWAYS_INLINE int32x4_t dot_block_dp(int8x16_t w0, int8x16_t w1, int8x16_t x0, i
     return vdotq_s32(vdotq_s32(vdupq_n_s32(0), w0, x0), w1, x1);
 }
 
-ALWAYS_INLINE void tile_quant_dp(const int q4, const int R, const int T, const qc_mm_tile_t *a) {
-    TILE_QUANT_BODY(dot_block_dp, q4, R, T, a);
+ALWAYS_INLINE void tile_quant_dp(const int kind, const int R, const int T, const qc_mm_tile_t *a) {
+    TILE_QUANT_BODY(dot_block_dp, kind, R, T, a);
 }
 
 QC_MM_KERNEL(mm_q8_0_dp, tile_quant_dp, 0, QC_ACT_Q8, RB, QR, QT, QR1, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_q4_0_dp, tile_quant_dp, 1, QC_ACT_Q8, RB, QR, QT, QR1, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q5_0_dp, tile_quant_dp, 2, QC_ACT_Q8, RB, QR, QT, QR1, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q4_1_dp, tile_quant_dp, 3, QC_ACT_Q8_1, RB, QR, QT, QR1, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q5_1_dp, tile_quant_dp, 4, QC_ACT_Q8_1, RB, QR, QT, QR1, QC_MM_NO_PACK);
+
+/* Q4_K/Q5_K's eight sums of a super-block with sdot: per sub-block of 32,
+ * the weights (unpacked in kq_perm32's order) and the token's activations
+ * (put in that order here) in two sdot, lane c of the first the scalar's
+ * sum c, of the second sum c + 4; times the sub-block's scale. Q6_K's
+ * sub-blocks of 16 hold only two elements of each sum, half an sdot's
+ * four: it keeps the NEON tiles. */
+ALWAYS_INLINE void kq_sums_dp(const qc_dtype_t kt, const kq_row_t *k, const qc_block_q8_K *xb, int32x4_t *lo,
+                              int32x4_t *hi) {
+    (void)kt;
+    const int32x4_t z = vdupq_n_s32(0);
+    int32x4_t l = z, h = z;
+    for (int s = 0; s < 8; s++) {
+        uint8x16_t xa, xc;
+        kq_perm32(vld1q_u8((const uint8_t *)xb->qs + 32 * s), vld1q_u8((const uint8_t *)xb->qs + 32 * s + 16), &xa, &xc);
+        l = vmlaq_n_s32(l, vdotq_s32(z, k->q[2 * s], vreinterpretq_s8_u8(xa)), k->sc[s]);
+        h = vmlaq_n_s32(h, vdotq_s32(z, k->q[2 * s + 1], vreinterpretq_s8_u8(xc)), k->sc[s]);
+    }
+    *lo = l;
+    *hi = h;
+}
+
+ALWAYS_INLINE void tile_kq_dp(const qc_dtype_t kt, const int R, const int T, const qc_mm_tile_t *a) {
+    TILE_KQ_BODY(kq_sums_dp, 1, kt, R, T, a);
+}
+
+QC_MM_KERNEL(mm_q4_K_dp, tile_kq_dp, QC_DTYPE_Q4_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q5_K_dp, tile_kq_dp, QC_DTYPE_Q5_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
 
 END_TARGET
 #endif
@@ -347,13 +654,13 @@ ALWAYS_INLINE int8x16_t pair8(const int8x16_t *h0, const int8x16_t *h1, int c) {
  * r1 t0, r1 t1], scaled by the same lanes of d_w * d_x. Odd shapes (edges,
  * decode) are the dot-product tiles: the same integers and F32 steps, so
  * the same bits. */
-ALWAYS_INLINE void tile_quant_mm(const int q4, const int R, const int T, const qc_mm_tile_t *a) {
+ALWAYS_INLINE void tile_quant_mm(const int kind, const int R, const int T, const qc_mm_tile_t *a) {
     if (R % 2 || T % 2) {
-        tile_quant_dp(q4, R, T, a);
+        tile_quant_dp(kind, R, T, a);
         return;
     }
     const unsigned char *w0 = a->w, *x0 = a->x;
-    const size_t bb = q4 ? QC_Q4_0_BYTES : QC_Q8_0_BYTES;
+    const size_t bb = legacy_bytes(kind);
     float32x4_t sum[MR / 2][MT / 2];
 #pragma GCC unroll 2
     for (int i = 0; i < R / 2; i++)
@@ -365,7 +672,7 @@ ALWAYS_INLINE void tile_quant_mm(const int q4, const int R, const int T, const q
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             const unsigned char *p = w0 + (size_t)r * a->w_stride + (size_t)b * bb;
-            load_w_block(q4, p, &wq[r][0], &wq[r][1]);
+            load_w_block(kind, p, &wq[r][0], &wq[r][1]);
             dw[r] = half_at(p);
         }
 #pragma GCC unroll 4
@@ -408,6 +715,7 @@ ALWAYS_INLINE void tile_quant_mm(const int q4, const int R, const int T, const q
 /* Decode tiles (one token) are the dot-product level's. */
 QC_MM_KERNEL(mm_q8_0_mm, tile_quant_mm, 0, QC_ACT_Q8, RB, MR, MT, QR1, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_q4_0_mm, tile_quant_mm, 1, QC_ACT_Q8, RB, MR, MT, QR1, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q5_0_mm, tile_quant_mm, 2, QC_ACT_Q8, RB, MR, MT, QR1, QC_MM_NO_PACK);
 
 END_TARGET
 #endif
@@ -415,24 +723,30 @@ END_TARGET
 /* ==== the levels ==== */
 
 /* A set of this file's float, dot, activation and attention kernels with
- * the given Q8_0 / Q4_0 ones. */
-#define NEON_SET(q8, q4)                                                                                     \
+ * the given legacy and K-quant ones (Q2_K and Q3_K run on the scalar
+ * level's). */
+#define NEON_SET(q8, q4, q5, q41, q51, k4, k5, k6)                                                           \
     {{[QC_DTYPE_F32] = &mm_f32, [QC_DTYPE_F16] = &mm_f16, [QC_DTYPE_BF16] = &mm_bf16, [QC_DTYPE_Q8_0] = &q8, \
-      [QC_DTYPE_Q4_0] = &q4},                                                                               \
+      [QC_DTYPE_Q4_0] = &q4, [QC_DTYPE_Q5_0] = &q5, [QC_DTYPE_Q4_1] = &q41, [QC_DTYPE_Q5_1] = &q51,          \
+      [QC_DTYPE_Q4_K] = &k4, [QC_DTYPE_Q5_K] = &k5, [QC_DTYPE_Q6_K] = &k6},                                  \
      dot_f32_neon, act_row_neon, attend_neon}
 
-static const qc_kernel_set_t neon_set = NEON_SET(mm_q8_0, mm_q4_0);
+static const qc_kernel_set_t neon_set =
+    NEON_SET(mm_q8_0, mm_q4_0, mm_q5_0, mm_q4_1, mm_q5_1, mm_q4_K, mm_q5_K, mm_q6_K);
 const qc_kernel_set_t *const qc_level_neon = &neon_set;
 
 #if NEON_DOTPROD
-static const qc_kernel_set_t dotprod_set = NEON_SET(mm_q8_0_dp, mm_q4_0_dp);
+static const qc_kernel_set_t dotprod_set =
+    NEON_SET(mm_q8_0_dp, mm_q4_0_dp, mm_q5_0_dp, mm_q4_1_dp, mm_q5_1_dp, mm_q4_K_dp, mm_q5_K_dp, mm_q6_K);
 const qc_kernel_set_t *const qc_level_dotprod = &dotprod_set;
 #else
 const qc_kernel_set_t *const qc_level_dotprod = NULL;
 #endif
 
 #if NEON_I8MM
-static const qc_kernel_set_t i8mm_set = NEON_SET(mm_q8_0_mm, mm_q4_0_mm);
+/* the tiles of Q4_1, Q5_1 and the K-quants are the dot-product level's */
+static const qc_kernel_set_t i8mm_set = NEON_SET(mm_q8_0_mm, mm_q4_0_mm, mm_q5_0_mm, mm_q4_1_dp, mm_q5_1_dp, mm_q4_K_dp,
+                                                 mm_q5_K_dp, mm_q6_K);
 const qc_kernel_set_t *const qc_level_i8mm = &i8mm_set;
 #else
 const qc_kernel_set_t *const qc_level_i8mm = NULL;
