@@ -95,8 +95,8 @@ def one(t, secs, led):
             _, status, ru = os.wait4(p.pid, 0)
         except Stop:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            p.send_signal(signal.SIGINT)  # libFuzzer prints its stats and exits
-            _, status, ru = os.wait4(p.pid, 0)
+            os.kill(p.pid, signal.SIGINT)  # libFuzzer prints its stats and exits (not p.send_signal:
+            _, status, ru = os.wait4(p.pid, 0)  # its poll() may reap the child before wait4)
         p.returncode = os.waitstatus_to_exitcode(status)
         if STOP and p.returncode in (-signal.SIGINT, 72, 130):
             p.returncode = 0
