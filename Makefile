@@ -245,18 +245,16 @@ $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(BUILD)/libqcare.a
 	@mkdir -p $(dir $@)
 	$(CC) -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer $(CFLAGS_BASE) $(PKG_CFLAGS) -Itests -o $@ $< $(FUZZ_LINK) $(BUILD)/libqcare.a $(LDLIBS)
 
-# The server's targets (request bodies, the event stream) link the server's
-# and the records' files and the care library's. src/care/safety.c does not
-# build with clang yet (a const struct as an initializer, a GCC extension),
-# so they link a copy built by $(FUZZ_HOSTCC), without instrumentation.
-FUZZ_HOSTCC ?= cc
+# The server's targets (request bodies, the event stream, the records'
+# queries) link the server's and the records' files and the care library's;
+# fuzz_rules (the safety rules file) the care library's.
 FUZZ_SERVER_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard src/server/*.c src/records/*.c)) \
-                  $(BUILD)/obj/gen/web_assets.o $(filter-out %/safety.o,$(CARE_OBJ)) $(BUILD)/fuzz/safety_cc.o
-$(BUILD)/fuzz/safety_cc.o: src/care/safety.c $(wildcard include/*.h src/*/*.h)
-	@mkdir -p $(dir $@)
-	$(FUZZ_HOSTCC) $(OPT) -g $(CFLAGS_BASE) $(PKG_CFLAGS) -c -o $@ $<
-$(BUILD)/fuzz/fuzz_api $(BUILD)/fuzz/fuzz_sse: tests/fuzz/fuzz_srv.h $(FUZZ_SERVER_OBJ)
-$(BUILD)/fuzz/fuzz_api $(BUILD)/fuzz/fuzz_sse: FUZZ_LINK = $(FUZZ_SERVER_OBJ)
+                  $(BUILD)/obj/gen/web_assets.o $(CARE_OBJ)
+$(BUILD)/fuzz/fuzz_api $(BUILD)/fuzz/fuzz_sse: tests/fuzz/fuzz_srv.h
+$(BUILD)/fuzz/fuzz_api $(BUILD)/fuzz/fuzz_sse $(BUILD)/fuzz/fuzz_records: $(FUZZ_SERVER_OBJ)
+$(BUILD)/fuzz/fuzz_api $(BUILD)/fuzz/fuzz_sse $(BUILD)/fuzz/fuzz_records: FUZZ_LINK = $(FUZZ_SERVER_OBJ)
+$(BUILD)/fuzz/fuzz_rules: $(CARE_OBJ)
+$(BUILD)/fuzz/fuzz_rules: FUZZ_LINK = $(CARE_OBJ)
 
 # fuzz_hub compiles the hub client's listing code in (as test_pull does).
 $(BUILD)/fuzz/fuzz_hub: src/cli/hub.c src/cli/hub.h src/cli/hub_impl.h

@@ -8,6 +8,7 @@
  * bench-qwen1.5-0.5b model. */
 #include "engine/engine.h"
 #include "engine/gguf.h"
+#include "engine/model_impl.h"
 #include "mkmodel.h"
 #include "qcare_care.h"
 #include "test.h"
@@ -1055,6 +1056,32 @@ static void test_mkmodel_args(void) {
     free(dir);
 }
 
+/* A conversion worker whose row buffer is not allocated (malloc failing)
+ * leaves its rows unwritten: the load must fail with QC_ERR_NOMEM, not
+ * give a model with garbage weights. The fixture Q8_0 GGUF loaded as F32
+ * converts every matrix; with 1 and 2 threads (the failing worker being
+ * the caller's or another one). */
+static void test_convert_nomem(void) {
+    char *path = path2(fixtures(), "models/tiny-qwen3.q8_0.gguf"), err[512];
+    for (int threads = 1; threads <= 2; threads++) {
+        qc_model_opts_t mo = {.n_threads = threads, .dtype = "f32"};
+        for (int k = 1; k <= 2; k++) { /* the first buffer asked for, then the second */
+            qc_model_t *m = NULL;
+            err[0] = 0;
+            qc_weights_test_fail_rows(k);
+            qc_status s = qc_model_load(path, &mo, &m, err, sizeof err);
+            qc_weights_test_fail_rows(0);
+            CHECK(s == QC_ERR_NOMEM && !m && strstr(err, "out of memory"),
+                  "%d threads, row buffer %d not allocated: status %d, '%s'", threads, k, s, err);
+            qc_model_free(m);
+        }
+        qc_model_t *m = NULL;
+        CHECK(qc_model_load(path, &mo, &m, err, sizeof err) == QC_OK && m, "%d threads: loads as f32: %s", threads, err);
+        qc_model_free(m);
+    }
+    free(path);
+}
+
 int main(void) {
     const char *base = getenv("QC_BUILD");
     snprintf(g_tmp, sizeof g_tmp, "%s/tmp-test-loader-XXXXXX", base && *base ? base : "/tmp");
@@ -1067,6 +1094,7 @@ int main(void) {
     test_bind();
     test_mkmodel_args();
     test_implausible();
+    test_convert_nomem();
     test_generator("tiny-qwen2");
     test_generator("tiny-qwen3");
     const char *bench = getenv("QC_TEST_BENCH");

@@ -1474,6 +1474,16 @@ static void test_rules_file(void) {
         qc_safety_free(s);
         s = NULL;
     }
+    /* A fold of the file that clashes with one of the built-in rules (廁=厕
+     * there): the file's error, under its name (it was "builtin rules:"). */
+    static const char clash[] = "qcare-safety-rules 1\nuse builtin\nfold\n    \xe5\xbb\x81=\xe5\x8f\x95\n";
+    cfg = (qc_safety_config_t){.rules_text = clash, .rules_len = strlen(clash), .rules_path = "clash.txt"};
+    err[0] = 0;
+    CHECK(qc_safety_new(&cfg, &s, err, sizeof err) == QC_ERR_FORMAT && !s && !strncmp(err, "clash.txt: ", 11) &&
+              strstr(err, "folded two ways (U+5EC1)"),
+          "a fold clashing with the built-in rules: '%s'", err);
+    qc_safety_free(s);
+    s = NULL;
     /* The file compiled in is data/safety-rules.txt: loading it gives the same set. */
     cfg = (qc_safety_config_t){.rules_path = "data/safety-rules.txt"};
     CHECK(!qc_safety_new(&cfg, &s, err, sizeof err) && s &&

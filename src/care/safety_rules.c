@@ -149,7 +149,11 @@ typedef struct {
     const char **pres_names; /* each rule's presentation id, resolved at the end */
     size_t first_rule;       /* this file's first rule (after `use builtin`'s) */
     int dialect;             /* the fold block being read is `fold dialect` */
+    int nested;              /* the built-in rules read for a file's `use builtin` */
 } parser_t;
+
+static qc_status compile(qc_safety_t *s, const char *text, size_t len, const char *name, int nested, char *err,
+                         size_t err_size);
 
 static qc_status fail(parser_t *p, qc_status st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static qc_status fail(parser_t *p, qc_status st, const char *fmt, ...) {
@@ -366,8 +370,8 @@ static qc_status header(parser_t *p, const char *l) {
         if (s->n_rules || s->n_groups) return fail(p, QC_ERR_FORMAT, "'use builtin' in the built-in rules");
         /* The compiled-in rules first, then this file's additions. */
         p->block = B_NONE;
-        qc_status st = sf_compile(s, (const char *)qc_safety_rules_txt, qc_safety_rules_txt_len, "builtin rules",
-                                  p->err, p->err_size);
+        qc_status st = compile(s, (const char *)qc_safety_rules_txt, qc_safety_rules_txt_len, "builtin rules", 1,
+                               p->err, p->err_size);
         p->first_rule = s->n_rules;
         if (!st && s->cap_rules) {
             const char **names = realloc(p->pres_names, s->cap_rules * sizeof *names);
@@ -684,14 +688,21 @@ static qc_status finish(parser_t *p) {
     p->line = 0;
     if (!s->n_rules) return fail(p, QC_ERR_FORMAT, "no rules");
     if (s->n_folds) qsort(s->folds, s->n_folds, sizeof *s->folds, fold_cmp);
-    for (size_t i = 1; i < s->n_folds; i++)
+    /* The folds of a file that uses the built-in rules were read (its first
+     * pass) before them: a clash is the file's, told under its name. */
+    for (size_t i = 1; i < s->n_folds && !p->nested; i++)
         if (s->folds[i].from == s->folds[i - 1].from && s->folds[i].to != s->folds[i - 1].to)
             return fail(p, QC_ERR_FORMAT, "a character is folded two ways (U+%04X)", (unsigned)s->folds[i].from);
     return 0;
 }
 
 qc_status sf_compile(qc_safety_t *s, const char *text, size_t len, const char *name, char *err, size_t err_size) {
-    parser_t p = {.s = s, .name = name, .err = err, .err_size = err_size, .first_rule = s->n_rules};
+    return compile(s, text, len, name, 0, err, err_size);
+}
+
+static qc_status compile(qc_safety_t *s, const char *text, size_t len, const char *name, int nested, char *err,
+                         size_t err_size) {
+    parser_t p = {.s = s, .name = name, .err = err, .err_size = err_size, .first_rule = s->n_rules, .nested = nested};
     qc_status st = 0;
     /* Folds apply to phrases too, so they are read before anything else. */
     for (int pass = 0; pass < 2 && !st; pass++) {

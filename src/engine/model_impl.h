@@ -80,6 +80,10 @@ qc_status qc_ctx_check_ids(qc_ctx_t *x, const int32_t *ids, size_t n_ids);
  * recomputes m->weight_bytes when anything changed. */
 qc_status qc_weights_convert(qc_model_t *m, int to_type, char *err, size_t err_size);
 
+/* Tests: the next n row buffers the conversion's workers ask for are not
+ * allocated (as when malloc fails), so the load fails with QC_ERR_NOMEM. */
+void qc_weights_test_fail_rows(int n);
+
 /* ==== reference forward pass (forward_ref.c) ==== */
 
 /* One sequence's state in the reference pass: its own F32 KV cache and the

@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,8 +153,21 @@ typedef struct {
     qc_dtype_t to;
     void *dst;
     size_t row_bytes;
-    long r0, r1; /* rows of this pass */
+    long r0, r1;     /* rows of this pass */
+    atomic_int nomem; /* a worker could not allocate its row buffer: its rows are not written */
 } convert_job_t;
+
+/* Tests: the next n row buffers of the conversion workers are not
+ * allocated (qc_weights_test_fail_rows). */
+static atomic_int fail_rows;
+
+void qc_weights_test_fail_rows(int n) { atomic_store(&fail_rows, n); }
+
+static float *row_alloc(size_t n) {
+    int k = atomic_load(&fail_rows);
+    while (k > 0 && !atomic_compare_exchange_weak(&fail_rows, &k, k - 1)) {}
+    return k > 0 ? NULL : malloc(n);
+}
 
 static void convert_task(void *arg, int ith, int nth) {
     convert_job_t *j = arg;
@@ -161,8 +175,12 @@ static void convert_task(void *arg, int ith, int nth) {
     qc_split(j->r1 - j->r0, ith, nth, 64, &lo, &hi);
     lo += j->r0;
     hi += j->r0;
-    float *row = malloc((size_t)j->src->cols * sizeof *row);
-    if (!row) return; /* the caller checks the first bytes are written: see convert_tensor */
+    if (lo >= hi) return;
+    float *row = row_alloc((size_t)j->src->cols * sizeof *row);
+    if (!row) { /* convert_tensor fails the load */
+        atomic_store(&j->nomem, 1);
+        return;
+    }
     for (long r = lo; r < hi; r++) {
         qc_dequantize_row(j->src, r, row);
         char *d = (char *)j->dst + (size_t)r * j->row_bytes;
@@ -205,8 +223,13 @@ static qc_status convert_tensor(qc_model_t *m, qc_tensor_t *t, qc_dtype_t to, ch
     size_t src_rb = qc_row_bytes(t->dtype, t->cols);
     const long pass = 4096;
     for (long r = 0; r < (long)t->rows; r += pass) {
-        convert_job_t j = {t, to, buf, rb, r, r + pass < (long)t->rows ? r + pass : (long)t->rows};
+        convert_job_t j = {t, to, buf, rb, r, r + pass < (long)t->rows ? r + pass : (long)t->rows, 0};
         qc_pool_run(m->pool, convert_task, &j);
+        if (atomic_load(&j.nomem)) { /* rows left unwritten: the model must not load */
+            free(buf);
+            return qc_seterr(err, err_size, QC_ERR_NOMEM, "out of memory converting weights to %s",
+                             qc_dtype_name(to));
+        }
         drop_pages((const char *)t->data + (size_t)j.r0 * src_rb, (size_t)(j.r1 - j.r0) * src_rb);
     }
     m->owned[m->n_owned++] = buf;

@@ -30,14 +30,20 @@ extern const unsigned long qc_web_dashboard_len;
 
 /* ==== helpers ==== */
 
-static const char *arg(struct MHD_Connection *con, const char *name) {
-    const char *v = MHD_lookup_connection_value(con, MHD_GET_ARGUMENT_KIND, name);
+/* A GET argument through get: NULL when absent or empty. */
+static const char *arg(qs_arg_fn get, void *user, const char *name) {
+    const char *v = get(user, name);
     return v && *v ? v : NULL;
 }
 
+/* The connection's GET arguments (MHD decodes them), for the handlers. */
+static const char *con_arg(void *con, const char *name) {
+    return MHD_lookup_connection_value(con, MHD_GET_ARGUMENT_KIND, name);
+}
+
 /* An optional date argument: 0 (with *ms, 0 when absent), or -1 with the reason in msg. */
-static int arg_date(struct MHD_Connection *con, const char *name, int64_t *ms, char *msg, size_t n) {
-    const char *v = arg(con, name);
+static int arg_date(qs_arg_fn get, void *user, const char *name, int64_t *ms, char *msg, size_t n) {
+    const char *v = arg(get, user, name);
     *ms = 0;
     if (!v) return 0;
     if (qc_rec_time_parse(v, ms)) {
@@ -48,8 +54,8 @@ static int arg_date(struct MHD_Connection *con, const char *name, int64_t *ms, c
 }
 
 /* An optional integer argument in [lo, hi]: 0, or -1 with the reason in msg. */
-static int arg_int(struct MHD_Connection *con, const char *name, long lo, long hi, long *out, char *msg, size_t n) {
-    const char *v = arg(con, name);
+static int arg_int(qs_arg_fn get, void *user, const char *name, long lo, long hi, long *out, char *msg, size_t n) {
+    const char *v = arg(get, user, name);
     if (!v) return 0;
     char *end;
     long x = strtol(v, &end, 10);
@@ -149,10 +155,10 @@ static enum MHD_Result reply_page(qc_server_t *s, struct MHD_Connection *con, qs
     return qs_reply_json(con, r, 200, o);
 }
 
-/* The query arguments every list takes: 0, or -1 with the reason in msg. */
-static int list_args(struct MHD_Connection *con, qc_rec_query_t *q, int *min_streak, char *msg, size_t n) {
+/* The query arguments every list takes (srv.h). */
+int qs_records_list_args(qs_arg_fn get, void *user, qc_rec_query_t *q, int *min_streak, char *msg, size_t n) {
     long limit = 50, urgent = 0, streak = 0;
-    const char *order = arg(con, "order"), *cursor = arg(con, "cursor");
+    const char *order = arg(get, user, "order"), *cursor = arg(get, user, "cursor");
     if (order && strcmp(order, "risk") && strcmp(order, "recent")) {
         snprintf(msg, n, "\"order\" must be risk or recent, not '%.40s'", order);
         return -1;
@@ -161,10 +167,12 @@ static int list_args(struct MHD_Connection *con, qc_rec_query_t *q, int *min_str
         snprintf(msg, n, "\"cursor\" is malformed");
         return -1;
     }
-    if (arg_int(con, "limit", 1, QC_REC_LIMIT_MAX, &limit, msg, n) || arg_int(con, "urgent", 0, 1, &urgent, msg, n) ||
-        arg_int(con, "min_streak", 0, 1000000, &streak, msg, n) || arg_date(con, "since", &q->since_ms, msg, n) ||
-        arg_date(con, "until", &q->until_ms, msg, n))
+    if (arg_int(get, user, "limit", 1, QC_REC_LIMIT_MAX, &limit, msg, n) ||
+        arg_int(get, user, "urgent", 0, 1, &urgent, msg, n) ||
+        arg_int(get, user, "min_streak", 0, 1000000, &streak, msg, n) ||
+        arg_date(get, user, "since", &q->since_ms, msg, n) || arg_date(get, user, "until", &q->until_ms, msg, n))
         return -1;
+    if (!q->patient_id) q->patient_id = arg(get, user, "patient");
     q->order = order && !strcmp(order, "recent") ? QC_REC_ORDER_RECENT : q->order;
     q->limit = (int)limit;
     q->urgent_only = (int)urgent;
@@ -175,9 +183,10 @@ static int list_args(struct MHD_Connection *con, qc_rec_query_t *q, int *min_str
 
 static enum MHD_Result list_sessions(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {
     char msg[512];
-    qc_rec_query_t q = {.order = QC_REC_ORDER_RISK, .patient_id = arg(con, "patient")};
+    qc_rec_query_t q = {.order = QC_REC_ORDER_RISK};
     int min_streak;
-    if (list_args(con, &q, &min_streak, msg, sizeof msg)) return qs_reply_error(con, r, 400, "%s", msg);
+    if (qs_records_list_args(con_arg, con, &q, &min_streak, msg, sizeof msg))
+        return qs_reply_error(con, r, 400, "%s", msg);
     return reply_page(s, con, r, q, min_streak, NULL, NULL);
 }
 
@@ -202,7 +211,8 @@ static enum MHD_Result get_patient(qc_server_t *s, struct MHD_Connection *con, q
     char msg[512];
     qc_rec_query_t q = {.order = QC_REC_ORDER_RECENT, .patient_id = patient};
     int min_streak;
-    if (list_args(con, &q, &min_streak, msg, sizeof msg)) return qs_reply_error(con, r, 400, "%s", msg);
+    if (qs_records_list_args(con_arg, con, &q, &min_streak, msg, sizeof msg))
+        return qs_reply_error(con, r, 400, "%s", msg);
     if (!q.cursor) { /* a patient nobody recorded is not there */
         qc_store_t *st = store_or_404(s, con, r, &ret);
         if (!st) return ret;
@@ -475,24 +485,36 @@ static void export_free(void *cls) {
     free(x);
 }
 
+int qs_records_export_args(qs_arg_fn get, void *user, qc_rec_format_t *fmt, int64_t *since, int64_t *until,
+                           char *msg, size_t n) {
+    const char *format = arg(get, user, "format");
+    *fmt = QC_REC_CSV;
+    if (format && strcmp(format, "csv") && strcmp(format, "jsonl")) {
+        snprintf(msg, n, "\"format\" must be csv or jsonl, not '%.40s'", format);
+        *since = *until = 0;
+        return -1;
+    }
+    if (format && !strcmp(format, "jsonl")) *fmt = QC_REC_JSONL;
+    *until = 0;
+    return arg_date(get, user, "since", since, msg, n) || arg_date(get, user, "until", until, msg, n) ? -1 : 0;
+}
+
 static enum MHD_Result export_turns(qc_server_t *s, struct MHD_Connection *con, qs_req_t *r) {
     char msg[512];
-    const char *format = arg(con, "format");
+    qc_rec_format_t fmt;
     int64_t since, until;
-    if (format && strcmp(format, "csv") && strcmp(format, "jsonl"))
-        return qs_reply_error(con, r, 400, "\"format\" must be csv or jsonl, not '%.40s'", format);
-    if (arg_date(con, "since", &since, msg, sizeof msg) || arg_date(con, "until", &until, msg, sizeof msg))
+    if (qs_records_export_args(con_arg, con, &fmt, &since, &until, msg, sizeof msg))
         return qs_reply_error(con, r, 400, "%s", msg);
     enum MHD_Result ret;
     qc_store_t *st = store_or_404(s, con, r, &ret);
     if (!st) return ret;
-    int jsonl = format && !strcmp(format, "jsonl");
+    int jsonl = fmt == QC_REC_JSONL;
     export_t *x = calloc(1, sizeof *x);
     if (!x) return qs_reply_error(con, r, 500, "out of memory");
     x->st = st; /* field by field: a compound literal would put the ring on the stack */
     x->con = con;
     x->rec = s->rec;
-    x->fmt = jsonl ? QC_REC_JSONL : QC_REC_CSV;
+    x->fmt = fmt;
     x->since = since;
     x->until = until;
     pthread_mutex_init(&x->mu, NULL);

@@ -158,6 +158,17 @@ qs_call_t *qs_completion_parse(qc_server_t *s, qs_req_t *r, int legacy, int *sta
 qs_call_t *qs_classify_parse(qc_server_t *s, qs_req_t *r, int *status, char *msg,
                              size_t n); /* api_classify.c: /v1/classify */
 
+/* The query arguments of /api/records/... (api_records.c), read through
+ * get (a connection's GET arguments; NULL or "" when absent), so that they
+ * parse without a connection (tests/fuzz): 0, or -1 with the reason (a
+ * 400) in msg. The lists' order, limit, urgent, min_streak, since, until,
+ * cursor and (when q->patient_id is NULL) patient; the export's format,
+ * since and until. */
+typedef const char *(*qs_arg_fn)(void *user, const char *name);
+int qs_records_list_args(qs_arg_fn get, void *user, qc_rec_query_t *q, int *min_streak, char *msg, size_t n);
+int qs_records_export_args(qs_arg_fn get, void *user, qc_rec_format_t *fmt, int64_t *since, int64_t *until,
+                           char *msg, size_t n);
+
 /* ==== routes (http.c) ==== */
 
 /* Answers one request whose path, method and key were checked. */

@@ -72,11 +72,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!c) {
         FUZZ_CHECK(status == 400 || (status == 500 && !strcmp(msg, "out of memory")), "status %d (%s)", status, msg);
         FUZZ_CHECK(*msg && strlen(msg) < sizeof msg, "refused without a message");
-        return 0;
+    } else {
+        if (which < 2) check_care(s, c, which == 1);
+        else if (which < 4) check_completion(s, c);
+        else FUZZ_CHECK(c->rq.kind == QS_CLASSIFY && c->rq.labels && c->rq.text, "classify call incomplete");
+        qs_call_free(c);
     }
-    if (which < 2) check_care(s, c, which == 1);
-    else if (which < 4) check_completion(s, c);
-    else FUZZ_CHECK(c->rq.kind == QS_CLASSIFY && c->rq.labels && c->rq.text, "classify call incomplete");
-    qs_call_free(c);
+    /* an urgent text's notice stays on the request, freed with it (http.c) */
+    FUZZ_CHECK(!r.sr.kind == !r.notice, "urgent %d, notice %p", (int)r.sr.kind, (void *)r.notice);
+    free(r.notice);
     return 0;
 }

@@ -29,6 +29,10 @@ What it writes, per target:
   fuzz_chat, fuzz_hub  hand-made message lists and hub answers
   fuzz_api, fuzz_sse  request bodies of every POST endpoint; stop strings
       and reply pieces (split UTF-8, stop strings across pieces)
+  fuzz_records  the /api/records/... URLs of the README and test_recserve
+      (every list argument, cursors of both orders, dates, erasures, exports)
+  fuzz_rules  data/safety-rules.txt, its blocks one statement kind at a
+      time, test_safety's small files and malformed ones
 """
 import json
 import os
@@ -520,6 +524,106 @@ def api_seeds():
     put("fuzz_sse", "analyze", b"\x02\x00I \xffunderstand\xff.")
 
 
+def records_seeds():
+    """fuzz_records: byte 0 the request (0 sessions, 1 a patient's, 2 a
+    session, 3 DELETE a session, 4 export), then the URL after the prefix,
+    as the README's examples and test_recserve send them."""
+    T = "fuzz_records"
+    urls = [
+        (0, ""), (0, "?order=risk"), (0, "?order=recent"), (0, "?limit=5"), (0, "?limit=0"), (0, "?limit=abc"),
+        (0, "?min_streak=2"), (0, "?order=worst"), (0, "?since=yesterday"), (0, "?cursor=garbage"),
+        (0, "?order=risk&cursor=t.1.00"), (0, "?order=risk&urgent=1&since=2026-11-01&limit=20"),
+        (0, "?patient=pat-w"), (0, "?order=recent&patient=p7&min_streak=2&limit=1"),
+        (0, "?limit=2&cursor=r.900000.1790000120000.7331"), (0, "?order=recent&limit=1&cursor=t.1790000120000.7331"),
+        (0, "?since=2026-09-21T00:00Z&until=2026-09-23T12:30:15.250"), (0, "?since=2026-09-21+08:00:00"),
+        (0, "?patient=p%208&order=recent"),
+        (1, "p7"), (1, "pat-w?limit=1"), (1, "no-such"), (1, "p7?order=risk&since=2026-09-22"),
+        (2, "s1"), (2, "s4"), (2, "no-such"), (2, "sess%20%C3%A9%2F%25%3F%26%3D%2B"), (2, ""),
+        (3, "s2"), (3, "e-1"), (3, "sess%20%C3%A9%2F%25%3F%26%3D%2B"),
+        (4, ""), (4, "?format=csv"), (4, "?format=jsonl"), (4, "?format=xml"), (4, "?since=2026-1-1"),
+        (4, "?format=csv&since=2026-11-01&until=2026-12-01"), (4, "?format=jsonl&since=2100-01-01"),
+        (4, "?format=jsonl&until=2026-09-22T00:00:00Z"),
+    ]
+    for i, (route, url) in enumerate(urls):
+        put(T, "url%02d" % i, bytes([route]) + url.encode())
+
+
+def rules_seeds():
+    """fuzz_rules: data/safety-rules.txt whole and cut down (its header, the
+    sources and presentations a block of rules needs, one block of each
+    statement kind), and test_safety's small files."""
+    T = "fuzz_rules"
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "..", "..", "data", "safety-rules.txt"), encoding="utf-8") as f:
+        full = f.read()
+    put(T, "safety-rules.txt", full)
+    # statements: a line in the first column and its indented lines
+    stmts, cur = [], []
+    for line in full.split("\n"):
+        if line and not line[0].isspace() and not line.startswith("#"):
+            if cur:
+                stmts.append(cur)
+            cur = [line]
+        elif cur and line.strip() and not line.startswith("#"):
+            cur.append(line)
+    if cur:
+        stmts.append(cur)
+    head = stmts[0]
+    by = {}
+    for st in stmts[1:]:
+        by.setdefault(st[0].split()[0], []).append(st)
+    text = lambda sts: "\n".join("\n".join(st) for st in sts) + "\n"
+    # each rule with what it names: its presentation, that one's sources, its groups (and theirs, via @)
+    groups = {st[0].split()[1]: st for st in by.get("group", [])}
+    pres = {st[0].split()[1]: st for st in by.get("presentation", [])}
+    srcs = {st[0].split()[1]: st for st in by.get("source", [])}
+
+    def needs_groups(st, seen):
+        out = []
+        for line in st[1:]:
+            words = line.replace("|", " ").split()
+            names = [w[1:] for w in words if w.startswith("@")]
+            if st[0].startswith("rule"):
+                names = [w for w in words[1:] if w != "with" and w in groups] if words[0] in (
+                    "trigger", "cosign", "unless") else []
+            for n in names:
+                if n in groups and n not in seen:
+                    seen.add(n)
+                    out += needs_groups(groups[n], seen) + [groups[n]]
+        return out
+
+    rules = by.get("rule", [])
+    for k, idx in enumerate([0, 1, len(rules) // 2, len(rules) - 1]):
+        if not rules:
+            break
+        r = rules[idx]
+        p = pres.get(r[0].split()[1])
+        need = []
+        if p:
+            for line in p[1:]:
+                w = line.split()
+                if w and w[0] == "source":
+                    need += [srcs[x] for x in w[1:] if x in srcs]
+            need.append(p)
+        need += needs_groups(r, set())
+        cues = by.get("cue", [])[:2] + by.get("compound", [])[:1] + by.get("fold", [])[:1]
+        put(T, "rule-%d.txt" % k, text([head] + need + cues + [r]))
+    put(T, "use-builtin.txt", "qcare-safety-rules 1\nuse builtin\nsource clinic\n    Our protocol.\n"
+        "presentation clinic.purple\n    kind emergency\n    source clinic\n    title Zebra stripes\n"
+        "group purple\n    zebra stripe* | \u6591\u9a6c\u7eb9\nrule clinic.purple\n    trigger purple\n")
+    put(T, "small.txt", "qcare-safety-rules 1\n# a clinic's own rule\nsource clinic\n    Our clinic's protocol, 2026.\n"
+        "presentation clinic.purple\n    kind emergency\n    source clinic\n    title Zebra stripes with fever\n"
+        "group purple\n    zebra stripe* | \u6591\u9a6c\u7eb9\ngroup fever\n    fever | \u53d1\u70e7 | {n>=39} degrees\n"
+        "group pills\n    took {n>=10}~pills | sats {n<=92} | @fever\ncue negation\n    no\ncue past\n    used to\n"
+        "compound\n    blood + test\nfold\n    \u767c=\u53d1\nfold dialect\n    \u5187=\u6ca1\n"
+        "rule clinic.purple\n    trigger purple with fever\n    cosign pills\n    unless fever\n    lang any\n"
+        "    context negation past figurative\n    kind child\n    child\n")
+    put(T, "bad-version.txt", "qcare-safety-rules 2\n")
+    put(T, "bad-phrase.txt", "qcare-safety-rules 1\ngroup g\n    a~b~c~d~e | al*ergy | {n<3} pills\n")
+    put(T, "crlf.txt", "qcare-safety-rules 1\r\nsource s\r\n    T.\r\npresentation p\r\n    kind cardiac\r\n"
+        "    source s\r\ngroup g\r\n    a\r\nrule p\r\n    trigger g\r\n")
+
+
 def main():
     work = os.path.join(OUT, "work")
     shutil.rmtree(OUT, ignore_errors=True)
@@ -532,6 +636,8 @@ def main():
     chat_seeds()
     hub_seeds()
     api_seeds()
+    records_seeds()
+    rules_seeds()
     shutil.rmtree(work)
 
 

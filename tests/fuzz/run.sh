@@ -9,8 +9,9 @@
 #       TARGET/ (the committed corpus is not touched), crashes to
 #       FUZZ_BUILD/fuzz/crashes/TARGET/.
 #   sh tests/fuzz/run.sh FUZZ_BUILD merge [TARGET...]
-#       minimizes tests/fuzz/corpus/TARGET/ with what the runs found
-#       (libFuzzer -merge=1: the smallest set of inputs with the same coverage).
+#       minimizes tests/fuzz/corpus/TARGET/ with what the runs found and the
+#       seeds of mkseeds.py (FUZZ_BUILD/seeds/TARGET/, when there) (libFuzzer
+#       -merge=1: the smallest set of inputs with the same coverage).
 #
 # Prints one line per target and `fuzz: N passed, N failed, N skipped`. When
 # clang cannot build a fuzzer (scripts/deps.sh fuzz installs it), every
@@ -42,6 +43,8 @@ opts() {
     fuzz_api) echo "-max_len=16384 -rss_limit_mb=1024 -malloc_limit_mb=256 -timeout=10 -dict=$here/dict/json.dict" ;;
     fuzz_sse) echo "-max_len=8192 -rss_limit_mb=1024 -malloc_limit_mb=256 -timeout=10" ;;
     fuzz_hub) echo "-max_len=65536 -rss_limit_mb=512 -malloc_limit_mb=128 -timeout=10 -dict=$here/dict/json.dict" ;;
+    fuzz_records) echo "-max_len=4096 -rss_limit_mb=1024 -malloc_limit_mb=128 -timeout=10 -dict=$here/dict/records.dict" ;;
+    fuzz_rules) echo "-max_len=131072 -rss_limit_mb=1024 -malloc_limit_mb=128 -timeout=20 -dict=$here/dict/rules.dict" ;;
     *) echo "-max_len=65536 -rss_limit_mb=1024 -timeout=20" ;;
     esac
 }
@@ -77,8 +80,9 @@ if [ "$SECS" = merge ]; then
         mkdir -p "$here/corpus/$t" "$FB/fuzz/corpus/$t"
         old=$(ls "$here/corpus/$t" | wc -l)
         rm -rf "$FB/fuzz/merged/$t"; mkdir -p "$FB/fuzz/merged/$t"
-        # shellcheck disable=SC2046
-        if nice "$FB/fuzz/$t" -merge=1 $(opts "$t") "$FB/fuzz/merged/$t" "$here/corpus/$t" "$FB/fuzz/corpus/$t" \
+        seeds=; [ -d "$FB/seeds/$t" ] && seeds="$FB/seeds/$t"
+        # shellcheck disable=SC2046,SC2086
+        if nice "$FB/fuzz/$t" -merge=1 $(opts "$t") "$FB/fuzz/merged/$t" "$here/corpus/$t" "$FB/fuzz/corpus/$t" $seeds \
             > "$FB/fuzz/log/$t.merge" 2>&1; then
             rm -f "$here/corpus/$t"/*
             cp "$FB/fuzz/merged/$t"/* "$here/corpus/$t"/ 2>/dev/null
