@@ -359,6 +359,7 @@ static void test_drain(void) {
     json_t *j = json_loads(r.body, 0, NULL);
     CHECK(st == 503 && r.retry_after[0] && json_str(j, "error"), "a new request while draining: %ld, Retry-After '%s', %s",
           st, r.retry_after, r.body);
+    CHECK(strcasestr(r.headers, "\nConnection: close"), "an answer while draining closes its connection: %s", r.headers);
     json_decref(j);
     sp_reply_free(&r);
     st = req(&s, "/api/analyze", "{\"text\": \"I have crushing chest pain\"}", NULL, "k", &r);

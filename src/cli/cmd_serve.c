@@ -22,6 +22,7 @@
 #define SERVE_MAX_LIST 16    /* values of a repeatable option (--trusted-proxy, --allow-origin) */
 #define SERVE_FD_RESERVE 64  /* open files kept for the model, logs and the server's own */
 #define SERVE_CUT_GRACE_S 5  /* seconds the answers of requests cut at --drain-timeout get to go out */
+#define SERVE_LINGER_S 1.0   /* seconds a drained server still answers 503 before it stops */
 
 /* Raises the open-file limit to its hard limit (each connection is a
  * socket) and returns how many connections it leaves room for. */
@@ -82,6 +83,18 @@ static const char *url_shown(const char *url, char *out, size_t n) {
     return out;
 }
 
+/* A tenth of a second of the drain; a second SIGTERM or SIGINT meanwhile
+ * ends the process at once, with exit status 1. */
+static void drain_pause(const sigset_t *stop) {
+    struct timespec ts = {0, 100 * 1000000L};
+    int again = sigtimedwait(stop, NULL, &ts);
+    if (again == SIGINT || again == SIGTERM) {
+        fprintf(stderr, "qcare: %s while draining: stopping at once (exit status 1)\n",
+                again == SIGINT ? "SIGINT" : "SIGTERM");
+        _exit(1);
+    }
+}
+
 /* The drain after the first SIGTERM / SIGINT (server.h): waits up to
  * drain_s seconds for the requests in flight, cuts those still running,
  * and gives their last answers SERVE_CUT_GRACE_S to go out. A second
@@ -99,14 +112,14 @@ static void drain(qc_server_t *s, const sigset_t *stop, int sig, int drain_s) {
             qc_server_cut(s);
         }
         if (cut && el >= drain_s + SERVE_CUT_GRACE_S) break; /* a client that reads nothing is not waited for */
-        struct timespec ts = {0, 100 * 1000000L};
-        int again = sigtimedwait(stop, NULL, &ts);
-        if (again == SIGINT || again == SIGTERM) {
-            fprintf(stderr, "qcare: %s while draining: stopping at once (exit status 1)\n",
-                    again == SIGINT ? "SIGINT" : "SIGTERM");
-            _exit(1);
-        }
+        drain_pause(stop);
     }
+    /* A balancer may still pass a request on a keep-alive connection it
+     * held before the drain: a moment more of 503s (each closing its
+     * connection) instead of a connection closed under the request. */
+    for (double t1 = qc_now_s(), e = 0; !cut && (e < SERVE_LINGER_S || (qc_server_inflight(s) > 0 && e < 2 * SERVE_LINGER_S));
+         e = qc_now_s() - t1)
+        drain_pause(stop);
     el = qc_now_s() - t0;
     if (cut)
         fprintf(stderr, "qcare: drained in %.1f s: %d request%s still running at --drain-timeout were cut; stopping\n",

@@ -89,6 +89,9 @@ enum MHD_Result qs_reply_bytes(struct MHD_Connection *con, qs_req_t *r, unsigned
 }
 
 enum MHD_Result qs_queue(struct MHD_Connection *con, qs_req_t *r, unsigned status, struct MHD_Response *resp) {
+    /* a balancer's idle keep-alive connection to a draining server would
+     * otherwise carry a request into the moment the process exits (502) */
+    if (r->draining && atomic_load(r->draining)) MHD_add_response_header(resp, "Connection", "close");
     if (r->cors[0]) {
         MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->cors);
         MHD_add_response_header(resp, "Vary", "Origin");
@@ -493,6 +496,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         if (!(r = calloc(1, sizeof *r))) return MHD_NO;
         atomic_fetch_add(&s->n_inflight, 1); /* until on_completed: the drain waits for it */
         r->t0 = qc_now_ms();
+        r->draining = &s->draining;
         r->route = s->n_routes;
         snprintf(r->method, sizeof r->method, "%s", method);
         snprintf(r->path, sizeof r->path, "%s", url);

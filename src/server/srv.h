@@ -92,6 +92,7 @@ typedef struct {
     qs_call_t *call; /* a plain call waiting for the scheduler (the connection suspended) */
     char cors[256];  /* an allowed cross origin, echoed in Access-Control-Allow-Origin ("": none) */
     char method[16], path[512]; /* room for a route's prefix and a 256-byte id */
+    atomic_int *draining; /* the server's: while it drains, every answer closes its connection */
 } qs_req_t;
 
 #define QS_JSON_TYPE "application/json; charset=utf-8"
