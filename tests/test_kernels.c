@@ -707,7 +707,7 @@ static void test_matmul_gguf(void) {
             printf("test_kernels: %s: %d GGUF-type configurations of its own kernels (%s) checked%s\n", level_name(l),
                    n_levels_run[l], own, bit_exact_quant(l) ? ", bit-identical to scalar" : "");
         }
-        else if (qc_cpu_has((qc_cpu_t)l)) SKIP("%s has no GGUF-type kernels of its own (scalar's run)", level_name(l));
+        else if (qc_cpu_has((qc_cpu_t)l)) SKIP("%s has no GGUF-type kernels of its own (the level below's run)", level_name(l));
         else SKIP("%s GGUF-type kernels not checked: not supported by this CPU or build", level_name(l));
     }
 }

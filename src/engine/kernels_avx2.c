@@ -225,25 +225,81 @@ ALWAYS_INLINE int32_t hsum_i32(__m256i v) {
     return _mm_cvtsi128_si32(s);
 }
 
-/* One R x T tile of Q4_K, Q5_K or Q6_K weights over a->k super-blocks. Per
- * row and super-block the quants are unpacked to unsigned bytes (Q4_K
- * 0..15, Q5_K 0..31, Q6_K 0..63), multiplied with the activations by
- * vpmaddubsw (2 * 63 * 128 fits int16), scaled per sub-block by vpmaddwd
- * into int32 lanes: one exact integer per token and super-block. Q6_K's
- * excess 32 * sum_s sc_s bsum_s is an exact integer too; the mins' term
- * of Q4_K/Q5_K (dmin * mn * bsum) has its own F32 scale and is kept apart.
- * The sub-block scales reach the lanes by vpshufb from one register per
- * row and super-block, and both corrections are vpmaddwd of the
- * activations' 16 bsums by the scales (mins) summed across lanes: the same
- * integers as the scalar sums, so the float steps are unchanged. */
+/* The quants of half n (elements 128n .. 128n + 127) of a super-block with
+ * 16-weight sub-blocks, as unsigned bytes, group g (elements 128n + 32g +
+ * l, l = 0..31, sub-blocks 8n + 2g and 8n + 2g + 1) in q[g]: Q2_K 0..3 (bits
+ * 2g of qs[32n + l]), Q3_K 0..7 (those and 4 times bit 4n + g of hmask[l]:
+ * the scalar's q + 4), Q6_K 0..63 (the scalar's q + 32). The 16-bit shifts
+ * take no bit across a byte: at most bit 7 is shifted to bit 0. */
+ALWAYS_INLINE void kq16_half(const qc_dtype_t kt, const unsigned char *p, const int n, __m256i q[4]) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(0x03);
+    if (kt == QC_DTYPE_Q6_K) {
+        const qc_block_q6_K *k6 = (const qc_block_q6_K *)p;
+        const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(k6->ql + 64 * n));
+        const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(k6->ql + 64 * n + 32));
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)(k6->qh + 32 * n));
+        q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
+        q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4),
+                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
+        q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
+        q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+        return;
+    }
+    const uint8_t *qs = kt == QC_DTYPE_Q2_K ? ((const qc_block_q2_K *)p)->qs : ((const qc_block_q3_K *)p)->qs;
+    const __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * n));
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; g++) q[g] = _mm256_and_si256(_mm256_srli_epi16(v, 2 * g), m2);
+    if (kt == QC_DTYPE_Q3_K) {
+        const __m256i hm = _mm256_loadu_si256((const __m256i *)((const qc_block_q3_K *)p)->hmask);
+        const __m256i one = _mm256_set1_epi8(1);
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++)
+            q[g] = _mm256_or_si256(q[g], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hm, 4 * n + g), one), 2));
+    }
+}
+
+/* The 16 sub-block scales of a Q2_K, Q3_K or Q6_K super-block as int16
+ * (0..7 in the low 128-bit lane, 8..15 the high), and Q2_K's 16 mins:
+ * Q2_K's 4-bit nibbles, Q3_K's 6 bits less 32 (qc_q3_K_scales),
+ * Q6_K's int8. */
+ALWAYS_INLINE __m256i kq16_scales(const qc_dtype_t kt, const unsigned char *p, __m256i *mn16) {
+    if (kt == QC_DTYPE_Q6_K) return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)((const qc_block_q6_K *)p)->scales));
+    if (kt == QC_DTYPE_Q2_K) {
+        const __m128i s = _mm_loadu_si128((const __m128i *)((const qc_block_q2_K *)p)->scales), m4 = _mm_set1_epi8(0x0f);
+        *mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(s, 4), m4));
+        return _mm256_cvtepu8_epi16(_mm_and_si128(s, m4));
+    }
+    int16_t sc[16];
+    qc_q3_K_scales(((const qc_block_q3_K *)p)->scales, sc);
+    return _mm256_loadu_si256((const __m256i *)sc);
+}
+
+/* One R x T tile of K-quant weights over a->k super-blocks. Per row and
+ * super-block the quants are unpacked to unsigned bytes (Q2_K 0..3, Q3_K
+ * 0..7, Q4_K 0..15, Q5_K 0..31, Q6_K 0..63), multiplied with the
+ * activations by vpmaddubsw (2 * 63 * 128 fits int16), scaled per sub-block
+ * by vpmaddwd into int32 lanes: one exact integer per token and
+ * super-block. Q3_K's and Q6_K's excess (4 or 32) * sum_s sc_s bsum_s is an
+ * exact integer too; the mins' term of Q2_K/Q4_K/Q5_K (dmin * mn * bsum)
+ * has its own F32 scale and is kept apart. The sub-block scales reach the
+ * lanes by vpshufb from one register per row and super-block, and both
+ * corrections are vpmaddwd of the activations' 16 bsums by the scales
+ * (mins) summed across lanes: the same integers as the scalar sums, so the
+ * float steps are unchanged. Q2_K takes the scalar's steps exactly (one
+ * integer per super-block: sumf += dall * isum - dmin * summs). */
 ALWAYS_INLINE void tile_kq(const qc_dtype_t kt, const int R, const int T, const qc_mm_tile_t *a) {
     const unsigned char *w0 = a->w, *x0 = a->x;
     const size_t row_bytes = a->w_stride, x_stride = a->x_stride;
     const int64_t nb = a->k, ldy = a->ldy;
     const int pf = a->prefetch;
-    const size_t bb = kt == QC_DTYPE_Q4_K ? sizeof(qc_block_q4_K) : kt == QC_DTYPE_Q5_K ? sizeof(qc_block_q5_K)
-                                                                                          : sizeof(qc_block_q6_K);
-    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(0x03);
+    const size_t bb = kt == QC_DTYPE_Q4_K   ? sizeof(qc_block_q4_K)
+                      : kt == QC_DTYPE_Q5_K ? sizeof(qc_block_q5_K)
+                      : kt == QC_DTYPE_Q2_K ? sizeof(qc_block_q2_K)
+                      : kt == QC_DTYPE_Q3_K ? sizeof(qc_block_q3_K)
+                                            : sizeof(qc_block_q6_K);
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
     acc2_t c;
     acc2_zero(&c, R, T);
 
@@ -256,25 +312,15 @@ ALWAYS_INLINE void tile_kq(const qc_dtype_t kt, const int R, const int T, const 
             __m256i isum[KT];
 #pragma GCC unroll 4
             for (int t = 0; t < T; t++) isum[t] = _mm256_setzero_si256();
-            if (kt == QC_DTYPE_Q6_K) {
-                const qc_block_q6_K *k6 = (const qc_block_q6_K *)p;
-                /* the 16 int8 scales as int16: 0..7 in the low lane, 8..15 the high */
-                const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)k6->scales));
+            if (kt == QC_DTYPE_Q2_K || kt == QC_DTYPE_Q3_K || kt == QC_DTYPE_Q6_K) {
+                __m256i mn16 = _mm256_setzero_si256();
+                const __m256i sc16 = kq16_scales(kt, p, &mn16);
 #pragma GCC unroll 2
                 for (int n = 0; n < 2; n++) {
-                    const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(k6->ql + 64 * n));
-                    const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(k6->ql + 64 * n + 32));
-                    const __m256i qh = _mm256_loadu_si256((const __m256i *)(k6->qh + 32 * n));
                     /* scales 8n..8n+7 in both lanes */
                     const __m256i scn = n ? _mm256_permute2x128_si256(sc16, sc16, 0x11) : _mm256_permute2x128_si256(sc16, sc16, 0x00);
                     __m256i q[4];
-                    q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
-                    q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4),
-                                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
-                    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
-                    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+                    kq16_half(kt, p, n, q);
 #pragma GCC unroll 4
                     for (int g = 0; g < 4; g++) {
                         /* elements 0..15 of the group take scale 8n + 2g, 16..31 the next */
@@ -289,13 +335,22 @@ ALWAYS_INLINE void tile_kq(const qc_dtype_t kt, const int R, const int T, const 
                         }
                     }
                 }
-                const float d = f16_to_f32(qc_load_u16(k6->d));
+                /* d and dmin: Q2_K's at 80, 82; Q3_K's d at 108; Q6_K's at 208 */
+                const float d = f16_to_f32(qc_load_u16(kt == QC_DTYPE_Q2_K   ? ((const qc_block_q2_K *)p)->d
+                                                       : kt == QC_DTYPE_Q3_K ? ((const qc_block_q3_K *)p)->d
+                                                                             : ((const qc_block_q6_K *)p)->d));
 #pragma GCC unroll 4
                 for (int t = 0; t < T; t++) {
                     const qc_block_q8_K *xb = (const qc_block_q8_K *)(x0 + (size_t)t * x_stride) + b;
-                    const int32_t corr =
-                        hsum_i32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xb->bsums), sc16));
-                    const __m256i is = _mm256_add_epi32(isum[t], _mm256_setr_epi32(-32 * corr, 0, 0, 0, 0, 0, 0, 0));
+                    const __m256i bs = _mm256_loadu_si256((const __m256i *)xb->bsums);
+                    if (kt == QC_DTYPE_Q2_K) {
+                        const float dmin = f16_to_f32(qc_load_u16(((const qc_block_q2_K *)p)->dmin));
+                        const int32_t summs = hsum_i32(_mm256_madd_epi16(bs, mn16));
+                        c.m[r][t] += (xb->d * d) * (float)hsum_i32(isum[t]) - (xb->d * dmin) * (float)summs;
+                        continue;
+                    }
+                    const int32_t corr = hsum_i32(_mm256_madd_epi16(bs, sc16)) * (kt == QC_DTYPE_Q3_K ? -4 : -32);
+                    const __m256i is = _mm256_add_epi32(isum[t], _mm256_setr_epi32(corr, 0, 0, 0, 0, 0, 0, 0));
                     c.v[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_set1_ps(d * xb->d), c.v[r][t]);
                 }
             } else {
@@ -420,6 +475,8 @@ QC_MM_KERNEL(mm_q5_1, tile_q8_1, 1, QC_ACT_Q8_1, RB, QR, QT, QR, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_q4_K, tile_kq, QC_DTYPE_Q4_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_q5_K, tile_kq, QC_DTYPE_Q5_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_q6_K, tile_kq, QC_DTYPE_Q6_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q2_K, tile_kq, QC_DTYPE_Q2_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q3_K, tile_kq, QC_DTYPE_Q3_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_f32, tile_float, QC_DTYPE_F32, QC_ACT_F32, RB, FR, FT, FR, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_f16, tile_float, QC_DTYPE_F16, QC_ACT_F32, RB, FR, FT, FR, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_bf16, tile_float, QC_DTYPE_BF16, QC_ACT_F32, RB, FR, FT, FR, QC_MM_NO_PACK);
@@ -504,9 +561,9 @@ ALWAYS_INLINE vec_t v_round_h(vec_t x) {
 
 /* ==== the level ==== */
 
-/* Q2_K and Q3_K run on the scalar level's kernels. */
 static const qc_kernel_set_t avx2_set = {{QC_MM_COMMON_TYPES, [QC_DTYPE_Q5_0] = &mm_q5_0, [QC_DTYPE_Q4_1] = &mm_q4_1,
-                                          [QC_DTYPE_Q5_1] = &mm_q5_1, [QC_DTYPE_Q4_K] = &mm_q4_K,
+                                          [QC_DTYPE_Q5_1] = &mm_q5_1, [QC_DTYPE_Q2_K] = &mm_q2_K,
+                                          [QC_DTYPE_Q3_K] = &mm_q3_K, [QC_DTYPE_Q4_K] = &mm_q4_K,
                                           [QC_DTYPE_Q5_K] = &mm_q5_K, [QC_DTYPE_Q6_K] = &mm_q6_K},
                                          dot_f32_avx2,
                                          act_row_avx2,

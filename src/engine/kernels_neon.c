@@ -15,9 +15,6 @@
  * tiles (kernels_impl.h); test_kernels compares every function here with
  * its scalar twin, under qemu (make emu-test) at each level.
  *
- * Q2_K and Q3_K have no NEON kernels yet: the driver runs the scalar
- * level's for them.
- *
  * Quantized weights (Q8_0, Q4_0, Q5_0; activations QC_ACT_Q8): each block's
  * integer dot is exact — NEON: vmull_s8 / vmlal_high_s8 pairs (|w x| <=
  * 128 * 127, two of them fit int16) widened into int32 lanes; dotprod: two
@@ -25,9 +22,9 @@
  * nibbles are made signed (q - 8) first, Q5_0's (5th bit from qh) q - 16,
  * so no correction term is needed; Q4_1/Q5_1 (on ggml's Q8_1 activations)
  * keep their unsigned quants and add the offset's term m_w * s_x per block
- * as the scalar does. The K-quants (Q4_K, Q5_K, Q6_K on Q8_K
- * activations) keep the scalar reference's eight integer sums per
- * super-block (see their section), the same at every ARM level.
+ * as the scalar does. The K-quants (Q2_K .. Q6_K on Q8_K activations)
+ * keep the scalar reference's integer sums per super-block (eight, or
+ * Q2_K's one; see their section), the same at every ARM level.
  * The block's lanes are then summed as integers and scaled and added in
  * F32 exactly as the scalar tile does (sum += (float)isum * (d_w * d_x),
  * block after block, no fused multiply-add), so every ARM level's quantized
@@ -251,17 +248,29 @@ ALWAYS_INLINE void tile_quant_neon(const int kind, const int R, const int T, con
  * the F32 steps in that order: the scalar results bit for bit. */
 
 /* Per row and super-block: the 256 quants as int8 in element order
- * (q[v] = elements 16v .. 16v + 15; Q4_K 0..15, Q5_K 0..31, Q6_K -32..31),
- * the sub-block scales (8 of 32 elements, or Q6_K's 16 of 16), the mins
- * (Q4_K/Q5_K), d and dmin. */
+ * (q[v] = elements 16v .. 16v + 15; Q2_K 0..3, Q3_K -4..3, Q4_K 0..15,
+ * Q5_K 0..31, Q6_K -32..31), the sub-block scales (8 of 32 elements, or 16
+ * of 16 for Q2_K, Q3_K and Q6_K), the mins (Q2_K's 16, Q4_K/Q5_K's 8), d
+ * and dmin. */
 typedef struct {
     int8x16_t q[16];
-    int16_t sc[16], mn[8];
+    int16_t sc[16], mn[16];
     float d, dmin;
 } kq_row_t;
 
 ALWAYS_INLINE size_t kq_bytes(const qc_dtype_t kt) {
-    return kt == QC_DTYPE_Q4_K ? sizeof(qc_block_q4_K) : kt == QC_DTYPE_Q5_K ? sizeof(qc_block_q5_K) : sizeof(qc_block_q6_K);
+    switch (kt) {
+    case QC_DTYPE_Q2_K: return sizeof(qc_block_q2_K);
+    case QC_DTYPE_Q3_K: return sizeof(qc_block_q3_K);
+    case QC_DTYPE_Q4_K: return sizeof(qc_block_q4_K);
+    case QC_DTYPE_Q5_K: return sizeof(qc_block_q5_K);
+    default: return sizeof(qc_block_q6_K);
+    }
+}
+
+/* The types whose sub-blocks are 16 weights (Q4_K/Q5_K: 32). */
+ALWAYS_INLINE int kq_sub16(const qc_dtype_t kt) {
+    return kt == QC_DTYPE_Q2_K || kt == QC_DTYPE_Q3_K || kt == QC_DTYPE_Q6_K;
 }
 
 /* Q4_K/Q5_K's 8 sub-block scales and mins (6 bits each), as quants.c's
@@ -291,6 +300,41 @@ ALWAYS_INLINE void kq_perm32(uint8x16_t v0, uint8x16_t v1, uint8x16_t *a, uint8x
  * the dot-product tiles. */
 ALWAYS_INLINE void kq_unpack(const qc_dtype_t kt, const int perm, const unsigned char *p, kq_row_t *k) {
     const uint8x16_t m4 = vdupq_n_u8(0x0f);
+    if (kt == QC_DTYPE_Q2_K || kt == QC_DTYPE_Q3_K) {
+        /* element 128n + 32g + l: bits 2g of qs[32n + l]; Q3_K less 4 where
+         * bit 4n + g of hmask[l] is clear (quants.c's unpack_q3_K) */
+        const uint8_t *qs = kt == QC_DTYPE_Q2_K ? ((const qc_block_q2_K *)p)->qs : ((const qc_block_q3_K *)p)->qs;
+        const uint8x16_t m2 = vdupq_n_u8(0x03), one = vdupq_n_u8(1);
+        uint8x16_t hm[2] = {vdupq_n_u8(0), vdupq_n_u8(0)};
+        if (kt == QC_DTYPE_Q2_K) {
+            const qc_block_q2_K *b = (const qc_block_q2_K *)p;
+            k->d = half_at(b->d);
+            k->dmin = half_at(b->dmin);
+            for (int s = 0; s < 16; s++) k->sc[s] = b->scales[s] & 0xF, k->mn[s] = b->scales[s] >> 4;
+        } else {
+            const qc_block_q3_K *b = (const qc_block_q3_K *)p;
+            k->d = half_at(b->d);
+            k->dmin = 0.0f;
+            qc_q3_K_scales(b->scales, k->sc);
+            hm[0] = vld1q_u8(b->hmask);
+            hm[1] = vld1q_u8(b->hmask + 16);
+        }
+        for (int n = 0; n < 2; n++)
+            for (int h = 0; h < 2; h++) {
+                const uint8x16_t v = vld1q_u8(qs + 32 * n + 16 * h);
+                const uint8x16_t q[4] = {vandq_u8(v, m2), vandq_u8(vshrq_n_u8(v, 2), m2), vandq_u8(vshrq_n_u8(v, 4), m2),
+                                         vshrq_n_u8(v, 6)};
+                for (int g = 0; g < 4; g++) {
+                    int8x16_t e = vreinterpretq_s8_u8(q[g]);
+                    if (kt == QC_DTYPE_Q3_K) {
+                        const uint8x16_t hb = vandq_u8(vshlq_u8(hm[h], vdupq_n_s8((int8_t)-(4 * n + g))), one);
+                        e = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(q[g], vshlq_n_u8(hb, 2))), vdupq_n_s8(4));
+                    }
+                    k->q[8 * n + 2 * g + h] = e;
+                }
+            }
+        return;
+    }
     if (kt == QC_DTYPE_Q6_K) {
         const qc_block_q6_K *b = (const qc_block_q6_K *)p;
         const uint8x16_t m2 = vdupq_n_u8(0x03);
@@ -351,7 +395,7 @@ ALWAYS_INLINE void kq_unpack(const qc_dtype_t kt, const int perm, const unsigned
 ALWAYS_INLINE void kq_sums_neon(const qc_dtype_t kt, const kq_row_t *k, const int8_t *xq, int32x4_t *lo,
                                 int32x4_t *hi) {
     int32x4_t l = vdupq_n_s32(0), h = l;
-    if (kt == QC_DTYPE_Q6_K) {
+    if (kq_sub16(kt)) {
         for (int s = 0; s < 16; s++) {
             const int8x16_t x = vld1q_s8(xq + 16 * s);
             const int16x8_t p = vmlal_high_s8(vmull_s8(vget_low_s8(k->q[s]), vget_low_s8(x)), k->q[s], x);
@@ -380,13 +424,22 @@ typedef struct {
 } kq_acc_t;
 
 /* Adds one super-block of token xb to an output: the scalar's
- * sums[l] += (d_w * d_x) * (float)aux[l] and sumf -= (dmin_w * d_x) * summs. */
+ * sums[l] += (d_w * d_x) * (float)aux[l] and sumf -= (dmin_w * d_x) * summs;
+ * Q2_K's one sum: sumf += (d_x * d_w) * isum - (d_x * dmin_w) * summs (its
+ * lanes stay 0). */
 ALWAYS_INLINE void kq_acc_add(const qc_dtype_t kt, kq_acc_t *c, const kq_row_t *k, const qc_block_q8_K *xb,
                               int32x4_t lo, int32x4_t hi) {
+    if (kt == QC_DTYPE_Q2_K) {
+        int32_t summs = 0;
+        for (int j = 0; j < 16; j++) summs += xb->bsums[j] * k->mn[j];
+        const int32_t isum = vaddvq_s32(vaddq_s32(lo, hi));
+        c->m += (xb->d * k->d) * (float)isum - (xb->d * k->dmin) * (float)summs;
+        return;
+    }
     const float32x4_t d = vdupq_n_f32(k->d * xb->d);
     c->lo = vaddq_f32(c->lo, vmulq_f32(d, vcvtq_f32_s32(lo)));
     c->hi = vaddq_f32(c->hi, vmulq_f32(d, vcvtq_f32_s32(hi)));
-    if (kt != QC_DTYPE_Q6_K) {
+    if (!kq_sub16(kt)) {
         int32_t summs = 0;
         for (int j = 0; j < 16; j++) summs += xb->bsums[j] * k->mn[j >> 1];
         c->m -= (k->dmin * xb->d) * (float)summs;
@@ -403,7 +456,7 @@ ALWAYS_INLINE float kq_acc_sum(const kq_acc_t *c) {
     return s;
 }
 
-/* One R x T tile of Q4_K, Q5_K or Q6_K weights over a->k super-blocks,
+/* One R x T tile of K-quant weights over a->k super-blocks,
  * the super-block's sums given by SUMS (kq_sums_neon_x, kq_sums_dp) on the
  * weights unpacked (kq_unpack's perm: PERM) once per super-block and row
  * for the T tokens. */
@@ -509,6 +562,8 @@ QC_MM_KERNEL(mm_q5_1, tile_quant_neon, 4, QC_ACT_Q8_1, RB, QR, QT, QR1, QC_MM_NO
 QC_MM_KERNEL(mm_q4_K, tile_kq_neon, QC_DTYPE_Q4_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_q5_K, tile_kq_neon, QC_DTYPE_Q5_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_q6_K, tile_kq_neon, QC_DTYPE_Q6_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q2_K, tile_kq_neon, QC_DTYPE_Q2_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q3_K, tile_kq_neon, QC_DTYPE_Q3_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_f32, tile_float, QC_DTYPE_F32, QC_ACT_F32, RB, FR, FT, FR, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_f16, tile_float, QC_DTYPE_F16, QC_ACT_F32, RB, FR, FT, FR, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_bf16, tile_float, QC_DTYPE_BF16, QC_ACT_F32, RB, FR, FT, FR, QC_MM_NO_PACK);
@@ -609,14 +664,24 @@ QC_MM_KERNEL(mm_q5_1_dp, tile_quant_dp, 4, QC_ACT_Q8_1, RB, QR, QT, QR1, QC_MM_N
 /* Q4_K/Q5_K's eight sums of a super-block with sdot: per sub-block of 32,
  * the weights (unpacked in kq_perm32's order) and the token's activations
  * (put in that order here) in two sdot, lane c of the first the scalar's
- * sum c, of the second sum c + 4; times the sub-block's scale. Q6_K's
- * sub-blocks of 16 hold only two elements of each sum, half an sdot's
- * four: it keeps the NEON tiles. */
+ * sum c, of the second sum c + 4; times the sub-block's scale. Q2_K keeps
+ * one sum, so its lanes may hold any part of it: one sdot per sub-block of
+ * 16 in element order. Q3_K's and Q6_K's sub-blocks of 16 hold only two
+ * elements of each of the eight sums, half an sdot's four: they keep the
+ * NEON tiles. */
 ALWAYS_INLINE void kq_sums_dp(const qc_dtype_t kt, const kq_row_t *k, const qc_block_q8_K *xb, int32x4_t *lo,
                               int32x4_t *hi) {
-    (void)kt;
     const int32x4_t z = vdupq_n_s32(0);
     int32x4_t l = z, h = z;
+    if (kt == QC_DTYPE_Q2_K) {
+        for (int s = 0; s < 16; s += 2) {
+            l = vmlaq_n_s32(l, vdotq_s32(z, k->q[s], vld1q_s8(xb->qs + 16 * s)), k->sc[s]);
+            h = vmlaq_n_s32(h, vdotq_s32(z, k->q[s + 1], vld1q_s8(xb->qs + 16 * s + 16)), k->sc[s + 1]);
+        }
+        *lo = l;
+        *hi = h;
+        return;
+    }
     for (int s = 0; s < 8; s++) {
         uint8x16_t xa, xc;
         kq_perm32(vld1q_u8((const uint8_t *)xb->qs + 32 * s), vld1q_u8((const uint8_t *)xb->qs + 32 * s + 16), &xa, &xc);
@@ -633,6 +698,7 @@ ALWAYS_INLINE void tile_kq_dp(const qc_dtype_t kt, const int R, const int T, con
 
 QC_MM_KERNEL(mm_q4_K_dp, tile_kq_dp, QC_DTYPE_Q4_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_q5_K_dp, tile_kq_dp, QC_DTYPE_Q5_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q2_K_dp, tile_kq_dp, QC_DTYPE_Q2_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
 
 END_TARGET
 #endif
@@ -723,21 +789,21 @@ END_TARGET
 /* ==== the levels ==== */
 
 /* A set of this file's float, dot, activation and attention kernels with
- * the given legacy and K-quant ones (Q2_K and Q3_K run on the scalar
- * level's). */
-#define NEON_SET(q8, q4, q5, q41, q51, k4, k5, k6)                                                           \
+ * the given legacy and K-quant ones (Q3_K and Q6_K: NEON's at every level). */
+#define NEON_SET(q8, q4, q5, q41, q51, k2, k4, k5)                                                           \
     {{[QC_DTYPE_F32] = &mm_f32, [QC_DTYPE_F16] = &mm_f16, [QC_DTYPE_BF16] = &mm_bf16, [QC_DTYPE_Q8_0] = &q8, \
       [QC_DTYPE_Q4_0] = &q4, [QC_DTYPE_Q5_0] = &q5, [QC_DTYPE_Q4_1] = &q41, [QC_DTYPE_Q5_1] = &q51,          \
-      [QC_DTYPE_Q4_K] = &k4, [QC_DTYPE_Q5_K] = &k5, [QC_DTYPE_Q6_K] = &k6},                                  \
+      [QC_DTYPE_Q2_K] = &k2, [QC_DTYPE_Q3_K] = &mm_q3_K, [QC_DTYPE_Q4_K] = &k4, [QC_DTYPE_Q5_K] = &k5,       \
+      [QC_DTYPE_Q6_K] = &mm_q6_K},                                                                           \
      dot_f32_neon, act_row_neon, attend_neon}
 
 static const qc_kernel_set_t neon_set =
-    NEON_SET(mm_q8_0, mm_q4_0, mm_q5_0, mm_q4_1, mm_q5_1, mm_q4_K, mm_q5_K, mm_q6_K);
+    NEON_SET(mm_q8_0, mm_q4_0, mm_q5_0, mm_q4_1, mm_q5_1, mm_q2_K, mm_q4_K, mm_q5_K);
 const qc_kernel_set_t *const qc_level_neon = &neon_set;
 
 #if NEON_DOTPROD
 static const qc_kernel_set_t dotprod_set =
-    NEON_SET(mm_q8_0_dp, mm_q4_0_dp, mm_q5_0_dp, mm_q4_1_dp, mm_q5_1_dp, mm_q4_K_dp, mm_q5_K_dp, mm_q6_K);
+    NEON_SET(mm_q8_0_dp, mm_q4_0_dp, mm_q5_0_dp, mm_q4_1_dp, mm_q5_1_dp, mm_q2_K_dp, mm_q4_K_dp, mm_q5_K_dp);
 const qc_kernel_set_t *const qc_level_dotprod = &dotprod_set;
 #else
 const qc_kernel_set_t *const qc_level_dotprod = NULL;
@@ -745,8 +811,8 @@ const qc_kernel_set_t *const qc_level_dotprod = NULL;
 
 #if NEON_I8MM
 /* the tiles of Q4_1, Q5_1 and the K-quants are the dot-product level's */
-static const qc_kernel_set_t i8mm_set = NEON_SET(mm_q8_0_mm, mm_q4_0_mm, mm_q5_0_mm, mm_q4_1_dp, mm_q5_1_dp, mm_q4_K_dp,
-                                                 mm_q5_K_dp, mm_q6_K);
+static const qc_kernel_set_t i8mm_set = NEON_SET(mm_q8_0_mm, mm_q4_0_mm, mm_q5_0_mm, mm_q4_1_dp, mm_q5_1_dp, mm_q2_K_dp,
+                                                 mm_q4_K_dp, mm_q5_K_dp);
 const qc_kernel_set_t *const qc_level_i8mm = &i8mm_set;
 #else
 const qc_kernel_set_t *const qc_level_i8mm = NULL;

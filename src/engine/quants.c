@@ -157,20 +157,14 @@ static void unpack_q2_K(const unsigned char *x, kquant_blk_t *k) {
     for (int e = 0; e < QC_QK_K; e++) k->q[e] = (int8_t)((b->qs[32 * (e / 128) + e % 32] >> (2 * (e % 128 / 32))) & 3);
 }
 
-/* Q3_K's 16 6-bit scales: low 4 bits in the nibbles of scales[0..8) (scales
- * 0..7 the low nibbles, 8..15 the high ones), top 2 bits of scale s in bits
- * 2(s/4).. of scales[8 + s%4]. ggml reshuffles them as 32-bit words; the
- * bytes come out the same. */
+/* Q3_K: the scales of qc_q3_K_scales. */
 static void unpack_q3_K(const unsigned char *x, kquant_blk_t *k) {
     const qc_block_q3_K *b = (const qc_block_q3_K *)x;
     k->d = half_at(b->d);
     k->dmin = 0;
-    for (int s = 0; s < 16; s++) {
-        const int lo = s < 8 ? b->scales[s] & 0xF : b->scales[s - 8] >> 4;
-        const int hi = (b->scales[8 + s % 4] >> (2 * (s / 4))) & 3;
-        k->sc[s] = (lo | hi << 4) - 32;
-        k->mn[s] = 0;
-    }
+    int16_t sc[16];
+    qc_q3_K_scales(b->scales, sc);
+    for (int s = 0; s < 16; s++) k->sc[s] = sc[s], k->mn[s] = 0;
     /* low 2 bits as Q2_K; a clear high bit (bit e/32 of hmask[e%32]) subtracts 4 */
     for (int e = 0; e < QC_QK_K; e++) {
         const int lo = (b->qs[32 * (e / 128) + e % 32] >> (2 * (e % 128 / 32))) & 3;

@@ -75,6 +75,17 @@ typedef struct {
 } qc_block_q3_K;
 _Static_assert(sizeof(qc_block_q3_K) == 110, "ggml block_q3_K layout");
 
+/* Q3_K's 16 6-bit scales, less 32: the low 4 bits in the nibbles of
+ * scales[0..8) (scales 0..7 the low nibbles, 8..15 the high ones), the top
+ * 2 bits of scale s in bits 2(s/4).. of scales[8 + s%4]. ggml reshuffles
+ * them as 32-bit words; the bytes come out the same. */
+static inline void qc_q3_K_scales(const uint8_t b[12], int16_t sc[16]) {
+    for (int s = 0; s < 16; s++) {
+        const int lo = s < 8 ? b[s] & 0xF : b[s - 8] >> 4;
+        sc[s] = (int16_t)((lo | ((b[8 + s % 4] >> (2 * (s / 4))) & 3) << 4) - 32);
+    }
+}
+
 typedef struct {
     uint8_t d[2], dmin[2];        /* IEEE half: scale of the scales, of the mins */
     uint8_t scales[12];           /* 8 6-bit scales and mins, packed as Q4_K's */
