@@ -82,13 +82,17 @@
  * 0.3000 with QCARE_CPU=scalar (mean of each position's largest 0.136 /
  * 0.139; greedy 58/80 and 65/80, each first difference at most 0.116 below
  * our best); odd 0.2009 / 0.1967 (mean 0.064 / 0.068; 67 and 63 of 187
- * positions within 2.5e-3; greedy 80/80). With ggml's reference Q8_0/Q8_1
+ * positions within 2.5e-3; greedy 80/80). Once Q2_K and Q3_K had AVX2
+ * tiles (their F32 sums in another order than the scalar's), on an AMD
+ * EPYC with AVX-512 (family 26): mixed 0.3266 at avx2, 0.3441 at avx512
+ * (its own Q8_0/Q4_0/float tiles), 0.3000 at scalar; odd 0.2009 / 0.2009
+ * / 0.1967. With ggml's reference Q8_0/Q8_1
  * rounding it was mixed 0.3306 / 0.3842, odd 0.2619 / 0.2741. What is left
  * on the mixed file is mostly its F16 and BF16 matrices: llama.cpp rounds
  * their activations to 16 bits, qcare keeps F32 (which the F16 fixtures'
  * F32 goldens need). Tolerances: the larger level's, rounded up (other
  * levels differ in which activations land on ties). */
-#define TOL_STORED_MIXED 0.33
+#define TOL_STORED_MIXED 0.35
 #define TOL_STORED_ODD 0.23
 
 #define U 0x1p-24
