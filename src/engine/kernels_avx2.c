@@ -202,19 +202,11 @@ ALWAYS_INLINE void tile_q8_1(const int kind, const int R, const int T, const qc_
 
 /* ==== K-quants: 256-weight super-blocks on Q8_K activations ==== */
 
-/* Q4_K/Q5_K's 8 sub-block scales and mins (6 bits each, quants.c's
- * scale_min_k4) as 16 bytes: scales in bytes 0..7, mins in 8..15. The 12
- * packed bytes as 3 little-endian words a, b, c: byte j of a (b) holds
- * scale (min) j in its low 6 bits and the top 2 bits of scale (min) j + 4;
- * byte j of c the low 4 bits of scale j + 4 and of min j + 4. */
+/* Q4_K/Q5_K's 8 sub-block scales and mins (qc_k4_scale_words) as 16 bytes. */
 ALWAYS_INLINE __m128i scales_k4(const uint8_t *q) {
-    uint32_t a, b, c;
-    __builtin_memcpy(&a, q, 4);
-    __builtin_memcpy(&b, q + 4, 4);
-    __builtin_memcpy(&c, q + 8, 4);
-    const uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
-    return _mm_setr_epi32((int)(a & m6), (int)((c & m4) | ((a >> 6) & m2) << 4), (int)(b & m6),
-                          (int)(((c >> 4) & m4) | ((b >> 6) & m2) << 4));
+    uint32_t w[4];
+    qc_k4_scale_words(q, w);
+    return _mm_loadu_si128((const __m128i *)w);
 }
 
 /* The sum of v's 8 int32 lanes (exact). */

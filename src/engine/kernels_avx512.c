@@ -24,8 +24,14 @@
  * passes. Decode (n_tok == 1) is the same code with 1-token tiles: it streams
  * the weights once, one row at a time (Q8_0, floats) or four (Q4_0, whose
  * decoding needs the parallel chains), prefetching PF_BYTES ahead: a single
- * sequential stream with software prefetch measured fastest from DRAM. */
+ * sequential stream with software prefetch measured fastest from DRAM.
+ *
+ * K-quants (Q2_K .. Q6_K on Q8_K activations): AVX2's tiles (kernels_avx2.c)
+ * at twice the width, 64 quants a register, with vpdpwssd adding the
+ * sub-block-scaled pairs into the int32 sums (one instruction where AVX2
+ * needs vpmaddwd and vpaddd). Q5_0, Q4_1 and Q5_1 run AVX2's kernels. */
 #include "engine/kernels_impl.h"
+#include "engine/quants.h"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512DQ__) && \
     defined(__AVX512VNNI__) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
@@ -177,6 +183,199 @@ ALWAYS_INLINE void tile_quant(const int q4, const int R, const int T, const qc_m
         }
 }
 
+/* ==== K-quants: 256-weight super-blocks on Q8_K activations ==== */
+
+enum { KR = 2, KT = 4 }; /* K-quant tile: rows x tokens (decode KR x 1) */
+
+/* 32 bytes at a in the low half, 32 at b in the high half. */
+ALWAYS_INLINE __m512i ld2x32(const void *a, const void *b) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a)),
+                              _mm256_loadu_si256((const __m256i *)b), 1);
+}
+
+/* The 16-bit lanes of v's low half shifted right by a, of its high half by b. */
+ALWAYS_INLINE __m512i srl2(__m512i v, int a, int b) {
+    return _mm512_srlv_epi16(v, _mm512_inserti64x4(_mm512_set1_epi16((short)a), _mm256_set1_epi16((short)b), 1));
+}
+
+/* The sum of v's 8 int32 lanes (exact). */
+ALWAYS_INLINE int32_t hsum_i32_256(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* The 16 sub-block scales of a Q2_K, Q3_K or Q6_K super-block as int16, and
+ * Q2_K's 16 mins in *mn16: Q2_K's nibbles, Q3_K's qc_q3_K_scales, Q6_K's
+ * int8. */
+ALWAYS_INLINE __m256i kq16_scales_512(const qc_dtype_t kt, const unsigned char *p, __m256i *mn16) {
+    if (kt == QC_DTYPE_Q6_K)
+        return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)((const qc_block_q6_K *)p)->scales));
+    if (kt == QC_DTYPE_Q2_K) {
+        const __m128i s = _mm_loadu_si128((const __m128i *)((const qc_block_q2_K *)p)->scales), m4 = _mm_set1_epi8(0x0f);
+        *mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(s, 4), m4));
+        return _mm256_cvtepu8_epi16(_mm_and_si128(s, m4));
+    }
+    int16_t sc[16];
+    qc_q3_K_scales(((const qc_block_q3_K *)p)->scales, sc);
+    return _mm256_loadu_si256((const __m256i *)sc);
+}
+
+/* Groups 2h and 2h + 1 of half n (elements 128n + 64h .. + 63: sub-blocks
+ * 8n + 4h .. 8n + 4h + 3, a 128-bit lane each) of a Q2_K, Q3_K or Q6_K
+ * super-block as unsigned bytes, as kernels_avx2.c's kq16_half makes its
+ * groups: Q2_K 0..3, Q3_K 0..7 (q + 4), Q6_K 0..63 (q + 32). */
+ALWAYS_INLINE __m512i kq16_pair(const qc_dtype_t kt, const unsigned char *p, const int n, const int h) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m2 = _mm512_set1_epi8(0x03);
+    if (kt == QC_DTYPE_Q6_K) {
+        /* group g: the low (g < 2) or high nibbles of ql[64n + 32 (g odd) + l],
+         * bits 2g.. of qh[32n + l] */
+        const qc_block_q6_K *k6 = (const qc_block_q6_K *)p;
+        const __m512i l = _mm512_loadu_si512((const void *)(k6->ql + 64 * n));
+        const __m512i qh = ld2x32(k6->qh + 32 * n, k6->qh + 32 * n);
+        const __m512i lo = h ? _mm512_and_si512(_mm512_srli_epi16(l, 4), m4) : _mm512_and_si512(l, m4);
+        return _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(srl2(qh, 4 * h, 4 * h + 2), m2), 4));
+    }
+    /* group g: bits 2g of qs[32n + l]; Q3_K's high bit: bit 4n + g of hmask[l] */
+    const uint8_t *qs = kt == QC_DTYPE_Q2_K ? ((const qc_block_q2_K *)p)->qs : ((const qc_block_q3_K *)p)->qs;
+    __m512i q = _mm512_and_si512(srl2(ld2x32(qs + 32 * n, qs + 32 * n), 4 * h, 4 * h + 2), m2);
+    if (kt == QC_DTYPE_Q3_K) {
+        const uint8_t *hm = ((const qc_block_q3_K *)p)->hmask;
+        const __m512i hb = srl2(ld2x32(hm, hm), 4 * n + 2 * h, 4 * n + 2 * h + 1);
+        q = _mm512_or_si512(q, _mm512_slli_epi16(_mm512_and_si512(hb, _mm512_set1_epi8(1)), 2));
+    }
+    return q;
+}
+
+/* One R x T tile of K-quant weights over a->k super-blocks: the exact
+ * integer sums of kernels_avx2.c's tile_kq (the same corrections: Q3_K's
+ * and Q6_K's excess, the mins of Q2_K/Q4_K/Q5_K apart), 16 lanes wide, then
+ * its F32 steps (Q2_K: the scalar's, one integer per super-block). */
+ALWAYS_INLINE void tile_kq(const qc_dtype_t kt, const int R, const int T, const qc_mm_tile_t *a) {
+    const unsigned char *w0 = a->w, *x0 = a->x;
+    const size_t row_bytes = a->w_stride, x_stride = a->x_stride;
+    const int64_t nb = a->k, ldy = a->ldy;
+    const int pf = a->prefetch;
+    const size_t bb = kt == QC_DTYPE_Q4_K   ? sizeof(qc_block_q4_K)
+                      : kt == QC_DTYPE_Q5_K ? sizeof(qc_block_q5_K)
+                      : kt == QC_DTYPE_Q2_K ? sizeof(qc_block_q2_K)
+                      : kt == QC_DTYPE_Q3_K ? sizeof(qc_block_q3_K)
+                                            : sizeof(qc_block_q6_K);
+    const int sub16 = kt == QC_DTYPE_Q2_K || kt == QC_DTYPE_Q3_K || kt == QC_DTYPE_Q6_K;
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    __m512 acc[KR][KT];
+    float m[KR][KT];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps(), m[r][t] = 0.0f;
+
+    for (int64_t b = 0; b < nb; b++) {
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const unsigned char *p = w0 + (size_t)r * row_bytes + (size_t)b * bb;
+            if (pf)
+                for (size_t o = 0; o < bb; o += 64) _mm_prefetch((const char *)p + PF_BYTES + o, _MM_HINT_T0);
+            /* two sums per token, so that the vpdpwssd chains are short (decode) */
+            __m512i isum[KT], isum2[KT];
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) isum[t] = isum2[t] = _mm512_setzero_si512();
+            __m256i sc16, mn16 = _mm256_setzero_si256();
+            float d, dmin = 0.0f;
+            if (sub16) {
+                sc16 = kq16_scales_512(kt, p, &mn16);
+                const __m512i scz = _mm512_castsi256_si512(sc16);
+#pragma GCC unroll 2
+                for (int n = 0; n < 2; n++)
+#pragma GCC unroll 2
+                    for (int h = 0; h < 2; h++) {
+                        /* 128-bit lane k: sub-block 8n + 4h + k's scale in every int16 */
+                        const short s0 = (short)(8 * n + 4 * h);
+                        const __m512i idx = _mm512_inserti64x4(
+                            _mm512_castsi256_si512(_mm256_set_m128i(_mm_set1_epi16((short)(s0 + 1)), _mm_set1_epi16(s0))),
+                            _mm256_set_m128i(_mm_set1_epi16((short)(s0 + 3)), _mm_set1_epi16((short)(s0 + 2))), 1);
+                        const __m512i vs = _mm512_permutexvar_epi16(idx, scz);
+                        const __m512i q = kq16_pair(kt, p, n, h);
+#pragma GCC unroll 4
+                        for (int t = 0; t < T; t++) {
+                            const qc_block_q8_K *xb = (const qc_block_q8_K *)(x0 + (size_t)t * x_stride) + b;
+                            const __m512i xv = _mm512_loadu_si512((const void *)(xb->qs + 128 * n + 64 * h));
+                            if (h) isum2[t] = _mm512_dpwssd_epi32(isum2[t], _mm512_maddubs_epi16(q, xv), vs);
+                            else isum[t] = _mm512_dpwssd_epi32(isum[t], _mm512_maddubs_epi16(q, xv), vs);
+                        }
+                    }
+                d = qc_f16_to_f32(qc_load_u16(kt == QC_DTYPE_Q2_K   ? ((const qc_block_q2_K *)p)->d
+                                              : kt == QC_DTYPE_Q3_K ? ((const qc_block_q3_K *)p)->d
+                                                                    : ((const qc_block_q6_K *)p)->d));
+                if (kt == QC_DTYPE_Q2_K) dmin = qc_f16_to_f32(qc_load_u16(((const qc_block_q2_K *)p)->dmin));
+            } else {
+                /* Q4_K / Q5_K: d, dmin, scales at the same offsets; sub-blocks
+                 * 2j (low nibbles) and 2j + 1 (high) share qs[32j .. 32j + 32) */
+                const qc_block_q4_K *k4 = (const qc_block_q4_K *)p;
+                const uint8_t *qs = kt == QC_DTYPE_Q4_K ? k4->qs : ((const qc_block_q5_K *)p)->qs;
+                uint32_t w4[4];
+                qc_k4_scale_words(k4->scales, w4);
+                const __m128i scmn = _mm_loadu_si128((const __m128i *)w4), sc8 = _mm_cvtepu8_epi16(scmn);
+                sc16 = _mm256_broadcastsi128_si256(sc8);
+                mn16 = _mm256_cvtepu8_epi16(
+                    _mm_shuffle_epi8(scmn, _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15)));
+                const __m512i scz = _mm512_broadcast_i32x4(sc8);
+                const uint8_t *qh = kt == QC_DTYPE_Q5_K ? ((const qc_block_q5_K *)p)->qh : NULL;
+#pragma GCC unroll 2
+                for (int jj = 0; jj < 2; jj++) {
+                    /* j = 2jj in the low half, 2jj + 1 in the high one */
+                    const __m512i q = _mm512_loadu_si512((const void *)(qs + 64 * jj));
+                    __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+                    if (qh) {
+                        /* the 5th bit of sub-block 2j is bit 2j of qh, of 2j + 1 bit 2j + 1 */
+                        const __m512i hb = srl2(ld2x32(qh, qh), 4 * jj, 4 * jj + 2), one = _mm512_set1_epi8(1);
+                        lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(hb, one), 4));
+                        hi = _mm512_or_si512(hi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hb, 1), one), 4));
+                    }
+                    /* scale 2j (2j + 1) in every int16 of each half */
+                    const __m512i clo = _mm512_inserti64x4(_mm512_set1_epi16((short)(0x0100 + 0x0404 * (2 * jj))),
+                                                           _mm256_set1_epi16((short)(0x0100 + 0x0404 * (2 * jj + 1))), 1);
+                    const __m512i vlo = _mm512_shuffle_epi8(scz, clo);
+                    const __m512i vhi = _mm512_shuffle_epi8(scz, _mm512_add_epi16(clo, _mm512_set1_epi16(0x0202)));
+#pragma GCC unroll 4
+                    for (int t = 0; t < T; t++) {
+                        const qc_block_q8_K *xb = (const qc_block_q8_K *)(x0 + (size_t)t * x_stride) + b;
+                        const int8_t *xq = xb->qs + 128 * jj;
+                        isum[t] = _mm512_dpwssd_epi32(isum[t], _mm512_maddubs_epi16(lo, ld2x32(xq, xq + 64)), vlo);
+                        isum2[t] = _mm512_dpwssd_epi32(isum2[t], _mm512_maddubs_epi16(hi, ld2x32(xq + 32, xq + 96)), vhi);
+                    }
+                }
+                d = qc_f16_to_f32(qc_load_u16(k4->d));
+                dmin = qc_f16_to_f32(qc_load_u16(k4->dmin));
+            }
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                const qc_block_q8_K *xb = (const qc_block_q8_K *)(x0 + (size_t)t * x_stride) + b;
+                const __m256i bs = _mm256_loadu_si256((const __m256i *)xb->bsums);
+                isum[t] = _mm512_add_epi32(isum[t], isum2[t]);
+                if (kt == QC_DTYPE_Q2_K) {
+                    const int32_t summs = hsum_i32_256(_mm256_madd_epi16(bs, mn16));
+                    m[r][t] += (xb->d * d) * (float)_mm512_reduce_add_epi32(isum[t]) - (xb->d * dmin) * (float)summs;
+                    continue;
+                }
+                __m512i is = isum[t];
+                if (sub16) {
+                    const int32_t corr = hsum_i32_256(_mm256_madd_epi16(bs, sc16)) * (kt == QC_DTYPE_Q3_K ? -4 : -32);
+                    is = _mm512_add_epi32(is, _mm512_zextsi128_si512(_mm_cvtsi32_si128(corr)));
+                } else {
+                    m[r][t] -= (dmin * xb->d) * (float)hsum_i32_256(_mm256_madd_epi16(bs, mn16));
+                }
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_set1_ps(d * xb->d), acc[r][t]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) a->y[(size_t)t * (size_t)ldy + r] = _mm512_reduce_add_ps(acc[r][t]) + m[r][t];
+}
+
 /* ==== float weights ==== */
 
 /* 16 weights from p (element c0 on), widened to F32; only the first n
@@ -250,6 +449,11 @@ QC_MM_KERNEL(mm_q4_0, tile_quant, 1, QC_ACT_Q8, RB, RT, TT, RT, PACK_PAIRS(pack_
 QC_MM_KERNEL(mm_f32, tile_float, QC_DTYPE_F32, QC_ACT_F32, RB, RT, TT, DEC_R, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_f16, tile_float, QC_DTYPE_F16, QC_ACT_F32, RB, RT, TT, DEC_R, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_bf16, tile_float, QC_DTYPE_BF16, QC_ACT_F32, RB, RT, TT, DEC_R, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q2_K, tile_kq, QC_DTYPE_Q2_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q3_K, tile_kq, QC_DTYPE_Q3_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q4_K, tile_kq, QC_DTYPE_Q4_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q5_K, tile_kq, QC_DTYPE_Q5_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q6_K, tile_kq, QC_DTYPE_Q6_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
 
 /* ==== dot product, activation quantization ==== */
 
@@ -317,7 +521,13 @@ ALWAYS_INLINE vec_t v_round_h(vec_t x) {
 
 /* ==== the level ==== */
 
-static const qc_kernel_set_t avx512_set = {{QC_MM_COMMON_TYPES}, dot_f32_avx512, act_row_avx512, attend_avx512};
+/* Q5_0, Q4_1 and Q5_1 run on AVX2's kernels (matmul.c's level_below). */
+static const qc_kernel_set_t avx512_set = {{QC_MM_COMMON_TYPES, [QC_DTYPE_Q2_K] = &mm_q2_K, [QC_DTYPE_Q3_K] = &mm_q3_K,
+                                            [QC_DTYPE_Q4_K] = &mm_q4_K, [QC_DTYPE_Q5_K] = &mm_q5_K,
+                                            [QC_DTYPE_Q6_K] = &mm_q6_K},
+                                           dot_f32_avx512,
+                                           act_row_avx512,
+                                           attend_avx512};
 const qc_kernel_set_t *const qc_level_avx512 = &avx512_set;
 
 #else /* built without the AVX-512 flags: never selected */

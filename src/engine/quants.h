@@ -75,6 +75,21 @@ typedef struct {
 } qc_block_q3_K;
 _Static_assert(sizeof(qc_block_q3_K) == 110, "ggml block_q3_K layout");
 
+/* Q4_K/Q5_K's 8 sub-block scales and mins (6 bits each, quants.c's
+ * scale_min_k4) as 16 bytes in 4 words: scales in bytes 0..7, mins in 8..15.
+ * The 12 packed bytes as 3 little-endian words a, b, c: byte j of a (b)
+ * holds scale (min) j in its low 6 bits and the top 2 bits of scale (min)
+ * j + 4; byte j of c the low 4 bits of scale j + 4 and of min j + 4. */
+static inline void qc_k4_scale_words(const uint8_t q[12], uint32_t w[4]) {
+    uint32_t a = 0, b = 0, c = 0;
+    for (int i = 3; i >= 0; i--) a = a << 8 | q[i], b = b << 8 | q[4 + i], c = c << 8 | q[8 + i];
+    const uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
+    w[0] = a & m6;
+    w[1] = (c & m4) | ((a >> 6) & m2) << 4;
+    w[2] = b & m6;
+    w[3] = ((c >> 4) & m4) | ((b >> 6) & m2) << 4;
+}
+
 /* Q3_K's 16 6-bit scales, less 32: the low 4 bits in the nibbles of
  * scales[0..8) (scales 0..7 the low nibbles, 8..15 the high ones), the top
  * 2 bits of scale s in bits 2(s/4).. of scales[8 + s%4]. ggml reshuffles
