@@ -86,14 +86,22 @@
  * tiles (their F32 sums in another order than the scalar's), on an AMD
  * EPYC with AVX-512 (family 26): mixed 0.3266 at avx2, 0.3441 at avx512
  * (its own Q8_0/Q4_0/float tiles), 0.3000 at scalar; odd 0.2009 / 0.2009
- * / 0.1967. With ggml's reference Q8_0/Q8_1
+ * / 0.1967. With AVX-512's own K-quant tiles (same machine): mixed 0.4090
+ * at avx512, while the mean of each position's largest difference stayed
+ * 0.1389 (avx2 0.1381, scalar 0.1389; odd 0.0637 / 0.0640 / 0.0678). The
+ * largest difference is one activation code flipping on a rounding tie and
+ * moving the later positions (see above): it jumps with the summation
+ * order, so it gets the largest level's value rounded up, and the mean,
+ * which moves by < 1% between levels, a tolerance of its own near it. With ggml's reference Q8_0/Q8_1
  * rounding it was mixed 0.3306 / 0.3842, odd 0.2619 / 0.2741. What is left
  * on the mixed file is mostly its F16 and BF16 matrices: llama.cpp rounds
  * their activations to 16 bits, qcare keeps F32 (which the F16 fixtures'
  * F32 goldens need). Tolerances: the larger level's, rounded up (other
  * levels differ in which activations land on ties). */
-#define TOL_STORED_MIXED 0.35
+#define TOL_STORED_MIXED 0.42
 #define TOL_STORED_ODD 0.23
+#define TOL_MEAN_MIXED 0.15
+#define TOL_MEAN_ODD 0.075
 
 #define U 0x1p-24
 
@@ -624,8 +632,9 @@ static void check_as_stored(const qc_model_t *m, const char *path, const char *n
 static void test_fixtures(void) {
     static const struct {
         const char *file;
-        double tol, tol_stored;
-    } files[] = {{"kq-qwen2.mixed", TOL_MIXED, TOL_STORED_MIXED}, {"kq-qwen2-odd.q4_k_m", TOL_ODD, TOL_STORED_ODD}};
+        double tol, tol_stored, tol_mean;
+    } files[] = {{"kq-qwen2.mixed", TOL_MIXED, TOL_STORED_MIXED, TOL_MEAN_MIXED},
+                 {"kq-qwen2-odd.q4_k_m", TOL_ODD, TOL_STORED_ODD, TOL_MEAN_ODD}};
     const size_t nf = sizeof files / sizeof files[0];
     for (size_t k = 0; k < 2 * nf; k++) {
         if (!test_case((long)k)) continue; /* QC_TEST_CASES */
@@ -674,6 +683,9 @@ static void test_fixtures(void) {
         CHECK(q.n >= 500, "%s: %ld logits compared", files[c].file, q.n);
         CHECK(q.max_diff <= files[c].tol_stored, "%s as stored: max diff %g > %g", files[c].file, q.max_diff,
               files[c].tol_stored);
+        const double mean = q.positions ? q.sum_pos / q.positions : 1e9;
+        CHECK(mean <= files[c].tol_mean, "%s as stored: mean of the positions' largest differences %g > %g",
+              files[c].file, mean, files[c].tol_mean);
         CHECK(q.greedy_total > 0 && q.greedy_gap <= 2 * files[c].tol_stored,
               "%s as stored: greedy %ld/%ld, gap %g at a difference", files[c].file, q.greedy_same, q.greedy_total,
               q.greedy_gap);
