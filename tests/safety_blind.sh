@@ -49,5 +49,8 @@ half data/safety-blind/en2-tune.jsonl         110     2       14        # 112/11
 half data/safety-blind/en2-holdout.jsonl      68      3       7         # 71/88, 1/83, 8/14
 half data/safety-blind/zh2-tune.jsonl         105     3       15        # 107/107, 1/118, 16/16
 half data/safety-blind/zh2-holdout.jsonl      73      13      9         # 76/93, 11/82, 10/14
+#    the third set (rules of this round, 2026-12-02; see data/safety-blind/README.md)
+half data/safety-blind/en3-tune.jsonl         122     2       14        # 124/125, 0/120, 15/15
+half data/safety-blind/en3-holdout.jsonl      60      7       11        # 63/75, 5/80, 12/15
 echo "safety-blind: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
