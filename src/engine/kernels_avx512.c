@@ -29,7 +29,8 @@
  * K-quants (Q2_K .. Q6_K on Q8_K activations): AVX2's tiles (kernels_avx2.c)
  * at twice the width, 64 quants a register, with vpdpwssd adding the
  * sub-block-scaled pairs into the int32 sums (one instruction where AVX2
- * needs vpmaddwd and vpaddd). Q5_0, Q4_1 and Q5_1 run AVX2's kernels. */
+ * needs vpmaddwd and vpaddd). Q5_0 is Q4_0 with the 5th bit (vpmovm2b from qh)
+ * and an excess of 16; Q4_1 and Q5_1 run AVX2's kernels. */
 #include "engine/kernels_impl.h"
 #include "engine/quants.h"
 
@@ -70,7 +71,7 @@ ALWAYS_INLINE __m512 pair_scales(uint16_t h0, uint16_t h1) {
 /* One token's share of a pair of blocks, ready for the inner loop. */
 typedef struct {
     __m512i xq;   /* the 64 quants of blocks 2p, 2p+1 */
-    __m512i corr; /* lane 0: -k * sum(block 2p), lane 8: -k * sum(block 2p+1) */
+    __m512i corr; /* lane i: -k * the sum of the 4 quants lane i multiplies */
     __m512 dx;    /* lanes 0-7: d of block 2p, lanes 8-15: d of block 2p+1 */
 } xpack_t;
 
@@ -86,8 +87,11 @@ static void pack_act(const unsigned char *x, size_t x_stride, int nt, int64_t nb
             const __m256i hi = two ? _mm256_loadu_si256((const __m256i *)a[1].qs) : _mm256_setzero_si256();
             xpack_t *o = out + p * nt + t;
             o->xq = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-            const int c1 = two ? -k * a[1].sum : 0;
-            o->corr = _mm512_setr_epi32(-k * a[0].sum, 0, 0, 0, 0, 0, 0, 0, c1, 0, 0, 0, 0, 0, 0, 0);
+            /* lane i: -k times the sum of the 4 activations it multiplies, so
+             * that each lane of the block dot is its own exact signed share
+             * (no lane carries the whole block's excess) */
+            o->corr = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                       _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)k), o->xq));
             o->dx = _mm512_insertf32x8(_mm512_set1_ps(a[0].d), _mm256_set1_ps(two ? a[1].d : 0.0f), 1);
         }
     }
@@ -99,6 +103,10 @@ static void pack_q8_0(const void *x, size_t x_stride, int nt, int64_t k, void *p
 
 static void pack_q4_0(const void *x, size_t x_stride, int nt, int64_t k, void *pack) {
     pack_act(x, x_stride, nt, k, 8, pack);
+}
+
+static void pack_q5_0(const void *x, size_t x_stride, int nt, int64_t k, void *pack) {
+    pack_act(x, x_stride, nt, k, 16, pack);
 }
 
 /* ==== quantized weights ==== */
@@ -113,28 +121,44 @@ ALWAYS_INLINE __m512i load_w_q8(const unsigned char *p, int half) {
     return _mm512_xor_si512(z, _mm512_set1_epi8((char)0x80));
 }
 
-ALWAYS_INLINE __m512i load_w_q4(const unsigned char *p, int half) {
-    const __m128i q0 = _mm_loadu_si128((const __m128i *)(p + 2));
+/* Q4_0's nibbles (at offset qo of blocks of bb bytes: Q4_0 2 and 18, Q5_0
+ * 6 and 22) as bytes 0..15 of each block, 0..31 of a pair. */
+ALWAYS_INLINE __m512i load_w_nib(const unsigned char *p, int half, size_t qo, size_t bb) {
+    const __m128i q0 = _mm_loadu_si128((const __m128i *)(p + qo));
     const __m256i v = half ? _mm256_zextsi128_si256(q0)
                            : _mm256_inserti128_si256(_mm256_castsi128_si256(q0),
-                                                     _mm_loadu_si128((const __m128i *)(p + QC_Q4_0_BYTES + 2)), 1);
+                                                     _mm_loadu_si128((const __m128i *)(p + bb + qo)), 1);
     /* [q0 q0 q1 q1] by 128-bit lanes, odd lanes shifted to their high nibbles */
     __m512i z = _mm512_shuffle_i64x2(_mm512_castsi256_si512(v), _mm512_castsi256_si512(v), 0x50);
     z = _mm512_mask_srli_epi16(z, 0xff00ff00u, z, 4);
     return _mm512_and_si512(z, _mm512_set1_epi8(0x0f));
 }
 
+ALWAYS_INLINE __m512i load_w_q4(const unsigned char *p, int half) { return load_w_nib(p, half, 2, QC_Q4_0_BYTES); }
+
+/* Q5_0: the nibbles with the 5th bit of element j (bit j of qh) as 16:
+ * 0..31 (w + 16). */
+ALWAYS_INLINE __m512i load_w_q5(const unsigned char *p, int half) {
+    const size_t bb = sizeof(qc_block_q5_0);
+    uint32_t h0, h1 = 0;
+    memcpy(&h0, p + 2, 4);
+    if (!half) memcpy(&h1, p + bb + 2, 4);
+    const __mmask64 hm = (__mmask64)h0 | (__mmask64)h1 << 32;
+    return _mm512_or_si512(load_w_nib(p, half, 6, bb), _mm512_maskz_mov_epi8(hm, _mm512_set1_epi8(0x10)));
+}
+
 /* One R x T tile (see qc_mm_tile_t) over the chunk's a->k blocks: np pairs
  * (plus a lone last block when tail), the tokens packed by pack_act at
  * a->x. Writes y[t * ldy + r] (adds to it when accumulate). */
-ALWAYS_INLINE void tile_quant(const int q4, const int R, const int T, const qc_mm_tile_t *a) {
+ALWAYS_INLINE void tile_quant(const int kind, const int R, const int T, const qc_mm_tile_t *a) {
+    const int q4 = kind != 0; /* 1 Q4_0, 2 Q5_0: unsigned nibbles (and a 5th bit) */
     const unsigned char *w0 = a->w;
     const size_t row_bytes = a->w_stride;
     const xpack_t *px = a->x;
     const int64_t np = a->k / 2, ldy = a->ldy;
     const int tail = (int)(a->k & 1), accumulate = a->accumulate, pf = a->prefetch;
     float *y = a->y;
-    const size_t bb = q4 ? QC_Q4_0_BYTES : QC_Q8_0_BYTES;
+    const size_t bb = kind == 2 ? sizeof(qc_block_q5_0) : q4 ? QC_Q4_0_BYTES : QC_Q8_0_BYTES;
     __m512 acc[RT][TT];
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
@@ -151,13 +175,13 @@ ALWAYS_INLINE void tile_quant(const int q4, const int R, const int T, const qc_m
             const unsigned char *wp = w0 + (size_t)r * row_bytes + (size_t)p * 2 * bb;
             if (pf) { /* a Q8_0 pair (68 bytes) can touch 3 lines */
                 _mm_prefetch((const char *)wp + PF_BYTES, _MM_HINT_T0);
-                if (!q4) _mm_prefetch((const char *)wp + PF_BYTES + 2 * bb - 1, _MM_HINT_T0);
+                if (kind != 1) _mm_prefetch((const char *)wp + PF_BYTES + 2 * bb - 1, _MM_HINT_T0);
             }
             if (half) {
-                wv[r] = q4 ? load_w_q4(wp, 1) : load_w_q8(wp, 1);
+                wv[r] = kind == 2 ? load_w_q5(wp, 1) : q4 ? load_w_q4(wp, 1) : load_w_q8(wp, 1);
                 dw[r] = pair_scales(qc_load_u16(wp), 0);
             } else {
-                wv[r] = q4 ? load_w_q4(wp, 0) : load_w_q8(wp, 0);
+                wv[r] = kind == 2 ? load_w_q5(wp, 0) : q4 ? load_w_q4(wp, 0) : load_w_q8(wp, 0);
                 dw[r] = pair_scales(qc_load_u16(wp), qc_load_u16(wp + bb));
             }
         }
@@ -446,6 +470,7 @@ ALWAYS_INLINE void tile_float(const qc_dtype_t dt, const int R, const int T, con
 #define PACK_PAIRS(fn) {fn, 2, sizeof(xpack_t), PACK_BYTES}
 QC_MM_KERNEL(mm_q8_0, tile_quant, 0, QC_ACT_Q8, RB, RT, TT, DEC_R, PACK_PAIRS(pack_q8_0));
 QC_MM_KERNEL(mm_q4_0, tile_quant, 1, QC_ACT_Q8, RB, RT, TT, RT, PACK_PAIRS(pack_q4_0));
+QC_MM_KERNEL(mm_q5_0, tile_quant, 2, QC_ACT_Q8, RB, RT, TT, RT, PACK_PAIRS(pack_q5_0));
 QC_MM_KERNEL(mm_f32, tile_float, QC_DTYPE_F32, QC_ACT_F32, RB, RT, TT, DEC_R, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_f16, tile_float, QC_DTYPE_F16, QC_ACT_F32, RB, RT, TT, DEC_R, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_bf16, tile_float, QC_DTYPE_BF16, QC_ACT_F32, RB, RT, TT, DEC_R, QC_MM_NO_PACK);
@@ -521,8 +546,8 @@ ALWAYS_INLINE vec_t v_round_h(vec_t x) {
 
 /* ==== the level ==== */
 
-/* Q5_0, Q4_1 and Q5_1 run on AVX2's kernels (matmul.c's level_below). */
-static const qc_kernel_set_t avx512_set = {{QC_MM_COMMON_TYPES, [QC_DTYPE_Q2_K] = &mm_q2_K, [QC_DTYPE_Q3_K] = &mm_q3_K,
+/* Q4_1 and Q5_1 run on AVX2's kernels (matmul.c's level_below). */
+static const qc_kernel_set_t avx512_set = {{QC_MM_COMMON_TYPES, [QC_DTYPE_Q5_0] = &mm_q5_0, [QC_DTYPE_Q2_K] = &mm_q2_K, [QC_DTYPE_Q3_K] = &mm_q3_K,
                                             [QC_DTYPE_Q4_K] = &mm_q4_K, [QC_DTYPE_Q5_K] = &mm_q5_K,
                                             [QC_DTYPE_Q6_K] = &mm_q6_K},
                                            dot_f32_avx512,
