@@ -86,22 +86,25 @@
  * tiles (their F32 sums in another order than the scalar's), on an AMD
  * EPYC with AVX-512 (family 26): mixed 0.3266 at avx2, 0.3441 at avx512
  * (its own Q8_0/Q4_0/float tiles), 0.3000 at scalar; odd 0.2009 / 0.2009
- * / 0.1967. With AVX-512's own K-quant tiles (same machine): mixed 0.4090
- * at avx512, while the mean of each position's largest difference stayed
- * 0.1389 (avx2 0.1381, scalar 0.1389; odd 0.0637 / 0.0640 / 0.0678). The
- * largest difference is one activation code flipping on a rounding tie and
- * moving the later positions (see above): it jumps with the summation
- * order, so it gets the largest level's value rounded up, and the mean,
- * which moves by < 1% between levels, a tolerance of its own near it. With ggml's reference Q8_0/Q8_1
+ * / 0.1967. With AVX-512's own K-quant and Q5_0 tiles and its excess
+ * spread over the lanes (same machine): mixed 0.2798 at avx512, 0.3266 at
+ * avx2, 0.3000 at scalar; odd 0.2014 / 0.2009 / 0.1967. The mean of each
+ * position's largest difference: mixed 0.1409 / 0.1381 / 0.1389, odd
+ * 0.0738 / 0.0640 / 0.0678. The largest difference is one activation code
+ * flipping on a rounding tie and moving the later positions (see above):
+ * it jumps with the summation order (0.4090 at avx512 while one lane held
+ * each block's whole excess), so it gets the largest level's value
+ * rounded up; the mean moves less and gets a tolerance of its own, the
+ * largest level's plus about 15%. With ggml's reference Q8_0/Q8_1
  * rounding it was mixed 0.3306 / 0.3842, odd 0.2619 / 0.2741. What is left
  * on the mixed file is mostly its F16 and BF16 matrices: llama.cpp rounds
  * their activations to 16 bits, qcare keeps F32 (which the F16 fixtures'
  * F32 goldens need). Tolerances: the larger level's, rounded up (other
  * levels differ in which activations land on ties). */
-#define TOL_STORED_MIXED 0.42
+#define TOL_STORED_MIXED 0.35
 #define TOL_STORED_ODD 0.23
-#define TOL_MEAN_MIXED 0.15
-#define TOL_MEAN_ODD 0.075
+#define TOL_MEAN_MIXED 0.16
+#define TOL_MEAN_ODD 0.085
 
 #define U 0x1p-24
 
