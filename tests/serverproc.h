@@ -199,6 +199,18 @@ static inline void sp_reply_free(sp_reply_t *r) {
     r->len = 0;
 }
 
+/* ==== temporary paths ==== */
+
+/* dir/name in one of 8 rotating buffers (valid until 8 more calls), for
+ * the records files of a test's temporary folder. */
+static inline const char *sp_path_in(const char *dir, const char *name) {
+    static char buf[8][512];
+    static int k;
+    char *p = buf[k++ % 8];
+    snprintf(p, 512, "%s/%s", dir, name);
+    return p;
+}
+
 /* ==== the server process ==== */
 
 /* A loopback port nobody listens on now (0 when none could be found). The

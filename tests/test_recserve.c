@@ -43,13 +43,7 @@
 static char tmp[256];
 static int have_private_mounts;
 
-static const char *path_in(const char *name) {
-    static char buf[8][512];
-    static int k;
-    char *p = buf[k++ % 8];
-    snprintf(p, 512, "%s/%s", tmp, name);
-    return p;
-}
+static const char *path_in(const char *name) { return sp_path_in(tmp, name); }
 
 /* ==== HTTP helpers ==== */
 

@@ -27,13 +27,7 @@ static char tmp[256];
 
 #define ADMIN "recshare-admin-key"
 
-static const char *path_in(const char *name) {
-    static char buf[4][512];
-    static int k;
-    char *p = buf[k++ % 4];
-    snprintf(p, 512, "%s/%s", tmp, name);
-    return p;
-}
+static const char *path_in(const char *name) { return sp_path_in(tmp, name); }
 
 static int start(sp_server_t *s, const char *log, const char *const *args) { return sp_start_checked(s, log, args); }
 
