@@ -52,7 +52,7 @@ half data/safety-blind/zh2-holdout.jsonl      73      13      9         # 76/93,
 #    the third set (rules of this round, 2026-12-02; see data/safety-blind/README.md)
 half data/safety-blind/en3-tune.jsonl         122     2       14        # 124/125, 0/120, 15/15
 half data/safety-blind/en3-holdout.jsonl      60      7       11        # 63/75, 5/80, 12/15
-half data/safety-blind/zh3-tune.jsonl         123     6       14        # 125/125, 4/120, 15/15
+half data/safety-blind/zh3-tune.jsonl         123     6       14        # 124/125, 4/120, 14/15
 half data/safety-blind/zh3-holdout.jsonl      48      11      6         # 51/75, 9/80, 7/15
 echo "safety-blind: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
