@@ -24,6 +24,8 @@
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 
 #include <immintrin.h>
+
+#include "engine/kquant_x86.h"
 #include <math.h>
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
@@ -209,14 +211,6 @@ ALWAYS_INLINE __m128i scales_k4(const uint8_t *q) {
     return _mm_loadu_si128((const __m128i *)w);
 }
 
-/* The sum of v's 8 int32 lanes (exact). */
-ALWAYS_INLINE int32_t hsum_i32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm_cvtsi128_si32(s);
-}
-
 /* The quants of half n (elements 128n .. 128n + 127) of a super-block with
  * 16-weight sub-blocks, as unsigned bytes, group g (elements 128n + 32g +
  * l, l = 0..31, sub-blocks 8n + 2g and 8n + 2g + 1) in q[g]: Q2_K 0..3 (bits
@@ -252,22 +246,6 @@ ALWAYS_INLINE void kq16_half(const qc_dtype_t kt, const unsigned char *p, const 
     }
 }
 
-/* The 16 sub-block scales of a Q2_K, Q3_K or Q6_K super-block as int16
- * (0..7 in the low 128-bit lane, 8..15 the high), and Q2_K's 16 mins:
- * Q2_K's 4-bit nibbles, Q3_K's 6 bits less 32 (qc_q3_K_scales),
- * Q6_K's int8. */
-ALWAYS_INLINE __m256i kq16_scales(const qc_dtype_t kt, const unsigned char *p, __m256i *mn16) {
-    if (kt == QC_DTYPE_Q6_K) return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)((const qc_block_q6_K *)p)->scales));
-    if (kt == QC_DTYPE_Q2_K) {
-        const __m128i s = _mm_loadu_si128((const __m128i *)((const qc_block_q2_K *)p)->scales), m4 = _mm_set1_epi8(0x0f);
-        *mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(s, 4), m4));
-        return _mm256_cvtepu8_epi16(_mm_and_si128(s, m4));
-    }
-    int16_t sc[16];
-    qc_q3_K_scales(((const qc_block_q3_K *)p)->scales, sc);
-    return _mm256_loadu_si256((const __m256i *)sc);
-}
-
 /* One R x T tile of K-quant weights over a->k super-blocks. Per row and
  * super-block the quants are unpacked to unsigned bytes (Q2_K 0..3, Q3_K
  * 0..7, Q4_K 0..15, Q5_K 0..31, Q6_K 0..63), multiplied with the
@@ -286,11 +264,7 @@ ALWAYS_INLINE void tile_kq(const qc_dtype_t kt, const int R, const int T, const 
     const size_t row_bytes = a->w_stride, x_stride = a->x_stride;
     const int64_t nb = a->k, ldy = a->ldy;
     const int pf = a->prefetch;
-    const size_t bb = kt == QC_DTYPE_Q4_K   ? sizeof(qc_block_q4_K)
-                      : kt == QC_DTYPE_Q5_K ? sizeof(qc_block_q5_K)
-                      : kt == QC_DTYPE_Q2_K ? sizeof(qc_block_q2_K)
-                      : kt == QC_DTYPE_Q3_K ? sizeof(qc_block_q3_K)
-                                            : sizeof(qc_block_q6_K);
+    const size_t bb = qc_kquant_block_bytes(kt);
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     acc2_t c;
     acc2_zero(&c, R, T);
@@ -337,11 +311,11 @@ ALWAYS_INLINE void tile_kq(const qc_dtype_t kt, const int R, const int T, const 
                     const __m256i bs = _mm256_loadu_si256((const __m256i *)xb->bsums);
                     if (kt == QC_DTYPE_Q2_K) {
                         const float dmin = f16_to_f32(qc_load_u16(((const qc_block_q2_K *)p)->dmin));
-                        const int32_t summs = hsum_i32(_mm256_madd_epi16(bs, mn16));
-                        c.m[r][t] += (xb->d * d) * (float)hsum_i32(isum[t]) - (xb->d * dmin) * (float)summs;
+                        const int32_t summs = kq_hsum_i32(_mm256_madd_epi16(bs, mn16));
+                        c.m[r][t] += (xb->d * d) * (float)kq_hsum_i32(isum[t]) - (xb->d * dmin) * (float)summs;
                         continue;
                     }
-                    const int32_t corr = hsum_i32(_mm256_madd_epi16(bs, sc16)) * (kt == QC_DTYPE_Q3_K ? -4 : -32);
+                    const int32_t corr = kq_hsum_i32(_mm256_madd_epi16(bs, sc16)) * (kt == QC_DTYPE_Q3_K ? -4 : -32);
                     const __m256i is = _mm256_add_epi32(isum[t], _mm256_setr_epi32(corr, 0, 0, 0, 0, 0, 0, 0));
                     c.v[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_set1_ps(d * xb->d), c.v[r][t]);
                 }
@@ -384,7 +358,7 @@ ALWAYS_INLINE void tile_kq(const qc_dtype_t kt, const int R, const int T, const 
                 for (int t = 0; t < T; t++) {
                     const qc_block_q8_K *xb = (const qc_block_q8_K *)(x0 + (size_t)t * x_stride) + b;
                     const int32_t summs =
-                        hsum_i32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xb->bsums), mn16));
+                        kq_hsum_i32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xb->bsums), mn16));
                     c.v[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_set1_ps(d * xb->d), c.v[r][t]);
                     c.m[r][t] -= (dmin * xb->d) * (float)summs;
                 }

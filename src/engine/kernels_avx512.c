@@ -38,6 +38,8 @@
     defined(__AVX512VNNI__) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 
 #include <immintrin.h>
+
+#include "engine/kquant_x86.h"
 #include <math.h>
 #include <string.h>
 
@@ -222,30 +224,6 @@ ALWAYS_INLINE __m512i srl2(__m512i v, int a, int b) {
     return _mm512_srlv_epi16(v, _mm512_inserti64x4(_mm512_set1_epi16((short)a), _mm256_set1_epi16((short)b), 1));
 }
 
-/* The sum of v's 8 int32 lanes (exact). */
-ALWAYS_INLINE int32_t hsum_i32_256(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm_cvtsi128_si32(s);
-}
-
-/* The 16 sub-block scales of a Q2_K, Q3_K or Q6_K super-block as int16, and
- * Q2_K's 16 mins in *mn16: Q2_K's nibbles, Q3_K's qc_q3_K_scales, Q6_K's
- * int8. */
-ALWAYS_INLINE __m256i kq16_scales_512(const qc_dtype_t kt, const unsigned char *p, __m256i *mn16) {
-    if (kt == QC_DTYPE_Q6_K)
-        return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)((const qc_block_q6_K *)p)->scales));
-    if (kt == QC_DTYPE_Q2_K) {
-        const __m128i s = _mm_loadu_si128((const __m128i *)((const qc_block_q2_K *)p)->scales), m4 = _mm_set1_epi8(0x0f);
-        *mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(s, 4), m4));
-        return _mm256_cvtepu8_epi16(_mm_and_si128(s, m4));
-    }
-    int16_t sc[16];
-    qc_q3_K_scales(((const qc_block_q3_K *)p)->scales, sc);
-    return _mm256_loadu_si256((const __m256i *)sc);
-}
-
 /* Groups 2h and 2h + 1 of half n (elements 128n + 64h .. + 63: sub-blocks
  * 8n + 4h .. 8n + 4h + 3, a 128-bit lane each) of a Q2_K, Q3_K or Q6_K
  * super-block as unsigned bytes, as kernels_avx2.c's kq16_half makes its
@@ -281,11 +259,7 @@ ALWAYS_INLINE void tile_kq(const qc_dtype_t kt, const int R, const int T, const 
     const size_t row_bytes = a->w_stride, x_stride = a->x_stride;
     const int64_t nb = a->k, ldy = a->ldy;
     const int pf = a->prefetch;
-    const size_t bb = kt == QC_DTYPE_Q4_K   ? sizeof(qc_block_q4_K)
-                      : kt == QC_DTYPE_Q5_K ? sizeof(qc_block_q5_K)
-                      : kt == QC_DTYPE_Q2_K ? sizeof(qc_block_q2_K)
-                      : kt == QC_DTYPE_Q3_K ? sizeof(qc_block_q3_K)
-                                            : sizeof(qc_block_q6_K);
+    const size_t bb = qc_kquant_block_bytes(kt);
     const int sub16 = kt == QC_DTYPE_Q2_K || kt == QC_DTYPE_Q3_K || kt == QC_DTYPE_Q6_K;
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     __m512 acc[KR][KT];
@@ -308,7 +282,7 @@ ALWAYS_INLINE void tile_kq(const qc_dtype_t kt, const int R, const int T, const 
             __m256i sc16, mn16 = _mm256_setzero_si256();
             float d, dmin = 0.0f;
             if (sub16) {
-                sc16 = kq16_scales_512(kt, p, &mn16);
+                sc16 = kq16_scales(kt, p, &mn16);
                 const __m512i scz = _mm512_castsi256_si512(sc16);
 #pragma GCC unroll 2
                 for (int n = 0; n < 2; n++)
@@ -379,16 +353,16 @@ ALWAYS_INLINE void tile_kq(const qc_dtype_t kt, const int R, const int T, const 
                 const __m256i bs = _mm256_loadu_si256((const __m256i *)xb->bsums);
                 isum[t] = _mm512_add_epi32(isum[t], isum2[t]);
                 if (kt == QC_DTYPE_Q2_K) {
-                    const int32_t summs = hsum_i32_256(_mm256_madd_epi16(bs, mn16));
+                    const int32_t summs = kq_hsum_i32(_mm256_madd_epi16(bs, mn16));
                     m[r][t] += (xb->d * d) * (float)_mm512_reduce_add_epi32(isum[t]) - (xb->d * dmin) * (float)summs;
                     continue;
                 }
                 __m512i is = isum[t];
                 if (sub16) {
-                    const int32_t corr = hsum_i32_256(_mm256_madd_epi16(bs, sc16)) * (kt == QC_DTYPE_Q3_K ? -4 : -32);
+                    const int32_t corr = kq_hsum_i32(_mm256_madd_epi16(bs, sc16)) * (kt == QC_DTYPE_Q3_K ? -4 : -32);
                     is = _mm512_add_epi32(is, _mm512_zextsi128_si512(_mm_cvtsi32_si128(corr)));
                 } else {
-                    m[r][t] -= (dmin * xb->d) * (float)hsum_i32_256(_mm256_madd_epi16(bs, mn16));
+                    m[r][t] -= (dmin * xb->d) * (float)kq_hsum_i32(_mm256_madd_epi16(bs, mn16));
                 }
                 acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_set1_ps(d * xb->d), acc[r][t]);
             }

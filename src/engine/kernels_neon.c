@@ -258,16 +258,6 @@ typedef struct {
     float d, dmin;
 } kq_row_t;
 
-ALWAYS_INLINE size_t kq_bytes(const qc_dtype_t kt) {
-    switch (kt) {
-    case QC_DTYPE_Q2_K: return sizeof(qc_block_q2_K);
-    case QC_DTYPE_Q3_K: return sizeof(qc_block_q3_K);
-    case QC_DTYPE_Q4_K: return sizeof(qc_block_q4_K);
-    case QC_DTYPE_Q5_K: return sizeof(qc_block_q5_K);
-    default: return sizeof(qc_block_q6_K);
-    }
-}
-
 /* The types whose sub-blocks are 16 weights (Q4_K/Q5_K: 32). */
 ALWAYS_INLINE int kq_sub16(const qc_dtype_t kt) {
     return kt == QC_DTYPE_Q2_K || kt == QC_DTYPE_Q3_K || kt == QC_DTYPE_Q6_K;
@@ -462,7 +452,7 @@ ALWAYS_INLINE float kq_acc_sum(const kq_acc_t *c) {
  * for the T tokens. */
 #define TILE_KQ_BODY(SUMS, PERM, kt, R, T, a)                                                                \
     do {                                                                                                    \
-        const size_t bb_ = kq_bytes(kt);                                                                    \
+        const size_t bb_ = qc_kquant_block_bytes(kt);                                                                    \
         kq_acc_t c_[KR][KT];                                                                                \
         _Pragma("GCC unroll 4") for (int r = 0; r < (R); r++)                                               \
             _Pragma("GCC unroll 4") for (int t = 0; t < (T); t++) c_[r][t] =                                \

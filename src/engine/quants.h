@@ -109,6 +109,18 @@ typedef struct {
 } qc_block_q5_K;
 _Static_assert(sizeof(qc_block_q5_K) == 176, "ggml block_q5_K layout");
 
+/* The bytes of one super-block of K-quant type kt (a constant where kt
+ * is, as in the kernels' tiles). */
+static inline size_t qc_kquant_block_bytes(qc_dtype_t kt) {
+    switch (kt) {
+    case QC_DTYPE_Q2_K: return sizeof(qc_block_q2_K);
+    case QC_DTYPE_Q3_K: return sizeof(qc_block_q3_K);
+    case QC_DTYPE_Q4_K: return sizeof(qc_block_q4_K);
+    case QC_DTYPE_Q5_K: return sizeof(qc_block_q5_K);
+    default: return sizeof(qc_block_q6_K);
+    }
+}
+
 typedef struct {
     float d;                      /* scale */
     int8_t qs[QC_QK_K];
