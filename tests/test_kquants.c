@@ -100,8 +100,15 @@
  * on the mixed file is mostly its F16 and BF16 matrices: llama.cpp rounds
  * their activations to 16 bits, qcare keeps F32 (which the F16 fixtures'
  * F32 goldens need). Tolerances: the larger level's, rounded up (other
- * levels differ in which activations land on ties). */
-#define TOL_STORED_MIXED 0.35
+ * levels differ in which activations land on ties). With AVX-512's
+ * 16-row weight panels for Q8_0/Q4_0/Q5_0 (bit-identical to the scalar
+ * tile for those types; the K-quants, floats and lm_head on the other
+ * AVX-512 tiles), on an Intel Xeon with AVX-512 (family 6 model 207):
+ * mixed 0.3806 at avx512 (0.2798 with QCARE_PANELS=0), 0.3266 at avx2,
+ * 0.3000 at scalar; odd 0.1926 / 0.2009 / 0.1967; the means 0.1391 /
+ * 0.1381 / 0.1389 and 0.0674 / 0.0640 / 0.0678: one position's tie again,
+ * the means unmoved. */
+#define TOL_STORED_MIXED 0.40
 #define TOL_STORED_ODD 0.23
 #define TOL_MEAN_MIXED 0.16
 #define TOL_MEAN_ODD 0.085
@@ -287,7 +294,7 @@ static void test_dequantize(void) {
     for (size_t f = 0; f < N_FMTS; f++) {
         const int64_t n = nb * fmts[f].block;
         rnd_blocks((int)f, blk, nb);
-        qc_tensor_t t = {blk, fmts[f].t, 1, n};
+        qc_tensor_t t = {.data = blk, .dtype = fmts[f].t, .rows = 1, .cols = n};
         qc_dequantize_row(&t, 0, y);
         double worst = 0; /* max |err| / (u (|A| + |B|)) */
         long bad = 0, exact = 0;
@@ -503,7 +510,7 @@ static void test_fixture_blocks(void) {
                   qc_dtype_name(t->dtype));
             if (li == sizeof lim / sizeof lim[0]) continue;
             const int64_t cols = t->ne[0], rows = t->ne[1], step = k < 0 ? 61 : 1; /* a sample of the embedding */
-            qc_tensor_t qt = {t->data, t->dtype, rows, cols};
+            qc_tensor_t qt = {.data = t->data, .dtype = t->dtype, .rows = rows, .cols = cols};
             float *y = malloc((size_t)cols * sizeof *y);
             if (!y) abort();
             double se = 0, ss = 0;
@@ -600,7 +607,8 @@ static void check_as_stored(const qc_model_t *m, const char *path, const char *n
     char err[512];
     CHECK(qc_gguf_open(path, &g, err, sizeof err) == QC_OK, "open %s: %s", path, err);
     if (!g) return;
-    int kept = m->n_owned == 0 && qc_model_n_converted(m) == 0, n = 0;
+    /* the model owns no buffer but the panels its level made of some */
+    int kept = qc_model_n_converted(m) == 0, n = 0, n_panel = 0;
     char nm[64];
     for (int l = 0; l < m->cfg.n_layer; l++) {
         const qc_layer_t *L = &m->layers[l];
@@ -610,8 +618,10 @@ static void check_as_stored(const qc_model_t *m, const char *path, const char *n
             snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, gn[i]);
             const qc_gguf_tensor_t *t = qc_gguf_tensor(g, nm);
             kept &= t && t->dtype == mats[i]->dtype && qc_matmul_has(t->dtype);
+            n_panel += mats[i]->panel != NULL;
         }
     }
+    kept &= m->n_owned == n_panel;
     const qc_gguf_tensor_t *e = qc_gguf_tensor(g, "token_embd.weight");
     kept &= e && e->dtype == m->tok_embd.dtype && m->lm_head.data == m->tok_embd.data;
     CHECK(kept && n > 0, "%s as stored: every matrix in its file type, none converted", name);
@@ -712,7 +722,7 @@ static void test_one_matrix(void) {
     /* token 106560, the first of the golden prompts: its embedding row,
      * RMSNorm (sum of squares in double, as ggml), times the norm weight */
     float x[256], h[256], nw[256];
-    qc_tensor_t et = {emb->data, emb->dtype, emb->ne[1], 256};
+    qc_tensor_t et = {.data = emb->data, .dtype = emb->dtype, .rows = emb->ne[1], .cols = 256};
     qc_dequantize_row(&et, 106560, x);
     memcpy(nw, norm->data, sizeof nw);
     double ss = 0;
