@@ -99,7 +99,7 @@ static double time_matmul(qc_dtype_t dt, const unsigned char *m, size_t bytes, i
         const double t0 = cpu_s();
         double t;
         do {
-            qc_tensor_t w = {m + (size_t)(calls % copies) * bytes, dt, rows, cols};
+            qc_tensor_t w = {.data = m + (size_t)(calls % copies) * bytes, .dtype = dt, .rows = rows, .cols = cols};
             qc_matmul(&w, x, act, n_tok, y, rows, 0, rows);
             calls++;
         } while ((t = cpu_s() - t0) < min_s);

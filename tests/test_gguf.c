@@ -662,7 +662,7 @@ static void test_q4_K(void) {
         qs[32 * k + l] |= (unsigned char)(j % 2 ? q[i] << 4 : q[i]);
     }
     float out[256];
-    qc_tensor_t t = {blk, QC_DTYPE_Q4_K, 1, 256};
+    qc_tensor_t t = {.data = blk, .dtype = QC_DTYPE_Q4_K, .rows = 1, .cols = 256};
     qc_dequantize_row(&t, 0, out);
     int bad = 0;
     for (int i = 0; i < 256; i++) bad += out[i] != 0.25f * sc[i / 32] * q[i] - 0.5f * mn[i / 32];
@@ -692,7 +692,7 @@ static void test_q6_K(void) {
     float out[512];
     unsigned char two[420];
     memcpy(two, blk, 210), memcpy(two + 210, blk, 210);
-    qc_tensor_t t = {two, QC_DTYPE_Q6_K, 1, 512};
+    qc_tensor_t t = {.data = two, .dtype = QC_DTYPE_Q6_K, .rows = 1, .cols = 512};
     qc_dequantize_row(&t, 0, out);
     int bad = 0;
     for (int e = 0; e < 512; e++) bad += out[e] != 0.5f * scales[(e % 256) / 16] * (v[e % 256] - 32);

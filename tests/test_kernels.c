@@ -161,7 +161,7 @@ static void test_quantize_q4_0(void) {
     CHECK(y[2].d == 0x3400, "q4_0 block 2 d = 0x%04x", y[2].d);
     CHECK(!memcmp(y[2].qs, want2, 16), "q4_0 block 2 nibbles");
     /* dequantization reads the same layout back */
-    qc_tensor_t t = {y, QC_DTYPE_Q4_0, 1, 96};
+    qc_tensor_t t = {.data = y, .dtype = QC_DTYPE_Q4_0, .rows = 1, .cols = 96};
     float d[96];
     qc_dequantize_row(&t, 0, d);
     CHECK(d[0] == -8.0f && d[1] == 7.0f && d[3] == 3.0f && d[5] == 7.0f && d[16] == 0.0f && d[18] == -8.0f,
@@ -184,7 +184,7 @@ static void test_roundtrip(void) {
     for (int i = 0; i < N; i++) x[i] = rng_unit() * (i % 7 == 0 ? 50.0f : 1.0f) * (float)(1 + i / 512);
     int bad8 = 0, bad4 = 0, clamped = 0;
     qc_quantize_row(QC_DTYPE_Q8_0, x, q8, N);
-    qc_tensor_t t8 = {q8, QC_DTYPE_Q8_0, 1, N};
+    qc_tensor_t t8 = {.data = q8, .dtype = QC_DTYPE_Q8_0, .rows = 1, .cols = N};
     qc_dequantize_row(&t8, 0, y);
     for (int b = 0; b < N / 32; b++) {
         float amax = 0;
@@ -201,7 +201,7 @@ static void test_roundtrip(void) {
     CHECK(bad8 == 0, "q8_0 round trip: %d elements out of bounds", bad8);
 
     qc_quantize_row(QC_DTYPE_Q4_0, x, q4, N);
-    qc_tensor_t t4 = {q4, QC_DTYPE_Q4_0, 1, N};
+    qc_tensor_t t4 = {.data = q4, .dtype = QC_DTYPE_Q4_0, .rows = 1, .cols = N};
     qc_dequantize_row(&t4, 0, y);
     for (int b = 0; b < N / 32; b++) {
         float amax = 0, max = 0;
@@ -322,7 +322,7 @@ static void wmat_make(wmat_t *m, qc_dtype_t dt, int64_t rows, int64_t cols, size
         }
     }
     free(row);
-    m->w = (qc_tensor_t){data, dt, rows, cols};
+    m->w = (qc_tensor_t){.data = data, .dtype = dt, .rows = rows, .cols = cols};
     m->deq = malloc((size_t)(rows * cols) * sizeof(float));
     m->dw = malloc((size_t)(rows * (cols / 32 + 1)) * sizeof(float));
     for (int64_t r = 0; r < rows; r++) {
@@ -551,7 +551,7 @@ static const struct {
     int half[2]; /* offsets of the half scales (-1: none) */
     int q0, q1;  /* quant bytes [q0, q1) */
 } gguf_types[] = {
-    {QC_DTYPE_Q4_1, {0, 2}, 4, 20},    {QC_DTYPE_Q5_0, {0, -1}, 2, 22},   {QC_DTYPE_Q5_1, {0, 2}, 4, 24},
+    {QC_DTYPE_Q8_0, {0, -1}, 2, 34},   {QC_DTYPE_Q4_0, {0, -1}, 2, 18},   {QC_DTYPE_Q4_1, {0, 2}, 4, 20},    {QC_DTYPE_Q5_0, {0, -1}, 2, 22},   {QC_DTYPE_Q5_1, {0, 2}, 4, 24},
     {QC_DTYPE_Q2_K, {80, 82}, 16, 80}, {QC_DTYPE_Q3_K, {108, -1}, 0, 96}, {QC_DTYPE_Q4_K, {0, 2}, 16, 144},
     {QC_DTYPE_Q5_K, {0, 2}, 16, 176},  {QC_DTYPE_Q6_K, {208, -1}, 0, 192},
 };
@@ -563,6 +563,31 @@ static const struct {
  * against the scalar one, each within 2 (nb + 16) u of
  * M = sum_e (|w_e| + 2 |w0_e|) |a_e| (nb blocks, u = 2^-24): the blocks'
  * scaled sums added in another order (kernels_impl.h's contract). */
+static int n_panels_run[QC_CPU_LEVELS];
+
+/* y against yref on rows [r0, r1) of n_tok tokens (ldy apart): the largest
+ * difference relative to mag (per token and row of the range), the writes
+ * outside the range (y holds SENTINEL there), the outputs not bit-identical. */
+static void compare_out(const float *y, const float *yref, const double *mag, int n_tok, int64_t ldy, int64_t r0,
+                        int64_t r1, double *worst, int *outside, int *differ) {
+    const int64_t nr = r1 - r0;
+    double w2 = 0;
+    int out = 0, diff = 0;
+    for (int t = 0; t < n_tok; t++)
+        for (int64_t r = 0; r < ldy; r++) {
+            if (r < r0 || r >= r1) {
+                out += y[t * ldy + r] != SENTINEL;
+                continue;
+            }
+            const double e = fabs((double)y[t * ldy + r] - yref[t * ldy + r]) / mag[t * nr + r - r0];
+            if (!(e <= w2)) w2 = e;
+            diff += memcmp(&y[t * ldy + r], &yref[t * ldy + r], sizeof(float)) != 0;
+        }
+    *worst = w2;
+    *outside = out;
+    *differ = diff;
+}
+
 static void check_gguf(size_t ti, int n_tok, int64_t cols, int64_t rows, int64_t r0, int64_t r1, size_t misalign,
                        int *n_levels_run) {
     const qc_dtype_t dt = gguf_types[ti].t;
@@ -572,6 +597,11 @@ static void check_gguf(size_t ti, int n_tok, int64_t cols, int64_t rows, int64_t
     unsigned char *buf = malloc(rb * (size_t)rows + misalign), *data = buf + misalign;
     unsigned char *zero = malloc(rb);
     for (size_t i = 0; i < rb * (size_t)rows; i++) data[i] = (unsigned char)rng_next();
+    /* Q8_0 quants are -127..127 (ggml's quantizer never writes -128, and
+     * the AVX2 sign trick relies on it) */
+    if (dt == QC_DTYPE_Q8_0)
+        for (size_t i = 0; i < rb * (size_t)rows; i++)
+            if (i % bb >= 2 && data[i] == 0x80) data[i] = 0x81;
     for (int64_t b = 0; b < rows * nb; b++)
         for (int h = 0; h < 2; h++) {
             if (gguf_types[ti].half[h] < 0) continue;
@@ -580,7 +610,7 @@ static void check_gguf(size_t ti, int n_tok, int64_t cols, int64_t rows, int64_t
             const uint16_t v = (uint16_t)((r & 0x3ff) | (uint16_t)(6 + (r >> 10) % 6) << 10 | ((r >> 20) & 1) << 15);
             memcpy(data + (size_t)b * bb + gguf_types[ti].half[h], &v, 2);
         }
-    const qc_tensor_t w = {data, dt, rows, cols};
+    const qc_tensor_t w = {.data = data, .dtype = dt, .rows = rows, .cols = cols};
     float *x = malloc((size_t)(n_tok * cols) * sizeof(float));
     for (int64_t i = 0; i < n_tok * cols; i++) x[i] = rng_unit() * (i % 61 == 3 ? 20.0f : 1.0f);
     const size_t ab = qc_act_bytes(dt, n_tok, cols);
@@ -609,7 +639,7 @@ static void check_gguf(size_t ti, int n_tok, int64_t cols, int64_t rows, int64_t
         qc_dequantize_row(&w, r, wd);
         memcpy(zero, data + (size_t)r * rb, rb);
         for (int64_t b = 0; b < nb; b++) memset(zero + (size_t)b * bb + gguf_types[ti].q0, 0, (size_t)(gguf_types[ti].q1 - gguf_types[ti].q0));
-        const qc_tensor_t wz = {zero, dt, 1, cols};
+        const qc_tensor_t wz = {.data = zero, .dtype = dt, .rows = 1, .cols = cols};
         qc_dequantize_row(&wz, 0, w0);
         for (int t = 0; t < n_tok; t++) {
             double e = 0, m = 0;
@@ -642,24 +672,58 @@ static void check_gguf(size_t ti, int n_tok, int64_t cols, int64_t rows, int64_t
         n_levels_run[l] += own;
         for (size_t i = 0; i < ny; i++) y[i] = SENTINEL;
         qc_matmul_level((qc_cpu_t)l, &w, x, act, n_tok, y, ldy, r0, r1);
-        double w2 = 0;
-        int outside = 0, differ = 0;
-        for (int t = 0; t < n_tok; t++)
-            for (int64_t r = 0; r < ldy; r++) {
-                if (r < r0 || r >= r1) {
-                    outside += y[t * ldy + r] != SENTINEL;
-                    continue;
-                }
-                const double e = fabs((double)y[t * ldy + r] - yref[t * ldy + r]) / mag[t * nr + r - r0];
-                if (!(e <= w2)) w2 = e;
-                differ += memcmp(&y[t * ldy + r], &yref[t * ldy + r], sizeof(float)) != 0;
-            }
+        double w2;
+        int outside, differ;
+        compare_out(y, yref, mag, n_tok, ldy, r0, r1, &w2, &outside, &differ);
         if (own && bit_exact_quant(l))
             CHECK(!differ, "%s %s vs scalar: n_tok %d cols %lld rows [%lld,%lld) misalign %zu: %d outputs not bit-identical",
                   q->name, level_name(l), n_tok, (long long)cols, (long long)r0, (long long)r1, misalign, differ);
         CHECK(w2 <= tol && !outside,
               "%s %s vs scalar: n_tok %d cols %lld rows [%lld,%lld) misalign %zu: error %.3g of M, %d writes outside",
               q->name, level_name(l), n_tok, (long long)cols, (long long)r0, (long long)r1, misalign, w2, outside);
+    }
+    /* the levels' weight panels of w (when its rows fill them): the same
+     * contract against the scalar level, no write outside [r0, r1), each
+     * token's outputs those it gets alone, each row dequantized as from
+     * the file layout, bit for bit */
+    FOR_SIMD_LEVELS(l) {
+        const qc_panel_ops_t *ops = qc_kernels_for((qc_cpu_t)l)->panel;
+        const size_t pbytes = ops ? ops->bytes(&w) : 0;
+        if (!pbytes) continue;
+        n_panels_run[l]++;
+        void *pan = aligned_alloc(64, (pbytes + 63) / 64 * 64);
+        ops->make(&w, pan, 0, rows / ops->rows);
+        qc_tensor_t wp = w;
+        wp.panel = pan;
+        wp.panel_ops = ops;
+        for (size_t i = 0; i < ny; i++) y[i] = SENTINEL;
+        qc_matmul_level(QC_CPU_SCALAR, &wp, x, act, n_tok, y, ldy, r0, r1); /* the panel's kernels, whatever level */
+        double w2;
+        int outside, differ, alone = 0, rows_differ = 0;
+        compare_out(y, yref, mag, n_tok, ldy, r0, r1, &w2, &outside, &differ);
+        /* the legacy types' panels keep the scalar tile's order and roundings */
+        if (qc_qtype(dt)->block == QC_QK)
+            CHECK(!differ, "%s %s panels vs scalar: n_tok %d cols %lld rows [%lld,%lld): %d outputs not bit-identical",
+                  q->name, level_name(l), n_tok, (long long)cols, (long long)r0, (long long)r1, differ);
+        float *y1 = malloc((size_t)ldy * sizeof(float));
+        for (int t = 0; t < n_tok; t++) {
+            for (int64_t r = 0; r < ldy; r++) y1[r] = SENTINEL;
+            qc_matmul(&wp, x + t * cols, (const unsigned char *)act + (size_t)t * (ab / (size_t)n_tok), 1, y1, ldy, r0,
+                      r1);
+            alone += memcmp(y1 + r0, y + t * ldy + r0, (size_t)nr * sizeof(float)) != 0;
+        }
+        free(y1);
+        for (int64_t r = r0; r < r1; r++) {
+            qc_dequantize_row(&w, r, wd);
+            qc_dequantize_row(&wp, r, w0);
+            rows_differ += memcmp(wd, w0, (size_t)cols * sizeof(float)) != 0;
+        }
+        CHECK(w2 <= tol && !outside && !alone && !rows_differ,
+              "%s %s panels vs scalar: n_tok %d cols %lld rows [%lld,%lld) of %lld: error %.3g of M, %d writes outside, "
+              "%d tokens differ alone, %d rows dequantized differently",
+              q->name, level_name(l), n_tok, (long long)cols, (long long)r0, (long long)r1, (long long)rows, w2,
+              outside, alone, rows_differ);
+        free(pan);
     }
     free(buf);
     free(zero);
@@ -695,6 +759,27 @@ static void test_matmul_gguf(void) {
         /* the whole matrix, and a single row */
         check_gguf(ti, 6, k ? 512 : 96, 9, 0, 9, 7, n_levels_run);
         check_gguf(ti, 5, k ? 1024 : 1024, 9, 4, 5, 33, n_levels_run);
+        /* rows that fill 16-row panels: whole, and ranges off the panels */
+        static const int ptoks[] = {1, 2, 7, 8, 9, 17};
+        for (size_t ni = 0; ni < sizeof ptoks / sizeof ptoks[0]; ni++, cfg++) {
+            check_gguf(ti, ptoks[ni], k ? 512 : 96, 48, 0, 48, (size_t)(1 + cfg % 63), n_levels_run);
+            check_gguf(ti, ptoks[ni], k ? 768 : 896, 80, 5, 67, (size_t)(1 + cfg % 63), n_levels_run);
+            check_gguf(ti, ptoks[ni], k ? 2816 : 4864, 32, 16, 31, (size_t)(1 + cfg % 63), n_levels_run);
+        }
+    }
+    FOR_SIMD_LEVELS(l) {
+        const qc_panel_ops_t *ops = qc_kernels_for((qc_cpu_t)l)->panel;
+        if (!ops) continue;
+        char own[128] = "";
+        for (size_t ti = 0; ti < sizeof gguf_types / sizeof gguf_types[0]; ti++) {
+            const qc_tensor_t probe = {.dtype = gguf_types[ti].t, .rows = ops->rows, .cols = QC_QK_K};
+            if (ops->bytes(&probe))
+                snprintf(own + strlen(own), sizeof own - strlen(own), "%s%s", *own ? " " : "",
+                         qc_qtype(gguf_types[ti].t)->name);
+        }
+        CHECK(n_panels_run[l] > 0, "%s has panels but none was checked", level_name(l));
+        printf("test_kernels: %s: %d configurations of its %d-row weight panels (%s) checked\n", level_name(l),
+               n_panels_run[l], ops->rows, own);
     }
     for (int l = QC_CPU_SCALAR + 1; l < QC_CPU_LEVELS; l++) {
         if (!qc_cpu_built((qc_cpu_t)l)) continue; /* another architecture's */
@@ -792,7 +877,7 @@ static void test_driver(void) {
     for (int i = 0; i < ROWS * COLS; i++) wf[i] = rng_unit();
     for (int r = 0; r < ROWS; r++) qc_quantize_row(QC_DTYPE_Q8_0, wf + r * COLS, wq + r * NB * QC_Q8_0_BYTES, COLS);
     for (int t = 0; t < MAXT; t++) qc_act_row_scalar(x + t * COLS, COLS, act + t * NB);
-    const qc_tensor_t mq = {wq, QC_DTYPE_Q8_0, ROWS, COLS}, mf = {wf, QC_DTYPE_F32, ROWS, COLS};
+    const qc_tensor_t mq = {.data = wq, .dtype = QC_DTYPE_Q8_0, .rows = ROWS, .cols = COLS}, mf = {.data = wf, .dtype = QC_DTYPE_F32, .rows = ROWS, .cols = COLS};
     const int64_t ldy = ROWS + 2;
     static float y[MAXT * (ROWS + 2)], want[MAXT * (ROWS + 2)];
     static int writes[MAXT * (ROWS + 2)];
@@ -845,7 +930,7 @@ static void test_driver(void) {
     /* a type no level has kernels for (an activation format): nothing
      * happens; types a SIMD level leaves out run on the scalar level's
      * (test_matmul_gguf) */
-    const qc_tensor_t m4 = {wq, QC_DTYPE_Q8_K, ROWS, COLS};
+    const qc_tensor_t m4 = {.data = wq, .dtype = QC_DTYPE_Q8_K, .rows = ROWS, .cols = COLS};
     for (int i = 0; i < MAXT * ldy; i++) y[i] = SENTINEL;
     qc_matmul_set(&drv_level, &m4, x, act, 2, y, ldy, 0, ROWS);
     int touched = 0;

@@ -95,11 +95,18 @@ const void *qc_st_header(const qc_st_t *st, size_t i, size_t *len);
 
 /* ==== weights as the forward pass sees them ==== */
 
-/* A 2-D weight [rows = out][cols = in] (row-major), or a vector (rows = 1). */
+/* A 2-D weight [rows = out][cols = in] (row-major), or a vector (rows = 1).
+ * A layer matrix may also have a panel: its weights rearranged at load for
+ * the chosen CPU level (kernels_impl.h, qc_panel_ops_t), which then
+ * multiplies and dequantizes it; data is NULL when the panel replaced a
+ * converted buffer, and otherwise the file's mapping (its pages dropped). */
+struct qc_panel_ops;
 typedef struct {
     const void *data;
     qc_dtype_t dtype;
     int64_t rows, cols;
+    const void *panel;
+    const struct qc_panel_ops *panel_ops;
 } qc_tensor_t;
 
 typedef struct {

@@ -273,6 +273,10 @@ void qc_quantize_row(qc_dtype_t t, const float *src, void *dst, int64_t n) {
 }
 
 void qc_dequantize_row(const qc_tensor_t *w, int64_t row, float *dst) {
+    if (w->panel) {
+        w->panel_ops->row(w, row, dst);
+        return;
+    }
     const int64_t n = w->cols;
     const unsigned char *p = (const unsigned char *)w->data + (size_t)row * qc_row_bytes(w->dtype, n);
     switch (w->dtype) {

@@ -454,6 +454,193 @@ QC_MM_KERNEL(mm_q4_K, tile_kq, QC_DTYPE_Q4_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM
 QC_MM_KERNEL(mm_q5_K, tile_kq, QC_DTYPE_Q5_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_q6_K, tile_kq, QC_DTYPE_Q6_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
 
+/* ==== weight panels (Q8_0, Q4_0, Q5_0) ====
+ *
+ * A panel is 16 rows; per 32-weight block it holds (PB bytes, blocks of a
+ * panel one after the other, panels one after the other):
+ *   quants  Q8_0: 8 vectors of 64 bytes, vector g lane i (4 bytes) = row
+ *           i's weights 4g .. 4g + 3 plus 128 (unsigned); Q4_0 and Q5_0: 4
+ *           vectors, vector h lane i = row i's qs[4h .. 4h + 3], so the low
+ *           nibbles are weights 4h .. 4h + 3 and the high ones 16 + 4h ..
+ *   qh      Q5_0 only: 16 words, row i's qh (bit c: weight c's 5th bit)
+ *   d       16 halves, row i's scale
+ * — the file's bytes rearranged (as large as the file). Each vpdpbusd then
+ * multiplies 4 weights of 16 rows by the same 4 activations (broadcast), so
+ * a block's dot for 16 rows accumulates in one register, in exact int32,
+ * and is scaled and added in F32 for 16 outputs at once: no horizontal
+ * sums, and one conversion, multiply and add per 16 rows and block where
+ * the file layout's tiles need them per row. Each output adds its blocks
+ * in order with the scalar tile's roundings ((float)sumi * (d_w * d_x),
+ * then the sum), so the panels' products are the scalar level's bit for
+ * bit. */
+
+enum { PR = 16, PT = 8, PRB = 64 }; /* rows per panel, tokens per tile, rows per L2 block */
+
+ALWAYS_INLINE int pan_kind(qc_dtype_t dt) { return dt == QC_DTYPE_Q8_0 ? 0 : dt == QC_DTYPE_Q4_0 ? 1 : 2; }
+ALWAYS_INLINE size_t pan_qbytes(int kind) { return kind == 0 ? 8 * 64 : 4 * 64; }
+ALWAYS_INLINE size_t pan_block(int kind) { return pan_qbytes(kind) + (kind == 2 ? 64 : 0) + 32; }
+ALWAYS_INLINE size_t file_block(int kind) {
+    return kind == 0 ? QC_Q8_0_BYTES : kind == 1 ? QC_Q4_0_BYTES : sizeof(qc_block_q5_0);
+}
+
+static size_t panel_bytes(const qc_tensor_t *t) {
+    if ((t->dtype != QC_DTYPE_Q8_0 && t->dtype != QC_DTYPE_Q4_0 && t->dtype != QC_DTYPE_Q5_0) || t->rows % PR ||
+        t->cols % QC_QK || t->rows <= 0)
+        return 0;
+    return (size_t)(t->rows / PR) * (size_t)(t->cols / QC_QK) * pan_block(pan_kind(t->dtype));
+}
+
+/* One file block (fb) <-> lane i of one panel block (pb); to_panel picks the direction. */
+static void pan_lane(int kind, unsigned char *pb, int i, unsigned char *fb, int to_panel) {
+    const size_t qb = pan_qbytes(kind), qo = kind == 0 ? 2 : kind == 1 ? 2 : 6;
+    for (int g = 0; g < (kind == 0 ? 8 : 4); g++)
+        for (int j = 0; j < 4; j++) {
+            unsigned char *pv = pb + (size_t)g * 64 + (size_t)i * 4 + (size_t)j, *fv = fb + qo + 4 * g + j;
+            if (kind == 0) {
+                if (to_panel) *pv = (unsigned char)(*fv ^ 0x80);
+                else *fv = (unsigned char)(*pv ^ 0x80);
+            } else if (to_panel) {
+                *pv = *fv;
+            } else {
+                *fv = *pv;
+            }
+        }
+    if (kind == 2) {
+        if (to_panel) memcpy(pb + qb + (size_t)i * 4, fb + 2, 4);
+        else memcpy(fb + 2, pb + qb + (size_t)i * 4, 4);
+    }
+    unsigned char *pd = pb + qb + (kind == 2 ? 64 : 0) + (size_t)i * 2;
+    if (to_panel) memcpy(pd, fb, 2);
+    else memcpy(fb, pd, 2);
+}
+
+static void panel_make(const qc_tensor_t *t, void *out, int64_t p0, int64_t p1) {
+    const int kind = pan_kind(t->dtype);
+    const int64_t nb = t->cols / QC_QK;
+    const size_t pbb = pan_block(kind), fbb = file_block(kind), row = (size_t)nb * fbb;
+    for (int64_t p = p0; p < p1; p++)
+        for (int64_t b = 0; b < nb; b++) {
+            unsigned char *pb = (unsigned char *)out + ((size_t)p * (size_t)nb + (size_t)b) * pbb;
+            for (int i = 0; i < PR; i++)
+                pan_lane(kind, pb, i,
+                         (unsigned char *)t->data + (size_t)(p * PR + i) * row + (size_t)b * fbb, 1);
+        }
+}
+
+static void panel_row(const qc_tensor_t *t, int64_t r, float *dst) {
+    const int kind = pan_kind(t->dtype);
+    const int64_t nb = t->cols / QC_QK;
+    const size_t pbb = pan_block(kind);
+    unsigned char fb[sizeof(qc_block_q5_0) > QC_Q8_0_BYTES ? sizeof(qc_block_q5_0) : QC_Q8_0_BYTES];
+    for (int64_t b = 0; b < nb; b++) {
+        unsigned char *pb = (unsigned char *)t->panel + ((size_t)(r / PR) * (size_t)nb + (size_t)b) * pbb;
+        pan_lane(kind, pb, (int)(r % PR), fb, 0);
+        qc_qtype(t->dtype)->dequantize(fb, dst + b * QC_QK, QC_QK);
+    }
+}
+
+/* The 8 weight vectors of one panel block, unsigned (excess 128, 8, 16). */
+ALWAYS_INLINE void pan_weights(const int kind, const unsigned char *pb, __m512i w[8]) {
+    if (kind == 0) {
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; g++) w[g] = _mm512_loadu_si512((const void *)(pb + 64 * g));
+        return;
+    }
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+#pragma GCC unroll 4
+    for (int h = 0; h < 4; h++) {
+        const __m512i v = _mm512_loadu_si512((const void *)(pb + 64 * h));
+        w[h] = _mm512_and_si512(v, m4);
+        w[h + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+    }
+    if (kind == 2) {
+        /* group g's 5th bits: bits 4g .. 4g + 3 of each lane's qh, as 0x10
+         * in bytes 0..3 (vpermd looks the 4 bits up in a 16-word table) */
+        const __m512i lut = _mm512_setr_epi32(0, 0x10, 0x1000, 0x1010, 0x100000, 0x100010, 0x101000, 0x101010,
+                                              0x10000000, 0x10000010, 0x10001000, 0x10001010, 0x10100000,
+                                              0x10100010, 0x10101000, 0x10101010);
+        const __m512i qh = _mm512_loadu_si512((const void *)(pb + 4 * 64));
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; g++)
+            w[g] = _mm512_or_si512(w[g], _mm512_permutexvar_epi32(_mm512_srli_epi32(qh, 4 * g), lut));
+    }
+}
+
+/* nt (<= PT) tokens x one panel (16 rows) over all nb blocks: y[t * ldy +
+ * row0 + i] for the lanes i in mask. x: token 0's qc_block_q8_act row. */
+ALWAYS_INLINE void pan_tile(const int kind, const int nt, const unsigned char *pw, int64_t nb,
+                            const qc_block_q8_act *x, size_t x_stride, float *y, int64_t ldy, __mmask16 mask,
+                            int pf) {
+    const int k = kind == 0 ? 128 : kind == 1 ? 8 : 16;
+    const size_t pbb = pan_block(kind), dof = pan_qbytes(kind) + (kind == 2 ? 64 : 0);
+    __m512 acc[PT];
+#pragma GCC unroll 8
+    for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++, pw += pbb) {
+        if (pf)
+            for (size_t o = 0; o < pbb; o += 64) _mm_prefetch((const char *)pw + PF_BYTES + o, _MM_HINT_T0);
+        __m512i w[8];
+        pan_weights(kind, pw, w);
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pw + dof)));
+#pragma GCC unroll 8
+        for (int t = 0; t < nt; t++) {
+            const qc_block_q8_act *xa = (const qc_block_q8_act *)((const unsigned char *)x + (size_t)t * x_stride) + b;
+            __m512i is = _mm512_set1_epi32(-k * xa->sum);
+#pragma GCC unroll 8
+            for (int g = 0; g < 8; g++) {
+                int32_t x4;
+                memcpy(&x4, xa->qs + 4 * g, 4);
+                is = _mm512_dpbusd_epi32(is, w[g], _mm512_set1_epi32(x4));
+            }
+            /* multiply, then add (no FMA): the scalar tile's roundings */
+            acc[t] = _mm512_add_ps(acc[t],
+                                   _mm512_mul_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(dw, _mm512_set1_ps(xa->d))));
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < nt; t++) _mm512_mask_storeu_ps(y + (size_t)t * (size_t)ldy, mask, acc[t]);
+}
+
+static void pan_tile_any(const int kind, int nt, const unsigned char *pw, int64_t nb, const qc_block_q8_act *x,
+                         size_t x_stride, float *y, int64_t ldy, __mmask16 mask, int pf) {
+    switch (nt) {
+#define PAN_CASE(n)                                                        \
+    case n: pan_tile(kind, n, pw, nb, x, x_stride, y, ldy, mask, pf); break;
+        PAN_CASE(8) PAN_CASE(7) PAN_CASE(6) PAN_CASE(5) PAN_CASE(4) PAN_CASE(3) PAN_CASE(2)
+        default: pan_tile(kind, 1, pw, nb, x, x_stride, y, ldy, mask, pf); break;
+#undef PAN_CASE
+    }
+}
+
+/* Rows [r0, r1): blocks of PRB rows whose panels stay in L2 while every
+ * token tile passes (the first tile prefetches them), each panel's stores
+ * masked to the rows asked for. y points at row 0. */
+static void panel_matmul(const qc_tensor_t *t, const void *act, int n_tok, float *y, int64_t ldy, int64_t r0,
+                         int64_t r1) {
+    const int kind = pan_kind(t->dtype);
+    const int64_t nb = t->cols / QC_QK;
+    const size_t pstride = (size_t)nb * pan_block(kind), x_stride = (size_t)nb * sizeof(qc_block_q8_act);
+    const unsigned char *base = t->panel;
+    for (int64_t rb = r0 - r0 % PR; rb < r1; rb += PRB) {
+        const int64_t re = rb + PRB < r1 ? rb + PRB : r1;
+        for (int t0 = 0; t0 < n_tok; t0 += PT) {
+            const int nt = n_tok - t0 < PT ? n_tok - t0 : PT;
+            const qc_block_q8_act *x = (const qc_block_q8_act *)((const unsigned char *)act + (size_t)t0 * x_stride);
+            for (int64_t p = rb; p < re; p += PR) {
+                const int lo = p < r0 ? (int)(r0 - p) : 0, hi = p + PR > r1 ? (int)(r1 - p) : PR;
+                const __mmask16 mask = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+                const unsigned char *pw = base + (size_t)(p / PR) * pstride;
+                float *yo = y + (size_t)t0 * (size_t)ldy + p;
+                if (kind == 0) pan_tile_any(0, nt, pw, nb, x, x_stride, yo, ldy, mask, t0 == 0);
+                else if (kind == 1) pan_tile_any(1, nt, pw, nb, x, x_stride, yo, ldy, mask, t0 == 0);
+                else pan_tile_any(2, nt, pw, nb, x, x_stride, yo, ldy, mask, t0 == 0);
+            }
+        }
+    }
+}
+
+static const qc_panel_ops_t avx512_panel = {PR, panel_bytes, panel_make, panel_matmul, panel_row};
+
 /* ==== dot product, activation quantization ==== */
 
 static float dot_f32_avx512(const float *a, const float *b, int64_t n) {
@@ -526,7 +713,8 @@ static const qc_kernel_set_t avx512_set = {{QC_MM_COMMON_TYPES, [QC_DTYPE_Q5_0] 
                                             [QC_DTYPE_Q6_K] = &mm_q6_K},
                                            dot_f32_avx512,
                                            act_row_avx512,
-                                           attend_avx512};
+                                           attend_avx512,
+                                           &avx512_panel};
 const qc_kernel_set_t *const qc_level_avx512 = &avx512_set;
 
 #else /* built without the AVX-512 flags: never selected */

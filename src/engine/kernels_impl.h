@@ -193,6 +193,30 @@ typedef void (*qc_attend_fn)(const float *q, const qc_kv_rows_t *r, int n, int h
 /* Weight types a level can describe (above every qc_dtype_t value). */
 #define QC_MM_TYPES 16
 
+/* Weight panels: a level may rearrange a layer matrix once at load into a
+ * layout of its own (16 rows interleaved per block, say, so that one
+ * register holds a block's quants of 16 rows and the products land as 16
+ * outputs in one register: no horizontal sums), when the matrix's rows are
+ * a multiple of `rows`. A matrix with a panel is multiplied and
+ * dequantized through these functions only, whatever level is asked
+ * (qc_matmul_set, qc_dequantize_row); its results follow the kernels'
+ * accuracy contract, and an output does not depend on how many tokens or
+ * rows were computed with it. weights.c builds the panels. */
+typedef struct qc_panel_ops {
+    int rows; /* rows per panel */
+    /* bytes of t's panels; 0: this level has no panel for t */
+    size_t (*bytes)(const qc_tensor_t *t);
+    /* writes panels [p0, p1) of t (rows [p0 * rows, p1 * rows)) into out,
+     * the start of the whole panel buffer, from t->data */
+    void (*make)(const qc_tensor_t *t, void *out, int64_t p0, int64_t p1);
+    /* qc_matmul's contract, reading t->panel and act (the activation format
+     * of t's type); rows [r0, r1) may start and end anywhere */
+    void (*matmul)(const qc_tensor_t *t, const void *act, int n_tok, float *y, int64_t ldy, int64_t r0,
+                   int64_t r1);
+    /* row r of t as F32, exactly as qc_dequantize_row gives it from data */
+    void (*row)(const qc_tensor_t *t, int64_t r, float *dst);
+} qc_panel_ops_t;
+
 typedef struct {
     const qc_mm_kernel_t *matmul[QC_MM_TYPES]; /* by weight type; NULL: none
                                                   the driver then takes the
@@ -201,6 +225,7 @@ typedef struct {
     qc_dot_fn dot_f32;
     qc_act_row_fn act_row;
     qc_attend_fn attend;
+    const qc_panel_ops_t *panel; /* NULL: the level multiplies the file layout only */
 } qc_kernel_set_t;
 
 /* The matmul entries of a level whose kernels for the types every level

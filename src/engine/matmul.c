@@ -131,6 +131,10 @@ static void row_tiles(const qc_mm_shape_t *s, qc_mm_tile_t *a, int64_t rb, int64
 
 void qc_matmul_set(const qc_kernel_set_t *ks, const qc_tensor_t *w, const float *x, const void *act, int n_tok,
                    float *y, int64_t ldy, int64_t r0, int64_t r1) {
+    if (w->panel) { /* the layout of the level that made it, whatever ks is */
+        if (n_tok > 0 && r0 < r1) w->panel_ops->matmul(w, act, n_tok, y, ldy, r0, r1);
+        return;
+    }
     const qc_mm_kernel_t *k = kernel_for(ks, w->dtype);
     if (!k || n_tok <= 0 || r0 >= r1) return;
     const int64_t uc = unit_cols(w->dtype), nu = w->cols / uc;

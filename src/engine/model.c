@@ -181,6 +181,7 @@ qc_status qc_model_load(const char *path, const qc_model_opts_t *opts, qc_model_
     if (!(m->pool = qc_pool_new(opts ? opts->n_threads : 0))) goto oom;
     if ((st = qc_weights_convert(m, dtype, err, err_size))) goto fail;
     describe_dtype(m);
+    if ((st = qc_weights_panel(m, err, err_size))) goto fail;
 
     add_eog(m, qc_tokenizer_find(m->tok, "<|im_end|>"));
     add_eog(m, qc_tokenizer_find(m->tok, "<|endoftext|>"));

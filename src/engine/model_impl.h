@@ -79,6 +79,9 @@ qc_status qc_ctx_check_ids(qc_ctx_t *x, const int32_t *ids, size_t n_ids);
  * every norm weight and bias to F32, into buffers the model owns;
  * recomputes m->weight_bytes when anything changed. */
 qc_status qc_weights_convert(qc_model_t *m, int to_type, char *err, size_t err_size);
+/* Gives the layer matrices the chosen level's panels (kernels_impl.h), when
+ * it has them and QCARE_PANELS is not 0. After qc_weights_convert. */
+qc_status qc_weights_panel(qc_model_t *m, char *err, size_t err_size);
 
 /* Tests: the next n row buffers the conversion's workers ask for are not
  * allocated (as when malloc fails), so the load fails with QC_ERR_NOMEM. */

@@ -5,6 +5,7 @@
  * keeps them as stored or converts them, once at load, to a type asked for. */
 #include "engine/model_impl.h"
 #include "engine/kernels.h"
+#include "engine/kernels_impl.h"
 #include "engine/threads.h"
 
 #include <sys/mman.h>
@@ -289,6 +290,58 @@ qc_status qc_weights_convert(qc_model_t *m, int to_type, char *err, size_t err_s
                                     &L->k_norm, &L->wo, &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down};
         for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
             if (all[i]->data) m->weight_bytes += (int64_t)(qc_row_bytes(all[i]->dtype, all[i]->cols) * all[i]->rows);
+    }
+    return QC_OK;
+}
+
+/* ==== panels ==== */
+
+typedef struct {
+    const qc_panel_ops_t *ops;
+    const qc_tensor_t *t;
+    void *out;
+} panel_job_t;
+
+static void panel_task(void *arg, int ith, int nth) {
+    const panel_job_t *j = arg;
+    long lo, hi;
+    qc_split((long)(j->t->rows / j->ops->rows), ith, nth, 1, &lo, &hi);
+    if (lo < hi) j->ops->make(j->t, j->out, lo, hi);
+}
+
+qc_status qc_weights_panel(qc_model_t *m, char *err, size_t err_size) {
+    const qc_panel_ops_t *ops = qc_kernels_for(qc_cpu_level())->panel;
+    const char *env = getenv("QCARE_PANELS");
+    if (!ops || (env && !strcmp(env, "0"))) return QC_OK;
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        qc_layer_t *L = &m->layers[l];
+        qc_tensor_t *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
+            qc_tensor_t *t = mats[i];
+            const size_t n = ops->bytes(t);
+            if (!n) continue;
+            if (m->n_owned == QC_MAX_OWNED) return qc_seterr(err, err_size, QC_ERR_NOMEM, "too many weight buffers");
+            void *buf = NULL;
+            if (posix_memalign(&buf, 64, n) != 0)
+                return qc_seterr(err, err_size, QC_ERR_NOMEM, "out of memory rearranging the weights");
+            panel_job_t j = {ops, t, buf};
+            qc_pool_run(m->pool, panel_task, &j);
+            /* the source: a converted buffer is freed; mapped file pages are
+             * dropped (they stay readable, faulted in again if touched) */
+            int owned = -1;
+            for (int k = 0; k < m->n_owned; k++)
+                if (m->owned[k] == t->data) owned = k;
+            if (owned >= 0) {
+                free(m->owned[owned]);
+                m->owned[owned] = buf;
+                t->data = NULL;
+            } else {
+                drop_pages(t->data, qc_row_bytes(t->dtype, t->cols) * (size_t)t->rows);
+                m->owned[m->n_owned++] = buf;
+            }
+            t->panel = buf;
+            t->panel_ops = ops;
+        }
     }
     return QC_OK;
 }
