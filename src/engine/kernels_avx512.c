@@ -601,45 +601,256 @@ ALWAYS_INLINE void pan_tile(const int kind, const int nt, const unsigned char *p
     for (int t = 0; t < nt; t++) _mm512_mask_storeu_ps(y + (size_t)t * (size_t)ldy, mask, acc[t]);
 }
 
-static void pan_tile_any(const int kind, int nt, const unsigned char *pw, int64_t nb, const qc_block_q8_act *x,
-                         size_t x_stride, float *y, int64_t ldy, __mmask16 mask, int pf) {
-    switch (nt) {
-#define PAN_CASE(n)                                                        \
-    case n: pan_tile(kind, n, pw, nb, x, x_stride, y, ldy, mask, pf); break;
-        PAN_CASE(8) PAN_CASE(7) PAN_CASE(6) PAN_CASE(5) PAN_CASE(4) PAN_CASE(3) PAN_CASE(2)
-        default: pan_tile(kind, 1, pw, nb, x, x_stride, y, ldy, mask, pf); break;
-#undef PAN_CASE
-    }
-}
+/* One call's panel walk: rows [r0, r1) in blocks of PRB rows whose panels
+ * stay in L2 while every token tile of PT passes (the first tile
+ * prefetches them), each panel's stores masked to the rows asked for. prep
+ * (may be NULL) runs once per token tile of a row block; tile multiplies
+ * nt tokens (their activations at x) by the panel at pw into yo. */
+typedef struct {
+    const qc_tensor_t *t;
+    size_t pstride, x_stride; /* bytes per panel, per token's activations */
+    int64_t nb;               /* blocks (super-blocks) per row */
+    void *scratch;            /* prep's output for the tile */
+} pan_call_t;
+typedef void (*pan_prep_fn)(const pan_call_t *c, int nt, const void *x);
+typedef void (*pan_tile_fn)(const pan_call_t *c, int nt, const unsigned char *pw, const void *x, float *yo,
+                            int64_t ldy, __mmask16 mask, int pf);
 
-/* Rows [r0, r1): blocks of PRB rows whose panels stay in L2 while every
- * token tile passes (the first tile prefetches them), each panel's stores
- * masked to the rows asked for. y points at row 0. */
-static void panel_matmul(const qc_tensor_t *t, const void *act, int n_tok, float *y, int64_t ldy, int64_t r0,
-                         int64_t r1) {
-    const int kind = pan_kind(t->dtype);
-    const int64_t nb = t->cols / QC_QK;
-    const size_t pstride = (size_t)nb * pan_block(kind), x_stride = (size_t)nb * sizeof(qc_block_q8_act);
-    const unsigned char *base = t->panel;
+static void pan_walk(const pan_call_t *c, const void *act, int n_tok, float *y, int64_t ldy, int64_t r0, int64_t r1,
+                     pan_prep_fn prep, pan_tile_fn tile) {
+    const unsigned char *base = c->t->panel;
     for (int64_t rb = r0 - r0 % PR; rb < r1; rb += PRB) {
         const int64_t re = rb + PRB < r1 ? rb + PRB : r1;
         for (int t0 = 0; t0 < n_tok; t0 += PT) {
             const int nt = n_tok - t0 < PT ? n_tok - t0 : PT;
-            const qc_block_q8_act *x = (const qc_block_q8_act *)((const unsigned char *)act + (size_t)t0 * x_stride);
+            const void *x = (const unsigned char *)act + (size_t)t0 * c->x_stride;
+            if (prep) prep(c, nt, x);
             for (int64_t p = rb; p < re; p += PR) {
                 const int lo = p < r0 ? (int)(r0 - p) : 0, hi = p + PR > r1 ? (int)(r1 - p) : PR;
                 const __mmask16 mask = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
-                const unsigned char *pw = base + (size_t)(p / PR) * pstride;
-                float *yo = y + (size_t)t0 * (size_t)ldy + p;
-                if (kind == 0) pan_tile_any(0, nt, pw, nb, x, x_stride, yo, ldy, mask, t0 == 0);
-                else if (kind == 1) pan_tile_any(1, nt, pw, nb, x, x_stride, yo, ldy, mask, t0 == 0);
-                else pan_tile_any(2, nt, pw, nb, x, x_stride, yo, ldy, mask, t0 == 0);
+                tile(c, nt, base + (size_t)(p / PR) * c->pstride, x, y + (size_t)t0 * (size_t)ldy + p, ldy, mask,
+                     t0 == 0);
             }
         }
     }
 }
 
-static const qc_panel_ops_t avx512_panel = {PR, panel_bytes, panel_make, panel_matmul, panel_row};
+/* pan_tile specialized by kind and token count */
+#define PAN_SWITCH(call)                                                                                  \
+    switch (nt) {                                                                                         \
+    case 8: call(8); break;                                                                               \
+    case 7: call(7); break;                                                                               \
+    case 6: call(6); break;                                                                               \
+    case 5: call(5); break;                                                                               \
+    case 4: call(4); break;                                                                               \
+    case 3: call(3); break;                                                                               \
+    case 2: call(2); break;                                                                               \
+    default: call(1); break;                                                                              \
+    }
+#define PAN_TILE_FN(name, kind)                                                                           \
+    static void name(const pan_call_t *c, int nt, const unsigned char *pw, const void *x, float *yo,      \
+                     int64_t ldy, __mmask16 mask, int pf) {                                               \
+        _Static_assert(PT == 8, "PAN_SWITCH covers 1..8 tokens");                                          \
+        const qc_block_q8_act *xa = x;                                                                     \
+        PAN_SWITCH(PAN_CALL_##kind)                                                                        \
+    }
+#define PAN_CALL_0(n) pan_tile(0, n, pw, c->nb, xa, c->x_stride, yo, ldy, mask, pf)
+#define PAN_CALL_1(n) pan_tile(1, n, pw, c->nb, xa, c->x_stride, yo, ldy, mask, pf)
+#define PAN_CALL_2(n) pan_tile(2, n, pw, c->nb, xa, c->x_stride, yo, ldy, mask, pf)
+PAN_TILE_FN(pan_tile_q8_0, 0)
+PAN_TILE_FN(pan_tile_q4_0, 1)
+PAN_TILE_FN(pan_tile_q5_0, 2)
+
+static void panel_matmul(const qc_tensor_t *t, const void *act, int n_tok, float *y, int64_t ldy, int64_t r0,
+                         int64_t r1) {
+    const int kind = pan_kind(t->dtype);
+    const int64_t nb = t->cols / QC_QK;
+    const pan_call_t c = {t, (size_t)nb * pan_block(kind), (size_t)nb * sizeof(qc_block_q8_act), nb, NULL};
+    pan_walk(&c, act, n_tok, y, ldy, r0, r1, NULL,
+             kind == 0 ? pan_tile_q8_0 : kind == 1 ? pan_tile_q4_0 : pan_tile_q5_0);
+}
+
+/* Q4_K panels: per 16 rows and 256-weight super-block (KPB bytes):
+ *   quants  32 vectors of 64 bytes, vector 8jj + g lane i = row i's
+ *           qs[32jj + 4g .. + 3] (low nibbles: sub-block 2jj, weights 4g ..
+ *           4g + 3; high nibbles: sub-block 2jj + 1)
+ *   sc      8 x 16 bytes, [j][i] = row i's 6-bit scale of sub-block j
+ *   mins    4 vectors, vector k lane i = row i's mins m_2k, m_2k+1 (int16)
+ *   d, dmin 16 halves each
+ * (2496 bytes where the file has 2304). Per sub-block, 8 vpdpbusd give
+ * its exact dot for 16 rows (unsigned nibbles, signed Q8_K activations,
+ * no excess), converted and scaled by d sc_j d_x in F32; the mins' term
+ * is exact in int32 (4 vpdpwssd on the activations' pair-summed bsums) and
+ * scaled by dmin d_x once per super-block. */
+enum { KPB = 2496, KP_SC = 2048, KP_MN = 2176, KP_D = 2432, KP_DMIN = 2464 };
+
+static void kpan_lane(unsigned char *pb, int i, unsigned char *fb, int to_panel) {
+    qc_block_q4_K *k = (qc_block_q4_K *)fb;
+    for (int v = 0; v < 32; v++) {
+        unsigned char *pv = pb + (size_t)v * 64 + (size_t)i * 4, *fv = k->qs + 32 * (v / 8) + 4 * (v % 8);
+        if (to_panel) memcpy(pv, fv, 4);
+        else memcpy(fv, pv, 4);
+    }
+    int16_t *mn = (int16_t *)(void *)(pb + KP_MN);
+    if (to_panel) {
+        uint32_t w4[4];
+        qc_k4_scale_words(k->scales, w4);
+        const uint8_t *b = (const uint8_t *)w4; /* bytes 0..7 scales, 8..15 mins */
+        for (int j = 0; j < 8; j++) {
+            pb[KP_SC + j * 16 + i] = b[j];
+            mn[(j / 2) * 32 + i * 2 + j % 2] = b[8 + j];
+        }
+        memcpy(pb + KP_D + i * 2, k->d, 2);
+        memcpy(pb + KP_DMIN + i * 2, k->dmin, 2);
+        return;
+    }
+    /* the 12 scale bytes back from the 6-bit values (every bit is one of them) */
+    uint8_t sc[8], m[8];
+    for (int j = 0; j < 8; j++) sc[j] = pb[KP_SC + j * 16 + i], m[j] = (uint8_t)mn[(j / 2) * 32 + i * 2 + j % 2];
+    for (int j = 0; j < 4; j++) {
+        k->scales[j] = (uint8_t)(sc[j] | (sc[j + 4] >> 4) << 6);
+        k->scales[j + 4] = (uint8_t)(m[j] | (m[j + 4] >> 4) << 6);
+        k->scales[j + 8] = (uint8_t)((sc[j + 4] & 0x0f) | (m[j + 4] & 0x0f) << 4);
+    }
+    memcpy(k->d, pb + KP_D + i * 2, 2);
+    memcpy(k->dmin, pb + KP_DMIN + i * 2, 2);
+}
+
+static void kpanel_make(const qc_tensor_t *t, void *out, int64_t p0, int64_t p1) {
+    const int64_t nb = t->cols / QC_QK_K;
+    const size_t fbb = sizeof(qc_block_q4_K), row = (size_t)nb * fbb;
+    for (int64_t p = p0; p < p1; p++)
+        for (int64_t b = 0; b < nb; b++) {
+            unsigned char *pb = (unsigned char *)out + ((size_t)p * (size_t)nb + (size_t)b) * KPB;
+            for (int i = 0; i < PR; i++)
+                kpan_lane(pb, i, (unsigned char *)t->data + (size_t)(p * PR + i) * row + (size_t)b * fbb, 1);
+        }
+}
+
+static void kpanel_row(const qc_tensor_t *t, int64_t r, float *dst) {
+    const int64_t nb = t->cols / QC_QK_K;
+    qc_block_q4_K fb;
+    for (int64_t b = 0; b < nb; b++) {
+        unsigned char *pb = (unsigned char *)t->panel + ((size_t)(r / PR) * (size_t)nb + (size_t)b) * KPB;
+        kpan_lane(pb, (int)(r % PR), (unsigned char *)&fb, 0);
+        qc_qtype(QC_DTYPE_Q4_K)->dequantize(&fb, dst + b * QC_QK_K, QC_QK_K);
+    }
+}
+
+/* nt tokens x one Q4_K panel over nb super-blocks; bp[t * nb * 4 + 4b + k]:
+ * token t's bsums of sub-blocks 2k and 2k + 1 as an int16 pair. */
+ALWAYS_INLINE void kpan_tile(const int nt, const unsigned char *pw, int64_t nb, const void *x, size_t x_stride,
+                             const int32_t *bp, float *y, int64_t ldy, __mmask16 mask, int pf) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    __m512 acc[PT];
+#pragma GCC unroll 8
+    for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++, pw += KPB) {
+        if (pf)
+            for (size_t o = 0; o < KPB; o += 64) _mm_prefetch((const char *)pw + PF_BYTES + o, _MM_HINT_T0);
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pw + KP_D)));
+#pragma GCC unroll 1
+        for (int jj = 0; jj < 4; jj++) {
+            __m512i lo[8], hi[8];
+#pragma GCC unroll 8
+            for (int g = 0; g < 8; g++) {
+                const __m512i v = _mm512_loadu_si512((const void *)(pw + (size_t)(8 * jj + g) * 64));
+                lo[g] = _mm512_and_si512(v, m4);
+                hi[g] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            }
+            const __m512 s0 = _mm512_mul_ps(
+                dw, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(pw + KP_SC + 32 * jj)))));
+            const __m512 s1 = _mm512_mul_ps(
+                dw,
+                _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(pw + KP_SC + 32 * jj + 16)))));
+#pragma GCC unroll 8
+            for (int t = 0; t < nt; t++) {
+                const qc_block_q8_K *xb = (const qc_block_q8_K *)((const unsigned char *)x + (size_t)t * x_stride) + b;
+                const int8_t *q = xb->qs + 64 * jj;
+                __m512i i0 = _mm512_setzero_si512(), i1 = _mm512_setzero_si512();
+#pragma GCC unroll 8
+                for (int g = 0; g < 8; g++) {
+                    int32_t a0, a1;
+                    memcpy(&a0, q + 4 * g, 4);
+                    memcpy(&a1, q + 32 + 4 * g, 4);
+                    i0 = _mm512_dpbusd_epi32(i0, lo[g], _mm512_set1_epi32(a0));
+                    i1 = _mm512_dpbusd_epi32(i1, hi[g], _mm512_set1_epi32(a1));
+                }
+                const __m512 dx = _mm512_set1_ps(xb->d);
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i0), _mm512_mul_ps(s0, dx), acc[t]);
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i1), _mm512_mul_ps(s1, dx), acc[t]);
+            }
+        }
+        const __m512 dmn = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pw + KP_DMIN)));
+#pragma GCC unroll 8
+        for (int t = 0; t < nt; t++) {
+            const qc_block_q8_K *xb = (const qc_block_q8_K *)((const unsigned char *)x + (size_t)t * x_stride) + b;
+            const int32_t *bt = bp + ((size_t)t * (size_t)nb + (size_t)b) * 4;
+            __m512i im = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++)
+                im = _mm512_dpwssd_epi32(im, _mm512_loadu_si512((const void *)(pw + KP_MN + 64 * k)), _mm512_set1_epi32(bt[k]));
+            acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(im), _mm512_mul_ps(dmn, _mm512_set1_ps(xb->d)), acc[t]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < nt; t++) _mm512_mask_storeu_ps(y + (size_t)t * (size_t)ldy, mask, acc[t]);
+}
+
+/* Each token's bsums of sub-blocks 2k and 2k + 1 as an int16 pair:
+ * scratch[t * nb * 4 + 4b + k] (pairs of sums of 32 int8: no overflow). */
+static void kpan_prep(const pan_call_t *c, int nt, const void *x) {
+    int32_t *bp = c->scratch;
+    for (int t = 0; t < nt; t++)
+        for (int64_t b = 0; b < c->nb; b++) {
+            const int16_t *bs = ((const qc_block_q8_K *)((const unsigned char *)x + (size_t)t * c->x_stride) + b)->bsums;
+            for (int k = 0; k < 4; k++) {
+                const int32_t e = bs[4 * k] + bs[4 * k + 1], o = bs[4 * k + 2] + bs[4 * k + 3];
+                bp[((size_t)t * (size_t)c->nb + (size_t)b) * 4 + (size_t)k] =
+                    (int32_t)((uint32_t)(uint16_t)e | (uint32_t)(uint16_t)o << 16);
+            }
+        }
+}
+
+#define KPAN_CALL(n) kpan_tile(n, pw, c->nb, x, c->x_stride, c->scratch, yo, ldy, mask, pf)
+static void kpan_tile_q4_K(const pan_call_t *c, int nt, const unsigned char *pw, const void *x, float *yo,
+                           int64_t ldy, __mmask16 mask, int pf) {
+    PAN_SWITCH(KPAN_CALL)
+}
+
+enum { KP_MAX_SB = 64 }; /* super-blocks per row a Q4_K panel takes (16384 columns) */
+
+static void kpanel_matmul(const qc_tensor_t *t, const void *act, int n_tok, float *y, int64_t ldy, int64_t r0,
+                          int64_t r1) {
+    int32_t bp[PT * 4 * KP_MAX_SB];
+    const int64_t nb = t->cols / QC_QK_K;
+    const pan_call_t c = {t, (size_t)nb * KPB, (size_t)nb * sizeof(qc_block_q8_K), nb, bp};
+    pan_walk(&c, act, n_tok, y, ldy, r0, r1, kpan_prep, kpan_tile_q4_K);
+}
+
+/* The level's panel functions, by type. */
+static size_t pan_bytes_any(const qc_tensor_t *t) {
+    if (t->dtype == QC_DTYPE_Q4_K)
+        return t->rows > 0 && t->rows % PR == 0 && t->cols % QC_QK_K == 0 && t->cols <= KP_MAX_SB * QC_QK_K
+                   ? (size_t)(t->rows / PR) * (size_t)(t->cols / QC_QK_K) * KPB
+                   : 0;
+    return panel_bytes(t);
+}
+static void pan_make_any(const qc_tensor_t *t, void *out, int64_t p0, int64_t p1) {
+    if (t->dtype == QC_DTYPE_Q4_K) kpanel_make(t, out, p0, p1);
+    else panel_make(t, out, p0, p1);
+}
+static void pan_matmul_any(const qc_tensor_t *t, const void *act, int n_tok, float *y, int64_t ldy, int64_t r0,
+                           int64_t r1) {
+    if (t->dtype == QC_DTYPE_Q4_K) kpanel_matmul(t, act, n_tok, y, ldy, r0, r1);
+    else panel_matmul(t, act, n_tok, y, ldy, r0, r1);
+}
+static void pan_row_any(const qc_tensor_t *t, int64_t r, float *dst) {
+    if (t->dtype == QC_DTYPE_Q4_K) kpanel_row(t, r, dst);
+    else panel_row(t, r, dst);
+}
+
+static const qc_panel_ops_t avx512_panel = {PR, pan_bytes_any, pan_make_any, pan_matmul_any, pan_row_any};
 
 /* ==== dot product, activation quantization ==== */
 
