@@ -625,6 +625,8 @@ static void check_as_stored(const qc_model_t *m, const char *path, const char *n
     const qc_gguf_tensor_t *e = qc_gguf_tensor(g, "token_embd.weight");
     kept &= e && e->dtype == m->tok_embd.dtype && m->lm_head.data == m->tok_embd.data;
     CHECK(kept && n > 0, "%s as stored: every matrix in its file type, none converted", name);
+    printf("%s as stored: %d of its %d layer matrices in the %s level's weight panels\n", name, n_panel, n,
+           qc_cpu_name(qc_cpu_level()));
     struct stat sb;
     const long long fsize = stat(path, &sb) == 0 ? (long long)sb.st_size : 0;
     const long long wb = (long long)qc_model_weight_bytes(m);

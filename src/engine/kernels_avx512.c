@@ -818,7 +818,7 @@ static void kpan_tile_q4_K(const pan_call_t *c, int nt, const unsigned char *pw,
     PAN_SWITCH(KPAN_CALL)
 }
 
-enum { KP_MAX_SB = 64 }; /* super-blocks per row a Q4_K panel takes (16384 columns) */
+enum { KP_MAX_SB = 64 }; /* super-blocks per row a K-quant panel takes (16384 columns) */
 
 static void kpanel_matmul(const qc_tensor_t *t, const void *act, int n_tok, float *y, int64_t ldy, int64_t r0,
                           int64_t r1) {
@@ -828,25 +828,151 @@ static void kpanel_matmul(const qc_tensor_t *t, const void *act, int n_tok, floa
     pan_walk(&c, act, n_tok, y, ldy, r0, r1, kpan_prep, kpan_tile_q4_K);
 }
 
+/* Q6_K panels: per 16 rows and super-block (the file's 3360 bytes):
+ *   ql  32 vectors, vector 16n + 8h + g lane i = row i's ql[64n + 32h + 4g .. + 3]
+ *   qh  16 vectors, vector 8n + g lane i = row i's qh[32n + 4g .. + 3]
+ *   sc  16 x 16 bytes, [j][i] = row i's scale of 16-weight sub-block j
+ *   d   16 halves
+ * Group G = 4n + s (weights 128n + 32s + l) is ql's nibble s / 2 of half
+ * s % 2 with qh's bits 2s as bits 4-5: unsigned 0..63 (q + 32) in bytes, 4
+ * weights of 16 rows a vector. Each 16-weight sub-block's dot for 16 rows
+ * is 4 vpdpbusd started at -32 times its bsum (the excess, exact), then
+ * scaled by d sc_j d_x in F32. */
+enum { K6PB = 3360, K6_QH = 2048, K6_SC = 3072, K6_D = 3328 };
+
+static void k6pan_lane(unsigned char *pb, int i, unsigned char *fb, int to_panel) {
+    qc_block_q6_K *k = (qc_block_q6_K *)fb;
+    for (int v = 0; v < 48; v++) {
+        unsigned char *pv = pb + (size_t)v * 64 + (size_t)i * 4;
+        unsigned char *fv = v < 32 ? k->ql + 64 * (v / 16) + 32 * (v / 8 % 2) + 4 * (v % 8)
+                                   : k->qh + 32 * ((v - 32) / 8) + 4 * (v % 8);
+        if (to_panel) memcpy(pv, fv, 4);
+        else memcpy(fv, pv, 4);
+    }
+    for (int j = 0; j < 16; j++) {
+        if (to_panel) pb[K6_SC + j * 16 + i] = (unsigned char)k->scales[j];
+        else k->scales[j] = (int8_t)pb[K6_SC + j * 16 + i];
+    }
+    if (to_panel) memcpy(pb + K6_D + i * 2, k->d, 2);
+    else memcpy(k->d, pb + K6_D + i * 2, 2);
+}
+
+static void k6panel_make(const qc_tensor_t *t, void *out, int64_t p0, int64_t p1) {
+    const int64_t nb = t->cols / QC_QK_K;
+    const size_t fbb = sizeof(qc_block_q6_K), row = (size_t)nb * fbb;
+    for (int64_t p = p0; p < p1; p++)
+        for (int64_t b = 0; b < nb; b++) {
+            unsigned char *pb = (unsigned char *)out + ((size_t)p * (size_t)nb + (size_t)b) * K6PB;
+            for (int i = 0; i < PR; i++)
+                k6pan_lane(pb, i, (unsigned char *)t->data + (size_t)(p * PR + i) * row + (size_t)b * fbb, 1);
+        }
+}
+
+static void k6panel_row(const qc_tensor_t *t, int64_t r, float *dst) {
+    const int64_t nb = t->cols / QC_QK_K;
+    qc_block_q6_K fb;
+    for (int64_t b = 0; b < nb; b++) {
+        unsigned char *pb = (unsigned char *)t->panel + ((size_t)(r / PR) * (size_t)nb + (size_t)b) * K6PB;
+        k6pan_lane(pb, (int)(r % PR), (unsigned char *)&fb, 0);
+        qc_qtype(QC_DTYPE_Q6_K)->dequantize(&fb, dst + b * QC_QK_K, QC_QK_K);
+    }
+}
+
+/* Group G's 8 vectors of unsigned 6-bit quants (G = 4n + s). */
+ALWAYS_INLINE void k6pan_group(const unsigned char *pw, const int G, __m512i q[8]) {
+    const int n = G / 4, s = G % 4;
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; g++) {
+        const __m512i l = _mm512_loadu_si512((const void *)(pw + (size_t)(16 * n + 8 * (s % 2) + g) * 64));
+        const __m512i h = _mm512_loadu_si512((const void *)(pw + K6_QH + (size_t)(8 * n + g) * 64));
+        const __m512i lo = _mm512_and_si512(s / 2 ? _mm512_srli_epi16(l, 4) : l, m4);
+        /* bits 2s, 2s + 1 of each byte to bits 4, 5 (16-bit shifts: what
+         * crosses into the next byte lands outside 0x30) */
+        const __m512i hb = s == 0   ? _mm512_slli_epi16(h, 4)
+                           : s == 1 ? _mm512_slli_epi16(h, 2)
+                           : s == 2 ? h
+                                    : _mm512_srli_epi16(h, 2);
+        q[g] = _mm512_or_si512(lo, _mm512_and_si512(hb, m30));
+    }
+}
+
+ALWAYS_INLINE void k6pan_tile(const int nt, const unsigned char *pw, int64_t nb, const void *x, size_t x_stride,
+                              float *y, int64_t ldy, __mmask16 mask, int pf) {
+    __m512 acc[PT];
+#pragma GCC unroll 8
+    for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++, pw += K6PB) {
+        if (pf)
+            for (size_t o = 0; o < K6PB; o += 64) _mm_prefetch((const char *)pw + PF_BYTES + o, _MM_HINT_T0);
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pw + K6_D)));
+#pragma GCC unroll 1
+        for (int G = 0; G < 8; G++) {
+            __m512i q[8];
+            k6pan_group(pw, G, q);
+            __m512 sc[2];
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++)
+                sc[h] = _mm512_mul_ps(dw, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                                              _mm_loadu_si128((const __m128i *)(pw + K6_SC + (2 * G + h) * 16)))));
+#pragma GCC unroll 8
+            for (int t = 0; t < nt; t++) {
+                const qc_block_q8_K *xb = (const qc_block_q8_K *)((const unsigned char *)x + (size_t)t * x_stride) + b;
+                const __m512 dx = _mm512_set1_ps(xb->d);
+#pragma GCC unroll 2
+                for (int h = 0; h < 2; h++) {
+                    const int8_t *xq = xb->qs + 32 * G + 16 * h;
+                    __m512i is = _mm512_set1_epi32(-32 * xb->bsums[2 * G + h]);
+#pragma GCC unroll 4
+                    for (int g = 0; g < 4; g++) {
+                        int32_t a4;
+                        memcpy(&a4, xq + 4 * g, 4);
+                        is = _mm512_dpbusd_epi32(is, q[4 * h + g], _mm512_set1_epi32(a4));
+                    }
+                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(sc[h], dx), acc[t]);
+                }
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < nt; t++) _mm512_mask_storeu_ps(y + (size_t)t * (size_t)ldy, mask, acc[t]);
+}
+
+#define K6PAN_CALL(n) k6pan_tile(n, pw, c->nb, x, c->x_stride, yo, ldy, mask, pf)
+static void k6pan_tile_q6_K(const pan_call_t *c, int nt, const unsigned char *pw, const void *x, float *yo,
+                            int64_t ldy, __mmask16 mask, int pf) {
+    PAN_SWITCH(K6PAN_CALL)
+}
+
+static void k6panel_matmul(const qc_tensor_t *t, const void *act, int n_tok, float *y, int64_t ldy, int64_t r0,
+                           int64_t r1) {
+    const int64_t nb = t->cols / QC_QK_K;
+    const pan_call_t c = {t, (size_t)nb * K6PB, (size_t)nb * sizeof(qc_block_q8_K), nb, NULL};
+    pan_walk(&c, act, n_tok, y, ldy, r0, r1, NULL, k6pan_tile_q6_K);
+}
+
 /* The level's panel functions, by type. */
 static size_t pan_bytes_any(const qc_tensor_t *t) {
-    if (t->dtype == QC_DTYPE_Q4_K)
+    if (t->dtype == QC_DTYPE_Q4_K || t->dtype == QC_DTYPE_Q6_K)
         return t->rows > 0 && t->rows % PR == 0 && t->cols % QC_QK_K == 0 && t->cols <= KP_MAX_SB * QC_QK_K
-                   ? (size_t)(t->rows / PR) * (size_t)(t->cols / QC_QK_K) * KPB
+                   ? (size_t)(t->rows / PR) * (size_t)(t->cols / QC_QK_K) * (t->dtype == QC_DTYPE_Q4_K ? KPB : K6PB)
                    : 0;
     return panel_bytes(t);
 }
 static void pan_make_any(const qc_tensor_t *t, void *out, int64_t p0, int64_t p1) {
     if (t->dtype == QC_DTYPE_Q4_K) kpanel_make(t, out, p0, p1);
+    else if (t->dtype == QC_DTYPE_Q6_K) k6panel_make(t, out, p0, p1);
     else panel_make(t, out, p0, p1);
 }
 static void pan_matmul_any(const qc_tensor_t *t, const void *act, int n_tok, float *y, int64_t ldy, int64_t r0,
                            int64_t r1) {
     if (t->dtype == QC_DTYPE_Q4_K) kpanel_matmul(t, act, n_tok, y, ldy, r0, r1);
+    else if (t->dtype == QC_DTYPE_Q6_K) k6panel_matmul(t, act, n_tok, y, ldy, r0, r1);
     else panel_matmul(t, act, n_tok, y, ldy, r0, r1);
 }
 static void pan_row_any(const qc_tensor_t *t, int64_t r, float *dst) {
     if (t->dtype == QC_DTYPE_Q4_K) kpanel_row(t, r, dst);
+    else if (t->dtype == QC_DTYPE_Q6_K) k6panel_row(t, r, dst);
     else panel_row(t, r, dst);
 }
 
