@@ -514,30 +514,7 @@ static void pan_lane(int kind, unsigned char *pb, int i, unsigned char *fb, int 
     else memcpy(fb, pd, 2);
 }
 
-static void panel_make(const qc_tensor_t *t, void *out, int64_t p0, int64_t p1) {
-    const int kind = pan_kind(t->dtype);
-    const int64_t nb = t->cols / QC_QK;
-    const size_t pbb = pan_block(kind), fbb = file_block(kind), row = (size_t)nb * fbb;
-    for (int64_t p = p0; p < p1; p++)
-        for (int64_t b = 0; b < nb; b++) {
-            unsigned char *pb = (unsigned char *)out + ((size_t)p * (size_t)nb + (size_t)b) * pbb;
-            for (int i = 0; i < PR; i++)
-                pan_lane(kind, pb, i,
-                         (unsigned char *)t->data + (size_t)(p * PR + i) * row + (size_t)b * fbb, 1);
-        }
-}
 
-static void panel_row(const qc_tensor_t *t, int64_t r, float *dst) {
-    const int kind = pan_kind(t->dtype);
-    const int64_t nb = t->cols / QC_QK;
-    const size_t pbb = pan_block(kind);
-    unsigned char fb[sizeof(qc_block_q5_0) > QC_Q8_0_BYTES ? sizeof(qc_block_q5_0) : QC_Q8_0_BYTES];
-    for (int64_t b = 0; b < nb; b++) {
-        unsigned char *pb = (unsigned char *)t->panel + ((size_t)(r / PR) * (size_t)nb + (size_t)b) * pbb;
-        pan_lane(kind, pb, (int)(r % PR), fb, 0);
-        qc_qtype(t->dtype)->dequantize(fb, dst + b * QC_QK, QC_QK);
-    }
-}
 
 /* The 8 weight vectors of one panel block, unsigned (excess 128, 8, 16). */
 ALWAYS_INLINE void pan_weights(const int kind, const unsigned char *pb, __m512i w[8]) {
@@ -684,7 +661,8 @@ static void panel_matmul(const qc_tensor_t *t, const void *act, int n_tok, float
  * scaled by dmin d_x once per super-block. */
 enum { KPB = 2496, KP_SC = 2048, KP_MN = 2176, KP_D = 2432, KP_DMIN = 2464 };
 
-static void kpan_lane(unsigned char *pb, int i, unsigned char *fb, int to_panel) {
+static void kpan_lane(int kind, unsigned char *pb, int i, unsigned char *fb, int to_panel) {
+    (void)kind;
     qc_block_q4_K *k = (qc_block_q4_K *)fb;
     for (int v = 0; v < 32; v++) {
         unsigned char *pv = pb + (size_t)v * 64 + (size_t)i * 4, *fv = k->qs + 32 * (v / 8) + 4 * (v % 8);
@@ -716,26 +694,7 @@ static void kpan_lane(unsigned char *pb, int i, unsigned char *fb, int to_panel)
     memcpy(k->dmin, pb + KP_DMIN + i * 2, 2);
 }
 
-static void kpanel_make(const qc_tensor_t *t, void *out, int64_t p0, int64_t p1) {
-    const int64_t nb = t->cols / QC_QK_K;
-    const size_t fbb = sizeof(qc_block_q4_K), row = (size_t)nb * fbb;
-    for (int64_t p = p0; p < p1; p++)
-        for (int64_t b = 0; b < nb; b++) {
-            unsigned char *pb = (unsigned char *)out + ((size_t)p * (size_t)nb + (size_t)b) * KPB;
-            for (int i = 0; i < PR; i++)
-                kpan_lane(pb, i, (unsigned char *)t->data + (size_t)(p * PR + i) * row + (size_t)b * fbb, 1);
-        }
-}
 
-static void kpanel_row(const qc_tensor_t *t, int64_t r, float *dst) {
-    const int64_t nb = t->cols / QC_QK_K;
-    qc_block_q4_K fb;
-    for (int64_t b = 0; b < nb; b++) {
-        unsigned char *pb = (unsigned char *)t->panel + ((size_t)(r / PR) * (size_t)nb + (size_t)b) * KPB;
-        kpan_lane(pb, (int)(r % PR), (unsigned char *)&fb, 0);
-        qc_qtype(QC_DTYPE_Q4_K)->dequantize(&fb, dst + b * QC_QK_K, QC_QK_K);
-    }
-}
 
 /* nt tokens x one Q4_K panel over nb super-blocks; bp[t * nb * 4 + 4b + k]:
  * token t's bsums of sub-blocks 2k and 2k + 1 as an int16 pair. */
@@ -840,7 +799,8 @@ static void kpanel_matmul(const qc_tensor_t *t, const void *act, int n_tok, floa
  * scaled by d sc_j d_x in F32. */
 enum { K6PB = 3360, K6_QH = 2048, K6_SC = 3072, K6_D = 3328 };
 
-static void k6pan_lane(unsigned char *pb, int i, unsigned char *fb, int to_panel) {
+static void k6pan_lane(int kind, unsigned char *pb, int i, unsigned char *fb, int to_panel) {
+    (void)kind;
     qc_block_q6_K *k = (qc_block_q6_K *)fb;
     for (int v = 0; v < 48; v++) {
         unsigned char *pv = pb + (size_t)v * 64 + (size_t)i * 4;
@@ -857,26 +817,7 @@ static void k6pan_lane(unsigned char *pb, int i, unsigned char *fb, int to_panel
     else memcpy(k->d, pb + K6_D + i * 2, 2);
 }
 
-static void k6panel_make(const qc_tensor_t *t, void *out, int64_t p0, int64_t p1) {
-    const int64_t nb = t->cols / QC_QK_K;
-    const size_t fbb = sizeof(qc_block_q6_K), row = (size_t)nb * fbb;
-    for (int64_t p = p0; p < p1; p++)
-        for (int64_t b = 0; b < nb; b++) {
-            unsigned char *pb = (unsigned char *)out + ((size_t)p * (size_t)nb + (size_t)b) * K6PB;
-            for (int i = 0; i < PR; i++)
-                k6pan_lane(pb, i, (unsigned char *)t->data + (size_t)(p * PR + i) * row + (size_t)b * fbb, 1);
-        }
-}
 
-static void k6panel_row(const qc_tensor_t *t, int64_t r, float *dst) {
-    const int64_t nb = t->cols / QC_QK_K;
-    qc_block_q6_K fb;
-    for (int64_t b = 0; b < nb; b++) {
-        unsigned char *pb = (unsigned char *)t->panel + ((size_t)(r / PR) * (size_t)nb + (size_t)b) * K6PB;
-        k6pan_lane(pb, (int)(r % PR), (unsigned char *)&fb, 0);
-        qc_qtype(QC_DTYPE_Q6_K)->dequantize(&fb, dst + b * QC_QK_K, QC_QK_K);
-    }
-}
 
 /* Group G's 8 vectors of unsigned 6-bit quants (G = 4n + s). */
 ALWAYS_INLINE void k6pan_group(const unsigned char *pw, const int G, __m512i q[8]) {
@@ -951,7 +892,56 @@ static void k6panel_matmul(const qc_tensor_t *t, const void *act, int n_tok, flo
     pan_walk(&c, act, n_tok, y, ldy, r0, r1, NULL, k6pan_tile_q6_K);
 }
 
-/* The level's panel functions, by type. */
+/* ==== the panel functions, by type ==== */
+
+typedef void (*pan_lane_fn)(int kind, unsigned char *pb, int i, unsigned char *fb, int to_panel);
+
+/* What a type's panel is: its lane function (one row's file block <-> its
+ * lane of a panel block), the weights per block and the bytes per file
+ * block and per panel block (16 rows). */
+typedef struct {
+    pan_lane_fn lane;
+    int kind; /* pan_lane's */
+    int64_t block;
+    size_t fbb, pbb;
+} pan_fmt_t;
+
+static pan_fmt_t pan_fmt(qc_dtype_t dt) {
+    switch (dt) {
+    case QC_DTYPE_Q4_K: return (pan_fmt_t){kpan_lane, 0, QC_QK_K, sizeof(qc_block_q4_K), KPB};
+    case QC_DTYPE_Q6_K: return (pan_fmt_t){k6pan_lane, 0, QC_QK_K, sizeof(qc_block_q6_K), K6PB};
+    default: {
+        const int kind = pan_kind(dt);
+        return (pan_fmt_t){pan_lane, kind, QC_QK, file_block(kind), pan_block(kind)};
+    }
+    }
+}
+
+static void pan_make_any(const qc_tensor_t *t, void *out, int64_t p0, int64_t p1) {
+    const pan_fmt_t f = pan_fmt(t->dtype);
+    const int64_t nb = t->cols / f.block;
+    const size_t row = (size_t)nb * f.fbb;
+    for (int64_t p = p0; p < p1; p++)
+        for (int64_t b = 0; b < nb; b++) {
+            unsigned char *pb = (unsigned char *)out + ((size_t)p * (size_t)nb + (size_t)b) * f.pbb;
+            for (int i = 0; i < PR; i++)
+                f.lane(f.kind, pb, i, (unsigned char *)t->data + (size_t)(p * PR + i) * row + (size_t)b * f.fbb, 1);
+        }
+}
+
+/* Row r rebuilt block by block in the file's layout, then dequantized as
+ * the file's own bytes would be. */
+static void pan_row_any(const qc_tensor_t *t, int64_t r, float *dst) {
+    const pan_fmt_t f = pan_fmt(t->dtype);
+    const int64_t nb = t->cols / f.block;
+    _Alignas(8) unsigned char fb[sizeof(qc_block_q6_K)];
+    for (int64_t b = 0; b < nb; b++) {
+        unsigned char *pb = (unsigned char *)t->panel + ((size_t)(r / PR) * (size_t)nb + (size_t)b) * f.pbb;
+        f.lane(f.kind, pb, (int)(r % PR), fb, 0);
+        qc_qtype(t->dtype)->dequantize(fb, dst + b * f.block, f.block);
+    }
+}
+
 static size_t pan_bytes_any(const qc_tensor_t *t) {
     if (t->dtype == QC_DTYPE_Q4_K || t->dtype == QC_DTYPE_Q6_K)
         return t->rows > 0 && t->rows % PR == 0 && t->cols % QC_QK_K == 0 && t->cols <= KP_MAX_SB * QC_QK_K
@@ -959,21 +949,11 @@ static size_t pan_bytes_any(const qc_tensor_t *t) {
                    : 0;
     return panel_bytes(t);
 }
-static void pan_make_any(const qc_tensor_t *t, void *out, int64_t p0, int64_t p1) {
-    if (t->dtype == QC_DTYPE_Q4_K) kpanel_make(t, out, p0, p1);
-    else if (t->dtype == QC_DTYPE_Q6_K) k6panel_make(t, out, p0, p1);
-    else panel_make(t, out, p0, p1);
-}
 static void pan_matmul_any(const qc_tensor_t *t, const void *act, int n_tok, float *y, int64_t ldy, int64_t r0,
                            int64_t r1) {
     if (t->dtype == QC_DTYPE_Q4_K) kpanel_matmul(t, act, n_tok, y, ldy, r0, r1);
     else if (t->dtype == QC_DTYPE_Q6_K) k6panel_matmul(t, act, n_tok, y, ldy, r0, r1);
     else panel_matmul(t, act, n_tok, y, ldy, r0, r1);
-}
-static void pan_row_any(const qc_tensor_t *t, int64_t r, float *dst) {
-    if (t->dtype == QC_DTYPE_Q4_K) kpanel_row(t, r, dst);
-    else if (t->dtype == QC_DTYPE_Q6_K) k6panel_row(t, r, dst);
-    else panel_row(t, r, dst);
 }
 
 static const qc_panel_ops_t avx512_panel = {PR, pan_bytes_any, pan_make_any, pan_matmul_any, pan_row_any};
