@@ -1084,7 +1084,23 @@ static void test_formats(void) {
               qc_cpu_name((qc_cpu_t)l));
 }
 
+/* The AMX level of the speed issue is not written; say so, and whether this
+ * CPU (CPUID leaf 7: AMX-TILE, AMX-INT8) and OS (XCR0 bits 17-18) offer it. */
+static void report_amx(void) {
+#if defined(__x86_64__)
+    unsigned a = 0, b = 0, c = 0, d = 0, lo = 0, hi = 0;
+    __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(7), "c"(0));
+    const int cpu = (d >> 24 & 1) && (d >> 25 & 1);
+    __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
+    if (c >> 27 & 1) __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    const int os = (lo >> 17 & 3) == 3;
+    SKIP("amx level: no AMX kernels in this build (this CPU %s AMX-TILE/AMX-INT8, the OS %s tile state)",
+         cpu ? "has" : "lacks", os ? "enables" : "does not enable");
+#endif
+}
+
 int main(void) {
+    report_amx();
     test_formats();
     test_f16();
     test_quantize_q8_0();

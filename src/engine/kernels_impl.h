@@ -62,9 +62,9 @@
  * Weight layout: tiles are given the tile's first row and the chunk's first
  * unit both as indexes (row, unit, and the tensor m) and as a pointer w into
  * the tensor in its file layout (row r at data + r * w_stride, unit u at
- * u * the type's block bytes). Today every level reads w. A level that
- * repacks weights at load (several rows interleaved block by block, say)
- * would find its panel from (m, row, unit) in its own layout instead. */
+ * u * the type's block bytes). Every tile reads w. A level that
+ * rearranges weights at load does it with panels (qc_panel_ops_t below),
+ * which bypass the tiles: AVX-512's for Q8_0, Q4_0, Q5_0, Q4_K, Q6_K. */
 
 /* Activation formats (what qc_act_quantize writes for the tiles), as ggml
  * pairs them with each weight type: Q8_0 for Q8_0/Q4_0/Q5_0 (in the
