@@ -54,5 +54,8 @@ half data/safety-blind/en3-tune.jsonl         122     2       14        # 124/12
 half data/safety-blind/en3-holdout.jsonl      60      7       11        # 63/75, 5/80, 12/15
 half data/safety-blind/zh3-tune.jsonl         123     6       14        # 124/125, 4/120, 14/15
 half data/safety-blind/zh3-holdout.jsonl      48      11      6         # 51/75, 9/80, 7/15
+#    the fourth set's tune halves (rules of 64fb202, 2026-12-04)
+half data/safety-blind/en4-tune.jsonl         109     5       19        # 111/130, 3/120, 20/20
+half data/safety-blind/zh4-tune.jsonl         113     4       19        # 115/130, 2/120, 20/20
 echo "safety-blind: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
