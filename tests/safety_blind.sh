@@ -57,5 +57,7 @@ half data/safety-blind/zh3-holdout.jsonl      48      11      6         # 51/75,
 #    the fourth set's tune halves (rules of 64fb202, 2026-12-04)
 half data/safety-blind/en4-tune.jsonl         109     5       19        # 111/130, 3/120, 20/20
 half data/safety-blind/zh4-tune.jsonl         113     4       19        # 115/130, 2/120, 20/20
+half data/safety-blind/en4-holdout.jsonl      44      5       6         # 47/70, 3/80, 8/15
+half data/safety-blind/zh4-holdout.jsonl      47      12      5         # 50/70, 10/80, 7/15
 echo "safety-blind: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
