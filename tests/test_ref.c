@@ -63,7 +63,9 @@ typedef struct {
 
 /* Whether a and b hold the same values, row by row (both absent counts). */
 static int same_tensor(const qc_tensor_t *a, const qc_tensor_t *b) {
-    if (!a->data || !b->data) return !a->data && !b->data;
+    /* a converted matrix in panels keeps no data: it is there if either is */
+    const int ha = a->data || a->panel, hb = b->data || b->panel;
+    if (!ha || !hb) return !ha && !hb;
     if (a->rows != b->rows || a->cols != b->cols) return 0;
     float *ra = malloc((size_t)a->cols * sizeof *ra), *rb = malloc((size_t)a->cols * sizeof *rb);
     int same = ra && rb;
