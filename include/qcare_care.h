@@ -81,6 +81,8 @@ typedef struct {
     const char *rules_path; /* a rules file; NULL: the rules compiled into the library */
     const char *rules_text; /* or the rules themselves (rules_len bytes), named rules_path or "rules" in errors */
     size_t rules_len;
+    const char *lexicon_path; /* the second reader's weights (docs/safety.md); NULL: those compiled into the
+                                 library; "off": none (the rules alone) */
     const char *region;     /* "CN", "HK", "TW", "US", "EU" or "UK": that region's emergency, crisis and
                                poison numbers (docs/safety.md); NULL: the bilingual CN/US/EU defaults */
     const char *numbers;    /* overrides, "emergency=120,police=110,crisis=12356,poison=...,abuse=..."; NULL: none */

@@ -66,6 +66,9 @@ done
 # The safety rules on the blind sets' tune and holdout halves, counts only
 # (no holdout message is ever printed), against the thresholds in the script.
 run_one safety-blind sh tests/safety_blind.sh "$BUILD"
+# The safety net's second reader: its trainer, and the weights in the
+# repository against what their recorded command gives.
+run_one safety-lex sh tests/safety_lex.sh "$BUILD"
 # The README's engine example, built against libqcare.a alone.
 run_one example sh tests/example.sh "$BUILD"
 # The fuzz targets (tests/fuzz/, built with clang into $BUILD-fuzz/): every

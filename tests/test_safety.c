@@ -7,8 +7,17 @@
 #include "test.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* The rules without the second reader: what the rules' own tests read. */
+static qc_safety_t *rules_only;
+
+/* Of this file's benign, ordinary and negated cases, how many the rules
+ * with the compiled-in lexicon may flag (test_lexicon). */
+enum { LEX_BENIGN_BAR = 12 };
 
 typedef struct {
     const char *text;
@@ -1438,7 +1447,8 @@ static void test_rules_file(void) {
     char err[512];
     qc_safety_t *s = NULL;
     for (size_t i = 0; i < sizeof bad_rules / sizeof bad_rules[0]; i++) {
-        qc_safety_config_t cfg = {.rules_text = bad_rules[i].text, .rules_len = strlen(bad_rules[i].text)};
+        qc_safety_config_t cfg = {.rules_text = bad_rules[i].text, .rules_len = strlen(bad_rules[i].text),
+                                  .lexicon_path = "off"};
         err[0] = 0;
         qc_status st = qc_safety_new(&cfg, &s, err, sizeof err);
         CHECK(st != 0 && !s && strstr(err, bad_rules[i].want), "bad rules %zu: status %d, '%s' (want '%s')", i, st, err,
@@ -1446,7 +1456,7 @@ static void test_rules_file(void) {
         qc_safety_free(s);
         s = NULL;
     }
-    qc_safety_config_t cfg = {.rules_text = good_rules, .rules_len = strlen(good_rules)};
+    qc_safety_config_t cfg = {.rules_text = good_rules, .rules_len = strlen(good_rules), .lexicon_path = "off"};
     CHECK(!qc_safety_new(&cfg, &s, err, sizeof err) && s && qc_safety_rule_count(s) == 1, "a small rules file: %s", err);
     if (s) {
         qc_safety_result_t r = qc_safety_match(s, "zebra stripes and a high fever", 30);
@@ -1461,7 +1471,7 @@ static void test_rules_file(void) {
     /* use builtin: the compiled-in rules, then the file's. */
     char ext[2048];
     snprintf(ext, sizeof ext, "qcare-safety-rules 1\nuse builtin\n%s", good_rules + strlen("qcare-safety-rules 1\n"));
-    cfg = (qc_safety_config_t){.rules_text = ext, .rules_len = strlen(ext), .rules_path = "ext.txt"};
+    cfg = (qc_safety_config_t){.rules_text = ext, .rules_len = strlen(ext), .rules_path = "ext.txt", .lexicon_path = "off"};
     CHECK(!qc_safety_new(&cfg, &s, err, sizeof err) && s, "use builtin: %s", err);
     if (s) {
         CHECK(qc_safety_rule_count(s) == qc_safety_rule_count(qc_safety_current()) + 1, "builtin + 1 rule");
@@ -1470,7 +1480,9 @@ static void test_rules_file(void) {
         qc_safety_use(s);
         CHECK(qc_safety_check("zebra stripes and a fever", 25).kind == QC_URGENT_EMERGENCY, "qc_safety_use");
         qc_safety_use(NULL);
-        CHECK(qc_safety_check("zebra stripes and a fever", 25).kind == QC_URGENT_NONE, "back to the builtin rules");
+        CHECK(qc_safety_current() != s && qc_safety_rule_count(qc_safety_current()) + 1 == qc_safety_rule_count(s),
+              "back to the builtin rules");
+        qc_safety_use(rules_only);
         qc_safety_free(s);
         s = NULL;
     }
@@ -1513,7 +1525,158 @@ static void test_rules_file(void) {
     qc_safety_free(NULL);
 }
 
+
+/* ==== the second reader ==== */
+
+/* path of a fresh temporary file holding text (static buffer). */
+static const char *temp_file(const char *text) {
+    static char path[64];
+    snprintf(path, sizeof path, "/tmp/qc_lex_XXXXXX");
+    int fd = mkstemp(path);
+    if (fd < 0) return "/nonexistent";
+    FILE *f = fdopen(fd, "w");
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static const struct {
+    const char *text, *want;
+} bad_lex[] = {
+    {"", "missing"},
+    {"threshold 0.5\n", ":1: expected \"qcare-safety-lex 1\" first"},
+    {"qcare-safety-lex 2\n", "format version 2"},
+    {"qcare-safety-lex 1\nthreshold 1.5\n", ":2: threshold"},
+    {"qcare-safety-lex 1\nthreshold 0.5\nclasses none zebra\n", ":3: unknown class 'zebra'"},
+    {"qcare-safety-lex 1\nthreshold 0.5\nclasses stroke none\n", ":3: \"none\" must be the first"},
+    {"qcare-safety-lex 1\nthreshold 0.5\nclasses none\n", ":3: classes: \"none\" and at least one"},
+    {"qcare-safety-lex 1\nthreshold 0.5\nclasses none stroke\nbias 1\n", ":4: bias: 2 numbers"},
+    {"qcare-safety-lex 1\nthreshold 0.5\nclasses none stroke\nbias 1 2 3\n", ":4: bias: 2 numbers"},
+    {"qcare-safety-lex 1\nthreshold 0.5\nf\t1|a\t1:1\n", ":3: a feature before classes"},
+    {"qcare-safety-lex 1\nthreshold 0.5\nclasses none stroke\nbias 0 0\nf\t1|a\t2:1\n", ":5: K:W with K a class"},
+    {"qcare-safety-lex 1\nthreshold 0.5\nclasses none stroke\nbias 0 0\nf\t1|a\t1:x\n", ":5: K:W: a weight"},
+    {"qcare-safety-lex 1\nthreshold 0.5\nclasses none stroke\nbias 0 0\nf\t1|a\t1:nan\n", ":5: K:W: a weight"},
+    {"qcare-safety-lex 1\nthreshold 0.5\nclasses none stroke\nbias 0 0\nf\t1|a\t1:1\nf\t1|a\t1:2\n", ":6: feature given twice"},
+    {"qcare-safety-lex 1\nthreshold 0.5\nclasses none stroke\nbias 0 0\nf\t1|a 1:1\n", ":5: f<TAB>FEATURE"},
+    {"qcare-safety-lex 1\nthreshold 0.5\nclasses none stroke\nbias 0 0\nweights 1\n", ":5: unknown statement"},
+    {"qcare-safety-lex 1\nclasses none stroke\nbias 0 0\n", "threshold missing"},
+};
+
+/* One feature, "zebra", that makes a message self-harm. */
+static const char tiny_lex[] = "qcare-safety-lex 1\n# a comment\nthreshold 0.5\nclasses none self-harm\nbias 0 -3\n"
+                               "f\t1|zebra\t1:6\nf\tp|giraf\t0:0.5\n";
+
+/* n bytes of routine text no rule and no weight of tiny_lex knows, then
+ * tail, in a fresh string. */
+static char *padded(size_t n, const char *tail) {
+    static const char filler[] = "the appointment is on tuesday at the second floor. ";
+    size_t k = strlen(tail);
+    char *t = malloc(n + k + 1);
+    if (!t) return NULL;
+    for (size_t i = 0; i < n; i++) t[i] = filler[i % (sizeof filler - 1)];
+    if (n) t[n - 1] = ' '; /* the tail is a word of its own */
+    memcpy(t + n, tail, k + 1);
+    return t;
+}
+
+static void test_lexicon(void) {
+    char err[512];
+    qc_safety_t *s = NULL;
+    for (size_t i = 0; i < sizeof bad_lex / sizeof bad_lex[0]; i++) {
+        const char *path = temp_file(bad_lex[i].text);
+        qc_safety_config_t cfg = {.lexicon_path = path};
+        err[0] = 0;
+        qc_status st = qc_safety_new(&cfg, &s, err, sizeof err);
+        CHECK(st != 0 && !s && strstr(err, bad_lex[i].want) && !strncmp(err, path, strlen(path)),
+              "bad lexicon %zu: status %d, '%s' (want '%s' after the file's name)", i, st, err, bad_lex[i].want);
+        CHECK(st == (strstr(bad_lex[i].text, "lex 2") ? QC_ERR_UNSUPPORTED : QC_ERR_FORMAT), "bad lexicon %zu: status %d",
+              i, st);
+        qc_safety_free(s);
+        s = NULL;
+        remove(path);
+    }
+    qc_safety_config_t cfg = {.lexicon_path = "/nonexistent/lex.txt"};
+    CHECK(qc_safety_new(&cfg, &s, err, sizeof err) == QC_ERR_IO && !s && strstr(err, "/nonexistent/lex.txt"),
+          "a missing lexicon file: %s", err);
+
+    const char *path = temp_file(tiny_lex);
+    cfg = (qc_safety_config_t){.lexicon_path = path};
+    CHECK(!qc_safety_new(&cfg, &s, err, sizeof err) && s, "a small lexicon: %s", err);
+    remove(path);
+    if (s) {
+        qc_safety_result_t r = qc_safety_match(s, "a Zebra crossing", 16);
+        CHECK(r.kind == QC_URGENT_SELF_HARM && r.presentation && !strcmp(r.presentation, "lexicon.self-harm") &&
+                  r.term && !strcmp(r.term, "1|zebra"),
+              "the lexicon's verdict: %s %s by %s", qc_urgent_name(r.kind), r.presentation ? r.presentation : "-",
+              r.term ? r.term : "-");
+        r = qc_safety_match(s, "a giraffe crossing", 18);
+        CHECK(r.kind == QC_URGENT_NONE && !r.presentation, "below the threshold: %s", qc_urgent_name(r.kind));
+        r = qc_safety_match(s, "crushing chest pain spreading to my left arm and jaw, sweating", 62);
+        CHECK(r.kind == QC_URGENT_CARDIAC && r.presentation && strncmp(r.presentation, "lexicon.", 8),
+              "a rule still decides first: %s %s", qc_urgent_name(r.kind), r.presentation ? r.presentation : "-");
+        /* long messages: read in overlapping windows, 32 of them (at least 32 KiB) */
+        char *t = padded(10000, "zebra, and more routine text after it");
+        CHECK(t && qc_safety_match(s, t, strlen(t)).kind == QC_URGENT_SELF_HARM, "a word 10 KB into a message");
+        free(t);
+        t = padded(30000, "zebra");
+        CHECK(t && qc_safety_match(s, t, strlen(t)).kind == QC_URGENT_SELF_HARM, "a word 30 KB into a message");
+        free(t);
+        t = padded(60000, "zebra");
+        CHECK(t && qc_safety_match(s, t, strlen(t)).kind == QC_URGENT_NONE,
+              "a word 60 KB into a message is past what the lexicon reads");
+        free(t);
+        t = padded(60000, "I want to kill myself");
+        CHECK(t && qc_safety_match(s, t, strlen(t)).kind == QC_URGENT_SELF_HARM, "the rules read it all");
+        free(t);
+        qc_safety_free(s);
+        s = NULL;
+    }
+    cfg = (qc_safety_config_t){.lexicon_path = "off"};
+    CHECK(!qc_safety_new(&cfg, &s, err, sizeof err) && s, "lexicon off: %s", err);
+    if (s) CHECK(qc_safety_match(s, "a zebra crossing", 16).kind == QC_URGENT_NONE, "lexicon off: the rules alone");
+    qc_safety_free(s);
+    s = NULL;
+
+    /* The compiled-in weights (data/safety-lex.txt) on this file's own
+     * cases: every urgent case is still caught; of the benign and the
+     * ordinary ones, a statistical reader may flag a few (measured
+     * 2026-12-03: LEX_BENIGN_MEASURED), never more than the bar. */
+    qc_safety_config_t def = {0};
+    CHECK(!qc_safety_new(&def, &s, err, sizeof err) && s, "the built-in lexicon: %s", err);
+    if (!s) return;
+    int flagged = 0, total = 0;
+    for (size_t i = 0; i < sizeof benign / sizeof benign[0]; i++, total++)
+        if (qc_safety_match(s, benign[i], strlen(benign[i])).kind) {
+            qc_safety_result_t r = qc_safety_match(s, benign[i], strlen(benign[i]));
+            printf("  lexicon flags '%s' as %s (%s)\n", benign[i], qc_urgent_name(r.kind), r.term ? r.term : "-");
+            flagged++;
+        }
+    for (size_t i = 0; i < sizeof ordinary / sizeof ordinary[0]; i++, total++)
+        if (qc_safety_match(s, ordinary[i], strlen(ordinary[i])).kind) {
+            printf("  lexicon flags '%s'\n", ordinary[i]);
+            flagged++;
+        }
+    for (size_t i = 0; i < sizeof gap_negated / sizeof gap_negated[0]; i++, total++)
+        flagged += qc_safety_match(s, gap_negated[i], strlen(gap_negated[i])).kind != QC_URGENT_NONE;
+    printf("  lexicon: %d of %d benign, ordinary and negated cases flagged\n", flagged, total);
+    CHECK(flagged <= LEX_BENIGN_BAR, "lexicon: %d of %d benign cases flagged (bar %d)", flagged, total, LEX_BENIGN_BAR);
+    for (size_t i = 0; i < sizeof positive / sizeof positive[0]; i++)
+        CHECK(qc_safety_match(s, positive[i].text, strlen(positive[i].text)).kind == positive[i].want,
+              "with the lexicon: '%s'", positive[i].text);
+    qc_safety_use(s);
+    check_bar("data/safety-eval.jsonl");
+    check_bar("data/safety-holdout.jsonl");
+    qc_safety_use(rules_only);
+    qc_safety_free(s);
+}
+
 int main(void) {
+    /* The rules' own tests read the rules alone; test_lexicon the second
+     * reader on top of them. */
+    char err[512];
+    qc_safety_config_t ro = {.lexicon_path = "off"};
+    CHECK(!qc_safety_new(&ro, &rules_only, err, sizeof err), "the rules alone: %s", err);
+    qc_safety_use(rules_only);
     test_rules_file();
     test_text();
     test_presentations();
@@ -1551,5 +1714,8 @@ int main(void) {
     test_cases_file();
     check_bar("data/safety-eval.jsonl");
     check_bar("data/safety-holdout.jsonl");
+    test_lexicon();
+    qc_safety_use(NULL);
+    qc_safety_free(rules_only);
     return test_done("test_safety");
 }

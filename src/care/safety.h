@@ -106,6 +106,39 @@ typedef struct {
 
 typedef struct sf_chunk sf_chunk_t;
 
+/* ==== the second reader (safety_lex.c) ====
+ * A weighted lexicon of n-grams over the notice kinds, read when no rule
+ * matched: urgent when its probability of "some kind" reaches the file's
+ * threshold. */
+enum { SF_LEX_CLASSES = 16 };
+typedef struct sf_lex sf_lex_t;
+
+/* The compiled-in weights: data/safety-lex.txt (embedded like the rules). */
+extern const unsigned char qc_safety_lex_txt[];
+extern const unsigned long qc_safety_lex_txt_len;
+
+/* Calls fn once for each feature occurrence of normalized text t (n bytes;
+ * a feature may come more than once). */
+typedef void (*sf_lex_feat_fn)(void *user, const char *f, size_t k);
+void sf_lex_features(const char *t, size_t n, sf_lex_feat_fn fn, void *user);
+/* The 64-bit hash a feature is known by (never 0). */
+uint64_t sf_lex_hash(const char *s, size_t k);
+/* Parses a weights file (format at the top of safety_lex.c); 0, or a status
+ * with "NAME:LINE: reason" in err. *out: free with sf_lex_free. */
+qc_status sf_lex_parse(const char *text, size_t len, const char *name, sf_lex_t **out, char *err, size_t err_size);
+void sf_lex_free(sf_lex_t *x);
+/* Every feature the second reader weighs in normalized text t: its n-grams
+ * (sf_lex_features) and what the rules of s find in it (safety.c). */
+void sf_features(const qc_safety_t *s, const char *t, size_t n, sf_lex_feat_fn fn, void *user);
+/* The probability that a message is urgent, from the features that
+ * produce(msg, ...) gives; *kind the kind when it reaches the threshold
+ * (else QC_URGENT_NONE) and *why (may be NULL) the feature that weighed
+ * most for it, owned by x. */
+typedef void (*sf_lex_source_fn)(const void *msg, sf_lex_feat_fn fn, void *user);
+double sf_lex_score(const sf_lex_t *x, const void *msg, sf_lex_source_fn produce, qc_urgent_t *kind,
+                    const char **why);
+double sf_lex_threshold(const sf_lex_t *x);
+
 struct qc_safety {
     sf_chunk_t *arena; /* every string of the set */
     sf_group_t *groups;
@@ -121,6 +154,8 @@ struct qc_safety {
     size_t n_sources, cap_sources;
     sf_rule_t *rules;
     size_t n_rules, cap_rules;
+    const sf_lex_t *lex; /* the second reader; NULL: none */
+    sf_lex_t *lex_own;   /* lex when this set loaded it (else the shared compiled-in one) */
     /* the numbers of the notices (safety_notice.c); NULL: not configured */
     const char *emergency, *police, *crisis, *poison, *abuse, *region;
 };

@@ -55,10 +55,13 @@ void cli_json_string(FILE *f, const char *s, size_t len);
 /* The safety net's options of serve, ask, chat and eval --task safety. */
 typedef struct {
     const char *rules, *region, *numbers; /* --safety-rules FILE, --region R, --emergency-numbers LIST */
+    const char *lexicon;                  /* --safety-lexicon FILE|off */
 } cli_safety_args_t;
 #define CLI_SAFETY_HELP \
     "  --safety-rules F  the safety net's rules from file F instead of the built-in ones\n" \
     "                    (format: docs/safety.md; a malformed file is refused with its line)\n" \
+    "  --safety-lexicon F  the second reader's weights from file F (qcare safety-train), or \"off\":\n" \
+    "                    the rules alone\n" \
     "  --region R        numbers in the urgent notice: CN, HK, TW, US, EU or UK\n" \
     "  --emergency-numbers \"emergency=120,crisis=...,poison=...,abuse=...\"  (override the region's)\n"
 /* Whether argv[*i] is one of those options (value stored, *i advanced). */
@@ -78,6 +81,7 @@ int cmd_ask(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_classify(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_safety_train(int argc, char **argv);
 int cmd_eval_safety(int argc, char **argv); /* eval --task safety | risk */
 int cmd_pull(int argc, char **argv);
 int cmd_convert(int argc, char **argv);

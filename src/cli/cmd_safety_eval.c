@@ -21,12 +21,14 @@ typedef struct {
 /* ==== the safety options (shared with serve, ask and chat) ==== */
 
 int cli_safety_opt(int argc, char **argv, int *i, cli_safety_args_t *a, int *bad) {
-    return cli_opt(argc, argv, i, "--safety-rules", &a->rules, bad) || cli_opt(argc, argv, i, "--region", &a->region, bad) ||
+    return cli_opt(argc, argv, i, "--safety-rules", &a->rules, bad) ||
+           cli_opt(argc, argv, i, "--safety-lexicon", &a->lexicon, bad) || cli_opt(argc, argv, i, "--region", &a->region, bad) ||
            cli_opt(argc, argv, i, "--emergency-numbers", &a->numbers, bad);
 }
 
 qc_safety_t *cli_safety_open(const char *cmd, const cli_safety_args_t *a) {
-    qc_safety_config_t cfg = {.rules_path = a->rules, .region = a->region, .numbers = a->numbers};
+    qc_safety_config_t cfg = {.rules_path = a->rules, .lexicon_path = a->lexicon, .region = a->region,
+                              .numbers = a->numbers};
     qc_safety_t *s;
     char err[512];
     if (qc_safety_new(&cfg, &s, err, sizeof err)) {
@@ -210,6 +212,7 @@ int cmd_eval_safety(int argc, char **argv) {
     for (int i = 1; i < argc && !bad; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: qcare eval --task safety --data FILE.jsonl [--counts-only] [--json] [--safety-rules F]\n"
+                   "                          [--safety-lexicon F|off]\n"
                    "       qcare eval --task risk --model M --data FILE.jsonl [--counts-only] [--json]\n\n"
                    "Scores urgency verdicts on {\"text\", \"urgent\": bool, \"presentation\"} lines: recall and\n"
                    "false alarms, overall and per presentation, and each miss and false alarm with its line.\n"
@@ -220,6 +223,7 @@ int cmd_eval_safety(int argc, char **argv) {
                    "the counts alone (for a held-out set that must stay unseen); with --json the last line\n"
                    "holds them. Measure the model on real weights and on data not used to tune the rules.\n\n"
                    "  --safety-rules F  score the rules of file F instead of the built-in ones\n"
+                   "  --safety-lexicon F  the second reader's weights of file F; off: the rules alone\n"
                    "  --model M, --dtype T, --threads N, --ctx N   as for the other model commands (risk)\n");
             return 0;
         }

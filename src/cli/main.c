@@ -167,6 +167,7 @@ static const struct {
     {"serve", cmd_serve, "the HTTP API (analyze, emotion, OpenAI-compatible chat) on loopback"},
     {"classify", cmd_classify, "emotion labels for a JSONL file of messages"},
     {"eval", cmd_eval, "accuracy, macro-F1 and confusion matrix on a labelled JSONL file"},
+    {"safety-train", cmd_safety_train, "the safety net's second reader: weights from labelled messages"},
     {"generate", cmd_generate, "continue a text (or a chat turn) with the model, streamed"},
     {"tokenize", cmd_tokenize, "text to token ids (JSON array), or back with --decode"},
     {"logits", cmd_logits, "next-token logits after every position, one JSON line each"},
