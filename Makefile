@@ -201,7 +201,7 @@ run: all
 SAFETY_TRAIN = $(sort $(wildcard data/safety-blind/*-tune.jsonl)) tests/data/safety-cases.jsonl \
   $(wildcard data/safety-everyday/train.jsonl)
 safety-lex: $(BUILD)/qcare
-	$(BUILD)/qcare safety-train $(SAFETY_TRAIN:%=--data %) --folds 5 --l2 0.001 --epochs 15 --out data/safety-lex.txt
+	$(BUILD)/qcare safety-train $(SAFETY_TRAIN:%=--data %) --folds 5 --l2 0.001 --ngram-l2 0.01 --epochs 15 --out data/safety-lex.txt
 
 # Kernel micro-benchmark (GB/s and GMAC/s per weight type, one thread).
 $(BUILD)/kernels_bench: bench/kernels_bench.c $(BUILD)/libqcare.a
@@ -265,14 +265,14 @@ $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(BUILD)/libqcare.a
 
 # The server's targets (request bodies, the event stream, the records'
 # queries) link the server's and the records' files and the care library's;
-# fuzz_rules (the safety rules file) the care library's.
+# fuzz_rules and fuzz_lex (the safety rules and weights files) the care library's.
 FUZZ_SERVER_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard src/server/*.c src/records/*.c)) \
                   $(BUILD)/obj/gen/web_assets.o $(CARE_OBJ)
 $(BUILD)/fuzz/fuzz_api $(BUILD)/fuzz/fuzz_sse: tests/fuzz/fuzz_srv.h
 $(BUILD)/fuzz/fuzz_api $(BUILD)/fuzz/fuzz_sse $(BUILD)/fuzz/fuzz_records: $(FUZZ_SERVER_OBJ)
 $(BUILD)/fuzz/fuzz_api $(BUILD)/fuzz/fuzz_sse $(BUILD)/fuzz/fuzz_records: FUZZ_LINK = $(FUZZ_SERVER_OBJ)
-$(BUILD)/fuzz/fuzz_rules: $(CARE_OBJ)
-$(BUILD)/fuzz/fuzz_rules: FUZZ_LINK = $(CARE_OBJ)
+$(BUILD)/fuzz/fuzz_rules $(BUILD)/fuzz/fuzz_lex: $(CARE_OBJ) tests/fuzz/fuzz_safety.h
+$(BUILD)/fuzz/fuzz_rules $(BUILD)/fuzz/fuzz_lex: FUZZ_LINK = $(CARE_OBJ)
 
 # fuzz_hub compiles the hub client's listing code in (as test_pull does).
 $(BUILD)/fuzz/fuzz_hub: src/cli/hub.c src/cli/hub.h src/cli/hub_impl.h

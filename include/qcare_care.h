@@ -30,9 +30,12 @@ extern "C" {
 /* ==== safety net (src/care/safety*.c, data/safety-rules.txt) ====
  * A deterministic rule set (Chinese and English) that recognizes messages
  * describing an emergency or self-harm, so an urgent-care notice can be shown
- * before any model text. It does not use the model. The rules are data: a
- * text file (format in docs/safety.md) compiled into the library at build
- * time and replaceable or extendable at run time (qc_safety_new). */
+ * before any model text, and a second reader after it: a lexicon of weights
+ * (an n-gram logistic regression over the notice kinds) that weighs every
+ * word of a message no rule matched. Neither uses the model. Both are data:
+ * text files (formats in docs/safety.md) compiled into the library at build
+ * time and replaceable at run time (qc_safety_new; `qcare safety-train`
+ * writes the weights). */
 
 /* The kind of notice a message needs. A small fixed set: the presentation
  * (which red flag of which guideline) is the result's `presentation`. */
@@ -112,7 +115,9 @@ size_t qc_safety_rule_count(const qc_safety_t *s);
  * pain", "没有胸痛", "I don't want to hurt myself", "我不是想伤害自己"), told as
  * past or recovered ("I used to self-harm", "以前中过风"), or asked about as a
  * risk ("会增加自杀风险吗"). The context machinery is described at the top of
- * safety.c, the rules in data/safety-rules.txt and docs/safety.md. */
+ * safety.c, the rules in data/safety-rules.txt and docs/safety.md. When no
+ * rule matches, the set's lexicon (if any) decides: its verdicts have the
+ * presentation "lexicon.KIND" and, as term, the feature that weighed most. */
 qc_safety_result_t qc_safety_match(const qc_safety_t *s, const char *text, size_t len);
 
 /* qc_safety_match with the set in use. */

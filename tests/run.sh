@@ -33,8 +33,10 @@ log="$BUILD/tests/log"; mkdir -p "$log"
 # a non-zero exit without a count is one failure) and reports it.
 run_one() {
     name=$1; shift
+    t0=$(date +%s)
     "$@" > "$log/$name.out" 2>&1
     rc=$?
+    secs=$(( $(date +%s) - t0 ))
     line=$(grep -E '^[^ ]+: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$log/$name.out" | tail -n 1)
     p=$(echo "$line" | sed -nE 's/.*: ([0-9]+) passed.*/\1/p'); f=$(echo "$line" | sed -nE 's/.* ([0-9]+) failed.*/\1/p')
     s=$(echo "$line" | sed -nE 's/.* ([0-9]+) skipped$/\1/p')
@@ -45,9 +47,9 @@ run_one() {
     if { [ $rc -ne 0 ] || [ -z "$line" ]; } && [ "$f" = 0 ]; then f=1; fi
     passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
     if [ $rc -eq 0 ] && [ -n "$line" ]; then
-        if [ "$s" -gt 0 ]; then echo "ok   $name ($p passed, $s skipped)"; else echo "ok   $name ($p passed)"; fi
+        if [ "$s" -gt 0 ]; then echo "ok   $name ($p passed, $s skipped; ${secs} s)"; else echo "ok   $name ($p passed; ${secs} s)"; fi
         grep -E '^SKIP' "$log/$name.out" | sed 's/^/       /'
-    else echo "FAIL $name (rc $rc)"; tail -n 20 "$log/$name.out"; fi
+    else echo "FAIL $name (rc $rc; ${secs} s)"; tail -n 20 "$log/$name.out"; fi
 }
 
 # test_ops (the drain, the watchdog: servers with a slowed scheduler) runs

@@ -40,7 +40,7 @@ gen() {
 gen 1 240 > "$dir/train.jsonl"
 gen 2 120 > "$dir/test.jsonl"
 
-if "$Q" safety-train --data "$dir/train.jsonl" --folds 3 --out "$dir/a.txt" > "$dir/cv.txt" 2> "$dir/err.txt"; then ok
+if "$Q" safety-train --data "$dir/train.jsonl" --folds 3 --min-tokens 2 --out "$dir/a.txt" > "$dir/cv.txt" 2> "$dir/err.txt"; then ok
 else bad "safety-train failed: $(cat "$dir/err.txt")"; fi
 grep -q '^3-fold cross-validation on 240 messages' "$dir/cv.txt" && ok || bad "no cross-validation report: $(head -c 300 "$dir/cv.txt")"
 out=$("$Q" eval --task safety --data "$dir/test.jsonl" --counts-only --safety-lexicon "$dir/a.txt" | head -n 1)
@@ -48,16 +48,23 @@ case "$out" in
     "urgent 40: caught 40 "*"false alarms 0 "*) ok ;;
     *) bad "the trained weights on a fresh set: $out" ;;
 esac
+# min-tokens: the same weights with a floor above these messages' length leave them to the rules
+sed 's/^min-tokens 2$/min-tokens 50/' "$dir/a.txt" > "$dir/a50.txt"
+out=$("$Q" eval --task safety --data "$dir/test.jsonl" --counts-only --safety-lexicon "$dir/a50.txt" | head -n 1)
+case "$out" in
+    "urgent 40: caught 0 "*) ok ;;
+    *) bad "min-tokens 50 on short messages: $out" ;;
+esac
 # without the weights the rules alone see nothing in these messages
 out=$("$Q" eval --task safety --data "$dir/test.jsonl" --counts-only --safety-lexicon off | head -n 1)
 case "$out" in
     "urgent 40: caught 0 "*) ok ;;
     *) bad "the rules alone on the generated set: $out" ;;
 esac
-"$Q" safety-train --data "$dir/train.jsonl" --folds 3 --out "$dir/b.txt" > /dev/null 2>&1
+"$Q" safety-train --data "$dir/train.jsonl" --folds 3 --min-tokens 2 --out "$dir/b.txt" > /dev/null 2>&1
 sed 1,2d "$dir/a.txt" > "$dir/a.body"; sed 1,2d "$dir/b.txt" > "$dir/b.body"
 cmp -s "$dir/a.body" "$dir/b.body" && ok || bad "the same data gave two different files"
-grep -q '^threshold 0\.[0-9]*$' "$dir/a.txt" && grep -q '^classes none cardiac ' "$dir/a.txt" &&
+grep -q '^threshold 0\.[0-9]*$' "$dir/a.txt" && grep -q '^min-tokens 2$' "$dir/a.txt" && grep -q '^classes none cardiac ' "$dir/a.txt" &&
     grep -q "$(printf 'f\t1|zebra\t')" "$dir/a.txt" && ok || bad "the file's statements: $(head -n 6 "$dir/a.txt")"
 
 # errors

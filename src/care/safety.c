@@ -519,8 +519,8 @@ static const char *lex_presentation(qc_urgent_t kind) {
     return (unsigned)kind < sizeof ids / sizeof ids[0] ? ids[kind] : "lexicon";
 }
 
-enum { LEX_WINDOW = 2048,    /* bytes of normalized text the second reader weighs at once */
-       LEX_WINDOWS = 32 };     /* the most windows it reads (the first ~33 KiB; the rules read all) */
+enum { LEX_WINDOW = 2048, /* bytes of normalized text the second reader weighs at once */
+       LEX_WINDOWS = 32 };  /* the most windows it reads (at least the first 32 KiB; the rules read all) */
 
 /* Where a window that may end at hi (< n) had better end: after the last
  * space or punctuation of its last 256 bytes, else at a character's start. */
@@ -533,8 +533,9 @@ static size_t window_end(const char *t, size_t lo, size_t hi) {
     return hi;
 }
 
-/* The second reader on m, in windows of LEX_WINDOW bytes that overlap by
- * half (a message as long as those it learned from is read whole; a longer
+/* The second reader on m, in windows of LEX_WINDOW bytes, each starting
+ * 1 to 1.5 KiB after the last (so that they overlap by a quarter or more;
+ * a message as long as those it learned from is read whole; a longer
  * one is read piece by piece, so that its length alone neither dilutes
  * nor piles up the evidence): urgent when one window is. It stops after
  * LEX_WINDOWS windows: each costs about as much as the rules on it. */
@@ -542,7 +543,8 @@ static void lex_check(const msg_t *whole, qc_safety_result_t *r) {
     const qc_safety_t *s = whole->s;
     for (size_t lo = 0, n_win = 0; lo < whole->n && n_win < LEX_WINDOWS; n_win++) {
         size_t hi = whole->n - lo <= LEX_WINDOW ? whole->n : window_end(whole->t, lo, lo + LEX_WINDOW);
-        msg_t w = {s, strndup(whole->t + lo, hi - lo), hi - lo, NULL};
+        msg_t w = {s, malloc(hi - lo + 1), hi - lo, NULL}; /* a copy: the text may hold NUL bytes */
+        if (w.t) memcpy(w.t, whole->t + lo, hi - lo), w.t[hi - lo] = 0;
         if (!w.t || msg_cut(&w)) {
             free(w.t);
             free(w.id);

@@ -21,6 +21,7 @@
  * File format (UTF-8 text, one statement a line, '#' comments):
  *   qcare-safety-lex 1
  *   threshold P          urgent when 1 - p(none) >= P (0 < P < 1)
+ *   min-tokens N         messages of fewer tokens are not weighed (optional, default 0)
  *   classes NAME...      "none" first, then notice kinds (qc_urgent_name)
  *   bias W...            one weight per class
  *   f<TAB>FEATURE<TAB>K:W K:W ...   a feature's weights for classes K (0-based)
@@ -36,6 +37,7 @@
 
 struct sf_lex {
     double threshold;
+    int min_tokens; /* fewer tokens than this: not weighed (left to the rules) */
     int n_class;
     qc_urgent_t kind[SF_LEX_CLASSES];
     float bias[SF_LEX_CLASSES];
@@ -233,6 +235,11 @@ qc_status sf_lex_parse(const char *text, size_t len, const char *name, sf_lex_t 
             if (e != le || !(v > 0 && v < 1)) BAD("threshold: a number between 0 and 1 expected");
             x->threshold = v;
             seen_thr = 1;
+        } else if (k > 11 && !memcmp(q, "min-tokens ", 11)) {
+            char *e;
+            long v = strtol(q + 11, &e, 10);
+            if (e != le || v < 0 || v > 1000) BAD("min-tokens: a count from 0 to 1000 expected");
+            x->min_tokens = (int)v;
         } else if (k > 8 && !memcmp(q, "classes ", 8)) {
             if (x->n_class) BAD("classes given twice");
             for (const char *c = q + 8; c < le;) {
@@ -319,6 +326,7 @@ typedef struct {
     double z[SF_LEX_CLASSES];
     float top[SF_LEX_CLASSES]; /* per class: the largest weight added, and its feature */
     const char *top_name[SF_LEX_CLASSES];
+    int tokens; /* token occurrences seen (each gives one "1|" feature) */
     int oom;
 } score_t;
 
@@ -326,6 +334,7 @@ static void score_feat(void *user, const char *f, size_t k) {
     score_t *sc = user;
     const sf_lex_t *x = sc->x;
     uint64_t h = sf_lex_hash(f, k);
+    sc->tokens += k > 2 && f[0] == '1' && f[1] == '|';
     for (size_t i = 0; i < sc->n_seen; i++)
         if (sc->seen[i] == h) return;
     if (sc->n_seen == sc->cap_seen) {
@@ -355,7 +364,7 @@ double sf_lex_score(const sf_lex_t *x, const void *msg, sf_lex_source_fn produce
     for (int c = 0; c < x->n_class; c++) sc.z[c] = x->bias[c];
     produce(msg, score_feat, &sc);
     free(sc.seen);
-    if (sc.oom) return 0;
+    if (sc.oom || sc.tokens < x->min_tokens) return 0; /* a few words are the rules' to judge */
     double mx = sc.z[0], sum = 0;
     for (int c = 1; c < x->n_class; c++) mx = sc.z[c] > mx ? sc.z[c] : mx;
     for (int c = 0; c < x->n_class; c++) sum += exp(sc.z[c] - mx);

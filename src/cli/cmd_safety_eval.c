@@ -88,7 +88,11 @@ static void json_tally(const tally_t *t) {
  * presentation for each; each miss and false alarm (of the last system)
  * with its line number unless counts_only (a set kept unseen must stay
  * unseen). Returns the exit status. */
-static int urgency_eval(const char *path, int json, int counts_only, int n_sys, verdict_fn fn, void *user) {
+enum { EV_COUNTS_ONLY = 1, /* counts alone */
+       EV_CALM = 2 };       /* every line read as not urgent, whatever it says (a set of ordinary messages) */
+
+static int urgency_eval(const char *path, int json, int flags, int n_sys, verdict_fn fn, void *user) {
+    int counts_only = flags & EV_COUNTS_ONLY;
     FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
     if (!f) {
         perror(path);
@@ -104,7 +108,7 @@ static int urgency_eval(const char *path, int json, int counts_only, int n_sys, 
         json_error_t je;
         json_t *j = json_loads(line, 0, &je);
         const char *text = json_string_value(json_object_get(j, "text"));
-        json_t *u = json_object_get(j, "urgent");
+        json_t *u = (flags & EV_CALM) ? json_false() : json_object_get(j, "urgent");
         if (!text || !json_is_boolean(u)) {
             if (j) fprintf(stderr, "%s:%zu: expected {\"text\": string, \"urgent\": true|false}\n", path, no);
             else fprintf(stderr, "%s:%zu: not valid JSON (at column %d)\n", path, no, je.column);
@@ -184,7 +188,7 @@ static int risk_verdict(void *user, const char *text, int said[N_SYSTEMS], qc_ur
 }
 
 /* The model's opinion on path, alone and with the rules in use. */
-static int risk_eval(const char *path, int json, int counts_only, const char *model, const char *dtype, int n_threads,
+static int risk_eval(const char *path, int json, int flags, const char *model, const char *dtype, int n_threads,
                      int n_ctx) {
     qc_model_t *m = cli_load_model(model, dtype, n_threads);
     if (!m) return 1;
@@ -196,7 +200,7 @@ static int risk_eval(const char *path, int json, int counts_only, const char *mo
         qc_model_free(m);
         return 1;
     }
-    int rc = urgency_eval(path, json, counts_only, N_SYSTEMS, risk_verdict, &r);
+    int rc = urgency_eval(path, json, flags, N_SYSTEMS, risk_verdict, &r);
     if (r.n) fprintf(stderr, "qcare eval: the model's opinion took %.1f ms per message on average\n", r.ms / r.n);
     qc_care_free(r.c);
     qc_model_free(m);
@@ -206,13 +210,13 @@ static int risk_eval(const char *path, int json, int counts_only, const char *mo
 int cmd_eval_safety(int argc, char **argv) {
     const char *data = NULL, *model = NULL, *dtype = NULL, *v;
     cli_safety_args_t sa = {0};
-    int json = 0, counts_only = 0, risk = 0, n_threads = 0, n_ctx = 0, bad = 0;
+    int json = 0, flags = 0, risk = 0, n_threads = 0, n_ctx = 0, bad = 0;
     for (int i = 1; i + 1 < argc; i++)
         if (!strcmp(argv[i], "--task")) risk = !strcmp(argv[i + 1], "risk");
     for (int i = 1; i < argc && !bad; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: qcare eval --task safety --data FILE.jsonl [--counts-only] [--json] [--safety-rules F]\n"
-                   "                          [--safety-lexicon F|off]\n"
+            printf("usage: qcare eval --task safety --data FILE.jsonl [--counts-only] [--calm] [--json]\n"
+                   "                          [--safety-rules F] [--safety-lexicon F|off]\n"
                    "       qcare eval --task risk --model M --data FILE.jsonl [--counts-only] [--json]\n\n"
                    "Scores urgency verdicts on {\"text\", \"urgent\": bool, \"presentation\"} lines: recall and\n"
                    "false alarms, overall and per presentation, and each miss and false alarm with its line.\n"
@@ -221,7 +225,9 @@ int cmd_eval_safety(int argc, char **argv) {
                    "alone and together with the rules (urgent when either says so), as serve --risk-model on\n"
                    "decides; the misses and alarms listed are those of both together. --counts-only prints\n"
                    "the counts alone (for a held-out set that must stay unseen); with --json the last line\n"
-                   "holds them. Measure the model on real weights and on data not used to tune the rules.\n\n"
+                   "holds them. --calm reads every line as not urgent, whatever it says (a file of ordinary\n"
+                   "messages such as data/emotion-eval.jsonl: its false alarms). The safety task reads the\n"
+                   "rules and, where none matched, the lexicon (docs/safety.md). Measure the model on real weights and on data not used to tune the rules.\n\n"
                    "  --safety-rules F  score the rules of file F instead of the built-in ones\n"
                    "  --safety-lexicon F  the second reader's weights of file F; off: the rules alone\n"
                    "  --model M, --dtype T, --threads N, --ctx N   as for the other model commands (risk)\n");
@@ -239,7 +245,9 @@ int cmd_eval_safety(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--json")) {
             json = 1;
         } else if (!strcmp(argv[i], "--counts-only")) {
-            counts_only = 1;
+            flags |= EV_COUNTS_ONLY;
+        } else if (!strcmp(argv[i], "--calm")) {
+            flags |= EV_CALM;
         } else if (cli_safety_opt(argc, argv, &i, &sa, &bad)) {
             continue;
         } else {
@@ -255,8 +263,8 @@ int cmd_eval_safety(int argc, char **argv) {
     }
     qc_safety_t *rules = cli_safety_open("eval", &sa);
     if (!rules) return 1;
-    int rc = risk ? risk_eval(data, json, counts_only, model, dtype, n_threads, n_ctx)
-                  : urgency_eval(data, json, counts_only, 1, rules_verdict, NULL);
+    int rc = risk ? risk_eval(data, json, flags, model, dtype, n_threads, n_ctx)
+                  : urgency_eval(data, json, flags, 1, rules_verdict, NULL);
     qc_safety_use(NULL);
     qc_safety_free(rules);
     return rc;

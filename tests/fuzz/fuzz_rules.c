@@ -13,9 +13,7 @@
  * presentation the set defines, one of the three languages; a notice is
  * empty exactly when nothing fired, NUL-terminated inside its buffer, and
  * as long as the call says. */
-#include "fuzz.h"
-
-#include "care/safety.h"
+#include "fuzz_safety.h"
 
 static const char *const texts[] = {
     "I have crushing chest pain and my left arm is numb",
@@ -74,16 +72,9 @@ static size_t own_text(const qc_safety_t *s, char *out, size_t cap) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *path = fuzz_file(0, data, size);
-    qc_safety_config_t cfg = {.rules_path = path};
-    qc_safety_t *s = (qc_safety_t *)1;
-    char err[512] = "";
-    qc_status st = qc_safety_new(&cfg, &s, err, sizeof err);
-    if (st) {
-        FUZZ_CHECK(!s, "a refused file left a set");
-        FUZZ_CHECK(st == QC_ERR_FORMAT || st == QC_ERR_UNSUPPORTED || st == QC_ERR_NOMEM, "status %d (%s)", st, err);
-        FUZZ_CHECK(!strncmp(err, path, strlen(path)) && err[strlen(path)] == ':', "message '%s'", err);
-        return 0;
-    }
+    qc_safety_config_t cfg = {.rules_path = path, .lexicon_path = "off"}; /* the rules alone: fuzz_lex reads the lexicon */
+    qc_safety_t *s = fuzz_safety_open(&cfg, path);
+    if (!s) return 0;
     FUZZ_CHECK(s && qc_safety_rule_count(s) >= 1, "a set without rules");
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
         qc_safety_result_t r = qc_safety_match(s, texts[i], strlen(texts[i]));

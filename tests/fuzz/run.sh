@@ -44,6 +44,7 @@ opts() {
     fuzz_sse) echo "-max_len=8192 -rss_limit_mb=1024 -malloc_limit_mb=256 -timeout=10" ;;
     fuzz_hub) echo "-max_len=65536 -rss_limit_mb=512 -malloc_limit_mb=128 -timeout=10 -dict=$here/dict/json.dict" ;;
     fuzz_records) echo "-max_len=4096 -rss_limit_mb=1024 -malloc_limit_mb=128 -timeout=10 -dict=$here/dict/records.dict" ;;
+    fuzz_lex) echo "-max_len=65536 -rss_limit_mb=1024 -malloc_limit_mb=128 -timeout=20 -dict=$here/dict/lex.dict" ;;
     fuzz_rules) echo "-max_len=131072 -rss_limit_mb=1024 -malloc_limit_mb=128 -timeout=20 -dict=$here/dict/rules.dict" ;;
     *) echo "-max_len=65536 -rss_limit_mb=1024 -timeout=20" ;;
     esac
