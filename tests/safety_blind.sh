@@ -1,13 +1,14 @@
 #!/bin/sh
-# safety_blind.sh BUILD — the urgent-care rules on the blind sets
-# (data/safety-blind/, see its README): the tune and holdout halves of each
-# language and set (the first, en/zh, and the second, en2/zh2), scored
+# safety_blind.sh BUILD — the urgent-care rules and the lexicon after them
+# on the blind sets (data/safety-blind/, see its README): the tune and
+# holdout halves of each language and set (en/zh to en5/zh5), scored
 # with `qcare eval --task safety --counts-only`, so no message of a
 # holdout half is ever printed. Each half must keep what the
 # rules reached when its thresholds were set (the measured counts minus a
 # small margin; docs/safety.md has the measurements): at least MIN caught,
 # at most MAX false alarms, and at least MIN_SH of the suicide and
-# self-harm messages caught. The goals (recall >= 95 %, false alarms <= 5 %
+# self-harm messages caught. Also the false alarms on two files of
+# ordinary messages (the everyday test set, the emotion set). The goals (recall >= 95 %, false alarms <= 5 %
 # on the holdout half, no miss on suicidal intent) are in the README, not
 # here: a threshold guards a result, it does not claim one.
 # Closing line: `safety-blind: N passed, N failed, N skipped`.
@@ -40,24 +41,40 @@ half() {
     if [ "${sh:-0}" -ge "$4" ]; then passed=$((passed + 1)); else echo "FAIL $f: suicide and self-harm caught ${sh:-0} < $4"; failed=$((failed + 1)); fi
 }
 
-#    file                                    caught  alarms  suicide   (measured 2026-12-02, rules of 7e917d6)
-half data/safety-blind/en-tune.jsonl          119     2       9         # 121/121, 0/110, 9/9
-half data/safety-blind/en-holdout.jsonl       70      11      5         # 73/106, 9/101, 6/8
-half data/safety-blind/zh-tune.jsonl          114     2       9         # 116/116, 0/103, 9/9
-half data/safety-blind/zh-holdout.jsonl       76      8       7         # 79/104, 6/96, 8/9
+# calm FILE MAX: every message of FILE read as not urgent (`--calm`), at
+# most MAX false alarms
+calm() {
+    out=$("$BUILD/qcare" eval --task safety --data "$1" --counts-only --calm) || { echo "FAIL $1: qcare eval failed"; failed=$((failed + 1)); return; }
+    alarms=$(echo "$out" | sed -nE '1s/.*false alarms ([0-9]+) .*/\1/p')
+    calm=$(echo "$out" | sed -nE '1s/.*not urgent ([0-9]+):.*/\1/p')
+    echo "$1: false alarms $alarms/$calm (at most $2)"
+    if [ -n "$alarms" ] && [ "$alarms" -le "$2" ]; then passed=$((passed + 1)); else echo "FAIL $1: false alarms rose: $alarms > $2"; failed=$((failed + 1)); fi
+}
+
+#    file                                    caught  alarms  suicide   (measured 2026-12-03: the rules of f66662f, the lexicon of data/safety-lex.txt)
+half data/safety-blind/en-tune.jsonl          119     2       8         # 121/121, 0/110, 9/9
+half data/safety-blind/en-holdout.jsonl       93      10      7         # 95/106, 8/101, 8/8
+half data/safety-blind/zh-tune.jsonl          114     2       8         # 116/116, 0/103, 9/9
+half data/safety-blind/zh-holdout.jsonl       96      8       8         # 98/104, 6/96, 9/9
 half data/safety-blind/en2-tune.jsonl         110     2       14        # 112/112, 0/117, 15/15
-half data/safety-blind/en2-holdout.jsonl      68      3       7         # 71/88, 1/83, 8/14
+half data/safety-blind/en2-holdout.jsonl      80      2       11        # 82/88, 0/83, 12/14
 half data/safety-blind/zh2-tune.jsonl         105     3       15        # 107/107, 1/118, 16/16
-half data/safety-blind/zh2-holdout.jsonl      73      13      9         # 76/93, 11/82, 10/14
-#    the third set (rules of this round, 2026-12-02; see data/safety-blind/README.md)
-half data/safety-blind/en3-tune.jsonl         122     2       14        # 124/125, 0/120, 15/15
-half data/safety-blind/en3-holdout.jsonl      60      7       11        # 63/75, 5/80, 12/15
-half data/safety-blind/zh3-tune.jsonl         123     6       14        # 124/125, 4/120, 14/15
-half data/safety-blind/zh3-holdout.jsonl      48      11      6         # 51/75, 9/80, 7/15
-#    the fourth set's tune halves (rules of 64fb202, 2026-12-04)
-half data/safety-blind/en4-tune.jsonl         109     5       19        # 111/130, 3/120, 20/20
-half data/safety-blind/zh4-tune.jsonl         113     4       19        # 115/130, 2/120, 20/20
-half data/safety-blind/en4-holdout.jsonl      44      5       6         # 47/70, 3/80, 8/15
-half data/safety-blind/zh4-holdout.jsonl      47      12      5         # 50/70, 10/80, 7/15
+half data/safety-blind/zh2-holdout.jsonl      86      13      11        # 88/93, 11/82, 12/14
+half data/safety-blind/en3-tune.jsonl         123     2       14        # 125/125, 0/120, 15/15
+half data/safety-blind/en3-holdout.jsonl      72      7       13        # 74/75, 5/80, 14/15
+half data/safety-blind/zh3-tune.jsonl         123     6       14        # 125/125, 4/120, 15/15
+half data/safety-blind/zh3-holdout.jsonl      66      11      11        # 68/75, 9/80, 12/15
+half data/safety-blind/en4-tune.jsonl         128     5       19        # 130/130, 3/120, 20/20
+half data/safety-blind/en4-holdout.jsonl      61      5       10        # 63/70, 3/80, 11/15
+half data/safety-blind/zh4-tune.jsonl         128     4       19        # 130/130, 2/120, 20/20
+half data/safety-blind/zh4-holdout.jsonl      60      13      11        # 62/70, 11/80, 12/15
+half data/safety-blind/en5-tune.jsonl         115     9       22        # 117/117, 7/119, 23/23
+half data/safety-blind/en5-holdout.jsonl      77      10      16        # 79/83, 8/81, 17/20
+half data/safety-blind/zh5-tune.jsonl         119     13      20        # 121/121, 11/114, 21/21
+half data/safety-blind/zh5-holdout.jsonl      66      8       11        # 68/79, 6/86, 12/18
+#    ordinary messages, every one read as calm (data/safety-everyday/README.md)
+calm data/safety-everyday/test.jsonl          7       # 5/400
+calm data/safety-everyday/test-long.jsonl     4       # 2/200
+calm data/emotion-eval.jsonl                  11      # 9/360
 echo "safety-blind: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
