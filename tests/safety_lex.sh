@@ -93,8 +93,22 @@ case "$BUILD" in
         # shellcheck disable=SC2086
         elif "$Q" safety-train $cmd --out "$dir/lex.txt" > /dev/null 2> "$dir/err.txt"; then
             sed 1,2d data/safety-lex.txt > "$dir/repo.body"; sed 1,2d "$dir/lex.txt" > "$dir/new.body"
-            cmp -s "$dir/repo.body" "$dir/new.body" && ok ||
-                bad "data/safety-lex.txt is not what its command gives ($(diff "$dir/repo.body" "$dir/new.body" | wc -l) lines differ): make safety-lex"
+            # the same file; on another CPU the maths library's exp may round a
+            # last bit otherwise, so a weight may move by a few units of its
+            # fourth decimal, or cross the prune line: up to 0.1% of the lines
+            n=$(wc -l < "$dir/repo.body")
+            d=$(paste "$dir/repo.body" "$dir/new.body" | awk -F'\t' '
+                NF == 2 && $1 == $2 { next }
+                NF != 6 || $1 != $4 || $2 != $5 { bad++; next }
+                { na = split($3, a, " "); nb = split($6, b, " ")
+                  if (na != nb) { bad++; next }
+                  for (i = 1; i <= na; i++) { split(a[i], x, ":"); split(b[i], y, ":")
+                      if (x[1] != y[1] || x[2] - y[2] > 0.002 || y[2] - x[2] > 0.002) { bad++; next } } }
+                END { print bad + 0 }')
+            if cmp -s "$dir/repo.body" "$dir/new.body"; then ok
+            elif [ "$d" -le $((n / 1000)) ] && [ "$(head -n 4 "$dir/repo.body")" = "$(head -n 4 "$dir/new.body")" ]; then
+                echo "data/safety-lex.txt: the retrained file differs only in last digits (weights within 0.002; $d of $n lines beyond, at most 0.1%)"; ok
+            else bad "data/safety-lex.txt is not what its command gives ($d of $n lines differ): make safety-lex"; fi
         else bad "retraining data/safety-lex.txt failed: $(cat "$dir/err.txt")"; fi
         ;;
 esac
