@@ -1556,6 +1556,8 @@ static const struct {
     {"qcare-safety-lex 1\nthreshold 0.5\nclasses none stroke\nbias 0 0\nf\t1|a\t2:1\n", ":5: K:W with K a class"},
     {"qcare-safety-lex 1\nthreshold 0.5\nclasses none stroke\nbias 0 0\nf\t1|a\t1:x\n", ":5: K:W: a weight"},
     {"qcare-safety-lex 1\nthreshold 0.5\nclasses none stroke\nbias 0 0\nf\t1|a\t1:nan\n", ":5: K:W: a weight"},
+    {"qcare-safety-lex 1\nthreshold 0.5\nclasses none stroke\nbias 0 0\nf\t1|a\t1:", ":5: K:W: a weight"},
+    {"qcare-safety-lex 1\nthreshold 0.5\nclasses none stroke\nbias 0 0\nf\t1|a\t1:\n0.5\n", ":5: K:W: a weight"},
     {"qcare-safety-lex 1\nthreshold 0.5\nclasses none stroke\nbias 0 0\nf\t1|a\t1:1\nf\t1|a\t1:2\n", ":6: feature given twice"},
     {"qcare-safety-lex 1\nthreshold 0.5\nclasses none stroke\nbias 0 0\nf\t1|a 1:1\n", ":5: f<TAB>FEATURE"},
     {"qcare-safety-lex 1\nthreshold 0.5\nclasses none stroke\nbias 0 0\nweights 1\n", ":5: unknown statement"},

@@ -280,8 +280,9 @@ qc_status sf_lex_parse(const char *text, size_t len, const char *name, sf_lex_t 
                 char *e;
                 long cls = strtol(c, &e, 10);
                 if (e == c || e >= le || *e != ':' || cls < 0 || cls >= x->n_class) BAD("K:W with K a class index expected");
-                double v = strtod(e + 1, &e);
-                if (e == c || e > le || (e < le && *e != ' ') || !isfinite(v)) BAD("K:W: a weight expected");
+                const char *ws = e + 1;
+                double v = strtod(ws, &e);
+                if (e == ws || *ws == ' ' || e > le || (e < le && *e != ' ') || !isfinite(v)) BAD("K:W: a weight expected");
                 if (x->n_w == x->cap_w) {
                     size_t nc = x->cap_w ? 2 * x->cap_w : 1024;
                     uint8_t *a = realloc(x->cls, nc);
