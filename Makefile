@@ -127,12 +127,14 @@ test-unit: $(BUILD)/qcare $(TEST_BIN)
 	@sh tests/run.sh $(BUILD)
 
 # Everything: release build + its tests, the ARM64 build's under emulation,
-# then the sanitizer build's tests.
+# then the sanitizer build's tests. Each build compiles on every core (JOBS);
+# the tests run one at a time.
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 test: deps
 	@sh scripts/deps.sh fuzz
 	@sh scripts/deps.sh test
 	@rm -f build/tests/summary build-debug/tests/summary build-aarch64/tests/summary
-	@st=0; $(MAKE) --no-print-directory test-unit || st=1; \
+	@st=0; $(MAKE) --no-print-directory -j$(JOBS) test-unit || st=1; \
 	  $(MAKE) --no-print-directory emu-test || st=1; \
 	  $(MAKE) --no-print-directory debug || st=1; \
 	  cat build/tests/summary build-aarch64/tests/summary build-debug/tests/summary 2>/dev/null | \
@@ -141,7 +143,7 @@ test: deps
 
 # ASan + UBSan build of the same tests, in build-debug/.
 debug: deps
-	@$(MAKE) --no-print-directory BUILD=build-debug OPT=-O1 \
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build-debug OPT=-O1 \
 	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
 	  test-unit
 
@@ -160,7 +162,7 @@ debug: deps
 EMU_TESTS ?= test_kernels test_golden test_quant test_kquants test_gguf test_care test_batch test_tokenizer
 emu-test:
 	@sh scripts/deps.sh arm64-test
-	@$(MAKE) --no-print-directory CROSS=aarch64-linux-gnu- EMU=1 BUILD=build-aarch64 EMU_TESTS="$(EMU_TESTS)" emu-build
+	@$(MAKE) --no-print-directory -j$(JOBS) CROSS=aarch64-linux-gnu- EMU=1 BUILD=build-aarch64 EMU_TESTS="$(EMU_TESTS)" emu-build
 	@EMU_TESTS="$(EMU_TESTS)" sh tests/emu.sh build-aarch64 $(BUILD)
 
 emu-build: $(EMU_TESTS:%=$(BUILD)/tests/%)

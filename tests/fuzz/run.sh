@@ -69,7 +69,9 @@ probe || { sh scripts/deps.sh fuzz > "$FB/fuzz-deps.log" 2>&1; probe; } || {
 }
 
 mkdir -p "$FB/fuzz/log"
-if ! nice make --no-print-directory FUZZ_BUILD="$FB" fuzz-build > "$FB/fuzz/log/build.log" 2>&1; then
+# on every core; a make of its own (not the jobserver of a make that runs this script)
+if ! env -u MAKEFLAGS -u MAKELEVEL nice make --no-print-directory -j"$(nproc 2>/dev/null || echo 1)" FUZZ_BUILD="$FB" fuzz-build \
+    > "$FB/fuzz/log/build.log" 2>&1; then
     echo "FAIL build (make fuzz-build):"; tail -n 30 "$FB/fuzz/log/build.log"
     for t in $targets; do failed=$((failed + 1)); done
     echo "fuzz: $passed passed, $failed failed, $skipped skipped"
