@@ -83,14 +83,14 @@ static void json_tally(const tally_t *t) {
            t->benign ? (double)t->alarms / t->benign : 0);
 }
 
-/* Lines {"text", "urgent": bool, "presentation" or "category"}, judged by
- * n_sys systems through fn. Prints recall and false alarms overall and per
- * presentation for each; each miss and false alarm (of the last system)
- * with its line number unless counts_only (a set kept unseen must stay
- * unseen). Returns the exit status. */
 enum { EV_COUNTS_ONLY = 1, /* counts alone */
        EV_CALM = 2 };       /* every line read as not urgent, whatever it says (a set of ordinary messages) */
 
+/* Lines {"text", "urgent": bool, "presentation" or "category"}, judged by
+ * n_sys systems through fn. Prints recall and false alarms overall and per
+ * presentation for each; each miss and false alarm (of the last system)
+ * with its line number unless EV_COUNTS_ONLY is in flags (a set kept unseen
+ * must stay unseen). Returns the exit status. */
 static int urgency_eval(const char *path, int json, int flags, int n_sys, verdict_fn fn, void *user) {
     int counts_only = flags & EV_COUNTS_ONLY;
     FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
