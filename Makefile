@@ -85,29 +85,22 @@ $(BUILD)/embed: tools/embed.c
 	@mkdir -p $(dir $@)
 	$(HOSTCC) $(OPT) $(CFLAGS_BASE) -o $@ $<
 
+# The files embedded: the web pages (served by the CLI); the safety net's
+# rules (docs/safety.md) and its second reader's weights (written by
+# `make safety-lex`), compiled into the care library.
 $(BUILD)/gen/web_assets.c: $(WEB_FILES) $(BUILD)/embed
 	@mkdir -p $(dir $@)
 	$(BUILD)/embed $@ qc_web_index web/index.html qc_web_dashboard web/dashboard.html
 
-$(BUILD)/obj/gen/web_assets.o: $(BUILD)/gen/web_assets.c
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(CFLAGS_BASE) -c -o $@ $<
-
-# The safety net's rules, compiled into the care library (docs/safety.md).
 $(BUILD)/gen/safety_rules.c: data/safety-rules.txt $(BUILD)/embed
 	@mkdir -p $(dir $@)
 	$(BUILD)/embed $@ qc_safety_rules_txt data/safety-rules.txt
 
-$(BUILD)/obj/gen/safety_rules.o: $(BUILD)/gen/safety_rules.c
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(CFLAGS_BASE) -c -o $@ $<
-
-# Its second reader's weights (written by `make safety-lex`).
 $(BUILD)/gen/safety_lex.c: data/safety-lex.txt $(BUILD)/embed
 	@mkdir -p $(dir $@)
 	$(BUILD)/embed $@ qc_safety_lex_txt data/safety-lex.txt
 
-$(BUILD)/obj/gen/safety_lex.o: $(BUILD)/gen/safety_lex.c
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CFLAGS_BASE) -c -o $@ $<
 

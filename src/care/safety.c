@@ -533,6 +533,12 @@ static size_t window_end(const char *t, size_t lo, size_t hi) {
     return hi;
 }
 
+/* r's presentation and child flag once the second reader found r->kind in whole. */
+static void lex_verdict(const msg_t *whole, qc_safety_result_t *r) {
+    r->presentation = lex_presentation(r->kind);
+    r->child = r->kind == QC_URGENT_CHILD || find_any(whole, &whole->s->cue[SF_CUE_CHILD], 0, whole->n, 0, 0) != NULL;
+}
+
 /* The second reader on m, in windows of LEX_WINDOW bytes, each starting
  * 1 to 1.5 KiB after the last (so that they overlap by a quarter or more;
  * a message as long as those it learned from is read whole; a longer
@@ -541,6 +547,11 @@ static size_t window_end(const char *t, size_t lo, size_t hi) {
  * LEX_WINDOWS windows: each costs about as much as the rules on it. */
 static void lex_check(const msg_t *whole, qc_safety_result_t *r) {
     const qc_safety_t *s = whole->s;
+    if (whole->n <= LEX_WINDOW) { /* most messages: one window, the text the rules have just cut */
+        sf_lex_score(s->lex, whole, lex_features, &r->kind, &r->term);
+        if (r->kind) lex_verdict(whole, r);
+        return;
+    }
     for (size_t lo = 0, n_win = 0; lo < whole->n && n_win < LEX_WINDOWS; n_win++) {
         size_t hi = whole->n - lo <= LEX_WINDOW ? whole->n : window_end(whole->t, lo, lo + LEX_WINDOW);
         msg_t w = {s, malloc(hi - lo + 1), hi - lo, NULL}; /* a copy: the text may hold NUL bytes */
@@ -551,10 +562,7 @@ static void lex_check(const msg_t *whole, qc_safety_result_t *r) {
             return;
         }
         sf_lex_score(s->lex, &w, lex_features, &r->kind, &r->term);
-        if (r->kind) {
-            r->presentation = lex_presentation(r->kind);
-            r->child = r->kind == QC_URGENT_CHILD || find_any(whole, &s->cue[SF_CUE_CHILD], 0, whole->n, 0, 0) != NULL;
-        }
+        if (r->kind) lex_verdict(whole, r);
         free(w.t);
         free(w.id);
         if (r->kind || hi == whole->n) return;

@@ -322,8 +322,8 @@ fail:
 
 typedef struct {
     const sf_lex_t *x;
-    uint64_t *seen; /* the features already counted (a message counts each once) */
-    size_t n_seen, cap_seen;
+    uint64_t *seen; /* the features already counted (a message counts each once): an open-addressed set */
+    size_t n_seen, cap_seen; /* cap_seen a power of two, kept at most half full */
     double z[SF_LEX_CLASSES];
     float top[SF_LEX_CLASSES]; /* per class: the largest weight added, and its feature */
     const char *top_name[SF_LEX_CLASSES];
@@ -331,23 +331,41 @@ typedef struct {
     int oom;
 } score_t;
 
+/* Adds h (never 0, which marks an empty slot) to sc's set; 0 if it was
+ * there already (or memory ran out). */
+static size_t seen_slot(uint64_t h, size_t cap) { return (size_t)(h ^ h >> 31) & (cap - 1); }
+
+static int seen_add(score_t *sc, uint64_t h) {
+    if (2 * (sc->n_seen + 1) > sc->cap_seen) {
+        size_t nc = sc->cap_seen ? 2 * sc->cap_seen : 512;
+        uint64_t *p = calloc(nc, sizeof *p);
+        if (!p) {
+            sc->oom = 1;
+            return 0;
+        }
+        for (size_t i = 0; i < sc->cap_seen; i++) {
+            if (!sc->seen[i]) continue;
+            size_t j = seen_slot(sc->seen[i], nc);
+            while (p[j]) j = (j + 1) & (nc - 1);
+            p[j] = sc->seen[i];
+        }
+        free(sc->seen);
+        sc->seen = p, sc->cap_seen = nc;
+    }
+    size_t j = seen_slot(h, sc->cap_seen);
+    for (; sc->seen[j]; j = (j + 1) & (sc->cap_seen - 1))
+        if (sc->seen[j] == h) return 0;
+    sc->seen[j] = h;
+    sc->n_seen++;
+    return 1;
+}
+
 static void score_feat(void *user, const char *f, size_t k) {
     score_t *sc = user;
     const sf_lex_t *x = sc->x;
     uint64_t h = sf_lex_hash(f, k);
     sc->tokens += k > 2 && f[0] == '1' && f[1] == '|';
-    for (size_t i = 0; i < sc->n_seen; i++)
-        if (sc->seen[i] == h) return;
-    if (sc->n_seen == sc->cap_seen) {
-        size_t nc = sc->cap_seen ? 2 * sc->cap_seen : 256;
-        uint64_t *p = realloc(sc->seen, nc * sizeof *p);
-        if (!p) {
-            sc->oom = 1;
-            return;
-        }
-        sc->seen = p, sc->cap_seen = nc;
-    }
-    sc->seen[sc->n_seen++] = h;
+    if (!seen_add(sc, h)) return;
     size_t s = slot_of(x, h);
     if (!x->hash[s]) return;
     for (size_t j = x->first[s]; j < x->first[s] + x->count[s]; j++) {

@@ -72,6 +72,22 @@ int cli_safety_opt(int argc, char **argv, int *i, cli_safety_args_t *a, int *bad
  * qc_safety_free after the last check. */
 qc_safety_t *cli_safety_open(const char *cmd, const cli_safety_args_t *a);
 
+/* One line of a labelled set of messages. */
+typedef struct {
+    const char *path, *text, *presentation; /* presentation (or "category"), NULL when absent */
+    size_t line;
+    int urgent;
+} cli_labelled_t;
+/* Calls fn on each line {"text": string, "urgent": true|false, "presentation"}
+ * of path ("-": stdin), blank lines skipped; with calm every line is taken
+ * as not urgent whatever it says. A malformed line is reported as
+ * PATH:LINE, and fn returns nonzero for a line it refuses (its reason
+ * printed); the reading goes on after either unless stop is set. 0; -1
+ * when a line was malformed or refused; -2 (perror'd) when path cannot be
+ * opened. */
+int cli_read_labelled(const char *path, int calm, int stop, int (*fn)(void *user, const cli_labelled_t *m),
+                      void *user);
+
 int cmd_tokenize(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_generate(int argc, char **argv);

@@ -86,59 +86,86 @@ static void json_tally(const tally_t *t) {
 enum { EV_COUNTS_ONLY = 1, /* counts alone */
        EV_CALM = 2 };       /* every line read as not urgent, whatever it says (a set of ordinary messages) */
 
+int cli_read_labelled(const char *path, int calm, int stop, int (*fn)(void *user, const cli_labelled_t *m),
+                      void *user) {
+    FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
+    if (!f) {
+        perror(path);
+        return -2;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    int rc = 0;
+    for (size_t no = 1; getline(&line, &cap, f) > 0 && !(rc && stop); no++) {
+        if (strspn(line, " \t\r\n") == strlen(line)) continue;
+        json_error_t je;
+        json_t *j = json_loads(line, 0, &je);
+        cli_labelled_t m = {path, json_string_value(json_object_get(j, "text")),
+                            json_string_value(json_object_get(j, "presentation")), no, 0};
+        if (!m.presentation) m.presentation = json_string_value(json_object_get(j, "category"));
+        json_t *u = calm ? json_false() : json_object_get(j, "urgent");
+        if (!m.text || !json_is_boolean(u)) {
+            if (j) fprintf(stderr, "%s:%zu: expected {\"text\": string, \"urgent\": true|false, \"presentation\"}\n", path, no);
+            else fprintf(stderr, "%s:%zu: not valid JSON (at column %d)\n", path, no, je.column);
+            rc = -1;
+        } else {
+            m.urgent = json_is_true(u);
+            if (fn(user, &m)) rc = -1;
+        }
+        json_decref(j);
+    }
+    free(line);
+    if (f != stdin) fclose(f);
+    return rc;
+}
+
+typedef struct {
+    int counts_only, n_sys, ng;
+    verdict_fn fn;
+    void *user;
+    group_t g[MAX_GROUPS];
+    tally_t all[N_SYSTEMS];
+} eval_t;
+
+static int eval_line(void *user, const cli_labelled_t *m) {
+    eval_t *e = user;
+    group_t *gr = group_of(e->g, &e->ng, m->presentation ? m->presentation : "-");
+    int said[N_SYSTEMS] = {0}, last = e->n_sys - 1;
+    qc_urgent_t kind = QC_URGENT_NONE;
+    if (e->fn(e->user, m->text, said, &kind)) {
+        fprintf(stderr, "%s:%zu: cannot be judged\n", m->path, m->line);
+        return -1;
+    }
+    for (int s = 0; s < e->n_sys; s++) {
+        tally(&e->all[s], m->urgent, said[s]);
+        tally(&gr->t[s], m->urgent, said[s]);
+    }
+    if (m->urgent && !said[last] && !e->counts_only)
+        printf("miss  %s:%zu [%s] %s\n", m->path, m->line, gr->name, m->text);
+    if (!m->urgent && said[last] && !e->counts_only)
+        printf("alarm %s:%zu [%s -> %s] %s\n", m->path, m->line, gr->name,
+               kind ? qc_urgent_name(kind) : qc_urgent_name(QC_URGENT_MODEL), m->text);
+    return 0;
+}
+
 /* Lines {"text", "urgent": bool, "presentation" or "category"}, judged by
  * n_sys systems through fn. Prints recall and false alarms overall and per
  * presentation for each; each miss and false alarm (of the last system)
  * with its line number unless EV_COUNTS_ONLY is in flags (a set kept unseen
  * must stay unseen). Returns the exit status. */
 static int urgency_eval(const char *path, int json, int flags, int n_sys, verdict_fn fn, void *user) {
-    int counts_only = flags & EV_COUNTS_ONLY;
-    FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
-    if (!f) {
-        perror(path);
+    eval_t *e = calloc(1, sizeof *e);
+    if (!e) return 1;
+    *e = (eval_t){.counts_only = flags & EV_COUNTS_ONLY, .n_sys = n_sys, .fn = fn, .user = user};
+    int rc = cli_read_labelled(path, flags & EV_CALM, 0, eval_line, e);
+    if (rc == -2) {
+        free(e);
         return 1;
     }
-    group_t g[MAX_GROUPS];
-    tally_t all[N_SYSTEMS] = {{0}};
-    int ng = 0, rc = 0, last = n_sys - 1;
-    char *line = NULL;
-    size_t cap = 0;
-    for (size_t no = 1; getline(&line, &cap, f) > 0; no++) {
-        if (strspn(line, " \t\r\n") == strlen(line)) continue;
-        json_error_t je;
-        json_t *j = json_loads(line, 0, &je);
-        const char *text = json_string_value(json_object_get(j, "text"));
-        json_t *u = (flags & EV_CALM) ? json_false() : json_object_get(j, "urgent");
-        if (!text || !json_is_boolean(u)) {
-            if (j) fprintf(stderr, "%s:%zu: expected {\"text\": string, \"urgent\": true|false}\n", path, no);
-            else fprintf(stderr, "%s:%zu: not valid JSON (at column %d)\n", path, no, je.column);
-            json_decref(j);
-            rc = 1;
-            continue;
-        }
-        const char *pres = json_string_value(json_object_get(j, "presentation"));
-        if (!pres) pres = json_string_value(json_object_get(j, "category"));
-        group_t *gr = group_of(g, &ng, pres ? pres : "-");
-        int said[N_SYSTEMS] = {0}, urgent = json_is_true(u);
-        qc_urgent_t kind = QC_URGENT_NONE;
-        if (fn(user, text, said, &kind)) {
-            fprintf(stderr, "%s:%zu: cannot be judged\n", path, no);
-            json_decref(j);
-            rc = 1;
-            continue;
-        }
-        for (int s = 0; s < n_sys; s++) {
-            tally(&all[s], urgent, said[s]);
-            tally(&gr->t[s], urgent, said[s]);
-        }
-        if (urgent && !said[last] && !counts_only) printf("miss  %s:%zu [%s] %s\n", path, no, gr->name, text);
-        if (!urgent && said[last] && !counts_only)
-            printf("alarm %s:%zu [%s -> %s] %s\n", path, no, gr->name,
-                   kind ? qc_urgent_name(kind) : qc_urgent_name(QC_URGENT_MODEL), text);
-        json_decref(j);
-    }
-    free(line);
-    if (f != stdin) fclose(f);
+    rc = rc ? 1 : 0;
+    group_t *g = e->g;
+    tally_t *all = e->all;
+    int ng = e->ng;
     for (int s = 0; s < n_sys; s++) {
         char label[32] = "";
         if (n_sys > 1) snprintf(label, sizeof label, "%-7s", system_name[s]);
@@ -161,6 +188,7 @@ static int urgency_eval(const char *path, int json, int flags, int n_sys, verdic
         }
         printf("}\n");
     }
+    free(e);
     return rc;
 }
 

@@ -12,7 +12,6 @@
 #include "cli/cli.h"
 #include "care/safety.h"
 
-#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,64 +109,51 @@ static int class_of(const qc_safety_t *s, const char *pres) {
     return -1;
 }
 
-/* Adds the messages of path to d; 0, or -1 with the reason printed. */
-static int read_set(set_t *d, const char *path, int file, const qc_safety_t *rules, const qc_safety_t *norm) {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        perror(path);
+typedef struct {
+    set_t *d;
+    int file;
+    const qc_safety_t *rules, *norm;
+} reading_t;
+
+/* Adds one labelled message to the set being read; 0, or -1 with the reason printed. */
+static int add_message(void *user, const cli_labelled_t *m) {
+    reading_t *r = user;
+    set_t *d = r->d;
+    int y = 0;
+    if (m->urgent && (!m->presentation || (y = class_of(r->rules, m->presentation)) < 0)) {
+        fprintf(stderr, "%s:%zu: urgent, but presentation '%s' is not one of the rules' (docs/safety.md)\n", m->path,
+                m->line, m->presentation ? m->presentation : "");
         return -1;
     }
-    char *line = NULL;
-    size_t cap = 0;
-    int rc = 0;
-    for (size_t no = 1; getline(&line, &cap, f) > 0; no++) {
-        if (strspn(line, " \t\r\n") == strlen(line)) continue;
-        json_error_t je;
-        json_t *j = json_loads(line, 0, &je);
-        const char *text = json_string_value(json_object_get(j, "text"));
-        const char *pres = json_string_value(json_object_get(j, "presentation"));
-        if (!pres) pres = json_string_value(json_object_get(j, "category"));
-        json_t *u = json_object_get(j, "urgent");
-        int y = 0;
-        if (!text || !json_is_boolean(u)) {
-            fprintf(stderr, "%s:%zu: expected {\"text\": string, \"urgent\": true|false, \"presentation\"}\n", path, no);
-            rc = -1;
-        } else if (json_is_true(u) && (!pres || (y = class_of(rules, pres)) < 0)) {
-            fprintf(stderr, "%s:%zu: urgent, but presentation '%s' is not one of the rules' (docs/safety.md)\n", path,
-                    no, pres ? pres : "");
-            rc = -1;
-        }
-        if (rc) {
-            json_decref(j);
-            break;
-        }
-        size_t n;
-        char *t = sf_normalize(norm, text, strlen(text), &n);
-        if (!t) out_of_memory();
-        d->cur_nf = 0;
-        d->cur_tokens = 0;
-        sf_features(norm, t, n, add_feat, d);
-        free(t);
-        if (d->n == d->cap) {
-            d->cap = d->cap ? 2 * d->cap : 1024;
-            d->ex = realloc(d->ex, d->cap * sizeof *d->ex);
-            if (!d->ex) out_of_memory();
-        }
-        ex_t *e = &d->ex[d->n++];
-        e->nf = d->cur_nf;
-        e->f = malloc((e->nf ? e->nf : 1) * sizeof *e->f);
-        if (!e->f) out_of_memory();
-        memcpy(e->f, d->cur, e->nf * sizeof *e->f);
-        e->y = y;
-        e->tokens = d->cur_tokens;
-        e->file = file;
-        e->rules = qc_safety_match(rules, text, strlen(text)).kind != QC_URGENT_NONE;
-        e->zh = strncmp(sf_language(rules, text, strlen(text)), "zh", 2) == 0;
-        json_decref(j);
+    size_t n, len = strlen(m->text);
+    char *t = sf_normalize(r->norm, m->text, len, &n);
+    if (!t) out_of_memory();
+    d->cur_nf = 0;
+    d->cur_tokens = 0;
+    sf_features(r->norm, t, n, add_feat, d);
+    free(t);
+    if (d->n == d->cap) {
+        d->cap = d->cap ? 2 * d->cap : 1024;
+        d->ex = realloc(d->ex, d->cap * sizeof *d->ex);
+        if (!d->ex) out_of_memory();
     }
-    free(line);
-    fclose(f);
-    return rc;
+    ex_t *e = &d->ex[d->n++];
+    e->nf = d->cur_nf;
+    e->f = malloc((e->nf ? e->nf : 1) * sizeof *e->f);
+    if (!e->f) out_of_memory();
+    memcpy(e->f, d->cur, e->nf * sizeof *e->f);
+    e->y = y;
+    e->tokens = d->cur_tokens;
+    e->file = r->file;
+    e->rules = qc_safety_match(r->rules, m->text, len).kind != QC_URGENT_NONE;
+    e->zh = strncmp(sf_language(r->rules, m->text, len), "zh", 2) == 0;
+    return 0;
+}
+
+/* Adds the messages of path to d; 0, or -1 with the reason printed. */
+static int read_set(set_t *d, const char *path, int file, const qc_safety_t *rules, const qc_safety_t *norm) {
+    reading_t r = {d, file, rules, norm};
+    return cli_read_labelled(path, 0, 1, add_message, &r) ? -1 : 0;
 }
 
 /* ==== training ==== */
