@@ -992,6 +992,26 @@ static void test_round_f16(void) {
     CHECK(bad == 0, "qc_round_f16 = f16 round trip (first mismatch at %a)", worst);
 }
 
+/* The softmax's exponential against libm's exp in double: within 3e-7
+ * relative where the result is a normal float, 0 below -87, the edges
+ * (0, -0, -87, -inf, NaN). (The SIMD levels' exponentials against it:
+ * test_attend's exact case, whose scale 4 spreads the scores over the
+ * whole range.) */
+static void test_exp_neg(void) {
+    double worst = 0;
+    float at = 0;
+    for (int i = 0; i <= 2000000; i++) {
+        float x = i == 0 ? 0.0f : -(float)(rng_unit() * 87.0);
+        if (i % 5 == 0) x = -(float)i * (87.0f / 2000000); /* a sweep, -87 at the end */
+        double want = exp((double)x), d = fabs(qc_exp_neg(x) - want) / want;
+        if (d > worst) worst = d, at = x;
+    }
+    CHECK(worst <= 3e-7, "qc_exp_neg within 3e-7 of exp (worst %g at %a)", worst, at);
+    CHECK(qc_exp_neg(-0.0f) == 1.0f && qc_exp_neg(0.0f) == 1.0f, "exp(0) = 1");
+    CHECK(qc_exp_neg(-87.5f) == 0 && qc_exp_neg(-1000.0f) == 0 && qc_exp_neg(-INFINITY) == 0, "0 below -87");
+    CHECK(isnan(qc_exp_neg(NAN)), "NaN kept");
+}
+
 /* Every level's qc_attend against the scalar one: within the dot products'
  * rounding in general, and bit-identical when the dot products are exact
  * in any order (small multiples of 1/8), both numerics, with a prefix. */
@@ -1009,19 +1029,21 @@ static void test_attend(void) {
         for (int e = 0; e < HD; e++) q[e] = exact ? (float)(int)(rng_unit() * 16) / 8 : rng_unit() * 2;
         qc_kv_rows_t r = {kp, vp, kc, vc, PRE, HD};
         for (int f16 = 0; f16 < 2; f16++)
-            for (int n = 1; n <= N; n += 59) {
-                qc_attend_scalar(q, &r, n, HD, 0.125f, f16, scores, want);
-                FOR_SIMD_LEVELS(l) {
-                    qc_kernels_for((qc_cpu_t)l)->attend(q, &r, n, HD, 0.125f, f16, scores, got);
-                    double d = 0;
-                    for (int e = 0; e < HD; e++) d = fmax(d, fabs((double)got[e] - want[e]));
-                    if (exact)
-                        CHECK(!memcmp(got, want, sizeof got), "attend %s f16=%d n=%d: not bit-identical (max diff %g)",
-                              level_name(l), f16, n, d);
-                    else
-                        CHECK(d <= 4e-3, "attend %s f16=%d n=%d: max diff %g", level_name(l), f16, n, d);
+            for (int n = 1; n <= N; n += 59)
+                for (float scale = 0.125f; scale <= 4; scale *= 32) { /* 4: scores over exp's whole range */
+                    qc_attend_scalar(q, &r, n, HD, scale, f16, scores, want);
+                    FOR_SIMD_LEVELS(l) {
+                        qc_kernels_for((qc_cpu_t)l)->attend(q, &r, n, HD, scale, f16, scores, got);
+                        double d = 0;
+                        for (int e = 0; e < HD; e++) d = fmax(d, fabs((double)got[e] - want[e]));
+                        if (exact)
+                            CHECK(!memcmp(got, want, sizeof got),
+                                  "attend %s f16=%d n=%d scale %g: not bit-identical (max diff %g)", level_name(l), f16,
+                                  n, scale, d);
+                        else if (scale < 1)
+                            CHECK(d <= 4e-3, "attend %s f16=%d n=%d: max diff %g", level_name(l), f16, n, d);
+                    }
                 }
-            }
     }
     /* the F32 softmax against a double-precision one */
     qc_kv_rows_t r = {kp, vp, kc, vc, PRE, HD};
@@ -1110,6 +1132,7 @@ int main(void) {
     test_nonfinite();
     test_dot();
     test_round_f16();
+    test_exp_neg();
     test_attend();
     test_matmul();
     test_matmul_gguf();

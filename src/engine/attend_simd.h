@@ -3,7 +3,10 @@
  *   ATT_NAME        the function's name
  *   ATT_W           floats per vector; vec_t, v_load, v_store, v_add, v_mul,
  *                   v_fmadd, v_hsum, v_set1, v_zero, v_load_h (ATT_W halves
- *                   widened), v_round_h (round to half and back, F16C)
+ *                   widened), v_round_h (round to half and back, F16C),
+ *                   v_sub, v_pow2_magic (2^n from t = n + QC_EXP_MAGIC, by
+ *                   integer operations on t's bits), v_zero_below (y where
+ *                   x < a, else y; NaN x keeps y)
  * The arithmetic is that of qc_attend_scalar step by step (products and sums
  * in the same order, no fused multiply-add; F16C's conversion is the same
  * rounding as qc_round_f16), so only the dot products q . k differ between
@@ -21,16 +24,40 @@ static inline float att_dot_h(const float *q, const uint16_t *k, int hd) {
     return v_hsum(v_add(s0, s1));
 }
 
-void ATT_NAME(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale, int f16_acc, float *scores,
-              float *o) {
-    if (hd % ATT_W || hd > 512) {
-        qc_attend_scalar(q, r, n, hd, scale, f16_acc, scores, o);
-        return;
-    }
-    const int nv = hd / ATT_W;
+/* qc_exp_neg lane by lane: the same operations in the same order. */
+ALWAYS_INLINE vec_t v_exp_neg(vec_t x) {
+    vec_t t = v_add(v_mul(x, v_set1(QC_EXP_LOG2E)), v_set1(QC_EXP_MAGIC));
+    vec_t n = v_sub(t, v_set1(QC_EXP_MAGIC));
+    vec_t r = v_sub(v_sub(x, v_mul(n, v_set1(QC_EXP_C1))), v_mul(n, v_set1(QC_EXP_C2)));
+    vec_t p = v_add(v_mul(v_set1(QC_EXP_P0), r), v_set1(QC_EXP_P1));
+    p = v_add(v_mul(p, r), v_set1(QC_EXP_P2));
+    p = v_add(v_mul(p, r), v_set1(QC_EXP_P3));
+    p = v_add(v_mul(p, r), v_set1(QC_EXP_P4));
+    p = v_add(v_mul(p, r), v_set1(QC_EXP_P5));
+    p = v_add(v_add(v_mul(p, v_mul(r, r)), r), v_set1(1.0f));
+    return v_zero_below(x, QC_EXP_MIN, v_mul(p, v_pow2_magic(t)));
+}
+
+/* qc_softmax_exp with the exponentials ATT_W at a time. */
+static inline float att_softmax(float *scores, int n, float mx) {
+    const vec_t m = v_set1(mx);
+    int i = 0;
+    for (; i + ATT_W <= n; i += ATT_W) v_store(scores + i, v_exp_neg(v_sub(v_load(scores + i), m)));
+    for (; i < n; i++) scores[i] = qc_exp_neg(scores[i] - mx);
+    double sum = 0;
+    for (i = 0; i < n; i++) sum += scores[i];
+    return (float)(1.0 / sum);
+}
+
+/* The body, for nv vectors per row; inlined with nv a constant for the
+ * common head sizes, so that the accumulators stay in registers (a loop
+ * over a runtime nv keeps them in memory, one store-to-load chain per key). */
+ALWAYS_INLINE void att_run(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale, int f16_acc,
+                           float *scores, float *o, const int nv) {
     if (f16_acc) {
         _Alignas(64) float q16[512];
         vec_t acc[512 / ATT_W];
+#pragma GCC unroll 16
         for (int j = 0; j < nv; j++) {
             v_store(q16 + j * ATT_W, v_round_h(v_load(q + j * ATT_W)));
             acc[j] = v_zero();
@@ -44,15 +71,18 @@ void ATT_NAME(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale,
                 M = s;
                 ms = expf(old - M);
                 const vec_t m = v_set1(ms);
+#pragma GCC unroll 16
                 for (int j = 0; j < nv; j++) acc[j] = v_round_h(v_mul(acc[j], m));
             } else {
                 vs = expf(s - M);
             }
             const vec_t w = v_set1(vs);
+#pragma GCC unroll 16
             for (int j = 0; j < nv; j++) acc[j] = v_round_h(v_add(acc[j], v_mul(v_load_h(v + j * ATT_W), w)));
             S = S * ms + vs;
         }
         const vec_t inv = v_set1(S == 0 ? 0 : 1.0f / S);
+#pragma GCC unroll 16
         for (int j = 0; j < nv; j++) v_store(o + j * ATT_W, v_mul(acc[j], inv));
         return;
     }
@@ -62,13 +92,29 @@ void ATT_NAME(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale,
         scores[i] = s;
         if (s > mx) mx = s;
     }
-    float inv = qc_softmax_exp(scores, n, mx);
+    float inv = att_softmax(scores, n, mx);
     vec_t acc[512 / ATT_W];
+#pragma GCC unroll 16
     for (int j = 0; j < nv; j++) acc[j] = v_zero();
     for (int i = 0; i < n; i++) {
         const vec_t p = v_set1(scores[i] * inv);
         const uint16_t *v = qc_v_row(r, i);
+#pragma GCC unroll 16
         for (int j = 0; j < nv; j++) acc[j] = v_add(acc[j], v_mul(p, v_load_h(v + j * ATT_W)));
     }
+#pragma GCC unroll 16
     for (int j = 0; j < nv; j++) v_store(o + j * ATT_W, acc[j]);
+}
+
+void ATT_NAME(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale, int f16_acc, float *scores,
+              float *o) {
+    if (hd % ATT_W || hd > 512) {
+        qc_attend_scalar(q, r, n, hd, scale, f16_acc, scores, o);
+        return;
+    }
+    switch (hd / ATT_W) { /* Qwen's heads: 64 and 128 */
+    case 64 / ATT_W: att_run(q, r, n, hd, scale, f16_acc, scores, o, 64 / ATT_W); break;
+    case 128 / ATT_W: att_run(q, r, n, hd, scale, f16_acc, scores, o, 128 / ATT_W); break;
+    default: att_run(q, r, n, hd, scale, f16_acc, scores, o, hd / ATT_W); break;
+    }
 }

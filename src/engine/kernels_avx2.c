@@ -523,6 +523,14 @@ ALWAYS_INLINE vec_t v_load_h(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loa
 ALWAYS_INLINE vec_t v_round_h(vec_t x) {
     return _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
+ALWAYS_INLINE vec_t v_sub(vec_t a, vec_t b) { return _mm256_sub_ps(a, b); }
+ALWAYS_INLINE vec_t v_pow2_magic(vec_t t) {
+    const __m256i e = _mm256_add_epi32(_mm256_castps_si256(t), _mm256_set1_epi32((int)(127u - 0x4B400000u)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(e, 23));
+}
+ALWAYS_INLINE vec_t v_zero_below(vec_t x, float a, vec_t y) {
+    return _mm256_andnot_ps(_mm256_cmp_ps(x, _mm256_set1_ps(a), _CMP_LT_OQ), y);
+}
 #include "engine/attend_simd.h"
 
 /* ==== the level ==== */

@@ -1020,6 +1020,14 @@ ALWAYS_INLINE vec_t v_load_h(const uint16_t *p) { return _mm512_cvtph_ps(_mm256_
 ALWAYS_INLINE vec_t v_round_h(vec_t x) {
     return _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
+ALWAYS_INLINE vec_t v_sub(vec_t a, vec_t b) { return _mm512_sub_ps(a, b); }
+ALWAYS_INLINE vec_t v_pow2_magic(vec_t t) {
+    const __m512i e = _mm512_add_epi32(_mm512_castps_si512(t), _mm512_set1_epi32((int)(127u - 0x4B400000u)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(e, 23));
+}
+ALWAYS_INLINE vec_t v_zero_below(vec_t x, float a, vec_t y) {
+    return _mm512_maskz_mov_ps(~_mm512_cmp_ps_mask(x, _mm512_set1_ps(a), _CMP_LT_OQ), y);
+}
 #include "engine/attend_simd.h"
 
 /* ==== the level ==== */

@@ -28,6 +28,7 @@
 #include "engine/kernels.h"
 
 #include <math.h>
+#include <string.h>
 
 /* ==== matrix-product micro-kernels ====
  *
@@ -260,12 +261,59 @@ void qc_matmul_set(const qc_kernel_set_t *k, const qc_tensor_t *w, const float *
 
 /* ==== helpers shared by the levels ==== */
 
+/* exp(x) for x <= 0 (a softmax's shifted scores): x = n ln2 + r, |r| <=
+ * ln2 / 2, n found by adding QC_EXP_MAGIC (1.5 * 2^23: the sum rounds to
+ * an integer, held in its low bits, from which 2^n is built); exp(r) by
+ * Cephes' expf polynomial; 0 below -87 (where 2^n would leave the normal
+ * floats), NaN kept. Within ~2 ulp of expf. One multiply or add per
+ * statement, no fused multiply-add: the SIMD levels (attend_simd.h) do
+ * the same operations lane by lane, so their results are bit-identical. */
+#define QC_EXP_MAGIC 12582912.0f
+#define QC_EXP_LOG2E 1.44269504088896341f
+#define QC_EXP_C1 0.693359375f /* ln2 = C1 - C2, C1 exact in 9 bits */
+#define QC_EXP_C2 (-2.12194440e-4f)
+#define QC_EXP_P0 1.9875691500e-4f
+#define QC_EXP_P1 1.3981999507e-3f
+#define QC_EXP_P2 8.3334519073e-3f
+#define QC_EXP_P3 4.1665795894e-2f
+#define QC_EXP_P4 1.6666665459e-1f
+#define QC_EXP_P5 5.0000001201e-1f
+#define QC_EXP_MIN (-87.0f)
+static inline float qc_exp_neg(float x) {
+    float t = x * QC_EXP_LOG2E;
+    t = t + QC_EXP_MAGIC;
+    float n = t - QC_EXP_MAGIC, a = n * QC_EXP_C1, b = n * QC_EXP_C2;
+    float r = x - a;
+    r = r - b;
+    float p = QC_EXP_P0 * r;
+    p = p + QC_EXP_P1;
+    p = p * r;
+    p = p + QC_EXP_P2;
+    p = p * r;
+    p = p + QC_EXP_P3;
+    p = p * r;
+    p = p + QC_EXP_P4;
+    p = p * r;
+    p = p + QC_EXP_P5;
+    float r2 = r * r;
+    p = p * r2;
+    p = p + r;
+    p = p + 1.0f;
+    uint32_t tb, e;
+    memcpy(&tb, &t, 4);
+    e = (tb - 0x4B400000u + 127u) << 23;
+    float s;
+    memcpy(&s, &e, 4);
+    float y = p * s;
+    return x < QC_EXP_MIN ? 0.0f : y;
+}
+
 /* The F32 attention's softmax: scores[i] = exp(scores[i] - mx) in place
- * (mx their maximum); returns 1 / their sum (summed in double). */
+ * (mx their maximum); returns 1 / their sum (summed in double, in order). */
 static inline float qc_softmax_exp(float *scores, int n, float mx) {
     double sum = 0;
     for (int i = 0; i < n; i++) {
-        scores[i] = expf(scores[i] - mx);
+        scores[i] = qc_exp_neg(scores[i] - mx);
         sum += scores[i];
     }
     return (float)(1.0 / sum);

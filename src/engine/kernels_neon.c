@@ -629,6 +629,14 @@ ALWAYS_INLINE vec_t v_load_h(const uint16_t *p) { return vcvt_f32_f16(vreinterpr
 /* fcvtn / fcvtl round to nearest even, subnormal halves kept (FPCR.FZ16
  * is clear under Linux): qc_round_f16's rounding */
 ALWAYS_INLINE vec_t v_round_h(vec_t x) { return vcvt_f32_f16(vcvt_f16_f32(x)); }
+ALWAYS_INLINE vec_t v_sub(vec_t a, vec_t b) { return vsubq_f32(a, b); }
+ALWAYS_INLINE vec_t v_pow2_magic(vec_t t) {
+    const uint32x4_t e = vaddq_u32(vreinterpretq_u32_f32(t), vdupq_n_u32(127u - 0x4B400000u));
+    return vreinterpretq_f32_u32(vshlq_n_u32(e, 23));
+}
+ALWAYS_INLINE vec_t v_zero_below(vec_t x, float a, vec_t y) {
+    return vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(y), vcltq_f32(x, vdupq_n_f32(a))));
+}
 #include "engine/attend_simd.h"
 
 /* ==== the dot-product level (ARMv8.2 sdot) ==== */
