@@ -151,7 +151,7 @@ typedef struct {
  * here is what lets qcare reproduce its logits to ~1e-3 (see tests/). */
 #define QC_ATTN_TILE_MIN 64
 
-/* Attention of the pass's new tokens in one layer, split over (token,
+/* Attention of the pass's new tokens in one layer, dealt over (token,
  * head) pairs: their k/v are already in their sequences' caches; each token
  * sees its own sequence up to itself. The numerics follow the size of the
  * token's run (its sequence's tokens in this pass), as if it ran alone. */
@@ -160,10 +160,10 @@ static void attention_task(void *arg, int ith, int nth) {
     const qc_config_t *c = &j->m->cfg;
     int hd = c->head_dim, group = c->n_head / c->n_head_kv, q_dim = c->n_head * hd;
     float scale = 1.0f / sqrtf((float)hd), *scores = j->w->scores + (size_t)ith * j->w->n_scores;
-    long lo, hi;
-    qc_split((long)j->n_tok * c->n_head, ith, nth, 1, &lo, &hi);
+    /* dealt round, not in ranges: a token's cost grows with its position
+     * (a range split of a 512-token prompt gave the last thread 3/4) */
     int si = 0;
-    for (long th = lo; th < hi; th++) {
+    for (long th = ith; th < (long)j->n_tok * c->n_head; th += nth) {
         int t = (int)(th / c->n_head), h = (int)(th % c->n_head), kvh = h / group;
         while (t >= j->seg[si].t0 + j->seg[si].n_tok) si++;
         const qc_seg_t *g = &j->seg[si];
@@ -176,17 +176,87 @@ static void attention_task(void *arg, int ith, int nth) {
     }
 }
 
-/* Adds a bias vector (F32) to n_tok rows of width n. */
-static void add_bias(float *y, int n_tok, int n, const qc_tensor_t *b) {
+/* Adds a bias vector (F32) to a row of width n. */
+static void add_bias(float *y, int n, const qc_tensor_t *b) {
     const float *bias = b->data;
-    for (int t = 0; t < n_tok; t++)
-        for (int i = 0; i < n; i++) y[(size_t)t * n + i] += bias[i];
+    for (int i = 0; i < n; i++) y[i] += bias[i];
+}
+
+/* The element-wise steps between the products, the pass's tokens split
+ * over the pool (a token's arithmetic is the same on any thread; on one
+ * thread the others would wait: the SwiGLU of 512 tokens is 1.4 million
+ * exponentials a layer). */
+enum { STEP_QKV,      /* biases, Qwen3's q/k norms, RoPE; k and v into the caches */
+       STEP_RESIDUAL, /* x += xb */
+       STEP_SWIGLU }; /* hb = silu(hb) * hb2 */
+typedef struct {
+    const qc_model_t *m;
+    qc_work_t *w;
+    const qc_seg_t *seg;
+    int layer, n_tok, step;
+} step_job_t;
+
+static void qkv_token(const step_job_t *j, const qc_seg_t *g, int t) {
+    const qc_config_t *c = &j->m->cfg;
+    const qc_layer_t *L = &j->m->layers[j->layer];
+    qc_work_t *w = j->w;
+    const int hd = c->head_dim, half = hd / 2, q_dim = c->n_head * hd, kv_dim = c->n_head_kv * hd;
+    float *qt = w->q + (size_t)t * q_dim, *kt = w->k + (size_t)t * kv_dim, *vt = w->v + (size_t)t * kv_dim;
+    if (c->qkv_bias) {
+        add_bias(qt, q_dim, &L->bq);
+        add_bias(kt, kv_dim, &L->bk);
+        add_bias(vt, kv_dim, &L->bv);
+    }
+    const float *ct = w->cos_t + t * half, *st = w->sin_t + t * half;
+    for (int h = 0; h < c->n_head; h++) {
+        float *q = qt + h * hd;
+        if (c->qk_norm) rmsnorm(q, q, L->q_norm.data, hd, c->rms_eps);
+        rope(q, hd, ct, st);
+    }
+    for (int h = 0; h < c->n_head_kv; h++) {
+        float *k = kt + h * hd;
+        if (c->qk_norm) rmsnorm(k, k, L->k_norm.data, hd, c->rms_eps);
+        rope(k, hd, ct, st);
+    }
+    qc_ctx_t *x = g->x;
+    for (int h = 0; h < c->n_head_kv; h++) {
+        size_t off = (((size_t)j->layer * c->n_head_kv + h) * x->n_ctx + g->pos0 + t - g->t0) * hd;
+        const float *k = kt + h * hd, *v = vt + h * hd;
+        for (int i = 0; i < hd; i++) {
+            x->k_cache[off + i] = qc_f32_to_f16(k[i]);
+            x->v_cache[off + i] = qc_f32_to_f16(v[i]);
+        }
+    }
+}
+
+static void step_task(void *arg, int ith, int nth) {
+    const step_job_t *j = arg;
+    const qc_config_t *c = &j->m->cfg;
+    qc_work_t *w = j->w;
+    long lo, hi;
+    qc_split(j->n_tok, ith, nth, 1, &lo, &hi);
+    if (j->step == STEP_QKV) {
+        int si = 0;
+        for (long t = lo; t < hi; t++) {
+            while (t >= j->seg[si].t0 + j->seg[si].n_tok) si++;
+            qkv_token(j, &j->seg[si], (int)t);
+        }
+    } else if (j->step == STEP_RESIDUAL) {
+        for (size_t i = (size_t)lo * c->n_embd; i < (size_t)hi * c->n_embd; i++) w->x[i] += w->xb[i];
+    } else {
+        for (size_t i = (size_t)lo * c->n_ff; i < (size_t)hi * c->n_ff; i++) w->hb[i] = silu(w->hb[i]) * w->hb2[i];
+    }
+}
+
+static void run_step(const qc_model_t *m, qc_work_t *w, const qc_seg_t *seg, int layer, int n_tok, int step) {
+    step_job_t j = {m, w, seg, layer, n_tok, step};
+    if (n_tok == 1) step_task(&j, 0, 1);
+    else qc_pool_run(m->pool, step_task, &j);
 }
 
 void qc_forward(const qc_model_t *m, qc_work_t *w, const qc_seg_t *seg, int n_seg, const int32_t *ids, int n_tok) {
     const qc_config_t *c = &m->cfg;
     int d = c->n_embd, hd = c->head_dim, half = hd / 2;
-    int q_dim = c->n_head * hd, kv_dim = c->n_head_kv * hd;
 
     for (int t = 0; t < n_tok; t++) qc_dequantize_row(&m->tok_embd, ids[t], w->x + (size_t)t * d);
     /* RoPE angles pos * theta^(-2i/d), built by repeated multiplication in
@@ -207,46 +277,18 @@ void qc_forward(const qc_model_t *m, qc_work_t *w, const qc_seg_t *seg, int n_se
         rmsnorm_rows(m, w->xb, w->x, &L->attn_norm, d, n_tok);
         mm_job_t qkv = {.w = {&L->wq, &L->wk, &L->wv}, .y = {w->q, w->k, w->v}, .n_w = 3, .x = w->xb, .n_tok = n_tok};
         matmuls(m, w, &qkv);
-        if (c->qkv_bias) {
-            add_bias(w->q, n_tok, q_dim, &L->bq);
-            add_bias(w->k, n_tok, kv_dim, &L->bk);
-            add_bias(w->v, n_tok, kv_dim, &L->bv);
-        }
-        for (int g = 0; g < n_seg; g++) {
-            qc_ctx_t *x = seg[g].x;
-            for (int t = seg[g].t0; t < seg[g].t0 + seg[g].n_tok; t++) {
-                const float *ct = w->cos_t + t * half, *st = w->sin_t + t * half;
-                for (int h = 0; h < c->n_head; h++) {
-                    float *q = w->q + (size_t)t * q_dim + h * hd;
-                    if (c->qk_norm) rmsnorm(q, q, L->q_norm.data, hd, c->rms_eps);
-                    rope(q, hd, ct, st);
-                }
-                for (int h = 0; h < c->n_head_kv; h++) {
-                    float *k = w->k + (size_t)t * kv_dim + h * hd;
-                    if (c->qk_norm) rmsnorm(k, k, L->k_norm.data, hd, c->rms_eps);
-                    rope(k, hd, ct, st);
-                }
-                for (int h = 0; h < c->n_head_kv; h++) {
-                    size_t off = (((size_t)l * c->n_head_kv + h) * x->n_ctx + seg[g].pos0 + t - seg[g].t0) * hd;
-                    const float *k = w->k + (size_t)t * kv_dim + h * hd, *v = w->v + (size_t)t * kv_dim + h * hd;
-                    for (int i = 0; i < hd; i++) {
-                        x->k_cache[off + i] = qc_f32_to_f16(k[i]);
-                        x->v_cache[off + i] = qc_f32_to_f16(v[i]);
-                    }
-                }
-            }
-        }
+        run_step(m, w, seg, l, n_tok, STEP_QKV);
         attn_job_t aj = {m, w, seg, n_seg, l, n_tok};
         qc_pool_run(m->pool, attention_task, &aj);
         matmul1(m, w, &L->wo, w->att_out, n_tok, w->xb);
-        for (size_t i = 0; i < (size_t)n_tok * d; i++) w->x[i] += w->xb[i];
+        run_step(m, w, seg, l, n_tok, STEP_RESIDUAL);
 
         rmsnorm_rows(m, w->xb, w->x, &L->ffn_norm, d, n_tok);
         mm_job_t gu = {.w = {&L->w_gate, &L->w_up}, .y = {w->hb, w->hb2}, .n_w = 2, .x = w->xb, .n_tok = n_tok};
         matmuls(m, w, &gu);
-        for (size_t i = 0; i < (size_t)n_tok * c->n_ff; i++) w->hb[i] = silu(w->hb[i]) * w->hb2[i];
+        run_step(m, w, seg, l, n_tok, STEP_SWIGLU);
         matmul1(m, w, &L->w_down, w->hb, n_tok, w->xb);
-        for (size_t i = 0; i < (size_t)n_tok * d; i++) w->x[i] += w->xb[i];
+        run_step(m, w, seg, l, n_tok, STEP_RESIDUAL);
     }
     rmsnorm_rows(m, w->xb, w->x, &m->out_norm, d, n_tok);
     for (int g = 0; g < n_seg; g++) seg[g].x->pos += seg[g].n_tok;
