@@ -264,6 +264,39 @@ static void test_act_quantize(void) {
         qc_kernels_for((qc_cpu_t)l)->act_row(xr, COLS, got);
         CHECK(!memcmp(ref, got, sizeof ref), "act quantize %s differs from scalar", level_name(l));
     }
+    /* the Q8_K activations (K-quant weights): a level's own quantizer gives
+     * the reference's bytes; blocks of ties (values on .5 after scaling by
+     * 127 / 127), zeros, a largest magnitude reached twice with both signs
+     * (the first wins), infinities, NaNs, and plain random values */
+    {
+        enum { KB = 12, KC = 256 * KB };
+        static float xk[KC];
+        static qc_block_q8_K kref[KB], kgot[KB];
+        for (int i = 0; i < KC; i++) {
+            int b = i / 256;
+            xk[i] = b % 6 == 0 ? (float)((int)(rng_next() % 254) - 127) + 0.5f * (float)(rng_next() % 2)
+                    : b % 6 == 1 ? 0.0f
+                                 : rng_unit() * (float)(b + 1) * 0.37f;
+        }
+        xk[0] = 127.0f;                             /* ties block: d = -1 */
+        xk[2 * 256 + 7] = 50, xk[2 * 256 + 9] = -50; /* first of equal magnitudes */
+        xk[3 * 256 + 11] = -50, xk[3 * 256 + 3] = 50;
+        xk[4 * 256 + 5] = INFINITY, xk[5 * 256 + 200] = -INFINITY;
+        xk[8 * 256 + 17] = NAN, xk[9 * 256] = NAN, xk[9 * 256 + 255] = -NAN;
+        for (int i = 10 * 256; i < 11 * 256; i++) xk[i] = NAN; /* all NaN: amax 0 */
+        qc_qtype(QC_DTYPE_Q8_K)->quantize(xk, kref, KC);
+        int any = 0;
+        FOR_SIMD_LEVELS(l) {
+            if (!qc_kernels_for((qc_cpu_t)l)->act_row_k) continue;
+            any = 1;
+            memset(kgot, 0x55, sizeof kgot);
+            qc_kernels_for((qc_cpu_t)l)->act_row_k(xk, KC, kgot);
+            for (int b = 0; b < KB; b++)
+                CHECK(!memcmp(&kref[b], &kgot[b], sizeof kref[b]), "Q8_K act quantize %s block %d differs from the reference",
+                      level_name(l), b);
+        }
+        if (!any) SKIP("Q8_K act quantize: no level of this CPU has its own (the reference serves)");
+    }
     /* qc_act_quantize lays tokens out [n_tok][cols/32] and writes only [t0, t1) */
     static qc_block_q8_act act[3 * COLS / 32];
     memset(act, 0x55, sizeof act);

@@ -1000,6 +1000,45 @@ static void act_row_avx512(const float *x, int64_t cols, qc_block_q8_act *out) {
     }
 }
 
+/* ggml's quantize_row_q8_K_ref (quants.c) 16 lanes at a time, the same
+ * bytes: the first value of largest magnitude maps to -127 (a NaN never
+ * wins: the comparison is ordered, as the reference's), the same products
+ * rounded by the float adder (nearest_int), clamped at 127 and truncated to
+ * bytes; bsums the sums of those bytes. */
+static void act_row_k_avx512(const float *x, int64_t cols, void *out) {
+    qc_block_q8_K *y = out;
+    const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    for (int64_t i = 0; i < cols / QC_QK_K; i++, x += QC_QK_K, y++) {
+        __m512 am = _mm512_setzero_ps();
+        for (int j = 0; j < QC_QK_K; j += 16) {
+            const __m512 ax = _mm512_and_ps(_mm512_loadu_ps(x + j), abs_mask);
+            am = _mm512_mask_mov_ps(am, _mm512_cmp_ps_mask(ax, am, _CMP_GT_OQ), ax);
+        }
+        const float amax = _mm512_reduce_max_ps(am);
+        if (!amax) {
+            memset(y, 0, sizeof *y);
+            continue;
+        }
+        float max = amax;
+        for (int j = 0; j < QC_QK_K; j++)
+            if (fabsf(x[j]) == amax) {
+                max = x[j];
+                break;
+            }
+        const float iscale = -127.f / max;
+        const __m512 vs = _mm512_set1_ps(iscale), magic = _mm512_set1_ps(12582912.f);
+        for (int g = 0; g < QC_QK_K / 16; g++) {
+            const __m512 t = _mm512_add_ps(_mm512_mul_ps(vs, _mm512_loadu_ps(x + 16 * g)), magic);
+            __m512i v = _mm512_sub_epi32(_mm512_and_si512(_mm512_castps_si512(t), _mm512_set1_epi32(0x007fffff)),
+                                         _mm512_set1_epi32(0x00400000));
+            const __m128i b = _mm512_cvtepi32_epi8(_mm512_min_epi32(v, _mm512_set1_epi32(127)));
+            _mm_storeu_si128((__m128i *)(void *)(y->qs + 16 * g), b);
+            y->bsums[g] = (int16_t)_mm512_reduce_add_epi32(_mm512_cvtepi8_epi32(b));
+        }
+        y->d = 1 / iscale;
+    }
+}
+
 /* ==== attention ==== */
 
 typedef __m512 vec_t;
@@ -1039,7 +1078,8 @@ static const qc_kernel_set_t avx512_set = {{QC_MM_COMMON_TYPES, [QC_DTYPE_Q5_0] 
                                            dot_f32_avx512,
                                            act_row_avx512,
                                            attend_avx512,
-                                           &avx512_panel};
+                                           &avx512_panel,
+                                           act_row_k_avx512};
 const qc_kernel_set_t *const qc_level_avx512 = &avx512_set;
 
 #else /* built without the AVX-512 flags: never selected */

@@ -227,6 +227,9 @@ typedef struct {
     qc_act_row_fn act_row;
     qc_attend_fn attend;
     const qc_panel_ops_t *panel; /* NULL: the level multiplies the file layout only */
+    /* a row of cols (a multiple of 256) as Q8_K blocks, the bytes of ggml's
+     * quantize_row_q8_K_ref (quants.c's); NULL: that one */
+    void (*act_row_k)(const float *x, int64_t cols, void *out);
 } qc_kernel_set_t;
 
 /* The matmul entries of a level whose kernels for the types every level

@@ -102,6 +102,7 @@ void qc_act_quantize(qc_dtype_t t, const float *x, int64_t cols, int t0, int t1,
         void *ai = (unsigned char *)act + (size_t)i * row;
         if (f == QC_ACT_Q8) ks->act_row(xi, cols, ai);
         else if (f == QC_ACT_Q8_1) act_row_q8_1(xi, cols, ai);
+        else if (ks->act_row_k) ks->act_row_k(xi, cols, ai);
         else qc_qtype(QC_DTYPE_Q8_K)->quantize(xi, ai, cols); /* llama.cpp's x86 builds use the reference one */
     }
 }
