@@ -658,14 +658,26 @@ static void panel_matmul(const qc_tensor_t *t, const void *act, int n_tok, float
  * its exact dot for 16 rows (unsigned nibbles, signed Q8_K activations,
  * no excess), converted and scaled by d sc_j d_x in F32; the mins' term
  * is exact in int32 (4 vpdpwssd on the activations' pair-summed bsums) and
- * scaled by dmin d_x once per super-block. */
-enum { KPB = 2496, KP_SC = 2048, KP_MN = 2176, KP_D = 2432, KP_DMIN = 2464 };
+ * scaled by dmin d_x once per super-block.
+ * Q5_K panels (kind 1) are Q4_K's followed by the 5th bits:
+ *   qh      8 vectors, vector g lane i = row i's qh[4g .. 4g + 3] (bit j of
+ *           byte l: weight 32j + l's)
+ * (3008 bytes where the file has 2816); the tile ORs each sub-block's bit
+ * into its nibbles as 16 (unsigned 0..31), the rest as Q4_K. */
+enum { KPB = 2496, KP_SC = 2048, KP_MN = 2176, KP_D = 2432, KP_DMIN = 2464, K5PB = KPB + 512, K5_QH = KPB };
 
+/* Q4_K (kind 0) and Q5_K (kind 1) share d, dmin and the 12 scale bytes at
+ * the block's start (the static asserts of quants.h fix both layouts). */
 static void kpan_lane(int kind, unsigned char *pb, int i, unsigned char *fb, int to_panel) {
-    (void)kind;
     qc_block_q4_K *k = (qc_block_q4_K *)fb;
+    unsigned char *qs = kind ? ((qc_block_q5_K *)fb)->qs : k->qs;
     for (int v = 0; v < 32; v++) {
-        unsigned char *pv = pb + (size_t)v * 64 + (size_t)i * 4, *fv = k->qs + 32 * (v / 8) + 4 * (v % 8);
+        unsigned char *pv = pb + (size_t)v * 64 + (size_t)i * 4, *fv = qs + 32 * (v / 8) + 4 * (v % 8);
+        if (to_panel) memcpy(pv, fv, 4);
+        else memcpy(fv, pv, 4);
+    }
+    for (int g = 0; kind && g < 8; g++) {
+        unsigned char *pv = pb + K5_QH + (size_t)g * 64 + (size_t)i * 4, *fv = ((qc_block_q5_K *)fb)->qh + 4 * g;
         if (to_panel) memcpy(pv, fv, 4);
         else memcpy(fv, pv, 4);
     }
@@ -696,17 +708,19 @@ static void kpan_lane(int kind, unsigned char *pb, int i, unsigned char *fb, int
 
 
 
-/* nt tokens x one Q4_K panel over nb super-blocks; bp[t * nb * 4 + 4b + k]:
- * token t's bsums of sub-blocks 2k and 2k + 1 as an int16 pair. */
-ALWAYS_INLINE void kpan_tile(const int nt, const unsigned char *pw, int64_t nb, const void *x, size_t x_stride,
-                             const int32_t *bp, float *y, int64_t ldy, __mmask16 mask, int pf) {
-    const __m512i m4 = _mm512_set1_epi8(0x0f);
+/* nt tokens x one Q4_K (five = 0) or Q5_K panel over nb super-blocks;
+ * bp[t * nb * 4 + 4b + k]: token t's bsums of sub-blocks 2k and 2k + 1 as
+ * an int16 pair. */
+ALWAYS_INLINE void kpan_tile(const int five, const int nt, const unsigned char *pw, int64_t nb, const void *x,
+                             size_t x_stride, const int32_t *bp, float *y, int64_t ldy, __mmask16 mask, int pf) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f), one = _mm512_set1_epi8(1);
+    const size_t pbb = five ? K5PB : KPB;
     __m512 acc[PT];
 #pragma GCC unroll 8
     for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; b++, pw += KPB) {
+    for (int64_t b = 0; b < nb; b++, pw += pbb) {
         if (pf)
-            for (size_t o = 0; o < KPB; o += 64) _mm_prefetch((const char *)pw + PF_BYTES + o, _MM_HINT_T0);
+            for (size_t o = 0; o < pbb; o += 64) _mm_prefetch((const char *)pw + PF_BYTES + o, _MM_HINT_T0);
         const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pw + KP_D)));
 #pragma GCC unroll 1
         for (int jj = 0; jj < 4; jj++) {
@@ -716,6 +730,12 @@ ALWAYS_INLINE void kpan_tile(const int nt, const unsigned char *pw, int64_t nb, 
                 const __m512i v = _mm512_loadu_si512((const void *)(pw + (size_t)(8 * jj + g) * 64));
                 lo[g] = _mm512_and_si512(v, m4);
                 hi[g] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+                if (five) { /* bits 2jj and 2jj + 1 of each qh byte, as 16 (16-bit shifts: each byte's own) */
+                    const __m512i h = _mm512_loadu_si512((const void *)(pw + K5_QH + (size_t)g * 64));
+                    lo[g] = _mm512_or_si512(lo[g], _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(h, 2 * jj), one), 4));
+                    hi[g] = _mm512_or_si512(hi[g],
+                                            _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(h, 2 * jj + 1), one), 4));
+                }
             }
             const __m512 s0 = _mm512_mul_ps(
                 dw, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(pw + KP_SC + 32 * jj)))));
@@ -771,10 +791,15 @@ static void kpan_prep(const pan_call_t *c, int nt, const void *x) {
         }
 }
 
-#define KPAN_CALL(n) kpan_tile(n, pw, c->nb, x, c->x_stride, c->scratch, yo, ldy, mask, pf)
+#define KPAN_CALL(n) kpan_tile(0, n, pw, c->nb, x, c->x_stride, c->scratch, yo, ldy, mask, pf)
+#define K5PAN_CALL(n) kpan_tile(1, n, pw, c->nb, x, c->x_stride, c->scratch, yo, ldy, mask, pf)
 static void kpan_tile_q4_K(const pan_call_t *c, int nt, const unsigned char *pw, const void *x, float *yo,
                            int64_t ldy, __mmask16 mask, int pf) {
     PAN_SWITCH(KPAN_CALL)
+}
+static void kpan_tile_q5_K(const pan_call_t *c, int nt, const unsigned char *pw, const void *x, float *yo,
+                           int64_t ldy, __mmask16 mask, int pf) {
+    PAN_SWITCH(K5PAN_CALL)
 }
 
 enum { KP_MAX_SB = 64 }; /* super-blocks per row a K-quant panel takes (16384 columns) */
@@ -783,8 +808,9 @@ static void kpanel_matmul(const qc_tensor_t *t, const void *act, int n_tok, floa
                           int64_t r1) {
     int32_t bp[PT * 4 * KP_MAX_SB];
     const int64_t nb = t->cols / QC_QK_K;
-    const pan_call_t c = {t, (size_t)nb * KPB, (size_t)nb * sizeof(qc_block_q8_K), nb, bp};
-    pan_walk(&c, act, n_tok, y, ldy, r0, r1, kpan_prep, kpan_tile_q4_K);
+    const int five = t->dtype == QC_DTYPE_Q5_K;
+    const pan_call_t c = {t, (size_t)nb * (five ? K5PB : KPB), (size_t)nb * sizeof(qc_block_q8_K), nb, bp};
+    pan_walk(&c, act, n_tok, y, ldy, r0, r1, kpan_prep, five ? kpan_tile_q5_K : kpan_tile_q4_K);
 }
 
 /* Q6_K panels: per 16 rows and super-block (the file's 3360 bytes):
@@ -909,6 +935,7 @@ typedef struct {
 static pan_fmt_t pan_fmt(qc_dtype_t dt) {
     switch (dt) {
     case QC_DTYPE_Q4_K: return (pan_fmt_t){kpan_lane, 0, QC_QK_K, sizeof(qc_block_q4_K), KPB};
+    case QC_DTYPE_Q5_K: return (pan_fmt_t){kpan_lane, 1, QC_QK_K, sizeof(qc_block_q5_K), K5PB};
     case QC_DTYPE_Q6_K: return (pan_fmt_t){k6pan_lane, 0, QC_QK_K, sizeof(qc_block_q6_K), K6PB};
     default: {
         const int kind = pan_kind(dt);
@@ -943,15 +970,15 @@ static void pan_row_any(const qc_tensor_t *t, int64_t r, float *dst) {
 }
 
 static size_t pan_bytes_any(const qc_tensor_t *t) {
-    if (t->dtype == QC_DTYPE_Q4_K || t->dtype == QC_DTYPE_Q6_K)
+    if (t->dtype == QC_DTYPE_Q4_K || t->dtype == QC_DTYPE_Q5_K || t->dtype == QC_DTYPE_Q6_K)
         return t->rows > 0 && t->rows % PR == 0 && t->cols % QC_QK_K == 0 && t->cols <= KP_MAX_SB * QC_QK_K
-                   ? (size_t)(t->rows / PR) * (size_t)(t->cols / QC_QK_K) * (t->dtype == QC_DTYPE_Q4_K ? KPB : K6PB)
+                   ? (size_t)(t->rows / PR) * (size_t)(t->cols / QC_QK_K) * pan_fmt(t->dtype).pbb
                    : 0;
     return panel_bytes(t);
 }
 static void pan_matmul_any(const qc_tensor_t *t, const void *act, int n_tok, float *y, int64_t ldy, int64_t r0,
                            int64_t r1) {
-    if (t->dtype == QC_DTYPE_Q4_K) kpanel_matmul(t, act, n_tok, y, ldy, r0, r1);
+    if (t->dtype == QC_DTYPE_Q4_K || t->dtype == QC_DTYPE_Q5_K) kpanel_matmul(t, act, n_tok, y, ldy, r0, r1);
     else if (t->dtype == QC_DTYPE_Q6_K) k6panel_matmul(t, act, n_tok, y, ldy, r0, r1);
     else panel_matmul(t, act, n_tok, y, ldy, r0, r1);
 }
