@@ -182,6 +182,9 @@ qc_status qc_model_load(const char *path, const qc_model_opts_t *opts, qc_model_
     if ((st = qc_weights_convert(m, dtype, err, err_size))) goto fail;
     describe_dtype(m);
     if ((st = qc_weights_panel(m, err, err_size))) goto fail;
+    /* a GGUF's header (metadata, vocabulary: ~7 MB for Qwen's) has been
+     * read into the tokenizer and the configuration */
+    if (m->gguf) qc_drop_pages(m->gguf->map, m->gguf->data_offset);
 
     add_eog(m, qc_tokenizer_find(m->tok, "<|im_end|>"));
     add_eog(m, qc_tokenizer_find(m->tok, "<|endoftext|>"));

@@ -82,6 +82,10 @@ qc_status qc_weights_convert(qc_model_t *m, int to_type, char *err, size_t err_s
 /* Gives the layer matrices the chosen level's panels (kernels_impl.h), when
  * it has them and QCARE_PANELS is not 0. After qc_weights_convert. */
 qc_status qc_weights_panel(qc_model_t *m, char *err, size_t err_size);
+/* Lets the kernel drop the mmapped pages of [p, p + n) (whole pages inside
+ * it), so that what was copied out stops counting as resident memory; the
+ * pages stay readable (faulted in again from the file if touched). */
+void qc_drop_pages(const void *p, size_t n);
 
 /* Tests: the next n row buffers the conversion's workers ask for are not
  * allocated (as when malloc fails), so the load fails with QC_ERR_NOMEM. */

@@ -199,9 +199,7 @@ static void convert_task(void *arg, int ith, int nth) {
     free(row);
 }
 
-/* Lets the kernel drop the mmapped pages of [p, p + n) (whole pages inside
- * it), so converted weights stop counting as resident memory. */
-static void drop_pages(const void *p, size_t n) {
+void qc_drop_pages(const void *p, size_t n) {
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), b = ((uintptr_t)p + page - 1) & ~(page - 1),
               e = ((uintptr_t)p + n) & ~(page - 1);
     if (e > b) madvise((void *)b, e - b, MADV_DONTNEED);
@@ -231,7 +229,7 @@ static qc_status convert_tensor(qc_model_t *m, qc_tensor_t *t, qc_dtype_t to, ch
             return qc_seterr(err, err_size, QC_ERR_NOMEM, "out of memory converting weights to %s",
                              qc_dtype_name(to));
         }
-        drop_pages((const char *)t->data + (size_t)j.r0 * src_rb, (size_t)(j.r1 - j.r0) * src_rb);
+        qc_drop_pages((const char *)t->data + (size_t)j.r0 * src_rb, (size_t)(j.r1 - j.r0) * src_rb);
     }
     m->owned[m->n_owned++] = buf;
     t->data = buf;
@@ -336,7 +334,7 @@ qc_status qc_weights_panel(qc_model_t *m, char *err, size_t err_size) {
                 m->owned[owned] = buf;
                 t->data = NULL;
             } else {
-                drop_pages(t->data, qc_row_bytes(t->dtype, t->cols) * (size_t)t->rows);
+                qc_drop_pages(t->data, qc_row_bytes(t->dtype, t->cols) * (size_t)t->rows);
                 m->owned[m->n_owned++] = buf;
             }
             t->panel = buf;
