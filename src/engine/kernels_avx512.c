@@ -652,9 +652,10 @@ static void panel_matmul(const qc_tensor_t *t, const void *act, int n_tok, float
  *           qs[32jj + 4g .. + 3] (low nibbles: sub-block 2jj, weights 4g ..
  *           4g + 3; high nibbles: sub-block 2jj + 1)
  *   sc      8 x 16 bytes, [j][i] = row i's 6-bit scale of sub-block j
- *   mins    4 vectors, vector k lane i = row i's mins m_2k, m_2k+1 (int16)
+ *   mins    4 x 32 bytes, [k][2i + e] = row i's min m_2k+e (widened to
+ *           int16 pairs once per super-block)
  *   d, dmin 16 halves each
- * (2496 bytes where the file has 2304). Per sub-block, 8 vpdpbusd give
+ * (2368 bytes where the file has 2304). Per sub-block, 8 vpdpbusd give
  * its exact dot for 16 rows (unsigned nibbles, signed Q8_K activations,
  * no excess), converted and scaled by d sc_j d_x in F32; the mins' term
  * is exact in int32 (4 vpdpwssd on the activations' pair-summed bsums) and
@@ -662,9 +663,9 @@ static void panel_matmul(const qc_tensor_t *t, const void *act, int n_tok, float
  * Q5_K panels (kind 1) are Q4_K's followed by the 5th bits:
  *   qh      8 vectors, vector g lane i = row i's qh[4g .. 4g + 3] (bit j of
  *           byte l: weight 32j + l's)
- * (3008 bytes where the file has 2816); the tile ORs each sub-block's bit
+ * (2880 bytes where the file has 2816); the tile ORs each sub-block's bit
  * into its nibbles as 16 (unsigned 0..31), the rest as Q4_K. */
-enum { KPB = 2496, KP_SC = 2048, KP_MN = 2176, KP_D = 2432, KP_DMIN = 2464, K5PB = KPB + 512, K5_QH = KPB };
+enum { KPB = 2368, KP_SC = 2048, KP_MN = 2176, KP_D = 2304, KP_DMIN = 2336, K5PB = KPB + 512, K5_QH = KPB };
 
 /* Q4_K (kind 0) and Q5_K (kind 1) share d, dmin and the 12 scale bytes at
  * the block's start (the static asserts of quants.h fix both layouts). */
@@ -681,7 +682,7 @@ static void kpan_lane(int kind, unsigned char *pb, int i, unsigned char *fb, int
         if (to_panel) memcpy(pv, fv, 4);
         else memcpy(fv, pv, 4);
     }
-    int16_t *mn = (int16_t *)(void *)(pb + KP_MN);
+    uint8_t *mn = pb + KP_MN;
     if (to_panel) {
         uint32_t w4[4];
         qc_k4_scale_words(k->scales, w4);
@@ -696,7 +697,7 @@ static void kpan_lane(int kind, unsigned char *pb, int i, unsigned char *fb, int
     }
     /* the 12 scale bytes back from the 6-bit values (every bit is one of them) */
     uint8_t sc[8], m[8];
-    for (int j = 0; j < 8; j++) sc[j] = pb[KP_SC + j * 16 + i], m[j] = (uint8_t)mn[(j / 2) * 32 + i * 2 + j % 2];
+    for (int j = 0; j < 8; j++) sc[j] = pb[KP_SC + j * 16 + i], m[j] = mn[(j / 2) * 32 + i * 2 + j % 2];
     for (int j = 0; j < 4; j++) {
         k->scales[j] = (uint8_t)(sc[j] | (sc[j + 4] >> 4) << 6);
         k->scales[j + 4] = (uint8_t)(m[j] | (m[j + 4] >> 4) << 6);
@@ -761,6 +762,9 @@ ALWAYS_INLINE void kpan_tile(const int five, const int nt, const unsigned char *
             }
         }
         const __m512 dmn = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pw + KP_DMIN)));
+        __m512i mins[4];
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) mins[k] = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(pw + KP_MN + 32 * k)));
 #pragma GCC unroll 8
         for (int t = 0; t < nt; t++) {
             const qc_block_q8_K *xb = (const qc_block_q8_K *)((const unsigned char *)x + (size_t)t * x_stride) + b;
@@ -768,7 +772,7 @@ ALWAYS_INLINE void kpan_tile(const int five, const int nt, const unsigned char *
             __m512i im = _mm512_setzero_si512();
 #pragma GCC unroll 4
             for (int k = 0; k < 4; k++)
-                im = _mm512_dpwssd_epi32(im, _mm512_loadu_si512((const void *)(pw + KP_MN + 64 * k)), _mm512_set1_epi32(bt[k]));
+                im = _mm512_dpwssd_epi32(im, mins[k], _mm512_set1_epi32(bt[k]));
             acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(im), _mm512_mul_ps(dmn, _mm512_set1_ps(xb->d)), acc[t]);
         }
     }
