@@ -135,12 +135,14 @@ static float silu(float x) { return x / (1.0f + expf(-x)); }
 
 /* ==== forward pass ==== */
 
+/* One layer's work on the pass's tokens, for the pool: the attention
+ * (attention_task) and the element-wise steps (step_task, by step). */
 typedef struct {
     const qc_model_t *m;
     qc_work_t *w;
-    const qc_seg_t *seg;
-    int n_seg, layer, n_tok;
-} attn_job_t;
+    const qc_seg_t *seg; /* the runs, in token order */
+    int layer, n_tok, step;
+} layer_job_t;
 
 /* Attention numerics. The cache holds K and V at half precision. A batch of
  * fewer than QC_ATTN_TILE_MIN tokens (every decode step) runs the
@@ -156,7 +158,7 @@ typedef struct {
  * sees its own sequence up to itself. The numerics follow the size of the
  * token's run (its sequence's tokens in this pass), as if it ran alone. */
 static void attention_task(void *arg, int ith, int nth) {
-    attn_job_t *j = arg;
+    const layer_job_t *j = arg;
     const qc_config_t *c = &j->m->cfg;
     int hd = c->head_dim, group = c->n_head / c->n_head_kv, q_dim = c->n_head * hd;
     float scale = 1.0f / sqrtf((float)hd), *scores = j->w->scores + (size_t)ith * j->w->n_scores;
@@ -189,14 +191,8 @@ static void add_bias(float *y, int n, const qc_tensor_t *b) {
 enum { STEP_QKV,      /* biases, Qwen3's q/k norms, RoPE; k and v into the caches */
        STEP_RESIDUAL, /* x += xb */
        STEP_SWIGLU }; /* hb = silu(hb) * hb2 */
-typedef struct {
-    const qc_model_t *m;
-    qc_work_t *w;
-    const qc_seg_t *seg;
-    int layer, n_tok, step;
-} step_job_t;
 
-static void qkv_token(const step_job_t *j, const qc_seg_t *g, int t) {
+static void qkv_token(const layer_job_t *j, const qc_seg_t *g, int t) {
     const qc_config_t *c = &j->m->cfg;
     const qc_layer_t *L = &j->m->layers[j->layer];
     qc_work_t *w = j->w;
@@ -230,7 +226,7 @@ static void qkv_token(const step_job_t *j, const qc_seg_t *g, int t) {
 }
 
 static void step_task(void *arg, int ith, int nth) {
-    const step_job_t *j = arg;
+    const layer_job_t *j = arg;
     const qc_config_t *c = &j->m->cfg;
     qc_work_t *w = j->w;
     long lo, hi;
@@ -249,7 +245,7 @@ static void step_task(void *arg, int ith, int nth) {
 }
 
 static void run_step(const qc_model_t *m, qc_work_t *w, const qc_seg_t *seg, int layer, int n_tok, int step) {
-    step_job_t j = {m, w, seg, layer, n_tok, step};
+    layer_job_t j = {m, w, seg, layer, n_tok, step};
     if (n_tok == 1) step_task(&j, 0, 1);
     else qc_pool_run(m->pool, step_task, &j);
 }
@@ -278,7 +274,7 @@ void qc_forward(const qc_model_t *m, qc_work_t *w, const qc_seg_t *seg, int n_se
         mm_job_t qkv = {.w = {&L->wq, &L->wk, &L->wv}, .y = {w->q, w->k, w->v}, .n_w = 3, .x = w->xb, .n_tok = n_tok};
         matmuls(m, w, &qkv);
         run_step(m, w, seg, l, n_tok, STEP_QKV);
-        attn_job_t aj = {m, w, seg, n_seg, l, n_tok};
+        layer_job_t aj = {m, w, seg, l, n_tok, 0};
         qc_pool_run(m->pool, attention_task, &aj);
         matmul1(m, w, &L->wo, w->att_out, n_tok, w->xb);
         run_step(m, w, seg, l, n_tok, STEP_RESIDUAL);
