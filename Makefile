@@ -109,6 +109,7 @@ $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 ifeq ($(TARGET_ARCH),x86_64)
 $(BUILD)/obj/src/engine/kernels_avx2.o: ISA_FLAGS = -mavx2 -mfma -mf16c
 $(BUILD)/obj/src/engine/kernels_avx512.o: ISA_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c
+$(BUILD)/obj/src/engine/kernels_amx.o: ISA_FLAGS = -mamx-tile -mamx-int8 -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c
 endif
 
 $(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(LIBS_A) $(BUILD)/obj/tools/mkmodel.o

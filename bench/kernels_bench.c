@@ -10,10 +10,9 @@
  * clock, so other processes sharing the cores slow a run down less (they
  * still share caches and memory bandwidth: compare binaries side by side).
  *
- * Build:  make build/libqcare.a && cc -std=c11 -D_GNU_SOURCE -O2 -Iinclude -Isrc \
- *           bench/kernels_bench.c build/libqcare.a -lm -pthread -o build/kernels_bench
+ * Build:  make build/kernels_bench
  * Run:    build/kernels_bench [q8_0|q4_0|q5_0|q4_K|q6_K|bf16|f32 ...]   (QCARE_CPU picks the level) */
-#include "engine/kernels.h"
+#include "engine/kernels_impl.h"
 #include "engine/quants.h"
 #include "base/base.h"
 
@@ -91,8 +90,9 @@ static double cpu_s(void) {
 
 /* Seconds per call of qc_matmul over `copies` matrices in turn (best of a
  * few rounds of at least min_s each). */
-static double time_matmul(qc_dtype_t dt, const unsigned char *m, size_t bytes, int copies, int64_t rows,
-                          int64_t cols, const float *x, const void *act, int n_tok, float *y, double min_s) {
+static double time_matmul(qc_dtype_t dt, const unsigned char *m, size_t bytes, const unsigned char *pan,
+                          size_t pbytes, int copies, int64_t rows, int64_t cols, const float *x, const void *act,
+                          int n_tok, float *y, double min_s) {
     double best = 1e30;
     for (int round = 0; round < 3; round++) {
         int calls = 0;
@@ -100,6 +100,10 @@ static double time_matmul(qc_dtype_t dt, const unsigned char *m, size_t bytes, i
         double t;
         do {
             qc_tensor_t w = {.data = m + (size_t)(calls % copies) * bytes, .dtype = dt, .rows = rows, .cols = cols};
+            if (pan) {
+                w.panel = (void *)(pan + (size_t)(calls % copies) * pbytes);
+                w.panel_ops = qc_kernels_for(qc_cpu_level())->panel;
+            }
             qc_matmul(&w, x, act, n_tok, y, rows, 0, rows);
             calls++;
         } while ((t = cpu_s() - t0) < min_s);
@@ -125,6 +129,16 @@ static void bench_type(qc_dtype_t dt) {
             exit(1);
         }
         for (int64_t i = 0; i < (int64_t)max_tok * sh->cols; i++) x[i] = rnd();
+        /* the level's weight panels, as a loaded model has them (one per copy) */
+        const qc_panel_ops_t *ops = qc_kernels_for(qc_cpu_level())->panel;
+        const qc_tensor_t w0 = {.data = m, .dtype = dt, .rows = sh->rows, .cols = sh->cols};
+        const size_t pbytes = ops ? ops->bytes(&w0) : 0;
+        unsigned char *pan = pbytes ? aligned_alloc(64, (pbytes * (size_t)copies + 63) / 64 * 64) : NULL;
+        for (int k = 0; pan && k < copies; k++) {
+            qc_tensor_t wk = w0;
+            wk.data = m + (size_t)k * bytes;
+            ops->make(&wk, pan + (size_t)k * pbytes, 0, sh->rows / ops->rows);
+        }
         size_t ab = qc_act_bytes(dt, max_tok, sh->cols);
         if (ab) {
             act = malloc(ab);
@@ -134,17 +148,19 @@ static void bench_type(qc_dtype_t dt) {
             if (s == 2)
                 printf("  act quantize %d x %lld: %.3f ms\n", max_tok, (long long)sh->cols, 1e3 * (cpu_s() - t0));
         }
-        const double cold = time_matmul(dt, m, bytes, copies, sh->rows, sh->cols, x, act, 1, y, 0.3);
-        const double hot = time_matmul(dt, m, bytes, 1, sh->rows, sh->cols, x, act, 1, y, 0.3);
+        const double cold = time_matmul(dt, m, bytes, pan, pbytes, copies, sh->rows, sh->cols, x, act, 1, y, 0.3);
+        const double hot = time_matmul(dt, m, bytes, pan, pbytes, 1, sh->rows, sh->cols, x, act, 1, y, 0.3);
+        if (s == 0) printf("  (%s)\n", pan ? "weight panels" : "file layout");
         printf("  %-22s decode   %7.2f GB/s cold  %7.2f GB/s hot   (%.3f ms)\n", sh->name, (double)bytes / cold * 1e-9,
                (double)bytes / hot * 1e-9, cold * 1e3);
         for (size_t k = 0; k < sizeof prefill_toks / sizeof prefill_toks[0]; k++) {
             const int nt = prefill_toks[k];
             const double macs = (double)sh->rows * (double)sh->cols * nt;
-            const double t = time_matmul(dt, m, bytes, 1, sh->rows, sh->cols, x, act, nt, y, macs > 2e10 ? 0.0 : 0.3);
+            const double t = time_matmul(dt, m, bytes, pan, pbytes, 1, sh->rows, sh->cols, x, act, nt, y, macs > 2e10 ? 0.0 : 0.3);
             printf("  %-22s prefill %3d tok %7.2f GMAC/s  (%.2f ms)\n", sh->name, nt, macs / t * 1e-9, t * 1e3);
         }
         free(m);
+        free(pan);
         free(x);
         free(y);
         free(act);

@@ -793,7 +793,7 @@ static void test_matmul_gguf(void) {
         check_gguf(ti, 6, k ? 512 : 96, 9, 0, 9, 7, n_levels_run);
         check_gguf(ti, 5, k ? 1024 : 1024, 9, 4, 5, 33, n_levels_run);
         /* rows that fill 16-row panels: whole, and ranges off the panels */
-        static const int ptoks[] = {1, 2, 7, 8, 9, 17};
+        static const int ptoks[] = {1, 2, 7, 8, 9, 16, 17, 35};
         for (size_t ni = 0; ni < sizeof ptoks / sizeof ptoks[0]; ni++, cfg++) {
             check_gguf(ti, ptoks[ni], k ? 512 : 96, 48, 0, 48, (size_t)(1 + cfg % 63), n_levels_run);
             check_gguf(ti, ptoks[ni], k ? 768 : 896, 80, 5, 67, (size_t)(1 + cfg % 63), n_levels_run);
@@ -1139,8 +1139,11 @@ static void test_formats(void) {
               qc_cpu_name((qc_cpu_t)l));
 }
 
-/* The AMX level of the speed issue is not written; say so, and whether this
- * CPU (CPUID leaf 7: AMX-TILE, AMX-INT8) and OS (XCR0 bits 17-18) offer it. */
+/* The AMX level (AVX-512's kernels with AMX tiles for the panels' prefill
+ * products): whether it runs here, or why not — the CPU (CPUID leaf 7:
+ * AMX-TILE, AMX-INT8), the OS (XCR0 bits 17-18) or the build. The panel
+ * checks above run it like any level where it runs: batched products of
+ * 16 tokens or more on tiles, each token alone on VNNI, bit for bit. */
 static void report_amx(void) {
 #if defined(__x86_64__)
     unsigned a = 0, b = 0, c = 0, d = 0, lo = 0, hi = 0;
@@ -1149,13 +1152,22 @@ static void report_amx(void) {
     __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
     if (c >> 27 & 1) __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     const int os = (lo >> 17 & 3) == 3;
-    SKIP("amx level: no AMX kernels in this build (this CPU %s AMX-TILE/AMX-INT8, the OS %s tile state)",
-         cpu ? "has" : "lacks", os ? "enables" : "does not enable");
+    if (qc_cpu_has(QC_CPU_AMX)) {
+        CHECK(cpu && os, "amx level chosen on a CPU/OS without AMX (cpu %d, os %d)", cpu, os);
+        CHECK(n_panels_run[QC_CPU_AMX] > 0, "amx level: no panel configuration checked");
+        printf("test_kernels: amx level runs (AMX-TILE/AMX-INT8, tile state and permission): %d panel "
+               "configurations checked\n", n_panels_run[QC_CPU_AMX]);
+    } else {
+        CHECK(!(cpu && os && qc_cpu_built(QC_CPU_AMX) && qc_cpu_has(QC_CPU_AVX512)),
+              "this CPU and OS offer AMX and the build has it, but the level was not chosen (tile permission refused?)");
+        SKIP("amx level: %s (this CPU %s AMX-TILE/AMX-INT8, the OS %s tile state)",
+             qc_cpu_built(QC_CPU_AMX) ? "not run" : "not in this build", cpu ? "has" : "lacks",
+             os ? "enables" : "does not enable");
+    }
 #endif
 }
 
 int main(void) {
-    report_amx();
     test_formats();
     test_f16();
     test_quantize_q8_0();
@@ -1170,5 +1182,6 @@ int main(void) {
     test_matmul();
     test_matmul_gguf();
     test_driver();
+    report_amx();
     return test_done("test_kernels");
 }

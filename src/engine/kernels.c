@@ -17,6 +17,8 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #define QC_X86 1
 #elif defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
@@ -47,6 +49,18 @@ static uint64_t xgetbv0(void) {
     __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
     return (uint64_t)edx << 32 | eax;
 }
+
+/* Linux keeps AMX's tile data (8 KiB per thread) off until the process asks:
+ * the first tile instruction of a process that has not raises SIGILL. The
+ * permission covers every thread of the process, those running already
+ * and those started later; it is asked here, in the level choice, before
+ * any kernel (any pool worker) can touch a tile. 1: granted. */
+static int amx_permission(void) {
+    enum { ARCH_GET_XCOMP_PERM = 0x1022, ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+    if (syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) != 0) return 0;
+    unsigned long perm = 0;
+    return syscall(SYS_arch_prctl, ARCH_GET_XCOMP_PERM, &perm) == 0 && (perm >> XFEATURE_XTILEDATA & 1);
+}
 #endif
 
 static qc_cpu_t cpu_detect(void) {
@@ -68,7 +82,16 @@ static qc_cpu_t cpu_detect(void) {
     int avx512 = os_avx512 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                  __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
                  __builtin_cpu_supports("avx512vnni") && qc_level_avx512;
-    return avx512 ? QC_CPU_AVX512 : QC_CPU_AVX2;
+    if (!avx512) return QC_CPU_AVX2;
+    /* AMX level: CPUID.(7,0):EDX AMX-TILE (bit 24) and AMX-INT8 (25), the
+     * OS saving tile state (XCR0 bits 17-18: XTILECFG, XTILEDATA), and the
+     * process's permission to use it */
+    unsigned a7, b7, c7, d7;
+    const int amx = qc_level_amx && __get_cpuid_count(7, 0, &a7, &b7, &c7, &d7) && (d7 >> 24 & 1) &&
+                    (d7 >> 25 & 1) && (xcr0 >> 17 & 3) == 3 && amx_permission();
+    if (!amx) return QC_CPU_AVX512;
+    qc_amx_init();
+    return QC_CPU_AMX;
 #elif defined(QC_ARM64_LINUX)
     /* The kernel's HWCAP bits say what the CPU has and EL0 may use. i8mm
      * CPUs (ARMv8.6) all have the dot product, which its level also uses. */
@@ -90,6 +113,7 @@ static const qc_kernel_set_t *level_set(qc_cpu_t level) {
     case QC_CPU_SCALAR: return qc_level_scalar;
     case QC_CPU_AVX2: return qc_level_avx2;
     case QC_CPU_AVX512: return qc_level_avx512;
+    case QC_CPU_AMX: return qc_level_amx;
     case QC_CPU_NEON: return qc_level_neon;
     case QC_CPU_DOTPROD: return qc_level_dotprod;
     case QC_CPU_I8MM: return qc_level_i8mm;
@@ -126,7 +150,7 @@ static void cpu_init(void) {
         return;
     }
     snprintf(cpu_request_err, sizeof cpu_request_err,
-             "QCARE_CPU=%.40s: not a kernel level (scalar, avx2, avx512, neon, dotprod, i8mm; the best here is %s)",
+             "QCARE_CPU=%.40s: not a kernel level (scalar, avx2, avx512, amx, neon, dotprod, i8mm; the best here is %s)",
              env, qc_cpu_name(cpu_max));
 }
 
@@ -150,6 +174,7 @@ const char *qc_cpu_name(qc_cpu_t level) {
     case QC_CPU_SCALAR: return "scalar";
     case QC_CPU_AVX2: return "avx2";
     case QC_CPU_AVX512: return "avx512";
+    case QC_CPU_AMX: return "amx";
     case QC_CPU_NEON: return "neon";
     case QC_CPU_DOTPROD: return "dotprod";
     case QC_CPU_I8MM: return "i8mm";

@@ -64,18 +64,20 @@ _Static_assert(sizeof(qc_block_q8_act) == 40, "activation block layout");
 /* ==== CPU levels ==== */
 
 /* Each architecture's levels in increasing order (a CPU with one has the
- * ones below it): x86-64 AVX2 < AVX-512; ARM64 NEON < dot product < i8mm. */
+ * ones below it): x86-64 AVX2 < AVX-512 < AMX (AVX-512's kernels, with
+ * AMX int8 tiles for prefill); ARM64 NEON < dot product < i8mm. */
 typedef enum {
     QC_CPU_SCALAR = 0,
     QC_CPU_AVX2 = 1,
     QC_CPU_AVX512 = 2,
-    QC_CPU_NEON = 3,
-    QC_CPU_DOTPROD = 4,
-    QC_CPU_I8MM = 5,
-    QC_CPU_LEVELS = 6 /* how many */
+    QC_CPU_AMX = 3,
+    QC_CPU_NEON = 4,
+    QC_CPU_DOTPROD = 5,
+    QC_CPU_I8MM = 6,
+    QC_CPU_LEVELS = 7 /* how many */
 } qc_cpu_t;
 
-/* The best level this CPU supports, or the one QCARE_CPU=scalar|avx2|avx512
+/* The best level this CPU supports, or the one QCARE_CPU=scalar|avx2|avx512|amx
  * (x86-64) or scalar|neon|dotprod|i8mm (ARM64) asks for (never above what
  * the CPU supports: qc_cpu_request_error says when it asked for more).
  * Decided once per process. */

@@ -40,6 +40,7 @@
 #include <immintrin.h>
 
 #include "engine/kquant_x86.h"
+#include "engine/panels_avx512.h"
 #include <math.h>
 #include <string.h>
 
@@ -454,35 +455,9 @@ QC_MM_KERNEL(mm_q4_K, tile_kq, QC_DTYPE_Q4_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM
 QC_MM_KERNEL(mm_q5_K, tile_kq, QC_DTYPE_Q5_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_q6_K, tile_kq, QC_DTYPE_Q6_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
 
-/* ==== weight panels (Q8_0, Q4_0, Q5_0) ====
- *
- * A panel is 16 rows; per 32-weight block it holds (PB bytes, blocks of a
- * panel one after the other, panels one after the other):
- *   quants  Q8_0: 8 vectors of 64 bytes, vector g lane i (4 bytes) = row
- *           i's weights 4g .. 4g + 3 plus 128 (unsigned); Q4_0 and Q5_0: 4
- *           vectors, vector h lane i = row i's qs[4h .. 4h + 3], so the low
- *           nibbles are weights 4h .. 4h + 3 and the high ones 16 + 4h ..
- *   qh      Q5_0 only: 16 words, row i's qh (bit c: weight c's 5th bit)
- *   d       16 halves, row i's scale
- * — the file's bytes rearranged (as large as the file). Each vpdpbusd then
- * multiplies 4 weights of 16 rows by the same 4 activations (broadcast), so
- * a block's dot for 16 rows accumulates in one register, in exact int32,
- * and is scaled and added in F32 for 16 outputs at once: no horizontal
- * sums, and one conversion, multiply and add per 16 rows and block where
- * the file layout's tiles need them per row. Each output adds its blocks
- * in order with the scalar tile's roundings ((float)sumi * (d_w * d_x),
- * then the sum), so the panels' products are the scalar level's bit for
- * bit. */
+/* ==== weight panels (panels_avx512.h has their layouts) ==== */
 
-enum { PR = 16, PT = 8, PRB = 64 }; /* rows per panel, tokens per tile, rows per L2 block */
-
-ALWAYS_INLINE int pan_kind(qc_dtype_t dt) { return dt == QC_DTYPE_Q8_0 ? 0 : dt == QC_DTYPE_Q4_0 ? 1 : 2; }
-ALWAYS_INLINE size_t pan_qbytes(int kind) { return kind == 0 ? 8 * 64 : 4 * 64; }
-ALWAYS_INLINE size_t pan_block(int kind) { return pan_qbytes(kind) + (kind == 2 ? 64 : 0) + 32; }
-ALWAYS_INLINE size_t file_block(int kind) {
-    return kind == 0 ? QC_Q8_0_BYTES : kind == 1 ? QC_Q4_0_BYTES : sizeof(qc_block_q5_0);
-}
-
+enum { PR = QC_PR, PT = 8, PRB = 64 }; /* rows per panel, tokens per tile, rows per L2 block */
 static size_t panel_bytes(const qc_tensor_t *t) {
     if ((t->dtype != QC_DTYPE_Q8_0 && t->dtype != QC_DTYPE_Q4_0 && t->dtype != QC_DTYPE_Q5_0) || t->rows % PR ||
         t->cols % QC_QK || t->rows <= 0)
@@ -512,35 +487,6 @@ static void pan_lane(int kind, unsigned char *pb, int i, unsigned char *fb, int 
     unsigned char *pd = pb + qb + (kind == 2 ? 64 : 0) + (size_t)i * 2;
     if (to_panel) memcpy(pd, fb, 2);
     else memcpy(fb, pd, 2);
-}
-
-
-
-/* The 8 weight vectors of one panel block, unsigned (excess 128, 8, 16). */
-ALWAYS_INLINE void pan_weights(const int kind, const unsigned char *pb, __m512i w[8]) {
-    if (kind == 0) {
-#pragma GCC unroll 8
-        for (int g = 0; g < 8; g++) w[g] = _mm512_loadu_si512((const void *)(pb + 64 * g));
-        return;
-    }
-    const __m512i m4 = _mm512_set1_epi8(0x0f);
-#pragma GCC unroll 4
-    for (int h = 0; h < 4; h++) {
-        const __m512i v = _mm512_loadu_si512((const void *)(pb + 64 * h));
-        w[h] = _mm512_and_si512(v, m4);
-        w[h + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-    }
-    if (kind == 2) {
-        /* group g's 5th bits: bits 4g .. 4g + 3 of each lane's qh, as 0x10
-         * in bytes 0..3 (vpermd looks the 4 bits up in a 16-word table) */
-        const __m512i lut = _mm512_setr_epi32(0, 0x10, 0x1000, 0x1010, 0x100000, 0x100010, 0x101000, 0x101010,
-                                              0x10000000, 0x10000010, 0x10001000, 0x10001010, 0x10100000,
-                                              0x10100010, 0x10101000, 0x10101010);
-        const __m512i qh = _mm512_loadu_si512((const void *)(pb + 4 * 64));
-#pragma GCC unroll 8
-        for (int g = 0; g < 8; g++)
-            w[g] = _mm512_or_si512(w[g], _mm512_permutexvar_epi32(_mm512_srli_epi32(qh, 4 * g), lut));
-    }
 }
 
 /* nt (<= PT) tokens x one panel (16 rows) over all nb blocks: y[t * ldy +
@@ -647,26 +593,6 @@ static void panel_matmul(const qc_tensor_t *t, const void *act, int n_tok, float
              kind == 0 ? pan_tile_q8_0 : kind == 1 ? pan_tile_q4_0 : pan_tile_q5_0);
 }
 
-/* Q4_K panels: per 16 rows and 256-weight super-block (KPB bytes):
- *   quants  32 vectors of 64 bytes, vector 8jj + g lane i = row i's
- *           qs[32jj + 4g .. + 3] (low nibbles: sub-block 2jj, weights 4g ..
- *           4g + 3; high nibbles: sub-block 2jj + 1)
- *   sc      8 x 16 bytes, [j][i] = row i's 6-bit scale of sub-block j
- *   mins    4 x 32 bytes, [k][2i + e] = row i's min m_2k+e (widened to
- *           int16 pairs once per super-block)
- *   d, dmin 16 halves each
- * (2368 bytes where the file has 2304). Per sub-block, 8 vpdpbusd give
- * its exact dot for 16 rows (unsigned nibbles, signed Q8_K activations,
- * no excess), converted and scaled by d sc_j d_x in F32; the mins' term
- * is exact in int32 (4 vpdpwssd on the activations' pair-summed bsums) and
- * scaled by dmin d_x once per super-block.
- * Q5_K panels (kind 1) are Q4_K's followed by the 5th bits:
- *   qh      8 vectors, vector g lane i = row i's qh[4g .. 4g + 3] (bit j of
- *           byte l: weight 32j + l's)
- * (2880 bytes where the file has 2816); the tile ORs each sub-block's bit
- * into its nibbles as 16 (unsigned 0..31), the rest as Q4_K. */
-enum { KPB = 2368, KP_SC = 2048, KP_MN = 2176, KP_D = 2304, KP_DMIN = 2336, K5PB = KPB + 512, K5_QH = KPB };
-
 /* Q4_K (kind 0) and Q5_K (kind 1) share d, dmin and the 12 scale bytes at
  * the block's start (the static asserts of quants.h fix both layouts). */
 static void kpan_lane(int kind, unsigned char *pb, int i, unsigned char *fb, int to_panel) {
@@ -707,14 +633,11 @@ static void kpan_lane(int kind, unsigned char *pb, int i, unsigned char *fb, int
     memcpy(k->dmin, pb + KP_DMIN + i * 2, 2);
 }
 
-
-
 /* nt tokens x one Q4_K (five = 0) or Q5_K panel over nb super-blocks;
  * bp[t * nb * 4 + 4b + k]: token t's bsums of sub-blocks 2k and 2k + 1 as
  * an int16 pair. */
 ALWAYS_INLINE void kpan_tile(const int five, const int nt, const unsigned char *pw, int64_t nb, const void *x,
                              size_t x_stride, const int32_t *bp, float *y, int64_t ldy, __mmask16 mask, int pf) {
-    const __m512i m4 = _mm512_set1_epi8(0x0f), one = _mm512_set1_epi8(1);
     const size_t pbb = five ? K5PB : KPB;
     __m512 acc[PT];
 #pragma GCC unroll 8
@@ -726,18 +649,7 @@ ALWAYS_INLINE void kpan_tile(const int five, const int nt, const unsigned char *
 #pragma GCC unroll 1
         for (int jj = 0; jj < 4; jj++) {
             __m512i lo[8], hi[8];
-#pragma GCC unroll 8
-            for (int g = 0; g < 8; g++) {
-                const __m512i v = _mm512_loadu_si512((const void *)(pw + (size_t)(8 * jj + g) * 64));
-                lo[g] = _mm512_and_si512(v, m4);
-                hi[g] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-                if (five) { /* bits 2jj and 2jj + 1 of each qh byte, as 16 (16-bit shifts: each byte's own) */
-                    const __m512i h = _mm512_loadu_si512((const void *)(pw + K5_QH + (size_t)g * 64));
-                    lo[g] = _mm512_or_si512(lo[g], _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(h, 2 * jj), one), 4));
-                    hi[g] = _mm512_or_si512(hi[g],
-                                            _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(h, 2 * jj + 1), one), 4));
-                }
-            }
+            kpan_quants(five, pw, jj, lo, hi);
             const __m512 s0 = _mm512_mul_ps(
                 dw, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(pw + KP_SC + 32 * jj)))));
             const __m512 s1 = _mm512_mul_ps(
@@ -817,18 +729,6 @@ static void kpanel_matmul(const qc_tensor_t *t, const void *act, int n_tok, floa
     pan_walk(&c, act, n_tok, y, ldy, r0, r1, kpan_prep, five ? kpan_tile_q5_K : kpan_tile_q4_K);
 }
 
-/* Q6_K panels: per 16 rows and super-block (the file's 3360 bytes):
- *   ql  32 vectors, vector 16n + 8h + g lane i = row i's ql[64n + 32h + 4g .. + 3]
- *   qh  16 vectors, vector 8n + g lane i = row i's qh[32n + 4g .. + 3]
- *   sc  16 x 16 bytes, [j][i] = row i's scale of 16-weight sub-block j
- *   d   16 halves
- * Group G = 4n + s (weights 128n + 32s + l) is ql's nibble s / 2 of half
- * s % 2 with qh's bits 2s as bits 4-5: unsigned 0..63 (q + 32) in bytes, 4
- * weights of 16 rows a vector. Each 16-weight sub-block's dot for 16 rows
- * is 4 vpdpbusd started at -32 times its bsum (the excess, exact), then
- * scaled by d sc_j d_x in F32. */
-enum { K6PB = 3360, K6_QH = 2048, K6_SC = 3072, K6_D = 3328 };
-
 static void k6pan_lane(int kind, unsigned char *pb, int i, unsigned char *fb, int to_panel) {
     (void)kind;
     qc_block_q6_K *k = (qc_block_q6_K *)fb;
@@ -845,27 +745,6 @@ static void k6pan_lane(int kind, unsigned char *pb, int i, unsigned char *fb, in
     }
     if (to_panel) memcpy(pb + K6_D + i * 2, k->d, 2);
     else memcpy(k->d, pb + K6_D + i * 2, 2);
-}
-
-
-
-/* Group G's 8 vectors of unsigned 6-bit quants (G = 4n + s). */
-ALWAYS_INLINE void k6pan_group(const unsigned char *pw, const int G, __m512i q[8]) {
-    const int n = G / 4, s = G % 4;
-    const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
-#pragma GCC unroll 8
-    for (int g = 0; g < 8; g++) {
-        const __m512i l = _mm512_loadu_si512((const void *)(pw + (size_t)(16 * n + 8 * (s % 2) + g) * 64));
-        const __m512i h = _mm512_loadu_si512((const void *)(pw + K6_QH + (size_t)(8 * n + g) * 64));
-        const __m512i lo = _mm512_and_si512(s / 2 ? _mm512_srli_epi16(l, 4) : l, m4);
-        /* bits 2s, 2s + 1 of each byte to bits 4, 5 (16-bit shifts: what
-         * crosses into the next byte lands outside 0x30) */
-        const __m512i hb = s == 0   ? _mm512_slli_epi16(h, 4)
-                           : s == 1 ? _mm512_slli_epi16(h, 2)
-                           : s == 2 ? h
-                                    : _mm512_srli_epi16(h, 2);
-        q[g] = _mm512_or_si512(lo, _mm512_and_si512(hb, m30));
-    }
 }
 
 ALWAYS_INLINE void k6pan_tile(const int nt, const unsigned char *pw, int64_t nb, const void *x, size_t x_stride,

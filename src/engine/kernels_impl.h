@@ -7,6 +7,7 @@
  *   kernels_scalar.c  the scalar level (plain C): the reference
  *   kernels_avx2.c    AVX2 + FMA + F16C           (built with -mavx2 ...)
  *   kernels_avx512.c  AVX-512 F/BW/VL/DQ + VNNI   (built with -mavx512f ...)
+ *   kernels_amx.c     AMX int8 tiles for prefill (-mamx-tile -mamx-int8 ...)
  *   kernels_neon.c    ARM64 NEON, dot product, i8mm (target pragmas)
  *
  * Accuracy contract of every SIMD level against the scalar reference:
@@ -242,6 +243,10 @@ typedef struct {
  * without its instruction set (the Makefile's ISA_FLAGS), and the level is
  * then never selected. */
 extern const qc_kernel_set_t *const qc_level_scalar, *const qc_level_avx2, *const qc_level_avx512;
+/* AVX-512's set with AMX panel products (kernels_amx.c), complete once
+ * qc_amx_init has run: kernels.c calls it when it picks the level. */
+extern const qc_kernel_set_t *const qc_level_amx;
+void qc_amx_init(void);
 extern const qc_kernel_set_t *const qc_level_neon, *const qc_level_dotprod, *const qc_level_i8mm;
 
 /* The scalar reference pieces the tests and the SIMD levels' fallbacks call. */

@@ -37,10 +37,12 @@ static size_t act_unit_bytes(qc_act_fmt_t f, int64_t unit) {
     return (size_t)(unit / act_block_cols(f)) * act_block_bytes(f);
 }
 
-/* The level a type falls back to when level k has no kernels for it:
- * AVX-512 to AVX2 (every AVX-512 CPU has it), the others to scalar. */
+/* The level a type falls back to when level k has no kernels for it: AMX
+ * to AVX-512, AVX-512 to AVX2 (every such CPU has the level below), the
+ * others to scalar. */
 static const qc_kernel_set_t *level_below(const qc_kernel_set_t *k) {
     if (k == qc_level_scalar) return NULL;
+    if (k == qc_level_amx && qc_level_avx512) return qc_level_avx512;
     return k == qc_level_avx512 && qc_level_avx2 ? qc_level_avx2 : qc_level_scalar;
 }
 
