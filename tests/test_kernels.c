@@ -1045,6 +1045,56 @@ static void test_exp_neg(void) {
     CHECK(isnan(qc_exp_neg(NAN)), "NaN kept");
 }
 
+/* qc_attend_block (each level's, and the dispatching one) against the
+ * level's qc_attend query by query, bit for bit: head widths 64 and 128,
+ * blocks of 1 to QC_ATT_QB queries starting on and off the 16-key groups,
+ * the rows split between a prefix and the sequence's cache. */
+static void test_attend_block(void) {
+    enum { N = 300, PRE = 23 };
+    static const int hds[] = {64, 128}, n0s[] = {1, 2, 15, 16, 17, 40, 100, 250};
+    int runs = 0, bad = 0;
+    for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++) {
+        const int hd = hds[hi];
+        uint16_t *kp = malloc(2 * (size_t)(N * hd)), *vp = malloc(2 * (size_t)(N * hd));
+        uint16_t *kc = malloc(2 * (size_t)(N * hd)), *vc = malloc(2 * (size_t)(N * hd));
+        float *q = malloc(sizeof(float) * (size_t)(QC_ATT_QB * hd)), *scores = malloc(sizeof(float) * QC_ATT_QB * N);
+        float *want = malloc(sizeof(float) * (size_t)(QC_ATT_QB * hd)), *got = malloc(sizeof(float) * (size_t)(QC_ATT_QB * hd));
+        for (int i = 0; i < N * hd; i++) {
+            kp[i] = qc_f32_to_f16(rng_unit());
+            kc[i] = qc_f32_to_f16(rng_unit());
+            vp[i] = qc_f32_to_f16(rng_unit() * 3);
+            vc[i] = qc_f32_to_f16(rng_unit() * 3);
+        }
+        for (int i = 0; i < QC_ATT_QB * hd; i++) q[i] = rng_unit() * 4;
+        const qc_kv_rows_t r = {kp, vp, kc, vc, PRE, hd};
+        const float scale = 1.0f / sqrtf((float)hd);
+        for (size_t ni = 0; ni < sizeof n0s / sizeof n0s[0]; ni++)
+            for (int nq = 1; nq <= QC_ATT_QB; nq++)
+                for (int l = QC_CPU_SCALAR; l < QC_CPU_LEVELS; l++) {
+                    if (!qc_cpu_has((qc_cpu_t)l)) continue;
+                    const qc_kernel_set_t *k = qc_kernels_for((qc_cpu_t)l);
+                    const int n0 = n0s[ni];
+                    for (int i = 0; i < nq; i++) k->attend(q + i * hd, &r, n0 + i, hd, scale, 0, scores, want + i * hd);
+                    for (int way = 0; way < 2; way++) {
+                        if (way == 0 && !k->attend_block) continue;
+                        memset(got, 0xff, sizeof(float) * (size_t)(nq * hd));
+                        if (way == 0) k->attend_block(q, hd, nq, &r, n0, hd, scale, scores, got, hd);
+                        else if (l == (int)qc_cpu_level()) qc_attend_block(q, hd, nq, &r, n0, hd, scale, scores, got, hd);
+                        else continue;
+                        runs++;
+                        if (memcmp(got, want, sizeof(float) * (size_t)(nq * hd))) {
+                            bad++;
+                            CHECK(0, "attend_block %s (%s) hd %d n0 %d nq %d: not bit-identical to attend", level_name(l),
+                                  way ? "qc_attend_block" : "the level's", hd, n0, nq);
+                        }
+                    }
+                }
+        free(kp), free(vp), free(kc), free(vc), free(q), free(scores), free(want), free(got);
+    }
+    CHECK(runs > 0, "attend_block: nothing run");
+    printf("test_kernels: attend_block: %d block configurations against attend query by query, %d differ\n", runs, bad);
+}
+
 /* Every level's qc_attend against the scalar one: within the dot products'
  * rounding in general, and bit-identical when the dot products are exact
  * in any order (small multiples of 1/8), both numerics, with a prefix. */
@@ -1179,6 +1229,7 @@ int main(void) {
     test_round_f16();
     test_exp_neg();
     test_attend();
+    test_attend_block();
     test_matmul();
     test_matmul_gguf();
     test_driver();

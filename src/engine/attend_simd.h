@@ -49,6 +49,23 @@ static inline float att_softmax(float *scores, int n, float mx) {
     return (float)(1.0 / sum);
 }
 
+/* The F32 softmax's second half: scores[0, n) (their maximum mx) to
+ * weights, and their sum of the V rows into o. */
+ALWAYS_INLINE void att_f32_out(const qc_kv_rows_t *r, int n, float *scores, float mx, float *o, const int nv) {
+    float inv = att_softmax(scores, n, mx);
+    vec_t acc[512 / ATT_W];
+#pragma GCC unroll 16
+    for (int j = 0; j < nv; j++) acc[j] = v_zero();
+    for (int i = 0; i < n; i++) {
+        const vec_t p = v_set1(scores[i] * inv);
+        const uint16_t *v = qc_v_row(r, i);
+#pragma GCC unroll 16
+        for (int j = 0; j < nv; j++) acc[j] = v_add(acc[j], v_mul(p, v_load_h(v + j * ATT_W)));
+    }
+#pragma GCC unroll 16
+    for (int j = 0; j < nv; j++) v_store(o + j * ATT_W, acc[j]);
+}
+
 /* The body, for nv vectors per row; inlined with nv a constant for the
  * common head sizes, so that the accumulators stay in registers (a loop
  * over a runtime nv keeps them in memory, one store-to-load chain per key). */
@@ -92,18 +109,7 @@ ALWAYS_INLINE void att_run(const float *q, const qc_kv_rows_t *r, int n, int hd,
         scores[i] = s;
         if (s > mx) mx = s;
     }
-    float inv = att_softmax(scores, n, mx);
-    vec_t acc[512 / ATT_W];
-#pragma GCC unroll 16
-    for (int j = 0; j < nv; j++) acc[j] = v_zero();
-    for (int i = 0; i < n; i++) {
-        const vec_t p = v_set1(scores[i] * inv);
-        const uint16_t *v = qc_v_row(r, i);
-#pragma GCC unroll 16
-        for (int j = 0; j < nv; j++) acc[j] = v_add(acc[j], v_mul(p, v_load_h(v + j * ATT_W)));
-    }
-#pragma GCC unroll 16
-    for (int j = 0; j < nv; j++) v_store(o + j * ATT_W, acc[j]);
+    att_f32_out(r, n, scores, mx, o, nv);
 }
 
 void ATT_NAME(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale, int f16_acc, float *scores,

@@ -3,6 +3,7 @@
  * tokens are laid side by side in one workspace, each run at its own
  * context's positions, and only the logits asked for are computed. */
 #include "engine/model_impl.h"
+#include "engine/kernels.h"
 #include "engine/threads.h"
 
 #include <stdlib.h>
@@ -62,7 +63,7 @@ qc_status qc_batch_eval(qc_batch_t *b, qc_ctx_t *const *ctxs, const int32_t *con
         b->seg[i] = (qc_seg_t){x, total, n_ids[i], x->pos};
         memcpy(b->ids + total, ids[i], (size_t)n_ids[i] * sizeof *b->ids);
         total += n_ids[i];
-        if (x->n_ctx > n_scores) n_scores = x->n_ctx;
+        if (x->n_ctx * QC_ATT_QB > n_scores) n_scores = x->n_ctx * QC_ATT_QB; /* a block of queries' scores */
     }
     if (n_scores > b->w.n_scores) { /* attention scores for the longest sequence */
         float *sc = calloc((size_t)qc_pool_size(m->pool) * n_scores, sizeof(float));

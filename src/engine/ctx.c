@@ -27,7 +27,7 @@ int qc_work_init(qc_work_t *w, const qc_model_t *m, int n_batch, int n_scores) {
     if (q_dim > widest) widest = q_dim;
     memset(w, 0, sizeof *w);
     w->n_batch = n_batch;
-    w->n_scores = n_scores;
+    w->n_scores = n_scores * QC_ATT_QB; /* a block of queries' scores */
     w->x = calloc((size_t)n_batch * c->n_embd, sizeof(float));
     w->xb = calloc((size_t)n_batch * c->n_embd, sizeof(float));
     w->q = calloc((size_t)n_batch * q_dim, sizeof(float));
@@ -36,7 +36,7 @@ int qc_work_init(qc_work_t *w, const qc_model_t *m, int n_batch, int n_scores) {
     w->att_out = calloc((size_t)n_batch * q_dim, sizeof(float));
     w->hb = calloc((size_t)n_batch * c->n_ff, sizeof(float));
     w->hb2 = calloc((size_t)n_batch * c->n_ff, sizeof(float));
-    w->scores = calloc((size_t)qc_pool_size(m->pool) * n_scores, sizeof(float));
+    w->scores = calloc((size_t)qc_pool_size(m->pool) * w->n_scores, sizeof(float));
     /* calloc'd (mapped untouched) beyond a small size: a slot no weight
      * type of the model uses costs no memory */
     w->act_slot = qc_act_slot_bytes(n_batch, widest);

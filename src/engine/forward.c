@@ -153,10 +153,13 @@ typedef struct {
  * here is what lets qcare reproduce its logits to ~1e-3 (see tests/). */
 #define QC_ATTN_TILE_MIN 64
 
-/* Attention of the pass's new tokens in one layer, dealt over (token,
- * head) pairs: their k/v are already in their sequences' caches; each token
- * sees its own sequence up to itself. The numerics follow the size of the
- * token's run (its sequence's tokens in this pass), as if it ran alone. */
+/* Attention of the pass's new tokens in one layer, dealt over (block of
+ * tokens, head) items: their k/v are already in their sequences' caches;
+ * each token sees its own sequence up to itself. The numerics follow the
+ * size of the token's run (its sequence's tokens in this pass), as if it
+ * ran alone: a run of QC_ATTN_TILE_MIN or more takes the F32 softmax in
+ * blocks of QC_ATT_QB consecutive tokens (which share their K rows; each
+ * token's result is what it gets alone), a shorter one token by token. */
 static void attention_task(void *arg, int ith, int nth) {
     const layer_job_t *j = arg;
     const qc_config_t *c = &j->m->cfg;
@@ -164,17 +167,25 @@ static void attention_task(void *arg, int ith, int nth) {
     float scale = 1.0f / sqrtf((float)hd), *scores = j->w->scores + (size_t)ith * j->w->n_scores;
     /* dealt round, not in ranges: a token's cost grows with its position
      * (a range split of a 512-token prompt gave the last thread 3/4) */
-    int si = 0;
-    for (long th = ith; th < (long)j->n_tok * c->n_head; th += nth) {
-        int t = (int)(th / c->n_head), h = (int)(th % c->n_head), kvh = h / group;
-        while (t >= j->seg[si].t0 + j->seg[si].n_tok) si++;
-        const qc_seg_t *g = &j->seg[si];
+    long item = 0; /* items of the runs before g; thread ith takes every nth of them all */
+    int done = 0; /* the runs cover the pass's tokens in order */
+    for (const qc_seg_t *g = j->seg; done < j->n_tok; done += g->n_tok, g++) {
+        const int tiled = g->n_tok >= QC_ATTN_TILE_MIN, qb = tiled ? QC_ATT_QB : 1;
+        const long blocks = (g->n_tok + qb - 1) / qb, n_items = blocks * c->n_head;
         const qc_ctx_t *x = g->x, *p = x->prefix;
-        size_t lh = (size_t)j->layer * c->n_head_kv + kvh, lk = lh * x->n_ctx * hd, lp = p ? lh * p->n_ctx * hd : 0;
-        qc_kv_rows_t rows = {p ? p->k_cache + lp : NULL, p ? p->v_cache + lp : NULL, x->k_cache + lk,
-                             x->v_cache + lk, x->n_prefix, hd};
-        qc_attend(j->w->q + (size_t)t * q_dim + h * hd, &rows, g->pos0 + (t - g->t0) + 1, hd, scale,
-                  g->n_tok < QC_ATTN_TILE_MIN, scores, j->w->att_out + (size_t)t * q_dim + h * hd);
+        for (long it = ((ith - item) % nth + nth) % nth; it < n_items; it += nth) {
+            int b = (int)(it / c->n_head), h = (int)(it % c->n_head), kvh = h / group;
+            int t = g->t0 + b * qb, nq = g->n_tok - b * qb < qb ? g->n_tok - b * qb : qb;
+            size_t lh = (size_t)j->layer * c->n_head_kv + kvh, lk = lh * x->n_ctx * hd,
+                   lp = p ? lh * p->n_ctx * hd : 0;
+            qc_kv_rows_t rows = {p ? p->k_cache + lp : NULL, p ? p->v_cache + lp : NULL, x->k_cache + lk,
+                                 x->v_cache + lk, x->n_prefix, hd};
+            const float *q = j->w->q + (size_t)t * q_dim + h * hd;
+            float *o = j->w->att_out + (size_t)t * q_dim + h * hd;
+            if (tiled) qc_attend_block(q, q_dim, nq, &rows, g->pos0 + (t - g->t0) + 1, hd, scale, scores, o, q_dim);
+            else qc_attend(q, &rows, g->pos0 + (t - g->t0) + 1, hd, scale, 1, scores, o);
+        }
+        item += n_items;
     }
 }
 

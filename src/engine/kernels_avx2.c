@@ -541,7 +541,7 @@ static const qc_kernel_set_t avx2_set = {{QC_MM_COMMON_TYPES, [QC_DTYPE_Q5_0] = 
                                           [QC_DTYPE_Q5_K] = &mm_q5_K, [QC_DTYPE_Q6_K] = &mm_q6_K},
                                          dot_f32_avx2,
                                          act_row_avx2,
-                                         attend_avx2, NULL, NULL};
+                                         attend_avx2, NULL, NULL, NULL};
 const qc_kernel_set_t *const qc_level_avx2 = &avx2_set;
 
 #else /* built without the AVX2 flags: never selected */

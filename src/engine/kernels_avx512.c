@@ -964,7 +964,14 @@ ALWAYS_INLINE vec_t v_mul(vec_t a, vec_t b) { return _mm512_mul_ps(a, b); }
 ALWAYS_INLINE vec_t v_set1(float x) { return _mm512_set1_ps(x); }
 ALWAYS_INLINE vec_t v_zero(void) { return _mm512_setzero_ps(); }
 ALWAYS_INLINE vec_t v_fmadd(vec_t a, vec_t b, vec_t c) { return _mm512_fmadd_ps(a, b, c); }
-ALWAYS_INLINE float v_hsum(vec_t a) { return _mm512_reduce_add_ps(a); }
+/* halves, quarters, then pairs (GCC's _mm512_reduce_add_ps order), written
+ * out so that hsum16 below can repeat it for 16 vectors at once */
+ALWAYS_INLINE float v_hsum(vec_t a) {
+    const __m256 t3 = _mm256_add_ps(_mm512_extractf32x8_ps(a, 1), _mm512_castps512_ps256(a));
+    const __m128 t6 = _mm_add_ps(_mm256_extractf128_ps(t3, 1), _mm256_castps256_ps128(t3));
+    const __m128 t8 = _mm_add_ps(t6, _mm_movehl_ps(t6, t6));
+    return _mm_cvtss_f32(_mm_add_ss(t8, _mm_movehdup_ps(t8)));
+}
 ALWAYS_INLINE vec_t v_load_h(const uint16_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
 ALWAYS_INLINE vec_t v_round_h(vec_t x) {
     return _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
@@ -979,6 +986,141 @@ ALWAYS_INLINE vec_t v_zero_below(vec_t x, float a, vec_t y) {
 }
 #include "engine/attend_simd.h"
 
+/* Lane j = v_hsum(v[j]), the same additions in the same order: the halves
+ * of pairs of vectors, then their quarters, pairs, and the final pairs,
+ * which leave key q + 4m in lane 4q + m (put back in order at the end). */
+ALWAYS_INLINE __m512 hsum16(const __m512 v[16]) {
+    __m512 w[8], x[4], y[2];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        w[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xee),
+                             _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44));
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+        x[i] = _mm512_add_ps(_mm512_shuffle_f32x4(w[2 * i], w[2 * i + 1], 0xdd),
+                             _mm512_shuffle_f32x4(w[2 * i], w[2 * i + 1], 0x88));
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; i++)
+        y[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(x[2 * i]), _mm512_castps_pd(x[2 * i + 1]))),
+                             _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(x[2 * i]), _mm512_castps_pd(x[2 * i + 1]))));
+    const __m512 z = _mm512_add_ps(_mm512_shuffle_ps(y[0], y[1], 0x88), _mm512_shuffle_ps(y[0], y[1], 0xdd));
+    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), z);
+}
+
+/* The scores of nq queries (qc_attend_block's) 16 keys at a time: each
+ * group of K rows converted once into kf for all the queries, each query's
+ * 16 dots att_dot_h's operations (hsum16 for the 16 horizontal sums). */
+ALWAYS_INLINE void att_qk_block(const float *q, int64_t ldq, int nq, const qc_kv_rows_t *r, int n0, int hd,
+                                float scale, float *scores, const int nv) {
+    const int nmax = n0 + nq - 1;
+    _Alignas(64) float kf[16 * 512];
+    for (int i0 = 0; i0 < nmax; i0 += 16) {
+        const int nk = nmax - i0 < 16 ? nmax - i0 : 16;
+        for (int j = 0; j < 16; j++) {
+            const uint16_t *k = j < nk ? qc_k_row(r, i0 + j) : NULL;
+#pragma GCC unroll 8
+            for (int c = 0; c < nv; c++) v_store(kf + j * hd + c * ATT_W, k ? v_load_h(k + c * ATT_W) : v_zero());
+        }
+        for (int qi = 0; qi < nq; qi++) {
+            const int n = n0 + qi;
+            if (n <= i0) continue;
+            const float *qq = q + qi * ldq;
+            __m512 v[16];
+#pragma GCC unroll 16
+            for (int j = 0; j < 16; j++) {
+                const float *k = kf + j * hd;
+                vec_t s0 = v_zero(), s1 = v_zero();
+                int c = 0;
+#pragma GCC unroll 8
+                for (; c + 2 <= nv; c += 2) {
+                    s0 = v_fmadd(v_load(qq + c * ATT_W), v_load(k + c * ATT_W), s0);
+                    s1 = v_fmadd(v_load(qq + (c + 1) * ATT_W), v_load(k + (c + 1) * ATT_W), s1);
+                }
+                if (c < nv) s0 = v_fmadd(v_load(qq + c * ATT_W), v_load(k + c * ATT_W), s0);
+                v[j] = v_add(s0, s1);
+            }
+            const int m = n - i0 < 16 ? n - i0 : 16;
+            _mm512_mask_storeu_ps(scores + (size_t)qi * (size_t)nmax + i0, (__mmask16)((1u << m) - 1),
+                                  v_mul(hsum16(v), v_set1(scale)));
+        }
+    }
+}
+
+/* The largest of s[0, n), as `if (s[i] > mx) mx = s[i]` from -inf finds
+ * it (NaN passed over: vmaxps returns its second operand then); only the
+ * sign of a zero maximum may differ, which no score minus it shows. */
+static float att_max(const float *s, int n) {
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) m = _mm512_max_ps(_mm512_loadu_ps(s + i), m);
+    if (i < n) m = _mm512_mask_max_ps(m, (__mmask16)((1u << (n - i)) - 1), _mm512_maskz_loadu_ps((__mmask16)((1u << (n - i)) - 1), s + i), m);
+    return _mm512_reduce_max_ps(m);
+}
+
+/* att_f32_out for the queries [q0, q0 + g) of a block (g <= 4 / 2 by nv),
+ * their weights already in scores: each V row converted once for the
+ * group, each query's sum the same additions in the same order (its keys
+ * 0 .. n - 1; the last queries' extra keys after the shared ones). */
+ALWAYS_INLINE void att_pv_group(const qc_kv_rows_t *r, int n0, int nmax, const float *scores, const float *inv, int q0,
+                                int g, float *o, int64_t ldo, const int nv, const int G) {
+    vec_t acc[4][8];
+#pragma GCC unroll 4
+    for (int a = 0; a < G; a++)
+#pragma GCC unroll 8
+        for (int j = 0; j < nv; j++) acc[a][j] = v_zero();
+    const int shared = n0 + q0; /* keys every query of the group sees */
+    for (int i = 0; i < shared; i++) {
+        const uint16_t *v = qc_v_row(r, i);
+        vec_t vv[8];
+#pragma GCC unroll 8
+        for (int j = 0; j < nv; j++) vv[j] = v_load_h(v + j * ATT_W);
+#pragma GCC unroll 4
+        for (int a = 0; a < G; a++) {
+            if (a >= g) break;
+            const vec_t p = v_set1(scores[(size_t)(q0 + a) * (size_t)nmax + i] * inv[q0 + a]);
+#pragma GCC unroll 8
+            for (int j = 0; j < nv; j++) acc[a][j] = v_add(acc[a][j], v_mul(p, vv[j]));
+        }
+    }
+#pragma GCC unroll 4
+    for (int a = 0; a < G; a++) {
+        if (a >= g) break;
+        for (int i = shared; i < n0 + q0 + a; i++) {
+            const uint16_t *v = qc_v_row(r, i);
+            const vec_t p = v_set1(scores[(size_t)(q0 + a) * (size_t)nmax + i] * inv[q0 + a]);
+#pragma GCC unroll 8
+            for (int j = 0; j < nv; j++) acc[a][j] = v_add(acc[a][j], v_mul(p, v_load_h(v + j * ATT_W)));
+        }
+#pragma GCC unroll 8
+        for (int j = 0; j < nv; j++) v_store(o + (q0 + a) * ldo + j * ATT_W, acc[a][j]);
+    }
+}
+
+ALWAYS_INLINE void att_block_run(const float *q, int64_t ldq, int nq, const qc_kv_rows_t *r, int n0, int hd,
+                                 float scale, float *scores, float *o, int64_t ldo, const int nv) {
+    att_qk_block(q, ldq, nq, r, n0, hd, scale, scores, nv);
+    const int nmax = n0 + nq - 1;
+    float inv[QC_ATT_QB];
+    for (int qi = 0; qi < nq; qi++) {
+        float *s = scores + (size_t)qi * (size_t)nmax;
+        inv[qi] = att_softmax(s, n0 + qi, att_max(s, n0 + qi));
+    }
+    _Static_assert(512 / ATT_W >= 8, "att_pv_group's arrays");
+    const int G = nv <= 4 ? 4 : 2;
+    for (int q0 = 0; q0 < nq; q0 += G)
+        att_pv_group(r, n0, nmax, scores, inv, q0, nq - q0 < G ? nq - q0 : G, o, ldo, nv, G);
+}
+
+static void attend_block_avx512(const float *q, int64_t ldq, int nq, const qc_kv_rows_t *r, int n0, int hd,
+                                float scale, float *scores, float *o, int64_t ldo) {
+    /* Qwen's heads, 64 and 128 wide; any other query by query (the same
+     * results, by qc_attend_block's contract) */
+    if (n0 >= 1 && hd == 64) att_block_run(q, ldq, nq, r, n0, hd, scale, scores, o, ldo, 64 / ATT_W);
+    else if (n0 >= 1 && hd == 128) att_block_run(q, ldq, nq, r, n0, hd, scale, scores, o, ldo, 128 / ATT_W);
+    else
+        for (int i = 0; i < nq; i++) attend_avx512(q + i * ldq, r, n0 + i, hd, scale, 0, scores, o + i * ldo);
+}
+
 /* ==== the level ==== */
 
 /* Q4_1 and Q5_1 run on AVX2's kernels (matmul.c's level_below). */
@@ -989,7 +1131,8 @@ static const qc_kernel_set_t avx512_set = {{QC_MM_COMMON_TYPES, [QC_DTYPE_Q5_0] 
                                            act_row_avx512,
                                            attend_avx512,
                                            &avx512_panel,
-                                           act_row_k_avx512};
+                                           act_row_k_avx512,
+                                           attend_block_avx512};
 const qc_kernel_set_t *const qc_level_avx512 = &avx512_set;
 
 #else /* built without the AVX-512 flags: never selected */
