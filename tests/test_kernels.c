@@ -43,6 +43,41 @@ static int bit_exact_quant(int l) { return l >= QC_CPU_NEON; }
 
 /* ==== half precision ==== */
 
+/* Every level's f16_row against qc_f32_to_f16, bit for bit: the cases
+ * below, every exponent with random mantissas and signs, NaNs with
+ * payloads, infinities, subnormals; lengths off the vector widths. */
+static void test_f16_row(void) {
+    enum { N = 4096 + 13 };
+    float *x = malloc(sizeof(float) * N);
+    uint16_t *want = malloc(2 * N), *got = malloc(2 * N);
+    for (int i = 0; i < N; i++) {
+        uint32_t u = (uint32_t)rng_next();
+        if (i % 7 == 0) u = (u & 0x807fffffu) | (uint32_t)(100 + i % 60) << 23; /* around half's range */
+        if (i % 97 == 1) u = (u & 0x80000000u) | 0x7f800000u | (uint32_t)(1 + i);  /* NaN, a payload */
+        if (i % 101 == 2) u = (u & 0x80000000u) | 0x7f800000u;                    /* inf */
+        memcpy(&x[i], &u, 4);
+        want[i] = qc_f32_to_f16(x[i]);
+    }
+    int runs = 0;
+    FOR_SIMD_LEVELS(l) {
+        const qc_kernel_set_t *k = qc_kernels_for((qc_cpu_t)l);
+        if (!k->f16_row) continue;
+        for (int n = N; n >= N - 20; n -= 7) {
+            memset(got, 0, 2 * N);
+            k->f16_row(x, got, n);
+            int differ = 0;
+            for (int i = 0; i < n; i++) differ += got[i] != want[i];
+            CHECK(!differ, "f16_row %s n %d: %d values differ from qc_f32_to_f16", level_name(l), n, differ);
+            runs++;
+        }
+    }
+    memset(got, 0, 2 * N);
+    qc_f32_to_f16_row(x, got, N);
+    CHECK(!memcmp(got, want, 2 * N), "qc_f32_to_f16_row differs from qc_f32_to_f16");
+    printf("test_kernels: f16_row: %d level runs against qc_f32_to_f16\n", runs);
+    free(x), free(want), free(got);
+}
+
 static void test_f16(void) {
     static const struct {
         float f;
@@ -1220,6 +1255,7 @@ static void report_amx(void) {
 int main(void) {
     test_formats();
     test_f16();
+    test_f16_row();
     test_quantize_q8_0();
     test_quantize_q4_0();
     test_roundtrip();

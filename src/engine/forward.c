@@ -229,10 +229,8 @@ static void qkv_token(const layer_job_t *j, const qc_seg_t *g, int t) {
     for (int h = 0; h < c->n_head_kv; h++) {
         size_t off = (((size_t)j->layer * c->n_head_kv + h) * x->n_ctx + g->pos0 + t - g->t0) * hd;
         const float *k = kt + h * hd, *v = vt + h * hd;
-        for (int i = 0; i < hd; i++) {
-            x->k_cache[off + i] = qc_f32_to_f16(k[i]);
-            x->v_cache[off + i] = qc_f32_to_f16(v[i]);
-        }
+        qc_f32_to_f16_row(k, x->k_cache + off, hd);
+        qc_f32_to_f16_row(v, x->v_cache + off, hd);
     }
 }
 

@@ -206,6 +206,15 @@ void qc_attend_block(const float *q, int64_t ldq, int nq, const qc_kv_rows_t *r,
     for (int i = 0; i < nq; i++) k->attend(q + i * ldq, r, n0 + i, hd, scale, 0, scores, o + i * ldo);
 }
 
+void qc_f32_to_f16_row(const float *x, uint16_t *y, int64_t n) {
+    const qc_kernel_set_t *k = qc_kernels_for(qc_cpu_level());
+    if (k->f16_row) {
+        k->f16_row(x, y, n);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) y[i] = qc_f32_to_f16(x[i]);
+}
+
 /* ==== half precision ==== */
 
 static inline uint32_t f32_bits(float f) {

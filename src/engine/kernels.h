@@ -96,6 +96,9 @@ size_t qc_row_bytes(qc_dtype_t t, int64_t n);
 
 /* Half-precision conversion, round to nearest even (as ggml's). */
 uint16_t qc_f32_to_f16(float f);
+/* y[i] = qc_f32_to_f16(x[i]) for i < n, bit for bit (F16C where the level
+ * has it, NaN made qc_f32_to_f16's 0x7e00 with the sign). */
+void qc_f32_to_f16_row(const float *x, uint16_t *y, int64_t n);
 
 /* Quantizes n floats (n % 32 == 0) to Q8_0 or Q4_0 blocks, bit-exactly as
  * ggml's quantize_row_q8_0_ref / quantize_row_q4_0_ref do. */

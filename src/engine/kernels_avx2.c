@@ -535,13 +535,32 @@ ALWAYS_INLINE vec_t v_zero_below(vec_t x, float a, vec_t y) {
 
 /* ==== the level ==== */
 
+/* qc_f32_to_f16_row with F16C, 8 at a time: its rounding (to nearest even,
+ * subnormals and overflow to inf included) is qc_f32_to_f16's; only a NaN's
+ * half differs (F16C keeps the payload's top bits), so NaN lanes are made
+ * 0x7e00 with their sign. */
+static void f16_row_avx2(const float *x, uint16_t *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        const __m128i h = _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        const __m128i nan = _mm_packs_epi32(_mm256_castsi256_si128(_mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q))),
+                                            _mm256_extracti128_si256(_mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)), 1));
+        const __m128i sign = _mm_and_si128(_mm_packs_epi32(_mm_srai_epi32(_mm256_castsi256_si128(_mm256_castps_si256(v)), 16),
+                                                           _mm_srai_epi32(_mm256_extracti128_si256(_mm256_castps_si256(v), 1), 16)),
+                                           _mm_set1_epi16((short)0x8000));
+        _mm_storeu_si128((__m128i *)(y + i), _mm_blendv_epi8(h, _mm_or_si128(sign, _mm_set1_epi16(0x7e00)), nan));
+    }
+    for (; i < n; i++) y[i] = qc_f32_to_f16(x[i]);
+}
+
 static const qc_kernel_set_t avx2_set = {{QC_MM_COMMON_TYPES, [QC_DTYPE_Q5_0] = &mm_q5_0, [QC_DTYPE_Q4_1] = &mm_q4_1,
                                           [QC_DTYPE_Q5_1] = &mm_q5_1, [QC_DTYPE_Q2_K] = &mm_q2_K,
                                           [QC_DTYPE_Q3_K] = &mm_q3_K, [QC_DTYPE_Q4_K] = &mm_q4_K,
                                           [QC_DTYPE_Q5_K] = &mm_q5_K, [QC_DTYPE_Q6_K] = &mm_q6_K},
                                          dot_f32_avx2,
                                          act_row_avx2,
-                                         attend_avx2, NULL, NULL, NULL};
+                                         attend_avx2, NULL, NULL, f16_row_avx2, NULL};
 const qc_kernel_set_t *const qc_level_avx2 = &avx2_set;
 
 #else /* built without the AVX2 flags: never selected */

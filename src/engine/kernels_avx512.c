@@ -1121,6 +1121,23 @@ static void attend_block_avx512(const float *q, int64_t ldq, int nq, const qc_kv
         for (int i = 0; i < nq; i++) attend_avx512(q + i * ldq, r, n0 + i, hd, scale, 0, scores, o + i * ldo);
 }
 
+/* ==== half precision ==== */
+
+/* kernels_avx2.c's f16_row_avx2, 16 at a time. */
+static void f16_row_avx512(const float *x, uint16_t *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 v = _mm512_loadu_ps(x + i);
+        const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        const __m256i h = _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        const __m256i q = _mm512_cvtepi32_epi16(_mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(_mm512_castps_si512(v), 16),
+                                                                                  _mm512_set1_epi32(0x8000)),
+                                                                 _mm512_set1_epi32(0x7e00)));
+        _mm256_storeu_si256((__m256i *)(y + i), _mm256_mask_blend_epi16(nan, h, q));
+    }
+    for (; i < n; i++) y[i] = qc_f32_to_f16(x[i]);
+}
+
 /* ==== the level ==== */
 
 /* Q4_1 and Q5_1 run on AVX2's kernels (matmul.c's level_below). */
@@ -1132,6 +1149,7 @@ static const qc_kernel_set_t avx512_set = {{QC_MM_COMMON_TYPES, [QC_DTYPE_Q5_0] 
                                            attend_avx512,
                                            &avx512_panel,
                                            act_row_k_avx512,
+                                           f16_row_avx512,
                                            attend_block_avx512};
 const qc_kernel_set_t *const qc_level_avx512 = &avx512_set;
 

@@ -231,6 +231,8 @@ typedef struct {
     /* a row of cols (a multiple of 256) as Q8_K blocks, the bytes of ggml's
      * quantize_row_q8_K_ref (quants.c's); NULL: that one */
     void (*act_row_k)(const float *x, int64_t cols, void *out);
+    /* qc_f32_to_f16_row's contract; NULL: qc_f32_to_f16 one by one */
+    void (*f16_row)(const float *x, uint16_t *y, int64_t n);
     /* qc_attend_block's contract; NULL: attend query by query */
     void (*attend_block)(const float *q, int64_t ldq, int nq, const qc_kv_rows_t *r, int n0, int hd, float scale,
                          float *scores, float *o, int64_t ldo);
