@@ -44,9 +44,7 @@ static inline float att_softmax(float *scores, int n, float mx) {
     int i = 0;
     for (; i + ATT_W <= n; i += ATT_W) v_store(scores + i, v_exp_neg(v_sub(v_load(scores + i), m)));
     for (; i < n; i++) scores[i] = qc_exp_neg(scores[i] - mx);
-    double sum = 0;
-    for (i = 0; i < n; i++) sum += scores[i];
-    return (float)(1.0 / sum);
+    return (float)(1.0 / qc_softmax_sum(scores, n));
 }
 
 /* The F32 softmax's second half: scores[0, n) (their maximum mx) to
