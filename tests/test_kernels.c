@@ -1109,20 +1109,22 @@ static void test_attend_block(void) {
                     if (!qc_cpu_has((qc_cpu_t)l)) continue;
                     const qc_kernel_set_t *k = qc_kernels_for((qc_cpu_t)l);
                     const int n0 = n0s[ni];
-                    for (int i = 0; i < nq; i++) k->attend(q + i * hd, &r, n0 + i, hd, scale, 0, scores, want + i * hd);
+                  for (int f16 = 0; f16 < 2; f16++) {
+                    for (int i = 0; i < nq; i++) k->attend(q + i * hd, &r, n0 + i, hd, scale, f16, scores, want + i * hd);
                     for (int way = 0; way < 2; way++) {
                         if (way == 0 && !k->attend_block) continue;
                         memset(got, 0xff, sizeof(float) * (size_t)(nq * hd));
-                        if (way == 0) k->attend_block(q, hd, nq, &r, n0, hd, scale, scores, got, hd);
-                        else if (l == (int)qc_cpu_level()) qc_attend_block(q, hd, nq, &r, n0, hd, scale, scores, got, hd);
+                        if (way == 0) k->attend_block(q, hd, nq, &r, n0, hd, scale, f16, scores, got, hd);
+                        else if (l == (int)qc_cpu_level()) qc_attend_block(q, hd, nq, &r, n0, hd, scale, f16, scores, got, hd);
                         else continue;
                         runs++;
                         if (memcmp(got, want, sizeof(float) * (size_t)(nq * hd))) {
                             bad++;
-                            CHECK(0, "attend_block %s (%s) hd %d n0 %d nq %d: not bit-identical to attend", level_name(l),
-                                  way ? "qc_attend_block" : "the level's", hd, n0, nq);
+                            CHECK(0, "attend_block %s (%s) hd %d n0 %d nq %d f16 %d: not bit-identical to attend",
+                                  level_name(l), way ? "qc_attend_block" : "the level's", hd, n0, nq, f16);
                         }
                     }
+                  }
                 }
         free(kp), free(vp), free(kc), free(vc), free(q), free(scores), free(want), free(got);
     }

@@ -64,6 +64,37 @@ ALWAYS_INLINE void att_f32_out(const qc_kv_rows_t *r, int n, float *scores, floa
     for (int j = 0; j < nv; j++) v_store(o + j * ATT_W, acc[j]);
 }
 
+/* The half-precision online softmax over scores[0, n) (q16 . k * scale):
+ * the running maximum's rescalings and the weighted V rows in half
+ * precision, every update rounded, as llama.cpp's CPU flash attention. */
+ALWAYS_INLINE void att_f16_out(const qc_kv_rows_t *r, int n, const float *scores, float *o, const int nv) {
+    vec_t acc[512 / ATT_W];
+#pragma GCC unroll 16
+    for (int j = 0; j < nv; j++) acc[j] = v_zero();
+    float S = 0, M = -INFINITY;
+    for (int i = 0; i < n; i++) {
+        const uint16_t *v = qc_v_row(r, i);
+        float s = scores[i], ms = 1, vs = 1;
+        if (s > M) {
+            float old = M;
+            M = s;
+            ms = qc_exp_neg(old - M);
+            const vec_t m = v_set1(ms);
+#pragma GCC unroll 16
+            for (int j = 0; j < nv; j++) acc[j] = v_round_h(v_mul(acc[j], m));
+        } else {
+            vs = qc_exp_neg(s - M);
+        }
+        const vec_t w = v_set1(vs);
+#pragma GCC unroll 16
+        for (int j = 0; j < nv; j++) acc[j] = v_round_h(v_add(acc[j], v_mul(v_load_h(v + j * ATT_W), w)));
+        S = S * ms + vs;
+    }
+    const vec_t inv = v_set1(S == 0 ? 0 : 1.0f / S);
+#pragma GCC unroll 16
+    for (int j = 0; j < nv; j++) v_store(o + j * ATT_W, v_mul(acc[j], inv));
+}
+
 /* The body, for nv vectors per row; inlined with nv a constant for the
  * common head sizes, so that the accumulators stay in registers (a loop
  * over a runtime nv keeps them in memory, one store-to-load chain per key). */
@@ -71,34 +102,10 @@ ALWAYS_INLINE void att_run(const float *q, const qc_kv_rows_t *r, int n, int hd,
                            float *scores, float *o, const int nv) {
     if (f16_acc) {
         _Alignas(64) float q16[512];
-        vec_t acc[512 / ATT_W];
 #pragma GCC unroll 16
-        for (int j = 0; j < nv; j++) {
-            v_store(q16 + j * ATT_W, v_round_h(v_load(q + j * ATT_W)));
-            acc[j] = v_zero();
-        }
-        float S = 0, M = -INFINITY;
-        for (int i = 0; i < n; i++) {
-            const uint16_t *k = qc_k_row(r, i), *v = qc_v_row(r, i);
-            float s = att_dot_h(q16, k, hd) * scale, ms = 1, vs = 1;
-            if (s > M) {
-                float old = M;
-                M = s;
-                ms = expf(old - M);
-                const vec_t m = v_set1(ms);
-#pragma GCC unroll 16
-                for (int j = 0; j < nv; j++) acc[j] = v_round_h(v_mul(acc[j], m));
-            } else {
-                vs = expf(s - M);
-            }
-            const vec_t w = v_set1(vs);
-#pragma GCC unroll 16
-            for (int j = 0; j < nv; j++) acc[j] = v_round_h(v_add(acc[j], v_mul(v_load_h(v + j * ATT_W), w)));
-            S = S * ms + vs;
-        }
-        const vec_t inv = v_set1(S == 0 ? 0 : 1.0f / S);
-#pragma GCC unroll 16
-        for (int j = 0; j < nv; j++) v_store(o + j * ATT_W, v_mul(acc[j], inv));
+        for (int j = 0; j < nv; j++) v_store(q16 + j * ATT_W, v_round_h(v_load(q + j * ATT_W)));
+        for (int i = 0; i < n; i++) scores[i] = att_dot_h(q16, qc_k_row(r, i), hd) * scale;
+        att_f16_out(r, n, scores, o, nv);
         return;
     }
     float mx = -INFINITY;

@@ -157,9 +157,10 @@ typedef struct {
  * tokens, head) items: their k/v are already in their sequences' caches;
  * each token sees its own sequence up to itself. The numerics follow the
  * size of the token's run (its sequence's tokens in this pass), as if it
- * ran alone: a run of QC_ATTN_TILE_MIN or more takes the F32 softmax in
- * blocks of QC_ATT_QB consecutive tokens (which share their K rows; each
- * token's result is what it gets alone), a shorter one token by token. */
+ * ran alone: a run of QC_ATTN_TILE_MIN or more takes the F32 softmax, a
+ * shorter one the half-precision online one, both in blocks of QC_ATT_QB
+ * consecutive tokens (which share their K and V rows; each token's result
+ * is what it gets alone). */
 static void attention_task(void *arg, int ith, int nth) {
     const layer_job_t *j = arg;
     const qc_config_t *c = &j->m->cfg;
@@ -170,7 +171,7 @@ static void attention_task(void *arg, int ith, int nth) {
     long item = 0; /* items of the runs before g; thread ith takes every nth of them all */
     int done = 0; /* the runs cover the pass's tokens in order */
     for (const qc_seg_t *g = j->seg; done < j->n_tok; done += g->n_tok, g++) {
-        const int tiled = g->n_tok >= QC_ATTN_TILE_MIN, qb = tiled ? QC_ATT_QB : 1;
+        const int tiled = g->n_tok >= QC_ATTN_TILE_MIN, qb = QC_ATT_QB;
         const long blocks = (g->n_tok + qb - 1) / qb, n_items = blocks * c->n_head;
         const qc_ctx_t *x = g->x, *p = x->prefix;
         for (long it = ((ith - item) % nth + nth) % nth; it < n_items; it += nth) {
@@ -182,8 +183,7 @@ static void attention_task(void *arg, int ith, int nth) {
                                  x->v_cache + lk, x->n_prefix, hd};
             const float *q = j->w->q + (size_t)t * q_dim + h * hd;
             float *o = j->w->att_out + (size_t)t * q_dim + h * hd;
-            if (tiled) qc_attend_block(q, q_dim, nq, &rows, g->pos0 + (t - g->t0) + 1, hd, scale, scores, o, q_dim);
-            else qc_attend(q, &rows, g->pos0 + (t - g->t0) + 1, hd, scale, 1, scores, o);
+            qc_attend_block(q, q_dim, nq, &rows, g->pos0 + (t - g->t0) + 1, hd, scale, !tiled, scores, o, q_dim);
         }
         item += n_items;
     }

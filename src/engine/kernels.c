@@ -197,13 +197,13 @@ void qc_attend(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale
 }
 
 void qc_attend_block(const float *q, int64_t ldq, int nq, const qc_kv_rows_t *r, int n0, int hd, float scale,
-                     float *scores, float *o, int64_t ldo) {
+                     int f16_acc, float *scores, float *o, int64_t ldo) {
     const qc_kernel_set_t *k = qc_kernels_for(qc_cpu_level());
     if (k->attend_block && nq <= QC_ATT_QB) {
-        k->attend_block(q, ldq, nq, r, n0, hd, scale, scores, o, ldo);
+        k->attend_block(q, ldq, nq, r, n0, hd, scale, f16_acc, scores, o, ldo);
         return;
     }
-    for (int i = 0; i < nq; i++) k->attend(q + i * ldq, r, n0 + i, hd, scale, 0, scores, o + i * ldo);
+    for (int i = 0; i < nq; i++) k->attend(q + i * ldq, r, n0 + i, hd, scale, f16_acc, scores, o + i * ldo);
 }
 
 void qc_f32_to_f16_row(const float *x, uint16_t *y, int64_t n) {

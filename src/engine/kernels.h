@@ -188,12 +188,12 @@ void qc_attend(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale
 /* Queries per qc_attend_block call at the most. */
 #define QC_ATT_QB 8
 
-/* qc_attend's F32 softmax (f16_acc 0) for nq <= QC_ATT_QB consecutive
- * queries of one head: query i (at q + i * ldq) sees rows [0, n0 + i) of r
- * (causal), its result at o + i * ldo, bit for bit what qc_attend gives it
- * alone (a level may share the converted K rows among the queries).
- * scores: nq * (n0 + nq - 1) floats of scratch. */
+/* qc_attend for nq <= QC_ATT_QB consecutive queries of one head: query i
+ * (at q + i * ldq) sees rows [0, n0 + i) of r (causal), its result at
+ * o + i * ldo, bit for bit what qc_attend gives it alone with the same
+ * f16_acc (a level may share the converted K and V rows among the
+ * queries). scores: nq * (n0 + nq - 1) floats of scratch. */
 void qc_attend_block(const float *q, int64_t ldq, int nq, const qc_kv_rows_t *r, int n0, int hd, float scale,
-                     float *scores, float *o, int64_t ldo);
+                     int f16_acc, float *scores, float *o, int64_t ldo);
 
 #endif

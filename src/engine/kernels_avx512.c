@@ -1097,9 +1097,18 @@ ALWAYS_INLINE void att_pv_group(const qc_kv_rows_t *r, int n0, int nmax, const f
 }
 
 ALWAYS_INLINE void att_block_run(const float *q, int64_t ldq, int nq, const qc_kv_rows_t *r, int n0, int hd,
-                                 float scale, float *scores, float *o, int64_t ldo, const int nv) {
-    att_qk_block(q, ldq, nq, r, n0, hd, scale, scores, nv);
+                                 float scale, int f16_acc, float *scores, float *o, int64_t ldo, const int nv) {
     const int nmax = n0 + nq - 1;
+    if (f16_acc) { /* q rounded to half, the dots as att_run's, then its online softmax */
+        _Alignas(64) float q16[QC_ATT_QB * 512];
+        for (int qi = 0; qi < nq; qi++)
+#pragma GCC unroll 8
+            for (int j = 0; j < nv; j++) v_store(q16 + qi * hd + j * ATT_W, v_round_h(v_load(q + qi * ldq + j * ATT_W)));
+        att_qk_block(q16, hd, nq, r, n0, hd, scale, scores, nv);
+        for (int qi = 0; qi < nq; qi++) att_f16_out(r, n0 + qi, scores + (size_t)qi * (size_t)nmax, o + qi * ldo, nv);
+        return;
+    }
+    att_qk_block(q, ldq, nq, r, n0, hd, scale, scores, nv);
     float inv[QC_ATT_QB];
     for (int qi = 0; qi < nq; qi++) {
         float *s = scores + (size_t)qi * (size_t)nmax;
@@ -1112,13 +1121,13 @@ ALWAYS_INLINE void att_block_run(const float *q, int64_t ldq, int nq, const qc_k
 }
 
 static void attend_block_avx512(const float *q, int64_t ldq, int nq, const qc_kv_rows_t *r, int n0, int hd,
-                                float scale, float *scores, float *o, int64_t ldo) {
+                                float scale, int f16_acc, float *scores, float *o, int64_t ldo) {
     /* Qwen's heads, 64 and 128 wide; any other query by query (the same
      * results, by qc_attend_block's contract) */
-    if (n0 >= 1 && hd == 64) att_block_run(q, ldq, nq, r, n0, hd, scale, scores, o, ldo, 64 / ATT_W);
-    else if (n0 >= 1 && hd == 128) att_block_run(q, ldq, nq, r, n0, hd, scale, scores, o, ldo, 128 / ATT_W);
+    if (n0 >= 1 && hd == 64) att_block_run(q, ldq, nq, r, n0, hd, scale, f16_acc, scores, o, ldo, 64 / ATT_W);
+    else if (n0 >= 1 && hd == 128) att_block_run(q, ldq, nq, r, n0, hd, scale, f16_acc, scores, o, ldo, 128 / ATT_W);
     else
-        for (int i = 0; i < nq; i++) attend_avx512(q + i * ldq, r, n0 + i, hd, scale, 0, scores, o + i * ldo);
+        for (int i = 0; i < nq; i++) attend_avx512(q + i * ldq, r, n0 + i, hd, scale, f16_acc, scores, o + i * ldo);
 }
 
 /* ==== half precision ==== */

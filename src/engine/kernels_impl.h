@@ -235,7 +235,7 @@ typedef struct {
     void (*f16_row)(const float *x, uint16_t *y, int64_t n);
     /* qc_attend_block's contract; NULL: attend query by query */
     void (*attend_block)(const float *q, int64_t ldq, int nq, const qc_kv_rows_t *r, int n0, int hd, float scale,
-                         float *scores, float *o, int64_t ldo);
+                         int f16_acc, float *scores, float *o, int64_t ldo);
 } qc_kernel_set_t;
 
 /* The matmul entries of a level whose kernels for the types every level

@@ -188,10 +188,10 @@ void qc_attend_scalar(const float *q, const qc_kv_rows_t *r, int n, int hd, floa
             if (s > M) {
                 float old = M;
                 M = s;
-                ms = expf(old - M);
+                ms = qc_exp_neg(old - M);
                 for (int e = 0; e < hd; e++) acc[e] = qc_round_f16(acc[e] * ms);
             } else {
-                vs = expf(s - M);
+                vs = qc_exp_neg(s - M);
             }
             for (int e = 0; e < hd; e++) acc[e] = qc_round_f16(acc[e] + qc_f16_to_f32(v[e]) * vs);
             S = S * ms + vs;
