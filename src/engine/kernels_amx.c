@@ -333,9 +333,8 @@ ALWAYS_INLINE void tile_chunk(const int kind, const apack_t *p, int64_t T, int64
 
 /* Rows [r0, r1) x tokens [0, nt) (nt a multiple of 16): panel by panel,
  * chunk by chunk (unpacked once, then every token tile passes). */
-ALWAYS_INLINE void amx_panels(const int kind, const qc_tensor_t *t, const apack_t *ap, int nt, float *y,
-                              int64_t ldy, int64_t r0, int64_t r1) {
-    static __thread _Alignas(64) unsigned char ub[UB_BYTES];
+ALWAYS_INLINE void amx_panels(const int kind, const qc_tensor_t *t, const apack_t *ap, unsigned char *ub, int nt,
+                              float *y, int64_t ldy, int64_t r0, int64_t r1) {
     const int64_t nb = ap->nb, ch = chunk_units(kind);
     const size_t pstride = (size_t)nb * panel_unit(kind);
     for (int64_t p = r0 - r0 % QC_PR; p < r1; p += QC_PR) {
@@ -363,11 +362,12 @@ ALWAYS_INLINE void amx_panels(const int kind, const qc_tensor_t *t, const apack_
 ALWAYS_INLINE int amx_kind_run(const int kind, const qc_tensor_t *t, const void *act, int nt, float *y, int64_t ldy,
                                int64_t r0, int64_t r1) {
     const int64_t nb = t->cols / (kind < 3 ? QC_QK : QC_QK_K);
-    unsigned char *buf = scratch_get(pack_bytes(kind, nt, nb));
+    /* the unpacked panel chunk first (UB_BYTES, 64-byte aligned), then the pack */
+    unsigned char *buf = scratch_get(UB_BYTES + pack_bytes(kind, nt, nb));
     if (!buf) return 0;
     apack_t ap;
-    pack(kind, act, (size_t)nb * act_unit(kind), nt, nb, buf, &ap);
-    amx_panels(kind, t, &ap, nt, y, ldy, r0, r1);
+    pack(kind, act, (size_t)nb * act_unit(kind), nt, nb, buf + UB_BYTES, &ap);
+    amx_panels(kind, t, &ap, buf, nt, y, ldy, r0, r1);
     return 1;
 }
 
