@@ -1,24 +1,25 @@
 /* kernels_amx.c — the AMX level: AVX-512's kernels (kernels_avx512.c), with
- * the weight panels' prefill products on AMX int8 tiles (TDPBSUD). Built
- * with -mamx-tile -mamx-int8 and the AVX-512 flags (Makefile ISA_FLAGS);
+ * the weight panels' prefill products on AMX int8 tiles. Built with
+ * -mamx-tile -mamx-int8 and the AVX-512 flags (Makefile ISA_FLAGS);
  * kernels.c selects the level only on a CPU with AMX-TILE and AMX-INT8
  * whose OS saves tile state, after the process got the permission to use
  * tiles (arch_prctl), and then calls qc_amx_init.
  *
  * The panels are AVX-512's, unchanged (panels_avx512.h): a panel block's
  * 8 vectors of 64 bytes, lane i = row i's 4 consecutive weights, are
- * exactly an AMX B tile of K = 32 (8 rows of 16 columns x 4 bytes), so a
- * Q8_0 panel is multiplied in place and the 4-, 5- and 6-bit ones are
- * unpacked once per panel and chunk (the nibble splits of the VNNI tiles).
- * A, 16 tokens x 32 activation bytes, is read in place from the quantized
- * activations (tile loads take a stride). One TDPBSUD (signed activations x
- * unsigned weights) gives a block's (sub-block's) exact int32 dots for 16
- * tokens x 16 rows; the tile is stored and AVX-512 applies the excess
- * correction and the scales exactly as the VNNI tile does for the same
- * (token, row, block), in the same order: the AMX products are AVX-512's
- * panels' products bit for bit (and, for the legacy types, the scalar
- * level's). Q6_K's 16-weight sub-blocks use the same K = 32 tiles with the
- * B tile's second half zero.
+ * exactly an AMX B tile of K = 32 (8 rows of 16 columns x 4 bytes). Each
+ * panel chunk is unpacked once into such tiles of signed bytes (the excess
+ * taken off: Q8_0's 128, Q4_0's 8, Q5_0's 16, Q6_K's 32; Q4_K/Q5_K stay
+ * unsigned, their mins apart), with the blocks' scale vectors. The
+ * activations of whole 16-token tiles are packed once per call (per
+ * thread) so that each A tile is 512 contiguous bytes. One TDPBSSD
+ * (TDPBSUD for Q4_K/Q5_K) gives a block's (sub-block's) exact int32 dots
+ * for 16 tokens x 16 rows; the tile is stored and AVX-512 applies the
+ * scales exactly as the VNNI tile does for the same (token, row, block),
+ * in the same order: the AMX products are AVX-512's panels' products bit
+ * for bit (and, for the legacy types, the scalar level's). Q6_K's
+ * 16-weight sub-blocks use the same K = 32 tiles with the B tile's second
+ * half zero (so no faster than VNNI).
  *
  * Only whole tiles of 16 tokens run here; the tokens left over (and a call
  * with fewer than 16: decode, small batches) go to AVX-512's panel product,
