@@ -179,9 +179,10 @@ typedef struct {
  * scale 1/sqrt(hd): softmax(q . k * scale) . v into o (hd floats).
  * f16_acc: llama.cpp's CPU flash attention for small batches (q rounded to
  * half; online softmax; the weighted sum of V kept in half precision, every
- * update rounded). Otherwise a plain F32 softmax; scores: n floats of
- * scratch. At the chosen level; each level uses its own qc_dot_f32, and
- * the rest is bit-identical across levels. */
+ * update rounded; its exponentials qc_exp_neg). Otherwise a plain F32
+ * softmax. scores: n floats of scratch (both). At the chosen level; each
+ * level uses its own qc_dot_f32, and the rest is bit-identical across
+ * levels. */
 void qc_attend(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale, int f16_acc, float *scores,
                float *o);
 
