@@ -40,7 +40,7 @@ enum {
     AT = 16,   /* tokens per tile (A's rows) */
     CB = 1024, /* one stored C tile: 16 tokens x 16 rows of int32 */
     /* the unpacked panel chunk: bytes per unit and units per chunk */
-    UL = 576,  /* legacy block: 16 F32 scales, then the B tile (Q4_0, Q5_0) */
+    UL = 576,  /* legacy block: 16 F32 scales, then the B tile */
     UK = 4928, /* Q4_K/Q5_K super-block: 8 B tiles, 8 scale vectors, 4 min vectors, dmin */
     UK_S = 4096, UK_MN = 4608, UK_DMIN = 4864,
     U6 = 9216, /* Q6_K super-block: 16 B tiles (second half zero), 16 scale vectors */
@@ -94,8 +94,8 @@ ALWAYS_INLINE int subs(const int kind) { return kind < 3 ? 1 : kind < 5 ? 8 : 16
 ALWAYS_INLINE size_t act_unit(const int kind) { return kind < 3 ? sizeof(qc_block_q8_act) : sizeof(qc_block_q8_K); }
 
 /* Units [0, nu) of one panel (pw: the first's panel block) into ub: the
- * B tiles the products read (those of Q8_0 are the panel itself), and each
- * unit's scale vectors as the VNNI tiles compute them. */
+ * B tiles the products read, signed (the excess taken off) but Q4_K/Q5_K's,
+ * and each unit's scale vectors as the VNNI tiles compute them. */
 ALWAYS_INLINE void unpack(const int kind, const unsigned char *pw, int64_t nu, unsigned char *ub) {
     const size_t pu = panel_unit(kind);
     for (int64_t b = 0; b < nu; b++, pw += pu, ub += unit_bytes(kind)) {
