@@ -159,10 +159,9 @@ ALWAYS_INLINE void unpack(const int kind, const unsigned char *pw, int64_t nu, u
  * Per thread (both threads of a product read every token): per tile of 16
  * tokens and sub-unit, the A tile (16 x 32 bytes, 512 contiguous bytes: a
  * strided load of the activation blocks themselves costs more than the
- * product); per tile and unit the 16 tokens' scales (dx) and the integer
- * terms the scaling adds (cx): legacy types 16 excess corrections
- * (k * sum), Q4_K/Q5_K 16 x 4 bsum pairs (kpan_prep's words), Q6_K 16
- * sub-blocks x 16 tokens of 32 * bsum. */
+ * product); per tile and unit the 16 tokens' scales (dx) and, for
+ * Q4_K/Q5_K, their 4 bsum pairs each (cx: kpan_prep's words, for the mins'
+ * term; the other types' B tiles are signed, so no excess to correct). */
 typedef struct {
     unsigned char *a;
     float *dx;
