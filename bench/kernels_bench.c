@@ -4,14 +4,16 @@
  *   decode  (n_tok = 1): GB/s of weights streamed. "cold" cycles through
  *           enough copies of the matrix (>= 96 MiB) that it comes from DRAM,
  *           as in a real forward pass; "hot" repeats one copy (L2/L3).
- *   prefill (n_tok = 64, 512): GMAC/s (rows x cols x n_tok per second),
+ *   prefill (n_tok = 64, 512, or --tokens N,N,...): GMAC/s (rows x cols x
+ *           n_tok per second),
  *           activation quantization not included (its cost is printed once).
  * Times are the thread's CPU time (CLOCK_THREAD_CPUTIME_ID), not the wall
  * clock, so other processes sharing the cores slow a run down less (they
  * still share caches and memory bandwidth: compare binaries side by side).
  *
  * Build:  make build/kernels_bench
- * Run:    build/kernels_bench [q8_0|q4_0|q5_0|q4_K|q6_K|bf16|f32 ...]   (QCARE_CPU picks the level) */
+ * Run:    build/kernels_bench [--tokens N,N,...] [q8_0|q4_0|q5_0|q4_K|q6_K|bf16|f32 ...]
+ *         (QCARE_CPU picks the level) */
 #include "engine/kernels_impl.h"
 #include "engine/quants.h"
 #include "base/base.h"
@@ -112,8 +114,9 @@ static double time_matmul(qc_dtype_t dt, const unsigned char *m, size_t bytes, c
     return best;
 }
 
+static int prefill_toks[16] = {64, 512}, n_prefill = 2;
+
 static void bench_type(qc_dtype_t dt) {
-    static const int prefill_toks[] = {64, 512};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const shape_t *sh = &shapes[s];
         size_t bytes;
@@ -153,7 +156,7 @@ static void bench_type(qc_dtype_t dt) {
         if (s == 0) printf("  (%s)\n", pan ? "weight panels" : "file layout");
         printf("  %-22s decode   %7.2f GB/s cold  %7.2f GB/s hot   (%.3f ms)\n", sh->name, (double)bytes / cold * 1e-9,
                (double)bytes / hot * 1e-9, cold * 1e3);
-        for (size_t k = 0; k < sizeof prefill_toks / sizeof prefill_toks[0]; k++) {
+        for (int k = 0; k < n_prefill; k++) {
             const int nt = prefill_toks[k];
             const double macs = (double)sh->rows * (double)sh->cols * nt;
             const double t = time_matmul(dt, m, bytes, pan, pbytes, 1, sh->rows, sh->cols, x, act, nt, y, macs > 2e10 ? 0.0 : 0.3);
@@ -172,9 +175,22 @@ int main(int argc, char **argv) {
     static const char *names[] = {"q8_0", "q4_0", "bf16"};
     static const qc_dtype_t types[] = {QC_DTYPE_Q8_0, QC_DTYPE_Q4_0, QC_DTYPE_BF16, QC_DTYPE_F32, QC_DTYPE_F16,
                                        QC_DTYPE_Q5_0, QC_DTYPE_Q4_K, QC_DTYPE_Q6_K};
-    const int n = argc > 1 ? argc - 1 : 3;
+    int first = 1;
+    if (argc > 2 && !strcmp(argv[1], "--tokens")) {
+        n_prefill = 0;
+        for (char *p = argv[2], *e; *p && n_prefill < 16; p = *e ? e + 1 : e) {
+            long v = strtol(p, &e, 10);
+            if (e == p || v < 1 || v > 512 || (*e && *e != ',')) {
+                fprintf(stderr, "kernels_bench: --tokens wants counts 1-512 separated by commas\n");
+                return 2;
+            }
+            prefill_toks[n_prefill++] = (int)v;
+        }
+        first = 3;
+    }
+    const int n = argc > first ? argc - first : 3;
     for (int i = 0; i < n; i++) {
-        const char *want = argc > 1 ? argv[i + 1] : names[i];
+        const char *want = argc > first ? argv[i + first] : names[i];
         int found = 0;
         for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
             if (strcasecmp(want, qc_dtype_name(types[t]))) continue;

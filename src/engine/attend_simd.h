@@ -64,35 +64,99 @@ ALWAYS_INLINE void att_f32_out(const qc_kv_rows_t *r, int n, float *scores, floa
     for (int j = 0; j < nv; j++) v_store(o + j * ATT_W, acc[j]);
 }
 
-/* The half-precision online softmax over scores[0, n) (q16 . k * scale):
- * the running maximum's rescalings and the weighted V rows in half
- * precision, every update rounded, as llama.cpp's CPU flash attention. */
-ALWAYS_INLINE void att_f16_out(const qc_kv_rows_t *r, int n, const float *scores, float *o, const int nv) {
-    vec_t acc[512 / ATT_W];
-#pragma GCC unroll 16
-    for (int j = 0; j < nv; j++) acc[j] = v_zero();
-    float S = 0, M = -INFINITY;
-    for (int i = 0; i < n; i++) {
-        const uint16_t *v = qc_v_row(r, i);
-        float s = scores[i], ms = 1, vs = 1;
-        if (s > M) {
-            float old = M;
-            M = s;
-            ms = qc_exp_neg(old - M);
-            const vec_t m = v_set1(ms);
-#pragma GCC unroll 16
-            for (int j = 0; j < nv; j++) acc[j] = v_round_h(v_mul(acc[j], m));
-        } else {
-            vs = qc_exp_neg(s - M);
+/* The half-precision online softmax's weights for keys [0, m) of one
+ * query (scores s, running maximum *M): ms[i] the rescaling where the
+ * maximum rose at key i (bit of up[i] set), else 1; vs[i] the key's weight,
+ * 1 where the maximum rose; the exponentials ATT_W at a time. */
+#define ATT_CH 64
+ALWAYS_INLINE void att_f16_weights(const float *s, int m, float *M, float *ms, float *vs, uint8_t *up, unsigned bit) {
+    _Alignas(64) float cur[ATT_CH];
+    float mx = *M;
+    for (int i = 0; i < m; i++) {
+        ms[i] = 1;
+        if (s[i] > mx) {
+            ms[i] = qc_exp_neg(mx - s[i]);
+            mx = s[i];
+            up[i] |= (uint8_t)bit;
         }
-        const vec_t w = v_set1(vs);
-#pragma GCC unroll 16
-        for (int j = 0; j < nv; j++) acc[j] = v_round_h(v_add(acc[j], v_mul(v_load_h(v + j * ATT_W), w)));
-        S = S * ms + vs;
+        cur[i] = mx;
     }
-    const vec_t inv = v_set1(S == 0 ? 0 : 1.0f / S);
+    *M = mx;
+    int i = 0;
+    for (; i + ATT_W <= m; i += ATT_W) v_store(vs + i, v_exp_neg(v_sub(v_load(s + i), v_load(cur + i))));
+    for (; i < m; i++) vs[i] = qc_exp_neg(s[i] - cur[i]);
+    for (i = 0; i < m; i++)
+        if (up[i] & bit) vs[i] = 1;
+}
+
+/* One key of one query: its rescaling where its maximum rose, then the V
+ * row vv weighted in, each update rounded to half. */
+ALWAYS_INLINE void att_f16_step(vec_t *acc, const vec_t *vv, unsigned up, float ms, float vs, const int nv) {
+    if (up) {
+        const vec_t m = v_set1(ms);
 #pragma GCC unroll 16
-    for (int j = 0; j < nv; j++) v_store(o + j * ATT_W, v_mul(acc[j], inv));
+        for (int j = 0; j < nv; j++) acc[j] = v_round_h(v_mul(acc[j], m));
+    }
+    const vec_t w = v_set1(vs);
+#pragma GCC unroll 16
+    for (int j = 0; j < nv; j++) acc[j] = v_round_h(v_add(acc[j], v_mul(vv[j], w)));
+}
+
+/* The half-precision online softmax, as llama.cpp's CPU flash attention:
+ * the running maximum's rescalings and the weighted V rows in half
+ * precision, every update rounded. For the queries [q0, q0 + g) (g <= G)
+ * of a block, query q0 + a seeing keys [0, n0 + q0 + a), its scores
+ * (q16 . k * scale) at scores + (q0 + a) * nmax: each V row converted once
+ * for the group and the g chains of updates interleaved (one query's chain
+ * of an addition and two conversions per key leaves the core idle); each
+ * query's operations are those it has alone, in the same order. */
+ALWAYS_INLINE void att_f16_group(const qc_kv_rows_t *r, int n0, int nmax, const float *scores, int q0, int g,
+                                 float *o, int64_t ldo, const int nv, const int G) {
+    vec_t acc[4][512 / ATT_W], vv[512 / ATT_W];
+    float M[4], S[4];
+    _Alignas(64) float ms[4][ATT_CH], vs[4][ATT_CH];
+    uint8_t up[ATT_CH];
+#pragma GCC unroll 4
+    for (int a = 0; a < G; a++) {
+        M[a] = -INFINITY, S[a] = 0;
+#pragma GCC unroll 16
+        for (int j = 0; j < nv; j++) acc[a][j] = v_zero();
+    }
+    const int shared = n0 + q0; /* keys every query of the group sees */
+    for (int c0 = 0; c0 < shared; c0 += ATT_CH) {
+        const int m = shared - c0 < ATT_CH ? shared - c0 : ATT_CH;
+        memset(up, 0, (size_t)m);
+        for (int a = 0; a < g; a++)
+            att_f16_weights(scores + (size_t)(q0 + a) * (size_t)nmax + c0, m, &M[a], ms[a], vs[a], up, 1u << a);
+        for (int i = 0; i < m; i++) {
+            const uint16_t *v = qc_v_row(r, c0 + i);
+#pragma GCC unroll 16
+            for (int j = 0; j < nv; j++) vv[j] = v_load_h(v + j * ATT_W);
+#pragma GCC unroll 4
+            for (int a = 0; a < G; a++) {
+                if (a >= g) break;
+                att_f16_step(acc[a], vv, up[i] >> a & 1, ms[a][i], vs[a][i], nv);
+                S[a] = S[a] * ms[a][i] + vs[a][i];
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int a = 0; a < G; a++) {
+        if (a >= g) break;
+        const int tail = a; /* the keys [shared, shared + a) of query q0 + a */
+        memset(up, 0, (size_t)tail);
+        att_f16_weights(scores + (size_t)(q0 + a) * (size_t)nmax + shared, tail, &M[a], ms[0], vs[0], up, 1);
+        for (int i = 0; i < tail; i++) {
+            const uint16_t *v = qc_v_row(r, shared + i);
+#pragma GCC unroll 16
+            for (int j = 0; j < nv; j++) vv[j] = v_load_h(v + j * ATT_W);
+            att_f16_step(acc[a], vv, up[i], ms[0][i], vs[0][i], nv);
+            S[a] = S[a] * ms[0][i] + vs[0][i];
+        }
+        const vec_t inv = v_set1(S[a] == 0 ? 0 : 1.0f / S[a]);
+#pragma GCC unroll 16
+        for (int j = 0; j < nv; j++) v_store(o + (q0 + a) * ldo + j * ATT_W, v_mul(acc[a][j], inv));
+    }
 }
 
 /* The body, for nv vectors per row; inlined with nv a constant for the
@@ -105,7 +169,7 @@ ALWAYS_INLINE void att_run(const float *q, const qc_kv_rows_t *r, int n, int hd,
 #pragma GCC unroll 16
         for (int j = 0; j < nv; j++) v_store(q16 + j * ATT_W, v_round_h(v_load(q + j * ATT_W)));
         for (int i = 0; i < n; i++) scores[i] = att_dot_h(q16, qc_k_row(r, i), hd) * scale;
-        att_f16_out(r, n, scores, o, nv);
+        att_f16_group(r, n, n, scores, 0, 1, o, 0, nv, 1);
         return;
     }
     float mx = -INFINITY;

@@ -1105,7 +1105,9 @@ ALWAYS_INLINE void att_block_run(const float *q, int64_t ldq, int nq, const qc_k
 #pragma GCC unroll 8
             for (int j = 0; j < nv; j++) v_store(q16 + qi * hd + j * ATT_W, v_round_h(v_load(q + qi * ldq + j * ATT_W)));
         att_qk_block(q16, hd, nq, r, n0, hd, scale, scores, nv);
-        for (int qi = 0; qi < nq; qi++) att_f16_out(r, n0 + qi, scores + (size_t)qi * (size_t)nmax, o + qi * ldo, nv);
+        const int G = nv <= 4 ? 4 : 2;
+        for (int q0 = 0; q0 < nq; q0 += G)
+            att_f16_group(r, n0, nmax, scores, q0, nq - q0 < G ? nq - q0 : G, o, ldo, nv, G);
         return;
     }
     att_qk_block(q, ldq, nq, r, n0, hd, scale, scores, nv);
