@@ -21,10 +21,17 @@
  * 16-weight sub-blocks use the same K = 32 tiles with the B tile's second
  * half zero (so no faster than VNNI).
  *
- * Only whole tiles of 16 tokens run here; the tokens left over (and a call
- * with fewer than 16: decode, small batches) go to AVX-512's panel product,
- * where AMX does not help. One tile configuration serves every type; each
- * thread loads it once, on its first product. */
+ * Small calls (up to Q8D_MAX tokens: a turn after a cached prefix, an
+ * emotion verdict) of Q8_0 take its panels' unsigned blocks as B tiles as
+ * they are (TDPBSUD), the excess corrected in int32 per row, exactly as
+ * the VNNI tile starts its sum at -128 times the activations' sum: one
+ * more vector addition per row instead of unpacking a chunk that a single
+ * token tile would use once. Whole tiles of 16 tokens run here, and the
+ * tokens left over when there are enough of them (PAD_MIN) in one more
+ * tile padded with zeros; the others (and decode, and Q6_K's small calls)
+ * go to AVX-512's panel product, where AMX does not help. One tile
+ * configuration serves every type; each thread loads it once, on its first
+ * product. */
 #include "engine/kernels_impl.h"
 
 #if defined(__AMX_TILE__) && defined(__AMX_INT8__) && defined(__AVX512F__) && defined(__AVX512BW__) && \
@@ -50,7 +57,9 @@ enum {
 };
 _Static_assert(CH_L * UL <= UB_BYTES && CH_6 * U6 <= UB_BYTES, "unpacked chunk buffer");
 
-/* kinds: 0 Q8_0, 1 Q4_0, 2 Q5_0 (pan_kind's), 3 Q4_K, 4 Q5_K, 5 Q6_K */
+/* kinds: 0 Q8_0, 1 Q4_0, 2 Q5_0 (pan_kind's), 3 Q4_K, 4 Q5_K, 5 Q6_K; and
+ * Q8D, Q8_0 read straight from the panels (below) */
+enum { Q8D = 6, Q8D_PF = 12288 };
 static int amx_kind(qc_dtype_t dt) {
     switch (dt) {
     case QC_DTYPE_Q8_0: return 0;
@@ -85,18 +94,22 @@ static void tiles_configure(void) {
     tiles_configured = 1;
 }
 
-ALWAYS_INLINE int64_t chunk_units(const int kind) { return kind < 3 ? CH_L : kind < 5 ? CH_K : CH_6; }
-ALWAYS_INLINE size_t unit_bytes(const int kind) { return kind < 3 ? UL : kind < 5 ? UK : U6; }
+ALWAYS_INLINE int legacy(const int kind) { return kind < 3 || kind == Q8D; }
+ALWAYS_INLINE int64_t chunk_units(const int kind) { return legacy(kind) ? CH_L : kind < 5 ? CH_K : CH_6; }
+ALWAYS_INLINE size_t unit_bytes(const int kind) { return legacy(kind) ? UL : kind < 5 ? UK : U6; }
 ALWAYS_INLINE size_t panel_unit(const int kind) {
-    return kind < 3 ? pan_block(kind) : kind == 3 ? KPB : kind == 4 ? K5PB : K6PB;
+    return kind == Q8D ? pan_block(0) : kind < 3 ? pan_block(kind) : kind == 3 ? KPB : kind == 4 ? K5PB : K6PB;
 }
-ALWAYS_INLINE int subs(const int kind) { return kind < 3 ? 1 : kind < 5 ? 8 : 16; }
-ALWAYS_INLINE size_t act_unit(const int kind) { return kind < 3 ? sizeof(qc_block_q8_act) : sizeof(qc_block_q8_K); }
+ALWAYS_INLINE int subs(const int kind) { return legacy(kind) ? 1 : kind < 5 ? 8 : 16; }
+ALWAYS_INLINE size_t act_unit(const int kind) {
+    return legacy(kind) ? sizeof(qc_block_q8_act) : sizeof(qc_block_q8_K);
+}
 
 /* Units [0, nu) of one panel (pw: the first's panel block) into ub: the
  * B tiles the products read, signed (the excess taken off) but Q4_K/Q5_K's,
  * and each unit's scale vectors as the VNNI tiles compute them. */
 ALWAYS_INLINE void unpack(const int kind, const unsigned char *pw, int64_t nu, unsigned char *ub) {
+    if (kind == Q8D) return; /* nothing to unpack */
     const size_t pu = panel_unit(kind);
     for (int64_t b = 0; b < nu; b++, pw += pu, ub += unit_bytes(kind)) {
         if (kind < 3) {
@@ -161,7 +174,9 @@ ALWAYS_INLINE void unpack(const int kind, const unsigned char *pw, int64_t nu, u
  * strided load of the activation blocks themselves costs more than the
  * product); per tile and unit the 16 tokens' scales (dx) and, for
  * Q4_K/Q5_K, their 4 bsum pairs each (cx: kpan_prep's words, for the mins'
- * term; the other types' B tiles are signed, so no excess to correct). */
+ * term), for Q8D the excess's correction, -128 times the block's sum (the
+ * other types' B tiles are signed). Tokens from n_tok on (a tile padded
+ * to 16) are zeros. */
 typedef struct {
     unsigned char *a;
     float *dx;
@@ -169,7 +184,7 @@ typedef struct {
     int64_t nb, ns; /* units, sub-units per row */
 } apack_t;
 
-ALWAYS_INLINE int cx_per_unit(const int kind) { return kind == 3 || kind == 4 ? 64 : 0; }
+ALWAYS_INLINE int cx_per_unit(const int kind) { return kind == 3 || kind == 4 ? 64 : kind == Q8D ? AT : 0; }
 
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
@@ -194,8 +209,8 @@ static size_t pack_bytes(const int kind, int nt, int64_t nb) {
     return tiles * (ns * 512 + (size_t)nb * 64 + (size_t)nb * (size_t)cx_per_unit(kind) * 4);
 }
 
-ALWAYS_INLINE void pack(const int kind, const unsigned char *act, size_t xs, int nt, int64_t nb, unsigned char *buf,
-                        apack_t *p) {
+ALWAYS_INLINE void pack(const int kind, const unsigned char *act, size_t xs, int nt, int n_tok, int64_t nb,
+                        unsigned char *buf, apack_t *p) {
     const int64_t tiles = nt / AT, ns = nb * subs(kind);
     p->nb = nb, p->ns = ns;
     p->a = buf;
@@ -204,14 +219,26 @@ ALWAYS_INLINE void pack(const int kind, const unsigned char *act, size_t xs, int
     for (int64_t T = 0; T < tiles; T++)
         for (int m = 0; m < AT; m++) {
             const unsigned char *row = act + (size_t)(T * AT + m) * xs;
+            if (T * AT + m >= n_tok) { /* padding */
+                for (int64_t b = 0; b < nb; b++) {
+                    const size_t tu = (size_t)(T * nb + b);
+                    for (int j = 0; j < subs(kind); j++)
+                        memset(p->a + ((size_t)(T * ns + b * subs(kind) + j) * AT + (size_t)m) * 32, 0, 32);
+                    p->dx[tu * AT + (size_t)m] = 0;
+                    const int cu = cx_per_unit(kind), per = cu / AT;
+                    if (cu) memset(p->cx + tu * (size_t)cu + (size_t)(m * per), 0, (size_t)per * 4);
+                }
+                continue;
+            }
             for (int64_t b = 0; b < nb; b++) {
                 unsigned char *a = p->a + ((size_t)(T * ns + b * subs(kind)) * AT + (size_t)m) * 32;
                 const size_t tu = (size_t)(T * nb + b);
                 int32_t *cx = p->cx + tu * (size_t)cx_per_unit(kind);
-                if (kind < 3) {
+                if (legacy(kind)) {
                     const qc_block_q8_act *xa = (const qc_block_q8_act *)row + b;
                     memcpy(a, xa->qs, 32);
                     p->dx[tu * AT + (size_t)m] = xa->d;
+                    if (kind == Q8D) cx[m] = -128 * xa->sum;
                     continue;
                 }
                 const qc_block_q8_K *xb = (const qc_block_q8_K *)row + b;
@@ -232,24 +259,35 @@ ALWAYS_INLINE void pack(const int kind, const unsigned char *act, size_t xs, int
         }
 }
 
-/* Sub-unit s of the chunk (unit s / subs, sub-block s % subs): its B tile. */
+/* Sub-unit s of the chunk (unit s / subs, sub-block s % subs): its B tile
+ * (Q8D's: the panel block's quants, unsigned, as they are). */
 ALWAYS_INLINE const unsigned char *b_tile(const int kind, const unsigned char *pw, const unsigned char *ub,
                                           int64_t s) {
     const int64_t b = s / subs(kind), j = s % subs(kind);
-    (void)pw;
+    if (kind == Q8D) return pw + (size_t)b * pan_block(0);
     if (kind < 3) return ub + (size_t)b * UL + 64;
     return ub + (size_t)b * unit_bytes(kind) + (size_t)j * 512;
 }
 
 /* Adds sub-unit s's stored products c (16 tokens x 16 rows) into acc, as
  * the VNNI tile does; dx, cx: the tile's at the chunk's first unit. */
-ALWAYS_INLINE void scale(const int kind, const float *dx, const int32_t *cx, const unsigned char *ub, int64_t s,
-                         const int32_t *c, __m512 acc[AT]) {
+ALWAYS_INLINE void scale(const int kind, const float *dx, const int32_t *cx, const unsigned char *pw,
+                         const unsigned char *ub, int64_t s, const int32_t *c, __m512 acc[AT]) {
     const int64_t b = s / subs(kind), j = s % subs(kind);
     const unsigned char *u = ub + (size_t)b * unit_bytes(kind);
     dx += b * AT;
     cx += b * cx_per_unit(kind);
-    (void)cx;
+    if (kind == Q8D) { /* the excess taken off in int32, exact: pan_tile's integer */
+        const unsigned char *d = pw + (size_t)b * pan_block(0) + pan_qbytes(0);
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)d));
+#pragma GCC unroll 16
+        for (int m = 0; m < AT; m++) {
+            const __m512i is = _mm512_add_epi32(_mm512_load_si512(c + 16 * m), _mm512_set1_epi32(cx[m]));
+            acc[m] = _mm512_add_ps(acc[m],
+                                   _mm512_mul_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(dw, _mm512_set1_ps(dx[m]))));
+        }
+        return;
+    }
     if (kind < 3) {
         const __m512 dw = _mm512_load_ps(u);
 #pragma GCC unroll 16
@@ -288,7 +326,8 @@ ALWAYS_INLINE void scale(const int kind, const float *dx, const int32_t *cx, con
         _tile_zero(c);                                             \
         _tile_loadd(a, a0 + (size_t)(s) * 512, 32);                \
         _tile_loadd(bt, b_tile(kind, pw, ub, s), 64);              \
-        if (kind == 3 || kind == 4) _tile_dpbsud(c, a, bt);        \
+        if (kind == 3 || kind == 4 || kind == Q8D)                 \
+            _tile_dpbsud(c, a, bt);                                \
         else _tile_dpbssd(c, a, bt);                               \
     } while (0)
 /* sub-unit s on C tile s % 4, A and B tiles s % 2 */
@@ -325,16 +364,23 @@ ALWAYS_INLINE void tile_chunk(const int kind, const apack_t *p, int64_t T, int64
     for (int64_t s = 0; s < 3 && s < ns; s++) AMX_DP_RING(s);
     AMX_STORE_RING(0);
     for (int64_t s = 0; s < ns; s++) {
+        /* Q8D's B tiles come from the panels themselves, at a small batch
+         * from DRAM: the first token tile prefetches them (tile loads wait
+         * for their lines), Q8D_PF bytes ahead as AVX-512's panels do */
+        if (kind == Q8D && T == 0)
+            for (size_t o = 0; o < pan_block(0); o += 64)
+                _mm_prefetch((const char *)pw + (size_t)s * pan_block(0) + Q8D_PF + o, _MM_HINT_T0);
         if (s + 1 < ns) AMX_STORE_RING(s + 1);
         if (s + 3 < ns) AMX_DP_RING(s + 3);
-        scale(kind, dx, cx, ub, s, cb[s & 3], acc);
+        scale(kind, dx, cx, pw, ub, s, cb[s & 3], acc);
     }
 }
 
-/* Rows [r0, r1) x tokens [0, nt) (nt a multiple of 16): panel by panel,
- * chunk by chunk (unpacked once, then every token tile passes). */
+/* Rows [r0, r1) x tokens [0, n_tok) in tiles of 16 (nt of them, the last
+ * perhaps padded): panel by panel, chunk by chunk (unpacked once, then
+ * every token tile passes). */
 ALWAYS_INLINE void amx_panels(const int kind, const qc_tensor_t *t, const apack_t *ap, unsigned char *ub, int nt,
-                              float *y, int64_t ldy, int64_t r0, int64_t r1) {
+                              int n_tok, float *y, int64_t ldy, int64_t r0, int64_t r1) {
     const int64_t nb = ap->nb, ch = chunk_units(kind);
     const size_t pstride = (size_t)nb * panel_unit(kind);
     for (int64_t p = r0 - r0 % QC_PR; p < r1; p += QC_PR) {
@@ -347,47 +393,65 @@ ALWAYS_INLINE void amx_panels(const int kind, const qc_tensor_t *t, const apack_
             unpack(kind, pw, nu, ub);
             for (int64_t T = 0; T < nt / AT; T++) {
                 float *yo = y + (size_t)(T * AT) * (size_t)ldy + p;
+                const int rows = n_tok - T * AT < AT ? (int)(n_tok - T * AT) : AT; /* the padding not kept */
                 __m512 acc[AT];
 #pragma GCC unroll 16
                 for (int m = 0; m < AT; m++)
-                    acc[m] = u0 ? _mm512_maskz_loadu_ps(mask, yo + (size_t)m * (size_t)ldy) : _mm512_setzero_ps();
+                    acc[m] = u0 && m < rows ? _mm512_maskz_loadu_ps(mask, yo + (size_t)m * (size_t)ldy)
+                                            : _mm512_setzero_ps();
                 tile_chunk(kind, ap, T, u0, pw, ub, nu, acc);
 #pragma GCC unroll 16
-                for (int m = 0; m < AT; m++) _mm512_mask_storeu_ps(yo + (size_t)m * (size_t)ldy, mask, acc[m]);
+                for (int m = 0; m < AT; m++)
+                    if (m < rows) _mm512_mask_storeu_ps(yo + (size_t)m * (size_t)ldy, mask, acc[m]);
             }
         }
     }
 }
 
-ALWAYS_INLINE int amx_kind_run(const int kind, const qc_tensor_t *t, const void *act, int nt, float *y, int64_t ldy,
-                               int64_t r0, int64_t r1) {
-    const int64_t nb = t->cols / (kind < 3 ? QC_QK : QC_QK_K);
+/* Tokens [0, n_tok) in nt / 16 tiles (nt >= n_tok, a multiple of 16). */
+ALWAYS_INLINE int amx_kind_run(const int kind, const qc_tensor_t *t, const void *act, int nt, int n_tok, float *y,
+                               int64_t ldy, int64_t r0, int64_t r1) {
+    const int64_t nb = t->cols / (legacy(kind) ? QC_QK : QC_QK_K);
     /* the unpacked panel chunk first (UB_BYTES, 64-byte aligned), then the pack */
     unsigned char *buf = scratch_get(UB_BYTES + pack_bytes(kind, nt, nb));
     if (!buf) return 0;
     apack_t ap;
-    pack(kind, act, (size_t)nb * act_unit(kind), nt, nb, buf + UB_BYTES, &ap);
-    amx_panels(kind, t, &ap, buf, nt, y, ldy, r0, r1);
+    pack(kind, act, (size_t)nb * act_unit(kind), nt, n_tok, nb, buf + UB_BYTES, &ap);
+    amx_panels(kind, t, &ap, buf, nt, n_tok, y, ldy, r0, r1);
     return 1;
 }
+
+/* A call of up to Q8D_MAX tokens reads Q8_0's panels as they are (Q8D:
+ * the excess corrected per row, a vector addition, where a larger call
+ * repays unpacking the chunk once for all its tiles); tokens left over
+ * after the whole tiles are padded to one more tile when there are at
+ * least PAD_MIN of them (a tile costs about what 12 tokens cost on VNNI).
+ * Q6_K's tiles, half zero, are no faster than VNNI, and slower in calls
+ * of fewer than Q6_MIN tokens, which stay there. All three measured with
+ * build/kernels_bench --tokens (bench/kernels_bench.c). */
+enum { Q8D_MAX = 48, PAD_MIN = 12, Q6_MIN = 64 };
 
 static void amx_matmul(const qc_tensor_t *t, const void *act, int n_tok, float *y, int64_t ldy, int64_t r0,
                        int64_t r1) {
     const qc_panel_ops_t *vnni = qc_level_avx512->panel;
     const int kind = amx_kind(t->dtype);
-    int nt = n_tok / AT * AT;
+    int nt = kind == 5 && n_tok < Q6_MIN ? 0 : (n_tok + AT - PAD_MIN) / AT * AT; /* tiles, the last perhaps padded */
+    const int na = nt < n_tok ? nt : n_tok;    /* the tokens they hold */
     if (kind >= 0 && nt > 0) {
         if (!tiles_configured) tiles_configure();
         int done;
         switch (kind) {
-        case 0: done = amx_kind_run(0, t, act, nt, y, ldy, r0, r1); break;
-        case 1: done = amx_kind_run(1, t, act, nt, y, ldy, r0, r1); break;
-        case 2: done = amx_kind_run(2, t, act, nt, y, ldy, r0, r1); break;
-        case 3: done = amx_kind_run(3, t, act, nt, y, ldy, r0, r1); break;
-        case 4: done = amx_kind_run(4, t, act, nt, y, ldy, r0, r1); break;
-        default: done = amx_kind_run(5, t, act, nt, y, ldy, r0, r1); break;
+        case 0:
+            done = n_tok <= Q8D_MAX ? amx_kind_run(Q8D, t, act, nt, na, y, ldy, r0, r1)
+                                    : amx_kind_run(0, t, act, nt, na, y, ldy, r0, r1);
+            break;
+        case 1: done = amx_kind_run(1, t, act, nt, na, y, ldy, r0, r1); break;
+        case 2: done = amx_kind_run(2, t, act, nt, na, y, ldy, r0, r1); break;
+        case 3: done = amx_kind_run(3, t, act, nt, na, y, ldy, r0, r1); break;
+        case 4: done = amx_kind_run(4, t, act, nt, na, y, ldy, r0, r1); break;
+        default: done = amx_kind_run(5, t, act, nt, na, y, ldy, r0, r1); break;
         }
-        if (!done) nt = 0; /* no memory for the pack: VNNI does it all */
+        nt = done ? na : 0; /* no memory for the pack: VNNI does it all */
     } else {
         nt = 0;
     }
