@@ -237,6 +237,25 @@ static qc_status convert_tensor(qc_model_t *m, qc_tensor_t *t, qc_dtype_t to, ch
     return QC_OK;
 }
 
+/* A vector already F32 in the mapping (a GGUF's norms and biases) copied
+ * into a buffer of the model's, its pages dropped: read at every step, a
+ * few KB each, they would otherwise keep mapped whatever the file system
+ * maps with them (whole 2 MiB folios of the weights next to them, ~100 MB
+ * of a 0.5B model after its matrices went to panels). */
+static qc_status own_vector(qc_model_t *m, qc_tensor_t *t, char *err, size_t err_size) {
+    for (int k = 0; k < m->n_owned; k++)
+        if (m->owned[k] == t->data) return QC_OK;
+    if (m->n_owned == QC_MAX_OWNED) return qc_seterr(err, err_size, QC_ERR_NOMEM, "too many weight buffers");
+    const size_t n = qc_row_bytes(t->dtype, t->cols) * (size_t)t->rows;
+    void *buf = NULL;
+    if (posix_memalign(&buf, 64, n ? n : 64) != 0) return qc_seterr(err, err_size, QC_ERR_NOMEM, "out of memory");
+    memcpy(buf, t->data, n);
+    qc_drop_pages(t->data, n);
+    m->owned[m->n_owned++] = buf;
+    t->data = buf;
+    return QC_OK;
+}
+
 /* Brings every matrix to the requested type. As stored (to < 0: a GGUF's
  * default): every matrix stays in the mapping, in its file's type, which
  * the kernels multiply as it is. Otherwise: all of them for the float types
@@ -249,12 +268,16 @@ qc_status qc_weights_convert(qc_model_t *m, int to_type, char *err, size_t err_s
     qc_status st;
     /* Norm weights and biases (small vectors) are read as F32 by the forward
      * pass whatever the matrices are. */
-    if ((st = convert_tensor(m, &m->out_norm, QC_DTYPE_F32, err, err_size))) return st;
+    if ((st = convert_tensor(m, &m->out_norm, QC_DTYPE_F32, err, err_size)) ||
+        (st = own_vector(m, &m->out_norm, err, err_size)))
+        return st;
     for (int l = 0; l < m->cfg.n_layer; l++) {
         qc_layer_t *L = &m->layers[l];
         qc_tensor_t *vecs[] = {&L->attn_norm, &L->ffn_norm, &L->bq, &L->bk, &L->bv, &L->q_norm, &L->k_norm};
         for (size_t i = 0; i < sizeof vecs / sizeof vecs[0]; i++)
-            if (vecs[i]->data && (st = convert_tensor(m, vecs[i], QC_DTYPE_F32, err, err_size))) return st;
+            if (vecs[i]->data && ((st = convert_tensor(m, vecs[i], QC_DTYPE_F32, err, err_size)) ||
+                                  (st = own_vector(m, vecs[i], err, err_size))))
+                return st;
     }
     m->n_converted = 0;
     if (to_type < 0) return QC_OK;
