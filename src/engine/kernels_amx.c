@@ -18,8 +18,9 @@
  * scales exactly as the VNNI tile does for the same (token, row, block),
  * in the same order: the AMX products are AVX-512's panels' products bit
  * for bit (and, for the legacy types, the scalar level's). Q6_K's
- * 16-weight sub-blocks use the same K = 32 tiles with the B tile's second
- * half zero (so no faster than VNNI).
+ * 16-weight sub-blocks use the same K = 32 tiles, an A tile per pair of
+ * them and each one's B tile zero in the other's half (so no faster than
+ * VNNI per product).
  *
  * Small calls (up to Q8D_MAX tokens: a turn after a cached prefix, an
  * emotion verdict) of Q8_0 take its panels' unsigned blocks as B tiles as
@@ -50,7 +51,7 @@ enum {
     UL = 576,  /* legacy block: 16 F32 scales, then the B tile */
     UK = 4928, /* Q4_K/Q5_K super-block: 8 B tiles, 8 scale vectors, 4 min vectors, dmin */
     UK_S = 4096, UK_MN = 4608, UK_DMIN = 4864,
-    U6 = 9216, /* Q6_K super-block: 16 B tiles (second half zero), 16 scale vectors */
+    U6 = 9216, /* Q6_K super-block: 16 B tiles (half zero), 16 scale vectors */
     U6_S = 8192,
     CH_L = 64, CH_K = 8, CH_6 = 4,
     UB_BYTES = CH_K * UK
@@ -101,6 +102,9 @@ ALWAYS_INLINE size_t panel_unit(const int kind) {
     return kind == Q8D ? pan_block(0) : kind < 3 ? pan_block(kind) : kind == 3 ? KPB : kind == 4 ? K5PB : K6PB;
 }
 ALWAYS_INLINE int subs(const int kind) { return legacy(kind) ? 1 : kind < 5 ? 8 : 16; }
+/* A tiles per unit: one per sub-block, but one per pair of Q6_K's, whose
+ * two B tiles hold one sub-block each, in the half of K it occupies */
+ALWAYS_INLINE int asubs(const int kind) { return kind == 5 ? 8 : subs(kind); }
 ALWAYS_INLINE size_t act_unit(const int kind) {
     return legacy(kind) ? sizeof(qc_block_q8_act) : sizeof(qc_block_q8_K);
 }
@@ -153,8 +157,8 @@ ALWAYS_INLINE void unpack(const int kind, const unsigned char *pw, int64_t nu, u
                     unsigned char *bt = ub + (size_t)(2 * G + h) * 512;
 #pragma GCC unroll 4
                     for (int g = 0; g < 4; g++) {
-                        _mm512_store_si512(bt + 64 * g, _mm512_sub_epi8(q[4 * h + g], _mm512_set1_epi8(32)));
-                        _mm512_store_si512(bt + 256 + 64 * g, _mm512_setzero_si512());
+                        _mm512_store_si512(bt + 256 * h + 64 * g, _mm512_sub_epi8(q[4 * h + g], _mm512_set1_epi8(32)));
+                        _mm512_store_si512(bt + 256 * (1 - h) + 64 * g, _mm512_setzero_si512());
                     }
                 }
             }
@@ -205,13 +209,13 @@ static unsigned char *scratch_get(size_t n) {
 }
 
 static size_t pack_bytes(const int kind, int nt, int64_t nb) {
-    const size_t tiles = (size_t)(nt / AT), ns = (size_t)nb * (size_t)subs(kind);
+    const size_t tiles = (size_t)(nt / AT), ns = (size_t)nb * (size_t)asubs(kind);
     return tiles * (ns * 512 + (size_t)nb * 64 + (size_t)nb * (size_t)cx_per_unit(kind) * 4);
 }
 
 ALWAYS_INLINE void pack(const int kind, const unsigned char *act, size_t xs, int nt, int n_tok, int64_t nb,
                         unsigned char *buf, apack_t *p) {
-    const int64_t tiles = nt / AT, ns = nb * subs(kind);
+    const int64_t tiles = nt / AT, ns = nb * asubs(kind);
     p->nb = nb, p->ns = ns;
     p->a = buf;
     p->dx = (float *)(buf + (size_t)(tiles * ns) * 512);
@@ -222,8 +226,8 @@ ALWAYS_INLINE void pack(const int kind, const unsigned char *act, size_t xs, int
             if (T * AT + m >= n_tok) { /* padding */
                 for (int64_t b = 0; b < nb; b++) {
                     const size_t tu = (size_t)(T * nb + b);
-                    for (int j = 0; j < subs(kind); j++)
-                        memset(p->a + ((size_t)(T * ns + b * subs(kind) + j) * AT + (size_t)m) * 32, 0, 32);
+                    for (int j = 0; j < asubs(kind); j++)
+                        memset(p->a + ((size_t)(T * ns + b * asubs(kind) + j) * AT + (size_t)m) * 32, 0, 32);
                     p->dx[tu * AT + (size_t)m] = 0;
                     const int cu = cx_per_unit(kind), per = cu / AT;
                     if (cu) memset(p->cx + tu * (size_t)cu + (size_t)(m * per), 0, (size_t)per * 4);
@@ -231,7 +235,7 @@ ALWAYS_INLINE void pack(const int kind, const unsigned char *act, size_t xs, int
                 continue;
             }
             for (int64_t b = 0; b < nb; b++) {
-                unsigned char *a = p->a + ((size_t)(T * ns + b * subs(kind)) * AT + (size_t)m) * 32;
+                unsigned char *a = p->a + ((size_t)(T * ns + b * asubs(kind)) * AT + (size_t)m) * 32;
                 const size_t tu = (size_t)(T * nb + b);
                 int32_t *cx = p->cx + tu * (size_t)cx_per_unit(kind);
                 if (legacy(kind)) {
@@ -243,18 +247,13 @@ ALWAYS_INLINE void pack(const int kind, const unsigned char *act, size_t xs, int
                 }
                 const qc_block_q8_K *xb = (const qc_block_q8_K *)row + b;
                 p->dx[tu * AT + (size_t)m] = xb->d;
-                if (kind < 5) {
-                    for (int j = 0; j < 8; j++) memcpy(a + (size_t)j * AT * 32, xb->qs + 32 * j, 32);
+                for (int j = 0; j < 8; j++) memcpy(a + (size_t)j * AT * 32, xb->qs + 32 * j, 32);
+                if (kind < 5)
                     for (int k = 0; k < 4; k++) {
                         const int32_t e = xb->bsums[4 * k] + xb->bsums[4 * k + 1];
                         const int32_t o = xb->bsums[4 * k + 2] + xb->bsums[4 * k + 3];
                         cx[m * 4 + k] = (int32_t)((uint32_t)(uint16_t)e | (uint32_t)(uint16_t)o << 16);
                     }
-                } else {
-                    /* 16 quants of the sub-block and 16 of the next (or of the
-                     * bsums after the last): B's second half is zero */
-                    for (int j = 0; j < 16; j++) memcpy(a + (size_t)j * AT * 32, xb->qs + 16 * j, 32);
-                }
             }
         }
 }
@@ -324,7 +323,7 @@ ALWAYS_INLINE void scale(const int kind, const float *dx, const int32_t *cx, con
 #define AMX_DP(c, a, bt, s)                                        \
     do {                                                           \
         _tile_zero(c);                                             \
-        _tile_loadd(a, a0 + (size_t)(s) * 512, 32);                \
+        _tile_loadd(a, a0 + (size_t)((s) / (subs(kind) / asubs(kind))) * 512, 32); \
         _tile_loadd(bt, b_tile(kind, pw, ub, s), 64);              \
         if (kind == 3 || kind == 4 || kind == Q8D)                 \
             _tile_dpbsud(c, a, bt);                                \
@@ -357,7 +356,7 @@ ALWAYS_INLINE void scale(const int kind, const float *dx, const int32_t *cx, con
 ALWAYS_INLINE void tile_chunk(const int kind, const apack_t *p, int64_t T, int64_t u0, const unsigned char *pw,
                               const unsigned char *ub, int64_t nu, __m512 acc[AT]) {
     _Alignas(64) int32_t cb[4][CB / 4];
-    const unsigned char *a0 = p->a + (size_t)(T * p->ns + u0 * subs(kind)) * 512;
+    const unsigned char *a0 = p->a + (size_t)(T * p->ns + u0 * asubs(kind)) * 512;
     const float *dx = p->dx + (size_t)(T * p->nb + u0) * AT;
     const int32_t *cx = p->cx + (size_t)(T * p->nb + u0) * (size_t)cx_per_unit(kind);
     const int64_t ns = nu * subs(kind);
