@@ -14,6 +14,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The model's norm and bias vectors: a GGUF model owns a copy of each
+ * (weights.c's own_vector), beside its panels. */
+static int golden_n_vectors(const qc_model_t *m) {
+    int n = m->out_norm.data != NULL;
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        const qc_layer_t *L = &m->layers[l];
+        const qc_tensor_t *v[] = {&L->attn_norm, &L->ffn_norm, &L->bq, &L->bk, &L->bv, &L->q_norm, &L->k_norm};
+        for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) n += v[i]->data != NULL;
+    }
+    return n;
+}
+
 typedef struct {
     double max_diff;             /* over every listed logit */
     double sum_pos;              /* sum over positions of each position's largest top-5 difference */

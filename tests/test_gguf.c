@@ -171,16 +171,18 @@ static void test_fixture_ggufs(void) {
         CHECK(m->layers[0].wq.dtype == cases[c].want && in_map(m, m->layers[1].w_down.data) && in_map(m, m->tok_embd.data),
               "%s: matrices in place as %s", cases[c].file, qc_dtype_name(cases[c].want));
         /* nothing converted; the only buffers are the level's weight panels
-         * (the file's blocks rearranged, kernels_impl.h), if it has them */
+         * (the file's blocks rearranged, kernels_impl.h), if it has them,
+         * and the copies of the norms and biases */
         int n_panel = 0;
         for (int l = 0; l < m->cfg.n_layer; l++) {
             const qc_layer_t *L = &m->layers[l];
             const qc_tensor_t *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
             for (int i = 0; i < 7; i++) n_panel += mats[i]->panel != NULL;
         }
-        CHECK(qc_model_n_converted(m) == 0 && m->n_owned == n_panel,
-              "%s: %d tensors converted, %d buffers for %d panels, expected none converted", cases[c].file,
-              qc_model_n_converted(m), m->n_owned, n_panel);
+        const int n_vec = golden_n_vectors(m);
+        CHECK(qc_model_n_converted(m) == 0 && m->n_owned == n_panel + n_vec,
+              "%s: %d tensors converted, %d buffers for %d panels and %d vectors, expected none converted",
+              cases[c].file, qc_model_n_converted(m), m->n_owned, n_panel, n_vec);
         golden_stats_t s = {0};
         golden_run(m, golden, &s);
         printf("%s as %s vs %s: max |logit diff| %.4g, %ld/%ld logits within 1e-3, %ld/%ld positions within "

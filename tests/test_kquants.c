@@ -607,7 +607,8 @@ static void check_as_stored(const qc_model_t *m, const char *path, const char *n
     char err[512];
     CHECK(qc_gguf_open(path, &g, err, sizeof err) == QC_OK, "open %s: %s", path, err);
     if (!g) return;
-    /* the model owns no buffer but the panels its level made of some */
+    /* the model owns no buffer but the panels its level made of some and
+     * its copies of the norms and biases (weights.c's own_vector) */
     int kept = qc_model_n_converted(m) == 0, n = 0, n_panel = 0;
     char nm[64];
     for (int l = 0; l < m->cfg.n_layer; l++) {
@@ -621,7 +622,7 @@ static void check_as_stored(const qc_model_t *m, const char *path, const char *n
             n_panel += mats[i]->panel != NULL;
         }
     }
-    kept &= m->n_owned == n_panel;
+    kept &= m->n_owned == n_panel + golden_n_vectors(m);
     const qc_gguf_tensor_t *e = qc_gguf_tensor(g, "token_embd.weight");
     kept &= e && e->dtype == m->tok_embd.dtype && m->lm_head.data == m->tok_embd.data;
     CHECK(kept && n > 0, "%s as stored: every matrix in its file type, none converted", name);
