@@ -41,6 +41,51 @@ static float rng_unit(void) { return (float)((double)(rng_next() >> 11) * 0x1.0p
  * does, so their quantized products are the scalar ones bit for bit. */
 static int bit_exact_quant(int l) { return l >= QC_CPU_NEON; }
 
+/* ==== SwiGLU ==== */
+
+/* Every level's swiglu against qc_silu(g) * u, bit for bit (random values
+ * over many exponents, both signs, zeros, infinities, NaN, values past
+ * qc_exp_neg's range; lengths off the vector widths; out = g in place),
+ * and qc_silu itself against silu in double precision. */
+static void test_swiglu(void) {
+    enum { N = 4096 + 13 };
+    float *g = malloc(sizeof(float) * N), *u = malloc(sizeof(float) * N), *want = malloc(sizeof(float) * N),
+          *got = malloc(sizeof(float) * N);
+    double worst = 0;
+    for (int i = 0; i < N; i++) {
+        uint32_t b = (uint32_t)rng_next();
+        b = (b & 0x807fffffu) | (uint32_t)(100 + i % 40) << 23; /* |g| from 2^-27 to 2^12 */
+        if (i % 97 == 1) b = (b & 0x80000000u) | 0x7f800000u;    /* inf */
+        if (i % 89 == 3) b = (b & 0x80000000u);                  /* zeros */
+        if (i % 83 == 5) b = 0x7fc00000u;                        /* NaN */
+        memcpy(&g[i], &b, 4);
+        if (i % 61 == 7) g[i] = (i % 2 ? 1 : -1) * (87 + (float)(i % 13)); /* around qc_exp_neg's -87 */
+        u[i] = rng_unit() * 4;
+        want[i] = qc_silu(g[i]) * u[i];
+        if (isfinite(g[i]) && fabsf(g[i]) < 80) {
+            const double x = g[i], e = x / (1 + exp(-x)), r = fabs((double)qc_silu(g[i]) - e) / fmax(fabs(e), 1e-30);
+            if (r > worst) worst = r;
+        }
+    }
+    CHECK(worst < 8 * 0x1p-24, "qc_silu: relative error %.3g against double precision", worst);
+    int runs = 0;
+    FOR_SIMD_LEVELS(l) {
+        const qc_kernel_set_t *k = qc_kernels_for((qc_cpu_t)l);
+        if (!k->swiglu) continue;
+        for (int n = N; n >= N - 20; n -= 7) {
+            memcpy(got, g, sizeof(float) * N);
+            k->swiglu(got, u, got, n);
+            CHECK(!memcmp(got, want, sizeof(float) * (size_t)n), "swiglu %s n %d: not bit-identical to qc_silu",
+                  level_name(l), n);
+            runs++;
+        }
+    }
+    qc_swiglu_row(g, u, got, N);
+    CHECK(!memcmp(got, want, sizeof(float) * N), "qc_swiglu_row differs from qc_silu");
+    printf("test_kernels: swiglu: %d level runs against qc_silu (its error against double %.2g)\n", runs, worst);
+    free(g), free(u), free(want), free(got);
+}
+
 /* ==== half precision ==== */
 
 /* Every level's f16_row against qc_f32_to_f16, bit for bit: the cases
@@ -1270,6 +1315,7 @@ int main(void) {
     test_exp_neg();
     test_attend();
     test_attend_block();
+    test_swiglu();
     test_matmul();
     test_matmul_gguf();
     test_driver();

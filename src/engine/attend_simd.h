@@ -1,12 +1,13 @@
-/* attend_simd.h — the body of qc_attend for one SIMD level, included by
- * kernels_avx2.c and kernels_avx512.c after they define:
- *   ATT_NAME        the function's name
+/* attend_simd.h — the bodies of qc_attend and qc_swiglu_row for one SIMD
+ * level, included by kernels_avx2.c and kernels_avx512.c after they define:
+ *   ATT_NAME        the function's name (SWIGLU_NAME, the other's)
  *   ATT_W           floats per vector; vec_t, v_load, v_store, v_add, v_mul,
  *                   v_fmadd, v_hsum, v_set1, v_zero, v_load_h (ATT_W halves
  *                   widened), v_round_h (round to half and back, F16C),
  *                   v_sub, v_pow2_magic (2^n from t = n + QC_EXP_MAGIC, by
  *                   integer operations on t's bits), v_zero_below (y where
- *                   x < a, else y; NaN x keeps y)
+ *                   x < a, else y; NaN x keeps y), v_div, v_neg_abs (-|x|,
+ *                   the sign bit set), v_select_ge0 (a where x >= 0, else b)
  * The arithmetic is that of qc_attend_scalar step by step (products and sums
  * in the same order, no fused multiply-add; F16C's conversion is the same
  * rounding as qc_round_f16), so only the dot products q . k differ between
@@ -36,6 +37,18 @@ ALWAYS_INLINE vec_t v_exp_neg(vec_t x) {
     p = v_add(v_mul(p, r), v_set1(QC_EXP_P5));
     p = v_add(v_add(v_mul(p, v_mul(r, r)), r), v_set1(1.0f));
     return v_zero_below(x, QC_EXP_MIN, v_mul(p, v_pow2_magic(t)));
+}
+
+/* qc_silu lane by lane. */
+ALWAYS_INLINE vec_t v_silu(vec_t x) {
+    const vec_t e = v_exp_neg(v_neg_abs(x)), d = v_add(v_set1(1.0f), e);
+    return v_div(v_select_ge0(x, x, v_mul(x, e)), d);
+}
+
+static void SWIGLU_NAME(const float *g, const float *u, float *out, int64_t n) {
+    int64_t i = 0;
+    for (; i + ATT_W <= n; i += ATT_W) v_store(out + i, v_mul(v_silu(v_load(g + i)), v_load(u + i)));
+    for (; i < n; i++) out[i] = qc_silu(g[i]) * u[i];
 }
 
 /* qc_softmax_exp with the exponentials ATT_W at a time. */

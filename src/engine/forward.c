@@ -131,8 +131,6 @@ static void rope(float *v, int head_dim, const float *cos_t, const float *sin_t)
     }
 }
 
-static float silu(float x) { return x / (1.0f + expf(-x)); }
-
 /* ==== forward pass ==== */
 
 /* One layer's work on the pass's tokens, for the pool: the attention
@@ -249,7 +247,8 @@ static void step_task(void *arg, int ith, int nth) {
     } else if (j->step == STEP_RESIDUAL) {
         for (size_t i = (size_t)lo * c->n_embd; i < (size_t)hi * c->n_embd; i++) w->x[i] += w->xb[i];
     } else {
-        for (size_t i = (size_t)lo * c->n_ff; i < (size_t)hi * c->n_ff; i++) w->hb[i] = silu(w->hb[i]) * w->hb2[i];
+        const size_t o = (size_t)lo * c->n_ff;
+        qc_swiglu_row(w->hb + o, w->hb2 + o, w->hb + o, (int64_t)(hi - lo) * c->n_ff);
     }
 }
 

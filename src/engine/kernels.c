@@ -215,6 +215,15 @@ void qc_f32_to_f16_row(const float *x, uint16_t *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = qc_f32_to_f16(x[i]);
 }
 
+void qc_swiglu_row(const float *g, const float *u, float *out, int64_t n) {
+    const qc_kernel_set_t *k = qc_kernels_for(qc_cpu_level());
+    if (k->swiglu) {
+        k->swiglu(g, u, out, n);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) out[i] = qc_silu(g[i]) * u[i];
+}
+
 /* ==== half precision ==== */
 
 static inline uint32_t f32_bits(float f) {

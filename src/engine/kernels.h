@@ -100,6 +100,10 @@ uint16_t qc_f32_to_f16(float f);
  * has it, NaN made qc_f32_to_f16's 0x7e00 with the sign). */
 void qc_f32_to_f16_row(const float *x, uint16_t *y, int64_t n);
 
+/* out[i] = silu(g[i]) * u[i] for i < n (SwiGLU), silu qc_silu's
+ * (kernels_impl.h), the same bits at every level; out may be g. */
+void qc_swiglu_row(const float *g, const float *u, float *out, int64_t n);
+
 /* Quantizes n floats (n % 32 == 0) to Q8_0 or Q4_0 blocks, bit-exactly as
  * ggml's quantize_row_q8_0_ref / quantize_row_q4_0_ref do. */
 void qc_quantize_row(qc_dtype_t t, const float *src, void *dst, int64_t n);

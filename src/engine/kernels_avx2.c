@@ -507,6 +507,7 @@ static void act_row_avx2(const float *x, int64_t cols, qc_block_q8_act *out) {
 
 typedef __m256 vec_t;
 #define ATT_NAME attend_avx2
+#define SWIGLU_NAME swiglu_avx2
 /* declared static first, so attend_simd.h's definition is this file's own */
 static void attend_avx2(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale, int f16_acc,
                         float *scores, float *o);
@@ -530,6 +531,11 @@ ALWAYS_INLINE vec_t v_pow2_magic(vec_t t) {
 }
 ALWAYS_INLINE vec_t v_zero_below(vec_t x, float a, vec_t y) {
     return _mm256_andnot_ps(_mm256_cmp_ps(x, _mm256_set1_ps(a), _CMP_LT_OQ), y);
+}
+ALWAYS_INLINE vec_t v_div(vec_t a, vec_t b) { return _mm256_div_ps(a, b); }
+ALWAYS_INLINE vec_t v_neg_abs(vec_t x) { return _mm256_or_ps(x, _mm256_set1_ps(-0.0f)); }
+ALWAYS_INLINE vec_t v_select_ge0(vec_t x, vec_t a, vec_t b) {
+    return _mm256_blendv_ps(b, a, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GE_OQ));
 }
 #include "engine/attend_simd.h"
 
@@ -560,7 +566,7 @@ static const qc_kernel_set_t avx2_set = {{QC_MM_COMMON_TYPES, [QC_DTYPE_Q5_0] = 
                                           [QC_DTYPE_Q5_K] = &mm_q5_K, [QC_DTYPE_Q6_K] = &mm_q6_K},
                                          dot_f32_avx2,
                                          act_row_avx2,
-                                         attend_avx2, NULL, NULL, f16_row_avx2, NULL};
+                                         attend_avx2, NULL, NULL, f16_row_avx2, NULL, swiglu_avx2};
 const qc_kernel_set_t *const qc_level_avx2 = &avx2_set;
 
 #else /* built without the AVX2 flags: never selected */

@@ -953,6 +953,7 @@ static void act_row_k_avx512(const float *x, int64_t cols, void *out) {
 
 typedef __m512 vec_t;
 #define ATT_NAME attend_avx512
+#define SWIGLU_NAME swiglu_avx512
 /* declared static first, so attend_simd.h's definition is this file's own */
 static void attend_avx512(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale, int f16_acc,
                           float *scores, float *o);
@@ -983,6 +984,11 @@ ALWAYS_INLINE vec_t v_pow2_magic(vec_t t) {
 }
 ALWAYS_INLINE vec_t v_zero_below(vec_t x, float a, vec_t y) {
     return _mm512_maskz_mov_ps(~_mm512_cmp_ps_mask(x, _mm512_set1_ps(a), _CMP_LT_OQ), y);
+}
+ALWAYS_INLINE vec_t v_div(vec_t a, vec_t b) { return _mm512_div_ps(a, b); }
+ALWAYS_INLINE vec_t v_neg_abs(vec_t x) { return _mm512_or_ps(x, _mm512_set1_ps(-0.0f)); }
+ALWAYS_INLINE vec_t v_select_ge0(vec_t x, vec_t a, vec_t b) {
+    return _mm512_mask_mov_ps(b, _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ), a);
 }
 #include "engine/attend_simd.h"
 
@@ -1161,7 +1167,8 @@ static const qc_kernel_set_t avx512_set = {{QC_MM_COMMON_TYPES, [QC_DTYPE_Q5_0] 
                                            &avx512_panel,
                                            act_row_k_avx512,
                                            f16_row_avx512,
-                                           attend_block_avx512};
+                                           attend_block_avx512,
+                                           swiglu_avx512};
 const qc_kernel_set_t *const qc_level_avx512 = &avx512_set;
 
 #else /* built without the AVX-512 flags: never selected */

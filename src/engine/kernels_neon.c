@@ -793,7 +793,7 @@ END_TARGET
       [QC_DTYPE_Q4_0] = &q4, [QC_DTYPE_Q5_0] = &q5, [QC_DTYPE_Q4_1] = &q41, [QC_DTYPE_Q5_1] = &q51,          \
       [QC_DTYPE_Q2_K] = &k2, [QC_DTYPE_Q3_K] = &mm_q3_K, [QC_DTYPE_Q4_K] = &k4, [QC_DTYPE_Q5_K] = &k5,       \
       [QC_DTYPE_Q6_K] = &mm_q6_K},                                                                           \
-     dot_f32_neon, act_row_neon, attend_neon, NULL, NULL, NULL, NULL}
+     dot_f32_neon, act_row_neon, attend_neon, NULL, NULL, NULL, NULL, NULL}
 
 static const qc_kernel_set_t neon_set =
     NEON_SET(mm_q8_0, mm_q4_0, mm_q5_0, mm_q4_1, mm_q5_1, mm_q2_K, mm_q4_K, mm_q5_K);

@@ -226,5 +226,5 @@ static const qc_kernel_set_t scalar_set = {{QC_MM_COMMON_TYPES, [QC_DTYPE_Q5_0] 
                                             [QC_DTYPE_Q6_K] = &mm_q8_K_types},
                                            dot_f32_scalar,
                                            qc_act_row_scalar,
-                                           qc_attend_scalar, NULL, NULL, NULL, NULL};
+                                           qc_attend_scalar, NULL, NULL, NULL, NULL, NULL};
 const qc_kernel_set_t *const qc_level_scalar = &scalar_set;
