@@ -16,7 +16,7 @@
 
 /* The model's norm and bias vectors: a GGUF model owns a copy of each
  * (weights.c's own_vector), beside its panels. */
-static int golden_n_vectors(const qc_model_t *m) {
+static inline int golden_n_vectors(const qc_model_t *m) {
     int n = m->out_norm.data != NULL;
     for (int l = 0; l < m->cfg.n_layer; l++) {
         const qc_layer_t *L = &m->layers[l];
