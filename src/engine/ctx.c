@@ -14,7 +14,8 @@
 /* ==== scratch buffers ==== */
 
 void qc_work_free(qc_work_t *w) {
-    free(w->x); free(w->xb); free(w->q); free(w->k); free(w->v); free(w->att_out);
+    if (w->att_out != w->hb) free(w->att_out);
+    free(w->x); free(w->xb); free(w->q); free(w->k); free(w->v);
     free(w->hb); free(w->hb2); free(w->scores); free(w->act);
     free(w->cos_t); free(w->sin_t);
     memset(w, 0, sizeof *w);
@@ -33,8 +34,12 @@ int qc_work_init(qc_work_t *w, const qc_model_t *m, int n_batch, int n_scores) {
     w->q = calloc((size_t)n_batch * q_dim, sizeof(float));
     w->k = calloc((size_t)n_batch * kv_dim, sizeof(float));
     w->v = calloc((size_t)n_batch * kv_dim, sizeof(float));
-    w->att_out = calloc((size_t)n_batch * q_dim, sizeof(float));
     w->hb = calloc((size_t)n_batch * c->n_ff, sizeof(float));
+    /* the attention's output lives in hb where it fits: hb is free from
+     * the FFN's last product to the next one's first, and the output
+     * projection reads att_out before the gate writes hb (2 MB of a
+     * 512-token batch of Qwen1.5-0.5B) */
+    w->att_out = c->n_ff >= q_dim ? w->hb : calloc((size_t)n_batch * q_dim, sizeof(float));
     w->hb2 = calloc((size_t)n_batch * c->n_ff, sizeof(float));
     w->scores = calloc((size_t)qc_pool_size(m->pool) * w->n_scores, sizeof(float));
     /* calloc'd (mapped untouched) beyond a small size: a slot no weight

@@ -18,7 +18,7 @@ typedef struct {
     float *x, *xb;            /* [n_batch][n_embd] */
     float *q;                 /* [n_batch][q_dim] */
     float *k, *v;             /* [n_batch][kv_dim] */
-    float *att_out;           /* [n_batch][q_dim] */
+    float *att_out;           /* [n_batch][q_dim], in hb where n_ff >= q_dim */
     float *hb, *hb2;          /* [n_batch][n_ff] */
     float *scores;            /* [n_threads][n_scores]: n_scores >= every sequence's n_ctx */
     void *act;                /* quantized activations: QC_ACT_SLOTS slots (kernels.h) */
