@@ -1,5 +1,6 @@
 /* attend_simd.h — the bodies of qc_attend and qc_swiglu_row for one SIMD
- * level, included by kernels_avx2.c and kernels_avx512.c after they define:
+ * level, included by kernels_avx2.c, kernels_avx512.c and kernels_neon.c after
+ * they define:
  *   ATT_NAME        the function's name (SWIGLU_NAME, the other's)
  *   ATT_W           floats per vector; vec_t, v_load, v_store, v_add, v_mul,
  *                   v_fmadd, v_hsum, v_set1, v_zero, v_load_h (ATT_W halves

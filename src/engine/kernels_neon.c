@@ -613,6 +613,7 @@ static void act_row_neon(const float *x, int64_t cols, qc_block_q8_act *out) {
 
 typedef float32x4_t vec_t;
 #define ATT_NAME attend_neon
+#define SWIGLU_NAME swiglu_neon
 /* declared static first, so attend_simd.h's definition is this file's own */
 static void attend_neon(const float *q, const qc_kv_rows_t *r, int n, int hd, float scale, int f16_acc,
                         float *scores, float *o);
@@ -637,6 +638,12 @@ ALWAYS_INLINE vec_t v_pow2_magic(vec_t t) {
 ALWAYS_INLINE vec_t v_zero_below(vec_t x, float a, vec_t y) {
     return vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(y), vcltq_f32(x, vdupq_n_f32(a))));
 }
+ALWAYS_INLINE vec_t v_div(vec_t a, vec_t b) { return vdivq_f32(a, b); }
+ALWAYS_INLINE vec_t v_neg_abs(vec_t x) {
+    return vreinterpretq_f32_u32(vorrq_u32(vreinterpretq_u32_f32(x), vdupq_n_u32(0x80000000u)));
+}
+/* a where x >= 0, else b (NaN x: b, as the x86 levels' ordered compare) */
+ALWAYS_INLINE vec_t v_select_ge0(vec_t x, vec_t a, vec_t b) { return vbslq_f32(vcgezq_f32(x), a, b); }
 #include "engine/attend_simd.h"
 
 /* ==== the dot-product level (ARMv8.2 sdot) ==== */
@@ -793,7 +800,7 @@ END_TARGET
       [QC_DTYPE_Q4_0] = &q4, [QC_DTYPE_Q5_0] = &q5, [QC_DTYPE_Q4_1] = &q41, [QC_DTYPE_Q5_1] = &q51,          \
       [QC_DTYPE_Q2_K] = &k2, [QC_DTYPE_Q3_K] = &mm_q3_K, [QC_DTYPE_Q4_K] = &k4, [QC_DTYPE_Q5_K] = &k5,       \
       [QC_DTYPE_Q6_K] = &mm_q6_K},                                                                           \
-     dot_f32_neon, act_row_neon, attend_neon, NULL, NULL, NULL, NULL, NULL}
+     dot_f32_neon, act_row_neon, attend_neon, NULL, NULL, NULL, NULL, swiglu_neon}
 
 static const qc_kernel_set_t neon_set =
     NEON_SET(mm_q8_0, mm_q4_0, mm_q5_0, mm_q4_1, mm_q5_1, mm_q2_K, mm_q4_K, mm_q5_K);
