@@ -13,8 +13,10 @@
 # shapes) written as F16 GGUF by `qcare convert`, then quantized by
 # llama-quantize to Q8_0, Q4_0 and Q4_K_M, so both engines read files
 # llama.cpp wrote. QC_DTYPE (default auto: the file's types as stored) is
-# passed to qcare. QC_VS_FILES (default: the five below, preset:type) picks
-# the files; QC_VS_SERVE=0 skips the serving part. Needs ~4 GB in
+# passed to qcare, and QCARE_CPU (qcare's kernel level, e.g. avx512 for
+# VNNI without AMX on an AMX machine) reaches qcare bench and qcare serve
+# through the environment. QC_VS_FILES (default: the five below,
+# preset:type) picks the files; QC_VS_SERVE=0 skips the serving part. Needs ~4 GB in
 # build/bench and 15-30 minutes.
 set -eu
 cd "$(dirname "$0")/.."
@@ -50,6 +52,7 @@ gguf() { # preset type -> file
 qfield() { python3 -c 'import json,sys; j=json.loads(sys.stdin.read().strip().splitlines()[-1]); print("%.1f %.1f %.0f" % (j[sys.argv[1]+"_tps"], j[sys.argv[1]+"_sd"], j["peak_rss_mb"]))' "$1"; }
 lfield() { python3 -c 'import json,sys; j=json.load(sys.stdin); r=[x for x in j if (x["n_gen"]>0)==(sys.argv[1]=="tg")][0]; print("%.1f %.1f" % (r["avg_ts"], r["stddev_ts"]))' "$1"; }
 qdtype() { python3 -c 'import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])["dtype"])'; }
+qcpu() { python3 -c 'import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])["cpu"])'; }
 ratio() { python3 -c 'import sys; print("%.2f" % (float(sys.argv[1])/float(sys.argv[2])))' "$1" "$2"; }
 
 echo "| file | size MiB | qcare keeps | test | qcare t/s | llama.cpp t/s | qcare / llama.cpp | qcare peak RSS MB |"
@@ -63,6 +66,7 @@ for spec in $FILES; do
         qa=$("$Q" bench --model "$f" --dtype "$DT" -t "$T" -r "$R" -p "$1" -n "$2" --json 2>/dev/null)
         la=$("$L/llama-bench" -m "$f" -t "$T" -r "$R" -p "$1" -n "$2" -o json 2>/dev/null)
         qdt=$(echo "$qa" | qdtype)
+        QCPU=$(echo "$qa" | qcpu)
         set -- $(echo "$qa" | qfield pp) "$1" "$2"
         qpp=$1 qsd=$2 rss=$3 np=$4 ng=$5
         set -- $(echo "$la" | lfield pp)
@@ -76,7 +80,7 @@ for spec in $FILES; do
     done
 done
 echo
-echo "$T threads, $R repetitions each, qcare --dtype $DT, llama.cpp ${LLAMA_REV:-(set LLAMA_REV to its commit)};"
+echo "$T threads, $R repetitions each, qcare --dtype $DT at its ${QCPU:-?} level (QCARE_CPU=${QCARE_CPU:-unset}), llama.cpp ${LLAMA_REV:-(set LLAMA_REV to its commit)};"
 echo "$(date -u +%Y-%m-%d), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, SIMD: $(grep -m1 -o -w -e avx2 -e avx512f -e avx512_vnni -e amx_int8 /proc/cpuinfo | sort -u | tr '\n' ' ')"
 [ "${QC_VS_SERVE:-1}" = 0 ] && exit 0
 echo

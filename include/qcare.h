@@ -244,6 +244,10 @@ size_t qc_model_kv_bytes_per_token(const qc_model_t *m);
  * "bf16", "f16", "q8_0", "q4_0", "q4_k", ...), or the mix of a mixed file
  * by bytes ("mixed: q4_k 61%, q6_k 21%, q5_0 18%"). Owned by the model. */
 const char *qc_model_dtype(const qc_model_t *m);
+/* The CPU level whose kernels run the model ("amx", "avx512", "avx2",
+ * "scalar"; ARM64: "i8mm", "dotprod", "neon", "scalar"): the best this CPU
+ * has, or the one QCARE_CPU asked for. Static storage. */
+const char *qc_model_cpu(const qc_model_t *m);
 /* What identifies the model's contents, handed to fn piece by piece in a
  * fixed order: config.json's bytes then each weights file's header (a
  * folder; shards in the index's order), or a GGUF file's header (metadata

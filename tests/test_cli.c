@@ -118,11 +118,16 @@ static void test_help_and_errors(const char *model) {
         free(out);
         free(err);
         snprintf(args, sizeof args, "bench --model %s -p 0 -n 2 -r 1 --json --no-probe", model);
+        setenv("QCARE_CPU", "scalar", 1);
         brc = run(args, NULL, &out, &err);
+        unsetenv("QCARE_CPU");
         last = strstr(out, "{\"pp_tps\"");
         j = last ? json_loads(last, 0, NULL) : NULL;
         CHECK(brc == 0 && j && json_number_value(json_object_get(j, "read_gbs")) == 0 && !strstr(out, "probed"),
               "bench --no-probe skips the probe (rc %d)", brc);
+        const char *cpu = json_string_value(json_object_get(j, "cpu"));
+        CHECK(cpu && !strcmp(cpu, "scalar") && strstr(err, "scalar kernels"),
+              "bench under QCARE_CPU=scalar reports the scalar kernels (cpu %s)", cpu ? cpu : "(none)");
         json_decref(j);
         free(out);
         free(err);

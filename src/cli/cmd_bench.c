@@ -172,8 +172,8 @@ int cmd_bench(int argc, char **argv) {
     int32_t ntok = qc_tokenizer_n_tokens(qc_model_tokenizer(m));
     for (int i = 0; i < n_max; i++) ids[i] = (int32_t)((s = s * 1664525u + 1013904223u) >> 8) % ntok;
 
-    fprintf(stderr, "qcare bench: %s, %s weights (%.0f MiB), %d threads, loaded in %.2f s\n", model,
-            qc_model_dtype(m), qc_model_weight_bytes(m) / 1048576.0, qc_model_n_threads(m), t_load);
+    fprintf(stderr, "qcare bench: %s, %s weights (%.0f MiB), %d threads, %s kernels, loaded in %.2f s\n", model,
+            qc_model_dtype(m), qc_model_weight_bytes(m) / 1048576.0, qc_model_n_threads(m), qc_model_cpu(m), t_load);
     double bw = probe && n_gen > 0 ? probe_in_child(qc_model_n_threads(m)) : 0;
     if (bw > 0) fprintf(stderr, "qcare bench: read bandwidth %.1f GB/s (%d threads, best of %d passes)\n", bw,
                         qc_model_n_threads(m), PROBE_PASSES);
@@ -205,9 +205,11 @@ int cmd_bench(int argc, char **argv) {
     if (json)
         printf("{\"pp_tps\": %.3f, \"pp_sd\": %.3f, \"tg_tps\": %.3f, \"tg_sd\": %.3f, \"peak_rss_mb\": %.1f, "
                "\"n_prompt\": %d, \"n_gen\": %d, \"threads\": %d, \"dtype\": \"%s\", \"weights_mib\": %.1f, "
-               "\"load_s\": %.3f, \"reps\": %d, \"read_gbs\": %.2f, \"step_bytes\": %lld, \"tg_weight_gbs\": %.4f}\n",
+               "\"load_s\": %.3f, \"reps\": %d, \"read_gbs\": %.2f, \"step_bytes\": %lld, \"tg_weight_gbs\": %.4f, "
+               "\"cpu\": \"%s\"}\n",
                pm, psd, tm, tsd, rss, n_prompt, n_gen, qc_model_n_threads(m), qc_model_dtype(m),
-               qc_model_weight_bytes(m) / 1048576.0, t_load, reps, bw, (long long)qc_model_step_bytes(m), n_gen > 0 ? wgbs : 0.0);
+               qc_model_weight_bytes(m) / 1048576.0, t_load, reps, bw, (long long)qc_model_step_bytes(m), n_gen > 0 ? wgbs : 0.0,
+               qc_model_cpu(m));
     rc = 0;
     goto done;
 eval_fail:

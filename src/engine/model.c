@@ -229,6 +229,10 @@ size_t qc_model_kv_bytes_per_token(const qc_model_t *m) {
     return (size_t)m->cfg.n_layer * m->cfg.n_head_kv * m->cfg.head_dim * 2 * sizeof(uint16_t);
 }
 const char *qc_model_dtype(const qc_model_t *m) { return m->dtype_desc; }
+const char *qc_model_cpu(const qc_model_t *m) {
+    (void)m;
+    return qc_cpu_name(qc_cpu_level());
+}
 int qc_model_n_converted(const qc_model_t *m) { return m->n_converted; }
 
 void qc_model_identity(const qc_model_t *m, void (*fn)(void *user, const void *p, size_t n), void *user) {
