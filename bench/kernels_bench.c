@@ -13,7 +13,7 @@
  *
  * Build:  make build/kernels_bench
  * Run:    build/kernels_bench [--tokens N,N,...] [q8_0|q4_0|q5_0|q4_K|q6_K|bf16|f32 ...]
- *         (QCARE_CPU picks the level) */
+ *         (also q4_1, q5_1, q2_K, q3_K, q5_K, f16; QCARE_CPU picks the level) */
 #include "engine/kernels_impl.h"
 #include "engine/quants.h"
 #include "base/base.h"
@@ -46,13 +46,17 @@ static unsigned char *make_matrix(qc_dtype_t dt, int64_t rows, int64_t cols, int
             qc_quantize_row(dt, row, o, cols);
         } else if (qc_qtype(dt)) {
             /* other quantized types: random bytes, each block's halves
-             * (its first 2 or 4 bytes, Q6_K's last 2) a small finite scale */
+             * (its first 2 or 4 bytes; Q2_K's last 4, Q3_K's and Q6_K's
+             * last 2) a small finite scale */
             const qc_qtype_t *q = qc_qtype(dt);
+            const size_t bb = (size_t)q->block_bytes;
+            const int two = dt == QC_DTYPE_Q4_1 || dt == QC_DTYPE_Q5_1 || dt == QC_DTYPE_Q2_K || dt == QC_DTYPE_Q4_K ||
+                            dt == QC_DTYPE_Q5_K;
+            const size_t at = dt == QC_DTYPE_Q6_K || dt == QC_DTYPE_Q3_K ? bb - 2 : dt == QC_DTYPE_Q2_K ? bb - 4 : 0;
             for (size_t i = 0; i < rb; i++) o[i] = (unsigned char)(rnd() * 127.0f + 128.0f);
-            for (size_t b = 0; b < rb; b += (size_t)q->block_bytes) {
+            for (size_t b = 0; b < rb; b += bb) {
                 static const unsigned char h[4] = {0x00, 0x20, 0x00, 0x18};
-                if (dt == QC_DTYPE_Q6_K) memcpy(o + b + (size_t)q->block_bytes - 2, h, 2);
-                else memcpy(o + b, h, dt == QC_DTYPE_Q4_K || dt == QC_DTYPE_Q5_K ? 4 : 2);
+                memcpy(o + b + at, h, two ? 4 : 2);
             }
         } else {
             for (int64_t c = 0; c < cols; c++) {
@@ -178,7 +182,8 @@ int main(int argc, char **argv) {
     printf("kernels_bench: level %s, 1 thread\n", qc_cpu_name(qc_cpu_level()));
     static const char *names[] = {"q8_0", "q4_0", "bf16"};
     static const qc_dtype_t types[] = {QC_DTYPE_Q8_0, QC_DTYPE_Q4_0, QC_DTYPE_BF16, QC_DTYPE_F32, QC_DTYPE_F16,
-                                       QC_DTYPE_Q5_0, QC_DTYPE_Q4_K, QC_DTYPE_Q6_K};
+                                       QC_DTYPE_Q5_0, QC_DTYPE_Q4_1, QC_DTYPE_Q5_1, QC_DTYPE_Q2_K,
+                                       QC_DTYPE_Q3_K, QC_DTYPE_Q4_K, QC_DTYPE_Q5_K, QC_DTYPE_Q6_K};
     int first = 1;
     if (argc > 2 && !strcmp(argv[1], "--tokens")) {
         n_prefill = 0;
