@@ -29,7 +29,8 @@
  * K-quants (Q2_K .. Q6_K on Q8_K activations): AVX2's tiles (kernels_avx2.c)
  * at twice the width, 64 quants a register, with vpdpwssd adding the
  * sub-block-scaled pairs into the int32 sums (one instruction where AVX2
- * needs vpmaddwd and vpaddd). Q5_0 is Q4_0 with the 5th bit (vpmovm2b from qh)
+ * needs vpmaddwd and vpaddd); Q2_K's tile sums eight (row, token) pairs'
+ * blocks at once (decode: eight rows). Q5_0 is Q4_0 with the 5th bit (vpmovm2b from qh)
  * and an excess of 16; Q4_1 and Q5_1 run AVX2's kernels. */
 #include "engine/kernels_impl.h"
 #include "engine/quants.h"
@@ -220,6 +221,10 @@ ALWAYS_INLINE __m512i ld2x32(const void *a, const void *b) {
                               _mm256_loadu_si256((const __m256i *)b), 1);
 }
 
+/* The 32 bytes at a in both halves: one broadcast load (no shuffle, as
+ * ld2x32's insert is). */
+ALWAYS_INLINE __m512i bc32(const void *a) { return _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)a)); }
+
 /* The 16-bit lanes of v's low half shifted right by a, of its high half by b. */
 ALWAYS_INLINE __m512i srl2(__m512i v, int a, int b) {
     return _mm512_srlv_epi16(v, _mm512_inserti64x4(_mm512_set1_epi16((short)a), _mm256_set1_epi16((short)b), 1));
@@ -236,19 +241,28 @@ ALWAYS_INLINE __m512i kq16_pair(const qc_dtype_t kt, const unsigned char *p, con
          * bits 2g.. of qh[32n + l] */
         const qc_block_q6_K *k6 = (const qc_block_q6_K *)p;
         const __m512i l = _mm512_loadu_si512((const void *)(k6->ql + 64 * n));
-        const __m512i qh = ld2x32(k6->qh + 32 * n, k6->qh + 32 * n);
+        const __m512i qh = bc32(k6->qh + 32 * n);
         const __m512i lo = h ? _mm512_and_si512(_mm512_srli_epi16(l, 4), m4) : _mm512_and_si512(l, m4);
         return _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(srl2(qh, 4 * h, 4 * h + 2), m2), 4));
     }
     /* group g: bits 2g of qs[32n + l]; Q3_K's high bit: bit 4n + g of hmask[l] */
     const uint8_t *qs = kt == QC_DTYPE_Q2_K ? ((const qc_block_q2_K *)p)->qs : ((const qc_block_q3_K *)p)->qs;
-    __m512i q = _mm512_and_si512(srl2(ld2x32(qs + 32 * n, qs + 32 * n), 4 * h, 4 * h + 2), m2);
+    __m512i q = _mm512_and_si512(srl2(bc32(qs + 32 * n), 4 * h, 4 * h + 2), m2);
     if (kt == QC_DTYPE_Q3_K) {
         const uint8_t *hm = ((const qc_block_q3_K *)p)->hmask;
-        const __m512i hb = srl2(ld2x32(hm, hm), 4 * n + 2 * h, 4 * n + 2 * h + 1);
+        const __m512i hb = srl2(bc32(hm), 4 * n + 2 * h, 4 * n + 2 * h + 1);
         q = _mm512_or_si512(q, _mm512_slli_epi16(_mm512_and_si512(hb, _mm512_set1_epi8(1)), 2));
     }
     return q;
+}
+
+/* The vpermw index that puts sub-block 8n + 4h + k's scale (of 16 int16)
+ * in every int16 of 128-bit lane k: the scales of kq16_pair(n, h)'s lanes. */
+ALWAYS_INLINE __m512i sub16_index(const int n, const int h) {
+    const short s0 = (short)(8 * n + 4 * h);
+    return _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_set_m128i(_mm_set1_epi16((short)(s0 + 1)), _mm_set1_epi16(s0))),
+        _mm256_set_m128i(_mm_set1_epi16((short)(s0 + 3)), _mm_set1_epi16((short)(s0 + 2))), 1);
 }
 
 /* One R x T tile of K-quant weights over a->k super-blocks: the exact
@@ -289,12 +303,7 @@ ALWAYS_INLINE void tile_kq(const qc_dtype_t kt, const int R, const int T, const 
                 for (int n = 0; n < 2; n++)
 #pragma GCC unroll 2
                     for (int h = 0; h < 2; h++) {
-                        /* 128-bit lane k: sub-block 8n + 4h + k's scale in every int16 */
-                        const short s0 = (short)(8 * n + 4 * h);
-                        const __m512i idx = _mm512_inserti64x4(
-                            _mm512_castsi256_si512(_mm256_set_m128i(_mm_set1_epi16((short)(s0 + 1)), _mm_set1_epi16(s0))),
-                            _mm256_set_m128i(_mm_set1_epi16((short)(s0 + 3)), _mm_set1_epi16((short)(s0 + 2))), 1);
-                        const __m512i vs = _mm512_permutexvar_epi16(idx, scz);
+                        const __m512i vs = _mm512_permutexvar_epi16(sub16_index(n, h), scz);
                         const __m512i q = kq16_pair(kt, p, n, h);
 #pragma GCC unroll 4
                         for (int t = 0; t < T; t++) {
@@ -304,10 +313,10 @@ ALWAYS_INLINE void tile_kq(const qc_dtype_t kt, const int R, const int T, const 
                             else isum[t] = _mm512_dpwssd_epi32(isum[t], _mm512_maddubs_epi16(q, xv), vs);
                         }
                     }
-                d = qc_f16_to_f32(qc_load_u16(kt == QC_DTYPE_Q2_K   ? ((const qc_block_q2_K *)p)->d
+                d = _cvtsh_ss(qc_load_u16(kt == QC_DTYPE_Q2_K   ? ((const qc_block_q2_K *)p)->d
                                               : kt == QC_DTYPE_Q3_K ? ((const qc_block_q3_K *)p)->d
                                                                     : ((const qc_block_q6_K *)p)->d));
-                if (kt == QC_DTYPE_Q2_K) dmin = qc_f16_to_f32(qc_load_u16(((const qc_block_q2_K *)p)->dmin));
+                if (kt == QC_DTYPE_Q2_K) dmin = _cvtsh_ss(qc_load_u16(((const qc_block_q2_K *)p)->dmin));
             } else {
                 /* Q4_K / Q5_K: d, dmin, scales at the same offsets; sub-blocks
                  * 2j (low nibbles) and 2j + 1 (high) share qs[32j .. 32j + 32) */
@@ -328,7 +337,7 @@ ALWAYS_INLINE void tile_kq(const qc_dtype_t kt, const int R, const int T, const 
                     __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
                     if (qh) {
                         /* the 5th bit of sub-block 2j is bit 2j of qh, of 2j + 1 bit 2j + 1 */
-                        const __m512i hb = srl2(ld2x32(qh, qh), 4 * jj, 4 * jj + 2), one = _mm512_set1_epi8(1);
+                        const __m512i hb = srl2(bc32(qh), 4 * jj, 4 * jj + 2), one = _mm512_set1_epi8(1);
                         lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(hb, one), 4));
                         hi = _mm512_or_si512(hi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hb, 1), one), 4));
                     }
@@ -345,8 +354,8 @@ ALWAYS_INLINE void tile_kq(const qc_dtype_t kt, const int R, const int T, const 
                         isum2[t] = _mm512_dpwssd_epi32(isum2[t], _mm512_maddubs_epi16(hi, ld2x32(xq + 32, xq + 96)), vhi);
                     }
                 }
-                d = qc_f16_to_f32(qc_load_u16(k4->d));
-                dmin = qc_f16_to_f32(qc_load_u16(k4->dmin));
+                d = _cvtsh_ss(qc_load_u16(k4->d));
+                dmin = _cvtsh_ss(qc_load_u16(k4->dmin));
             }
 #pragma GCC unroll 4
             for (int t = 0; t < T; t++) {
@@ -373,6 +382,101 @@ ALWAYS_INLINE void tile_kq(const qc_dtype_t kt, const int R, const int T, const 
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) a->y[(size_t)t * (size_t)ldy + r] = _mm512_reduce_add_ps(acc[r][t]) + m[r][t];
+}
+
+/* ==== Q2_K: eight (row, token) pairs' sums at once ====
+ *
+ * ggml's Q2_K dot keeps one integer per super-block, so tile_kq pays two
+ * horizontal sums and a chain of scalar F32 steps per block and pair.
+ * Here the R x T <= 8 pairs of a tile (lane r T + t; decode: 8 rows) have
+ * their integer sums folded together (a tree of exact additions, any
+ * order the same) and the scalar's F32 steps, sumf += (d_x d) isum -
+ * (d_x dmin) summs, run in 8 lanes, each lane its pair's operations in
+ * the scalar's order: bit for bit tile_kq's and the scalar level's. */
+
+enum { Q2R1 = 8 }; /* rows per decode tile */
+
+/* Lane k: the sum of w[k]'s 8 int32 lanes. */
+ALWAYS_INLINE __m256i sum8x8(const __m256i w[8]) {
+    const __m256i a0 = _mm256_hadd_epi32(w[0], w[1]), a1 = _mm256_hadd_epi32(w[2], w[3]);
+    const __m256i a2 = _mm256_hadd_epi32(w[4], w[5]), a3 = _mm256_hadd_epi32(w[6], w[7]);
+    /* b0: each 128-bit half's sums of w[0..3] (low half, high half) */
+    const __m256i b0 = _mm256_hadd_epi32(a0, a1), b1 = _mm256_hadd_epi32(a2, a3);
+    return _mm256_add_epi32(_mm256_permute2x128_si256(b0, b1, 0x20), _mm256_permute2x128_si256(b0, b1, 0x31));
+}
+
+ALWAYS_INLINE void tile_q2k(const qc_dtype_t kt, const int R, const int T, const qc_mm_tile_t *a) {
+    (void)kt;
+    const unsigned char *w0 = a->w, *x0 = a->x;
+    const size_t row_bytes = a->w_stride, x_stride = a->x_stride, bb = sizeof(qc_block_q2_K);
+    const int64_t nb = a->k, ldy = a->ldy;
+    const int pf = a->prefetch;
+    __m256 m = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m512i isum[8];
+        __m256i mn[8], sc[8];
+        float d[8], dm[8], xd[4];
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) isum[k] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            const unsigned char *p = w0 + (size_t)r * row_bytes + (size_t)b * bb;
+            if (pf) {
+                _mm_prefetch((const char *)p + PF_BYTES, _MM_HINT_T0);
+                _mm_prefetch((const char *)p + PF_BYTES + 64, _MM_HINT_T0);
+            }
+            sc[r] = kq16_scales(QC_DTYPE_Q2_K, p, &mn[r]);
+            d[r] = _cvtsh_ss(qc_load_u16(((const qc_block_q2_K *)p)->d));
+            dm[r] = _cvtsh_ss(qc_load_u16(((const qc_block_q2_K *)p)->dmin));
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) xd[t] = ((const qc_block_q8_K *)(x0 + (size_t)t * x_stride) + b)->d;
+#pragma GCC unroll 2
+        for (int n = 0; n < 2; n++)
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++) {
+                const __m512i idx = sub16_index(n, h);
+                __m512i xv[4];
+#pragma GCC unroll 4
+                for (int t = 0; t < T; t++)
+                    xv[t] = _mm512_loadu_si512(
+                        (const void *)(((const qc_block_q8_K *)(x0 + (size_t)t * x_stride) + b)->qs + 128 * n + 64 * h));
+#pragma GCC unroll 8
+                for (int r = 0; r < R; r++) {
+                    const unsigned char *p = w0 + (size_t)r * row_bytes + (size_t)b * bb;
+                    const __m512i vs = _mm512_permutexvar_epi16(idx, _mm512_castsi256_si512(sc[r]));
+                    const __m512i q = kq16_pair(QC_DTYPE_Q2_K, p, n, h);
+#pragma GCC unroll 4
+                    for (int t = 0; t < T; t++)
+                        isum[r * T + t] = _mm512_dpwssd_epi32(isum[r * T + t], _mm512_maddubs_epi16(q, xv[t]), vs);
+                }
+            }
+        __m256i wi[8], ws[8];
+        float dl[8], dml[8];
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) {
+            if (k < R * T) {
+                const int r = k / T, t = k % T;
+                const __m256i bs = _mm256_loadu_si256(
+                    (const __m256i *)((const qc_block_q8_K *)(x0 + (size_t)t * x_stride) + b)->bsums);
+                wi[k] = _mm256_add_epi32(_mm512_castsi512_si256(isum[k]), _mm512_extracti64x4_epi64(isum[k], 1));
+                ws[k] = _mm256_madd_epi16(bs, mn[r]);
+                dl[k] = xd[t] * d[r];
+                dml[k] = xd[t] * dm[r];
+            } else {
+                wi[k] = ws[k] = _mm256_setzero_si256();
+                dl[k] = dml[k] = 0.0f;
+            }
+        }
+        const __m256 fi = _mm256_cvtepi32_ps(sum8x8(wi)), fs = _mm256_cvtepi32_ps(sum8x8(ws));
+        const __m256 vd = _mm256_setr_ps(dl[0], dl[1], dl[2], dl[3], dl[4], dl[5], dl[6], dl[7]);
+        const __m256 vdm = _mm256_setr_ps(dml[0], dml[1], dml[2], dml[3], dml[4], dml[5], dml[6], dml[7]);
+        m = _mm256_add_ps(m, _mm256_sub_ps(_mm256_mul_ps(vd, fi), _mm256_mul_ps(vdm, fs)));
+    }
+    float out[8];
+    _mm256_storeu_ps(out, m);
+#pragma GCC unroll 8
+    for (int k = 0; k < R * T; k++) a->y[(size_t)(k % T) * (size_t)ldy + k / T] = out[k];
 }
 
 /* ==== float weights ==== */
@@ -449,7 +553,7 @@ QC_MM_KERNEL(mm_q5_0, tile_quant, 2, QC_ACT_Q8, RB, RT, TT, RT, PACK_PAIRS(pack_
 QC_MM_KERNEL(mm_f32, tile_float, QC_DTYPE_F32, QC_ACT_F32, RB, RT, TT, DEC_R, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_f16, tile_float, QC_DTYPE_F16, QC_ACT_F32, RB, RT, TT, DEC_R, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_bf16, tile_float, QC_DTYPE_BF16, QC_ACT_F32, RB, RT, TT, DEC_R, QC_MM_NO_PACK);
-QC_MM_KERNEL(mm_q2_K, tile_kq, QC_DTYPE_Q2_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q2_K, tile_q2k, QC_DTYPE_Q2_K, QC_ACT_Q8_K, RB, KR, KT, Q2R1, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_q3_K, tile_kq, QC_DTYPE_Q3_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_q4_K, tile_kq, QC_DTYPE_Q4_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_q5_K, tile_kq, QC_DTYPE_Q5_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
