@@ -29,8 +29,8 @@
  * K-quants (Q2_K .. Q6_K on Q8_K activations): AVX2's tiles (kernels_avx2.c)
  * at twice the width, 64 quants a register, with vpdpwssd adding the
  * sub-block-scaled pairs into the int32 sums (one instruction where AVX2
- * needs vpmaddwd and vpaddd); Q2_K's tile sums eight (row, token) pairs'
- * blocks at once (decode: eight rows). Q5_0 is Q4_0 with the 5th bit (vpmovm2b from qh)
+ * needs vpmaddwd and vpaddd); Q2_K's and Q3_K's tile sums eight (row,
+ * token) pairs' blocks at once (decode: eight rows). Q5_0 is Q4_0 with the 5th bit (vpmovm2b from qh)
  * and an excess of 16; Q4_1 and Q5_1 run AVX2's kernels. */
 #include "engine/kernels_impl.h"
 #include "engine/quants.h"
@@ -384,17 +384,20 @@ ALWAYS_INLINE void tile_kq(const qc_dtype_t kt, const int R, const int T, const 
         for (int t = 0; t < T; t++) a->y[(size_t)t * (size_t)ldy + r] = _mm512_reduce_add_ps(acc[r][t]) + m[r][t];
 }
 
-/* ==== Q2_K: eight (row, token) pairs' sums at once ====
+/* ==== Q2_K and Q3_K: eight (row, token) pairs' sums at once ====
  *
  * ggml's Q2_K dot keeps one integer per super-block, so tile_kq pays two
- * horizontal sums and a chain of scalar F32 steps per block and pair.
- * Here the R x T <= 8 pairs of a tile (lane r T + t; decode: 8 rows) have
- * their integer sums folded together (a tree of exact additions, any
- * order the same) and the scalar's F32 steps, sumf += (d_x d) isum -
- * (d_x dmin) summs, run in 8 lanes, each lane its pair's operations in
- * the scalar's order: bit for bit tile_kq's and the scalar level's. */
+ * horizontal sums and a chain of scalar F32 steps per block and pair;
+ * its Q3_K pays one horizontal sum (the excess's correction) per block
+ * and pair. Here the R x T <= 8 pairs of a tile (lane r T + t; decode: 8
+ * rows) have those sums folded together (a tree of exact additions, any
+ * order the same). Q2_K's F32 steps, sumf += (d_x d) isum - (d_x dmin)
+ * summs, then run in 8 lanes, each lane its pair's scalar operations in
+ * order: bit for bit the scalar level's. Q3_K's correction goes into
+ * lane 0 of its pair's 16 sums and the F32 steps are tile_kq's: bit for
+ * bit tile_kq's Q3_K. */
 
-enum { Q2R1 = 8 }; /* rows per decode tile */
+enum { K8R1 = 8 }; /* rows per decode tile */
 
 /* Lane k: the sum of w[k]'s 8 int32 lanes. */
 ALWAYS_INLINE __m256i sum8x8(const __m256i w[8]) {
@@ -405,13 +408,16 @@ ALWAYS_INLINE __m256i sum8x8(const __m256i w[8]) {
     return _mm256_add_epi32(_mm256_permute2x128_si256(b0, b1, 0x20), _mm256_permute2x128_si256(b0, b1, 0x31));
 }
 
-ALWAYS_INLINE void tile_q2k(const qc_dtype_t kt, const int R, const int T, const qc_mm_tile_t *a) {
-    (void)kt;
+ALWAYS_INLINE void tile_k8(const qc_dtype_t kt, const int R, const int T, const qc_mm_tile_t *a) {
     const unsigned char *w0 = a->w, *x0 = a->x;
-    const size_t row_bytes = a->w_stride, x_stride = a->x_stride, bb = sizeof(qc_block_q2_K);
+    const int q2 = kt == QC_DTYPE_Q2_K;
+    const size_t row_bytes = a->w_stride, x_stride = a->x_stride, bb = qc_kquant_block_bytes(kt);
     const int64_t nb = a->k, ldy = a->ldy;
     const int pf = a->prefetch;
-    __m256 m = _mm256_setzero_ps();
+    __m256 m = _mm256_setzero_ps(); /* Q2_K */
+    __m512 acc[8];                  /* Q3_K */
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++) acc[k] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         __m512i isum[8];
         __m256i mn[8], sc[8];
@@ -425,9 +431,13 @@ ALWAYS_INLINE void tile_q2k(const qc_dtype_t kt, const int R, const int T, const
                 _mm_prefetch((const char *)p + PF_BYTES, _MM_HINT_T0);
                 _mm_prefetch((const char *)p + PF_BYTES + 64, _MM_HINT_T0);
             }
-            sc[r] = kq16_scales(QC_DTYPE_Q2_K, p, &mn[r]);
-            d[r] = _cvtsh_ss(qc_load_u16(((const qc_block_q2_K *)p)->d));
-            dm[r] = _cvtsh_ss(qc_load_u16(((const qc_block_q2_K *)p)->dmin));
+            sc[r] = kq16_scales(kt, p, &mn[r]);
+            if (q2) {
+                d[r] = _cvtsh_ss(qc_load_u16(((const qc_block_q2_K *)p)->d));
+                dm[r] = _cvtsh_ss(qc_load_u16(((const qc_block_q2_K *)p)->dmin));
+            } else {
+                d[r] = _cvtsh_ss(qc_load_u16(((const qc_block_q3_K *)p)->d));
+            }
         }
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) xd[t] = ((const qc_block_q8_K *)(x0 + (size_t)t * x_stride) + b)->d;
@@ -445,12 +455,13 @@ ALWAYS_INLINE void tile_q2k(const qc_dtype_t kt, const int R, const int T, const
                 for (int r = 0; r < R; r++) {
                     const unsigned char *p = w0 + (size_t)r * row_bytes + (size_t)b * bb;
                     const __m512i vs = _mm512_permutexvar_epi16(idx, _mm512_castsi256_si512(sc[r]));
-                    const __m512i q = kq16_pair(QC_DTYPE_Q2_K, p, n, h);
+                    const __m512i q = kq16_pair(kt, p, n, h);
 #pragma GCC unroll 4
                     for (int t = 0; t < T; t++)
                         isum[r * T + t] = _mm512_dpwssd_epi32(isum[r * T + t], _mm512_maddubs_epi16(q, xv[t]), vs);
                 }
             }
+        /* the pairs' sums of bsums x mins (Q2_K) or x scales (Q3_K's excess) */
         __m256i wi[8], ws[8];
         float dl[8], dml[8];
 #pragma GCC unroll 8
@@ -459,24 +470,37 @@ ALWAYS_INLINE void tile_q2k(const qc_dtype_t kt, const int R, const int T, const
                 const int r = k / T, t = k % T;
                 const __m256i bs = _mm256_loadu_si256(
                     (const __m256i *)((const qc_block_q8_K *)(x0 + (size_t)t * x_stride) + b)->bsums);
-                wi[k] = _mm256_add_epi32(_mm512_castsi512_si256(isum[k]), _mm512_extracti64x4_epi64(isum[k], 1));
-                ws[k] = _mm256_madd_epi16(bs, mn[r]);
-                dl[k] = xd[t] * d[r];
-                dml[k] = xd[t] * dm[r];
+                ws[k] = _mm256_madd_epi16(bs, q2 ? mn[r] : sc[r]);
+                if (q2) {
+                    wi[k] = _mm256_add_epi32(_mm512_castsi512_si256(isum[k]), _mm512_extracti64x4_epi64(isum[k], 1));
+                    dl[k] = xd[t] * d[r];
+                    dml[k] = xd[t] * dm[r];
+                }
             } else {
                 wi[k] = ws[k] = _mm256_setzero_si256();
                 dl[k] = dml[k] = 0.0f;
             }
         }
-        const __m256 fi = _mm256_cvtepi32_ps(sum8x8(wi)), fs = _mm256_cvtepi32_ps(sum8x8(ws));
-        const __m256 vd = _mm256_setr_ps(dl[0], dl[1], dl[2], dl[3], dl[4], dl[5], dl[6], dl[7]);
-        const __m256 vdm = _mm256_setr_ps(dml[0], dml[1], dml[2], dml[3], dml[4], dml[5], dml[6], dml[7]);
-        m = _mm256_add_ps(m, _mm256_sub_ps(_mm256_mul_ps(vd, fi), _mm256_mul_ps(vdm, fs)));
+        if (q2) {
+            const __m256 fi = _mm256_cvtepi32_ps(sum8x8(wi)), fs = _mm256_cvtepi32_ps(sum8x8(ws));
+            const __m256 vd = _mm256_setr_ps(dl[0], dl[1], dl[2], dl[3], dl[4], dl[5], dl[6], dl[7]);
+            const __m256 vdm = _mm256_setr_ps(dml[0], dml[1], dml[2], dml[3], dml[4], dml[5], dml[6], dml[7]);
+            m = _mm256_add_ps(m, _mm256_sub_ps(_mm256_mul_ps(vd, fi), _mm256_mul_ps(vdm, fs)));
+            continue;
+        }
+        const __m512i corr = _mm512_castsi256_si512(_mm256_mullo_epi32(sum8x8(ws), _mm256_set1_epi32(-4)));
+#pragma GCC unroll 8
+        for (int k = 0; k < R * T; k++) {
+            /* lane 0: pair k's correction, the others 0 */
+            const __m512i is = _mm512_add_epi32(isum[k], _mm512_maskz_permutexvar_epi32(1, _mm512_set1_epi32(k), corr));
+            acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_set1_ps(d[k / T] * xd[k % T]), acc[k]);
+        }
     }
     float out[8];
     _mm256_storeu_ps(out, m);
 #pragma GCC unroll 8
-    for (int k = 0; k < R * T; k++) a->y[(size_t)(k % T) * (size_t)ldy + k / T] = out[k];
+    for (int k = 0; k < R * T; k++)
+        a->y[(size_t)(k % T) * (size_t)ldy + k / T] = q2 ? out[k] : _mm512_reduce_add_ps(acc[k]) + 0.0f;
 }
 
 /* ==== float weights ==== */
@@ -553,8 +577,8 @@ QC_MM_KERNEL(mm_q5_0, tile_quant, 2, QC_ACT_Q8, RB, RT, TT, RT, PACK_PAIRS(pack_
 QC_MM_KERNEL(mm_f32, tile_float, QC_DTYPE_F32, QC_ACT_F32, RB, RT, TT, DEC_R, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_f16, tile_float, QC_DTYPE_F16, QC_ACT_F32, RB, RT, TT, DEC_R, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_bf16, tile_float, QC_DTYPE_BF16, QC_ACT_F32, RB, RT, TT, DEC_R, QC_MM_NO_PACK);
-QC_MM_KERNEL(mm_q2_K, tile_q2k, QC_DTYPE_Q2_K, QC_ACT_Q8_K, RB, KR, KT, Q2R1, QC_MM_NO_PACK);
-QC_MM_KERNEL(mm_q3_K, tile_kq, QC_DTYPE_Q3_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q2_K, tile_k8, QC_DTYPE_Q2_K, QC_ACT_Q8_K, RB, KR, KT, K8R1, QC_MM_NO_PACK);
+QC_MM_KERNEL(mm_q3_K, tile_k8, QC_DTYPE_Q3_K, QC_ACT_Q8_K, RB, KR, KT, K8R1, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_q4_K, tile_kq, QC_DTYPE_Q4_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_q5_K, tile_kq, QC_DTYPE_Q5_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
 QC_MM_KERNEL(mm_q6_K, tile_kq, QC_DTYPE_Q6_K, QC_ACT_Q8_K, RB, KR, KT, KR, QC_MM_NO_PACK);
