@@ -16,8 +16,8 @@
 # passed to qcare, and QCARE_CPU (qcare's kernel level, e.g. avx512 for
 # VNNI without AMX on an AMX machine) reaches qcare bench and qcare serve
 # through the environment. QC_VS_FILES (default: the five below,
-# preset:type) picks the files; QC_VS_SERVE=0 skips the serving part. Needs ~4 GB in
-# build/bench and 15-30 minutes.
+# preset:type) picks the files; QC_VS_SERVE=0 skips the serving part.
+# Needs ~4 GB in build/bench and 15-30 minutes.
 set -eu
 cd "$(dirname "$0")/.."
 L=${1:?usage: bench/vs-llamacpp.sh LLAMA_BIN_DIR [THREADS] [REPS]}

@@ -43,10 +43,6 @@ static int bit_exact_quant(int l) { return l >= QC_CPU_NEON; }
 
 /* ==== SwiGLU ==== */
 
-/* Every level's swiglu against qc_silu(g) * u, bit for bit (random values
- * over many exponents, both signs, zeros, infinities, NaN, values past
- * qc_exp_neg's range; lengths off the vector widths; out = g in place),
- * and qc_silu itself against silu in double precision. */
 /* a[0, n) equal b's bit for bit, NaN equal to any NaN: which operand's NaN
  * an operation returns (its sign) is the compiler's order of a commutative
  * product, which differs between -O1 and -O2. */
@@ -56,6 +52,10 @@ static int same_floats(const float *a, const float *b, int64_t n) {
     return 1;
 }
 
+/* Every level's swiglu against qc_silu(g) * u, bit for bit (random values
+ * over many exponents, both signs, zeros, infinities, NaN, values past
+ * qc_exp_neg's range; lengths off the vector widths; out = g in place),
+ * and qc_silu itself against silu in double precision. */
 static void test_swiglu(void) {
     enum { N = 4096 + 13 };
     float *g = malloc(sizeof(float) * N), *u = malloc(sizeof(float) * N), *want = malloc(sizeof(float) * N),
