@@ -273,17 +273,17 @@ ALWAYS_INLINE __m512i sub16_index(const int n, const int h) {
         _mm256_set_m128i(_mm_set1_epi16((short)(s0 + 3)), _mm_set1_epi16((short)(s0 + 2))), 1);
 }
 
-/* One R x T tile of K-quant weights over a->k super-blocks: the exact
- * integer sums of kernels_avx2.c's tile_kq (the same corrections: Q3_K's
- * and Q6_K's excess, the mins of Q2_K/Q4_K/Q5_K apart), 16 lanes wide, then
- * its F32 steps (Q2_K: the scalar's, one integer per super-block). */
+/* One R x T tile of Q4_K, Q5_K or Q6_K weights over a->k super-blocks
+ * (Q2_K and Q3_K: tile_k8 below): the exact integer sums of
+ * kernels_avx2.c's tile_kq (the same corrections: Q6_K's excess, the mins
+ * of Q4_K/Q5_K apart), 16 lanes wide, then its F32 steps. */
 ALWAYS_INLINE void tile_kq(const qc_dtype_t kt, const int R, const int T, const qc_mm_tile_t *a) {
     const unsigned char *w0 = a->w, *x0 = a->x;
     const size_t row_bytes = a->w_stride, x_stride = a->x_stride;
     const int64_t nb = a->k, ldy = a->ldy;
     const int pf = a->prefetch;
     const size_t bb = qc_kquant_block_bytes(kt);
-    const int sub16 = kt == QC_DTYPE_Q2_K || kt == QC_DTYPE_Q3_K || kt == QC_DTYPE_Q6_K;
+    const int sub16 = kt == QC_DTYPE_Q6_K;
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     __m512 acc[KR][KT];
     float m[KR][KT];
@@ -321,10 +321,7 @@ ALWAYS_INLINE void tile_kq(const qc_dtype_t kt, const int R, const int T, const 
                             else isum[t] = _mm512_dpwssd_epi32(isum[t], _mm512_maddubs_epi16(q, xv), vs);
                         }
                     }
-                d = qc_f16_to_f32(qc_load_u16(kt == QC_DTYPE_Q2_K   ? ((const qc_block_q2_K *)p)->d
-                                              : kt == QC_DTYPE_Q3_K ? ((const qc_block_q3_K *)p)->d
-                                                                    : ((const qc_block_q6_K *)p)->d));
-                if (kt == QC_DTYPE_Q2_K) dmin = qc_f16_to_f32(qc_load_u16(((const qc_block_q2_K *)p)->dmin));
+                d = qc_f16_to_f32(qc_load_u16(((const qc_block_q6_K *)p)->d));
             } else {
                 /* Q4_K / Q5_K: d, dmin, scales at the same offsets; sub-blocks
                  * 2j (low nibbles) and 2j + 1 (high) share qs[32j .. 32j + 32) */
@@ -370,14 +367,9 @@ ALWAYS_INLINE void tile_kq(const qc_dtype_t kt, const int R, const int T, const 
                 const qc_block_q8_K *xb = (const qc_block_q8_K *)(x0 + (size_t)t * x_stride) + b;
                 const __m256i bs = _mm256_loadu_si256((const __m256i *)xb->bsums);
                 isum[t] = _mm512_add_epi32(isum[t], isum2[t]);
-                if (kt == QC_DTYPE_Q2_K) {
-                    const int32_t summs = kq_hsum_i32(_mm256_madd_epi16(bs, mn16));
-                    m[r][t] += (xb->d * d) * (float)_mm512_reduce_add_epi32(isum[t]) - (xb->d * dmin) * (float)summs;
-                    continue;
-                }
                 __m512i is = isum[t];
                 if (sub16) {
-                    const int32_t corr = kq_hsum_i32(_mm256_madd_epi16(bs, sc16)) * (kt == QC_DTYPE_Q3_K ? -4 : -32);
+                    const int32_t corr = kq_hsum_i32(_mm256_madd_epi16(bs, sc16)) * -32;
                     is = _mm512_add_epi32(is, _mm512_zextsi128_si512(_mm_cvtsi32_si128(corr)));
                 } else {
                     m[r][t] -= (dmin * xb->d) * (float)kq_hsum_i32(_mm256_madd_epi16(bs, mn16));
